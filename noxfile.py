@@ -1,0 +1,74 @@
+"""The one entry point for every build, test, codegen and docs job.
+
+Run ``bash scripts/test.sh`` for the whole suite from a fresh clone, or a single
+session with ``nox -s <name>``; arguments after ``--`` go to the tool the session
+runs (``nox -s tests-server -- -k bundle``). Every Python dependency is installed
+with ``-c constraints.txt``, so versions are pinned in one place.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+CONSTRAINTS = str(ROOT / "constraints.txt")
+PYTHON = "3.11"
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.error_on_missing_interpreters = True
+# `nox` with no -s runs the whole suite except the codegen writer (the drift
+# check `nox -s codegen -- --check` runs first in scripts/test.sh).
+nox.options.sessions = ["lint", "tests-codegen", "tests-server"]
+
+TEST_TOOLS = ("pytest", "pytest-asyncio", "pytest-timeout")
+
+
+def install(session: nox.Session, *requirements: str) -> None:
+    """Install requirements pinned by constraints.txt (the one shared helper)."""
+    session.install("-c", CONSTRAINTS, *requirements)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff check, ruff format --check and mypy --strict on all Python code."""
+    install(
+        session,
+        "ruff",
+        "mypy",
+        "types-protobuf",
+        "types-requests",
+        "types-PyYAML",
+        *TEST_TOOLS,
+        "-e",
+        "codegen",
+        "-e",
+        "server",
+        "-e",
+        "sdk-python",
+    )
+    session.run("ruff", "check", ".", *session.posargs)
+    session.run("ruff", "format", "--check", ".")
+    session.run("mypy", "codegen/src", "server/src", "sdk-python/src")
+
+
+@nox.session(python=PYTHON)
+def codegen(session: nox.Session) -> None:
+    """Regenerate every generated file; `-- --check` fails on any drift instead."""
+    install(session, "ruff", "-e", "codegen")
+    session.run("python", "-m", "secinfra_codegen", "--root", str(ROOT), *session.posargs)
+
+
+@nox.session(name="tests-codegen", python=PYTHON)
+def tests_codegen(session: nox.Session) -> None:
+    """Generator tests: model building, kitchen-sink goldens, OpenAPI validity."""
+    install(session, *TEST_TOOLS, "ruff", "mypy", "openapi-spec-validator", "-e", "codegen")
+    session.run("pytest", "codegen/tests", *session.posargs)
+
+
+@nox.session(name="tests-server", python=PYTHON)
+def tests_server(session: nox.Session) -> None:
+    """Reference server tests against real TLS on loopback and real SQLite files."""
+    install(session, *TEST_TOOLS, "spiffe", "-e", "server")
+    session.run("pytest", "server/tests", *session.posargs)
