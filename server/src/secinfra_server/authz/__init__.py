@@ -1,0 +1,118 @@
+"""The authorization engine: Zanzibar / OpenFGA relationship semantics.
+
+Pure and synchronous: no HTTP, no SQL. Tuples are read through the small
+:class:`TupleReader` protocol; :class:`InMemoryTupleStore` implements it.
+
+>>> model = parse_dsl('''
+... model
+...   schema 1.1
+... type user
+... type document
+...   relations
+...     define viewer: [user]
+... ''')
+>>> store = InMemoryTupleStore([TupleKey("user:anne", "viewer", "document:1")])
+>>> check(model, store, TupleKey("user:anne", "viewer", "document:1"))
+True
+>>> list_objects(model, store, "document", "viewer", "user:anne")
+['document:1']
+"""
+
+from ._check import (
+    MAX_BATCH_CHECK,
+    MAX_CORRELATION_ID_LENGTH,
+    MAX_DEPTH,
+    BatchCheckItem,
+    BatchCheckResult,
+    batch_check,
+    check,
+)
+from ._dsl import parse_dsl
+from ._errors import (
+    FAILED_PRECONDITION,
+    INVALID_ARGUMENT,
+    AuthzError,
+    ModelError,
+    RequestError,
+    ResolutionTooComplex,
+    TupleError,
+)
+from ._expand import (
+    ComputedLeaf,
+    DifferenceNode,
+    IntersectionNode,
+    TupleToUsersetLeaf,
+    UnionNode,
+    UsersetTree,
+    UsersetTreeNode,
+    UsersLeaf,
+    expand,
+)
+from ._list_objects import DEFAULT_MAX_RESULTS, list_objects
+from ._model import (
+    SCHEMA_VERSION,
+    AuthorizationModel,
+    ComputedUserset,
+    Difference,
+    Intersection,
+    Relation,
+    RelationReference,
+    Rewrite,
+    This,
+    TupleToUserset,
+    TypeDefinition,
+    Union,
+    parse_model,
+)
+from ._store import InMemoryTupleStore, TupleReader
+from ._tuples import ObjectRef, TupleKey, UserRef, parse_object, parse_user, validate_tuple
+
+__all__ = [
+    "DEFAULT_MAX_RESULTS",
+    "FAILED_PRECONDITION",
+    "INVALID_ARGUMENT",
+    "MAX_BATCH_CHECK",
+    "MAX_CORRELATION_ID_LENGTH",
+    "MAX_DEPTH",
+    "SCHEMA_VERSION",
+    "AuthorizationModel",
+    "AuthzError",
+    "BatchCheckItem",
+    "BatchCheckResult",
+    "ComputedLeaf",
+    "ComputedUserset",
+    "Difference",
+    "DifferenceNode",
+    "InMemoryTupleStore",
+    "Intersection",
+    "IntersectionNode",
+    "ModelError",
+    "ObjectRef",
+    "Relation",
+    "RelationReference",
+    "RequestError",
+    "ResolutionTooComplex",
+    "Rewrite",
+    "This",
+    "TupleError",
+    "TupleKey",
+    "TupleReader",
+    "TupleToUserset",
+    "TupleToUsersetLeaf",
+    "TypeDefinition",
+    "Union",
+    "UnionNode",
+    "UserRef",
+    "UsersLeaf",
+    "UsersetTree",
+    "UsersetTreeNode",
+    "batch_check",
+    "check",
+    "expand",
+    "list_objects",
+    "parse_dsl",
+    "parse_model",
+    "parse_object",
+    "parse_user",
+    "validate_tuple",
+]
