@@ -1,0 +1,121 @@
+"""Errors raised while verifying an attestation (join token or JWT).
+
+Every error carries a ``code`` and a message starting ``secinfra: attest:``.
+Messages never contain the token, its secret, or claim values taken from it::
+
+    AttestationError
+    ├── InvalidArgument                 code invalid_argument
+    │   ├── MalformedJoinToken
+    │   ├── MalformedJWT
+    │   └── InvalidAttestorConfig       (operator configuration, at startup)
+    └── AttestationRejected             code unauthenticated
+        ├── UnknownJoinToken
+        ├── JoinTokenMismatch
+        ├── JoinTokenExpired
+        ├── JoinTokenUsed
+        ├── DisallowedAlgorithm
+        ├── UnknownKeyId
+        ├── BadSignature
+        ├── WrongIssuer
+        ├── WrongAudience
+        ├── TokenExpired
+        ├── TokenNotYetValid
+        ├── MissingClaim
+        └── InvalidClaim
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+ErrorCode = Literal[
+    "invalid_argument", "unauthenticated", "permission_denied", "failed_precondition"
+]
+
+_PREFIX = "secinfra: attest: "
+
+
+class AttestationError(Exception):
+    """Base of every attestation error; ``code`` says which API status it maps to."""
+
+    code: ClassVar[ErrorCode] = "unauthenticated"
+
+    def __init__(self, message: str) -> None:
+        self.message = _PREFIX + message
+        super().__init__(self.message)
+
+
+class InvalidArgument(AttestationError):
+    """Malformed input: a credential not even shaped like one, or bad parameters."""
+
+    code = "invalid_argument"
+
+
+class MalformedJoinToken(InvalidArgument):
+    """Not ``sjt_<id>.<secret>``."""
+
+
+class MalformedJWT(InvalidArgument):
+    """Not a decodable compact JWS."""
+
+
+class InvalidAttestorConfig(InvalidArgument):
+    """The JWT attestor configuration is unusable (checked at startup)."""
+
+
+class AttestationRejected(AttestationError):
+    """A well-formed credential that does not authenticate."""
+
+    code = "unauthenticated"
+
+
+class UnknownJoinToken(AttestationRejected):
+    """No join token with that id exists."""
+
+
+class JoinTokenMismatch(AttestationRejected):
+    """The join token's secret does not match the stored hash."""
+
+
+class JoinTokenExpired(AttestationRejected):
+    """The join token is past its expiry."""
+
+
+class JoinTokenUsed(AttestationRejected):
+    """The join token was already used (join tokens are single use)."""
+
+
+class DisallowedAlgorithm(AttestationRejected):
+    """The JWT's ``alg`` is not allowed (``none`` and HS* never are)."""
+
+
+class UnknownKeyId(AttestationRejected):
+    """The JWT's ``kid`` is missing or not in the configured JWKS."""
+
+
+class BadSignature(AttestationRejected):
+    """The JWT's signature does not verify."""
+
+
+class WrongIssuer(AttestationRejected):
+    """The JWT's ``iss`` is not the configured issuer."""
+
+
+class WrongAudience(AttestationRejected):
+    """The JWT's ``aud`` holds none of the configured audiences."""
+
+
+class TokenExpired(AttestationRejected):
+    """The JWT's ``exp`` has passed (beyond leeway)."""
+
+
+class TokenNotYetValid(AttestationRejected):
+    """The JWT's ``nbf`` or ``iat`` is in the future (beyond leeway)."""
+
+
+class MissingClaim(AttestationRejected):
+    """A required claim is absent."""
+
+
+class InvalidClaim(AttestationRejected):
+    """A claim has the wrong type or value (e.g. ``sub`` does not match the SA)."""

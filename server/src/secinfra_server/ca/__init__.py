@@ -1,0 +1,143 @@
+"""The certificate authority: SPIFFE IDs, CA keys, X509-SVID signing and
+verification, the trust bundle, CRLs and CA rotation.
+
+Pure and synchronous: no I/O, no storage, and no implicit clock (every function
+that needs the time takes ``now``). Errors are :class:`CAError` subclasses with a
+``code`` (see ``_errors`` for the tree).
+"""
+
+from ._authority import (
+    BACKDATE,
+    DEFAULT_CA_VALIDITY,
+    SUBJECT_ORGANIZATION,
+    CAState,
+    CertificateAuthority,
+    create_root_ca,
+)
+from ._bundle import (
+    DEFAULT_REFRESH_HINT,
+    RenderedBundle,
+    bundle_etag,
+    parse_bundle,
+    render_bundle,
+)
+from ._crl import DEFAULT_CRL_VALIDITY, RevokedSerial, build_crl
+from ._csr import MAX_CSR_BYTES, MIN_RSA_BITS, load_csr
+from ._errors import (
+    CAError,
+    CAUnavailable,
+    CertificateExpired,
+    CertificateNotYetValid,
+    CertificateRejected,
+    CertificateRevoked,
+    CSRRequestsExtensions,
+    CSRSignatureInvalid,
+    ErrorCode,
+    FailedPrecondition,
+    InvalidArgument,
+    InvalidBundle,
+    InvalidCSR,
+    InvalidKey,
+    InvalidSpiffeId,
+    InvalidTransition,
+    MalformedCSR,
+    NotAnSvid,
+    RetirementNotSafe,
+    UnsupportedKeyType,
+    UntrustedCertificate,
+    WeakSignatureAlgorithm,
+)
+from ._issue import (
+    DEFAULT_SVID_TTL,
+    SERVER_SPIFFE_PATH,
+    build_csr,
+    sign_server_svid,
+    sign_svid,
+)
+from ._keys import (
+    DEFAULT_KEY_ALGORITHM,
+    KeyAlgorithm,
+    generate_private_key,
+    private_key_from_pkcs8_der,
+    private_key_to_pkcs8_der,
+)
+from ._rotation import (
+    RotationAction,
+    RotationPolicy,
+    RotationStep,
+    activate_ca,
+    active_authority,
+    plan_automatic_rotation,
+    prepare_ca,
+    retire_ca,
+    trusted_authorities,
+)
+from ._spiffeid import SpiffeId, validate_trust_domain
+from ._verify import RevocationList, SvidVerifier, svid_spiffe_id, verify_svid_chain
+
+__all__ = [
+    "BACKDATE",
+    "DEFAULT_CA_VALIDITY",
+    "DEFAULT_CRL_VALIDITY",
+    "DEFAULT_KEY_ALGORITHM",
+    "DEFAULT_REFRESH_HINT",
+    "DEFAULT_SVID_TTL",
+    "MAX_CSR_BYTES",
+    "MIN_RSA_BITS",
+    "SERVER_SPIFFE_PATH",
+    "SUBJECT_ORGANIZATION",
+    "CAError",
+    "CAState",
+    "CAUnavailable",
+    "CSRRequestsExtensions",
+    "CSRSignatureInvalid",
+    "CertificateAuthority",
+    "CertificateExpired",
+    "CertificateNotYetValid",
+    "CertificateRejected",
+    "CertificateRevoked",
+    "ErrorCode",
+    "FailedPrecondition",
+    "InvalidArgument",
+    "InvalidBundle",
+    "InvalidCSR",
+    "InvalidKey",
+    "InvalidSpiffeId",
+    "InvalidTransition",
+    "KeyAlgorithm",
+    "MalformedCSR",
+    "NotAnSvid",
+    "RenderedBundle",
+    "RetirementNotSafe",
+    "RevocationList",
+    "RevokedSerial",
+    "RotationAction",
+    "RotationPolicy",
+    "RotationStep",
+    "SpiffeId",
+    "SvidVerifier",
+    "UnsupportedKeyType",
+    "UntrustedCertificate",
+    "WeakSignatureAlgorithm",
+    "activate_ca",
+    "active_authority",
+    "build_crl",
+    "build_csr",
+    "bundle_etag",
+    "create_root_ca",
+    "generate_private_key",
+    "load_csr",
+    "parse_bundle",
+    "plan_automatic_rotation",
+    "prepare_ca",
+    "private_key_from_pkcs8_der",
+    "private_key_to_pkcs8_der",
+    "render_bundle",
+    "retire_ca",
+    "sign_server_svid",
+    "sign_svid",
+    "svid_spiffe_id",
+    "trusted_authorities",
+    "validate_trust_domain",
+    "verify_svid_chain",
+]
