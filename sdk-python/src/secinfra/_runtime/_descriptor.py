@@ -1,0 +1,122 @@
+"""What the runtime knows about one RPC, and the interface it offers clients.
+
+`MethodDescriptor` mirrors the ``secinfra.v1.rpc`` option of api/secinfra/v1/
+options.proto; the generator writes one per RPC beside each service client.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any, Protocol, Self, TypeVar
+
+
+class Idempotency(enum.StrEnum):
+    """How safely a call may be repeated (options.proto ``Idempotency``)."""
+
+    READ_ONLY = "read_only"
+    """The call only reads; it never changes server state."""
+    IDEMPOTENT = "idempotent"
+    """Repeating the call has the same effect as making it once."""
+    NON_IDEMPOTENT = "non_idempotent"
+    """Each call changes state; retried after sending only with an Idempotency-Key."""
+
+
+class Auth(enum.StrEnum):
+    """How the caller proves who it is (options.proto ``Auth``)."""
+
+    MTLS = "mtls"
+    """A valid client X509-SVID, re-checked on every request."""
+    NONE = "none"
+    """No client certificate needed (enrolment, trust bundle, CRL)."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CachePolicy:
+    """Whether and how responses of a read RPC may be cached.
+
+    Lifetimes come from each response's Cache-Control header, never from here.
+    """
+
+    cacheable: bool
+    resource: str
+    """The resource family of the entries ("secret", "authz", "bundle")."""
+    key_field: str
+    """The request field identifying one resource; "" for the whole family."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Invalidation:
+    """Which cached entries a successful write makes stale in the writing client."""
+
+    resource: str
+    key_field: str
+    """The request field naming the resource written; "" invalidates the family."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class MethodDescriptor:
+    """One RPC: its HTTP binding and behaviour. Field names are JSON names."""
+
+    service: str
+    """Full proto name of the service, e.g. "secinfra.v1.SecretsService"."""
+    name: str
+    """The RPC name, e.g. "GetSecret"."""
+    http_method: str
+    path: str
+    """Path template: ``{field}`` is one segment, ``{field=**}`` may contain '/'."""
+    path_params: tuple[str, ...]
+    query_params: tuple[str, ...]
+    """Request fields sent in the query string (GET and DELETE)."""
+    body_fields: tuple[str, ...]
+    """Request fields sent in the JSON body (other methods)."""
+    idempotency: Idempotency
+    auth: Auth
+    cache: CachePolicy | None
+    invalidates: Invalidation | None
+    admin: bool
+    """The caller needs the admin relation on the system object."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CallOptions:
+    """Per-call settings laid over the client's defaults; None keeps the default."""
+
+    deadline: float | None = None
+    """Seconds for the whole call, all attempts included."""
+    attempt_timeout: float | None = None
+    """Seconds for one attempt."""
+    max_attempts: int | None = None
+    """Attempts in all (1 means no retries)."""
+    idempotency_key: str | None = None
+    """Use this Idempotency-Key instead of a fresh UUIDv4."""
+    use_cache: bool | None = None
+    """False bypasses the response cache for this call."""
+
+
+class RequestMessage(Protocol):
+    """A generated request model."""
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
+class ResponseMessage(Protocol):
+    """A generated response model."""
+
+    @classmethod
+    def from_json(cls, data: Any, *, strict: bool = ..., path: str = ...) -> Self: ...
+
+
+R = TypeVar("R", bound=ResponseMessage)
+
+
+class Transport(Protocol):
+    """Sends one RPC: encode, send with retries and caching, decode the response."""
+
+    def call(
+        self,
+        method: MethodDescriptor,
+        request: RequestMessage,
+        response_type: type[R],
+        options: CallOptions | None,
+    ) -> R: ...
