@@ -1,0 +1,400 @@
+"""The CA at run time: state loaded from storage, kept hot in memory.
+
+Holds the decrypted CAs, and caches everything derived from them that the hot
+paths need: the rendered trust bundle (body + ETag), the SVID verifier, and the
+revocation deny-list. Each is rebuilt only when its source changes, so a
+request pays for one dictionary lookup and a few comparisons, never for
+parsing CA certificates or reading the database.
+
+One server process owns its SQLite file; every change goes through this object,
+so the in-memory state is the database's state. (A PostgreSQL deployment with
+several replicas reloads on a change notification: see docs/operations.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Final
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from . import ca
+from ._clock import Clock
+from ._http import Peer
+from ._metrics import Metrics
+from .config import ServerConfig
+from .crypto import Keyring, SealedBox, aad_for_ca_key, open_, seal
+from .errors import ApiError
+from .storage import IssuedCertificate, Storage, StoredCa, StoredRevocation
+
+log = logging.getLogger("secinfra.ca")
+
+#: Parsed client certificates kept, keyed by DER bytes (parsing is the costly part).
+PEER_CACHE_SIZE: Final = 4096
+SERVER_KEY_CURVE: Final = ec.SECP256R1()
+
+TrustListener = Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ServerIdentity:
+    """The server's serving certificate and key (the key lives in memory only)."""
+
+    chain_pem: bytes
+    key_pem: bytes
+    not_before: datetime
+    not_after: datetime
+
+
+@functools.lru_cache(maxsize=PEER_CACHE_SIZE)
+def _parse_der(der: bytes) -> x509.Certificate:
+    return x509.load_der_x509_certificate(der)
+
+
+def _pem(cert: x509.Certificate) -> str:
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+class Authority:
+    """The server's CA: signing, rotation, the bundle, revocation, peer checks."""
+
+    def __init__(
+        self,
+        *,
+        config: ServerConfig,
+        storage: Storage,
+        keyring: Keyring,
+        clock: Clock,
+        metrics: Metrics,
+    ) -> None:
+        self._config = config
+        self._storage = storage
+        self._keyring = keyring
+        self._clock = clock
+        self._metrics = metrics
+        self._lock = asyncio.Lock()
+        self._cas: tuple[ca.CertificateAuthority, ...] = ()
+        self._leaves_expire_by: dict[str, datetime] = {}
+        self._sequence = 0
+        self._bundle: ca.RenderedBundle | None = None
+        self._trusted_pem = ""
+        self._verifier: ca.SvidVerifier | None = None
+        self._revocations = ca.RevocationList()
+        self._revocation_rows: list[StoredRevocation] = []
+        self._listeners: list[TrustListener] = []
+        self._crl_number = 0
+
+    # -- loading -------------------------------------------------------------------
+    async def load(self) -> None:
+        """Read CAs and the deny-list from storage; create the first CA if none."""
+        stored = await self._storage.list_cas()
+        if not stored:
+            now = self._clock.now()
+            first = ca.create_root_ca(
+                self._config.trust_domain,
+                now=now,
+                validity=timedelta(days=self._config.ca_ttl_days),
+                state=ca.CAState.ACTIVE,
+            )
+            first = ca.CertificateAuthority(
+                id=first.id,
+                certificate=first.certificate,
+                private_key=first.private_key,
+                state=ca.CAState.ACTIVE,
+                prepared_at=now,
+                activated_at=now,
+            )
+            await self._storage.save_cas([self._to_stored(first)], bump_bundle=False)
+            stored = await self._storage.list_cas()
+            log.info("created the first CA", extra={"fields": {"ca_id": first.id}})
+        self._cas = tuple(self._from_stored(row) for row in stored)
+        self._leaves_expire_by = {
+            row.id: row.leaves_expire_by for row in stored if row.leaves_expire_by is not None
+        }
+        self._sequence = await self._storage.bundle_sequence()
+        self._revocation_rows = await self._storage.list_revocations()
+        self._rebuild_trust()
+        self._rebuild_revocations()
+
+    def _to_stored(self, authority: ca.CertificateAuthority) -> StoredCa:
+        box = seal(self._keyring, authority.private_key_pkcs8_der(), aad_for_ca_key(authority.id))
+        return StoredCa(
+            id=authority.id,
+            state=str(authority.state),
+            cert_pem=_pem(authority.certificate),
+            key_kek_id=box.kek_id,
+            key_wrapped=box.wrapped_key,
+            key_ciphertext=box.ciphertext,
+            not_before=authority.not_before,
+            not_after=authority.not_after,
+            prepared_at=authority.prepared_at,
+            activated_at=authority.activated_at,
+            retiring_at=authority.retiring_at,
+            retired_at=authority.retired_at,
+        )
+
+    def _from_stored(self, row: StoredCa) -> ca.CertificateAuthority:
+        box = SealedBox(
+            kek_id=row.key_kek_id, wrapped_key=row.key_wrapped, ciphertext=row.key_ciphertext
+        )
+        key_der = open_(self._keyring, box, aad_for_ca_key(row.id))
+        cert = x509.load_pem_x509_certificate(row.cert_pem.encode())
+        return ca.CertificateAuthority.restore(
+            id=row.id,
+            certificate_der=cert.public_bytes(serialization.Encoding.DER),
+            private_key_pkcs8_der=key_der,
+            state=row.state,
+            prepared_at=row.prepared_at,
+            activated_at=row.activated_at,
+            retiring_at=row.retiring_at,
+            retired_at=row.retired_at,
+        )
+
+    def _rebuild_trust(self) -> None:
+        trusted = ca.trusted_authorities(self._cas)
+        self._bundle = ca.render_bundle(
+            trusted,
+            sequence=self._sequence,
+            refresh_hint=timedelta(seconds=self._config.bundle_refresh_hint_seconds),
+        )
+        self._trusted_pem = "".join(_pem(authority.certificate) for authority in trusted)
+        self._verifier = ca.SvidVerifier(authority.certificate for authority in trusted)
+        self._metrics.ca_state.clear()
+        for authority in self._cas:
+            self._metrics.ca_state.labels(authority.id, str(authority.state)).set(1)
+            self._metrics.ca_not_after.labels(authority.id).set(authority.not_after.timestamp())
+        self._metrics.bundle_sequence.set(self._sequence)
+
+    def _rebuild_revocations(self) -> None:
+        self._revocations = ca.RevocationList.of(
+            serials=(int(row.serial, 16) for row in self._revocation_rows if row.serial),
+            spiffe_ids=(row.spiffe_id for row in self._revocation_rows if row.spiffe_id),
+        )
+
+    def on_trust_change(self, listener: TrustListener) -> None:
+        """Call ``listener`` after every change of the CA set (e.g. to reload TLS)."""
+        self._listeners.append(listener)
+
+    # -- read-only views -------------------------------------------------------------
+    @property
+    def authorities(self) -> tuple[ca.CertificateAuthority, ...]:
+        """Every CA, newest first."""
+        return self._cas
+
+    @property
+    def bundle(self) -> ca.RenderedBundle:
+        """The rendered trust bundle (body, ETag, sequence)."""
+        assert self._bundle is not None, "load() first"
+        return self._bundle
+
+    @property
+    def trusted_pem(self) -> str:
+        """PEM of every CA in the bundle, for the TLS trust store."""
+        return self._trusted_pem
+
+    @property
+    def sequence(self) -> int:
+        """The bundle sequence number."""
+        return self._sequence
+
+    def leaves_expire_by(self, ca_id: str) -> datetime | None:
+        """Latest expiry of any certificate ``ca_id`` signed."""
+        return self._leaves_expire_by.get(ca_id)
+
+    @property
+    def revocations(self) -> list[StoredRevocation]:
+        """The deny-list, oldest first."""
+        return list(self._revocation_rows)
+
+    # -- the per-request check ----------------------------------------------------
+    def verify_peer(self, der: bytes | None) -> Peer:
+        """Verify a request's client certificate now; raise ApiError(unauthenticated)."""
+        if der is None:
+            raise ApiError(
+                "unauthenticated",
+                "secinfra: auth: this call needs a client certificate (mTLS); enrol first",
+            )
+        if self._verifier is None:
+            raise ApiError("unavailable", "secinfra: auth: the CA is not loaded yet")
+        try:
+            cert = _parse_der(der)
+            spiffe_id = self._verifier.verify(
+                cert, now=self._clock.now(), revoked=self._revocations
+            )
+        except ca.CAError as exc:
+            raise ApiError("unauthenticated", f"secinfra: auth: {exc}") from exc
+        except ValueError as exc:
+            raise ApiError(
+                "unauthenticated", "secinfra: auth: client certificate cannot be parsed"
+            ) from exc
+        return Peer(
+            spiffe_id=str(spiffe_id),
+            serial=f"{cert.serial_number:x}",
+            not_after=cert.not_valid_after_utc,
+        )
+
+    def is_revoked_id(self, spiffe_id: str) -> bool:
+        """Whether a SPIFFE ID is on the deny-list."""
+        return any(str(item) == spiffe_id for item in self._revocations.spiffe_ids)
+
+    # -- signing -------------------------------------------------------------------
+    async def sign(self, csr_pem: str, spiffe_id: str, *, kind: str) -> x509.Certificate:
+        """Sign a workload SVID with the active CA and record it."""
+        now = self._clock.now()
+        active = ca.active_authority(self._cas)
+        ttl = timedelta(seconds=self._config.leaf_ttl_seconds)
+        cert = await asyncio.to_thread(ca.sign_svid, active, csr_pem, spiffe_id, ttl=ttl, now=now)
+        await self._record(cert, active.id, spiffe_id, now)
+        self._metrics.certificates.labels(kind).inc()
+        return cert
+
+    async def _record(
+        self, cert: x509.Certificate, ca_id: str, spiffe_id: str, now: datetime
+    ) -> None:
+        await self._storage.record_issued(
+            IssuedCertificate(
+                serial=f"{cert.serial_number:x}",
+                spiffe_id=spiffe_id,
+                ca_id=ca_id,
+                not_after=cert.not_valid_after_utc,
+                issued_at=now,
+            )
+        )
+        previous = self._leaves_expire_by.get(ca_id)
+        if previous is None or cert.not_valid_after_utc > previous:
+            self._leaves_expire_by[ca_id] = cert.not_valid_after_utc
+
+    async def server_identity(self) -> ServerIdentity:
+        """A fresh serving SVID for this server: new key, signed by the active CA."""
+        now = self._clock.now()
+        active = ca.active_authority(self._cas)
+        key = ec.generate_private_key(SERVER_KEY_CURVE)
+        csr = ca.build_csr(key)
+        ips = ["127.0.0.1", "::1"]
+        if self._config.host not in ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::"):  # noqa: S104
+            ips.append(self._config.host)
+        cert = ca.sign_server_svid(
+            active,
+            csr,
+            dns_names=self._config.dns_names,
+            ip_addresses=ips,
+            ttl=timedelta(seconds=self._config.server_cert_ttl_seconds),
+            now=now,
+        )
+        spiffe_id = f"spiffe://{self._config.trust_domain}{ca.SERVER_SPIFFE_PATH}"
+        await self._record(cert, active.id, spiffe_id, now)
+        self._metrics.certificates.labels("server").inc()
+        return ServerIdentity(
+            chain_pem=cert.public_bytes(serialization.Encoding.PEM),
+            key_pem=key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            ),
+            not_before=cert.not_valid_before_utc,
+            not_after=cert.not_valid_after_utc,
+        )
+
+    # -- rotation ------------------------------------------------------------------
+    async def _apply(self, updated: tuple[ca.CertificateAuthority, ...]) -> None:
+        before = {authority.id: authority for authority in self._cas}
+        changed = [a for a in updated if before.get(a.id) != a]
+        bundle_changed = {a.id for a in ca.trusted_authorities(updated)} != {
+            a.id for a in ca.trusted_authorities(self._cas)
+        }
+        self._sequence = await self._storage.save_cas(
+            [self._to_stored(a) for a in changed], bump_bundle=bundle_changed
+        )
+        self._cas = tuple(sorted(updated, key=lambda a: a.prepared_at, reverse=True))
+        self._rebuild_trust()
+        for listener in self._listeners:
+            await listener()
+
+    async def prepare(self) -> None:
+        """Rotation step 1: a new CA, published but not signing."""
+        async with self._lock:
+            updated = ca.prepare_ca(
+                self._cas,
+                trust_domain=self._config.trust_domain,
+                now=self._clock.now(),
+                validity=timedelta(days=self._config.ca_ttl_days),
+            )
+            await self._apply(updated)
+
+    async def activate(self) -> None:
+        """Rotation step 2: the prepared CA signs from now on."""
+        async with self._lock:
+            prepared = [a for a in self._cas if a.state is ca.CAState.PREPARED]
+            if not prepared:
+                raise ApiError(
+                    "failed_precondition",
+                    "secinfra: ca: no prepared CA to activate; prepare a rotation first",
+                )
+            updated = ca.activate_ca(self._cas, prepared[0].id, now=self._clock.now())
+            await self._apply(updated)
+
+    async def retire(self, ca_id: str, *, force: bool) -> None:
+        """Rotation step 3: drop a superseded CA from the bundle."""
+        async with self._lock:
+            updated = ca.retire_ca(
+                self._cas,
+                ca_id,
+                now=self._clock.now(),
+                max_leaf_expiry=self._leaves_expire_by.get(ca_id),
+                force=force,
+            )
+            await self._apply(updated)
+
+    async def run_due_rotation(self) -> bool:
+        """Apply the automatic rotation step that is due, if any."""
+        policy = ca.RotationPolicy(
+            max_leaf_ttl=timedelta(
+                seconds=max(self._config.leaf_ttl_seconds, self._config.server_cert_ttl_seconds)
+            ),
+            activation_delay=timedelta(seconds=self._config.bundle_refresh_hint_seconds),
+            ca_validity=timedelta(days=self._config.ca_ttl_days),
+        )
+        step = ca.plan_automatic_rotation(self._cas, self._clock.now(), policy)
+        if step is None:
+            return False
+        log.info(
+            "automatic CA rotation step",
+            extra={"fields": {"action": str(step.action), "ca_id": step.ca_id}},
+        )
+        if step.action is ca.RotationAction.PREPARE:
+            await self.prepare()
+        elif step.action is ca.RotationAction.ACTIVATE:
+            await self.activate()
+        else:
+            await self.retire(step.ca_id or "", force=False)
+        return True
+
+    # -- revocation ----------------------------------------------------------------
+    async def revoke(self, *, serial: str, spiffe_id: str, reason: str) -> StoredRevocation:
+        """Add to the deny-list; takes effect on the next request of every connection."""
+        entry = await self._storage.add_revocation(
+            StoredRevocation(
+                serial=serial, spiffe_id=spiffe_id, reason=reason, revoked_at=self._clock.now()
+            )
+        )
+        if entry not in self._revocation_rows:
+            self._revocation_rows.append(entry)
+            self._rebuild_revocations()
+        return entry
+
+    def crl(self) -> x509.CertificateRevocationList:
+        """A CRL of the revoked serials, signed by the active CA."""
+        self._crl_number += 1
+        return ca.build_crl(
+            ca.active_authority(self._cas),
+            [(int(row.serial, 16), row.revoked_at) for row in self._revocation_rows if row.serial],
+            now=self._clock.now(),
+            crl_number=self._crl_number,
+        )

@@ -1,0 +1,404 @@
+"""The HTTP layer: one dispatcher over the generated route table.
+
+For every request, in order: assign a request id; refuse with 503 if too many
+requests are in flight; match the route (404 / 405 as envelopes); for mTLS
+routes re-verify the client certificate *now* (expiry, revocation, chain to a
+currently trusted CA), so a keep-alive connection never outlives its
+certificate; read the body within the size and time limits; decode it strictly
+into the request model; call the handler; encode the response. Every response
+carries ``Request-Id``; every error is the JSON envelope.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import time
+import typing
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol
+
+from aiohttp import web
+
+from ._gen._wire import DecodeError
+from ._gen.routes import ROUTES, Route
+from ._metrics import Metrics
+from .errors import ApiError, from_domain_error
+
+log = logging.getLogger("secinfra.http")
+
+REQUEST_ID_HEADER: Final = "Request-Id"
+#: Seconds a shed request is told to wait before retrying.
+SHED_RETRY_AFTER_SECONDS: Final = 1
+JSON_CONTENT_TYPE: Final = "application/json"
+BODY_CHUNK_BYTES: Final = 64 * 1024
+#: Methods whose request fields travel in a JSON body (the rest use the query).
+BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
+#: The verified caller's SPIFFE ID, for the access log.
+SPIFFE_ID_KEY: Final = web.RequestKey("spiffe_id", str)
+
+
+@dataclass(frozen=True)
+class Peer:
+    """The verified caller of an mTLS request."""
+
+    spiffe_id: str
+    serial: str
+    not_after: Any  # datetime
+
+
+@dataclass
+class RequestContext:
+    """What a handler gets besides its decoded request."""
+
+    request_id: str
+    route: Route
+    http: web.Request
+    peer: Peer | None
+    idempotency_key: str | None
+
+
+@dataclass
+class Reply:
+    """A handler's answer when it needs more than a 200 with a JSON body."""
+
+    body: Any | None = None
+    #: A pre-rendered JSON body (a cached document), sent as-is.
+    raw_json: bytes | None = None
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+Handler = Callable[[RequestContext, Any], Awaitable[Any]]
+
+
+class PeerVerifier(Protocol):
+    """Verifies the client certificate of one request (DER bytes, or None)."""
+
+    def __call__(self, der: bytes | None) -> Peer:
+        """Return the verified peer or raise ApiError(unauthenticated)."""
+        ...
+
+
+def new_request_id() -> str:
+    """A random, URL-safe request id."""
+    return secrets.token_hex(12)
+
+
+def peer_der(request: web.Request) -> bytes | None:
+    ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
+    if ssl_object is None:
+        return None
+    der = ssl_object.getpeercert(binary_form=True)
+    return bytes(der) if der else None
+
+
+def _query_value(annotation: str, values: list[str], name: str) -> Any:
+    """Convert query-string values to the JSON shape of the field's type."""
+
+    def one(text: str, kind: str) -> Any:
+        if kind == "int":
+            try:
+                return int(text)
+            except ValueError:
+                raise ApiError(
+                    "invalid_argument",
+                    f"secinfra: request: query parameter {name!r} must be an integer",
+                    details={"field": name},
+                ) from None
+        if kind == "bool":
+            if text in ("true", "false"):
+                return text == "true"
+            raise ApiError(
+                "invalid_argument",
+                f"secinfra: request: query parameter {name!r} must be true or false",
+                details={"field": name},
+            )
+        return text
+
+    kind = annotation.replace(" ", "").removesuffix("|None")
+    if kind.startswith("list["):
+        inner = kind[5:-1]
+        return [one(v, inner) for v in values]
+    if len(values) > 1:
+        raise ApiError(
+            "invalid_argument",
+            f"secinfra: request: query parameter {name!r} given more than once",
+            details={"field": name},
+        )
+    return one(values[0], kind)
+
+
+class Dispatcher:
+    """Routes requests to handlers registered by RPC handler name."""
+
+    def __init__(
+        self,
+        *,
+        handlers: Mapping[str, Handler],
+        verify_peer: PeerVerifier,
+        metrics: Metrics,
+        max_body_bytes: int,
+        body_timeout: float,
+        max_in_flight: int,
+    ) -> None:
+        self._handlers = dict(handlers)
+        self._verify_peer = verify_peer
+        self._metrics = metrics
+        self._max_body = max_body_bytes
+        self._body_timeout = body_timeout
+        self._max_in_flight = max_in_flight
+        self._in_flight = 0
+        self._query_types = {
+            route.handler: _query_types(route.request_type, route.query_params) for route in ROUTES
+        }
+
+    @property
+    def in_flight(self) -> int:
+        """Requests being served now."""
+        return self._in_flight
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        """Serve one API request (the aiohttp handler for every API path)."""
+        request_id = new_request_id()
+        started = time.perf_counter()
+        route_label = "unmatched"
+        code = "ok"
+        response: web.StreamResponse
+        if self._in_flight >= self._max_in_flight:
+            self._metrics.shed.inc()
+            response = self._error_response(
+                ApiError(
+                    "unavailable",
+                    "secinfra: server: too many requests in flight; retry after the delay",
+                    headers={
+                        "Retry-After": str(SHED_RETRY_AFTER_SECONDS),
+                        "Secinfra-Should-Retry": "true",
+                    },
+                ),
+                request_id,
+            )
+            self._log(request, request_id, route_label, response.status, "unavailable", started)
+            return response
+        self._in_flight += 1
+        self._metrics.in_flight.inc()
+        try:
+            route, match = self._match(request)
+            route_label = route.path
+            response = await self._serve(request, request_id, route, match)
+        except ApiError as exc:
+            code = exc.code
+            response = self._error_response(exc, request_id)
+        except Exception as exc:
+            mapped = from_domain_error(exc)
+            if mapped is None:
+                log.exception(
+                    "unhandled error",
+                    extra={"fields": {"request_id": request_id, "route": route_label}},
+                )
+                mapped = ApiError(
+                    "internal", f"secinfra: server: internal error (request id {request_id})"
+                )
+            code = mapped.code
+            response = self._error_response(mapped, request_id)
+        finally:
+            self._in_flight -= 1
+            self._metrics.in_flight.dec()
+        response.headers[REQUEST_ID_HEADER] = request_id
+        self._metrics.requests.labels(route_label, code).inc()
+        self._metrics.latency.labels(route_label).observe(time.perf_counter() - started)
+        self._log(request, request_id, route_label, response.status, code, started)
+        return response
+
+    def _log(
+        self,
+        request: web.Request,
+        request_id: str,
+        route: str,
+        status: int,
+        code: str,
+        started: float,
+    ) -> None:
+        log.info(
+            "request",
+            extra={
+                "fields": {
+                    "request_id": request_id,
+                    "method": request.method,
+                    "route": route,
+                    "status": status,
+                    "code": code,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                    "spiffe_id": request.get(SPIFFE_ID_KEY),
+                }
+            },
+        )
+
+    def _match(self, request: web.Request) -> tuple[Route, dict[str, str]]:
+        path = request.path
+        allowed: list[str] = []
+        for route in ROUTES:
+            match = route.pattern.fullmatch(path)
+            if match is None:
+                continue
+            if route.http_method != request.method:
+                allowed.append(route.http_method)
+                continue
+            return route, match.groupdict()
+        if allowed:
+            raise ApiError(
+                "method_not_allowed",
+                f"secinfra: request: {request.method} is not allowed on this path;"
+                f" use {', '.join(sorted(set(allowed)))}",
+                headers={"Allow": ", ".join(sorted(set(allowed)))},
+            )
+        raise ApiError("not_found", "secinfra: request: no API route matches this path")
+
+    async def _serve(
+        self, request: web.Request, request_id: str, route: Route, match: dict[str, str]
+    ) -> web.StreamResponse:
+        peer: Peer | None = None
+        if route.auth != "none":
+            peer = self._verify_peer(peer_der(request))
+            request[SPIFFE_ID_KEY] = peer.spiffe_id
+        payload = await self._payload(request, route, match)
+        try:
+            decoded = route.request_type.from_json(payload, strict=True)
+        except DecodeError as exc:
+            raise ApiError(
+                "invalid_argument",
+                f"secinfra: request: {exc}",
+                details={"field": exc.path} if getattr(exc, "path", None) else None,
+            ) from exc
+        handler = self._handlers.get(route.handler)
+        if handler is None:
+            raise ApiError(
+                "unimplemented",
+                f"secinfra: server: {route.service}.{route.rpc} is not implemented yet",
+            )
+        context = RequestContext(
+            request_id=request_id,
+            route=route,
+            http=request,
+            peer=peer,
+            idempotency_key=request.headers.get("Idempotency-Key"),
+        )
+        result = await handler(context, decoded)
+        reply = result if isinstance(result, Reply) else Reply(body=result)
+        if reply.raw_json is not None:
+            body: bytes | None = reply.raw_json
+        elif reply.body is not None:
+            body = json.dumps(reply.body.to_json(), separators=(",", ":")).encode()
+        else:
+            return web.Response(status=reply.status, headers=reply.headers)
+        return web.Response(
+            status=reply.status,
+            body=body,
+            content_type=JSON_CONTENT_TYPE,
+            headers=reply.headers,
+        )
+
+    async def _payload(
+        self, request: web.Request, route: Route, match: dict[str, str]
+    ) -> dict[str, Any]:
+        payload: dict[str, Any] = {}
+        if route.http_method in BODY_METHODS:
+            payload = await self._read_json(request)
+            for name in route.path_params:
+                if name in payload:
+                    raise ApiError(
+                        "invalid_argument",
+                        f"secinfra: request: {name!r} is taken from the path;"
+                        " do not repeat it in the body",
+                        details={"field": name},
+                    )
+        elif request.can_read_body and (request.content_length or 0) > 0:
+            raise ApiError(
+                "invalid_argument", f"secinfra: request: {route.http_method} takes no body"
+            )
+        kinds = self._query_types[route.handler]
+        for name in set(request.query):
+            if name not in kinds:
+                raise ApiError(
+                    "invalid_argument",
+                    f"secinfra: request: unknown query parameter {name!r}",
+                    details={"field": name},
+                )
+            payload[name] = _query_value(kinds[name], request.query.getall(name), name)
+        payload.update(match)
+        return payload
+
+    async def _read_json(self, request: web.Request) -> dict[str, Any]:
+        if request.content_length is not None and request.content_length > self._max_body:
+            raise ApiError(
+                "payload_too_large",
+                f"secinfra: request: body of {request.content_length} bytes exceeds the"
+                f" limit of {self._max_body} bytes",
+            )
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async with asyncio.timeout(self._body_timeout):
+                while chunk := await request.content.read(BODY_CHUNK_BYTES):
+                    size += len(chunk)
+                    if size > self._max_body:
+                        raise ApiError(
+                            "payload_too_large",
+                            f"secinfra: request: body exceeds the limit of {self._max_body} bytes",
+                        )
+                    chunks.append(chunk)
+        except TimeoutError:
+            raise ApiError(
+                "invalid_argument",
+                f"secinfra: request: body not received within {self._body_timeout:g} s",
+            ) from None
+        raw = b"".join(chunks)
+        if not raw:
+            return {}
+        try:
+            value = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ApiError(
+                "invalid_argument",
+                f"secinfra: request: body is not valid JSON ({type(exc).__name__}"
+                f" at position {getattr(exc, 'pos', 0)})",
+            ) from None
+        if not isinstance(value, dict):
+            raise ApiError("invalid_argument", "secinfra: request: body must be a JSON object")
+        return value
+
+    @staticmethod
+    def _error_response(error: ApiError, request_id: str) -> web.Response:
+        headers = dict(error.headers)
+        if error.code == "unauthenticated":
+            # The connection's certificate is no good any more: do not keep it alive.
+            headers["Connection"] = "close"
+        return web.Response(
+            status=error.status,
+            body=json.dumps(error.envelope(request_id), separators=(",", ":")).encode(),
+            content_type=JSON_CONTENT_TYPE,
+            headers=headers,
+        )
+
+
+def _query_types(model: type, names: tuple[str, ...]) -> dict[str, str]:
+    hints = typing.get_type_hints(model)
+    return {name: _type_text(hints[name]) for name in names if name in hints}
+
+
+def _type_text(kind: Any) -> str:
+    origin = typing.get_origin(kind)
+    if origin is list:
+        (inner,) = typing.get_args(kind)
+        return f"list[{_type_text(inner)}]"
+    args = [a for a in typing.get_args(kind) if a is not type(None)]
+    if origin is not None and len(args) == 1:
+        return _type_text(args[0])
+    if kind is bool:
+        return "bool"
+    if kind is int:
+        return "int"
+    return "str"

@@ -1,0 +1,371 @@
+"""Handlers for secinfra.v1.IdentityService.
+
+Enrolment (IssueCertificate) is the one write reachable without a client
+certificate: it is authorised by a one-time join token or a JWT attestation,
+never by anything in the CSR. Every other write needs mTLS, and admin RPCs need
+the admin relation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any, Final, Protocol
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from . import attest, ca
+from ._authority import Authority
+from ._clock import Clock
+from ._gen import identity as m
+from ._http import Handler, Peer, Reply, RequestContext
+from .config import ServerConfig
+from .errors import ApiError
+from .storage import Storage, StoredJoinToken
+
+log = logging.getLogger("secinfra.identity")
+
+MAX_JOIN_TOKEN_TTL_SECONDS: Final = 86400
+#: SPIFFE ID paths under this prefix belong to the server itself.
+RESERVED_PATH_PREFIX: Final = "/secinfra/"
+
+
+class AdminPolicy(Protocol):
+    """Decides whether a caller may use admin RPCs."""
+
+    async def is_admin(self, spiffe_id: str) -> bool:
+        """Whether ``spiffe_id`` holds the admin relation."""
+        ...
+
+
+def _svid(cert: x509.Certificate, spiffe_id: str) -> m.X509Svid:
+    return m.X509Svid(
+        spiffe_id=spiffe_id,
+        cert_chain_pem=cert.public_bytes(serialization.Encoding.PEM).decode(),
+        serial=f"{cert.serial_number:x}",
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+    )
+
+
+def _state(value: str) -> m.CaState:
+    return m.CaState(value)
+
+
+class IdentityApi:
+    """The IdentityService RPCs."""
+
+    def __init__(
+        self,
+        *,
+        config: ServerConfig,
+        authority: Authority,
+        storage: Storage,
+        clock: Clock,
+        admin: AdminPolicy,
+        jwt_attestor: attest.JWTAttestor | None,
+    ) -> None:
+        self._config = config
+        self._authority = authority
+        self._storage = storage
+        self._clock = clock
+        self._admin = admin
+        self._jwt = jwt_attestor
+
+    def handlers(self) -> Mapping[str, Handler]:
+        """Handlers by RPC handler name (snake_case)."""
+        return {
+            "issue_certificate": self.issue_certificate,
+            "renew_certificate": self.renew_certificate,
+            "get_caller_identity": self.get_caller_identity,
+            "get_trust_bundle": self.get_trust_bundle,
+            "get_crl": self.get_crl,
+            "revoke": self.revoke,
+            "list_revocations": self.list_revocations,
+            "create_join_token": self.create_join_token,
+            "list_join_tokens": self.list_join_tokens,
+            "revoke_join_token": self.revoke_join_token,
+            "get_ca_status": self.get_ca_status,
+            "prepare_ca_rotation": self.prepare_ca_rotation,
+            "activate_ca": self.activate_ca,
+            "retire_ca": self.retire_ca,
+        }
+
+    async def _require_admin(self, ctx: RequestContext) -> Peer:
+        assert ctx.peer is not None
+        if not await self._admin.is_admin(ctx.peer.spiffe_id):
+            raise ApiError(
+                "permission_denied",
+                f"secinfra: auth: {ctx.peer.spiffe_id} may not call"
+                f" {ctx.route.rpc}; it needs the admin relation",
+            )
+        return ctx.peer
+
+    # -- enrolment and renewal -------------------------------------------------------
+    async def issue_certificate(
+        self, ctx: RequestContext, req: m.IssueCertificateRequest
+    ) -> m.IssueCertificateResponse:
+        if not req.csr_pem:
+            raise ApiError(
+                "invalid_argument",
+                "secinfra: identity: csr_pem is required",
+                details={"field": "csr_pem"},
+            )
+        if bool(req.join_token) == bool(req.jwt):
+            raise ApiError(
+                "invalid_argument",
+                "secinfra: identity: give exactly one attestation: join_token or jwt",
+                details={"field": "attestation"},
+            )
+        # Check the CSR before spending a one-time token on it.
+        await asyncio.to_thread(ca.load_csr, req.csr_pem)
+        now = self._clock.now()
+        if req.join_token:
+            spiffe_id = await self._redeem_join_token(req.join_token)
+        else:
+            if self._jwt is None:
+                raise ApiError(
+                    "failed_precondition",
+                    "secinfra: identity: JWT attestation is not configured on this server",
+                )
+            spiffe_id = str(self._jwt.attest(req.jwt or "", now=now).spiffe_id)
+        if self._authority.is_revoked_id(spiffe_id):
+            raise ApiError("permission_denied", f"secinfra: identity: {spiffe_id} is revoked")
+        cert = await self._authority.sign(req.csr_pem, spiffe_id, kind="issue")
+        log.info(
+            "certificate issued",
+            extra={"fields": {"spiffe_id": spiffe_id, "serial": f"{cert.serial_number:x}"}},
+        )
+        return m.IssueCertificateResponse(
+            svid=_svid(cert, spiffe_id),
+            bundle_refresh_hint=self._config.bundle_refresh_hint_seconds,
+        )
+
+    async def _redeem_join_token(self, token: str) -> str:
+        token_id = attest.join_token_id(token)
+        stored = await self._storage.get_join_token(token_id)
+        record = None
+        if stored is not None and not stored.revoked:
+            record = attest.JoinTokenRecord(
+                id=stored.id,
+                secret_sha256=stored.secret_hash,
+                spiffe_id=ca.SpiffeId.parse(stored.spiffe_id),
+                created_at=stored.created_at,
+                expires_at=stored.expires_at,
+                used_at=stored.used_at,
+            )
+        now = self._clock.now()
+        verified = attest.verify_join_token(token, lambda _id: record, now)
+        if not await self._storage.consume_join_token(verified.id, now):
+            raise attest.JoinTokenUsed("join token was already used")
+        return str(verified.spiffe_id)
+
+    async def renew_certificate(
+        self, ctx: RequestContext, req: m.RenewCertificateRequest
+    ) -> m.RenewCertificateResponse:
+        assert ctx.peer is not None
+        if not req.csr_pem:
+            raise ApiError(
+                "invalid_argument",
+                "secinfra: identity: csr_pem is required",
+                details={"field": "csr_pem"},
+            )
+        csr = await asyncio.to_thread(ca.load_csr, req.csr_pem)
+        presented = ctx.http.transport.get_extra_info("ssl_object") if ctx.http.transport else None
+        der = presented.getpeercert(binary_form=True) if presented is not None else None
+        if der is not None:
+            current = x509.load_der_x509_certificate(der)
+            if current.public_key() == csr.public_key():
+                raise ApiError(
+                    "invalid_argument",
+                    "secinfra: identity: renewal needs a new key; the CSR reuses the current one",
+                    details={"field": "csr_pem"},
+                )
+        cert = await self._authority.sign(req.csr_pem, ctx.peer.spiffe_id, kind="renew")
+        return m.RenewCertificateResponse(svid=_svid(cert, ctx.peer.spiffe_id))
+
+    async def get_caller_identity(
+        self, ctx: RequestContext, _req: m.GetCallerIdentityRequest
+    ) -> m.GetCallerIdentityResponse:
+        assert ctx.peer is not None
+        return m.GetCallerIdentityResponse(
+            spiffe_id=ctx.peer.spiffe_id,
+            serial=ctx.peer.serial,
+            not_after=ctx.peer.not_after,
+            admin=await self._admin.is_admin(ctx.peer.spiffe_id),
+        )
+
+    # -- bundle and CRL ------------------------------------------------------------
+    async def get_trust_bundle(self, ctx: RequestContext, _req: m.GetTrustBundleRequest) -> Reply:
+        bundle = self._authority.bundle
+        headers = {
+            "ETag": bundle.etag,
+            "Cache-Control": f"public, max-age={bundle.refresh_hint}",
+        }
+        if ctx.http.headers.get("If-None-Match") == bundle.etag:
+            return Reply(status=304, headers=headers)
+        return Reply(raw_json=bundle.body, headers=headers)
+
+    async def get_crl(self, _ctx: RequestContext, _req: m.GetCrlRequest) -> m.GetCrlResponse:
+        crl = self._authority.crl()
+        return m.GetCrlResponse(
+            crl_pem=crl.public_bytes(serialization.Encoding.PEM).decode(),
+            next_update=crl.next_update_utc,
+        )
+
+    # -- revocation ----------------------------------------------------------------
+    async def revoke(self, ctx: RequestContext, req: m.RevokeRequest) -> m.Revocation:
+        await self._require_admin(ctx)
+        serial = (req.serial or "").lower()
+        spiffe_id = req.spiffe_id or ""
+        if bool(serial) == bool(spiffe_id):
+            raise ApiError(
+                "invalid_argument",
+                "secinfra: identity: give exactly one target: serial or spiffe_id",
+                details={"field": "target"},
+            )
+        if serial:
+            try:
+                int(serial, 16)
+            except ValueError:
+                raise ApiError(
+                    "invalid_argument",
+                    "secinfra: identity: serial must be hexadecimal",
+                    details={"field": "serial"},
+                ) from None
+        else:
+            ca.SpiffeId.parse(spiffe_id)
+        entry = await self._authority.revoke(serial=serial, spiffe_id=spiffe_id, reason=req.reason)
+        return _revocation(entry)
+
+    async def list_revocations(
+        self, ctx: RequestContext, _req: m.ListRevocationsRequest
+    ) -> m.ListRevocationsResponse:
+        await self._require_admin(ctx)
+        return m.ListRevocationsResponse(
+            revocations=[_revocation(row) for row in self._authority.revocations]
+        )
+
+    # -- join tokens -----------------------------------------------------------------
+    async def create_join_token(
+        self, ctx: RequestContext, req: m.CreateJoinTokenRequest
+    ) -> m.CreateJoinTokenResponse:
+        await self._require_admin(ctx)
+        spiffe_id = ca.SpiffeId.parse(req.spiffe_id)
+        if spiffe_id.trust_domain != self._config.trust_domain:
+            raise ApiError(
+                "invalid_argument",
+                f"secinfra: identity: spiffe_id must be in trust domain"
+                f" {self._config.trust_domain!r}",
+                details={"field": "spiffe_id"},
+            )
+        if (spiffe_id.path + "/").startswith(RESERVED_PATH_PREFIX):
+            raise ApiError(
+                "invalid_argument",
+                f"secinfra: identity: spiffe_id paths under {RESERVED_PATH_PREFIX} are reserved"
+                " for the server",
+                details={"field": "spiffe_id"},
+            )
+        ttl = req.ttl_seconds or self._config.join_token_default_ttl_seconds
+        if not 0 < ttl <= MAX_JOIN_TOKEN_TTL_SECONDS:
+            raise ApiError(
+                "invalid_argument",
+                f"secinfra: identity: ttl_seconds must be between 1 and"
+                f" {MAX_JOIN_TOKEN_TTL_SECONDS}",
+                details={"field": "ttl_seconds"},
+            )
+        token, record = attest.generate_join_token(
+            spiffe_id, now=self._clock.now(), ttl=timedelta(seconds=ttl)
+        )
+        stored = StoredJoinToken(
+            id=record.id,
+            secret_hash=record.secret_sha256,
+            spiffe_id=str(record.spiffe_id),
+            expires_at=record.expires_at,
+            created_at=record.created_at,
+        )
+        await self._storage.insert_join_token(stored)
+        return m.CreateJoinTokenResponse(token=token, join_token=_join_token(stored))
+
+    async def list_join_tokens(
+        self, ctx: RequestContext, _req: m.ListJoinTokensRequest
+    ) -> m.ListJoinTokensResponse:
+        await self._require_admin(ctx)
+        rows = await self._storage.list_join_tokens()
+        return m.ListJoinTokensResponse(join_tokens=[_join_token(row) for row in rows])
+
+    async def revoke_join_token(
+        self, ctx: RequestContext, req: m.RevokeJoinTokenRequest
+    ) -> m.JoinToken:
+        await self._require_admin(ctx)
+        row = await self._storage.revoke_join_token(req.id)
+        if row is None:
+            raise ApiError(
+                "not_found",
+                "secinfra: identity: no join token with that id",
+                details={"id": req.id},
+            )
+        return _join_token(row)
+
+    # -- CA rotation -----------------------------------------------------------------
+    def _status(self) -> m.CaStatus:
+        return m.CaStatus(
+            authorities=[
+                m.CertificateAuthority(
+                    id=a.id,
+                    state=_state(str(a.state)),
+                    certificate_pem=a.certificate.public_bytes(serialization.Encoding.PEM).decode(),
+                    not_before=a.not_before,
+                    not_after=a.not_after,
+                    leaves_expire_by=self._authority.leaves_expire_by(a.id),
+                )
+                for a in self._authority.authorities
+            ],
+            bundle_sequence=self._authority.sequence,
+        )
+
+    async def get_ca_status(self, ctx: RequestContext, _req: m.GetCaStatusRequest) -> m.CaStatus:
+        await self._require_admin(ctx)
+        return self._status()
+
+    async def prepare_ca_rotation(
+        self, ctx: RequestContext, _req: m.PrepareCaRotationRequest
+    ) -> m.CaStatus:
+        await self._require_admin(ctx)
+        await self._authority.prepare()
+        return self._status()
+
+    async def activate_ca(self, ctx: RequestContext, _req: m.ActivateCaRequest) -> m.CaStatus:
+        await self._require_admin(ctx)
+        await self._authority.activate()
+        return self._status()
+
+    async def retire_ca(self, ctx: RequestContext, req: m.RetireCaRequest) -> m.CaStatus:
+        await self._require_admin(ctx)
+        if not req.ca_id:
+            raise ApiError(
+                "invalid_argument",
+                "secinfra: ca: ca_id is required",
+                details={"field": "ca_id"},
+            )
+        await self._authority.retire(req.ca_id, force=req.force)
+        return self._status()
+
+
+def _revocation(row: Any) -> m.Revocation:
+    return m.Revocation(
+        serial=row.serial, spiffe_id=row.spiffe_id, reason=row.reason, revoked_at=row.revoked_at
+    )
+
+
+def _join_token(row: StoredJoinToken) -> m.JoinToken:
+    return m.JoinToken(
+        id=row.id,
+        spiffe_id=row.spiffe_id,
+        expires_at=row.expires_at,
+        used_at=row.used_at,
+        revoked=row.revoked,
+    )

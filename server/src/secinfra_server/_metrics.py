@@ -1,0 +1,62 @@
+"""Prometheus metrics, one registry per server instance."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    """The server's metrics. Labels use route templates, never raw paths."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "secinfra_requests",
+            "API requests by route and outcome code.",
+            ["route", "code"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "secinfra_request_duration_seconds",
+            "API request latency by route.",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "secinfra_requests_in_flight", "Requests being served.", registry=self.registry
+        )
+        self.shed = Counter(
+            "secinfra_requests_shed",
+            "Requests refused with 503 because too many were in flight.",
+            registry=self.registry,
+        )
+        self.certificates = Counter(
+            "secinfra_certificates",
+            "Certificates signed, by kind (issue, renew, server).",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.ca_state = Gauge(
+            "secinfra_ca_state",
+            "1 for each CA in the labelled state.",
+            ["ca_id", "state"],
+            registry=self.registry,
+        )
+        self.ca_not_after = Gauge(
+            "secinfra_ca_not_after_timestamp_seconds",
+            "Expiry of each CA certificate.",
+            ["ca_id"],
+            registry=self.registry,
+        )
+        self.bundle_sequence = Gauge(
+            "secinfra_bundle_sequence",
+            "The trust bundle's sequence number.",
+            registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        """The text exposition format."""
+        return generate_latest(self.registry)

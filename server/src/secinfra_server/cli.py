@@ -1,0 +1,224 @@
+"""``secinfra-server``: init the data directory and serve.
+
+    secinfra-server init  --data-dir DIR [settings...]
+    secinfra-server serve --data-dir DIR [--dev] [settings...]
+
+Every setting of :mod:`secinfra_server.config` is also a flag
+(``--leaf-ttl-seconds 600``), an environment variable
+(``SECINFRA_LEAF_TTL_SECONDS``) and a key of the ``--config`` TOML file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import os
+import sys
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Final
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from . import __version__, ca
+from ._authority import Authority
+from ._clock import Clock
+from ._logging import configure as configure_logging
+from ._metrics import Metrics
+from .config import ConfigError, ServerConfig, load_config
+from .crypto import Keyring, generate_kek_file, load_kek
+from .server import ADMIN_PATH, Server, admin_files
+from .storage import SqliteStorage, StoredJoinToken
+
+ADMIN_CERT_TTL: Final = timedelta(days=7)
+DEV_DATA_DIR: Final = Path(".dev/data")
+DEV_PORT: Final = 8443
+DEV_WORKLOAD_ID_PATH: Final = "/workload/demo"
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` with mode 0600, atomically (temp file + rename)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def _needs_admin_identity(cert_path: Path, authority: Authority) -> bool:
+    if not cert_path.exists():
+        return True
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
+    halfway = cert.not_valid_before_utc + lifetime / 2
+    trusted = authority.trusted_pem.encode()
+    issuer_trusted = any(c.subject == cert.issuer for c in x509.load_pem_x509_certificates(trusted))
+    return Clock().now() >= halfway or not issuer_trusted
+
+
+async def initialise(config: ServerConfig, *, quiet: bool = False) -> None:
+    """Create (or complete) the data dir: KEK, database, CA, admin identity."""
+    config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(config.data_dir, 0o700)
+    if not config.kek_path.exists():
+        generate_kek_file(config.kek_path)
+    storage = await SqliteStorage.open(config.database_path)
+    try:
+        authority = Authority(
+            config=config,
+            storage=storage,
+            keyring=Keyring(load_kek(config.kek_path)),
+            clock=Clock(),
+            metrics=Metrics(),
+        )
+        await authority.load()
+        cert_path, key_path, bundle_path = admin_files(config.data_dir)
+        cert_path.parent.mkdir(exist_ok=True, mode=0o700)
+        if _needs_admin_identity(cert_path, authority):
+            key = ec.generate_private_key(ec.SECP256R1())
+            now = Clock().now()
+            cert = ca.sign_svid(
+                ca.active_authority(authority.authorities),
+                ca.build_csr(key),
+                f"spiffe://{config.trust_domain}{ADMIN_PATH}",
+                ttl=ADMIN_CERT_TTL,
+                now=now,
+            )
+            key_pem = key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+            _write_private(key_path, key_pem)
+            _write_private(cert_path, cert.public_bytes(serialization.Encoding.PEM))
+        _write_private(bundle_path, authority.trusted_pem.encode())
+        if not quiet:
+            print(f"secinfra-server: data dir ready: {config.data_dir}")
+            print(f"  admin certificate: {cert_path}")
+            print(f"  admin key:         {key_path}")
+            print(f"  trust bundle:      {bundle_path}")
+    finally:
+        await storage.close()
+
+
+async def _dev_join_token(server: Server) -> str:
+    """Create a join token for the demo workload (dev mode's welcome)."""
+    from . import attest
+
+    assert server.storage is not None
+    token, record = attest.generate_join_token(
+        f"spiffe://{server.config.trust_domain}{DEV_WORKLOAD_ID_PATH}",
+        now=server.clock.now(),
+        ttl=timedelta(hours=24),
+    )
+    await server.storage.insert_join_token(
+        StoredJoinToken(
+            id=record.id,
+            secret_hash=record.secret_sha256,
+            spiffe_id=str(record.spiffe_id),
+            expires_at=record.expires_at,
+            created_at=record.created_at,
+        )
+    )
+    return token
+
+
+async def serve(config: ServerConfig, *, dev: bool) -> None:
+    """Run the server until SIGTERM/SIGINT."""
+    if dev or not config.database_path.exists():
+        await initialise(config, quiet=not dev)
+    server = Server(config)
+    await server.start()
+    if dev:
+        cert, key, bundle = admin_files(config.data_dir)
+        token = await _dev_join_token(server)
+        print(
+            "\n".join(
+                [
+                    f"secinfra-server {__version__} (dev mode) serving on {server.url}",
+                    f"  trust domain:     {config.trust_domain}",
+                    f"  server SPIFFE ID: spiffe://{config.trust_domain}{ca.SERVER_SPIFFE_PATH}",
+                    f"  admin identity:   {cert} (key {key})",
+                    f"  trust bundle:     {bundle}",
+                    f"  join token for spiffe://{config.trust_domain}{DEV_WORKLOAD_ID_PATH}"
+                    " (one use, 24 h):",
+                    f"    {token}",
+                    "  try:",
+                    f"    curl --cacert {bundle} --cert {cert} --key {key}"
+                    f" {server.url}/v1/identity:whoami",
+                ]
+            ),
+            flush=True,
+        )
+    await server.run_until_signalled()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="secinfra-server", description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version", version=__version__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in (
+        ("init", "create the data directory, KEK, CA and admin identity"),
+        ("serve", "run the server"),
+    ):
+        sub = commands.add_parser(name, help=help_text)
+        sub.add_argument("--config", type=Path, help="TOML configuration file")
+        if name == "serve":
+            sub.add_argument(
+                "--dev",
+                action="store_true",
+                help=f"init if needed, serve on 127.0.0.1:{DEV_PORT} with data in"
+                f" {DEV_DATA_DIR}, print a join token",
+            )
+        for field in dataclasses.fields(ServerConfig):
+            if field.name in ("jwt", "extra"):
+                continue
+            flag = "--" + field.name.replace("_", "-")
+            if field.type == "bool":
+                sub.add_argument(flag, dest=field.name, action="store_const", const=True)
+            else:
+                sub.add_argument(flag, dest=field.name, metavar=field.name.upper())
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``secinfra-server`` console script."""
+    args = _parser().parse_args(argv)
+    flags: dict[str, Any] = {
+        f.name: getattr(args, f.name, None)
+        for f in dataclasses.fields(ServerConfig)
+        if f.name not in ("jwt", "extra")
+    }
+    dev = bool(getattr(args, "dev", False))
+    if dev:
+        flags["data_dir"] = flags["data_dir"] or str(DEV_DATA_DIR)
+        flags["port"] = flags["port"] or DEV_PORT
+        flags["host"] = flags["host"] or "127.0.0.1"
+    try:
+        config = load_config(config_file=args.config, flags=flags)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    configure_logging(config.log_level)
+    try:
+        if args.command == "init":
+            asyncio.run(initialise(config))
+        else:
+            asyncio.run(serve(config, dev=dev))
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        print(f"secinfra-server: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

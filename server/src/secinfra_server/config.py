@@ -1,0 +1,236 @@
+"""Server configuration: defaults, then a TOML file, then environment, then flags.
+
+Each setting has one name. In the TOML file it is a top-level key
+(``leaf_ttl_seconds = 3600``) or, for JWT attestation, a key of the ``[jwt]``
+table. In the environment it is ``SECINFRA_`` plus the upper-cased name
+(``SECINFRA_LEAF_TTL_SECONDS=3600``; ``SECINFRA_JWT_ISSUER`` for the table).
+On the command line it is ``--leaf-ttl-seconds 3600``. A later source wins.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+ENV_PREFIX: Final = "SECINFRA_"
+#: Leaf certificates shorter than this need test mode (--test-hooks).
+MIN_PRODUCTION_LEAF_TTL_SECONDS: Final = 60
+
+
+class ConfigError(ValueError):
+    """A setting is missing, malformed or unsafe. The message names it."""
+
+
+@dataclass(frozen=True)
+class JwtAttestationConfig:
+    """Verifying Kubernetes projected service-account tokens for enrolment."""
+
+    issuer: str
+    audiences: tuple[str, ...]
+    jwks_file: Path
+    spiffe_id_template: str = "spiffe://{trust_domain}/ns/{namespace}/sa/{service_account}"
+    algorithms: tuple[str, ...] = ("RS256", "ES256")
+    leeway_seconds: int = 30
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Every server setting, validated."""
+
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8443
+    trust_domain: str = "secinfra.local"
+    #: Lifetime of workload certificates.
+    leaf_ttl_seconds: int = 3600
+    #: Lifetime of the server's own serving certificate.
+    server_cert_ttl_seconds: int = 3600
+    ca_ttl_days: int = 365
+    bundle_refresh_hint_seconds: int = 300
+    #: Run CA rotation steps automatically when they fall due.
+    ca_auto_rotate: bool = True
+    join_token_default_ttl_seconds: int = 600
+    max_body_bytes: int = 1024 * 1024
+    #: A client must send a complete request head within this many seconds of
+    #: connecting or of the previous response (also the idle keep-alive limit).
+    header_timeout_seconds: float = 15.0
+    body_timeout_seconds: float = 10.0
+    #: Past this many requests in flight the server answers 503 + Retry-After.
+    max_in_flight: int = 512
+    shutdown_timeout_seconds: float = 30.0
+    #: Test mode: the conformance control API. Loopback only; never in production.
+    test_hooks: bool = False
+    kek_file: Path | None = None
+    log_level: str = "info"
+    dns_names: tuple[str, ...] = ("localhost",)
+    jwt: JwtAttestationConfig | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def kek_path(self) -> Path:
+        """Where the key encryption key lives."""
+        return self.kek_file if self.kek_file is not None else self.data_dir / "kek"
+
+    @property
+    def database_path(self) -> Path:
+        """The SQLite database file."""
+        return self.data_dir / "secinfra.db"
+
+    @property
+    def admin_dir(self) -> Path:
+        """Where init writes the admin identity (certificate + key)."""
+        return self.data_dir / "admin"
+
+
+_SCALARS: Final = {f.name: f for f in dataclasses.fields(ServerConfig)} | {}
+_JWT_FIELDS: Final = {f.name: f for f in dataclasses.fields(JwtAttestationConfig)}
+
+
+def _convert(name: str, kind: Any, raw: Any) -> Any:
+    """Convert a raw value (string from env/flags, or TOML value) to the field type."""
+    kind_text = str(kind)
+    try:
+        if kind_text in ("int",):
+            if isinstance(raw, bool):
+                raise TypeError
+            return int(raw)
+        if kind_text == "float":
+            return float(raw)
+        if kind_text == "bool":
+            if isinstance(raw, bool):
+                return raw
+            lowered = str(raw).strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if "tuple" in kind_text:
+            if isinstance(raw, list | tuple):
+                return tuple(str(item) for item in raw)
+            return tuple(part.strip() for part in str(raw).split(",") if part.strip())
+        if "Path" in kind_text:
+            return Path(str(raw)).expanduser()
+        if kind_text == "str":
+            if not isinstance(raw, str):
+                raise TypeError
+            return raw
+    except (TypeError, ValueError):
+        raise ConfigError(f"secinfra: config: {name}: {raw!r} is not a valid {kind_text}") from None
+    raise ConfigError(f"secinfra: config: {name}: unsupported setting type {kind_text}")
+
+
+def _collect(sources: list[Mapping[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    top: dict[str, Any] = {}
+    jwt: dict[str, Any] = {}
+    for source in sources:
+        for key, value in source.items():
+            if value is None:
+                continue
+            if key == "jwt" and isinstance(value, Mapping):
+                for jkey, jvalue in value.items():
+                    if jkey not in _JWT_FIELDS:
+                        raise ConfigError(f"secinfra: config: unknown setting jwt.{jkey}")
+                    jwt[jkey] = jvalue
+            elif key.startswith("jwt_") and key[4:] in _JWT_FIELDS:
+                jwt[key[4:]] = value
+            elif key in _SCALARS and key not in ("jwt", "extra"):
+                top[key] = value
+            else:
+                raise ConfigError(f"secinfra: config: unknown setting {key!r}")
+    return top, jwt
+
+
+def env_settings(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Settings found in the environment (``SECINFRA_*``), by setting name."""
+    names = set(_SCALARS) - {"jwt", "extra"} | {f"jwt_{name}" for name in _JWT_FIELDS}
+    found: dict[str, Any] = {}
+    for name in names:
+        value = environ.get(ENV_PREFIX + name.upper())
+        if value is not None:
+            found[name] = value
+    return found
+
+
+def load_config(
+    *,
+    config_file: Path | None = None,
+    flags: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> ServerConfig:
+    """Build the configuration from its sources and validate it."""
+    sources: list[Mapping[str, Any]] = []
+    if config_file is not None:
+        try:
+            sources.append(tomllib.loads(config_file.read_text(encoding="utf-8")))
+        except OSError as exc:
+            raise ConfigError(
+                f"secinfra: config: cannot read {config_file}: {exc.strerror}"
+            ) from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"secinfra: config: {config_file}: {exc}") from exc
+    sources.append(env_settings(os.environ if environ is None else environ))
+    sources.append(dict(flags or {}))
+    top, jwt_raw = _collect(sources)
+    if "data_dir" not in top:
+        raise ConfigError(
+            "secinfra: config: data_dir is required (--data-dir, SECINFRA_DATA_DIR or data_dir)"
+        )
+    values = {name: _convert(name, _SCALARS[name].type, raw) for name, raw in top.items()}
+    if jwt_raw:
+        missing = [name for name in ("issuer", "audiences", "jwks_file") if name not in jwt_raw]
+        if missing:
+            raise ConfigError(f"secinfra: config: jwt: missing {', '.join(missing)}")
+        jwt_values = {
+            name: _convert(f"jwt.{name}", _JWT_FIELDS[name].type, raw)
+            for name, raw in jwt_raw.items()
+        }
+        values["jwt"] = JwtAttestationConfig(**jwt_values)
+    config = ServerConfig(**values)
+    validate(config)
+    return config
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names only the loopback interface."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def validate(config: ServerConfig) -> None:
+    """Reject unsafe or nonsensical settings with a message naming the setting."""
+
+    def fail(message: str) -> None:
+        raise ConfigError(f"secinfra: config: {message}")
+
+    if not 0 <= config.port <= 65535:
+        fail(f"port: {config.port} is not a TCP port")
+    if config.test_hooks and not is_loopback(config.host):
+        fail(f"test_hooks: refusing to enable test hooks on non-loopback host {config.host!r}")
+    min_ttl = 2 if config.test_hooks else MIN_PRODUCTION_LEAF_TTL_SECONDS
+    for name in ("leaf_ttl_seconds", "server_cert_ttl_seconds"):
+        value = getattr(config, name)
+        if value < min_ttl:
+            fail(f"{name}: {value} is below the minimum of {min_ttl} seconds")
+    if config.leaf_ttl_seconds > 30 * 86400:
+        fail("leaf_ttl_seconds: at most 30 days; short-lived certificates are the point")
+    if config.ca_ttl_days < 1:
+        fail("ca_ttl_days: must be at least 1")
+    for name in ("max_body_bytes", "max_in_flight", "bundle_refresh_hint_seconds"):
+        if getattr(config, name) <= 0:
+            fail(f"{name}: must be positive")
+    for name in ("header_timeout_seconds", "body_timeout_seconds", "shutdown_timeout_seconds"):
+        if getattr(config, name) <= 0:
+            fail(f"{name}: must be positive")
+    if config.log_level not in ("debug", "info", "warning", "error"):
+        fail(f"log_level: {config.log_level!r} is not one of debug, info, warning, error")

@@ -1,0 +1,57 @@
+"""The storage interface. SQLite implements it today; a PostgreSQL backend for
+N stateless replicas implements the same methods. Every method is async and
+every write is durable when it returns (acknowledged means kept)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
+
+from ._records import IssuedCertificate, StoredCa, StoredJoinToken, StoredRevocation
+
+
+class Storage(Protocol):
+    """Durable state of the server."""
+
+    async def close(self) -> None:
+        """Release connections and threads."""
+
+    # -- certificate authorities -------------------------------------------------
+    async def list_cas(self) -> list[StoredCa]:
+        """Every CA, newest first."""
+
+    async def save_cas(self, changed: Sequence[StoredCa], *, bump_bundle: bool) -> int:
+        """Insert or replace CAs in one transaction; bump the bundle sequence if
+        asked. Returns the bundle sequence after the change."""
+
+    async def bundle_sequence(self) -> int:
+        """The current trust bundle sequence number (starts at 1)."""
+
+    async def record_issued(self, cert: IssuedCertificate) -> None:
+        """Remember an issued certificate and extend its CA's leaves_expire_by."""
+
+    # -- join tokens -------------------------------------------------------------
+    async def insert_join_token(self, token: StoredJoinToken) -> None:
+        """Store a new join token record."""
+
+    async def get_join_token(self, token_id: str) -> StoredJoinToken | None:
+        """A join token by id, or None."""
+
+    async def consume_join_token(self, token_id: str, now: datetime) -> bool:
+        """Atomically mark an unused, unrevoked, unexpired token as used.
+        Returns False if another caller used it first or it is no longer valid."""
+
+    async def list_join_tokens(self) -> list[StoredJoinToken]:
+        """Every join token, newest first."""
+
+    async def revoke_join_token(self, token_id: str) -> StoredJoinToken | None:
+        """Mark a token revoked (idempotent). None if it does not exist."""
+
+    # -- revocation deny-list ----------------------------------------------------
+    async def add_revocation(self, revocation: StoredRevocation) -> StoredRevocation:
+        """Add a deny-list entry; if the same target is already listed, return
+        the existing entry unchanged."""
+
+    async def list_revocations(self) -> list[StoredRevocation]:
+        """The deny-list, oldest first."""

@@ -1,0 +1,190 @@
+"""Certificates over time: CA rotation, revocation and expiry on open
+connections, serving-certificate hot reload, graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from cryptography import x509
+
+from secinfra_server._gen import identity as m
+from secinfra_server._http import Handler, RequestContext
+from secinfra_server.server import Server
+
+from .harness import Client, RunningServer, csr_pem, enrol, new_key
+
+
+def _ca_ids(admin: Client) -> dict[str, str]:
+    status = admin.request("GET", "/v1/ca").json()
+    return {a["id"]: a["state"] for a in status["authorities"]}
+
+
+def _bundle_keys(anon: Client) -> int:
+    return len(anon.request("GET", "/v1/bundle").json()["keys"])
+
+
+def test_ca_rotation_while_a_client_holds_an_old_certificate(
+    server: RunningServer, admin: Client, tmp_path: Path
+) -> None:
+    old_identity = enrol(server, tmp_path, "/workload/old")
+    (old_ca,) = _ca_ids(admin)
+    old_client = Client(server.port, server.bundle_pem(), old_identity, tmp_path / "old")
+    assert old_client.request("GET", "/v1/identity:whoami").status == 200
+
+    bundle_before = Client(server.port, server.bundle_pem()).request("GET", "/v1/bundle")
+    assert admin.request("POST", "/v1/ca:prepare", {}).status == 200
+    states = _ca_ids(admin)
+    assert sorted(states.values()) == ["active", "prepared"]
+    bundle_after = Client(server.port, server.bundle_pem()).request("GET", "/v1/bundle")
+    assert bundle_after.json()["spiffe_sequence"] > bundle_before.json()["spiffe_sequence"]
+    assert len(bundle_after.json()["keys"]) == 2
+    assert bundle_after.headers["etag"] != bundle_before.headers["etag"]
+    # Clients refresh their bundle (SDKs do so at the refresh hint), so they
+    # trust the new CA before it signs anything.
+    old_client.bundle_pem = server.bundle_pem()
+    admin.bundle_pem = server.bundle_pem()
+
+    assert admin.request("POST", "/v1/ca:activate", {}).status == 200
+    states = _ca_ids(admin)
+    assert states[old_ca] == "retiring"
+    (new_ca,) = [i for i, s in states.items() if s == "active"]
+
+    # The old leaf still works on its open connection and on a new one.
+    assert old_client.request("GET", "/v1/identity:whoami").status == 200
+    old_client.close()
+    assert old_client.request("GET", "/v1/identity:whoami").status == 200
+    assert old_client.peer_certificate().issuer != old_identity.cert.issuer
+
+    # New certificates come from the new CA; clients trusting both verify the server.
+    renewed = old_client.request("POST", "/v1/identity:renew", {"csr_pem": csr_pem(new_key())})
+    assert renewed.status == 200
+    leaf = x509.load_pem_x509_certificate(renewed.json()["svid"]["cert_chain_pem"].encode())
+    new_ca_cert = next(
+        a
+        for a in server.server.authority.authorities
+        if a.id == new_ca  # type: ignore[union-attr]
+    )
+    assert leaf.issuer == new_ca_cert.certificate.subject
+
+    # Retiring the old CA is refused while its leaves are unexpired...
+    refused = admin.request("POST", "/v1/ca:retire", {"ca_id": old_ca})
+    assert refused.status == 412
+    assert refused.code == "failed_precondition"
+    # ...and once forced, its leaves stop working even on open connections.
+    assert admin.request("POST", "/v1/ca:retire", {"ca_id": old_ca, "force": True}).status == 200
+    stale = old_client.request("GET", "/v1/identity:whoami")
+    assert stale.status == 401
+    assert stale.code == "unauthenticated"
+    old_client.close()
+
+
+def test_revocation_applies_to_an_open_keep_alive_connection(
+    server: RunningServer, admin: Client, tmp_path: Path
+) -> None:
+    identity = enrol(server, tmp_path)
+    me = Client(server.port, server.bundle_pem(), identity, tmp_path / "me")
+    assert me.request("GET", "/v1/identity:whoami").status == 200
+    conn = me.conn
+    serial = f"{identity.cert.serial_number:x}"
+    revoked = admin.request("POST", "/v1/revocations", {"serial": serial, "reason": "test"})
+    assert revoked.status == 200
+    assert me.conn is conn, "still the same keep-alive connection"
+    resp = me.request("GET", "/v1/identity:whoami")
+    assert resp.status == 401
+    assert resp.code == "unauthenticated"
+    assert "revoked" in resp.json()["error"]["message"]
+    assert resp.headers.get("connection") == "close"
+    # Revoking twice is idempotent; the deny-list shows one entry.
+    assert admin.request("POST", "/v1/revocations", {"serial": serial}).status == 200
+    entries = admin.request("GET", "/v1/revocations").json()["revocations"]
+    assert [e["serial"] for e in entries] == [serial]
+    # The CRL lists it.
+    crl_pem = Client(server.port, server.bundle_pem()).request("GET", "/v1/crl").json()["crl_pem"]
+    crl = x509.load_pem_x509_crl(crl_pem.encode())
+    assert crl.get_revoked_certificate_by_serial_number(identity.cert.serial_number) is not None
+
+
+def test_revoking_a_spiffe_id_blocks_renewal_and_requests(
+    server: RunningServer, admin: Client, tmp_path: Path
+) -> None:
+    identity = enrol(server, tmp_path)
+    me = Client(server.port, server.bundle_pem(), identity, tmp_path / "me")
+    admin.request("POST", "/v1/revocations", {"spiffe_id": "spiffe://secinfra.local/workload/a"})
+    resp = me.request("POST", "/v1/identity:renew", {"csr_pem": csr_pem(new_key())})
+    me.close()
+    assert resp.status == 401
+
+
+def test_a_keep_alive_connection_never_outlives_its_certificate(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    identity = enrol(server, tmp_path)
+    me = Client(server.port, server.bundle_pem(), identity, tmp_path / "me")
+    assert me.request("GET", "/v1/identity:whoami").status == 200
+    conn = me.conn
+    server.server.clock.shift(timedelta(hours=2))  # past the 1 h leaf TTL
+    resp = me.request("GET", "/v1/identity:whoami")
+    assert conn is not None
+    assert resp.status == 401
+    assert "expired" in resp.json()["error"]["message"]
+    assert me.conn is None, "the server closed the connection"
+
+
+def test_serving_certificate_hot_reload(server: RunningServer, tmp_path: Path) -> None:
+    first = Client(server.port, server.bundle_pem())
+    before = first.peer_certificate()
+    assert first.request("GET", "/v1/bundle").status == 200
+    server.call(server.server.reload_serving_identity())
+    second = Client(server.port, server.bundle_pem())
+    after = second.peer_certificate()
+    assert after.serial_number != before.serial_number
+    san = after.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    uris = san.get_values_for_type(x509.UniformResourceIdentifier)
+    assert uris == ["spiffe://secinfra.local/secinfra/server"]
+    # The connection opened before the reload keeps working.
+    assert first.request("GET", "/v1/bundle").status == 200
+    first.close()
+    second.close()
+
+
+class _SlowWhoAmI(Server):
+    """The real server with whoami slowed down, so a request stays in flight."""
+
+    def extra_handlers(self) -> dict[str, Handler]:
+        async def slow_whoami(ctx: RequestContext, _req: object) -> m.GetCallerIdentityResponse:
+            await asyncio.sleep(1.0)
+            assert ctx.peer is not None
+            return m.GetCallerIdentityResponse(spiffe_id=ctx.peer.spiffe_id)
+
+        return {"get_caller_identity": slow_whoami}
+
+
+def test_graceful_shutdown_finishes_in_flight_requests(tmp_path: Path) -> None:
+    server = RunningServer(tmp_path / "data", server_class=_SlowWhoAmI).start()
+    try:
+        admin = Client(server.port, server.bundle_pem(), server.admin, tmp_path / "admin")
+        conn = admin.connect()
+        conn.request("GET", "/v1/identity:whoami")
+        time.sleep(0.3)  # the request is now in its (slow) handler
+        stopper = threading.Thread(target=lambda: server.call(server.server.stop()))
+        stopper.start()
+        time.sleep(0.3)
+        # New connections are refused while the in-flight request finishes.
+        try:
+            socket.create_connection(("127.0.0.1", server.port), timeout=2).close()
+            refused = False
+        except OSError:
+            refused = True
+        response = conn.getresponse()
+        body = response.read()
+        stopper.join(30)
+        assert refused
+        assert response.status == 200, body
+        assert b"secinfra/admin" in body
+    finally:
+        server.stop()
