@@ -25,12 +25,23 @@ from aiohttp import web
 
 from ._gen._wire import DecodeError
 from ._gen.routes import ROUTES, Route
+from ._idempotency import (
+    REPLAYED_HEADERS,
+    IdempotencyStore,
+    StoredResponse,
+    fingerprint,
+    validate_key,
+)
 from ._metrics import Metrics
 from .errors import ApiError, from_domain_error
 
 log = logging.getLogger("secinfra.http")
 
 REQUEST_ID_HEADER: Final = "Request-Id"
+#: Set on a response replayed for a repeated Idempotency-Key.
+REPLAYED_HEADER: Final = "Idempotent-Replayed"
+#: The idempotency scope of calls made without a client certificate (enrolment).
+ANONYMOUS_CALLER: Final = "anonymous"
 #: Seconds a shed request is told to wait before retrying.
 SHED_RETRY_AFTER_SECONDS: Final = 1
 JSON_CONTENT_TYPE: Final = "application/json"
@@ -144,8 +155,10 @@ class Dispatcher:
         max_body_bytes: int,
         body_timeout: float,
         max_in_flight: int,
+        idempotency: IdempotencyStore | None = None,
     ) -> None:
         self._handlers = dict(handlers)
+        self._idempotency = idempotency
         self._verify_peer = verify_peer
         self._metrics = metrics
         self._max_body = max_body_bytes
@@ -188,7 +201,7 @@ class Dispatcher:
         try:
             route, match = self._match(request)
             route_label = route.path
-            response = await self._serve(request, request_id, route, match)
+            response, code = await self._serve(request, request_id, route, match)
         except ApiError as exc:
             code = exc.code
             response = self._error_response(exc, request_id)
@@ -259,7 +272,7 @@ class Dispatcher:
 
     async def _serve(
         self, request: web.Request, request_id: str, route: Route, match: dict[str, str]
-    ) -> web.StreamResponse:
+    ) -> tuple[web.StreamResponse, str]:
         peer: Peer | None = None
         if route.auth != "none":
             peer = self._verify_peer(peer_der(request))
@@ -286,20 +299,61 @@ class Dispatcher:
             peer=peer,
             idempotency_key=request.headers.get("Idempotency-Key"),
         )
-        result = await handler(context, decoded)
+        key = context.idempotency_key
+        if key is None or route.idempotency == "read_only" or self._idempotency is None:
+            return await self._invoke(handler, context, decoded)
+        caller = peer.spiffe_id if peer is not None else ANONYMOUS_CALLER
+        stored = await self._idempotency.begin(
+            caller, validate_key(key), fingerprint(route.rpc, decoded.to_json())
+        )
+        if stored is not None:
+            replay = web.Response(status=stored.status, body=stored.body, headers=stored.headers)
+            replay.headers[REPLAYED_HEADER] = "true"
+            return replay, "ok" if stored.status < 400 else "replayed_error"
+        try:
+            response, code = await self._invoke(handler, context, decoded)
+        except BaseException:
+            await self._idempotency.abandon(caller, key)
+            raise
+        body = response.body if isinstance(response, web.Response) else None
+        await self._idempotency.complete(
+            caller,
+            key,
+            StoredResponse(
+                status=response.status,
+                headers={h: response.headers[h] for h in REPLAYED_HEADERS if h in response.headers},
+                body=bytes(body) if isinstance(body, bytes | bytearray) else b"",
+            ),
+        )
+        return response, code
+
+    async def _invoke(
+        self, handler: Handler, context: RequestContext, decoded: Any
+    ) -> tuple[web.StreamResponse, str]:
+        """Run the handler; client errors become envelopes here (so they can be
+        stored for idempotent replay), anything unexpected propagates."""
+        try:
+            result = await handler(context, decoded)
+        except ApiError as exc:
+            return self._error_response(exc, context.request_id), exc.code
+        except Exception as exc:
+            mapped = from_domain_error(exc)
+            if mapped is None:
+                raise
+            return self._error_response(mapped, context.request_id), mapped.code
         reply = result if isinstance(result, Reply) else Reply(body=result)
         if reply.raw_json is not None:
             body: bytes | None = reply.raw_json
         elif reply.body is not None:
             body = json.dumps(reply.body.to_json(), separators=(",", ":")).encode()
         else:
-            return web.Response(status=reply.status, headers=reply.headers)
+            return web.Response(status=reply.status, headers=reply.headers), "ok"
         return web.Response(
             status=reply.status,
             body=body,
             content_type=JSON_CONTENT_TYPE,
             headers=reply.headers,
-        )
+        ), "ok"
 
     async def _payload(
         self, request: web.Request, route: Route, match: dict[str, str]

@@ -25,6 +25,7 @@ from . import attest
 from ._authority import Authority, ServerIdentity
 from ._clock import Clock
 from ._http import Dispatcher, Handler, peer_der
+from ._idempotency import IdempotencyStore
 from ._identity_api import IdentityApi
 from ._metrics import Metrics
 from ._tls import ServingTls
@@ -110,6 +111,7 @@ class Server:
         self.identity: ServerIdentity | None = None
         self.dispatcher: Dispatcher | None = None
         self.audit: AuditLog | None = None
+        self.idempotency: IdempotencyStore | None = None
         self.port: int | None = None
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -162,6 +164,7 @@ class Server:
         self.authority.on_trust_change(self._on_trust_change)
         self.audit = AuditLog(self.storage, self.clock)
         self.audit.start()
+        self.idempotency = IdempotencyStore(self.storage, keyring, self.clock)
         ctx = ServiceContext(
             config=config,
             storage=self.storage,
@@ -179,6 +182,7 @@ class Server:
             max_body_bytes=config.max_body_bytes,
             body_timeout=config.body_timeout_seconds,
             max_in_flight=config.max_in_flight,
+            idempotency=self.idempotency,
         )
         app = web.Application(client_max_size=config.max_body_bytes)
         app.router.add_get("/healthz", self._healthz)
@@ -260,6 +264,8 @@ class Server:
             try:
                 if self.config.ca_auto_rotate:
                     await self.authority.run_due_rotation()
+                if self.idempotency is not None:
+                    await self.idempotency.purge_expired()
                 identity = self.identity
                 if identity is not None:
                     lifetime = identity.not_after - identity.not_before

@@ -71,6 +71,7 @@ _DATA_AAD_LABEL: Final = b"secinfra/data/v1|"
 _DEK_AAD_LABEL: Final = b"secinfra/dek/v1|"
 _SECRET_AAD_LABEL: Final = b"secinfra/aad/secret/v1"
 _CA_KEY_AAD_LABEL: Final = b"secinfra/aad/ca-key/v1"
+_IDEMPOTENCY_AAD_LABEL: Final = b"secinfra/aad/idempotency/v1"
 _MAX_VERSION: Final = 2**63 - 1  # fits SQLite's signed 64-bit INTEGER
 
 
@@ -185,6 +186,11 @@ def aad_for_ca_key(ca_id: str) -> bytes:
     if not isinstance(ca_id, str):
         raise TypeError(f"a CA id is str, not {type(ca_id).__name__}")
     return _frame(_CA_KEY_AAD_LABEL, ca_id.encode("utf-8"))
+
+
+def aad_for_idempotent_response(caller: str, key: str) -> bytes:
+    """The AAD for the stored response of ``caller``'s call with Idempotency-Key ``key``."""
+    return _frame(_IDEMPOTENCY_AAD_LABEL, caller.encode("utf-8"), key.encode("utf-8"))
 
 
 def _frame(*fields: bytes) -> bytes:
