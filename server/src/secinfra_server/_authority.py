@@ -90,6 +90,8 @@ class Authority:
         self._revocation_rows: list[StoredRevocation] = []
         self._listeners: list[TrustListener] = []
         self._crl_number = 0
+        #: Lifetime of workload certificates; test mode may lower it at run time.
+        self.leaf_ttl = timedelta(seconds=config.leaf_ttl_seconds)
 
     # -- loading -------------------------------------------------------------------
     async def load(self) -> None:
@@ -249,7 +251,7 @@ class Authority:
         """Sign a workload SVID with the active CA and record it."""
         now = self._clock.now()
         active = ca.active_authority(self._cas)
-        ttl = timedelta(seconds=self._config.leaf_ttl_seconds)
+        ttl = self.leaf_ttl
         cert = await asyncio.to_thread(ca.sign_svid, active, csr_pem, spiffe_id, ttl=ttl, now=now)
         await self._record(cert, active.id, spiffe_id, now)
         self._metrics.certificates.labels(kind).inc()

@@ -33,6 +33,7 @@ from ._idempotency import (
     validate_key,
 )
 from ._metrics import Metrics
+from ._testhooks import LogEntry, TestHooks
 from .errors import ApiError, from_domain_error
 
 log = logging.getLogger("secinfra.http")
@@ -156,8 +157,10 @@ class Dispatcher:
         body_timeout: float,
         max_in_flight: int,
         idempotency: IdempotencyStore | None = None,
+        hooks: TestHooks | None = None,
     ) -> None:
         self._handlers = dict(handlers)
+        self._hooks = hooks
         self._idempotency = idempotency
         self._verify_peer = verify_peer
         self._metrics = metrics
@@ -198,10 +201,13 @@ class Dispatcher:
             return response
         self._in_flight += 1
         self._metrics.in_flight.inc()
+        entry: LogEntry | None = None
         try:
             route, match = self._match(request)
             route_label = route.path
-            response, code = await self._serve(request, request_id, route, match)
+            if self._hooks is not None:
+                entry = self._hooks.record(request, route)
+            response, code = await self._serve(request, request_id, route, match, entry)
         except ApiError as exc:
             code = exc.code
             response = self._error_response(exc, request_id)
@@ -221,6 +227,8 @@ class Dispatcher:
             self._in_flight -= 1
             self._metrics.in_flight.dec()
         response.headers[REQUEST_ID_HEADER] = request_id
+        if entry is not None:
+            entry.status = response.status
         self._metrics.requests.labels(route_label, code).inc()
         self._metrics.latency.labels(route_label).observe(time.perf_counter() - started)
         self._log(request, request_id, route_label, response.status, code, started)
@@ -271,12 +279,25 @@ class Dispatcher:
         raise ApiError("not_found", "secinfra: request: no API route matches this path")
 
     async def _serve(
-        self, request: web.Request, request_id: str, route: Route, match: dict[str, str]
+        self,
+        request: web.Request,
+        request_id: str,
+        route: Route,
+        match: dict[str, str],
+        entry: LogEntry | None,
     ) -> tuple[web.StreamResponse, str]:
         peer: Peer | None = None
         if route.auth != "none":
             peer = self._verify_peer(peer_der(request))
             request[SPIFFE_ID_KEY] = peer.spiffe_id
+        if self._hooks is not None and entry is not None:
+            if peer is not None:
+                entry.client_serial = peer.serial
+                entry.client_spiffe_id = peer.spiffe_id
+            step = self._hooks.next_step(route)
+            if step is not None:
+                entry.scripted = True
+                return await self._hooks.answer(request, step), "scripted"
         payload = await self._payload(request, route, match)
         try:
             decoded = route.request_type.from_json(payload, strict=True)

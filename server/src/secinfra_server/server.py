@@ -28,6 +28,7 @@ from ._http import Dispatcher, Handler, peer_der
 from ._idempotency import IdempotencyStore
 from ._identity_api import IdentityApi
 from ._metrics import Metrics
+from ._testhooks import TestHooks
 from ._tls import ServingTls
 from .access import AccessPolicy
 from .audit import AuditLog
@@ -112,6 +113,8 @@ class Server:
         self.dispatcher: Dispatcher | None = None
         self.audit: AuditLog | None = None
         self.idempotency: IdempotencyStore | None = None
+        self.hooks: TestHooks | None = None
+        self.policy: AccessPolicy | None = None
         self.port: int | None = None
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -165,6 +168,8 @@ class Server:
         self.audit = AuditLog(self.storage, self.clock)
         self.audit.start()
         self.idempotency = IdempotencyStore(self.storage, keyring, self.clock)
+        self.hooks = TestHooks(self) if config.test_hooks else None
+        self.policy = self.make_policy(self.storage)
         ctx = ServiceContext(
             config=config,
             storage=self.storage,
@@ -173,7 +178,7 @@ class Server:
             metrics=self.metrics,
             authority=self.authority,
             audit=self.audit,
-            policy=self.make_policy(self.storage),
+            policy=self.policy,
         )
         self.dispatcher = Dispatcher(
             handlers={**self.service_handlers(ctx), **self.extra_handlers()},
@@ -183,11 +188,14 @@ class Server:
             body_timeout=config.body_timeout_seconds,
             max_in_flight=config.max_in_flight,
             idempotency=self.idempotency,
+            hooks=self.hooks,
         )
         app = web.Application(client_max_size=config.max_body_bytes)
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/metrics", self._metrics)
+        if self.hooks is not None:
+            self.hooks.register(app)
         app.router.add_route("*", "/{tail:.*}", self.dispatcher.handle)
         self._runner = web.AppRunner(
             app,

@@ -1,0 +1,319 @@
+"""Test mode: the conformance control API (``--test-hooks``; loopback only).
+
+Off by default and refused on any non-loopback address (see config.validate).
+When on, the server also serves ``/_test/...``, callable with the admin
+identity only, to:
+
+- **script responses** per RPC: each request to the RPC takes the next step of
+  its script (a status with headers and body, an optional delay, a connection
+  reset before or after the response headers, or ``pass`` to let the real
+  handler answer); an exhausted script lets requests through;
+- **read the request log**: every API request with its method, path, RPC,
+  headers, client certificate serial and SPIFFE ID, receive time (monotonic
+  seconds and wall clock), status, and whether a script answered it;
+- **control the CA and the clock**: lower the leaf TTL (down to 2 s), rotate the
+  CA now (prepare + activate), reissue the serving certificate, and shift the
+  server clock.
+
+docs/conformance/control-api.md documents the wire format.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Final
+
+from aiohttp import web
+
+from ._gen.routes import ROUTES, Route
+from .errors import ApiError
+
+if TYPE_CHECKING:
+    from .server import Server
+
+#: The request log keeps at most this many entries (oldest dropped first).
+MAX_LOG_ENTRIES: Final = 20_000
+MIN_TEST_LEAF_TTL_SECONDS: Final = 2
+RESET_MODES: Final = frozenset({"before_headers", "after_headers"})
+_RPC_NAMES: Final = frozenset(route.rpc for route in ROUTES)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One scripted answer."""
+
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    body: Any = None
+    delay: float = 0.0
+    reset: str | None = None
+    passthrough: bool = False
+
+    @classmethod
+    def parse(cls, data: Any, where: str) -> Step:
+        """A step from its JSON form, or invalid_argument naming the bad field."""
+
+        def bad(message: str) -> ApiError:
+            return ApiError("invalid_argument", f"secinfra: test hooks: {where}: {message}")
+
+        if not isinstance(data, dict):
+            raise bad("a step is a JSON object")
+        unknown = set(data) - {"status", "headers", "body", "delay_ms", "reset", "pass"}
+        if unknown:
+            raise bad(f"unknown fields {sorted(unknown)}")
+        status = data.get("status", 200)
+        if not isinstance(status, int) or not 200 <= status <= 599:
+            raise bad("status must be an integer from 200 to 599")
+        headers = data.get("headers", {})
+        if not isinstance(headers, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
+        ):
+            raise bad("headers must map strings to strings")
+        delay_ms = data.get("delay_ms", 0)
+        if not isinstance(delay_ms, int) or not 0 <= delay_ms <= 60_000:
+            raise bad("delay_ms must be an integer from 0 to 60000")
+        reset = data.get("reset")
+        if reset is not None and reset not in RESET_MODES:
+            raise bad(f"reset must be one of {sorted(RESET_MODES)}")
+        passthrough = data.get("pass", False)
+        if not isinstance(passthrough, bool):
+            raise bad("pass must be true or false")
+        return cls(status, dict(headers), data.get("body"), delay_ms / 1000, reset, passthrough)
+
+
+@dataclass
+class LogEntry:
+    """One API request as the server saw it."""
+
+    seq: int
+    received_monotonic: float
+    received_at: str
+    method: str
+    path: str
+    rpc: str | None
+    headers: dict[str, str]
+    client_serial: str | None = None
+    client_spiffe_id: str | None = None
+    status: int | None = None
+    scripted: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "received_monotonic": self.received_monotonic,
+            "received_at": self.received_at,
+            "method": self.method,
+            "path": self.path,
+            "rpc": self.rpc,
+            "headers": self.headers,
+            "client_serial": self.client_serial,
+            "client_spiffe_id": self.client_spiffe_id,
+            "status": self.status,
+            "scripted": self.scripted,
+        }
+
+
+class TestHooks:
+    """Scripts, the request log and the control endpoints of one server."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, server: Server) -> None:
+        self._server = server
+        self._scripts: dict[str, deque[Step]] = {}
+        self._log: deque[LogEntry] = deque(maxlen=MAX_LOG_ENTRIES)
+        self._seq = itertools.count(1)
+
+    # -- used by the dispatcher ------------------------------------------------------
+    def record(self, request: web.Request, route: Route | None) -> LogEntry:
+        """Log a request as it arrives (status is filled in when it ends)."""
+        entry = LogEntry(
+            seq=next(self._seq),
+            received_monotonic=time.monotonic(),
+            received_at=self._server.clock.now().isoformat(),
+            method=request.method,
+            path=request.path,
+            rpc=route.rpc if route is not None else None,
+            headers=dict(request.headers),
+        )
+        self._log.append(entry)
+        return entry
+
+    def next_step(self, route: Route) -> Step | None:
+        """The scripted step for this request, or None to let it through."""
+        script = self._scripts.get(route.rpc)
+        if not script:
+            return None
+        step = script.popleft()
+        return None if step.passthrough else step
+
+    async def answer(self, request: web.Request, step: Step) -> web.StreamResponse:
+        """Play a scripted step."""
+        if step.delay:
+            await asyncio.sleep(step.delay)
+        transport = request.transport
+        if step.reset == "before_headers":
+            if transport is not None:
+                transport.abort()
+            raise ConnectionResetError("scripted reset before headers")
+        body = b"" if step.body is None else json.dumps(step.body).encode()
+        if step.reset == "after_headers":
+            response = web.StreamResponse(status=step.status, headers=step.headers)
+            response.content_length = len(body) + 64  # promise more than is sent
+            await response.prepare(request)
+            await response.write(body[: len(body) // 2])
+            if transport is not None:
+                transport.abort()
+            raise ConnectionResetError("scripted reset after headers")
+        headers = {"Content-Type": "application/json", **step.headers} if body else step.headers
+        return web.Response(status=step.status, body=body, headers=headers)
+
+    # -- the control API ---------------------------------------------------------------
+    def register(self, app: web.Application) -> None:
+        """Add the /_test/ routes."""
+        app.router.add_post("/_test/scripts", self._put_script)
+        app.router.add_delete("/_test/scripts", self._clear_scripts)
+        app.router.add_get("/_test/requests", self._get_requests)
+        app.router.add_delete("/_test/requests", self._clear_requests)
+        app.router.add_post("/_test/clock", self._shift_clock)
+        app.router.add_delete("/_test/clock", self._reset_clock)
+        app.router.add_post("/_test/ca/leaf-ttl", self._leaf_ttl)
+        app.router.add_post("/_test/ca/rotate", self._rotate_ca)
+        app.router.add_post("/_test/server-certificate/rotate", self._rotate_server_cert)
+
+    async def _admin(self, request: web.Request) -> dict[str, Any]:
+        from ._http import peer_der
+
+        authority = self._server.authority
+        assert authority is not None
+        peer = authority.verify_peer(peer_der(request))
+        policy = self._server.policy
+        if policy is None or not await policy.is_admin(peer.spiffe_id):
+            raise ApiError("permission_denied", "secinfra: test hooks: admin identity required")
+        if request.method in ("POST", "PUT") and request.can_read_body:
+            try:
+                data = await request.json()
+            except ValueError:
+                raise ApiError(
+                    "invalid_argument", "secinfra: test hooks: body is not valid JSON"
+                ) from None
+            if not isinstance(data, dict):
+                raise ApiError("invalid_argument", "secinfra: test hooks: body must be an object")
+            return data
+        return {}
+
+    async def _call(self, request: web.Request, fn: Any) -> web.Response:
+        try:
+            data = await self._admin(request)
+            result = await fn(data)
+        except ApiError as exc:
+            return web.json_response(exc.envelope(""), status=exc.status)
+        return web.json_response(result)
+
+    async def _put_script(self, request: web.Request) -> web.Response:
+        async def run(data: dict[str, Any]) -> dict[str, Any]:
+            rpc = data.get("rpc")
+            if rpc not in _RPC_NAMES:
+                raise ApiError(
+                    "invalid_argument",
+                    f"secinfra: test hooks: rpc must be one of the API's RPC names; got {rpc!r}",
+                )
+            steps = data.get("steps")
+            if not isinstance(steps, list) or not steps:
+                raise ApiError(
+                    "invalid_argument", "secinfra: test hooks: steps must be a non-empty list"
+                )
+            parsed = [Step.parse(step, f"steps[{i}]") for i, step in enumerate(steps)]
+            self._scripts.setdefault(str(rpc), deque()).extend(parsed)
+            return {"rpc": rpc, "queued": len(self._scripts[str(rpc)])}
+
+        return await self._call(request, run)
+
+    async def _clear_scripts(self, request: web.Request) -> web.Response:
+        async def run(_data: dict[str, Any]) -> dict[str, Any]:
+            self._scripts.clear()
+            return {}
+
+        return await self._call(request, run)
+
+    async def _get_requests(self, request: web.Request) -> web.Response:
+        async def run(_data: dict[str, Any]) -> dict[str, Any]:
+            try:
+                since = int(request.query.get("since", "0"))
+            except ValueError:
+                raise ApiError(
+                    "invalid_argument", "secinfra: test hooks: since must be an integer"
+                ) from None
+            rpc = request.query.get("rpc")
+            entries = [
+                e.to_json() for e in self._log if e.seq > since and (rpc is None or e.rpc == rpc)
+            ]
+            return {"requests": entries}
+
+        return await self._call(request, run)
+
+    async def _clear_requests(self, request: web.Request) -> web.Response:
+        async def run(_data: dict[str, Any]) -> dict[str, Any]:
+            self._log.clear()
+            return {}
+
+        return await self._call(request, run)
+
+    async def _shift_clock(self, request: web.Request) -> web.Response:
+        async def run(data: dict[str, Any]) -> dict[str, Any]:
+            seconds = data.get("shift_seconds")
+            if not isinstance(seconds, int | float) or isinstance(seconds, bool):
+                raise ApiError(
+                    "invalid_argument", "secinfra: test hooks: shift_seconds must be a number"
+                )
+            self._server.clock.shift(timedelta(seconds=seconds))
+            return {"offset_seconds": self._server.clock.offset.total_seconds()}
+
+        return await self._call(request, run)
+
+    async def _reset_clock(self, request: web.Request) -> web.Response:
+        async def run(_data: dict[str, Any]) -> dict[str, Any]:
+            self._server.clock.reset()
+            return {"offset_seconds": 0.0}
+
+        return await self._call(request, run)
+
+    async def _leaf_ttl(self, request: web.Request) -> web.Response:
+        async def run(data: dict[str, Any]) -> dict[str, Any]:
+            seconds = data.get("seconds")
+            if not isinstance(seconds, int) or seconds < MIN_TEST_LEAF_TTL_SECONDS:
+                raise ApiError(
+                    "invalid_argument",
+                    f"secinfra: test hooks: seconds must be an integer >="
+                    f" {MIN_TEST_LEAF_TTL_SECONDS}",
+                )
+            assert self._server.authority is not None
+            self._server.authority.leaf_ttl = timedelta(seconds=seconds)
+            return {"leaf_ttl_seconds": seconds}
+
+        return await self._call(request, run)
+
+    async def _rotate_ca(self, request: web.Request) -> web.Response:
+        async def run(_data: dict[str, Any]) -> dict[str, Any]:
+            authority = self._server.authority
+            assert authority is not None
+            await authority.prepare()
+            await authority.activate()
+            return {"bundle_sequence": authority.sequence}
+
+        return await self._call(request, run)
+
+    async def _rotate_server_cert(self, request: web.Request) -> web.Response:
+        async def run(_data: dict[str, Any]) -> dict[str, Any]:
+            await self._server.reload_serving_identity()
+            identity = self._server.identity
+            assert identity is not None
+            return {"not_after": identity.not_after.isoformat()}
+
+        return await self._call(request, run)
