@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -29,16 +30,19 @@ from . import ca
 from ._clock import Clock
 from ._http import Peer
 from ._metrics import Metrics
+from .audit import AuditEvent, append_in_transaction
 from .config import ServerConfig
 from .crypto import Keyring, SealedBox, aad_for_ca_key, open_, seal
 from .errors import ApiError
-from .storage import IssuedCertificate, Storage, StoredCa, StoredRevocation
+from .storage import InTransaction, IssuedCertificate, Storage, StoredCa, StoredRevocation
 
 log = logging.getLogger("secinfra.ca")
 
 #: Parsed client certificates kept, keyed by DER bytes (parsing is the costly part).
 PEER_CACHE_SIZE: Final = 4096
 SERVER_KEY_CURVE: Final = ec.SECP256R1()
+#: The audit actor of automatic CA rotation steps.
+SCHEDULER_ACTOR: Final = "secinfra-server/scheduler"
 
 TrustListener = Callable[[], Awaitable[None]]
 
@@ -305,21 +309,23 @@ class Authority:
         )
 
     # -- rotation ------------------------------------------------------------------
-    async def _apply(self, updated: tuple[ca.CertificateAuthority, ...]) -> None:
+    async def _apply(
+        self, updated: tuple[ca.CertificateAuthority, ...], also: InTransaction | None
+    ) -> None:
         before = {authority.id: authority for authority in self._cas}
         changed = [a for a in updated if before.get(a.id) != a]
         bundle_changed = {a.id for a in ca.trusted_authorities(updated)} != {
             a.id for a in ca.trusted_authorities(self._cas)
         }
         self._sequence = await self._storage.save_cas(
-            [self._to_stored(a) for a in changed], bump_bundle=bundle_changed
+            [self._to_stored(a) for a in changed], bump_bundle=bundle_changed, also=also
         )
         self._cas = tuple(sorted(updated, key=lambda a: a.prepared_at, reverse=True))
         self._rebuild_trust()
         for listener in self._listeners:
             await listener()
 
-    async def prepare(self) -> None:
+    async def prepare(self, *, also: InTransaction | None = None) -> None:
         """Rotation step 1: a new CA, published but not signing."""
         async with self._lock:
             updated = ca.prepare_ca(
@@ -328,9 +334,9 @@ class Authority:
                 now=self._clock.now(),
                 validity=timedelta(days=self._config.ca_ttl_days),
             )
-            await self._apply(updated)
+            await self._apply(updated, also)
 
-    async def activate(self) -> None:
+    async def activate(self, *, also: InTransaction | None = None) -> None:
         """Rotation step 2: the prepared CA signs from now on."""
         async with self._lock:
             prepared = [a for a in self._cas if a.state is ca.CAState.PREPARED]
@@ -340,9 +346,9 @@ class Authority:
                     "secinfra: ca: no prepared CA to activate; prepare a rotation first",
                 )
             updated = ca.activate_ca(self._cas, prepared[0].id, now=self._clock.now())
-            await self._apply(updated)
+            await self._apply(updated, also)
 
-    async def retire(self, ca_id: str, *, force: bool) -> None:
+    async def retire(self, ca_id: str, *, force: bool, also: InTransaction | None = None) -> None:
         """Rotation step 3: drop a superseded CA from the bundle."""
         async with self._lock:
             updated = ca.retire_ca(
@@ -352,7 +358,7 @@ class Authority:
                 max_leaf_expiry=self._leaves_expire_by.get(ca_id),
                 force=force,
             )
-            await self._apply(updated)
+            await self._apply(updated, also)
 
     async def run_due_rotation(self) -> bool:
         """Apply the automatic rotation step that is due, if any."""
@@ -370,21 +376,36 @@ class Authority:
             "automatic CA rotation step",
             extra={"fields": {"action": str(step.action), "ca_id": step.ca_id}},
         )
+        event = AuditEvent(
+            actor=SCHEDULER_ACTOR,
+            action=f"ca.{step.action}",
+            resource=f"ca:{step.ca_id or 'new'}",
+            outcome="allowed",
+            request_id="",
+            details={"reason": step.reason},
+        )
+
+        def also(conn: sqlite3.Connection) -> None:
+            append_in_transaction(conn, event, self._clock.now())
+
         if step.action is ca.RotationAction.PREPARE:
-            await self.prepare()
+            await self.prepare(also=also)
         elif step.action is ca.RotationAction.ACTIVATE:
-            await self.activate()
+            await self.activate(also=also)
         else:
-            await self.retire(step.ca_id or "", force=False)
+            await self.retire(step.ca_id or "", force=False, also=also)
         return True
 
     # -- revocation ----------------------------------------------------------------
-    async def revoke(self, *, serial: str, spiffe_id: str, reason: str) -> StoredRevocation:
+    async def revoke(
+        self, *, serial: str, spiffe_id: str, reason: str, also: InTransaction | None = None
+    ) -> StoredRevocation:
         """Add to the deny-list; takes effect on the next request of every connection."""
         entry = await self._storage.add_revocation(
             StoredRevocation(
                 serial=serial, spiffe_id=spiffe_id, reason=reason, revoked_at=self._clock.now()
-            )
+            ),
+            also=also,
         )
         if entry not in self._revocation_rows:
             self._revocation_rows.append(entry)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, Final, Protocol
@@ -22,9 +23,10 @@ from ._authority import Authority
 from ._clock import Clock
 from ._gen import identity as m
 from ._http import Handler, Peer, Reply, RequestContext
+from .audit import AuditEvent, AuditLog, append_in_transaction
 from .config import ServerConfig
 from .errors import ApiError
-from .storage import Storage, StoredJoinToken
+from .storage import InTransaction, Storage, StoredJoinToken
 
 log = logging.getLogger("secinfra.identity")
 
@@ -67,7 +69,9 @@ class IdentityApi:
         clock: Clock,
         admin: AdminPolicy,
         jwt_attestor: attest.JWTAttestor | None,
+        audit: AuditLog,
     ) -> None:
+        self._audit = audit
         self._config = config
         self._authority = authority
         self._storage = storage
@@ -94,9 +98,30 @@ class IdentityApi:
             "retire_ca": self.retire_ca,
         }
 
-    async def _require_admin(self, ctx: RequestContext) -> Peer:
+    def _event(
+        self, ctx: RequestContext, resource: str, outcome: str = "allowed", **details: Any
+    ) -> AuditEvent:
+        return AuditEvent(
+            actor=ctx.peer.spiffe_id if ctx.peer is not None else "anonymous",
+            action=f"identity.{ctx.route.handler}",
+            resource=resource,
+            outcome=outcome,
+            request_id=ctx.request_id,
+            details=details,
+        )
+
+    def _with_audit(self, event: AuditEvent) -> InTransaction:
+        """The write's audit entry, appended in the write's own transaction."""
+
+        def append(conn: sqlite3.Connection) -> None:
+            append_in_transaction(conn, event, self._clock.now())
+
+        return append
+
+    async def _require_admin(self, ctx: RequestContext, resource: str) -> Peer:
         assert ctx.peer is not None
         if not await self._admin.is_admin(ctx.peer.spiffe_id):
+            self._audit.record(self._event(ctx, resource, "denied"))
             raise ApiError(
                 "permission_denied",
                 f"secinfra: auth: {ctx.peer.spiffe_id} may not call"
@@ -123,6 +148,7 @@ class IdentityApi:
         # Check the CSR before spending a one-time token on it.
         await asyncio.to_thread(ca.load_csr, req.csr_pem)
         now = self._clock.now()
+        attestation = "join_token" if req.join_token else "jwt"
         if req.join_token:
             spiffe_id = await self._redeem_join_token(req.join_token)
         else:
@@ -135,6 +161,9 @@ class IdentityApi:
         if self._authority.is_revoked_id(spiffe_id):
             raise ApiError("permission_denied", f"secinfra: identity: {spiffe_id} is revoked")
         cert = await self._authority.sign(req.csr_pem, spiffe_id, kind="issue")
+        self._audit.record(
+            self._event(ctx, spiffe_id, serial=f"{cert.serial_number:x}", via=attestation)
+        )
         log.info(
             "certificate issued",
             extra={"fields": {"spiffe_id": spiffe_id, "serial": f"{cert.serial_number:x}"}},
@@ -185,6 +214,7 @@ class IdentityApi:
                     details={"field": "csr_pem"},
                 )
         cert = await self._authority.sign(req.csr_pem, ctx.peer.spiffe_id, kind="renew")
+        self._audit.record(self._event(ctx, ctx.peer.spiffe_id, serial=f"{cert.serial_number:x}"))
         return m.RenewCertificateResponse(svid=_svid(cert, ctx.peer.spiffe_id))
 
     async def get_caller_identity(
@@ -218,7 +248,7 @@ class IdentityApi:
 
     # -- revocation ----------------------------------------------------------------
     async def revoke(self, ctx: RequestContext, req: m.RevokeRequest) -> m.Revocation:
-        await self._require_admin(ctx)
+        await self._require_admin(ctx, "revocations")
         serial = (req.serial or "").lower()
         spiffe_id = req.spiffe_id or ""
         if bool(serial) == bool(spiffe_id):
@@ -238,13 +268,20 @@ class IdentityApi:
                 ) from None
         else:
             ca.SpiffeId.parse(spiffe_id)
-        entry = await self._authority.revoke(serial=serial, spiffe_id=spiffe_id, reason=req.reason)
+        target = f"serial:{serial}" if serial else spiffe_id
+        entry = await self._authority.revoke(
+            serial=serial,
+            spiffe_id=spiffe_id,
+            reason=req.reason,
+            also=self._with_audit(self._event(ctx, target, reason=req.reason)),
+        )
         return _revocation(entry)
 
     async def list_revocations(
         self, ctx: RequestContext, _req: m.ListRevocationsRequest
     ) -> m.ListRevocationsResponse:
-        await self._require_admin(ctx)
+        await self._require_admin(ctx, "revocations")
+        self._audit.record(self._event(ctx, "revocations"))
         return m.ListRevocationsResponse(
             revocations=[_revocation(row) for row in self._authority.revocations]
         )
@@ -253,7 +290,7 @@ class IdentityApi:
     async def create_join_token(
         self, ctx: RequestContext, req: m.CreateJoinTokenRequest
     ) -> m.CreateJoinTokenResponse:
-        await self._require_admin(ctx)
+        await self._require_admin(ctx, "join-tokens")
         spiffe_id = ca.SpiffeId.parse(req.spiffe_id)
         if spiffe_id.trust_domain != self._config.trust_domain:
             raise ApiError(
@@ -287,21 +324,24 @@ class IdentityApi:
             expires_at=record.expires_at,
             created_at=record.created_at,
         )
-        await self._storage.insert_join_token(stored)
+        event = self._event(ctx, f"join-token:{record.id}", spiffe_id=stored.spiffe_id)
+        await self._storage.insert_join_token(stored, also=self._with_audit(event))
         return m.CreateJoinTokenResponse(token=token, join_token=_join_token(stored))
 
     async def list_join_tokens(
         self, ctx: RequestContext, _req: m.ListJoinTokensRequest
     ) -> m.ListJoinTokensResponse:
-        await self._require_admin(ctx)
+        await self._require_admin(ctx, "join-tokens")
+        self._audit.record(self._event(ctx, "join-tokens"))
         rows = await self._storage.list_join_tokens()
         return m.ListJoinTokensResponse(join_tokens=[_join_token(row) for row in rows])
 
     async def revoke_join_token(
         self, ctx: RequestContext, req: m.RevokeJoinTokenRequest
     ) -> m.JoinToken:
-        await self._require_admin(ctx)
-        row = await self._storage.revoke_join_token(req.id)
+        await self._require_admin(ctx, f"join-token:{req.id}")
+        event = self._event(ctx, f"join-token:{req.id}")
+        row = await self._storage.revoke_join_token(req.id, also=self._with_audit(event))
         if row is None:
             raise ApiError(
                 "not_found",
@@ -328,30 +368,32 @@ class IdentityApi:
         )
 
     async def get_ca_status(self, ctx: RequestContext, _req: m.GetCaStatusRequest) -> m.CaStatus:
-        await self._require_admin(ctx)
+        await self._require_admin(ctx, "ca")
+        self._audit.record(self._event(ctx, "ca"))
         return self._status()
 
     async def prepare_ca_rotation(
         self, ctx: RequestContext, _req: m.PrepareCaRotationRequest
     ) -> m.CaStatus:
-        await self._require_admin(ctx)
-        await self._authority.prepare()
+        await self._require_admin(ctx, "ca")
+        await self._authority.prepare(also=self._with_audit(self._event(ctx, "ca:new")))
         return self._status()
 
     async def activate_ca(self, ctx: RequestContext, _req: m.ActivateCaRequest) -> m.CaStatus:
-        await self._require_admin(ctx)
-        await self._authority.activate()
+        await self._require_admin(ctx, "ca")
+        await self._authority.activate(also=self._with_audit(self._event(ctx, "ca:prepared")))
         return self._status()
 
     async def retire_ca(self, ctx: RequestContext, req: m.RetireCaRequest) -> m.CaStatus:
-        await self._require_admin(ctx)
+        await self._require_admin(ctx, f"ca:{req.ca_id}")
         if not req.ca_id:
             raise ApiError(
                 "invalid_argument",
                 "secinfra: ca: ca_id is required",
                 details={"field": "ca_id"},
             )
-        await self._authority.retire(req.ca_id, force=req.force)
+        event = self._event(ctx, f"ca:{req.ca_id}", force=req.force)
+        await self._authority.retire(req.ca_id, force=req.force, also=self._with_audit(event))
         return self._status()
 
 

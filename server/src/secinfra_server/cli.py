@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import dataclasses
 import os
+import sqlite3
 import sys
 from collections.abc import Sequence
 from datetime import timedelta
@@ -29,6 +30,7 @@ from ._authority import Authority
 from ._clock import Clock
 from ._logging import configure as configure_logging
 from ._metrics import Metrics
+from .audit import verify as audit_verify
 from .config import ConfigError, ServerConfig, load_config
 from .crypto import Keyring, generate_kek_file, load_kek
 from .server import ADMIN_PATH, Server, admin_files
@@ -185,12 +187,42 @@ def _parser() -> argparse.ArgumentParser:
                 sub.add_argument(flag, dest=field.name, action="store_const", const=True)
             else:
                 sub.add_argument(flag, dest=field.name, metavar=field.name.upper())
+    audit = commands.add_parser("audit", help="audit log tools")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_commands.add_parser(
+        "verify", help="check the audit log's hash chain; print the head hash to anchor"
+    )
+    verify.add_argument("--data-dir", required=True, type=Path)
     return parser
+
+
+def verify_audit(data_dir: Path) -> int:
+    """``audit verify``: 0 if the chain is intact, 1 (naming the entry) if not."""
+    database = data_dir / "secinfra.db"
+    if not database.exists():
+        print(f"secinfra-server: no database at {database}", file=sys.stderr)
+        return 2
+    conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    try:
+        result = audit_verify(conn)
+    finally:
+        conn.close()
+    if result.ok:
+        print(f"audit log intact: {result.entries} entries, head {result.head_hash}")
+        return 0
+    print(
+        f"audit log BROKEN at entry {result.first_bad_seq}: {result.reason}"
+        f" ({result.entries} entries verified before it)",
+        file=sys.stderr,
+    )
+    return 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``secinfra-server`` console script."""
     args = _parser().parse_args(argv)
+    if args.command == "audit":
+        return verify_audit(args.data_dir)
     flags: dict[str, Any] = {
         f.name: getattr(args, f.name, None)
         for f in dataclasses.fields(ServerConfig)

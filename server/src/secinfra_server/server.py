@@ -135,6 +135,7 @@ class Server:
             clock=ctx.clock,
             admin=ctx.policy,
             jwt_attestor=load_jwt_attestor(ctx.config),
+            audit=ctx.audit,
         )
         handlers.update(identity.handlers())
         return handlers

@@ -4,15 +4,23 @@ every write is durable when it returns (acknowledged means kept)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sqlite3
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Protocol
 
 from ._records import IssuedCertificate, StoredCa, StoredJoinToken, StoredRevocation
 
+#: Extra work done inside a write method's transaction (e.g. its audit entry).
+InTransaction = Callable[[sqlite3.Connection], None]
+
 
 class Storage(Protocol):
-    """Durable state of the server."""
+    """Durable state of the server.
+
+    Write methods take ``also``: work that must commit in the same transaction
+    (the write's audit entry), so a change and its record are never apart.
+    """
 
     async def close(self) -> None:
         """Release connections and threads."""
@@ -21,7 +29,13 @@ class Storage(Protocol):
     async def list_cas(self) -> list[StoredCa]:
         """Every CA, newest first."""
 
-    async def save_cas(self, changed: Sequence[StoredCa], *, bump_bundle: bool) -> int:
+    async def save_cas(
+        self,
+        changed: Sequence[StoredCa],
+        *,
+        bump_bundle: bool,
+        also: InTransaction | None = None,
+    ) -> int:
         """Insert or replace CAs in one transaction; bump the bundle sequence if
         asked. Returns the bundle sequence after the change."""
 
@@ -32,7 +46,9 @@ class Storage(Protocol):
         """Remember an issued certificate and extend its CA's leaves_expire_by."""
 
     # -- join tokens -------------------------------------------------------------
-    async def insert_join_token(self, token: StoredJoinToken) -> None:
+    async def insert_join_token(
+        self, token: StoredJoinToken, *, also: InTransaction | None = None
+    ) -> None:
         """Store a new join token record."""
 
     async def get_join_token(self, token_id: str) -> StoredJoinToken | None:
@@ -45,11 +61,15 @@ class Storage(Protocol):
     async def list_join_tokens(self) -> list[StoredJoinToken]:
         """Every join token, newest first."""
 
-    async def revoke_join_token(self, token_id: str) -> StoredJoinToken | None:
+    async def revoke_join_token(
+        self, token_id: str, *, also: InTransaction | None = None
+    ) -> StoredJoinToken | None:
         """Mark a token revoked (idempotent). None if it does not exist."""
 
     # -- revocation deny-list ----------------------------------------------------
-    async def add_revocation(self, revocation: StoredRevocation) -> StoredRevocation:
+    async def add_revocation(
+        self, revocation: StoredRevocation, *, also: InTransaction | None = None
+    ) -> StoredRevocation:
         """Add a deny-list entry; if the same target is already listed, return
         the existing entry unchanged."""
 

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
+from ._base import InTransaction
 from ._records import IssuedCertificate, StoredCa, StoredJoinToken, StoredRevocation
 
 T = TypeVar("T")
@@ -306,7 +307,9 @@ class SqliteStorage:
 
         return await self.read(q)
 
-    async def save_cas(self, changed: Sequence[StoredCa], *, bump_bundle: bool) -> int:
+    async def save_cas(
+        self, changed: Sequence[StoredCa], *, bump_bundle: bool, also: InTransaction | None = None
+    ) -> int:
         def q(conn: sqlite3.Connection) -> int:
             # Demote before promote so the one-active index never sees two.
             ordered = sorted(changed, key=lambda ca: ca.state == "active")
@@ -343,6 +346,8 @@ class SqliteStorage:
             (seq,) = conn.execute(
                 "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'bundle_sequence'"
             ).fetchone()
+            if also is not None:
+                also(conn)
             return int(seq)
 
         return await self.write(q)
@@ -391,7 +396,9 @@ class SqliteStorage:
             revoked=bool(revoked),
         )
 
-    async def insert_join_token(self, token: StoredJoinToken) -> None:
+    async def insert_join_token(
+        self, token: StoredJoinToken, *, also: InTransaction | None = None
+    ) -> None:
         def q(conn: sqlite3.Connection) -> None:
             conn.execute(
                 "INSERT INTO join_tokens (id, secret_hash, spiffe_id, expires_ms, created_ms,"
@@ -407,6 +414,8 @@ class SqliteStorage:
                     int(token.revoked),
                 ),
             )
+            if also is not None:
+                also(conn)
 
         await self.write(q)
 
@@ -435,16 +444,22 @@ class SqliteStorage:
 
         return await self.read(q)
 
-    async def revoke_join_token(self, token_id: str) -> StoredJoinToken | None:
+    async def revoke_join_token(
+        self, token_id: str, *, also: InTransaction | None = None
+    ) -> StoredJoinToken | None:
         def q(conn: sqlite3.Connection) -> StoredJoinToken | None:
             conn.execute("UPDATE join_tokens SET revoked = 1 WHERE id = ?", (token_id,))
             row = conn.execute(_ENROLMENT_SELECT + " WHERE id = ?", (token_id,)).fetchone()
+            if also is not None:
+                also(conn)
             return None if row is None else self._token_from_row(row)
 
         return await self.write(q)
 
     # -- revocations -------------------------------------------------------------
-    async def add_revocation(self, revocation: StoredRevocation) -> StoredRevocation:
+    async def add_revocation(
+        self, revocation: StoredRevocation, *, also: InTransaction | None = None
+    ) -> StoredRevocation:
         def q(conn: sqlite3.Connection) -> StoredRevocation:
             conn.execute(
                 "INSERT INTO revocations (serial, spiffe_id, reason, revoked_ms)"
@@ -461,6 +476,8 @@ class SqliteStorage:
                 " WHERE serial = ? AND spiffe_id = ?",
                 (revocation.serial, revocation.spiffe_id),
             ).fetchone()
+            if also is not None:
+                also(conn)
             return StoredRevocation(serial, spiffe_id, reason, from_ms(revoked))
 
         return await self.write(q)
