@@ -188,3 +188,25 @@ def test_graceful_shutdown_finishes_in_flight_requests(tmp_path: Path) -> None:
         assert b"secinfra/admin" in body
     finally:
         server.stop()
+
+
+def test_load_shedding_answers_503_instead_of_queueing(tmp_path: Path) -> None:
+    server = RunningServer(tmp_path / "data", server_class=_SlowWhoAmI, max_in_flight=1).start()
+    try:
+        busy = Client(server.port, server.bundle_pem(), server.admin, tmp_path / "busy")
+        conn = busy.connect()
+        conn.request("GET", "/v1/identity:whoami")
+        time.sleep(0.3)  # one request in flight: the limit
+        other = Client(server.port, server.bundle_pem())
+        shed = other.request("GET", "/v1/bundle")
+        other.close()
+        assert shed.status == 503
+        assert shed.code == "unavailable"
+        assert shed.headers["retry-after"] == "1"
+        assert shed.headers["secinfra-should-retry"] == "true"
+        assert conn.getresponse().status == 200
+        busy.close()
+        # With nothing in flight, requests are served again.
+        assert Client(server.port, server.bundle_pem()).request("GET", "/v1/bundle").status == 200
+    finally:
+        server.stop()
