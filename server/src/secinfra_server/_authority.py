@@ -55,6 +55,14 @@ class ServerIdentity:
     key_pem: bytes
     not_before: datetime
     not_after: datetime
+    #: When it was signed. NotBefore is backdated for clock skew, so lifetimes
+    #: (and the half-life renewal point) are measured from here.
+    issued_at: datetime
+
+    @property
+    def renew_at(self) -> datetime:
+        """Half-way between issue and expiry."""
+        return self.issued_at + (self.not_after - self.issued_at) / 2
 
 
 @functools.lru_cache(maxsize=PEER_CACHE_SIZE)
@@ -251,11 +259,14 @@ class Authority:
         return any(str(item) == spiffe_id for item in self._revocations.spiffe_ids)
 
     # -- signing -------------------------------------------------------------------
-    async def sign(self, csr_pem: str, spiffe_id: str, *, kind: str) -> x509.Certificate:
-        """Sign a workload SVID with the active CA and record it."""
+    async def sign(
+        self, csr_pem: str | bytes, spiffe_id: str, *, kind: str, ttl: timedelta | None = None
+    ) -> x509.Certificate:
+        """Sign an SVID with the active CA (leaf TTL unless ``ttl``) and record it,
+        so retirement knows when the CA's last leaf expires."""
         now = self._clock.now()
         active = ca.active_authority(self._cas)
-        ttl = self.leaf_ttl
+        ttl = ttl if ttl is not None else self.leaf_ttl
         cert = await asyncio.to_thread(ca.sign_svid, active, csr_pem, spiffe_id, ttl=ttl, now=now)
         await self._record(cert, active.id, spiffe_id, now)
         self._metrics.certificates.labels(kind).inc()
@@ -306,6 +317,7 @@ class Authority:
             ),
             not_before=cert.not_valid_before_utc,
             not_after=cert.not_valid_after_utc,
+            issued_at=now,
         )
 
     # -- rotation ------------------------------------------------------------------
@@ -369,9 +381,14 @@ class Authority:
             activation_delay=timedelta(seconds=self._config.bundle_refresh_hint_seconds),
             ca_validity=timedelta(days=self._config.ca_ttl_days),
         )
-        step = ca.plan_automatic_rotation(self._cas, self._clock.now(), policy)
+        now = self._clock.now()
+        step = ca.plan_automatic_rotation(self._cas, now, policy)
         if step is None:
             return False
+        if step.action is ca.RotationAction.RETIRE:
+            last_leaf = self._leaves_expire_by.get(step.ca_id or "")
+            if last_leaf is not None and last_leaf > now:
+                return False  # a recorded leaf (e.g. the admin's) still chains to it
         log.info(
             "automatic CA rotation step",
             extra={"fields": {"action": str(step.action), "ca_id": step.ca_id}},

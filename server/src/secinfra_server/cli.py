@@ -2,6 +2,7 @@
 
     secinfra-server init  --data-dir DIR [settings...]
     secinfra-server serve --data-dir DIR [--dev] [settings...]
+    secinfra-server kek rotate|rewrap|status --data-dir DIR   (see docs/operations/kek.md)
 
 Every setting of :mod:`secinfra_server.config` is also a flag
 (``--leaf-ttl-seconds 600``), an environment variable
@@ -28,11 +29,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from . import __version__, ca
 from ._authority import Authority
 from ._clock import Clock
+from ._kek_rotation import add_kek_commands, kek_from_env, load_keyring, run_kek_command
 from ._logging import configure as configure_logging
 from ._metrics import Metrics
 from .audit import verify as audit_verify
 from .config import ConfigError, ServerConfig, load_config
-from .crypto import Keyring, generate_kek_file, load_kek
+from .crypto import generate_kek_file
 from .server import ADMIN_PATH, Server, admin_files
 from .storage import SqliteStorage, StoredJoinToken
 
@@ -69,14 +71,14 @@ async def initialise(config: ServerConfig, *, quiet: bool = False) -> None:
     """Create (or complete) the data dir: KEK, database, CA, admin identity."""
     config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(config.data_dir, 0o700)
-    if not config.kek_path.exists():
+    if not kek_from_env() and not config.kek_path.exists():
         generate_kek_file(config.kek_path)
     storage = await SqliteStorage.open(config.database_path)
     try:
         authority = Authority(
             config=config,
             storage=storage,
-            keyring=Keyring(load_kek(config.kek_path)),
+            keyring=load_keyring(config),
             clock=Clock(),
             metrics=Metrics(),
         )
@@ -85,13 +87,11 @@ async def initialise(config: ServerConfig, *, quiet: bool = False) -> None:
         cert_path.parent.mkdir(exist_ok=True, mode=0o700)
         if _needs_admin_identity(cert_path, authority):
             key = ec.generate_private_key(ec.SECP256R1())
-            now = Clock().now()
-            cert = ca.sign_svid(
-                ca.active_authority(authority.authorities),
+            cert = await authority.sign(
                 ca.build_csr(key),
                 f"spiffe://{config.trust_domain}{ADMIN_PATH}",
+                kind="admin",
                 ttl=ADMIN_CERT_TTL,
-                now=now,
             )
             key_pem = key.private_bytes(
                 serialization.Encoding.PEM,
@@ -193,6 +193,7 @@ def _parser() -> argparse.ArgumentParser:
         "verify", help="check the audit log's hash chain; print the head hash to anchor"
     )
     verify.add_argument("--data-dir", required=True, type=Path)
+    add_kek_commands(commands)
     return parser
 
 
@@ -223,6 +224,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "audit":
         return verify_audit(args.data_dir)
+    if args.command == "kek":
+        return run_kek_command(args)
     flags: dict[str, Any] = {
         f.name: getattr(args, f.name, None)
         for f in dataclasses.fields(ServerConfig)

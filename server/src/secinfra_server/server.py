@@ -23,17 +23,21 @@ from aiohttp import web
 
 from . import attest
 from ._authority import Authority, ServerIdentity
+from ._authz_api import AuthzApi
 from ._clock import Clock
 from ._http import Dispatcher, Handler, peer_der
 from ._idempotency import IdempotencyStore
 from ._identity_api import IdentityApi
+from ._kek_rotation import load_keyring
 from ._metrics import Metrics
+from ._policy import AuthzEngine, EnginePolicy
+from ._secrets_api import SecretsApi
 from ._testhooks import TestHooks
 from ._tls import ServingTls
 from .access import AccessPolicy
 from .audit import AuditLog
 from .config import ServerConfig
-from .crypto import Keyring, load_kek
+from .crypto import Keyring
 from .errors import ApiError
 from .storage import SqliteStorage
 
@@ -138,11 +142,15 @@ class Server:
             audit=ctx.audit,
         )
         handlers.update(identity.handlers())
+        handlers.update(SecretsApi(ctx).handlers())
+        handlers.update(AuthzApi(ctx).handlers())
         return handlers
 
     def make_policy(self, storage: SqliteStorage) -> AccessPolicy:
-        """The access policy the services consult."""
-        return StaticAdminPolicy(self.config.trust_domain)
+        """The access policy the services consult: the authorization engine over
+        the built-in model (see ``_policy.py``)."""
+        admin_id = f"spiffe://{self.config.trust_domain}{ADMIN_PATH}"
+        return EnginePolicy(AuthzEngine(storage, clock=self.clock, admin_id=admin_id))
 
     def extra_handlers(self) -> dict[str, Handler]:
         """Test seam: handlers that replace or add to the services' handlers."""
@@ -152,7 +160,7 @@ class Server:
         """Open storage, load keys and the CA, and start serving."""
         config = self.config
         self.storage = await SqliteStorage.open(config.database_path)
-        keyring = Keyring(load_kek(config.kek_path))
+        keyring = load_keyring(config)
         self.authority = Authority(
             config=config,
             storage=self.storage,
@@ -276,10 +284,8 @@ class Server:
                 if self.idempotency is not None:
                     await self.idempotency.purge_expired()
                 identity = self.identity
-                if identity is not None:
-                    lifetime = identity.not_after - identity.not_before
-                    if self.clock.now() >= identity.not_before + lifetime / 2:
-                        await self.reload_serving_identity()
+                if identity is not None and self.clock.now() >= identity.renew_at:
+                    await self.reload_serving_identity()
             except ApiError as exc:
                 log.warning("housekeeping step failed", extra={"fields": {"error": exc.message}})
             except Exception:

@@ -7,6 +7,7 @@ import asyncio
 import socket
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -208,5 +209,61 @@ def test_load_shedding_answers_503_instead_of_queueing(tmp_path: Path) -> None:
         busy.close()
         # With nothing in flight, requests are served again.
         assert Client(server.port, server.bundle_pem()).request("GET", "/v1/bundle").status == 200
+    finally:
+        server.stop()
+
+
+def _wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return predicate()
+
+
+def test_ca_rotates_on_schedule(tmp_path: Path) -> None:
+    server = RunningServer(tmp_path / "data", ca_ttl_days=3, bundle_refresh_hint_seconds=60).start()
+    try:
+        authority = server.server.authority
+        assert authority is not None
+        (first,) = authority.authorities
+
+        def states() -> list[str]:
+            return sorted(str(a.state) for a in authority.authorities)
+
+        # Two thirds into the CA's life a successor is prepared...
+        server.server.clock.shift(timedelta(days=2, hours=1))
+        assert _wait_for(lambda: states() == ["active", "prepared"]), states()
+        # ...and activated once it has been in the bundle for a refresh hint.
+        server.server.clock.shift(timedelta(seconds=90))
+        assert _wait_for(lambda: states() == ["active", "retiring"]), states()
+        assert authority.leaves_expire_by(first.id) is not None, "admin cert is recorded"
+        # The old CA stays while a recorded leaf (the 7-day admin cert) chains to it.
+        server.server.clock.shift(timedelta(hours=2))
+        time.sleep(2.5)
+        assert states() == ["active", "retiring"]
+        # Past its last leaf's expiry (and its own), it is retired.
+        server.server.clock.shift(timedelta(days=8))
+        assert _wait_for(lambda: "retired" in states()), states()
+    finally:
+        server.stop()
+
+
+def test_serving_certificate_renews_at_half_life(tmp_path: Path) -> None:
+    server = RunningServer(tmp_path / "data", test_hooks=True, server_cert_ttl_seconds=4).start()
+    try:
+        first = Client(server.port, server.bundle_pem()).peer_certificate().serial_number
+        assert _wait_for(
+            lambda: (
+                Client(server.port, server.bundle_pem()).peer_certificate().serial_number != first
+            ),
+            timeout=8,
+        )
+        # It does not renew in a loop: the new one lives ~2 s (half of 4 s) first.
+        assert server.server.tls is not None
+        reloads = server.server.tls.reloads
+        time.sleep(1.0)
+        assert server.server.tls.reloads == reloads
     finally:
         server.stop()
