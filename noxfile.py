@@ -20,7 +20,7 @@ nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.error_on_missing_interpreters = True
 # `nox` with no -s runs the whole suite except the codegen writer (the drift
 # check `nox -s codegen -- --check` runs first in scripts/test.sh).
-nox.options.sessions = ["lint", "tests-codegen", "tests-server"]
+nox.options.sessions = ["lint", "tests-codegen", "tests-server", "tests-python"]
 
 TEST_TOOLS = ("pytest", "pytest-asyncio", "pytest-timeout")
 
@@ -72,3 +72,10 @@ def tests_server(session: nox.Session) -> None:
     """Reference server tests against real TLS on loopback and real SQLite files."""
     install(session, *TEST_TOOLS, "spiffe", "-e", "server")
     session.run("pytest", "server/tests", *session.posargs)
+
+
+@nox.session(name="tests-python", python=PYTHON)
+def tests_python(session: nox.Session) -> None:
+    """Python SDK tests."""
+    install(session, *TEST_TOOLS, "-e", "sdk-python")
+    session.run("pytest", "sdk-python/tests", *session.posargs)

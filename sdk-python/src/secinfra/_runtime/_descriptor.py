@@ -21,6 +21,11 @@ class Idempotency(enum.StrEnum):
     NON_IDEMPOTENT = "non_idempotent"
     """Each call changes state; retried after sending only with an Idempotency-Key."""
 
+    @property
+    def safe_to_repeat(self) -> bool:
+        """Whether repeating the call cannot change its effect."""
+        return self is not Idempotency.NON_IDEMPOTENT
+
 
 class Auth(enum.StrEnum):
     """How the caller proves who it is (options.proto ``Auth``)."""
