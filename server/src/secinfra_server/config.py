@@ -63,6 +63,10 @@ class ServerConfig:
     body_timeout_seconds: float = 10.0
     #: Past this many requests in flight the server answers 503 + Retry-After.
     max_in_flight: int = 512
+    #: Check and BatchCheck answers carry ``Cache-Control: private, max-age=N``
+    #: with this N: how many seconds an SDK may reuse an authorization decision
+    #: (a client's own tuple writes still bypass older entries). 0: revalidate.
+    authz_check_max_age_seconds: int = 10
     shutdown_timeout_seconds: float = 30.0
     #: Test mode: the conformance control API. Loopback only; never in production.
     test_hooks: bool = False
@@ -226,6 +230,8 @@ def validate(config: ServerConfig) -> None:
         fail("leaf_ttl_seconds: at most 30 days; short-lived certificates are the point")
     if config.ca_ttl_days < 1:
         fail("ca_ttl_days: must be at least 1")
+    if config.authz_check_max_age_seconds < 0:
+        fail("authz_check_max_age_seconds: must not be negative")
     for name in ("max_body_bytes", "max_in_flight", "bundle_refresh_hint_seconds"):
         if getattr(config, name) <= 0:
             fail(f"{name}: must be positive")

@@ -35,7 +35,7 @@ from ._errors import (
 )
 from ._time import require_aware
 
-JOIN_TOKEN_PREFIX = "sjt_"  # noqa: S105 - a public prefix, not a secret
+JOIN_TOKEN_PREFIX = "sjt_"
 DEFAULT_JOIN_TOKEN_TTL = timedelta(hours=1)
 """Join tokens are short-lived (DESIGN: short TTL, single use)."""
 

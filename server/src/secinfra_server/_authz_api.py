@@ -1,0 +1,467 @@
+"""Handlers for secinfra.v1.AuthzService.
+
+Admin RPCs (WriteAuthorizationModel, WriteTuples, ReadTuples) need ``admin`` on
+``system:root``; a refusal is audited. Any enrolled workload may read the model
+and ask Check, BatchCheck, ListObjects and Expand.
+
+**Revision tokens.** Every change to authorization state (tuples written or
+deleted, a new current model) advances one counter; a token is that counter as
+a zero-padded, 20-digit decimal string (``00000000000000000042``). Clients treat
+tokens as opaque, but may compare two as decimal numbers, which is how the SDK
+caches decide that an entry predates the client's own write.
+
+**Consistency.** ``minimize_latency`` (the default) answers from the current
+state. ``at_least_as_fresh`` with a revision token answers only from state at
+least that new: one SQLite database is always that fresh after the write
+returned, so here it only refuses a token from the future (failed_precondition:
+it came from another server or database); replicas would wait or redirect.
+A malformed token is invalid_argument under either preference; a well-formed
+one is only used with ``at_least_as_fresh``.
+
+Check and BatchCheck answers carry ``Cache-Control: private, max-age=N``
+(``authz_check_max_age_seconds``) and the revision they were computed at.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+from . import authz
+from ._gen import authz as m
+from ._http import Handler, Peer, Reply, RequestContext
+from ._policy import (
+    AuthzEngine,
+    EnginePolicy,
+    Snapshot,
+    merge_user_model,
+    model_id,
+    stored_json,
+    validate_builtin_tuple,
+)
+from .audit import AuditEvent, append_in_transaction
+from .authz._render import render_dsl
+from .errors import ApiError
+from .storage._authz import (
+    SYSTEM_ROOT,
+    TupleCursor,
+    TupleFilter,
+    apply_tuple_changes,
+    read_tuples,
+    store_model,
+)
+from .storage._sqlite import to_ms
+
+if TYPE_CHECKING:
+    from .server import ServiceContext
+
+#: Digits in a revision token.
+REVISION_DIGITS: Final = 20
+#: Tuples (writes plus deletes) one WriteTuples call may carry.
+MAX_TUPLES_PER_WRITE: Final = 1000
+DEFAULT_PAGE_SIZE: Final = 100
+MAX_PAGE_SIZE: Final = 1000
+
+_REVISION_RE: Final = re.compile(rf"[0-9]{{1,{REVISION_DIGITS}}}")
+_MAX_REVISION: Final = 2**63 - 1
+#: The engine's rule for correlation ids (checked here too, before parsing tuples).
+_CORRELATION_ID_RE: Final = re.compile(r"[A-Za-z0-9_-]+")
+_PREFIX: Final = "secinfra: authz: "
+
+
+def format_revision(revision: int) -> str:
+    """A revision as its token: 20 decimal digits, zero-padded."""
+    return f"{revision:0{REVISION_DIGITS}d}"
+
+
+def parse_revision(token: str) -> int:
+    """A revision token's counter.
+
+    Raises:
+        ApiError: invalid_argument if the token is not one this server issues.
+    """
+    if not _REVISION_RE.fullmatch(token) or int(token) > _MAX_REVISION:
+        raise ApiError(
+            "invalid_argument",
+            f"{_PREFIX}revision: {token[:40]!r} is not a revision token; pass the"
+            " revision a write or a check returned",
+            details={"field": "revision"},
+        )
+    return int(token)
+
+
+def _min_revision(consistency: m.Consistency, token: str) -> int | None:
+    """The revision a read must reach, from its consistency preference."""
+    if consistency == m.Consistency.AT_LEAST_AS_FRESH:
+        if not token:
+            raise ApiError(
+                "invalid_argument",
+                f"{_PREFIX}revision: at_least_as_fresh needs the revision token of a write",
+                details={"field": "revision"},
+            )
+        return parse_revision(token)
+    if token:
+        parse_revision(token)  # malformed is an error; well-formed is ignored
+    return None
+
+
+def _tuple_key(key: m.TupleKey | None, where: str) -> authz.TupleKey:
+    if key is None:
+        raise ApiError(
+            "invalid_argument", f"{_PREFIX}{where} is required", details={"field": where}
+        )
+    try:
+        return authz.TupleKey(key.user, key.relation, key.object)
+    except authz.TupleError as exc:
+        raise _at(where, exc) from exc
+
+
+def _at(where: str, exc: authz.AuthzError) -> ApiError:
+    """An engine error, placed at a request field (``writes[3]``)."""
+    details: dict[str, Any] = {"field": where}
+    type_name = getattr(exc, "type_name", None)
+    relation = getattr(exc, "relation", None)
+    if type_name is not None:
+        details["type"] = type_name
+    if relation is not None:
+        details["relation"] = relation
+    reason = exc.message.removeprefix(_PREFIX)
+    return ApiError(exc.code, f"{_PREFIX}{where}: {reason}", details=details)
+
+
+def _wire_key(key: authz.TupleKey) -> m.TupleKey:
+    return m.TupleKey(user=key.user, relation=key.relation, object=key.object)
+
+
+class AuthzApi:
+    """The AuthzService RPCs over the engine the access policy uses."""
+
+    def __init__(self, ctx: ServiceContext) -> None:
+        self._ctx = ctx
+        if isinstance(ctx.policy, EnginePolicy):
+            self._engine = ctx.policy.engine
+        else:
+            from .server import ADMIN_PATH
+
+            self._engine = AuthzEngine(
+                ctx.storage,
+                clock=ctx.clock,
+                admin_id=f"spiffe://{ctx.config.trust_domain}{ADMIN_PATH}",
+            )
+
+    def handlers(self) -> Mapping[str, Handler]:
+        """Handlers by RPC handler name (snake_case)."""
+        return {
+            "write_authorization_model": self.write_authorization_model,
+            "read_authorization_model": self.read_authorization_model,
+            "write_tuples": self.write_tuples,
+            "read_tuples": self.read_tuples,
+            "check": self.check,
+            "batch_check": self.batch_check,
+            "list_objects": self.list_objects,
+            "expand": self.expand,
+        }
+
+    async def _require_admin(self, ctx: RequestContext) -> Peer:
+        assert ctx.peer is not None
+        if not await self._ctx.policy.is_admin(ctx.peer.spiffe_id):
+            self._ctx.audit.record(
+                AuditEvent(
+                    actor=ctx.peer.spiffe_id,
+                    action=f"authz.{ctx.route.handler}",
+                    resource=SYSTEM_ROOT,
+                    outcome="denied",
+                    request_id=ctx.request_id,
+                    details={"reason": "not an admin"},
+                )
+            )
+            raise ApiError(
+                "permission_denied",
+                f"{_PREFIX}{ctx.peer.spiffe_id} may not call {ctx.route.rpc};"
+                f" it needs admin on {SYSTEM_ROOT}",
+            )
+        return ctx.peer
+
+    # -- models ------------------------------------------------------------------------
+    async def write_authorization_model(
+        self, ctx: RequestContext, req: m.WriteAuthorizationModelRequest
+    ) -> m.AuthorizationModel:
+        peer = await self._require_admin(ctx)
+        if req.model is None and req.dsl is None:
+            raise ApiError(
+                "invalid_argument",
+                f"{_PREFIX}model: give the model as model (OpenFGA JSON) or dsl",
+                details={"field": "model"},
+            )
+        merged = merge_user_model(model=req.model, dsl=req.dsl)
+        new_id = model_id(merged)
+        text = stored_json(merged)
+        now = self._ctx.clock.now()
+
+        def write(snapshot: Snapshot) -> None:
+            changed = store_model(snapshot.conn, new_id, text, to_ms(now))
+            append_in_transaction(
+                snapshot.conn,
+                AuditEvent(
+                    actor=peer.spiffe_id,
+                    action="authz.write_authorization_model",
+                    resource=f"authz_model:{new_id}",
+                    outcome="allowed",
+                    request_id=ctx.request_id,
+                    details={"model_id": new_id, "previous": snapshot.model_id, "changed": changed},
+                ),
+                now,
+            )
+
+        await self._engine.write(write)
+        return m.AuthorizationModel(id=new_id, model=merged.to_dict(), dsl=render_dsl(merged))
+
+    async def read_authorization_model(
+        self, ctx: RequestContext, req: m.ReadAuthorizationModelRequest
+    ) -> m.AuthorizationModel:
+        def read(snapshot: Snapshot) -> tuple[str, authz.AuthorizationModel | None]:
+            if not req.id:
+                return snapshot.model_id, snapshot.model
+            return req.id, self._engine.load_model(snapshot.conn, req.id)
+
+        found_id, model = await self._engine.read(read)
+        if model is None:
+            raise ApiError(
+                "not_found",
+                f"{_PREFIX}model: no authorization model has id {req.id[:80]!r}",
+                details={"field": "id"},
+            )
+        return m.AuthorizationModel(id=found_id, model=model.to_dict(), dsl=render_dsl(model))
+
+    # -- tuples ------------------------------------------------------------------------
+    async def write_tuples(
+        self, ctx: RequestContext, req: m.WriteTuplesRequest
+    ) -> m.WriteTuplesResponse:
+        peer = await self._require_admin(ctx)
+        count = len(req.writes) + len(req.deletes)
+        if count > MAX_TUPLES_PER_WRITE:
+            raise ApiError(
+                "invalid_argument",
+                f"{_PREFIX}request: at most {MAX_TUPLES_PER_WRITE} tuples (writes plus"
+                f" deletes) per call, got {count}",
+            )
+        writes = [_tuple_key(k, f"writes[{i}]") for i, k in enumerate(req.writes)]
+        deletes = [_tuple_key(k, f"deletes[{i}]") for i, k in enumerate(req.deletes)]
+        both = set(writes) & set(deletes)
+        if both:
+            index = next(i for i, k in enumerate(writes) if k in both)
+            raise ApiError(
+                "invalid_argument",
+                f"{_PREFIX}writes[{index}]: tuple {writes[index]} is also in deletes;"
+                " a call may write or delete a tuple, not both",
+                details={"field": f"writes[{index}]"},
+            )
+        now = self._ctx.clock.now()
+
+        def write(snapshot: Snapshot) -> int:
+            for index, key in enumerate(writes):
+                try:
+                    authz.validate_tuple(snapshot.model, key)
+                    validate_builtin_tuple(key)
+                except authz.TupleError as exc:
+                    raise _at(f"writes[{index}]", exc) from exc
+            change = apply_tuple_changes(snapshot.conn, writes, deletes)
+            append_in_transaction(
+                snapshot.conn,
+                AuditEvent(
+                    actor=peer.spiffe_id,
+                    action="authz.write_tuples",
+                    resource="authz_tuples",
+                    outcome="allowed",
+                    request_id=ctx.request_id,
+                    details={
+                        "writes": [str(k) for k in writes],
+                        "deletes": [str(k) for k in deletes],
+                        "written": change.written,
+                        "deleted": change.deleted,
+                        "revision": change.revision,
+                    },
+                ),
+                now,
+            )
+            return change.revision
+
+        revision = await self._engine.write(write)
+        return m.WriteTuplesResponse(revision=format_revision(revision))
+
+    async def read_tuples(
+        self, ctx: RequestContext, req: m.ReadTuplesRequest
+    ) -> m.ReadTuplesResponse:
+        peer = await self._require_admin(ctx)
+        where = _tuple_filter(req)
+        if req.page_size < 0:
+            raise ApiError(
+                "invalid_argument",
+                f"{_PREFIX}page_size must not be negative",
+                details={"field": "page_size"},
+            )
+        limit = min(req.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        after = _decode_page_token(req.page_token, where) if req.page_token else None
+
+        def read(snapshot: Snapshot) -> tuple[list[authz.TupleKey], TupleCursor | None]:
+            return read_tuples(snapshot.conn, where, after=after, limit=limit)
+
+        tuples, cursor = await self._engine.read(read)
+        self._ctx.audit.record(
+            AuditEvent(
+                actor=peer.spiffe_id,
+                action="authz.read_tuples",
+                resource="authz_tuples",
+                outcome="allowed",
+                request_id=ctx.request_id,
+                details={"filter": req.to_json(), "returned": len(tuples)},
+            )
+        )
+        return m.ReadTuplesResponse(
+            tuples=[_wire_key(k) for k in tuples],
+            next_page_token=_encode_page_token(where, cursor) if cursor else "",
+        )
+
+    # -- questions -----------------------------------------------------------------------
+    def _cache_headers(self) -> dict[str, str]:
+        max_age = self._ctx.config.authz_check_max_age_seconds
+        return {"Cache-Control": f"private, max-age={max_age}"}
+
+    async def check(self, ctx: RequestContext, req: m.CheckRequest) -> Reply:
+        key = _tuple_key(req.tuple_key, "tuple_key")
+        at_least = _min_revision(req.consistency, req.revision)
+
+        def run(snapshot: Snapshot) -> tuple[bool, int]:
+            return authz.check(snapshot.model, snapshot.reader, key), snapshot.revision
+
+        allowed, revision = await self._engine.read(run, at_least=at_least)
+        return Reply(
+            body=m.CheckResponse(allowed=allowed, revision=format_revision(revision)),
+            headers=self._cache_headers(),
+        )
+
+    async def batch_check(self, ctx: RequestContext, req: m.BatchCheckRequest) -> Reply:
+        if len(req.checks) > authz.MAX_BATCH_CHECK:
+            raise ApiError(
+                "invalid_argument",
+                f"{_PREFIX}request: batch_check takes at most {authz.MAX_BATCH_CHECK}"
+                f" checks, got {len(req.checks)}",
+                details={"field": "checks"},
+            )
+        at_least = _min_revision(req.consistency, req.revision)
+        items, failed = _batch_items(req.checks)
+
+        def run(snapshot: Snapshot) -> tuple[dict[str, authz.BatchCheckResult], int]:
+            return authz.batch_check(snapshot.model, snapshot.reader, items), snapshot.revision
+
+        results, revision = await self._engine.read(run, at_least=at_least)
+        wire = {
+            cid: m.BatchCheckResult(
+                allowed=result.allowed, error=result.error.message if result.error else ""
+            )
+            for cid, result in results.items()
+        }
+        wire.update({cid: m.BatchCheckResult(allowed=False, error=e) for cid, e in failed.items()})
+        return Reply(
+            body=m.BatchCheckResponse(results=wire, revision=format_revision(revision)),
+            headers=self._cache_headers(),
+        )
+
+    async def list_objects(
+        self, ctx: RequestContext, req: m.ListObjectsRequest
+    ) -> m.ListObjectsResponse:
+        at_least = _min_revision(req.consistency, req.revision)
+
+        def run(snapshot: Snapshot) -> list[str]:
+            return authz.list_objects(
+                snapshot.model, snapshot.reader, req.type, req.relation, req.user
+            )
+
+        return m.ListObjectsResponse(objects=await self._engine.read(run, at_least=at_least))
+
+    async def expand(self, ctx: RequestContext, req: m.ExpandRequest) -> m.ExpandResponse:
+        at_least = _min_revision(req.consistency, req.revision)
+
+        def run(snapshot: Snapshot) -> dict[str, Any]:
+            return authz.expand(snapshot.model, snapshot.reader, req.object, req.relation).to_dict()
+
+        return m.ExpandResponse(tree=await self._engine.read(run, at_least=at_least))
+
+
+def _batch_items(
+    checks: Sequence[m.BatchCheckItem],
+) -> tuple[list[authz.BatchCheckItem], dict[str, str]]:
+    """Engine items for the well-formed checks, and errors for the malformed ones.
+
+    Correlation ids are checked for all (malformed or repeated: the whole call
+    is invalid); a malformed tuple fails only its own check.
+    """
+    items: list[authz.BatchCheckItem] = []
+    failed: dict[str, str] = {}
+    seen: set[str] = set()
+    for index, check in enumerate(checks):
+        cid = check.correlation_id
+        if cid in seen:
+            raise ApiError(
+                "invalid_argument",
+                f"{_PREFIX}checks[{index}]: correlation id {cid!r} is used more than once",
+                details={"field": f"checks[{index}].correlation_id"},
+            )
+        seen.add(cid)
+        if len(cid) > authz.MAX_CORRELATION_ID_LENGTH or not _CORRELATION_ID_RE.fullmatch(cid):
+            raise ApiError(
+                "invalid_argument",
+                f"{_PREFIX}checks[{index}]: correlation id {cid[:40]!r} must be 1 to"
+                f" {authz.MAX_CORRELATION_ID_LENGTH} letters, digits, '_' or '-'",
+                details={"field": f"checks[{index}].correlation_id"},
+            )
+        try:
+            key = _tuple_key(check.tuple_key, f"checks[{index}].tuple_key")
+        except ApiError as exc:
+            failed[cid] = exc.message
+            continue
+        items.append(authz.BatchCheckItem(key, cid))
+    return items, failed
+
+
+def _tuple_filter(req: m.ReadTuplesRequest) -> TupleFilter:
+    object_type = object_id = ""
+    if req.object:
+        object_type, sep, object_id = req.object.partition(":")
+        if not sep or not object_type:
+            raise ApiError(
+                "invalid_argument",
+                f'{_PREFIX}object filter {req.object[:80]!r} must be "type:" or "type:id"',
+                details={"field": "object"},
+            )
+    return TupleFilter(object_type, object_id, req.relation, req.user)
+
+
+def _encode_page_token(where: TupleFilter, cursor: TupleCursor) -> str:
+    state = [where.object_type, where.object_id, where.relation, where.user, *cursor]
+    raw = json.dumps(state, separators=(",", ":"), ensure_ascii=False).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_page_token(token: str, where: TupleFilter) -> TupleCursor:
+    def bad(reason: str) -> ApiError:
+        return ApiError(
+            "invalid_argument",
+            f"{_PREFIX}page_token: {reason}; pass the next_page_token of the previous page",
+            details={"field": "page_token"},
+        )
+
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        state = json.loads(raw)
+    except (binascii.Error, ValueError):
+        raise bad("not a page token") from None
+    if not (isinstance(state, list) and len(state) == 8 and all(isinstance(s, str) for s in state)):
+        raise bad("not a page token")
+    if state[:4] != [where.object_type, where.object_id, where.relation, where.user]:
+        raise bad("the token belongs to a different filter")
+    return (state[4], state[5], state[6], state[7])

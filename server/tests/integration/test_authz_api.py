@@ -1,0 +1,454 @@
+"""AuthzService over the real server: models, tuples, checks, revision tokens,
+consistency, caching headers, admin-only RPCs and the dogfooded policy."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from secinfra_server._policy import BUILTIN_MODEL_ID
+from secinfra_server.authz import parse_dsl, parse_model
+
+from .harness import Client, Response, RunningServer, enrol
+
+TD = "secinfra.local"
+ADMIN = f"workload:spiffe://{TD}/secinfra/admin"
+APP = f"workload:spiffe://{TD}/workload/app"
+OTHER = f"workload:spiffe://{TD}/workload/other"
+
+DOCS_DSL = """model
+  schema 1.1
+
+type document
+  relations
+    define owner: [workload]
+    define viewer: [workload, group#member] or owner
+"""
+
+
+def key(text: str) -> dict[str, str]:
+    """``object#relation@user`` as a wire TupleKey."""
+    left, _, user = text.partition("@")
+    obj, _, relation = left.partition("#")
+    return {"user": user, "relation": relation, "object": obj}
+
+
+def write_tuples(client: Client, *writes: str, deletes: tuple[str, ...] = ()) -> Response:
+    return client.request(
+        "POST",
+        "/v1/authz/tuples:write",
+        {"writes": [key(t) for t in writes], "deletes": [key(t) for t in deletes]},
+    )
+
+
+def write_model(client: Client, body: dict[str, Any]) -> Response:
+    return client.request("POST", "/v1/authz/models", body)
+
+
+def check(client: Client, tuple_text: str, **extra: Any) -> Response:
+    return client.request("POST", "/v1/authz:check", {"tuple_key": key(tuple_text), **extra})
+
+
+def allowed(client: Client, tuple_text: str, **extra: Any) -> bool:
+    resp = check(client, tuple_text, **extra)
+    assert resp.status == 200, resp.body
+    return bool(resp.json()["allowed"])
+
+
+def error(resp: Response, status: int, code: str) -> str:
+    assert resp.status == status, resp.body
+    assert resp.code == code
+    return str(resp.json()["error"]["message"])
+
+
+@pytest.fixture
+def workload(server: RunningServer, tmp_path: Path) -> Iterator[Client]:
+    identity = enrol(server, tmp_path / "enrol", "/workload/app")
+    client = Client(server.port, server.bundle_pem(), identity, tmp_path / "app-client")
+    yield client
+    client.close()
+
+
+def audit_rows(server: RunningServer) -> list[tuple[str, str, str]]:
+    assert server.server.audit is not None
+    server.call(server.server.audit.flush())
+    conn = sqlite3.connect(server.config.database_path)
+    try:
+        return [
+            (str(a), str(b), str(c))
+            for a, b, c in conn.execute("SELECT actor, action, outcome FROM audit_log")
+        ]
+    finally:
+        conn.close()
+
+
+# ------------------------------------------------------------------------- models
+
+
+def test_the_current_model_starts_as_the_builtin_one(admin: Client, workload: Client) -> None:
+    resp = workload.request("GET", "/v1/authz/models:current")
+    assert resp.status == 200, resp.body
+    body = resp.json()
+    assert body["id"] == BUILTIN_MODEL_ID
+    names = [t["type"] for t in body["model"]["type_definitions"]]
+    assert names == ["workload", "group", "system", "folder", "secret"]
+    assert parse_dsl(body["dsl"]) == parse_model(body["model"])
+
+
+def test_write_a_dsl_model_then_the_same_in_json(admin: Client) -> None:
+    resp = write_model(admin, {"dsl": DOCS_DSL})
+    assert resp.status == 200, resp.body
+    written = resp.json()
+    names = [t["type"] for t in written["model"]["type_definitions"]]
+    assert names == ["workload", "group", "system", "folder", "secret", "document"]
+    assert written["id"] != BUILTIN_MODEL_ID
+    assert parse_dsl(written["dsl"]) == parse_model(written["model"])
+    # Idempotent: the same model again (as DSL, then as JSON) has the same id.
+    assert write_model(admin, {"dsl": DOCS_DSL}).json()["id"] == written["id"]
+    document = [t for t in written["model"]["type_definitions"] if t["type"] == "document"]
+    as_json = {"schema_version": "1.1", "type_definitions": document}
+    assert write_model(admin, {"model": as_json}).json()["id"] == written["id"]
+    current = admin.request("GET", "/v1/authz/models:current").json()
+    assert current == written
+    by_id = admin.request("GET", f"/v1/authz/models:current?id={written['id']}").json()
+    assert by_id == written
+    builtin = admin.request("GET", f"/v1/authz/models:current?id={BUILTIN_MODEL_ID}").json()
+    assert builtin["id"] == BUILTIN_MODEL_ID
+    missing = admin.request("GET", "/v1/authz/models:current?id=" + "0" * 64)
+    error(missing, 404, "not_found")
+
+
+@pytest.mark.parametrize("builtin", ["workload", "secret", "system"])
+def test_a_user_model_colliding_with_a_builtin_type_is_rejected(
+    admin: Client, builtin: str
+) -> None:
+    message = error(
+        write_model(admin, {"dsl": DOCS_DSL + f"\ntype {builtin}\n"}), 400, "invalid_argument"
+    )
+    assert f'type "{builtin}"' in message
+    assert "built in" in message
+    as_json = {"schema_version": "1.1", "type_definitions": [{"type": builtin}]}
+    message = error(write_model(admin, {"model": as_json}), 400, "invalid_argument")
+    assert f'type "{builtin}"' in message
+
+
+@pytest.mark.parametrize(
+    ("body", "expect"),
+    [
+        ({"dsl": "model\n  schema 1.1\ntype doc\n  relations\n    define v: [nobody]\n"}, "line 5"),
+        ({"model": {"schema_version": "1.0", "type_definitions": []}}, "schema_version"),
+        ({}, "model"),
+    ],
+)
+def test_malformed_models_are_invalid_argument(
+    admin: Client, body: dict[str, Any], expect: str
+) -> None:
+    message = error(write_model(admin, body), 400, "invalid_argument")
+    assert message.startswith("secinfra: authz: ")
+    assert expect in message
+
+
+# ------------------------------------------------------------------------- tuples
+
+
+def test_write_tuples_then_check(admin: Client) -> None:
+    assert write_model(admin, {"dsl": DOCS_DSL}).status == 200
+    resp = write_tuples(
+        admin,
+        "document:plan#viewer@group:eng#member",
+        f"group:eng#member@{APP}",
+        f"document:roadmap#owner@{OTHER}",
+    )
+    assert resp.status == 200, resp.body
+    revision = resp.json()["revision"]
+    assert len(revision) == 20
+    assert revision.isdigit()
+    assert allowed(admin, f"document:plan#viewer@{APP}")
+    assert not allowed(admin, f"document:plan#viewer@{OTHER}")
+    assert allowed(admin, f"document:roadmap#viewer@{OTHER}")
+    assert not allowed(admin, f"document:roadmap#owner@{APP}")
+    # Set semantics: writing again changes nothing, not even the revision.
+    again = write_tuples(admin, f"group:eng#member@{APP}").json()["revision"]
+    assert again == revision
+    deleted = write_tuples(admin, deletes=(f"group:eng#member@{APP}",)).json()["revision"]
+    assert int(deleted) == int(revision) + 1
+    assert not allowed(admin, f"document:plan#viewer@{APP}")
+    assert write_tuples(admin, deletes=(f"group:eng#member@{APP}",)).json()["revision"] == deleted
+
+
+def test_write_tuples_is_atomic_and_names_the_bad_tuple(admin: Client) -> None:
+    before = write_tuples(admin).json()["revision"]
+    resp = write_tuples(
+        admin,
+        f"folder:payments/#reader@{APP}",
+        f"folder:payments/#owner@{APP}",
+    )
+    message = error(resp, 400, "invalid_argument")
+    assert "writes[1]" in message
+    assert 'type "folder"' in message
+    assert 'relation "owner"' in message
+    assert resp.json()["error"]["details"]["field"] == "writes[1]"
+    assert not allowed(admin, f"secret:payments/x#reader@{APP}")
+    assert write_tuples(admin).json()["revision"] == before
+
+
+@pytest.mark.parametrize(
+    ("tuple_text", "expect"),
+    [
+        (f"document:x#viewer@{APP}", 'type "document"'),  # not in the built-in model
+        ("secret:payments/x#reader@workload:app", "SPIFFE ID"),
+        (f"folder:payments#reader@{APP}", 'ending in "/"'),
+        ("secret:payments/x#parent@folder:payments/", "structural"),
+        ("secret:payments/x#reader@group:g", "not allowed"),
+        ("not a tuple#x@y", "writes[0]"),
+    ],
+)
+def test_write_tuples_rejects_what_does_not_fit(
+    admin: Client, tuple_text: str, expect: str
+) -> None:
+    message = error(write_tuples(admin, tuple_text), 400, "invalid_argument")
+    assert expect in message
+    assert "writes[0]" in message
+
+
+def test_a_tuple_in_writes_and_deletes_is_rejected(admin: Client) -> None:
+    resp = write_tuples(admin, f"folder:a/#reader@{APP}", deletes=(f"folder:a/#reader@{APP}",))
+    assert "deletes" in error(resp, 400, "invalid_argument")
+
+
+def test_read_tuples_with_filters_and_pages(admin: Client) -> None:
+    grants = [f"folder:team{i}/#reader@{APP}" for i in range(5)]
+    assert write_tuples(admin, *grants, f"folder:team0/#writer@{OTHER}").status == 200
+
+    def read_all(query: str, page_size: int) -> list[str]:
+        seen: list[str] = []
+        token = ""
+        while True:
+            path = f"/v1/authz/tuples?page_size={page_size}{query}"
+            if token:
+                path += f"&page_token={token}"
+            resp = admin.request("GET", path)
+            assert resp.status == 200, resp.body
+            body = resp.json()
+            assert len(body["tuples"]) <= page_size
+            seen.extend(f"{t['object']}#{t['relation']}@{t['user']}" for t in body["tuples"])
+            token = body["next_page_token"]
+            if not token:
+                return seen
+
+    everything = read_all("", 2)
+    assert f"system:root#admin@{ADMIN}" in everything  # the bootstrap grant
+    assert len(everything) == 7
+    assert read_all(f"&user={APP}", 2) == sorted(grants)
+    assert read_all("&object=folder:", 4) == sorted([*grants, f"folder:team0/#writer@{OTHER}"])
+    assert read_all("&object=folder:team0/&relation=writer", 10) == [
+        f"folder:team0/#writer@{OTHER}"
+    ]
+    first = admin.request("GET", "/v1/authz/tuples?page_size=1").json()["next_page_token"]
+    error(
+        admin.request("GET", f"/v1/authz/tuples?relation=reader&page_token={first}"),
+        400,
+        "invalid_argument",
+    )
+    error(admin.request("GET", "/v1/authz/tuples?page_token=garbage!"), 400, "invalid_argument")
+    error(admin.request("GET", "/v1/authz/tuples?object=folder"), 400, "invalid_argument")
+
+
+# ------------------------------------------------------------- revisions, caching
+
+
+def test_revision_tokens_give_read_your_writes(admin: Client) -> None:
+    revision = write_tuples(admin, f"folder:payments/#reader@{APP}").json()["revision"]
+    resp = check(
+        admin,
+        f"secret:payments/db/password#reader@{APP}",
+        consistency="at_least_as_fresh",
+        revision=revision,
+    )
+    assert resp.status == 200, resp.body
+    assert resp.json() == {"allowed": True, "revision": revision}
+    newer = write_tuples(admin, f"folder:other/#reader@{APP}").json()["revision"]
+    assert int(newer) > int(revision)
+    later = check(
+        admin, f"secret:x#reader@{APP}", consistency="at_least_as_fresh", revision=revision
+    )
+    assert later.json()["revision"] == newer
+
+
+def test_revision_tokens_are_validated(admin: Client) -> None:
+    current = write_tuples(admin, f"folder:a/#reader@{APP}").json()["revision"]
+    future = f"{int(current) + 1:020d}"
+    tuple_text = f"secret:a/b#reader@{APP}"
+    message = error(
+        check(admin, tuple_text, consistency="at_least_as_fresh", revision=future),
+        412,
+        "failed_precondition",
+    )
+    assert "revision" in message
+    for bad in ("abc", "-1", "1" * 21, "1.5"):
+        resp = check(admin, tuple_text, consistency="at_least_as_fresh", revision=bad)
+        error(resp, 400, "invalid_argument")
+    error(check(admin, tuple_text, consistency="at_least_as_fresh"), 400, "invalid_argument")
+    assert allowed(admin, tuple_text, consistency="minimize_latency")
+    assert allowed(admin, tuple_text, consistency="at_least_as_fresh", revision="1")
+
+
+def test_checks_carry_cache_control(admin: Client) -> None:
+    resp = check(admin, f"secret:a#reader@{APP}")
+    assert resp.headers["cache-control"] == "private, max-age=10"
+    batch = admin.request(
+        "POST",
+        "/v1/authz:batch-check",
+        {"checks": [{"correlation_id": "a", "tuple_key": key(f"secret:a#reader@{APP}")}]},
+    )
+    assert batch.headers["cache-control"] == "private, max-age=10"
+
+
+def test_check_max_age_is_configurable(tmp_path: Path) -> None:
+    running = RunningServer(tmp_path / "data", authz_check_max_age_seconds=3).start()
+    client = Client(running.port, running.bundle_pem(), running.admin, tmp_path / "admin")
+    try:
+        resp = check(client, f"secret:a#reader@{APP}")
+        assert resp.headers["cache-control"] == "private, max-age=3"
+    finally:
+        client.close()
+        running.stop()
+
+
+# ------------------------------------------------------------------ other questions
+
+
+def test_batch_check(admin: Client) -> None:
+    assert write_tuples(admin, f"folder:payments/#writer@{APP}").status == 200
+    checks = [
+        {"correlation_id": "read", "tuple_key": key(f"secret:payments/a#reader@{APP}")},
+        {"correlation_id": "other", "tuple_key": key(f"secret:payments/a#reader@{OTHER}")},
+        {"correlation_id": "no-type", "tuple_key": key(f"nothing:x#reader@{APP}")},
+        {"correlation_id": "malformed", "tuple_key": key("bad")},
+    ]
+    resp = admin.request("POST", "/v1/authz:batch-check", {"checks": checks})
+    assert resp.status == 200, resp.body
+    results = resp.json()["results"]
+    assert results["read"] == {"allowed": True, "error": ""}
+    assert results["other"] == {"allowed": False, "error": ""}
+    assert results["no-type"]["allowed"] is False
+    assert 'type "nothing"' in results["no-type"]["error"]
+    assert results["malformed"]["allowed"] is False
+    assert "checks[3]" in results["malformed"]["error"]
+    assert len(resp.json()["revision"]) == 20
+
+
+def test_batch_check_limits(admin: Client) -> None:
+    def batch(ids: list[str]) -> Response:
+        checks = [{"correlation_id": i, "tuple_key": key(f"secret:a#reader@{APP}")} for i in ids]
+        return admin.request("POST", "/v1/authz:batch-check", {"checks": checks})
+
+    assert batch([f"c{i}" for i in range(100)]).status == 200
+    assert "100" in error(batch([f"c{i}" for i in range(101)]), 400, "invalid_argument")
+    error(batch(["same", "same"]), 400, "invalid_argument")
+    error(batch(["has space"]), 400, "invalid_argument")
+
+
+def test_list_objects(admin: Client) -> None:
+    assert write_model(admin, {"dsl": DOCS_DSL}).status == 200
+    assert (
+        write_tuples(
+            admin,
+            f"document:a#owner@{APP}",
+            "document:b#viewer@group:eng#member",
+            f"group:eng#member@{APP}",
+            f"document:c#owner@{OTHER}",
+            f"folder:payments/db/#reader@{APP}",
+        ).status
+        == 200
+    )
+    body = {"type": "document", "relation": "viewer", "user": APP}
+    resp = admin.request("POST", "/v1/authz:list-objects", body)
+    assert resp.status == 200, resp.body
+    assert resp.json() == {"objects": ["document:a", "document:b"]}
+    folders = admin.request(
+        "POST", "/v1/authz:list-objects", {"type": "folder", "relation": "reader", "user": APP}
+    )
+    assert folders.json() == {"objects": ["folder:payments/db/"]}
+    bad = admin.request("POST", "/v1/authz:list-objects", {**body, "type": "nothing"})
+    error(bad, 400, "invalid_argument")
+
+
+def test_expand_explains_folder_inheritance(admin: Client) -> None:
+    assert write_tuples(admin, f"secret:payments/db/password#reader@{APP}").status == 200
+    resp = admin.request(
+        "POST", "/v1/authz:expand", {"object": "secret:payments/db/password", "relation": "reader"}
+    )
+    assert resp.status == 200, resp.body
+    root = resp.json()["tree"]["root"]
+    assert root["name"] == "secret:payments/db/password#reader"
+    direct, writer, inherited = root["union"]["nodes"]
+    assert direct["leaf"]["users"]["users"] == [APP]
+    assert writer["leaf"]["computed"]["userset"] == "secret:payments/db/password#writer"
+    assert inherited["leaf"]["tupleToUserset"]["computed"] == [
+        {"userset": "folder:payments/#reader"},
+        {"userset": "folder:payments/db/#reader"},
+    ]
+
+
+def test_too_deep_resolution_is_failed_precondition(admin: Client) -> None:
+    chain = [f"group:g{i}#member@group:g{i + 1}#member" for i in range(40)]
+    assert write_tuples(admin, *chain, f"group:g40#member@{APP}").status == 200
+    message = error(check(admin, f"group:g0#member@{APP}"), 412, "failed_precondition")
+    assert message.startswith("secinfra: authz: resolution: too complex")
+
+
+# ----------------------------------------------------------------- who may do what
+
+
+def test_non_admins_may_ask_but_not_change(
+    server: RunningServer, admin: Client, workload: Client
+) -> None:
+    denied = [
+        write_tuples(workload, f"system:root#admin@{APP}"),
+        write_model(workload, {"dsl": DOCS_DSL}),
+        workload.request("GET", "/v1/authz/tuples"),
+    ]
+    for resp in denied:
+        message = error(resp, 403, "permission_denied")
+        assert message.startswith("secinfra: authz: ")
+    assert not allowed(workload, f"system:root#admin@{APP}")
+    assert allowed(workload, f"system:root#admin@{ADMIN}")
+    assert workload.request("GET", "/v1/authz/models:current").status == 200
+    rows = audit_rows(server)
+    assert [r for r in rows if r[2] == "denied"] == [
+        (APP[len("workload:") :], "authz.write_tuples", "denied"),
+        (APP[len("workload:") :], "authz.write_authorization_model", "denied"),
+        (APP[len("workload:") :], "authz.read_tuples", "denied"),
+    ]
+
+
+def test_granting_admin_through_tuples_makes_an_admin(
+    server: RunningServer, admin: Client, workload: Client
+) -> None:
+    assert (
+        write_tuples(admin, "system:root#admin@group:ops#member", f"group:ops#member@{APP}").status
+        == 200
+    )
+    # The workload may now write tuples, and even hand its admin rights on.
+    assert write_tuples(workload, f"folder:payments/#reader@{OTHER}").status == 200
+    assert (
+        workload.request("POST", "/v1/join-tokens", {"spiffe_id": f"spiffe://{TD}/w/b"}).status
+        == 200
+    )
+    actions = [(a, b) for a, b, c in audit_rows(server) if c == "allowed"]
+    assert ("secinfra-server", "authz.bootstrap_admin") in actions
+    assert (APP[len("workload:") :], "authz.write_tuples") in actions
+
+
+def test_the_dogfooded_policy_follows_folder_grants(admin: Client) -> None:
+    """The built-in model answers for the server's own decisions: Check shows them."""
+    assert write_tuples(admin, f"folder:payments/#reader@{APP}").status == 200
+    assert allowed(admin, f"secret:payments/db/password#reader@{APP}")
+    assert not allowed(admin, f"secret:payments/db/password#writer@{APP}")
+    assert not allowed(admin, f"secret:billing/key#reader@{APP}")
+    assert allowed(admin, f"secret:billing/key#writer@{ADMIN}")
