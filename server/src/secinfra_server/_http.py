@@ -17,7 +17,7 @@ import logging
 import secrets
 import time
 import typing
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
@@ -466,7 +466,7 @@ def _query_types(model: type, names: tuple[str, ...]) -> dict[str, str]:
 
 def _type_text(kind: Any) -> str:
     origin = typing.get_origin(kind)
-    if origin is list:
+    if origin is list or origin is Sequence:  # repeated fields are Sequence[T]
         (inner,) = typing.get_args(kind)
         return f"list[{_type_text(inner)}]"
     args = [a for a in typing.get_args(kind) if a is not type(None)]
