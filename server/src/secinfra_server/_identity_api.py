@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import sqlite3
 from collections.abc import Mapping
 from datetime import timedelta
@@ -33,6 +34,12 @@ log = logging.getLogger("secinfra.identity")
 MAX_JOIN_TOKEN_TTL_SECONDS: Final = 86400
 #: SPIFFE ID paths under this prefix belong to the server itself.
 RESERVED_PATH_PREFIX: Final = "/secinfra/"
+SERIAL_PATTERN: Final = re.compile(r"[0-9a-f]{1,40}")
+
+
+def is_reserved_path(path: str) -> bool:
+    """Whether a SPIFFE ID path belongs to the server (``/secinfra`` and below)."""
+    return (path.rstrip("/") + "/").startswith(RESERVED_PATH_PREFIX)
 
 
 class AdminPolicy(Protocol):
@@ -150,7 +157,11 @@ class IdentityApi:
         now = self._clock.now()
         attestation = "join_token" if req.join_token else "jwt"
         if req.join_token:
-            spiffe_id = await self._redeem_join_token(req.join_token)
+            token_id, spiffe_id = await self._verify_join_token(req.join_token)
+            self._check_enrollable(spiffe_id)
+            # Spent only now: after the CSR, the token and the identity checked out.
+            if not await self._storage.consume_join_token(token_id, now):
+                raise attest.JoinTokenUsed("join token was already used")
         else:
             if self._jwt is None:
                 raise ApiError(
@@ -158,8 +169,7 @@ class IdentityApi:
                     "secinfra: identity: JWT attestation is not configured on this server",
                 )
             spiffe_id = str(self._jwt.attest(req.jwt or "", now=now).spiffe_id)
-        if self._authority.is_revoked_id(spiffe_id):
-            raise ApiError("permission_denied", f"secinfra: identity: {spiffe_id} is revoked")
+            self._check_enrollable(spiffe_id)
         cert = await self._authority.sign(req.csr_pem, spiffe_id, kind="issue")
         self._audit.record(
             self._event(ctx, spiffe_id, serial=f"{cert.serial_number:x}", via=attestation)
@@ -173,7 +183,27 @@ class IdentityApi:
             bundle_refresh_hint=self._config.bundle_refresh_hint_seconds,
         )
 
-    async def _redeem_join_token(self, token: str) -> str:
+    def _check_enrollable(self, spiffe_id: str) -> None:
+        """Refuse identities no attestation may grant: the server's own (reserved
+        paths), a bare trust domain, a foreign trust domain, or a revoked ID."""
+        parsed = ca.SpiffeId.parse(spiffe_id)
+        if parsed.trust_domain != self._config.trust_domain or not parsed.path:
+            raise ApiError(
+                "permission_denied",
+                f"secinfra: identity: attestation maps to {spiffe_id}, which is not a workload"
+                f" ID in trust domain {self._config.trust_domain!r}",
+            )
+        if is_reserved_path(parsed.path):
+            raise ApiError(
+                "permission_denied",
+                f"secinfra: identity: attestation maps to {spiffe_id}; paths under"
+                f" {RESERVED_PATH_PREFIX} are reserved for the server",
+            )
+        if self._authority.is_revoked_id(spiffe_id):
+            raise ApiError("permission_denied", f"secinfra: identity: {spiffe_id} is revoked")
+
+    async def _verify_join_token(self, token: str) -> tuple[str, str]:
+        """Check a join token without spending it; returns (token id, SPIFFE ID)."""
         token_id = attest.join_token_id(token)
         stored = await self._storage.get_join_token(token_id)
         record = None
@@ -186,11 +216,8 @@ class IdentityApi:
                 expires_at=stored.expires_at,
                 used_at=stored.used_at,
             )
-        now = self._clock.now()
-        verified = attest.verify_join_token(token, lambda _id: record, now)
-        if not await self._storage.consume_join_token(verified.id, now):
-            raise attest.JoinTokenUsed("join token was already used")
-        return str(verified.spiffe_id)
+        verified = attest.verify_join_token(token, lambda _id: record, self._clock.now())
+        return verified.id, str(verified.spiffe_id)
 
     async def renew_certificate(
         self, ctx: RequestContext, req: m.RenewCertificateRequest
@@ -258,14 +285,14 @@ class IdentityApi:
                 details={"field": "target"},
             )
         if serial:
-            try:
-                int(serial, 16)
-            except ValueError:
+            if not SERIAL_PATTERN.fullmatch(serial):
                 raise ApiError(
                     "invalid_argument",
-                    "secinfra: identity: serial must be hexadecimal",
+                    "secinfra: identity: serial must be hexadecimal digits (no 0x prefix),"
+                    " as in the certificate",
                     details={"field": "serial"},
-                ) from None
+                )
+            serial = f"{int(serial, 16):x}"  # canonical: no leading zeros
         else:
             ca.SpiffeId.parse(spiffe_id)
         target = f"serial:{serial}" if serial else spiffe_id
@@ -299,7 +326,13 @@ class IdentityApi:
                 f" {self._config.trust_domain!r}",
                 details={"field": "spiffe_id"},
             )
-        if (spiffe_id.path + "/").startswith(RESERVED_PATH_PREFIX):
+        if not spiffe_id.path:
+            raise ApiError(
+                "invalid_argument",
+                "secinfra: identity: spiffe_id needs a path (spiffe://<trust domain>/<workload>)",
+                details={"field": "spiffe_id"},
+            )
+        if is_reserved_path(spiffe_id.path):
             raise ApiError(
                 "invalid_argument",
                 f"secinfra: identity: spiffe_id paths under {RESERVED_PATH_PREFIX} are reserved"

@@ -266,3 +266,32 @@ def test_renew_needs_mtls(anon: Client) -> None:
     resp = anon.request("POST", "/v1/identity:renew", {"csr_pem": csr_pem(new_key())})
     assert resp.status == 401
     assert resp.code == "unauthenticated"
+
+
+def test_a_revoked_id_does_not_spend_the_token(
+    server: RunningServer, admin: Client, anon: Client
+) -> None:
+    token = _token(admin, server, "/workload/banned")
+    admin.request(
+        "POST", "/v1/revocations", {"spiffe_id": "spiffe://secinfra.local/workload/banned"}
+    )
+    refused = _issue(anon, token)
+    assert refused.status == 403
+    tokens = admin.request("GET", "/v1/join-tokens").json()["join_tokens"]
+    assert all("used_at" not in t for t in tokens)
+
+
+def test_join_tokens_need_a_workload_path(admin: Client) -> None:
+    resp = admin.request("POST", "/v1/join-tokens", {"spiffe_id": "spiffe://secinfra.local"})
+    assert resp.status == 400
+    assert "needs a path" in resp.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("serial", ["0xab", "a_b", "-1", "xyz"])
+def test_revocation_serials_must_be_plain_hex(serial: str, admin: Client) -> None:
+    resp = admin.request("POST", "/v1/revocations", {"serial": serial})
+    assert resp.status == 400
+
+
+def test_revocation_serials_are_canonical(admin: Client) -> None:
+    assert admin.request("POST", "/v1/revocations", {"serial": "00AB"}).json()["serial"] == "ab"

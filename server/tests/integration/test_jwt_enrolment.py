@@ -110,3 +110,36 @@ def test_jwt_is_refused_when_not_configured(server: RunningServer, admin: Client
     resp = _issue(server, _token(key))
     assert resp.status == 412
     assert resp.json()["error"]["code"] == "failed_precondition"
+
+
+def test_a_template_cannot_map_a_token_onto_the_admin_identity(
+    tmp_path: Path, signing_key: rsa.RSAPrivateKey
+) -> None:
+    # An operator's template that lets namespace/service-account choose the whole
+    # path: namespace "secinfra", service account "admin" would be the admin.
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(signing_key.public_key()))
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps({"keys": [{**jwk, "kid": KID, "alg": "RS256", "use": "sig"}]}))
+    server = RunningServer(
+        tmp_path / "data",
+        jwt_issuer=ISSUER,
+        jwt_audiences=AUDIENCE,
+        jwt_jwks_file=str(jwks),
+        jwt_spiffe_id_template="spiffe://{trust_domain}/{namespace}/{service_account}",
+    ).start()
+    try:
+        token = _token(
+            signing_key,
+            sub="system:serviceaccount:secinfra:admin",
+            **{
+                "kubernetes.io": {
+                    "namespace": "secinfra",
+                    "serviceaccount": {"name": "admin", "uid": "u2"},
+                }
+            },
+        )
+        resp = _issue(server, token)
+        assert resp.status == 403, resp.body
+        assert "reserved" in resp.json()["error"]["message"]
+    finally:
+        server.stop()
