@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import ipaddress
 import logging
 import sqlite3
 from collections.abc import Awaitable, Callable
@@ -243,7 +244,7 @@ class Authority:
                 cert, now=self._clock.now(), revoked=self._revocations
             )
         except ca.CAError as exc:
-            raise ApiError("unauthenticated", f"secinfra: auth: {exc}") from exc
+            raise ApiError("unauthenticated", str(exc)) from exc
         except ValueError as exc:
             raise ApiError(
                 "unauthenticated", "secinfra: auth: client certificate cannot be parsed"
@@ -295,12 +296,18 @@ class Authority:
         key = ec.generate_private_key(SERVER_KEY_CURVE)
         csr = ca.build_csr(key)
         ips = ["127.0.0.1", "::1"]
-        if self._config.host not in ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::"):  # noqa: S104
-            ips.append(self._config.host)
+        dns_names = list(self._config.dns_names)
+        host = self._config.host
+        if host not in ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::"):  # noqa: S104
+            try:
+                ipaddress.ip_address(host)
+                ips.append(host)
+            except ValueError:
+                dns_names.append(host)
         cert = ca.sign_server_svid(
             active,
             csr,
-            dns_names=self._config.dns_names,
+            dns_names=dns_names,
             ip_addresses=ips,
             ttl=timedelta(seconds=self._config.server_cert_ttl_seconds),
             now=now,
@@ -382,13 +389,17 @@ class Authority:
             ca_validity=timedelta(days=self._config.ca_ttl_days),
         )
         now = self._clock.now()
-        step = ca.plan_automatic_rotation(self._cas, now, policy)
-        if step is None:
-            return False
-        if step.action is ca.RotationAction.RETIRE:
+        candidates = list(self._cas)
+        while True:
+            step = ca.plan_automatic_rotation(candidates, now, policy)
+            if step is None:
+                return False
             last_leaf = self._leaves_expire_by.get(step.ca_id or "")
-            if last_leaf is not None and last_leaf > now:
-                return False  # a recorded leaf (e.g. the admin's) still chains to it
+            if step.action is not ca.RotationAction.RETIRE or last_leaf is None or last_leaf <= now:
+                break
+            # A recorded leaf (e.g. the admin's) still chains to this CA: not
+            # yet; plan the other steps as if it were not there.
+            candidates = [a for a in candidates if a.id != step.ca_id]
         log.info(
             "automatic CA rotation step",
             extra={"fields": {"action": str(step.action), "ca_id": step.ca_id}},

@@ -144,6 +144,24 @@ def _query_value(annotation: str, values: list[str], name: str) -> Any:
     return one(values[0], kind)
 
 
+def none_match(header_values: Sequence[str], etag: str) -> bool:
+    """Whether If-None-Match (every occurrence, comma lists, ``*``) matches ``etag``.
+
+    If-None-Match uses the weak comparison (RFC 9110 13.1.2), so ``W/"x"``
+    matches ``"x"``.
+    """
+    for header in header_values:
+        for item in header.split(","):
+            tag = item.strip()
+            if tag == "*":
+                return True
+            if tag.startswith("W/"):
+                tag = tag[2:]
+            if tag == etag:
+                return True
+    return False
+
+
 class Dispatcher:
     """Routes requests to handlers registered by RPC handler name."""
 
@@ -197,6 +215,7 @@ class Dispatcher:
                 ),
                 request_id,
             )
+            response.headers[REQUEST_ID_HEADER] = request_id
             self._log(request, request_id, route_label, response.status, "unavailable", started)
             return response
         self._in_flight += 1

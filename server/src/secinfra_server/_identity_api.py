@@ -23,7 +23,7 @@ from . import attest, ca
 from ._authority import Authority
 from ._clock import Clock
 from ._gen import identity as m
-from ._http import Handler, Peer, Reply, RequestContext
+from ._http import Handler, Peer, Reply, RequestContext, none_match
 from .audit import AuditEvent, AuditLog, append_in_transaction
 from .config import ServerConfig
 from .errors import ApiError
@@ -262,7 +262,7 @@ class IdentityApi:
             "ETag": bundle.etag,
             "Cache-Control": f"public, max-age={bundle.refresh_hint}",
         }
-        if ctx.http.headers.get("If-None-Match") == bundle.etag:
+        if none_match(ctx.http.headers.getall("If-None-Match", []), bundle.etag):
             return Reply(status=304, headers=headers)
         return Reply(raw_json=bundle.body, headers=headers)
 

@@ -38,6 +38,8 @@ class JsonFormatter(logging.Formatter):
                     entry[name] = value
         if record.exc_info and record.exc_info[0] is not None:
             entry["exception"] = record.exc_info[0].__name__
+            # Server-side only; messages of our errors never hold secret material.
+            entry["traceback"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str, separators=(",", ":"))
 
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from ._gen import secrets as m
-from ._http import Handler, Reply, RequestContext
+from ._http import Handler, Reply, RequestContext, none_match
 from .audit import AuditEvent, append_in_transaction
 from .crypto import DecryptionError, aad_for_secret, open_, seal
 from .errors import ApiError
@@ -88,24 +88,6 @@ def etag_for(name: str, version: int, created_ms: int) -> str:
 def cache_control(row: store.SecretRow) -> str:
     """The Cache-Control value for reads of this secret."""
     return f"private, max-age={row.cache_max_age_s}, stale-if-error={row.stale_if_error_s}"
-
-
-def none_match(header_values: Sequence[str], etag: str) -> bool:
-    """Whether If-None-Match (every occurrence, comma lists, ``*``) matches ``etag``.
-
-    If-None-Match uses the weak comparison (RFC 9110 13.1.2), so ``W/"x"``
-    matches ``"x"``.
-    """
-    for header in header_values:
-        for item in header.split(","):
-            tag = item.strip()
-            if tag == "*":
-                return True
-            if tag.startswith("W/"):
-                tag = tag[2:]
-            if tag == etag:
-                return True
-    return False
 
 
 def encode_page_token(prefix: str, after: str) -> str:

@@ -85,6 +85,7 @@ async def initialise(config: ServerConfig, *, quiet: bool = False) -> None:
         await authority.load()
         cert_path, key_path, bundle_path = admin_files(config.data_dir)
         cert_path.parent.mkdir(exist_ok=True, mode=0o700)
+        os.chmod(cert_path.parent, 0o700)
         if _needs_admin_identity(cert_path, authority):
             key = ec.generate_private_key(ec.SECP256R1())
             cert = await authority.sign(
@@ -134,8 +135,9 @@ async def _dev_join_token(server: Server) -> str:
 
 async def serve(config: ServerConfig, *, dev: bool) -> None:
     """Run the server until SIGTERM/SIGINT."""
-    if dev or not config.database_path.exists():
-        await initialise(config, quiet=not dev)
+    # init is idempotent: it also refreshes the admin identity past half-life
+    # and rewrites the bundle file, so every start leaves them current.
+    await initialise(config, quiet=not dev)
     server = Server(config)
     await server.start()
     if dev:
@@ -184,7 +186,7 @@ def _parser() -> argparse.ArgumentParser:
                 continue
             flag = "--" + field.name.replace("_", "-")
             if field.type == "bool":
-                sub.add_argument(flag, dest=field.name, action="store_const", const=True)
+                sub.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction)
             else:
                 sub.add_argument(flag, dest=field.name, metavar=field.name.upper())
     audit = commands.add_parser("audit", help="audit log tools")
@@ -232,12 +234,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if f.name not in ("jwt", "extra")
     }
     dev = bool(getattr(args, "dev", False))
-    if dev:
-        flags["data_dir"] = flags["data_dir"] or str(DEV_DATA_DIR)
-        flags["port"] = flags["port"] or DEV_PORT
-        flags["host"] = flags["host"] or "127.0.0.1"
+    dev_defaults = (
+        {"data_dir": str(DEV_DATA_DIR), "port": DEV_PORT, "host": "127.0.0.1"} if dev else {}
+    )
     try:
-        config = load_config(config_file=args.config, flags=flags)
+        config = load_config(config_file=args.config, flags=flags, defaults=dev_defaults)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,6 +20,13 @@ from pathlib import Path
 from typing import Any, Final
 
 ENV_PREFIX: Final = "SECINFRA_"
+#: Join tokens live at most a day (the API enforces the same bound).
+MAX_JOIN_TOKEN_TTL_SECONDS: Final = 86400
+TRUST_DOMAIN_PATTERN: Final = re.compile(r"[a-z0-9._-]{1,255}")
+DNS_NAME_PATTERN: Final = re.compile(
+    r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*",
+    re.IGNORECASE,
+)
 #: Leaf certificates shorter than this need test mode (--test-hooks).
 MIN_PRODUCTION_LEAF_TTL_SECONDS: Final = 60
 
@@ -167,9 +175,11 @@ def load_config(
     config_file: Path | None = None,
     flags: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
+    defaults: Mapping[str, Any] | None = None,
 ) -> ServerConfig:
-    """Build the configuration from its sources and validate it."""
-    sources: list[Mapping[str, Any]] = []
+    """Build the configuration from its sources and validate it. ``defaults``
+    (e.g. dev mode's) rank below every other source."""
+    sources: list[Mapping[str, Any]] = [dict(defaults or {})]
     if config_file is not None:
         try:
             sources.append(tomllib.loads(config_file.read_text(encoding="utf-8")))
@@ -230,6 +240,16 @@ def validate(config: ServerConfig) -> None:
         fail("leaf_ttl_seconds: at most 30 days; short-lived certificates are the point")
     if config.ca_ttl_days < 1:
         fail("ca_ttl_days: must be at least 1")
+    if not 0 < config.join_token_default_ttl_seconds <= MAX_JOIN_TOKEN_TTL_SECONDS:
+        fail(f"join_token_default_ttl_seconds: must be between 1 and {MAX_JOIN_TOKEN_TTL_SECONDS}")
+    if not TRUST_DOMAIN_PATTERN.fullmatch(config.trust_domain):
+        fail(
+            f"trust_domain: {config.trust_domain!r} must be lowercase letters, digits, '.', '-'"
+            " and '_' (a SPIFFE trust domain, no scheme or port)"
+        )
+    for name in config.dns_names:
+        if not DNS_NAME_PATTERN.fullmatch(name):
+            fail(f"dns_names: {name!r} is not a DNS name")
     if config.authz_check_max_age_seconds < 0:
         fail("authz_check_max_age_seconds: must not be negative")
     for name in ("max_body_bytes", "max_in_flight", "bundle_refresh_hint_seconds"):

@@ -25,7 +25,7 @@ from . import attest
 from ._authority import Authority, ServerIdentity
 from ._authz_api import AuthzApi
 from ._clock import Clock
-from ._http import Dispatcher, Handler, peer_der
+from ._http import Dispatcher, Handler, new_request_id, peer_der
 from ._idempotency import IdempotencyStore
 from ._identity_api import IdentityApi
 from ._kek_rotation import load_keyring
@@ -305,7 +305,10 @@ class Server:
         try:
             self.authority.verify_peer(peer_der(request))
         except ApiError as exc:
-            return web.json_response(exc.envelope(""), status=exc.status)
+            request_id = new_request_id()
+            return web.json_response(
+                exc.envelope(request_id), status=exc.status, headers={"Request-Id": request_id}
+            )
         return web.Response(body=self.metrics.render(), content_type="text/plain")
 
 

@@ -243,9 +243,10 @@ def test_ca_rotates_on_schedule(tmp_path: Path) -> None:
         server.server.clock.shift(timedelta(hours=2))
         time.sleep(2.5)
         assert states() == ["active", "retiring"]
-        # Past its last leaf's expiry (and its own), it is retired.
-        server.server.clock.shift(timedelta(days=8))
-        assert _wait_for(lambda: "retired" in states()), states()
+        # Later both are due: the old CA expired (its leaves, capped at its own
+        # expiry, with it) and the new CA is two thirds through its life.
+        server.server.clock.shift(timedelta(days=2))
+        assert _wait_for(lambda: states() == ["active", "prepared", "retired"]), states()
     finally:
         server.stop()
 
@@ -265,5 +266,29 @@ def test_serving_certificate_renews_at_half_life(tmp_path: Path) -> None:
         reloads = server.server.tls.reloads
         time.sleep(1.0)
         assert server.server.tls.reloads == reloads
+    finally:
+        server.stop()
+
+
+def test_a_blocked_retirement_does_not_stall_the_next_rotation(
+    tmp_path: Path,
+) -> None:
+    server = RunningServer(tmp_path / "data", ca_ttl_days=3, bundle_refresh_hint_seconds=60).start()
+    try:
+        admin = Client(server.port, server.bundle_pem(), server.admin, tmp_path / "admin")
+        assert admin.request("POST", "/v1/ca:prepare", {}).status == 200
+        admin.bundle_pem = server.bundle_pem()
+        assert admin.request("POST", "/v1/ca:activate", {}).status == 200
+        admin.close()
+        authority = server.server.authority
+        assert authority is not None
+
+        def states() -> list[str]:
+            return sorted(str(a.state) for a in authority.authorities)
+
+        # Two thirds into the new CA's life its successor is due, while the old CA
+        # still cannot retire: init's admin certificate chains to it until it expires.
+        server.server.clock.shift(timedelta(days=2, hours=1))
+        assert _wait_for(lambda: states() == ["active", "prepared", "retiring"]), states()
     finally:
         server.stop()

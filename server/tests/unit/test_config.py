@@ -43,6 +43,10 @@ def test_jwt_table(tmp_path: Path) -> None:
         ({"data_dir": "d", "log_level": "loud"}, "log_level"),
         ({"data_dir": "d", "bogus": 1}, "unknown setting 'bogus'"),
         ({"data_dir": "d", "max_body_bytes": "0"}, "must be positive"),
+        ({"data_dir": "d", "join_token_default_ttl_seconds": "90000"}, "between 1 and 86400"),
+        ({"data_dir": "d", "trust_domain": "Example.COM"}, "trust_domain"),
+        ({"data_dir": "d", "trust_domain": "spiffe://x"}, "trust_domain"),
+        ({"data_dir": "d", "dns_names": "ok.example,bad_name!"}, "dns_names"),
     ],
 )
 def test_bad_settings_are_named(flags: dict[str, object], message: str) -> None:
@@ -55,3 +59,24 @@ def test_test_mode_allows_seconds_long_leaves() -> None:
         flags={"data_dir": "d", "test_hooks": True, "leaf_ttl_seconds": "2"}, environ={}
     )
     assert config.leaf_ttl_seconds == 2
+
+
+def test_dev_defaults_rank_below_environment_and_file(tmp_path: Path) -> None:
+    defaults = {"data_dir": ".dev/data", "port": 8443, "host": "127.0.0.1"}
+    config = load_config(environ={"SECINFRA_PORT": "9000"}, defaults=defaults)
+    assert config.port == 9000
+    assert config.data_dir == Path(".dev/data")
+    file = tmp_path / "c.toml"
+    file.write_text('data_dir = "/srv/secinfra"\n')
+    assert load_config(config_file=file, environ={}, defaults=defaults).data_dir == Path(
+        "/srv/secinfra"
+    )
+
+
+def test_boolean_flags_can_turn_settings_off(tmp_path: Path) -> None:
+    from secinfra_server.cli import _parser
+
+    args = _parser().parse_args(["serve", "--data-dir", "d", "--no-ca-auto-rotate"])
+    assert args.ca_auto_rotate is False
+    args = _parser().parse_args(["serve", "--data-dir", "d"])
+    assert args.ca_auto_rotate is None  # not given: lower sources decide

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from secinfra_server._http import none_match
 from secinfra_server._secrets_api import (
     decode_page_token,
     encode_page_token,
     etag_for,
-    none_match,
 )
 from secinfra_server.crypto import Kek, Keyring, aad_for_secret, open_, seal
 from secinfra_server.errors import ApiError

@@ -10,6 +10,7 @@ survive a power loss or a SIGKILL: when a write method returns, it is durable.
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
@@ -214,7 +215,10 @@ class SqliteStorage:
 
     @classmethod
     async def open(cls, path: Path) -> SqliteStorage:
-        """Open (creating if needed) and migrate the database at ``path``."""
+        """Open (creating if needed, mode 0600) and migrate the database at ``path``."""
+        if not path.exists():
+            # SQLite gives the -wal and -shm files the database file's mode.
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
         storage = cls(path)
         await storage.write(migrate)
         return storage
