@@ -21,7 +21,7 @@ import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -42,6 +42,8 @@ log = logging.getLogger("secinfra.ca")
 #: Parsed client certificates kept, keyed by DER bytes (parsing is the costly part).
 PEER_CACHE_SIZE: Final = 4096
 SERVER_KEY_CURVE: Final = ec.SECP256R1()
+#: How long a published CRL is valid (its nextUpdate); it is re-signed at half.
+CRL_VALIDITY: Final = timedelta(hours=1)
 #: The audit actor of automatic CA rotation steps.
 SCHEDULER_ACTOR: Final = "secinfra-server/scheduler"
 
@@ -103,6 +105,9 @@ class Authority:
         self._revocation_rows: list[StoredRevocation] = []
         self._listeners: list[TrustListener] = []
         self._crl_number = 0
+        self._crl_cache: (
+            tuple[tuple[Any, ...], datetime, list[x509.CertificateRevocationList]] | None
+        ) = None
         #: Lifetime of workload certificates; test mode may lower it at run time.
         self.leaf_ttl = timedelta(seconds=config.leaf_ttl_seconds)
 
@@ -440,12 +445,34 @@ class Authority:
             self._rebuild_revocations()
         return entry
 
-    def crl(self) -> x509.CertificateRevocationList:
-        """A CRL of the revoked serials, signed by the active CA."""
-        self._crl_number += 1
-        return ca.build_crl(
-            ca.active_authority(self._cas),
-            [(int(row.serial, 16), row.revoked_at) for row in self._revocation_rows if row.serial],
-            now=self._clock.now(),
-            crl_number=self._crl_number,
-        )
+    async def crls(self) -> list[x509.CertificateRevocationList]:
+        """One CRL per CA that signed certificates still in use (active, retiring),
+        each listing the revoked serials that CA issued; cached until the
+        revocations or the CAs change, or half the CRL's validity has passed."""
+        now = self._clock.now()
+        signers = tuple(a for a in self._cas if a.state in (ca.CAState.ACTIVE, ca.CAState.RETIRING))
+        key = (tuple(a.id for a in signers), len(self._revocation_rows))
+        cached = self._crl_cache
+        if cached is not None and cached[0] == key and now < cached[1]:
+            return cached[2]
+        serials = [row for row in self._revocation_rows if row.serial]
+        issuers = await self._storage.issuers_of([row.serial for row in serials])
+        # A number that only grows, across restarts too: milliseconds, bumped.
+        self._crl_number = max(self._crl_number + 1, int(now.timestamp() * 1000))
+        crls = [
+            ca.build_crl(
+                signer,
+                [
+                    (int(row.serial, 16), row.revoked_at)
+                    for row in serials
+                    # Unknown issuer (not recorded here): listed by every CA.
+                    if issuers.get(row.serial, signer.id) == signer.id
+                ],
+                now=now,
+                crl_number=self._crl_number,
+                next_update=CRL_VALIDITY,
+            )
+            for signer in signers
+        ]
+        self._crl_cache = (key, now + CRL_VALIDITY / 2, crls)
+        return crls

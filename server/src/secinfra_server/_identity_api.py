@@ -267,10 +267,10 @@ class IdentityApi:
         return Reply(raw_json=bundle.body, headers=headers)
 
     async def get_crl(self, _ctx: RequestContext, _req: m.GetCrlRequest) -> m.GetCrlResponse:
-        crl = self._authority.crl()
+        crls = await self._authority.crls()
         return m.GetCrlResponse(
-            crl_pem=crl.public_bytes(serialization.Encoding.PEM).decode(),
-            next_update=crl.next_update_utc,
+            crl_pem="".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in crls),
+            next_update=min(c.next_update_utc for c in crls if c.next_update_utc is not None),
         )
 
     # -- revocation ----------------------------------------------------------------

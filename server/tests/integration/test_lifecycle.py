@@ -292,3 +292,36 @@ def test_a_blocked_retirement_does_not_stall_the_next_rotation(
         assert _wait_for(lambda: states() == ["active", "prepared", "retiring"]), states()
     finally:
         server.stop()
+
+
+def _crls(pem: str) -> list[x509.CertificateRevocationList]:
+    end = "-----END X509 CRL-----"
+    blocks = [block + end for block in pem.split(end) if block.strip()]
+    return [x509.load_pem_x509_crl(block.strip().encode()) for block in blocks]
+
+
+def test_one_crl_per_signing_ca_each_listing_its_own_serials(
+    server: RunningServer, admin: Client, tmp_path: Path
+) -> None:
+    old = enrol(server, tmp_path, "/workload/old")
+    assert admin.request("POST", "/v1/ca:prepare", {}).status == 200
+    admin.bundle_pem = server.bundle_pem()
+    assert admin.request("POST", "/v1/ca:activate", {}).status == 200
+    new = enrol(server, tmp_path, "/workload/new")
+    anon = Client(server.port, server.bundle_pem())
+    first = anon.request("GET", "/v1/crl").json()
+    for identity in (old, new):
+        serial = f"{identity.cert.serial_number:x}"
+        assert admin.request("POST", "/v1/revocations", {"serial": serial}).status == 200
+    crls = _crls(anon.request("GET", "/v1/crl").json()["crl_pem"])
+    anon.close()
+    assert len(crls) == 2
+    for identity in (old, new):
+        (mine,) = [c for c in crls if c.issuer == identity.cert.issuer]
+        others = [c for c in crls if c.issuer != identity.cert.issuer]
+        assert mine.get_revoked_certificate_by_serial_number(identity.cert.serial_number)
+        assert not others[0].get_revoked_certificate_by_serial_number(identity.cert.serial_number)
+    numbers = [c.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number for c in crls]
+    first_crl = _crls(first["crl_pem"])[0]
+    first_number = first_crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    assert min(numbers) > first_number

@@ -442,10 +442,13 @@ class GetCrlResponse:
     """The certificate revocation list."""
 
     crl_pem: str = ""
-    """The CRL in PEM, signed by the active CA."""
+    """One CRL per CA whose certificates may still be in use (the active CA and
+    a retiring one), PEM blocks concatenated. Each is signed by its CA and
+    lists the revoked serials that CA issued.
+    """
 
     next_update: datetime.datetime | None = None
-    """When the next CRL will be published."""
+    """When the next CRL will be published (the earliest nextUpdate)."""
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object for this message; fields that are None are omitted."""

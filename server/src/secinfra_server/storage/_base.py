@@ -45,6 +45,9 @@ class Storage(Protocol):
     async def record_issued(self, cert: IssuedCertificate) -> None:
         """Remember an issued certificate and extend its CA's leaves_expire_by."""
 
+    async def issuers_of(self, serials: Sequence[str]) -> dict[str, str]:
+        """The id of the CA that issued each serial this server recorded."""
+
     # -- join tokens -------------------------------------------------------------
     async def insert_join_token(
         self, token: StoredJoinToken, *, also: InTransaction | None = None

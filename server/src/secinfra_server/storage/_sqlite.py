@@ -386,6 +386,21 @@ class SqliteStorage:
 
         await self.write(q)
 
+    async def issuers_of(self, serials: Sequence[str]) -> dict[str, str]:
+        """The id of the CA that issued each serial this server recorded."""
+
+        def q(conn: sqlite3.Connection) -> dict[str, str]:
+            found: dict[str, str] = {}
+            for serial in serials:
+                row = conn.execute(
+                    "SELECT ca_id FROM issued_certificates WHERE serial = ?", (serial,)
+                ).fetchone()
+                if row is not None:
+                    found[serial] = str(row[0])
+            return found
+
+        return await self.read(q)
+
     # -- join tokens -------------------------------------------------------------
     @staticmethod
     def _token_from_row(row: Any) -> StoredJoinToken:
