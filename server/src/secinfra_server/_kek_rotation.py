@@ -53,6 +53,7 @@ from .crypto import (
     load_kek_from_env,
     rewrap,
 )
+from .crypto._kek import fsync_dir
 from .storage import _sealed as sealed
 from .storage._sealed import SEALED_TABLES
 from .storage._sqlite import migrate
@@ -252,9 +253,9 @@ def rotate_kek(
         retired = retired_kek_path(kek_path, old.id)
         if not os.path.lexists(retired):
             os.link(kek_path, retired, follow_symlinks=False)
-        _fsync_dir(kek_path.parent)
+        fsync_dir(kek_path.parent)
         os.replace(pending, kek_path)
-        _fsync_dir(kek_path.parent)
+        fsync_dir(kek_path.parent)
     return RotationResult(old.id, new.id, result, retired, resumed)
 
 
@@ -273,14 +274,6 @@ def rewrap_database(
 
 def _show(key: tuple[Any, ...]) -> str:
     return "(" + ", ".join(repr(part) for part in key) + ")"
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # -- the `secinfra-server kek` command ---------------------------------------------------

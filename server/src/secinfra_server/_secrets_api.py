@@ -152,6 +152,19 @@ def _policy_update(policy: m.SecretPolicy | None) -> _PolicyUpdate:
     return _PolicyUpdate(*checked)
 
 
+def _existing_versions(
+    conn: sqlite3.Connection, name: str, versions: Sequence[int]
+) -> dict[int, store.VersionRow]:
+    """The rows of ``versions``; not_found if the secret or any version is missing."""
+    if store.get_secret(conn, name) is None:
+        raise _not_found(name)
+    found = store.versions_by_number(conn, name, versions)
+    missing = [v for v in versions if v not in found]
+    if missing:
+        raise _version_not_found(name, missing)
+    return found
+
+
 def _check_versions(versions: Sequence[int], *, required: bool, rpc: str) -> list[int]:
     if required and not versions:
         raise ApiError(
@@ -571,12 +584,7 @@ class SecretsApi:
 
         def write(conn: sqlite3.Connection) -> m.SecretMetadata:
             now = self._clock.now()
-            if store.get_secret(conn, name) is None:
-                raise _not_found(name)
-            found = store.versions_by_number(conn, name, targets)
-            missing = [v for v in targets if v not in found]
-            if missing:
-                raise _version_not_found(name, missing)
+            found = _existing_versions(conn, name, targets)
             destroyed = [v for v in targets if found[v].state == store.DESTROYED]
             if destroyed:
                 raise ApiError(
@@ -608,12 +616,7 @@ class SecretsApi:
 
         def write(conn: sqlite3.Connection) -> m.SecretMetadata:
             now = self._clock.now()
-            if store.get_secret(conn, name) is None:
-                raise _not_found(name)
-            found = store.versions_by_number(conn, name, targets)
-            missing = [v for v in targets if v not in found]
-            if missing:
-                raise _version_not_found(name, missing)
+            found = _existing_versions(conn, name, targets)
             changed = [v for v in targets if found[v].state != store.DESTROYED]
             if changed:
                 store.destroy_versions(conn, name, changed, to_ms(now))

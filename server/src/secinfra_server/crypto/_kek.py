@@ -277,7 +277,7 @@ def generate_kek_file(path: str | os.PathLike[str]) -> Kek:
         try:
             _write_new_file(tmp, kek.to_base64().encode("ascii") + b"\n")
             _link_no_replace(tmp, file)
-            _fsync_dir(file.parent)
+            fsync_dir(file.parent)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
@@ -325,7 +325,7 @@ def _link_no_replace(src: Path, dst: Path) -> None:
         os.rename(src, dst)
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
     """Make a new directory entry durable."""
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
