@@ -1,0 +1,149 @@
+"""The secinfra client: one object a service shares across threads."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from types import TracebackType
+
+from ._gen.authz_client import AuthzClient
+from ._gen.identity_client import IdentityClient
+from ._gen.secrets_client import SecretsClient
+from ._identity import JwtProvider, RotatingIdentity, StaticIdentity, load_bundle
+from ._runtime._budget import RetryBudget
+from ._runtime._cache import DEFAULT_MAX_ENTRIES, ResponseCache
+from ._runtime._clock import Clock, SystemClock
+from ._runtime._retry import DEFAULT_RETRY_POLICY, RetryPolicy
+from ._runtime._source import IdentitySource, Subscriber
+from ._runtime._transport import HttpTransport
+
+
+class Client:
+    """Talks to a secinfra server as one workload identity.
+
+    Service clients: :attr:`secrets`, :attr:`authz`, :attr:`identity` (one
+    method per RPC). Thread-safe; create one per process and share it. Every
+    default (retries, deadline, attempt timeout, cache size) can be set here
+    and overridden per call with ``call_options=CallOptions(...)``.
+
+    Most services enrol once at start::
+
+        client = secinfra.Client.enrol(url, join_token=token, bundle_file="bundle.pem")
+        secret = client.secrets.get_secret(name="payments/db/password")
+    """
+
+    def __init__(
+        self,
+        url: str,
+        source: IdentitySource,
+        *,
+        retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY,
+        cache_size: int = DEFAULT_MAX_ENTRIES,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._clock = clock or SystemClock()
+        self._source = source
+        self._transport = HttpTransport(
+            url,
+            source,
+            policy=retry_policy,
+            budget=RetryBudget(),
+            cache=ResponseCache(max_entries=cache_size, clock=self._clock),
+            clock=self._clock,
+            rng=rng,
+        )
+        self.secrets = SecretsClient(self._transport)
+        self.authz = AuthzClient(self._transport)
+        self.identity = IdentityClient(self._transport)
+
+    @classmethod
+    def enrol(
+        cls,
+        url: str,
+        *,
+        join_token: str | None = None,
+        jwt: str | JwtProvider | None = None,
+        bundle_file: str | Path | None = None,
+        bundle_pem: str | None = None,
+        server_id: str | None = None,
+        retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY,
+        cache_size: int = DEFAULT_MAX_ENTRIES,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+    ) -> Client:
+        """Enrol a new key with a join token or a JWT, then keep it rotated.
+
+        ``bundle_file``/``bundle_pem`` is the trust bundle to verify the server
+        with before enrolment (PEM, or the SPIFFE JSON bundle). ``jwt`` may be a
+        callable returning a fresh token: then the client re-enrols by itself if
+        its certificate ever expires.
+        """
+        if (bundle_file is None) == (bundle_pem is None):
+            raise ValueError("secinfra: give exactly one of bundle_file or bundle_pem")
+        data = Path(bundle_file).read_bytes() if bundle_file is not None else bundle_pem or ""
+        source = RotatingIdentity(
+            load_bundle(data),
+            join_token=join_token,
+            jwt=jwt,
+            server_id=server_id,
+            clock=clock,
+            rng=rng,
+        )
+        client = cls(
+            url, source, retry_policy=retry_policy, cache_size=cache_size, clock=clock, rng=rng
+        )
+        source.attach(client.identity)
+        try:
+            source.start()
+        except BaseException:
+            client.close()
+            raise
+        return client
+
+    @classmethod
+    def from_files(
+        cls,
+        url: str,
+        *,
+        cert_file: str | Path,
+        key_file: str | Path,
+        bundle_file: str | Path,
+        server_id: str | None = None,
+        retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY,
+        cache_size: int = DEFAULT_MAX_ENTRIES,
+    ) -> Client:
+        """Use an identity kept in files by someone else (``secinfra agent``, or the
+        admin identity ``secinfra-server init`` writes). Not renewed by this client."""
+        source = StaticIdentity.from_files(
+            bundle_file=bundle_file, cert_file=cert_file, key_file=key_file, server_id=server_id
+        )
+        return cls(url, source, retry_policy=retry_policy, cache_size=cache_size)
+
+    @property
+    def source(self) -> IdentitySource:
+        """Where this client's identity and trust bundle come from."""
+        return self._source
+
+    def on_rotation(self, callback: Subscriber) -> None:
+        """Call ``callback(event)`` after every enrolment, renewal, failed renewal,
+        expiry and trust-bundle change."""
+        self._source.subscribe(callback)
+
+    def close(self) -> None:
+        """Stop rotating and close connections."""
+        close = getattr(self._source, "close", None)
+        if callable(close):
+            close()
+        self._transport.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

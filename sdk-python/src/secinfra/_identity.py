@@ -1,0 +1,498 @@
+"""Workload identity: keys, CSRs, enrolment, rotation and the trust bundle.
+
+The private key is generated in this process (ECDSA P-256) and never leaves
+it: the server signs a CSR. :class:`RotatingIdentity` enrols, renews at half
+the lifetime minus a jitter of up to 10 % (with a new key each time), retries
+failed renewals with backoff until expiry, re-enrols after expiry when its
+attestation can be used again (a JWT provider; a join token is single-use),
+refreshes the trust bundle at its refresh hint, and tells subscribers. The
+certificate and key always change together, as one snapshot.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import random
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from ._runtime._clock import Clock, SystemClock
+from ._runtime._descriptor import CallOptions
+from ._runtime._rotation import (
+    DEFAULT_BUNDLE_REFRESH,
+    RENEWAL_RETRY_BASE,
+    bundle_refresh_time,
+    issued_at,
+    renewal_retry_delay,
+    renewal_time,
+)
+from ._runtime._source import (
+    RotationEvent,
+    RotationKind,
+    Subscriber,
+    TrustBundle,
+    X509Identity,
+)
+from .errors import IdentityExpired, SecinfraError
+
+if TYPE_CHECKING:
+    from ._gen.identity import TrustBundle as WireBundle
+    from ._gen.identity_client import IdentityClient
+
+log = logging.getLogger("secinfra.identity")
+
+#: The path of the server's SPIFFE ID in every trust domain.
+SERVER_ID_PATH: Final = "/secinfra/server"
+#: A client that cannot reach the server retries bundle fetches this often.
+BUNDLE_RETRY_SECONDS: Final = 30.0
+#: The rotation thread never sleeps longer than this at once (stays responsive).
+MAX_SLEEP_SECONDS: Final = 60.0
+#: Nor shorter: a step that is due again at once must not spin.
+MIN_SLEEP_SECONDS: Final = 0.05
+
+JwtProvider = Callable[[], str]
+
+
+# -- keys, CSRs, certificates -----------------------------------------------------------
+def new_private_key() -> ec.EllipticCurvePrivateKey:
+    """A new ECDSA P-256 key, generated here and kept in memory."""
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def build_csr(key: ec.EllipticCurvePrivateKey) -> str:
+    """A PEM CSR with an empty subject and no extensions: the server decides
+    everything that goes into the certificate."""
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([]))
+        .sign(key, hashes.SHA256())
+    )
+    return csr.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def parse_identity(chain_pem: bytes, key_pem: bytes, *, received_at: datetime) -> X509Identity:
+    """An identity snapshot from a PEM chain (leaf first) and its PEM key."""
+    certs = x509.load_pem_x509_certificates(chain_pem)
+    leaf = certs[0]
+    try:
+        san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        uris = san.get_values_for_type(x509.UniformResourceIdentifier)
+    except x509.ExtensionNotFound:
+        uris = []
+    if len(uris) != 1 or not uris[0].startswith("spiffe://"):
+        raise SecinfraError("secinfra: identity: the certificate is not an X509-SVID")
+    key = serialization.load_pem_private_key(key_pem, password=None)
+    if key.public_key() != leaf.public_key():
+        raise SecinfraError("secinfra: identity: the key does not match the certificate")
+    return X509Identity(
+        spiffe_id=uris[0],
+        chain_pem=chain_pem,
+        key_pem=key_pem,
+        serial=f"{leaf.serial_number:x}",
+        not_before=leaf.not_valid_before_utc,
+        not_after=leaf.not_valid_after_utc,
+        issued_at=issued_at(leaf.not_valid_before_utc, received_at),
+    )
+
+
+# -- trust bundles ----------------------------------------------------------------------
+def load_bundle(data: str | bytes) -> TrustBundle:
+    """A trust bundle from PEM certificates or a SPIFFE bundle (JWK Set JSON)."""
+    text = data.decode() if isinstance(data, bytes) else data
+    if text.lstrip().startswith("{"):
+        doc = json.loads(text)
+        pems = []
+        for key in doc.get("keys", []):
+            if key.get("use") != "x509-svid":
+                continue
+            for der in key.get("x5c", []):
+                cert = x509.load_der_x509_certificate(base64.b64decode(der))
+                pems.append(cert.public_bytes(serialization.Encoding.PEM).decode())
+        return TrustBundle(
+            pem="".join(pems),
+            sequence=int(doc.get("spiffe_sequence", 0)),
+            refresh_hint=float(doc.get("spiffe_refresh_hint", DEFAULT_BUNDLE_REFRESH)),
+        )
+    certs = x509.load_pem_x509_certificates(text.encode())
+    # Canonical PEM, so that a bundle read from a file and the same CAs fetched
+    # from the server compare equal (no spurious "bundle changed").
+    pem = "".join(cert.public_bytes(serialization.Encoding.PEM).decode() for cert in certs)
+    return TrustBundle(pem=pem, sequence=0, refresh_hint=DEFAULT_BUNDLE_REFRESH)
+
+
+def bundle_from_wire(wire: WireBundle) -> TrustBundle:
+    """A trust bundle from the GetTrustBundle answer."""
+    pems = [
+        x509.load_der_x509_certificate(base64.b64decode(der))
+        .public_bytes(serialization.Encoding.PEM)
+        .decode()
+        for key in wire.keys
+        if key.use == "x509-svid"
+        for der in key.x5c
+    ]
+    return TrustBundle(
+        pem="".join(pems), sequence=wire.spiffe_sequence, refresh_hint=wire.spiffe_refresh_hint
+    )
+
+
+def server_id_for(bundle: TrustBundle) -> str:
+    """``spiffe://<trust domain>/secinfra/server``, the trust domain read from the CAs."""
+    for cert in x509.load_pem_x509_certificates(bundle.pem.encode()):
+        try:
+            san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        except x509.ExtensionNotFound:
+            continue
+        for uri in san.get_values_for_type(x509.UniformResourceIdentifier):
+            if uri.startswith("spiffe://"):
+                return uri.rstrip("/") + SERVER_ID_PATH
+    raise SecinfraError("secinfra: identity: the trust bundle names no SPIFFE trust domain")
+
+
+# -- sources ----------------------------------------------------------------------------
+class _Subscribers:
+    def __init__(self) -> None:
+        self._callbacks: list[Subscriber] = []
+        self._lock = threading.Lock()
+
+    def add(self, callback: Subscriber) -> None:
+        with self._lock:
+            self._callbacks.append(callback)
+
+    def emit(self, event: RotationEvent) -> None:
+        with self._lock:
+            callbacks = list(self._callbacks)
+        for callback in callbacks:
+            try:
+                callback(event)
+            except Exception:
+                log.exception("secinfra: identity: a rotation subscriber failed")
+
+
+class StaticIdentity:
+    """A fixed identity and bundle (files written by ``secinfra agent``, the admin
+    identity, tests). It is never renewed: once it expires, calls fail with
+    :class:`~secinfra.errors.IdentityExpired`."""
+
+    def __init__(
+        self,
+        bundle: TrustBundle,
+        identity: X509Identity | None = None,
+        *,
+        server_id: str | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self._bundle = bundle
+        self._identity = identity
+        self._server_id = server_id or server_id_for(bundle)
+        self._clock = clock or SystemClock()
+        self._subscribers = _Subscribers()
+
+    @classmethod
+    def from_files(
+        cls,
+        *,
+        bundle_file: str | Path,
+        cert_file: str | Path | None = None,
+        key_file: str | Path | None = None,
+        server_id: str | None = None,
+    ) -> StaticIdentity:
+        """Load PEM files (the key stays in memory once read)."""
+        bundle = load_bundle(Path(bundle_file).read_bytes())
+        identity = None
+        if cert_file is not None and key_file is not None:
+            identity = parse_identity(
+                Path(cert_file).read_bytes(),
+                Path(key_file).read_bytes(),
+                received_at=SystemClock().now(),
+            )
+        return cls(bundle, identity, server_id=server_id)
+
+    @property
+    def server_id(self) -> str:
+        return self._server_id
+
+    def identity(self) -> X509Identity | None:
+        return self._identity
+
+    def bundle(self) -> TrustBundle:
+        return self._bundle
+
+    def ensure_identity(self) -> X509Identity:
+        identity = self._identity
+        if identity is None:
+            raise IdentityExpired("secinfra: identity: this client has no identity; enrol first")
+        if self._clock.now() >= identity.not_after:
+            raise IdentityExpired(
+                f"secinfra: identity: the certificate for {identity.spiffe_id} expired at"
+                f" {identity.not_after.isoformat()} and a static identity cannot renew"
+            )
+        return identity
+
+    def refresh_bundle(self) -> bool:
+        return False
+
+    def subscribe(self, callback: Subscriber) -> None:
+        self._subscribers.add(callback)
+
+
+class RotatingIdentity:
+    """Enrols, then keeps the identity and the trust bundle current in a
+    background thread. Call :meth:`start` once (after :meth:`attach`) and
+    :meth:`close` when done."""
+
+    def __init__(
+        self,
+        bundle: TrustBundle,
+        *,
+        join_token: str | None = None,
+        jwt: str | JwtProvider | None = None,
+        server_id: str | None = None,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        if (join_token is None) == (jwt is None):
+            raise ValueError("secinfra: identity: give exactly one of join_token or jwt")
+        self._join_token = join_token
+        self._jwt: JwtProvider | None = (lambda: jwt) if isinstance(jwt, str) else jwt
+        self._bundle = bundle
+        self._server_id = server_id or server_id_for(bundle)
+        self._clock = clock or SystemClock()
+        self._rng = rng or random.SystemRandom()
+        self._lock = threading.RLock()
+        self._enrol_lock = threading.Lock()
+        self._identity: X509Identity | None = None
+        self._renew_at: datetime | None = None
+        self._failures = 0
+        self._bundle_due: datetime = self._clock.now()
+        self._expired_reported = False
+        self._client: IdentityClient | None = None
+        self._subscribers = _Subscribers()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._refreshing = threading.local()
+
+    # -- wiring ----------------------------------------------------------------------
+    def attach(self, client: IdentityClient) -> None:
+        """The IdentityService client (over the transport that uses this source)."""
+        self._client = client
+
+    def start(self) -> None:
+        """Enrol now (raising on failure), then keep rotating in the background."""
+        self._enrol()
+        self._fetch_bundle()
+        self._thread = threading.Thread(
+            target=self._run, name="secinfra-identity-rotation", daemon=True
+        )
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop rotating."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    # -- IdentitySource --------------------------------------------------------------
+    @property
+    def server_id(self) -> str:
+        return self._server_id
+
+    def identity(self) -> X509Identity | None:
+        with self._lock:
+            return self._identity
+
+    def bundle(self) -> TrustBundle:
+        with self._lock:
+            return self._bundle
+
+    def ensure_identity(self) -> X509Identity:
+        with self._lock:
+            identity = self._identity
+            if identity is not None and self._clock.now() < identity.not_after:
+                return identity
+            if self._jwt is None:
+                raise IdentityExpired(
+                    "secinfra: identity: the certificate expired and could not be renewed;"
+                    " a join token cannot re-enrol (configure a JWT attestation, or enrol"
+                    " again with a new token)"
+                )
+        with self._enrol_lock:  # one re-enrolment, however many callers find it expired
+            current = self.identity()
+            if current is not None and self._clock.now() < current.not_after:
+                return current
+            try:
+                self._enrol()
+            except SecinfraError as exc:
+                raise IdentityExpired(
+                    f"secinfra: identity: the certificate expired and re-enrolment failed: {exc}"
+                ) from exc
+            current = self.identity()
+            if current is None or self._clock.now() >= current.not_after:
+                raise IdentityExpired(
+                    "secinfra: identity: re-enrolment returned an already expired certificate"
+                    " (is this machine's clock right?)"
+                )
+            return current
+
+    def refresh_bundle(self) -> bool:
+        if getattr(self._refreshing, "active", False):
+            return False  # the bundle fetch itself failed verification: give up
+        before = self.bundle()
+        self._refreshing.active = True
+        try:
+            self._fetch_bundle()
+        except SecinfraError:
+            return False
+        finally:
+            self._refreshing.active = False
+        return self.bundle().pem != before.pem
+
+    def subscribe(self, callback: Subscriber) -> None:
+        self._subscribers.add(callback)
+
+    # -- enrolment, renewal, bundle ----------------------------------------------------
+    def _require_client(self) -> IdentityClient:
+        if self._client is None:
+            raise SecinfraError("secinfra: identity: attach() an IdentityClient first")
+        return self._client
+
+    def _set_identity(self, chain_pem: str, key: ec.EllipticCurvePrivateKey) -> X509Identity:
+        identity = parse_identity(chain_pem.encode(), _key_pem(key), received_at=self._clock.now())
+        with self._lock:
+            self._identity = identity
+            self._renew_at = renewal_time(identity.issued_at, identity.not_after, self._rng)
+            self._failures = 0
+            self._expired_reported = False
+        return identity
+
+    def _enrol(self) -> None:
+        client = self._require_client()
+        key = new_private_key()
+        if self._join_token is not None:
+            token, self._join_token = self._join_token, None  # single use
+            answer = client.issue_certificate(csr_pem=build_csr(key), join_token=token)
+        else:
+            assert self._jwt is not None
+            answer = client.issue_certificate(csr_pem=build_csr(key), jwt=self._jwt())
+        assert answer.svid is not None
+        identity = self._set_identity(answer.svid.cert_chain_pem, key)
+        log.info("enrolled", extra={"spiffe_id": identity.spiffe_id, "serial": identity.serial})
+        self._subscribers.emit(RotationEvent(RotationKind.ENROLLED, identity, self.bundle()))
+
+    def _renew(self) -> None:
+        client = self._require_client()
+        key = new_private_key()
+        answer = client.renew_certificate(csr_pem=build_csr(key))
+        assert answer.svid is not None
+        identity = self._set_identity(answer.svid.cert_chain_pem, key)
+        self._subscribers.emit(RotationEvent(RotationKind.RENEWED, identity, self.bundle()))
+
+    def _fetch_bundle(self) -> None:
+        client = self._require_client()
+        wire = client.get_trust_bundle(call_options=CallOptions(use_cache=False))
+        fetched = bundle_from_wire(wire)
+        with self._lock:
+            changed = fetched.pem != self._bundle.pem
+            self._bundle = fetched
+            self._bundle_due = bundle_refresh_time(self._clock.now(), fetched.refresh_hint)
+        if changed:
+            self._subscribers.emit(
+                RotationEvent(RotationKind.BUNDLE_UPDATED, self.identity(), fetched)
+            )
+
+    # -- the background loop ---------------------------------------------------------
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                delay = self._step()
+            except Exception:
+                # Never let the thread die: a dead rotation thread means a
+                # certificate that silently expires. Log, wait, try again.
+                log.exception("secinfra: identity: rotation step failed")
+                delay = RENEWAL_RETRY_BASE
+            self._stop.wait(min(max(delay, MIN_SLEEP_SECONDS), MAX_SLEEP_SECONDS))
+
+    def _step(self) -> float:
+        """Renew, report expiry and refresh the bundle as due; seconds until the next step."""
+        now = self._clock.now()
+        with self._lock:
+            identity, renew_at, bundle_due = self._identity, self._renew_at, self._bundle_due
+        if identity is not None and now >= identity.not_after:
+            self._on_expired(identity)
+        elif renew_at is not None and now >= renew_at:
+            self._try_renew(identity)
+        if now >= bundle_due:
+            try:
+                self._fetch_bundle()
+            except SecinfraError as exc:
+                log.warning("secinfra: identity: bundle refresh failed: %s", exc)
+                with self._lock:
+                    retry = min(self._bundle.refresh_hint, BUNDLE_RETRY_SECONDS)
+                    self._bundle_due = bundle_refresh_time(self._clock.now(), retry)
+        with self._lock:
+            wake = min(
+                t
+                for t in (self._renew_at, self._bundle_due, self._identity_expiry())
+                if t is not None
+            )
+        return (wake - self._clock.now()).total_seconds()
+
+    def _identity_expiry(self) -> datetime | None:
+        identity = self._identity
+        return None if identity is None or self._expired_reported else identity.not_after
+
+    def _try_renew(self, identity: X509Identity | None) -> None:
+        try:
+            self._renew()
+        except SecinfraError as exc:
+            with self._lock:
+                self._failures += 1
+                failures = self._failures
+                not_after = identity.not_after if identity else self._clock.now()
+                delay = renewal_retry_delay(
+                    failures, self._rng, now=self._clock.now(), not_after=not_after
+                )
+                self._renew_at = self._clock.now() + timedelta(seconds=delay)
+            log.warning("secinfra: identity: renewal failed (%d in a row): %s", failures, exc)
+            self._subscribers.emit(
+                RotationEvent(RotationKind.RENEWAL_FAILED, identity, self.bundle(), exc)
+            )
+
+    def _on_expired(self, identity: X509Identity) -> None:
+        if self._jwt is not None:
+            try:
+                with self._enrol_lock:
+                    if self.identity() is identity:  # no caller re-enrolled meanwhile
+                        self._enrol()
+                return
+            except SecinfraError as exc:
+                log.warning("secinfra: identity: re-enrolment failed: %s", exc)
+                with self._lock:
+                    self._renew_at = self._clock.now() + timedelta(seconds=BUNDLE_RETRY_SECONDS)
+        with self._lock:
+            if self._expired_reported:
+                return
+            self._expired_reported = True
+            self._renew_at = None
+        self._subscribers.emit(
+            RotationEvent(
+                RotationKind.EXPIRED,
+                identity,
+                self.bundle(),
+                IdentityExpired("secinfra: identity: the certificate expired"),
+            )
+        )
