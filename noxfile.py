@@ -20,9 +20,10 @@ nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.error_on_missing_interpreters = True
 # `nox` with no -s runs the whole suite except the codegen writer (the drift
 # check `nox -s codegen -- --check` runs first in scripts/test.sh).
-nox.options.sessions = ["lint", "tests-codegen", "tests-server", "tests-python"]
+nox.options.sessions = ["lint", "tests-codegen", "tests-server", "tests-python", "docs"]
 
 TEST_TOOLS = ("pytest", "pytest-asyncio", "pytest-timeout")
+DOC_TOOLS = ("sphinx", "furo", "myst-parser", "sphinx-design")
 
 
 def install(session: nox.Session, *requirements: str) -> None:
@@ -76,6 +77,22 @@ def tests_server(session: nox.Session) -> None:
 
 @nox.session(name="tests-python", python=PYTHON)
 def tests_python(session: nox.Session) -> None:
-    """Python SDK tests."""
-    install(session, *TEST_TOOLS, "-e", "sdk-python")
+    """Python SDK tests: unit, and integration against a real reference server."""
+    install(session, *TEST_TOOLS, "-e", "sdk-python", "-e", "server")
     session.run("pytest", "sdk-python/tests", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def docs(session: nox.Session) -> None:
+    """Sphinx site (docs/) with warnings as errors; autodoc needs the SDK installed."""
+    install(session, *DOC_TOOLS, "-e", "sdk-python", "-e", "server")
+    session.run(
+        "sphinx-build",
+        "-W",
+        "--keep-going",
+        "-b",
+        "html",
+        "docs",
+        "docs/_build/html",
+        *session.posargs,
+    )
