@@ -19,6 +19,28 @@ from typing import Any, Self
 
 from . import _wire
 
+__all__ = [
+    "AuthorizationModel",
+    "BatchCheckItem",
+    "BatchCheckRequest",
+    "BatchCheckResponse",
+    "BatchCheckResult",
+    "CheckRequest",
+    "CheckResponse",
+    "Consistency",
+    "ExpandRequest",
+    "ExpandResponse",
+    "ListObjectsRequest",
+    "ListObjectsResponse",
+    "ReadAuthorizationModelRequest",
+    "ReadTuplesRequest",
+    "ReadTuplesResponse",
+    "TupleKey",
+    "WriteAuthorizationModelRequest",
+    "WriteTuplesRequest",
+    "WriteTuplesResponse",
+]
+
 
 class Consistency(enum.StrEnum):
     """How fresh the data behind a read must be."""

@@ -20,6 +20,23 @@ from typing import Any, Self
 
 from . import _wire
 
+__all__ = [
+    "DeleteSecretRequest",
+    "DestroySecretVersionsRequest",
+    "GetSecretMetadataRequest",
+    "GetSecretRequest",
+    "ListSecretsRequest",
+    "ListSecretsResponse",
+    "PutSecretRequest",
+    "Secret",
+    "SecretMetadata",
+    "SecretPolicy",
+    "SecretVersionInfo",
+    "SecretVersionMetadata",
+    "UndeleteSecretRequest",
+    "VersionState",
+]
+
 
 class VersionState(enum.StrEnum):
     """The state of one version."""

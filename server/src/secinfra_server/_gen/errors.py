@@ -15,6 +15,12 @@ from typing import Any, Self
 
 from . import _wire
 
+__all__ = [
+    "Error",
+    "ErrorCode",
+    "ErrorEnvelope",
+]
+
 
 class ErrorCode(enum.StrEnum):
     """The fixed list of error codes. On the wire a code is its lowercase name

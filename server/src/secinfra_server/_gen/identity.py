@@ -19,6 +19,38 @@ from typing import Any, Self
 
 from . import _wire
 
+__all__ = [
+    "ActivateCaRequest",
+    "CaState",
+    "CaStatus",
+    "CertificateAuthority",
+    "CreateJoinTokenRequest",
+    "CreateJoinTokenResponse",
+    "GetCaStatusRequest",
+    "GetCallerIdentityRequest",
+    "GetCallerIdentityResponse",
+    "GetCrlRequest",
+    "GetCrlResponse",
+    "GetTrustBundleRequest",
+    "IssueCertificateRequest",
+    "IssueCertificateResponse",
+    "JoinToken",
+    "Jwk",
+    "ListJoinTokensRequest",
+    "ListJoinTokensResponse",
+    "ListRevocationsRequest",
+    "ListRevocationsResponse",
+    "PrepareCaRotationRequest",
+    "RenewCertificateRequest",
+    "RenewCertificateResponse",
+    "RetireCaRequest",
+    "Revocation",
+    "RevokeJoinTokenRequest",
+    "RevokeRequest",
+    "TrustBundle",
+    "X509Svid",
+]
+
 
 class CaState(enum.StrEnum):
     """The rotation state of a CA."""

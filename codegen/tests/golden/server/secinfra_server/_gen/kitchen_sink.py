@@ -17,6 +17,29 @@ from typing import Any, Self
 
 from . import _wire
 
+__all__ = [
+    "Color",
+    "Container",
+    "ContainerItem",
+    "ContainerItemKind",
+    "DeleteThingRequest",
+    "DeleteThingResponse",
+    "Error",
+    "ErrorCode",
+    "ErrorResponse",
+    "GetThingRequest",
+    "Keywords",
+    "ListThingsRequest",
+    "ListThingsResponse",
+    "Node",
+    "PingRequest",
+    "PingResponse",
+    "PutThingRequest",
+    "Scalars",
+    "Thing",
+    "TouchThingRequest",
+]
+
 
 class ContainerItemKind(enum.StrEnum):
     """A nested enum."""
