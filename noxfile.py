@@ -96,3 +96,10 @@ def docs(session: nox.Session) -> None:
         "docs/_build/html",
         *session.posargs,
     )
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Server hot-path benchmarks (JSON); not part of the test run."""
+    install(session, "-e", "sdk-python", "-e", "server")
+    session.run("python", "benchmarks/server_hot_paths.py", *session.posargs)
