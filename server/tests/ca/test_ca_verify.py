@@ -260,3 +260,28 @@ def test_revocation_list(
 def test_revocation_list_ignores_non_svids(ca: CertificateAuthority) -> None:
     deny = RevocationList.of(spiffe_ids=["spiffe://example.org/x"])
     assert not deny.is_revoked(ca.certificate)
+
+
+def test_a_cached_chain_still_checks_time_and_revocation_on_every_call() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from secinfra_server import ca
+
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    authority = ca.create_root_ca("td.test", now=now, state=ca.CAState.ACTIVE)
+    key = ec.generate_private_key(ec.SECP256R1())
+    leaf = ca.sign_svid(
+        authority, ca.build_csr(key), "spiffe://td.test/w", ttl=timedelta(hours=1), now=now
+    )
+    verifier = ca.SvidVerifier([authority.certificate])
+    assert str(verifier.verify(leaf, now=now)) == "spiffe://td.test/w"
+    assert str(verifier.verify(leaf, now=now)) == "spiffe://td.test/w"  # from the cache
+    with pytest.raises(ca.CertificateExpired):
+        verifier.verify(leaf, now=now + timedelta(hours=2))
+    with pytest.raises(ca.CertificateRevoked):
+        verifier.verify(leaf, now=now, revoked=ca.RevocationList.of(serials=[leaf.serial_number]))
+    other = ca.create_root_ca("td.test", now=now, state=ca.CAState.ACTIVE)
+    with pytest.raises(ca.UntrustedCertificate):
+        ca.SvidVerifier([other.certificate]).verify(leaf, now=now)

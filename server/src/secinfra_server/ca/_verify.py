@@ -116,13 +116,22 @@ class _Anchor:
     trust_domain: str
 
 
+#: Verified chains a verifier remembers (cleared when full; cheap to rebuild).
+MAX_CACHED_CHAINS = 4096
+
+
 class SvidVerifier:
     """Verifies client X509-SVIDs against a fixed set of trusted CA certificates.
 
-    Immutable; build a new one when the trusted set changes (CA rotation).
+    Its trusted set is fixed; build a new one when it changes (CA rotation).
     """
 
     def __init__(self, trusted_cas: Iterable[x509.Certificate]) -> None:
+        # Leaves whose shape and signature already checked out against this
+        # trusted set. Immutable set => the cache can never outlive a trust
+        # change (a new verifier is built); validity and revocation are still
+        # checked on every call. Only successes are cached.
+        self._chains: dict[x509.Certificate, tuple[SpiffeId, _Anchor]] = {}
         self._by_key_id: dict[bytes, list[_Anchor]] = {}
         self._by_subject: dict[x509.Name, list[_Anchor]] = {}
         count = 0
@@ -156,13 +165,20 @@ class SvidVerifier:
         (CertificateRevoked).
         """
         now = require_aware(now)
-        spiffe_id = svid_spiffe_id(leaf)
-        anchor = self._issuer_of(leaf)
-        if anchor.trust_domain != spiffe_id.trust_domain:
-            raise UntrustedCertificate(
-                f"certificate {describe(leaf)} names trust domain "
-                f"{spiffe_id.trust_domain}, its CA is for {anchor.trust_domain}"
-            )
+        chained = self._chains.get(leaf)
+        if chained is None:
+            spiffe_id = svid_spiffe_id(leaf)
+            anchor = self._issuer_of(leaf)
+            if anchor.trust_domain != spiffe_id.trust_domain:
+                raise UntrustedCertificate(
+                    f"certificate {describe(leaf)} names trust domain "
+                    f"{spiffe_id.trust_domain}, its CA is for {anchor.trust_domain}"
+                )
+            if len(self._chains) >= MAX_CACHED_CHAINS:
+                self._chains.clear()
+            self._chains[leaf] = (spiffe_id, anchor)
+        else:
+            spiffe_id, anchor = chained
         _check_validity(leaf, now, "certificate")
         _check_validity(anchor.certificate, now, "issuing CA")
         if revoked is not None:
