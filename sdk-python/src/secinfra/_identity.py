@@ -16,7 +16,7 @@ import json
 import logging
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -116,15 +116,8 @@ def load_bundle(data: str | bytes) -> TrustBundle:
     text = data.decode() if isinstance(data, bytes) else data
     if text.lstrip().startswith("{"):
         doc = json.loads(text)
-        pems = []
-        for key in doc.get("keys", []):
-            if key.get("use") != "x509-svid":
-                continue
-            for der in key.get("x5c", []):
-                cert = x509.load_der_x509_certificate(base64.b64decode(der))
-                pems.append(cert.public_bytes(serialization.Encoding.PEM).decode())
-        return TrustBundle(
-            pem="".join(pems),
+        return _bundle_from_entries(
+            ((key.get("use"), key.get("x5c") or []) for key in doc.get("keys", [])),
             sequence=int(doc.get("spiffe_sequence", 0)),
             refresh_hint=float(doc.get("spiffe_refresh_hint", DEFAULT_BUNDLE_REFRESH)),
         )
@@ -137,17 +130,28 @@ def load_bundle(data: str | bytes) -> TrustBundle:
 
 def bundle_from_wire(wire: WireBundle) -> TrustBundle:
     """A trust bundle from the GetTrustBundle answer."""
-    pems = [
-        x509.load_der_x509_certificate(base64.b64decode(der))
-        .public_bytes(serialization.Encoding.PEM)
-        .decode()
-        for key in wire.keys
-        if key.use == "x509-svid"
-        for der in key.x5c
-    ]
-    return TrustBundle(
-        pem="".join(pems), sequence=wire.spiffe_sequence, refresh_hint=wire.spiffe_refresh_hint
+    return _bundle_from_entries(
+        ((key.use, key.x5c) for key in wire.keys),
+        sequence=wire.spiffe_sequence,
+        refresh_hint=wire.spiffe_refresh_hint,
     )
+
+
+def _bundle_from_entries(
+    entries: Iterable[tuple[object, Sequence[str]]], *, sequence: int, refresh_hint: float
+) -> TrustBundle:
+    """The X.509 authorities of SPIFFE bundle entries: for each ``x509-svid``
+    entry the FIRST certificate of ``x5c`` (SPIFFE trust-domain bundle spec:
+    further ones are ignored). A bundle without any authority is refused."""
+    pems = []
+    for use, x5c in entries:
+        if use != "x509-svid" or not x5c:
+            continue
+        cert = x509.load_der_x509_certificate(base64.b64decode(x5c[0]))
+        pems.append(cert.public_bytes(serialization.Encoding.PEM).decode())
+    if not pems:
+        raise SecinfraError("secinfra: identity: the trust bundle holds no X.509 authority")
+    return TrustBundle(pem="".join(pems), sequence=sequence, refresh_hint=refresh_hint)
 
 
 def server_id_for(bundle: TrustBundle) -> str:
@@ -406,9 +410,18 @@ class RotatingIdentity:
         wire = client.get_trust_bundle(call_options=CallOptions(use_cache=False))
         fetched = bundle_from_wire(wire)
         with self._lock:
+            self._bundle_due = bundle_refresh_time(self._clock.now(), fetched.refresh_hint)
+            if 0 < fetched.sequence < self._bundle.sequence:
+                # An older bundle than the one held (a rollback, or a stale
+                # replica): keep ours. spec 10.4.1
+                log.warning(
+                    "secinfra: identity: ignoring trust bundle sequence %d older than %d",
+                    fetched.sequence,
+                    self._bundle.sequence,
+                )
+                return
             changed = fetched.pem != self._bundle.pem
             self._bundle = fetched
-            self._bundle_due = bundle_refresh_time(self._clock.now(), fetched.refresh_hint)
         if changed:
             self._subscribers.emit(
                 RotationEvent(RotationKind.BUNDLE_UPDATED, self.identity(), fetched)

@@ -9,7 +9,13 @@ import uuid
 import pytest
 
 import secinfra
-from secinfra.errors import DeadlineExceeded, InvalidArgument, RateLimited, Unavailable
+from secinfra.errors import (
+    DeadlineExceeded,
+    InternalError,
+    InvalidArgument,
+    RateLimited,
+    Unavailable,
+)
 from secinfra.testing import ReferenceServer
 
 from .support import Log, header
@@ -166,3 +172,31 @@ def test_the_deadline_bounds_every_attempt(
     assert time.monotonic() - started < 1.6
     assert caught.value.attempts >= 2
     assert caught.value.retryable
+
+
+def test_an_unexpected_redirect_is_an_internal_error_not_a_result(
+    server: ReferenceServer, admin: secinfra.Client, log: Log
+) -> None:
+    server.script("GetCallerIdentity", {"status": 302, "headers": {"Location": "/elsewhere"}})
+    with pytest.raises(InternalError) as raised:
+        admin.identity.get_caller_identity()
+    assert raised.value.status == 302
+    assert len(log.entries("GetCallerIdentity")) == 1
+
+
+def test_a_long_retry_after_ends_the_call_with_its_own_code_and_retryable(
+    server: ReferenceServer, admin: secinfra.Client, unique: str
+) -> None:
+    server.script(
+        "PutSecret",
+        {
+            "status": 409,
+            "headers": {"Secinfra-Should-Retry": "true", "Retry-After": "120"},
+            "body": {"error": {"code": "conflict", "message": "busy", "request_id": "r"}},
+        },
+    )
+    with pytest.raises(Unavailable) as raised:
+        admin.secrets.put_secret(name=f"{unique}/k", value=b"v")
+    assert raised.value.code == "unavailable"
+    assert raised.value.retryable is True
+    assert raised.value.retry_after == 120

@@ -413,6 +413,14 @@ def decide_retry(
     )
 
 
+def status_retryable(
+    status: int, headers: Mapping[str, str], idempotency: Idempotency | str
+) -> bool:
+    """Whether an answer with this status is one the rules would retry (attempt
+    limits, deadline and budget aside): the ``retryable`` flag of errors."""
+    return _refuse_status(AttemptResponse(status, headers), Idempotency(idempotency)) is None
+
+
 def _refuse_status(response: AttemptResponse, idempotency: Idempotency) -> RetryDecision | None:
     """A give-up decision when ``response``'s status must not be retried, else None."""
     status = response.status

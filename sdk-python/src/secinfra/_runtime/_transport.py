@@ -33,6 +33,7 @@ from .. import __version__
 from ..errors import (
     ApiError,
     DeadlineExceeded,
+    InternalError,
     RateLimited,
     SecinfraError,
     TransportError,
@@ -53,7 +54,6 @@ from ._descriptor import (
 )
 from ._meta import ResponseMeta, report
 from ._retry import (
-    ALWAYS_RETRYABLE_STATUSES,
     DEFAULT_RETRY_POLICY,
     AttemptFailure,
     AttemptResponse,
@@ -61,6 +61,7 @@ from ._retry import (
     RetryPolicy,
     RetryReason,
     decide_retry,
+    status_retryable,
 )
 from ._source import IdentitySource, RotationEvent
 from ._tls import ServerIdentityMismatch, client_context, pool_class
@@ -429,9 +430,18 @@ class HttpTransport:
                 failure = exc
                 outcome = _failure_outcome(exc)
             else:
-                if answer.status < 400:
+                if 200 <= answer.status < 300 or (answer.status == 304 and if_none_match):
                     self._budget.record_success()
                     return answer
+                if answer.status < 400:
+                    unexpected = InternalError(
+                        f"secinfra: transport: {name}: unexpected HTTP {answer.status}"
+                        " (the API answers 2xx, or 304 to a conditional request)",
+                        status=answer.status,
+                        request_id=answer.headers.get(REQUEST_ID_HEADER),
+                    )
+                    unexpected.attempts = attempt
+                    raise unexpected
                 outcome = AttemptResponse(answer.status, answer.headers)
             decision = decide_retry(
                 outcome,
@@ -477,7 +487,8 @@ class HttpTransport:
             return error
         request_id = answer.headers.get(REQUEST_ID_HEADER)
         envelope = _envelope(answer.body)
-        code = str(envelope.get("code") or code_for_status(answer.status))
+        # A call ended by a Retry-After too long to wait carries that code.
+        code = decision.code or str(envelope.get("code") or code_for_status(answer.status))
         message = str(envelope.get("message") or f"secinfra: {name}: HTTP {answer.status}")
         if decision.code == "rate_limited":
             cls: type[ApiError] = RateLimited
@@ -492,7 +503,7 @@ class HttpTransport:
             status=answer.status,
             request_id=request_id
             or (str(envelope["request_id"]) if envelope.get("request_id") else None),
-            retryable=answer.status in ALWAYS_RETRYABLE_STATUSES,
+            retryable=status_retryable(answer.status, answer.headers, method.idempotency),
             retry_after=decision.retry_after,
             details=details if isinstance(details, dict) else None,
         )
