@@ -15,6 +15,7 @@ Public on purpose: this package's names below, :mod:`secinfra.errors` and
 
 __version__ = "0.1.0"
 
+from ._agent import FileSink
 from ._client import Client
 from ._identity import RotatingIdentity, StaticIdentity, build_csr, load_bundle, new_private_key
 from ._runtime._descriptor import CallOptions
@@ -32,6 +33,7 @@ __all__ = [
     "CallOptions",
     "Captured",
     "Client",
+    "FileSink",
     "IdentitySource",
     "ResponseMeta",
     "RetryPolicy",

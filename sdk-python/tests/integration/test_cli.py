@@ -1,0 +1,470 @@
+"""The ``secinfra`` command line against the real reference server.
+
+Each command runs in-process through ``secinfra.cli.main`` (what the console
+script calls); stdout and stderr come from capsys. Exit codes: 0 ok, 1 API or
+transport error, 2 usage or configuration, 3 ``authz check`` denied.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from secinfra.cli import main
+from secinfra.testing import ReferenceServer
+
+from .support import TRUST_DOMAIN
+
+ENV_VARS = (
+    "SECINFRA_SERVER",
+    "SECINFRA_BUNDLE",
+    "SECINFRA_CERT",
+    "SECINFRA_KEY",
+    "SECINFRA_IDENTITY_DIR",
+    "SECINFRA_JOIN_TOKEN",
+)
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> object:
+        return json.loads(self.out)
+
+    def one_line_error(self) -> str:
+        """The error message; fails unless it is exactly one ``secinfra: ...`` line."""
+        assert self.err.startswith("secinfra: "), self.err
+        assert self.err.count("\n") == 1, self.err
+        assert self.err.endswith("\n"), self.err
+        assert "secinfra: secinfra:" not in self.err
+        return self.err
+
+
+Run = Callable[..., Result]
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+
+
+def admin_flags(server: ReferenceServer) -> list[str]:
+    admin = server.data_dir / "admin"
+    return [
+        "--server",
+        server.url,
+        "--bundle",
+        str(admin / "bundle.pem"),
+        "--cert",
+        str(admin / "cert.pem"),
+        "--key",
+        str(admin / "key.pem"),
+    ]
+
+
+def runner(capsys: pytest.CaptureFixture[str], flags: list[str]) -> Run:
+    def run(*args: str) -> Result:
+        code = main([*args, *flags])
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return run
+
+
+@pytest.fixture
+def as_admin(server: ReferenceServer, capsys: pytest.CaptureFixture[str]) -> Run:
+    """Run a command with the admin identity (flags after the command)."""
+    return runner(capsys, admin_flags(server))
+
+
+@pytest.fixture
+def enrolled(
+    server: ReferenceServer, unique: str, tmp_path: Path, as_admin: Run
+) -> tuple[str, Path]:
+    """(SPIFFE ID, identity dir) of a workload enrolled with ``secinfra enrol``."""
+    spiffe_id = f"spiffe://{TRUST_DOMAIN}/{unique}"
+    out = tmp_path / "identity"
+    token = server.join_token(spiffe_id)
+    result = as_admin("enrol", "--join-token", token, "--out", str(out))
+    assert result.code == 0, result.err
+    return spiffe_id, out
+
+
+@pytest.fixture
+def as_workload(
+    server: ReferenceServer, capsys: pytest.CaptureFixture[str], enrolled: tuple[str, Path]
+) -> Run:
+    return runner(capsys, ["--server", server.url, "--identity-dir", str(enrolled[1])])
+
+
+# -- identity ----------------------------------------------------------------------------------
+def test_whoami_shows_the_admin(as_admin: Run) -> None:
+    human = as_admin("whoami")
+    assert human.code == 0
+    assert f"spiffe://{TRUST_DOMAIN}/secinfra/admin" in human.out
+    assert "admin      yes" in human.out
+
+    doc = as_admin("whoami", "--json").json()
+    assert isinstance(doc, dict)
+    assert set(doc) == {"spiffe_id", "serial", "not_after", "admin"}
+    assert doc["admin"] is True
+
+
+def test_enrol_writes_files_and_the_identity_dir_works(
+    enrolled: tuple[str, Path], as_workload: Run
+) -> None:
+    spiffe_id, out = enrolled
+    modes = {n: stat.S_IMODE(os.stat(out / n).st_mode) for n in ("cert.pem", "key.pem")}
+    assert modes == {"cert.pem": 0o600, "key.pem": 0o600}
+    assert (out / "bundle.pem").read_text().startswith("-----BEGIN CERTIFICATE-----")
+
+    doc = as_workload("whoami", "--json").json()
+    assert isinstance(doc, dict)
+    assert doc["spiffe_id"] == spiffe_id
+    assert doc["admin"] is False
+
+
+def test_enrol_prints_no_key_and_json_names_the_files(
+    server: ReferenceServer, unique: str, tmp_path: Path, as_admin: Run
+) -> None:
+    token = server.join_token(f"spiffe://{TRUST_DOMAIN}/{unique}")
+    result = as_admin("--json", "enrol", "--join-token", token, "--out", str(tmp_path))
+    assert result.code == 0
+    doc = result.json()
+    assert isinstance(doc, dict)
+    assert doc["key_file"] == str(tmp_path / "key.pem")
+    assert "PRIVATE KEY" not in result.out + result.err
+    assert token not in result.out + result.err
+
+
+def test_enrol_with_a_used_token_fails_with_exit_1(
+    server: ReferenceServer, unique: str, tmp_path: Path, as_admin: Run
+) -> None:
+    token = server.join_token(f"spiffe://{TRUST_DOMAIN}/{unique}")
+    assert as_admin("enrol", "--join-token", token, "--out", str(tmp_path / "a")).code == 0
+    again = as_admin("enrol", "--join-token", token, "--out", str(tmp_path / "b"))
+    assert again.code == 1
+    assert token not in again.one_line_error()
+
+
+# -- secrets -----------------------------------------------------------------------------------
+def test_secrets_put_get_list_metadata_delete(
+    as_admin: Run, unique: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = f"{unique}/db/password"
+    put = as_admin("secrets", "put", name, "--value", "s3cret-one")
+    assert (put.code, put.out) == (0, f"wrote {name} version 1\n")
+    assert "s3cret-one" not in put.out + put.err
+
+    value_file = tmp_path / "value"
+    value_file.write_bytes(b"from-file")
+    put_json = as_admin("secrets", "put", name, "--from-file", str(value_file), "--json")
+    assert put_json.json() == {
+        "name": name,
+        "version": 2,
+        "create_time": put_json.json()["create_time"],  # type: ignore[index]
+    }
+
+    assert as_admin("secrets", "get", name).out == "from-file"  # raw: no newline added
+    one = as_admin("secrets", "get", name, "--version", "1", "--json").json()
+    assert isinstance(one, dict)
+    assert (one["version"], one["value"]) == (1, "czNjcmV0LW9uZQ==")  # base64
+
+    listed = as_admin("secrets", "list", unique, "--json").json()
+    assert isinstance(listed, dict)
+    assert [s["name"] for s in listed["secrets"]] == [name]
+    human = as_admin("secrets", "list", unique)
+    assert human.out.splitlines()[0].split() == ["NAME", "VERSION", "UPDATED"]
+    assert "from-file" not in human.out
+
+    meta = as_admin("secrets", "metadata", name, "--json").json()
+    assert isinstance(meta, dict)
+    assert meta["current_version"] == 2
+    assert "from-file" not in as_admin("secrets", "metadata", name).out
+
+    deleted = as_admin("secrets", "delete", name, "--versions", "1", "--json").json()
+    assert isinstance(deleted, dict)
+    states = {v["version"]: v["state"] for v in deleted["versions"]}
+    assert states == {1: "deleted", 2: "enabled"}
+    gone = as_admin("secrets", "get", name, "--version", "1")
+    assert gone.code == 1
+    gone.one_line_error()
+
+
+def test_secrets_get_writes_raw_bytes(
+    server: ReferenceServer, unique: str, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    name = f"{unique}/binary"
+    value = bytes(range(256))
+    with server.admin_client() as admin:
+        admin.secrets.put_secret(name=name, value=value)
+    assert main(["secrets", "get", name, *admin_flags(server)]) == 0
+    assert capsysbinary.readouterr().out == value
+
+
+def test_secrets_put_reads_stdin_and_checks_the_version(
+    as_admin: Run, unique: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    name = f"{unique}/cas"
+    stdin = tmp_path / "stdin"
+    stdin.write_bytes(b"piped\n")
+    with stdin.open("rb") as piped:
+        monkeypatch.setattr("sys.stdin", _BinaryStdin(piped))
+        assert as_admin("secrets", "put", name, "--if-version", "0").code == 0
+    assert as_admin("secrets", "get", name).out == "piped\n"
+
+    conflict = as_admin("secrets", "put", name, "--value", "x", "--if-version", "0")
+    assert conflict.code == 1
+    assert "x" not in conflict.one_line_error().split(": ", 1)[1].split()
+
+
+class _BinaryStdin:
+    """A non-interactive stdin whose ``buffer`` is a file."""
+
+    def __init__(self, file: object) -> None:
+        self.buffer = file
+
+    def isatty(self) -> bool:
+        return False
+
+
+def test_a_workload_reads_only_what_it_was_granted(
+    server: ReferenceServer, enrolled: tuple[str, Path], as_admin: Run, as_workload: Run
+) -> None:
+    spiffe_id, _ = enrolled
+    name = spiffe_id.rsplit("/", 1)[1] + "/token"
+    assert as_admin("secrets", "put", name, "--value", "v").code == 0
+
+    denied = as_workload("secrets", "get", name)
+    assert denied.code == 1
+    assert "may not read" in denied.one_line_error()
+
+    server.grant(spiffe_id, "reader", f"secret:{name}")
+    assert as_workload("secrets", "get", name).out == "v"
+
+
+# -- authz -------------------------------------------------------------------------------------
+def test_authz_check_exits_3_when_denied_and_0_when_allowed(as_admin: Run, unique: str) -> None:
+    user = f"workload:spiffe://{TRUST_DOMAIN}/{unique}"
+    obj = f"secret:{unique}/x"
+    denied = as_admin("authz", "check", user, "reader", obj)
+    assert (denied.code, denied.out) == (3, "denied\n")
+
+    written = as_admin("authz", "write", "--tuple", user, "reader", obj, "--json").json()
+    assert isinstance(written, dict)
+    revision = written["revision"]
+
+    allowed = as_admin("authz", "check", user, "reader", obj, "--at-least-as-fresh", revision)
+    assert (allowed.code, allowed.out) == (0, "allowed\n")
+    doc = as_admin("authz", "check", user, "reader", obj, "--json").json()
+    assert isinstance(doc, dict)
+    assert doc["allowed"] is True
+
+    assert as_admin("authz", "write", "--delete", user, "reader", obj).code == 0
+    again = as_admin("--json", "authz", "check", user, "reader", obj)
+    assert again.code == 3
+    assert again.json() == {"allowed": False, "revision": again.json()["revision"]}  # type: ignore[index]
+
+
+BUILT_IN_TYPES = {"workload", "group", "system", "folder", "secret"}
+MODEL_DSL = """model
+  schema 1.1
+
+type document
+  relations
+    define viewer: [workload]
+"""
+
+
+def test_authz_model_put_and_get(
+    own_server: Callable[..., ReferenceServer], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    run = runner(capsys, admin_flags(own_server()))  # a new model changes the server
+    dsl = tmp_path / "model.fga"
+    dsl.write_text(MODEL_DSL)
+    put = run("authz", "model", "put", "--dsl", str(dsl))
+    assert put.code == 0, put.err
+    model_id = put.out.removeprefix("wrote model ").strip()
+
+    current = run("authz", "model", "get", "--json").json()
+    assert isinstance(current, dict)
+    assert current["id"] == model_id
+    assert "type document" in current["dsl"]
+    assert run("authz", "model", "get").out.startswith(f"# model {model_id}\n")
+
+    # The same model as JSON (without the built-in types the server adds): the id
+    # is a hash of the canonical form, so it is unchanged.
+    model = dict(current["model"])
+    model["type_definitions"] = [
+        t for t in model["type_definitions"] if t["type"] not in BUILT_IN_TYPES
+    ]
+    as_json = tmp_path / "model.json"
+    as_json.write_text(json.dumps(model))
+    put_json = run("--json", "authz", "model", "put", "--json", str(as_json))
+    assert put_json.json() == {"id": model_id}
+
+    bad = tmp_path / "bad.fga"
+    bad.write_text("model\n  schema 1.1\n\ntype workload\n")
+    refused = run("authz", "model", "put", "--dsl", str(bad))
+    assert refused.code == 1
+    assert "built in" in refused.one_line_error()
+
+
+def test_authz_write_needs_a_tuple(as_admin: Run) -> None:
+    result = as_admin("authz", "write")
+    assert result.code == 2
+    result.one_line_error()
+
+
+# -- admin -------------------------------------------------------------------------------------
+def test_join_token_create_list_revoke(
+    as_admin: Run, server: ReferenceServer, unique: str, tmp_path: Path
+) -> None:
+    spiffe_id = f"spiffe://{TRUST_DOMAIN}/{unique}"
+    created = as_admin("join-token", "create", spiffe_id, "--ttl", "120")
+    assert created.code == 0
+    token = created.out.strip()  # alone on stdout: TOKEN=$(secinfra join-token create ...)
+    assert "\n" not in token
+    assert spiffe_id in created.err
+
+    doc = as_admin("join-token", "create", spiffe_id, "--json").json()
+    assert isinstance(doc, dict)
+    assert set(doc) == {"token", "join_token"}
+    token_id = doc["join_token"]["id"]
+
+    listed = as_admin("join-token", "list")
+    assert token_id in listed.out
+    assert token not in listed.out
+    assert doc["token"] not in listed.out
+    listed_json = as_admin("join-token", "list", "--json").json()
+    assert isinstance(listed_json, dict)
+    assert token_id in [t["id"] for t in listed_json["join_tokens"]]
+
+    assert as_admin("join-token", "revoke", token_id).code == 0
+    refused = as_admin("enrol", "--join-token", doc["token"], "--out", str(tmp_path))
+    assert refused.code == 1
+    refused.one_line_error()
+
+
+def test_admin_commands_are_denied_to_a_workload(as_workload: Run) -> None:
+    result = as_workload("join-token", "create", f"spiffe://{TRUST_DOMAIN}/x")
+    assert result.code == 1
+    assert "may not" in result.one_line_error()
+
+
+def test_revoke_by_serial_locks_the_workload_out(
+    as_admin: Run, as_workload: Run, enrolled: tuple[str, Path]
+) -> None:
+    me = as_workload("whoami", "--json").json()
+    assert isinstance(me, dict)
+    revoked = as_admin("revoke", "--serial", me["serial"], "--reason", "test", "--json").json()
+    assert isinstance(revoked, dict)
+    assert revoked["serial"] == me["serial"]
+
+    locked_out = as_workload("whoami")
+    assert locked_out.code == 1
+    locked_out.one_line_error()
+
+
+def test_ca_rotation_steps(
+    own_server: Callable[..., ReferenceServer], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    server = own_server()
+    flags = admin_flags(server)
+    run = runner(capsys, flags)
+    before = run("ca", "status", "--json").json()
+    assert isinstance(before, dict)
+    [old] = before["authorities"]
+    assert old["state"] == "active"
+    assert run("ca", "status").out.splitlines()[0].split()[:2] == ["CA", "STATE"]
+
+    prepared = run("ca", "prepare", "--json").json()
+    assert isinstance(prepared, dict)
+    assert sorted(a["state"] for a in prepared["authorities"]) == ["active", "prepared"]
+    # After activate the server's certificate comes from the new CA: trust both
+    # (docs/operations/ca.md, "The admin's files during a rotation").
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_text("".join(a["certificate_pem"] for a in prepared["authorities"]))
+    flags[flags.index("--bundle") + 1] = str(bundle)
+
+    activated = run("ca", "activate")
+    assert activated.code == 0, activated.err
+    assert "retiring" in activated.out
+
+    refused = run("ca", "retire", old["id"])
+    assert refused.code == 1  # the admin's certificate still chains to it
+    assert "unexpired leaves" in refused.one_line_error()
+    retired = run("ca", "retire", old["id"], "--force", "--json").json()
+    assert isinstance(retired, dict)
+    states = {a["id"]: a["state"] for a in retired["authorities"]}
+    assert states[old["id"]] == "retired"
+
+
+# -- usage and configuration errors --------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["whoami"], "no server"),
+        (["whoami", "--server", "https://127.0.0.1:1"], "no identity"),
+        (["whoami", "--server", "https://x", "--cert", "c.pem"], "give both --cert and --key"),
+        (
+            ["whoami", "--server", "https://x", "--cert", "/nonexistent/c", "--key", "k"],
+            "cannot read the certificate /nonexistent/c",
+        ),
+        (["secrets"], "required"),
+        (["nosuchcommand"], "invalid choice"),
+        (["secrets", "get", "x", "--version", "one"], "invalid int value"),
+        (["revoke", "--server", "https://x"], "one of the arguments --serial --spiffe-id"),
+        (["agent", "--out", "d", "--server", "https://x"], "no trust bundle"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    assert message in Result(2, captured.out, captured.err).one_line_error()
+    assert captured.out == ""
+
+
+def test_settings_come_from_the_environment(
+    server: ReferenceServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    admin = server.data_dir / "admin"
+    monkeypatch.setenv("SECINFRA_SERVER", server.url)
+    monkeypatch.setenv("SECINFRA_BUNDLE", str(admin / "bundle.pem"))
+    monkeypatch.setenv("SECINFRA_CERT", str(admin / "cert.pem"))
+    monkeypatch.setenv("SECINFRA_KEY", str(admin / "key.pem"))
+    assert main(["whoami", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["admin"] is True
+
+    # A flag wins over the environment.
+    assert main(["--server", "https://127.0.0.1:1", "whoami"]) == 1
+    assert "connection" in capsys.readouterr().err
+
+
+def test_an_unreachable_server_exits_1(
+    server: ReferenceServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flags = admin_flags(server)
+    flags[1] = "https://127.0.0.1:1"
+    assert main(["whoami", *flags]) == 1
+    err = capsys.readouterr().err
+    assert Result(1, "", err).one_line_error().startswith("secinfra: transport: ")
+
+
+def test_help_and_version_exit_0(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("secinfra ")
+    assert main(["secrets", "put", "--help"]) == 0
+    assert "--if-version" in capsys.readouterr().out
