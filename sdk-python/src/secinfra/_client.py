@@ -5,12 +5,19 @@ from __future__ import annotations
 import random
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from ._gen.authz_client import AuthzClient
 from ._gen.identity_client import IdentityClient
 from ._gen.secrets_client import SecretsClient
 from ._identity import JwtProvider, RotatingIdentity, StaticIdentity, load_bundle
-from ._runtime._budget import RetryBudget
+from ._runtime._budget import (
+    BUDGET_CAPACITY,
+    RETRY_COST,
+    SUCCESS_REFUND,
+    TIMEOUT_RETRY_COST,
+    RetryBudget,
+)
 from ._runtime._cache import DEFAULT_MAX_ENTRIES, ResponseCache
 from ._runtime._clock import Clock, SystemClock
 from ._runtime._retry import DEFAULT_RETRY_POLICY, RetryPolicy
@@ -23,8 +30,13 @@ class Client:
 
     Service clients: :attr:`secrets`, :attr:`authz`, :attr:`identity` (one
     method per RPC). Thread-safe; create one per process and share it. Every
-    default (retries, deadline, attempt timeout, cache size) can be set here
-    and overridden per call with ``call_options=CallOptions(...)``.
+    default can be set here: retries, deadline and attempt timeout
+    (``retry_policy``), the retry budget (``budget_capacity``, ``retry_cost``,
+    ``timeout_retry_cost``, ``success_refund``: each client gets a bucket of
+    its own, full at the start), the cache size (``cache_size``) and whether
+    cacheable calls use the cache (``use_cache``). The per-call ones
+    (``retry_policy``'s and ``use_cache``) can be overridden for one call with
+    ``call_options=CallOptions(...)``.
 
     Most services enrol once at start::
 
@@ -39,6 +51,11 @@ class Client:
         *,
         retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY,
         cache_size: int = DEFAULT_MAX_ENTRIES,
+        use_cache: bool = True,
+        budget_capacity: int = BUDGET_CAPACITY,
+        retry_cost: int = RETRY_COST,
+        timeout_retry_cost: int = TIMEOUT_RETRY_COST,
+        success_refund: int = SUCCESS_REFUND,
         clock: Clock | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -48,10 +65,16 @@ class Client:
             url,
             source,
             policy=retry_policy,
-            budget=RetryBudget(),
+            budget=RetryBudget(
+                capacity=budget_capacity,
+                retry_cost=retry_cost,
+                timeout_retry_cost=timeout_retry_cost,
+                success_refund=success_refund,
+            ),
             cache=ResponseCache(max_entries=cache_size, clock=self._clock),
             clock=self._clock,
             rng=rng,
+            use_cache=use_cache,
         )
         self.secrets = SecretsClient(self._transport)
         self.authz = AuthzClient(self._transport)
@@ -69,6 +92,11 @@ class Client:
         server_id: str | None = None,
         retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY,
         cache_size: int = DEFAULT_MAX_ENTRIES,
+        use_cache: bool = True,
+        budget_capacity: int = BUDGET_CAPACITY,
+        retry_cost: int = RETRY_COST,
+        timeout_retry_cost: int = TIMEOUT_RETRY_COST,
+        success_refund: int = SUCCESS_REFUND,
         clock: Clock | None = None,
         rng: random.Random | None = None,
     ) -> Client:
@@ -91,7 +119,17 @@ class Client:
             rng=rng,
         )
         client = cls(
-            url, source, retry_policy=retry_policy, cache_size=cache_size, clock=clock, rng=rng
+            url,
+            source,
+            retry_policy=retry_policy,
+            cache_size=cache_size,
+            use_cache=use_cache,
+            budget_capacity=budget_capacity,
+            retry_cost=retry_cost,
+            timeout_retry_cost=timeout_retry_cost,
+            success_refund=success_refund,
+            clock=clock,
+            rng=rng,
         )
         source.attach(client.identity)
         try:
@@ -112,13 +150,38 @@ class Client:
         server_id: str | None = None,
         retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY,
         cache_size: int = DEFAULT_MAX_ENTRIES,
+        use_cache: bool = True,
+        budget_capacity: int = BUDGET_CAPACITY,
+        retry_cost: int = RETRY_COST,
+        timeout_retry_cost: int = TIMEOUT_RETRY_COST,
+        success_refund: int = SUCCESS_REFUND,
     ) -> Client:
         """Use an identity kept in files by someone else (``secinfra agent``, or the
         admin identity ``secinfra-server init`` writes). Not renewed by this client."""
         source = StaticIdentity.from_files(
             bundle_file=bundle_file, cert_file=cert_file, key_file=key_file, server_id=server_id
         )
-        return cls(url, source, retry_policy=retry_policy, cache_size=cache_size)
+        return cls(
+            url,
+            source,
+            retry_policy=retry_policy,
+            cache_size=cache_size,
+            use_cache=use_cache,
+            budget_capacity=budget_capacity,
+            retry_cost=retry_cost,
+            timeout_retry_cost=timeout_retry_cost,
+            success_refund=success_refund,
+        )
+
+    @property
+    def budget(self) -> RetryBudget:
+        """This client's retry budget (its own; never shared with another client)."""
+        return self._transport.budget
+
+    @property
+    def cache(self) -> ResponseCache[Any]:
+        """This client's response cache."""
+        return self._transport.cache
 
     @property
     def source(self) -> IdentitySource:
@@ -131,7 +194,7 @@ class Client:
         self._source.subscribe(callback)
 
     def close(self) -> None:
-        """Stop rotating and close connections."""
+        """Stop rotating, close connections and drop every cached response."""
         close = getattr(self._source, "close", None)
         if callable(close):
             close()

@@ -556,6 +556,9 @@ class Overrides:
     max_attempts: int | None = None
     deadline: float | None = None
     attempt_timeout: float | None = None
+    base_backoff: float | None = None
+    max_backoff: float | None = None
+    max_retry_after: float | None = None
 
 
 @pytest.mark.parametrize(
@@ -602,3 +605,103 @@ def test_policy_rejects_invalid_settings(settings: dict[str, float]) -> None:
 def test_merged_validates_overrides() -> None:
     with pytest.raises(ValueError, match="max_attempts"):
         RetryPolicy().merged(Overrides(max_attempts=0))
+
+
+def test_every_retry_default_can_be_overridden_per_call() -> None:
+    from secinfra._runtime._descriptor import CallOptions
+
+    client = RetryPolicy(max_attempts=6, base_backoff=0.2, max_backoff=3.0, max_retry_after=30.0)
+    options = CallOptions(base_backoff=0.0, max_backoff=0.5, max_retry_after=2.0)
+    assert client.merged(options) == RetryPolicy(
+        max_attempts=6, base_backoff=0.0, max_backoff=0.5, max_retry_after=2.0
+    )
+    # Unset per-call values keep the client's.
+    assert client.merged(CallOptions()) == client
+
+
+def test_per_call_max_retry_after_decides_retry_after() -> None:
+    from secinfra._runtime._descriptor import CallOptions
+
+    policy = RetryPolicy().merged(CallOptions(max_retry_after=1.0))
+    decision = decide_retry(
+        AttemptResponse(503, {"Retry-After": "2"}),
+        idempotency=Idempotency.READ_ONLY,
+        has_idempotency_key=False,
+        attempt=1,
+        remaining=20.0,
+        now=datetime(2030, 1, 1, tzinfo=UTC),
+        rng=random.Random(1),
+        policy=policy,
+    )
+    assert not decision.retry
+    assert decision.reason is RetryReason.RETRY_AFTER_TOO_LONG
+
+
+def test_per_call_backoff_shapes_the_wait() -> None:
+    from secinfra._runtime._descriptor import CallOptions
+
+    policy = RetryPolicy().merged(CallOptions(base_backoff=0.0))
+    decision = decide_retry(
+        AttemptResponse(503, {}),
+        idempotency=Idempotency.READ_ONLY,
+        has_idempotency_key=False,
+        attempt=1,
+        remaining=20.0,
+        now=datetime(2030, 1, 1, tzinfo=UTC),
+        rng=random.Random(1),
+        policy=policy,
+    )
+    assert decision.retry
+    assert decision.delay == 0.0
+    capped = RetryPolicy().merged(CallOptions(base_backoff=10.0, max_backoff=0.25))
+    for attempt in (1, 2, 3):
+        delay = decide_retry(
+            AttemptResponse(503, {}),
+            idempotency=Idempotency.READ_ONLY,
+            has_idempotency_key=False,
+            attempt=attempt,
+            remaining=20.0,
+            now=datetime(2030, 1, 1, tzinfo=UTC),
+            rng=random.Random(attempt),
+            policy=capped,
+        ).delay
+        assert 0.0 <= delay <= 0.25
+
+
+def test_older_three_field_overrides_still_merge() -> None:
+    @dataclass(frozen=True)
+    class Old:
+        max_attempts: int | None = 2
+        deadline: float | None = None
+        attempt_timeout: float | None = None
+
+    assert RetryPolicy().merged(Old()) == RetryPolicy(max_attempts=2)  # type: ignore[arg-type]
+
+
+def test_call_options_stay_keyword_only_with_none_defaults() -> None:
+    from secinfra._runtime._descriptor import CallOptions
+
+    options = CallOptions()
+    assert all(getattr(options, f) is None for f in options.__slots__)
+    with pytest.raises(TypeError):
+        CallOptions(1.0)  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"max_attempts": 0},
+        {"deadline": 0.0},
+        {"attempt_timeout": float("inf")},
+        {"base_backoff": -0.1},
+        {"max_backoff": float("nan")},
+        {"max_retry_after": -1.0},
+    ],
+    ids=str,
+)
+def test_call_options_reject_invalid_settings_when_given(settings: dict[str, float]) -> None:
+    from secinfra._runtime._descriptor import CallOptions
+
+    name = next(iter(settings))
+    with pytest.raises(ValueError, match=f"secinfra: call options: {name}"):
+        CallOptions(**settings)  # type: ignore[arg-type]

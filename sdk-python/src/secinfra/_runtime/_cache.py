@@ -566,11 +566,17 @@ class SingleFlight:
         self._lock = threading.Lock()
         self._calls: dict[str, _Call] = {}
 
-    def do(self, key: str, fn: Callable[[], T]) -> T:
+    def do(self, key: str, fn: Callable[[], T], *, timeout: float | None = None) -> T:
         """Run ``fn`` unless a call for ``key`` is running; either way return its result.
 
         Callers that share a key must pass functions returning the same type.
+        A caller that joins a running call waits at most ``timeout`` seconds
+        (None: without limit) and then raises `TimeoutError`; the running call
+        goes on for its other callers. ``timeout`` does not bound a caller that
+        runs ``fn`` itself.
         """
+        if timeout is not None and not timeout >= 0.0:
+            raise ValueError("secinfra: single-flight: timeout must be a number >= 0")
         with self._lock:
             call = self._calls.get(key)
             leader = call is None
@@ -579,7 +585,12 @@ class SingleFlight:
             else:
                 call.waiters += 1
         if not leader:
-            call.done.wait()
+            if not call.done.wait(timeout):
+                with self._lock:
+                    call.waiters -= 1
+                raise TimeoutError(
+                    f"secinfra: single-flight: the running call did not finish in {timeout:g} s"
+                )
             if call.error is not None:
                 raise call.error
             return cast(T, call.result)

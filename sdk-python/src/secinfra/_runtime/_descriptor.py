@@ -7,6 +7,7 @@ options.proto; the generator writes one per RPC beside each service client.
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass
 from typing import Any, Protocol, Self, TypeVar
 
@@ -96,7 +97,27 @@ class CallOptions:
     idempotency_key: str | None = None
     """Use this Idempotency-Key instead of a fresh UUIDv4."""
     use_cache: bool | None = None
-    """False bypasses the response cache for this call."""
+    """False bypasses the response cache for this call; True uses it even when
+    the client was created with ``use_cache=False``."""
+    base_backoff: float | None = None
+    """Seconds: the backoff ceiling before the first retry (it doubles per retry)."""
+    max_backoff: float | None = None
+    """Seconds: the backoff ceiling never grows past this."""
+    max_retry_after: float | None = None
+    """Seconds: a longer ``Retry-After`` ends the call instead of waiting."""
+
+    def __post_init__(self) -> None:
+        # Spec 1.4.4: reject an invalid setting when it is given, naming it.
+        if self.max_attempts is not None and self.max_attempts < 1:
+            raise ValueError("secinfra: call options: max_attempts must be at least 1")
+        for name in ("deadline", "attempt_timeout"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 < value < math.inf:
+                raise ValueError(f"secinfra: call options: {name} must be a finite number > 0")
+        for name in ("base_backoff", "max_backoff", "max_retry_after"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value < math.inf:
+                raise ValueError(f"secinfra: call options: {name} must be a finite number >= 0")
 
 
 class RequestMessage(Protocol):

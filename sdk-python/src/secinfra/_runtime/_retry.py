@@ -147,6 +147,15 @@ class RetryOverrides(Protocol):
     @property
     def attempt_timeout(self) -> float | None: ...
 
+    @property
+    def base_backoff(self) -> float | None: ...
+
+    @property
+    def max_backoff(self) -> float | None: ...
+
+    @property
+    def max_retry_after(self) -> float | None: ...
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RetryPolicy:
@@ -178,11 +187,14 @@ class RetryPolicy:
         """
         if overrides is None:
             return self
+        # getattr: overrides written against the older three-field shape still work.
         return RetryPolicy(
             max_attempts=_pick(overrides.max_attempts, self.max_attempts),
-            base_backoff=self.base_backoff,
-            max_backoff=self.max_backoff,
-            max_retry_after=self.max_retry_after,
+            base_backoff=_pick(getattr(overrides, "base_backoff", None), self.base_backoff),
+            max_backoff=_pick(getattr(overrides, "max_backoff", None), self.max_backoff),
+            max_retry_after=_pick(
+                getattr(overrides, "max_retry_after", None), self.max_retry_after
+            ),
             deadline=_pick(overrides.deadline, self.deadline),
             attempt_timeout=_pick(overrides.attempt_timeout, self.attempt_timeout),
         )

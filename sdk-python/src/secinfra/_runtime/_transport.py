@@ -27,7 +27,14 @@ from urllib.parse import quote, urlencode, urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3 import PoolManager
-from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+from urllib3 import Timeout as Urllib3Timeout
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    NameResolutionError,
+    NewConnectionError,
+    ReadTimeoutError,
+)
 
 from .. import __version__
 from ..errors import (
@@ -75,6 +82,8 @@ REQUEST_ID_HEADER: Final = "Request-Id"
 POOL_SIZE: Final = 16
 #: Cache families whose writes return a revision token (read-your-writes).
 REVISION_FIELD: Final = "revision"
+#: Most bytes read from the socket at once while receiving a response body.
+BODY_CHUNK: Final = 64 * 1024
 
 
 def user_agent() -> str:
@@ -136,7 +145,9 @@ class HttpTransport:
         cache: ResponseCache[Any] | None = None,
         clock: Clock | None = None,
         rng: random.Random | None = None,
+        use_cache: bool = True,
     ) -> None:
+        """``use_cache`` is the client-wide default; ``CallOptions.use_cache`` wins per call."""
         if urlsplit(base_url).scheme != "https":
             raise ValueError(
                 f"secinfra: transport: the server URL must be https:// (mTLS), got {base_url!r}"
@@ -151,6 +162,7 @@ class HttpTransport:
         )
         self._flights = SingleFlight()
         self._rng = rng if rng is not None else random.SystemRandom()
+        self._use_cache = use_cache
         self._lock = threading.Lock()
         self._adapters: dict[bool, tuple[tuple[str | None, str], _SpiffeAdapter]] = {}
         self._user_agent = user_agent()
@@ -166,8 +178,14 @@ class HttpTransport:
         """The client's retry budget."""
         return self._budget
 
+    @property
+    def use_cache(self) -> bool:
+        """Whether cacheable calls use the cache unless their call options say otherwise."""
+        return self._use_cache
+
     def close(self) -> None:
-        """Close every pooled connection."""
+        """Close every pooled connection and drop every cache entry (spec 7.11.3)."""
+        self._cache.clear()
         with self._lock:
             adapters = [adapter for _, adapter in self._adapters.values()]
             self._adapters.clear()
@@ -228,13 +246,20 @@ class HttpTransport:
         options: CallOptions | None,
     ) -> R:
         """Make one RPC call (see the module docstring)."""
+        # The deadline covers the whole call (spec 5.1.2): the clock starts now.
+        policy = self._policy.merged(options)
+        deadline_at = self._clock.monotonic() + policy.deadline
         request_json = request.to_json()
         use_cache = method.cache is not None and method.cache.cacheable
-        if use_cache and options is not None and options.use_cache is False:
-            use_cache = False
+        if options is not None and options.use_cache is not None:
+            use_cache = use_cache and options.use_cache
+        else:
+            use_cache = use_cache and self._use_cache
         if use_cache:
-            return self._cached_call(method, request_json, response_type, options)
-        answer = self._send(method, request_json, options, None)
+            return self._cached_call(
+                method, request_json, response_type, options, policy, deadline_at
+            )
+        answer = self._send(method, request_json, options, policy, deadline_at, None)
         value = self._decode(method, answer, response_type)
         self._after_write(method, request_json, value)
         report(
@@ -271,6 +296,8 @@ class HttpTransport:
         request_json: dict[str, Any],
         response_type: type[R],
         options: CallOptions | None,
+        policy: RetryPolicy,
+        deadline_at: float,
     ) -> R:
         assert method.cache is not None
         key = cache_key(_rpc_name(method), request_json)
@@ -287,7 +314,12 @@ class HttpTransport:
             generation = self._cache.generation
             try:
                 answer = self._send(
-                    method, request_json, options, current.if_none_match if current else None
+                    method,
+                    request_json,
+                    options,
+                    policy,
+                    deadline_at,
+                    current.if_none_match if current else None,
                 )
             except SecinfraError as exc:
                 if current is not None and current.usable_on_error and _server_failure(exc):
@@ -331,7 +363,19 @@ class HttpTransport:
             )
             return value, meta
 
-        value, meta = self._flights.do(key, fetch)
+        try:
+            # A caller that joins another caller's request waits no longer than
+            # its own deadline (spec 7.8.3).
+            value, meta = self._flights.do(
+                key, fetch, timeout=max(0.0, deadline_at - self._clock.monotonic())
+            )
+        except TimeoutError:
+            expired = DeadlineExceeded(
+                f"secinfra: transport: {_rpc_name(method)}: deadline of {policy.deadline:g} s"
+                " passed while waiting for another caller's request for the same key"
+            )
+            expired.attempts = 0
+            raise expired from None
         report(meta)
         return value
 
@@ -376,9 +420,14 @@ class HttpTransport:
         method: MethodDescriptor,
         request_json: dict[str, Any],
         options: CallOptions | None,
+        policy: RetryPolicy,
+        deadline: float,
         if_none_match: str | None,
     ) -> _Answer:
-        policy = self._policy.merged(options)
+        """Attempt the request until it succeeds or the retry rules end the call.
+
+        ``deadline`` is the monotonic time the whole call ends (set in `call`).
+        """
         url, body = self._url_and_body(method, request_json)
         headers = {"User-Agent": self._user_agent, "Accept": "application/json"}
         if body is not None:
@@ -390,7 +439,6 @@ class HttpTransport:
             headers["If-None-Match"] = if_none_match
         mtls = method.auth is not Auth.NONE
         name = _rpc_name(method)
-        deadline = self._clock.monotonic() + policy.deadline
         bundle_refreshed = False
         attempt = 1
         while True:
@@ -404,6 +452,7 @@ class HttpTransport:
                 raise expired
             headers[ATTEMPT_HEADER] = str(attempt)
             timeout = min(policy.attempt_timeout, remaining)
+            attempt_end = self._clock.monotonic() + timeout
             answer: _Answer | None = None
             failure: Exception | None = None
             outcome: AttemptResponse | AttemptFailure
@@ -412,8 +461,17 @@ class HttpTransport:
                 prepared = requests.Request(
                     method.http_method, url, headers=headers, data=body
                 ).prepare()
-                response = adapter.send(prepared, timeout=timeout)
-                answer = _Answer(response.status_code, response.headers, response.content, attempt)
+                # The timeout is a total for the attempt (spec 5.2.2): connect and
+                # the response head share ``timeout`` (urllib3's total), and the
+                # body is read in chunks against what is left of it.
+                # (requests accepts a urllib3 Timeout as is; its stubs do not say so.)
+                response = adapter.send(
+                    prepared,
+                    timeout=Urllib3Timeout(total=timeout),  # type: ignore[arg-type]
+                    stream=True,
+                )
+                content = _read_body(response, attempt_end, self._clock)
+                answer = _Answer(response.status_code, response.headers, content, attempt)
             except (requests.exceptions.RequestException, ssl.SSLError) as exc:
                 rejected = _verification_failure(exc)
                 if rejected is not None:
@@ -507,6 +565,51 @@ class HttpTransport:
             retry_after=decision.retry_after,
             details=details if isinstance(details, dict) else None,
         )
+
+
+def _read_body(response: requests.Response, attempt_end: float, clock: Clock) -> bytes:
+    """The whole body of a streamed ``response``, read by ``attempt_end`` (monotonic).
+
+    Each socket read may take only the time left in the attempt, so a server
+    sending a byte at a time cannot stretch the attempt. Running out of time
+    raises `requests.exceptions.ReadTimeout`, a broken connection
+    `requests.exceptions.ConnectionError`; either way the connection is closed,
+    never returned to the pool.
+    """
+    raw = response.raw
+    chunks: list[bytes] = []
+    try:
+        while True:
+            left = attempt_end - clock.monotonic()
+            if left <= 0:
+                raise requests.exceptions.ReadTimeout(
+                    "the attempt timed out while receiving the response body"
+                )
+            _set_read_timeout(raw, left)
+            try:
+                chunk = raw.read1(BODY_CHUNK, decode_content=True)
+            except ReadTimeoutError as exc:
+                raise requests.exceptions.ReadTimeout(exc) from exc
+            except (HTTPError, OSError) as exc:
+                raise requests.exceptions.ConnectionError(exc) from exc
+            if not chunk:
+                break
+            chunks.append(chunk)
+    except BaseException:
+        response.close()
+        raise
+    release = getattr(raw, "release_conn", None)
+    if callable(release):
+        release()  # fully read: the connection may serve the next request
+    return b"".join(chunks)
+
+
+def _set_read_timeout(raw: Any, seconds: float) -> None:
+    """Bound the next socket read of a streamed urllib3 response to ``seconds``."""
+    sock = getattr(getattr(raw, "connection", None), "sock", None)
+    settimeout = getattr(sock, "settimeout", None)
+    if callable(settimeout):
+        settimeout(seconds)
 
 
 def _rpc_name(method: MethodDescriptor) -> str:
