@@ -344,7 +344,7 @@ def _models(api: m.Api, file: m.File, package: str) -> str:
         uses_mapping=any(f.map_key is not None for f in all_fields),
         uses_dataclasses=bool(messages),
         uses_enum=bool(enums),
-        exported=sorted([e["name"] for e in enums] + [msg["name"] for msg in messages]),
+        exported=sorted([str(e["name"]) for e in enums] + [str(msg["name"]) for msg in messages]),
     )
 
 
