@@ -20,7 +20,14 @@ nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.error_on_missing_interpreters = True
 # `nox` with no -s runs the whole suite except the codegen writer (the drift
 # check `nox -s codegen -- --check` runs first in scripts/test.sh).
-nox.options.sessions = ["lint", "tests-codegen", "tests-server", "tests-python", "docs"]
+nox.options.sessions = [
+    "lint",
+    "tests-codegen",
+    "tests-server",
+    "tests-python",
+    "conformance",
+    "docs",
+]
 
 TEST_TOOLS = ("pytest", "pytest-asyncio", "pytest-timeout")
 DOC_TOOLS = ("sphinx", "furo", "myst-parser", "sphinx-design")
@@ -41,6 +48,7 @@ def lint(session: nox.Session) -> None:
         "types-protobuf",
         "types-requests",
         "types-PyYAML",
+        "PyYAML",
         *TEST_TOOLS,
         "-e",
         "codegen",
@@ -51,7 +59,14 @@ def lint(session: nox.Session) -> None:
     )
     session.run("ruff", "check", ".", *session.posargs)
     session.run("ruff", "format", "--check", ".")
-    session.run("mypy", "codegen/src", "server/src", "sdk-python/src")
+    session.run(
+        "mypy",
+        "codegen/src",
+        "server/src",
+        "sdk-python/src",
+        "conformance/runner",
+        "sdk-python/conformance/client.py",
+    )
 
 
 @nox.session(python=PYTHON)
@@ -80,6 +95,14 @@ def tests_python(session: nox.Session) -> None:
     """Python SDK tests: unit, and integration against a real reference server."""
     install(session, *TEST_TOOLS, "-e", "sdk-python", "-e", "server")
     session.run("pytest", "sdk-python/tests", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def conformance(session: nox.Session) -> None:
+    """Test the conformance runner, then run the suite (default: every SDK present)."""
+    install(session, *TEST_TOOLS, "PyYAML", "requests", "-e", "sdk-python", "-e", "server")
+    session.run("pytest", "conformance/tests")
+    session.run("python", "-m", "conformance.runner", *(session.posargs or ["--sdk", "python"]))
 
 
 @nox.session(python=PYTHON)

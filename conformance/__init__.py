@@ -1,0 +1,1 @@
+"""The secinfra conformance suite: cases (YAML), the runner, and reports."""

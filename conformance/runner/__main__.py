@@ -1,0 +1,136 @@
+"""Command line: ``python -m conformance.runner --sdk python [--cases PATTERN] ...``."""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from . import known_failing, report
+from .cases import CASES_DIR, CaseError, load_all
+from .execute import ServerPool, run_case
+from .sdks import CLIENTS, ROOT
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m conformance.runner",
+        description="Run the conformance cases against one or more SDKs.",
+    )
+    parser.add_argument(
+        "--sdk",
+        action="append",
+        required=True,
+        choices=sorted(CLIENTS),
+        help="SDK to test (repeat for several: the matrix gets one column each)",
+    )
+    parser.add_argument(
+        "--cases",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="only cases whose name matches this glob (e.g. 'retries/*'; repeatable)",
+    )
+    parser.add_argument("--jobs", type=int, default=2, help="cases run in parallel (default 2)")
+    parser.add_argument(
+        "--report-dir",
+        type=Path,
+        default=ROOT / "reports" / "conformance",
+        help="where to write conformance.json, conformance.md, junit.xml",
+    )
+    parser.add_argument("--cases-dir", type=Path, default=CASES_DIR, help=argparse.SUPPRESS)
+    parser.add_argument("--list", action="store_true", help="list the selected cases and exit")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print failure details")
+    args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error("--jobs must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        cases = load_all(args.cases_dir)
+    except CaseError as exc:
+        print(f"conformance: invalid cases:\n{exc}", file=sys.stderr)
+        return 2
+    all_names = {c.full_name for c in cases}
+    if args.cases:
+        cases = [c for c in cases if any(fnmatch.fnmatchcase(c.full_name, p) for p in args.cases)]
+        if not cases:
+            print(f"conformance: no case matches {args.cases}", file=sys.stderr)
+            return 2
+    if args.list:
+        for case in cases:
+            print(f"{case.full_name}  [{case.spec}]  {case.description[:90]}")
+        return 0
+
+    problems: list[str] = []
+    lists: dict[str, dict[str, known_failing.Entry]] = {}
+    for sdk in args.sdk:
+        try:
+            lists[sdk] = known_failing.load(sdk)
+        except known_failing.KnownFailingError as exc:
+            print(f"conformance: {exc}", file=sys.stderr)
+            return 2
+        problems += [f"{sdk}: {p}" for p in known_failing.stale_entries(lists[sdk], all_names)]
+
+    started = time.monotonic()
+    pool = ServerPool()
+    jobs = [(case, sdk) for sdk in args.sdk for case in cases]
+    # Cases that share a server last, so the fresh-server cases spread over workers first.
+    jobs.sort(key=lambda job: job[0].share_server)
+    rows: list[report.Row] = []
+    try:
+        with ThreadPoolExecutor(max_workers=args.jobs) as executor:
+            futures = [executor.submit(run_case, case, sdk, pool) for case, sdk in jobs]
+            for future in futures:
+                result = future.result()
+                listed = lists[result.sdk].get(result.case.full_name)
+                status = known_failing.classify(result.outcome, listed)
+                row = report.Row(
+                    case=result.case.full_name,
+                    suite=result.case.suite,
+                    spec=result.case.spec,
+                    description=result.case.description,
+                    sdk=result.sdk,
+                    status=status,
+                    seconds=result.seconds,
+                    failures=result.failures,
+                    reason=listed.reason if listed else "",
+                    details=result.details,
+                )
+                rows.append(row)
+                _print_row(row, args.verbose)
+    finally:
+        pool.close()
+    wall = time.monotonic() - started
+    ok = not problems and not any(r.status in known_failing.FAILING_STATUSES for r in rows)
+    paths = report.write_all(args.report_dir, rows, wall_seconds=wall, ok=ok, problems=problems)
+    for problem in problems:
+        print(f"conformance: {problem}", file=sys.stderr)
+    counts = ", ".join(f"{k}: {v}" for k, v in report.summary(rows).items())
+    print(f"\nconformance: {'ok' if ok else 'FAILED'} in {wall:.1f} s ({counts})")
+    print("reports: " + ", ".join(str(p) for p in paths))
+    return 0 if ok else 1
+
+
+def _print_row(row: report.Row, verbose: bool) -> None:
+    mark = {"passed": "PASS", "known_failing": "XFAIL", "unexpected_pass": "XPASS"}.get(
+        row.status, row.status.upper()
+    )
+    print(f"{mark:<12} {row.sdk:<7} {row.case} ({row.seconds:.1f} s)", flush=True)
+    if row.status in known_failing.FAILING_STATUSES or (verbose and row.failures):
+        for failure in row.failures[:8]:
+            print(f"             {failure[:1000]}")
+        if row.status == "unexpected_pass":
+            print(f"             listed as known failing ({row.reason}) but passed: unlist it")
+        if verbose and row.details:
+            print("             " + row.details.replace("\n", "\n             ")[:4000])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,499 @@
+"""Running one case against one SDK: setup, steps, then checks.
+
+Each step's outcome is kept under its id; the server's request log is cut
+into windows by step (the log's sequence numbers before and after each step),
+so server checks can look at "what arrived while step X ran".
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import itertools
+import re
+import threading
+import time
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from . import matchers
+from .adapter import AdapterFailure, AdapterProcess
+from .cases import Case
+from .sdks import CLIENTS, ROOT
+from .server import ADMIN_ID, TRUST_DOMAIN, Server, ServerError
+
+DEFAULT_DEADLINE_SECONDS: Final = 30.0
+SHORT_OP_SECONDS: Final = 10.0
+_VAR = re.compile(r"\$\{([a-z_]+)(?::([+-]?[0-9.]+))?\}")
+
+PASSED: Final = "passed"
+FAILED: Final = "failed"
+UNSUPPORTED: Final = "unsupported"
+ERROR: Final = "error"
+
+
+@dataclass
+class CaseResult:
+    """How one case went for one SDK (before the known-failing list is applied)."""
+
+    case: Case
+    sdk: str
+    outcome: str
+    failures: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    details: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome == PASSED
+
+
+class _Unsupported(Exception):
+    pass
+
+
+class ServerPool:
+    """Fresh servers per case, or one reused server per worker thread for
+    cases that declare ``share_server: true``."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._shared: list[Server] = []
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def server_for(self, case: Case) -> Iterator[Server]:
+        if not case.share_server:
+            server = Server(case.setup.get("server") or {}).start()
+            try:
+                yield server
+            finally:
+                server.close()
+            return
+        shared: Server | None = getattr(self._local, "server", None)
+        if shared is None or not shared.alive:
+            shared = Server().start()
+            self._local.server = shared
+            with self._lock:
+                self._shared.append(shared)
+        shared.reset()
+        yield shared
+
+    def close(self) -> None:
+        with self._lock:
+            for server in self._shared:
+                server.close()
+            self._shared.clear()
+
+
+class _Run:
+    def __init__(self, case: Case, sdk: str, server: Server) -> None:
+        self.case = case
+        self.sdk = sdk
+        self.server = server
+        self.ns = case.full_name.replace("/", "-")
+        workload_path = str(case.setup.get("workload") or f"w/{self.ns}")
+        self.vars = {
+            "ns": self.ns,
+            "trust_domain": TRUST_DOMAIN,
+            "workload": f"spiffe://{TRUST_DOMAIN}/{workload_path}",
+        }
+        self.outcomes: dict[str, dict[str, Any]] = {}
+        self.windows: dict[str, tuple[int, int]] = {}
+        self.start_seq = 0
+        self.end_seq = 0
+        self.log: list[dict[str, Any]] = []
+        self.client: AdapterProcess | None = None
+
+    # -- substitution ---------------------------------------------------------------
+    def subst(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return _VAR.sub(self._var, value)
+        if isinstance(value, list):
+            return [self.subst(v) for v in value]
+        if isinstance(value, dict):
+            return {self.subst(k): self.subst(v) for k, v in value.items()}
+        return value
+
+    def _var(self, m: re.Match[str]) -> str:
+        name, arg = m.group(1), m.group(2)
+        if name == "http_date":
+            return email.utils.formatdate(time.time() + float(arg or 0), usegmt=True)
+        if name == "b64":
+            raise ValueError("use value: in secrets; ${b64} is not a variable")
+        if name not in self.vars:
+            raise ValueError(
+                f"unknown variable ${{{name}}} (known: {sorted(self.vars)}, http_date)"
+            )
+        return self.vars[name]
+
+    # -- setup ----------------------------------------------------------------------
+    def setup(self) -> None:
+        setup = self.subst(self.case.setup)
+        for secret in setup.get("secrets") or []:
+            request: dict[str, Any] = {
+                "name": secret["name"],
+                "value": base64.b64encode(str(secret.get("value", "")).encode()).decode(),
+            }
+            if secret.get("policy"):
+                request["policy"] = secret["policy"]
+            self.server.admin("PutSecret", request)
+        writes = [
+            {
+                "user": grant.get("user") or f"workload:{self.vars['workload']}",
+                "relation": grant["relation"],
+                "object": grant["object"],
+            }
+            for grant in setup.get("grants") or []
+        ]
+        if writes:
+            self.server.admin("WriteTuples", {"writes": writes})
+        self.post_scripts(setup.get("scripts") or {})
+        self.start_seq = self.server.last_seq()
+
+    def post_scripts(self, scripts: dict[str, list[dict[str, Any]]]) -> None:
+        for rpc, steps in scripts.items():
+            expanded: list[dict[str, Any]] = []
+            for step in steps:
+                times = int(step.get("times", 1))
+                plain = {k: v for k, v in step.items() if k != "times"}
+                expanded += [plain] * times
+            self.server.script(rpc, expanded)
+
+    # -- the client -----------------------------------------------------------------
+    def start_client(self) -> None:
+        self.client = AdapterProcess(CLIENTS[self.sdk], ROOT)
+        options = dict(self.case.setup.get("client") or {})
+        token = self.server.join_token(self.vars["workload"])
+        before = self.server.last_seq()
+        started = time.monotonic()
+        answer = self.client.request(
+            "configure",
+            SHORT_OP_SECONDS + DEFAULT_DEADLINE_SECONDS,
+            server_url=self.server.url,
+            bundle_pem=self.server.bundle_pem,
+            join_token=token,
+            options=options,
+        )
+        self._raise_unsupported(answer)
+        self.outcomes["configure"] = _outcome(answer, time.monotonic() - started)
+        self.windows["configure"] = (before, self.server.last_seq())
+        if not answer["ok"]:
+            raise AdapterFailure(f"configure failed: {answer.get('error')}")
+
+    @staticmethod
+    def _raise_unsupported(answer: dict[str, Any]) -> None:
+        error = answer.get("error") or {}
+        if not answer["ok"] and error.get("type") == "Unsupported":
+            raise _Unsupported(str(error.get("message", "")))
+        if not answer["ok"] and error.get("type") == "AdapterError":
+            raise AdapterFailure(f"the client reported an adapter error: {error.get('message')}")
+
+    def _deadline(self, step: dict[str, Any]) -> float:
+        opts = step.get("call_options") or {}
+        client = self.case.setup.get("client") or {}
+        return float(
+            opts.get("deadline_seconds")
+            or client.get("deadline_seconds")
+            or DEFAULT_DEADLINE_SECONDS
+        )
+
+    # -- steps ----------------------------------------------------------------------
+    def run_steps(self) -> None:
+        assert self.client is not None
+        for index, raw in enumerate(self.case.steps):
+            step_id = self.case.step_ids[index]
+            step = self.subst(raw)
+            before = self.server.last_seq()
+            started = time.monotonic()
+            self.outcomes[step_id] = self._run_step(step, started)
+            self.windows[step_id] = (before, self.server.last_seq())
+        self.end_seq = self.server.last_seq()
+
+    def _run_step(self, step: dict[str, Any], started: float) -> dict[str, Any]:
+        assert self.client is not None
+        if "call" in step:
+            answer = self.client.request(
+                "call",
+                self._deadline(step),
+                rpc=step["call"],
+                request=step.get("request") or {},
+                call_options=step.get("call_options") or {},
+            )
+            self._raise_unsupported(answer)
+            return _outcome(answer, time.monotonic() - started)
+        if "concurrent" in step:
+            answer = self.client.request(
+                "concurrent",
+                self._deadline(step),
+                rpc=step["concurrent"],
+                count=step["count"],
+                request=step.get("request") or {},
+                call_options=step.get("call_options") or {},
+            )
+            self._raise_unsupported(answer)
+            results = (answer.get("result") or {}).get("results")
+            if not answer["ok"] or not isinstance(results, list):
+                raise AdapterFailure(f"concurrent answered without results: {answer!r}")
+            return {
+                "ok": all(r.get("ok") for r in results),
+                "outcomes": results,
+                "elapsed": time.monotonic() - started,
+            }
+        if "repeat" in step:
+            outcomes = []
+            for i in range(int(step["times"])):
+                if i and step.get("interval"):
+                    time.sleep(float(step["interval"]))
+                t0 = time.monotonic()
+                answer = self.client.request(
+                    "call",
+                    self._deadline(step),
+                    rpc=step["repeat"],
+                    request=step.get("request") or {},
+                    call_options=step.get("call_options") or {},
+                )
+                self._raise_unsupported(answer)
+                outcomes.append(_outcome(answer, time.monotonic() - t0))
+            return {
+                "ok": all(o["ok"] for o in outcomes),
+                "outcomes": outcomes,
+                "elapsed": time.monotonic() - started,
+            }
+        if "identity" in step or "events" in step:
+            op = "identity" if "identity" in step else "events"
+            answer = self.client.request(op, SHORT_OP_SECONDS)
+            self._raise_unsupported(answer)
+            return _outcome(answer, time.monotonic() - started)
+        if "admin" in step:
+            result = self.server.admin(step["admin"], step.get("request") or {})
+            return {"ok": True, "result": result, "elapsed": time.monotonic() - started}
+        if "script" in step:
+            self.post_scripts(step["script"])
+            return {"ok": True, "elapsed": 0.0}
+        if "sleep" in step:
+            time.sleep(float(step["sleep"]))
+            return {"ok": True, "elapsed": time.monotonic() - started}
+        if "control" in step:
+            spec = step["control"]
+            result = self.server.control(spec["method"], spec["path"], spec.get("body"))
+            return {"ok": True, "result": result, "elapsed": time.monotonic() - started}
+        raise AssertionError(f"unknown step {step!r}")  # validated in cases.py
+
+    # -- checks ---------------------------------------------------------------------
+    def ref(self, path: str) -> Any:
+        parts = path.split(".")
+        value: Any = self.outcomes.get(parts[0])
+        for part in parts[1:]:
+            if isinstance(value, list) and part.isdigit() and int(part) < len(value):
+                value = value[int(part)]
+            elif isinstance(value, dict):
+                value = value.get(part)
+            else:
+                return None
+        return value
+
+    def check_all(self) -> list[str]:
+        self.log = [
+            _normalise(e)
+            for e in self.server.requests_since(self.start_seq)
+            if e["seq"] <= self.end_seq
+        ]
+        ctx = matchers.Context(refs=self.ref, issued=self.server.issued_request_id)
+        failures: list[str] = []
+        for index, raw in enumerate(self.case.checks):
+            check = self.subst(raw)
+            if "client" in check:
+                label = f"checks[{index}] client {check['client']}"
+                problems = self._client_check(check, ctx)
+            else:
+                label = f"checks[{index}] server {check['server']}"
+                if check.get("during"):
+                    label += f" during {check['during']}"
+                problems = self._server_check(check, ctx)
+            failures += [f"{label}: {p}" for p in problems]
+        return failures
+
+    def _client_check(self, check: dict[str, Any], ctx: matchers.Context) -> list[str]:
+        outcome = self.outcomes.get(check["client"])
+        if outcome is None:
+            return ["the step did not run"]
+        expected = {k: v for k, v in check.items() if k != "client"}
+        if "ok" not in expected:
+            if "error" in expected:
+                expected["ok"] = False
+            elif "result" in expected or "meta" in expected:
+                expected["ok"] = True
+        problems = matchers.match(expected, outcome, ctx, "$")
+        if problems and "ok" in expected and outcome.get("ok") != expected["ok"]:
+            problems.append(f"(the call answered {_short(outcome)})")
+        return problems
+
+    def _entries(self, check: dict[str, Any]) -> list[dict[str, Any]]:
+        during = check.get("during") or []
+        windows = [self.windows[d] for d in ([during] if isinstance(during, str) else during)]
+        out = []
+        for entry in self.log:
+            if windows and not any(lo < entry["seq"] <= hi for lo, hi in windows):
+                continue
+            rpcs = check["server"] if isinstance(check["server"], list) else [check["server"]]
+            if "*" not in rpcs and entry["rpc"] not in rpcs:
+                continue
+            if not check.get("include_admin") and entry.get("client_spiffe_id") == ADMIN_ID:
+                continue
+            out.append(entry)
+        return out
+
+    def _server_check(self, check: dict[str, Any], ctx: matchers.Context) -> list[str]:
+        entries = self._entries(check)
+        p: list[str] = []
+        if "count" in check:
+            p += matchers.match(check["count"], len(entries), ctx, "count")
+        if "status" in check:
+            p += matchers.match(check["status"], [e["status"] for e in entries], ctx, "status")
+        if "attempts" in check:
+            attempts = [_int(e["headers"].get("secinfra-attempt")) for e in entries]
+            p += matchers.match(check["attempts"], attempts, ctx, "attempts")
+        if "idempotency_key" in check:
+            p += _key_rule(check["idempotency_key"], entries)
+        if "headers" in check:
+            wanted = {str(k).lower(): v for k, v in check["headers"].items()}
+            for e in entries:
+                p += matchers.match(wanted, e["headers"], ctx, f"seq {e['seq']} headers")
+            if not entries:
+                p.append("headers: no requests to check")
+        if "entries" in check:
+            p += matchers.match(check["entries"], entries, ctx, "entries")
+        if "gaps" in check:
+            gaps = [
+                round(b["received_monotonic"] - a["received_monotonic"], 4)
+                for a, b in itertools.pairwise(entries)
+            ]
+            p += matchers.match(check["gaps"], gaps, ctx, "gaps")
+        for name in ("first", "last"):
+            if name in check:
+                if not entries:
+                    p.append(f"{name}: no requests")
+                else:
+                    chosen = entries[0] if name == "first" else entries[-1]
+                    p += matchers.match(check[name], chosen, ctx, name)
+        for fld, matcher in (check.get("distinct") or {}).items():
+            values = {_lookup(e, str(fld)) for e in entries}
+            values.discard(None)
+            p += matchers.match(matcher, len(values), ctx, f"distinct {fld}")
+        if p:
+            p.append("requests seen: " + "; ".join(_brief(e) for e in entries[:12]))
+        return p
+
+
+def _outcome(answer: dict[str, Any], elapsed: float) -> dict[str, Any]:
+    return {
+        "ok": answer["ok"],
+        "result": answer.get("result"),
+        "meta": answer.get("meta"),
+        "error": answer.get("error"),
+        "elapsed": round(elapsed, 4),
+    }
+
+
+def _normalise(entry: dict[str, Any]) -> dict[str, Any]:
+    entry = dict(entry)
+    entry["headers"] = {str(k).lower(): v for k, v in (entry.get("headers") or {}).items()}
+    return entry
+
+
+def _int(value: Any) -> Any:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return value
+
+
+def _lookup(entry: dict[str, Any], path: str) -> Any:
+    value: Any = entry
+    for part in path.split("."):
+        value = (
+            value.get(part.lower() if value is entry.get("headers") else part)
+            if isinstance(value, dict)
+            else None
+        )
+    return value
+
+
+def _key_rule(rule: str, entries: list[dict[str, Any]]) -> list[str]:
+    keys = [e["headers"].get("idempotency-key") for e in entries]
+    if not entries:
+        return [f"idempotency_key {rule}: no requests to check"]
+    if rule == "absent":
+        return (
+            [] if all(k is None for k in keys) else [f"idempotency_key: expected none, got {keys}"]
+        )
+    if any(not k for k in keys):
+        return [f"idempotency_key {rule}: some requests carry none: {keys}"]
+    if rule == "same" and len(set(keys)) != 1:
+        return [f"idempotency_key: expected one key on every attempt, got {keys}"]
+    if rule == "distinct" and len(set(keys)) != len(keys):
+        return [f"idempotency_key: expected a different key per call, got {keys}"]
+    return []
+
+
+def _brief(e: dict[str, Any]) -> str:
+    h = e["headers"]
+    parts = [f"#{e['seq']} {e['rpc']} {e['status']}", f"attempt={h.get('secinfra-attempt')}"]
+    if h.get("idempotency-key"):
+        parts.append(f"key={str(h['idempotency-key'])[:8]}")
+    if h.get("if-none-match"):
+        parts.append("if-none-match")
+    parts.append(f"t={e['received_monotonic']:.3f}")
+    return " ".join(parts)
+
+
+def _short(outcome: dict[str, Any]) -> str:
+    if outcome.get("ok"):
+        return f"ok, meta {outcome.get('meta')}"
+    error = outcome.get("error") or {}
+    return f"error {error.get('type')} {error.get('code')}: {str(error.get('message'))[:200]}"
+
+
+def run_case(case: Case, sdk: str, pool: ServerPool) -> CaseResult:
+    """Run one case; never raises (problems become a failed or errored result)."""
+    started = time.monotonic()
+    result = CaseResult(case=case, sdk=sdk, outcome=ERROR)
+    run: _Run | None = None
+    try:
+        with pool.server_for(case) as server:
+            run = _Run(case, sdk, server)
+            try:
+                run.setup()
+                run.start_client()
+                run.run_steps()
+                failures = run.check_all()
+                result.outcome = FAILED if failures else PASSED
+                result.failures = failures
+            finally:
+                if run.client is not None:
+                    result.details = _details(run)
+                    run.client.close()
+    except _Unsupported as exc:
+        result.outcome = UNSUPPORTED
+        result.failures = [f"the client does not support: {exc}"]
+    except AdapterFailure as exc:
+        result.outcome = FAILED
+        result.failures = [f"adapter: {exc}"]
+        if run is not None and run.client is not None:
+            result.details += "\nclient stderr:\n" + run.client.stderr_tail()
+    except (ServerError, ValueError, OSError) as exc:
+        result.outcome = ERROR
+        result.failures = [f"runner: {type(exc).__name__}: {exc}"]
+        result.details += traceback.format_exc(limit=5)
+    result.seconds = round(time.monotonic() - started, 3)
+    return result
+
+
+def _details(run: _Run) -> str:
+    assert run.client is not None
+    transcript = run.client.transcript[-40:]
+    return "protocol transcript (last lines):\n" + "\n".join(line[:400] for line in transcript)

@@ -1,0 +1,203 @@
+"""The reference server a case runs against, and the runner's admin access to it.
+
+The runner talks to the server with plain HTTPS (``requests`` and the admin
+identity ``init`` writes), never through an SDK under test: a broken SDK must
+show up as failed cases, not as a broken runner.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from collections import deque
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import quote, urlencode
+
+import requests
+
+from secinfra_server._gen.routes import ROUTES, Route
+
+STARTUP_TIMEOUT_SECONDS: Final = 60.0
+CONTROL_TIMEOUT_SECONDS: Final = 30.0
+TRUST_DOMAIN: Final = "secinfra.local"
+ADMIN_ID: Final = f"spiffe://{TRUST_DOMAIN}/secinfra/admin"
+#: Server log lines kept per server (for failure reports and request ids).
+LOG_LINES_KEPT: Final = 5000
+
+ROUTES_BY_RPC: Final[dict[str, Route]] = {route.rpc: route for route in ROUTES}
+
+
+class ServerError(RuntimeError):
+    """The reference server could not be started or refused a control call."""
+
+
+class Server:
+    """A reference server subprocess in test mode on 127.0.0.1."""
+
+    def __init__(self, settings: dict[str, Any] | None = None) -> None:
+        self.settings = dict(settings or {})
+        self.data_dir = Path(tempfile.mkdtemp(prefix="secinfra-conformance-"))
+        self.url = ""
+        self._process: subprocess.Popen[str] | None = None
+        self._lines: deque[str] = deque(maxlen=LOG_LINES_KEPT)
+        self._request_ids: set[str] = set()
+        self._lock = threading.Lock()
+        self._session: requests.Session | None = None
+
+    # -- lifecycle -----------------------------------------------------------------
+    def start(self) -> Server:
+        base = [sys.executable, "-m", "secinfra_server.cli"]
+        flags = ["--data-dir", str(self.data_dir), "--host", "127.0.0.1", "--port", "0"]
+        flags.append("--test-hooks")
+        for name, value in self.settings.items():
+            flag = "--" + name.replace("_", "-")
+            if value is True:
+                flags.append(flag)
+            elif value is False:
+                flags.append("--no-" + name.replace("_", "-"))
+            elif value is not None:
+                flags += [flag, str(value)]
+        init = subprocess.run(  # noqa: S603 - fixed argv: this interpreter and our flags
+            [*base, "init", *flags], capture_output=True, text=True, check=False
+        )
+        if init.returncode != 0:
+            raise ServerError(f"server init failed ({init.returncode}):\n{init.stderr[-4000:]}")
+        self._process = subprocess.Popen(  # noqa: S603
+            [*base, "serve", *flags],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        ready = threading.Event()
+        threading.Thread(target=self._read_logs, args=(ready,), daemon=True).start()
+        if not ready.wait(STARTUP_TIMEOUT_SECONDS) or not self.url:
+            self.close()
+            raise ServerError("server did not start:\n" + "".join(list(self._lines)[-20:]))
+        session = requests.Session()
+        session.trust_env = False  # no proxies, no REQUESTS_CA_BUNDLE
+        admin = self.data_dir / "admin"
+        session.cert = (str(admin / "cert.pem"), str(admin / "key.pem"))
+        session.verify = str(admin / "bundle.pem")
+        self._session = session
+        return self
+
+    def _read_logs(self, ready: threading.Event) -> None:
+        assert self._process is not None
+        assert self._process.stderr is not None
+        for line in self._process.stderr:
+            with self._lock:
+                self._lines.append(line)
+            if not line.startswith("{"):
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(record, dict):
+                continue
+            if record.get("message") == "serving" and record.get("url") and not ready.is_set():
+                self.url = str(record["url"])
+                ready.set()
+            request_id = record.get("request_id") or (record.get("fields") or {}).get("request_id")
+            if request_id:
+                with self._lock:
+                    self._request_ids.add(str(request_id))
+        ready.set()
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(15)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait(10)
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    @property
+    def alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def log_tail(self, lines: int = 40) -> str:
+        with self._lock:
+            return "".join(list(self._lines)[-lines:])
+
+    def issued_request_id(self, request_id: str) -> bool:
+        """Whether the server logged a request with this id."""
+        with self._lock:
+            return request_id in self._request_ids
+
+    # -- identities ----------------------------------------------------------------
+    @property
+    def bundle_pem(self) -> str:
+        return (self.data_dir / "admin" / "bundle.pem").read_text()
+
+    def join_token(self, spiffe_id: str, ttl_seconds: int = 600) -> str:
+        answer = self.admin("CreateJoinToken", {"spiffe_id": spiffe_id, "ttl_seconds": ttl_seconds})
+        return str(answer["token"])
+
+    # -- HTTP ----------------------------------------------------------------------
+    def _request(self, method: str, path: str, body: Any = None) -> Any:
+        assert self._session is not None, "start() first"
+        kwargs: dict[str, Any] = {"timeout": CONTROL_TIMEOUT_SECONDS}
+        if body is not None:
+            kwargs["data"] = json.dumps(body)
+            kwargs["headers"] = {"Content-Type": "application/json"}
+        answer = self._session.request(method, self.url + path, **kwargs)
+        if answer.status_code >= 400:
+            raise ServerError(f"{method} {path}: HTTP {answer.status_code}: {answer.text[:500]}")
+        return answer.json() if answer.content else {}
+
+    def control(self, method: str, path: str, body: Any = None) -> Any:
+        """A call to the ``/_test/`` control API."""
+        if not path.startswith("/_test/"):
+            raise ServerError(f"control paths start with /_test/, not {path!r}")
+        return self._request(method, path, body)
+
+    def admin(self, rpc: str, request: dict[str, Any]) -> Any:
+        """An API call as the admin identity; ``request`` is the wire JSON."""
+        route = ROUTES_BY_RPC.get(rpc)
+        if route is None:
+            raise ServerError(f"unknown RPC {rpc!r}")
+        path = route.path
+        for name in route.path_params:
+            value = str(request.get(name, ""))
+            if "{" + name + "=**}" in path:
+                path = path.replace("{" + name + "=**}", quote(value, safe="/"))
+            else:
+                path = path.replace("{" + name + "}", quote(value, safe=""))
+        rest = {k: v for k, v in request.items() if k not in route.path_params}
+        if route.http_method in ("GET", "DELETE"):
+            query = urlencode(rest, doseq=True)
+            return self._request(route.http_method, path + ("?" + query if query else ""))
+        return self._request(route.http_method, path, rest)
+
+    def script(self, rpc: str, steps: list[dict[str, Any]]) -> None:
+        self.control("POST", "/_test/scripts", {"rpc": rpc, "steps": steps})
+
+    def last_seq(self) -> int:
+        entries = self.control("GET", "/_test/requests")["requests"]
+        return int(entries[-1]["seq"]) if entries else 0
+
+    def requests_since(self, since: int) -> list[dict[str, Any]]:
+        return list(self.control("GET", f"/_test/requests?since={since}")["requests"])
+
+    def reset(self) -> None:
+        """Forget scripts and the clock shift (between cases sharing this server)."""
+        self.control("DELETE", "/_test/scripts")
+        self.control("DELETE", "/_test/clock")
+
+
+def b64(text: str) -> str:
+    """A text value as the wire's base64 bytes."""
+    return base64.b64encode(text.encode()).decode()

@@ -1,0 +1,104 @@
+"""Case files: the shipped ones load, and mistakes get clear messages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from conformance.runner.cases import CaseError, load_all, parse_document
+
+
+def doc(**case: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "name": "ok-case",
+        "spec": "3.4",
+        "description": "does a thing",
+        "steps": [{"call": "GetCallerIdentity", "id": "whoami"}],
+        "checks": [{"client": "whoami", "ok": True}],
+    }
+    base.update(case)
+    return {"suite": "retries", "cases": [base]}
+
+
+def problems(document: Any) -> str:
+    with pytest.raises(CaseError) as info:
+        parse_document(document, "retries", "retries.yaml")
+    return str(info.value)
+
+
+def test_shipped_cases_load() -> None:
+    cases = load_all()
+    assert len(cases) >= 30
+    assert all(c.full_name.count("/") == 1 for c in cases)
+
+
+def test_valid_case_parses() -> None:
+    (case,) = parse_document(doc(), "retries", "retries.yaml")
+    assert case.full_name == "retries/ok-case"
+    assert case.step_ids == ["whoami"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"spec": 3.4}, "'spec' must cite a spec section as a quoted string"),
+        ({"spec": "12"}, "sections 1-11"),
+        ({"name": "Bad Name"}, "'name' must match"),
+        ({"description": ""}, "'description' is required"),
+        ({"checks": []}, "every case checks something"),
+        ({"steps": [{"call": "GetSecrets"}]}, "unknown RPC 'GetSecrets'"),
+        ({"steps": [{"call": "GetSecret", "sleep": 1}]}, "give exactly one action"),
+        ({"steps": [{"sleep": 1, "request": {}}]}, "sleep does not take ['request']"),
+        ({"checks": [{"client": "nope", "ok": True}]}, "no step has id 'nope'"),
+        ({"checks": [{"server": "GetSecret", "cnt": 1}]}, "unknown key 'cnt' for a server check"),
+        ({"checks": [{"server": "GetSecret"}]}, "the check checks nothing"),
+        (
+            {"checks": [{"client": "whoami", "error": {"code": {"$gtee": 1}}}]},
+            "unknown operator $gtee",
+        ),
+        ({"checks": [{"server": "*", "idempotency_key": "equal"}]}, "idempotency_key: one of"),
+        ({"setup": {"server": {"leaf_ttl": 5}}}, "unknown setting 'leaf_ttl'"),
+        ({"setup": {"client": {"retries": 5}}}, "unknown option 'retries'"),
+        (
+            {"setup": {"scripts": {"GetSecret": [{"status": 503, "delay": 5}]}}},
+            "unknown key 'delay'",
+        ),
+        (
+            {"share_server": True, "setup": {"server": {"leaf_ttl_seconds": 5}}},
+            "share_server: true cannot change the server",
+        ),
+        ({"steps": [{"call": "GetCallerIdentity", "id": "configure"}]}, "implicit enrolment step"),
+        ({"unknown": 1}, "unknown keys ['unknown']"),
+    ],
+)
+def test_invalid_case_is_named_with_its_problem(change: dict[str, Any], message: str) -> None:
+    text = problems(doc(**change))
+    assert message in text
+    assert text.startswith("retries.yaml: ")
+
+
+def test_every_problem_of_a_file_is_reported() -> None:
+    document = doc(spec="x")
+    document["cases"].append({"name": "second", "spec": "3"})
+    text = problems(document)
+    assert "case retries/ok-case: 'spec'" in text
+    assert "case retries/second: 'description' is required" in text
+
+
+def test_suite_must_match_file_name() -> None:
+    document = doc()
+    document["suite"] = "caching"
+    assert "'suite' must be 'retries'" in problems(document)
+
+
+def test_duplicate_names_across_files_are_rejected(tmp_path: Any) -> None:
+    body = (
+        "suite: {suite}\ncases:\n  - name: a\n    spec: '3'\n    description: d\n"
+        "    steps: [{{call: GetCallerIdentity, id: w}}]\n    checks: [{{client: w, ok: true}}]\n"
+        "  - name: a\n    spec: '3'\n    description: d\n"
+        "    steps: [{{call: GetCallerIdentity, id: w}}]\n    checks: [{{client: w, ok: true}}]\n"
+    )
+    (tmp_path / "x.yaml").write_text(body.format(suite="x"))
+    with pytest.raises(CaseError, match="x/a is defined twice"):
+        load_all(tmp_path)

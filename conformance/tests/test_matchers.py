@@ -1,0 +1,58 @@
+"""Expected-value matching."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from conformance.runner.matchers import Context, match, validate
+
+CTX = Context(
+    refs=lambda path: {"a.serial": "abc", "a.n": 3}.get(path), issued=lambda r: r == "rid"
+)
+
+
+@pytest.mark.parametrize(
+    ("expected", "actual"),
+    [
+        (2, 2.0),
+        ({"a": 1}, {"a": 1, "b": 2}),
+        ({"missing": None}, {}),
+        ([1, {"x": True}], [1, {"x": True, "y": 0}]),
+        ({"$present": True}, "x"),
+        ({"$present": False}, None),
+        ({"$between": [1, 2]}, 1.5),
+        ({"$regex": "^ab"}, "abc"),
+        ({"$len": {"$gte": 2}, "$each": {"ok": True}}, [{"ok": True}, {"ok": True}]),
+        ({"$some": {"kind": "renewed"}}, [{"kind": "enrolled"}, {"kind": "renewed"}]),
+        ({"$ref": "a.serial"}, "abc"),
+        ({"$lt": {"$ref": "a.n"}}, 2),
+        ({"$server_request_id": True}, "rid"),
+        ({"$one_of": [1, 2]}, 2),
+    ],
+)
+def test_matches(expected: Any, actual: Any) -> None:
+    assert match(expected, actual, CTX) == []
+
+
+@pytest.mark.parametrize(
+    ("expected", "actual", "message"),
+    [
+        (True, 1, "expected True, got 1"),
+        ({"a": 1}, {"a": 2}, "$.a: expected 1, got 2"),
+        ([1, 2], [1], "expected 2 items, got 1"),
+        ({"$server_request_id": True}, "made-up", "a request id the server issued"),
+        ({"$ref": "a.other"}, "x", "has no value"),
+        ({"$each": {"ok": True}}, [{"ok": True}, {"ok": False}], "$[1].ok"),
+    ],
+)
+def test_mismatches_say_where(expected: Any, actual: Any, message: str) -> None:
+    problems = match(expected, actual, CTX)
+    assert problems
+    assert message in problems[0]
+
+
+def test_validate_reports_unknown_and_mixed_operators() -> None:
+    assert "unknown operator $gtee" in validate({"x": {"$gtee": 1}}, "w")[0]
+    assert "do not mix" in validate({"$gte": 1, "x": 2}, "w")[0]
