@@ -16,7 +16,7 @@ Public on purpose: this package's names below, :mod:`secinfra.errors` and
 __version__ = "0.1.0"
 
 from ._agent import FileSink
-from ._client import Client
+from ._client import Client, ClientSettings
 from ._identity import RotatingIdentity, StaticIdentity, build_csr, load_bundle, new_private_key
 from ._runtime._descriptor import CallOptions
 from ._runtime._meta import Captured, ResponseMeta, capture
@@ -33,6 +33,7 @@ __all__ = [
     "CallOptions",
     "Captured",
     "Client",
+    "ClientSettings",
     "FileSink",
     "IdentitySource",
     "ResponseMeta",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from ._gen.authz_client import AuthzClient
 from ._gen.identity_client import IdentityClient
@@ -23,6 +23,21 @@ from ._runtime._clock import Clock, SystemClock
 from ._runtime._retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from ._runtime._source import IdentitySource, Subscriber
 from ._runtime._transport import HttpTransport
+
+
+class ClientSettings(TypedDict, total=False):
+    """The per-client settings :class:`Client` takes; ``enrol`` and
+    ``from_files`` accept the same keywords and pass them on."""
+
+    retry_policy: RetryPolicy
+    cache_size: int
+    use_cache: bool
+    budget_capacity: int
+    retry_cost: int
+    timeout_retry_cost: int
+    success_refund: int
+    clock: Clock | None
+    rng: random.Random | None
 
 
 class Client:
@@ -90,15 +105,7 @@ class Client:
         bundle_file: str | Path | None = None,
         bundle_pem: str | None = None,
         server_id: str | None = None,
-        retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY,
-        cache_size: int = DEFAULT_MAX_ENTRIES,
-        use_cache: bool = True,
-        budget_capacity: int = BUDGET_CAPACITY,
-        retry_cost: int = RETRY_COST,
-        timeout_retry_cost: int = TIMEOUT_RETRY_COST,
-        success_refund: int = SUCCESS_REFUND,
-        clock: Clock | None = None,
-        rng: random.Random | None = None,
+        **settings: Unpack[ClientSettings],
     ) -> Client:
         """Enrol a new key with a join token or a JWT, then keep it rotated.
 
@@ -115,22 +122,10 @@ class Client:
             join_token=join_token,
             jwt=jwt,
             server_id=server_id,
-            clock=clock,
-            rng=rng,
+            clock=settings.get("clock"),
+            rng=settings.get("rng"),
         )
-        client = cls(
-            url,
-            source,
-            retry_policy=retry_policy,
-            cache_size=cache_size,
-            use_cache=use_cache,
-            budget_capacity=budget_capacity,
-            retry_cost=retry_cost,
-            timeout_retry_cost=timeout_retry_cost,
-            success_refund=success_refund,
-            clock=clock,
-            rng=rng,
-        )
+        client = cls(url, source, **settings)
         source.attach(client.identity)
         try:
             source.start()
@@ -148,30 +143,14 @@ class Client:
         key_file: str | Path,
         bundle_file: str | Path,
         server_id: str | None = None,
-        retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY,
-        cache_size: int = DEFAULT_MAX_ENTRIES,
-        use_cache: bool = True,
-        budget_capacity: int = BUDGET_CAPACITY,
-        retry_cost: int = RETRY_COST,
-        timeout_retry_cost: int = TIMEOUT_RETRY_COST,
-        success_refund: int = SUCCESS_REFUND,
+        **settings: Unpack[ClientSettings],
     ) -> Client:
         """Use an identity kept in files by someone else (``secinfra agent``, or the
         admin identity ``secinfra-server init`` writes). Not renewed by this client."""
         source = StaticIdentity.from_files(
             bundle_file=bundle_file, cert_file=cert_file, key_file=key_file, server_id=server_id
         )
-        return cls(
-            url,
-            source,
-            retry_policy=retry_policy,
-            cache_size=cache_size,
-            use_cache=use_cache,
-            budget_capacity=budget_capacity,
-            retry_cost=retry_cost,
-            timeout_retry_cost=timeout_retry_cost,
-            success_refund=success_refund,
-        )
+        return cls(url, source, **settings)
 
     @property
     def budget(self) -> RetryBudget:
