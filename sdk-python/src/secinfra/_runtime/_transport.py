@@ -71,7 +71,7 @@ from ._retry import (
     status_retryable,
 )
 from ._source import IdentitySource, RotationEvent
-from ._tls import ServerIdentityMismatch, client_context, pool_class
+from ._tls import AttemptWatchdog, ServerIdentityMismatch, client_context, pool_class
 
 R = TypeVar("R", bound=ResponseMessage)
 
@@ -462,15 +462,23 @@ class HttpTransport:
                     method.http_method, url, headers=headers, data=body
                 ).prepare()
                 # The timeout is a total for the attempt (spec 5.2.2): connect and
-                # the response head share ``timeout`` (urllib3's total), and the
-                # body is read in chunks against what is left of it.
+                # the response head share ``timeout`` (urllib3's total), the body
+                # is read in chunks against what is left of it, and the watchdog
+                # shuts the connection down when the time is up wherever the
+                # attempt is (a response head sent a byte at a time included).
                 # (requests accepts a urllib3 Timeout as is; its stubs do not say so.)
-                response = adapter.send(
-                    prepared,
-                    timeout=Urllib3Timeout(total=timeout),  # type: ignore[arg-type]
-                    stream=True,
-                )
-                content = _read_body(response, attempt_end, self._clock)
+                with AttemptWatchdog(timeout) as watchdog:
+                    try:
+                        response = adapter.send(
+                            prepared,
+                            timeout=Urllib3Timeout(total=timeout),  # type: ignore[arg-type]
+                            stream=True,
+                        )
+                        content = _read_body(response, attempt_end, self._clock)
+                    except (requests.exceptions.RequestException, ssl.SSLError) as exc:
+                        if watchdog.fired:
+                            raise _watchdog_timeout(watchdog.sent) from exc
+                        raise
                 answer = _Answer(response.status_code, response.headers, content, attempt)
             except (requests.exceptions.RequestException, ssl.SSLError) as exc:
                 rejected = _verification_failure(exc)
@@ -602,6 +610,15 @@ def _read_body(response: requests.Response, attempt_end: float, clock: Clock) ->
     if callable(release):
         release()  # fully read: the connection may serve the next request
     return b"".join(chunks)
+
+
+def _watchdog_timeout(sent: bool) -> requests.exceptions.Timeout:
+    """The failure of an attempt its watchdog ended (spec 5.2.3)."""
+    if sent:
+        return requests.exceptions.ReadTimeout(
+            "the attempt timed out while waiting for the response"
+        )
+    return requests.exceptions.ConnectTimeout("the attempt timed out while connecting")
 
 
 def _set_read_timeout(raw: Any, seconds: float) -> None:
