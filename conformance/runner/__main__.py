@@ -12,7 +12,7 @@ from pathlib import Path
 from . import known_failing, report
 from .cases import CASES_DIR, CaseError, load_all
 from .execute import ServerPool, run_case
-from .sdks import CLIENTS, ROOT
+from .sdks import ROOT, SDKS, BuildError, build
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -23,9 +23,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--sdk",
         action="append",
-        required=True,
-        choices=sorted(CLIENTS),
-        help="SDK to test (repeat for several: the matrix gets one column each)",
+        choices=sorted(SDKS),
+        help="SDK to test (repeat for several: the matrix gets one column each; default: all)",
     )
     parser.add_argument(
         "--cases",
@@ -47,6 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
+    args.sdk = args.sdk or sorted(SDKS)
     return args
 
 
@@ -77,6 +77,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"conformance: {exc}", file=sys.stderr)
             return 2
         problems += [f"{sdk}: {p}" for p in known_failing.stale_entries(lists[sdk], all_names)]
+
+    for sdk in args.sdk:
+        try:
+            build(SDKS[sdk])
+        except BuildError as exc:
+            print(f"conformance: {exc}", file=sys.stderr)
+            return 1
 
     started = time.monotonic()
     pool = ServerPool()

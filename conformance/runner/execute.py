@@ -22,7 +22,7 @@ from typing import Any, Final
 from . import matchers
 from .adapter import AdapterFailure, AdapterProcess
 from .cases import Case
-from .sdks import CLIENTS, ROOT
+from .sdks import ROOT, SDKS
 from .server import ADMIN_ID, TRUST_DOMAIN, Server, ServerError
 
 DEFAULT_DEADLINE_SECONDS: Final = 30.0
@@ -165,7 +165,7 @@ class _Run:
 
     # -- the client -----------------------------------------------------------------
     def start_client(self) -> None:
-        self.client = AdapterProcess(CLIENTS[self.sdk], ROOT)
+        self.client = AdapterProcess(list(SDKS[self.sdk].command), ROOT)
         options = dict(self.case.setup.get("client") or {})
         token = self.server.join_token(self.vars["workload"])
         before = self.server.last_seq()

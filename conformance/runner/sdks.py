@@ -1,15 +1,50 @@
-"""How to start each SDK's conformance client (argv, run from the repo root)."""
+"""Each SDK's conformance client: how to build it and how to start it.
+
+Commands are argv lists run from the repository root. ``build`` steps run
+once, in order, before the SDK's first case (compile the client, install a
+toolchain that may be missing); a failing step fails the run with its output.
+"""
 
 from __future__ import annotations
 
+import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 
-#: SDK name -> the command that starts its conformance client. Go, Java and
-#: Ruby join here when their clients exist (e.g. ["go", "run", "./sdk-go/conformance"]).
-CLIENTS: Final[dict[str, list[str]]] = {
-    "python": [sys.executable, str(ROOT / "sdk-python" / "conformance" / "client.py")],
+
+class BuildError(Exception):
+    """A build step of an SDK's conformance client failed."""
+
+
+@dataclass(frozen=True)
+class Sdk:
+    """One column of the matrix."""
+
+    name: str
+    command: tuple[str, ...]
+    """Starts the conformance client (docs/conformance/adapter-protocol.md)."""
+    build: tuple[tuple[str, ...], ...] = ()
+    """Steps that make ``command`` runnable; each must be safe to repeat."""
+
+
+SDKS: Final[dict[str, Sdk]] = {
+    sdk.name: sdk
+    for sdk in (
+        Sdk("python", (sys.executable, str(ROOT / "sdk-python" / "conformance" / "client.py"))),
+    )
 }
+
+
+def build(sdk: Sdk) -> None:
+    """Run ``sdk``'s build steps; raise `BuildError` with the output of a failed one."""
+    for step in sdk.build:
+        proc = subprocess.run(  # noqa: S603 - fixed argv from the table above
+            step, cwd=ROOT, capture_output=True, text=True, check=False
+        )
+        if proc.returncode != 0:
+            output = (proc.stdout + proc.stderr)[-4000:]
+            raise BuildError(f"{sdk.name}: build step {' '.join(step)} failed:\n{output}")

@@ -42,11 +42,12 @@ def find_ruff() -> str:
     return found
 
 
-def format_python(files: dict[str, str], config: Path | None) -> dict[str, str]:
-    """Run ``ruff format`` over the files (names relative to one folder).
+def format_files(files: dict[str, str], command: list[str], tool: str) -> dict[str, str]:
+    """Write ``files`` to a temp folder, run ``command`` + their paths, read them back.
 
-    ``config`` is the repo's pyproject.toml, so generated code is formatted the
-    way ``ruff format --check .`` expects; without one ruff's defaults apply.
+    The shared step behind every language's formatter (ruff format, gofmt -w,
+    ...): ``command`` must rewrite the files in place; ``tool`` names it in
+    the error raised when it fails.
     """
     if not files:
         return {}
@@ -56,10 +57,19 @@ def format_python(files: dict[str, str], config: Path | None) -> dict[str, str]:
             path = root / name
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
-        cmd = [find_ruff(), "format", "--quiet", "--no-cache"]
-        cmd += ["--config", str(config)] if config is not None else ["--isolated"]
-        cmd += [str(root / name) for name in sorted(files)]
+        cmd = [*command, *(str(root / name) for name in sorted(files))]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)  # noqa: S603
         if proc.returncode != 0:
-            raise CodegenError(f"ruff format failed on generated code:\n{proc.stderr}")
+            raise CodegenError(f"{tool} failed on generated code:\n{proc.stderr}")
         return {name: (root / name).read_text(encoding="utf-8") for name in files}
+
+
+def format_python(files: dict[str, str], config: Path | None) -> dict[str, str]:
+    """Run ``ruff format`` over the files (names relative to one folder).
+
+    ``config`` is the repo's pyproject.toml, so generated code is formatted the
+    way ``ruff format --check .`` expects; without one ruff's defaults apply.
+    """
+    cmd = [find_ruff(), "format", "--quiet", "--no-cache"]
+    cmd += ["--config", str(config)] if config is not None else ["--isolated"]
+    return format_files(files, cmd, "ruff format")

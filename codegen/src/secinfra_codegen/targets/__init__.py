@@ -46,6 +46,12 @@ class Target(Protocol):
 
 
 def all_targets() -> tuple[Callable[[Api, Layout], list[Output]], ...]:
+    """Every target, one per line (a new language adds its line)."""
     from . import openapi, python, routes
 
-    return (python.generate_sdk, python.generate_server, routes.generate, openapi.generate)
+    return (
+        python.generate_sdk,
+        python.generate_server,
+        routes.generate,
+        openapi.generate,
+    )
