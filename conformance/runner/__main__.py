@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from . import known_failing, report
-from .cases import CASES_DIR, CaseError, load_all
+from .cases import CASES_DIR, Case, CaseError, load_all
 from .execute import ServerPool, run_case
 from .sdks import ROOT, SDKS, BuildError, build
 
@@ -86,10 +86,12 @@ def main(argv: list[str] | None = None) -> int:
             return 1
 
     started = time.monotonic()
-    pool = ServerPool()
+    # One spare default server per worker starts while cases run (see ServerPool).
+    pool = ServerPool(spares=args.jobs)
     jobs = [(case, sdk) for sdk in args.sdk for case in cases]
-    # Cases that share a server last, so the fresh-server cases spread over workers first.
-    jobs.sort(key=lambda job: job[0].share_server)
+    # Cases that share a server last, so the fresh-server cases spread over workers
+    # first; among those the longest first, so no long case starts last and runs alone.
+    jobs.sort(key=lambda job: (job[0].share_server, -_estimated_seconds(job[0])))
     rows: list[report.Row] = []
     try:
         with ThreadPoolExecutor(max_workers=args.jobs) as executor:
@@ -115,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         pool.close()
     wall = time.monotonic() - started
+    # Reports list cases in file order whatever order they ran in.
+    order = {case.full_name: index for index, case in enumerate(cases)}
+    rows.sort(key=lambda row: (order[row.case], row.sdk))
     ok = not problems and not any(r.status in known_failing.FAILING_STATUSES for r in rows)
     paths = report.write_all(args.report_dir, rows, wall_seconds=wall, ok=ok, problems=problems)
     for problem in problems:
@@ -123,6 +128,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nconformance: {'ok' if ok else 'FAILED'} in {wall:.1f} s ({counts})")
     print("reports: " + ", ".join(str(p) for p in paths))
     return 0 if ok else 1
+
+
+def _estimated_seconds(case: Case) -> float:
+    """What a case spends waiting on purpose (sleeps, intervals), for ordering only."""
+    total = 0.0
+    for step in case.steps:
+        if "sleep" in step:
+            total += float(step["sleep"])
+        elif "repeat" in step:
+            total += int(step["times"]) * (float(step.get("interval", 0)) + 0.05)
+    return total
 
 
 def _print_row(row: report.Row, verbose: bool) -> None:

@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import queue
+import signal
 import subprocess
 import threading
 from collections import deque
@@ -27,7 +28,12 @@ class AdapterFailure(RuntimeError):
 
 
 class AdapterProcess:
-    """A running conformance client."""
+    """A running conformance client.
+
+    The client runs in a process group of its own, so that `kill` also ends
+    what it started (``go run`` and ``mvn exec`` run the client as a child).
+    Construct it, then call `handshake` for the hello line.
+    """
 
     def __init__(self, argv: list[str], cwd: Path) -> None:
         self._process = subprocess.Popen(  # noqa: S603 - argv from the runner's SDK table
@@ -39,13 +45,18 @@ class AdapterProcess:
             text=True,
             bufsize=1,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            start_new_session=True,
         )
         self._lines: queue.Queue[str | None] = queue.Queue()
         self._stderr: deque[str] = deque(maxlen=STDERR_LINES_KEPT)
         self._next_id = 1
         self.transcript: list[str] = []
+        self.hello: dict[str, Any] = {}
         threading.Thread(target=self._pump_stdout, daemon=True).start()
         threading.Thread(target=self._pump_stderr, daemon=True).start()
+
+    def handshake(self) -> None:
+        """Read and check the hello line (AdapterFailure if it is wrong or late)."""
         hello = self._read(HELLO_TIMEOUT_SECONDS, "hello")
         info = hello.get("hello") if isinstance(hello, dict) else None
         if not isinstance(info, dict):
@@ -109,6 +120,15 @@ class AdapterProcess:
             raise AdapterFailure(f"answer {ident} has no boolean 'ok'")
         return answer
 
+    def kill(self) -> None:
+        """Kill the client and everything in its process group, now."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self._process.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            self._process.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._process.wait(10)
+
     def close(self) -> None:
         if self._process.poll() is None:
             with contextlib.suppress(AdapterFailure):
@@ -116,5 +136,7 @@ class AdapterProcess:
             try:
                 self._process.wait(10)
             except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait(10)
+                self.kill()
+        # Whatever the client left running in its group (a child it started).
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self._process.pid, signal.SIGKILL)

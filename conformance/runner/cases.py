@@ -20,7 +20,8 @@ from .server import ROUTES_BY_RPC
 CASES_DIR: Final = Path(__file__).resolve().parent.parent / "cases"
 
 NAME_RE: Final = re.compile(r"^[a-z0-9][a-z0-9-]*$")
-SPEC_RE: Final = re.compile(r"^(1[01]|[1-9])(\.[1-9][0-9]*){0,2}$")
+#: A subsection "N.M" or a requirement "N.M.K" (every section has subsections).
+SPEC_RE: Final = re.compile(r"^(1[01]|[1-9])(\.[1-9][0-9]*){1,2}$")
 DEFAULT_TIMEOUT_SECONDS: Final = 60.0
 #: The implicit first step: the client is created and enrols (checks may name it).
 CONFIGURE_STEP: Final = "configure"
@@ -35,7 +36,17 @@ CASE_KEYS: Final = {
     "steps",
     "checks",
 }
-SETUP_KEYS: Final = {"server", "client", "workload", "secrets", "grants", "scripts"}
+SETUP_KEYS: Final = {
+    "server",
+    "client",
+    "workload",
+    "attestation",
+    "secrets",
+    "grants",
+    "scripts",
+}
+#: How the client enrols: a one-time join token (default) or a reusable JWT.
+ATTESTATIONS: Final = {"join_token", "jwt"}
 SERVER_SETTINGS: Final = {
     "leaf_ttl_seconds",
     "server_cert_ttl_seconds",
@@ -44,6 +55,7 @@ SERVER_SETTINGS: Final = {
     "join_token_default_ttl_seconds",
     "max_in_flight",
     "ca_auto_rotate",
+    "header_timeout_seconds",
 }
 CLIENT_OPTIONS: Final = {
     "max_attempts",
@@ -86,6 +98,7 @@ SERVER_CHECK_KEYS: Final = {
     "distinct",
     "first",
     "last",
+    "no_return",
 }
 IDEMPOTENCY_KEY_RULES: Final = {"same", "distinct", "present", "absent"}
 
@@ -207,8 +220,8 @@ def _check_case(raw: Any, label: str) -> list[str]:
     spec = raw.get("spec")
     if not isinstance(spec, str) or not SPEC_RE.match(spec):
         p.append(
-            f"{label}: 'spec' must cite a spec section as a quoted string like \"3\" or"
-            f' "3.4" (sections 1-11), got {spec!r}'
+            f"{label}: 'spec' must cite a spec subsection as a quoted string like \"3.4\""
+            f' or "3.4.2" (sections 1-11), got {spec!r}'
         )
     if not isinstance(raw.get("description"), str) or not raw["description"].strip():
         p.append(f"{label}: 'description' is required: say what the case proves")
@@ -258,6 +271,16 @@ def _check_setup(setup: Any, where: str, *, shared: bool) -> list[str]:
             p.append(f"{where}.server: unknown setting {key!r} (known: {sorted(SERVER_SETTINGS)})")
         if server and shared:
             p.append(f"{where}.server: a case with share_server: true cannot change the server")
+    attestation = setup.get("attestation", "join_token")
+    if attestation not in ATTESTATIONS:
+        p.append(f"{where}.attestation: one of {sorted(ATTESTATIONS)}, got {attestation!r}")
+    elif attestation == "jwt" and shared:
+        p.append(f"{where}.attestation: a case with share_server: true cannot use jwt")
+    elif attestation == "jwt" and "workload" in setup:
+        p.append(
+            f"{where}.workload: a jwt case's SPIFFE ID comes from its token"
+            " (ns/conformance/sa/<suite>-<case>); leave workload out"
+        )
     client = setup.get("client") or {}
     if not isinstance(client, dict):
         p.append(f"{where}.client: must be a mapping")

@@ -17,17 +17,23 @@ import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Final
 
-from . import matchers
+from . import attestation, matchers
 from .adapter import AdapterFailure, AdapterProcess
+from .attestation import ISSUER_FOR_RUN
 from .cases import Case
 from .sdks import ROOT, SDKS
 from .server import ADMIN_ID, TRUST_DOMAIN, Server, ServerError
 
 DEFAULT_DEADLINE_SECONDS: Final = 30.0
+#: How long the checks wait for requests of the case still being answered.
+SETTLE_SECONDS: Final = 10.0
+#: How long closing the pool waits for a spare server that is still starting.
+STARTUP_JOIN_SECONDS: Final = 90.0
 SHORT_OP_SECONDS: Final = 10.0
-_VAR = re.compile(r"\$\{([a-z_]+)(?::([+-]?[0-9.]+))?\}")
+_VAR = re.compile(r"\$\{([a-z_]+)(?::([+-]?[0-9.]+|[a-z_][a-z0-9_.-]*))?\}")
 
 PASSED: Final = "passed"
 FAILED: Final = "failed"
@@ -57,17 +63,33 @@ class _Unsupported(Exception):
 
 class ServerPool:
     """Fresh servers per case, or one reused server per worker thread for
-    cases that declare ``share_server: true``."""
+    cases that declare ``share_server: true``.
 
-    def __init__(self) -> None:
+    Most cases want a fresh server with the default settings. While a case
+    runs, the pool starts the next such server in the background (up to
+    ``spares`` of them wait ready), so a case does not wait for a start-up.
+    A spare has served nothing: it is as fresh as one started on demand.
+    """
+
+    def __init__(self, spares: int = 0) -> None:
         self._local = threading.local()
         self._shared: list[Server] = []
         self._lock = threading.Lock()
+        self._spares_wanted = spares
+        self._spares: list[Server] = []
+        self._starting = 0
+        self._closed = False
+        self._starters: list[threading.Thread] = []
 
     @contextmanager
     def server_for(self, case: Case) -> Iterator[Server]:
         if not case.share_server:
-            server = Server(case.setup.get("server") or {}).start()
+            settings = case.setup.get("server") or {}
+            jwt = ISSUER_FOR_RUN if case.setup.get("attestation") == "jwt" else None
+            server = self._take_spare() if not settings and jwt is None else None
+            if server is None:
+                server = Server(settings, jwt=jwt).start()
+            self._top_up()
             try:
                 yield server
             finally:
@@ -82,11 +104,52 @@ class ServerPool:
         shared.reset()
         yield shared
 
+    def _take_spare(self) -> Server | None:
+        with self._lock:
+            while self._spares:
+                server = self._spares.pop(0)
+                if server.alive:
+                    return server
+                server.close()
+        return None
+
+    def _top_up(self) -> None:
+        """Start default servers in the background until ``spares`` are ready or starting."""
+        with self._lock:
+            missing = self._spares_wanted - len(self._spares) - self._starting
+            if self._closed or missing <= 0:
+                return
+            self._starting += missing
+            for _ in range(missing):
+                thread = threading.Thread(target=self._start_spare, daemon=True)
+                self._starters.append(thread)
+                thread.start()
+
+    def _start_spare(self) -> None:
+        server: Server | None = None
+        try:
+            server = Server().start()
+        except (ServerError, OSError):
+            server = None  # a case that needs it starts its own and reports the error
+        with self._lock:
+            self._starting -= 1
+            if server is not None and not self._closed:
+                self._spares.append(server)
+                server = None
+        if server is not None:
+            server.close()
+
     def close(self) -> None:
         with self._lock:
-            for server in self._shared:
-                server.close()
-            self._shared.clear()
+            self._closed = True
+            starters = list(self._starters)
+        for thread in starters:
+            thread.join(STARTUP_JOIN_SECONDS)
+        with self._lock:
+            servers = self._shared + self._spares
+            self._shared, self._spares = [], []
+        for server in servers:
+            server.close()
 
 
 class _Run:
@@ -95,7 +158,11 @@ class _Run:
         self.sdk = sdk
         self.server = server
         self.ns = case.full_name.replace("/", "-")
+        self.jwt = case.setup.get("attestation") == "jwt"
         workload_path = str(case.setup.get("workload") or f"w/{self.ns}")
+        if self.jwt:
+            # The server maps the token's namespace and service account to this ID.
+            workload_path = f"ns/{attestation.NAMESPACE}/sa/{self.ns}"
         self.vars = {
             "ns": self.ns,
             "trust_domain": TRUST_DOMAIN,
@@ -107,6 +174,23 @@ class _Run:
         self.end_seq = 0
         self.log: list[dict[str, Any]] = []
         self.client: AdapterProcess | None = None
+        #: Set by the watchdog when the case runs past its timeout_seconds.
+        self.expired = threading.Event()
+        self._client_lock = threading.Lock()
+
+    # -- the case's time bound ------------------------------------------------------
+    def expire(self) -> None:
+        """The watchdog: the case ran out of time; kill the client (and its children)."""
+        self.expired.set()
+        with self._client_lock:
+            client = self.client
+        if client is not None:
+            client.kill()
+
+    def pause(self, seconds: float) -> None:
+        """Sleep, but end the case at once when it runs out of time."""
+        if self.expired.wait(seconds):
+            raise AdapterFailure("the case ran out of time during a sleep")
 
     # -- substitution ---------------------------------------------------------------
     def subst(self, value: Any) -> Any:
@@ -122,11 +206,16 @@ class _Run:
         name, arg = m.group(1), m.group(2)
         if name == "http_date":
             return email.utils.formatdate(time.time() + float(arg or 0), usegmt=True)
+        if name == "ref":
+            value = self.ref(arg or "")
+            if value is None or isinstance(value, dict | list):
+                raise ValueError(f"${{ref:{arg}}} has no value (did that step run and succeed?)")
+            return str(value)
         if name == "b64":
             raise ValueError("use value: in secrets; ${b64} is not a variable")
         if name not in self.vars:
             raise ValueError(
-                f"unknown variable ${{{name}}} (known: {sorted(self.vars)}, http_date)"
+                f"unknown variable ${{{name}}} (known: {sorted(self.vars)}, http_date, ref)"
             )
         return self.vars[name]
 
@@ -165,18 +254,27 @@ class _Run:
 
     # -- the client -----------------------------------------------------------------
     def start_client(self) -> None:
-        self.client = AdapterProcess(list(SDKS[self.sdk].command), ROOT)
+        client = AdapterProcess(list(SDKS[self.sdk].command), ROOT)
+        with self._client_lock:
+            self.client = client
+        if self.expired.is_set():  # the watchdog fired while the process started
+            client.kill()
+        client.handshake()
         options = dict(self.case.setup.get("client") or {})
-        token = self.server.join_token(self.vars["workload"])
+        attest: dict[str, str] = (
+            {"jwt": ISSUER_FOR_RUN.token(self.ns)}
+            if self.jwt
+            else {"join_token": self.server.join_token(self.vars["workload"])}
+        )
         before = self.server.last_seq()
         started = time.monotonic()
-        answer = self.client.request(
+        answer = client.request(
             "configure",
             SHORT_OP_SECONDS + DEFAULT_DEADLINE_SECONDS,
             server_url=self.server.url,
             bundle_pem=self.server.bundle_pem,
-            join_token=token,
             options=options,
+            **attest,
         )
         self._raise_unsupported(answer)
         self.outcomes["configure"] = _outcome(answer, time.monotonic() - started)
@@ -247,7 +345,7 @@ class _Run:
             outcomes = []
             for i in range(int(step["times"])):
                 if i and step.get("interval"):
-                    time.sleep(float(step["interval"]))
+                    self.pause(float(step["interval"]))
                 t0 = time.monotonic()
                 answer = self.client.request(
                     "call",
@@ -275,7 +373,7 @@ class _Run:
             self.post_scripts(step["script"])
             return {"ok": True, "elapsed": 0.0}
         if "sleep" in step:
-            time.sleep(float(step["sleep"]))
+            self.pause(float(step["sleep"]))
             return {"ok": True, "elapsed": time.monotonic() - started}
         if "control" in step:
             spec = step["control"]
@@ -297,11 +395,7 @@ class _Run:
         return value
 
     def check_all(self) -> list[str]:
-        self.log = [
-            _normalise(e)
-            for e in self.server.requests_since(self.start_seq)
-            if e["seq"] <= self.end_seq
-        ]
+        self.log = [_normalise(e) for e in self._settled_log()]
         ctx = matchers.Context(refs=self.ref, issued=self.server.issued_request_id)
         failures: list[str] = []
         for index, raw in enumerate(self.case.checks):
@@ -316,6 +410,22 @@ class _Run:
                 problems = self._server_check(check, ctx)
             failures += [f"{label}: {p}" for p in problems]
         return failures
+
+    def _settled_log(self) -> list[dict[str, Any]]:
+        """The case's requests, once those still being answered have their status.
+
+        A background request (a renewal, a bundle refresh) may arrive just before
+        the last step ends and be answered just after: wait for its status (a
+        bounded while) rather than check a half-written entry.
+        """
+        deadline = time.monotonic() + SETTLE_SECONDS
+        while True:
+            entries = [
+                e for e in self.server.requests_since(self.start_seq) if e["seq"] <= self.end_seq
+            ]
+            if all(e["status"] is not None for e in entries) or time.monotonic() >= deadline:
+                return entries
+            time.sleep(0.1)
 
     def _client_check(self, check: dict[str, Any], ctx: matchers.Context) -> list[str]:
         outcome = self.outcomes.get(check["client"])
@@ -380,6 +490,8 @@ class _Run:
                 else:
                     chosen = entries[0] if name == "first" else entries[-1]
                     p += matchers.match(check[name], chosen, ctx, name)
+        if "no_return" in check:
+            p += _no_return(str(check["no_return"]), entries)
         for fld, matcher in (check.get("distinct") or {}).items():
             values = {_lookup(e, str(fld)) for e in entries}
             values.discard(None)
@@ -402,7 +514,28 @@ def _outcome(answer: dict[str, Any], elapsed: float) -> dict[str, Any]:
 def _normalise(entry: dict[str, Any]) -> dict[str, Any]:
     entry = dict(entry)
     entry["headers"] = {str(k).lower(): v for k, v in (entry.get("headers") or {}).items()}
+    # Derived: how long the presented client certificate had left when the
+    # request arrived (server clock), or None without a certificate.
+    entry["client_cert_seconds_left"] = None
+    if entry.get("client_not_after") and entry.get("received_at"):
+        left = datetime.fromisoformat(entry["client_not_after"]) - datetime.fromisoformat(
+            entry["received_at"]
+        )
+        entry["client_cert_seconds_left"] = round(left.total_seconds(), 3)
     return entry
+
+
+def _no_return(field_name: str, entries: list[dict[str, Any]]) -> list[str]:
+    """A value, once followed by another, never comes back (e.g. an old serial)."""
+    runs: list[Any] = []
+    for entry in entries:
+        value = _lookup(entry, field_name)
+        if value is not None and (not runs or runs[-1] != value):
+            runs.append(value)
+    back = [v for i, v in enumerate(runs) if v in runs[:i]]
+    if back:
+        return [f"no_return {field_name}: {back[0]!r} came back after a newer value: {runs}"]
+    return []
 
 
 def _int(value: Any) -> Any:
@@ -463,17 +596,28 @@ def run_case(case: Case, sdk: str, pool: ServerPool) -> CaseResult:
     started = time.monotonic()
     result = CaseResult(case=case, sdk=sdk, outcome=ERROR)
     run: _Run | None = None
+    watchdog: threading.Timer | None = None
     try:
         with pool.server_for(case) as server:
             run = _Run(case, sdk, server)
             try:
                 run.setup()
+                # timeout_seconds bounds the client's part: from its start to the
+                # last step (server start-up and the checks do not count).
+                watchdog = threading.Timer(case.timeout_seconds, run.expire)
+                watchdog.daemon = True
+                watchdog.start()
                 run.start_client()
                 run.run_steps()
+                watchdog.cancel()
+                if run.expired.is_set():
+                    raise AdapterFailure("the case ran out of time")
                 failures = run.check_all()
                 result.outcome = FAILED if failures else PASSED
                 result.failures = failures
             finally:
+                if watchdog is not None:
+                    watchdog.cancel()
                 if run.client is not None:
                     result.details = _details(run)
                     run.client.close()
@@ -483,6 +627,11 @@ def run_case(case: Case, sdk: str, pool: ServerPool) -> CaseResult:
     except AdapterFailure as exc:
         result.outcome = FAILED
         result.failures = [f"adapter: {exc}"]
+        if run is not None and run.expired.is_set():
+            result.failures = [
+                f"timed out: the case ran past its timeout_seconds"
+                f" ({case.timeout_seconds:g} s); the client was killed ({exc})"
+            ]
         if run is not None and run.client is not None:
             result.details += "\nclient stderr:\n" + run.client.stderr_tail()
     except (ServerError, ValueError, OSError) as exc:

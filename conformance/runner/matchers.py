@@ -10,7 +10,8 @@
   ``$present: true|false``  the value is (not) null/absent
   ``$eq: v``                equal, without subset rules
   ``$ne: v``                not equal
-  ``$gt/$gte/$lt/$lte: n``  numeric comparison (``n`` may be ``{$ref: ...}``)
+  ``$gt/$gte/$lt/$lte: n``  numeric comparison (``n`` may be ``{$ref: ...}``,
+                            as may the argument of ``$eq`` and ``$ne``)
   ``$between: [a, b]``      ``a <= value <= b``
   ``$one_of: [..]``         matches one of the alternatives
   ``$regex: "..."``         the string matches (``re.search``)
@@ -50,6 +51,8 @@ OPERATORS: Final = frozenset(
 
 
 _NUMERIC: Final = frozenset({"$gt", "$gte", "$lt", "$lte"})
+#: Operators whose argument may be ``{$ref: ...}`` (a value recorded earlier).
+_REF_ARGS: Final = _NUMERIC | {"$eq", "$ne"}
 
 
 class Context:
@@ -148,7 +151,7 @@ def _number(value: Any) -> float | None:
 
 
 def _operator(op: str, arg: Any, actual: Any, ctx: Context, where: str) -> list[str]:
-    if op in _NUMERIC and isinstance(arg, Mapping) and set(arg) == {"$ref"}:
+    if op in _REF_ARGS and isinstance(arg, Mapping) and set(arg) == {"$ref"}:
         arg = ctx.refs(str(arg["$ref"]))  # compare with a recorded value
         if arg is None:
             return [f"{where}: {op} refers to a value that was not recorded"]

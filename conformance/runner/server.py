@@ -24,10 +24,14 @@ import requests
 
 from secinfra_server._gen.routes import ROUTES, Route
 
+from .attestation import JwtIssuer
+
 STARTUP_TIMEOUT_SECONDS: Final = 60.0
 CONTROL_TIMEOUT_SECONDS: Final = 30.0
 TRUST_DOMAIN: Final = "secinfra.local"
 ADMIN_ID: Final = f"spiffe://{TRUST_DOMAIN}/secinfra/admin"
+#: Control path that reissues the admin identity (the runner reloads its files).
+ADMIN_IDENTITY_PATH: Final = "/_test/admin-identity"
 #: Server log lines kept per server (for failure reports and request ids).
 LOG_LINES_KEPT: Final = 5000
 
@@ -41,8 +45,12 @@ class ServerError(RuntimeError):
 class Server:
     """A reference server subprocess in test mode on 127.0.0.1."""
 
-    def __init__(self, settings: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, settings: dict[str, Any] | None = None, *, jwt: JwtIssuer | None = None
+    ) -> None:
         self.settings = dict(settings or {})
+        #: JWT attestation: the server trusts this issuer's key ([jwt] in its TOML file).
+        self.jwt = jwt
         self.data_dir = Path(tempfile.mkdtemp(prefix="secinfra-conformance-"))
         self.url = ""
         self._process: subprocess.Popen[str] | None = None
@@ -56,6 +64,8 @@ class Server:
         base = [sys.executable, "-m", "secinfra_server.cli"]
         flags = ["--data-dir", str(self.data_dir), "--host", "127.0.0.1", "--port", "0"]
         flags.append("--test-hooks")
+        if self.jwt is not None:
+            flags += ["--config", str(self.jwt.write_server_config(self.data_dir))]
         for name, value in self.settings.items():
             flag = "--" + name.replace("_", "-")
             if value is True:
@@ -64,11 +74,8 @@ class Server:
                 flags.append("--no-" + name.replace("_", "-"))
             elif value is not None:
                 flags += [flag, str(value)]
-        init = subprocess.run(  # noqa: S603 - fixed argv: this interpreter and our flags
-            [*base, "init", *flags], capture_output=True, text=True, check=False
-        )
-        if init.returncode != 0:
-            raise ServerError(f"server init failed ({init.returncode}):\n{init.stderr[-4000:]}")
+        # `serve` initialises the data directory itself (KEK, CA, admin identity)
+        # before it logs "serving"; a separate `init` would only cost a start-up.
         self._process = subprocess.Popen(  # noqa: S603
             [*base, "serve", *flags],
             stdout=subprocess.DEVNULL,
@@ -81,13 +88,19 @@ class Server:
         if not ready.wait(STARTUP_TIMEOUT_SECONDS) or not self.url:
             self.close()
             raise ServerError("server did not start:\n" + "".join(list(self._lines)[-20:]))
+        self._open_session()
+        return self
+
+    def _open_session(self) -> None:
+        """An HTTPS session with the admin identity as the files hold it now."""
+        if self._session is not None:
+            self._session.close()
         session = requests.Session()
         session.trust_env = False  # no proxies, no REQUESTS_CA_BUNDLE
         admin = self.data_dir / "admin"
         session.cert = (str(admin / "cert.pem"), str(admin / "key.pem"))
         session.verify = str(admin / "bundle.pem")
         self._session = session
-        return self
 
     def _read_logs(self, ready: threading.Event) -> None:
         assert self._process is not None
@@ -162,7 +175,10 @@ class Server:
         """A call to the ``/_test/`` control API."""
         if not path.startswith("/_test/"):
             raise ServerError(f"control paths start with /_test/, not {path!r}")
-        return self._request(method, path, body)
+        result = self._request(method, path, body)
+        if path == ADMIN_IDENTITY_PATH:
+            self._open_session()  # the server rewrote the admin files: use the new ones
+        return result
 
     def admin(self, rpc: str, request: dict[str, Any]) -> Any:
         """An API call as the admin identity; ``request`` is the wire JSON."""

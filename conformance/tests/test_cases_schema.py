@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -42,7 +44,8 @@ def test_valid_case_parses() -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"spec": 3.4}, "'spec' must cite a spec section as a quoted string"),
+        ({"spec": 3.4}, "'spec' must cite a spec subsection as a quoted string"),
+        ({"spec": "3"}, 'like "3.4" or "3.4.2"'),
         ({"spec": "12"}, "sections 1-11"),
         ({"name": "Bad Name"}, "'name' must match"),
         ({"description": ""}, "'description' is required"),
@@ -80,7 +83,7 @@ def test_invalid_case_is_named_with_its_problem(change: dict[str, Any], message:
 
 def test_every_problem_of_a_file_is_reported() -> None:
     document = doc(spec="x")
-    document["cases"].append({"name": "second", "spec": "3"})
+    document["cases"].append({"name": "second", "spec": "3.3"})
     text = problems(document)
     assert "case retries/ok-case: 'spec'" in text
     assert "case retries/second: 'description' is required" in text
@@ -94,11 +97,31 @@ def test_suite_must_match_file_name() -> None:
 
 def test_duplicate_names_across_files_are_rejected(tmp_path: Any) -> None:
     body = (
-        "suite: {suite}\ncases:\n  - name: a\n    spec: '3'\n    description: d\n"
+        "suite: {suite}\ncases:\n  - name: a\n    spec: '3.3'\n    description: d\n"
         "    steps: [{{call: GetCallerIdentity, id: w}}]\n    checks: [{{client: w, ok: true}}]\n"
-        "  - name: a\n    spec: '3'\n    description: d\n"
+        "  - name: a\n    spec: '3.3'\n    description: d\n"
         "    steps: [{{call: GetCallerIdentity, id: w}}]\n    checks: [{{client: w, ok: true}}]\n"
     )
     (tmp_path / "x.yaml").write_text(body.format(suite="x"))
     with pytest.raises(CaseError, match="x/a is defined twice"):
         load_all(tmp_path)
+
+
+SPEC_DIR = Path(__file__).resolve().parents[2] / "docs" / "spec"
+
+
+def _spec_sections() -> set[str]:
+    """Every subsection ("## N.M ...") and requirement ("**N.M.K**") of docs/spec."""
+    found: set[str] = set()
+    for page in SPEC_DIR.glob("*.md"):
+        text = page.read_text()
+        found |= set(re.findall(r"^## ([0-9]+\.[0-9]+) ", text, flags=re.MULTILINE))
+        found |= set(re.findall(r"\*\*([0-9]+\.[0-9]+\.[0-9]+)\*\*", text))
+    return found
+
+
+def test_every_case_cites_a_section_the_spec_has() -> None:
+    sections = _spec_sections()
+    assert "9.2.3" in sections  # the parser sees requirements too
+    missing = sorted(f"{c.full_name} cites {c.spec}" for c in load_all() if c.spec not in sections)
+    assert not missing, missing

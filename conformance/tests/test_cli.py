@@ -14,7 +14,7 @@ from conformance.runner.execute import CaseResult
 CASE = """suite: demo
 cases:
   - name: {name}
-    spec: "3"
+    spec: "3.3"
     description: d
     steps: [{{call: GetCallerIdentity, id: w}}]
     checks: [{{client: w, ok: true}}]

@@ -100,11 +100,17 @@ class Adapter:
         extra: dict[str, Any] = {}
         if options.get("cache_size") is not None:
             extra["cache_size"] = int(options["cache_size"])
-        if not msg.get("join_token"):
-            raise Unsupported("configure without a join_token")
+        if bool(msg.get("join_token")) == bool(msg.get("jwt")):
+            raise AdapterError("configure takes exactly one of join_token and jwt")
+        if msg.get("jwt"):
+            token = str(msg["jwt"])
+            # A provider, not the string: a reusable attestation (spec 8.7.3), so the
+            # client re-enrols by itself after an expiry (9.7.1).
+            extra["jwt"] = lambda: token
+        else:
+            extra["join_token"] = msg["join_token"]
         self.client = secinfra.Client.enrol(
             msg["server_url"],
-            join_token=msg["join_token"],
             bundle_pem=msg["bundle_pem"],
             retry_policy=policy,
             **extra,

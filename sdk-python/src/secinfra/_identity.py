@@ -334,6 +334,8 @@ class RotatingIdentity:
                     " a join token cannot re-enrol (configure a JWT attestation, or enrol"
                     " again with a new token)"
                 )
+        if identity is not None:
+            self._report_expired(identity)  # before re-enrolling: expired, then enrolled
         with self._enrol_lock:  # one re-enrolment, however many callers find it expired
             current = self.identity()
             if current is not None and self._clock.now() < current.not_after:
@@ -486,21 +488,28 @@ class RotatingIdentity:
             )
 
     def _on_expired(self, identity: X509Identity) -> None:
-        if self._jwt is not None:
-            try:
-                with self._enrol_lock:
-                    if self.identity() is identity:  # no caller re-enrolled meanwhile
-                        self._enrol()
-                return
-            except SecinfraError as exc:
-                log.warning("secinfra: identity: re-enrolment failed: %s", exc)
-                with self._lock:
-                    self._renew_at = self._clock.now() + timedelta(seconds=BUNDLE_RETRY_SECONDS)
+        # Spec 9.7.5: `expired` once per expired certificate, with or without a
+        # reusable attestation; then re-enrol (and keep trying) if there is one.
+        self._report_expired(identity)
+        if self._jwt is None:
+            return
+        try:
+            with self._enrol_lock:
+                if self.identity() is identity:  # no caller re-enrolled meanwhile
+                    self._enrol()
+        except SecinfraError as exc:
+            log.warning("secinfra: identity: re-enrolment failed: %s", exc)
+            with self._lock:
+                self._renew_at = self._clock.now() + timedelta(seconds=BUNDLE_RETRY_SECONDS)
+
+    def _report_expired(self, identity: X509Identity) -> None:
+        """Emit `expired` for ``identity``, once, unless a newer identity replaced it."""
         with self._lock:
-            if self._expired_reported:
+            if self._expired_reported or self._identity is not identity:
                 return
             self._expired_reported = True
-            self._renew_at = None
+            if self._jwt is None:
+                self._renew_at = None  # nothing left to try in the background
         self._subscribers.emit(
             RotationEvent(
                 RotationKind.EXPIRED,

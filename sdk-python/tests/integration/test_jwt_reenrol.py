@@ -111,4 +111,6 @@ def test_a_jwt_client_re_enrols_after_expiry(
     assert server.requests_log("RenewCertificate")
     with lock:
         assert RotationKind.RENEWAL_FAILED in kinds
-        assert RotationKind.ENROLLED in kinds
+        # Spec 9.7.5: `expired` once per expired certificate, then the re-enrolment.
+        assert RotationKind.EXPIRED in kinds
+        assert RotationKind.ENROLLED in kinds[kinds.index(RotationKind.EXPIRED) :]

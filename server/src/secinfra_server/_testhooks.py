@@ -9,11 +9,13 @@ identity only, to:
   reset before or after the response headers, or ``pass`` to let the real
   handler answer); an exhausted script lets requests through;
 - **read the request log**: every API request with its method, path, RPC,
-  headers, client certificate serial and SPIFFE ID, receive time (monotonic
-  seconds and wall clock), status, and whether a script answered it;
+  headers, client certificate serial, SPIFFE ID and NotAfter, the connection
+  it came on (a number per TLS connection), receive time (monotonic seconds
+  and wall clock), status, and whether a script answered it;
 - **control the CA and the clock**: lower the leaf TTL (down to 2 s), rotate the
-  CA now (prepare + activate), reissue the serving certificate, and shift the
-  server clock.
+  CA now (prepare + activate), reissue the serving certificate, reissue the
+  admin identity from the active CA (so that a test can retire the CA that
+  signed the old one), and shift the server clock.
 
 docs/conformance/control-api.md documents the wire format.
 """
@@ -23,13 +25,18 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import time
+import weakref
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from ._gen.routes import ROUTES, Route
 from .errors import ApiError
@@ -40,6 +47,8 @@ if TYPE_CHECKING:
 #: The request log keeps at most this many entries (oldest dropped first).
 MAX_LOG_ENTRIES: Final = 20_000
 MIN_TEST_LEAF_TTL_SECONDS: Final = 2
+#: Lifetime of an admin identity reissued by POST /_test/admin-identity.
+REISSUED_ADMIN_TTL: Final = timedelta(hours=1)
 RESET_MODES: Final = frozenset({"before_headers", "after_headers"})
 _RPC_NAMES: Final = frozenset(route.rpc for route in ROUTES)
 
@@ -98,8 +107,11 @@ class LogEntry:
     path: str
     rpc: str | None
     headers: dict[str, str]
+    connection: int | None = None
     client_serial: str | None = None
     client_spiffe_id: str | None = None
+    client_not_after: str | None = None
+    client_issuer: str | None = None
     status: int | None = None
     scripted: bool = False
 
@@ -112,8 +124,11 @@ class LogEntry:
             "path": self.path,
             "rpc": self.rpc,
             "headers": self.headers,
+            "connection": self.connection,
             "client_serial": self.client_serial,
             "client_spiffe_id": self.client_spiffe_id,
+            "client_not_after": self.client_not_after,
+            "client_issuer": self.client_issuer,
             "status": self.status,
             "scripted": self.scripted,
         }
@@ -129,10 +144,30 @@ class TestHooks:
         self._scripts: dict[str, deque[Step]] = {}
         self._log: deque[LogEntry] = deque(maxlen=MAX_LOG_ENTRIES)
         self._seq = itertools.count(1)
+        # One number per TLS connection, keyed by the connection's SSL object
+        # (weakly: a closed connection's entry goes with it).
+        self._connections: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+        self._connection_ids = itertools.count(1)
+
+    def _connection(self, request: web.Request) -> int | None:
+        transport = request.transport
+        ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+        if ssl_object is None:
+            return None
+        number = self._connections.get(ssl_object)
+        if number is None:
+            number = next(self._connection_ids)
+            self._connections[ssl_object] = number
+        return number
 
     # -- used by the dispatcher ------------------------------------------------------
     def record(self, request: web.Request, route: Route | None) -> LogEntry:
-        """Log a request as it arrives (status is filled in when it ends)."""
+        """Log a request as it arrives (status is filled in when it ends).
+
+        The client certificate is read as presented, before (and whether or
+        not) it is verified: the log shows a revoked or expired certificate
+        too, and a certificate sent where none belongs (an AUTH_NONE call).
+        """
         entry = LogEntry(
             seq=next(self._seq),
             received_monotonic=time.monotonic(),
@@ -141,7 +176,9 @@ class TestHooks:
             path=request.path,
             rpc=route.rpc if route is not None else None,
             headers=dict(request.headers),
+            connection=self._connection(request),
         )
+        _describe_client_certificate(entry, request)
         self._log.append(entry)
         return entry
 
@@ -186,6 +223,7 @@ class TestHooks:
         app.router.add_post("/_test/ca/leaf-ttl", self._leaf_ttl)
         app.router.add_post("/_test/ca/rotate", self._rotate_ca)
         app.router.add_post("/_test/server-certificate/rotate", self._rotate_server_cert)
+        app.router.add_post("/_test/admin-identity", self._reissue_admin_identity)
 
     async def _admin(self, request: web.Request) -> dict[str, Any]:
         from ._http import peer_der
@@ -317,3 +355,72 @@ class TestHooks:
             return {"not_after": identity.not_after.isoformat()}
 
         return await self._call(request, run)
+
+    async def _reissue_admin_identity(self, request: web.Request) -> web.Response:
+        async def run(_data: dict[str, Any]) -> dict[str, Any]:
+            from . import ca
+            from .server import ADMIN_PATH, admin_files
+
+            authority = self._server.authority
+            assert authority is not None
+            config = self._server.config
+            key = ec.generate_private_key(ec.SECP256R1())
+            cert = await authority.sign(
+                ca.build_csr(key),
+                f"spiffe://{config.trust_domain}{ADMIN_PATH}",
+                kind="admin",
+                ttl=REISSUED_ADMIN_TTL,
+            )
+            cert_path, key_path, bundle_path = admin_files(config.data_dir)
+            key_pem = key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+            # Key first, so a reader that reloads on a new certificate finds its key.
+            await asyncio.to_thread(_write_private, key_path, key_pem)
+            await asyncio.to_thread(
+                _write_private, cert_path, cert.public_bytes(serialization.Encoding.PEM)
+            )
+            await asyncio.to_thread(_write_private, bundle_path, authority.trusted_pem.encode())
+            return {
+                "serial": f"{cert.serial_number:x}",
+                "not_after": cert.not_valid_after_utc.isoformat(),
+            }
+
+        return await self._call(request, run)
+
+
+def _write_private(path: Any, data: bytes) -> None:
+    """Write ``data`` to ``path`` with mode 0600, atomically (temp file + rename)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def _describe_client_certificate(entry: LogEntry, request: web.Request) -> None:
+    """Fill the entry's client_* fields from the certificate the peer presented."""
+    from ._http import peer_der
+
+    der = peer_der(request)
+    if der is None:
+        return
+    try:
+        cert = x509.load_der_x509_certificate(der)
+    except ValueError:
+        return
+    entry.client_serial = f"{cert.serial_number:x}"
+    entry.client_not_after = cert.not_valid_after_utc.isoformat()
+    entry.client_issuer = cert.issuer.rfc4514_string()
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return
+    uris = san.get_values_for_type(x509.UniformResourceIdentifier)
+    if len(uris) == 1:
+        entry.client_spiffe_id = uris[0]

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
+from secinfra_server.server import admin_files
+
 from .harness import Client, RunningServer, enrol
 
 
@@ -106,6 +108,67 @@ def test_the_log_shows_the_client_certificate(
     assert entry["headers"]["Idempotency-Key"] == "k1"
     assert control.request("DELETE", "/_test/requests").status == 200
     assert control.request("GET", "/_test/requests").json()["requests"] == []
+
+
+def test_the_log_numbers_connections_and_shows_presented_certificates(
+    hooked: RunningServer, control: Client, tmp_path: Path
+) -> None:
+    identity = enrol(hooked, tmp_path)
+    serial = f"{identity.cert.serial_number:x}"
+    me = Client(hooked.port, hooked.bundle_pem(), identity, tmp_path / "me")
+    assert me.request("GET", "/v1/identity:whoami").status == 200
+    assert me.request("GET", "/v1/identity:whoami").status == 200  # same keep-alive connection
+    me.close()
+    assert me.request("GET", "/v1/identity:whoami").status == 200  # a new connection
+    revoked = control.request("POST", "/v1/revocations", {"serial": serial, "reason": "test"})
+    assert revoked.status == 200, revoked.body
+    # The deny-list applies to the open connection's next request.
+    refused = me.request("GET", "/v1/identity:whoami")
+    me.close()
+    assert refused.status in (401, 403)
+    anon = Client(hooked.port, hooked.bundle_pem())
+    assert anon.request("GET", "/v1/bundle").status == 200
+    anon.close()
+
+    log = control.request("GET", "/_test/requests").json()["requests"]
+    mine = [e for e in log if e["rpc"] == "GetCallerIdentity"]
+    connections = [e["connection"] for e in mine]
+    assert connections[0] == connections[1] != connections[2] == connections[3]
+    assert all(isinstance(c, int) for c in connections)
+    # The presented certificate is logged even when the server refuses it.
+    assert [e["client_serial"] for e in mine] == [serial] * 4
+    assert mine[3]["status"] == refused.status
+    assert mine[3]["client_spiffe_id"] == "spiffe://secinfra.local/workload/a"
+    not_after = datetime.fromisoformat(mine[0]["client_not_after"])
+    assert not_after == identity.cert.not_valid_after_utc
+    assert mine[0]["client_issuer"] == identity.cert.issuer.rfc4514_string()
+    (bundle,) = [e for e in log if e["rpc"] == "GetTrustBundle"]
+    assert bundle["client_serial"] is None
+    assert bundle["client_not_after"] is None
+    assert bundle["connection"] not in connections
+
+
+def test_admin_identity_is_reissued_from_the_active_ca(
+    hooked: RunningServer, control: Client, tmp_path: Path
+) -> None:
+    old = hooked.admin.cert
+    assert control.request("POST", "/_test/ca/rotate", {}).status == 200
+    answer = control.request("POST", "/_test/admin-identity", {})
+    control.close()
+    assert answer.status == 200, answer.body
+    new = hooked.admin.cert
+    assert answer.json()["serial"] == f"{new.serial_number:x}"
+    assert new.serial_number != old.serial_number
+    assert new.issuer != old.issuer  # signed by the CA the rotation activated
+    _, key_path, bundle_path = admin_files(hooked.config.data_dir)
+    assert key_path.stat().st_mode & 0o777 == 0o600
+    assert bundle_path.read_text() == hooked.bundle_pem()
+    renewed = Client(hooked.port, hooked.bundle_pem(), hooked.admin, tmp_path / "renewed")
+    assert renewed.request("GET", "/_test/requests").status == 200
+    renewed.close()
+    workload = Client(hooked.port, hooked.bundle_pem(), enrol(hooked, tmp_path), tmp_path / "w")
+    assert workload.request("POST", "/_test/admin-identity", {}).status == 403
+    workload.close()
 
 
 def test_leaf_ttl_clock_and_rotation_controls(
