@@ -13,10 +13,13 @@ never written to persistent storage.
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
 import os
 import socket
 import ssl
 import threading
+import time
 from typing import Any
 
 from cryptography import x509
@@ -47,12 +50,11 @@ class AttemptWatchdog:
         """Whether the time ran out (the socket, if any, was shut down)."""
         self.sent = False
         """Whether the request was handed to a connection (it may have been sent)."""
-        self._timer = threading.Timer(max(0.0, seconds), self._fire)
-        self._timer.daemon = True
+        self._seconds = max(0.0, seconds)
 
     def __enter__(self) -> AttemptWatchdog:
         _current.watchdog = self
-        self._timer.start()
+        _scheduler.arm(self, time.monotonic() + self._seconds)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -63,7 +65,6 @@ class AttemptWatchdog:
         with self._lock:
             self._done = True
             self._connection = None
-        self._timer.cancel()
         if getattr(_current, "watchdog", None) is self:
             _current.watchdog = None
 
@@ -78,7 +79,8 @@ class AttemptWatchdog:
         if fired:
             _shutdown(connection)
 
-    def _fire(self) -> None:
+    def fire(self) -> None:
+        """The time is up (called by the scheduler; nothing happens once finished)."""
         with self._lock:
             if self._done:
                 return
@@ -88,6 +90,49 @@ class AttemptWatchdog:
             _shutdown(connection)
 
 
+class _Scheduler:
+    """One daemon thread fires every client's overdue watchdogs.
+
+    A thread per attempt (``threading.Timer``) would cost a thread start and
+    join on every call; here arming is a heap push under a lock. A finished
+    watchdog stays in the heap until its deadline and is then skipped
+    (`AttemptWatchdog.fire` does nothing once finished). The thread starts on
+    first use and again in a forked child, which inherits no threads.
+    """
+
+    def __init__(self) -> None:
+        self._wake = threading.Condition()
+        self._heap: list[tuple[float, int, AttemptWatchdog]] = []
+        self._seq = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def arm(self, watchdog: AttemptWatchdog, deadline: float) -> None:
+        with self._wake:
+            heapq.heappush(self._heap, (deadline, next(self._seq), watchdog))
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="secinfra-attempt-watchdog", daemon=True
+                )
+                self._thread.start()
+            elif self._heap[0][2] is watchdog:
+                self._wake.notify()  # the new deadline is the earliest
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._heap or self._heap[0][0] > time.monotonic():
+                    self._wake.wait(self._heap[0][0] - time.monotonic() if self._heap else None)
+                _, _, due = heapq.heappop(self._heap)
+            due.fire()
+
+    def reset_after_fork(self) -> None:
+        self._wake = threading.Condition()
+        self._heap = []
+        self._thread = None
+
+
+_scheduler = _Scheduler()
+os.register_at_fork(after_in_child=_scheduler.reset_after_fork)
 _current = threading.local()
 
 
