@@ -1,0 +1,407 @@
+// Package secinfra is the Go client of secinfra: mTLS workload identity
+// (enrolment, renewal, CA rotation), secrets and authorization checks.
+//
+// A Client is created once per process and shared by its goroutines:
+//
+//	client, err := secinfra.Enrol(ctx, "https://secinfra.internal:8443",
+//		identity.JoinToken(token), bundlePEM)
+//	if err != nil { ... }
+//	defer client.Close()
+//	secret, err := client.Secrets.GetSecret(ctx, &secinfrav1.GetSecretRequest{Name: "payments/db/password"})
+//
+// The private key is generated in process and never leaves it; the client
+// renews its certificate before it expires, refreshes the trust bundle,
+// retries safely (idempotency keys, backoff with full jitter, Retry-After, a
+// retry budget) and caches reads (ETag revalidation, stale-if-error,
+// single-flight), as docs/spec describes. Every method takes a
+// context.Context; per-call settings are rpc.CallOption values. Errors are
+// *rpc.Error values whose family answers errors.Is (see package rpc).
+package secinfra
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/secinfra/secinfra/sdk-go/gen/secinfrav1"
+	"github.com/secinfra/secinfra/sdk-go/identity"
+	"github.com/secinfra/secinfra/sdk-go/internal/cache"
+	"github.com/secinfra/secinfra/sdk-go/internal/retry"
+	"github.com/secinfra/secinfra/sdk-go/internal/transport"
+	"github.com/secinfra/secinfra/sdk-go/rpc"
+)
+
+// Version is the SDK's release version.
+const Version = "0.1.0"
+
+// Defaults of every client setting (docs/spec 1.7).
+const (
+	DefaultMaxAttempts      = retry.DefaultMaxAttempts
+	DefaultBaseBackoff      = retry.DefaultBaseBackoff
+	DefaultMaxBackoff       = retry.DefaultMaxBackoff
+	DefaultMaxRetryAfter    = retry.DefaultMaxRetryAfter
+	DefaultDeadline         = retry.DefaultDeadline
+	DefaultAttemptTimeout   = retry.DefaultAttemptTimeout
+	DefaultBudgetCapacity   = retry.DefaultBudgetCapacity
+	DefaultRetryCost        = retry.DefaultRetryCost
+	DefaultTimeoutRetryCost = retry.DefaultTimeoutRetryCost
+	DefaultSuccessRefund    = retry.DefaultSuccessRefund
+	DefaultCacheMaxEntries  = cache.DefaultMaxEntries
+	DefaultUseCache         = true
+)
+
+// UserAgent is sent on every request: secinfra-go/<version> (go/<version>).
+func UserAgent() string {
+	return fmt.Sprintf("secinfra-go/%s (go/%s)", Version, strings.TrimPrefix(runtime.Version(), "go"))
+}
+
+// Client is one secinfra client: one retry budget, one cache, one identity
+// source and its connection pools. Safe for concurrent use.
+type Client struct {
+	// Secrets calls secinfra.v1.SecretsService.
+	Secrets *secinfrav1.SecretsClient
+	// Authz calls secinfra.v1.AuthzService.
+	Authz *secinfrav1.AuthzClient
+	// Identity calls secinfra.v1.IdentityService.
+	Identity *secinfrav1.IdentityClient
+
+	transport *transport.Transport
+	source    identity.Source
+	rotating  *identity.Rotating
+	closeOnce sync.Once
+}
+
+// Option configures a Client.
+type Option func(*settings) error
+
+type settings struct {
+	policy      retry.Policy
+	capacity    int
+	retryCost   int
+	timeoutCost int
+	refund      int
+	cacheSize   int
+	useCache    bool
+	serverID    string
+	now         func() time.Time
+	rand        identity.Random
+	rotation    identity.RotatingConfig
+	fileSink    string
+}
+
+func defaults() *settings {
+	return &settings{
+		policy: retry.DefaultPolicy(), capacity: DefaultBudgetCapacity, retryCost: DefaultRetryCost,
+		timeoutCost: DefaultTimeoutRetryCost, refund: DefaultSuccessRefund, cacheSize: DefaultCacheMaxEntries,
+		useCache: DefaultUseCache, now: time.Now,
+	}
+}
+
+func durationSetting(name string, positive bool, set func(*settings, time.Duration)) func(time.Duration) Option {
+	return func(d time.Duration) Option {
+		return func(s *settings) error {
+			if err := rpc.ValidateDuration(name, d, positive); err != nil {
+				return err
+			}
+			set(s, d)
+			return nil
+		}
+	}
+}
+
+// WithMaxAttempts sets the attempts per call, the first included (>= 1).
+func WithMaxAttempts(n int) Option {
+	return func(s *settings) error {
+		if n < 1 {
+			return fmt.Errorf("secinfra: settings: max_attempts must be at least 1, got %d", n)
+		}
+		s.policy.MaxAttempts = n
+		return nil
+	}
+}
+
+// Duration settings of every call; each is also a per-call rpc.CallOption.
+var (
+	// WithDeadline bounds each call (> 0).
+	WithDeadline = durationSetting("deadline", true, func(s *settings, d time.Duration) { s.policy.Deadline = d })
+	// WithAttemptTimeout bounds each attempt (> 0).
+	WithAttemptTimeout = durationSetting("attempt_timeout", true, func(s *settings, d time.Duration) { s.policy.AttemptTimeout = d })
+	// WithBaseBackoff sets the first retry's backoff ceiling (>= 0).
+	WithBaseBackoff = durationSetting("base_backoff", false, func(s *settings, d time.Duration) { s.policy.BaseBackoff = d })
+	// WithMaxBackoff caps the backoff ceiling (>= 0).
+	WithMaxBackoff = durationSetting("max_backoff", false, func(s *settings, d time.Duration) { s.policy.MaxBackoff = d })
+	// WithMaxRetryAfter sets the longest Retry-After waited for (>= 0).
+	WithMaxRetryAfter = durationSetting("max_retry_after", false, func(s *settings, d time.Duration) { s.policy.MaxRetryAfter = d })
+)
+
+// WithRetryBudget sets the retry budget: capacity (>= 1), the cost of a
+// retry and of a retry after a timeout, and the refund per success.
+func WithRetryBudget(capacity, retryCost, timeoutRetryCost, successRefund int) Option {
+	return func(s *settings) error {
+		if _, err := retry.NewBudget(capacity, retryCost, timeoutRetryCost, successRefund); err != nil {
+			return err
+		}
+		s.capacity, s.retryCost, s.timeoutCost, s.refund = capacity, retryCost, timeoutRetryCost, successRefund
+		return nil
+	}
+}
+
+// WithCacheSize sets the most entries the response cache holds (>= 1).
+func WithCacheSize(n int) Option {
+	return func(s *settings) error {
+		if n < 1 {
+			return fmt.Errorf("secinfra: settings: cache_max_entries must be at least 1, got %d", n)
+		}
+		s.cacheSize = n
+		return nil
+	}
+}
+
+// WithUseCache turns the response cache on or off for every call (a call
+// can still say otherwise with rpc.WithUseCache).
+func WithUseCache(use bool) Option {
+	return func(s *settings) error { s.useCache = use; return nil }
+}
+
+// WithServerID sets the SPIFFE ID the server must present, instead of
+// deriving spiffe://<trust-domain>/secinfra/server from the bundle.
+func WithServerID(id string) Option {
+	return func(s *settings) error {
+		if _, err := identity.TrustDomainOf(id); err != nil {
+			return err
+		}
+		s.serverID = id
+		return nil
+	}
+}
+
+// WithRand replaces the jitter source (backoff and renewal), e.g. with
+// identity.NewSeededRand in tests.
+func WithRand(r identity.Random) Option {
+	return func(s *settings) error {
+		if r == nil {
+			return errors.New("secinfra: settings: the random source must not be nil")
+		}
+		s.rand = r
+		return nil
+	}
+}
+
+// WithClock replaces the wall clock (time.Now) used for certificates,
+// HTTP-dates and cache ages.
+func WithClock(now func() time.Time) Option {
+	return func(s *settings) error {
+		if now == nil {
+			return errors.New("secinfra: settings: the clock must not be nil")
+		}
+		s.now = now
+		return nil
+	}
+}
+
+// WithRenewal sets the renewal schedule: renew at fraction of the lifetime
+// minus up to jitter of it (defaults 0.5 and 0.1), retrying failed renewals
+// after uniform(0, min(retryMax, retryBase*2^(k-1))).
+func WithRenewal(fraction, jitter float64, retryBase, retryMax time.Duration) Option {
+	return func(s *settings) error {
+		if !(fraction > 0 && fraction < 1) || !(jitter >= 0 && jitter < fraction) {
+			return errors.New("secinfra: settings: renewal_fraction must be in (0, 1) and renewal_jitter in [0, renewal_fraction)")
+		}
+		for _, d := range []struct {
+			n string
+			v time.Duration
+		}{{"renewal_retry_base", retryBase}, {"renewal_retry_max", retryMax}} {
+			if err := rpc.ValidateDuration(d.n, d.v, true); err != nil {
+				return err
+			}
+		}
+		s.rotation.RenewalFraction, s.rotation.RenewalJitter = fraction, jitter
+		s.rotation.RenewalRetryBase, s.rotation.RenewalRetryMax = retryBase, retryMax
+		return nil
+	}
+}
+
+// WithFileSink keeps the client's certificate chain, key and trust bundle
+// in dir for software that reads PEM files (spec 9.9): cert.pem, key.pem
+// (0600) and bundle.pem, replaced atomically after every change. Off by
+// default: without it the key never touches the disk.
+func WithFileSink(dir string) Option {
+	return func(s *settings) error {
+		if dir == "" {
+			return errors.New("secinfra: settings: the file sink directory must not be empty")
+		}
+		s.fileSink = dir
+		return nil
+	}
+}
+
+func apply(opts []Option) (*settings, error) {
+	s := defaults()
+	for _, opt := range opts {
+		if opt == nil {
+			continue
+		}
+		if err := opt(s); err != nil {
+			return nil, err
+		}
+	}
+	if s.rand == nil {
+		s.rand = identity.NewSeededRand(rand.Uint64())
+	}
+	return s, nil
+}
+
+// New returns a client that gets its identity and trust from source.
+func New(serverURL string, source identity.Source, opts ...Option) (*Client, error) {
+	s, err := apply(opts)
+	if err != nil {
+		return nil, err
+	}
+	c, err := build(serverURL, source, s)
+	if err != nil {
+		return nil, err
+	}
+	return c.attachSink(s)
+}
+
+// attachSink starts the file sink the settings ask for, once the client
+// has an identity.
+func (c *Client) attachSink(s *settings) (*Client, error) {
+	if s.fileSink == "" {
+		return c, nil
+	}
+	sink, err := identity.NewFileSink(s.fileSink, c.source)
+	if err == nil {
+		err = sink.Sync()
+	}
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	c.source.Subscribe(sink.Handle)
+	return c, nil
+}
+
+func build(serverURL string, source identity.Source, s *settings) (*Client, error) {
+	budget, err := retry.NewBudget(s.capacity, s.retryCost, s.timeoutCost, s.refund)
+	if err != nil {
+		return nil, err
+	}
+	store, err := cache.New(s.cacheSize)
+	if err != nil {
+		return nil, err
+	}
+	t, err := transport.New(transport.Config{
+		BaseURL: serverURL, Source: source, Policy: s.policy, Budget: budget, Cache: store,
+		UseCache: s.useCache, UserAgent: UserAgent(), Now: s.now, Jitter: s.rand.Float64,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Client{
+		Secrets:   secinfrav1.NewSecretsClient(t),
+		Authz:     secinfrav1.NewAuthzClient(t),
+		Identity:  secinfrav1.NewIdentityClient(t),
+		transport: t,
+		source:    source,
+	}, nil
+}
+
+// FromFiles returns a client with a static identity read once from PEM
+// files (certificate chain, private key, trust bundle), e.g. the admin
+// identity. A static identity is never renewed.
+func FromFiles(serverURL, certFile, keyFile, bundleFile string, opts ...Option) (*Client, error) {
+	s, err := apply(opts)
+	if err != nil {
+		return nil, err
+	}
+	chain, err := os.ReadFile(certFile)
+	if err != nil {
+		return nil, fmt.Errorf("secinfra: identity: %w", err)
+	}
+	key, err := os.ReadFile(keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("secinfra: identity: %w", err)
+	}
+	bundleData, err := os.ReadFile(bundleFile)
+	if err != nil {
+		return nil, fmt.Errorf("secinfra: identity: %w", err)
+	}
+	snap, err := identity.LoadSnapshot(chain, key, s.now())
+	if err != nil {
+		return nil, err
+	}
+	bundle, err := identity.ParseBundle(bundleData)
+	if err != nil {
+		return nil, err
+	}
+	source, err := identity.NewStaticSource(snap, bundle, s.serverID)
+	if err != nil {
+		return nil, err
+	}
+	c, err := build(serverURL, source, s)
+	if err != nil {
+		return nil, err
+	}
+	return c.attachSink(s)
+}
+
+// Enrol generates a key, enrols with the attestation (identity.JoinToken or
+// identity.JWTProvider) and starts rotating. bundle is the initial trust
+// bundle (PEM or a SPIFFE bundle document). A failed enrolment returns its
+// error and no client.
+func Enrol(ctx context.Context, serverURL string, attestation identity.Attestation, bundle []byte, opts ...Option) (*Client, error) {
+	s, err := apply(opts)
+	if err != nil {
+		return nil, err
+	}
+	initial, err := identity.ParseBundle(bundle)
+	if err != nil {
+		return nil, err
+	}
+	cfg := s.rotation
+	cfg.Bundle, cfg.Attestation, cfg.ServerID, cfg.Now, cfg.Rand = initial, attestation, s.serverID, s.now, s.rand
+	rot, err := identity.NewRotating(cfg)
+	if err != nil {
+		return nil, err
+	}
+	c, err := build(serverURL, rot, s)
+	if err != nil {
+		rot.Close()
+		return nil, err
+	}
+	c.rotating = rot
+	if err := rot.Start(ctx, c.Identity); err != nil {
+		c.transport.Close()
+		return nil, err
+	}
+	return c.attachSink(s)
+}
+
+// OnRotation subscribes fn to the client's rotation events (enrolled,
+// renewed, renewal_failed, expired, bundle_updated). Events are delivered
+// in order on one goroutine; fn may make calls on the client.
+func (c *Client) OnRotation(fn func(identity.Event)) { c.source.Subscribe(fn) }
+
+// Source is the client's identity source.
+func (c *Client) Source() identity.Source { return c.source }
+
+// RetryBudgetTokens is the tokens left in the client's retry budget.
+func (c *Client) RetryBudgetTokens() int { return c.transport.Budget().Tokens() }
+
+// Close stops rotation, closes pooled connections and drops cached values.
+func (c *Client) Close() error {
+	c.closeOnce.Do(func() {
+		if c.rotating != nil {
+			c.rotating.Close()
+		}
+		c.transport.Close()
+	})
+	return nil
+}

@@ -1,0 +1,3 @@
+module github.com/secinfra/secinfra/sdk-go
+
+go 1.22

@@ -1,0 +1,546 @@
+package identity
+
+import (
+	"context"
+	"crypto"
+	"errors"
+	"fmt"
+	"log"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/secinfra/secinfra/sdk-go/gen/secinfrav1"
+	"github.com/secinfra/secinfra/sdk-go/rpc"
+)
+
+// Rotation defaults (spec 9.10, 10.7).
+const (
+	DefaultRenewalFraction     = 0.5
+	DefaultRenewalJitter       = 0.1
+	DefaultRenewalRetryBase    = 1 * time.Second
+	DefaultRenewalRetryMax     = 60 * time.Second
+	DefaultRenewalExpiryMargin = 1 * time.Second
+	DefaultReenrolRetry        = 30 * time.Second
+	// minSleep keeps the rotation loop from spinning.
+	minSleep = 10 * time.Millisecond
+)
+
+// Attestation proves the workload at enrolment: a single-use join token or
+// a JWT provider (reusable: it allows re-enrolment after expiry).
+type Attestation struct {
+	joinToken string
+	jwt       func(context.Context) (string, error)
+}
+
+// JoinToken is a one-time join token (sjt_...).
+func JoinToken(token string) Attestation { return Attestation{joinToken: token} }
+
+// JWTProvider returns a JWT attestation read afresh at each enrolment (a
+// projected service-account token is rotated on disk).
+func JWTProvider(fn func(context.Context) (string, error)) Attestation {
+	return Attestation{jwt: fn}
+}
+
+// String never shows the token.
+func (a Attestation) String() string {
+	switch {
+	case a.jwt != nil:
+		return "identity.Attestation{jwt provider}"
+	case a.joinToken != "":
+		return "identity.Attestation{join token redacted}"
+	}
+	return "identity.Attestation{}"
+}
+
+// GoString is String.
+func (a Attestation) GoString() string { return a.String() }
+
+// Random is a uniform [0, 1) source; tests pass a seeded one.
+type Random interface{ Float64() float64 }
+
+// RotatingConfig configures a Rotating source. Zero values take the
+// defaults above; Bundle and Attestation are required.
+type RotatingConfig struct {
+	// Bundle is the initial trust bundle (required).
+	Bundle *Bundle
+	// Attestation is the join token or JWT provider (required).
+	Attestation Attestation
+	// ServerID overrides the server ID derived from the bundle.
+	ServerID string
+	// Now is the wall clock (default time.Now); Rand the jitter source.
+	Now func() time.Time
+	// Rand is the jitter source for renewal times and retry delays.
+	Rand Random
+
+	// RenewalFraction: renew at this fraction of the lifetime (0.5)...
+	RenewalFraction float64
+	// RenewalJitter: ...minus up to this fraction of it (0.1).
+	RenewalJitter float64
+	// RenewalRetryBase and RenewalRetryMax bound the backoff after a failed
+	// renewal (1 s, 60 s).
+	RenewalRetryBase, RenewalRetryMax time.Duration
+	// RenewalExpiryMargin: the last renewal try is this long before NotAfter (1 s).
+	RenewalExpiryMargin time.Duration
+	// ReenrolRetry is the interval between re-enrolment tries (30 s).
+	ReenrolRetry time.Duration
+	// BundleRetry is the most a failed bundle fetch waits to try again (30 s).
+	BundleRetry time.Duration
+	// CallTimeout bounds each background call (renew, bundle); default 30 s.
+	CallTimeout time.Duration
+}
+
+// Rotating enrols, renews at half-life minus jitter, refreshes the bundle
+// at its hint and re-enrols after expiry when the attestation allows. Safe
+// for concurrent use.
+type Rotating struct {
+	cfg      RotatingConfig
+	serverID string
+	client   *secinfrav1.IdentityClient
+	events   *dispatcher
+
+	mu         sync.Mutex
+	snapshot   *Snapshot
+	bundle     *Bundle
+	renewAt    time.Time
+	failures   int
+	bundleDue  time.Time
+	expiredFor string // serial whose expiry was reported
+	joinToken  string
+
+	started    bool
+	enrolMu    sync.Mutex
+	refreshSem chan struct{}
+	kick       chan struct{}
+	stop       chan struct{}
+	done       chan struct{}
+	closeOnce  sync.Once
+}
+
+type refreshingKey struct{}
+
+// NewRotating checks cfg; call Start to enrol.
+func NewRotating(cfg RotatingConfig) (*Rotating, error) {
+	if cfg.Bundle == nil {
+		return nil, errors.New("secinfra: identity: a trust bundle is required")
+	}
+	if (cfg.Attestation.joinToken == "") == (cfg.Attestation.jwt == nil) {
+		return nil, errors.New("secinfra: identity: give exactly one of a join token or a JWT provider")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = lockedRand()
+	}
+	defaults := []struct {
+		v *time.Duration
+		d time.Duration
+	}{
+		{&cfg.RenewalRetryBase, DefaultRenewalRetryBase}, {&cfg.RenewalRetryMax, DefaultRenewalRetryMax},
+		{&cfg.RenewalExpiryMargin, DefaultRenewalExpiryMargin}, {&cfg.ReenrolRetry, DefaultReenrolRetry},
+		{&cfg.BundleRetry, DefaultBundleRetry}, {&cfg.CallTimeout, 30 * time.Second},
+	}
+	for _, d := range defaults {
+		if *d.v < 0 {
+			return nil, fmt.Errorf("secinfra: identity: durations must not be negative, got %v", *d.v)
+		}
+		if *d.v == 0 {
+			*d.v = d.d
+		}
+	}
+	if cfg.RenewalFraction == 0 {
+		cfg.RenewalFraction = DefaultRenewalFraction
+	}
+	if cfg.RenewalJitter == 0 {
+		cfg.RenewalJitter = DefaultRenewalJitter
+	}
+	if !(cfg.RenewalFraction > 0 && cfg.RenewalFraction < 1) || math.IsNaN(cfg.RenewalJitter) ||
+		cfg.RenewalJitter < 0 || cfg.RenewalJitter >= cfg.RenewalFraction {
+		return nil, errors.New("secinfra: identity: renewal_fraction must be in (0, 1) and renewal_jitter in [0, renewal_fraction)")
+	}
+	serverID := cfg.ServerID
+	if serverID == "" {
+		td, err := TrustDomainFromBundle(cfg.Bundle)
+		if err != nil {
+			return nil, err
+		}
+		serverID = ServerID(td)
+	}
+	return &Rotating{cfg: cfg, serverID: serverID, bundle: cfg.Bundle, joinToken: cfg.Attestation.joinToken,
+		events: newDispatcher(), refreshSem: make(chan struct{}, 1), kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}, nil
+}
+
+// Start enrols (returning its error), fetches the bundle, and starts the
+// background rotation. client must send through a transport using r.
+func (r *Rotating) Start(ctx context.Context, client *secinfrav1.IdentityClient) error {
+	r.client = client
+	if err := r.enrol(ctx); err != nil {
+		r.events.close()
+		return err
+	}
+	if err := r.fetchBundle(ctx); err != nil {
+		log.Printf("secinfra: identity: first bundle fetch failed: %v", err)
+		r.mu.Lock()
+		r.bundleDue = r.cfg.Now().Add(min(r.bundle.Refresh(), r.cfg.BundleRetry))
+		r.mu.Unlock()
+	}
+	r.started = true
+	go r.run()
+	return nil
+}
+
+// Close stops the rotation and event delivery.
+func (r *Rotating) Close() {
+	r.closeOnce.Do(func() {
+		close(r.stop)
+		if r.started {
+			select {
+			case <-r.done:
+			case <-time.After(5 * time.Second):
+			}
+		}
+		r.events.close()
+	})
+}
+
+// ServerID implements Source.
+func (r *Rotating) ServerID() string { return r.serverID }
+
+// Snapshot implements Source.
+func (r *Rotating) Snapshot() *Snapshot {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.snapshot
+}
+
+// Bundle implements Source.
+func (r *Rotating) Bundle() *Bundle {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.bundle
+}
+
+// Subscribe implements Source.
+func (r *Rotating) Subscribe(fn func(Event)) { r.events.subscribe(fn) }
+
+// Current implements Source (spec 9.7).
+func (r *Rotating) Current(ctx context.Context) (*Snapshot, error) {
+	s := r.Snapshot()
+	if s != nil && r.cfg.Now().Before(s.NotAfter) {
+		return s, nil
+	}
+	if s != nil {
+		r.reportExpired(s)
+	}
+	if r.cfg.Attestation.jwt == nil {
+		return nil, expiredError("secinfra: identity: the certificate expired and could not be renewed; a join token cannot re-enrol (configure a JWT attestation, or enrol again with a new token)", nil)
+	}
+	// One re-enrolment at a time; callers wait within their deadline.
+	acquired := make(chan struct{})
+	go func() { r.enrolMu.Lock(); close(acquired) }()
+	select {
+	case <-acquired:
+	case <-ctx.Done():
+		go func() { <-acquired; r.enrolMu.Unlock() }()
+		return nil, expiredError("secinfra: identity: the certificate expired and the deadline passed while waiting for re-enrolment", ctx.Err())
+	}
+	defer r.enrolMu.Unlock()
+	if s := r.Snapshot(); s != nil && r.cfg.Now().Before(s.NotAfter) {
+		return s, nil
+	}
+	if err := r.enrolLocked(ctx); err != nil {
+		return nil, expiredError("secinfra: identity: the certificate expired and re-enrolment failed: "+err.Error(), err)
+	}
+	s = r.Snapshot()
+	if s == nil || !r.cfg.Now().Before(s.NotAfter) {
+		return nil, expiredError("secinfra: identity: re-enrolment returned an already expired certificate (is this machine's clock right?)", nil)
+	}
+	return s, nil
+}
+
+// RefreshBundle implements Source (spec 10.3): one fetch; true when a
+// newer bundle was installed. A fetch that itself fails verification does
+// not refresh again.
+func (r *Rotating) RefreshBundle(ctx context.Context) (bool, error) {
+	if ctx.Value(refreshingKey{}) != nil {
+		return false, nil
+	}
+	before := r.Bundle()
+	if err := r.fetchBundle(ctx); err != nil {
+		return false, err
+	}
+	return r.Bundle() != before, nil
+}
+
+func (r *Rotating) install(ctx context.Context, chainPEM string, key crypto.Signer) (*Snapshot, error) {
+	s, err := NewSnapshot([]byte(chainPEM), key, r.cfg.Now())
+	if err != nil {
+		return nil, err
+	}
+	// The chain must verify against the bundle (spec 8.7.4). A certificate
+	// from a CA the client has not fetched yet (a rotation) gets one refresh.
+	if err := s.verify(r.Bundle(), r.cfg.Now()); err != nil {
+		if ferr := r.fetchBundle(ctx); ferr != nil {
+			return nil, fmt.Errorf("%w (and the bundle refresh failed: %v)", err, ferr)
+		}
+		if err := s.verify(r.Bundle(), r.cfg.Now()); err != nil {
+			return nil, err
+		}
+	}
+	lifetime := s.NotAfter.Sub(s.IssuedAt)
+	jitter := time.Duration(r.cfg.Rand.Float64() * r.cfg.RenewalJitter * float64(lifetime))
+	r.mu.Lock()
+	old := r.snapshot
+	r.snapshot = s
+	r.renewAt = s.IssuedAt.Add(time.Duration(r.cfg.RenewalFraction*float64(lifetime)) - jitter)
+	r.failures = 0
+	r.mu.Unlock()
+	if old != nil && old.SpiffeID != s.SpiffeID {
+		log.Printf("secinfra: identity: SPIFFE ID changed from %s to %s", old.SpiffeID, s.SpiffeID)
+	}
+	r.wake()
+	return s, nil
+}
+
+func (r *Rotating) enrol(ctx context.Context) error {
+	r.enrolMu.Lock()
+	defer r.enrolMu.Unlock()
+	return r.enrolLocked(ctx)
+}
+
+func (r *Rotating) enrolLocked(ctx context.Context) error {
+	key, err := NewKey()
+	if err != nil {
+		return err
+	}
+	csr, err := CreateCSR(key)
+	if err != nil {
+		return err
+	}
+	req := &secinfrav1.IssueCertificateRequest{CSRPEM: csr}
+	r.mu.Lock()
+	token := r.joinToken
+	r.joinToken = "" // single use (spec 8.7.2)
+	r.mu.Unlock()
+	if token != "" {
+		req.JoinToken = &token
+	} else if r.cfg.Attestation.jwt != nil {
+		jwt, err := r.cfg.Attestation.jwt(ctx)
+		if err != nil {
+			return fmt.Errorf("secinfra: identity: the JWT provider failed: %w", err)
+		}
+		req.JWT = &jwt
+	} else {
+		return expiredError("secinfra: identity: the join token was already used; enrol again with a new token", nil)
+	}
+	resp, err := r.client.IssueCertificate(ctx, req)
+	if err != nil {
+		return err
+	}
+	if resp.SVID == nil {
+		return errors.New("secinfra: identity: the enrolment answer holds no certificate")
+	}
+	s, err := r.install(ctx, resp.SVID.CertChainPEM, key)
+	if err != nil {
+		return err
+	}
+	r.events.emit(Event{Kind: Enrolled, Snapshot: s, Bundle: r.Bundle(), At: r.cfg.Now()})
+	return nil
+}
+
+func (r *Rotating) renew(ctx context.Context) error {
+	key, err := NewKey()
+	if err != nil {
+		return err
+	}
+	csr, err := CreateCSR(key)
+	if err != nil {
+		return err
+	}
+	resp, err := r.client.RenewCertificate(ctx, &secinfrav1.RenewCertificateRequest{CSRPEM: csr})
+	if err != nil {
+		return err
+	}
+	if resp.SVID == nil {
+		return errors.New("secinfra: identity: the renewal answer holds no certificate")
+	}
+	s, err := r.install(ctx, resp.SVID.CertChainPEM, key)
+	if err != nil {
+		return err
+	}
+	r.events.emit(Event{Kind: Renewed, Snapshot: s, Bundle: r.Bundle(), At: r.cfg.Now()})
+	return nil
+}
+
+// fetchBundle fetches and installs a newer bundle. The fetch itself never
+// triggers another refresh on a verification failure (spec 10.3.2).
+func (r *Rotating) fetchBundle(ctx context.Context) error {
+	select {
+	case r.refreshSem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-r.refreshSem }()
+	ctx = context.WithValue(ctx, refreshingKey{}, true)
+	// Always reaches the server (spec 7.12.2), conditional on the last
+	// bundle's ETag when the cache holds it (10.2.2).
+	wire, err := r.client.GetTrustBundle(ctx, &secinfrav1.GetTrustBundleRequest{}, rpc.WithRevalidate())
+	if err != nil {
+		return err
+	}
+	fetched, err := BundleFromWire(wire)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.bundleDue = r.cfg.Now().Add(fetched.Refresh())
+	held := r.bundle
+	if fetched.Sequence <= held.Sequence {
+		r.mu.Unlock()
+		return nil // not newer: unchanged (spec 10.4)
+	}
+	r.bundle = fetched
+	snapshot := r.snapshot
+	r.mu.Unlock()
+	r.events.emit(Event{Kind: BundleUpdated, Snapshot: snapshot, Bundle: fetched, At: r.cfg.Now()})
+	return nil
+}
+
+func (r *Rotating) wake() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (r *Rotating) run() {
+	defer close(r.done)
+	for {
+		wait := r.step()
+		if wait < minSleep {
+			wait = minSleep
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-r.stop:
+			timer.Stop()
+			return
+		case <-r.kick:
+			timer.Stop()
+		case <-timer.C:
+		}
+	}
+}
+
+func (r *Rotating) callContext() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.CallTimeout)
+	go func() {
+		select {
+		case <-r.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
+// step does what is due and returns the time until the next thing is.
+func (r *Rotating) step() time.Duration {
+	now := r.cfg.Now()
+	r.mu.Lock()
+	s, renewAt, bundleDue := r.snapshot, r.renewAt, r.bundleDue
+	r.mu.Unlock()
+	switch {
+	case s != nil && !now.Before(s.NotAfter):
+		r.onExpired(s)
+	case s != nil && !renewAt.IsZero() && !now.Before(renewAt):
+		r.tryRenew(s)
+	}
+	if !r.cfg.Now().Before(bundleDue) {
+		ctx, cancel := r.callContext()
+		err := r.fetchBundle(ctx)
+		cancel()
+		if err != nil {
+			log.Printf("secinfra: identity: bundle refresh failed: %v", err)
+			r.mu.Lock()
+			r.bundleDue = r.cfg.Now().Add(min(r.bundle.Refresh(), r.cfg.BundleRetry))
+			r.mu.Unlock()
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	next := r.bundleDue
+	if !r.renewAt.IsZero() && r.renewAt.Before(next) {
+		next = r.renewAt
+	}
+	if r.snapshot != nil && r.expiredFor != r.snapshot.Serial && r.snapshot.NotAfter.Before(next) {
+		next = r.snapshot.NotAfter
+	}
+	return next.Sub(r.cfg.Now())
+}
+
+func (r *Rotating) tryRenew(s *Snapshot) {
+	ctx, cancel := r.callContext()
+	err := r.renew(ctx)
+	cancel()
+	if err == nil {
+		return
+	}
+	r.mu.Lock()
+	r.failures++
+	k := r.failures
+	ceiling := min(r.cfg.RenewalRetryMax, time.Duration(float64(r.cfg.RenewalRetryBase)*math.Pow(2, float64(min(k-1, 40)))))
+	delay := time.Duration(r.cfg.Rand.Float64() * float64(ceiling))
+	now := r.cfg.Now()
+	next := now.Add(delay)
+	latest := s.NotAfter.Add(-r.cfg.RenewalExpiryMargin)
+	if next.After(latest) {
+		next = latest
+		if !latest.After(now) {
+			next = now
+		}
+	}
+	if !now.Before(latest) && r.snapshot == s {
+		// Past the margin: the once-more try happened; next stop is expiry.
+		next = s.NotAfter
+	}
+	r.renewAt = next
+	bundle := r.bundle
+	r.mu.Unlock()
+	log.Printf("secinfra: identity: renewal failed (%d in a row): %v", k, err)
+	r.events.emit(Event{Kind: RenewalFailed, Snapshot: s, Bundle: bundle, Err: err, At: now})
+}
+
+func (r *Rotating) onExpired(s *Snapshot) {
+	r.reportExpired(s)
+	r.mu.Lock()
+	if r.cfg.Attestation.jwt != nil {
+		r.renewAt = r.cfg.Now().Add(r.cfg.ReenrolRetry)
+	} else {
+		r.renewAt = time.Time{}
+	}
+	r.mu.Unlock()
+	if r.cfg.Attestation.jwt != nil {
+		ctx, cancel := r.callContext()
+		_, err := r.Current(ctx)
+		cancel()
+		if err != nil {
+			log.Printf("secinfra: identity: re-enrolment failed: %v", err)
+		}
+	}
+}
+
+// reportExpired emits Expired once per expired certificate (spec 9.7.5).
+func (r *Rotating) reportExpired(s *Snapshot) {
+	r.mu.Lock()
+	if r.expiredFor == s.Serial {
+		r.mu.Unlock()
+		return
+	}
+	r.expiredFor = s.Serial
+	bundle := r.bundle
+	r.mu.Unlock()
+	r.events.emit(Event{Kind: Expired, Snapshot: s, Bundle: bundle, At: r.cfg.Now(),
+		Err: expiredError("secinfra: identity: the certificate expired", nil)})
+}
