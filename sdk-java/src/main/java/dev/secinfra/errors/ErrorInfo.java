@@ -1,0 +1,75 @@
+package dev.secinfra.errors;
+
+import java.util.Map;
+
+/**
+ * The fields every {@link SecinfraException} carries.
+ *
+ * @param code the wire code or the client's own code
+ * @param message the message; server messages are kept as received
+ * @param status the HTTP status of the last answered attempt, or null
+ * @param requestId the last answered attempt's request id, or null
+ * @param retryable whether the same call may succeed later
+ * @param retryAfter seconds from the last response's {@code Retry-After}, or null
+ * @param attempts HTTP attempts the call made
+ * @param details the envelope's details (empty when none)
+ */
+public record ErrorInfo(
+    String code,
+    String message,
+    Integer status,
+    String requestId,
+    boolean retryable,
+    Double retryAfter,
+    int attempts,
+    Map<String, Object> details) {
+
+  /**
+   * Copies the details; null becomes empty.
+   *
+   * @param code the wire code or the client's own code
+   * @param message the message; server messages are kept as received
+   * @param status the HTTP status of the last answered attempt, or null
+   * @param requestId the last answered attempt's request id, or null
+   * @param retryable whether the same call may succeed later
+   * @param retryAfter seconds from the last response's {@code Retry-After}, or null
+   * @param attempts HTTP attempts the call made
+   * @param details the envelope's details (empty when none)
+   */
+  public ErrorInfo {
+    details = details == null ? Map.of() : java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(details));
+  }
+
+  /**
+   * A client-made error without a response.
+   *
+   * @param code the code
+   * @param message the message
+   * @param retryable whether retrying later can help
+   * @param attempts attempts made
+   * @return the fields
+   */
+  public static ErrorInfo of(String code, String message, boolean retryable, int attempts) {
+    return new ErrorInfo(code, message, null, null, retryable, null, attempts, Map.of());
+  }
+
+  /**
+   * These fields with another attempt count.
+   *
+   * @param attempts attempts made
+   * @return the fields
+   */
+  public ErrorInfo withAttempts(int attempts) {
+    return new ErrorInfo(code, message, status, requestId, retryable, retryAfter, attempts, details);
+  }
+
+  /**
+   * These fields with another message.
+   *
+   * @param message the message
+   * @return the fields
+   */
+  public ErrorInfo withMessage(String message) {
+    return new ErrorInfo(code, message, status, requestId, retryable, retryAfter, attempts, details);
+  }
+}
