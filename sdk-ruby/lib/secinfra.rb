@@ -1,0 +1,38 @@
+# frozen_string_literal: true
+
+# secinfra Ruby SDK: mTLS workload identity, secrets and authorization checks.
+#
+#   require "secinfra"
+#
+#   client = Secinfra::Client.enrol("https://127.0.0.1:8443", join_token: token,
+#                                   bundle_file: ".dev/data/admin/bundle.pem")
+#   secret = client.secrets.get_secret(name: "payments/db/password")
+#
+# Public: {Secinfra::Client}, {Secinfra::CallOptions}, the errors
+# ({Secinfra::Error} and its subclasses), {Secinfra.capture}, the identity
+# types ({Secinfra::StaticIdentity}, {Secinfra::RotatingIdentity},
+# {Secinfra::X509Identity}, {Secinfra::TrustBundle}, {Secinfra::RotationEvent},
+# {Secinfra::Identity}) and the generated models under {Secinfra::V1}.
+# {Secinfra::Runtime} is the hand-written runtime behind the generated clients.
+module Secinfra
+end
+
+require_relative "secinfra/version"
+require_relative "secinfra/errors"
+require_relative "secinfra/runtime/clock"
+require_relative "secinfra/runtime/wire"
+require_relative "secinfra/runtime/descriptor"
+require_relative "secinfra/runtime/retry"
+require_relative "secinfra/runtime/budget"
+require_relative "secinfra/runtime/cache"
+require_relative "secinfra/runtime/meta"
+require_relative "secinfra/identity"
+require_relative "secinfra/runtime/transport"
+require_relative "secinfra/gen/all"
+require_relative "secinfra/client"
+require_relative "secinfra/file_sink"
+
+module Secinfra
+  # The generated models of secinfra.v1 (an alias of {Secinfra::V1}).
+  Models = V1
+end

@@ -1,0 +1,141 @@
+# frozen_string_literal: true
+
+module Secinfra
+  # Talks to a secinfra server as one workload identity. Service clients:
+  # {#secrets}, {#authz}, {#identity} (one method per RPC). Thread-safe:
+  # create one per process and share it.
+  #
+  #   client = Secinfra::Client.enrol("https://127.0.0.1:8443", join_token: token,
+  #                                   bundle_file: "bundle.pem")
+  #   secret = client.secrets.get_secret(name: "payments/db/password")
+  #
+  # Every default is a named constant and can be set here (per client); the
+  # per-call ones also through +call_options:+ ({CallOptions}).
+  class Client
+    # @return [Secinfra::V1::SecretsClient]
+    attr_reader :secrets
+    # @return [Secinfra::V1::AuthzClient]
+    attr_reader :authz
+    # @return [Secinfra::V1::IdentityClient]
+    attr_reader :identity
+    # @return [StaticIdentity, RotatingIdentity] where the identity and bundle come from
+    attr_reader :source
+
+    # Settings every constructor accepts (spec 1.7), with their defaults.
+    SETTINGS = {
+      max_attempts: Runtime::RetryPolicy::MAX_ATTEMPTS,
+      base_backoff: Runtime::RetryPolicy::BASE_BACKOFF,
+      max_backoff: Runtime::RetryPolicy::MAX_BACKOFF,
+      max_retry_after: Runtime::RetryPolicy::MAX_RETRY_AFTER,
+      deadline: Runtime::RetryPolicy::DEADLINE,
+      attempt_timeout: Runtime::RetryPolicy::ATTEMPT_TIMEOUT,
+      cache_size: Runtime::ResponseCache::MAX_ENTRIES,
+      use_cache: true,
+      budget_capacity: Runtime::RetryBudget::CAPACITY,
+      retry_cost: Runtime::RetryBudget::RETRY_COST,
+      timeout_retry_cost: Runtime::RetryBudget::TIMEOUT_RETRY_COST,
+      success_refund: Runtime::RetryBudget::SUCCESS_REFUND
+    }.freeze
+
+    # @param url [String] the server, https:// only
+    # @param source [StaticIdentity, RotatingIdentity]
+    # @param clock [Runtime::SystemClock] replaceable for tests
+    # @param random [Random] the jitter source, replaceable for tests
+    # @param logger [Logger]
+    # @param settings see {SETTINGS}
+    # @raise [ArgumentError] on an invalid setting, naming it
+    def initialize(url, source, clock: Runtime::SystemClock.new, random: Random.new,
+                   logger: Logger.new($stderr, level: Logger::WARN), **settings)
+      unknown = settings.keys - SETTINGS.keys
+      raise ArgumentError, "secinfra: unknown client settings #{unknown.join(", ")}" unless unknown.empty?
+
+      s = SETTINGS.merge(settings)
+      policy = Runtime::RetryPolicy.new(max_attempts: s[:max_attempts], base_backoff: s[:base_backoff],
+                                        max_backoff: s[:max_backoff], max_retry_after: s[:max_retry_after],
+                                        deadline: s[:deadline], attempt_timeout: s[:attempt_timeout])
+      budget = Runtime::RetryBudget.new(capacity: s[:budget_capacity], retry_cost: s[:retry_cost],
+                                        timeout_retry_cost: s[:timeout_retry_cost], success_refund: s[:success_refund])
+      raise ArgumentError, "secinfra: cache: use_cache must be true or false" unless [true, false].include?(s[:use_cache])
+
+      cache = Runtime::ResponseCache.new(max_entries: s[:cache_size], clock: clock)
+      @source = source
+      @transport = Runtime::Transport.new(url, source, policy: policy, budget: budget, cache: cache, clock: clock,
+                                                       random: random, use_cache: s[:use_cache], logger: logger)
+      @secrets = V1::SecretsClient.new(@transport)
+      @authz = V1::AuthzClient.new(@transport)
+      @identity = V1::IdentityClient.new(@transport)
+    end
+
+    # Enrols a new in-process key with a join token or a JWT, then keeps it rotated.
+    #
+    # @param url [String]
+    # @param join_token [String, nil] single use
+    # @param jwt [String, #call, nil] a JWT or a provider of fresh ones (then the
+    #   client re-enrols by itself if its certificate ever expires)
+    # @param bundle_file [String, nil] the trust bundle (PEM or SPIFFE JSON) ...
+    # @param bundle_pem [String, nil] ... or its text; exactly one of the two
+    # @param server_id [String, nil] default: +spiffe://<td>/secinfra/server+ from the bundle
+    # @param identity_settings [Hash] renewal_fraction, renewal_jitter, renewal_retry_base,
+    #   renewal_retry_max, renewal_expiry_margin, reenrol_retry, bundle_retry
+    # @return [Client]
+    # @raise [Secinfra::Error] when enrolment fails (for example Unauthenticated for a spent token)
+    def self.enrol(url, join_token: nil, jwt: nil, bundle_file: nil, bundle_pem: nil, server_id: nil,
+                   clock: Runtime::SystemClock.new, random: Random.new,
+                   logger: Logger.new($stderr, level: Logger::WARN), identity_settings: {}, **settings)
+      raise ArgumentError, "secinfra: give exactly one of bundle_file or bundle_pem" if bundle_file.nil? == bundle_pem.nil?
+
+      bundle = Identity.load_bundle(bundle_file ? File.read(bundle_file) : bundle_pem)
+      source = RotatingIdentity.new(bundle, join_token: join_token, jwt: jwt, server_id: server_id, clock: clock,
+                                            random: random, logger: logger, **identity_settings)
+      client = new(url, source, clock: clock, random: random, logger: logger, **settings)
+      source.attach(client.identity)
+      begin
+        source.start
+      rescue Exception # rubocop:disable Lint/RescueException -- close, then re-raise anything
+        client.close
+        raise
+      end
+      client
+    end
+
+    # Uses an identity kept in files by someone else (the admin identity, an
+    # agent). It is not renewed by this client.
+    #
+    # @return [Client]
+    def self.from_files(url, cert_file:, key_file:, bundle_file:, server_id: nil, **settings)
+      source = StaticIdentity.from_files(bundle_file: bundle_file, cert_file: cert_file, key_file: key_file,
+                                         server_id: server_id)
+      new(url, source, **settings)
+    end
+
+    # This client's retry budget (its own).
+    #
+    # @return [Runtime::RetryBudget]
+    def budget = @transport.budget
+
+    # This client's response cache (its own).
+    #
+    # @return [Runtime::ResponseCache]
+    def cache = @transport.cache
+
+    # Calls the block with a {RotationEvent} after every enrolment, renewal,
+    # failed renewal, expiry and trust-bundle change, in order, from a
+    # background thread. A block that raises is logged and skipped.
+    #
+    # @yieldparam event [RotationEvent]
+    def on_rotation(&block)
+      raise ArgumentError, "secinfra: on_rotation needs a block" unless block
+
+      @source.subscribe(block)
+    end
+
+    # Stops rotating, closes connections and drops every cached response.
+    def close
+      @source.close if @source.respond_to?(:close)
+      @transport.close
+    end
+
+    def inspect = "#<Secinfra::Client #{@source.inspect}>"
+    alias to_s inspect
+  end
+end

@@ -1,0 +1,404 @@
+# frozen_string_literal: true
+
+require "base64"
+require "json"
+require "time"
+
+module Secinfra
+  module Runtime
+    # A response body (or a request given as JSON) that does not match its
+    # message: +path+ names the offending value (+secret.version+).
+    class DecodeError < StandardError
+      # @return [String] where in the document the problem is
+      attr_reader :path
+
+      # @param path [String]
+      # @param message [String]
+      def initialize(path, message)
+        @path = path
+        super("#{path.empty? ? "<root>" : path}: #{message}")
+      end
+    end
+
+    # One field of a generated message: how it travels as JSON.
+    #
+    # +kind+ is one of :int32, :uint32, :int64, :uint64, :double, :float,
+    # :bool, :string, :bytes, :enum, :message, :timestamp, :struct; +type+
+    # names the enum module or message class; +map_key+ is the kind of a
+    # map's keys; +presence+ means nil is "absent" (proto3 optional, oneof
+    # member, message).
+    class Field
+      INT_RANGES = {
+        int32: (-(2**31)..(2**31) - 1),
+        uint32: (0..(2**32) - 1),
+        int64: (-(2**63)..(2**63) - 1),
+        uint64: (0..(2**64) - 1)
+      }.freeze
+      SENSITIVE_NAMES = %w[value join_token jwt token secret private_key key_pem].freeze
+
+      attr_reader :attr, :json, :kind, :map_key, :oneof
+
+      # @api private
+      def initialize(attr, json, kind, type: nil, repeated: false, map_key: nil, presence: false, oneof: nil)
+        @attr = attr
+        @json = json
+        @kind = kind
+        @type_name = type
+        @repeated = repeated
+        @map_key = map_key
+        @presence = presence
+        @oneof = oneof
+        freeze
+      end
+
+      def repeated? = @repeated
+      def map? = !@map_key.nil?
+      def presence? = @presence
+
+      # Whether +inspect+ must not show the value (secret values, tokens).
+      def sensitive? = @kind == :bytes || SENSITIVE_NAMES.include?(@json)
+
+      # The enum module or message class.
+      def type
+        Object.const_get(@type_name)
+      end
+
+      # JSON value of +value+ (one element; not the list or map).
+      def encode_value(value, kind = @kind)
+        case kind
+        when :int64, :uint64 then Integer(value).to_s
+        when :int32, :uint32 then Integer(value)
+        when :double, :float then Wire.encode_float(value)
+        when :bool then value ? true : false
+        when :string then value.to_s
+        when :bytes then Base64.strict_encode64(value.to_s)
+        when :enum then value.to_s
+        when :timestamp then Wire.encode_timestamp(value)
+        when :struct then value.to_h
+        when :message then value.to_h
+        else raise ArgumentError, "unknown kind #{kind}"
+        end
+      end
+
+      # Ruby value of JSON +value+ (one element).
+      def decode_value(value, path, strict, kind = @kind)
+        case kind
+        when :int32, :uint32, :int64, :uint64 then Wire.decode_integer(value, path, INT_RANGES.fetch(kind))
+        when :double, :float then Wire.decode_float(value, path)
+        when :bool then Wire.decode_bool(value, path)
+        when :string
+          raise DecodeError.new(path, "expected a string, got #{Wire.kind_of_json(value)}") unless value.is_a?(String)
+
+          value
+        when :bytes then Wire.decode_bytes(value, path)
+        when :enum then Wire.decode_enum(type, value, path, strict)
+        when :timestamp then Wire.decode_timestamp(value, path)
+        when :struct
+          raise DecodeError.new(path, "expected an object, got #{Wire.kind_of_json(value)}") unless value.is_a?(Hash)
+
+          value
+        when :message then type.from_h(value, strict: strict, path: path)
+        else raise ArgumentError, "unknown kind #{kind}"
+        end
+      end
+
+      # The zero value of a field without presence.
+      def zero
+        return [] if @repeated && !map?
+        return {} if map?
+        return nil if @presence
+
+        case @kind
+        when :int32, :uint32, :int64, :uint64 then 0
+        when :double, :float then 0.0
+        when :bool then false
+        when :string then ""
+        when :bytes then "".b
+        when :enum then type::VALUES.first
+        end
+      end
+    end
+
+    # Base class of every generated message: wire JSON in and out, equality,
+    # and an +inspect+ that never shows secret values.
+    class Message
+      # The message's wire JSON form (a Hash with the proto field names as
+      # string keys), as sent to the server. Fields with presence that are
+      # unset are left out; every other field is included.
+      #
+      # @return [Hash{String => Object}]
+      def to_h
+        out = {}
+        self.class::FIELDS.each do |f|
+          value = public_send(f.attr)
+          if f.map?
+            out[f.json] = value.to_h.each_with_object({}) do |(k, v), h|
+              h[Wire.encode_map_key(k, f.map_key)] = f.encode_value(v)
+            end
+          elsif f.repeated?
+            out[f.json] = Array(value).map { |v| f.encode_value(v) }
+          elsif value.nil?
+            next if f.presence?
+
+            out[f.json] = f.encode_value(f.zero)
+          else
+            out[f.json] = f.encode_value(value)
+          end
+        end
+        out
+      end
+
+      # The fields as keyword arguments (for the generated client methods).
+      #
+      # @return [Hash{Symbol => Object}]
+      def to_kwargs
+        self.class::FIELDS.to_h { |f| [f.attr, public_send(f.attr)] }
+      end
+
+      # The wire JSON text.
+      #
+      # @return [String]
+      def to_json(*args)
+        to_h.to_json(*args)
+      end
+
+      # Reads a message from its wire JSON form.
+      #
+      # @param data [Hash, nil] a decoded JSON object (nil reads as empty)
+      # @param strict [Boolean] reject unknown fields and enum values (for
+      #   input from people); responses are read leniently (spec 1.6.3)
+      # @return [Message]
+      # @raise [DecodeError] when +data+ does not match the message
+      def self.from_h(data, strict: false, path: "")
+        data = {} if data.nil?
+        raise DecodeError.new(path, "expected an object, got #{Wire.kind_of_json(data)}") unless data.is_a?(Hash)
+
+        fields = self::FIELDS
+        if strict
+          known = fields.map(&:json)
+          unknown = data.keys.map(&:to_s) - known
+          raise DecodeError.new(path, "unknown field #{unknown.first.inspect}") unless unknown.empty?
+        end
+        kwargs = {}
+        seen_oneofs = {}
+        fields.each do |f|
+          key = data.key?(f.json) ? f.json : f.json.to_sym
+          next unless data.key?(key)
+
+          raw = data[key]
+          next if raw.nil?
+
+          sub = path.empty? ? f.json : "#{path}.#{f.json}"
+          if f.oneof
+            other = seen_oneofs[f.oneof]
+            raise DecodeError.new(sub, "oneof #{f.oneof} already has #{other}") if other
+
+            seen_oneofs[f.oneof] = f.json
+          end
+          kwargs[f.attr] = decode_field(f, raw, sub, strict)
+        end
+        new(**kwargs)
+      end
+
+      # Reads a message from wire JSON text.
+      def self.from_json(text, strict: false)
+        from_h(JSON.parse(text), strict: strict)
+      rescue JSON::ParserError => e
+        raise DecodeError.new("", "not JSON: #{e.message}")
+      end
+
+      # @api private
+      def self.decode_field(f, raw, path, strict)
+        if f.map?
+          raise DecodeError.new(path, "expected an object, got #{Wire.kind_of_json(raw)}") unless raw.is_a?(Hash)
+
+          raw.each_with_object({}) do |(k, v), h|
+            h[Wire.decode_map_key(k.to_s, f.map_key, "#{path}[#{k}]")] = f.decode_value(v, "#{path}[#{k}]", strict)
+          end
+        elsif f.repeated?
+          raise DecodeError.new(path, "expected a list, got #{Wire.kind_of_json(raw)}") unless raw.is_a?(Array)
+
+          raw.each_with_index.map { |v, i| f.decode_value(v, "#{path}[#{i}]", strict) }
+        else
+          f.decode_value(raw, path, strict)
+        end
+      end
+
+      # Equal when of the same class with equal fields.
+      def ==(other)
+        other.class == self.class && other.to_kwargs == to_kwargs
+      end
+      alias eql? ==
+
+      def hash
+        [self.class, to_kwargs].hash
+      end
+
+      # Shows every field except secret values (bytes and token fields show
+      # their size only).
+      def inspect
+        parts = self.class::FIELDS.map do |f|
+          value = public_send(f.attr)
+          shown = if f.sensitive? && !value.nil?
+                    value.respond_to?(:bytesize) ? "[REDACTED #{value.bytesize} bytes]" : "[REDACTED]"
+                  else
+                    value.inspect
+                  end
+          "#{f.attr}=#{shown}"
+        end
+        "#<#{self.class.name} #{parts.join(", ")}>"
+      end
+      alias to_s inspect
+
+      private
+
+      def check_oneofs!
+        groups = Hash.new { |h, k| h[k] = [] }
+        self.class::FIELDS.each do |f|
+          groups[f.oneof] << f.attr if f.oneof && !public_send(f.attr).nil?
+        end
+        groups.each do |name, set|
+          raise ArgumentError, "secinfra: oneof #{name}: set at most one of #{set.join(", ")}" if set.size > 1
+        end
+      end
+    end
+
+    # Conversions between Ruby values and the JSON wire forms (spec 1.6).
+    module Wire
+      TIMESTAMP = /\A(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d{2}):(\d{2}))\z/
+
+      module_function
+
+      def kind_of_json(value)
+        case value
+        when nil then "null"
+        when true, false then "a boolean"
+        when Integer, Float then "a number"
+        when String then "a string"
+        when Array then "a list"
+        when Hash then "an object"
+        else value.class.name
+        end
+      end
+
+      def encode_float(value)
+        f = Float(value)
+        return "NaN" if f.nan?
+        return (f.positive? ? "Infinity" : "-Infinity") if f.infinite?
+
+        f
+      end
+
+      def decode_float(value, path)
+        case value
+        when Integer, Float then value.to_f
+        when "NaN" then Float::NAN
+        when "Infinity" then Float::INFINITY
+        when "-Infinity" then -Float::INFINITY
+        when String
+          Float(value)
+        else
+          raise DecodeError.new(path, "expected a number, got #{kind_of_json(value)}")
+        end
+      rescue ArgumentError
+        raise DecodeError.new(path, "expected a number, got a string that is not one")
+      end
+
+      def decode_integer(value, path, range)
+        int = case value
+              when Integer then value
+              when Float
+                raise DecodeError.new(path, "expected an integer, got a fraction") unless value.finite? && value == value.floor
+
+                value.to_i
+              when String
+                raise DecodeError.new(path, "expected an integer, got a string that is not one") unless value.match?(/\A-?\d+\z/)
+
+                Integer(value, 10)
+              else
+                raise DecodeError.new(path, "expected an integer, got #{kind_of_json(value)}")
+              end
+        raise DecodeError.new(path, "integer out of range") unless range.cover?(int)
+
+        int
+      end
+
+      def decode_bool(value, path)
+        return value if [true, false].include?(value)
+
+        raise DecodeError.new(path, "expected a boolean, got #{kind_of_json(value)}")
+      end
+
+      def decode_bytes(value, path)
+        raise DecodeError.new(path, "expected a base64 string, got #{kind_of_json(value)}") unless value.is_a?(String)
+
+        text = value.tr("-_", "+/")
+        text += "=" * (-text.length % 4)
+        raise DecodeError.new(path, "invalid base64") unless text.match?(%r{\A[A-Za-z0-9+/]*={0,2}\z})
+
+        Base64.strict_decode64(text)
+      rescue ArgumentError
+        raise DecodeError.new(path, "invalid base64")
+      end
+
+      def decode_enum(mod, value, path, strict)
+        raise DecodeError.new(path, "expected an enum string, got #{kind_of_json(value)}") unless value.is_a?(String)
+
+        found = mod::VALUES.find { |v| v == value }
+        return found if found
+        raise DecodeError.new(path, "unknown enum value #{value.inspect}") if strict
+
+        mod::VALUES.first
+      end
+
+      # RFC 3339 in UTC with Z; 0, 3 or 6 fractional digits.
+      def encode_timestamp(value)
+        raise ArgumentError, "secinfra: timestamps must be Time values" unless value.is_a?(Time)
+
+        utc = value.getutc
+        text = utc.strftime("%Y-%m-%dT%H:%M:%S")
+        usec = utc.usec
+        if usec.positive? && (usec % 1000).zero?
+          text += format(".%03d", usec / 1000)
+        elsif usec.positive?
+          text += format(".%06d", usec)
+        end
+        "#{text}Z"
+      end
+
+      def decode_timestamp(value, path)
+        raise DecodeError.new(path, "expected an RFC 3339 timestamp string, got #{kind_of_json(value)}") unless value.is_a?(String)
+
+        m = TIMESTAMP.match(value)
+        raise DecodeError.new(path, "expected an RFC 3339 timestamp") unless m
+
+        frac = (m[7] || "0").ljust(9, "0")[0, 6].to_i
+        offset = m[8] ? "+00:00" : "#{m[9]}#{m[10]}:#{m[11]}"
+        sec = [m[6].to_i, 59].min
+        Time.new(m[1].to_i, m[2].to_i, m[3].to_i, m[4].to_i, m[5].to_i, Rational(sec * 1_000_000 + frac, 1_000_000), offset).getutc
+      rescue ArgumentError => e
+        raise DecodeError.new(path, "invalid RFC 3339 timestamp (#{e.message})")
+      end
+
+      def encode_map_key(key, kind)
+        case kind
+        when :bool then key ? "true" : "false"
+        else key.to_s
+        end
+      end
+
+      def decode_map_key(key, kind, path)
+        case kind
+        when :string then key
+        when :bool
+          return true if key == "true"
+          return false if key == "false"
+
+          raise DecodeError.new(path, "expected a boolean key")
+        else
+          decode_integer(key, path, Field::INT_RANGES.fetch(kind))
+        end
+      end
+    end
+  end
+end
