@@ -37,11 +37,14 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
     "openapi_operations",
+    "quickstart_tabs",
+    "conformance_matrix",
+    "server_settings",
 ]
 
 source_suffix = {".md": "markdown"}
 root_doc = "index"
-exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
+exclude_patterns = ["_build", "tests", "Thumbs.db", ".DS_Store"]
 
 # MyST: ::: fences (sphinx-design directives), definition lists, and anchors
 # for headings down to ### so pages can link to `page.md#section`.
