@@ -100,30 +100,48 @@ def tests_python(session: nox.Session) -> None:
     session.run("pytest", "sdk-python/tests", *session.posargs)
 
 
+def reference_server(session: nox.Session) -> dict[str, str]:
+    """The environment that points an SDK's integration tests at a real server.
+
+    scripts/ensure-server.sh installs the server into .venv-server (pinned) on
+    first use and prints its path; SECINFRA_REQUIRE_SERVER=1 makes a test that
+    cannot find it fail instead of skip.
+    """
+    out = session.run(
+        "bash", str(ROOT / "scripts" / "ensure-server.sh"), external=True, silent=True
+    )
+    return {"SECINFRA_SERVER": str(out).strip().splitlines()[-1], "SECINFRA_REQUIRE_SERVER": "1"}
+
+
 @nox.session(name="tests-go", python=False)
 def tests_go(session: nox.Session) -> None:
     """Go SDK: gofmt, go vet and the race-enabled tests (examples included)."""
+    env = reference_server(session)
     session.chdir(ROOT / "sdk-go")
     unformatted = session.run("gofmt", "-l", ".", external=True, silent=True)
     if unformatted:
         session.error(f"gofmt would reformat:\n{unformatted}")
     session.run("go", "vet", "./...", external=True)
-    session.run("go", "test", "-race", "-count=1", *(session.posargs or ["./..."]), external=True)
+    session.run(
+        "go", "test", "-race", "-count=1", *(session.posargs or ["./..."]), external=True, env=env
+    )
 
 
 @nox.session(name="tests-java", python=False)
 def tests_java(session: nox.Session) -> None:
     """Java SDK: compile, JUnit 5 tests and Javadoc (warnings fail) via Maven."""
+    env = reference_server(session)
     session.chdir(ROOT / "sdk-java")
-    session.run("mvn", "-B", "-ntp", "verify", *session.posargs, external=True)
+    session.run("mvn", "-B", "-ntp", "verify", *session.posargs, external=True, env=env)
 
 
 @nox.session(name="tests-ruby", python=False)
 def tests_ruby(session: nox.Session) -> None:
     """Ruby SDK: installs Debian's ruby and ruby-minitest when missing, then rake test."""
     session.run("bash", str(ROOT / "scripts" / "ensure-ruby.sh"), external=True)
+    env = reference_server(session)
     session.chdir(ROOT / "sdk-ruby")
-    session.run("rake", "test", *session.posargs, external=True)
+    session.run("rake", "test", *session.posargs, external=True, env=env)
 
 
 @nox.session(python=PYTHON)
@@ -136,8 +154,14 @@ def conformance(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def docs(session: nox.Session) -> None:
-    """Sphinx site (docs/) with warnings as errors; autodoc needs the SDK installed."""
-    install(session, *DOC_TOOLS, "-e", "sdk-python", "-e", "server")
+    """Sphinx site (docs/) with warnings as errors, then run the quickstart page.
+
+    autodoc needs the SDK installed; the conformance matrix page shows
+    reports/conformance/conformance.json when the conformance session has
+    written one, else the committed snapshot. docs/tests runs every command
+    and quickstart program of docs/quickstart.md against a real dev server.
+    """
+    install(session, *DOC_TOOLS, *TEST_TOOLS, "-e", "sdk-python", "-e", "server")
     session.run(
         "sphinx-build",
         "-W",
@@ -148,6 +172,7 @@ def docs(session: nox.Session) -> None:
         "docs/_build/html",
         *session.posargs,
     )
+    session.run("pytest", "docs/tests")
 
 
 @nox.session(python=PYTHON)

@@ -35,6 +35,44 @@ SDKS: Final[dict[str, Sdk]] = {
     sdk.name: sdk
     for sdk in (
         Sdk("python", (sys.executable, str(ROOT / "sdk-python" / "conformance" / "client.py"))),
+        Sdk(
+            "go",
+            (str(ROOT / "sdk-go" / "bin" / "secinfra-conformance"),),
+            build=(("go", "-C", "sdk-go", "build", "-o", "bin/", "./cmd/secinfra-conformance"),),
+        ),
+        Sdk(
+            "ruby",
+            ("ruby", str(ROOT / "sdk-ruby" / "bin" / "secinfra-conformance")),
+            build=(
+                ("bash", "scripts/ensure-ruby.sh"),
+                ("ruby", "-c", "sdk-ruby/bin/secinfra-conformance"),
+            ),
+        ),
+        Sdk(
+            "java",
+            (
+                "java",
+                "-XX:+UseSerialGC",
+                "-XX:TieredStopAtLevel=1",
+                "-cp",
+                ":".join(
+                    str(ROOT / "sdk-java" / "target" / part)
+                    for part in ("conformance", "classes", "lib/*")
+                ),
+                "dev.secinfra.conformance.ConformanceClient",
+            ),
+            build=(
+                ("mvn", "-B", "-ntp", "-q", "-f", "sdk-java/pom.xml", "-DskipTests", "package"),
+                (
+                    "javac",
+                    "-d",
+                    "sdk-java/target/conformance",
+                    "-cp",
+                    "sdk-java/target/classes:sdk-java/target/lib/*",
+                    "sdk-java/conformance/src/dev/secinfra/conformance/ConformanceClient.java",
+                ),
+            ),
+        ),
     )
 }
 

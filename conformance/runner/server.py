@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections import deque
 from pathlib import Path
 from typing import Any, Final
@@ -34,6 +35,8 @@ ADMIN_ID: Final = f"spiffe://{TRUST_DOMAIN}/secinfra/admin"
 ADMIN_IDENTITY_PATH: Final = "/_test/admin-identity"
 #: Server log lines kept per server (for failure reports and request ids).
 LOG_LINES_KEPT: Final = 5000
+#: How long a request id check waits for the server's access line to be read.
+REQUEST_ID_WAIT_SECONDS: Final = 3.0
 
 ROUTES_BY_RPC: Final[dict[str, Route]] = {route.rpc: route for route in ROUTES}
 
@@ -57,6 +60,7 @@ class Server:
         self._lines: deque[str] = deque(maxlen=LOG_LINES_KEPT)
         self._request_ids: set[str] = set()
         self._lock = threading.Lock()
+        self._logged = threading.Condition()
         self._session: requests.Session | None = None
 
     # -- lifecycle -----------------------------------------------------------------
@@ -121,8 +125,9 @@ class Server:
                 ready.set()
             request_id = record.get("request_id") or (record.get("fields") or {}).get("request_id")
             if request_id:
-                with self._lock:
+                with self._logged:
                     self._request_ids.add(str(request_id))
+                    self._logged.notify_all()
         ready.set()
 
     def close(self) -> None:
@@ -146,9 +151,21 @@ class Server:
             return "".join(list(self._lines)[-lines:])
 
     def issued_request_id(self, request_id: str) -> bool:
-        """Whether the server logged a request with this id."""
-        with self._lock:
-            return request_id in self._request_ids
+        """Whether the server logged a request with this id.
+
+        The server writes its access line as the response goes out and a
+        thread reads the lines as they come, so a client can hold an id
+        before the line is read: a miss waits for it, bounded by
+        `REQUEST_ID_WAIT_SECONDS`.
+        """
+        deadline = time.monotonic() + REQUEST_ID_WAIT_SECONDS
+        with self._logged:
+            while request_id not in self._request_ids:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._logged.wait(left)
+            return True
 
     # -- identities ----------------------------------------------------------------
     @property

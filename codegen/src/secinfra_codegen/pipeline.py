@@ -124,9 +124,15 @@ def write(outputs: Sequence[Output], root: Path) -> list[Drift]:
         if change.kind == "stale":
             path.unlink()
             continue
-        out = next(o for o in outputs if change.path.startswith(o.directory + "/"))
+        # Folders may nest (docs/ and docs/reference/): the file's own output holds its name.
+        text = next(
+            o.files[name]
+            for o in outputs
+            if change.path.startswith(o.directory + "/")
+            and (name := change.path[len(o.directory) + 1 :]) in o.files
+        )
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(out.files[change.path[len(out.directory) + 1 :]].encode("utf-8"))
+        path.write_bytes(text.encode("utf-8"))
     for out in outputs:
         if out.exclusive:
             _prune_empty(root / out.directory)

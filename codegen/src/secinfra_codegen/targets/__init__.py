@@ -39,6 +39,9 @@ class Layout:
     sdk_python: str = "sdk-python/src/secinfra/_gen"
     server: str = "server/src/secinfra_server/_gen"
     openapi: str = "docs/api/openapi.json"
+    sdk_go: str = "sdk-go/gen/secinfrav1"
+    sdk_ruby: str = "sdk-ruby/lib/secinfra/gen"
+    sdk_java: str = "sdk-java/src/main/java/dev/secinfra/gen"
 
 
 class Target(Protocol):
@@ -47,11 +50,14 @@ class Target(Protocol):
 
 def all_targets() -> tuple[Callable[[Api, Layout], list[Output]], ...]:
     """Every target, one per line (a new language adds its line)."""
-    from . import openapi, python, routes
+    from . import go, java, openapi, python, routes, ruby
 
     return (
         python.generate_sdk,
         python.generate_server,
         routes.generate,
         openapi.generate,
+        go.generate,
+        ruby.generate,
+        java.generate,
     )

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Prints the path of a secinfra-server executable (the last line of output):
+# $SECINFRA_SERVER when set, else the repo's .venv-server, installed from
+# server/ pinned by constraints.txt on first use. The Go, Java and Ruby SDK
+# tests use it: SECINFRA_SERVER=$(bash scripts/ensure-server.sh | tail -1).
+set -euo pipefail
+if [[ -n "${SECINFRA_SERVER:-}" ]]; then
+  echo "$SECINFRA_SERVER"
+  exit 0
+fi
+source "$(dirname "$0")/_bootstrap.sh"
+cd "$REPO_ROOT"
+if [[ ! -x .venv-server/bin/secinfra-server ]]; then
+  uv venv --quiet --python python3 .venv-server >&2
+  uv pip install --quiet --python .venv-server/bin/python -c constraints.txt -e server >&2
+fi
+echo "$REPO_ROOT/.venv-server/bin/secinfra-server"
