@@ -1,8 +1,9 @@
 """The transport's clocks and settings, without the reference server.
 
 A tiny TLS server of the test's own (its own CA, a server SVID) stands in for
-the server where the wire matters: a server that drips its answer one byte at
-a time must not stretch an attempt past its timeout (spec 5.2.2).
+the server where the wire matters: a server that drips its answer, head or
+body, one byte at a time must not stretch an attempt past its timeout (spec
+5.2.2).
 """
 
 from __future__ import annotations
@@ -169,12 +170,16 @@ def _pem_pair() -> tuple[str, bytes, bytes]:
 
 
 class DripServer:
-    """Answers every request with 200 and a JSON body sent one byte per ``gap`` seconds."""
+    """Answers every request on a keep-alive connection with 200 and ``body``,
+    sending either the body or, with ``head``, the status line and headers one
+    byte per ``gap`` seconds."""
 
-    def __init__(self, body: bytes, gap: float) -> None:
+    def __init__(self, body: bytes, gap: float, *, head: bool = False) -> None:
         self.body = body
         self.gap = gap
+        self.drip_head = head
         self.requests = 0
+        self.hung_up = 0
         ca_pem, chain, key = _pem_pair()
         self.bundle_pem = ca_pem
         with tempfile.TemporaryDirectory() as folder:
@@ -186,6 +191,7 @@ class DripServer:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.settimeout(0.2)
         self.url = f"https://127.0.0.1:{self._listener.getsockname()[1]}"
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
@@ -198,29 +204,53 @@ class DripServer:
                 continue
             threading.Thread(target=self._answer, args=(raw,), daemon=True).start()
 
+    def _drip(self, conn: ssl.SSLSocket, data: bytes) -> bool:
+        for i in range(len(data)):
+            if self._stop.is_set():
+                return False
+            conn.sendall(data[i : i + 1])
+            time.sleep(self.gap)
+        return True
+
     def _answer(self, raw: socket.socket) -> None:
+        head = (
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            + ("X-Padding: " + "p" * 60 + "\r\n" if self.drip_head else "")
+            + f"Content-Length: {len(self.body)}\r\n\r\n"
+        ).encode()
         try:
             raw.settimeout(5)
             with self._context.wrap_socket(raw, server_side=True) as conn:
-                seen = b""
-                while b"\r\n\r\n" not in seen:
-                    data = conn.recv(4096)
-                    if not data:
-                        return
-                    seen += data
-                self.requests += 1
-                head = (
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                    f"Content-Length: {len(self.body)}\r\n\r\n"
-                )
-                conn.sendall(head.encode())
-                for i in range(len(self.body)):
-                    if self._stop.is_set():
-                        return
-                    conn.sendall(self.body[i : i + 1])
-                    time.sleep(self.gap)
+                while True:
+                    seen = b""
+                    while b"\r\n\r\n" not in seen:
+                        data = conn.recv(4096)
+                        if not data:
+                            return
+                        seen += data
+                    with self._lock:
+                        self.requests += 1
+                    if self.drip_head:
+                        if not self._drip(conn, head):
+                            return
+                        conn.sendall(self.body)
+                    else:
+                        conn.sendall(head)
+                        if not self._drip(conn, self.body):
+                            return
         except OSError:
-            pass  # the client hung up: that is what the tests want
+            with self._lock:
+                self.hung_up += 1  # the client hung up: what the slow tests want
+
+    def wait_hung_up(self, count: int, *, timeout: float) -> bool:
+        """Wait until ``count`` connections failed because the client hung up."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            with self._lock:
+                if self.hung_up >= count:
+                    return True
+            time.sleep(0.02)
+        return False
 
     def close(self) -> None:
         self._stop.set()
@@ -229,11 +259,11 @@ class DripServer:
 
 
 @pytest.fixture
-def drip() -> Iterator[Callable[[bytes, float], DripServer]]:
+def drip() -> Iterator[Callable[..., DripServer]]:
     servers: list[DripServer] = []
 
-    def start(body: bytes, gap: float) -> DripServer:
-        server = DripServer(body, gap)
+    def start(body: bytes, gap: float, *, head: bool = False) -> DripServer:
+        server = DripServer(body, gap, head=head)
         servers.append(server)
         return server
 
@@ -243,7 +273,7 @@ def drip() -> Iterator[Callable[[bytes, float], DripServer]]:
 
 
 def test_a_server_dripping_its_body_does_not_stretch_the_attempt(
-    drip: Callable[[bytes, float], DripServer],
+    drip: Callable[..., DripServer],
 ) -> None:
     # 40 bytes at 50 ms each take 2 s; every single byte comes well within 0.3 s.
     server = drip(b'{"name": "' + b"x" * 28 + b'"}', 0.05)
@@ -265,7 +295,7 @@ def test_a_server_dripping_its_body_does_not_stretch_the_attempt(
 
 
 def test_the_deadline_ends_a_dripping_answer(
-    drip: Callable[[bytes, float], DripServer],
+    drip: Callable[..., DripServer],
 ) -> None:
     server = drip(b'{"name": "' + b"x" * 28 + b'"}', 0.05)
     transport = HttpTransport(server.url, Source(server.bundle_pem))
@@ -279,7 +309,7 @@ def test_the_deadline_ends_a_dripping_answer(
 
 
 def test_a_quick_drip_within_the_attempt_is_read_whole(
-    drip: Callable[[bytes, float], DripServer],
+    drip: Callable[..., DripServer],
 ) -> None:
     server = drip(b'{"name": "ok"}', 0.005)
     with_transport = HttpTransport(server.url, Source(server.bundle_pem))
@@ -290,6 +320,71 @@ def test_a_quick_drip_within_the_attempt_is_read_whole(
         with_transport.close()
     assert answer.data == {"name": "ok"}
     assert again.data == {"name": "ok"}
+
+
+# The per-attempt timeout is a total over the response HEAD too (spec 5.2.2): a
+# head dripped one byte at a time, each byte well within the attempt timeout,
+# must still end the attempt at its timeout, as a timeout (5.2.3).
+
+
+def test_a_server_dripping_its_head_does_not_stretch_the_attempt(
+    drip: Callable[..., DripServer],
+) -> None:
+    # A head of ~130 bytes at 50 ms each takes over 6 s; every byte comes well
+    # within the 0.3 s attempt timeout, so only a total over the head stops it.
+    server = drip(b'{"name": "ok"}', 0.05, head=True)
+    transport = HttpTransport(server.url, Source(server.bundle_pem))
+    started = time.monotonic()
+    try:
+        with pytest.raises(TransportError) as caught:
+            transport.call(
+                descriptor(),
+                Request(),
+                Echo,
+                CallOptions(attempt_timeout=0.3, max_attempts=2, base_backoff=0.0),
+            )
+        elapsed = time.monotonic() - started
+    finally:
+        transport.close()
+    assert elapsed < 2 * 0.3 + 0.5, f"two attempts of 0.3 s took {elapsed:.2f} s"
+    assert caught.value.attempts == 2
+    assert "timed out" in str(caught.value)
+    assert server.requests == 2
+    # The abandoned attempts' connections were closed (spec 5.2.3).
+    assert server.wait_hung_up(2, timeout=2.0)
+
+
+def test_the_deadline_ends_a_dripping_head(drip: Callable[..., DripServer]) -> None:
+    server = drip(b'{"name": "ok"}', 0.05, head=True)
+    transport = HttpTransport(server.url, Source(server.bundle_pem))
+    started = time.monotonic()
+    try:
+        with pytest.raises(DeadlineExceeded) as caught:
+            transport.call(descriptor(), Request(), Echo, CallOptions(deadline=0.4))
+        elapsed = time.monotonic() - started
+    finally:
+        transport.close()
+    assert elapsed < 0.4 + 0.3
+    assert caught.value.attempts == 1
+
+
+def test_a_quick_head_within_the_attempt_is_read_and_the_connection_reused(
+    drip: Callable[..., DripServer],
+) -> None:
+    # ~130 bytes at 2 ms: about 0.3 s, well within the attempt.
+    server = drip(b'{"name": "ok"}', 0.002, head=True)
+    transport = HttpTransport(server.url, Source(server.bundle_pem))
+    try:
+        first = transport.call(descriptor(), Request(), Echo, CallOptions(attempt_timeout=1.0))
+        # Longer than the first attempt's timeout: a watchdog left armed
+        # would have shut the pooled connection down by now.
+        time.sleep(1.1)
+        second = transport.call(descriptor(), Request(), Echo, CallOptions(attempt_timeout=3))
+    finally:
+        transport.close()
+    assert first.data == second.data == {"name": "ok"}
+    assert server.requests == 2
+    assert server.hung_up == 0
 
 
 # --- _read_body on its own -----------------------------------------------------------
