@@ -1,8 +1,24 @@
 """Handlers for secinfra.v1.AuthzService.
 
 Admin RPCs (WriteAuthorizationModel, WriteTuples, ReadTuples) need ``admin`` on
-``system:root``; a refusal is audited. Any enrolled workload may read the model
-and ask Check, BatchCheck, ListObjects and Expand.
+``system:root``; a refusal is audited. Any enrolled workload may read the model.
+
+**Who may ask what (least privilege).** Questions about the operator's own
+(application) types are open to every enrolled workload: that is what services
+use the engine for. A question whose *object* is of a built-in type
+(``workload``, ``group``, ``system``, ``folder``, ``secret``: the server's own
+access control) is answered only
+
+- for Check, each BatchCheck item and ListObjects: when its user is exactly the
+  caller itself (``workload:<caller SPIFFE ID>``), or the caller is an admin;
+- for Expand (which lists every user of the relation): when the caller is an admin.
+
+"Admin" is ``admin`` on ``system:root``, decided as for the admin RPCs, and only
+asked when a question needs it (own-user and application-type questions never
+do). A refusal is ``permission_denied`` (in BatchCheck: that item's ``error``)
+and is audited like the admin RPCs' refusals (``authz.<rpc>``, ``denied``, the
+object as the resource). Syntax is checked first, so a malformed question is
+still ``invalid_argument``.
 
 **Revision tokens.** Every change to authorization state (tuples written or
 deleted, a new current model) advances one counter; a token is that counter as
@@ -35,6 +51,8 @@ from . import authz
 from ._gen import authz as m
 from ._http import Handler, Peer, Reply, RequestContext
 from ._policy import (
+    BUILTIN_TYPES,
+    WORKLOAD_TYPE,
     AuthzEngine,
     EnginePolicy,
     Snapshot,
@@ -186,6 +204,59 @@ class AuthzApi:
             )
         return ctx.peer
 
+    # -- who may ask what ----------------------------------------------------------------
+    async def _is_admin(self, ctx: RequestContext) -> bool:
+        assert ctx.peer is not None
+        return await self._ctx.policy.is_admin(ctx.peer.spiffe_id)
+
+    def _refuse(
+        self, ctx: RequestContext, where: str, resource: str, details: dict[str, str], rule: str
+    ) -> str:
+        """Audit a refused question and return its message (``where``: the field)."""
+        assert ctx.peer is not None
+        self._ctx.audit.record(
+            AuditEvent(
+                actor=ctx.peer.spiffe_id,
+                action=f"authz.{ctx.route.handler}",
+                resource=resource,
+                outcome="denied",
+                request_id=ctx.request_id,
+                details={"reason": rule, **details},
+            )
+        )
+        return f"{_PREFIX}{where}: {rule}"
+
+    def _own_user_rule(self, ctx: RequestContext, about: str) -> str:
+        return (
+            f"questions about {about} may only ask about the caller itself"
+            f" ({_caller(ctx)}) unless the caller is an admin"
+        )
+
+    async def _guard_own_user(
+        self,
+        ctx: RequestContext,
+        where: str,
+        object_type: str,
+        resource: str,
+        user: str,
+        relation: str,
+        about: str | None = None,
+    ) -> None:
+        """Refuse (permission_denied) a question about a built-in type whose user is
+        not the caller itself, unless the caller is an admin.
+
+        ``resource`` is the object asked about (the audit resource); ``about``
+        names it in the message when that reads better (default: ``resource``).
+        """
+        if object_type not in BUILTIN_TYPES or user == _caller(ctx):
+            return
+        authz.parse_user(user)  # a malformed user stays the engine's invalid_argument
+        if await self._is_admin(ctx):
+            return
+        rule = self._own_user_rule(ctx, about or resource)
+        details = {"user": user, "relation": relation}
+        raise ApiError("permission_denied", self._refuse(ctx, where, resource, details, rule))
+
     # -- models ------------------------------------------------------------------------
     async def write_authorization_model(
         self, ctx: RequestContext, req: m.WriteAuthorizationModelRequest
@@ -334,6 +405,9 @@ class AuthzApi:
     async def check(self, ctx: RequestContext, req: m.CheckRequest) -> Reply:
         key = _tuple_key(req.tuple_key, "tuple_key")
         at_least = _min_revision(req.consistency, req.revision)
+        await self._guard_own_user(
+            ctx, "check", key.object_type, key.object, key.user, key.relation
+        )
 
         def run(snapshot: Snapshot) -> tuple[bool, int]:
             return authz.check(snapshot.model, snapshot.reader, key), snapshot.revision
@@ -345,6 +419,18 @@ class AuthzApi:
         )
 
     async def batch_check(self, ctx: RequestContext, req: m.BatchCheckRequest) -> Reply:
+        """Up to :data:`authz.MAX_BATCH_CHECK` checks, each answered on its own.
+
+        A refused item (a question about a built-in type whose user is not the
+        caller, from a non-admin) gets ``allowed: false`` and an ``error`` naming
+        ``checks[i]`` and what to fix, and is audited; the other items are still
+        answered. That is how the batch already treats a malformed tuple or one
+        that does not fit the model: whether an item may be asked depends on that
+        item alone, so it fails alone, and one question the caller may not ask
+        does not hide the answers it may have. Only problems with the call itself
+        (too many items, bad correlation ids, a bad revision) fail the whole call.
+        The admin check runs at most once per call, and only if an item needs it.
+        """
         if len(req.checks) > authz.MAX_BATCH_CHECK:
             raise ApiError(
                 "invalid_argument",
@@ -354,6 +440,7 @@ class AuthzApi:
             )
         at_least = _min_revision(req.consistency, req.revision)
         items, failed = _batch_items(req.checks)
+        items = await self._drop_refused(ctx, req.checks, items, failed)
 
         def run(snapshot: Snapshot) -> tuple[dict[str, authz.BatchCheckResult], int]:
             return authz.batch_check(snapshot.model, snapshot.reader, items), snapshot.revision
@@ -371,10 +458,44 @@ class AuthzApi:
             headers=self._cache_headers(),
         )
 
+    async def _drop_refused(
+        self,
+        ctx: RequestContext,
+        checks: Sequence[m.BatchCheckItem],
+        items: list[authz.BatchCheckItem],
+        failed: dict[str, str],
+    ) -> list[authz.BatchCheckItem]:
+        """The items the caller may ask; each refused one goes to ``failed``."""
+        me = _caller(ctx)
+        needs_admin = [
+            item
+            for item in items
+            if item.tuple_key.object_type in BUILTIN_TYPES and item.tuple_key.user != me
+        ]
+        if not needs_admin or await self._is_admin(ctx):
+            return items
+        index = {check.correlation_id: i for i, check in enumerate(checks)}
+        for item in needs_admin:
+            key = item.tuple_key
+            cid = item.correlation_id
+            rule = self._own_user_rule(ctx, key.object)
+            details = {"user": key.user, "relation": key.relation, "correlation_id": cid}
+            failed[cid] = self._refuse(ctx, f"checks[{index[cid]}]", key.object, details, rule)
+        return [item for item in items if item.correlation_id not in failed]
+
     async def list_objects(
         self, ctx: RequestContext, req: m.ListObjectsRequest
     ) -> m.ListObjectsResponse:
         at_least = _min_revision(req.consistency, req.revision)
+        await self._guard_own_user(
+            ctx,
+            "list_objects",
+            req.type,
+            f"{req.type}:",  # every object of the type, as in ReadTuples filters
+            req.user,
+            req.relation,
+            about=f"objects of type {req.type}",
+        )
 
         def run(snapshot: Snapshot) -> list[str]:
             return authz.list_objects(
@@ -385,11 +506,28 @@ class AuthzApi:
 
     async def expand(self, ctx: RequestContext, req: m.ExpandRequest) -> m.ExpandResponse:
         at_least = _min_revision(req.consistency, req.revision)
+        # The engine's own first step: a malformed object is its invalid_argument.
+        obj = authz.parse_object(req.object)
+        if obj.type in BUILTIN_TYPES and not await self._is_admin(ctx):
+            rule = (
+                f"expand of {obj} lists every user of the relation; only an admin"
+                f" (admin on {SYSTEM_ROOT}) may expand objects of the built-in type {obj.type}"
+            )
+            details = {"relation": req.relation}
+            raise ApiError(
+                "permission_denied", self._refuse(ctx, "expand", str(obj), details, rule)
+            )
 
         def run(snapshot: Snapshot) -> dict[str, Any]:
             return authz.expand(snapshot.model, snapshot.reader, req.object, req.relation).to_dict()
 
         return m.ExpandResponse(tree=await self._engine.read(run, at_least=at_least))
+
+
+def _caller(ctx: RequestContext) -> str:
+    """The caller as a user: ``workload:<its SPIFFE ID>``."""
+    assert ctx.peer is not None
+    return f"{WORKLOAD_TYPE}:{ctx.peer.spiffe_id}"
 
 
 def _batch_items(

@@ -1,8 +1,10 @@
 """AuthzService over the real server: models, tuples, checks, revision tokens,
-consistency, caching headers, admin-only RPCs and the dogfooded policy."""
+consistency, caching headers, admin-only RPCs, who may ask about the built-in
+types, and the dogfooded policy."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -416,8 +418,8 @@ def test_non_admins_may_ask_but_not_change(
     for resp in denied:
         message = error(resp, 403, "permission_denied")
         assert message.startswith("secinfra: authz: ")
+    # A workload may ask about itself on a built-in type (other users: see below).
     assert not allowed(workload, f"system:root#admin@{APP}")
-    assert allowed(workload, f"system:root#admin@{ADMIN}")
     assert workload.request("GET", "/v1/authz/models:current").status == 200
     rows = audit_rows(server)
     assert [r for r in rows if r[2] == "denied"] == [
@@ -452,3 +454,198 @@ def test_the_dogfooded_policy_follows_folder_grants(admin: Client) -> None:
     assert not allowed(admin, f"secret:payments/db/password#writer@{APP}")
     assert not allowed(admin, f"secret:billing/key#reader@{APP}")
     assert allowed(admin, f"secret:billing/key#writer@{ADMIN}")
+
+
+# ------------------------------------------------- who may ask about built-in types
+
+SECRET = "secret:payments/db/password"
+OWN_ONLY = "may only ask about the caller itself"
+
+
+def denied_rows(server: RunningServer) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """(actor, action, resource, details) of every denied audit entry, in order."""
+    assert server.server.audit is not None
+    server.call(server.server.audit.flush())
+    conn = sqlite3.connect(server.config.database_path)
+    try:
+        rows = conn.execute(
+            "SELECT actor, action, resource, details FROM audit_log"
+            " WHERE outcome = 'denied' ORDER BY seq"
+        ).fetchall()
+    finally:
+        conn.close()
+    return [(str(a), str(b), str(c), json.loads(d)) for a, b, c, d in rows]
+
+
+def list_objects(client: Client, type_name: str, relation: str, user: str) -> Response:
+    body = {"type": type_name, "relation": relation, "user": user}
+    return client.request("POST", "/v1/authz:list-objects", body)
+
+
+def expand(client: Client, obj: str, relation: str) -> Response:
+    return client.request("POST", "/v1/authz:expand", {"object": obj, "relation": relation})
+
+
+def test_a_workload_may_ask_about_itself_on_a_secret(admin: Client, workload: Client) -> None:
+    assert write_tuples(admin, f"folder:payments/#reader@{APP}").status == 200
+    assert allowed(workload, f"{SECRET}#reader@{APP}")
+    assert not allowed(workload, f"{SECRET}#writer@{APP}")
+    assert not allowed(workload, f"secret:billing/key#reader@{APP}")
+    assert allowed(workload, f"folder:payments/#reader@{APP}")
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        f"{SECRET}#reader@{OTHER}",
+        f"{SECRET}#reader@{ADMIN}",
+        f"folder:payments/#reader@{OTHER}",
+        f"system:root#admin@{ADMIN}",
+        f"group:eng#member@{OTHER}",
+        f"{SECRET}#reader@group:eng#member",  # a userset is not the caller itself
+        f"{SECRET}#reader@workload:*",  # nor is a wildcard
+    ],
+)
+def test_other_users_on_builtin_types_are_refused_for_a_workload_but_not_for_the_admin(
+    server: RunningServer, admin: Client, workload: Client, question: str
+) -> None:
+    assert write_tuples(admin, f"folder:payments/#reader@{OTHER}").status == 200
+    message = error(check(workload, question), 403, "permission_denied")
+    obj = question.partition("#")[0]
+    assert message == (
+        f"secinfra: authz: check: questions about {obj} {OWN_ONLY} ({APP})"
+        " unless the caller is an admin"
+    )
+    admin_answer = check(admin, question)
+    assert admin_answer.status == 200, admin_answer.body
+    assert [r[:3] for r in denied_rows(server)] == [(APP[len("workload:") :], "authz.check", obj)]
+
+
+def test_the_refusal_is_audited_with_what_was_asked(
+    server: RunningServer, workload: Client
+) -> None:
+    error(check(workload, f"{SECRET}#writer@{OTHER}"), 403, "permission_denied")
+    ((actor, action, resource, details),) = denied_rows(server)
+    assert (actor, action, resource) == (APP[len("workload:") :], "authz.check", SECRET)
+    assert details["user"] == OTHER
+    assert details["relation"] == "writer"
+    assert OWN_ONLY in details["reason"]
+
+
+def test_questions_about_application_types_stay_open(
+    server: RunningServer, admin: Client, workload: Client
+) -> None:
+    assert write_model(admin, {"dsl": DOCS_DSL}).status == 200
+    assert (
+        write_tuples(
+            admin,
+            f"document:plan#owner@{OTHER}",
+            "document:roadmap#viewer@group:eng#member",
+            f"group:eng#member@{OTHER}",
+        ).status
+        == 200
+    )
+    assert allowed(workload, f"document:plan#viewer@{OTHER}")
+    assert allowed(workload, f"document:roadmap#viewer@{OTHER}")
+    assert not allowed(workload, f"document:plan#owner@{APP}")
+    listed = list_objects(workload, "document", "viewer", OTHER)
+    assert listed.status == 200, listed.body
+    assert listed.json() == {"objects": ["document:plan", "document:roadmap"]}
+    tree = expand(workload, "document:plan", "owner")
+    assert tree.status == 200, tree.body
+    assert tree.json()["tree"]["root"]["leaf"]["users"]["users"] == [OTHER]
+    assert denied_rows(server) == []
+
+
+def test_batch_check_refuses_only_the_items_the_caller_may_not_ask(
+    server: RunningServer, admin: Client, workload: Client
+) -> None:
+    assert write_model(admin, {"dsl": DOCS_DSL}).status == 200
+    assert (
+        write_tuples(
+            admin,
+            f"folder:payments/#reader@{APP}",
+            f"folder:payments/#reader@{OTHER}",
+            f"document:plan#owner@{OTHER}",
+        ).status
+        == 200
+    )
+    checks = [
+        {"correlation_id": "mine", "tuple_key": key(f"{SECRET}#reader@{APP}")},
+        {"correlation_id": "theirs", "tuple_key": key(f"{SECRET}#reader@{OTHER}")},
+        {"correlation_id": "app", "tuple_key": key(f"document:plan#viewer@{OTHER}")},
+        {"correlation_id": "malformed", "tuple_key": key("bad")},
+        {"correlation_id": "admin", "tuple_key": key(f"system:root#admin@{ADMIN}")},
+    ]
+    resp = workload.request("POST", "/v1/authz:batch-check", {"checks": checks})
+    assert resp.status == 200, resp.body
+    results = resp.json()["results"]
+    assert results["mine"] == {"allowed": True, "error": ""}
+    assert results["app"] == {"allowed": True, "error": ""}
+    assert results["malformed"]["allowed"] is False
+    assert "checks[3]" in results["malformed"]["error"]
+    assert results["theirs"] == {
+        "allowed": False,
+        "error": f"secinfra: authz: checks[1]: questions about {SECRET} {OWN_ONLY}"
+        f" ({APP}) unless the caller is an admin",
+    }
+    assert results["admin"]["allowed"] is False
+    assert results["admin"]["error"].startswith("secinfra: authz: checks[4]: ")
+    assert OWN_ONLY in results["admin"]["error"]
+    rows = denied_rows(server)
+    assert [r[:3] for r in rows] == [
+        (APP[len("workload:") :], "authz.batch_check", SECRET),
+        (APP[len("workload:") :], "authz.batch_check", "system:root"),
+    ]
+    assert rows[0][3]["correlation_id"] == "theirs"
+    # The admin may ask every item.
+    by_admin = admin.request("POST", "/v1/authz:batch-check", {"checks": checks}).json()
+    assert by_admin["results"]["theirs"] == {"allowed": True, "error": ""}
+    assert by_admin["results"]["admin"] == {"allowed": True, "error": ""}
+
+
+def test_list_objects_on_a_builtin_type_only_for_the_caller_itself(
+    server: RunningServer, admin: Client, workload: Client
+) -> None:
+    assert (
+        write_tuples(
+            admin, f"folder:payments/#reader@{APP}", f"folder:billing/#reader@{OTHER}"
+        ).status
+        == 200
+    )
+    assert write_tuples(admin, f"{SECRET}#writer@{OTHER}").status == 200
+    mine = list_objects(workload, "folder", "reader", APP)
+    assert mine.status == 200, mine.body
+    assert mine.json() == {"objects": ["folder:payments/"]}
+    message = error(list_objects(workload, "secret", "writer", OTHER), 403, "permission_denied")
+    assert message == (
+        f"secinfra: authz: list_objects: questions about objects of type secret {OWN_ONLY}"
+        f" ({APP}) unless the caller is an admin"
+    )
+    theirs = list_objects(admin, "secret", "writer", OTHER)
+    assert theirs.status == 200, theirs.body
+    assert theirs.json() == {"objects": [SECRET]}
+    # Syntax is still checked first.
+    error(list_objects(workload, "secret", "reader", "not a user"), 400, "invalid_argument")
+    ((actor, action, resource, details),) = denied_rows(server)
+    assert (actor, action, resource) == (APP[len("workload:") :], "authz.list_objects", "secret:")
+    assert details["user"] == OTHER
+
+
+def test_expand_of_a_builtin_object_is_for_admins_only(
+    server: RunningServer, admin: Client, workload: Client
+) -> None:
+    assert write_tuples(admin, f"{SECRET}#reader@{APP}").status == 200
+    for obj, relation in [(SECRET, "reader"), ("system:root", "admin"), ("group:eng", "member")]:
+        message = error(expand(workload, obj, relation), 403, "permission_denied")
+        assert message.startswith(f"secinfra: authz: expand: expand of {obj} ")
+        assert "only an admin (admin on system:root)" in message
+    # Syntax is still checked first.
+    error(expand(workload, "no-colon", "reader"), 400, "invalid_argument")
+    tree = expand(admin, SECRET, "reader")
+    assert tree.status == 200, tree.body
+    assert [r[1:3] for r in denied_rows(server)] == [
+        ("authz.expand", SECRET),
+        ("authz.expand", "system:root"),
+        ("authz.expand", "group:eng"),
+    ]
