@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -108,6 +109,33 @@ def parse_identity(chain_pem: bytes, key_pem: bytes, *, received_at: datetime) -
         not_after=leaf.not_valid_after_utc,
         issued_at=issued_at(leaf.not_valid_before_utc, received_at),
     )
+
+
+def chains_to_bundle(chain_pem: bytes, bundle: TrustBundle, now: datetime) -> bool:
+    """Whether the chain's leaf verifies, through the chain's own intermediates,
+    to a CA of ``bundle`` that is valid at ``now`` (spec 8.7.4)."""
+    certs = x509.load_pem_x509_certificates(chain_pem)
+    roots = x509.load_pem_x509_certificates(bundle.pem.encode())
+    current, rest = certs[0], certs[1:]
+    while True:
+        if any(_directly_issued(current, ca, now) for ca in roots):
+            return True
+        parent = next((c for c in rest if _directly_issued(current, c, now)), None)
+        if parent is None:
+            return False
+        current, rest = parent, [c for c in rest if c is not parent]
+
+
+def _directly_issued(cert: x509.Certificate, issuer: x509.Certificate, now: datetime) -> bool:
+    if cert.issuer != issuer.subject:
+        return False
+    if not issuer.not_valid_before_utc <= now <= issuer.not_valid_after_utc:
+        return False
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
 
 
 # -- trust bundles ----------------------------------------------------------------------
@@ -378,6 +406,14 @@ class RotatingIdentity:
 
     def _set_identity(self, chain_pem: str, key: ec.EllipticCurvePrivateKey) -> X509Identity:
         identity = parse_identity(chain_pem.encode(), _key_pem(key), received_at=self._clock.now())
+        if not chains_to_bundle(identity.chain_pem, self.bundle(), self._clock.now()):
+            # Signed by a CA this client has not fetched yet (a CA rotation it
+            # slept through): one refresh, then refuse (spec 8.7.4).
+            self._fetch_bundle()
+            if not chains_to_bundle(identity.chain_pem, self.bundle(), self._clock.now()):
+                raise SecinfraError(
+                    "secinfra: identity: the new certificate does not chain to the trust bundle"
+                )
         with self._lock:
             self._identity = identity
             self._renew_at = renewal_time(identity.issued_at, identity.not_after, self._rng)
