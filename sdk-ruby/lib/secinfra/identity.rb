@@ -162,6 +162,19 @@ module Secinfra
                        not_after: leaf.not_after.utc, issued_at: issued_at(leaf.not_before.utc, received_at))
     end
 
+    # Whether the identity's leaf verifies, through the chain's own
+    # intermediates, to a CA of +bundle+ at time +at+ (spec 8.7.4).
+    #
+    # @param identity [X509Identity]
+    # @param bundle [TrustBundle]
+    # @param at [Time]
+    # @return [Boolean]
+    def chains_to?(identity, bundle, at)
+      store = bundle.store
+      store.time = at
+      store.verify(identity.chain.first, identity.chain.drop(1))
+    end
+
     # min(received, NotBefore + backdating) (spec 9.1.2).
     def issued_at(not_before, received)
       [received, not_before + NOT_BEFORE_BACKDATING].min
@@ -559,6 +572,14 @@ module Secinfra
       raise Identity::IdentityError, "secinfra: identity: the server's answer holds no certificate" if svid.nil?
 
       fresh = Identity.parse_identity(svid.cert_chain_pem, key, received_at: @clock.now)
+      unless Identity.chains_to?(fresh, @lock.synchronize { @bundle }, @clock.now)
+        # Signed by a CA this client has not fetched yet (a CA rotation it
+        # slept through): one refresh, then refuse (spec 8.7.4).
+        fetch_bundle
+        unless Identity.chains_to?(fresh, @lock.synchronize { @bundle }, @clock.now)
+          raise Identity::IdentityError, "secinfra: identity: the new certificate does not chain to the trust bundle"
+        end
+      end
       event = nil
       @lock.synchronize do
         if kind == :renewed && @identity && @identity.spiffe_id != fresh.spiffe_id

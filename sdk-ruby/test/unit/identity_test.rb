@@ -5,12 +5,12 @@ require "test_helper"
 class IdentityTest < Minitest::Test
   Identity = Secinfra::Identity
 
-  def ca(td = "secinfra.local")
+  def ca(td = "secinfra.local", name: "test CA")
     key = OpenSSL::PKey::EC.generate("prime256v1")
     cert = OpenSSL::X509::Certificate.new
     cert.version = 2
     cert.serial = 1
-    cert.subject = cert.issuer = OpenSSL::X509::Name.parse("/CN=test CA")
+    cert.subject = cert.issuer = OpenSSL::X509::Name.parse("/CN=#{name}")
     cert.public_key = key
     cert.not_before = Time.now - 60
     cert.not_after = Time.now + 3600
@@ -93,6 +93,20 @@ class IdentityTest < Minitest::Test
     assert_raises(Identity::IdentityError) { Identity.parse_identity(two.to_pem, key, received_at: received) }
     other = Identity.new_private_key
     assert_raises(Identity::IdentityError) { Identity.parse_identity(good.to_pem, other, received_at: received) }
+  end
+
+  def test_a_new_certificate_must_chain_to_the_bundle
+    ca_cert, ca_key = ca
+    other_cert, = ca # same name, another key: an impostor
+    key = Identity.new_private_key
+    cert = leaf(ca_cert, ca_key, key, ["spiffe://secinfra.local/app"])
+    id = Identity.parse_identity(cert.to_pem, key, received_at: Time.now.utc)
+    now = Time.now
+    assert Identity.chains_to?(id, Identity.load_bundle(ca_cert.to_pem), now)
+    refute Identity.chains_to?(id, Identity.load_bundle(other_cert.to_pem), now)
+    next_cert, = ca(name: "next CA") # a rotation bundle: old and new CA
+    assert Identity.chains_to?(id, Identity.load_bundle(next_cert.to_pem + ca_cert.to_pem), now)
+    refute Identity.chains_to?(id, Identity.load_bundle(ca_cert.to_pem), now + 7200) # CA expired
   end
 
   def test_issue_time_and_renewal_window
