@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from . import ca
 from ._clock import Clock
 from ._http import Peer
+from ._issuance_faults import IssuanceFault
 from ._metrics import Metrics
 from .audit import AuditEvent, append_in_transaction
 from .config import ServerConfig
@@ -66,6 +67,14 @@ class ServerIdentity:
     def renew_at(self) -> datetime:
         """Half-way between issue and expiry."""
         return self.issued_at + (self.not_after - self.issued_at) / 2
+
+
+@dataclass(frozen=True)
+class IssuedSvid:
+    """A signed workload certificate and the SPIFFE ID it certifies."""
+
+    certificate: x509.Certificate
+    spiffe_id: str
 
 
 @functools.lru_cache(maxsize=PEER_CACHE_SIZE)
@@ -110,6 +119,7 @@ class Authority:
         ) = None
         #: Lifetime of workload certificates; test mode may lower it at run time.
         self.leaf_ttl = timedelta(seconds=config.leaf_ttl_seconds)
+        self._fault: IssuanceFault | None = None
 
     # -- loading -------------------------------------------------------------------
     async def load(self) -> None:
@@ -277,6 +287,51 @@ class Authority:
         await self._record(cert, active.id, spiffe_id, now)
         self._metrics.certificates.labels(kind).inc()
         return cert
+
+    async def sign_workload(self, csr_pem: str | bytes, spiffe_id: str, *, kind: str) -> IssuedSvid:
+        """Sign a workload's SVID (IssueCertificate, RenewCertificate) with the leaf TTL.
+
+        The one signing path test mode can alter (see :meth:`arm_issuance_fault`):
+        the server's own certificate and the admin identity never come from here.
+        The record holds the SPIFFE ID actually certified, under the active CA
+        (a throwaway CA is in no table).
+        """
+        now = self._clock.now()
+        active = ca.active_authority(self._cas)
+        fault = self._take_fault()
+        signer = active
+        certified = spiffe_id
+        if fault is not None:
+            signer = fault.untrusted_ca or active
+            certified = fault.spiffe_id or spiffe_id
+        try:
+            cert = await asyncio.to_thread(
+                ca.sign_svid, signer, csr_pem, certified, ttl=self.leaf_ttl, now=now
+            )
+        except BaseException:
+            if fault is not None and self._fault is fault:
+                fault.remaining += 1  # only successful answers use up the fault
+            raise
+        await self._record(cert, active.id, certified, now)
+        self._metrics.certificates.labels(kind).inc()
+        return IssuedSvid(certificate=cert, spiffe_id=certified)
+
+    # -- test mode: deliberately bad workload certificates -------------------------
+    def arm_issuance_fault(self, fault: IssuanceFault | None) -> None:
+        """Alter the next ``fault.remaining`` workload certificates (None: stop)."""
+        self._fault = fault
+
+    @property
+    def pending_issuance_faults(self) -> int:
+        """How many workload certificates will still be altered."""
+        return self._fault.remaining if self._fault is not None else 0
+
+    def _take_fault(self) -> IssuanceFault | None:
+        fault = self._fault
+        if fault is None or fault.remaining <= 0:
+            return None
+        fault.remaining -= 1
+        return fault
 
     async def _record(
         self, cert: x509.Certificate, ca_id: str, spiffe_id: str, now: datetime

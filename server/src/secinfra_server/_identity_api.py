@@ -170,16 +170,15 @@ class IdentityApi:
                 )
             spiffe_id = str(self._jwt.attest(req.jwt or "", now=now).spiffe_id)
             self._check_enrollable(spiffe_id)
-        cert = await self._authority.sign(req.csr_pem, spiffe_id, kind="issue")
-        self._audit.record(
-            self._event(ctx, spiffe_id, serial=f"{cert.serial_number:x}", via=attestation)
-        )
+        issued = await self._authority.sign_workload(req.csr_pem, spiffe_id, kind="issue")
+        serial = f"{issued.certificate.serial_number:x}"
+        self._audit.record(self._event(ctx, issued.spiffe_id, serial=serial, via=attestation))
         log.info(
             "certificate issued",
-            extra={"fields": {"spiffe_id": spiffe_id, "serial": f"{cert.serial_number:x}"}},
+            extra={"fields": {"spiffe_id": issued.spiffe_id, "serial": serial}},
         )
         return m.IssueCertificateResponse(
-            svid=_svid(cert, spiffe_id),
+            svid=_svid(issued.certificate, issued.spiffe_id),
             bundle_refresh_hint=self._config.bundle_refresh_hint_seconds,
         )
 
@@ -240,9 +239,10 @@ class IdentityApi:
                     "secinfra: identity: renewal needs a new key; the CSR reuses the current one",
                     details={"field": "csr_pem"},
                 )
-        cert = await self._authority.sign(req.csr_pem, ctx.peer.spiffe_id, kind="renew")
-        self._audit.record(self._event(ctx, ctx.peer.spiffe_id, serial=f"{cert.serial_number:x}"))
-        return m.RenewCertificateResponse(svid=_svid(cert, ctx.peer.spiffe_id))
+        issued = await self._authority.sign_workload(req.csr_pem, ctx.peer.spiffe_id, kind="renew")
+        serial = f"{issued.certificate.serial_number:x}"
+        self._audit.record(self._event(ctx, issued.spiffe_id, serial=serial))
+        return m.RenewCertificateResponse(svid=_svid(issued.certificate, issued.spiffe_id))
 
     async def get_caller_identity(
         self, ctx: RequestContext, _req: m.GetCallerIdentityRequest

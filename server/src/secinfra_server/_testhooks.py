@@ -15,7 +15,8 @@ identity only, to:
 - **control the CA and the clock**: lower the leaf TTL (down to 2 s), rotate the
   CA now (prepare + activate), reissue the serving certificate, reissue the
   admin identity from the active CA (so that a test can retire the CA that
-  signed the old one), and shift the server clock.
+  signed the old one), alter the next workload certificates on purpose (a
+  different SPIFFE ID, a CA in no bundle), and shift the server clock.
 
 docs/conformance/control-api.md documents the wire format.
 """
@@ -29,6 +30,7 @@ import os
 import time
 import weakref
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Final
@@ -38,7 +40,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from . import ca
 from ._gen.routes import ROUTES, Route
+from ._issuance_faults import IssuanceFault
 from .errors import ApiError
 
 if TYPE_CHECKING:
@@ -50,6 +54,7 @@ MIN_TEST_LEAF_TTL_SECONDS: Final = 2
 #: Lifetime of an admin identity reissued by POST /_test/admin-identity.
 REISSUED_ADMIN_TTL: Final = timedelta(hours=1)
 RESET_MODES: Final = frozenset({"before_headers", "after_headers"})
+NEXT_ISSUANCE_FIELDS: Final = frozenset({"spiffe_id", "untrusted_ca", "times"})
 _RPC_NAMES: Final = frozenset(route.rpc for route in ROUTES)
 
 
@@ -224,6 +229,8 @@ class TestHooks:
         app.router.add_post("/_test/ca/rotate", self._rotate_ca)
         app.router.add_post("/_test/server-certificate/rotate", self._rotate_server_cert)
         app.router.add_post("/_test/admin-identity", self._reissue_admin_identity)
+        app.router.add_post("/_test/ca/next-issuance", self._arm_issuance_fault)
+        app.router.add_delete("/_test/ca/next-issuance", self._clear_issuance_fault)
 
     async def _admin(self, request: web.Request) -> dict[str, Any]:
         from ._http import peer_der
@@ -347,6 +354,58 @@ class TestHooks:
 
         return await self._call(request, run)
 
+    async def _arm_issuance_fault(self, request: web.Request) -> web.Response:
+        async def run(data: dict[str, Any]) -> dict[str, Any]:
+            authority = self._server.authority
+            assert authority is not None
+            fault = await self._parse_issuance_fault(data)
+            authority.arm_issuance_fault(fault)
+            return {"pending": authority.pending_issuance_faults}
+
+        return await self._call(request, run)
+
+    async def _parse_issuance_fault(self, data: dict[str, Any]) -> IssuanceFault:
+        """The fault a POST /_test/ca/next-issuance body asks for, or invalid_argument."""
+
+        def bad(message: str) -> ApiError:
+            return ApiError("invalid_argument", f"secinfra: test hooks: next-issuance: {message}")
+
+        unknown = set(data) - NEXT_ISSUANCE_FIELDS
+        if unknown:
+            raise bad(f"unknown fields {sorted(unknown)}; use {sorted(NEXT_ISSUANCE_FIELDS)}")
+        times = data.get("times", 1)
+        if not isinstance(times, int) or isinstance(times, bool) or times < 1:
+            raise bad("times must be an integer >= 1")
+        untrusted = data.get("untrusted_ca", False)
+        if not isinstance(untrusted, bool):
+            raise bad("untrusted_ca must be true or false")
+        spiffe_id = data.get("spiffe_id")
+        if spiffe_id is None and not untrusted:
+            raise bad('give spiffe_id (the URI SAN to certify), "untrusted_ca": true, or both')
+        config = self._server.config
+        if spiffe_id is not None:
+            spiffe_id = _workload_spiffe_id(spiffe_id, config.trust_domain, bad)
+        untrusted_ca = None
+        if untrusted:
+            # A fresh CA per call, in memory only: no bundle, no table, no disk.
+            untrusted_ca = await asyncio.to_thread(
+                ca.create_root_ca,
+                config.trust_domain,
+                now=self._server.clock.now(),
+                validity=timedelta(days=config.ca_ttl_days),
+                state=ca.CAState.ACTIVE,
+            )
+        return IssuanceFault(spiffe_id=spiffe_id, untrusted_ca=untrusted_ca, remaining=times)
+
+    async def _clear_issuance_fault(self, request: web.Request) -> web.Response:
+        async def run(_data: dict[str, Any]) -> dict[str, Any]:
+            authority = self._server.authority
+            assert authority is not None
+            authority.arm_issuance_fault(None)
+            return {"pending": 0}
+
+        return await self._call(request, run)
+
     async def _rotate_server_cert(self, request: web.Request) -> web.Response:
         async def run(_data: dict[str, Any]) -> dict[str, Any]:
             await self._server.reload_serving_identity()
@@ -389,6 +448,23 @@ class TestHooks:
             }
 
         return await self._call(request, run)
+
+
+def _workload_spiffe_id(value: Any, trust_domain: str, bad: Callable[[str], ApiError]) -> str:
+    """``value`` as a workload SPIFFE ID the CA can sign in ``trust_domain``."""
+    if not isinstance(value, str):
+        raise bad("spiffe_id must be a string (spiffe://<trust domain>/<path>)")
+    try:
+        parsed = ca.SpiffeId.parse(value)
+    except ca.InvalidSpiffeId as exc:
+        raise bad(f"spiffe_id is not a valid SPIFFE ID: {exc}") from exc
+    if parsed.trust_domain != trust_domain:
+        raise bad(f"spiffe_id must be in the server's trust domain {trust_domain!r}")
+    if parsed.is_trust_domain_id:
+        raise bad("spiffe_id needs a path (spiffe://<trust domain>/<path>)")
+    if parsed.path == ca.SERVER_SPIFFE_PATH:
+        raise bad("spiffe_id may not be the server's own identity")
+    return str(parsed)
 
 
 def _write_private(path: Any, data: bytes) -> None:

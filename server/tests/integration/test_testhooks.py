@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import sqlite3
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -10,10 +11,12 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from secinfra_server.server import admin_files
 
-from .harness import Client, RunningServer, enrol
+from .harness import Client, Identity, RunningServer, csr_pem, enrol, key_pem, new_key
 
 
 @pytest.fixture
@@ -199,6 +202,160 @@ def test_leaf_ttl_clock_and_rotation_controls(
     assert control.request("POST", "/_test/server-certificate/rotate", {}).status == 200
     new_cert: x509.Certificate = Client(hooked.port, hooked.bundle_pem()).peer_certificate()
     assert new_cert.serial_number != old_serial
+
+
+OTHER_ID = "spiffe://secinfra.local/workload/other"
+
+
+def _spiffe_id(cert: x509.Certificate) -> str:
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    (uri,) = san.get_values_for_type(x509.UniformResourceIdentifier)
+    return str(uri)
+
+
+def _chains_to(cert: x509.Certificate, bundle_pem: str) -> bool:
+    """Whether ``cert`` is signed by one of the bundle's CAs (signature checked)."""
+    for authority in x509.load_pem_x509_certificates(bundle_pem.encode()):
+        try:
+            cert.verify_directly_issued_by(authority)
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+        return True
+    return False
+
+
+def _renew(hooked: RunningServer, identity: Identity, tmp: Path) -> tuple[Identity, int]:
+    """Renew ``identity`` with a fresh key; the new identity and the answer's status."""
+    key = new_key()
+    me = Client(hooked.port, hooked.bundle_pem(), identity, tmp)
+    resp = me.request("POST", "/v1/identity:renew", {"csr_pem": csr_pem(key)})
+    me.close()
+    assert resp.status == 200, resp.body
+    svid = resp.json()["svid"]
+    renewed = Identity(svid["cert_chain_pem"].encode(), key_pem(key))
+    assert svid["spiffe_id"] == _spiffe_id(renewed.cert)
+    assert isinstance(renewed.cert.public_key(), ec.EllipticCurvePublicKey)
+    assert renewed.cert.public_key() == key.public_key()  # still the CSR's key
+    return renewed, resp.status
+
+
+def _issued_ids(hooked: RunningServer, serial: int) -> tuple[str, str]:
+    """(issued_certificates.spiffe_id, the audit entry's resource) for one serial."""
+    conn = sqlite3.connect(hooked.config.database_path)
+    try:
+        (recorded,) = conn.execute(
+            "SELECT spiffe_id FROM issued_certificates WHERE serial = ?", (f"{serial:x}",)
+        ).fetchone()
+        deadline = time.monotonic() + 10  # the audit log is written in the background
+        while True:
+            row = conn.execute(
+                "SELECT resource FROM audit_log WHERE details LIKE ?", (f'%"{serial:x}"%',)
+            ).fetchone()
+            if row is not None or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+    finally:
+        conn.close()
+    assert row is not None, "the issuance was not audited"
+    return str(recorded), str(row[0])
+
+
+def test_next_renewal_certifies_another_spiffe_id(
+    hooked: RunningServer, control: Client, tmp_path: Path
+) -> None:
+    identity = enrol(hooked, tmp_path)
+    armed = control.request("POST", "/_test/ca/next-issuance", {"spiffe_id": OTHER_ID})
+    assert armed.status == 200, armed.body
+    assert armed.json() == {"pending": 1}
+
+    altered, _ = _renew(hooked, identity, tmp_path / "first")
+    assert _spiffe_id(altered.cert) == OTHER_ID
+    assert _chains_to(altered.cert, hooked.bundle_pem())
+    assert _issued_ids(hooked, altered.cert.serial_number) == (OTHER_ID, OTHER_ID)
+
+    # One answer only (times defaults to 1): the next renewal is as usual.
+    again, _ = _renew(hooked, identity, tmp_path / "second")
+    assert _spiffe_id(again.cert) == "spiffe://secinfra.local/workload/a"
+    assert control.request("DELETE", "/_test/ca/next-issuance").json() == {"pending": 0}
+
+
+def test_next_issuances_are_signed_by_a_ca_in_no_bundle(
+    hooked: RunningServer, control: Client, tmp_path: Path
+) -> None:
+    armed = control.request("POST", "/_test/ca/next-issuance", {"untrusted_ca": True, "times": 2})
+    assert armed.json() == {"pending": 2}
+    # Neither the admin identity control nor the serving certificate uses it up.
+    assert control.request("POST", "/_test/admin-identity", {}).status == 200
+    assert _chains_to(hooked.admin.cert, hooked.bundle_pem())
+    assert control.request("POST", "/_test/server-certificate/rotate", {}).status == 200
+    control.close()
+    assert _chains_to(
+        Client(hooked.port, hooked.bundle_pem()).peer_certificate(), hooked.bundle_pem()
+    )
+
+    first = enrol(hooked, tmp_path / "a")
+    second = enrol(hooked, tmp_path / "b", "/workload/b")
+    for identity, expected in ((first, "/workload/a"), (second, "/workload/b")):
+        cert = identity.cert
+        assert _spiffe_id(cert) == f"spiffe://secinfra.local{expected}"
+        assert not _chains_to(cert, hooked.bundle_pem())
+        assert cert.issuer not in {
+            ca.subject for ca in x509.load_pem_x509_certificates(hooked.bundle_pem().encode())
+        }
+        # The certificate is unusable against this server: its CA is trusted nowhere.
+        me = Client(hooked.port, hooked.bundle_pem(), identity, tmp_path / expected.strip("/"))
+        try:
+            status = me.request("GET", "/v1/identity:whoami").status
+        except (OSError, http.client.HTTPException):
+            status = 0  # refused during the handshake
+        me.close()
+        assert status in (0, 401)
+    assert _issued_ids(hooked, first.cert.serial_number) == (
+        "spiffe://secinfra.local/workload/a",
+        "spiffe://secinfra.local/workload/a",
+    )
+    third = enrol(hooked, tmp_path / "c", "/workload/c")
+    assert _chains_to(third.cert, hooked.bundle_pem())
+
+
+def test_both_alterations_at_once_and_clearing(
+    hooked: RunningServer, control: Client, tmp_path: Path
+) -> None:
+    body = {"spiffe_id": OTHER_ID, "untrusted_ca": True, "times": 3}
+    assert control.request("POST", "/_test/ca/next-issuance", body).json() == {"pending": 3}
+    identity = enrol(hooked, tmp_path)
+    assert _spiffe_id(identity.cert) == OTHER_ID
+    assert not _chains_to(identity.cert, hooked.bundle_pem())
+    assert control.request("DELETE", "/_test/ca/next-issuance").json() == {"pending": 0}
+    plain = enrol(hooked, tmp_path / "plain")
+    assert _spiffe_id(plain.cert) == "spiffe://secinfra.local/workload/a"
+    assert _chains_to(plain.cert, hooked.bundle_pem())
+
+
+@pytest.mark.parametrize(
+    ("body", "hint"),
+    [
+        ({}, "give spiffe_id"),
+        ({"untrusted_ca": False, "times": 2}, "give spiffe_id"),
+        ({"untrusted_ca": "yes"}, "untrusted_ca must be true or false"),
+        ({"spiffe_id": OTHER_ID, "times": 0}, "times must be an integer >= 1"),
+        ({"spiffe_id": OTHER_ID, "times": True}, "times must be an integer >= 1"),
+        ({"spiffe_id": "not a spiffe id"}, "not a valid SPIFFE ID"),
+        ({"spiffe_id": 7}, "spiffe_id must be a string"),
+        ({"spiffe_id": "spiffe://elsewhere.example/app"}, "trust domain"),
+        ({"spiffe_id": "spiffe://secinfra.local"}, "needs a path"),
+        ({"spiffe_id": "spiffe://secinfra.local/secinfra/server"}, "server's own identity"),
+        ({"spiffe_id": OTHER_ID, "surprise": 1}, "unknown fields"),
+    ],
+)
+def test_bad_next_issuance_bodies_are_rejected(
+    body: dict[str, object], hint: str, control: Client
+) -> None:
+    resp = control.request("POST", "/_test/ca/next-issuance", body)
+    assert resp.status == 400
+    assert resp.code == "invalid_argument"
+    assert hint in resp.json()["error"]["message"]
+    assert control.request("DELETE", "/_test/ca/next-issuance").json() == {"pending": 0}
 
 
 def test_control_api_needs_the_admin(hooked: RunningServer, tmp_path: Path) -> None:
