@@ -45,25 +45,23 @@ import binascii
 import json
 import re
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
-from . import authz
+from . import authz, ca
 from ._gen import authz as m
-from ._http import Handler, Peer, Reply, RequestContext
-from ._policy import (
+from ._rpc import Handler, Reply, RequestContext, ServiceContext
+from .audit import AuditEvent, append_in_transaction
+from .authz._render import render_dsl
+from .errors import ApiError
+from .policy import (
     BUILTIN_TYPES,
     WORKLOAD_TYPE,
-    AuthzEngine,
-    EnginePolicy,
     Snapshot,
     merge_user_model,
     model_id,
     stored_json,
     validate_builtin_tuple,
 )
-from .audit import AuditEvent, append_in_transaction
-from .authz._render import render_dsl
-from .errors import ApiError
 from .storage._authz import (
     SYSTEM_ROOT,
     TupleCursor,
@@ -73,9 +71,6 @@ from .storage._authz import (
     store_model,
 )
 from .storage._sqlite import to_ms
-
-if TYPE_CHECKING:
-    from .server import ServiceContext
 
 #: Digits in a revision token.
 REVISION_DIGITS: Final = 20
@@ -160,16 +155,7 @@ class AuthzApi:
 
     def __init__(self, ctx: ServiceContext) -> None:
         self._ctx = ctx
-        if isinstance(ctx.policy, EnginePolicy):
-            self._engine = ctx.policy.engine
-        else:
-            from .server import ADMIN_PATH
-
-            self._engine = AuthzEngine(
-                ctx.storage,
-                clock=ctx.clock,
-                admin_id=f"spiffe://{ctx.config.trust_domain}{ADMIN_PATH}",
-            )
+        self._engine = ctx.engine
 
     def handlers(self) -> Mapping[str, Handler]:
         """Handlers by RPC handler name (snake_case)."""
@@ -184,7 +170,7 @@ class AuthzApi:
             "expand": self.expand,
         }
 
-    async def _require_admin(self, ctx: RequestContext) -> Peer:
+    async def _require_admin(self, ctx: RequestContext) -> ca.Peer:
         assert ctx.peer is not None
         if not await self._ctx.policy.is_admin(ctx.peer.spiffe_id):
             self._ctx.audit.record(

@@ -7,6 +7,11 @@ currently trusted CA), so a keep-alive connection never outlives its
 certificate; read the body within the size and time limits; decode it strictly
 into the request model; call the handler; encode the response. Every response
 carries ``Request-Id``; every error is the JSON envelope.
+
+The dispatcher knows handlers only through the contract in ``_rpc`` (a table
+of :data:`~secinfra_server._rpc.Handler` by name) and whatever watches requests
+only through :class:`RequestObserver`, which it defines: test mode plugs in from
+above, and production code never imports it.
 """
 
 from __future__ import annotations
@@ -17,12 +22,12 @@ import logging
 import secrets
 import time
 import typing
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from typing import Any, Final, Protocol
 
 from aiohttp import web
 
+from . import ca
 from ._gen._wire import DecodeError
 from ._gen.routes import ROUTES, Route
 from ._idempotency import (
@@ -33,7 +38,7 @@ from ._idempotency import (
     validate_key,
 )
 from ._metrics import Metrics
-from ._testhooks import LogEntry, TestHooks
+from ._rpc import Handler, Reply, RequestContext
 from .errors import ApiError, from_domain_error
 
 log = logging.getLogger("secinfra.http")
@@ -53,44 +58,42 @@ BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
 SPIFFE_ID_KEY: Final = web.RequestKey("spiffe_id", str)
 
 
-@dataclass(frozen=True)
-class Peer:
-    """The verified caller of an mTLS request."""
+class RequestTrace(Protocol):
+    """One routed API request as a :class:`RequestObserver` follows it."""
 
-    spiffe_id: str
-    serial: str
-    not_after: Any  # datetime
+    def caller_verified(self, peer: ca.Peer) -> None:
+        """The client certificate checked out as ``peer`` (mTLS routes only)."""
+        ...
 
+    async def substitute(self, request: web.Request) -> web.StreamResponse | None:
+        """A response to send instead of the handler's, or None to go on.
 
-@dataclass
-class RequestContext:
-    """What a handler gets besides its decoded request."""
+        May abort the connection and raise (a scripted reset)."""
+        ...
 
-    request_id: str
-    route: Route
-    http: web.Request
-    peer: Peer | None
-    idempotency_key: str | None
+    def finished(self, status: int) -> None:
+        """The status of the response the request got."""
+        ...
 
 
-@dataclass
-class Reply:
-    """A handler's answer when it needs more than a 200 with a JSON body."""
+class RequestObserver(Protocol):
+    """Watches every routed API request, and may answer one in the handler's place.
 
-    body: Any | None = None
-    #: A pre-rendered JSON body (a cached document), sent as-is.
-    raw_json: bytes | None = None
-    status: int = 200
-    headers: dict[str, str] = field(default_factory=dict)
+    The dispatcher defines this so that whatever observes it (test mode's
+    request log and scripted answers) plugs in from above, and the production
+    path never depends on it. Called after the route matched, before the
+    client certificate is verified, so a refused request is observed too.
+    """
 
-
-Handler = Callable[[RequestContext, Any], Awaitable[Any]]
+    def request_started(self, request: web.Request, route: Route) -> RequestTrace:
+        """Start following one request."""
+        ...
 
 
 class PeerVerifier(Protocol):
     """Verifies the client certificate of one request (DER bytes, or None)."""
 
-    def __call__(self, der: bytes | None) -> Peer:
+    def __call__(self, der: bytes | None) -> ca.Peer:
         """Return the verified peer or raise ApiError(unauthenticated)."""
         ...
 
@@ -144,24 +147,6 @@ def _query_value(annotation: str, values: list[str], name: str) -> Any:
     return one(values[0], kind)
 
 
-def none_match(header_values: Sequence[str], etag: str) -> bool:
-    """Whether If-None-Match (every occurrence, comma lists, ``*``) matches ``etag``.
-
-    If-None-Match uses the weak comparison (RFC 9110 13.1.2), so ``W/"x"``
-    matches ``"x"``.
-    """
-    for header in header_values:
-        for item in header.split(","):
-            tag = item.strip()
-            if tag == "*":
-                return True
-            if tag.startswith("W/"):
-                tag = tag[2:]
-            if tag == etag:
-                return True
-    return False
-
-
 class Dispatcher:
     """Routes requests to handlers registered by RPC handler name."""
 
@@ -175,10 +160,10 @@ class Dispatcher:
         body_timeout: float,
         max_in_flight: int,
         idempotency: IdempotencyStore | None = None,
-        hooks: TestHooks | None = None,
+        observer: RequestObserver | None = None,
     ) -> None:
         self._handlers = dict(handlers)
-        self._hooks = hooks
+        self._observer = observer
         self._idempotency = idempotency
         self._verify_peer = verify_peer
         self._metrics = metrics
@@ -220,13 +205,13 @@ class Dispatcher:
             return response
         self._in_flight += 1
         self._metrics.in_flight.inc()
-        entry: LogEntry | None = None
+        trace: RequestTrace | None = None
         try:
             route, match = self._match(request)
             route_label = route.path
-            if self._hooks is not None:
-                entry = self._hooks.record(request, route)
-            response, code = await self._serve(request, request_id, route, match, entry)
+            if self._observer is not None:
+                trace = self._observer.request_started(request, route)
+            response, code = await self._serve(request, request_id, route, match, trace)
         except ApiError as exc:
             code = exc.code
             response = self._error_response(exc, request_id)
@@ -246,8 +231,8 @@ class Dispatcher:
             self._in_flight -= 1
             self._metrics.in_flight.dec()
         response.headers[REQUEST_ID_HEADER] = request_id
-        if entry is not None:
-            entry.status = response.status
+        if trace is not None:
+            trace.finished(response.status)
         self._metrics.requests.labels(route_label, code).inc()
         self._metrics.latency.labels(route_label).observe(time.perf_counter() - started)
         self._log(request, request_id, route_label, response.status, code, started)
@@ -303,20 +288,18 @@ class Dispatcher:
         request_id: str,
         route: Route,
         match: dict[str, str],
-        entry: LogEntry | None,
+        trace: RequestTrace | None,
     ) -> tuple[web.StreamResponse, str]:
-        peer: Peer | None = None
+        peer: ca.Peer | None = None
         if route.auth != "none":
             peer = self._verify_peer(peer_der(request))
             request[SPIFFE_ID_KEY] = peer.spiffe_id
-        if self._hooks is not None and entry is not None:
+        if trace is not None:
             if peer is not None:
-                entry.client_serial = peer.serial
-                entry.client_spiffe_id = peer.spiffe_id
-            step = self._hooks.next_step(route)
-            if step is not None:
-                entry.scripted = True
-                return await self._hooks.answer(request, step), "scripted"
+                trace.caller_verified(peer)
+            substitute = await trace.substitute(request)
+            if substitute is not None:
+                return substitute, "scripted"
         payload = await self._payload(request, route, match)
         try:
             decoded = route.request_type.from_json(payload, strict=True)

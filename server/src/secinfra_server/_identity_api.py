@@ -20,10 +20,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from . import attest, ca
-from ._authority import Authority
+from ._ca_runtime import CaRuntime
 from ._clock import Clock
 from ._gen import identity as m
-from ._http import Handler, Peer, Reply, RequestContext, none_match
+from ._rpc import Handler, Reply, RequestContext, none_match
 from .audit import AuditEvent, AuditLog, append_in_transaction
 from .config import ServerConfig
 from .errors import ApiError
@@ -71,7 +71,7 @@ class IdentityApi:
         self,
         *,
         config: ServerConfig,
-        authority: Authority,
+        ca_runtime: CaRuntime,
         storage: Storage,
         clock: Clock,
         admin: AdminPolicy,
@@ -80,7 +80,7 @@ class IdentityApi:
     ) -> None:
         self._audit = audit
         self._config = config
-        self._authority = authority
+        self._ca_runtime = ca_runtime
         self._storage = storage
         self._clock = clock
         self._admin = admin
@@ -125,7 +125,7 @@ class IdentityApi:
 
         return append
 
-    async def _require_admin(self, ctx: RequestContext, resource: str) -> Peer:
+    async def _require_admin(self, ctx: RequestContext, resource: str) -> ca.Peer:
         assert ctx.peer is not None
         if not await self._admin.is_admin(ctx.peer.spiffe_id):
             self._audit.record(self._event(ctx, resource, "denied"))
@@ -170,7 +170,7 @@ class IdentityApi:
                 )
             spiffe_id = str(self._jwt.attest(req.jwt or "", now=now).spiffe_id)
             self._check_enrollable(spiffe_id)
-        issued = await self._authority.sign_workload(req.csr_pem, spiffe_id, kind="issue")
+        issued = await self._ca_runtime.sign_workload(req.csr_pem, spiffe_id, kind="issue")
         serial = f"{issued.certificate.serial_number:x}"
         self._audit.record(self._event(ctx, issued.spiffe_id, serial=serial, via=attestation))
         log.info(
@@ -198,7 +198,7 @@ class IdentityApi:
                 f"secinfra: identity: attestation maps to {spiffe_id}; paths under"
                 f" {RESERVED_PATH_PREFIX} are reserved for the server",
             )
-        if self._authority.is_revoked_id(spiffe_id):
+        if self._ca_runtime.is_revoked_id(spiffe_id):
             raise ApiError("permission_denied", f"secinfra: identity: {spiffe_id} is revoked")
 
     async def _verify_join_token(self, token: str) -> tuple[str, str]:
@@ -239,7 +239,7 @@ class IdentityApi:
                     "secinfra: identity: renewal needs a new key; the CSR reuses the current one",
                     details={"field": "csr_pem"},
                 )
-        issued = await self._authority.sign_workload(req.csr_pem, ctx.peer.spiffe_id, kind="renew")
+        issued = await self._ca_runtime.sign_workload(req.csr_pem, ctx.peer.spiffe_id, kind="renew")
         serial = f"{issued.certificate.serial_number:x}"
         self._audit.record(self._event(ctx, issued.spiffe_id, serial=serial))
         return m.RenewCertificateResponse(svid=_svid(issued.certificate, issued.spiffe_id))
@@ -257,7 +257,7 @@ class IdentityApi:
 
     # -- bundle and CRL ------------------------------------------------------------
     async def get_trust_bundle(self, ctx: RequestContext, _req: m.GetTrustBundleRequest) -> Reply:
-        bundle = self._authority.bundle
+        bundle = self._ca_runtime.bundle
         headers = {
             "ETag": bundle.etag,
             "Cache-Control": f"public, max-age={bundle.refresh_hint}",
@@ -267,7 +267,7 @@ class IdentityApi:
         return Reply(raw_json=bundle.body, headers=headers)
 
     async def get_crl(self, _ctx: RequestContext, _req: m.GetCrlRequest) -> m.GetCrlResponse:
-        crls = await self._authority.crls()
+        crls = await self._ca_runtime.crls()
         return m.GetCrlResponse(
             crl_pem="".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in crls),
             next_update=min(c.next_update_utc for c in crls if c.next_update_utc is not None),
@@ -296,7 +296,7 @@ class IdentityApi:
         else:
             ca.SpiffeId.parse(spiffe_id)
         target = f"serial:{serial}" if serial else spiffe_id
-        entry = await self._authority.revoke(
+        entry = await self._ca_runtime.revoke(
             serial=serial,
             spiffe_id=spiffe_id,
             reason=req.reason,
@@ -310,7 +310,7 @@ class IdentityApi:
         await self._require_admin(ctx, "revocations")
         self._audit.record(self._event(ctx, "revocations"))
         return m.ListRevocationsResponse(
-            revocations=[_revocation(row) for row in self._authority.revocations]
+            revocations=[_revocation(row) for row in self._ca_runtime.revocations]
         )
 
     # -- join tokens -----------------------------------------------------------------
@@ -393,11 +393,11 @@ class IdentityApi:
                     certificate_pem=a.certificate.public_bytes(serialization.Encoding.PEM).decode(),
                     not_before=a.not_before,
                     not_after=a.not_after,
-                    leaves_expire_by=self._authority.leaves_expire_by(a.id),
+                    leaves_expire_by=self._ca_runtime.leaves_expire_by(a.id),
                 )
-                for a in self._authority.authorities
+                for a in self._ca_runtime.authorities
             ],
-            bundle_sequence=self._authority.sequence,
+            bundle_sequence=self._ca_runtime.sequence,
         )
 
     async def get_ca_status(self, ctx: RequestContext, _req: m.GetCaStatusRequest) -> m.CaStatus:
@@ -409,12 +409,12 @@ class IdentityApi:
         self, ctx: RequestContext, _req: m.PrepareCaRotationRequest
     ) -> m.CaStatus:
         await self._require_admin(ctx, "ca")
-        await self._authority.prepare(also=self._with_audit(self._event(ctx, "ca:new")))
+        await self._ca_runtime.prepare(also=self._with_audit(self._event(ctx, "ca:new")))
         return self._status()
 
     async def activate_ca(self, ctx: RequestContext, _req: m.ActivateCaRequest) -> m.CaStatus:
         await self._require_admin(ctx, "ca")
-        await self._authority.activate(also=self._with_audit(self._event(ctx, "ca:prepared")))
+        await self._ca_runtime.activate(also=self._with_audit(self._event(ctx, "ca:prepared")))
         return self._status()
 
     async def retire_ca(self, ctx: RequestContext, req: m.RetireCaRequest) -> m.CaStatus:
@@ -426,7 +426,7 @@ class IdentityApi:
                 details={"field": "ca_id"},
             )
         event = self._event(ctx, f"ca:{req.ca_id}", force=req.force)
-        await self._authority.retire(req.ca_id, force=req.force, also=self._with_audit(event))
+        await self._ca_runtime.retire(req.ca_id, force=req.force, also=self._with_audit(event))
         return self._status()
 
 

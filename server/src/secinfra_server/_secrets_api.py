@@ -27,19 +27,16 @@ import logging
 import sqlite3
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import Any, Final, TypeVar
 
 from ._gen import secrets as m
-from ._http import Handler, Reply, RequestContext, none_match
+from ._rpc import Handler, Reply, RequestContext, ServiceContext, none_match
 from .audit import AuditEvent, append_in_transaction
 from .crypto import DecryptionError, aad_for_secret, open_, seal
 from .errors import ApiError
 from .secrets import InvalidSecretName, validate_prefix, validate_secret_name
 from .storage import _secrets as store
 from .storage._sqlite import from_ms, to_ms
-
-if TYPE_CHECKING:
-    from .server import ServiceContext
 
 log = logging.getLogger("secinfra.secrets")
 

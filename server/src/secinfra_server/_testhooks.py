@@ -18,6 +18,10 @@ identity only, to:
   signed the old one), alter the next workload certificates on purpose (a
   different SPIFFE ID, a CA in no bundle), and shift the server clock.
 
+Test mode sits above the dispatcher: it is the dispatcher's
+:class:`~secinfra_server._http.RequestObserver`, and reaches the rest of the
+server only through :class:`TestModeControls`, which the wiring implements.
+
 docs/conformance/control-api.md documents the wire format.
 """
 
@@ -32,8 +36,8 @@ import weakref
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Final
+from datetime import datetime, timedelta
+from typing import Any, Final, Protocol
 
 from aiohttp import web
 from cryptography import x509
@@ -41,12 +45,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from . import ca
+from ._clock import Clock
 from ._gen.routes import ROUTES, Route
+from ._http import RequestTrace, peer_der
 from ._issuance_faults import IssuanceFault
+from .config import ServerConfig, admin_files
 from .errors import ApiError
-
-if TYPE_CHECKING:
-    from .server import Server
 
 #: The request log keeps at most this many entries (oldest dropped first).
 MAX_LOG_ENTRIES: Final = 20_000
@@ -139,13 +143,92 @@ class LogEntry:
         }
 
 
+class TestModeControls(Protocol):
+    """What test mode may do to the server it runs in: no more than this.
+
+    Defined here, by what the control API needs; the wiring (``server.py``)
+    implements it over the CA run-time state, the clock, the access policy and
+    the serving certificate.
+    """
+
+    @property
+    def config(self) -> ServerConfig:
+        """The server's settings (trust domain, data dir, CA lifetime)."""
+        ...
+
+    @property
+    def clock(self) -> Clock:
+        """The server clock, which test mode may shift."""
+        ...
+
+    @property
+    def trusted_pem(self) -> str:
+        """PEM of every CA in the trust bundle."""
+        ...
+
+    def verify_peer(self, der: bytes | None) -> ca.Peer:
+        """Verify a client certificate now, as the dispatcher does."""
+        ...
+
+    async def is_admin(self, spiffe_id: str) -> bool:
+        """Whether the caller holds the admin relation."""
+        ...
+
+    def set_leaf_ttl(self, ttl: timedelta) -> None:
+        """New workload certificates live this long."""
+        ...
+
+    async def rotate_ca(self) -> int:
+        """Prepare and activate a new CA now; returns the bundle sequence."""
+        ...
+
+    async def rotate_serving_certificate(self) -> datetime:
+        """Issue and hot-load a new serving certificate; returns its NotAfter."""
+        ...
+
+    async def issue_admin_certificate(self, csr: bytes, ttl: timedelta) -> x509.Certificate:
+        """Sign an admin certificate (never altered by an issuance fault)."""
+        ...
+
+    def arm_issuance_fault(self, fault: IssuanceFault | None) -> int:
+        """Alter the next workload certificates (None: stop); returns how many."""
+        ...
+
+
+class _Trace:
+    """The request log's view of one request (a :class:`RequestTrace`)."""
+
+    def __init__(self, hooks: TestHooks, entry: LogEntry, route: Route) -> None:
+        self._hooks = hooks
+        self._entry = entry
+        self._route = route
+
+    def caller_verified(self, peer: ca.Peer) -> None:
+        self._entry.client_serial = peer.serial
+        self._entry.client_spiffe_id = peer.spiffe_id
+
+    async def substitute(self, request: web.Request) -> web.StreamResponse | None:
+        step = self._hooks.next_step(self._route)
+        if step is None:
+            return None
+        self._entry.scripted = True
+        return await self._hooks.answer(request, step)
+
+    def finished(self, status: int) -> None:
+        self._entry.status = status
+
+
 class TestHooks:
-    """Scripts, the request log and the control endpoints of one server."""
+    """Scripts, the request log and the control endpoints of one server.
+
+    The dispatcher's :class:`~secinfra_server._http.RequestObserver`: it logs
+    every routed request and plays scripted answers in the handler's place.
+    """
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, server: Server) -> None:
-        self._server = server
+    def __init__(self, controls: TestModeControls) -> None:
+        self._controls = controls
         self._scripts: dict[str, deque[Step]] = {}
         self._log: deque[LogEntry] = deque(maxlen=MAX_LOG_ENTRIES)
         self._seq = itertools.count(1)
@@ -166,6 +249,10 @@ class TestHooks:
         return number
 
     # -- used by the dispatcher ------------------------------------------------------
+    def request_started(self, request: web.Request, route: Route) -> RequestTrace:
+        """Log the request and follow it to its end."""
+        return _Trace(self, self.record(request, route), route)
+
     def record(self, request: web.Request, route: Route | None) -> LogEntry:
         """Log a request as it arrives (status is filled in when it ends).
 
@@ -176,7 +263,7 @@ class TestHooks:
         entry = LogEntry(
             seq=next(self._seq),
             received_monotonic=time.monotonic(),
-            received_at=self._server.clock.now().isoformat(),
+            received_at=self._controls.clock.now().isoformat(),
             method=request.method,
             path=request.path,
             rpc=route.rpc if route is not None else None,
@@ -233,13 +320,8 @@ class TestHooks:
         app.router.add_delete("/_test/ca/next-issuance", self._clear_issuance_fault)
 
     async def _admin(self, request: web.Request) -> dict[str, Any]:
-        from ._http import peer_der
-
-        authority = self._server.authority
-        assert authority is not None
-        peer = authority.verify_peer(peer_der(request))
-        policy = self._server.policy
-        if policy is None or not await policy.is_admin(peer.spiffe_id):
+        peer = self._controls.verify_peer(peer_der(request))
+        if not await self._controls.is_admin(peer.spiffe_id):
             raise ApiError("permission_denied", "secinfra: test hooks: admin identity required")
         if request.method in ("POST", "PUT") and request.can_read_body:
             try:
@@ -317,14 +399,14 @@ class TestHooks:
                 raise ApiError(
                     "invalid_argument", "secinfra: test hooks: shift_seconds must be a number"
                 )
-            self._server.clock.shift(timedelta(seconds=seconds))
-            return {"offset_seconds": self._server.clock.offset.total_seconds()}
+            self._controls.clock.shift(timedelta(seconds=seconds))
+            return {"offset_seconds": self._controls.clock.offset.total_seconds()}
 
         return await self._call(request, run)
 
     async def _reset_clock(self, request: web.Request) -> web.Response:
         async def run(_data: dict[str, Any]) -> dict[str, Any]:
-            self._server.clock.reset()
+            self._controls.clock.reset()
             return {"offset_seconds": 0.0}
 
         return await self._call(request, run)
@@ -338,29 +420,21 @@ class TestHooks:
                     f"secinfra: test hooks: seconds must be an integer >="
                     f" {MIN_TEST_LEAF_TTL_SECONDS}",
                 )
-            assert self._server.authority is not None
-            self._server.authority.leaf_ttl = timedelta(seconds=seconds)
+            self._controls.set_leaf_ttl(timedelta(seconds=seconds))
             return {"leaf_ttl_seconds": seconds}
 
         return await self._call(request, run)
 
     async def _rotate_ca(self, request: web.Request) -> web.Response:
         async def run(_data: dict[str, Any]) -> dict[str, Any]:
-            authority = self._server.authority
-            assert authority is not None
-            await authority.prepare()
-            await authority.activate()
-            return {"bundle_sequence": authority.sequence}
+            return {"bundle_sequence": await self._controls.rotate_ca()}
 
         return await self._call(request, run)
 
     async def _arm_issuance_fault(self, request: web.Request) -> web.Response:
         async def run(data: dict[str, Any]) -> dict[str, Any]:
-            authority = self._server.authority
-            assert authority is not None
             fault = await self._parse_issuance_fault(data)
-            authority.arm_issuance_fault(fault)
-            return {"pending": authority.pending_issuance_faults}
+            return {"pending": self._controls.arm_issuance_fault(fault)}
 
         return await self._call(request, run)
 
@@ -382,7 +456,7 @@ class TestHooks:
         spiffe_id = data.get("spiffe_id")
         if spiffe_id is None and not untrusted:
             raise bad('give spiffe_id (the URI SAN to certify), "untrusted_ca": true, or both')
-        config = self._server.config
+        config = self._controls.config
         if spiffe_id is not None:
             spiffe_id = _workload_spiffe_id(spiffe_id, config.trust_domain, bad)
         untrusted_ca = None
@@ -391,7 +465,7 @@ class TestHooks:
             untrusted_ca = await asyncio.to_thread(
                 ca.create_root_ca,
                 config.trust_domain,
-                now=self._server.clock.now(),
+                now=self._controls.clock.now(),
                 validity=timedelta(days=config.ca_ttl_days),
                 state=ca.CAState.ACTIVE,
             )
@@ -399,36 +473,23 @@ class TestHooks:
 
     async def _clear_issuance_fault(self, request: web.Request) -> web.Response:
         async def run(_data: dict[str, Any]) -> dict[str, Any]:
-            authority = self._server.authority
-            assert authority is not None
-            authority.arm_issuance_fault(None)
-            return {"pending": 0}
+            return {"pending": self._controls.arm_issuance_fault(None)}
 
         return await self._call(request, run)
 
     async def _rotate_server_cert(self, request: web.Request) -> web.Response:
         async def run(_data: dict[str, Any]) -> dict[str, Any]:
-            await self._server.reload_serving_identity()
-            identity = self._server.identity
-            assert identity is not None
-            return {"not_after": identity.not_after.isoformat()}
+            not_after = await self._controls.rotate_serving_certificate()
+            return {"not_after": not_after.isoformat()}
 
         return await self._call(request, run)
 
     async def _reissue_admin_identity(self, request: web.Request) -> web.Response:
         async def run(_data: dict[str, Any]) -> dict[str, Any]:
-            from . import ca
-            from .server import ADMIN_PATH, admin_files
-
-            authority = self._server.authority
-            assert authority is not None
-            config = self._server.config
+            config = self._controls.config
             key = ec.generate_private_key(ec.SECP256R1())
-            cert = await authority.sign(
-                ca.build_csr(key),
-                f"spiffe://{config.trust_domain}{ADMIN_PATH}",
-                kind="admin",
-                ttl=REISSUED_ADMIN_TTL,
+            cert = await self._controls.issue_admin_certificate(
+                ca.build_csr(key), REISSUED_ADMIN_TTL
             )
             cert_path, key_path, bundle_path = admin_files(config.data_dir)
             key_pem = key.private_bytes(
@@ -441,7 +502,9 @@ class TestHooks:
             await asyncio.to_thread(
                 _write_private, cert_path, cert.public_bytes(serialization.Encoding.PEM)
             )
-            await asyncio.to_thread(_write_private, bundle_path, authority.trusted_pem.encode())
+            await asyncio.to_thread(
+                _write_private, bundle_path, self._controls.trusted_pem.encode()
+            )
             return {
                 "serial": f"{cert.serial_number:x}",
                 "not_after": cert.not_valid_after_utc.isoformat(),
@@ -481,8 +544,6 @@ def _write_private(path: Any, data: bytes) -> None:
 
 def _describe_client_certificate(entry: LogEntry, request: web.Request) -> None:
     """Fill the entry's client_* fields from the certificate the peer presented."""
-    from ._http import peer_der
-
     der = peer_der(request)
     if der is None:
         return

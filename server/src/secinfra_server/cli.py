@@ -26,16 +26,16 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from . import __version__, ca
-from ._authority import Authority
+from . import __version__, attest, ca
+from ._ca_runtime import CaRuntime
 from ._clock import Clock
 from ._kek_rotation import add_kek_commands, kek_from_env, load_keyring, run_kek_command
 from ._logging import configure as configure_logging
 from ._metrics import Metrics
 from .audit import verify as audit_verify
-from .config import ConfigError, ServerConfig, load_config
+from .config import ConfigError, ServerConfig, admin_files, load_config
 from .crypto import generate_kek_file
-from .server import ADMIN_PATH, Server, admin_files
+from .server import Server
 from .storage import SqliteStorage, StoredJoinToken
 
 ADMIN_CERT_TTL: Final = timedelta(days=7)
@@ -56,13 +56,13 @@ def _write_private(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def _needs_admin_identity(cert_path: Path, authority: Authority) -> bool:
+def _needs_admin_identity(cert_path: Path, ca_runtime: CaRuntime) -> bool:
     if not cert_path.exists():
         return True
     cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
     lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
     halfway = cert.not_valid_before_utc + lifetime / 2
-    trusted = authority.trusted_pem.encode()
+    trusted = ca_runtime.trusted_pem.encode()
     issuer_trusted = any(c.subject == cert.issuer for c in x509.load_pem_x509_certificates(trusted))
     return Clock().now() >= halfway or not issuer_trusted
 
@@ -75,22 +75,22 @@ async def initialise(config: ServerConfig, *, quiet: bool = False) -> None:
         generate_kek_file(config.kek_path)
     storage = await SqliteStorage.open(config.database_path)
     try:
-        authority = Authority(
+        ca_runtime = CaRuntime(
             config=config,
             storage=storage,
             keyring=load_keyring(config),
             clock=Clock(),
             metrics=Metrics(),
         )
-        await authority.load()
+        await ca_runtime.load()
         cert_path, key_path, bundle_path = admin_files(config.data_dir)
         cert_path.parent.mkdir(exist_ok=True, mode=0o700)
         os.chmod(cert_path.parent, 0o700)
-        if _needs_admin_identity(cert_path, authority):
+        if _needs_admin_identity(cert_path, ca_runtime):
             key = ec.generate_private_key(ec.SECP256R1())
-            cert = await authority.sign(
+            cert = await ca_runtime.sign(
                 ca.build_csr(key),
-                f"spiffe://{config.trust_domain}{ADMIN_PATH}",
+                config.admin_spiffe_id,
                 kind="admin",
                 ttl=ADMIN_CERT_TTL,
             )
@@ -101,7 +101,7 @@ async def initialise(config: ServerConfig, *, quiet: bool = False) -> None:
             )
             _write_private(key_path, key_pem)
             _write_private(cert_path, cert.public_bytes(serialization.Encoding.PEM))
-        _write_private(bundle_path, authority.trusted_pem.encode())
+        _write_private(bundle_path, ca_runtime.trusted_pem.encode())
         if not quiet:
             print(f"secinfra-server: data dir ready: {config.data_dir}")
             print(f"  admin certificate: {cert_path}")
@@ -113,8 +113,6 @@ async def initialise(config: ServerConfig, *, quiet: bool = False) -> None:
 
 async def _dev_join_token(server: Server) -> str:
     """Create a join token for the demo workload (dev mode's welcome)."""
-    from . import attest
-
     assert server.storage is not None
     token, record = attest.generate_join_token(
         f"spiffe://{server.config.trust_domain}{DEV_WORKLOAD_ID_PATH}",

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from .ca import ADMIN_SPIFFE_PATH
+
 ENV_PREFIX: Final = "SECINFRA_"
 #: Join tokens live at most a day (the API enforces the same bound).
 MAX_JOIN_TOKEN_TTL_SECONDS: Final = 86400
@@ -95,9 +97,24 @@ class ServerConfig:
         return self.data_dir / "secinfra.db"
 
     @property
+    def admin_spiffe_id(self) -> str:
+        """The SPIFFE ID of the admin identity init creates (``spiffe://<td>/secinfra/admin``)."""
+        return f"spiffe://{self.trust_domain}{ADMIN_SPIFFE_PATH}"
+
+    @property
     def admin_dir(self) -> Path:
         """Where init writes the admin identity (certificate + key)."""
         return self.data_dir / "admin"
+
+
+def admin_files(data_dir: Path) -> tuple[Path, Path, Path]:
+    """Paths of the admin identity init writes: certificate, key, bundle.
+
+    The same names as :attr:`ServerConfig.admin_dir` (``<data dir>/admin``), for
+    callers that hold only the data dir (the CLI, the test harness).
+    """
+    admin = data_dir / "admin"
+    return admin / "cert.pem", admin / "key.pem", admin / "bundle.pem"
 
 
 _SCALARS: Final = {f.name: f for f in dataclasses.fields(ServerConfig)} | {}

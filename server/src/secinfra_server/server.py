@@ -13,76 +13,37 @@ import contextlib
 import json
 import logging
 import signal
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import timedelta
-from pathlib import Path
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from typing import Final
 
 from aiohttp import web
+from cryptography import x509
 
-from . import attest
-from ._authority import Authority, ServerIdentity
+from . import attest, ca
 from ._authz_api import AuthzApi
+from ._ca_runtime import CaRuntime, ServerIdentity
 from ._clock import Clock
-from ._http import Dispatcher, Handler, new_request_id, peer_der
+from ._http import Dispatcher, new_request_id, peer_der
 from ._idempotency import IdempotencyStore
 from ._identity_api import IdentityApi
+from ._issuance_faults import IssuanceFault
 from ._kek_rotation import load_keyring
 from ._metrics import Metrics
-from ._policy import AuthzEngine, EnginePolicy
+from ._rpc import Handler, ServiceContext
 from ._secrets_api import SecretsApi
 from ._testhooks import TestHooks
 from ._tls import ServingTls
-from .access import AccessPolicy
 from .audit import AuditLog
 from .config import ServerConfig
-from .crypto import Keyring
 from .errors import ApiError
+from .policy import AccessPolicy, AuthzEngine, EnginePolicy
 from .storage import SqliteStorage
 
 log = logging.getLogger("secinfra.server")
 
 #: How often background tasks look for due work (rotation, renewal).
 HOUSEKEEPING_INTERVAL_SECONDS: Final = 1.0
-ADMIN_PATH: Final = "/secinfra/admin"
-
-
-class StaticAdminPolicy:
-    """The init-time admin may do everything; everyone else nothing.
-
-    The policy the server starts with until the authorization engine's policy
-    (``_policy.py``) is wired in; also the default-deny baseline for tests.
-    """
-
-    def __init__(self, trust_domain: str) -> None:
-        self._admin = f"spiffe://{trust_domain}{ADMIN_PATH}"
-
-    async def is_admin(self, spiffe_id: str) -> bool:
-        return spiffe_id == self._admin
-
-    async def can_read_secret(self, spiffe_id: str, name: str) -> bool:
-        return spiffe_id == self._admin
-
-    async def can_write_secret(self, spiffe_id: str, name: str) -> bool:
-        return spiffe_id == self._admin
-
-    async def readable_secrets(self, spiffe_id: str, names: Sequence[str]) -> list[str]:
-        return list(names) if spiffe_id == self._admin else []
-
-
-@dataclass(frozen=True)
-class ServiceContext:
-    """Everything a service needs, built once by :meth:`Server.start`."""
-
-    config: ServerConfig
-    storage: SqliteStorage
-    keyring: Keyring
-    clock: Clock
-    metrics: Metrics
-    authority: Authority
-    audit: AuditLog
-    policy: AccessPolicy
 
 
 def load_jwt_attestor(config: ServerConfig) -> attest.JWTAttestor | None:
@@ -111,13 +72,14 @@ class Server:
         self.clock = clock or Clock()
         self.metrics = Metrics()
         self.storage: SqliteStorage | None = None
-        self.authority: Authority | None = None
+        self.ca_runtime: CaRuntime | None = None
         self.tls: ServingTls | None = None
         self.identity: ServerIdentity | None = None
         self.dispatcher: Dispatcher | None = None
         self.audit: AuditLog | None = None
         self.idempotency: IdempotencyStore | None = None
         self.hooks: TestHooks | None = None
+        self.engine: AuthzEngine | None = None
         self.policy: AccessPolicy | None = None
         self.port: int | None = None
         self._runner: web.AppRunner | None = None
@@ -134,7 +96,7 @@ class Server:
         handlers: dict[str, Handler] = {}
         identity = IdentityApi(
             config=ctx.config,
-            authority=ctx.authority,
+            ca_runtime=ctx.ca_runtime,
             storage=ctx.storage,
             clock=ctx.clock,
             admin=ctx.policy,
@@ -146,11 +108,10 @@ class Server:
         handlers.update(AuthzApi(ctx).handlers())
         return handlers
 
-    def make_policy(self, storage: SqliteStorage) -> AccessPolicy:
-        """The access policy the services consult: the authorization engine over
-        the built-in model (see ``_policy.py``)."""
-        admin_id = f"spiffe://{self.config.trust_domain}{ADMIN_PATH}"
-        return EnginePolicy(AuthzEngine(storage, clock=self.clock, admin_id=admin_id))
+    def make_policy(self, engine: AuthzEngine) -> AccessPolicy:
+        """Test seam: the access policy the services consult; by default the
+        authorization engine over the built-in model (see ``policy/``)."""
+        return EnginePolicy(engine)
 
     def extra_handlers(self) -> dict[str, Handler]:
         """Test seam: handlers that replace or add to the services' handlers."""
@@ -161,43 +122,54 @@ class Server:
         config = self.config
         self.storage = await SqliteStorage.open(config.database_path)
         keyring = load_keyring(config)
-        self.authority = Authority(
+        self.ca_runtime = CaRuntime(
             config=config,
             storage=self.storage,
             keyring=keyring,
             clock=self.clock,
             metrics=self.metrics,
         )
-        await self.authority.load()
-        self.identity = await self.authority.server_identity()
+        await self.ca_runtime.load()
+        self.identity = await self.ca_runtime.server_identity()
         self.tls = ServingTls(
-            self.identity.chain_pem, self.identity.key_pem, self.authority.trusted_pem
+            self.identity.chain_pem, self.identity.key_pem, self.ca_runtime.trusted_pem
         )
-        self.authority.on_trust_change(self._on_trust_change)
+        self.ca_runtime.on_trust_change(self._on_trust_change)
         self.audit = AuditLog(self.storage, self.clock)
         self.audit.start()
         self.idempotency = IdempotencyStore(self.storage, keyring, self.clock)
-        self.hooks = TestHooks(self) if config.test_hooks else None
-        self.policy = self.make_policy(self.storage)
+        self.engine = AuthzEngine(self.storage, clock=self.clock, admin_id=config.admin_spiffe_id)
+        self.policy = self.make_policy(self.engine)
+        if config.test_hooks:
+            self.hooks = TestHooks(
+                _TestModeControls(
+                    self.ca_runtime,
+                    self.policy,
+                    self.clock,
+                    config,
+                    self.reload_serving_identity,
+                )
+            )
         ctx = ServiceContext(
             config=config,
             storage=self.storage,
             keyring=keyring,
             clock=self.clock,
             metrics=self.metrics,
-            authority=self.authority,
+            ca_runtime=self.ca_runtime,
             audit=self.audit,
             policy=self.policy,
+            engine=self.engine,
         )
         self.dispatcher = Dispatcher(
             handlers={**self.service_handlers(ctx), **self.extra_handlers()},
-            verify_peer=self.authority.verify_peer,
+            verify_peer=self.ca_runtime.verify_peer,
             metrics=self.metrics,
             max_body_bytes=config.max_body_bytes,
             body_timeout=config.body_timeout_seconds,
             max_in_flight=config.max_in_flight,
             idempotency=self.idempotency,
-            hooks=self.hooks,
+            observer=self.hooks,
         )
         app = web.Application(client_max_size=config.max_body_bytes)
         app.router.add_get("/healthz", self._healthz)
@@ -258,16 +230,18 @@ class Server:
     def _in_flight(self) -> int:
         return self.dispatcher.in_flight if self.dispatcher is not None else 0
 
-    async def reload_serving_identity(self) -> None:
+    async def reload_serving_identity(self) -> ServerIdentity:
         """Issue a new serving certificate and hot-load it (no restart)."""
-        assert self.authority is not None
+        assert self.ca_runtime is not None
         assert self.tls is not None
-        self.identity = await self.authority.server_identity()
-        self.tls.reload(self.identity.chain_pem, self.identity.key_pem, self.authority.trusted_pem)
+        identity = await self.ca_runtime.server_identity()
+        self.identity = identity
+        self.tls.reload(identity.chain_pem, identity.key_pem, self.ca_runtime.trusted_pem)
         log.info(
             "serving certificate reloaded",
-            extra={"fields": {"not_after": self.identity.not_after.isoformat()}},
+            extra={"fields": {"not_after": identity.not_after.isoformat()}},
         )
+        return identity
 
     async def _on_trust_change(self) -> None:
         # A new active CA or a changed bundle: serve a certificate from the
@@ -275,12 +249,12 @@ class Server:
         await self.reload_serving_identity()
 
     async def _housekeeping(self) -> None:
-        assert self.authority is not None
+        assert self.ca_runtime is not None
         while True:
             await asyncio.sleep(HOUSEKEEPING_INTERVAL_SECONDS)
             try:
                 if self.config.ca_auto_rotate:
-                    await self.authority.run_due_rotation()
+                    await self.ca_runtime.run_due_rotation()
                 if self.idempotency is not None:
                     await self.idempotency.purge_expired()
                 identity = self.identity
@@ -301,9 +275,9 @@ class Server:
 
     async def _metrics(self, request: web.Request) -> web.Response:
         # Metrics describe the deployment: any enrolled workload may read them.
-        assert self.authority is not None
+        assert self.ca_runtime is not None
         try:
-            self.authority.verify_peer(peer_der(request))
+            self.ca_runtime.verify_peer(peer_der(request))
         except ApiError as exc:
             request_id = new_request_id()
             return web.json_response(
@@ -312,7 +286,56 @@ class Server:
         return web.Response(body=self.metrics.render(), content_type="text/plain")
 
 
-def admin_files(data_dir: Path) -> tuple[Path, Path, Path]:
-    """Paths of the admin identity written by init: certificate, key, bundle."""
-    admin = data_dir / "admin"
-    return admin / "cert.pem", admin / "key.pem", admin / "bundle.pem"
+class _TestModeControls:
+    """The :class:`~secinfra_server._testhooks.TestModeControls` of one server:
+    the parts test mode may drive, and nothing else of the server."""
+
+    def __init__(
+        self,
+        ca_runtime: CaRuntime,
+        policy: AccessPolicy,
+        clock: Clock,
+        config: ServerConfig,
+        reload_serving_identity: Callable[[], Awaitable[ServerIdentity]],
+    ) -> None:
+        self._ca = ca_runtime
+        self._policy = policy
+        self._clock = clock
+        self._config = config
+        self._reload_serving_identity = reload_serving_identity
+
+    @property
+    def config(self) -> ServerConfig:
+        return self._config
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
+    @property
+    def trusted_pem(self) -> str:
+        return self._ca.trusted_pem
+
+    def verify_peer(self, der: bytes | None) -> ca.Peer:
+        return self._ca.verify_peer(der)
+
+    async def is_admin(self, spiffe_id: str) -> bool:
+        return await self._policy.is_admin(spiffe_id)
+
+    def set_leaf_ttl(self, ttl: timedelta) -> None:
+        self._ca.leaf_ttl = ttl
+
+    async def rotate_ca(self) -> int:
+        await self._ca.prepare()
+        await self._ca.activate()
+        return self._ca.sequence
+
+    async def rotate_serving_certificate(self) -> datetime:
+        return (await self._reload_serving_identity()).not_after
+
+    async def issue_admin_certificate(self, csr: bytes, ttl: timedelta) -> x509.Certificate:
+        return await self._ca.sign(csr, self._config.admin_spiffe_id, kind="admin", ttl=ttl)
+
+    def arm_issuance_fault(self, fault: IssuanceFault | None) -> int:
+        self._ca.arm_issuance_fault(fault)
+        return self._ca.pending_issuance_faults

@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from secinfra_server import ca
 from secinfra_server.cli import initialise
-from secinfra_server.config import load_config
-from secinfra_server.server import Server, admin_files
+from secinfra_server.config import admin_files, load_config
+from secinfra_server.server import Server
 
 T = TypeVar("T")
 
@@ -64,8 +64,8 @@ class RunningServer:
         return Identity(cert.read_bytes(), key.read_bytes())
 
     def bundle_pem(self) -> str:
-        assert self.server.authority is not None
-        return self.server.authority.trusted_pem
+        assert self.server.ca_runtime is not None
+        return self.server.ca_runtime.trusted_pem
 
 
 @dataclass

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from secinfra_server._policy import BUILTIN_MODEL_ID
 from secinfra_server.authz import parse_dsl, parse_model
+from secinfra_server.policy import BUILTIN_MODEL_ID
 
 from .harness import Client, Response, RunningServer, enrol
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from secinfra_server._http import Handler, RequestContext
-from secinfra_server.server import Server, ServiceContext
+from secinfra_server._rpc import Handler, RequestContext, ServiceContext
+from secinfra_server.server import Server
 
 from .harness import Client, Response, RunningServer, csr_pem, new_key
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from cryptography import x509
 
 from secinfra_server._gen import identity as m
-from secinfra_server._http import Handler, RequestContext
+from secinfra_server._rpc import Handler, RequestContext
 from secinfra_server.server import Server
 
 from .harness import Client, RunningServer, csr_pem, enrol, new_key
@@ -67,7 +67,7 @@ def test_ca_rotation_while_a_client_holds_an_old_certificate(
     leaf = x509.load_pem_x509_certificate(renewed.json()["svid"]["cert_chain_pem"].encode())
     new_ca_cert = next(
         a
-        for a in server.server.authority.authorities
+        for a in server.server.ca_runtime.authorities
         if a.id == new_ca  # type: ignore[union-attr]
     )
     assert leaf.issuer == new_ca_cert.certificate.subject
@@ -225,7 +225,7 @@ def _wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
 def test_ca_rotates_on_schedule(tmp_path: Path) -> None:
     server = RunningServer(tmp_path / "data", ca_ttl_days=3, bundle_refresh_hint_seconds=60).start()
     try:
-        authority = server.server.authority
+        authority = server.server.ca_runtime
         assert authority is not None
         (first,) = authority.authorities
 
@@ -280,7 +280,7 @@ def test_a_blocked_retirement_does_not_stall_the_next_rotation(
         admin.bundle_pem = server.bundle_pem()
         assert admin.request("POST", "/v1/ca:activate", {}).status == 200
         admin.close()
-        authority = server.server.authority
+        authority = server.server.ca_runtime
         assert authority is not None
 
         def states() -> list[str]:

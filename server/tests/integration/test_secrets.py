@@ -13,9 +13,8 @@ import pytest
 
 from secinfra_server import _secrets_api as secrets_api
 from secinfra_server import audit
-from secinfra_server.access import AccessPolicy
-from secinfra_server.server import ADMIN_PATH, Server
-from secinfra_server.storage import SqliteStorage
+from secinfra_server.policy import AccessPolicy, AuthzEngine
+from secinfra_server.server import Server
 
 from .harness import Client, Response, RunningServer, enrol
 
@@ -555,8 +554,8 @@ class _FolderPolicy:
 
 
 class _FolderPolicyServer(Server):
-    def make_policy(self, storage: SqliteStorage) -> AccessPolicy:
-        return _FolderPolicy(f"spiffe://{self.config.trust_domain}{ADMIN_PATH}")
+    def make_policy(self, engine: AuthzEngine) -> AccessPolicy:
+        return _FolderPolicy(engine.admin_id)
 
 
 @pytest.mark.parametrize("scan_limit", [10_000, 6])

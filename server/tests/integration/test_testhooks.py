@@ -14,7 +14,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from secinfra_server.server import admin_files
+from secinfra_server.config import admin_files
 
 from .harness import Client, Identity, RunningServer, csr_pem, enrol, key_pem, new_key
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from secinfra_server._clock import Clock
-from secinfra_server._policy import AuthzEngine, EnginePolicy, Snapshot
 from secinfra_server.audit import verify
 from secinfra_server.authz import TupleKey
+from secinfra_server.policy import AuthzEngine, EnginePolicy, Snapshot
 from secinfra_server.storage import SqliteStorage
 from secinfra_server.storage._authz import apply_tuple_changes, current_revision
 

@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 
-from secinfra_server._policy import (
+from secinfra_server.authz import ModelError, TupleError, TupleKey, parse_dsl, parse_model
+from secinfra_server.authz._render import render_dsl
+from secinfra_server.policy import (
     BUILTIN_DSL,
     BUILTIN_MODEL,
     BUILTIN_MODEL_ID,
@@ -16,8 +18,6 @@ from secinfra_server._policy import (
     model_id,
     validate_builtin_tuple,
 )
-from secinfra_server.authz import ModelError, TupleError, TupleKey, parse_dsl, parse_model
-from secinfra_server.authz._render import render_dsl
 
 USER_DSL = """model
   schema 1.1

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from secinfra_server._policy import BUILTIN_MODEL
 from secinfra_server.authz import TupleKey, TupleReader, list_objects
+from secinfra_server.policy import BUILTIN_MODEL
 from secinfra_server.storage import SqliteStorage
 from secinfra_server.storage._authz import (
     SqliteTupleReader,

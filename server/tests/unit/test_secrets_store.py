@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from secinfra_server._http import none_match
+from secinfra_server._rpc import none_match
 from secinfra_server._secrets_api import (
     decode_page_token,
     encode_page_token,

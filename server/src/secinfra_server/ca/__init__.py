@@ -48,6 +48,7 @@ from ._errors import (
     WeakSignatureAlgorithm,
 )
 from ._issue import (
+    ADMIN_SPIFFE_PATH,
     DEFAULT_SVID_TTL,
     SERVER_SPIFFE_PATH,
     build_csr,
@@ -61,6 +62,7 @@ from ._keys import (
     private_key_from_pkcs8_der,
     private_key_to_pkcs8_der,
 )
+from ._peer import Peer
 from ._rotation import (
     RotationAction,
     RotationPolicy,
@@ -76,6 +78,7 @@ from ._spiffeid import SpiffeId, validate_trust_domain
 from ._verify import RevocationList, SvidVerifier, svid_spiffe_id, verify_svid_chain
 
 __all__ = [
+    "ADMIN_SPIFFE_PATH",
     "BACKDATE",
     "DEFAULT_CA_VALIDITY",
     "DEFAULT_CRL_VALIDITY",
@@ -107,6 +110,7 @@ __all__ = [
     "KeyAlgorithm",
     "MalformedCSR",
     "NotAnSvid",
+    "Peer",
     "RenderedBundle",
     "RetirementNotSafe",
     "RevocationList",

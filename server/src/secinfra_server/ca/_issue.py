@@ -37,6 +37,9 @@ DEFAULT_SVID_TTL = timedelta(hours=1)
 SERVER_SPIFFE_PATH = "/secinfra/server"
 """Path of the server's own SPIFFE ID: ``spiffe://<td>/secinfra/server``."""
 
+ADMIN_SPIFFE_PATH = "/secinfra/admin"
+"""Path of the admin identity ``init`` creates: ``spiffe://<td>/secinfra/admin``."""
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _LEAF_KEY_USAGE = x509.KeyUsage(

@@ -12,7 +12,7 @@ relation, user)``, which are exactly the two lookups of
 created_ms)``; meta keys ``authz_revision`` (the counter behind revision
 tokens) and ``authz_model_id`` (the current model; empty: the built-in one).
 
-**Structural links.** The built-in model (``_policy.py``) relates every
+**Structural links.** The built-in model (``policy/_builtin_model.py``) relates every
 ``secret`` and ``folder`` to the folders that contain it (``parent``) and to
 ``system:root`` (``system``). Those links follow from names alone, so
 :class:`SqliteTupleReader` derives them instead of storing them: nobody has to

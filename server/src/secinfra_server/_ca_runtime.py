@@ -1,4 +1,4 @@
-"""The CA at run time: state loaded from storage, kept hot in memory.
+"""The CA at run time: the ``ca`` package's CAs loaded from storage, kept hot in memory.
 
 Holds the decrypted CAs, and caches everything derived from them that the hot
 paths need: the rendered trust bundle (body + ETag), the SVID verifier, and the
@@ -29,7 +29,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from . import ca
 from ._clock import Clock
-from ._http import Peer
 from ._issuance_faults import IssuanceFault
 from ._metrics import Metrics
 from .audit import AuditEvent, append_in_transaction
@@ -86,8 +85,12 @@ def _pem(cert: x509.Certificate) -> str:
     return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
-class Authority:
-    """The server's CA: signing, rotation, the bundle, revocation, peer checks."""
+class CaRuntime:
+    """The server's CA: signing, rotation, the bundle, revocation, peer checks.
+
+    The one owner of the CA state while the server runs (the pure CA logic is in
+    :mod:`secinfra_server.ca`, which this drives).
+    """
 
     def __init__(
         self,
@@ -244,7 +247,7 @@ class Authority:
         return list(self._revocation_rows)
 
     # -- the per-request check ----------------------------------------------------
-    def verify_peer(self, der: bytes | None) -> Peer:
+    def verify_peer(self, der: bytes | None) -> ca.Peer:
         """Verify a request's client certificate now; raise ApiError(unauthenticated)."""
         if der is None:
             raise ApiError(
@@ -264,7 +267,7 @@ class Authority:
             raise ApiError(
                 "unauthenticated", "secinfra: auth: client certificate cannot be parsed"
             ) from exc
-        return Peer(
+        return ca.Peer(
             spiffe_id=str(spiffe_id),
             serial=f"{cert.serial_number:x}",
             not_after=cert.not_valid_after_utc,

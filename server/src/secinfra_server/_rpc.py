@@ -1,0 +1,90 @@
+"""The RPC contract between the HTTP dispatcher and the handlers.
+
+Handlers import only this (and the layers below it): what a handler receives
+(:class:`RequestContext`, the decoded request), what it may answer
+(:class:`Reply` or a response model), its shape (:data:`Handler`), and the
+long-lived parts it is built from (:class:`ServiceContext`). The dispatcher
+(``_http``) implements the other side; neither knows the other's internals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from . import ca
+from ._ca_runtime import CaRuntime
+from ._clock import Clock
+from ._gen.routes import Route
+from ._metrics import Metrics
+from .audit import AuditLog
+from .config import ServerConfig
+from .crypto import Keyring
+from .policy import AccessPolicy, AuthzEngine
+from .storage import SqliteStorage
+
+
+@dataclass
+class RequestContext:
+    """What a handler gets besides its decoded request."""
+
+    request_id: str
+    route: Route
+    http: web.Request
+    #: The verified caller; None on an ``auth: NONE`` route.
+    peer: ca.Peer | None
+    idempotency_key: str | None
+
+
+@dataclass
+class Reply:
+    """A handler's answer when it needs more than a 200 with a JSON body."""
+
+    body: Any | None = None
+    #: A pre-rendered JSON body (a cached document), sent as-is.
+    raw_json: bytes | None = None
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+#: A handler: the request context and the decoded request model in; a response
+#: model or a :class:`Reply` out. Raises ApiError (or a domain error) to refuse.
+Handler = Callable[[RequestContext, Any], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class ServiceContext:
+    """Everything a service needs, built once when the server starts."""
+
+    config: ServerConfig
+    storage: SqliteStorage
+    keyring: Keyring
+    clock: Clock
+    metrics: Metrics
+    ca_runtime: CaRuntime
+    audit: AuditLog
+    #: Who may do what; the services ask it, never the engine, about access.
+    policy: AccessPolicy
+    #: The authorization engine the AuthzService answers with.
+    engine: AuthzEngine
+
+
+def none_match(header_values: Sequence[str], etag: str) -> bool:
+    """Whether If-None-Match (every occurrence, comma lists, ``*``) matches ``etag``.
+
+    If-None-Match uses the weak comparison (RFC 9110 13.1.2), so ``W/"x"``
+    matches ``"x"``.
+    """
+    for header in header_values:
+        for item in header.split(","):
+            tag = item.strip()
+            if tag == "*":
+                return True
+            if tag.startswith("W/"):
+                tag = tag[2:]
+            if tag == etag:
+                return True
+    return False
