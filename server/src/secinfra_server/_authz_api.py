@@ -51,7 +51,7 @@ from . import authz, ca
 from ._gen import authz as m
 from ._rpc import Handler, Reply, RequestContext, ServiceContext
 from .audit import AuditEvent, append_in_transaction
-from .authz._render import render_dsl
+from .authz import render_dsl
 from .errors import ApiError
 from .policy import (
     BUILTIN_TYPES,
@@ -62,7 +62,8 @@ from .policy import (
     stored_json,
     validate_builtin_tuple,
 )
-from .storage._authz import (
+from .storage import to_ms
+from .storage.authz_tables import (
     SYSTEM_ROOT,
     TupleCursor,
     TupleFilter,
@@ -70,7 +71,6 @@ from .storage._authz import (
     read_tuples,
     store_model,
 )
-from .storage._sqlite import to_ms
 
 #: Digits in a revision token.
 REVISION_DIGITS: Final = 20

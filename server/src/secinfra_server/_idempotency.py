@@ -35,8 +35,7 @@ from typing import Any, Final
 from ._clock import Clock
 from .crypto import Keyring, SealedBox, aad_for_idempotent_response, open_, seal
 from .errors import ApiError
-from .storage import SqliteStorage
-from .storage._sqlite import to_ms
+from .storage import SqliteStorage, to_ms
 
 RETENTION: Final = timedelta(hours=24)
 ABANDONED_AFTER: Final = timedelta(minutes=2)

@@ -48,15 +48,15 @@ from .crypto import (
     Kek,
     KekError,
     Keyring,
+    fsync_dir,
     generate_kek_file,
     load_kek,
     load_kek_from_env,
     rewrap,
 )
-from .crypto._kek import fsync_dir
-from .storage import _sealed as sealed
-from .storage._sealed import SEALED_TABLES
-from .storage._sqlite import migrate
+from .storage import migrate
+from .storage import sealed_tables as sealed
+from .storage.sealed_tables import SEALED_TABLES
 
 #: Older KEKs (comma-separated base64) when the current one is in SECINFRA_KEK.
 KEK_PREVIOUS_ENV_VAR: Final = "SECINFRA_KEK_PREVIOUS"

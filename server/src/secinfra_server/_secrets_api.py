@@ -35,8 +35,8 @@ from .audit import AuditEvent, append_in_transaction
 from .crypto import DecryptionError, aad_for_secret, open_, seal
 from .errors import ApiError
 from .secrets import InvalidSecretName, validate_prefix, validate_secret_name
-from .storage import _secrets as store
-from .storage._sqlite import from_ms, to_ms
+from .storage import from_ms, to_ms
+from .storage import secret_tables as store
 
 log = logging.getLogger("secinfra.secrets")
 

@@ -31,8 +31,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from ._clock import Clock
-from .storage import SqliteStorage
-from .storage._sqlite import to_ms
+from .storage import SqliteStorage, to_ms
 
 log = logging.getLogger("secinfra.audit")
 

@@ -201,6 +201,39 @@ def test_every_import_points_to_its_own_layer_or_below() -> None:
     assert not upward, "imports against the layer order:\n" + "\n".join(upward)
 
 
+#: Imports of another package's private module that are allowed, and why.
+PRIVATE_IMPORTS_ALLOWED = {
+    # codegen owns the layout of _gen/; its wire codec's error has no public home.
+    ("_http", "_gen._wire"),
+}
+
+
+def private_owner(name: str) -> str | None:
+    """The package a module is private to: ``ca._verify`` -> ``ca``; None if public
+    (a top-level ``_x`` is private to the root, which every module is inside)."""
+    parts = name.split(".")
+    for index in range(1, len(parts)):
+        if parts[index].startswith("_"):
+            return ".".join(parts[:index])
+    return None
+
+
+def test_packages_are_entered_through_their_public_surface() -> None:
+    """A package's ``_`` modules are its own: others import what its
+    ``__init__`` (or a public submodule) exports."""
+    reaching_in = []
+    for name, targets in sorted(import_graph().items()):
+        for target in sorted(targets):
+            owner = private_owner(target)
+            if owner is None or name == owner or name.startswith(owner + "."):
+                continue
+            if (name, target) not in PRIVATE_IMPORTS_ALLOWED:
+                reaching_in.append(f"{name} imports {target}")
+    assert not reaching_in, "imports of another package's private module:\n" + "\n".join(
+        reaching_in
+    )
+
+
 def test_no_import_is_deferred_or_hidden() -> None:
     """Imports sit at the top of each module: none in a function, none under
     ``if TYPE_CHECKING:`` (with no cycle, there is nothing to dodge)."""

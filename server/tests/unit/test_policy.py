@@ -15,7 +15,7 @@ from secinfra_server.audit import verify
 from secinfra_server.authz import TupleKey
 from secinfra_server.policy import AuthzEngine, EnginePolicy, Snapshot
 from secinfra_server.storage import SqliteStorage
-from secinfra_server.storage._authz import apply_tuple_changes, current_revision
+from secinfra_server.storage.authz_tables import apply_tuple_changes, current_revision
 
 TD = "td.test"
 ADMIN = f"spiffe://{TD}/secinfra/admin"

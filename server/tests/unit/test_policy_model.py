@@ -7,8 +7,14 @@ from typing import Any
 
 import pytest
 
-from secinfra_server.authz import ModelError, TupleError, TupleKey, parse_dsl, parse_model
-from secinfra_server.authz._render import render_dsl
+from secinfra_server.authz import (
+    ModelError,
+    TupleError,
+    TupleKey,
+    parse_dsl,
+    parse_model,
+    render_dsl,
+)
 from secinfra_server.policy import (
     BUILTIN_DSL,
     BUILTIN_MODEL,

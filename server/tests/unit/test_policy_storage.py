@@ -12,7 +12,7 @@ import pytest
 from secinfra_server.authz import TupleKey, TupleReader, list_objects
 from secinfra_server.policy import BUILTIN_MODEL
 from secinfra_server.storage import SqliteStorage
-from secinfra_server.storage._authz import (
+from secinfra_server.storage.authz_tables import (
     SqliteTupleReader,
     TupleFilter,
     apply_tuple_changes,

@@ -16,8 +16,8 @@ from secinfra_server._secrets_api import (
 )
 from secinfra_server.crypto import Kek, Keyring, aad_for_secret, open_, seal
 from secinfra_server.errors import ApiError
-from secinfra_server.storage import _secrets as store
-from secinfra_server.storage._sqlite import migrate
+from secinfra_server.storage import migrate
+from secinfra_server.storage import secret_tables as store
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from ._check import (
     MAX_DEPTH,
     BatchCheckItem,
     BatchCheckResult,
+    Resolver,
     batch_check,
     check,
 )
@@ -64,6 +65,7 @@ from ._model import (
     Union,
     parse_model,
 )
+from ._render import render_dsl
 from ._store import InMemoryTupleStore, TupleReader
 from ._tuples import ObjectRef, TupleKey, UserRef, parse_object, parse_user, validate_tuple
 
@@ -92,6 +94,7 @@ __all__ = [
     "RelationReference",
     "RequestError",
     "ResolutionTooComplex",
+    "Resolver",
     "Rewrite",
     "This",
     "TupleError",
@@ -114,5 +117,6 @@ __all__ = [
     "parse_model",
     "parse_object",
     "parse_user",
+    "render_dsl",
     "validate_tuple",
 ]

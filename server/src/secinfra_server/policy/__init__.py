@@ -15,7 +15,7 @@ decides with:
 
 The ``parent`` and ``system`` links of folders and secrets are **structural**:
 the SQLite reader derives them from names (see
-:mod:`secinfra_server.storage._authz`), so they are never written and cannot be.
+:mod:`secinfra_server.storage.authz_tables`), so they are never written and cannot be.
 Nothing else is granted by default: no tuple, no access.
 
 **Bootstrap.** The init-time admin (``spiffe://<td>/secinfra/admin``) becomes the

@@ -14,14 +14,14 @@ from typing import Protocol
 
 from ..authz import (
     ResolutionTooComplex,
+    Resolver,
     TupleError,
     TupleKey,
     check,
     parse_object,
     parse_user,
 )
-from ..authz._check import Resolver
-from ..storage._authz import (
+from ..storage.authz_tables import (
     SECRET_TYPE,
     SYSTEM_ROOT,
 )

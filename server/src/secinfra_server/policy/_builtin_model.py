@@ -23,7 +23,7 @@ from ..authz import (
     parse_model,
 )
 from ..secrets import InvalidSecretName, validate_prefix, validate_secret_name
-from ..storage._authz import (
+from ..storage.authz_tables import (
     FOLDER_TYPE,
     SECRET_TYPE,
     SYSTEM_ROOT,

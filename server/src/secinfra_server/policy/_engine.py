@@ -28,7 +28,7 @@ from ..authz import (
     parse_model,
 )
 from ..storage import SqliteStorage
-from ..storage._authz import (
+from ..storage.authz_tables import (
     SYSTEM_ROOT,
     SqliteTupleReader,
     apply_tuple_changes,

@@ -1,8 +1,15 @@
-"""Durable state: the :class:`Storage` interface and its SQLite implementation."""
+"""Durable state: the :class:`Storage` interface and its SQLite implementation.
+
+The package's surface: the storage classes and records here, the millisecond
+timestamps and schema migration every table helper uses, and three modules of
+SQL that runs inside a caller's transaction, one per group of tables:
+:mod:`.secret_tables`, :mod:`.authz_tables` and :mod:`.sealed_tables` (the
+values sealed by the KEK, for KEK rotation).
+"""
 
 from ._base import InTransaction, Storage
 from ._records import IssuedCertificate, StoredCa, StoredJoinToken, StoredRevocation
-from ._sqlite import SCHEMA_VERSION, SqliteStorage
+from ._sqlite import SCHEMA_VERSION, SqliteStorage, from_ms, migrate, to_ms
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -13,4 +20,7 @@ __all__ = [
     "StoredCa",
     "StoredJoinToken",
     "StoredRevocation",
+    "from_ms",
+    "migrate",
+    "to_ms",
 ]
