@@ -7,7 +7,7 @@ the runtime and identity, with the arrows below. An arrow that names a subject
 the table does not have fails the build, and so does a subject without one.
 
 ``server-layers`` draws the reference server's layers from the layer table
-that the server's import test enforces (``secinfra_server/_layers.py``): one
+that the server's import test enforces (``server/layers.toml``): one
 band per layer, bottom up, with its modules, so the picture is the rule the
 test holds the code to.
 
@@ -17,8 +17,8 @@ session installs it with scripts/ensure-graphviz.sh).
 
 from __future__ import annotations
 
-import importlib
 import re
+import tomllib
 from pathlib import Path
 from typing import Any, Final
 
@@ -138,43 +138,56 @@ def floor_plan_dot(subjects: list[str]) -> str:
     return "\n".join(lines)
 
 
-def load_layers(spec: str) -> list[dict[str, Any]]:
-    """The server's layers from ``module:ATTRIBUTE`` (bottom layer first).
+def load_layers(path: Path) -> list[dict[str, Any]]:
+    """The server's layers from its layer table (TOML, bottom layer first).
 
     Each layer is a mapping with ``name``, ``summary`` and ``modules``.
     """
-    module_name, _, attribute = spec.partition(":")
-    layers = getattr(importlib.import_module(module_name), attribute)
+    with path.open("rb") as handle:
+        layers = tomllib.load(handle)["layer"]
+    for layer in layers:
+        if not {"name", "summary", "modules"} <= set(layer) or not layer["modules"]:
+            raise ExtensionError(f"server-layers: {path}: a layer needs name, summary, modules")
     return [
-        {"name": layer.name, "summary": layer.summary, "modules": tuple(layer.modules)}
+        {"name": layer["name"], "summary": layer["summary"], "modules": tuple(layer["modules"])}
         for layer in layers
     ]
 
 
+MODULES_PER_LINE: Final = 7
+
+
+def _html(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def layers_dot(layers: list[dict[str, Any]]) -> str:
-    """Graphviz source: one band per layer, the top layer drawn first."""
+    """Graphviz source: one band per layer, stacked, the top layer drawn first.
+
+    Each band names its layer and lists its modules; an arrow points from each
+    layer to the one below it (imports only go down).
+    """
     lines = [
         "digraph layers {",
-        '  graph [rankdir=TB, fontname="sans-serif", fontsize=11, nodesep=0.2, ranksep=0.3,'
-        " newrank=true];",
-        '  node [shape=box, style="rounded,filled", fillcolor=white, fontname="sans-serif",'
-        " fontsize=9];",
-        '  edge [style=invis];',
+        '  graph [rankdir=TB, fontname="sans-serif", nodesep=0.2, ranksep=0.18];',
+        '  node [shape=box, style="rounded,filled", fillcolor="#f1f3f4", fontname="sans-serif",'
+        " fontsize=10, width=7.5, margin=\"0.15,0.06\"];",
+        '  edge [color="#888888", arrowsize=0.6];',
     ]
-    anchors = []
+    ids = []
     for index, layer in enumerate(reversed(layers)):
-        cluster = f"cluster_{index}"
-        lines.append(f"  subgraph {cluster} {{")
-        title = f"{layer['name']}: {layer['summary']}"
-        lines.append(f'    label={_quote(title)}; style="rounded,filled"; fillcolor="#f1f3f4";')
-        ids = []
-        for module in layer["modules"]:
-            node = f"m{index}_{_node_id(module)}"
-            ids.append(node)
-            lines.append(f"    {node} [label={_quote(module)}];")
-        lines.append("  }")
-        anchors.append(ids[0])
-    for upper, lower in zip(anchors, anchors[1:], strict=False):
+        modules = list(layer["modules"])
+        rows = [
+            ", ".join(modules[i : i + MODULES_PER_LINE])
+            for i in range(0, len(modules), MODULES_PER_LINE)
+        ]
+        label = f"<b>{_html(layer['name'])}</b>" + "".join(
+            f'<br/><font point-size="9">{_html(row)}</font>' for row in rows
+        )
+        node = f"layer{index}"
+        ids.append(node)
+        lines.append(f"  {node} [label=<{label}>];")
+    for upper, lower in zip(ids, ids[1:], strict=False):
         lines.append(f"  {upper} -> {lower};")
     lines.append("}")
     return "\n".join(lines)
@@ -205,7 +218,9 @@ class ServerLayers(SphinxDirective):
     has_content = False
 
     def run(self) -> list[nodes.Node]:
-        layers = load_layers(self.config.architecture_server_layers)
+        path = Path(self.env.srcdir, self.config.architecture_server_layers).resolve()
+        self.env.note_dependency(str(path))
+        layers = load_layers(path)
         table = nodes.table()
         group = nodes.tgroup(cols=3)
         table += group
@@ -232,7 +247,7 @@ def _row(*cells: str) -> nodes.row:
 
 def setup(app: Sphinx) -> dict[str, Any]:
     app.setup_extension("sphinx.ext.graphviz")
-    app.add_config_value("architecture_server_layers", "secinfra_server._layers:LAYERS", "env")
+    app.add_config_value("architecture_server_layers", "../server/layers.toml", "env")
     app.add_directive("sdk-floor-plan", SdkFloorPlan)
     app.add_directive("server-layers", ServerLayers)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
