@@ -162,6 +162,8 @@ def docs(session: nox.Session) -> None:
     and quickstart program of docs/quickstart.md against a real dev server.
     """
     install(session, *DOC_TOOLS, *TEST_TOOLS, "-e", "sdk-python", "-e", "server")
+    # The architecture page's pictures need Graphviz's dot (apt when missing).
+    session.run("bash", str(ROOT / "scripts" / "ensure-graphviz.sh"), external=True)
     session.run(
         "sphinx-build",
         "-W",

@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any, Final
 
 import pytest
+from sphinx.errors import ExtensionError
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "docs" / "_ext"))
 
+import architecture  # noqa: E402
 import conformance_matrix  # noqa: E402
 import openapi_operations  # noqa: E402
 import quickstart_tabs  # noqa: E402
@@ -234,3 +236,40 @@ def test_generated_sdk_references_use_the_computed_method_names(language: str) -
         if spelling(openapi_operations.sdk_methods(op.operation_id)[language]) not in text
     ]
     assert missing == [], f"{page_name} does not show {missing}"
+
+
+def test_floor_plan_picture_has_every_subject_of_the_table() -> None:
+    subjects = architecture.floor_plan_subjects()
+    dot = architecture.floor_plan_dot(subjects)
+    for name in subjects:
+        if name != "testing":
+            assert architecture._node_id(name) in dot
+
+
+def test_floor_plan_picture_refuses_an_arrow_to_a_subject_the_table_lacks() -> None:
+    subjects = [s for s in architecture.floor_plan_subjects() if s != "retry budget"]
+    with pytest.raises(ExtensionError, match="retry budget"):
+        architecture.floor_plan_dot(subjects)
+
+
+def test_floor_plan_picture_refuses_a_subject_without_an_arrow() -> None:
+    subjects = [*architecture.floor_plan_subjects(), "telemetry"]
+    with pytest.raises(ExtensionError, match="telemetry"):
+        architecture.floor_plan_dot(subjects)
+
+
+def test_server_layers_come_from_the_layer_table_bottom_first() -> None:
+    layers = architecture.load_layers(ROOT / "server" / "layers.toml")
+    names = [layer["name"] for layer in layers]
+    assert names[-1] == "wiring"
+    assert all(layer["modules"] for layer in layers)
+    dot = architecture.layers_dot(layers)
+    # Drawn top first: the wiring band is the first node, the bottom layer the last.
+    assert dot.index(">wiring<") < dot.index(f">{names[0]}<")
+
+
+def test_server_layers_refuse_a_layer_without_modules(tmp_path: Path) -> None:
+    table = tmp_path / "layers.toml"
+    table.write_text('[[layer]]\nname = "x"\nsummary = "y"\nmodules = []\n', encoding="utf-8")
+    with pytest.raises(ExtensionError, match="needs name, summary, modules"):
+        architecture.load_layers(table)
