@@ -4,7 +4,7 @@ require "test_helper"
 
 # The rotating source (identity/rotating.rb) against a CA played by a fake
 # invoker behind the generated IdentityClient: what it installs, what it
-# refuses (spec 8.7.4), and that a refused renewal is retried.
+# refuses (spec 8.7.4, 9.3.3), and that a refused renewal is retried.
 class RotatingTest < Minitest::Test
   include TestCerts
   V1 = Secinfra::V1
@@ -93,6 +93,20 @@ class RotatingTest < Minitest::Test
       seen << event
       return seen if event.kind == kind
     end
+  end
+
+  def test_a_renewal_with_another_spiffe_id_is_refused_then_retried
+    @fake.next_renewal(:other_id)
+    @source.start
+    enrolled = events_until(:enrolled).last.identity
+    failed = events_until(:renewal_failed).last
+    assert_kind_of Secinfra::Identity::IdentityError, failed.error
+    assert_match(/SPIFFE ID spiffe:\/\/secinfra.local\/someone-else, not this client's #{WORKLOAD}/, failed.error.message)
+    assert_equal enrolled, failed.identity, "the current certificate stays"
+    renewed = events_until(:renewed).last.identity
+    assert_equal WORKLOAD, renewed.spiffe_id, "the next good answer is installed"
+    refute_equal enrolled.serial, renewed.serial
+    assert_operator @fake.renewals, :>=, 2
   end
 
   def test_a_renewed_chain_that_does_not_verify_is_refused_after_one_bundle_refresh

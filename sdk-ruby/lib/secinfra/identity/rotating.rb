@@ -9,7 +9,9 @@ module Secinfra
   # a JWT provider, bundle refresh at the hint, each when its
   # {Runtime::RotationPolicy} says. A new certificate is installed only after
   # the checks of 8.7.4 (an X509-SVID for the new key that chains to the
-  # bundle, after one bundle refresh). Call {#start} once, {#close} at the end.
+  # bundle, after one bundle refresh) and, for a renewal, 9.3.3 (the same
+  # SPIFFE ID); a refused renewal is a failed one. Call {#start} once,
+  # {#close} at the end.
   class RotatingIdentity
     include Identity::Source
 
@@ -180,19 +182,24 @@ module Secinfra
     def renew(current)
       key = Identity.new_private_key
       answer = client.renew_certificate(csr_pem: Identity.build_csr(key))
-      install(answer.svid, key, :renewed, current)
+      install(answer.svid, key, :renewed, expected_spiffe_id: current.spiffe_id)
     end
 
     # Checks a new certificate and installs it as the current snapshot
-    # (spec 8.7.4, 8.7.5); raises IdentityError, installing nothing, when a
-    # check fails.
+    # (spec 8.7.4, 8.7.5, 9.3.3); raises IdentityError, installing nothing,
+    # when a check fails.
     #
-    # @param current [X509Identity, nil] for a renewal: the snapshot it replaces
-    def install(svid, key, kind, current = nil)
+    # @param expected_spiffe_id [String, nil] for a renewal: the current SPIFFE ID
+    def install(svid, key, kind, expected_spiffe_id: nil)
       what = kind == :renewed ? "renewed" : "issued"
       raise Identity::IdentityError, "secinfra: identity: the server's answer holds no certificate" if svid.nil?
 
       fresh = Identity.parse_identity(svid.cert_chain_pem, key, received_at: @clock.now)
+      if expected_spiffe_id && fresh.spiffe_id != expected_spiffe_id
+        raise Identity::IdentityError,
+              "secinfra: identity: the #{what} certificate is refused: it names SPIFFE ID #{fresh.spiffe_id}, " \
+              "not this client's #{expected_spiffe_id} (spec 9.3.3)"
+      end
       unless Identity.chains_to?(fresh, @lock.synchronize { @bundle }, @clock.now)
         # Signed by a CA this client has not fetched yet (a CA rotation it
         # slept through): one refresh, then refuse (spec 8.7.4).
@@ -204,9 +211,6 @@ module Secinfra
         end
       end
       event = nil
-      if current && current.spiffe_id != fresh.spiffe_id
-        @logger.warn("secinfra: identity: renewal changed the SPIFFE ID to #{fresh.spiffe_id}")
-      end
       @lock.synchronize do
         @identity = fresh
         @renew_at = @rotation.renewal_time(fresh, @random)
