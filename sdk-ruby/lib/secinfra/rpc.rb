@@ -104,7 +104,7 @@ module Secinfra
     class CallOptions
       # Settings a call can override.
       FIELDS = %i[max_attempts deadline attempt_timeout base_backoff max_backoff max_retry_after
-                  idempotency_key use_cache].freeze
+                  idempotency_key use_cache revalidate].freeze
       # What a caller-supplied Idempotency-Key may hold (spec 4.4.2).
       IDEMPOTENCY_KEY = /\A[\x21-\x7e]{1,255}\z/
 
@@ -118,9 +118,13 @@ module Secinfra
       # @param max_retry_after [Numeric, nil] seconds (>= 0)
       # @param idempotency_key [String, nil] sent verbatim instead of a fresh UUID
       # @param use_cache [Boolean, nil] false: neither read nor store cache entries
+      # @param revalidate [Boolean, nil] true: a cacheable call reaches the server even
+      #   when a fresh entry is cached, conditional on that entry's ETag (a 304 answers
+      #   with the cached value), and a failure is never answered from a stale entry
+      #   (the client's own trust-bundle refreshes, spec 7.12.2 and 10.2.2)
       # @raise [ArgumentError] on an invalid value, naming the setting
       def initialize(max_attempts: nil, deadline: nil, attempt_timeout: nil, base_backoff: nil,
-                     max_backoff: nil, max_retry_after: nil, idempotency_key: nil, use_cache: nil)
+                     max_backoff: nil, max_retry_after: nil, idempotency_key: nil, use_cache: nil, revalidate: nil)
         self.class.check_retry_settings(max_attempts: max_attempts, deadline: deadline,
                                         attempt_timeout: attempt_timeout, base_backoff: base_backoff,
                                         max_backoff: max_backoff, max_retry_after: max_retry_after)
@@ -130,8 +134,10 @@ module Secinfra
             code: "invalid_argument"
           )
         end
-        unless use_cache.nil? || use_cache == true || use_cache == false
-          raise ArgumentError, "secinfra: cache: use_cache must be true, false or nil"
+        { use_cache: use_cache, revalidate: revalidate }.each do |name, value|
+          next if value.nil? || value == true || value == false
+
+          raise ArgumentError, "secinfra: cache: #{name} must be true, false or nil"
         end
 
         @max_attempts = max_attempts
@@ -142,6 +148,7 @@ module Secinfra
         @max_retry_after = max_retry_after&.to_f
         @idempotency_key = idempotency_key
         @use_cache = use_cache
+        @revalidate = revalidate
         freeze
       end
 

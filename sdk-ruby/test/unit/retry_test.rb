@@ -224,4 +224,9 @@ class RetryTest < Minitest::Test
       assert_raises(Secinfra::InvalidArgument, bad) { Secinfra::CallOptions.new(idempotency_key: bad) }
     end
   end
+
+  def test_revalidate_must_be_a_boolean
+    assert Secinfra::CallOptions.new(revalidate: true).revalidate
+    assert_match(/revalidate/, assert_raises(ArgumentError) { Secinfra::CallOptions.new(revalidate: "yes") }.message)
+  end
 end

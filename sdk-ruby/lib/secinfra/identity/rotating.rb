@@ -20,8 +20,9 @@ module Secinfra
     # The rotation thread never wakes sooner than this after a step (seconds).
     MIN_SLEEP = 0.05
     # How the client's own bundle fetches are made: they always reach the
-    # server (spec 7.12.2).
-    BUNDLE_FETCH = CallOptions.new(use_cache: false)
+    # server (spec 7.12.2), conditional on the last bundle's ETag when the
+    # cache holds it (10.2.2), and a failure is never answered from the cache.
+    BUNDLE_FETCH = CallOptions.new(revalidate: true)
 
     attr_reader :server_id
     # @return [Runtime::RotationPolicy]
@@ -224,6 +225,9 @@ module Secinfra
     end
 
     def fetch_bundle
+      # A 304 answers with the cached bundle: the held one, unless the
+      # application fetched a newer one itself, which the sequence check
+      # then installs. Either way the fetch succeeded (spec 10.2.2).
       wire = client.get_trust_bundle(call_options: BUNDLE_FETCH)
       fetched = Identity.bundle_from_wire(wire)
       event = nil

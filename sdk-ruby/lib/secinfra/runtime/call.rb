@@ -106,15 +106,16 @@ module Secinfra
 
       def cached_call(descriptor, request_json, response_class, options, policy, deadline_at)
         key = ResponseCache.key(descriptor.full_name, request_json)
+        revalidate = options&.revalidate == true
         hit = @cache.lookup(key)
-        if hit&.fresh
+        if hit&.fresh && !revalidate
           Secinfra.report(ResponseMeta.new(rpc: descriptor.full_name, request_id: nil, attempts: 0, from_cache: true,
                                            stale: false, status: nil))
           return hit.entry.value
         end
         value, meta = begin
           @flights.run(key, [deadline_at - @clock.monotonic, 0].max) do
-            fetch(descriptor, key, request_json, response_class, options, policy, deadline_at)
+            fetch(descriptor, key, request_json, response_class, options, policy, deadline_at, revalidate)
           end
         rescue SingleFlight::Timeout
           raise DeadlineExceeded.new(
@@ -127,10 +128,12 @@ module Secinfra
         value
       end
 
-      # The request of a cache miss or revalidation (run once per key at a time).
-      def fetch(descriptor, key, request_json, response_class, options, policy, deadline_at)
+      # The request of a cache miss or revalidation (run once per key at a
+      # time). A revalidating call always reaches the server and never falls
+      # back to a stale entry (spec 7.12.2).
+      def fetch(descriptor, key, request_json, response_class, options, policy, deadline_at, revalidate)
         current = @cache.lookup(key)
-        if current&.fresh
+        if current&.fresh && !revalidate
           return [current.entry.value, ResponseMeta.new(rpc: descriptor.full_name, request_id: nil, attempts: 0,
                                                         from_cache: true, stale: false, status: nil)]
         end
@@ -139,7 +142,7 @@ module Secinfra
         begin
           answer = send_request(descriptor, request_json, options, policy, deadline_at, current&.etag)
         rescue Secinfra::Error => e
-          if current&.usable_on_error && server_failure?(e)
+          if current&.usable_on_error && !revalidate && server_failure?(e)
             return [current.entry.value, ResponseMeta.new(rpc: descriptor.full_name, request_id: e.request_id,
                                                           attempts: e.attempts, from_cache: true, stale: true,
                                                           status: e.status)]
