@@ -4,7 +4,8 @@ require "time"
 
 module Secinfra
   module Runtime
-    # Retry settings of a client or a call, and the retry rules (spec 3).
+    # The retry settings of a client or of one call (spec 3), with their
+    # defaults; the rules that use them are {Retry}'s.
     class RetryPolicy
       # Attempts in all, the first included (1 + 3 retries).
       MAX_ATTEMPTS = 4

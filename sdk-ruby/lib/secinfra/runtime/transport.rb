@@ -26,6 +26,7 @@ module Secinfra
       # Lowest TLS version (spec 2.1.1).
       MIN_TLS_VERSION = OpenSSL::SSL::TLS1_2_VERSION
 
+      # The Net::HTTP request class of each verb the API binds.
       REQUEST_CLASSES = {
         "GET" => Net::HTTP::Get, "POST" => Net::HTTP::Post, "PUT" => Net::HTTP::Put,
         "PATCH" => Net::HTTP::Patch, "DELETE" => Net::HTTP::Delete
