@@ -1,9 +1,9 @@
 """The generated kitchen-sink Ruby: parses with ``ruby -wc``, round-trips JSON, clients.
 
 The Ruby checks run in a real Ruby (Debian's, installed by
-scripts/ensure-ruby.sh when missing) against the SDK's hand-written runtime
-(sdk-ruby/lib/secinfra/runtime), so the generated code is held to the
-contract the runtime implements.
+scripts/ensure-ruby.sh when missing) with nothing of the SDK loaded but its
+errors and its rpc contract (sdk-ruby/lib/secinfra/rpc.rb): generated code
+depends on the contract only, never on the runtime behind it.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from codegen_testlib import GOLDEN_LAYOUT, REPO
 from secinfra_codegen.targets import Output
 from secinfra_codegen.targets.ruby import DOCS_DIR, DOCS_PAGE, attr_name, module_path, string
 
-RUNTIME = REPO / "sdk-ruby" / "lib" / "secinfra"
+SDK = REPO / "sdk-ruby" / "lib" / "secinfra"
 RUBY_TIMEOUT = 120
 
 
@@ -44,17 +44,8 @@ def ruby_gen(kitchen_outputs: list[Output], tmp_path_factory: pytest.TempPathFac
 
 
 def run_ruby(ruby: str, gen: Path, script: str) -> str:
-    """Runs ``script`` with the runtime and the generated kitchen sink loaded."""
-    prelude = "\n".join(
-        f'require "{RUNTIME / name}"'
-        for name in (
-            "version",
-            "errors",
-            "runtime/wire",
-            "runtime/descriptor",
-            "runtime/retry",
-        )
-    )
+    """Runs ``script`` with the rpc contract and the generated kitchen sink loaded."""
+    prelude = "\n".join(f'require "{SDK / name}"' for name in ("version", "errors", "rpc"))
     proc = subprocess.run(
         [
             ruby,
@@ -194,7 +185,7 @@ def test_strict_decoding_rejects(
 begin
   KS::Thing.from_h(JSON.parse({string(document)}), strict: true)
   puts "accepted"
-rescue Secinfra::Runtime::DecodeError => e
+rescue Secinfra::RPC::DecodeError => e
   puts e.message
 end
 """,
@@ -227,9 +218,10 @@ def test_client_methods_build_requests_from_keywords(ruby: str, ruby_gen: Path) 
         ruby_gen,
         """
 class Recorder
+  include Secinfra::RPC::Invoker
   attr_reader :calls
   def initialize = @calls = []
-  def call(method, request, response_class, options)
+  def invoke(method, request, response_class, options)
     @calls << [method, request, response_class, options]
     response_class.new
   end
@@ -300,3 +292,10 @@ def test_module_path() -> None:
 
 def test_string_literal_escapes_interpolation() -> None:
     assert string('a "b" #{x} \\') == '"a \\"b\\" \\#{x} \\\\"'
+
+
+def test_generated_code_names_only_the_rpc_contract(kitchen_outputs: list[Output]) -> None:
+    out = next(o for o in kitchen_outputs if o.directory == GOLDEN_LAYOUT.sdk_ruby)
+    sdk = {p.name: p.read_text(encoding="utf-8") for p in (SDK / "gen").glob("*.rb")}
+    for name, text in {**out.files, **sdk}.items():
+        assert "Secinfra::Runtime" not in text, f"{name} names the runtime; use Secinfra::RPC"

@@ -12,25 +12,30 @@
 # ({Secinfra::Error} and its subclasses), {Secinfra.capture}, the identity
 # types ({Secinfra::StaticIdentity}, {Secinfra::RotatingIdentity},
 # {Secinfra::X509Identity}, {Secinfra::TrustBundle}, {Secinfra::RotationEvent},
-# {Secinfra::Identity}) and the generated models under {Secinfra::V1}.
-# {Secinfra::Runtime} is the hand-written runtime behind the generated clients.
+# {Secinfra::FileSink}, {Secinfra::Identity}) and the generated models under
+# {Secinfra::V1}. {Secinfra::RPC} is the contract the generated clients call;
+# {Secinfra::Runtime} is the hand-written implementation behind it
+# (docs/sdk/floor-plan.md maps both).
 module Secinfra
 end
 
 require_relative "secinfra/version"
 require_relative "secinfra/errors"
+require_relative "secinfra/rpc"
 require_relative "secinfra/runtime/clock"
-require_relative "secinfra/runtime/wire"
-require_relative "secinfra/runtime/descriptor"
+require_relative "secinfra/runtime/meta"
 require_relative "secinfra/runtime/retry"
 require_relative "secinfra/runtime/budget"
 require_relative "secinfra/runtime/cache"
-require_relative "secinfra/runtime/meta"
+require_relative "secinfra/runtime/single_flight"
+require_relative "secinfra/runtime/rotation"
 require_relative "secinfra/identity"
+require_relative "secinfra/runtime/request"
+require_relative "secinfra/runtime/answer"
 require_relative "secinfra/runtime/transport"
+require_relative "secinfra/runtime/call"
 require_relative "secinfra/gen/all"
 require_relative "secinfra/client"
-require_relative "secinfra/file_sink"
 
 module Secinfra
   # The generated models of secinfra.v1 (an alias of {Secinfra::V1}).

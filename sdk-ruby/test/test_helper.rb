@@ -13,3 +13,39 @@ module TestSupport
 
   def failure(sent:, timeout: false) = Secinfra::Runtime::AttemptFailure.new(sent, timeout)
 end
+
+# Certificates made in the test: a CA per call, leaves it signs.
+module TestCerts
+  # A self-signed CA for trust domain +td+: [certificate, key].
+  def ca(td = "secinfra.local", name: "test CA")
+    key = OpenSSL::PKey::EC.generate("prime256v1")
+    cert = OpenSSL::X509::Certificate.new
+    cert.version = 2
+    cert.serial = 1
+    cert.subject = cert.issuer = OpenSSL::X509::Name.parse("/CN=#{name}")
+    cert.public_key = key
+    cert.not_before = Time.now - 60
+    cert.not_after = Time.now + 3600
+    ef = OpenSSL::X509::ExtensionFactory.new(cert, cert)
+    cert.add_extension(ef.create_extension("basicConstraints", "CA:TRUE", true))
+    cert.add_extension(ef.create_extension("subjectAltName", "URI:spiffe://#{td}", false))
+    cert.sign(key, OpenSSL::Digest.new("SHA256"))
+    [cert, key]
+  end
+
+  # A leaf for +key+ with the URI SANs +uris+, signed by the CA.
+  def leaf(ca_cert, ca_key, key, uris, not_before: Time.now - 60, not_after: Time.now + 3600, serial: 0xabc)
+    cert = OpenSSL::X509::Certificate.new
+    cert.version = 2
+    cert.serial = serial
+    cert.subject = OpenSSL::X509::Name.new
+    cert.issuer = ca_cert.subject
+    cert.public_key = key
+    cert.not_before = not_before
+    cert.not_after = not_after
+    ef = OpenSSL::X509::ExtensionFactory.new(ca_cert, cert)
+    cert.add_extension(ef.create_extension("subjectAltName", uris.map { |u| "URI:#{u}" }.join(","), false))
+    cert.sign(ca_key, OpenSSL::Digest.new("SHA256"))
+    cert
+  end
+end

@@ -38,7 +38,7 @@ module Secinfra
     }.freeze
 
     # @param url [String] the server, https:// only
-    # @param source [StaticIdentity, RotatingIdentity]
+    # @param source [Identity::Source] a {StaticIdentity}, a {RotatingIdentity} or your own
     # @param clock [Runtime::SystemClock] replaceable for tests
     # @param random [Random] the jitter source, replaceable for tests
     # @param logger [Logger]
@@ -59,11 +59,12 @@ module Secinfra
 
       cache = Runtime::ResponseCache.new(max_entries: s[:cache_size], clock: clock)
       @source = source
-      @transport = Runtime::Transport.new(url, source, policy: policy, budget: budget, cache: cache, clock: clock,
-                                                       random: random, use_cache: s[:use_cache], logger: logger)
-      @secrets = V1::SecretsClient.new(@transport)
-      @authz = V1::AuthzClient.new(@transport)
-      @identity = V1::IdentityClient.new(@transport)
+      transport = Runtime::Transport.new(url, source, clock: clock)
+      @pipeline = Runtime::CallPipeline.new(transport, source, policy: policy, budget: budget, cache: cache,
+                                                               clock: clock, random: random, use_cache: s[:use_cache])
+      @secrets = V1::SecretsClient.new(@pipeline)
+      @authz = V1::AuthzClient.new(@pipeline)
+      @identity = V1::IdentityClient.new(@pipeline)
     end
 
     # Enrols a new in-process key with a join token or a JWT, then keeps it rotated.
@@ -75,18 +76,22 @@ module Secinfra
     # @param bundle_file [String, nil] the trust bundle (PEM or SPIFFE JSON) ...
     # @param bundle_pem [String, nil] ... or its text; exactly one of the two
     # @param server_id [String, nil] default: +spiffe://<td>/secinfra/server+ from the bundle
-    # @param identity_settings [Hash] renewal_fraction, renewal_jitter, renewal_retry_base,
-    #   renewal_retry_max, renewal_expiry_margin, reenrol_retry, bundle_retry
+    # @param identity_settings [Hash] the rotation settings ({Runtime::RotationPolicy}):
+    #   renewal_fraction, renewal_jitter, renewal_retry_base, renewal_retry_max,
+    #   renewal_expiry_margin, reenrol_retry, bundle_retry, bundle_refresh_default,
+    #   bundle_refresh_min, bundle_refresh_max
     # @return [Client]
+    # @raise [ArgumentError] on an invalid setting, naming it
     # @raise [Secinfra::Error] when enrolment fails (for example Unauthenticated for a spent token)
     def self.enrol(url, join_token: nil, jwt: nil, bundle_file: nil, bundle_pem: nil, server_id: nil,
                    clock: Runtime::SystemClock.new, random: Random.new,
                    logger: Logger.new($stderr, level: Logger::WARN), identity_settings: {}, **settings)
       raise ArgumentError, "secinfra: give exactly one of bundle_file or bundle_pem" if bundle_file.nil? == bundle_pem.nil?
 
+      rotation = Runtime::RotationPolicy.new(**identity_settings)
       bundle = Identity.load_bundle(bundle_file ? File.read(bundle_file) : bundle_pem)
       source = RotatingIdentity.new(bundle, join_token: join_token, jwt: jwt, server_id: server_id, clock: clock,
-                                            random: random, logger: logger, **identity_settings)
+                                            random: random, logger: logger, rotation: rotation)
       client = new(url, source, clock: clock, random: random, logger: logger, **settings)
       source.attach(client.identity)
       begin
@@ -111,12 +116,12 @@ module Secinfra
     # This client's retry budget (its own).
     #
     # @return [Runtime::RetryBudget]
-    def budget = @transport.budget
+    def budget = @pipeline.budget
 
     # This client's response cache (its own).
     #
     # @return [Runtime::ResponseCache]
-    def cache = @transport.cache
+    def cache = @pipeline.cache
 
     # Calls the block with a {RotationEvent} after every enrolment, renewal,
     # failed renewal, expiry and trust-bundle change, in order, from a
@@ -132,7 +137,7 @@ module Secinfra
     # Stops rotating, closes connections and drops every cached response.
     def close
       @source.close if @source.respond_to?(:close)
-      @transport.close
+      @pipeline.close
     end
 
     def inspect = "#<Secinfra::Client #{@source.inspect}>"

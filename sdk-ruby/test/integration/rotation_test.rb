@@ -3,8 +3,8 @@
 require_relative "server_helper"
 require "tmpdir"
 
-# Renewal with short-lived certificates, rotation events and new connections
-# presenting the new identity.
+# Renewal with short-lived certificates, rotation events, new connections
+# presenting the new identity, and conditional bundle refreshes.
 class RotationTest < Minitest::Test
   def server = SharedServer.get(leaf_ttl_seconds: 4, bundle_refresh_hint_seconds: 2)
 
@@ -41,5 +41,24 @@ class RotationTest < Minitest::Test
   ensure
     client&.close
     FileUtils.rm_rf(sink_dir) if sink_dir
+  end
+
+  def test_bundle_refreshes_are_conditional_and_a_304_keeps_the_bundle
+    seq = server.requests.map { |r| r["seq"] }.max || 0
+    client = server.enrol("spiffe://secinfra.local/ruby-test/bundle-#{SecureRandom.hex(4)}")
+    held = client.source.bundle
+    sleep 4.6 # the hint is 2 s: two refreshes at least
+    fetches = server.requests(rpc: "GetTrustBundle").select { |r| r["seq"] > seq }
+    assert_operator fetches.size, :>=, 3, "the fetch after enrolment and two refreshes"
+    first, *refreshes = fetches
+    assert_nil first["headers"]["If-None-Match"], "nothing to revalidate yet"
+    assert_equal 200, first["status"]
+    refreshes.each do |r|
+      refute_nil r["headers"]["If-None-Match"], "a refresh is conditional on the last bundle's ETag (10.2.2)"
+      assert_equal 304, r["status"]
+    end
+    assert_same held, client.source.bundle, "a 304 keeps the held bundle"
+  ensure
+    client&.close
   end
 end

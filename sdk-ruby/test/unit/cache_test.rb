@@ -128,53 +128,16 @@ class CacheTest < Minitest::Test
   end
 
   def test_canonical_cache_keys
-    key = Secinfra::Runtime::CanonicalJson.cache_key("s/M", { "b" => 1, "a" => { "z" => [1, "\u00e9"], "y" => nil } })
+    key = Cache.key("s/M", { "b" => 1, "a" => { "z" => [1, "\u00e9"], "y" => nil } })
     assert_equal '{"method":"s/M","request":{"a":{"y":null,"z":[1,"é"]},"b":1}}', key
-    refute_equal Secinfra::Runtime::CanonicalJson.cache_key("m", { "user" => "a#b", "object" => "c" }),
-                 Secinfra::Runtime::CanonicalJson.cache_key("m", { "user" => "a", "object" => "b#c" })
+    refute_equal Cache.key("m", { "user" => "a#b", "object" => "c" }),
+                 Cache.key("m", { "user" => "a", "object" => "b#c" })
   end
 
   def test_inspect_never_shows_values
     store("k", "hunter2", "max-age=60")
     refute_includes @cache.lookup("k").entry.inspect, "hunter2"
     refute_includes @cache.inspect, "hunter2"
-  end
-
-  def test_single_flight_shares_one_run
-    flights = Secinfra::Runtime::SingleFlight.new
-    runs = 0
-    gate = Queue.new
-    threads = Array.new(10) do
-      Thread.new do
-        flights.run("k", 5) do
-          runs += 1
-          gate.pop
-          :answer
-        end
-      end
-    end
-    sleep 0.1
-    gate << true
-    assert_equal [:answer] * 10, threads.map(&:value)
-    assert_equal 1, runs
-  end
-
-  def test_single_flight_waiter_times_out_and_errors_are_shared
-    flights = Secinfra::Runtime::SingleFlight.new
-    gate = Queue.new
-    leader = Thread.new { flights.run("k", 5) { gate.pop || raise(ArgumentError, "boom") } }
-    leader.report_on_exception = false
-    sleep 0.05
-    assert_raises(Secinfra::Runtime::SingleFlight::Timeout) { flights.run("k", 0.05) { :never } }
-    waiter = Thread.new do
-      flights.run("k", 5) { :never }
-    rescue ArgumentError => e
-      e.message
-    end
-    sleep 0.05
-    gate << false
-    assert_raises(ArgumentError) { leader.value }
-    assert_equal "boom", waiter.value
   end
 
   def test_cache_size_must_be_positive

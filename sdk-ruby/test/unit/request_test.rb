@@ -5,20 +5,18 @@ require "test_helper"
 # How one attempt's URL and body are built from a descriptor (spec 2.2, 2.3).
 class RequestTest < Minitest::Test
   M = Secinfra::Models
+  # What a transport asks of its source when it is made.
+  SOURCE = Object.new.tap { |s| s.define_singleton_method(:subscribe) { |_| nil } }
 
-  def transport
-    source = Object.new
-    def source.subscribe(_) = nil
-    def source.server_id = "spiffe://x/secinfra/server"
-    Secinfra::Runtime::Transport.new("https://127.0.0.1:1/base/", source, policy: Secinfra::Runtime::RetryPolicy.new,
-                                                                          budget: Secinfra::Runtime::RetryBudget.new,
-                                                                          cache: Secinfra::Runtime::ResponseCache.new,
-                                                                          clock: Secinfra::Runtime::SystemClock.new,
-                                                                          random: Random.new(1))
+  Request = Secinfra::Runtime::Request
+
+  def encode(descriptor, request, **options)
+    Request.encode_request(descriptor, request.to_h, base_path: "/base", user_agent: "ua", **options)
   end
 
   def build(descriptor, request)
-    transport.send(:path_and_body, descriptor, request.to_h)
+    encoded = encode(descriptor, request)
+    [encoded.path, encoded.body]
   end
 
   def test_multi_segment_variable_keeps_slashes_and_query_follows
@@ -52,6 +50,24 @@ class RequestTest < Minitest::Test
   end
 
   def test_user_agent
-    assert_match(%r{\Asecinfra-ruby/0\.1\.0 \(ruby/\d+\.\d+\.\d+\)\z}, Secinfra::Runtime::Transport.user_agent)
+    assert_match(%r{\Asecinfra-ruby/0\.1\.0 \(ruby/\d+\.\d+\.\d+\)\z}, Request.user_agent)
+  end
+
+  def test_the_server_urls_path_prefixes_every_request
+    transport = Secinfra::Runtime::Transport.new("https://127.0.0.1:1/base/", SOURCE,
+                                                 clock: Secinfra::Runtime::SystemClock.new)
+    assert_equal "/base", transport.base_path
+  end
+
+  def test_headers_of_a_write_and_of_a_conditional_read
+    put = encode(M::SecretsClient::PUT_SECRET, M::PutSecretRequest.new(name: "a", value: "v"))
+    assert_equal "PUT", put.http_method
+    assert_equal "application/json", put.headers["Content-Type"]
+    assert_match(/\A\h{8}-\h{4}-4\h{3}-[89ab]\h{3}-\h{12}\z/, put.headers["Idempotency-Key"])
+    keyed = encode(M::SecretsClient::PUT_SECRET, M::PutSecretRequest.new(name: "a"), idempotency_key: "k-1")
+    assert_equal "k-1", keyed.headers["Idempotency-Key"]
+    get = encode(M::SecretsClient::GET_SECRET, M::GetSecretRequest.new(name: "a"), if_none_match: '"e1"')
+    assert_equal({ "User-Agent" => "ua", "Accept" => "application/json", "If-None-Match" => '"e1"' }, get.headers)
+    assert_nil get.body
   end
 end

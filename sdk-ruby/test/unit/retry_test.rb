@@ -2,16 +2,21 @@
 
 require "test_helper"
 
+# The pure retry decision (runtime/retry.rb): tables of name / input / want.
 class RetryTest < Minitest::Test
   include TestSupport
   Retry = Secinfra::Runtime::Retry
   Policy = Secinfra::Runtime::RetryPolicy
   NOW = Time.utc(2026, 11, 22, 8, 0, 0)
 
-  def decide(outcome, safe: true, key: false, attempt: 1, remaining: 30.0, policy: Policy.new, budget: big_budget,
-             random: Random.new(1))
+  def decide(outcome, safe: true, key: false, attempt: 1, remaining: 30.0, policy: Policy.new, random: Random.new(1))
     Retry.decide(outcome, policy: policy, safe_to_repeat: safe, has_key: key, attempt: attempt,
-                          remaining: remaining, now: NOW, random: random, budget: budget)
+                          remaining: remaining, now: NOW, random: random)
+  end
+
+  # The decision after the budget has been charged, as the pipeline makes it.
+  def decide_and_charge(outcome, budget:, **input)
+    Retry.charge(decide(outcome, **input), budget)
   end
 
   def test_backoff_ceilings_match_the_spec_table
@@ -35,21 +40,34 @@ class RetryTest < Minitest::Test
     assert_equal decide(response(503), random: Random.new(7)).delay, decide(response(503), random: Random.new(7)).delay
   end
 
-  RETRYABLE = [
-    # [status, headers, safe_to_repeat, retry?]
-    [503, {}, false, true], [502, {}, false, true], [504, {}, false, true], [408, {}, false, true],
-    [429, {}, false, true], [500, {}, true, true], [500, {}, false, false], [501, {}, true, false],
-    [400, {}, true, false], [404, {}, true, false], [409, {}, true, false],
-    [409, { "secinfra-should-retry" => "true" }, false, true],
-    [503, { "secinfra-should-retry" => " FALSE " }, true, false],
-    [503, { "secinfra-should-retry" => "maybe" }, true, true],
-    [500, { "secinfra-should-retry" => "true" }, false, true]
+  def test_decide_is_pure
+    outcome = response(503, "retry-after" => "1")
+    assert_equal decide(outcome), decide(outcome), "same input, same decision"
+    assert_equal({ "retry-after" => "1" }, outcome.headers, "the outcome is left as it was")
+  end
+
+  STATUSES = [
+    # name, status, headers, safe_to_repeat, want retry?
+    ["503 is retried", 503, {}, false, true],
+    ["502 is retried", 502, {}, false, true],
+    ["504 is retried", 504, {}, false, true],
+    ["408 is retried", 408, {}, false, true],
+    ["429 is retried", 429, {}, false, true],
+    ["500 is retried when safe to repeat", 500, {}, true, true],
+    ["500 is not retried on a write", 500, {}, false, false],
+    ["501 is never retried", 501, {}, true, false],
+    ["400 is not retried", 400, {}, true, false],
+    ["404 is not retried", 404, {}, true, false],
+    ["409 is not retried", 409, {}, true, false],
+    ["the server's true wins over a 409", 409, { "secinfra-should-retry" => "true" }, false, true],
+    ["the server's false wins, any case and spacing", 503, { "secinfra-should-retry" => " FALSE " }, true, false],
+    ["an unknown verdict is ignored", 503, { "secinfra-should-retry" => "maybe" }, true, true],
+    ["the server's true wins over a 500 on a write", 500, { "secinfra-should-retry" => "true" }, false, true]
   ].freeze
 
   def test_status_table
-    RETRYABLE.each do |status, headers, safe, want|
-      got = decide(response(status, headers), safe: safe).retry
-      assert_equal want, got, "status #{status} #{headers} safe=#{safe}"
+    STATUSES.each do |name, status, headers, safe, want|
+      assert_equal want, decide(response(status, headers), safe: safe).retry, name
     end
   end
 
@@ -57,11 +75,46 @@ class RetryTest < Minitest::Test
     refute decide(response(500), safe: false, key: true).retry
   end
 
+  FAILURES = [
+    # name, sent, safe_to_repeat, has_key, want retry?
+    ["before sending: always", false, false, false, true],
+    ["after sending a write without a key: never", true, false, false, false],
+    ["after sending a write with a key", true, false, true, true],
+    ["after sending a safe call", true, true, false, true]
+  ].freeze
+
   def test_failures_before_and_after_sending
-    assert decide(failure(sent: false), safe: false).retry
-    refute decide(failure(sent: true), safe: false, key: false).retry
-    assert decide(failure(sent: true), safe: false, key: true).retry
-    assert decide(failure(sent: true), safe: true).retry
+    FAILURES.each do |name, sent, safe, key, want|
+      assert_equal want, decide(failure(sent: sent), safe: safe, key: key).retry, name
+    end
+  end
+
+  GIVING_UP = [
+    # name, input, want reason, want code
+    ["the attempt limit", { outcome: [503, {}], attempt: 4 }, :attempts_exhausted, nil],
+    ["the attempt limit before Retry-After", { outcome: [503, { "retry-after" => "120" }], attempt: 4 },
+     :attempts_exhausted, nil],
+    ["a 429 Retry-After over the cap", { outcome: [429, { "retry-after" => "61" }], remaining: 1000 },
+     :retry_after_too_long, "rate_limited"],
+    ["a 503 Retry-After over the cap", { outcome: [503, { "retry-after" => "120" }], remaining: 1000 },
+     :retry_after_too_long, "unavailable"],
+    ["a Retry-After past the deadline", { outcome: [503, { "retry-after" => "5" }], remaining: 5.0 },
+     :retry_after_past_deadline, "unavailable"],
+    ["the deadline has passed", { outcome: [503, {}], remaining: 0 }, :deadline_exceeded, nil]
+  ].freeze
+
+  def test_giving_up_table
+    GIVING_UP.each do |name, input, reason, code|
+      status, headers = input[:outcome]
+      decision = decide(response(status, headers), **input.except(:outcome))
+      refute decision.retry, name
+      assert_equal reason, decision.reason, name
+      if code.nil?
+        assert_nil decision.code, name
+      else
+        assert_equal code, decision.code, name
+      end
+    end
   end
 
   def test_attempt_limit
@@ -99,14 +152,29 @@ class RetryTest < Minitest::Test
     assert_nil decision.code
   end
 
+  RETRY_AFTER = [
+    # name, value, want seconds (nil: invalid)
+    ["delta-seconds with spaces", " 120 ", 120.0],
+    ["zero", "0", 0.0],
+    ["IMF-fixdate", "Sun, 22 Nov 2026 08:00:03 GMT", 3.0],
+    ["RFC 850 date", "Sunday, 22-Nov-26 08:00:03 GMT", 3.0],
+    ["asctime date", "Sun Nov 22 08:00:03 2026", 3.0],
+    ["a past date means now", "Sun, 22 Nov 2026 07:00:00 GMT", 0.0],
+    ["negative", "-1", nil],
+    ["a fraction", "1.5", nil],
+    ["empty", "", nil],
+    ["a word", "soon", nil],
+    ["an exponent", "1e3", nil]
+  ].freeze
+
   def test_parse_retry_after_forms
-    assert_equal 120.0, Retry.parse_retry_after(" 120 ", NOW)
-    assert_equal 0.0, Retry.parse_retry_after("0", NOW)
-    assert_equal 3.0, Retry.parse_retry_after("Sun, 22 Nov 2026 08:00:03 GMT", NOW)
-    assert_equal 3.0, Retry.parse_retry_after("Sunday, 22-Nov-26 08:00:03 GMT", NOW)
-    assert_equal 3.0, Retry.parse_retry_after("Sun Nov 22 08:00:03 2026", NOW)
-    assert_equal 0.0, Retry.parse_retry_after("Sun, 22 Nov 2026 07:00:00 GMT", NOW), "a past date means now"
-    ["-1", "1.5", "", "soon", "1e3"].each { |bad| assert_nil Retry.parse_retry_after(bad, NOW), bad }
+    RETRY_AFTER.each do |name, value, want|
+      if want.nil?
+        assert_nil Retry.parse_retry_after(value, NOW), name
+      else
+        assert_equal want, Retry.parse_retry_after(value, NOW), name
+      end
+    end
   end
 
   def test_invalid_retry_after_falls_back_to_backoff
@@ -117,20 +185,21 @@ class RetryTest < Minitest::Test
 
   def test_budget_is_charged_last_and_only_for_real_retries
     budget = Secinfra::Runtime::RetryBudget.new(capacity: 12)
-    assert decide(response(503), budget: budget).retry
+    assert decide_and_charge(response(503), budget: budget).retry
     assert_equal 7, budget.tokens
-    decide(response(503), attempt: 4, budget: budget)
+    decide_and_charge(response(503), attempt: 4, budget: budget)
     assert_equal 7, budget.tokens, "no retry, no charge"
-    assert decide(response(503), budget: budget).retry
-    decision = decide(response(503), budget: budget)
+    assert decide_and_charge(response(503), budget: budget).retry
+    decision = decide_and_charge(response(503), budget: budget)
     refute decision.retry
     assert_equal :budget_exhausted, decision.reason
     assert_equal 2, budget.tokens
+    assert_match(/status 503: the retry budget is spent/, decision.message)
   end
 
   def test_timeout_retries_cost_more
     budget = Secinfra::Runtime::RetryBudget.new(capacity: 100)
-    decide(failure(sent: true, timeout: true), budget: budget)
+    decide_and_charge(failure(sent: true, timeout: true), budget: budget)
     assert_equal 90, budget.tokens
   end
 
@@ -154,5 +223,10 @@ class RetryTest < Minitest::Test
     ["", "has space", "x" * 256, "caf\u00e9"].each do |bad|
       assert_raises(Secinfra::InvalidArgument, bad) { Secinfra::CallOptions.new(idempotency_key: bad) }
     end
+  end
+
+  def test_revalidate_must_be_a_boolean
+    assert Secinfra::CallOptions.new(revalidate: true).revalidate
+    assert_match(/revalidate/, assert_raises(ArgumentError) { Secinfra::CallOptions.new(revalidate: "yes") }.message)
   end
 end

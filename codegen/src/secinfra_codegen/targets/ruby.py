@@ -2,10 +2,12 @@
 
 Per proto file ``<stem>.proto`` the target writes ``<stem>.rb`` (a class per
 message with a keyword constructor, readers and a ``FIELDS`` table that the
-hand-written runtime's ``Secinfra::Runtime::Message`` uses for ``to_h`` /
-``from_h``; a module of wire-string constants per enum) and, when the file has
-services, ``<stem>_client.rb`` (one client class per service with one method
-per RPC and a frozen ``MethodDescriptor`` constant per RPC). ``all.rb``
+contract's ``Secinfra::RPC::Message`` uses for ``to_h`` / ``from_h``; a
+module of wire-string constants per enum) and, when the file has services,
+``<stem>_client.rb`` (one client class per service with one method per RPC
+and a frozen ``MethodDescriptor`` constant per RPC, calling ``invoke`` on the
+``Secinfra::RPC::Invoker`` it is given). Generated code names nothing but
+``Secinfra::RPC`` (the contract), never ``Secinfra::Runtime``. ``all.rb``
 requires everything. The Ruby module comes from the proto package
 (``secinfra.v1`` -> ``Secinfra::V1``).
 
@@ -57,7 +59,7 @@ RESERVED_METHODS = frozenset(
         "frozen", "hash", "inspect", "instance_variables", "instance_of", "is_a",
         "itself", "kind_of", "method", "methods", "object_id", "public_send",
         "respond_to", "send", "singleton_class", "tap", "then", "to_s",
-        # Names the base class (Secinfra::Runtime::Message) defines or calls.
+        # Names the base class (Secinfra::RPC::Message) defines or calls.
         "to_h", "to_json", "to_kwargs", "from_h", "from_json", "initialize",
         "raise", "format",
         # Locals and keywords of the generated client methods.
@@ -222,7 +224,7 @@ class _Types:
         return self.zero(f.type)
 
     def spec(self, f: m.Field) -> str:
-        """The ``Secinfra::Runtime::Field`` constructor of one field."""
+        """The ``Secinfra::RPC::Field`` constructor of one field."""
         args = [f":{attr_name(f.name)}", string(f.json_name), f":{self.kind(f.type)}"]
         if f.type.kind in (m.Kind.ENUM, m.Kind.MESSAGE):
             args.append(f"type: {string(self.const(f.type.ref, f.type.kind is m.Kind.ENUM))}")
@@ -234,7 +236,7 @@ class _Types:
             args.append("presence: true")
         if f.oneof:
             args.append(f"oneof: {string(f.oneof)}")
-        return f"Secinfra::Runtime::Field.new({', '.join(args)})"
+        return f"Secinfra::RPC::Field.new({', '.join(args)})"
 
 
 def _check_names(file: m.File) -> None:
@@ -354,13 +356,13 @@ def _method_view(api: m.Api, svc: m.Service, meth: m.Method) -> dict[str, Any]:
     cache = "nil"
     if meth.cache is not None and meth.cache.cacheable:
         cache = (
-            f"Secinfra::Runtime::CachePolicy.new(resource: {string(meth.cache.resource)}, "
+            f"Secinfra::RPC::CachePolicy.new(resource: {string(meth.cache.resource)}, "
             f"key_field: {string(meth.cache.key_field)})"
         )
     invalidates = "nil"
     if meth.invalidates is not None:
         invalidates = (
-            f"Secinfra::Runtime::Invalidation.new(resource: {string(meth.invalidates.resource)}, "
+            f"Secinfra::RPC::Invalidation.new(resource: {string(meth.invalidates.resource)}, "
             f"key_field: {string(meth.invalidates.key_field)})"
         )
     return {

@@ -24,12 +24,12 @@ module Secinfra
     end
 
     # A relationship: user has relation to object.
-    class TupleKey < Secinfra::Runtime::Message
+    class TupleKey < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:user, "user", :string),
-        Secinfra::Runtime::Field.new(:relation, "relation", :string),
-        Secinfra::Runtime::Field.new(:object, "object", :string)
+        Secinfra::RPC::Field.new(:user, "user", :string),
+        Secinfra::RPC::Field.new(:relation, "relation", :string),
+        Secinfra::RPC::Field.new(:object, "object", :string)
       ].freeze
 
       # @return [String] "type:id", "type:id#relation" (a userset) or "type:*" (a wildcard).
@@ -54,11 +54,11 @@ module Secinfra
     end
 
     # Stores an authorization model. Exactly one source is required.
-    class WriteAuthorizationModelRequest < Secinfra::Runtime::Message
+    class WriteAuthorizationModelRequest < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:model, "model", :struct, presence: true, oneof: "source"),
-        Secinfra::Runtime::Field.new(:dsl, "dsl", :string, presence: true, oneof: "source")
+        Secinfra::RPC::Field.new(:model, "model", :struct, presence: true, oneof: "source"),
+        Secinfra::RPC::Field.new(:dsl, "dsl", :string, presence: true, oneof: "source")
       ].freeze
 
       # @return [Hash{String => Object}, nil] The model in OpenFGA's JSON format, schema_version "1.1".
@@ -79,12 +79,12 @@ module Secinfra
     end
 
     # An authorization model.
-    class AuthorizationModel < Secinfra::Runtime::Message
+    class AuthorizationModel < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:id, "id", :string),
-        Secinfra::Runtime::Field.new(:model, "model", :struct, presence: true),
-        Secinfra::Runtime::Field.new(:dsl, "dsl", :string)
+        Secinfra::RPC::Field.new(:id, "id", :string),
+        Secinfra::RPC::Field.new(:model, "model", :struct, presence: true),
+        Secinfra::RPC::Field.new(:dsl, "dsl", :string)
       ].freeze
 
       # @return [String] The model's id: a hash of its canonical JSON form.
@@ -109,10 +109,10 @@ module Secinfra
     end
 
     # Reads a model.
-    class ReadAuthorizationModelRequest < Secinfra::Runtime::Message
+    class ReadAuthorizationModelRequest < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:id, "id", :string)
+        Secinfra::RPC::Field.new(:id, "id", :string)
       ].freeze
 
       # @return [String] The model id. Empty: the current model.
@@ -127,11 +127,11 @@ module Secinfra
     end
 
     # Writes and deletes tuples.
-    class WriteTuplesRequest < Secinfra::Runtime::Message
+    class WriteTuplesRequest < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:writes, "writes", :message, type: "Secinfra::V1::TupleKey", repeated: true),
-        Secinfra::Runtime::Field.new(:deletes, "deletes", :message, type: "Secinfra::V1::TupleKey", repeated: true)
+        Secinfra::RPC::Field.new(:writes, "writes", :message, type: "Secinfra::V1::TupleKey", repeated: true),
+        Secinfra::RPC::Field.new(:deletes, "deletes", :message, type: "Secinfra::V1::TupleKey", repeated: true)
       ].freeze
 
       # @return [Array<Secinfra::V1::TupleKey>] Tuples to add.
@@ -151,10 +151,10 @@ module Secinfra
     end
 
     # The result of a tuple write.
-    class WriteTuplesResponse < Secinfra::Runtime::Message
+    class WriteTuplesResponse < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:revision, "revision", :string)
+        Secinfra::RPC::Field.new(:revision, "revision", :string)
       ].freeze
 
       # @return [String] Opaque revision token. Pass it with at_least_as_fresh to read your writes.
@@ -169,14 +169,14 @@ module Secinfra
     end
 
     # Filters tuples. Empty fields match anything; object may be just "type:".
-    class ReadTuplesRequest < Secinfra::Runtime::Message
+    class ReadTuplesRequest < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:user, "user", :string),
-        Secinfra::Runtime::Field.new(:relation, "relation", :string),
-        Secinfra::Runtime::Field.new(:object, "object", :string),
-        Secinfra::Runtime::Field.new(:page_size, "page_size", :int32),
-        Secinfra::Runtime::Field.new(:page_token, "page_token", :string)
+        Secinfra::RPC::Field.new(:user, "user", :string),
+        Secinfra::RPC::Field.new(:relation, "relation", :string),
+        Secinfra::RPC::Field.new(:object, "object", :string),
+        Secinfra::RPC::Field.new(:page_size, "page_size", :int32),
+        Secinfra::RPC::Field.new(:page_token, "page_token", :string)
       ].freeze
 
       # @return [String] Match this user.
@@ -211,11 +211,11 @@ module Secinfra
     end
 
     # A page of tuples.
-    class ReadTuplesResponse < Secinfra::Runtime::Message
+    class ReadTuplesResponse < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:tuples, "tuples", :message, type: "Secinfra::V1::TupleKey", repeated: true),
-        Secinfra::Runtime::Field.new(:next_page_token, "next_page_token", :string)
+        Secinfra::RPC::Field.new(:tuples, "tuples", :message, type: "Secinfra::V1::TupleKey", repeated: true),
+        Secinfra::RPC::Field.new(:next_page_token, "next_page_token", :string)
       ].freeze
 
       # @return [Array<Secinfra::V1::TupleKey>] The tuples.
@@ -235,12 +235,12 @@ module Secinfra
     end
 
     # Asks one authorization question.
-    class CheckRequest < Secinfra::Runtime::Message
+    class CheckRequest < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:tuple_key, "tuple_key", :message, type: "Secinfra::V1::TupleKey", presence: true),
-        Secinfra::Runtime::Field.new(:consistency, "consistency", :enum, type: "Secinfra::V1::Consistency"),
-        Secinfra::Runtime::Field.new(:revision, "revision", :string)
+        Secinfra::RPC::Field.new(:tuple_key, "tuple_key", :message, type: "Secinfra::V1::TupleKey", presence: true),
+        Secinfra::RPC::Field.new(:consistency, "consistency", :enum, type: "Secinfra::V1::Consistency"),
+        Secinfra::RPC::Field.new(:revision, "revision", :string)
       ].freeze
 
       # @return [Secinfra::V1::TupleKey, nil] The relationship to check.
@@ -265,11 +265,11 @@ module Secinfra
     end
 
     # The answer.
-    class CheckResponse < Secinfra::Runtime::Message
+    class CheckResponse < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:allowed, "allowed", :bool),
-        Secinfra::Runtime::Field.new(:revision, "revision", :string)
+        Secinfra::RPC::Field.new(:allowed, "allowed", :bool),
+        Secinfra::RPC::Field.new(:revision, "revision", :string)
       ].freeze
 
       # @return [Boolean] Whether the relationship holds.
@@ -289,11 +289,11 @@ module Secinfra
     end
 
     # One check in a batch.
-    class BatchCheckItem < Secinfra::Runtime::Message
+    class BatchCheckItem < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:correlation_id, "correlation_id", :string),
-        Secinfra::Runtime::Field.new(:tuple_key, "tuple_key", :message, type: "Secinfra::V1::TupleKey", presence: true)
+        Secinfra::RPC::Field.new(:correlation_id, "correlation_id", :string),
+        Secinfra::RPC::Field.new(:tuple_key, "tuple_key", :message, type: "Secinfra::V1::TupleKey", presence: true)
       ].freeze
 
       # @return [String] Your id for this check; the result is keyed by it. Unique in the batch.
@@ -313,12 +313,12 @@ module Secinfra
     end
 
     # Asks up to 100 questions.
-    class BatchCheckRequest < Secinfra::Runtime::Message
+    class BatchCheckRequest < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:checks, "checks", :message, type: "Secinfra::V1::BatchCheckItem", repeated: true),
-        Secinfra::Runtime::Field.new(:consistency, "consistency", :enum, type: "Secinfra::V1::Consistency"),
-        Secinfra::Runtime::Field.new(:revision, "revision", :string)
+        Secinfra::RPC::Field.new(:checks, "checks", :message, type: "Secinfra::V1::BatchCheckItem", repeated: true),
+        Secinfra::RPC::Field.new(:consistency, "consistency", :enum, type: "Secinfra::V1::Consistency"),
+        Secinfra::RPC::Field.new(:revision, "revision", :string)
       ].freeze
 
       # @return [Array<Secinfra::V1::BatchCheckItem>] The checks.
@@ -343,11 +343,11 @@ module Secinfra
     end
 
     # One answer in a batch.
-    class BatchCheckResult < Secinfra::Runtime::Message
+    class BatchCheckResult < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:allowed, "allowed", :bool),
-        Secinfra::Runtime::Field.new(:error, "error", :string)
+        Secinfra::RPC::Field.new(:allowed, "allowed", :bool),
+        Secinfra::RPC::Field.new(:error, "error", :string)
       ].freeze
 
       # @return [Boolean] Whether the relationship holds.
@@ -367,11 +367,11 @@ module Secinfra
     end
 
     # The answers.
-    class BatchCheckResponse < Secinfra::Runtime::Message
+    class BatchCheckResponse < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:results, "results", :message, type: "Secinfra::V1::BatchCheckResult", map_key: :string),
-        Secinfra::Runtime::Field.new(:revision, "revision", :string)
+        Secinfra::RPC::Field.new(:results, "results", :message, type: "Secinfra::V1::BatchCheckResult", map_key: :string),
+        Secinfra::RPC::Field.new(:revision, "revision", :string)
       ].freeze
 
       # @return [Hash{String => Secinfra::V1::BatchCheckResult}] Results by correlation id.
@@ -391,14 +391,14 @@ module Secinfra
     end
 
     # Lists objects.
-    class ListObjectsRequest < Secinfra::Runtime::Message
+    class ListObjectsRequest < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:type, "type", :string),
-        Secinfra::Runtime::Field.new(:relation, "relation", :string),
-        Secinfra::Runtime::Field.new(:user, "user", :string),
-        Secinfra::Runtime::Field.new(:consistency, "consistency", :enum, type: "Secinfra::V1::Consistency"),
-        Secinfra::Runtime::Field.new(:revision, "revision", :string)
+        Secinfra::RPC::Field.new(:type, "type", :string),
+        Secinfra::RPC::Field.new(:relation, "relation", :string),
+        Secinfra::RPC::Field.new(:user, "user", :string),
+        Secinfra::RPC::Field.new(:consistency, "consistency", :enum, type: "Secinfra::V1::Consistency"),
+        Secinfra::RPC::Field.new(:revision, "revision", :string)
       ].freeze
 
       # @return [String] The object type.
@@ -433,10 +433,10 @@ module Secinfra
     end
 
     # Objects, as "type:id", sorted.
-    class ListObjectsResponse < Secinfra::Runtime::Message
+    class ListObjectsResponse < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:objects, "objects", :string, repeated: true)
+        Secinfra::RPC::Field.new(:objects, "objects", :string, repeated: true)
       ].freeze
 
       # @return [Array<String>] The objects (at most 1000).
@@ -451,13 +451,13 @@ module Secinfra
     end
 
     # Expands a relation.
-    class ExpandRequest < Secinfra::Runtime::Message
+    class ExpandRequest < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:object, "object", :string),
-        Secinfra::Runtime::Field.new(:relation, "relation", :string),
-        Secinfra::Runtime::Field.new(:consistency, "consistency", :enum, type: "Secinfra::V1::Consistency"),
-        Secinfra::Runtime::Field.new(:revision, "revision", :string)
+        Secinfra::RPC::Field.new(:object, "object", :string),
+        Secinfra::RPC::Field.new(:relation, "relation", :string),
+        Secinfra::RPC::Field.new(:consistency, "consistency", :enum, type: "Secinfra::V1::Consistency"),
+        Secinfra::RPC::Field.new(:revision, "revision", :string)
       ].freeze
 
       # @return [String] "type:id".
@@ -487,10 +487,10 @@ module Secinfra
     end
 
     # The userset tree.
-    class ExpandResponse < Secinfra::Runtime::Message
+    class ExpandResponse < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:tree, "tree", :struct, presence: true)
+        Secinfra::RPC::Field.new(:tree, "tree", :struct, presence: true)
       ].freeze
 
       # @return [Hash{String => Object}, nil] The tree in OpenFGA's expand shape.

@@ -10,10 +10,10 @@ module Secinfra
     # Answers authorization questions and manages the model and tuples.
     #
     # Client of secinfra.v1.AuthzService: one method per RPC. Thread-safe; get it from
-    # the client (it shares the client's transport, cache and retry budget).
+    # the client (it shares the client's invoker: its cache, retry budget and connections).
     class AuthzClient
-      # Descriptor of WriteAuthorizationModel: what the runtime needs to call it.
-      WRITE_AUTHORIZATION_MODEL = Secinfra::Runtime::MethodDescriptor.new(
+      # Descriptor of WriteAuthorizationModel: what the invoker needs to call it.
+      WRITE_AUTHORIZATION_MODEL = Secinfra::RPC::MethodDescriptor.new(
         service: "secinfra.v1.AuthzService",
         name: "WriteAuthorizationModel",
         http_method: "POST",
@@ -24,12 +24,12 @@ module Secinfra
         idempotency: :idempotent,
         auth: :mtls,
         cache: nil,
-        invalidates: Secinfra::Runtime::Invalidation.new(resource: "authz", key_field: ""),
+        invalidates: Secinfra::RPC::Invalidation.new(resource: "authz", key_field: ""),
         admin: true
       )
 
-      # Descriptor of ReadAuthorizationModel: what the runtime needs to call it.
-      READ_AUTHORIZATION_MODEL = Secinfra::Runtime::MethodDescriptor.new(
+      # Descriptor of ReadAuthorizationModel: what the invoker needs to call it.
+      READ_AUTHORIZATION_MODEL = Secinfra::RPC::MethodDescriptor.new(
         service: "secinfra.v1.AuthzService",
         name: "ReadAuthorizationModel",
         http_method: "GET",
@@ -44,8 +44,8 @@ module Secinfra
         admin: false
       )
 
-      # Descriptor of WriteTuples: what the runtime needs to call it.
-      WRITE_TUPLES = Secinfra::Runtime::MethodDescriptor.new(
+      # Descriptor of WriteTuples: what the invoker needs to call it.
+      WRITE_TUPLES = Secinfra::RPC::MethodDescriptor.new(
         service: "secinfra.v1.AuthzService",
         name: "WriteTuples",
         http_method: "POST",
@@ -56,12 +56,12 @@ module Secinfra
         idempotency: :idempotent,
         auth: :mtls,
         cache: nil,
-        invalidates: Secinfra::Runtime::Invalidation.new(resource: "authz", key_field: ""),
+        invalidates: Secinfra::RPC::Invalidation.new(resource: "authz", key_field: ""),
         admin: true
       )
 
-      # Descriptor of ReadTuples: what the runtime needs to call it.
-      READ_TUPLES = Secinfra::Runtime::MethodDescriptor.new(
+      # Descriptor of ReadTuples: what the invoker needs to call it.
+      READ_TUPLES = Secinfra::RPC::MethodDescriptor.new(
         service: "secinfra.v1.AuthzService",
         name: "ReadTuples",
         http_method: "GET",
@@ -76,8 +76,8 @@ module Secinfra
         admin: true
       )
 
-      # Descriptor of Check: what the runtime needs to call it.
-      CHECK = Secinfra::Runtime::MethodDescriptor.new(
+      # Descriptor of Check: what the invoker needs to call it.
+      CHECK = Secinfra::RPC::MethodDescriptor.new(
         service: "secinfra.v1.AuthzService",
         name: "Check",
         http_method: "POST",
@@ -87,13 +87,13 @@ module Secinfra
         body_fields: ["tuple_key", "consistency", "revision"].freeze,
         idempotency: :read_only,
         auth: :mtls,
-        cache: Secinfra::Runtime::CachePolicy.new(resource: "authz", key_field: ""),
+        cache: Secinfra::RPC::CachePolicy.new(resource: "authz", key_field: ""),
         invalidates: nil,
         admin: false
       )
 
-      # Descriptor of BatchCheck: what the runtime needs to call it.
-      BATCH_CHECK = Secinfra::Runtime::MethodDescriptor.new(
+      # Descriptor of BatchCheck: what the invoker needs to call it.
+      BATCH_CHECK = Secinfra::RPC::MethodDescriptor.new(
         service: "secinfra.v1.AuthzService",
         name: "BatchCheck",
         http_method: "POST",
@@ -103,13 +103,13 @@ module Secinfra
         body_fields: ["checks", "consistency", "revision"].freeze,
         idempotency: :read_only,
         auth: :mtls,
-        cache: Secinfra::Runtime::CachePolicy.new(resource: "authz", key_field: ""),
+        cache: Secinfra::RPC::CachePolicy.new(resource: "authz", key_field: ""),
         invalidates: nil,
         admin: false
       )
 
-      # Descriptor of ListObjects: what the runtime needs to call it.
-      LIST_OBJECTS = Secinfra::Runtime::MethodDescriptor.new(
+      # Descriptor of ListObjects: what the invoker needs to call it.
+      LIST_OBJECTS = Secinfra::RPC::MethodDescriptor.new(
         service: "secinfra.v1.AuthzService",
         name: "ListObjects",
         http_method: "POST",
@@ -124,8 +124,8 @@ module Secinfra
         admin: false
       )
 
-      # Descriptor of Expand: what the runtime needs to call it.
-      EXPAND = Secinfra::Runtime::MethodDescriptor.new(
+      # Descriptor of Expand: what the invoker needs to call it.
+      EXPAND = Secinfra::RPC::MethodDescriptor.new(
         service: "secinfra.v1.AuthzService",
         name: "Expand",
         http_method: "POST",
@@ -140,9 +140,9 @@ module Secinfra
         admin: false
       )
 
-      # @param transport [Secinfra::Runtime::Transport] the client's transport
-      def initialize(transport)
-        @transport = transport
+      # @param invoker [Secinfra::RPC::Invoker] makes the calls (the client's call pipeline)
+      def initialize(invoker)
+        @invoker = invoker
       end
 
       # Stores an authorization model and makes it the current one. The model
@@ -158,7 +158,7 @@ module Secinfra
       # @raise [Secinfra::Error] on any failure (see Secinfra::Error's subclasses)
       def write_authorization_model(model: nil, dsl: nil, call_options: nil)
         request = Secinfra::V1::WriteAuthorizationModelRequest.new(model: model, dsl: dsl)
-        @transport.call(WRITE_AUTHORIZATION_MODEL, request, Secinfra::V1::AuthorizationModel, call_options)
+        @invoker.invoke(WRITE_AUTHORIZATION_MODEL, request, Secinfra::V1::AuthorizationModel, call_options)
       end
 
       # Reads the current authorization model, or the one with the given id.
@@ -171,7 +171,7 @@ module Secinfra
       # @raise [Secinfra::Error] on any failure (see Secinfra::Error's subclasses)
       def read_authorization_model(id: "", call_options: nil)
         request = Secinfra::V1::ReadAuthorizationModelRequest.new(id: id)
-        @transport.call(READ_AUTHORIZATION_MODEL, request, Secinfra::V1::AuthorizationModel, call_options)
+        @invoker.invoke(READ_AUTHORIZATION_MODEL, request, Secinfra::V1::AuthorizationModel, call_options)
       end
 
       # Writes and deletes relationship tuples atomically: all or nothing.
@@ -186,7 +186,7 @@ module Secinfra
       # @raise [Secinfra::Error] on any failure (see Secinfra::Error's subclasses)
       def write_tuples(writes: [], deletes: [], call_options: nil)
         request = Secinfra::V1::WriteTuplesRequest.new(writes: writes, deletes: deletes)
-        @transport.call(WRITE_TUPLES, request, Secinfra::V1::WriteTuplesResponse, call_options)
+        @invoker.invoke(WRITE_TUPLES, request, Secinfra::V1::WriteTuplesResponse, call_options)
       end
 
       # Reads tuples that match a filter.
@@ -203,7 +203,7 @@ module Secinfra
       # @raise [Secinfra::Error] on any failure (see Secinfra::Error's subclasses)
       def read_tuples(user: "", relation: "", object: "", page_size: 0, page_token: "", call_options: nil)
         request = Secinfra::V1::ReadTuplesRequest.new(user: user, relation: relation, object: object, page_size: page_size, page_token: page_token)
-        @transport.call(READ_TUPLES, request, Secinfra::V1::ReadTuplesResponse, call_options)
+        @invoker.invoke(READ_TUPLES, request, Secinfra::V1::ReadTuplesResponse, call_options)
       end
 
       # Checks whether a user has a relation to an object. Responses carry
@@ -219,7 +219,7 @@ module Secinfra
       # @raise [Secinfra::Error] on any failure (see Secinfra::Error's subclasses)
       def check(tuple_key: nil, consistency: Secinfra::V1::Consistency::UNSPECIFIED, revision: "", call_options: nil)
         request = Secinfra::V1::CheckRequest.new(tuple_key: tuple_key, consistency: consistency, revision: revision)
-        @transport.call(CHECK, request, Secinfra::V1::CheckResponse, call_options)
+        @invoker.invoke(CHECK, request, Secinfra::V1::CheckResponse, call_options)
       end
 
       # Runs up to 100 checks in one call; results are keyed by correlation id.
@@ -234,7 +234,7 @@ module Secinfra
       # @raise [Secinfra::Error] on any failure (see Secinfra::Error's subclasses)
       def batch_check(checks: [], consistency: Secinfra::V1::Consistency::UNSPECIFIED, revision: "", call_options: nil)
         request = Secinfra::V1::BatchCheckRequest.new(checks: checks, consistency: consistency, revision: revision)
-        @transport.call(BATCH_CHECK, request, Secinfra::V1::BatchCheckResponse, call_options)
+        @invoker.invoke(BATCH_CHECK, request, Secinfra::V1::BatchCheckResponse, call_options)
       end
 
       # Lists the objects of a type that a user has a relation to.
@@ -251,7 +251,7 @@ module Secinfra
       # @raise [Secinfra::Error] on any failure (see Secinfra::Error's subclasses)
       def list_objects(type: "", relation: "", user: "", consistency: Secinfra::V1::Consistency::UNSPECIFIED, revision: "", call_options: nil)
         request = Secinfra::V1::ListObjectsRequest.new(type: type, relation: relation, user: user, consistency: consistency, revision: revision)
-        @transport.call(LIST_OBJECTS, request, Secinfra::V1::ListObjectsResponse, call_options)
+        @invoker.invoke(LIST_OBJECTS, request, Secinfra::V1::ListObjectsResponse, call_options)
       end
 
       # Expands a relation on an object into its userset tree, to explain who
@@ -268,7 +268,7 @@ module Secinfra
       # @raise [Secinfra::Error] on any failure (see Secinfra::Error's subclasses)
       def expand(object: "", relation: "", consistency: Secinfra::V1::Consistency::UNSPECIFIED, revision: "", call_options: nil)
         request = Secinfra::V1::ExpandRequest.new(object: object, relation: relation, consistency: consistency, revision: revision)
-        @transport.call(EXPAND, request, Secinfra::V1::ExpandResponse, call_options)
+        @invoker.invoke(EXPAND, request, Secinfra::V1::ExpandResponse, call_options)
       end
     end
   end

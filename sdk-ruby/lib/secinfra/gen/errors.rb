@@ -53,13 +53,13 @@ module Secinfra
 
     # One error. The message says what to fix and never contains a secret, key
     # or token.
-    class Error < Secinfra::Runtime::Message
+    class Error < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:code, "code", :enum, type: "Secinfra::V1::ErrorCode"),
-        Secinfra::Runtime::Field.new(:message, "message", :string),
-        Secinfra::Runtime::Field.new(:request_id, "request_id", :string),
-        Secinfra::Runtime::Field.new(:details, "details", :struct, presence: true)
+        Secinfra::RPC::Field.new(:code, "code", :enum, type: "Secinfra::V1::ErrorCode"),
+        Secinfra::RPC::Field.new(:message, "message", :string),
+        Secinfra::RPC::Field.new(:request_id, "request_id", :string),
+        Secinfra::RPC::Field.new(:details, "details", :struct, presence: true)
       ].freeze
 
       # @return [String (Secinfra::V1::ErrorCode)] The error code.
@@ -89,10 +89,10 @@ module Secinfra
     end
 
     # The body of every non-2xx response.
-    class ErrorEnvelope < Secinfra::Runtime::Message
+    class ErrorEnvelope < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:error, "error", :message, type: "Secinfra::V1::Error", presence: true)
+        Secinfra::RPC::Field.new(:error, "error", :message, type: "Secinfra::V1::Error", presence: true)
       ].freeze
 
       # @return [Secinfra::V1::Error, nil] The error.

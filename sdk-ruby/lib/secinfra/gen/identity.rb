@@ -27,14 +27,14 @@ module Secinfra
     end
 
     # A signed X509-SVID.
-    class X509Svid < Secinfra::Runtime::Message
+    class X509Svid < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:spiffe_id, "spiffe_id", :string),
-        Secinfra::Runtime::Field.new(:cert_chain_pem, "cert_chain_pem", :string),
-        Secinfra::Runtime::Field.new(:serial, "serial", :string),
-        Secinfra::Runtime::Field.new(:not_before, "not_before", :timestamp, presence: true),
-        Secinfra::Runtime::Field.new(:not_after, "not_after", :timestamp, presence: true)
+        Secinfra::RPC::Field.new(:spiffe_id, "spiffe_id", :string),
+        Secinfra::RPC::Field.new(:cert_chain_pem, "cert_chain_pem", :string),
+        Secinfra::RPC::Field.new(:serial, "serial", :string),
+        Secinfra::RPC::Field.new(:not_before, "not_before", :timestamp, presence: true),
+        Secinfra::RPC::Field.new(:not_after, "not_after", :timestamp, presence: true)
       ].freeze
 
       # @return [String] The SPIFFE ID in the certificate's URI SAN.
@@ -69,12 +69,12 @@ module Secinfra
     end
 
     # Enrolment request.
-    class IssueCertificateRequest < Secinfra::Runtime::Message
+    class IssueCertificateRequest < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:csr_pem, "csr_pem", :string),
-        Secinfra::Runtime::Field.new(:join_token, "join_token", :string, presence: true, oneof: "attestation"),
-        Secinfra::Runtime::Field.new(:jwt, "jwt", :string, presence: true, oneof: "attestation")
+        Secinfra::RPC::Field.new(:csr_pem, "csr_pem", :string),
+        Secinfra::RPC::Field.new(:join_token, "join_token", :string, presence: true, oneof: "attestation"),
+        Secinfra::RPC::Field.new(:jwt, "jwt", :string, presence: true, oneof: "attestation")
       ].freeze
 
       # @return [String] PKCS#10 CSR in PEM. It must not request a SAN or any extension.
@@ -100,11 +100,11 @@ module Secinfra
     end
 
     # Enrolment response.
-    class IssueCertificateResponse < Secinfra::Runtime::Message
+    class IssueCertificateResponse < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:svid, "svid", :message, type: "Secinfra::V1::X509Svid", presence: true),
-        Secinfra::Runtime::Field.new(:bundle_refresh_hint, "bundle_refresh_hint", :int32)
+        Secinfra::RPC::Field.new(:svid, "svid", :message, type: "Secinfra::V1::X509Svid", presence: true),
+        Secinfra::RPC::Field.new(:bundle_refresh_hint, "bundle_refresh_hint", :int32)
       ].freeze
 
       # @return [Secinfra::V1::X509Svid, nil] The new certificate.
@@ -124,10 +124,10 @@ module Secinfra
     end
 
     # Renewal request.
-    class RenewCertificateRequest < Secinfra::Runtime::Message
+    class RenewCertificateRequest < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:csr_pem, "csr_pem", :string)
+        Secinfra::RPC::Field.new(:csr_pem, "csr_pem", :string)
       ].freeze
 
       # @return [String] PKCS#10 CSR in PEM for a new key pair.
@@ -142,10 +142,10 @@ module Secinfra
     end
 
     # Renewal response.
-    class RenewCertificateResponse < Secinfra::Runtime::Message
+    class RenewCertificateResponse < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:svid, "svid", :message, type: "Secinfra::V1::X509Svid", presence: true)
+        Secinfra::RPC::Field.new(:svid, "svid", :message, type: "Secinfra::V1::X509Svid", presence: true)
       ].freeze
 
       # @return [Secinfra::V1::X509Svid, nil] The new certificate, same SPIFFE ID.
@@ -160,7 +160,7 @@ module Secinfra
     end
 
     # Request for the caller's identity. No fields.
-    class GetCallerIdentityRequest < Secinfra::Runtime::Message
+    class GetCallerIdentityRequest < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [].freeze
 
@@ -172,13 +172,13 @@ module Secinfra
     end
 
     # The caller as the server sees it.
-    class GetCallerIdentityResponse < Secinfra::Runtime::Message
+    class GetCallerIdentityResponse < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:spiffe_id, "spiffe_id", :string),
-        Secinfra::Runtime::Field.new(:serial, "serial", :string),
-        Secinfra::Runtime::Field.new(:not_after, "not_after", :timestamp, presence: true),
-        Secinfra::Runtime::Field.new(:admin, "admin", :bool)
+        Secinfra::RPC::Field.new(:spiffe_id, "spiffe_id", :string),
+        Secinfra::RPC::Field.new(:serial, "serial", :string),
+        Secinfra::RPC::Field.new(:not_after, "not_after", :timestamp, presence: true),
+        Secinfra::RPC::Field.new(:admin, "admin", :bool)
       ].freeze
 
       # @return [String] The caller's SPIFFE ID.
@@ -208,7 +208,7 @@ module Secinfra
     end
 
     # Request for the trust bundle. No fields.
-    class GetTrustBundleRequest < Secinfra::Runtime::Message
+    class GetTrustBundleRequest < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [].freeze
 
@@ -220,18 +220,18 @@ module Secinfra
     end
 
     # One CA in a SPIFFE bundle: a JSON Web Key with its certificate.
-    class Jwk < Secinfra::Runtime::Message
+    class Jwk < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:use, "use", :string),
-        Secinfra::Runtime::Field.new(:kty, "kty", :string),
-        Secinfra::Runtime::Field.new(:crv, "crv", :string),
-        Secinfra::Runtime::Field.new(:x, "x", :string),
-        Secinfra::Runtime::Field.new(:y, "y", :string),
-        Secinfra::Runtime::Field.new(:n, "n", :string),
-        Secinfra::Runtime::Field.new(:e, "e", :string),
-        Secinfra::Runtime::Field.new(:x5c, "x5c", :string, repeated: true),
-        Secinfra::Runtime::Field.new(:kid, "kid", :string)
+        Secinfra::RPC::Field.new(:use, "use", :string),
+        Secinfra::RPC::Field.new(:kty, "kty", :string),
+        Secinfra::RPC::Field.new(:crv, "crv", :string),
+        Secinfra::RPC::Field.new(:x, "x", :string),
+        Secinfra::RPC::Field.new(:y, "y", :string),
+        Secinfra::RPC::Field.new(:n, "n", :string),
+        Secinfra::RPC::Field.new(:e, "e", :string),
+        Secinfra::RPC::Field.new(:x5c, "x5c", :string, repeated: true),
+        Secinfra::RPC::Field.new(:kid, "kid", :string)
       ].freeze
 
       # @return [String] Always "x509-svid".
@@ -286,12 +286,12 @@ module Secinfra
     end
 
     # The trust bundle, in the SPIFFE bundle format.
-    class TrustBundle < Secinfra::Runtime::Message
+    class TrustBundle < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:keys, "keys", :message, type: "Secinfra::V1::Jwk", repeated: true),
-        Secinfra::Runtime::Field.new(:spiffe_sequence, "spiffe_sequence", :int32),
-        Secinfra::Runtime::Field.new(:spiffe_refresh_hint, "spiffe_refresh_hint", :int32)
+        Secinfra::RPC::Field.new(:keys, "keys", :message, type: "Secinfra::V1::Jwk", repeated: true),
+        Secinfra::RPC::Field.new(:spiffe_sequence, "spiffe_sequence", :int32),
+        Secinfra::RPC::Field.new(:spiffe_refresh_hint, "spiffe_refresh_hint", :int32)
       ].freeze
 
       # @return [Array<Secinfra::V1::Jwk>] The CA keys with their certificates.
@@ -316,7 +316,7 @@ module Secinfra
     end
 
     # Request for the CRL. No fields.
-    class GetCrlRequest < Secinfra::Runtime::Message
+    class GetCrlRequest < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [].freeze
 
@@ -328,11 +328,11 @@ module Secinfra
     end
 
     # The certificate revocation list.
-    class GetCrlResponse < Secinfra::Runtime::Message
+    class GetCrlResponse < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:crl_pem, "crl_pem", :string),
-        Secinfra::Runtime::Field.new(:next_update, "next_update", :timestamp, presence: true)
+        Secinfra::RPC::Field.new(:crl_pem, "crl_pem", :string),
+        Secinfra::RPC::Field.new(:next_update, "next_update", :timestamp, presence: true)
       ].freeze
 
       # @return [String] One CRL per CA whose certificates may still be in use (the active CA and a retiring one), PEM blocks concatenated. Each is signed by its CA and lists the revoked serials that CA issued.
@@ -352,12 +352,12 @@ module Secinfra
     end
 
     # Adds an entry to the deny-list. Exactly one target is required.
-    class RevokeRequest < Secinfra::Runtime::Message
+    class RevokeRequest < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:serial, "serial", :string, presence: true, oneof: "target"),
-        Secinfra::Runtime::Field.new(:spiffe_id, "spiffe_id", :string, presence: true, oneof: "target"),
-        Secinfra::Runtime::Field.new(:reason, "reason", :string)
+        Secinfra::RPC::Field.new(:serial, "serial", :string, presence: true, oneof: "target"),
+        Secinfra::RPC::Field.new(:spiffe_id, "spiffe_id", :string, presence: true, oneof: "target"),
+        Secinfra::RPC::Field.new(:reason, "reason", :string)
       ].freeze
 
       # @return [String, nil] A certificate serial number, lowercase hex.
@@ -383,13 +383,13 @@ module Secinfra
     end
 
     # One deny-list entry.
-    class Revocation < Secinfra::Runtime::Message
+    class Revocation < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:serial, "serial", :string),
-        Secinfra::Runtime::Field.new(:spiffe_id, "spiffe_id", :string),
-        Secinfra::Runtime::Field.new(:reason, "reason", :string),
-        Secinfra::Runtime::Field.new(:revoked_at, "revoked_at", :timestamp, presence: true)
+        Secinfra::RPC::Field.new(:serial, "serial", :string),
+        Secinfra::RPC::Field.new(:spiffe_id, "spiffe_id", :string),
+        Secinfra::RPC::Field.new(:reason, "reason", :string),
+        Secinfra::RPC::Field.new(:revoked_at, "revoked_at", :timestamp, presence: true)
       ].freeze
 
       # @return [String] The revoked serial, if the entry is by serial.
@@ -419,7 +419,7 @@ module Secinfra
     end
 
     # Request for the deny-list. No fields.
-    class ListRevocationsRequest < Secinfra::Runtime::Message
+    class ListRevocationsRequest < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [].freeze
 
@@ -431,10 +431,10 @@ module Secinfra
     end
 
     # The deny-list.
-    class ListRevocationsResponse < Secinfra::Runtime::Message
+    class ListRevocationsResponse < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:revocations, "revocations", :message, type: "Secinfra::V1::Revocation", repeated: true)
+        Secinfra::RPC::Field.new(:revocations, "revocations", :message, type: "Secinfra::V1::Revocation", repeated: true)
       ].freeze
 
       # @return [Array<Secinfra::V1::Revocation>] Every entry, oldest first.
@@ -449,11 +449,11 @@ module Secinfra
     end
 
     # Creates a join token.
-    class CreateJoinTokenRequest < Secinfra::Runtime::Message
+    class CreateJoinTokenRequest < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:spiffe_id, "spiffe_id", :string),
-        Secinfra::Runtime::Field.new(:ttl_seconds, "ttl_seconds", :int32)
+        Secinfra::RPC::Field.new(:spiffe_id, "spiffe_id", :string),
+        Secinfra::RPC::Field.new(:ttl_seconds, "ttl_seconds", :int32)
       ].freeze
 
       # @return [String] The SPIFFE ID the enrolled workload gets. Must be in the server's trust domain and outside the reserved /secinfra/ path.
@@ -473,14 +473,14 @@ module Secinfra
     end
 
     # A join token's metadata. The token itself is never stored.
-    class JoinToken < Secinfra::Runtime::Message
+    class JoinToken < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:id, "id", :string),
-        Secinfra::Runtime::Field.new(:spiffe_id, "spiffe_id", :string),
-        Secinfra::Runtime::Field.new(:expires_at, "expires_at", :timestamp, presence: true),
-        Secinfra::Runtime::Field.new(:used_at, "used_at", :timestamp, presence: true),
-        Secinfra::Runtime::Field.new(:revoked, "revoked", :bool)
+        Secinfra::RPC::Field.new(:id, "id", :string),
+        Secinfra::RPC::Field.new(:spiffe_id, "spiffe_id", :string),
+        Secinfra::RPC::Field.new(:expires_at, "expires_at", :timestamp, presence: true),
+        Secinfra::RPC::Field.new(:used_at, "used_at", :timestamp, presence: true),
+        Secinfra::RPC::Field.new(:revoked, "revoked", :bool)
       ].freeze
 
       # @return [String] The token's public id (the part before the dot).
@@ -515,11 +515,11 @@ module Secinfra
     end
 
     # A new join token.
-    class CreateJoinTokenResponse < Secinfra::Runtime::Message
+    class CreateJoinTokenResponse < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:token, "token", :string),
-        Secinfra::Runtime::Field.new(:join_token, "join_token", :message, type: "Secinfra::V1::JoinToken", presence: true)
+        Secinfra::RPC::Field.new(:token, "token", :string),
+        Secinfra::RPC::Field.new(:join_token, "join_token", :message, type: "Secinfra::V1::JoinToken", presence: true)
       ].freeze
 
       # @return [String] The token. Shown once: keep it secret and hand it to the workload.
@@ -539,7 +539,7 @@ module Secinfra
     end
 
     # Lists join tokens.
-    class ListJoinTokensRequest < Secinfra::Runtime::Message
+    class ListJoinTokensRequest < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [].freeze
 
@@ -551,10 +551,10 @@ module Secinfra
     end
 
     # Join tokens.
-    class ListJoinTokensResponse < Secinfra::Runtime::Message
+    class ListJoinTokensResponse < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:join_tokens, "join_tokens", :message, type: "Secinfra::V1::JoinToken", repeated: true)
+        Secinfra::RPC::Field.new(:join_tokens, "join_tokens", :message, type: "Secinfra::V1::JoinToken", repeated: true)
       ].freeze
 
       # @return [Array<Secinfra::V1::JoinToken>] Every token, newest first.
@@ -569,10 +569,10 @@ module Secinfra
     end
 
     # Revokes a join token.
-    class RevokeJoinTokenRequest < Secinfra::Runtime::Message
+    class RevokeJoinTokenRequest < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:id, "id", :string)
+        Secinfra::RPC::Field.new(:id, "id", :string)
       ].freeze
 
       # @return [String] The token's id.
@@ -587,15 +587,15 @@ module Secinfra
     end
 
     # One certificate authority.
-    class CertificateAuthority < Secinfra::Runtime::Message
+    class CertificateAuthority < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:id, "id", :string),
-        Secinfra::Runtime::Field.new(:state, "state", :enum, type: "Secinfra::V1::CaState"),
-        Secinfra::Runtime::Field.new(:certificate_pem, "certificate_pem", :string),
-        Secinfra::Runtime::Field.new(:not_before, "not_before", :timestamp, presence: true),
-        Secinfra::Runtime::Field.new(:not_after, "not_after", :timestamp, presence: true),
-        Secinfra::Runtime::Field.new(:leaves_expire_by, "leaves_expire_by", :timestamp, presence: true)
+        Secinfra::RPC::Field.new(:id, "id", :string),
+        Secinfra::RPC::Field.new(:state, "state", :enum, type: "Secinfra::V1::CaState"),
+        Secinfra::RPC::Field.new(:certificate_pem, "certificate_pem", :string),
+        Secinfra::RPC::Field.new(:not_before, "not_before", :timestamp, presence: true),
+        Secinfra::RPC::Field.new(:not_after, "not_after", :timestamp, presence: true),
+        Secinfra::RPC::Field.new(:leaves_expire_by, "leaves_expire_by", :timestamp, presence: true)
       ].freeze
 
       # @return [String] The CA's id (also in its certificate's subject).
@@ -635,7 +635,7 @@ module Secinfra
     end
 
     # Request for the CA status. No fields.
-    class GetCaStatusRequest < Secinfra::Runtime::Message
+    class GetCaStatusRequest < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [].freeze
 
@@ -647,11 +647,11 @@ module Secinfra
     end
 
     # The CAs.
-    class CaStatus < Secinfra::Runtime::Message
+    class CaStatus < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:authorities, "authorities", :message, type: "Secinfra::V1::CertificateAuthority", repeated: true),
-        Secinfra::Runtime::Field.new(:bundle_sequence, "bundle_sequence", :int32)
+        Secinfra::RPC::Field.new(:authorities, "authorities", :message, type: "Secinfra::V1::CertificateAuthority", repeated: true),
+        Secinfra::RPC::Field.new(:bundle_sequence, "bundle_sequence", :int32)
       ].freeze
 
       # @return [Array<Secinfra::V1::CertificateAuthority>] Every CA that is not retired, plus retired ones, newest first.
@@ -671,7 +671,7 @@ module Secinfra
     end
 
     # Starts a CA rotation.
-    class PrepareCaRotationRequest < Secinfra::Runtime::Message
+    class PrepareCaRotationRequest < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [].freeze
 
@@ -683,7 +683,7 @@ module Secinfra
     end
 
     # Activates the prepared CA.
-    class ActivateCaRequest < Secinfra::Runtime::Message
+    class ActivateCaRequest < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [].freeze
 
@@ -695,11 +695,11 @@ module Secinfra
     end
 
     # Retires a superseded CA.
-    class RetireCaRequest < Secinfra::Runtime::Message
+    class RetireCaRequest < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:ca_id, "ca_id", :string),
-        Secinfra::Runtime::Field.new(:force, "force", :bool)
+        Secinfra::RPC::Field.new(:ca_id, "ca_id", :string),
+        Secinfra::RPC::Field.new(:force, "force", :bool)
       ].freeze
 
       # @return [String] The id of the CA to retire.

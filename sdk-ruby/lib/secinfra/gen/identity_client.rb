@@ -10,10 +10,10 @@ module Secinfra
     # Issues, renews and revokes workload certificates and manages the CA.
     #
     # Client of secinfra.v1.IdentityService: one method per RPC. Thread-safe; get it from
-    # the client (it shares the client's transport, cache and retry budget).
+    # the client (it shares the client's invoker: its cache, retry budget and connections).
     class IdentityClient
-      # Descriptor of IssueCertificate: what the runtime needs to call it.
-      ISSUE_CERTIFICATE = Secinfra::Runtime::MethodDescriptor.new(
+      # Descriptor of IssueCertificate: what the invoker needs to call it.
+      ISSUE_CERTIFICATE = Secinfra::RPC::MethodDescriptor.new(
         service: "secinfra.v1.IdentityService",
         name: "IssueCertificate",
         http_method: "POST",
@@ -28,8 +28,8 @@ module Secinfra
         admin: false
       )
 
-      # Descriptor of RenewCertificate: what the runtime needs to call it.
-      RENEW_CERTIFICATE = Secinfra::Runtime::MethodDescriptor.new(
+      # Descriptor of RenewCertificate: what the invoker needs to call it.
+      RENEW_CERTIFICATE = Secinfra::RPC::MethodDescriptor.new(
         service: "secinfra.v1.IdentityService",
         name: "RenewCertificate",
         http_method: "POST",
@@ -44,8 +44,8 @@ module Secinfra
         admin: false
       )
 
-      # Descriptor of GetCallerIdentity: what the runtime needs to call it.
-      GET_CALLER_IDENTITY = Secinfra::Runtime::MethodDescriptor.new(
+      # Descriptor of GetCallerIdentity: what the invoker needs to call it.
+      GET_CALLER_IDENTITY = Secinfra::RPC::MethodDescriptor.new(
         service: "secinfra.v1.IdentityService",
         name: "GetCallerIdentity",
         http_method: "GET",
@@ -60,8 +60,8 @@ module Secinfra
         admin: false
       )
 
-      # Descriptor of GetTrustBundle: what the runtime needs to call it.
-      GET_TRUST_BUNDLE = Secinfra::Runtime::MethodDescriptor.new(
+      # Descriptor of GetTrustBundle: what the invoker needs to call it.
+      GET_TRUST_BUNDLE = Secinfra::RPC::MethodDescriptor.new(
         service: "secinfra.v1.IdentityService",
         name: "GetTrustBundle",
         http_method: "GET",
@@ -71,13 +71,13 @@ module Secinfra
         body_fields: [].freeze,
         idempotency: :read_only,
         auth: :none,
-        cache: Secinfra::Runtime::CachePolicy.new(resource: "bundle", key_field: ""),
+        cache: Secinfra::RPC::CachePolicy.new(resource: "bundle", key_field: ""),
         invalidates: nil,
         admin: false
       )
 
-      # Descriptor of GetCrl: what the runtime needs to call it.
-      GET_CRL = Secinfra::Runtime::MethodDescriptor.new(
+      # Descriptor of GetCrl: what the invoker needs to call it.
+      GET_CRL = Secinfra::RPC::MethodDescriptor.new(
         service: "secinfra.v1.IdentityService",
         name: "GetCrl",
         http_method: "GET",
@@ -92,8 +92,8 @@ module Secinfra
         admin: false
       )
 
-      # Descriptor of Revoke: what the runtime needs to call it.
-      REVOKE = Secinfra::Runtime::MethodDescriptor.new(
+      # Descriptor of Revoke: what the invoker needs to call it.
+      REVOKE = Secinfra::RPC::MethodDescriptor.new(
         service: "secinfra.v1.IdentityService",
         name: "Revoke",
         http_method: "POST",
@@ -108,8 +108,8 @@ module Secinfra
         admin: true
       )
 
-      # Descriptor of ListRevocations: what the runtime needs to call it.
-      LIST_REVOCATIONS = Secinfra::Runtime::MethodDescriptor.new(
+      # Descriptor of ListRevocations: what the invoker needs to call it.
+      LIST_REVOCATIONS = Secinfra::RPC::MethodDescriptor.new(
         service: "secinfra.v1.IdentityService",
         name: "ListRevocations",
         http_method: "GET",
@@ -124,8 +124,8 @@ module Secinfra
         admin: true
       )
 
-      # Descriptor of CreateJoinToken: what the runtime needs to call it.
-      CREATE_JOIN_TOKEN = Secinfra::Runtime::MethodDescriptor.new(
+      # Descriptor of CreateJoinToken: what the invoker needs to call it.
+      CREATE_JOIN_TOKEN = Secinfra::RPC::MethodDescriptor.new(
         service: "secinfra.v1.IdentityService",
         name: "CreateJoinToken",
         http_method: "POST",
@@ -140,8 +140,8 @@ module Secinfra
         admin: true
       )
 
-      # Descriptor of ListJoinTokens: what the runtime needs to call it.
-      LIST_JOIN_TOKENS = Secinfra::Runtime::MethodDescriptor.new(
+      # Descriptor of ListJoinTokens: what the invoker needs to call it.
+      LIST_JOIN_TOKENS = Secinfra::RPC::MethodDescriptor.new(
         service: "secinfra.v1.IdentityService",
         name: "ListJoinTokens",
         http_method: "GET",
@@ -156,8 +156,8 @@ module Secinfra
         admin: true
       )
 
-      # Descriptor of RevokeJoinToken: what the runtime needs to call it.
-      REVOKE_JOIN_TOKEN = Secinfra::Runtime::MethodDescriptor.new(
+      # Descriptor of RevokeJoinToken: what the invoker needs to call it.
+      REVOKE_JOIN_TOKEN = Secinfra::RPC::MethodDescriptor.new(
         service: "secinfra.v1.IdentityService",
         name: "RevokeJoinToken",
         http_method: "DELETE",
@@ -172,8 +172,8 @@ module Secinfra
         admin: true
       )
 
-      # Descriptor of GetCaStatus: what the runtime needs to call it.
-      GET_CA_STATUS = Secinfra::Runtime::MethodDescriptor.new(
+      # Descriptor of GetCaStatus: what the invoker needs to call it.
+      GET_CA_STATUS = Secinfra::RPC::MethodDescriptor.new(
         service: "secinfra.v1.IdentityService",
         name: "GetCaStatus",
         http_method: "GET",
@@ -188,8 +188,8 @@ module Secinfra
         admin: true
       )
 
-      # Descriptor of PrepareCaRotation: what the runtime needs to call it.
-      PREPARE_CA_ROTATION = Secinfra::Runtime::MethodDescriptor.new(
+      # Descriptor of PrepareCaRotation: what the invoker needs to call it.
+      PREPARE_CA_ROTATION = Secinfra::RPC::MethodDescriptor.new(
         service: "secinfra.v1.IdentityService",
         name: "PrepareCaRotation",
         http_method: "POST",
@@ -204,8 +204,8 @@ module Secinfra
         admin: true
       )
 
-      # Descriptor of ActivateCa: what the runtime needs to call it.
-      ACTIVATE_CA = Secinfra::Runtime::MethodDescriptor.new(
+      # Descriptor of ActivateCa: what the invoker needs to call it.
+      ACTIVATE_CA = Secinfra::RPC::MethodDescriptor.new(
         service: "secinfra.v1.IdentityService",
         name: "ActivateCa",
         http_method: "POST",
@@ -220,8 +220,8 @@ module Secinfra
         admin: true
       )
 
-      # Descriptor of RetireCa: what the runtime needs to call it.
-      RETIRE_CA = Secinfra::Runtime::MethodDescriptor.new(
+      # Descriptor of RetireCa: what the invoker needs to call it.
+      RETIRE_CA = Secinfra::RPC::MethodDescriptor.new(
         service: "secinfra.v1.IdentityService",
         name: "RetireCa",
         http_method: "POST",
@@ -236,9 +236,9 @@ module Secinfra
         admin: true
       )
 
-      # @param transport [Secinfra::Runtime::Transport] the client's transport
-      def initialize(transport)
-        @transport = transport
+      # @param invoker [Secinfra::RPC::Invoker] makes the calls (the client's call pipeline)
+      def initialize(invoker)
+        @invoker = invoker
       end
 
       # Enrols a workload: signs its CSR after checking an attestation (a
@@ -254,7 +254,7 @@ module Secinfra
       # @raise [Secinfra::Error] on any failure (see Secinfra::Error's subclasses)
       def issue_certificate(csr_pem: "", join_token: nil, jwt: nil, call_options: nil)
         request = Secinfra::V1::IssueCertificateRequest.new(csr_pem: csr_pem, join_token: join_token, jwt: jwt)
-        @transport.call(ISSUE_CERTIFICATE, request, Secinfra::V1::IssueCertificateResponse, call_options)
+        @invoker.invoke(ISSUE_CERTIFICATE, request, Secinfra::V1::IssueCertificateResponse, call_options)
       end
 
       # Renews the caller's certificate for a new key. Authenticated by the
@@ -268,7 +268,7 @@ module Secinfra
       # @raise [Secinfra::Error] on any failure (see Secinfra::Error's subclasses)
       def renew_certificate(csr_pem: "", call_options: nil)
         request = Secinfra::V1::RenewCertificateRequest.new(csr_pem: csr_pem)
-        @transport.call(RENEW_CERTIFICATE, request, Secinfra::V1::RenewCertificateResponse, call_options)
+        @invoker.invoke(RENEW_CERTIFICATE, request, Secinfra::V1::RenewCertificateResponse, call_options)
       end
 
       # Returns the SPIFFE ID and certificate details the server sees for the
@@ -281,7 +281,7 @@ module Secinfra
       # @raise [Secinfra::Error] on any failure (see Secinfra::Error's subclasses)
       def get_caller_identity(call_options: nil)
         request = Secinfra::V1::GetCallerIdentityRequest.new()
-        @transport.call(GET_CALLER_IDENTITY, request, Secinfra::V1::GetCallerIdentityResponse, call_options)
+        @invoker.invoke(GET_CALLER_IDENTITY, request, Secinfra::V1::GetCallerIdentityResponse, call_options)
       end
 
       # Returns the trust bundle in the SPIFFE bundle format (a JWK Set). During
@@ -294,7 +294,7 @@ module Secinfra
       # @raise [Secinfra::Error] on any failure (see Secinfra::Error's subclasses)
       def get_trust_bundle(call_options: nil)
         request = Secinfra::V1::GetTrustBundleRequest.new()
-        @transport.call(GET_TRUST_BUNDLE, request, Secinfra::V1::TrustBundle, call_options)
+        @invoker.invoke(GET_TRUST_BUNDLE, request, Secinfra::V1::TrustBundle, call_options)
       end
 
       # Returns the certificate revocation list for relying parties.
@@ -306,7 +306,7 @@ module Secinfra
       # @raise [Secinfra::Error] on any failure (see Secinfra::Error's subclasses)
       def get_crl(call_options: nil)
         request = Secinfra::V1::GetCrlRequest.new()
-        @transport.call(GET_CRL, request, Secinfra::V1::GetCrlResponse, call_options)
+        @invoker.invoke(GET_CRL, request, Secinfra::V1::GetCrlResponse, call_options)
       end
 
       # Adds a certificate serial number or a SPIFFE ID to the deny-list. The
@@ -322,7 +322,7 @@ module Secinfra
       # @raise [Secinfra::Error] on any failure (see Secinfra::Error's subclasses)
       def revoke(serial: nil, spiffe_id: nil, reason: "", call_options: nil)
         request = Secinfra::V1::RevokeRequest.new(serial: serial, spiffe_id: spiffe_id, reason: reason)
-        @transport.call(REVOKE, request, Secinfra::V1::Revocation, call_options)
+        @invoker.invoke(REVOKE, request, Secinfra::V1::Revocation, call_options)
       end
 
       # Lists the deny-list.
@@ -334,7 +334,7 @@ module Secinfra
       # @raise [Secinfra::Error] on any failure (see Secinfra::Error's subclasses)
       def list_revocations(call_options: nil)
         request = Secinfra::V1::ListRevocationsRequest.new()
-        @transport.call(LIST_REVOCATIONS, request, Secinfra::V1::ListRevocationsResponse, call_options)
+        @invoker.invoke(LIST_REVOCATIONS, request, Secinfra::V1::ListRevocationsResponse, call_options)
       end
 
       # Creates a one-time join token bound to a SPIFFE ID. The token is
@@ -349,7 +349,7 @@ module Secinfra
       # @raise [Secinfra::Error] on any failure (see Secinfra::Error's subclasses)
       def create_join_token(spiffe_id: "", ttl_seconds: 0, call_options: nil)
         request = Secinfra::V1::CreateJoinTokenRequest.new(spiffe_id: spiffe_id, ttl_seconds: ttl_seconds)
-        @transport.call(CREATE_JOIN_TOKEN, request, Secinfra::V1::CreateJoinTokenResponse, call_options)
+        @invoker.invoke(CREATE_JOIN_TOKEN, request, Secinfra::V1::CreateJoinTokenResponse, call_options)
       end
 
       # Lists join tokens (metadata only; never the token itself).
@@ -361,7 +361,7 @@ module Secinfra
       # @raise [Secinfra::Error] on any failure (see Secinfra::Error's subclasses)
       def list_join_tokens(call_options: nil)
         request = Secinfra::V1::ListJoinTokensRequest.new()
-        @transport.call(LIST_JOIN_TOKENS, request, Secinfra::V1::ListJoinTokensResponse, call_options)
+        @invoker.invoke(LIST_JOIN_TOKENS, request, Secinfra::V1::ListJoinTokensResponse, call_options)
       end
 
       # Revokes an unused join token so it can no longer enrol anything.
@@ -374,7 +374,7 @@ module Secinfra
       # @raise [Secinfra::Error] on any failure (see Secinfra::Error's subclasses)
       def revoke_join_token(id:, call_options: nil)
         request = Secinfra::V1::RevokeJoinTokenRequest.new(id: id)
-        @transport.call(REVOKE_JOIN_TOKEN, request, Secinfra::V1::JoinToken, call_options)
+        @invoker.invoke(REVOKE_JOIN_TOKEN, request, Secinfra::V1::JoinToken, call_options)
       end
 
       # Returns the CAs and their rotation states.
@@ -386,7 +386,7 @@ module Secinfra
       # @raise [Secinfra::Error] on any failure (see Secinfra::Error's subclasses)
       def get_ca_status(call_options: nil)
         request = Secinfra::V1::GetCaStatusRequest.new()
-        @transport.call(GET_CA_STATUS, request, Secinfra::V1::CaStatus, call_options)
+        @invoker.invoke(GET_CA_STATUS, request, Secinfra::V1::CaStatus, call_options)
       end
 
       # Rotation step 1: creates a new CA and publishes it in the trust bundle.
@@ -399,7 +399,7 @@ module Secinfra
       # @raise [Secinfra::Error] on any failure (see Secinfra::Error's subclasses)
       def prepare_ca_rotation(call_options: nil)
         request = Secinfra::V1::PrepareCaRotationRequest.new()
-        @transport.call(PREPARE_CA_ROTATION, request, Secinfra::V1::CaStatus, call_options)
+        @invoker.invoke(PREPARE_CA_ROTATION, request, Secinfra::V1::CaStatus, call_options)
       end
 
       # Rotation step 2: the prepared CA signs all new certificates; the old CA
@@ -412,7 +412,7 @@ module Secinfra
       # @raise [Secinfra::Error] on any failure (see Secinfra::Error's subclasses)
       def activate_ca(call_options: nil)
         request = Secinfra::V1::ActivateCaRequest.new()
-        @transport.call(ACTIVATE_CA, request, Secinfra::V1::CaStatus, call_options)
+        @invoker.invoke(ACTIVATE_CA, request, Secinfra::V1::CaStatus, call_options)
       end
 
       # Rotation step 3: removes a superseded CA from the bundle, once no
@@ -427,7 +427,7 @@ module Secinfra
       # @raise [Secinfra::Error] on any failure (see Secinfra::Error's subclasses)
       def retire_ca(ca_id: "", force: false, call_options: nil)
         request = Secinfra::V1::RetireCaRequest.new(ca_id: ca_id, force: force)
-        @transport.call(RETIRE_CA, request, Secinfra::V1::CaStatus, call_options)
+        @invoker.invoke(RETIRE_CA, request, Secinfra::V1::CaStatus, call_options)
       end
     end
   end

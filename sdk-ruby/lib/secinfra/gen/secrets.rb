@@ -26,12 +26,12 @@ module Secinfra
     end
 
     # Per-secret settings.
-    class SecretPolicy < Secinfra::Runtime::Message
+    class SecretPolicy < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:max_versions, "max_versions", :int32),
-        Secinfra::Runtime::Field.new(:cache_max_age_seconds, "cache_max_age_seconds", :int32),
-        Secinfra::Runtime::Field.new(:stale_if_error_seconds, "stale_if_error_seconds", :int32)
+        Secinfra::RPC::Field.new(:max_versions, "max_versions", :int32),
+        Secinfra::RPC::Field.new(:cache_max_age_seconds, "cache_max_age_seconds", :int32),
+        Secinfra::RPC::Field.new(:stale_if_error_seconds, "stale_if_error_seconds", :int32)
       ].freeze
 
       # @return [Integer] Versions kept; older ones are destroyed on write. Default 10, at most 100.
@@ -56,13 +56,13 @@ module Secinfra
     end
 
     # Writes a new version.
-    class PutSecretRequest < Secinfra::Runtime::Message
+    class PutSecretRequest < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:name, "name", :string),
-        Secinfra::Runtime::Field.new(:value, "value", :bytes),
-        Secinfra::Runtime::Field.new(:if_version, "if_version", :int32, presence: true),
-        Secinfra::Runtime::Field.new(:policy, "policy", :message, type: "Secinfra::V1::SecretPolicy", presence: true)
+        Secinfra::RPC::Field.new(:name, "name", :string),
+        Secinfra::RPC::Field.new(:value, "value", :bytes),
+        Secinfra::RPC::Field.new(:if_version, "if_version", :int32, presence: true),
+        Secinfra::RPC::Field.new(:policy, "policy", :message, type: "Secinfra::V1::SecretPolicy", presence: true)
       ].freeze
 
       # @return [String] The secret's name.
@@ -92,12 +92,12 @@ module Secinfra
     end
 
     # The version a write created.
-    class SecretVersionInfo < Secinfra::Runtime::Message
+    class SecretVersionInfo < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:name, "name", :string),
-        Secinfra::Runtime::Field.new(:version, "version", :int32),
-        Secinfra::Runtime::Field.new(:create_time, "create_time", :timestamp, presence: true)
+        Secinfra::RPC::Field.new(:name, "name", :string),
+        Secinfra::RPC::Field.new(:version, "version", :int32),
+        Secinfra::RPC::Field.new(:create_time, "create_time", :timestamp, presence: true)
       ].freeze
 
       # @return [String] The secret's name.
@@ -122,11 +122,11 @@ module Secinfra
     end
 
     # Reads a secret.
-    class GetSecretRequest < Secinfra::Runtime::Message
+    class GetSecretRequest < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:name, "name", :string),
-        Secinfra::Runtime::Field.new(:version, "version", :int32)
+        Secinfra::RPC::Field.new(:name, "name", :string),
+        Secinfra::RPC::Field.new(:version, "version", :int32)
       ].freeze
 
       # @return [String] The secret's name.
@@ -146,13 +146,13 @@ module Secinfra
     end
 
     # A secret value.
-    class Secret < Secinfra::Runtime::Message
+    class Secret < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:name, "name", :string),
-        Secinfra::Runtime::Field.new(:version, "version", :int32),
-        Secinfra::Runtime::Field.new(:value, "value", :bytes),
-        Secinfra::Runtime::Field.new(:create_time, "create_time", :timestamp, presence: true)
+        Secinfra::RPC::Field.new(:name, "name", :string),
+        Secinfra::RPC::Field.new(:version, "version", :int32),
+        Secinfra::RPC::Field.new(:value, "value", :bytes),
+        Secinfra::RPC::Field.new(:create_time, "create_time", :timestamp, presence: true)
       ].freeze
 
       # @return [String] The secret's name.
@@ -182,10 +182,10 @@ module Secinfra
     end
 
     # Reads a secret's metadata.
-    class GetSecretMetadataRequest < Secinfra::Runtime::Message
+    class GetSecretMetadataRequest < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:name, "name", :string)
+        Secinfra::RPC::Field.new(:name, "name", :string)
       ].freeze
 
       # @return [String] The secret's name.
@@ -200,13 +200,13 @@ module Secinfra
     end
 
     # One version's metadata.
-    class SecretVersionMetadata < Secinfra::Runtime::Message
+    class SecretVersionMetadata < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:version, "version", :int32),
-        Secinfra::Runtime::Field.new(:state, "state", :enum, type: "Secinfra::V1::VersionState"),
-        Secinfra::Runtime::Field.new(:create_time, "create_time", :timestamp, presence: true),
-        Secinfra::Runtime::Field.new(:delete_time, "delete_time", :timestamp, presence: true)
+        Secinfra::RPC::Field.new(:version, "version", :int32),
+        Secinfra::RPC::Field.new(:state, "state", :enum, type: "Secinfra::V1::VersionState"),
+        Secinfra::RPC::Field.new(:create_time, "create_time", :timestamp, presence: true),
+        Secinfra::RPC::Field.new(:delete_time, "delete_time", :timestamp, presence: true)
       ].freeze
 
       # @return [Integer] The version number.
@@ -236,15 +236,15 @@ module Secinfra
     end
 
     # A secret's metadata.
-    class SecretMetadata < Secinfra::Runtime::Message
+    class SecretMetadata < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:name, "name", :string),
-        Secinfra::Runtime::Field.new(:current_version, "current_version", :int32),
-        Secinfra::Runtime::Field.new(:policy, "policy", :message, type: "Secinfra::V1::SecretPolicy", presence: true),
-        Secinfra::Runtime::Field.new(:versions, "versions", :message, type: "Secinfra::V1::SecretVersionMetadata", repeated: true),
-        Secinfra::Runtime::Field.new(:create_time, "create_time", :timestamp, presence: true),
-        Secinfra::Runtime::Field.new(:update_time, "update_time", :timestamp, presence: true)
+        Secinfra::RPC::Field.new(:name, "name", :string),
+        Secinfra::RPC::Field.new(:current_version, "current_version", :int32),
+        Secinfra::RPC::Field.new(:policy, "policy", :message, type: "Secinfra::V1::SecretPolicy", presence: true),
+        Secinfra::RPC::Field.new(:versions, "versions", :message, type: "Secinfra::V1::SecretVersionMetadata", repeated: true),
+        Secinfra::RPC::Field.new(:create_time, "create_time", :timestamp, presence: true),
+        Secinfra::RPC::Field.new(:update_time, "update_time", :timestamp, presence: true)
       ].freeze
 
       # @return [String] The secret's name.
@@ -284,12 +284,12 @@ module Secinfra
     end
 
     # Lists secrets.
-    class ListSecretsRequest < Secinfra::Runtime::Message
+    class ListSecretsRequest < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:prefix, "prefix", :string),
-        Secinfra::Runtime::Field.new(:page_size, "page_size", :int32),
-        Secinfra::Runtime::Field.new(:page_token, "page_token", :string)
+        Secinfra::RPC::Field.new(:prefix, "prefix", :string),
+        Secinfra::RPC::Field.new(:page_size, "page_size", :int32),
+        Secinfra::RPC::Field.new(:page_token, "page_token", :string)
       ].freeze
 
       # @return [String] Only names that start with this prefix. Empty: every readable secret.
@@ -314,11 +314,11 @@ module Secinfra
     end
 
     # A page of secrets.
-    class ListSecretsResponse < Secinfra::Runtime::Message
+    class ListSecretsResponse < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:secrets, "secrets", :message, type: "Secinfra::V1::SecretMetadata", repeated: true),
-        Secinfra::Runtime::Field.new(:next_page_token, "next_page_token", :string)
+        Secinfra::RPC::Field.new(:secrets, "secrets", :message, type: "Secinfra::V1::SecretMetadata", repeated: true),
+        Secinfra::RPC::Field.new(:next_page_token, "next_page_token", :string)
       ].freeze
 
       # @return [Array<Secinfra::V1::SecretMetadata>] Metadata of each secret, by name. Version lists are left empty.
@@ -338,11 +338,11 @@ module Secinfra
     end
 
     # Soft-deletes versions.
-    class DeleteSecretRequest < Secinfra::Runtime::Message
+    class DeleteSecretRequest < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:name, "name", :string),
-        Secinfra::Runtime::Field.new(:versions, "versions", :int32, repeated: true)
+        Secinfra::RPC::Field.new(:name, "name", :string),
+        Secinfra::RPC::Field.new(:versions, "versions", :int32, repeated: true)
       ].freeze
 
       # @return [String] The secret's name.
@@ -362,11 +362,11 @@ module Secinfra
     end
 
     # Restores soft-deleted versions.
-    class UndeleteSecretRequest < Secinfra::Runtime::Message
+    class UndeleteSecretRequest < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:name, "name", :string),
-        Secinfra::Runtime::Field.new(:versions, "versions", :int32, repeated: true)
+        Secinfra::RPC::Field.new(:name, "name", :string),
+        Secinfra::RPC::Field.new(:versions, "versions", :int32, repeated: true)
       ].freeze
 
       # @return [String] The secret's name.
@@ -386,11 +386,11 @@ module Secinfra
     end
 
     # Destroys versions.
-    class DestroySecretVersionsRequest < Secinfra::Runtime::Message
+    class DestroySecretVersionsRequest < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:name, "name", :string),
-        Secinfra::Runtime::Field.new(:versions, "versions", :int32, repeated: true)
+        Secinfra::RPC::Field.new(:name, "name", :string),
+        Secinfra::RPC::Field.new(:versions, "versions", :int32, repeated: true)
       ].freeze
 
       # @return [String] The secret's name.

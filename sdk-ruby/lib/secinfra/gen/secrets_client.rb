@@ -10,10 +10,10 @@ module Secinfra
     # Stores, reads and deletes secrets.
     #
     # Client of secinfra.v1.SecretsService: one method per RPC. Thread-safe; get it from
-    # the client (it shares the client's transport, cache and retry budget).
+    # the client (it shares the client's invoker: its cache, retry budget and connections).
     class SecretsClient
-      # Descriptor of PutSecret: what the runtime needs to call it.
-      PUT_SECRET = Secinfra::Runtime::MethodDescriptor.new(
+      # Descriptor of PutSecret: what the invoker needs to call it.
+      PUT_SECRET = Secinfra::RPC::MethodDescriptor.new(
         service: "secinfra.v1.SecretsService",
         name: "PutSecret",
         http_method: "PUT",
@@ -24,12 +24,12 @@ module Secinfra
         idempotency: :non_idempotent,
         auth: :mtls,
         cache: nil,
-        invalidates: Secinfra::Runtime::Invalidation.new(resource: "secret", key_field: "name"),
+        invalidates: Secinfra::RPC::Invalidation.new(resource: "secret", key_field: "name"),
         admin: false
       )
 
-      # Descriptor of GetSecret: what the runtime needs to call it.
-      GET_SECRET = Secinfra::Runtime::MethodDescriptor.new(
+      # Descriptor of GetSecret: what the invoker needs to call it.
+      GET_SECRET = Secinfra::RPC::MethodDescriptor.new(
         service: "secinfra.v1.SecretsService",
         name: "GetSecret",
         http_method: "GET",
@@ -39,13 +39,13 @@ module Secinfra
         body_fields: [].freeze,
         idempotency: :read_only,
         auth: :mtls,
-        cache: Secinfra::Runtime::CachePolicy.new(resource: "secret", key_field: "name"),
+        cache: Secinfra::RPC::CachePolicy.new(resource: "secret", key_field: "name"),
         invalidates: nil,
         admin: false
       )
 
-      # Descriptor of GetSecretMetadata: what the runtime needs to call it.
-      GET_SECRET_METADATA = Secinfra::Runtime::MethodDescriptor.new(
+      # Descriptor of GetSecretMetadata: what the invoker needs to call it.
+      GET_SECRET_METADATA = Secinfra::RPC::MethodDescriptor.new(
         service: "secinfra.v1.SecretsService",
         name: "GetSecretMetadata",
         http_method: "GET",
@@ -60,8 +60,8 @@ module Secinfra
         admin: false
       )
 
-      # Descriptor of ListSecrets: what the runtime needs to call it.
-      LIST_SECRETS = Secinfra::Runtime::MethodDescriptor.new(
+      # Descriptor of ListSecrets: what the invoker needs to call it.
+      LIST_SECRETS = Secinfra::RPC::MethodDescriptor.new(
         service: "secinfra.v1.SecretsService",
         name: "ListSecrets",
         http_method: "GET",
@@ -76,8 +76,8 @@ module Secinfra
         admin: false
       )
 
-      # Descriptor of DeleteSecret: what the runtime needs to call it.
-      DELETE_SECRET = Secinfra::Runtime::MethodDescriptor.new(
+      # Descriptor of DeleteSecret: what the invoker needs to call it.
+      DELETE_SECRET = Secinfra::RPC::MethodDescriptor.new(
         service: "secinfra.v1.SecretsService",
         name: "DeleteSecret",
         http_method: "DELETE",
@@ -88,12 +88,12 @@ module Secinfra
         idempotency: :idempotent,
         auth: :mtls,
         cache: nil,
-        invalidates: Secinfra::Runtime::Invalidation.new(resource: "secret", key_field: "name"),
+        invalidates: Secinfra::RPC::Invalidation.new(resource: "secret", key_field: "name"),
         admin: false
       )
 
-      # Descriptor of UndeleteSecret: what the runtime needs to call it.
-      UNDELETE_SECRET = Secinfra::Runtime::MethodDescriptor.new(
+      # Descriptor of UndeleteSecret: what the invoker needs to call it.
+      UNDELETE_SECRET = Secinfra::RPC::MethodDescriptor.new(
         service: "secinfra.v1.SecretsService",
         name: "UndeleteSecret",
         http_method: "POST",
@@ -104,12 +104,12 @@ module Secinfra
         idempotency: :idempotent,
         auth: :mtls,
         cache: nil,
-        invalidates: Secinfra::Runtime::Invalidation.new(resource: "secret", key_field: "name"),
+        invalidates: Secinfra::RPC::Invalidation.new(resource: "secret", key_field: "name"),
         admin: false
       )
 
-      # Descriptor of DestroySecretVersions: what the runtime needs to call it.
-      DESTROY_SECRET_VERSIONS = Secinfra::Runtime::MethodDescriptor.new(
+      # Descriptor of DestroySecretVersions: what the invoker needs to call it.
+      DESTROY_SECRET_VERSIONS = Secinfra::RPC::MethodDescriptor.new(
         service: "secinfra.v1.SecretsService",
         name: "DestroySecretVersions",
         http_method: "POST",
@@ -120,13 +120,13 @@ module Secinfra
         idempotency: :idempotent,
         auth: :mtls,
         cache: nil,
-        invalidates: Secinfra::Runtime::Invalidation.new(resource: "secret", key_field: "name"),
+        invalidates: Secinfra::RPC::Invalidation.new(resource: "secret", key_field: "name"),
         admin: false
       )
 
-      # @param transport [Secinfra::Runtime::Transport] the client's transport
-      def initialize(transport)
-        @transport = transport
+      # @param invoker [Secinfra::RPC::Invoker] makes the calls (the client's call pipeline)
+      def initialize(invoker)
+        @invoker = invoker
       end
 
       # Writes a new version of a secret, creating the secret if needed. Use
@@ -143,7 +143,7 @@ module Secinfra
       # @raise [Secinfra::Error] on any failure (see Secinfra::Error's subclasses)
       def put_secret(name:, value: "".b, if_version: nil, policy: nil, call_options: nil)
         request = Secinfra::V1::PutSecretRequest.new(name: name, value: value, if_version: if_version, policy: policy)
-        @transport.call(PUT_SECRET, request, Secinfra::V1::SecretVersionInfo, call_options)
+        @invoker.invoke(PUT_SECRET, request, Secinfra::V1::SecretVersionInfo, call_options)
       end
 
       # Reads the latest version of a secret, or the given one. Responses carry
@@ -159,7 +159,7 @@ module Secinfra
       # @raise [Secinfra::Error] on any failure (see Secinfra::Error's subclasses)
       def get_secret(name:, version: 0, call_options: nil)
         request = Secinfra::V1::GetSecretRequest.new(name: name, version: version)
-        @transport.call(GET_SECRET, request, Secinfra::V1::Secret, call_options)
+        @invoker.invoke(GET_SECRET, request, Secinfra::V1::Secret, call_options)
       end
 
       # Reads a secret's metadata and version list, never its value.
@@ -172,7 +172,7 @@ module Secinfra
       # @raise [Secinfra::Error] on any failure (see Secinfra::Error's subclasses)
       def get_secret_metadata(name:, call_options: nil)
         request = Secinfra::V1::GetSecretMetadataRequest.new(name: name)
-        @transport.call(GET_SECRET_METADATA, request, Secinfra::V1::SecretMetadata, call_options)
+        @invoker.invoke(GET_SECRET_METADATA, request, Secinfra::V1::SecretMetadata, call_options)
       end
 
       # Lists the secrets under a prefix that the caller may read (metadata
@@ -188,7 +188,7 @@ module Secinfra
       # @raise [Secinfra::Error] on any failure (see Secinfra::Error's subclasses)
       def list_secrets(prefix: "", page_size: 0, page_token: "", call_options: nil)
         request = Secinfra::V1::ListSecretsRequest.new(prefix: prefix, page_size: page_size, page_token: page_token)
-        @transport.call(LIST_SECRETS, request, Secinfra::V1::ListSecretsResponse, call_options)
+        @invoker.invoke(LIST_SECRETS, request, Secinfra::V1::ListSecretsResponse, call_options)
       end
 
       # Soft-deletes versions: they stop being readable but can be undeleted.
@@ -202,7 +202,7 @@ module Secinfra
       # @raise [Secinfra::Error] on any failure (see Secinfra::Error's subclasses)
       def delete_secret(name:, versions: [], call_options: nil)
         request = Secinfra::V1::DeleteSecretRequest.new(name: name, versions: versions)
-        @transport.call(DELETE_SECRET, request, Secinfra::V1::SecretMetadata, call_options)
+        @invoker.invoke(DELETE_SECRET, request, Secinfra::V1::SecretMetadata, call_options)
       end
 
       # Restores soft-deleted versions.
@@ -216,7 +216,7 @@ module Secinfra
       # @raise [Secinfra::Error] on any failure (see Secinfra::Error's subclasses)
       def undelete_secret(name:, versions: [], call_options: nil)
         request = Secinfra::V1::UndeleteSecretRequest.new(name: name, versions: versions)
-        @transport.call(UNDELETE_SECRET, request, Secinfra::V1::SecretMetadata, call_options)
+        @invoker.invoke(UNDELETE_SECRET, request, Secinfra::V1::SecretMetadata, call_options)
       end
 
       # Destroys versions for good: their ciphertext and data key are erased.
@@ -230,7 +230,7 @@ module Secinfra
       # @raise [Secinfra::Error] on any failure (see Secinfra::Error's subclasses)
       def destroy_secret_versions(name:, versions: [], call_options: nil)
         request = Secinfra::V1::DestroySecretVersionsRequest.new(name: name, versions: versions)
-        @transport.call(DESTROY_SECRET_VERSIONS, request, Secinfra::V1::SecretMetadata, call_options)
+        @invoker.invoke(DESTROY_SECRET_VERSIONS, request, Secinfra::V1::SecretMetadata, call_options)
       end
     end
   end

@@ -36,15 +36,13 @@ module Secinfra
     # Largest delta-seconds (RFC 9111 section 1.2.2).
     CacheControl::MAX_DELTA = 2_147_483_648
 
-    # The canonical JSON of a call (spec 7.3): sorted members, no whitespace.
+    # Canonical JSON (spec 7.3): members sorted, no whitespace, so that two
+    # equal requests give one text and two different ones never do.
     module CanonicalJson
       module_function
 
-      # @return [String] the cache key of +method_name+ called with +request_json+
-      def cache_key(method_name, request_json)
-        dump({ "method" => method_name, "request" => request_json })
-      end
-
+      # @param value [Hash, Array, String, Numeric, Boolean, nil] a JSON value
+      # @return [String]
       def dump(value)
         case value
         when Hash
@@ -95,6 +93,16 @@ module Secinfra
       MAX_ENTRIES = 1024
 
       attr_reader :max_entries
+
+      # The cache key of +method_name+ called with +request_json+: the
+      # canonical JSON of the whole call (spec 7.3), never a joined string.
+      #
+      # @param method_name [String] +secinfra.v1.AuthzService/Check+
+      # @param request_json [Hash] the request's wire JSON form
+      # @return [String]
+      def self.key(method_name, request_json)
+        CanonicalJson.dump({ "method" => method_name, "request" => request_json })
+      end
 
       # @param max_entries [Integer] at least 1
       # @param clock [SystemClock]
@@ -259,82 +267,6 @@ module Secinfra
         return false if parse(revision).nil? || parse(mark).nil?
 
         compare(revision, mark) >= 0
-      end
-    end
-
-    # Concurrent callers for one key share one request (spec 7.8).
-    class SingleFlight
-      # Raised to a waiter whose own deadline passed first.
-      class Timeout < StandardError; end
-
-      # One request in flight.
-      class Flight
-        attr_accessor :done, :value, :error
-
-        def initialize
-          @lock = Mutex.new
-          @cond = ConditionVariable.new
-          @done = false
-        end
-
-        def finish(value, error)
-          @lock.synchronize do
-            @value = value
-            @error = error
-            @done = true
-            @cond.broadcast
-          end
-        end
-
-        # Waits up to +timeout+ seconds (monotonic); true when finished.
-        def wait(timeout)
-          deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + timeout
-          @lock.synchronize do
-            until @done
-              left = deadline - Process.clock_gettime(Process::CLOCK_MONOTONIC)
-              return false if left <= 0
-
-              @cond.wait(@lock, left)
-            end
-            true
-          end
-        end
-      end
-
-      def initialize
-        @lock = Mutex.new
-        @flights = {}
-      end
-
-      # Runs the block for +key+ unless a flight is already running; then waits
-      # for it (at most +timeout+ seconds) and shares its outcome.
-      #
-      # @raise [SingleFlight::Timeout] when the wait outlives +timeout+
-      def run(key, timeout)
-        leader = false
-        flight = @lock.synchronize do
-          @flights[key] ||= begin
-            leader = true
-            Flight.new
-          end
-        end
-        unless leader
-          raise Timeout, "single-flight wait timed out" unless flight.wait(timeout)
-          raise flight.error if flight.error
-
-          return flight.value
-        end
-        begin
-          value = yield
-          flight.finish(value, nil)
-          value
-        rescue StandardError => e
-          flight.finish(nil, e)
-          raise
-        ensure
-          @lock.synchronize { @flights.delete(key) }
-          flight.finish(nil, RuntimeError.new("secinfra: cache: the shared request was abandoned")) unless flight.done
-        end
       end
     end
   end

@@ -3,61 +3,9 @@
 require "time"
 
 module Secinfra
-  # Per-call overrides of the client's settings (spec 1.4). Every field left
-  # nil keeps the client's value.
-  #
-  #   client.secrets.get_secret(name: "app/db",
-  #                             call_options: Secinfra::CallOptions.new(deadline: 2, use_cache: false))
-  class CallOptions
-    # Settings a call can override, with what they must be.
-    FIELDS = %i[max_attempts deadline attempt_timeout base_backoff max_backoff max_retry_after
-                idempotency_key use_cache].freeze
-
-    attr_reader(*FIELDS)
-
-    # @param max_attempts [Integer, nil] attempts in all (>= 1)
-    # @param deadline [Numeric, nil] seconds for the whole call (> 0)
-    # @param attempt_timeout [Numeric, nil] seconds per attempt (> 0)
-    # @param base_backoff [Numeric, nil] seconds (>= 0)
-    # @param max_backoff [Numeric, nil] seconds (>= 0)
-    # @param max_retry_after [Numeric, nil] seconds (>= 0)
-    # @param idempotency_key [String, nil] sent verbatim instead of a fresh UUID
-    # @param use_cache [Boolean, nil] false: neither read nor store cache entries
-    # @raise [ArgumentError] on an invalid value, naming the setting
-    def initialize(max_attempts: nil, deadline: nil, attempt_timeout: nil, base_backoff: nil,
-                   max_backoff: nil, max_retry_after: nil, idempotency_key: nil, use_cache: nil)
-      Runtime::RetryPolicy.validate(max_attempts: max_attempts, deadline: deadline, attempt_timeout: attempt_timeout,
-                                    base_backoff: base_backoff, max_backoff: max_backoff,
-                                    max_retry_after: max_retry_after)
-      unless idempotency_key.nil? || (idempotency_key.is_a?(String) && idempotency_key.match?(/\A[\x21-\x7e]{1,255}\z/))
-        raise Secinfra::InvalidArgument.new(
-          "secinfra: idempotency: idempotency_key must be 1 to 255 visible ASCII characters",
-          code: "invalid_argument"
-        )
-      end
-      unless use_cache.nil? || use_cache == true || use_cache == false
-        raise ArgumentError, "secinfra: cache: use_cache must be true, false or nil"
-      end
-
-      @max_attempts = max_attempts
-      @deadline = deadline&.to_f
-      @attempt_timeout = attempt_timeout&.to_f
-      @base_backoff = base_backoff&.to_f
-      @max_backoff = max_backoff&.to_f
-      @max_retry_after = max_retry_after&.to_f
-      @idempotency_key = idempotency_key
-      @use_cache = use_cache
-      freeze
-    end
-
-    def inspect
-      set = FIELDS.filter_map { |f| (v = public_send(f)).nil? ? nil : "#{f}=#{v.inspect}" }
-      "#<Secinfra::CallOptions #{set.join(", ")}>"
-    end
-  end
-
   module Runtime
-    # Retry settings of a client or a call, and the retry rules (spec 3).
+    # The retry settings of a client or of one call (spec 3), with their
+    # defaults; the rules that use them are {Retry}'s.
     class RetryPolicy
       # Attempts in all, the first included (1 + 3 retries).
       MAX_ATTEMPTS = 4
@@ -85,8 +33,9 @@ module Secinfra
       # @raise [ArgumentError] naming an invalid setting
       def initialize(max_attempts: MAX_ATTEMPTS, base_backoff: BASE_BACKOFF, max_backoff: MAX_BACKOFF,
                      max_retry_after: MAX_RETRY_AFTER, deadline: DEADLINE, attempt_timeout: ATTEMPT_TIMEOUT)
-        self.class.validate(max_attempts: max_attempts, base_backoff: base_backoff, max_backoff: max_backoff,
-                            max_retry_after: max_retry_after, deadline: deadline, attempt_timeout: attempt_timeout)
+        RPC::CallOptions.check_retry_settings(max_attempts: max_attempts, base_backoff: base_backoff,
+                                              max_backoff: max_backoff, max_retry_after: max_retry_after,
+                                              deadline: deadline, attempt_timeout: attempt_timeout)
         @max_attempts = max_attempts
         @base_backoff = base_backoff.to_f
         @max_backoff = max_backoff.to_f
@@ -96,30 +45,9 @@ module Secinfra
         freeze
       end
 
-      # Checks settings (nil = not given) as spec 1.4.4 asks.
-      def self.validate(max_attempts: nil, base_backoff: nil, max_backoff: nil, max_retry_after: nil,
-                        deadline: nil, attempt_timeout: nil)
-        unless max_attempts.nil? || (max_attempts.is_a?(Integer) && max_attempts >= 1)
-          raise ArgumentError, "secinfra: retry: max_attempts must be an integer >= 1, got #{max_attempts.inspect}"
-        end
-
-        { base_backoff: base_backoff, max_backoff: max_backoff, max_retry_after: max_retry_after }.each do |n, v|
-          next if v.nil?
-          next if v.is_a?(Numeric) && v.to_f.finite? && v >= 0
-
-          raise ArgumentError, "secinfra: retry: #{n} must be a finite number >= 0, got #{v.inspect}"
-        end
-        { deadline: deadline, attempt_timeout: attempt_timeout }.each do |n, v|
-          next if v.nil?
-          next if v.is_a?(Numeric) && v.to_f.finite? && v.positive?
-
-          raise ArgumentError, "secinfra: retry: #{n} must be a finite number > 0, got #{v.inspect}"
-        end
-      end
-
       # This policy with the non-nil values of +options+ laid over it.
       #
-      # @param options [Secinfra::CallOptions, nil]
+      # @param options [RPC::CallOptions, nil]
       # @return [RetryPolicy]
       def merged(options)
         return self if options.nil?
@@ -140,10 +68,16 @@ module Secinfra
     # An attempt that got no response; +sent+: the request may have been sent.
     AttemptFailure = Struct.new(:sent, :timeout)
 
-    # What to do after a failed attempt.
-    RetryDecision = Struct.new(:retry, :delay, :reason, :message, :code, :retry_after, keyword_init: true)
+    # What to do after a failed attempt. +attempt_outcome+ says how the
+    # attempt ended ("status 503"); +after_timeout+ that it timed out (a
+    # retry then costs the budget more).
+    RetryDecision = Struct.new(:retry, :delay, :reason, :message, :code, :retry_after, :attempt_outcome,
+                               :after_timeout, keyword_init: true)
 
-    # The retry rules of spec 3.4, in order. Pure apart from the budget.
+    # The retry rules of spec 3.4, in order, as pure functions: {decide}
+    # reads only its arguments (the jitter comes from the +random+ it is
+    # given) and changes nothing. The budget is charged after it, by
+    # {charge}, so the budget is the last rule and only real retries pay.
     module Retry
       module_function
 
@@ -206,11 +140,19 @@ module Secinfra
         false
       end
 
-      # Decide whether to retry after attempt +attempt+ ended in +outcome+.
-      # A decision to retry has already been paid for from +budget+.
+      # Decide whether to retry after attempt +attempt+ ended in +outcome+
+      # (the retry budget aside: see {charge}).
       #
+      # @param outcome [AttemptResponse, AttemptFailure]
+      # @param policy [RetryPolicy] the call's settings
+      # @param safe_to_repeat [Boolean] the RPC is read-only or idempotent
+      # @param has_key [Boolean] the request carries an Idempotency-Key
+      # @param attempt [Integer] the attempt that failed (1-based)
+      # @param remaining [Float] seconds left before the call's deadline
+      # @param now [Time] the wall clock (for an HTTP-date Retry-After)
+      # @param random [Random] the jitter source
       # @return [RetryDecision]
-      def decide(outcome, policy:, safe_to_repeat:, has_key:, attempt:, remaining:, now:, random:, budget:)
+      def decide(outcome, policy:, safe_to_repeat:, has_key:, attempt:, remaining:, now:, random:)
         retry_after = nil
         code_if_too_long = "unavailable"
         timeout = false
@@ -262,12 +204,21 @@ module Secinfra
                          "#{what}: the next attempt in #{fmt(delay)} s would not start before the deadline",
                          retry_after: retry_after)
         end
-        unless budget.try_spend(timeout: timeout)
-          return give_up(:budget_exhausted, "#{what}: the retry budget is spent", retry_after: retry_after)
-        end
-
         RetryDecision.new(retry: true, delay: delay, reason: :retryable, message: "#{what}: retrying",
-                          retry_after: retry_after)
+                          retry_after: retry_after, attempt_outcome: what, after_timeout: timeout)
+      end
+
+      # Pays for a decision to retry from +budget+ (spec 6.3); a bucket that
+      # cannot pay turns it into giving up. Any other decision passes as it is.
+      #
+      # @param decision [RetryDecision] from {decide}
+      # @param budget [RetryBudget]
+      # @return [RetryDecision]
+      def charge(decision, budget)
+        return decision if !decision.retry || budget.try_spend(timeout: decision.after_timeout)
+
+        give_up(:budget_exhausted, "#{decision.attempt_outcome}: the retry budget is spent",
+                retry_after: decision.retry_after)
       end
 
       def give_up(reason, message, code: nil, retry_after: nil)

@@ -49,29 +49,29 @@ module Secinfra
     # Every scalar type, once singular and once with explicit presence where it
     # matters. Quotes "like this", 'single', a backslash \ and \n (literal),
     # triple quotes """ and ''', a C comment end */ and unicode: héllo, 日本語, 🔐.
-    class Scalars < Secinfra::Runtime::Message
+    class Scalars < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:int32_value, "int32_value", :int32),
-        Secinfra::Runtime::Field.new(:int64_value, "int64_value", :int64),
-        Secinfra::Runtime::Field.new(:uint32_value, "uint32_value", :uint32),
-        Secinfra::Runtime::Field.new(:uint64_value, "uint64_value", :uint64),
-        Secinfra::Runtime::Field.new(:sint32_value, "sint32_value", :int32),
-        Secinfra::Runtime::Field.new(:sint64_value, "sint64_value", :int64),
-        Secinfra::Runtime::Field.new(:fixed32_value, "fixed32_value", :uint32),
-        Secinfra::Runtime::Field.new(:fixed64_value, "fixed64_value", :uint64),
-        Secinfra::Runtime::Field.new(:sfixed32_value, "sfixed32_value", :int32),
-        Secinfra::Runtime::Field.new(:sfixed64_value, "sfixed64_value", :int64),
-        Secinfra::Runtime::Field.new(:double_value, "double_value", :double),
-        Secinfra::Runtime::Field.new(:float_value, "float_value", :float),
-        Secinfra::Runtime::Field.new(:bool_value, "bool_value", :bool),
-        Secinfra::Runtime::Field.new(:string_value, "string_value", :string),
-        Secinfra::Runtime::Field.new(:bytes_value, "bytes_value", :bytes),
-        Secinfra::Runtime::Field.new(:color, "color", :enum, type: "Secinfra::KitchensinkV1::Color"),
-        Secinfra::Runtime::Field.new(:maybe_int64, "maybe_int64", :int64, presence: true),
-        Secinfra::Runtime::Field.new(:maybe_string, "maybe_string", :string, presence: true),
-        Secinfra::Runtime::Field.new(:maybe_color, "maybe_color", :enum, type: "Secinfra::KitchensinkV1::Color", presence: true),
-        Secinfra::Runtime::Field.new(:maybe_bool, "maybe_bool", :bool, presence: true)
+        Secinfra::RPC::Field.new(:int32_value, "int32_value", :int32),
+        Secinfra::RPC::Field.new(:int64_value, "int64_value", :int64),
+        Secinfra::RPC::Field.new(:uint32_value, "uint32_value", :uint32),
+        Secinfra::RPC::Field.new(:uint64_value, "uint64_value", :uint64),
+        Secinfra::RPC::Field.new(:sint32_value, "sint32_value", :int32),
+        Secinfra::RPC::Field.new(:sint64_value, "sint64_value", :int64),
+        Secinfra::RPC::Field.new(:fixed32_value, "fixed32_value", :uint32),
+        Secinfra::RPC::Field.new(:fixed64_value, "fixed64_value", :uint64),
+        Secinfra::RPC::Field.new(:sfixed32_value, "sfixed32_value", :int32),
+        Secinfra::RPC::Field.new(:sfixed64_value, "sfixed64_value", :int64),
+        Secinfra::RPC::Field.new(:double_value, "double_value", :double),
+        Secinfra::RPC::Field.new(:float_value, "float_value", :float),
+        Secinfra::RPC::Field.new(:bool_value, "bool_value", :bool),
+        Secinfra::RPC::Field.new(:string_value, "string_value", :string),
+        Secinfra::RPC::Field.new(:bytes_value, "bytes_value", :bytes),
+        Secinfra::RPC::Field.new(:color, "color", :enum, type: "Secinfra::KitchensinkV1::Color"),
+        Secinfra::RPC::Field.new(:maybe_int64, "maybe_int64", :int64, presence: true),
+        Secinfra::RPC::Field.new(:maybe_string, "maybe_string", :string, presence: true),
+        Secinfra::RPC::Field.new(:maybe_color, "maybe_color", :enum, type: "Secinfra::KitchensinkV1::Color", presence: true),
+        Secinfra::RPC::Field.new(:maybe_bool, "maybe_bool", :bool, presence: true)
       ].freeze
 
       # @return [Integer] A 32-bit signed integer.
@@ -181,19 +181,19 @@ module Secinfra
     end
 
     # Fields named with keywords of Python, Go, Java and Ruby.
-    class Keywords < Secinfra::Runtime::Message
+    class Keywords < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:class_, "class", :string),
-        Secinfra::Runtime::Field.new(:type, "type", :string),
-        Secinfra::Runtime::Field.new(:from, "from", :string),
-        Secinfra::Runtime::Field.new(:import, "import", :string),
-        Secinfra::Runtime::Field.new(:def_, "def", :string),
-        Secinfra::Runtime::Field.new(:end_, "end", :string),
-        Secinfra::Runtime::Field.new(:package, "package", :string),
-        Secinfra::Runtime::Field.new(:interface, "interface", :string),
-        Secinfra::Runtime::Field.new(:func, "func", :string),
-        Secinfra::Runtime::Field.new(:range, "range", :string)
+        Secinfra::RPC::Field.new(:class_, "class", :string),
+        Secinfra::RPC::Field.new(:type, "type", :string),
+        Secinfra::RPC::Field.new(:from, "from", :string),
+        Secinfra::RPC::Field.new(:import, "import", :string),
+        Secinfra::RPC::Field.new(:def_, "def", :string),
+        Secinfra::RPC::Field.new(:end_, "end", :string),
+        Secinfra::RPC::Field.new(:package, "package", :string),
+        Secinfra::RPC::Field.new(:interface, "interface", :string),
+        Secinfra::RPC::Field.new(:func, "func", :string),
+        Secinfra::RPC::Field.new(:range, "range", :string)
       ].freeze
 
       # @return [String] Python and Java keyword.
@@ -253,25 +253,25 @@ module Secinfra
     end
 
     # Containers, nesting, oneofs, well-known types.
-    class Container < Secinfra::Runtime::Message
+    class Container < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:tags, "tags", :string, repeated: true),
-        Secinfra::Runtime::Field.new(:counts, "counts", :int64, repeated: true),
-        Secinfra::Runtime::Field.new(:items, "items", :message, type: "Secinfra::KitchensinkV1::ContainerItem", repeated: true),
-        Secinfra::Runtime::Field.new(:colors, "colors", :enum, type: "Secinfra::KitchensinkV1::Color", repeated: true),
-        Secinfra::Runtime::Field.new(:items_by_name, "items_by_name", :message, type: "Secinfra::KitchensinkV1::ContainerItem", map_key: :string),
-        Secinfra::Runtime::Field.new(:names_by_id, "names_by_id", :string, map_key: :int32),
-        Secinfra::Runtime::Field.new(:colors_by_name, "colors_by_name", :enum, type: "Secinfra::KitchensinkV1::Color", map_key: :string),
-        Secinfra::Runtime::Field.new(:created_at, "created_at", :timestamp, presence: true),
-        Secinfra::Runtime::Field.new(:attributes, "attributes", :struct, presence: true),
-        Secinfra::Runtime::Field.new(:seen_at, "seen_at", :timestamp, repeated: true),
-        Secinfra::Runtime::Field.new(:radius, "radius", :double, presence: true, oneof: "shape"),
-        Secinfra::Runtime::Field.new(:square, "square", :message, type: "Secinfra::KitchensinkV1::ContainerItem", presence: true, oneof: "shape"),
-        Secinfra::Runtime::Field.new(:label, "label", :string, presence: true, oneof: "shape"),
-        Secinfra::Runtime::Field.new(:primary, "primary", :message, type: "Secinfra::KitchensinkV1::ContainerItem", presence: true),
-        Secinfra::Runtime::Field.new(:blobs, "blobs", :bytes, repeated: true),
-        Secinfra::Runtime::Field.new(:default_kind, "default_kind", :enum, type: "Secinfra::KitchensinkV1::ContainerItemKind")
+        Secinfra::RPC::Field.new(:tags, "tags", :string, repeated: true),
+        Secinfra::RPC::Field.new(:counts, "counts", :int64, repeated: true),
+        Secinfra::RPC::Field.new(:items, "items", :message, type: "Secinfra::KitchensinkV1::ContainerItem", repeated: true),
+        Secinfra::RPC::Field.new(:colors, "colors", :enum, type: "Secinfra::KitchensinkV1::Color", repeated: true),
+        Secinfra::RPC::Field.new(:items_by_name, "items_by_name", :message, type: "Secinfra::KitchensinkV1::ContainerItem", map_key: :string),
+        Secinfra::RPC::Field.new(:names_by_id, "names_by_id", :string, map_key: :int32),
+        Secinfra::RPC::Field.new(:colors_by_name, "colors_by_name", :enum, type: "Secinfra::KitchensinkV1::Color", map_key: :string),
+        Secinfra::RPC::Field.new(:created_at, "created_at", :timestamp, presence: true),
+        Secinfra::RPC::Field.new(:attributes, "attributes", :struct, presence: true),
+        Secinfra::RPC::Field.new(:seen_at, "seen_at", :timestamp, repeated: true),
+        Secinfra::RPC::Field.new(:radius, "radius", :double, presence: true, oneof: "shape"),
+        Secinfra::RPC::Field.new(:square, "square", :message, type: "Secinfra::KitchensinkV1::ContainerItem", presence: true, oneof: "shape"),
+        Secinfra::RPC::Field.new(:label, "label", :string, presence: true, oneof: "shape"),
+        Secinfra::RPC::Field.new(:primary, "primary", :message, type: "Secinfra::KitchensinkV1::ContainerItem", presence: true),
+        Secinfra::RPC::Field.new(:blobs, "blobs", :bytes, repeated: true),
+        Secinfra::RPC::Field.new(:default_kind, "default_kind", :enum, type: "Secinfra::KitchensinkV1::ContainerItemKind")
       ].freeze
 
       # @return [Array<String>] Repeated scalars.
@@ -362,11 +362,11 @@ module Secinfra
     end
 
     # A nested message.
-    class ContainerItem < Secinfra::Runtime::Message
+    class ContainerItem < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:name, "name", :string),
-        Secinfra::Runtime::Field.new(:kind, "kind", :enum, type: "Secinfra::KitchensinkV1::ContainerItemKind")
+        Secinfra::RPC::Field.new(:name, "name", :string),
+        Secinfra::RPC::Field.new(:kind, "kind", :enum, type: "Secinfra::KitchensinkV1::ContainerItemKind")
       ].freeze
 
       # @return [String] The item's name.
@@ -386,12 +386,12 @@ module Secinfra
     end
 
     # A recursive tree.
-    class Node < Secinfra::Runtime::Message
+    class Node < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:value, "value", :string),
-        Secinfra::Runtime::Field.new(:children, "children", :message, type: "Secinfra::KitchensinkV1::Node", repeated: true),
-        Secinfra::Runtime::Field.new(:parent, "parent", :message, type: "Secinfra::KitchensinkV1::Node", presence: true)
+        Secinfra::RPC::Field.new(:value, "value", :string),
+        Secinfra::RPC::Field.new(:children, "children", :message, type: "Secinfra::KitchensinkV1::Node", repeated: true),
+        Secinfra::RPC::Field.new(:parent, "parent", :message, type: "Secinfra::KitchensinkV1::Node", presence: true)
       ].freeze
 
       # @return [String] The node's value.
@@ -416,14 +416,14 @@ module Secinfra
     end
 
     # Request for GetThing.
-    class GetThingRequest < Secinfra::Runtime::Message
+    class GetThingRequest < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:name, "name", :string),
-        Secinfra::Runtime::Field.new(:version, "version", :int64),
-        Secinfra::Runtime::Field.new(:fields, "fields", :string, repeated: true),
-        Secinfra::Runtime::Field.new(:color, "color", :enum, type: "Secinfra::KitchensinkV1::Color"),
-        Secinfra::Runtime::Field.new(:since, "since", :timestamp, presence: true)
+        Secinfra::RPC::Field.new(:name, "name", :string),
+        Secinfra::RPC::Field.new(:version, "version", :int64),
+        Secinfra::RPC::Field.new(:fields, "fields", :string, repeated: true),
+        Secinfra::RPC::Field.new(:color, "color", :enum, type: "Secinfra::KitchensinkV1::Color"),
+        Secinfra::RPC::Field.new(:since, "since", :timestamp, presence: true)
       ].freeze
 
       # @return [String] The thing's name; may contain '/'.
@@ -458,14 +458,14 @@ module Secinfra
     end
 
     # A thing.
-    class Thing < Secinfra::Runtime::Message
+    class Thing < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:name, "name", :string),
-        Secinfra::Runtime::Field.new(:scalars, "scalars", :message, type: "Secinfra::KitchensinkV1::Scalars", presence: true),
-        Secinfra::Runtime::Field.new(:container, "container", :message, type: "Secinfra::KitchensinkV1::Container", presence: true),
-        Secinfra::Runtime::Field.new(:keywords, "keywords", :message, type: "Secinfra::KitchensinkV1::Keywords", presence: true),
-        Secinfra::Runtime::Field.new(:tree, "tree", :message, type: "Secinfra::KitchensinkV1::Node", presence: true)
+        Secinfra::RPC::Field.new(:name, "name", :string),
+        Secinfra::RPC::Field.new(:scalars, "scalars", :message, type: "Secinfra::KitchensinkV1::Scalars", presence: true),
+        Secinfra::RPC::Field.new(:container, "container", :message, type: "Secinfra::KitchensinkV1::Container", presence: true),
+        Secinfra::RPC::Field.new(:keywords, "keywords", :message, type: "Secinfra::KitchensinkV1::Keywords", presence: true),
+        Secinfra::RPC::Field.new(:tree, "tree", :message, type: "Secinfra::KitchensinkV1::Node", presence: true)
       ].freeze
 
       # @return [String] The thing's name.
@@ -500,12 +500,12 @@ module Secinfra
     end
 
     # Request for PutThing.
-    class PutThingRequest < Secinfra::Runtime::Message
+    class PutThingRequest < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:name, "name", :string),
-        Secinfra::Runtime::Field.new(:thing, "thing", :message, type: "Secinfra::KitchensinkV1::Thing", presence: true),
-        Secinfra::Runtime::Field.new(:if_version, "if_version", :int64, presence: true)
+        Secinfra::RPC::Field.new(:name, "name", :string),
+        Secinfra::RPC::Field.new(:thing, "thing", :message, type: "Secinfra::KitchensinkV1::Thing", presence: true),
+        Secinfra::RPC::Field.new(:if_version, "if_version", :int64, presence: true)
       ].freeze
 
       # @return [String] The thing's name; may contain '/'.
@@ -530,11 +530,11 @@ module Secinfra
     end
 
     # Request for DeleteThing.
-    class DeleteThingRequest < Secinfra::Runtime::Message
+    class DeleteThingRequest < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:name, "name", :string),
-        Secinfra::Runtime::Field.new(:purge, "purge", :bool)
+        Secinfra::RPC::Field.new(:name, "name", :string),
+        Secinfra::RPC::Field.new(:purge, "purge", :bool)
       ].freeze
 
       # @return [String] The thing's name.
@@ -554,7 +554,7 @@ module Secinfra
     end
 
     # Empty response.
-    class DeleteThingResponse < Secinfra::Runtime::Message
+    class DeleteThingResponse < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [].freeze
 
@@ -566,12 +566,12 @@ module Secinfra
     end
 
     # Request for ListThings.
-    class ListThingsRequest < Secinfra::Runtime::Message
+    class ListThingsRequest < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:prefix, "prefix", :string),
-        Secinfra::Runtime::Field.new(:page_size, "page_size", :int32),
-        Secinfra::Runtime::Field.new(:page_token, "page_token", :string)
+        Secinfra::RPC::Field.new(:prefix, "prefix", :string),
+        Secinfra::RPC::Field.new(:page_size, "page_size", :int32),
+        Secinfra::RPC::Field.new(:page_token, "page_token", :string)
       ].freeze
 
       # @return [String] Only names starting with this prefix.
@@ -596,11 +596,11 @@ module Secinfra
     end
 
     # A page of things.
-    class ListThingsResponse < Secinfra::Runtime::Message
+    class ListThingsResponse < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:things, "things", :message, type: "Secinfra::KitchensinkV1::Thing", repeated: true),
-        Secinfra::Runtime::Field.new(:next_page_token, "next_page_token", :string)
+        Secinfra::RPC::Field.new(:things, "things", :message, type: "Secinfra::KitchensinkV1::Thing", repeated: true),
+        Secinfra::RPC::Field.new(:next_page_token, "next_page_token", :string)
       ].freeze
 
       # @return [Array<Secinfra::KitchensinkV1::Thing>] The things.
@@ -620,11 +620,11 @@ module Secinfra
     end
 
     # Request for Touch, with a :verb suffix.
-    class TouchThingRequest < Secinfra::Runtime::Message
+    class TouchThingRequest < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:name, "name", :string),
-        Secinfra::Runtime::Field.new(:shard, "shard", :uint32)
+        Secinfra::RPC::Field.new(:name, "name", :string),
+        Secinfra::RPC::Field.new(:shard, "shard", :uint32)
       ].freeze
 
       # @return [String] The thing's name.
@@ -644,11 +644,11 @@ module Secinfra
     end
 
     # Request for Ping, which needs no authentication.
-    class PingRequest < Secinfra::Runtime::Message
+    class PingRequest < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:payload, "payload", :string),
-        Secinfra::Runtime::Field.new(:class_, "class", :string)
+        Secinfra::RPC::Field.new(:payload, "payload", :string),
+        Secinfra::RPC::Field.new(:class_, "class", :string)
       ].freeze
 
       # @return [String] Echoed back.
@@ -668,11 +668,11 @@ module Secinfra
     end
 
     # Response for Ping.
-    class PingResponse < Secinfra::Runtime::Message
+    class PingResponse < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:payload, "payload", :string),
-        Secinfra::Runtime::Field.new(:time, "time", :timestamp, presence: true)
+        Secinfra::RPC::Field.new(:payload, "payload", :string),
+        Secinfra::RPC::Field.new(:time, "time", :timestamp, presence: true)
       ].freeze
 
       # @return [String] The echoed payload.
@@ -692,13 +692,13 @@ module Secinfra
     end
 
     # The error body.
-    class Error < Secinfra::Runtime::Message
+    class Error < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:code, "code", :enum, type: "Secinfra::KitchensinkV1::ErrorCode"),
-        Secinfra::Runtime::Field.new(:message, "message", :string),
-        Secinfra::Runtime::Field.new(:request_id, "request_id", :string),
-        Secinfra::Runtime::Field.new(:details, "details", :struct, presence: true)
+        Secinfra::RPC::Field.new(:code, "code", :enum, type: "Secinfra::KitchensinkV1::ErrorCode"),
+        Secinfra::RPC::Field.new(:message, "message", :string),
+        Secinfra::RPC::Field.new(:request_id, "request_id", :string),
+        Secinfra::RPC::Field.new(:details, "details", :struct, presence: true)
       ].freeze
 
       # @return [String (Secinfra::KitchensinkV1::ErrorCode)] Machine-readable code.
@@ -728,10 +728,10 @@ module Secinfra
     end
 
     # The envelope of every non-2xx response.
-    class ErrorResponse < Secinfra::Runtime::Message
+    class ErrorResponse < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::Runtime::Field.new(:error, "error", :message, type: "Secinfra::KitchensinkV1::Error", presence: true)
+        Secinfra::RPC::Field.new(:error, "error", :message, type: "Secinfra::KitchensinkV1::Error", presence: true)
       ].freeze
 
       # @return [Secinfra::KitchensinkV1::Error, nil] The error.

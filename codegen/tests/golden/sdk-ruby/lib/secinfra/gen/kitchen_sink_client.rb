@@ -11,10 +11,10 @@ module Secinfra
     # and a */ comment end.
     #
     # Client of secinfra.kitchensink.v1.ThingService: one method per RPC. Thread-safe; get it from
-    # the client (it shares the client's transport, cache and retry budget).
+    # the client (it shares the client's invoker: its cache, retry budget and connections).
     class ThingClient
-      # Descriptor of GetThing: what the runtime needs to call it.
-      GET_THING = Secinfra::Runtime::MethodDescriptor.new(
+      # Descriptor of GetThing: what the invoker needs to call it.
+      GET_THING = Secinfra::RPC::MethodDescriptor.new(
         service: "secinfra.kitchensink.v1.ThingService",
         name: "GetThing",
         http_method: "GET",
@@ -24,13 +24,13 @@ module Secinfra
         body_fields: [].freeze,
         idempotency: :read_only,
         auth: :mtls,
-        cache: Secinfra::Runtime::CachePolicy.new(resource: "thing", key_field: "name"),
+        cache: Secinfra::RPC::CachePolicy.new(resource: "thing", key_field: "name"),
         invalidates: nil,
         admin: false
       )
 
-      # Descriptor of PutThing: what the runtime needs to call it.
-      PUT_THING = Secinfra::Runtime::MethodDescriptor.new(
+      # Descriptor of PutThing: what the invoker needs to call it.
+      PUT_THING = Secinfra::RPC::MethodDescriptor.new(
         service: "secinfra.kitchensink.v1.ThingService",
         name: "PutThing",
         http_method: "PUT",
@@ -41,12 +41,12 @@ module Secinfra
         idempotency: :idempotent,
         auth: :mtls,
         cache: nil,
-        invalidates: Secinfra::Runtime::Invalidation.new(resource: "thing", key_field: "name"),
+        invalidates: Secinfra::RPC::Invalidation.new(resource: "thing", key_field: "name"),
         admin: false
       )
 
-      # Descriptor of DeleteThing: what the runtime needs to call it.
-      DELETE_THING = Secinfra::Runtime::MethodDescriptor.new(
+      # Descriptor of DeleteThing: what the invoker needs to call it.
+      DELETE_THING = Secinfra::RPC::MethodDescriptor.new(
         service: "secinfra.kitchensink.v1.ThingService",
         name: "DeleteThing",
         http_method: "DELETE",
@@ -57,12 +57,12 @@ module Secinfra
         idempotency: :idempotent,
         auth: :mtls,
         cache: nil,
-        invalidates: Secinfra::Runtime::Invalidation.new(resource: "thing", key_field: ""),
+        invalidates: Secinfra::RPC::Invalidation.new(resource: "thing", key_field: ""),
         admin: true
       )
 
-      # Descriptor of ListThings: what the runtime needs to call it.
-      LIST_THINGS = Secinfra::Runtime::MethodDescriptor.new(
+      # Descriptor of ListThings: what the invoker needs to call it.
+      LIST_THINGS = Secinfra::RPC::MethodDescriptor.new(
         service: "secinfra.kitchensink.v1.ThingService",
         name: "ListThings",
         http_method: "GET",
@@ -77,8 +77,8 @@ module Secinfra
         admin: false
       )
 
-      # Descriptor of TouchThing: what the runtime needs to call it.
-      TOUCH_THING = Secinfra::Runtime::MethodDescriptor.new(
+      # Descriptor of TouchThing: what the invoker needs to call it.
+      TOUCH_THING = Secinfra::RPC::MethodDescriptor.new(
         service: "secinfra.kitchensink.v1.ThingService",
         name: "TouchThing",
         http_method: "POST",
@@ -93,9 +93,9 @@ module Secinfra
         admin: false
       )
 
-      # @param transport [Secinfra::Runtime::Transport] the client's transport
-      def initialize(transport)
-        @transport = transport
+      # @param invoker [Secinfra::RPC::Invoker] makes the calls (the client's call pipeline)
+      def initialize(invoker)
+        @invoker = invoker
       end
 
       # Read one thing by name; names may contain '/'.
@@ -112,7 +112,7 @@ module Secinfra
       # @raise [Secinfra::Error] on any failure (see Secinfra::Error's subclasses)
       def get_thing(name:, version: 0, fields: [], color: Secinfra::KitchensinkV1::Color::UNSPECIFIED, since: nil, call_options: nil)
         request = Secinfra::KitchensinkV1::GetThingRequest.new(name: name, version: version, fields: fields, color: color, since: since)
-        @transport.call(GET_THING, request, Secinfra::KitchensinkV1::Thing, call_options)
+        @invoker.invoke(GET_THING, request, Secinfra::KitchensinkV1::Thing, call_options)
       end
 
       # Create or replace a thing.
@@ -127,7 +127,7 @@ module Secinfra
       # @raise [Secinfra::Error] on any failure (see Secinfra::Error's subclasses)
       def put_thing(name:, thing: nil, if_version: nil, call_options: nil)
         request = Secinfra::KitchensinkV1::PutThingRequest.new(name: name, thing: thing, if_version: if_version)
-        @transport.call(PUT_THING, request, Secinfra::KitchensinkV1::Thing, call_options)
+        @invoker.invoke(PUT_THING, request, Secinfra::KitchensinkV1::Thing, call_options)
       end
 
       # Delete a thing (admin only).
@@ -141,7 +141,7 @@ module Secinfra
       # @raise [Secinfra::Error] on any failure (see Secinfra::Error's subclasses)
       def delete_thing(name:, purge: false, call_options: nil)
         request = Secinfra::KitchensinkV1::DeleteThingRequest.new(name: name, purge: purge)
-        @transport.call(DELETE_THING, request, Secinfra::KitchensinkV1::DeleteThingResponse, call_options)
+        @invoker.invoke(DELETE_THING, request, Secinfra::KitchensinkV1::DeleteThingResponse, call_options)
       end
 
       # List things by prefix.
@@ -156,7 +156,7 @@ module Secinfra
       # @raise [Secinfra::Error] on any failure (see Secinfra::Error's subclasses)
       def list_things(prefix: "", page_size: 0, page_token: "", call_options: nil)
         request = Secinfra::KitchensinkV1::ListThingsRequest.new(prefix: prefix, page_size: page_size, page_token: page_token)
-        @transport.call(LIST_THINGS, request, Secinfra::KitchensinkV1::ListThingsResponse, call_options)
+        @invoker.invoke(LIST_THINGS, request, Secinfra::KitchensinkV1::ListThingsResponse, call_options)
       end
 
       # Touch a thing: a custom verb on one shard.
@@ -170,17 +170,17 @@ module Secinfra
       # @raise [Secinfra::Error] on any failure (see Secinfra::Error's subclasses)
       def touch_thing(shard:, name:, call_options: nil)
         request = Secinfra::KitchensinkV1::TouchThingRequest.new(shard: shard, name: name)
-        @transport.call(TOUCH_THING, request, Secinfra::KitchensinkV1::Thing, call_options)
+        @invoker.invoke(TOUCH_THING, request, Secinfra::KitchensinkV1::Thing, call_options)
       end
     end
 
     # A second service, without authentication.
     #
     # Client of secinfra.kitchensink.v1.PingService: one method per RPC. Thread-safe; get it from
-    # the client (it shares the client's transport, cache and retry budget).
+    # the client (it shares the client's invoker: its cache, retry budget and connections).
     class PingClient
-      # Descriptor of Ping: what the runtime needs to call it.
-      PING = Secinfra::Runtime::MethodDescriptor.new(
+      # Descriptor of Ping: what the invoker needs to call it.
+      PING = Secinfra::RPC::MethodDescriptor.new(
         service: "secinfra.kitchensink.v1.PingService",
         name: "Ping",
         http_method: "POST",
@@ -195,8 +195,8 @@ module Secinfra
         admin: false
       )
 
-      # Descriptor of Time: what the runtime needs to call it.
-      TIME = Secinfra::Runtime::MethodDescriptor.new(
+      # Descriptor of Time: what the invoker needs to call it.
+      TIME = Secinfra::RPC::MethodDescriptor.new(
         service: "secinfra.kitchensink.v1.PingService",
         name: "Time",
         http_method: "GET",
@@ -211,9 +211,9 @@ module Secinfra
         admin: false
       )
 
-      # @param transport [Secinfra::Runtime::Transport] the client's transport
-      def initialize(transport)
-        @transport = transport
+      # @param invoker [Secinfra::RPC::Invoker] makes the calls (the client's call pipeline)
+      def initialize(invoker)
+        @invoker = invoker
       end
 
       # Echo a payload; no client certificate needed.
@@ -227,7 +227,7 @@ module Secinfra
       # @raise [Secinfra::Error] on any failure (see Secinfra::Error's subclasses)
       def ping(payload: "", class_: "", call_options: nil)
         request = Secinfra::KitchensinkV1::PingRequest.new(payload: payload, class_: class_)
-        @transport.call(PING, request, Secinfra::KitchensinkV1::PingResponse, call_options)
+        @invoker.invoke(PING, request, Secinfra::KitchensinkV1::PingResponse, call_options)
       end
 
       # Read the server time; one-segment variable.
@@ -241,7 +241,7 @@ module Secinfra
       # @raise [Secinfra::Error] on any failure (see Secinfra::Error's subclasses)
       def time(payload:, class_: "", call_options: nil)
         request = Secinfra::KitchensinkV1::PingRequest.new(payload: payload, class_: class_)
-        @transport.call(TIME, request, Secinfra::KitchensinkV1::PingResponse, call_options)
+        @invoker.invoke(TIME, request, Secinfra::KitchensinkV1::PingResponse, call_options)
       end
     end
   end

@@ -1,0 +1,267 @@
+# frozen_string_literal: true
+
+require "logger"
+
+module Secinfra
+  module Runtime
+    # The pipeline behind every generated client: the one {RPC::Invoker} of
+    # a client (DESIGN.md "Client behaviour"). One call = one {#invoke}:
+    # encode the request from the RPC's descriptor ({Request}); serve
+    # cacheable reads from the cache when fresh, revalidate them when stale
+    # (one request per key: {SingleFlight}), fall back to a stale value
+    # within stale-if-error; otherwise make attempts over the {Transport}
+    # with one Idempotency-Key for all of them, Secinfra-Attempt numbering, a
+    # per-attempt timeout and a per-call deadline, retrying as {Retry.decide}
+    # says and the {RetryBudget} pays for; turn the answer into the result or
+    # a typed error ({Answers}); and drop the cache entries a write outdated.
+    # Thread-safe.
+    class CallPipeline
+      include RPC::Invoker
+
+      # The response field holding an authz revision token (spec 7.10).
+      REVISION_FIELD = :revision
+
+      attr_reader :cache, :budget, :use_cache
+
+      # @param transport [Transport]
+      # @param source [Identity::Source] the identity mTLS calls present
+      # @param policy [RetryPolicy] the client's retry settings
+      # @param budget [RetryBudget] the client's retry budget
+      # @param cache [ResponseCache] the client's response cache
+      # @param use_cache [Boolean] the client's default for cacheable calls
+      def initialize(transport, source, policy:, budget:, cache:, clock:, random:, use_cache: true,
+                     user_agent: Request.user_agent)
+        @transport = transport
+        @source = source
+        @policy = policy
+        @budget = budget
+        @cache = cache
+        @clock = clock
+        @random = random
+        @use_cache = use_cache
+        @user_agent = user_agent
+        @flights = SingleFlight.new
+        @lock = Mutex.new
+        @spiffe_id = nil
+        source.subscribe(method(:on_rotation))
+      end
+
+      def inspect = "#<Secinfra::Runtime::CallPipeline #{@transport.inspect}>"
+      alias to_s inspect
+
+      # Drops every cache entry (spec 7.11.3) and closes every connection.
+      def close
+        @cache.clear
+        @transport.close
+      end
+
+      # Makes one RPC call (see {RPC::Invoker#invoke}).
+      #
+      # @param descriptor [RPC::MethodDescriptor]
+      # @param request [RPC::Message]
+      # @param response_class [Class<RPC::Message>]
+      # @param options [RPC::CallOptions, nil]
+      # @return [RPC::Message]
+      def invoke(descriptor, request, response_class, options)
+        policy = @policy.merged(options)
+        deadline_at = @clock.monotonic + policy.deadline
+        request_json = request.to_h
+        use_cache = descriptor.cacheable?
+        use_cache &&= options&.use_cache.nil? ? @use_cache : options.use_cache
+        if use_cache
+          return cached_call(descriptor, request_json, response_class, options, policy, deadline_at)
+        end
+
+        answer = send_request(descriptor, request_json, options, policy, deadline_at, nil)
+        value = Answers.decode_result(descriptor, answer, response_class)
+        after_write(descriptor, request_json, value)
+        Secinfra.report(ResponseMeta.new(rpc: descriptor.full_name, request_id: Answers.request_id(answer),
+                                         attempts: answer.attempts, from_cache: false, stale: false,
+                                         status: answer.status))
+        value
+      rescue StandardError => e
+        after_write(descriptor, request_json, nil) if descriptor.invalidates && unknown_outcome?(e)
+        raise
+      end
+
+      private
+
+      # A write whose outcome is unknown invalidates as a success would (spec 7.9.3).
+      def unknown_outcome?(error)
+        error.is_a?(TransportError) || (error.is_a?(Secinfra::Error) && error.status.to_i >= 500)
+      end
+
+      def after_write(descriptor, request_json, value)
+        inv = descriptor.invalidates
+        return if inv.nil? || request_json.nil?
+
+        if inv.key_field.empty?
+          @cache.invalidate_family(inv.resource)
+        else
+          @cache.invalidate(inv.resource, request_json.fetch(inv.key_field, "").to_s)
+        end
+        token = value.respond_to?(REVISION_FIELD) ? value.public_send(REVISION_FIELD) : nil
+        @cache.record_write_revision(inv.resource, token) if token.is_a?(String) && !token.empty?
+      end
+
+      def cached_call(descriptor, request_json, response_class, options, policy, deadline_at)
+        key = ResponseCache.key(descriptor.full_name, request_json)
+        revalidate = options&.revalidate == true
+        hit = @cache.lookup(key)
+        if hit&.fresh && !revalidate
+          Secinfra.report(ResponseMeta.new(rpc: descriptor.full_name, request_id: nil, attempts: 0, from_cache: true,
+                                           stale: false, status: nil))
+          return hit.entry.value
+        end
+        value, meta = begin
+          @flights.run(key, [deadline_at - @clock.monotonic, 0].max) do
+            fetch(descriptor, key, request_json, response_class, options, policy, deadline_at, revalidate)
+          end
+        rescue SingleFlight::Timeout
+          raise DeadlineExceeded.new(
+            "secinfra: transport: #{descriptor.full_name}: deadline of #{format("%g", policy.deadline)} s passed " \
+            "while waiting for another caller's request for the same key",
+            retryable: true, attempts: 0
+          )
+        end
+        Secinfra.report(meta)
+        value
+      end
+
+      # The request of a cache miss or revalidation (run once per key at a
+      # time). A revalidating call always reaches the server and never falls
+      # back to a stale entry (spec 7.12.2).
+      def fetch(descriptor, key, request_json, response_class, options, policy, deadline_at, revalidate)
+        current = @cache.lookup(key)
+        if current&.fresh && !revalidate
+          return [current.entry.value, ResponseMeta.new(rpc: descriptor.full_name, request_id: nil, attempts: 0,
+                                                        from_cache: true, stale: false, status: nil)]
+        end
+
+        generation = @cache.generation(descriptor.cache.resource)
+        begin
+          answer = send_request(descriptor, request_json, options, policy, deadline_at, current&.etag)
+        rescue Secinfra::Error => e
+          if current&.usable_on_error && !revalidate && server_failure?(e)
+            return [current.entry.value, ResponseMeta.new(rpc: descriptor.full_name, request_id: e.request_id,
+                                                          attempts: e.attempts, from_cache: true, stale: true,
+                                                          status: e.status)]
+          end
+          raise
+        end
+        if answer.status == 304 && current
+          @cache.refresh(key, answer.headers)
+          return [current.entry.value, ResponseMeta.new(rpc: descriptor.full_name,
+                                                        request_id: Answers.request_id(answer),
+                                                        attempts: answer.attempts, from_cache: true, stale: false,
+                                                        status: 304)]
+        end
+        value = Answers.decode_result(descriptor, answer, response_class)
+        key_field = descriptor.cache.key_field
+        revision = value.respond_to?(REVISION_FIELD) ? value.public_send(REVISION_FIELD) : nil
+        @cache.store(key, value, answer.headers,
+                     resource: descriptor.cache.resource,
+                     resource_key: key_field.empty? ? "" : request_json.fetch(key_field, "").to_s,
+                     revision: revision.is_a?(String) && !revision.empty? ? revision : nil,
+                     generation: generation)
+        [value, ResponseMeta.new(rpc: descriptor.full_name, request_id: Answers.request_id(answer),
+                                 attempts: answer.attempts, from_cache: false, stale: false, status: answer.status)]
+      end
+
+      # Stale-if-error applies: no answer, or a status of 500 or above (spec 7.6).
+      def server_failure?(error)
+        return false if error.is_a?(IdentityExpired)
+
+        error.is_a?(TransportError) || error.status.to_i >= 500
+      end
+
+      # Makes attempts until one succeeds (an Answer) or the retry rules end
+      # the call (raised as its typed error).
+      def send_request(descriptor, request_json, options, policy, deadline_at, if_none_match)
+        request = Request.encode_request(descriptor, request_json, base_path: @transport.base_path,
+                                                                   user_agent: @user_agent,
+                                                                   idempotency_key: options&.idempotency_key,
+                                                                   if_none_match: if_none_match)
+        name = descriptor.full_name
+        refreshed = false
+        attempt = 1
+        loop do
+          remaining = deadline_at - @clock.monotonic
+          if remaining <= 0
+            raise DeadlineExceeded.new(
+              "secinfra: transport: #{name}: deadline of #{format("%g", policy.deadline)} s passed after " \
+              "#{attempt - 1} attempts", retryable: true, attempts: attempt - 1
+            )
+          end
+          identity = descriptor.mtls? ? identity_for(deadline_at, attempt) : nil
+          request.headers[Request::ATTEMPT_HEADER] = attempt.to_s
+          outcome = @transport.exchange(request, mtls: descriptor.mtls?, identity: identity,
+                                                 timeout: [policy.attempt_timeout, remaining].min)
+          case outcome
+          when Transport::VerificationFailure
+            # Once per call, a chain failure may be a CA rotation this client has
+            # not seen: refresh the bundle and repeat the attempt (spec 10.3).
+            if outcome.kind == :chain && !refreshed
+              refreshed = true
+              next if @source.refresh_bundle
+            end
+            raise TransportError.new("secinfra: transport: #{name}: #{outcome.message}", attempts: attempt)
+          when Answer
+            outcome.attempts = attempt
+            if (200..299).cover?(outcome.status) || (outcome.status == 304 && if_none_match)
+              @budget.record_success
+              return outcome
+            end
+            if outcome.status < 400
+              raise InternalError.new(
+                "secinfra: transport: #{name}: unexpected HTTP #{outcome.status} (the API answers 2xx, " \
+                "or 304 to a conditional request)",
+                status: outcome.status, request_id: Answers.request_id(outcome), attempts: attempt
+              )
+            end
+            result = AttemptResponse.new(outcome.status, outcome.headers)
+            answer = outcome
+            failure = nil
+          else # [AttemptFailure, exception]
+            result, failure = outcome
+            answer = nil
+          end
+          decision = Retry.decide(result, policy: policy, safe_to_repeat: descriptor.safe_to_repeat?,
+                                          has_key: request.headers.key?(Request::IDEMPOTENCY_HEADER),
+                                          attempt: attempt, remaining: deadline_at - @clock.monotonic,
+                                          now: @clock.now, random: @random)
+          decision = Retry.charge(decision, @budget)
+          unless decision.retry
+            raise Answers.decode_error(descriptor, answer: answer, failure: failure, decision: decision,
+                                                   policy: policy, attempt: attempt)
+          end
+
+          @clock.sleep(decision.delay)
+          attempt += 1
+        end
+      end
+
+      # The snapshot an mTLS attempt presents.
+      #
+      # @raise [IdentityExpired] with the attempts made so far
+      def identity_for(deadline_at, attempt)
+        @source.ensure_identity(deadline_at)
+      rescue IdentityExpired => e
+        e.attempts = attempt - 1
+        raise
+      end
+
+      # Drops the cache when the SPIFFE ID changed (spec 7.11.4): entries
+      # hold what the old identity was allowed to see.
+      def on_rotation(event)
+        spiffe_id = event.identity&.spiffe_id
+        changed = @lock.synchronize do
+          previous = @spiffe_id
+          @spiffe_id = spiffe_id if spiffe_id
+          previous && spiffe_id && previous != spiffe_id
+        end
+        @cache.clear if changed
+      end
+    end
+  end
+end
