@@ -238,8 +238,7 @@ func WithClock(now func() time.Time) Option {
 // fraction of the lifetime (in (0, 1), default 0.5), less a uniform draw of
 // up to jitter of it (in [0, fraction), default 0.1), retrying a failed
 // renewal after uniform(0, min(retryMax, retryBase×2^(k−1))) for the k-th
-// failure in a row (both > 0, defaults 1 s and 60 s). A jitter of 0 keeps
-// the default of 0.1.
+// failure in a row (both > 0, defaults 1 s and 60 s).
 func WithRenewal(fraction, jitter float64, retryBase, retryMax time.Duration) Option {
 	return func(s *settings) error {
 		p := s.rotation
@@ -436,14 +435,7 @@ func Enrol(ctx context.Context, serverURL string, attestation identity.Attestati
 	if err != nil {
 		return nil, err
 	}
-	p := s.rotation
-	rot, err := identity.NewRotating(identity.RotatingConfig{
-		Bundle: initial, Attestation: attestation, ServerID: s.serverID, Now: s.now, Rand: s.rand,
-		RenewalFraction: p.RenewalFraction, RenewalJitter: p.RenewalJitter,
-		RenewalRetryBase: p.RenewalRetryBase, RenewalRetryMax: p.RenewalRetryMax,
-		RenewalExpiryMargin: p.RenewalExpiryMargin, ReenrolRetry: p.ReenrolRetry,
-		BundleRetry: p.BundleRetry, BundleRefreshMin: p.BundleRefreshMin, BundleRefreshMax: p.BundleRefreshMax,
-	})
+	rot, err := identity.NewRotating(rotatingConfig(s, initial, attestation))
 	if err != nil {
 		return nil, err
 	}
@@ -459,6 +451,27 @@ func Enrol(ctx context.Context, serverURL string, attestation identity.Attestati
 		return nil, err
 	}
 	return c.attachSink(s)
+}
+
+// rotatingConfig hands the client's rotation settings to the rotating
+// source. Its zero values mean "the default", so a jitter or margin set to
+// zero travels as the config's "none" (a negative value).
+func rotatingConfig(s *settings, bundle *identity.Bundle, attestation identity.Attestation) identity.RotatingConfig {
+	p := s.rotation
+	cfg := identity.RotatingConfig{
+		Bundle: bundle, Attestation: attestation, ServerID: s.serverID, Now: s.now, Rand: s.rand,
+		RenewalFraction: p.RenewalFraction, RenewalJitter: p.RenewalJitter,
+		RenewalRetryBase: p.RenewalRetryBase, RenewalRetryMax: p.RenewalRetryMax,
+		RenewalExpiryMargin: p.RenewalExpiryMargin, ReenrolRetry: p.ReenrolRetry,
+		BundleRetry: p.BundleRetry, BundleRefreshMin: p.BundleRefreshMin, BundleRefreshMax: p.BundleRefreshMax,
+	}
+	if cfg.RenewalJitter == 0 {
+		cfg.RenewalJitter = -1
+	}
+	if cfg.RenewalExpiryMargin == 0 {
+		cfg.RenewalExpiryMargin = -1
+	}
+	return cfg
 }
 
 // OnRotation subscribes fn to the client's rotation events (enrolled,

@@ -29,8 +29,9 @@ const (
 )
 
 // RotatingConfig configures a Rotating source. Zero values take the
-// defaults above; Bundle and Attestation are required. NewRotating refuses
-// an invalid setting with an error that names it.
+// defaults above (as net.Dialer's do, a negative RenewalJitter or
+// RenewalExpiryMargin turns it off); Bundle and Attestation are required.
+// NewRotating refuses an invalid setting with an error that names it.
 type RotatingConfig struct {
 	// Bundle is the initial trust bundle (required).
 	Bundle *Bundle
@@ -45,12 +46,14 @@ type RotatingConfig struct {
 
 	// RenewalFraction: renew at this fraction of the lifetime (0.5)...
 	RenewalFraction float64
-	// RenewalJitter: ...minus up to this fraction of it (0.1).
+	// RenewalJitter: ...minus up to this fraction of it (0.1). Negative
+	// means none: renew at RenewalFraction exactly.
 	RenewalJitter float64
 	// RenewalRetryBase and RenewalRetryMax bound the backoff after a failed
 	// renewal (1 s, 60 s).
 	RenewalRetryBase, RenewalRetryMax time.Duration
-	// RenewalExpiryMargin: the last renewal try is this long before NotAfter (1 s).
+	// RenewalExpiryMargin: the last renewal try is this long before
+	// NotAfter (1 s). Negative means none: the last try may be at NotAfter.
 	RenewalExpiryMargin time.Duration
 	// ReenrolRetry is the interval between re-enrolment tries (30 s).
 	ReenrolRetry time.Duration
@@ -132,13 +135,17 @@ func NewRotating(cfg RotatingConfig) (*Rotating, error) {
 // rotationPolicy lays the config's set values over the defaults.
 func rotationPolicy(cfg RotatingConfig) rotation.Policy {
 	p := rotation.DefaultPolicy()
-	for _, f := range []struct {
-		v    float64
-		into *float64
-	}{{cfg.RenewalFraction, &p.RenewalFraction}, {cfg.RenewalJitter, &p.RenewalJitter}} {
-		if f.v != 0 {
-			*f.into = f.v
-		}
+	if cfg.RenewalFraction != 0 {
+		p.RenewalFraction = cfg.RenewalFraction
+	}
+	switch {
+	case cfg.RenewalJitter < 0:
+		p.RenewalJitter = 0
+	case cfg.RenewalJitter != 0: // NaN too, which Validate refuses
+		p.RenewalJitter = cfg.RenewalJitter
+	}
+	if cfg.RenewalExpiryMargin < 0 {
+		cfg.RenewalExpiryMargin, p.RenewalExpiryMargin = 0, 0
 	}
 	for _, d := range []struct {
 		v    time.Duration

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -203,5 +204,42 @@ func TestCertificateErrorNamesItsCheck(t *testing.T) {
 	want := "secinfra: identity: the new certificate was refused (spiffe_id check): it names spiffe://example.org/b"
 	if err.Error() != want {
 		t.Fatalf("Error() = %q, want %q", err.Error(), want)
+	}
+}
+
+// Zero values take the defaults, a negative jitter or margin turns it off,
+// and anything invalid is refused by NewRotating with its name.
+func TestNewRotatingChecksItsSettings(t *testing.T) {
+	bundle := newFakeCA(t, time.Hour).bundle()
+	tests := []struct {
+		name    string
+		cfg     identity.RotatingConfig
+		wantErr string
+	}{
+		{name: "defaults", cfg: identity.RotatingConfig{}},
+		{name: "no jitter, no margin", cfg: identity.RotatingConfig{RenewalJitter: -1, RenewalExpiryMargin: -1}},
+		{name: "fraction too large", cfg: identity.RotatingConfig{RenewalFraction: 1.5}, wantErr: "renewal_fraction"},
+		{name: "jitter not below the fraction", cfg: identity.RotatingConfig{RenewalFraction: 0.2, RenewalJitter: 0.3}, wantErr: "renewal_jitter"},
+		{name: "negative retry base", cfg: identity.RotatingConfig{RenewalRetryBase: -time.Second}, wantErr: "renewal_retry_base"},
+		{name: "negative re-enrol retry", cfg: identity.RotatingConfig{ReenrolRetry: -time.Second}, wantErr: "reenrol_retry"},
+		{name: "negative bundle retry", cfg: identity.RotatingConfig{BundleRetry: -time.Second}, wantErr: "bundle_retry"},
+		{name: "refresh bounds crossed", cfg: identity.RotatingConfig{BundleRefreshMin: time.Hour, BundleRefreshMax: time.Minute}, wantErr: "bundle_refresh_max"},
+		{name: "negative call timeout", cfg: identity.RotatingConfig{CallTimeout: -time.Second}, wantErr: "call_timeout"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.cfg.Bundle, tt.cfg.Attestation = bundle, identity.JoinToken("sjt_x.y")
+			rot, err := identity.NewRotating(tt.cfg)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				rot.Close()
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("err = %v, want one naming %s", err, tt.wantErr)
+			}
+		})
 	}
 }
