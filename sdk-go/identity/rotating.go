@@ -66,9 +66,10 @@ type RotatingConfig struct {
 	CallTimeout time.Duration
 }
 
-// Rotating enrols, renews at half-life minus jitter, refreshes the bundle
-// at its hint and re-enrols after expiry when the attestation allows. Safe
-// for concurrent use.
+// Rotating enrols, renews when its rotation settings say (by default at
+// half-life minus jitter), refuses a renewed certificate that fails its
+// checks (check.go), refreshes the bundle at its hint and re-enrols after
+// expiry when the attestation allows. Safe for concurrent use.
 type Rotating struct {
 	cfg      RotatingConfig
 	policy   rotation.Policy
