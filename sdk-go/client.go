@@ -310,11 +310,6 @@ func apply(opts []Option) (*settings, error) {
 			return nil, err
 		}
 	}
-	// Each option checked its own values; together they must agree too
-	// (a jitter below a fraction set by a later option).
-	if err := s.rotation.Validate(); err != nil {
-		return nil, err
-	}
 	if s.rand == nil {
 		s.rand = identity.NewSeededRand(rand.Uint64())
 	}
@@ -359,6 +354,9 @@ func build(serverURL string, source identity.Source, s *settings) (*Client, erro
 	}
 	store, err := cache.New(s.cacheSize)
 	if err != nil {
+		return nil, err
+	}
+	if err := call.CheckBaseURL(serverURL); err != nil {
 		return nil, err
 	}
 	t, err := transport.New(transport.Config{Source: source, Now: s.now})

@@ -85,11 +85,20 @@ type flightResult struct {
 	meta rpc.Meta
 }
 
+// CheckBaseURL refuses a server URL that is not https://host[:port]: TLS
+// is how the client knows the server.
+func CheckBaseURL(base string) error {
+	u, err := url.Parse(base)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return fmt.Errorf("secinfra: transport: the server URL must be https://host[:port], got %q", base)
+	}
+	return nil
+}
+
 // New checks cfg and returns a pipeline.
 func New(cfg Config) (*Pipeline, error) {
-	u, err := url.Parse(cfg.BaseURL)
-	if err != nil || u.Scheme != "https" || u.Host == "" {
-		return nil, fmt.Errorf("secinfra: transport: the server URL must be https://host[:port], got %q", cfg.BaseURL)
+	if err := CheckBaseURL(cfg.BaseURL); err != nil {
+		return nil, err
 	}
 	if cfg.Transport == nil || cfg.Source == nil || cfg.Budget == nil || cfg.Cache == nil {
 		return nil, errors.New("secinfra: transport: transport, source, budget and cache are required")
