@@ -280,7 +280,7 @@ func Decide(out Outcome, in Input) Decision {
 		return give(AttemptsExhausted, fmt.Sprintf("attempts exhausted (%d of %d made)", in.Attempt, p.MaxAttempts))
 	}
 	if in.Remaining <= 0 {
-		return give(DeadlineReached, "the deadline has passed")
+		return give(DeadlineReached, "deadline (no time left)")
 	}
 	var delay time.Duration
 	if hasRA {

@@ -2,6 +2,7 @@ package retry_test
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,6 +35,7 @@ func TestDecide(t *testing.T) {
 		attempt   int
 		remaining time.Duration
 		noKey     bool
+		budget    int // tokens in a budget for the call; 0 for none
 		wantRetry bool
 		wantDelay time.Duration
 		wantWhy   retry.Reason
@@ -61,6 +63,8 @@ func TestDecide(t *testing.T) {
 		{name: "failure before sending retried", out: retry.Outcome{}, idem: rpc.NonIdempotent, noKey: true, attempt: 1, wantRetry: true, wantDelay: 50 * time.Millisecond, wantWhy: retry.Retryable},
 		{name: "failure after sending without key", out: retry.Outcome{Sent: true}, idem: rpc.NonIdempotent, noKey: true, attempt: 1, wantWhy: retry.UnsafeToResend},
 		{name: "failure after sending with key", out: retry.Outcome{Sent: true}, idem: rpc.NonIdempotent, attempt: 1, wantRetry: true, wantDelay: 50 * time.Millisecond, wantWhy: retry.Retryable},
+		{name: "deadline passed", out: retry.Outcome{Status: 503}, idem: rpc.ReadOnly, attempt: 1, remaining: -time.Millisecond, wantWhy: retry.DeadlineReached},
+		{name: "budget spent", out: retry.Outcome{Status: 503}, idem: rpc.ReadOnly, attempt: 1, budget: 4, wantWhy: retry.BudgetExhausted},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -71,6 +75,9 @@ func TestDecide(t *testing.T) {
 			}
 			if tt.noKey {
 				in.HasKey = false
+			}
+			if tt.budget > 0 {
+				in.Budget, _ = retry.NewBudget(tt.budget, 5, 10, 1)
 			}
 			if tt.out.Header == nil {
 				tt.out.Header = http.Header{}
@@ -85,8 +92,24 @@ func TestDecide(t *testing.T) {
 			if got.RetryAfter != tt.wantRA {
 				t.Errorf("retry after %v, want %v", got.RetryAfter, tt.wantRA)
 			}
+			// The call's error says why retrying stopped (spec 3.9.5).
+			if stop, want := got.StopReason(), stopPrefix[got.Reason]; !strings.HasPrefix(stop, want) || (want == "") != (stop == "") {
+				t.Errorf("StopReason %q, want one starting %q", stop, want)
+			}
 		})
 	}
+}
+
+// stopPrefix is how each reason's StopReason starts; none for a retry or an
+// outcome that is never retried.
+var stopPrefix = map[retry.Reason]string{
+	retry.AttemptsExhausted:      "attempts exhausted (",
+	retry.DeadlineReached:        "deadline (",
+	retry.RetryAfterTooLong:      "Retry-After too long (",
+	retry.RetryAfterPastDeadline: "Retry-After too long (",
+	retry.BudgetExhausted:        "retry budget spent",
+	retry.ServerSaidNo:           "the server said not to retry",
+	retry.UnsafeToResend:         "unsafe to send again",
 }
 
 func TestBackoffCeiling(t *testing.T) {
