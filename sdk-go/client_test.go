@@ -129,6 +129,10 @@ func TestErrorsCarryTheServersAnswer(t *testing.T) {
 	if !errors.As(err, &e) || e.Kind != rpc.KindRateLimited || !e.HasRetryAfter || e.RetryAfter != 120*time.Second || e.Attempts != 1 {
 		t.Fatalf("a Retry-After over the cap ends the call at once: %#v", err)
 	}
+	// The error says why retrying stopped (spec 3.9.5), and keeps the server's message.
+	if !strings.Contains(err.Error(), "; retrying stopped: Retry-After too long (") || strings.Contains(e.Message, "retrying stopped") {
+		t.Fatalf("the error does not say why retrying stopped: %v", err)
+	}
 }
 
 func TestDeadlineBoundsASlowAnswer(t *testing.T) {
