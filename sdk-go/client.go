@@ -32,7 +32,9 @@ import (
 	"github.com/secinfra/secinfra/sdk-go/gen/secinfrav1"
 	"github.com/secinfra/secinfra/sdk-go/identity"
 	"github.com/secinfra/secinfra/sdk-go/internal/cache"
+	"github.com/secinfra/secinfra/sdk-go/internal/call"
 	"github.com/secinfra/secinfra/sdk-go/internal/retry"
+	"github.com/secinfra/secinfra/sdk-go/internal/rotation"
 	"github.com/secinfra/secinfra/sdk-go/internal/transport"
 	"github.com/secinfra/secinfra/sdk-go/rpc"
 )
@@ -54,6 +56,16 @@ const (
 	DefaultSuccessRefund    = retry.DefaultSuccessRefund
 	DefaultCacheMaxEntries  = cache.DefaultMaxEntries
 	DefaultUseCache         = true
+
+	DefaultRenewalFraction     = rotation.DefaultRenewalFraction
+	DefaultRenewalJitter       = rotation.DefaultRenewalJitter
+	DefaultRenewalRetryBase    = rotation.DefaultRenewalRetryBase
+	DefaultRenewalRetryMax     = rotation.DefaultRenewalRetryMax
+	DefaultRenewalExpiryMargin = rotation.DefaultRenewalExpiryMargin
+	DefaultReenrolRetry        = rotation.DefaultReenrolRetry
+	DefaultBundleRetry         = rotation.DefaultBundleRetry
+	DefaultBundleRefreshMin    = rotation.DefaultBundleRefreshMin
+	DefaultBundleRefreshMax    = rotation.DefaultBundleRefreshMax
 )
 
 // UserAgent is sent on every request: secinfra-go/<version> (go/<version>).
@@ -72,6 +84,7 @@ type Client struct {
 	Identity *secinfrav1.IdentityClient
 
 	transport *transport.Transport
+	pipeline  *call.Pipeline
 	source    identity.Source
 	rotating  *identity.Rotating
 	closeOnce sync.Once
@@ -91,7 +104,7 @@ type settings struct {
 	serverID    string
 	now         func() time.Time
 	rand        identity.Random
-	rotation    identity.RotatingConfig
+	rotation    rotation.Policy
 	fileSink    string
 }
 
@@ -99,19 +112,7 @@ func defaults() *settings {
 	return &settings{
 		policy: retry.DefaultPolicy(), capacity: DefaultBudgetCapacity, retryCost: DefaultRetryCost,
 		timeoutCost: DefaultTimeoutRetryCost, refund: DefaultSuccessRefund, cacheSize: DefaultCacheMaxEntries,
-		useCache: DefaultUseCache, now: time.Now,
-	}
-}
-
-func durationSetting(name string, positive bool, set func(*settings, time.Duration)) func(time.Duration) Option {
-	return func(d time.Duration) Option {
-		return func(s *settings) error {
-			if err := rpc.ValidateDuration(name, d, positive); err != nil {
-				return err
-			}
-			set(s, d)
-			return nil
-		}
+		useCache: DefaultUseCache, now: time.Now, rotation: rotation.DefaultPolicy(),
 	}
 }
 
@@ -126,19 +127,47 @@ func WithMaxAttempts(n int) Option {
 	}
 }
 
-// Duration settings of every call; each is also a per-call rpc.CallOption.
-var (
-	// WithDeadline bounds each call (> 0).
-	WithDeadline = durationSetting("deadline", true, func(s *settings, d time.Duration) { s.policy.Deadline = d })
-	// WithAttemptTimeout bounds each attempt (> 0).
-	WithAttemptTimeout = durationSetting("attempt_timeout", true, func(s *settings, d time.Duration) { s.policy.AttemptTimeout = d })
-	// WithBaseBackoff sets the first retry's backoff ceiling (>= 0).
-	WithBaseBackoff = durationSetting("base_backoff", false, func(s *settings, d time.Duration) { s.policy.BaseBackoff = d })
-	// WithMaxBackoff caps the backoff ceiling (>= 0).
-	WithMaxBackoff = durationSetting("max_backoff", false, func(s *settings, d time.Duration) { s.policy.MaxBackoff = d })
-	// WithMaxRetryAfter sets the longest Retry-After waited for (>= 0).
-	WithMaxRetryAfter = durationSetting("max_retry_after", false, func(s *settings, d time.Duration) { s.policy.MaxRetryAfter = d })
-)
+// durationSetting checks d (> 0 when positive, else >= 0) and gives it to set.
+func durationSetting(name string, d time.Duration, positive bool, set func(*settings)) Option {
+	return func(s *settings) error {
+		if err := rpc.ValidateDuration(name, d, positive); err != nil {
+			return err
+		}
+		set(s)
+		return nil
+	}
+}
+
+// WithDeadline bounds each call, every attempt and wait included (> 0).
+// rpc.WithDeadline sets it for one call.
+func WithDeadline(d time.Duration) Option {
+	return durationSetting("deadline", d, true, func(s *settings) { s.policy.Deadline = d })
+}
+
+// WithAttemptTimeout bounds each attempt (> 0). rpc.WithAttemptTimeout
+// sets it for one call.
+func WithAttemptTimeout(d time.Duration) Option {
+	return durationSetting("attempt_timeout", d, true, func(s *settings) { s.policy.AttemptTimeout = d })
+}
+
+// WithBaseBackoff sets the first retry's backoff ceiling (>= 0).
+// rpc.WithBaseBackoff sets it for one call.
+func WithBaseBackoff(d time.Duration) Option {
+	return durationSetting("base_backoff", d, false, func(s *settings) { s.policy.BaseBackoff = d })
+}
+
+// WithMaxBackoff caps the backoff ceiling (>= 0). rpc.WithMaxBackoff sets
+// it for one call.
+func WithMaxBackoff(d time.Duration) Option {
+	return durationSetting("max_backoff", d, false, func(s *settings) { s.policy.MaxBackoff = d })
+}
+
+// WithMaxRetryAfter sets the longest Retry-After waited for (>= 0); a
+// longer one ends the call with its error at once. rpc.WithMaxRetryAfter
+// sets it for one call.
+func WithMaxRetryAfter(d time.Duration) Option {
+	return durationSetting("max_retry_after", d, false, func(s *settings) { s.policy.MaxRetryAfter = d })
+}
 
 // WithRetryBudget sets the retry budget: capacity (>= 1), the cost of a
 // retry and of a retry after a timeout, and the refund per success.
@@ -205,24 +234,54 @@ func WithClock(now func() time.Time) Option {
 	}
 }
 
-// WithRenewal sets the renewal schedule: renew at fraction of the lifetime
-// minus up to jitter of it (defaults 0.5 and 0.1), retrying failed renewals
-// after uniform(0, min(retryMax, retryBase*2^(k-1))).
+// WithRenewal sets when a rotating client renews its certificate: at
+// fraction of the lifetime (in (0, 1), default 0.5), less a uniform draw of
+// up to jitter of it (in [0, fraction), default 0.1), retrying a failed
+// renewal after uniform(0, min(retryMax, retryBase×2^(k−1))) for the k-th
+// failure in a row (both > 0, defaults 1 s and 60 s).
 func WithRenewal(fraction, jitter float64, retryBase, retryMax time.Duration) Option {
 	return func(s *settings) error {
-		if !(fraction > 0 && fraction < 1) || !(jitter >= 0 && jitter < fraction) {
-			return errors.New("secinfra: settings: renewal_fraction must be in (0, 1) and renewal_jitter in [0, renewal_fraction)")
+		p := s.rotation
+		p.RenewalFraction, p.RenewalJitter = fraction, jitter
+		p.RenewalRetryBase, p.RenewalRetryMax = retryBase, retryMax
+		if err := p.Validate(); err != nil {
+			return err
 		}
-		for _, d := range []struct {
-			n string
-			v time.Duration
-		}{{"renewal_retry_base", retryBase}, {"renewal_retry_max", retryMax}} {
-			if err := rpc.ValidateDuration(d.n, d.v, true); err != nil {
-				return err
-			}
+		s.rotation = p
+		return nil
+	}
+}
+
+// WithRenewalExpiryMargin sets how long before NotAfter the last renewal
+// try is made at the latest (>= 0, default 1 s): renewal needs the current
+// certificate to be valid.
+func WithRenewalExpiryMargin(d time.Duration) Option {
+	return durationSetting("renewal_expiry_margin", d, false, func(s *settings) { s.rotation.RenewalExpiryMargin = d })
+}
+
+// WithReenrolRetry sets the interval between re-enrolment tries once the
+// certificate expired (> 0, default 30 s); only a reusable attestation
+// (identity.JWTProvider) re-enrols.
+func WithReenrolRetry(d time.Duration) Option {
+	return durationSetting("reenrol_retry", d, true, func(s *settings) { s.rotation.ReenrolRetry = d })
+}
+
+// WithBundleRetry sets the most a failed trust-bundle fetch waits to try
+// again (> 0, default 30 s; never longer than the refresh interval).
+func WithBundleRetry(d time.Duration) Option {
+	return durationSetting("bundle_retry", d, true, func(s *settings) { s.rotation.BundleRetry = d })
+}
+
+// WithBundleRefreshBounds sets the range the trust bundle's refresh hint is
+// clamped to (both > 0, min <= max; defaults 1 s and 86400 s).
+func WithBundleRefreshBounds(min, max time.Duration) Option {
+	return func(s *settings) error {
+		p := s.rotation
+		p.BundleRefreshMin, p.BundleRefreshMax = min, max
+		if err := p.Validate(); err != nil {
+			return err
 		}
-		s.rotation.RenewalFraction, s.rotation.RenewalJitter = fraction, jitter
-		s.rotation.RenewalRetryBase, s.rotation.RenewalRetryMax = retryBase, retryMax
+		s.rotation = p
 		return nil
 	}
 }
@@ -297,18 +356,27 @@ func build(serverURL string, source identity.Source, s *settings) (*Client, erro
 	if err != nil {
 		return nil, err
 	}
-	t, err := transport.New(transport.Config{
-		BaseURL: serverURL, Source: source, Policy: s.policy, Budget: budget, Cache: store,
-		UseCache: s.useCache, UserAgent: UserAgent(), Now: s.now, Jitter: s.rand.Float64,
-	})
+	if err := call.CheckBaseURL(serverURL); err != nil {
+		return nil, err
+	}
+	t, err := transport.New(transport.Config{Source: source, Now: s.now})
 	if err != nil {
 		return nil, err
 	}
+	p, err := call.New(call.Config{
+		BaseURL: serverURL, Transport: t, Source: source, Policy: s.policy, Budget: budget, Cache: store,
+		UseCache: s.useCache, UserAgent: UserAgent(), Now: s.now, Jitter: s.rand.Float64,
+	})
+	if err != nil {
+		t.Close()
+		return nil, err
+	}
 	return &Client{
-		Secrets:   secinfrav1.NewSecretsClient(t),
-		Authz:     secinfrav1.NewAuthzClient(t),
-		Identity:  secinfrav1.NewIdentityClient(t),
+		Secrets:   secinfrav1.NewSecretsClient(p),
+		Authz:     secinfrav1.NewAuthzClient(p),
+		Identity:  secinfrav1.NewIdentityClient(p),
 		transport: t,
+		pipeline:  p,
 		source:    source,
 	}, nil
 }
@@ -365,9 +433,7 @@ func Enrol(ctx context.Context, serverURL string, attestation identity.Attestati
 	if err != nil {
 		return nil, err
 	}
-	cfg := s.rotation
-	cfg.Bundle, cfg.Attestation, cfg.ServerID, cfg.Now, cfg.Rand = initial, attestation, s.serverID, s.now, s.rand
-	rot, err := identity.NewRotating(cfg)
+	rot, err := identity.NewRotating(rotatingConfig(s, initial, attestation))
 	if err != nil {
 		return nil, err
 	}
@@ -379,9 +445,31 @@ func Enrol(ctx context.Context, serverURL string, attestation identity.Attestati
 	c.rotating = rot
 	if err := rot.Start(ctx, c.Identity); err != nil {
 		c.transport.Close()
+		c.pipeline.Close()
 		return nil, err
 	}
 	return c.attachSink(s)
+}
+
+// rotatingConfig hands the client's rotation settings to the rotating
+// source. Its zero values mean "the default", so a jitter or margin set to
+// zero travels as the config's "none" (a negative value).
+func rotatingConfig(s *settings, bundle *identity.Bundle, attestation identity.Attestation) identity.RotatingConfig {
+	p := s.rotation
+	cfg := identity.RotatingConfig{
+		Bundle: bundle, Attestation: attestation, ServerID: s.serverID, Now: s.now, Rand: s.rand,
+		RenewalFraction: p.RenewalFraction, RenewalJitter: p.RenewalJitter,
+		RenewalRetryBase: p.RenewalRetryBase, RenewalRetryMax: p.RenewalRetryMax,
+		RenewalExpiryMargin: p.RenewalExpiryMargin, ReenrolRetry: p.ReenrolRetry,
+		BundleRetry: p.BundleRetry, BundleRefreshMin: p.BundleRefreshMin, BundleRefreshMax: p.BundleRefreshMax,
+	}
+	if cfg.RenewalJitter == 0 {
+		cfg.RenewalJitter = -1
+	}
+	if cfg.RenewalExpiryMargin == 0 {
+		cfg.RenewalExpiryMargin = -1
+	}
+	return cfg
 }
 
 // OnRotation subscribes fn to the client's rotation events (enrolled,
@@ -393,7 +481,7 @@ func (c *Client) OnRotation(fn func(identity.Event)) { c.source.Subscribe(fn) }
 func (c *Client) Source() identity.Source { return c.source }
 
 // RetryBudgetTokens is the tokens left in the client's retry budget.
-func (c *Client) RetryBudgetTokens() int { return c.transport.Budget().Tokens() }
+func (c *Client) RetryBudgetTokens() int { return c.pipeline.Budget().Tokens() }
 
 // Close stops rotation, closes pooled connections and drops cached values.
 func (c *Client) Close() error {
@@ -402,6 +490,7 @@ func (c *Client) Close() error {
 			c.rotating.Close()
 		}
 		c.transport.Close()
+		c.pipeline.Close()
 	})
 	return nil
 }

@@ -129,6 +129,10 @@ func TestErrorsCarryTheServersAnswer(t *testing.T) {
 	if !errors.As(err, &e) || e.Kind != rpc.KindRateLimited || !e.HasRetryAfter || e.RetryAfter != 120*time.Second || e.Attempts != 1 {
 		t.Fatalf("a Retry-After over the cap ends the call at once: %#v", err)
 	}
+	// The error says why retrying stopped (spec 3.9.5), and keeps the server's message.
+	if !strings.Contains(err.Error(), "; retrying stopped: Retry-After too long (") || strings.Contains(e.Message, "retrying stopped") {
+		t.Fatalf("the error does not say why retrying stopped: %v", err)
+	}
 }
 
 func TestDeadlineBoundsASlowAnswer(t *testing.T) {
@@ -285,5 +289,44 @@ func TestSettingsAreCheckedWhenGiven(t *testing.T) {
 				t.Fatalf("the error shows the join token: %v", err)
 			}
 		})
+	}
+}
+
+// Every setting, rotation's included, is refused when it is given, with an
+// error naming it (spec 1.4.4).
+func TestInvalidSettingsAreNamed(t *testing.T) {
+	tests := []struct {
+		name string
+		opt  secinfra.Option
+		want string
+	}{
+		{"zero attempts", secinfra.WithMaxAttempts(0), "max_attempts"},
+		{"negative deadline", secinfra.WithDeadline(-time.Second), "deadline"},
+		{"zero attempt timeout", secinfra.WithAttemptTimeout(0), "attempt_timeout"},
+		{"negative base backoff", secinfra.WithBaseBackoff(-time.Second), "base_backoff"},
+		{"renewal fraction 1", secinfra.WithRenewal(1, 0.1, time.Second, time.Minute), "renewal_fraction"},
+		{"renewal jitter past the fraction", secinfra.WithRenewal(0.5, 0.6, time.Second, time.Minute), "renewal_jitter"},
+		{"renewal retry base 0", secinfra.WithRenewal(0.5, 0.1, 0, time.Minute), "renewal_retry_base"},
+		{"renewal retry max negative", secinfra.WithRenewal(0.5, 0.1, time.Second, -time.Minute), "renewal_retry_max"},
+		{"negative expiry margin", secinfra.WithRenewalExpiryMargin(-time.Second), "renewal_expiry_margin"},
+		{"zero re-enrol retry", secinfra.WithReenrolRetry(0), "reenrol_retry"},
+		{"zero bundle retry", secinfra.WithBundleRetry(0), "bundle_retry"},
+		{"zero bundle refresh min", secinfra.WithBundleRefreshBounds(0, time.Hour), "bundle_refresh_min"},
+		{"bundle refresh max below min", secinfra.WithBundleRefreshBounds(time.Hour, time.Minute), "bundle_refresh_max"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := secinfra.New("https://127.0.0.1:1", nil, tt.opt)
+			if err == nil || !strings.HasPrefix(err.Error(), "secinfra: settings: "+tt.want+" ") {
+				t.Fatalf("err = %v, want one naming %s", err, tt.want)
+			}
+		})
+	}
+	// Valid rotation settings pass; the next error is the missing source.
+	_, err := secinfra.New("https://127.0.0.1:1", nil, secinfra.WithRenewal(0.6, 0.2, time.Second, time.Minute),
+		secinfra.WithRenewalExpiryMargin(0), secinfra.WithReenrolRetry(time.Minute), secinfra.WithBundleRetry(time.Second),
+		secinfra.WithBundleRefreshBounds(time.Second, time.Hour))
+	if err == nil || strings.Contains(err.Error(), "settings") {
+		t.Fatalf("valid settings refused: %v", err)
 	}
 }

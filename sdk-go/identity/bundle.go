@@ -12,14 +12,15 @@ import (
 	"time"
 
 	"github.com/secinfra/secinfra/sdk-go/gen/secinfrav1"
+	"github.com/secinfra/secinfra/sdk-go/internal/rotation"
 )
 
-// Bundle refresh defaults and bounds (spec 10.7).
+// Bundle refresh defaults and bounds (spec 10.7); internal/rotation holds the rules.
 const (
-	DefaultBundleRefresh = 300 * time.Second
-	MinBundleRefresh     = 1 * time.Second
-	MaxBundleRefresh     = 86400 * time.Second
-	DefaultBundleRetry   = 30 * time.Second
+	DefaultBundleRefresh = rotation.DefaultBundleRefresh
+	MinBundleRefresh     = rotation.DefaultBundleRefreshMin
+	MaxBundleRefresh     = rotation.DefaultBundleRefreshMax
+	DefaultBundleRetry   = rotation.DefaultBundleRetry
 )
 
 // Bundle is the set of CAs a client trusts, with its sequence and refresh
@@ -72,13 +73,12 @@ func (b *Bundle) SameCAs(other *Bundle) bool {
 	return other != nil && b.fingerprint == other.fingerprint
 }
 
-// Refresh is the interval before the next fetch: the hint clamped to
-// [1 s, 86400 s], or 300 s without a usable hint (spec 10.2.1).
+// Refresh is the interval before the next fetch with the default bounds:
+// the hint clamped to [1 s, 86400 s], or 300 s without a usable hint (spec
+// 10.2.1). A client with other bounds (secinfra.WithBundleRefreshBounds)
+// schedules by those.
 func (b *Bundle) Refresh() time.Duration {
-	if b.RefreshHint <= 0 {
-		return DefaultBundleRefresh
-	}
-	return min(max(b.RefreshHint, MinBundleRefresh), MaxBundleRefresh)
+	return rotation.DefaultPolicy().BundleRefresh(b.RefreshHint)
 }
 
 // ParseBundle reads an initial bundle: a SPIFFE bundle document when the

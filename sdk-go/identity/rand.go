@@ -5,6 +5,10 @@ import (
 	"sync"
 )
 
+// Random is a uniform [0, 1) source for jitter (renewal times, retry
+// delays); tests pass a seeded one (NewSeededRand) to pin schedules.
+type Random interface{ Float64() float64 }
+
 type locked struct {
 	mu sync.Mutex
 	r  *rand.Rand

@@ -6,61 +6,32 @@ import (
 	"errors"
 	"fmt"
 	"log"
-	"math"
 	"sync"
 	"time"
 
 	"github.com/secinfra/secinfra/sdk-go/gen/secinfrav1"
+	"github.com/secinfra/secinfra/sdk-go/internal/rotation"
 	"github.com/secinfra/secinfra/sdk-go/rpc"
 )
 
-// Rotation defaults (spec 9.10, 10.7).
+// Rotation defaults (spec 9.10, 10.7); internal/rotation holds the rules.
 const (
-	DefaultRenewalFraction     = 0.5
-	DefaultRenewalJitter       = 0.1
-	DefaultRenewalRetryBase    = 1 * time.Second
-	DefaultRenewalRetryMax     = 60 * time.Second
-	DefaultRenewalExpiryMargin = 1 * time.Second
-	DefaultReenrolRetry        = 30 * time.Second
+	DefaultRenewalFraction     = rotation.DefaultRenewalFraction
+	DefaultRenewalJitter       = rotation.DefaultRenewalJitter
+	DefaultRenewalRetryBase    = rotation.DefaultRenewalRetryBase
+	DefaultRenewalRetryMax     = rotation.DefaultRenewalRetryMax
+	DefaultRenewalExpiryMargin = rotation.DefaultRenewalExpiryMargin
+	DefaultReenrolRetry        = rotation.DefaultReenrolRetry
+	// DefaultCallTimeout bounds each background call (renew, bundle fetch).
+	DefaultCallTimeout = 30 * time.Second
 	// minSleep keeps the rotation loop from spinning.
 	minSleep = 10 * time.Millisecond
 )
 
-// Attestation proves the workload at enrolment: a single-use join token or
-// a JWT provider (reusable: it allows re-enrolment after expiry).
-type Attestation struct {
-	joinToken string
-	jwt       func(context.Context) (string, error)
-}
-
-// JoinToken is a one-time join token (sjt_...).
-func JoinToken(token string) Attestation { return Attestation{joinToken: token} }
-
-// JWTProvider returns a JWT attestation read afresh at each enrolment (a
-// projected service-account token is rotated on disk).
-func JWTProvider(fn func(context.Context) (string, error)) Attestation {
-	return Attestation{jwt: fn}
-}
-
-// String never shows the token.
-func (a Attestation) String() string {
-	switch {
-	case a.jwt != nil:
-		return "identity.Attestation{jwt provider}"
-	case a.joinToken != "":
-		return "identity.Attestation{join token redacted}"
-	}
-	return "identity.Attestation{}"
-}
-
-// GoString is String.
-func (a Attestation) GoString() string { return a.String() }
-
-// Random is a uniform [0, 1) source; tests pass a seeded one.
-type Random interface{ Float64() float64 }
-
 // RotatingConfig configures a Rotating source. Zero values take the
-// defaults above; Bundle and Attestation are required.
+// defaults above (as net.Dialer's do, a negative RenewalJitter or
+// RenewalExpiryMargin turns it off); Bundle and Attestation are required.
+// NewRotating refuses an invalid setting with an error that names it.
 type RotatingConfig struct {
 	// Bundle is the initial trust bundle (required).
 	Bundle *Bundle
@@ -75,26 +46,33 @@ type RotatingConfig struct {
 
 	// RenewalFraction: renew at this fraction of the lifetime (0.5)...
 	RenewalFraction float64
-	// RenewalJitter: ...minus up to this fraction of it (0.1).
+	// RenewalJitter: ...minus up to this fraction of it (0.1). Negative
+	// means none: renew at RenewalFraction exactly.
 	RenewalJitter float64
 	// RenewalRetryBase and RenewalRetryMax bound the backoff after a failed
 	// renewal (1 s, 60 s).
 	RenewalRetryBase, RenewalRetryMax time.Duration
-	// RenewalExpiryMargin: the last renewal try is this long before NotAfter (1 s).
+	// RenewalExpiryMargin: the last renewal try is this long before
+	// NotAfter (1 s). Negative means none: the last try may be at NotAfter.
 	RenewalExpiryMargin time.Duration
 	// ReenrolRetry is the interval between re-enrolment tries (30 s).
 	ReenrolRetry time.Duration
 	// BundleRetry is the most a failed bundle fetch waits to try again (30 s).
 	BundleRetry time.Duration
+	// BundleRefreshMin and BundleRefreshMax clamp the bundle's refresh
+	// hint (1 s, 86400 s).
+	BundleRefreshMin, BundleRefreshMax time.Duration
 	// CallTimeout bounds each background call (renew, bundle); default 30 s.
 	CallTimeout time.Duration
 }
 
-// Rotating enrols, renews at half-life minus jitter, refreshes the bundle
-// at its hint and re-enrols after expiry when the attestation allows. Safe
-// for concurrent use.
+// Rotating enrols, renews when its rotation settings say (by default at
+// half-life minus jitter), refuses a renewed certificate that fails its
+// checks (check.go), refreshes the bundle at its hint and re-enrols after
+// expiry when the attestation allows. Safe for concurrent use.
 type Rotating struct {
 	cfg      RotatingConfig
+	policy   rotation.Policy
 	serverID string
 	client   *secinfrav1.IdentityClient
 	events   *dispatcher
@@ -133,31 +111,15 @@ func NewRotating(cfg RotatingConfig) (*Rotating, error) {
 	if cfg.Rand == nil {
 		cfg.Rand = lockedRand()
 	}
-	defaults := []struct {
-		v *time.Duration
-		d time.Duration
-	}{
-		{&cfg.RenewalRetryBase, DefaultRenewalRetryBase}, {&cfg.RenewalRetryMax, DefaultRenewalRetryMax},
-		{&cfg.RenewalExpiryMargin, DefaultRenewalExpiryMargin}, {&cfg.ReenrolRetry, DefaultReenrolRetry},
-		{&cfg.BundleRetry, DefaultBundleRetry}, {&cfg.CallTimeout, 30 * time.Second},
+	if cfg.CallTimeout == 0 {
+		cfg.CallTimeout = DefaultCallTimeout
 	}
-	for _, d := range defaults {
-		if *d.v < 0 {
-			return nil, fmt.Errorf("secinfra: identity: durations must not be negative, got %v", *d.v)
-		}
-		if *d.v == 0 {
-			*d.v = d.d
-		}
+	if err := rpc.ValidateDuration("call_timeout", cfg.CallTimeout, true); err != nil {
+		return nil, err
 	}
-	if cfg.RenewalFraction == 0 {
-		cfg.RenewalFraction = DefaultRenewalFraction
-	}
-	if cfg.RenewalJitter == 0 {
-		cfg.RenewalJitter = DefaultRenewalJitter
-	}
-	if !(cfg.RenewalFraction > 0 && cfg.RenewalFraction < 1) || math.IsNaN(cfg.RenewalJitter) ||
-		cfg.RenewalJitter < 0 || cfg.RenewalJitter >= cfg.RenewalFraction {
-		return nil, errors.New("secinfra: identity: renewal_fraction must be in (0, 1) and renewal_jitter in [0, renewal_fraction)")
+	policy := rotationPolicy(cfg)
+	if err := policy.Validate(); err != nil {
+		return nil, err
 	}
 	serverID := cfg.ServerID
 	if serverID == "" {
@@ -167,8 +129,39 @@ func NewRotating(cfg RotatingConfig) (*Rotating, error) {
 		}
 		serverID = ServerID(td)
 	}
-	return &Rotating{cfg: cfg, serverID: serverID, bundle: cfg.Bundle, joinToken: cfg.Attestation.joinToken,
+	return &Rotating{cfg: cfg, policy: policy, serverID: serverID, bundle: cfg.Bundle, joinToken: cfg.Attestation.joinToken,
 		events: newDispatcher(), refreshSem: make(chan struct{}, 1), kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}, nil
+}
+
+// rotationPolicy lays the config's set values over the defaults.
+func rotationPolicy(cfg RotatingConfig) rotation.Policy {
+	p := rotation.DefaultPolicy()
+	if cfg.RenewalFraction != 0 {
+		p.RenewalFraction = cfg.RenewalFraction
+	}
+	switch {
+	case cfg.RenewalJitter < 0:
+		p.RenewalJitter = 0
+	case cfg.RenewalJitter != 0: // NaN too, which Validate refuses
+		p.RenewalJitter = cfg.RenewalJitter
+	}
+	if cfg.RenewalExpiryMargin < 0 {
+		cfg.RenewalExpiryMargin, p.RenewalExpiryMargin = 0, 0
+	}
+	for _, d := range []struct {
+		v    time.Duration
+		into *time.Duration
+	}{
+		{cfg.RenewalRetryBase, &p.RenewalRetryBase}, {cfg.RenewalRetryMax, &p.RenewalRetryMax},
+		{cfg.RenewalExpiryMargin, &p.RenewalExpiryMargin}, {cfg.ReenrolRetry, &p.ReenrolRetry},
+		{cfg.BundleRetry, &p.BundleRetry}, {cfg.BundleRefreshMin, &p.BundleRefreshMin},
+		{cfg.BundleRefreshMax, &p.BundleRefreshMax},
+	} {
+		if d.v != 0 {
+			*d.into = d.v
+		}
+	}
+	return p
 }
 
 // Start enrols (returning its error), fetches the bundle, and starts the
@@ -182,7 +175,7 @@ func (r *Rotating) Start(ctx context.Context, client *secinfrav1.IdentityClient)
 	if err := r.fetchBundle(ctx); err != nil {
 		log.Printf("secinfra: identity: first bundle fetch failed: %v", err)
 		r.mu.Lock()
-		r.bundleDue = r.cfg.Now().Add(min(r.bundle.Refresh(), r.cfg.BundleRetry))
+		r.bundleDue = r.cfg.Now().Add(r.policy.BundleRetryDelay(r.bundle.RefreshHint))
 		r.mu.Unlock()
 	}
 	r.started = true
@@ -273,30 +266,24 @@ func (r *Rotating) RefreshBundle(ctx context.Context) (bool, error) {
 	return r.Bundle() != before, nil
 }
 
-func (r *Rotating) install(ctx context.Context, chainPEM string, key crypto.Signer) (*Snapshot, error) {
-	s, err := NewSnapshot([]byte(chainPEM), key, r.cfg.Now())
+// install checks a chain the server returned for key (checkNew; current is
+// the snapshot a renewal replaces, nil for an enrolment) and installs it as
+// one snapshot, scheduling its renewal. A refused chain leaves everything
+// as it was.
+func (r *Rotating) install(ctx context.Context, chainPEM string, key crypto.Signer, current *Snapshot) (*Snapshot, error) {
+	s, err := checkNew(ctx, []byte(chainPEM), key, current, r.Bundle, r.fetchBundle, r.cfg.Now())
 	if err != nil {
 		return nil, err
 	}
-	// The chain must verify against the bundle (spec 8.7.4). A certificate
-	// from a CA the client has not fetched yet (a rotation) gets one refresh.
-	if err := s.verify(r.Bundle(), r.cfg.Now()); err != nil {
-		if ferr := r.fetchBundle(ctx); ferr != nil {
-			return nil, fmt.Errorf("%w (and the bundle refresh failed: %v)", err, ferr)
-		}
-		if err := s.verify(r.Bundle(), r.cfg.Now()); err != nil {
-			return nil, err
-		}
-	}
-	lifetime := s.NotAfter.Sub(s.IssuedAt)
-	jitter := time.Duration(r.cfg.Rand.Float64() * r.cfg.RenewalJitter * float64(lifetime))
+	renewAt := r.policy.RenewalTime(s.IssuedAt, s.NotAfter, r.cfg.Rand.Float64())
 	r.mu.Lock()
 	old := r.snapshot
 	r.snapshot = s
-	r.renewAt = s.IssuedAt.Add(time.Duration(r.cfg.RenewalFraction*float64(lifetime)) - jitter)
+	r.renewAt = renewAt
 	r.failures = 0
 	r.mu.Unlock()
 	if old != nil && old.SpiffeID != s.SpiffeID {
+		// Only a re-enrolment gets here: its attestation may map to another ID.
 		log.Printf("secinfra: identity: SPIFFE ID changed from %s to %s", old.SpiffeID, s.SpiffeID)
 	}
 	r.wake()
@@ -341,7 +328,7 @@ func (r *Rotating) enrolLocked(ctx context.Context) error {
 	if resp.SVID == nil {
 		return errors.New("secinfra: identity: the enrolment answer holds no certificate")
 	}
-	s, err := r.install(ctx, resp.SVID.CertChainPEM, key)
+	s, err := r.install(ctx, resp.SVID.CertChainPEM, key, nil)
 	if err != nil {
 		return err
 	}
@@ -349,7 +336,8 @@ func (r *Rotating) enrolLocked(ctx context.Context) error {
 	return nil
 }
 
-func (r *Rotating) renew(ctx context.Context) error {
+// renew replaces current with a renewed certificate for a new key (spec 9.3).
+func (r *Rotating) renew(ctx context.Context, current *Snapshot) error {
 	key, err := NewKey()
 	if err != nil {
 		return err
@@ -365,7 +353,7 @@ func (r *Rotating) renew(ctx context.Context) error {
 	if resp.SVID == nil {
 		return errors.New("secinfra: identity: the renewal answer holds no certificate")
 	}
-	s, err := r.install(ctx, resp.SVID.CertChainPEM, key)
+	s, err := r.install(ctx, resp.SVID.CertChainPEM, key, current)
 	if err != nil {
 		return err
 	}
@@ -394,7 +382,7 @@ func (r *Rotating) fetchBundle(ctx context.Context) error {
 		return err
 	}
 	r.mu.Lock()
-	r.bundleDue = r.cfg.Now().Add(fetched.Refresh())
+	r.bundleDue = r.cfg.Now().Add(r.policy.BundleRefresh(fetched.RefreshHint))
 	held := r.bundle
 	if fetched.Sequence <= held.Sequence {
 		r.mu.Unlock()
@@ -464,7 +452,7 @@ func (r *Rotating) step() time.Duration {
 		if err != nil {
 			log.Printf("secinfra: identity: bundle refresh failed: %v", err)
 			r.mu.Lock()
-			r.bundleDue = r.cfg.Now().Add(min(r.bundle.Refresh(), r.cfg.BundleRetry))
+			r.bundleDue = r.cfg.Now().Add(r.policy.BundleRetryDelay(r.bundle.RefreshHint))
 			r.mu.Unlock()
 		}
 	}
@@ -480,32 +468,23 @@ func (r *Rotating) step() time.Duration {
 	return next.Sub(r.cfg.Now())
 }
 
+// tryRenew renews s; after a failure (the call failed, or its answer was
+// refused) it schedules the next try as rotation says and emits
+// renewal_failed, and s stays in use (spec 9.4).
 func (r *Rotating) tryRenew(s *Snapshot) {
 	ctx, cancel := r.callContext()
-	err := r.renew(ctx)
+	err := r.renew(ctx, s)
 	cancel()
 	if err == nil {
 		return
 	}
+	now := r.cfg.Now()
 	r.mu.Lock()
 	r.failures++
 	k := r.failures
-	ceiling := min(r.cfg.RenewalRetryMax, time.Duration(float64(r.cfg.RenewalRetryBase)*math.Pow(2, float64(min(k-1, 40)))))
-	delay := time.Duration(r.cfg.Rand.Float64() * float64(ceiling))
-	now := r.cfg.Now()
-	next := now.Add(delay)
-	latest := s.NotAfter.Add(-r.cfg.RenewalExpiryMargin)
-	if next.After(latest) {
-		next = latest
-		if !latest.After(now) {
-			next = now
-		}
+	if r.snapshot == s { // else a re-enrolment installed another and scheduled it
+		r.renewAt = now.Add(r.policy.RetryDelay(k, now, s.NotAfter, r.cfg.Rand.Float64()))
 	}
-	if !now.Before(latest) && r.snapshot == s {
-		// Past the margin: the once-more try happened; next stop is expiry.
-		next = s.NotAfter
-	}
-	r.renewAt = next
 	bundle := r.bundle
 	r.mu.Unlock()
 	log.Printf("secinfra: identity: renewal failed (%d in a row): %v", k, err)
@@ -516,7 +495,7 @@ func (r *Rotating) onExpired(s *Snapshot) {
 	r.reportExpired(s)
 	r.mu.Lock()
 	if r.cfg.Attestation.jwt != nil {
-		r.renewAt = r.cfg.Now().Add(r.cfg.ReenrolRetry)
+		r.renewAt = r.cfg.Now().Add(r.policy.ReenrolRetry)
 	} else {
 		r.renewAt = time.Time{}
 	}

@@ -1,17 +1,8 @@
-// Package identity holds what a client proves itself with and whom it
-// trusts: X509-SVID snapshots (certificate chain and private key, always
-// together), trust bundles, key and CSR generation, server verification,
-// and the Source interface the transport asks on every TLS handshake, with
-// a static implementation (files) and a rotating one (enrolment, renewal,
-// bundle refresh, re-enrolment).
 package identity
 
 import (
 	"bytes"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -68,25 +59,6 @@ func (s *Snapshot) String() string {
 
 // GoString is String.
 func (s *Snapshot) GoString() string { return s.String() }
-
-// NewKey generates an ECDSA P-256 key in process (spec 8.2).
-func NewKey() (*ecdsa.PrivateKey, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("secinfra: identity: cannot generate a key: %w", err)
-	}
-	return key, nil
-}
-
-// CreateCSR returns a PEM PKCS#10 request with an empty subject and no
-// extensions, signed by key (spec 8.3).
-func CreateCSR(key crypto.Signer) (string, error) {
-	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
-	if err != nil {
-		return "", fmt.Errorf("secinfra: identity: cannot create the CSR: %w", err)
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})), nil
-}
 
 // ParseCertificates reads every CERTIFICATE block of a PEM document.
 func ParseCertificates(data []byte) ([]*x509.Certificate, error) {
@@ -170,10 +142,7 @@ func (s *Snapshot) verify(b *Bundle, now time.Time) error {
 	}
 	_, err := s.Chain[0].Verify(x509.VerifyOptions{Roots: b.Pool(), Intermediates: inter, CurrentTime: now,
 		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
-	if err != nil {
-		return fmt.Errorf("secinfra: identity: the issued certificate does not chain to the trust bundle: %w", err)
-	}
-	return nil
+	return err
 }
 
 // LoadSnapshot parses a PEM chain and a PEM private key (PKCS #8, SEC 1 or

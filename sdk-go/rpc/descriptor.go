@@ -1,7 +1,5 @@
 package rpc
 
-import "context"
-
 // Idempotency says how safely a call may be repeated (the descriptor's
 // secinfra.v1.Idempotency).
 type Idempotency int
@@ -94,10 +92,3 @@ type Descriptor struct {
 
 // FullName is "<service>/<rpc>", e.g. secinfra.v1.SecretsService/GetSecret.
 func (d *Descriptor) FullName() string { return d.Service + "/" + d.Name }
-
-// Invoker makes one call: it encodes req (a pointer to a generated request
-// struct), sends it as d says, and decodes the answer into resp. The SDK
-// runtime implements it; generated clients only call it.
-type Invoker interface {
-	Invoke(ctx context.Context, d *Descriptor, req, resp any, opts ...CallOption) error
-}

@@ -6,7 +6,8 @@
 // family answers errors.Is:
 //
 //	*Error                      Code, Message, Status, RequestID, Retryable,
-//	│                           RetryAfter, Attempts, Details, Unwrap()
+//	│                           RetryAfter, Attempts, StopReason, Details,
+//	│                           Unwrap()
 //	├── ErrAPI                  the server answered with an error status
 //	│   ├── ErrInvalidArgument  invalid_argument, payload_too_large,
 //	│   │                       method_not_allowed, idempotency_key_reused

@@ -126,18 +126,31 @@ type Error struct {
 	HasRetryAfter bool
 	// Attempts is the HTTP attempts the call made (0 when none).
 	Attempts int
+	// StopReason says why retrying stopped, when the last outcome could
+	// have been retried but a rule ended the call (spec 3.9.5): attempts
+	// exhausted, the deadline, the retry budget spent, a Retry-After too
+	// long to wait, the server's Secinfra-Should-Retry: false, or a request
+	// unsafe to send again. Empty when the outcome is never retried (a 404).
+	// Error shows it after Message, which stays as the server sent it.
+	StopReason string
 	// Details is the envelope's details object (nil when none).
 	Details map[string]any
 	// Cause is the underlying error, if any (Unwrap returns it).
 	Cause error
 }
 
-// Error is the message, ending with the request id when there is one.
+// Error is the message, then why retrying stopped, then the request id,
+// each when there is one: "scripted; retrying stopped: attempts exhausted
+// (4 of 4 made) (request id 01J...)".
 func (e *Error) Error() string {
-	if e.RequestID != "" {
-		return fmt.Sprintf("%s (request id %s)", e.Message, e.RequestID)
+	msg := e.Message
+	if e.StopReason != "" {
+		msg += "; retrying stopped: " + e.StopReason
 	}
-	return e.Message
+	if e.RequestID != "" {
+		return fmt.Sprintf("%s (request id %s)", msg, e.RequestID)
+	}
+	return msg
 }
 
 // Unwrap returns the cause.

@@ -26,6 +26,14 @@ func TestErrorFamilies(t *testing.T) {
 			wantStr: "secinfra: secrets: no such secret (request id r1)",
 		},
 		{
+			name: "why retrying stopped comes after the server's message, before the request id",
+			err: &rpc.Error{Kind: rpc.KindUnavailable, Code: rpc.CodeUnavailable, Message: "overloaded", RequestID: "r2",
+				StopReason: "attempts exhausted (4 of 4 made)"},
+			is:      []error{rpc.ErrUnavailable, rpc.ErrAPI},
+			isNot:   []error{rpc.ErrTransport},
+			wantStr: "overloaded; retrying stopped: attempts exhausted (4 of 4 made) (request id r2)",
+		},
+		{
 			name:  "deadline is a transport error and a context deadline",
 			err:   &rpc.Error{Kind: rpc.KindDeadlineExceeded, Code: rpc.CodeDeadlineExceeded, Message: "m"},
 			is:    []error{rpc.ErrDeadlineExceeded, rpc.ErrTransport, context.DeadlineExceeded},

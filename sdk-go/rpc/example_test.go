@@ -41,3 +41,13 @@ func ExampleCallOption() {
 	fmt.Println(*opts.Deadline, *opts.MaxAttempts, *opts.IdempotencyKey, opts.Err)
 	// Output: 2s 1 order-42-charge <nil>
 }
+
+// A call that retrying could not save says why retrying stopped, after the
+// server's message and before the request id.
+func ExampleError_stopReason() {
+	err := &rpc.Error{Kind: rpc.KindUnavailable, Code: rpc.CodeUnavailable, Status: 503,
+		Message: "the server is shedding load", RequestID: "01JD2Q7W3Z",
+		Attempts: 4, StopReason: "attempts exhausted (4 of 4 made)"}
+	fmt.Println(err)
+	// Output: the server is shedding load; retrying stopped: attempts exhausted (4 of 4 made) (request id 01JD2Q7W3Z)
+}

@@ -5,9 +5,11 @@ import (
 	"sync"
 )
 
-// Group runs one function per key at a time; callers that arrive meanwhile
-// wait for its result (spec 7.8), each no longer than its own context.
-type Group[T any] struct {
+// SingleFlight runs one function per key at a time; callers that arrive
+// meanwhile wait for its result (spec 7.8), each no longer than its own
+// context. Concurrent misses for one cache entry thus make one request. The
+// zero value is ready to use.
+type SingleFlight[T any] struct {
 	mu      sync.Mutex
 	flights map[string]*flight[T]
 }
@@ -21,7 +23,7 @@ type flight[T any] struct {
 // Do runs fn for key, or waits for the run in progress. shared reports
 // whether the result came from another caller's run. A waiter whose ctx
 // ends first gets ctx.Err().
-func (g *Group[T]) Do(ctx context.Context, key string, fn func() (T, error)) (value T, err error, shared bool) {
+func (g *SingleFlight[T]) Do(ctx context.Context, key string, fn func() (T, error)) (value T, err error, shared bool) {
 	g.mu.Lock()
 	if g.flights == nil {
 		g.flights = map[string]*flight[T]{}

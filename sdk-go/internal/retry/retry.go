@@ -1,6 +1,7 @@
 // Package retry decides whether a failed attempt is tried again and how long
-// to wait first (spec 3), and holds the client's retry budget (spec 6). It
-// is pure: nothing here sends, sleeps or reads a clock.
+// to wait first (spec 3), and holds the client's retry budget (spec 6,
+// budget.go). The decision is pure: nothing here sends, sleeps or reads a
+// clock, so every rule is tested with a table.
 package retry
 
 import (
@@ -9,7 +10,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/secinfra/secinfra/sdk-go/rpc"
@@ -138,7 +138,7 @@ type Decision struct {
 	Retry  bool
 	Delay  time.Duration
 	Reason Reason
-	// Message says why, for the error.
+	// Message says why (StopReason gives it to the error).
 	Message string
 	// Code is set when the rules, not the envelope, decide the error's code:
 	// rate_limited or unavailable for a Retry-After too long to wait.
@@ -235,7 +235,7 @@ func StatusRetryable(status int, h http.Header, idem rpc.Idempotency) (bool, Rea
 	}
 	if verdict, ok := ShouldRetry(h); ok {
 		if !verdict {
-			return false, ServerSaidNo, fmt.Sprintf("status %d: the server said not to retry (%s: false)", status, ShouldRetryHeader)
+			return false, ServerSaidNo, fmt.Sprintf("the server said not to retry (%s: false)", ShouldRetryHeader)
 		}
 		return true, Retryable, ""
 	}
@@ -254,7 +254,6 @@ func StatusRetryable(status int, h http.Header, idem rpc.Idempotency) (bool, Rea
 // Decide applies the rules of spec 3.4 in order. A retry it allows is
 // already paid for from in.Budget.
 func Decide(out Outcome, in Input) Decision {
-	var what string
 	var ra time.Duration
 	hasRA := false
 	codeIfTooLong := rpc.CodeUnavailable
@@ -269,41 +268,29 @@ func Decide(out Outcome, in Input) Decision {
 		if out.Status == 429 {
 			codeIfTooLong = rpc.CodeRateLimited
 		}
-		what = fmt.Sprintf("status %d", out.Status)
-	} else {
-		if out.Sent && !(in.Idempotency.SafeToRepeat() || in.HasKey) {
-			return Decision{Reason: UnsafeToResend, Message: fmt.Sprintf(
-				"the request may have reached the server and a %s call without an Idempotency-Key is not safe to send again", in.Idempotency)}
-		}
-		what = "connection failure"
-		if out.Timeout {
-			what = "timeout"
-		}
-		if out.Sent {
-			what += " after sending"
-		} else {
-			what += " before sending"
-		}
+	} else if out.Sent && !(in.Idempotency.SafeToRepeat() || in.HasKey) {
+		return Decision{Reason: UnsafeToResend, Message: fmt.Sprintf(
+			"unsafe to send again (the request may have reached the server, and a %s call without an Idempotency-Key must not run twice)", in.Idempotency)}
 	}
 	p := in.Policy
 	give := func(r Reason, msg string) Decision {
 		return Decision{Reason: r, Message: msg, RetryAfter: ra, HasRetryAfter: hasRA}
 	}
 	if in.Attempt >= p.MaxAttempts {
-		return give(AttemptsExhausted, fmt.Sprintf("%s: gave up after %d of %d attempts", what, in.Attempt, p.MaxAttempts))
+		return give(AttemptsExhausted, fmt.Sprintf("attempts exhausted (%d of %d made)", in.Attempt, p.MaxAttempts))
 	}
 	if in.Remaining <= 0 {
-		return give(DeadlineReached, what+": the deadline has passed")
+		return give(DeadlineReached, "deadline (no time left)")
 	}
 	var delay time.Duration
 	if hasRA {
 		if ra > p.MaxRetryAfter {
-			d := give(RetryAfterTooLong, fmt.Sprintf("%s: the server asks to retry after %s, more than the %s the client waits", what, secs(ra), secs(p.MaxRetryAfter)))
+			d := give(RetryAfterTooLong, fmt.Sprintf("Retry-After too long (the server asks to wait %s, more than the %s the client waits)", secs(ra), secs(p.MaxRetryAfter)))
 			d.Code = codeIfTooLong
 			return d
 		}
 		if ra >= in.Remaining {
-			d := give(RetryAfterPastDeadline, fmt.Sprintf("%s: the server asks to retry after %s, but only %s are left before the deadline", what, secs(ra), secs(in.Remaining)))
+			d := give(RetryAfterPastDeadline, fmt.Sprintf("Retry-After too long (the server asks to wait %s, but only %s are left before the deadline)", secs(ra), secs(in.Remaining)))
 			d.Code = codeIfTooLong
 			return d
 		}
@@ -313,82 +300,24 @@ func Decide(out Outcome, in Input) Decision {
 		delay = in.Jitter(ceiling)
 	}
 	if delay >= in.Remaining {
-		return give(DeadlineReached, fmt.Sprintf("%s: the next attempt in %s would not start before the deadline (%s left)", what, secs(delay), secs(in.Remaining)))
+		return give(DeadlineReached, fmt.Sprintf("deadline (the next attempt, in %s, would not start before it: %s left)", secs(delay), secs(in.Remaining)))
 	}
 	if in.Budget != nil && !in.Budget.TryAcquire(in.Budget.Cost(out.Status == 0 && out.Timeout)) {
-		return give(BudgetExhausted, what+": the client's retry budget is spent (too many recent failures)")
+		return give(BudgetExhausted, "retry budget spent (this client retried too much lately)")
 	}
 	return Decision{Retry: true, Delay: delay, Reason: Retryable, RetryAfter: ra, HasRetryAfter: hasRA,
-		Message: fmt.Sprintf("%s: retrying in %s (attempt %d of %d)", what, secs(delay), in.Attempt+1, p.MaxAttempts)}
+		Message: fmt.Sprintf("retrying in %s (attempt %d of %d)", secs(delay), in.Attempt+1, p.MaxAttempts)}
+}
+
+// StopReason says why retrying stopped, for the call's error (spec 3.9.5):
+// empty when the decision is to retry, or the outcome is never retried.
+func (d Decision) StopReason() string {
+	if d.Retry || d.Reason == NotRetryable {
+		return ""
+	}
+	return d.Message
 }
 
 func secs(d time.Duration) string {
 	return strconv.FormatFloat(d.Seconds(), 'g', 4, 64) + " s"
-}
-
-// Budget defaults (spec 6.6).
-const (
-	DefaultBudgetCapacity   = 500
-	DefaultRetryCost        = 5
-	DefaultTimeoutRetryCost = 10
-	DefaultSuccessRefund    = 1
-)
-
-// Budget is a client's token bucket for retries; safe for concurrent use.
-type Budget struct {
-	mu          sync.Mutex
-	tokens      int
-	capacity    int
-	retryCost   int
-	timeoutCost int
-	refund      int
-}
-
-// NewBudget returns a full bucket. Capacity must be at least 1 and costs
-// and refund not negative.
-func NewBudget(capacity, retryCost, timeoutCost, refund int) (*Budget, error) {
-	switch {
-	case capacity < 1:
-		return nil, fmt.Errorf("secinfra: retry: budget_capacity must be at least 1, got %d", capacity)
-	case retryCost < 0:
-		return nil, fmt.Errorf("secinfra: retry: retry_cost must not be negative, got %d", retryCost)
-	case timeoutCost < 0:
-		return nil, fmt.Errorf("secinfra: retry: timeout_retry_cost must not be negative, got %d", timeoutCost)
-	case refund < 0:
-		return nil, fmt.Errorf("secinfra: retry: success_refund must not be negative, got %d", refund)
-	}
-	return &Budget{tokens: capacity, capacity: capacity, retryCost: retryCost, timeoutCost: timeoutCost, refund: refund}, nil
-}
-
-// Cost is what a retry costs: more after a timed-out attempt.
-func (b *Budget) Cost(timedOut bool) int {
-	if timedOut {
-		return b.timeoutCost
-	}
-	return b.retryCost
-}
-
-// TryAcquire takes cost tokens if the bucket holds them (atomically).
-func (b *Budget) TryAcquire(cost int) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.tokens < cost {
-		return false
-	}
-	b.tokens -= cost
-	return true
-}
-
-// RecordSuccess adds the refund, never beyond the capacity.
-func (b *Budget) RecordSuccess() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.tokens = min(b.capacity, b.tokens+b.refund)
-}
-
-// Tokens is the tokens left.
-func (b *Budget) Tokens() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.tokens
 }

@@ -2,6 +2,7 @@ package retry_test
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,6 +35,7 @@ func TestDecide(t *testing.T) {
 		attempt   int
 		remaining time.Duration
 		noKey     bool
+		budget    int // tokens in a budget for the call; 0 for none
 		wantRetry bool
 		wantDelay time.Duration
 		wantWhy   retry.Reason
@@ -61,6 +63,8 @@ func TestDecide(t *testing.T) {
 		{name: "failure before sending retried", out: retry.Outcome{}, idem: rpc.NonIdempotent, noKey: true, attempt: 1, wantRetry: true, wantDelay: 50 * time.Millisecond, wantWhy: retry.Retryable},
 		{name: "failure after sending without key", out: retry.Outcome{Sent: true}, idem: rpc.NonIdempotent, noKey: true, attempt: 1, wantWhy: retry.UnsafeToResend},
 		{name: "failure after sending with key", out: retry.Outcome{Sent: true}, idem: rpc.NonIdempotent, attempt: 1, wantRetry: true, wantDelay: 50 * time.Millisecond, wantWhy: retry.Retryable},
+		{name: "deadline passed", out: retry.Outcome{Status: 503}, idem: rpc.ReadOnly, attempt: 1, remaining: -time.Millisecond, wantWhy: retry.DeadlineReached},
+		{name: "budget spent", out: retry.Outcome{Status: 503}, idem: rpc.ReadOnly, attempt: 1, budget: 4, wantWhy: retry.BudgetExhausted},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -71,6 +75,9 @@ func TestDecide(t *testing.T) {
 			}
 			if tt.noKey {
 				in.HasKey = false
+			}
+			if tt.budget > 0 {
+				in.Budget, _ = retry.NewBudget(tt.budget, 5, 10, 1)
 			}
 			if tt.out.Header == nil {
 				tt.out.Header = http.Header{}
@@ -85,8 +92,24 @@ func TestDecide(t *testing.T) {
 			if got.RetryAfter != tt.wantRA {
 				t.Errorf("retry after %v, want %v", got.RetryAfter, tt.wantRA)
 			}
+			// The call's error says why retrying stopped (spec 3.9.5).
+			if stop, want := got.StopReason(), stopPrefix[got.Reason]; !strings.HasPrefix(stop, want) || (want == "") != (stop == "") {
+				t.Errorf("StopReason %q, want one starting %q", stop, want)
+			}
 		})
 	}
+}
+
+// stopPrefix is how each reason's StopReason starts; none for a retry or an
+// outcome that is never retried.
+var stopPrefix = map[retry.Reason]string{
+	retry.AttemptsExhausted:      "attempts exhausted (",
+	retry.DeadlineReached:        "deadline (",
+	retry.RetryAfterTooLong:      "Retry-After too long (",
+	retry.RetryAfterPastDeadline: "Retry-After too long (",
+	retry.BudgetExhausted:        "retry budget spent",
+	retry.ServerSaidNo:           "the server said not to retry",
+	retry.UnsafeToResend:         "unsafe to send again",
 }
 
 func TestBackoffCeiling(t *testing.T) {
@@ -127,57 +150,6 @@ func TestParseRetryAfter(t *testing.T) {
 				t.Errorf("ParseRetryAfter(%q) = %v, %v; want %v, %v", tt.value, got, ok, tt.want, tt.wantOK)
 			}
 		})
-	}
-}
-
-func TestBudget(t *testing.T) {
-	b, err := retry.NewBudget(12, 5, 10, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The spec's example (6.5): 12 -> 7 -> 2, a third retry refused, a success refunds 1.
-	if !b.TryAcquire(b.Cost(false)) || !b.TryAcquire(b.Cost(false)) || b.Tokens() != 2 {
-		t.Fatalf("tokens %d, want 2", b.Tokens())
-	}
-	if b.TryAcquire(b.Cost(false)) || b.Tokens() != 2 {
-		t.Fatal("a retry the bucket cannot pay must take nothing")
-	}
-	b.RecordSuccess()
-	if b.Tokens() != 3 {
-		t.Fatalf("refund: tokens %d, want 3", b.Tokens())
-	}
-	if b.Cost(true) != 10 {
-		t.Fatal("a retry after a timeout costs timeout_retry_cost")
-	}
-	for range 100 {
-		b.RecordSuccess()
-	}
-	if b.Tokens() != 12 {
-		t.Fatalf("refunds never pass the capacity, got %d", b.Tokens())
-	}
-	if _, err := retry.NewBudget(0, 5, 10, 1); err == nil {
-		t.Fatal("capacity 0 must be rejected")
-	}
-}
-
-func TestBudgetConcurrentTakesNeverGoNegative(t *testing.T) {
-	b, _ := retry.NewBudget(500, 5, 10, 1)
-	done := make(chan int)
-	for range 50 {
-		go func() {
-			n := 0
-			for b.TryAcquire(5) {
-				n++
-			}
-			done <- n
-		}()
-	}
-	total := 0
-	for range 50 {
-		total += <-done
-	}
-	if total != 100 || b.Tokens() != 0 {
-		t.Fatalf("took %d retries, %d tokens left; want 100 and 0", total, b.Tokens())
 	}
 }
 

@@ -1,14 +1,14 @@
-package transport
+package call_test
 
 import (
-	"regexp"
 	"testing"
 
+	"github.com/secinfra/secinfra/sdk-go/internal/call"
 	"github.com/secinfra/secinfra/sdk-go/rpc"
 )
 
-// In-package: the URL rules of spec 2.2 and 2.3 are unexported helpers.
-func TestURLAndBody(t *testing.T) {
+// The URL rules of spec 2.2 and 2.3.
+func TestEncodeRequest(t *testing.T) {
 	tests := []struct {
 		name     string
 		d        rpc.Descriptor
@@ -51,30 +51,13 @@ func TestURLAndBody(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			reqJSON, err := toJSONObject(tt.req)
+			r, err := call.EncodeRequest("https://h:1", &tt.d, tt.req)
 			if err != nil {
 				t.Fatal(err)
 			}
-			c := &call{t: &Transport{base: "https://h:1"}, d: &tt.d, name: "x", reqJSON: reqJSON}
-			url, body, err := c.urlAndBody()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if url != tt.wantURL || string(body) != tt.wantBody {
-				t.Fatalf("got %s %q, want %s %q", url, body, tt.wantURL, tt.wantBody)
+			if r.URL != tt.wantURL || string(r.Body) != tt.wantBody {
+				t.Fatalf("got %s %q, want %s %q", r.URL, r.Body, tt.wantURL, tt.wantBody)
 			}
 		})
-	}
-}
-
-func TestNewUUIDIsV4(t *testing.T) {
-	re := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
-	seen := map[string]bool{}
-	for range 1000 {
-		u := NewUUID()
-		if !re.MatchString(u) || seen[u] {
-			t.Fatalf("bad or repeated UUID %q", u)
-		}
-		seen[u] = true
 	}
 }

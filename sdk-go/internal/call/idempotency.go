@@ -1,4 +1,4 @@
-package transport
+package call
 
 import (
 	"crypto/rand"
@@ -6,7 +6,8 @@ import (
 )
 
 // NewUUID returns a random (version 4) UUID in canonical lower-case form,
-// from crypto/rand (spec 4.2).
+// from crypto/rand (spec 4.2): the Idempotency-Key of a call that carries
+// one, the same for every attempt of the call.
 func NewUUID() string {
 	var b [16]byte
 	if _, err := rand.Read(b[:]); err != nil {
