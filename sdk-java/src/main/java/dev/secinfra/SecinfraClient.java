@@ -3,6 +3,7 @@ package dev.secinfra;
 import dev.secinfra.gen.AuthzClient;
 import dev.secinfra.gen.IdentityClient;
 import dev.secinfra.gen.SecretsClient;
+import dev.secinfra.rpc.CallOptions;
 import dev.secinfra.identity.IdentitySnapshot;
 import dev.secinfra.identity.IdentitySource;
 import dev.secinfra.identity.Pem;

@@ -13,7 +13,7 @@ import dev.secinfra.internal.CacheControl;
 import dev.secinfra.internal.CanonicalJson;
 import dev.secinfra.internal.ResponseCache;
 import dev.secinfra.internal.Revision;
-import dev.secinfra.runtime.Wire;
+import dev.secinfra.rpc.Wire;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;

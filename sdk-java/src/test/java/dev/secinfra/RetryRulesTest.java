@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.secinfra.internal.Backoff;
 import dev.secinfra.internal.RetryAfter;
+import dev.secinfra.rpc.CallOptions;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.SplittableRandom;

@@ -22,7 +22,7 @@ import dev.secinfra.gen.IssueCertificateRequest;
 import dev.secinfra.gen.PutSecretRequest;
 import dev.secinfra.gen.Secret;
 import dev.secinfra.internal.Errors;
-import dev.secinfra.runtime.Wire;
+import dev.secinfra.rpc.Wire;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;

@@ -1,7 +1,7 @@
 package dev.secinfra.identity;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import dev.secinfra.runtime.Wire;
+import dev.secinfra.rpc.Wire;
 import java.io.IOException;
 import java.security.cert.CertificateException;
 import java.security.cert.X509Certificate;

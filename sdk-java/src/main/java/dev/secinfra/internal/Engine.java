@@ -2,9 +2,9 @@ package dev.secinfra.internal;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.secinfra.CallOptions;
-import dev.secinfra.MetaCapture;
-import dev.secinfra.ResponseMeta;
+import dev.secinfra.rpc.CallOptions;
+import dev.secinfra.rpc.MetaCapture;
+import dev.secinfra.rpc.ResponseMeta;
 import dev.secinfra.RetryBudget;
 import dev.secinfra.RetryPolicy;
 import dev.secinfra.TimeSource;
@@ -14,10 +14,10 @@ import dev.secinfra.errors.RateLimitedException;
 import dev.secinfra.errors.SecinfraException;
 import dev.secinfra.errors.TransportException;
 import dev.secinfra.errors.UnavailableException;
-import dev.secinfra.runtime.Caller;
-import dev.secinfra.runtime.Idempotency;
-import dev.secinfra.runtime.MethodDescriptor;
-import dev.secinfra.runtime.Wire;
+import dev.secinfra.rpc.Invoker;
+import dev.secinfra.rpc.Idempotency;
+import dev.secinfra.rpc.MethodDescriptor;
+import dev.secinfra.rpc.Wire;
 import java.io.IOException;
 import java.net.URI;
 import java.net.URLEncoder;
@@ -40,7 +40,7 @@ import java.util.random.RandomGenerator;
  * The call engine: request building, retries (spec 3), idempotency keys (4), deadlines (5), the
  * retry budget (6) and the cache with single-flight (7). Thread-safe.
  */
-public final class Engine implements Caller {
+public final class Engine implements Invoker {
   /** Statuses retried whatever the idempotency. */
   private static final java.util.Set<Integer> ALWAYS_RETRIED = java.util.Set.of(408, 429, 502, 503, 504);
 
@@ -103,7 +103,7 @@ public final class Engine implements Caller {
   }
 
   @Override
-  public <T> T call(
+  public <T> T invoke(
       MethodDescriptor method, ObjectNode request, CallOptions options, Function<JsonNode, T> decode) {
     if (closed) {
       throw Errors.transport("secinfra: client: the client is closed", false, 0, null);
@@ -143,11 +143,11 @@ public final class Engine implements Caller {
   }
 
   @Override
-  public <T> CompletableFuture<T> callAsync(
+  public <T> CompletableFuture<T> invokeAsync(
       MethodDescriptor method, ObjectNode request, CallOptions options, Function<JsonNode, T> decode) {
     try {
       return CompletableFuture.supplyAsync(
-          () -> call(method, request, options, decode), asyncExecutor);
+          () -> invoke(method, request, options, decode), asyncExecutor);
     } catch (java.util.concurrent.RejectedExecutionException e) {
       return CompletableFuture.failedFuture(
           Errors.transport("secinfra: client: the client is closed", false, 0, e));
@@ -174,7 +174,7 @@ public final class Engine implements Caller {
   private Result execute(MethodDescriptor method, ObjectNode request, CallOptions opts) {
     Effective eff = effective(opts);
     long deadline = settings.time().nanoTime() + eff.deadline().toNanos();
-    if (method.auth() == dev.secinfra.runtime.Auth.MTLS) {
+    if (method.auth() == dev.secinfra.rpc.Auth.MTLS) {
       identity.awaitIdentity(deadline);
     }
     String key = null;
@@ -346,7 +346,7 @@ public final class Engine implements Caller {
       String ifNoneMatch) {
     URI uri = uri(method, request);
     byte[] body = body(method, request);
-    boolean mtls = method.auth() == dev.secinfra.runtime.Auth.MTLS;
+    boolean mtls = method.auth() == dev.secinfra.rpc.Auth.MTLS;
     boolean refreshed = false;
     int attempt = 0;
     while (true) {

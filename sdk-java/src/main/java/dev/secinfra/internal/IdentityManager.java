@@ -1,6 +1,6 @@
 package dev.secinfra.internal;
 
-import dev.secinfra.CallOptions;
+import dev.secinfra.rpc.CallOptions;
 import dev.secinfra.RotationPolicy;
 import dev.secinfra.TimeSource;
 import dev.secinfra.errors.SecinfraException;

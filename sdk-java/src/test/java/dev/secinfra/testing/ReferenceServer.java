@@ -8,7 +8,7 @@ import dev.secinfra.identity.IdentitySnapshot;
 import dev.secinfra.identity.Pem;
 import dev.secinfra.identity.X509Bundle;
 import dev.secinfra.internal.HttpTransport;
-import dev.secinfra.runtime.Wire;
+import dev.secinfra.rpc.Wire;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;

@@ -1,4 +1,4 @@
-package dev.secinfra.runtime;
+package dev.secinfra.rpc;
 
 /**
  * A cacheable RPC's cache family and key field.

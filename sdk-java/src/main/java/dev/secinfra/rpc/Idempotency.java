@@ -1,4 +1,4 @@
-package dev.secinfra.runtime;
+package dev.secinfra.rpc;
 
 /** An RPC's idempotency, from its descriptor. */
 public enum Idempotency {

@@ -1,4 +1,4 @@
-package dev.secinfra.runtime;
+package dev.secinfra.rpc;
 
 /** How an RPC authenticates, from its descriptor. */
 public enum Auth {

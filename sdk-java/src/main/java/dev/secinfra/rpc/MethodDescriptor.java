@@ -1,4 +1,4 @@
-package dev.secinfra.runtime;
+package dev.secinfra.rpc;
 
 import java.util.List;
 

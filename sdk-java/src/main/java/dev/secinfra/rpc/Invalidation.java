@@ -1,4 +1,4 @@
-package dev.secinfra.runtime;
+package dev.secinfra.rpc;
 
 /**
  * What a write RPC invalidates in the client's cache.

@@ -1,4 +1,4 @@
-package dev.secinfra;
+package dev.secinfra.rpc;
 
 /**
  * What happened in one call (spec 7.7), recorded into a {@link MetaCapture}.

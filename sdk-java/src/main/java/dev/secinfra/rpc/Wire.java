@@ -1,4 +1,4 @@
-package dev.secinfra.runtime;
+package dev.secinfra.rpc;
 
 import com.fasterxml.jackson.core.type.TypeReference;
 import com.fasterxml.jackson.databind.JsonNode;

@@ -1,4 +1,4 @@
-package dev.secinfra;
+package dev.secinfra.rpc;
 
 import java.util.ArrayList;
 import java.util.List;

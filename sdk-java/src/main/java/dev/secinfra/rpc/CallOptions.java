@@ -1,4 +1,4 @@
-package dev.secinfra;
+package dev.secinfra.rpc;
 
 import java.time.Duration;
 
@@ -143,7 +143,7 @@ public final class CallOptions {
      * @return this builder
      */
     public Builder maxAttempts(int value) {
-      this.maxAttempts = RetryPolicy.checkAttempts(value);
+      this.maxAttempts = Validate.attempts(value);
       return this;
     }
 
@@ -154,7 +154,7 @@ public final class CallOptions {
      * @return this builder
      */
     public Builder baseBackoff(Duration value) {
-      this.baseBackoff = RetryPolicy.checkNotNegative("baseBackoff", value);
+      this.baseBackoff = Validate.notNegative("baseBackoff", value);
       return this;
     }
 
@@ -165,7 +165,7 @@ public final class CallOptions {
      * @return this builder
      */
     public Builder maxBackoff(Duration value) {
-      this.maxBackoff = RetryPolicy.checkNotNegative("maxBackoff", value);
+      this.maxBackoff = Validate.notNegative("maxBackoff", value);
       return this;
     }
 
@@ -176,7 +176,7 @@ public final class CallOptions {
      * @return this builder
      */
     public Builder maxRetryAfter(Duration value) {
-      this.maxRetryAfter = RetryPolicy.checkNotNegative("maxRetryAfter", value);
+      this.maxRetryAfter = Validate.notNegative("maxRetryAfter", value);
       return this;
     }
 
@@ -187,7 +187,7 @@ public final class CallOptions {
      * @return this builder
      */
     public Builder deadline(Duration value) {
-      this.deadline = RetryPolicy.checkPositive("deadline", value);
+      this.deadline = Validate.positive("deadline", value);
       return this;
     }
 
@@ -198,7 +198,7 @@ public final class CallOptions {
      * @return this builder
      */
     public Builder attemptTimeout(Duration value) {
-      this.attemptTimeout = RetryPolicy.checkPositive("attemptTimeout", value);
+      this.attemptTimeout = Validate.positive("attemptTimeout", value);
       return this;
     }
 
