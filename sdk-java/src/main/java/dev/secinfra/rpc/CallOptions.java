@@ -18,6 +18,7 @@ public final class CallOptions {
   private final Duration attemptTimeout;
   private final String idempotencyKey;
   private final Boolean useCache;
+  private final boolean revalidate;
   private final MetaCapture capture;
 
   private CallOptions(Builder b) {
@@ -29,6 +30,7 @@ public final class CallOptions {
     this.attemptTimeout = b.attemptTimeout;
     this.idempotencyKey = b.idempotencyKey;
     this.useCache = b.useCache;
+    this.revalidate = b.revalidate;
     this.capture = b.capture;
   }
 
@@ -114,6 +116,15 @@ public final class CallOptions {
   }
 
   /**
+   * Whether a cacheable call must reach the server even when a fresh entry is cached.
+   *
+   * @return true to revalidate
+   */
+  public boolean revalidate() {
+    return revalidate;
+  }
+
+  /**
    * Where the call's {@link ResponseMeta} is recorded, or null.
    *
    * @return the capture or null
@@ -132,6 +143,7 @@ public final class CallOptions {
     private Duration attemptTimeout;
     private String idempotencyKey;
     private Boolean useCache;
+    private boolean revalidate;
     private MetaCapture capture;
 
     private Builder() {}
@@ -226,6 +238,20 @@ public final class CallOptions {
      */
     public Builder useCache(boolean value) {
       this.useCache = value;
+      return this;
+    }
+
+    /**
+     * Makes a cacheable call reach the server even when a fresh entry is cached (spec 7.12.2):
+     * the entry's ETag makes the request conditional, a 304 keeps the entry and returns its
+     * value, and a failed request is the call's error, never a stale entry in its place. The
+     * trust-bundle refresh of a rotating identity uses it (spec 10.2.2).
+     *
+     * @param value true to revalidate
+     * @return this builder
+     */
+    public Builder revalidate(boolean value) {
+      this.revalidate = value;
       return this;
     }
 

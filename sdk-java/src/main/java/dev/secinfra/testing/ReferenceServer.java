@@ -4,10 +4,8 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.secinfra.SecinfraClient;
 import dev.secinfra.gen.CreateJoinTokenRequest;
-import dev.secinfra.identity.IdentitySnapshot;
-import dev.secinfra.identity.Pem;
-import dev.secinfra.identity.X509Bundle;
-import dev.secinfra.internal.HttpTransport;
+import dev.secinfra.identity.StaticIdentitySource;
+import dev.secinfra.internal.transport.HttpTransport;
 import dev.secinfra.rpc.Wire;
 import java.io.BufferedReader;
 import java.io.IOException;
@@ -16,7 +14,6 @@ import java.net.URI;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.Instant;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Comparator;
@@ -30,8 +27,18 @@ import java.util.stream.Stream;
 
 /**
  * The real reference server in test mode on a free loopback port, with a fresh data directory
- * (as sdk-python's secinfra.testing.ReferenceServer). The server command comes from
- * SECINFRA_SERVER, else {@code secinfra-server} on PATH.
+ * that {@link #close()} deletes (as sdk-python's {@code secinfra.testing.ReferenceServer} and
+ * sdk-go's {@code secinfratest.Server}). The server command comes from {@code SECINFRA_SERVER},
+ * else {@code secinfra-server} on PATH. Test mode is loopback-only: never point this at a
+ * production server.
+ *
+ * <pre>{@code
+ * try (ReferenceServer server = ReferenceServer.start("--leaf-ttl-seconds", "10");
+ *     SecinfraClient client = server.enrolling("spiffe://secinfra.local/billing").build()) {
+ *   server.script("GetSecret", "[{\"status\": 503}]");
+ *   ...
+ * }
+ * }</pre>
  */
 public final class ReferenceServer implements AutoCloseable {
   private static final long STARTUP_SECONDS = 60;
@@ -47,9 +54,10 @@ public final class ReferenceServer implements AutoCloseable {
   }
 
   /**
-   * Inits a data dir and starts serving.
+   * Inits a fresh data directory and starts serving on a free loopback port; returns once the
+   * server logs that it is serving (at most 60 s).
    *
-   * @param flags extra server flags, e.g. "--leaf-ttl-seconds", "3"
+   * @param flags extra server flags, for example {@code "--leaf-ttl-seconds", "3"}
    * @return the running server
    * @throws Exception when the server does not start
    */
@@ -136,6 +144,17 @@ public final class ReferenceServer implements AutoCloseable {
   }
 
   /**
+   * The admin identity written by init, as a static identity source.
+   *
+   * @return the source
+   */
+  public StaticIdentitySource adminSource() {
+    Path admin = dataDir.resolve("admin");
+    return StaticIdentitySource.fromFiles(
+        admin.resolve("cert.pem"), admin.resolve("key.pem"), bundleFile());
+  }
+
+  /**
    * A client with the admin identity.
    *
    * @return the client
@@ -173,36 +192,21 @@ public final class ReferenceServer implements AutoCloseable {
   }
 
   /**
-   * Calls the control API as the admin.
+   * Calls the test-mode control API ({@code /_test/...}) as the admin, once, without the
+   * client's retries.
    *
    * @param method HTTP method
-   * @param path e.g. /_test/scripts
-   * @param body JSON body or null
+   * @param path for example {@code /_test/scripts}
+   * @param body JSON body, or null
    * @return the answer's JSON
-   * @throws Exception on failure
+   * @throws Exception when the call fails or answers 300 or more
    */
   public JsonNode control(String method, String path, JsonNode body) throws Exception {
-    Path admin = dataDir.resolve("admin");
-    IdentitySnapshot identity =
-        new IdentitySnapshot(
-            Pem.parseCertificates(Files.readString(admin.resolve("cert.pem"))),
-            Pem.parsePrivateKey(Files.readString(admin.resolve("key.pem"))),
-            Instant.now());
-    X509Bundle bundle = X509Bundle.parse(Files.readString(bundleFile()));
+    StaticIdentitySource identity = adminSource();
     HttpTransport transport =
         new HttpTransport(
-            new dev.secinfra.identity.IdentitySource() {
-              @Override
-              public IdentitySnapshot snapshot() {
-                return identity;
-              }
-
-              @Override
-              public X509Bundle bundle() {
-                return bundle;
-              }
-            },
-            "spiffe://" + bundle.trustDomain().orElseThrow() + "/secinfra/server");
+            identity,
+            "spiffe://" + identity.bundle().trustDomain().orElseThrow() + "/secinfra/server");
     Map<String, String> headers = new LinkedHashMap<>();
     headers.put("Accept", "application/json");
     byte[] bytes = null;
@@ -225,11 +229,11 @@ public final class ReferenceServer implements AutoCloseable {
   }
 
   /**
-   * Queues response steps for one RPC.
+   * Queues scripted response steps for one RPC (status, headers, body, delay, reset).
    *
-   * @param rpc the RPC name
-   * @param steps the steps (JSON array text)
-   * @throws Exception on failure
+   * @param rpc the RPC name, for example {@code GetSecret}
+   * @param steps the steps, as JSON array text
+   * @throws Exception when the control call fails
    */
   public void script(String rpc, String steps) throws Exception {
     ObjectNode body = Wire.object();
@@ -239,11 +243,11 @@ public final class ReferenceServer implements AutoCloseable {
   }
 
   /**
-   * The server's request log for one RPC.
+   * The server's request log for one RPC (headers, attempt, client certificate of each request).
    *
    * @param rpc the RPC name
    * @return the entries, oldest first
-   * @throws Exception on failure
+   * @throws Exception when the control call fails
    */
   public List<JsonNode> requests(String rpc) throws Exception {
     List<JsonNode> out = new ArrayList<>();
@@ -251,6 +255,11 @@ public final class ReferenceServer implements AutoCloseable {
     return out;
   }
 
+  /**
+   * Stops the server (30 s grace, then killed) and deletes its data directory.
+   *
+   * @throws IOException when the data directory cannot be walked
+   */
   @Override
   public void close() throws IOException {
     process.destroy();

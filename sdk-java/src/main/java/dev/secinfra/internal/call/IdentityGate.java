@@ -1,6 +1,10 @@
-package dev.secinfra.internal;
+package dev.secinfra.internal.call;
 
-/** What the call engine asks of the identity manager. */
+/**
+ * What the call pipeline asks of the identity source: a valid identity before an mTLS call, and one
+ * bundle refresh after a server verification failure. Defined here, where it is needed, and
+ * implemented by the rotating identity source.
+ */
 public interface IdentityGate {
   /**
    * Returns when the client has a valid identity for an mTLS call; waits (until the deadline) for

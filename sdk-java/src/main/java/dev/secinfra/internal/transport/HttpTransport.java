@@ -1,4 +1,4 @@
-package dev.secinfra.internal;
+package dev.secinfra.internal.transport;
 
 import dev.secinfra.identity.IdentitySource;
 import java.io.ByteArrayOutputStream;

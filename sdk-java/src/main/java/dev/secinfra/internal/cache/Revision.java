@@ -1,4 +1,4 @@
-package dev.secinfra.internal;
+package dev.secinfra.internal.cache;
 
 /** Revision tokens (spec 7.10.1): ASCII digits, compared as non-negative decimal integers. */
 public final class Revision {

@@ -1,8 +1,7 @@
-package dev.secinfra.internal;
+package dev.secinfra.internal.cache;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.Iterator;
@@ -22,20 +21,6 @@ public final class CanonicalJson {
     StringBuilder out = new StringBuilder();
     append(out, value);
     return out.toString();
-  }
-
-  /**
-   * The cache key of a call: the canonical JSON of {@code {"method": ..., "request": ...}}.
-   *
-   * @param method the full method name
-   * @param request the request's JSON form
-   * @return the key
-   */
-  public static String cacheKey(String method, JsonNode request) {
-    ObjectNode key = JsonNodeFactory.instance.objectNode();
-    key.put("method", method);
-    key.set("request", request);
-    return write(key);
   }
 
   private static void append(StringBuilder out, JsonNode value) {

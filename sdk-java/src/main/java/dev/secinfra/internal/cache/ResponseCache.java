@@ -1,6 +1,8 @@
-package dev.secinfra.internal;
+package dev.secinfra.internal.cache;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.JsonNodeFactory;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.util.HashMap;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
@@ -17,17 +19,17 @@ public final class ResponseCache {
 
   /** One cached answer. Never printed with its value. */
   public static final class Entry {
-    final JsonNode body;
-    final String etag;
-    final CacheControl control;
-    final long maxAgeNanos;
-    final long staleIfErrorNanos;
-    final long storedAtNanos;
-    final String revision;
-    final String family;
-    final String resourceKey;
-    final String requestId;
-    final int status;
+    private final JsonNode body;
+    private final String etag;
+    private final CacheControl control;
+    private final long maxAgeNanos;
+    private final long staleIfErrorNanos;
+    private final long storedAtNanos;
+    private final String revision;
+    private final String family;
+    private final String resourceKey;
+    private final String requestId;
+    private final int status;
 
     /**
      * An entry.
@@ -65,11 +67,59 @@ public final class ResponseCache {
       this.status = status;
     }
 
-    boolean fresh(long now) {
+    /**
+     * The cached response body.
+     *
+     * @return the body
+     */
+    public JsonNode body() {
+      return body;
+    }
+
+    /**
+     * The response's ETag, which makes a revalidation conditional.
+     *
+     * @return the ETag, or null
+     */
+    public String etag() {
+      return etag;
+    }
+
+    /**
+     * The response's Cache-Control, kept when a 304 carries none.
+     *
+     * @return the directives
+     */
+    public CacheControl control() {
+      return control;
+    }
+
+    /**
+     * The response's revision token, compared with the family's write mark.
+     *
+     * @return the token, or null
+     */
+    public String revision() {
+      return revision;
+    }
+
+    /**
+     * Whether the entry may be served without asking the server (within max-age).
+     *
+     * @param now the monotonic time
+     * @return true when fresh
+     */
+    public boolean fresh(long now) {
       return now - storedAtNanos < maxAgeNanos;
     }
 
-    boolean usableOnError(long now) {
+    /**
+     * Whether the entry may stand in for a failed server (within max-age plus stale-if-error).
+     *
+     * @param now the monotonic time
+     * @return true when usable on error
+     */
+    public boolean usableOnError(long now) {
       return now - storedAtNanos < maxAgeNanos + staleIfErrorNanos;
     }
 
@@ -77,6 +127,21 @@ public final class ResponseCache {
     public String toString() {
       return "Entry{family=" + family + ", etag=" + etag + ", value=<redacted>}";
     }
+  }
+
+  /**
+   * The cache key of a call (spec 7.3.2): the canonical JSON of {@code {"method": ..., "request":
+   * ...}}, so the key covers the whole request and two requests share it only when equal.
+   *
+   * @param method the full method name
+   * @param request the request's JSON form
+   * @return the key
+   */
+  public static String key(String method, JsonNode request) {
+    ObjectNode key = JsonNodeFactory.instance.objectNode();
+    key.put("method", method);
+    key.set("request", request);
+    return CanonicalJson.write(key);
   }
 
   private final int maxEntries;

@@ -1,4 +1,4 @@
-package dev.secinfra.internal;
+package dev.secinfra.internal.cache;
 
 import java.util.HashMap;
 import java.util.Locale;

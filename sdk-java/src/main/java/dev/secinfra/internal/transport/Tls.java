@@ -1,4 +1,4 @@
-package dev.secinfra.internal;
+package dev.secinfra.internal.transport;
 
 import dev.secinfra.identity.IdentitySnapshot;
 import dev.secinfra.identity.IdentitySource;
@@ -9,20 +9,14 @@ import java.security.GeneralSecurityException;
 import java.security.Principal;
 import java.security.PrivateKey;
 import java.security.SecureRandom;
-import java.security.cert.CertPath;
-import java.security.cert.CertPathValidator;
 import java.security.cert.CertPathValidatorException;
 import java.security.cert.CertificateException;
-import java.security.cert.CertificateFactory;
-import java.security.cert.PKIXParameters;
-import java.security.cert.TrustAnchor;
 import java.security.cert.X509Certificate;
+import java.time.Instant;
 import java.util.Arrays;
-import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 import javax.net.ssl.KeyManager;
 import javax.net.ssl.SSLContext;
 import javax.net.ssl.SSLEngine;
@@ -105,20 +99,7 @@ public final class Tls {
           null);
     }
     try {
-      Set<TrustAnchor> anchors = new HashSet<>();
-      for (X509Certificate ca : bundle.authorities()) {
-        anchors.add(new TrustAnchor(ca, null));
-      }
-      PKIXParameters params = new PKIXParameters(anchors);
-      params.setRevocationEnabled(false);
-      List<X509Certificate> path = Arrays.asList(chain);
-      // Drop trailing certificates that are anchors themselves: PKIX wants the path below them.
-      int end = path.size();
-      while (end > 1 && bundle.authorities().contains(path.get(end - 1))) {
-        end--;
-      }
-      CertPath certPath = CertificateFactory.getInstance("X.509").generateCertPath(path.subList(0, end));
-      CertPathValidator.getInstance("PKIX").validate(certPath, params);
+      bundle.verify(Arrays.asList(chain), Instant.now());
     } catch (CertPathValidatorException | java.security.InvalidAlgorithmParameterException e) {
       throw new VerificationFailure(
           VerificationFailure.Check.CHAIN,

@@ -1,6 +1,5 @@
-package dev.secinfra.internal;
+package dev.secinfra.internal.identity;
 
-import dev.secinfra.rpc.CallOptions;
 import dev.secinfra.RotationPolicy;
 import dev.secinfra.TimeSource;
 import dev.secinfra.errors.SecinfraException;
@@ -17,6 +16,12 @@ import dev.secinfra.identity.IdentitySource;
 import dev.secinfra.identity.Pem;
 import dev.secinfra.identity.RotationEvent;
 import dev.secinfra.identity.X509Bundle;
+import dev.secinfra.internal.Errors;
+import dev.secinfra.internal.call.IdentityGate;
+import dev.secinfra.internal.rotation.Rotation;
+import dev.secinfra.internal.transport.HttpTransport;
+import dev.secinfra.rpc.CallOptions;
+import java.security.GeneralSecurityException;
 import java.security.KeyPair;
 import java.security.cert.CertificateException;
 import java.security.cert.X509Certificate;
@@ -37,11 +42,18 @@ import java.util.function.Supplier;
 import java.util.random.RandomGenerator;
 
 /**
- * The client's identity: enrolment, renewal at half-life minus jitter, expiry and re-enrolment,
- * trust-bundle refresh, and rotation events (spec 8 to 10). It is the {@link IdentitySource} the
- * transport asks on every handshake. Snapshots are swapped atomically (one volatile reference).
+ * The client's rotating identity: enrolment, renewal, expiry and re-enrolment, trust-bundle
+ * refresh, and rotation events (spec 8 to 10), scheduled by the pure timing of {@link Rotation}.
+ * It is the {@link IdentitySource} the transport asks on every handshake; snapshots are swapped
+ * atomically (one volatile reference). Every issued or renewed certificate is checked before it
+ * is installed (spec 8.7.4, 9.3.3): an X509-SVID for the new key, the current SPIFFE ID on
+ * renewal, and a chain to the trust bundle, after one bundle refresh when it does not.
+ *
+ * <p>Internal rather than public: its life (threads, enrolment through the client's own call
+ * pipeline and transport) belongs to {@code SecinfraClient}, which hands applications the {@link
+ * IdentitySource} interface ({@code client.source()}).
  */
-public final class IdentityManager implements IdentitySource, IdentityGate {
+public final class RotatingIdentitySource implements IdentitySource, IdentityGate {
   private static final System.Logger LOG = System.getLogger("dev.secinfra.identity");
   /** How long close() lets running rotation work (a file sink write) finish. */
   private static final long CLOSE_GRACE_MILLIS = 1000;
@@ -70,7 +82,7 @@ public final class IdentityManager implements IdentitySource, IdentityGate {
   private String expiredSerial;
 
   /**
-   * A manager.
+   * A rotating source (or, with {@code rotating} false, the holder of a static identity).
    *
    * @param bundle the initial trust bundle
    * @param policy rotation settings
@@ -79,7 +91,7 @@ public final class IdentityManager implements IdentitySource, IdentityGate {
    * @param jwtProvider a reusable attestation (JWT) provider, or null
    * @param rotating whether the identity is enrolled (renewed, refreshed) rather than static
    */
-  public IdentityManager(
+  public RotatingIdentitySource(
       X509Bundle bundle,
       RotationPolicy policy,
       TimeSource time,
@@ -108,7 +120,7 @@ public final class IdentityManager implements IdentitySource, IdentityGate {
   /**
    * Connects the generated identity client and the transport.
    *
-   * @param client the identity service client (through the engine)
+   * @param client the identity service client (through the call pipeline)
    * @param transport the transport whose pools follow the identity
    * @param onIdChange run when the SPIFFE ID changes (drops the cache)
    */
@@ -181,13 +193,21 @@ public final class IdentityManager implements IdentitySource, IdentityGate {
     }
     response = client.issueCertificate(request.build(), options);
     IdentitySnapshot next =
-        install(response.svid(), keys, RotationEvent.Kind.ENROLLED, installed);
+        install(response.svid(), keys, null, RotationEvent.Kind.ENROLLED, installed);
     if (rotating && next != null) {
       scheduleBundle(Duration.ZERO);
     }
   }
 
-  private IdentitySnapshot check(X509Svid svid, KeyPair keys) {
+  /**
+   * The checks of spec 8.7.4 and 9.3.3 on an issued or renewed certificate, in order: it parses,
+   * its leaf is an X509-SVID for the new key, it has the current SPIFFE ID (renewal only), and
+   * its chain verifies against the trust bundle; when it does not, the bundle is fetched once (a
+   * CA rotation this client has not seen yet) and the chain checked again.
+   *
+   * @throws IllegalStateException naming the check that failed
+   */
+  private IdentitySnapshot check(X509Svid svid, KeyPair keys, String expectedId) {
     if (svid == null) {
       throw new IllegalStateException("secinfra: identity: the answer holds no certificate");
     }
@@ -197,14 +217,52 @@ public final class IdentityManager implements IdentitySource, IdentityGate {
     } catch (CertificateException e) {
       throw new IllegalStateException("secinfra: identity: the issued certificate does not parse", e);
     }
-    return new IdentitySnapshot(chain, keys.getPrivate(), time.now());
+    IdentitySnapshot next = new IdentitySnapshot(chain, keys.getPrivate(), time.now());
+    if (expectedId != null && !next.spiffeId().equals(expectedId)) {
+      throw new IllegalStateException(
+          "secinfra: identity: the renewed certificate's SPIFFE ID "
+              + next.spiffeId()
+              + " is not the current one, "
+              + expectedId);
+    }
+    try {
+      bundle.verify(next.chain(), time.now());
+    } catch (GeneralSecurityException first) {
+      try {
+        fetchBundle(CallOptions.builder().useCache(true).revalidate(true).build());
+      } catch (RuntimeException refresh) {
+        IllegalStateException refused = notChained(first, "; the bundle refresh failed too");
+        refused.addSuppressed(refresh);
+        throw refused;
+      }
+      try {
+        bundle.verify(next.chain(), time.now());
+      } catch (GeneralSecurityException again) {
+        throw notChained(again, " after a bundle refresh");
+      }
+    }
+    return next;
+  }
+
+  private static IllegalStateException notChained(GeneralSecurityException cause, String after) {
+    return new IllegalStateException(
+        "secinfra: identity: the issued certificate does not chain to the trust bundle"
+            + after
+            + " ("
+            + cause.getMessage()
+            + ")",
+        cause);
   }
 
   private IdentitySnapshot install(
-      X509Svid svid, KeyPair keys, RotationEvent.Kind kind, Runnable beforeEvents) {
+      X509Svid svid,
+      KeyPair keys,
+      String expectedId,
+      RotationEvent.Kind kind,
+      Runnable beforeEvents) {
     IdentitySnapshot next;
     try {
-      next = check(svid, keys);
+      next = check(svid, keys, expectedId);
     } catch (IllegalArgumentException | IllegalStateException e) {
       throw Errors.transport(
           "secinfra: identity: the server's certificate was refused: " + e.getMessage(), false, 1, e);
@@ -234,12 +292,8 @@ public final class IdentityManager implements IdentitySource, IdentityGate {
     if (!rotating || closed) {
       return;
     }
-    long lifetimeMillis = current.lifetime().toMillis();
-    double jitter = random.nextDouble() * policy.renewalJitter() * lifetimeMillis;
     Instant at =
-        current
-            .issueTime()
-            .plusMillis((long) (policy.renewalFraction() * lifetimeMillis - jitter));
+        Rotation.renewalTime(current.issueTime(), current.lifetime(), policy, random.nextDouble());
     schedule(Duration.between(time.now(), at), this::renew, Task.RENEWAL);
   }
 
@@ -253,12 +307,9 @@ public final class IdentityManager implements IdentitySource, IdentityGate {
       RenewCertificateResponse response =
           client.renewCertificate(
               RenewCertificateRequest.builder().csrPem(Csr.create(keys)).build(), CallOptions.DEFAULTS);
-      IdentitySnapshot next = check(response.svid(), keys);
-      if (!next.spiffeId().equals(current.spiffeId())) {
-        throw new IllegalStateException(
-            "secinfra: identity: renewal returned another SPIFFE ID: " + next.spiffeId());
-      }
-      install(response.svid(), keys, RotationEvent.Kind.RENEWED, () -> {});
+      // A refused certificate is a failed renewal (spec 9.3.3): not installed, retried with
+      // backoff, and the current certificate stays in use.
+      install(response.svid(), keys, current.spiffeId(), RotationEvent.Kind.RENEWED, () -> {});
     } catch (RuntimeException e) {
       renewalFailed(current, e);
     }
@@ -273,25 +324,17 @@ public final class IdentityManager implements IdentitySource, IdentityGate {
       failures = ++renewalFailures;
     }
     emit(RotationEvent.Kind.RENEWAL_FAILED, error);
-    long ceiling =
-        Backoff.ceilingNanos(failures, policy.renewalRetryBase(), policy.renewalRetryMax());
-    Duration delay = Duration.ofNanos((long) (random.nextDouble() * ceiling));
-    Instant now = time.now();
-    Instant limit = current.notAfter().minus(policy.renewalExpiryMargin());
-    if (now.plus(delay).isAfter(limit)) {
-      if (now.isBefore(limit)) {
-        delay = Duration.between(now, limit);
-      } else {
-        synchronized (lock) {
-          if (lastChanceUsed) {
-            return;
-          }
-          lastChanceUsed = true;
+    Rotation.RetryDelay next =
+        Rotation.retryDelay(failures, policy, random.nextDouble(), time.now(), current.notAfter());
+    if (next.lastChance()) {
+      synchronized (lock) {
+        if (lastChanceUsed) {
+          return;
         }
-        delay = Duration.ZERO;
+        lastChanceUsed = true;
       }
     }
-    schedule(delay, this::renew, Task.RENEWAL);
+    schedule(next.delay(), this::renew, Task.RENEWAL);
   }
 
   // ---- expiry and re-enrolment ------------------------------------------------------------------
@@ -410,30 +453,18 @@ public final class IdentityManager implements IdentitySource, IdentityGate {
     schedule(delay, this::refreshBundle, Task.BUNDLE);
   }
 
-  private Duration refreshInterval() {
-    Duration interval =
-        bundle
-            .refreshHintSeconds()
-            .filter(h -> h > 0)
-            .map(h -> Duration.ofSeconds(h))
-            .orElse(policy.bundleRefreshDefault());
-    if (interval.compareTo(policy.bundleRefreshMin()) < 0) {
-      return policy.bundleRefreshMin();
-    }
-    return interval.compareTo(policy.bundleRefreshMax()) > 0 ? policy.bundleRefreshMax() : interval;
-  }
-
   private void refreshBundle() {
     if (closed) {
       return;
     }
     try {
-      fetchBundle(CallOptions.builder().useCache(false).build());
-      scheduleBundle(refreshInterval());
+      // Reaches the server, conditional on the held bundle's ETag (spec 10.2.2): a 304 keeps
+      // the bundle and counts as a successful fetch.
+      fetchBundle(CallOptions.builder().useCache(true).revalidate(true).build());
+      scheduleBundle(Rotation.bundleRefresh(bundle, policy));
     } catch (RuntimeException e) {
       LOG.log(System.Logger.Level.WARNING, "secinfra: identity: bundle refresh failed: {0}", e.getMessage());
-      Duration refresh = refreshInterval();
-      scheduleBundle(refresh.compareTo(policy.bundleRetry()) < 0 ? refresh : policy.bundleRetry());
+      scheduleBundle(Rotation.bundleRetry(bundle, policy));
     }
   }
 
@@ -468,7 +499,11 @@ public final class IdentityManager implements IdentitySource, IdentityGate {
     }
     try {
       return fetchBundle(
-          CallOptions.builder().useCache(false).deadline(Duration.ofNanos(left)).build());
+          CallOptions.builder()
+              .useCache(true)
+              .revalidate(true)
+              .deadline(Duration.ofNanos(left))
+              .build());
     } catch (RuntimeException e) {
       LOG.log(System.Logger.Level.WARNING, "secinfra: identity: bundle refresh failed: {0}", e.getMessage());
       return false;
@@ -548,7 +583,7 @@ public final class IdentityManager implements IdentitySource, IdentityGate {
   @Override
   public String toString() {
     IdentitySnapshot current = snapshot;
-    return "IdentityManager{spiffeId="
+    return "RotatingIdentitySource{spiffeId="
         + (current == null ? null : current.spiffeId())
         + ", bundleSequence="
         + bundle.sequence()

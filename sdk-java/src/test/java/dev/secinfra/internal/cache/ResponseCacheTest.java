@@ -1,4 +1,4 @@
-package dev.secinfra;
+package dev.secinfra.internal.cache;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -9,10 +9,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.secinfra.gen.CheckRequest;
 import dev.secinfra.gen.TupleKey;
-import dev.secinfra.internal.CacheControl;
-import dev.secinfra.internal.CanonicalJson;
-import dev.secinfra.internal.ResponseCache;
-import dev.secinfra.internal.Revision;
 import dev.secinfra.rpc.Wire;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
@@ -21,7 +17,7 @@ import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
 /** Cache-Control, cache keys, revision tokens and the LRU store (spec 7). */
-class CacheTest {
+class ResponseCacheTest {
   static Stream<Arguments> headers() {
     return Stream.of(
         Arguments.of("private, max-age=60, stale-if-error=300", 60, 300, false),
@@ -47,9 +43,9 @@ class CacheTest {
   void cacheKeysAreCanonicalAndDistinguishEveryField() {
     CheckRequest a = CheckRequest.builder().tupleKey(new TupleKey("user:a#b", "c", "d")).build();
     CheckRequest b = CheckRequest.builder().tupleKey(new TupleKey("user:a", "b#c", "d")).build();
-    String keyA = CanonicalJson.cacheKey("secinfra.v1.AuthzService/Check", a.toJson());
-    assertEquals(keyA, CanonicalJson.cacheKey("secinfra.v1.AuthzService/Check", a.toJson()));
-    assertNotEquals(keyA, CanonicalJson.cacheKey("secinfra.v1.AuthzService/Check", b.toJson()));
+    String keyA = ResponseCache.key("secinfra.v1.AuthzService/Check", a.toJson());
+    assertEquals(keyA, ResponseCache.key("secinfra.v1.AuthzService/Check", a.toJson()));
+    assertNotEquals(keyA, ResponseCache.key("secinfra.v1.AuthzService/Check", b.toJson()));
     assertTrue(keyA.startsWith("{\"method\":\"secinfra.v1.AuthzService/Check\",\"request\":{"));
     assertFalse(keyA.contains(" "));
   }
