@@ -324,6 +324,57 @@ class ClientIntegrationTest {
   }
 
   @Test
+  void bundleRefreshesAreConditionalAndA304KeepsTheBundle() throws Exception {
+    RotationPolicy everySecond =
+        new RotationPolicy(
+            RotationPolicy.DEFAULT_RENEWAL_FRACTION,
+            RotationPolicy.DEFAULT_RENEWAL_JITTER,
+            RotationPolicy.DEFAULT_RENEWAL_RETRY_BASE,
+            RotationPolicy.DEFAULT_RENEWAL_RETRY_MAX,
+            RotationPolicy.DEFAULT_RENEWAL_EXPIRY_MARGIN,
+            RotationPolicy.DEFAULT_REENROL_RETRY,
+            RotationPolicy.DEFAULT_BUNDLE_RETRY,
+            RotationPolicy.DEFAULT_BUNDLE_REFRESH,
+            RotationPolicy.DEFAULT_BUNDLE_REFRESH_MIN,
+            Duration.ofSeconds(1));
+    int before = server.requests("GetTrustBundle").size();
+    List<RotationEvent> events = new java.util.concurrent.CopyOnWriteArrayList<>();
+    try (SecinfraClient refreshing =
+        server
+            .enrolling("spiffe://secinfra.local/java/bundle-refresh")
+            .rotationPolicy(everySecond)
+            .onRotation(events::add)
+            .build()) {
+      long until = System.nanoTime() + 20_000_000_000L;
+      List<JsonNode> mine = List.of();
+      while (System.nanoTime() < until && mine.size() < 3) {
+        Thread.sleep(200);
+        List<JsonNode> log = server.requests("GetTrustBundle");
+        mine = log.subList(before, log.size());
+      }
+      assertTrue(mine.size() >= 3, "refreshes seen: " + mine.size());
+      String etag = null;
+      for (int i = 1; i < mine.size(); i++) {
+        JsonNode entry = mine.get(i);
+        String ifNoneMatch = entry.path("headers").path("If-None-Match").asText(null);
+        assertNotNull(ifNoneMatch, "refresh " + i + " is conditional: " + entry);
+        assertEquals(304, entry.path("status").asInt(), "refresh " + i + ": " + entry);
+        if (etag != null) {
+          assertEquals(etag, ifNoneMatch, "every refresh names the held bundle's ETag");
+        }
+        etag = ifNoneMatch;
+      }
+      // The first fetch replaces the PEM bundle given at build (sequence 0); the 304s keep it.
+      assertEquals(
+          1,
+          events.stream().filter(e -> e.kind() == RotationEvent.Kind.BUNDLE_UPDATED).count(),
+          "a 304 keeps the bundle: " + events);
+      assertEquals(200, mine.get(0).path("status").asInt(), "the first fetch is unconditional");
+      assertTrue(refreshing.source().bundle().sequence() > 0, "the fetched bundle is held");
+    }
+  }
+
+  @Test
   void renewsBeforeExpiryAndReportsIt() throws Exception {
     try (ReferenceServer shortLived = ReferenceServer.start("--leaf-ttl-seconds", "4")) {
       List<RotationEvent> events = new java.util.concurrent.CopyOnWriteArrayList<>();
