@@ -13,6 +13,7 @@ import dev.secinfra.errors.NotFoundException;
 import dev.secinfra.errors.PermissionDeniedException;
 import dev.secinfra.errors.RateLimitedException;
 import dev.secinfra.errors.UnauthenticatedException;
+import dev.secinfra.errors.UnavailableException;
 import dev.secinfra.gen.CheckRequest;
 import dev.secinfra.gen.CheckResponse;
 import dev.secinfra.gen.GetCallerIdentityRequest;
@@ -243,6 +244,37 @@ class ClientIntegrationTest {
     assertTrue(meta.last().stale());
     assertTrue(meta.last().fromCache());
     assertEquals(4, meta.last().attempts());
+  }
+
+  @Test
+  void revalidateReachesTheServerAndNeverServesStaleInPlaceOfAnError() throws Exception {
+    admin
+        .secrets()
+        .putSecret(
+            PutSecretRequest.builder()
+                .name("java/revalidated")
+                .value(VALUE)
+                .policy(new dev.secinfra.gen.SecretPolicy(0, 60, 300))
+                .build());
+    GetSecretRequest request = GetSecretRequest.builder().name("java/revalidated").build();
+    client.secrets().getSecret(request);
+    int before = server.requests("GetSecret").size();
+    MetaCapture meta = new MetaCapture();
+    CallOptions revalidate = CallOptions.builder().revalidate(true).capture(meta).build();
+
+    Secret again = client.secrets().getSecret(request, revalidate);
+
+    assertArrayEquals(VALUE, again.value());
+    assertEquals(304, meta.last().status(), "a fresh entry was revalidated, not served");
+    assertTrue(meta.last().fromCache());
+    List<JsonNode> log = server.requests("GetSecret");
+    assertEquals(1, log.size() - before);
+    assertNotNull(log.get(log.size() - 1).path("headers").path("If-None-Match").asText(null));
+
+    server.script("GetSecret", "[{\"status\": 503}, {\"status\": 503}, {\"status\": 503}, {\"status\": 503}]");
+    assertThrows(UnavailableException.class, () -> client.secrets().getSecret(request, revalidate));
+    client.secrets().getSecret(request, CallOptions.builder().capture(meta).build());
+    assertEquals(0, meta.last().attempts(), "without revalidate the fresh entry is served");
   }
 
   @Test
