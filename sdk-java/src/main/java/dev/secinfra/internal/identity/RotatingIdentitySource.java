@@ -246,7 +246,7 @@ public final class RotatingIdentitySource implements IdentitySource, IdentityGat
 
   private static IllegalStateException notChained(GeneralSecurityException cause, String after) {
     return new IllegalStateException(
-        "secinfra: identity: the issued certificate does not chain to the trust bundle"
+        "secinfra: identity: the new certificate does not chain to the trust bundle"
             + after
             + " ("
             + cause.getMessage()
