@@ -195,7 +195,9 @@ public final class RotatingIdentitySource implements IdentitySource, IdentityGat
     IdentitySnapshot next =
         install(response.svid(), keys, null, RotationEvent.Kind.ENROLLED, installed);
     if (rotating && next != null) {
-      scheduleBundle(Duration.ZERO);
+      // The fetch right after enrolment (spec 10.2.1), before enrolment returns: the client
+      // starts with the server's current bundle. A failed fetch only schedules its retry.
+      refreshBundle();
     }
   }
 
