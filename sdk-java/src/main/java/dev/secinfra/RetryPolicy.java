@@ -1,7 +1,8 @@
 package dev.secinfra;
 
+import dev.secinfra.rpc.CallOptions;
+import dev.secinfra.rpc.Validate;
 import java.time.Duration;
-import java.util.Objects;
 
 /**
  * A client's defaults for retries and time limits (spec 3 and 5); every value can be overridden
@@ -103,29 +104,6 @@ public final class RetryPolicy {
     return attemptTimeout;
   }
 
-  static int checkAttempts(int value) {
-    if (value < 1) {
-      throw new IllegalArgumentException("secinfra: config: maxAttempts must be at least 1, got " + value);
-    }
-    return value;
-  }
-
-  static Duration checkPositive(String name, Duration value) {
-    Objects.requireNonNull(value, name);
-    if (value.isNegative() || value.isZero()) {
-      throw new IllegalArgumentException("secinfra: config: " + name + " must be greater than zero");
-    }
-    return value;
-  }
-
-  static Duration checkNotNegative(String name, Duration value) {
-    Objects.requireNonNull(value, name);
-    if (value.isNegative()) {
-      throw new IllegalArgumentException("secinfra: config: " + name + " must not be negative");
-    }
-    return value;
-  }
-
   /** Builds a {@link RetryPolicy}. */
   public static final class Builder {
     private int maxAttempts = DEFAULT_MAX_ATTEMPTS;
@@ -144,7 +122,7 @@ public final class RetryPolicy {
      * @return this builder
      */
     public Builder maxAttempts(int value) {
-      this.maxAttempts = checkAttempts(value);
+      this.maxAttempts = Validate.attempts(value);
       return this;
     }
 
@@ -155,7 +133,7 @@ public final class RetryPolicy {
      * @return this builder
      */
     public Builder baseBackoff(Duration value) {
-      this.baseBackoff = checkNotNegative("baseBackoff", value);
+      this.baseBackoff = Validate.notNegative("baseBackoff", value);
       return this;
     }
 
@@ -166,7 +144,7 @@ public final class RetryPolicy {
      * @return this builder
      */
     public Builder maxBackoff(Duration value) {
-      this.maxBackoff = checkNotNegative("maxBackoff", value);
+      this.maxBackoff = Validate.notNegative("maxBackoff", value);
       return this;
     }
 
@@ -177,7 +155,7 @@ public final class RetryPolicy {
      * @return this builder
      */
     public Builder maxRetryAfter(Duration value) {
-      this.maxRetryAfter = checkNotNegative("maxRetryAfter", value);
+      this.maxRetryAfter = Validate.notNegative("maxRetryAfter", value);
       return this;
     }
 
@@ -188,7 +166,7 @@ public final class RetryPolicy {
      * @return this builder
      */
     public Builder deadline(Duration value) {
-      this.deadline = checkPositive("deadline", value);
+      this.deadline = Validate.positive("deadline", value);
       return this;
     }
 
@@ -199,7 +177,7 @@ public final class RetryPolicy {
      * @return this builder
      */
     public Builder attemptTimeout(Duration value) {
-      this.attemptTimeout = checkPositive("attemptTimeout", value);
+      this.attemptTimeout = Validate.positive("attemptTimeout", value);
       return this;
     }
 

@@ -1,5 +1,6 @@
 package dev.secinfra;
 
+import dev.secinfra.rpc.Validate;
 import java.time.Duration;
 
 /**
@@ -84,13 +85,13 @@ public record RotationPolicy(
       throw new IllegalArgumentException(
           "secinfra: config: renewalJitter must be in [0, renewalFraction)");
     }
-    RetryPolicy.checkNotNegative("renewalRetryBase", renewalRetryBase);
-    RetryPolicy.checkNotNegative("renewalRetryMax", renewalRetryMax);
-    RetryPolicy.checkNotNegative("renewalExpiryMargin", renewalExpiryMargin);
-    RetryPolicy.checkPositive("reenrolRetry", reenrolRetry);
-    RetryPolicy.checkPositive("bundleRetry", bundleRetry);
-    RetryPolicy.checkPositive("bundleRefreshDefault", bundleRefreshDefault);
-    RetryPolicy.checkPositive("bundleRefreshMin", bundleRefreshMin);
-    RetryPolicy.checkPositive("bundleRefreshMax", bundleRefreshMax);
+    Validate.notNegative("renewalRetryBase", renewalRetryBase);
+    Validate.notNegative("renewalRetryMax", renewalRetryMax);
+    Validate.notNegative("renewalExpiryMargin", renewalExpiryMargin);
+    Validate.positive("reenrolRetry", reenrolRetry);
+    Validate.positive("bundleRetry", bundleRetry);
+    Validate.positive("bundleRefreshDefault", bundleRefreshDefault);
+    Validate.positive("bundleRefreshMin", bundleRefreshMin);
+    Validate.positive("bundleRefreshMax", bundleRefreshMax);
   }
 }

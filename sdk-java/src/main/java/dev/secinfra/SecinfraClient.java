@@ -9,10 +9,11 @@ import dev.secinfra.identity.Pem;
 import dev.secinfra.identity.RotationEvent;
 import dev.secinfra.identity.SpiffeId;
 import dev.secinfra.identity.X509Bundle;
-import dev.secinfra.internal.Engine;
-import dev.secinfra.internal.HttpTransport;
-import dev.secinfra.internal.IdentityManager;
-import dev.secinfra.internal.ResponseCache;
+import dev.secinfra.internal.cache.ResponseCache;
+import dev.secinfra.internal.call.CallPipeline;
+import dev.secinfra.internal.identity.RotatingIdentitySource;
+import dev.secinfra.internal.transport.HttpTransport;
+import dev.secinfra.rpc.CallOptions;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.URI;
@@ -48,8 +49,8 @@ public final class SecinfraClient implements AutoCloseable {
   /** This SDK's version, as sent in {@code User-Agent}. */
   public static final String VERSION = "0.1.0";
 
-  private final IdentityManager identityManager;
-  private final Engine engine;
+  private final RotatingIdentitySource identitySource;
+  private final CallPipeline pipeline;
   private final HttpTransport transport;
   private final ExecutorService executor;
   private final SecretsClient secrets;
@@ -85,38 +86,38 @@ public final class SecinfraClient implements AutoCloseable {
               t.setDaemon(true);
               return t;
             });
-    this.identityManager =
-        new IdentityManager(b.bundle, b.rotation, b.time, b.random, b.jwtProvider, rotating);
+    this.identitySource =
+        new RotatingIdentitySource(b.bundle, b.rotation, b.time, b.random, b.jwtProvider, rotating);
     ResponseCache cache = new ResponseCache(b.cacheMaxEntries);
     String userAgent =
         "secinfra-java/" + VERSION + " (Java/" + System.getProperty("java.version", "unknown") + ")"
             + (b.userAgentSuffix == null ? "" : " " + b.userAgentSuffix);
-    this.engine =
-        new Engine(
-            new Engine.Settings(uri, b.retryPolicy, b.useCache, userAgent, b.time, b.random),
+    this.pipeline =
+        new CallPipeline(
+            new CallPipeline.Settings(uri, b.retryPolicy, b.useCache, userAgent, b.time, b.random),
             b.budget,
             cache,
             executor);
-    this.transport = new HttpTransport(identityManager, serverId);
-    engine.attach(transport, identityManager);
-    this.secrets = new SecretsClient(engine);
-    this.authz = new AuthzClient(engine);
-    this.identity = new IdentityClient(engine);
-    identityManager.attach(identity, transport, cache::clear);
-    b.listeners.forEach(identityManager::subscribe);
+    this.transport = new HttpTransport(identitySource, serverId);
+    pipeline.attach(transport, identitySource);
+    this.secrets = new SecretsClient(pipeline);
+    this.authz = new AuthzClient(pipeline);
+    this.identity = new IdentityClient(pipeline);
+    identitySource.attach(identity, transport, cache::clear);
+    b.listeners.forEach(identitySource::subscribe);
     dev.secinfra.identity.FileSink sink = null;
     if (b.fileSink != null) {
-      sink = new dev.secinfra.identity.FileSink(b.fileSink, identityManager);
-      identityManager.subscribe(sink);
+      sink = new dev.secinfra.identity.FileSink(b.fileSink, identitySource);
+      identitySource.subscribe(sink);
     }
     try {
       if (b.staticIdentity != null) {
-        identityManager.installStatic(b.staticIdentity);
+        identitySource.installStatic(b.staticIdentity);
         if (sink != null) {
           sink.write();
         }
       } else {
-        identityManager.enrol(b.joinToken, CallOptions.DEFAULTS);
+        identitySource.enrol(b.joinToken, CallOptions.DEFAULTS);
       }
     } catch (RuntimeException e) {
       close();
@@ -209,7 +210,7 @@ public final class SecinfraClient implements AutoCloseable {
    * @return the source
    */
   public IdentitySource source() {
-    return identityManager;
+    return identitySource;
   }
 
   /**
@@ -220,7 +221,7 @@ public final class SecinfraClient implements AutoCloseable {
    * @param listener the subscriber
    */
   public void onRotation(Consumer<RotationEvent> listener) {
-    identityManager.subscribe(Objects.requireNonNull(listener, "listener"));
+    identitySource.subscribe(Objects.requireNonNull(listener, "listener"));
   }
 
   /**
@@ -229,7 +230,7 @@ public final class SecinfraClient implements AutoCloseable {
    * @param listener the subscriber
    */
   public void removeRotationListener(Consumer<RotationEvent> listener) {
-    identityManager.unsubscribe(listener);
+    identitySource.unsubscribe(listener);
   }
 
   /**
@@ -238,7 +239,7 @@ public final class SecinfraClient implements AutoCloseable {
    * @return the budget
    */
   public RetryBudget retryBudget() {
-    return engine.budget();
+    return pipeline.budget();
   }
 
   /**
@@ -246,9 +247,9 @@ public final class SecinfraClient implements AutoCloseable {
    */
   @Override
   public void close() {
-    engine.close();
-    identityManager.close();
-    engine.cache().clear();
+    pipeline.close();
+    identitySource.close();
+    pipeline.cache().clear();
     if (transport != null) {
       transport.close();
     }
@@ -257,7 +258,7 @@ public final class SecinfraClient implements AutoCloseable {
 
   @Override
   public String toString() {
-    return "SecinfraClient{" + identityManager + "}";
+    return "SecinfraClient{" + identitySource + "}";
   }
 
   /** Builds a {@link SecinfraClient}; {@link #build()} enrols. */

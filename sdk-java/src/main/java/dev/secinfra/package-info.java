@@ -1,6 +1,8 @@
 /**
- * The secinfra Java SDK: {@link dev.secinfra.SecinfraClient}, its options ({@link
- * dev.secinfra.RetryPolicy}, {@link dev.secinfra.RotationPolicy}, {@link dev.secinfra.CallOptions})
- * and call metadata ({@link dev.secinfra.MetaCapture}).
+ * The secinfra Java SDK: {@link dev.secinfra.SecinfraClient} and its client-wide settings ({@link
+ * dev.secinfra.RetryPolicy}, {@link dev.secinfra.RotationPolicy}, {@link dev.secinfra.RetryBudget},
+ * {@link dev.secinfra.TimeSource}). Per-call options and call metadata are in {@link
+ * dev.secinfra.rpc}; errors in {@link dev.secinfra.errors}; identity types in {@link
+ * dev.secinfra.identity}.
  */
 package dev.secinfra;

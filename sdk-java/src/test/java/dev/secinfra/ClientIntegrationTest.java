@@ -13,6 +13,7 @@ import dev.secinfra.errors.NotFoundException;
 import dev.secinfra.errors.PermissionDeniedException;
 import dev.secinfra.errors.RateLimitedException;
 import dev.secinfra.errors.UnauthenticatedException;
+import dev.secinfra.errors.UnavailableException;
 import dev.secinfra.gen.CheckRequest;
 import dev.secinfra.gen.CheckResponse;
 import dev.secinfra.gen.GetCallerIdentityRequest;
@@ -25,6 +26,9 @@ import dev.secinfra.gen.TupleKey;
 import dev.secinfra.gen.WriteTuplesRequest;
 import dev.secinfra.identity.RotationEvent;
 import dev.secinfra.testing.ReferenceServer;
+import dev.secinfra.rpc.CallOptions;
+import dev.secinfra.rpc.MetaCapture;
+import dev.secinfra.rpc.ResponseMeta;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -243,6 +247,37 @@ class ClientIntegrationTest {
   }
 
   @Test
+  void revalidateReachesTheServerAndNeverServesStaleInPlaceOfAnError() throws Exception {
+    admin
+        .secrets()
+        .putSecret(
+            PutSecretRequest.builder()
+                .name("java/revalidated")
+                .value(VALUE)
+                .policy(new dev.secinfra.gen.SecretPolicy(0, 60, 300))
+                .build());
+    GetSecretRequest request = GetSecretRequest.builder().name("java/revalidated").build();
+    client.secrets().getSecret(request);
+    int before = server.requests("GetSecret").size();
+    MetaCapture meta = new MetaCapture();
+    CallOptions revalidate = CallOptions.builder().revalidate(true).capture(meta).build();
+
+    Secret again = client.secrets().getSecret(request, revalidate);
+
+    assertArrayEquals(VALUE, again.value());
+    assertEquals(304, meta.last().status(), "a fresh entry was revalidated, not served");
+    assertTrue(meta.last().fromCache());
+    List<JsonNode> log = server.requests("GetSecret");
+    assertEquals(1, log.size() - before);
+    assertNotNull(log.get(log.size() - 1).path("headers").path("If-None-Match").asText(null));
+
+    server.script("GetSecret", "[{\"status\": 503}, {\"status\": 503}, {\"status\": 503}, {\"status\": 503}]");
+    assertThrows(UnavailableException.class, () -> client.secrets().getSecret(request, revalidate));
+    client.secrets().getSecret(request, CallOptions.builder().capture(meta).build());
+    assertEquals(0, meta.last().attempts(), "without revalidate the fresh entry is served");
+  }
+
+  @Test
   void deadlineEndsACallToASlowServer() throws Exception {
     server.script("GetCallerIdentity", "[{\"status\": 200, \"delay_ms\": 3000, \"body\": {}}]");
     long start = System.nanoTime();
@@ -318,6 +353,57 @@ class ClientIntegrationTest {
             () -> closing.identity().getCallerIdentity(GetCallerIdentityRequest.builder().build()));
     assertEquals(0, error.attempts());
     assertTrue(error.getMessage().contains("closed"));
+  }
+
+  @Test
+  void bundleRefreshesAreConditionalAndA304KeepsTheBundle() throws Exception {
+    RotationPolicy everySecond =
+        new RotationPolicy(
+            RotationPolicy.DEFAULT_RENEWAL_FRACTION,
+            RotationPolicy.DEFAULT_RENEWAL_JITTER,
+            RotationPolicy.DEFAULT_RENEWAL_RETRY_BASE,
+            RotationPolicy.DEFAULT_RENEWAL_RETRY_MAX,
+            RotationPolicy.DEFAULT_RENEWAL_EXPIRY_MARGIN,
+            RotationPolicy.DEFAULT_REENROL_RETRY,
+            RotationPolicy.DEFAULT_BUNDLE_RETRY,
+            RotationPolicy.DEFAULT_BUNDLE_REFRESH,
+            RotationPolicy.DEFAULT_BUNDLE_REFRESH_MIN,
+            Duration.ofSeconds(1));
+    int before = server.requests("GetTrustBundle").size();
+    List<RotationEvent> events = new java.util.concurrent.CopyOnWriteArrayList<>();
+    try (SecinfraClient refreshing =
+        server
+            .enrolling("spiffe://secinfra.local/java/bundle-refresh")
+            .rotationPolicy(everySecond)
+            .onRotation(events::add)
+            .build()) {
+      long until = System.nanoTime() + 20_000_000_000L;
+      List<JsonNode> mine = List.of();
+      while (System.nanoTime() < until && mine.size() < 3) {
+        Thread.sleep(200);
+        List<JsonNode> log = server.requests("GetTrustBundle");
+        mine = log.subList(before, log.size());
+      }
+      assertTrue(mine.size() >= 3, "refreshes seen: " + mine.size());
+      String etag = null;
+      for (int i = 1; i < mine.size(); i++) {
+        JsonNode entry = mine.get(i);
+        String ifNoneMatch = entry.path("headers").path("If-None-Match").asText(null);
+        assertNotNull(ifNoneMatch, "refresh " + i + " is conditional: " + entry);
+        assertEquals(304, entry.path("status").asInt(), "refresh " + i + ": " + entry);
+        if (etag != null) {
+          assertEquals(etag, ifNoneMatch, "every refresh names the held bundle's ETag");
+        }
+        etag = ifNoneMatch;
+      }
+      // The first fetch replaces the PEM bundle given at build (sequence 0); the 304s keep it.
+      assertEquals(
+          1,
+          events.stream().filter(e -> e.kind() == RotationEvent.Kind.BUNDLE_UPDATED).count(),
+          "a 304 keeps the bundle: " + events);
+      assertEquals(200, mine.get(0).path("status").asInt(), "the first fetch is unconditional");
+      assertTrue(refreshing.source().bundle().sequence() > 0, "the fetched bundle is held");
+    }
   }
 
   @Test

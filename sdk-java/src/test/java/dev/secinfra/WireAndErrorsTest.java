@@ -21,8 +21,8 @@ import dev.secinfra.gen.Consistency;
 import dev.secinfra.gen.IssueCertificateRequest;
 import dev.secinfra.gen.PutSecretRequest;
 import dev.secinfra.gen.Secret;
-import dev.secinfra.internal.Errors;
-import dev.secinfra.runtime.Wire;
+import dev.secinfra.internal.call.Answers;
+import dev.secinfra.rpc.Wire;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -97,7 +97,7 @@ class WireAndErrorsTest {
   @MethodSource("codes")
   void codesMapToTheirTypes(String code, Class<? extends ApiException> type) {
     SecinfraException error =
-        Errors.api(new ErrorInfo(code, "m", 400, "rid", false, null, 1, null), null);
+        Answers.typedError(new ErrorInfo(code, "m", 400, "rid", false, null, 1, null), null);
     assertInstanceOf(type, error);
     assertEquals(code, error.code());
     assertTrue(error.toString().endsWith("(request id rid)"));
@@ -114,6 +114,6 @@ class WireAndErrorsTest {
   @ParameterizedTest(name = "{0} -> {1}")
   @MethodSource("statuses")
   void statusesWithoutAnEnvelopeMapToCodes(int status, String code) {
-    assertEquals(code, Errors.codeForStatus(status));
+    assertEquals(code, Answers.codeForStatus(status));
   }
 }

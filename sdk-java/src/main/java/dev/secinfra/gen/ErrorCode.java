@@ -2,7 +2,7 @@
 package dev.secinfra.gen;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import dev.secinfra.runtime.Wire;
+import dev.secinfra.rpc.Wire;
 
 /**
  * The fixed list of error codes. On the wire a code is its lowercase name

@@ -3,7 +3,7 @@ package dev.secinfra.gen;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.secinfra.runtime.Wire;
+import dev.secinfra.rpc.Wire;
 import java.util.Set;
 
 /**

@@ -1,14 +1,24 @@
 package dev.secinfra.identity;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import dev.secinfra.runtime.Wire;
+import dev.secinfra.rpc.Wire;
 import java.io.IOException;
+import java.security.GeneralSecurityException;
+import java.security.cert.CertPath;
+import java.security.cert.CertPathValidator;
 import java.security.cert.CertificateException;
+import java.security.cert.CertificateFactory;
+import java.security.cert.PKIXParameters;
+import java.security.cert.TrustAnchor;
 import java.security.cert.X509Certificate;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Base64;
+import java.util.Date;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Optional;
+import java.util.Set;
 
 /**
  * A trust bundle: the CA certificates a client trusts, with the bundle's sequence number and
@@ -134,6 +144,33 @@ public final class X509Bundle {
       }
     }
     return Optional.empty();
+  }
+
+  /**
+   * Verifies that a chain (leaf first, with its intermediates) leads to a CA of this bundle,
+   * every certificate valid at {@code at}: the check of a server's chain (spec 8.5.1) and of a
+   * newly issued or renewed certificate (8.7.4). Trailing certificates that are CAs of the bundle
+   * themselves are left out of the path.
+   *
+   * @param chain the chain, leaf first
+   * @param at the time the chain must be valid at
+   * @throws GeneralSecurityException when the chain does not verify ({@link
+   *     java.security.cert.CertPathValidatorException} for a path that fails)
+   */
+  public void verify(List<X509Certificate> chain, Instant at) throws GeneralSecurityException {
+    Set<TrustAnchor> anchors = new HashSet<>();
+    for (X509Certificate ca : authorities) {
+      anchors.add(new TrustAnchor(ca, null));
+    }
+    PKIXParameters params = new PKIXParameters(anchors);
+    params.setRevocationEnabled(false);
+    params.setDate(Date.from(at));
+    int end = chain.size();
+    while (end > 1 && authorities.contains(chain.get(end - 1))) {
+      end--;
+    }
+    CertPath path = CertificateFactory.getInstance("X.509").generateCertPath(chain.subList(0, end));
+    CertPathValidator.getInstance("PKIX").validate(path, params);
   }
 
   /**

@@ -2,7 +2,7 @@
 package dev.secinfra.gen;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import dev.secinfra.runtime.Wire;
+import dev.secinfra.rpc.Wire;
 
 /**
  * A colour, to exercise enum wire names.

@@ -1,0 +1,523 @@
+package dev.secinfra.internal.call;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.secinfra.RetryBudget;
+import dev.secinfra.RetryPolicy;
+import dev.secinfra.TimeSource;
+import dev.secinfra.errors.ErrorInfo;
+import dev.secinfra.errors.IdentityExpiredException;
+import dev.secinfra.errors.SecinfraException;
+import dev.secinfra.errors.TransportException;
+import dev.secinfra.internal.Errors;
+import dev.secinfra.internal.cache.CacheControl;
+import dev.secinfra.internal.cache.ResponseCache;
+import dev.secinfra.internal.cache.SingleFlight;
+import dev.secinfra.internal.retry.Retry;
+import dev.secinfra.internal.transport.HttpTransport;
+import dev.secinfra.internal.transport.Tls;
+import dev.secinfra.rpc.Auth;
+import dev.secinfra.rpc.CallOptions;
+import dev.secinfra.rpc.Idempotency;
+import dev.secinfra.rpc.Invoker;
+import dev.secinfra.rpc.MetaCapture;
+import dev.secinfra.rpc.MethodDescriptor;
+import dev.secinfra.rpc.ResponseMeta;
+import dev.secinfra.rpc.Wire;
+import java.net.URI;
+import java.time.Duration;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.UUID;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.Executor;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.function.Function;
+import java.util.random.RandomGenerator;
+
+/**
+ * The call pipeline, the {@link Invoker} behind every generated client: options laid over the
+ * client's defaults, the identity gate, idempotency keys (spec 4), the cache with single-flight
+ * (7), the attempts with their deadline (5), the retry decisions of {@link Retry} paid from the
+ * budget (6), the one bundle refresh after a verification failure (10.3), and invalidation after
+ * writes (7.9). It sends through {@link HttpTransport} and reads answers with {@link Answers}.
+ * Thread-safe.
+ */
+public final class CallPipeline implements Invoker {
+  /**
+   * Client-wide settings of the pipeline.
+   *
+   * @param baseUri the server URL
+   * @param policy the client's retry and time-limit defaults
+   * @param useCache whether cacheable calls use the cache by default
+   * @param userAgent the {@code User-Agent} header
+   * @param time the clocks
+   * @param random the jitter source
+   */
+  public record Settings(
+      URI baseUri,
+      RetryPolicy policy,
+      boolean useCache,
+      String userAgent,
+      TimeSource time,
+      RandomGenerator random) {}
+
+  /** The outcome of a call before decoding. */
+  private record Result(JsonNode body, ResponseMeta meta) {}
+
+  /** One call's settings: the client's with the call's options laid over them. */
+  private record Effective(
+      Retry.Policy retry, Duration deadline, Duration attemptTimeout, boolean useCache,
+      boolean revalidate) {}
+
+  /** The answer that ended a call's attempts. */
+  private record Answer(int status, JsonNode body, HttpTransport.Outcome outcome, int attempts) {}
+
+  private final Settings settings;
+  private final RequestEncoder encoder;
+  private final RetryBudget budget;
+  private final ResponseCache cache;
+  private final SingleFlight<Result> flights;
+  private final Executor asyncExecutor;
+  private volatile HttpTransport transport;
+  private volatile IdentityGate identity;
+  private volatile boolean closed;
+
+  /**
+   * A pipeline; {@link #attach} completes it.
+   *
+   * @param settings client-wide settings
+   * @param budget the client's retry budget
+   * @param cache the client's cache
+   * @param asyncExecutor runs the asynchronous variants
+   */
+  public CallPipeline(
+      Settings settings, RetryBudget budget, ResponseCache cache, Executor asyncExecutor) {
+    this.settings = settings;
+    this.encoder = new RequestEncoder(settings.baseUri());
+    this.budget = budget;
+    this.cache = cache;
+    this.flights = new SingleFlight<>(settings.time()::nanoTime);
+    this.asyncExecutor = asyncExecutor;
+  }
+
+  /**
+   * Connects the transport and the identity source (which itself calls through this pipeline).
+   *
+   * @param transport the transport
+   * @param identity what mTLS calls wait on, and what refreshes the bundle
+   */
+  public void attach(HttpTransport transport, IdentityGate identity) {
+    this.transport = transport;
+    this.identity = identity;
+  }
+
+  @Override
+  public <T> T invoke(
+      MethodDescriptor method, ObjectNode request, CallOptions options, Function<JsonNode, T> decode) {
+    if (closed) {
+      throw Errors.transport("secinfra: client: the client is closed", false, 0, null);
+    }
+    CallOptions opts = options == null ? CallOptions.DEFAULTS : options;
+    MetaCapture capture = opts.capture();
+    Result result;
+    try {
+      result = execute(method, request, opts);
+    } catch (SecinfraException e) {
+      if (capture != null) {
+        capture.record(new ResponseMeta(false, false, e.attempts(), e.requestId(), e.status()));
+      }
+      throw e;
+    }
+    if (capture != null) {
+      capture.record(result.meta());
+    }
+    try {
+      return decode.apply(result.body());
+    } catch (Wire.DecodeException e) {
+      throw new TransportException(
+          new ErrorInfo(
+              "unavailable",
+              "secinfra: transport: "
+                  + method.name()
+                  + " answered a body that does not decode: "
+                  + e.path(),
+              result.meta().status(),
+              result.meta().requestId(),
+              false,
+              null,
+              result.meta().attempts(),
+              null),
+          e);
+    }
+  }
+
+  @Override
+  public <T> CompletableFuture<T> invokeAsync(
+      MethodDescriptor method, ObjectNode request, CallOptions options, Function<JsonNode, T> decode) {
+    try {
+      return CompletableFuture.supplyAsync(
+          () -> invoke(method, request, options, decode), asyncExecutor);
+    } catch (RejectedExecutionException e) {
+      return CompletableFuture.failedFuture(
+          Errors.transport("secinfra: client: the client is closed", false, 0, e));
+    }
+  }
+
+  /** Refuses every later call: the client was closed. */
+  public void close() {
+    closed = true;
+  }
+
+  private Effective effective(CallOptions o) {
+    RetryPolicy p = settings.policy();
+    return new Effective(
+        new Retry.Policy(
+            o.maxAttempts() != null ? o.maxAttempts() : p.maxAttempts(),
+            o.baseBackoff() != null ? o.baseBackoff() : p.baseBackoff(),
+            o.maxBackoff() != null ? o.maxBackoff() : p.maxBackoff(),
+            o.maxRetryAfter() != null ? o.maxRetryAfter() : p.maxRetryAfter()),
+        o.deadline() != null ? o.deadline() : p.deadline(),
+        o.attemptTimeout() != null ? o.attemptTimeout() : p.attemptTimeout(),
+        o.useCache() != null ? o.useCache() : settings.useCache(),
+        o.revalidate());
+  }
+
+  private Result execute(MethodDescriptor method, ObjectNode request, CallOptions opts) {
+    Effective eff = effective(opts);
+    long deadline = settings.time().nanoTime() + eff.deadline().toNanos();
+    if (method.auth() == Auth.MTLS) {
+      identity.awaitIdentity(deadline);
+    }
+    String key = null;
+    if (method.idempotency() != Idempotency.READ_ONLY) {
+      key = opts.idempotencyKey() != null ? opts.idempotencyKey() : UUID.randomUUID().toString();
+    }
+    if (method.cache() != null && eff.useCache()) {
+      return cached(method, request, eff, deadline);
+    }
+    Answer answer;
+    try {
+      answer = send(method, request, key, eff, deadline, null);
+    } catch (SecinfraException e) {
+      boolean unknownOutcome =
+          e instanceof TransportException || (e.status() != null && e.status() >= 500);
+      if (unknownOutcome) {
+        invalidate(method, request, null);
+      }
+      throw e;
+    }
+    invalidate(method, request, answer.body());
+    return new Result(
+        answer.body(),
+        new ResponseMeta(
+            false, false, answer.attempts(), answer.outcome().header("Request-Id"), answer.status()));
+  }
+
+  private void invalidate(MethodDescriptor method, ObjectNode request, JsonNode body) {
+    if (method.invalidates() == null) {
+      return;
+    }
+    String family = method.invalidates().resource();
+    String field = method.invalidates().keyField();
+    cache.invalidate(family, field.isEmpty() ? null : RequestEncoder.text(request.get(field)));
+    if (body != null) {
+      JsonNode revision = body.get("revision");
+      if (revision != null && revision.isTextual() && !revision.textValue().isEmpty()) {
+        cache.mark(family, revision.textValue());
+      }
+    }
+  }
+
+  // ---- cache ----------------------------------------------------------------------------------
+
+  private Result cached(MethodDescriptor method, ObjectNode request, Effective eff, long deadline) {
+    String cacheKey = ResponseCache.key(method.fullName(), request);
+    long now = settings.time().nanoTime();
+    ResponseCache.Entry entry = cache.lookup(cacheKey, now);
+    if (entry != null && entry.fresh(now) && !eff.revalidate()) {
+      return new Result(entry.body(), new ResponseMeta(true, false, 0, null, null));
+    }
+    // A revalidation must reach the server: it never shares a flight that may not (7.12.2).
+    String flight = eff.revalidate() ? cacheKey + "\u0000revalidate" : cacheKey;
+    return flights.run(flight, deadline, () -> fetch(method, request, eff, deadline, cacheKey));
+  }
+
+  private Result fetch(
+      MethodDescriptor method, ObjectNode request, Effective eff, long deadline, String cacheKey) {
+    long now = settings.time().nanoTime();
+    ResponseCache.Entry entry = cache.lookup(cacheKey, now);
+    if (entry != null && entry.fresh(now) && !eff.revalidate()) {
+      return new Result(entry.body(), new ResponseMeta(true, false, 0, null, null));
+    }
+    String family = method.cache().resource();
+    String keyField = method.cache().keyField();
+    String resourceKey = keyField.isEmpty() ? "" : RequestEncoder.text(request.get(keyField));
+    long generation = cache.generation(family);
+    Answer answer;
+    try {
+      answer = send(method, request, null, eff, deadline, entry == null ? null : entry.etag());
+    } catch (SecinfraException e) {
+      boolean serverFailed =
+          !(e instanceof IdentityExpiredException)
+              && (e instanceof TransportException || (e.status() != null && e.status() >= 500));
+      if (entry != null
+          && serverFailed
+          && !eff.revalidate()
+          && entry.usableOnError(settings.time().nanoTime())) {
+        return new Result(
+            entry.body(), new ResponseMeta(true, true, e.attempts(), e.requestId(), e.status()));
+      }
+      throw e;
+    }
+    HttpTransport.Outcome outcome = answer.outcome();
+    long received = settings.time().nanoTime();
+    String requestId = outcome.header("Request-Id");
+    String controlHeader = outcome.header("Cache-Control");
+    CacheControl control = CacheControl.parse(controlHeader);
+    long ageNanos = CacheControl.delta(outcome.header("Age")) * 1_000_000_000L;
+    String etag = outcome.header("ETag");
+    if (answer.status() == 304) {
+      if (control.noStore()) {
+        cache.drop(cacheKey);
+      } else if (etag == null || etag.equals(entry.etag())) {
+        CacheControl kept = controlHeader != null ? control : entry.control();
+        cache.store(
+            cacheKey,
+            new ResponseCache.Entry(
+                entry.body(), entry.etag(), kept, received - ageNanos, entry.revision(), family,
+                resourceKey, requestId, 304),
+            generation);
+      }
+      return new Result(
+          entry.body(), new ResponseMeta(true, false, answer.attempts(), requestId, 304));
+    }
+    JsonNode body = answer.body();
+    if (control.noStore()) {
+      cache.drop(cacheKey);
+    } else if (control.maxAgeSeconds() > 0 || control.staleIfErrorSeconds() > 0 || etag != null) {
+      JsonNode revision = body.get("revision");
+      cache.store(
+          cacheKey,
+          new ResponseCache.Entry(
+              body, etag, control, received - ageNanos,
+              revision != null && revision.isTextual() ? revision.textValue() : null,
+              family, resourceKey, requestId, answer.status()),
+          generation);
+    }
+    return new Result(
+        body, new ResponseMeta(false, false, answer.attempts(), requestId, answer.status()));
+  }
+
+  // ---- one call's attempts ----------------------------------------------------------------------
+
+  private Answer send(
+      MethodDescriptor method,
+      ObjectNode request,
+      String idempotencyKey,
+      Effective eff,
+      long deadline,
+      String ifNoneMatch) {
+    URI uri = encoder.uri(method, request);
+    byte[] body = RequestEncoder.body(method, request);
+    boolean mtls = method.auth() == Auth.MTLS;
+    boolean refreshed = false;
+    int attempt = 0;
+    while (true) {
+      attempt++;
+      long start = settings.time().nanoTime();
+      long remaining = deadline - start;
+      if (remaining <= 0) {
+        throw Errors.deadline(deadlineMessage(method, eff, attempt - 1), attempt - 1, null);
+      }
+      long timeout = Math.min(eff.attemptTimeout().toNanos(), remaining);
+      Map<String, String> headers = headers(attempt, idempotencyKey, body != null, ifNoneMatch);
+      HttpTransport.Outcome outcome =
+          transport.send(mtls, method.httpMethod(), uri, body, headers, timeout);
+      remaining = deadline - settings.time().nanoTime();
+      HttpTransport.Failure failure = outcome.failure();
+      if (failure == null) {
+        int status = outcome.status();
+        if (status >= 200 && status < 300) {
+          JsonNode parsed = Answers.body(method, outcome, attempt);
+          budget.onSuccess();
+          return new Answer(status, parsed, outcome, attempt);
+        }
+        if (status == 304 && ifNoneMatch != null) {
+          budget.onSuccess();
+          return new Answer(status, null, outcome, attempt);
+        }
+        if (status < 400) {
+          throw Answers.unexpected(method, outcome, attempt);
+        }
+        Retry.Decision decision =
+            Retry.decide(
+                Retry.Outcome.response(
+                    status, outcome.header("Retry-After"), outcome.header("Secinfra-Should-Retry")),
+                input(method, eff, idempotencyKey, attempt, remaining));
+        if (!decision.retry()) {
+          throw responseError(method, outcome, attempt, decision);
+        }
+        if (!budget.tryRetry(false)) {
+          throw Answers.decodeError(
+              method, outcome, attempt, true, decision.retryAfter(), "retry budget spent");
+        }
+        sleep(decision.delayNanos(), attempt);
+        continue;
+      }
+      if (failure.verification() != null) {
+        if (failure.verification().check() == Tls.VerificationFailure.Check.CHAIN
+            && !refreshed
+            && !method.name().equals("GetTrustBundle")) {
+          refreshed = true;
+          if (identity.refreshBundleNow(deadline)) {
+            attempt--;
+            continue;
+          }
+        }
+        throw Errors.transport(failure.verification().getMessage(), false, attempt, failure.cause());
+      }
+      Retry.Decision decision =
+          Retry.decide(
+              Retry.Outcome.failure(failure.beforeSend(), failure.timedOut()),
+              input(method, eff, idempotencyKey, attempt, remaining));
+      if (!decision.retry()) {
+        throw failureError(method, eff, failure, attempt, decision);
+      }
+      if (!budget.tryRetry(failure.timedOut())) {
+        throw Errors.transport(
+            "secinfra: transport: " + method.name() + " failed: " + describe(failure.cause())
+                + " (retry budget spent)",
+            true, attempt, failure.cause());
+      }
+      sleep(decision.delayNanos(), attempt);
+    }
+  }
+
+  private Map<String, String> headers(
+      int attempt, String idempotencyKey, boolean hasBody, String ifNoneMatch) {
+    Map<String, String> headers = new LinkedHashMap<>();
+    headers.put("User-Agent", settings.userAgent());
+    headers.put("Accept", "application/json");
+    headers.put("Secinfra-Attempt", Integer.toString(attempt));
+    if (idempotencyKey != null) {
+      headers.put("Idempotency-Key", idempotencyKey);
+    }
+    if (hasBody) {
+      headers.put("Content-Type", "application/json");
+    }
+    if (ifNoneMatch != null) {
+      headers.put("If-None-Match", ifNoneMatch);
+    }
+    return headers;
+  }
+
+  private Retry.Input input(
+      MethodDescriptor method, Effective eff, String idempotencyKey, int attempt, long remaining) {
+    return new Retry.Input(
+        eff.retry(),
+        method.idempotency(),
+        idempotencyKey != null,
+        attempt,
+        remaining,
+        settings.time().now(),
+        settings.random()::nextDouble);
+  }
+
+  /** The error that ends a call whose last attempt was answered with an error status. */
+  private static SecinfraException responseError(
+      MethodDescriptor method, HttpTransport.Outcome outcome, int attempt, Retry.Decision decision) {
+    Double retryAfter = decision.retryAfter();
+    switch (decision.reason()) {
+      case ATTEMPTS_EXHAUSTED:
+        return Answers.decodeError(method, outcome, attempt, true, retryAfter, "attempts exhausted");
+      case DEADLINE_REACHED:
+        return Answers.decodeError(method, outcome, attempt, true, retryAfter, "deadline reached");
+      case BACKOFF_PAST_DEADLINE:
+        return Answers.decodeError(
+            method, outcome, attempt, true, null, "the next backoff would pass the deadline");
+      case RETRY_AFTER_TOO_LONG:
+        return Answers.retryAfterRefused(method, outcome, attempt, retryAfter, true);
+      case RETRY_AFTER_PAST_DEADLINE:
+        return Answers.retryAfterRefused(method, outcome, attempt, retryAfter, false);
+      default:
+        return Answers.decodeError(method, outcome, attempt, false, retryAfter, null);
+    }
+  }
+
+  /** The error that ends a call whose last attempt got no answer. */
+  private static SecinfraException failureError(
+      MethodDescriptor method,
+      Effective eff,
+      HttpTransport.Failure failure,
+      int attempt,
+      Retry.Decision decision) {
+    String what = describe(failure.cause());
+    switch (decision.reason()) {
+      case UNSAFE_TO_RESEND:
+        return Errors.transport(
+            "secinfra: transport: " + method.name() + " failed after the request was sent: " + what,
+            false, attempt, failure.cause());
+      case ATTEMPTS_EXHAUSTED:
+        return Errors.transport(
+            "secinfra: transport: " + method.name() + " failed: " + what
+                + " (attempts exhausted after " + attempt + ")",
+            true, attempt, failure.cause());
+      default:
+        return Errors.deadline(deadlineMessage(method, eff, attempt), attempt, failure.cause());
+    }
+  }
+
+  private static String deadlineMessage(MethodDescriptor method, Effective eff, int attempts) {
+    return "secinfra: retry: "
+        + method.name()
+        + " passed its deadline of "
+        + eff.deadline().toMillis() / 1000.0
+        + " s after "
+        + attempts
+        + (attempts == 1 ? " attempt" : " attempts");
+  }
+
+  private static String describe(Throwable cause) {
+    if (cause == null) {
+      return "no response";
+    }
+    if (cause instanceof TimeoutException || cause instanceof java.net.http.HttpTimeoutException) {
+      return "the attempt timed out";
+    }
+    String message = cause.getMessage();
+    return cause.getClass().getSimpleName() + (message == null ? "" : ": " + message);
+  }
+
+  private static void sleep(long nanos, int attempts) {
+    if (nanos <= 0) {
+      return;
+    }
+    try {
+      TimeUnit.NANOSECONDS.sleep(nanos);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw Errors.transport("secinfra: retry: interrupted while waiting to retry", false, attempts, e);
+    }
+  }
+
+  /**
+   * The client's retry budget.
+   *
+   * @return the budget
+   */
+  public RetryBudget budget() {
+    return budget;
+  }
+
+  /**
+   * The client's cache.
+   *
+   * @return the cache
+   */
+  public ResponseCache cache() {
+    return cache;
+  }
+}

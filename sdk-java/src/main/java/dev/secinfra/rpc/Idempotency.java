@@ -1,0 +1,20 @@
+package dev.secinfra.rpc;
+
+/** An RPC's idempotency, from its descriptor. */
+public enum Idempotency {
+  /** Reads only; safe to repeat; never carries an Idempotency-Key. */
+  READ_ONLY,
+  /** Changes state, with the same effect when repeated; carries an Idempotency-Key. */
+  IDEMPOTENT,
+  /** Changes state; carries an Idempotency-Key so retries are safe. */
+  NON_IDEMPOTENT;
+
+  /**
+   * Whether a call of this kind is safe to repeat ({@code READ_ONLY} or {@code IDEMPOTENT}).
+   *
+   * @return true when safe to repeat
+   */
+  public boolean safeToRepeat() {
+    return this != NON_IDEMPOTENT;
+  }
+}

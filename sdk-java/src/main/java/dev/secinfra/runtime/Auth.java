@@ -1,9 +1,0 @@
-package dev.secinfra.runtime;
-
-/** How an RPC authenticates, from its descriptor. */
-public enum Auth {
-  /** The client presents its identity snapshot (mutual TLS). */
-  MTLS,
-  /** No client certificate ({@code IssueCertificate}, {@code GetTrustBundle}, {@code GetCrl}). */
-  NONE
-}
