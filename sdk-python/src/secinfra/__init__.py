@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 from ._agent import FileSink
 from ._client import Client, ClientSettings
 from ._identity import RotatingIdentity, StaticIdentity, build_csr, load_bundle, new_private_key
-from ._runtime._descriptor import CallOptions
+from ._rpc import CallOptions
 from ._runtime._meta import Captured, ResponseMeta, capture
 from ._runtime._retry import RetryPolicy
 from ._runtime._source import (

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ._runtime._clock import Clock, SystemClock
-from ._runtime._descriptor import CallOptions
+from ._rpc import CallOptions
 from ._runtime._rotation import (
     DEFAULT_BUNDLE_REFRESH,
     RENEWAL_RETRY_BASE,

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from secinfra._runtime._clock import FakeClock
-from secinfra._runtime._descriptor import (
+from secinfra._rpc import (
     Auth,
     CachePolicy,
     CallOptions,
@@ -280,7 +280,7 @@ def test_a_server_dripping_its_body_does_not_stretch_the_attempt(
     transport = HttpTransport(server.url, Source(server.bundle_pem))
     started = time.monotonic()
     with pytest.raises(TransportError) as caught:
-        transport.call(
+        transport.invoke(
             descriptor(),
             Request(),
             Echo,
@@ -301,7 +301,7 @@ def test_the_deadline_ends_a_dripping_answer(
     transport = HttpTransport(server.url, Source(server.bundle_pem))
     started = time.monotonic()
     with pytest.raises(DeadlineExceeded) as caught:
-        transport.call(descriptor(), Request(), Echo, CallOptions(deadline=0.4))
+        transport.invoke(descriptor(), Request(), Echo, CallOptions(deadline=0.4))
     elapsed = time.monotonic() - started
     transport.close()
     assert elapsed < 0.4 + 0.25
@@ -314,8 +314,8 @@ def test_a_quick_drip_within_the_attempt_is_read_whole(
     server = drip(b'{"name": "ok"}', 0.005)
     with_transport = HttpTransport(server.url, Source(server.bundle_pem))
     try:
-        answer = with_transport.call(descriptor(), Request(), Echo, CallOptions(attempt_timeout=2))
-        again = with_transport.call(descriptor(), Request(), Echo, None)
+        answer = with_transport.invoke(descriptor(), Request(), Echo, CallOptions(attempt_timeout=2))
+        again = with_transport.invoke(descriptor(), Request(), Echo, None)
     finally:
         with_transport.close()
     assert answer.data == {"name": "ok"}
@@ -337,7 +337,7 @@ def test_a_server_dripping_its_head_does_not_stretch_the_attempt(
     started = time.monotonic()
     try:
         with pytest.raises(TransportError) as caught:
-            transport.call(
+            transport.invoke(
                 descriptor(),
                 Request(),
                 Echo,
@@ -360,7 +360,7 @@ def test_the_deadline_ends_a_dripping_head(drip: Callable[..., DripServer]) -> N
     started = time.monotonic()
     try:
         with pytest.raises(DeadlineExceeded) as caught:
-            transport.call(descriptor(), Request(), Echo, CallOptions(deadline=0.4))
+            transport.invoke(descriptor(), Request(), Echo, CallOptions(deadline=0.4))
         elapsed = time.monotonic() - started
     finally:
         transport.close()
@@ -375,11 +375,11 @@ def test_a_quick_head_within_the_attempt_is_read_and_the_connection_reused(
     server = drip(b'{"name": "ok"}', 0.002, head=True)
     transport = HttpTransport(server.url, Source(server.bundle_pem))
     try:
-        first = transport.call(descriptor(), Request(), Echo, CallOptions(attempt_timeout=1.0))
+        first = transport.invoke(descriptor(), Request(), Echo, CallOptions(attempt_timeout=1.0))
         # Longer than the first attempt's timeout: a watchdog left armed
         # would have shut the pooled connection down by now.
         time.sleep(1.1)
-        second = transport.call(descriptor(), Request(), Echo, CallOptions(attempt_timeout=3))
+        second = transport.invoke(descriptor(), Request(), Echo, CallOptions(attempt_timeout=3))
     finally:
         transport.close()
     assert first.data == second.data == {"name": "ok"}
@@ -453,7 +453,7 @@ def test_the_deadline_counts_from_the_call_not_from_sending() -> None:
     transport = HttpTransport("https://127.0.0.1:9", Source(), clock=clock)
     slow_encoding = Request(on_encode=lambda: clock.advance(31.0))
     with pytest.raises(DeadlineExceeded) as caught:
-        transport.call(descriptor(), slow_encoding, Echo, None)
+        transport.invoke(descriptor(), slow_encoding, Echo, None)
     assert caught.value.attempts == 0
 
 
@@ -472,7 +472,7 @@ def test_a_single_flight_waiter_ends_by_its_own_deadline() -> None:
 
     def leader() -> None:
         try:
-            transport.call(descriptor(cacheable=True), Request({"name": "a"}), Echo, None)
+            transport.invoke(descriptor(cacheable=True), Request({"name": "a"}), Echo, None)
         except TransportError as exc:
             results.append(exc)
 
@@ -482,7 +482,7 @@ def test_a_single_flight_waiter_ends_by_its_own_deadline() -> None:
     started = time.monotonic()
     try:
         with pytest.raises(DeadlineExceeded) as caught:
-            transport.call(
+            transport.invoke(
                 descriptor(cacheable=True), Request({"name": "a"}), Echo, CallOptions(deadline=0.3)
             )
         waited = time.monotonic() - started
@@ -510,7 +510,7 @@ def test_use_cache_false_on_the_transport_sends_every_cacheable_call() -> None:
     transport._flights.do = lambda key, fn, **kw: joined.append(key)  # type: ignore[method-assign,assignment,misc]
     for _ in range(2):
         with pytest.raises(TransportError):
-            transport.call(descriptor(cacheable=True), Request({"name": "a"}), Echo, None)
+            transport.invoke(descriptor(cacheable=True), Request({"name": "a"}), Echo, None)
     assert len(sent) == 2
     assert joined == []  # never joined a single flight (spec 7.12.1)
     assert not transport.use_cache
@@ -525,7 +525,7 @@ def test_per_call_use_cache_true_wins_over_the_client_default() -> None:
         return Echo({}), _meta()
 
     transport._flights.do = do  # type: ignore[method-assign]
-    transport.call(
+    transport.invoke(
         descriptor(cacheable=True), Request({"name": "a"}), Echo, CallOptions(use_cache=True)
     )
     assert len(joined) == 1

@@ -37,6 +37,14 @@ from urllib3.exceptions import (
 )
 
 from .. import __version__
+from .._rpc import (
+    Auth,
+    CallOptions,
+    Idempotency,
+    MethodDescriptor,
+    RequestMessage,
+    ResponseMessage,
+)
 from ..errors import (
     ApiError,
     DeadlineExceeded,
@@ -51,14 +59,6 @@ from ..errors import (
 from ._budget import RetryBudget
 from ._cache import ResponseCache, SingleFlight, cache_key
 from ._clock import Clock, SystemClock
-from ._descriptor import (
-    Auth,
-    CallOptions,
-    Idempotency,
-    MethodDescriptor,
-    RequestMessage,
-    ResponseMessage,
-)
 from ._meta import ResponseMeta, report
 from ._retry import (
     DEFAULT_RETRY_POLICY,
@@ -238,7 +238,7 @@ class HttpTransport:
             adapter.close()
 
     # -- the call --------------------------------------------------------------------
-    def call(
+    def invoke(
         self,
         method: MethodDescriptor,
         request: RequestMessage,

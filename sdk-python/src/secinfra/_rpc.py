@@ -1,4 +1,11 @@
-"""What the runtime knows about one RPC, and the interface it offers clients.
+"""The RPC contract: what generated service clients call, and nothing else.
+
+Generated code is thin: a client method builds its request model and hands
+it, with the RPC's `MethodDescriptor` and the caller's `CallOptions`, to an
+`Invoker`, which returns the decoded response. This module is the only one
+generated code imports; the implementation behind `Invoker` (retries, cache,
+identity, connections) lives in ``secinfra._runtime`` and can change without
+regenerating a line.
 
 `MethodDescriptor` mirrors the ``secinfra.v1.rpc`` option of api/secinfra/v1/
 options.proto; the generator writes one per RPC beside each service client.
@@ -136,10 +143,14 @@ class ResponseMessage(Protocol):
 R = TypeVar("R", bound=ResponseMessage)
 
 
-class Transport(Protocol):
-    """Sends one RPC: encode, send with retries and caching, decode the response."""
+class Invoker(Protocol):
+    """Makes one RPC call: the one interface generated clients call.
 
-    def call(
+    ``secinfra._runtime._call.CallPipeline`` implements it (encode, cache,
+    attempts with retries, decode); tests may pass any object of this shape.
+    """
+
+    def invoke(
         self,
         method: MethodDescriptor,
         request: RequestMessage,
