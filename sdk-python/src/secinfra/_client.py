@@ -10,7 +10,11 @@ from typing import Any, TypedDict, Unpack
 from ._gen.authz_client import AuthzClient
 from ._gen.identity_client import IdentityClient
 from ._gen.secrets_client import SecretsClient
-from ._identity import JwtProvider, RotatingIdentity, StaticIdentity, load_bundle
+from ._identity._bundle import load_bundle
+from ._identity._events import Subscriber
+from ._identity._rotating import JwtProvider, RotatingIdentity
+from ._identity._source import IdentitySource
+from ._identity._static import StaticIdentity
 from ._runtime._budget import (
     BUDGET_CAPACITY,
     RETRY_COST,
@@ -19,9 +23,9 @@ from ._runtime._budget import (
     RetryBudget,
 )
 from ._runtime._cache import DEFAULT_MAX_ENTRIES, ResponseCache
+from ._runtime._call import CallPipeline
 from ._runtime._clock import Clock, SystemClock
 from ._runtime._retry import DEFAULT_RETRY_POLICY, RetryPolicy
-from ._runtime._source import IdentitySource, Subscriber
 from ._runtime._transport import HttpTransport
 
 
@@ -76,8 +80,8 @@ class Client:
     ) -> None:
         self._clock = clock or SystemClock()
         self._source = source
-        self._transport = HttpTransport(
-            url,
+        self._pipeline = CallPipeline(
+            HttpTransport(url, source, clock=self._clock),
             source,
             policy=retry_policy,
             budget=RetryBudget(
@@ -91,9 +95,9 @@ class Client:
             rng=rng,
             use_cache=use_cache,
         )
-        self.secrets = SecretsClient(self._transport)
-        self.authz = AuthzClient(self._transport)
-        self.identity = IdentityClient(self._transport)
+        self.secrets = SecretsClient(self._pipeline)
+        self.authz = AuthzClient(self._pipeline)
+        self.identity = IdentityClient(self._pipeline)
 
     @classmethod
     def enrol(
@@ -155,12 +159,12 @@ class Client:
     @property
     def budget(self) -> RetryBudget:
         """This client's retry budget (its own; never shared with another client)."""
-        return self._transport.budget
+        return self._pipeline.budget
 
     @property
     def cache(self) -> ResponseCache[Any]:
         """This client's response cache."""
-        return self._transport.cache
+        return self._pipeline.cache
 
     @property
     def source(self) -> IdentitySource:
@@ -177,7 +181,7 @@ class Client:
         close = getattr(self._source, "close", None)
         if callable(close):
             close()
-        self._transport.close()
+        self._pipeline.close()
 
     def __enter__(self) -> Client:
         return self

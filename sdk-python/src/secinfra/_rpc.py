@@ -90,6 +90,11 @@ class MethodDescriptor:
     admin: bool
     """The caller needs the admin relation on the system object."""
 
+    @property
+    def full_name(self) -> str:
+        """``service/name``, e.g. ``secinfra.v1.SecretsService/GetSecret``."""
+        return f"{self.service}/{self.name}"
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class CallOptions:

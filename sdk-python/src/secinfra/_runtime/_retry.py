@@ -61,8 +61,8 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Protocol, TypeAlias, TypeVar
 
-from ._budget import RetryBudget
 from .._rpc import Idempotency
+from ._budget import RetryBudget
 from ._headers import header
 
 __all__ = [
