@@ -27,6 +27,7 @@ from ._identity._static import StaticIdentity
 from ._rpc import CallOptions
 from ._runtime._meta import Captured, ResponseMeta, capture
 from ._runtime._retry import RetryPolicy
+from ._runtime._rotation import RotationPolicy
 
 __all__ = [
     "CallOptions",
@@ -40,6 +41,7 @@ __all__ = [
     "RotatingIdentity",
     "RotationEvent",
     "RotationKind",
+    "RotationPolicy",
     "StaticIdentity",
     "TrustBundle",
     "X509Identity",

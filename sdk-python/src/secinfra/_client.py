@@ -26,6 +26,7 @@ from ._runtime._cache import DEFAULT_MAX_ENTRIES, ResponseCache
 from ._runtime._call import CallPipeline
 from ._runtime._clock import Clock, SystemClock
 from ._runtime._retry import DEFAULT_RETRY_POLICY, RetryPolicy
+from ._runtime._rotation import DEFAULT_ROTATION_POLICY, RotationPolicy
 from ._runtime._transport import HttpTransport
 
 
@@ -34,6 +35,7 @@ class ClientSettings(TypedDict, total=False):
     ``from_files`` accept the same keywords and pass them on."""
 
     retry_policy: RetryPolicy
+    rotation_policy: RotationPolicy
     cache_size: int
     use_cache: bool
     budget_capacity: int
@@ -53,9 +55,16 @@ class Client:
     (``retry_policy``), the retry budget (``budget_capacity``, ``retry_cost``,
     ``timeout_retry_cost``, ``success_refund``: each client gets a bucket of
     its own, full at the start), the cache size (``cache_size``) and whether
-    cacheable calls use the cache (``use_cache``). The per-call ones
-    (``retry_policy``'s and ``use_cache``) can be overridden for one call with
+    cacheable calls use the cache (``use_cache``), and when the identity is
+    renewed and the trust bundle refreshed (``rotation_policy``, a
+    :class:`RotationPolicy`). The per-call ones (``retry_policy``'s and
+    ``use_cache``) can be overridden for one call with
     ``call_options=CallOptions(...)``.
+
+    ``rotation_policy`` drives the rotating identity :meth:`enrol` creates. A
+    source passed in here has its own (``RotatingIdentity(rotation_policy=...)``);
+    giving the client a different one is refused. A static identity
+    (:meth:`from_files`) is never renewed: the client only reports the policy.
 
     Most services enrol once at start::
 
@@ -69,6 +78,7 @@ class Client:
         source: IdentitySource,
         *,
         retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY,
+        rotation_policy: RotationPolicy | None = None,
         cache_size: int = DEFAULT_MAX_ENTRIES,
         use_cache: bool = True,
         budget_capacity: int = BUDGET_CAPACITY,
@@ -78,6 +88,13 @@ class Client:
         clock: Clock | None = None,
         rng: random.Random | None = None,
     ) -> None:
+        held: RotationPolicy | None = getattr(source, "rotation_policy", None)
+        if rotation_policy is not None and held is not None and rotation_policy != held:
+            raise ValueError(
+                "secinfra: client: rotation_policy differs from the identity source's;"
+                " give it to the source (RotatingIdentity(rotation_policy=...))"
+            )
+        self._rotation_policy = rotation_policy or held or DEFAULT_ROTATION_POLICY
         self._clock = clock or SystemClock()
         self._source = source
         self._pipeline = CallPipeline(
@@ -128,6 +145,7 @@ class Client:
             server_id=server_id,
             clock=settings.get("clock"),
             rng=settings.get("rng"),
+            rotation_policy=settings.get("rotation_policy") or DEFAULT_ROTATION_POLICY,
         )
         client = cls(url, source, **settings)
         source.attach(client.identity)
@@ -165,6 +183,11 @@ class Client:
     def cache(self) -> ResponseCache[Any]:
         """This client's response cache."""
         return self._pipeline.cache
+
+    @property
+    def rotation_policy(self) -> RotationPolicy:
+        """When this client's identity is renewed and its trust bundle refreshed."""
+        return self._rotation_policy
 
     @property
     def source(self) -> IdentitySource:

@@ -111,6 +111,12 @@ class CallOptions:
     use_cache: bool | None = None
     """False bypasses the response cache for this call; True uses it even when
     the client was created with ``use_cache=False``."""
+    revalidate: bool | None = None
+    """True makes a cacheable call reach the server even when a fresh entry is
+    cached (like a request's ``Cache-Control: no-cache``): conditional on the
+    entry's ``ETag``, a 304 answers with the cached value, and a failure is
+    raised, never hidden by a cached value. The client's own trust-bundle
+    refreshes use it (spec 7.12.2, 10.2.2). None or False: the cache rules as usual."""
     base_backoff: float | None = None
     """Seconds: the backoff ceiling before the first retry (it doubles per retry)."""
     max_backoff: float | None = None

@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 from secinfra._rpc import CallOptions
+from secinfra._runtime._call import CallPipeline
 from secinfra._runtime._clock import FakeClock
+from secinfra._runtime._transport import HttpAnswer, ServerRejected
 from secinfra.errors import DeadlineExceeded, TransportError
 
 from .support import Echo, Request, Source, descriptor, make_pipeline
@@ -114,3 +116,68 @@ def test_closing_the_pipeline_drops_every_cache_entry() -> None:
     assert len(pipeline.cache) == 1
     pipeline.close()
     assert len(pipeline.cache) == 0
+
+
+# --- a chain the server's CA does not verify: one refresh (spec 10.3) -----------------
+
+
+class RejectingOnce:
+    """A transport whose first attempt fails chain verification under ``held``."""
+
+    def __init__(self, held: str) -> None:
+        self.held = held
+        self.attempts: list[str] = []
+
+    def send(self, *args: Any, **kwargs: Any) -> HttpAnswer:
+        headers = args[2]
+        self.attempts.append(headers["Secinfra-Attempt"])
+        if len(self.attempts) == 1:
+            raise ServerRejected("the chain does not verify", chain=True, bundle_pem=self.held)
+        return HttpAnswer(200, {}, b'{"name": "ok"}')
+
+    def close(self) -> None:
+        pass
+
+
+class RefreshingSource(Source):
+    """A source whose bundle is ``now`` and whose refresh finds ``changed``."""
+
+    def __init__(self, now: str, *, changed: bool) -> None:
+        super().__init__(now)
+        self.changed = changed
+        self.refreshes = 0
+
+    def refresh_bundle(self) -> bool:
+        self.refreshes += 1
+        return self.changed
+
+
+@pytest.mark.parametrize(
+    ("held_by_attempt", "held_now", "refresh_changed"),
+    [
+        pytest.param("old", "new", True, id="the-refresh-got-a-new-bundle"),
+        pytest.param("old", "new", False, id="rotation-got-it-meanwhile"),
+    ],
+)
+def test_a_chain_failure_is_repeated_once_under_a_newer_bundle(
+    held_by_attempt: str, held_now: str, refresh_changed: bool
+) -> None:
+    source = RefreshingSource(held_now, changed=refresh_changed)
+    transport = RejectingOnce(held_by_attempt)
+    pipeline = CallPipeline(transport, source)  # type: ignore[arg-type]
+    answer = pipeline.invoke(descriptor(), Request(), Echo, None)
+    assert answer.data == {"name": "ok"}
+    assert transport.attempts == ["1", "1"]  # the same attempt, repeated
+    assert source.refreshes == 1
+
+
+def test_a_chain_failure_under_the_bundle_still_held_ends_the_call() -> None:
+    source = RefreshingSource("same", changed=False)
+    transport = RejectingOnce("same")
+    pipeline = CallPipeline(transport, source)  # type: ignore[arg-type]
+    with pytest.raises(TransportError, match="the chain does not verify") as caught:
+        pipeline.invoke(descriptor(), Request(), Echo, None)
+    assert caught.value.attempts == 1
+    assert not caught.value.retryable
+    assert source.refreshes == 1
+    assert len(transport.attempts) == 1

@@ -25,8 +25,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from .._rpc import CallOptions
 from .._runtime._clock import Clock, SystemClock
 from .._runtime._rotation import (
-    RENEWAL_RETRY_BASE,
+    DEFAULT_ROTATION_POLICY,
+    RotationPolicy,
     bundle_refresh_time,
+    bundle_retry_time,
+    reenrol_retry_time,
     renewal_retry_delay,
     renewal_time,
 )
@@ -43,8 +46,8 @@ __all__ = ["JwtProvider", "RotatingIdentity"]
 
 log = logging.getLogger("secinfra.identity")
 
-#: A client that cannot reach the server retries bundle fetches this often.
-BUNDLE_RETRY_SECONDS: Final = 30.0
+#: After an unexpected error in a rotation step, the thread waits this long.
+STEP_FAILURE_DELAY_SECONDS: Final = 1.0
 #: The rotation thread never sleeps longer than this at once (stays responsive).
 MAX_SLEEP_SECONDS: Final = 60.0
 #: Nor shorter: a step that is due again at once must not spin.
@@ -68,7 +71,9 @@ class RotatingIdentity:
         server_id: str | None = None,
         clock: Clock | None = None,
         rng: random.Random | None = None,
+        rotation_policy: RotationPolicy = DEFAULT_ROTATION_POLICY,
     ) -> None:
+        """``rotation_policy`` says when to renew, retry and refresh (spec 9, 10)."""
         if (join_token is None) == (jwt is None):
             raise ValueError("secinfra: identity: give exactly one of join_token or jwt")
         self._join_token = join_token
@@ -77,6 +82,7 @@ class RotatingIdentity:
         self._server_id = server_id or server_id_for(bundle)
         self._clock = clock or SystemClock()
         self._rng = rng or random.SystemRandom()
+        self._policy = rotation_policy
         self._lock = threading.RLock()
         self._enrol_lock = threading.Lock()
         self._identity: X509Identity | None = None
@@ -109,6 +115,11 @@ class RotatingIdentity:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5)
+
+    @property
+    def rotation_policy(self) -> RotationPolicy:
+        """When this source renews, retries and refreshes."""
+        return self._policy
 
     # -- IdentitySource --------------------------------------------------------------
     @property
@@ -176,10 +187,24 @@ class RotatingIdentity:
             raise SecinfraError("secinfra: identity: attach() an IdentityClient first")
         return self._client
 
-    def _set_identity(self, chain_pem: str, key: ec.EllipticCurvePrivateKey) -> X509Identity:
+    def _set_identity(
+        self, chain_pem: str, key: ec.EllipticCurvePrivateKey, *, renewing: X509Identity | None
+    ) -> X509Identity:
+        """Check a new certificate and install it with its key as the snapshot.
+
+        ``renewing`` is the identity a renewal replaces (None for enrolment).
+        A certificate that fails a check raises, naming the check, and is
+        not installed: the current snapshot stays (spec 8.7.4, 9.3.3).
+        """
         identity = parse_identity(
             chain_pem.encode(), private_key_pem(key), received_at=self._clock.now()
         )
+        if renewing is not None and identity.spiffe_id != renewing.spiffe_id:
+            raise SecinfraError(
+                f"secinfra: identity: renewal refused: the new certificate is for"
+                f" {identity.spiffe_id}, not {renewing.spiffe_id} (the SPIFFE ID must not"
+                " change); the current certificate stays in use"
+            )
         if not chains_to_bundle(identity.chain_pem, self.bundle(), self._clock.now()):
             # Signed by a CA this client has not fetched yet (a CA rotation it
             # slept through): one refresh, then refuse (spec 8.7.4).
@@ -187,10 +212,13 @@ class RotatingIdentity:
             if not chains_to_bundle(identity.chain_pem, self.bundle(), self._clock.now()):
                 raise SecinfraError(
                     "secinfra: identity: the new certificate does not chain to the trust bundle"
+                    " (checked again after a bundle refresh); it is not installed"
                 )
         with self._lock:
             self._identity = identity
-            self._renew_at = renewal_time(identity.issued_at, identity.not_after, self._rng)
+            self._renew_at = renewal_time(
+                identity.issued_at, identity.not_after, self._rng, self._policy
+            )
             self._failures = 0
             self._expired_reported = False
         return identity
@@ -205,24 +233,29 @@ class RotatingIdentity:
             assert self._jwt is not None
             answer = client.issue_certificate(csr_pem=build_csr(key), jwt=self._jwt())
         assert answer.svid is not None
-        identity = self._set_identity(answer.svid.cert_chain_pem, key)
+        identity = self._set_identity(answer.svid.cert_chain_pem, key, renewing=None)
         log.info("enrolled", extra={"spiffe_id": identity.spiffe_id, "serial": identity.serial})
         self._events.emit(RotationEvent(RotationKind.ENROLLED, identity, self.bundle()))
 
-    def _renew(self) -> None:
+    def _renew(self, current: X509Identity | None) -> None:
         client = self._require_client()
         key = new_private_key()
         answer = client.renew_certificate(csr_pem=build_csr(key))
         assert answer.svid is not None
-        identity = self._set_identity(answer.svid.cert_chain_pem, key)
+        identity = self._set_identity(answer.svid.cert_chain_pem, key, renewing=current)
         self._events.emit(RotationEvent(RotationKind.RENEWED, identity, self.bundle()))
 
     def _fetch_bundle(self) -> None:
         client = self._require_client()
-        wire = client.get_trust_bundle(call_options=CallOptions(use_cache=False))
+        # Always reaches the server (spec 7.12.2), conditional on the ETag of
+        # the last bundle fetched (10.2.2): a 304 answers with that bundle, so
+        # the held one stays, and it counts as a successful fetch.
+        wire = client.get_trust_bundle(call_options=CallOptions(revalidate=True))
         fetched = bundle_from_wire(wire)
         with self._lock:
-            self._bundle_due = bundle_refresh_time(self._clock.now(), fetched.refresh_hint)
+            self._bundle_due = bundle_refresh_time(
+                self._clock.now(), fetched.refresh_hint, self._policy
+            )
             if 0 < fetched.sequence < self._bundle.sequence:
                 # An older bundle than the one held (a rollback, or a stale
                 # replica): keep ours. spec 10.4.1
@@ -246,7 +279,7 @@ class RotatingIdentity:
                 # Never let the thread die: a dead rotation thread means a
                 # certificate that silently expires. Log, wait, try again.
                 log.exception("secinfra: identity: rotation step failed")
-                delay = RENEWAL_RETRY_BASE
+                delay = STEP_FAILURE_DELAY_SECONDS
             self._stop.wait(min(max(delay, MIN_SLEEP_SECONDS), MAX_SLEEP_SECONDS))
 
     def _step(self) -> float:
@@ -264,8 +297,9 @@ class RotatingIdentity:
             except SecinfraError as exc:
                 log.warning("secinfra: identity: bundle refresh failed: %s", exc)
                 with self._lock:
-                    retry = min(self._bundle.refresh_hint, BUNDLE_RETRY_SECONDS)
-                    self._bundle_due = bundle_refresh_time(self._clock.now(), retry)
+                    self._bundle_due = bundle_retry_time(
+                        self._clock.now(), self._bundle.refresh_hint, self._policy
+                    )
         with self._lock:
             wake = min(
                 t
@@ -280,14 +314,18 @@ class RotatingIdentity:
 
     def _try_renew(self, identity: X509Identity | None) -> None:
         try:
-            self._renew()
+            self._renew(identity)
         except SecinfraError as exc:
             with self._lock:
                 self._failures += 1
                 failures = self._failures
                 not_after = identity.not_after if identity else self._clock.now()
                 delay = renewal_retry_delay(
-                    failures, self._rng, now=self._clock.now(), not_after=not_after
+                    failures,
+                    self._rng,
+                    now=self._clock.now(),
+                    not_after=not_after,
+                    policy=self._policy,
                 )
                 self._renew_at = self._clock.now() + timedelta(seconds=delay)
             log.warning("secinfra: identity: renewal failed (%d in a row): %s", failures, exc)
@@ -308,7 +346,7 @@ class RotatingIdentity:
         except SecinfraError as exc:
             log.warning("secinfra: identity: re-enrolment failed: %s", exc)
             with self._lock:
-                self._renew_at = self._clock.now() + timedelta(seconds=BUNDLE_RETRY_SECONDS)
+                self._renew_at = reenrol_retry_time(self._clock.now(), self._policy)
 
     def _report_expired(self, identity: X509Identity) -> None:
         """Emit `expired` for ``identity``, once, unless a newer identity replaced it."""

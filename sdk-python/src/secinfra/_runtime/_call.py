@@ -176,28 +176,31 @@ class CallPipeline:
         assert method.cache is not None
         name = method.full_name
         key = cache_key(name, request_json)
+        revalidate = options is not None and bool(options.revalidate)
         hit = self._cache.lookup(key)
-        if hit is not None and hit.fresh:
+        if hit is not None and hit.fresh and not revalidate:
             report(ResponseMeta(name, None, 0, True, False))
             result: R = hit.entry.value
             return result
 
         def fetch() -> tuple[R, ResponseMeta]:
             current = self._cache.lookup(key)
-            if current is not None and current.fresh:
+            if current is not None and current.fresh and not revalidate:
                 return current.entry.value, ResponseMeta(name, None, 0, True, False)
+            etag = None
+            if current is not None:
+                etag = current.entry.etag if revalidate else current.if_none_match
             generation = self._cache.generation
             try:
-                sent = self._send(
-                    method,
-                    request_json,
-                    options,
-                    policy,
-                    deadline_at,
-                    current.if_none_match if current else None,
-                )
+                sent = self._send(method, request_json, options, policy, deadline_at, etag)
             except SecinfraError as exc:
-                if current is not None and current.usable_on_error and _server_failure(exc):
+                # A revalidation reports the failure: it asked what the server says now.
+                if (
+                    current is not None
+                    and current.usable_on_error
+                    and not revalidate
+                    and _server_failure(exc)
+                ):
                     meta = ResponseMeta(name, exc.request_id, exc.attempts, True, True, exc.status)
                     return current.entry.value, meta
                 raise
@@ -225,6 +228,12 @@ class CallPipeline:
             )
             return value, meta
 
+        if revalidate:
+            # Never joins another caller's request, which may be answered from
+            # the cache: a revalidation must reach the server.
+            value, meta = fetch()
+            report(meta)
+            return value
         try:
             # A caller that joins another caller's request waits no longer than
             # its own deadline (spec 7.8.3).
@@ -291,10 +300,13 @@ class CallPipeline:
             except ServerRejected as rejected:
                 # The server is not who it must be: retrying cannot help, but a
                 # CA rotation we have not seen yet can explain a chain failure,
-                # so refresh the bundle once and repeat the attempt (spec 10.3).
+                # so refresh the bundle once and repeat the attempt (spec 10.3)
+                # if the bundle now held is not the one the attempt verified
+                # with (this refresh, or the rotation's own meanwhile, got it).
                 if rejected.chain and not bundle_refreshed:
                     bundle_refreshed = True
-                    if self._source.refresh_bundle():
+                    changed = self._source.refresh_bundle()
+                    if changed or self._source.bundle().pem != rejected.bundle_pem:
                         continue
                 refused = TransportError(f"secinfra: transport: {name}: {rejected.description}")
                 refused.attempts = attempt

@@ -78,14 +78,16 @@ class ServerRejected(Exception):
 
     ``chain`` is True when the chain does not lead to a CA of the bundle (a
     bundle refresh may explain it, spec 10.3) and False when the certificate
-    carries another SPIFFE ID (10.3.3: nothing to refresh). The original
-    error is the ``__cause__``.
+    carries another SPIFFE ID (10.3.3: nothing to refresh). ``bundle_pem`` is
+    the bundle the connection verified with. The original error is the
+    ``__cause__``.
     """
 
-    def __init__(self, description: str, *, chain: bool) -> None:
+    def __init__(self, description: str, *, chain: bool, bundle_pem: str) -> None:
         super().__init__(description)
         self.description = description
         self.chain = chain
+        self.bundle_pem = bundle_pem
 
 
 class _SpiffeAdapter(HTTPAdapter):
@@ -162,8 +164,9 @@ class HttpTransport:
         `~secinfra.errors.IdentityExpired`).
         """
         attempt_end = self._clock.monotonic() + timeout
+        bundle_pem = ""
         try:
-            adapter = self._adapter(mtls)
+            adapter, bundle_pem = self._adapter(mtls)
             prepared = requests.Request(
                 http_method, self._base + target, headers=dict(headers), data=body
             ).prepare()
@@ -184,20 +187,23 @@ class HttpTransport:
             rejected = _verification_failure(exc)
             if rejected is not None:
                 raise ServerRejected(
-                    _describe(rejected), chain=not isinstance(rejected, ServerIdentityMismatch)
+                    _describe(rejected),
+                    chain=not isinstance(rejected, ServerIdentityMismatch),
+                    bundle_pem=bundle_pem,
                 ) from exc
             raise _no_answer(exc) from exc
         return HttpAnswer(response.status_code, response.headers, content)
 
     # -- connections -----------------------------------------------------------------
-    def _adapter(self, mtls: bool) -> _SpiffeAdapter:
+    def _adapter(self, mtls: bool) -> tuple[_SpiffeAdapter, str]:
+        """The pool for ``mtls`` calls on the current snapshot and bundle, and that bundle."""
         identity = self._source.ensure_identity() if mtls else None
         bundle = self._source.bundle()
         key = (identity.serial if identity else None, bundle.pem)
         with self._lock:
             held = self._adapters.get(mtls)
             if held is not None and held[0] == key:
-                return held[1]
+                return held[1], bundle.pem
         context = client_context(
             bundle.pem,
             identity.chain_pem if identity else None,
@@ -207,11 +213,11 @@ class HttpTransport:
         with self._lock:
             old = self._adapters.get(mtls)
             if old is not None and old[0] == key:
-                return old[1]  # another thread built the same one first: share it
+                return old[1], bundle.pem  # another thread built it first: share it
             self._adapters[mtls] = (key, adapter)
         if old is not None:
             old[1].close()  # idle connections of the old identity or trust go now
-        return adapter
+        return adapter, bundle.pem
 
     def _on_rotation(self, event: RotationEvent) -> None:
         """Close the idle connections an identity or bundle change made outdated.
