@@ -5,10 +5,13 @@ it: the server signs a CSR. :class:`RotatingIdentity` enrols, renews at half
 the lifetime minus a jitter of up to 10 % (with a new key each time), retries
 failed renewals with backoff until expiry, re-enrols after expiry when its
 attestation can be used again (a JWT provider; a join token is single-use),
-refreshes the trust bundle at its refresh hint, and tells subscribers. The
-certificate and key always change together, as one snapshot. When to do each
-is decided by ``secinfra._runtime._rotation`` (pure timing); this module does
-the I/O and keeps the schedule.
+refreshes the trust bundle at its refresh hint (conditionally, on the last
+bundle's ETag), and tells subscribers. The certificate and key always change
+together, as one snapshot; a new certificate is installed only if it is an
+X509-SVID for the new key, chains to the trust bundle (after one refresh) and,
+for a renewal, names the current SPIFFE ID. When to do each is decided by
+``secinfra._runtime._rotation`` (pure timing, per `RotationPolicy`); this
+module does the I/O and keeps the schedule.
 """
 
 from __future__ import annotations
