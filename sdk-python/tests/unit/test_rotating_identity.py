@@ -344,14 +344,14 @@ def wire(ca: TestCA) -> BundleWire:
 @pytest.fixture
 def over_wire(
     ca: TestCA, wire: BundleWire
-) -> Iterator[Callable[[], tuple[RotatingIdentity, Events]]]:
+) -> Iterator[Callable[..., tuple[RotatingIdentity, Events]]]:
     """A rotating identity whose IdentityClient calls go through a real call
     pipeline (cache included) to the fake wire."""
     started: list[RotatingIdentity] = []
 
-    def start() -> tuple[RotatingIdentity, Events]:
+    def start(*, use_cache: bool = True) -> tuple[RotatingIdentity, Events]:
         source = RotatingIdentity(load_bundle(ca.pem), join_token="token")
-        pipeline = CallPipeline(wire, source)  # type: ignore[arg-type]
+        pipeline = CallPipeline(wire, source, use_cache=use_cache)  # type: ignore[arg-type]
         events = Events()
         source.subscribe(events)
         source.attach(IdentityClient(pipeline))
@@ -364,10 +364,11 @@ def over_wire(
         source.close()
 
 
+@pytest.mark.parametrize("use_cache", [True, False], ids=["cache-on", "client-without-cache"])
 def test_a_bundle_refresh_is_conditional_and_a_304_keeps_the_bundle(
-    over_wire: Callable[[], tuple[RotatingIdentity, Events]], wire: BundleWire
+    over_wire: Callable[..., tuple[RotatingIdentity, Events]], wire: BundleWire, use_cache: bool
 ) -> None:
-    source, events = over_wire()
+    source, events = over_wire(use_cache=use_cache)
     held = source.bundle()
 
     assert source.refresh_bundle() is False

@@ -252,8 +252,10 @@ class RotatingIdentity:
         client = self._require_client()
         # Always reaches the server (spec 7.12.2), conditional on the ETag of
         # the last bundle fetched (10.2.2): a 304 answers with that bundle, so
-        # the held one stays, and it counts as a successful fetch.
-        wire = client.get_trust_bundle(call_options=CallOptions(revalidate=True))
+        # the held one stays, and it counts as a successful fetch. The cache
+        # keeps that bundle and its ETag even on a client created with
+        # use_cache=False, whose own calls never read it.
+        wire = client.get_trust_bundle(call_options=CallOptions(use_cache=True, revalidate=True))
         fetched = bundle_from_wire(wire)
         with self._lock:
             self._bundle_due = bundle_refresh_time(
