@@ -18,6 +18,18 @@ import math
 from dataclasses import dataclass
 from typing import Any, Protocol, Self, TypeVar
 
+__all__ = [
+    "Auth",
+    "CachePolicy",
+    "CallOptions",
+    "Idempotency",
+    "Invalidation",
+    "Invoker",
+    "MethodDescriptor",
+    "RequestMessage",
+    "ResponseMessage",
+]
+
 
 class Idempotency(enum.StrEnum):
     """How safely a call may be repeated (options.proto ``Idempotency``)."""

@@ -191,6 +191,7 @@ def test_bundle_refreshes_are_conditional_and_a_304_keeps_the_bundle(
     policy = secinfra.RotationPolicy(bundle_retry=0.05)
     with server.enrol(f"spiffe://{TRUST_DOMAIN}/conditional", rotation_policy=policy) as client:
         assert client.rotation_policy is policy
+        assert getattr(client.source, "rotation_policy", None) is policy
         client.on_rotation(events)
         held = client.source.bundle()
         time.sleep(2.6)
