@@ -34,7 +34,7 @@ def kitchen_outputs(kitchen_api: Api) -> list[Output]:
     return render_outputs(kitchen_api, GOLDEN_LAYOUT, config)
 
 
-RUNTIME_CONTRACT = ("__init__.py", "_descriptor.py")
+RPC_CONTRACT = "_rpc.py"
 
 
 @pytest.fixture(scope="session")
@@ -43,7 +43,7 @@ def kitchen_package(
 ) -> Iterator[Path]:
     """The generated SDK and server packages under unique names, importable.
 
-    ``ks_sdk`` = generated SDK ``_gen`` + the hand-written ``_runtime``;
+    ``ks_sdk`` = generated SDK ``_gen`` + the hand-written RPC contract ``_rpc``;
     ``ks_server`` = generated server ``_gen``. Relative imports make them portable.
     """
     root = tmp_path_factory.mktemp("kitchen")
@@ -58,12 +58,9 @@ def kitchen_package(
         (root / package / "py.typed").write_text("")
         for name, text in out.files.items():
             (gen / name).write_text(text, encoding="utf-8")
-    # Generated clients depend on the runtime's contract only: the descriptor
-    # types and the Transport protocol, not the transport implementation.
-    runtime = root / "ks_sdk" / "_runtime"
-    runtime.mkdir()
-    for name in RUNTIME_CONTRACT:
-        shutil.copy(REPO / "sdk-python/src/secinfra/_runtime" / name, runtime / name)
+    # Generated clients depend on the RPC contract only (the descriptor types,
+    # the Invoker protocol and the call options), never on the runtime.
+    shutil.copy(REPO / "sdk-python/src/secinfra" / RPC_CONTRACT, root / "ks_sdk" / RPC_CONTRACT)
     sys.path.insert(0, str(root))
     try:
         yield root

@@ -184,37 +184,37 @@ def test_models_are_frozen_keyword_only_dataclasses(ks: ModuleType) -> None:
     assert ks.Color.DARK_GREEN == "dark_green"
 
 
-class RecordingTransport:
+class RecordingInvoker:
     def __init__(self, response: dict[str, Any]) -> None:
         self.response = response
         self.calls: list[tuple[Any, Any, Any, Any]] = []
 
-    def call(self, method: Any, request: Any, response_type: Any, options: Any) -> Any:
+    def invoke(self, method: Any, request: Any, response_type: Any, options: Any) -> Any:
         self.calls.append((method, request, response_type, options))
         return response_type.from_json(self.response)
 
 
-def test_client_builds_request_and_calls_transport(ks: ModuleType, kitchen_package: Path) -> None:
+def test_client_builds_request_and_calls_the_invoker(ks: ModuleType, kitchen_package: Path) -> None:
     clients = importlib.import_module("ks_sdk._gen.kitchen_sink_client")
-    runtime = importlib.import_module("ks_sdk._runtime")
-    transport = RecordingTransport({"name": "a/b"})
-    client = clients.ThingClient(transport)
-    options = runtime.CallOptions(max_attempts=1)
+    rpc = importlib.import_module("ks_sdk._rpc")
+    invoker = RecordingInvoker({"name": "a/b"})
+    client = clients.ThingClient(invoker)
+    options = rpc.CallOptions(max_attempts=1)
     thing = client.get_thing(name="a/b", version=3, call_options=options)
     assert thing == ks.Thing(name="a/b")
-    method, request, response_type, passed = transport.calls[0]
+    method, request, response_type, passed = invoker.calls[0]
     assert method is clients.THING_SERVICE_GET_THING
     assert method.path == "/v1/things/{name=**}"
     assert method.query_params == ("version", "fields", "color", "since")
-    assert method.idempotency is runtime.Idempotency.READ_ONLY
-    assert method.cache == runtime.CachePolicy(cacheable=True, resource="thing", key_field="name")
+    assert method.idempotency is rpc.Idempotency.READ_ONLY
+    assert method.cache == rpc.CachePolicy(cacheable=True, resource="thing", key_field="name")
     assert request == ks.GetThingRequest(name="a/b", version=3)
     assert response_type is ks.Thing
     assert passed is options
 
-    ping = clients.PingClient(RecordingTransport({"payload": "hi"}))
+    ping = clients.PingClient(RecordingInvoker({"payload": "hi"}))
     assert ping.ping(payload="hi", class_="c").payload == "hi"
-    assert clients.PING_SERVICE_PING.auth is runtime.Auth.NONE
+    assert clients.PING_SERVICE_PING.auth is rpc.Auth.NONE
     with pytest.raises(TypeError):
         client.get_thing()  # the path-bound field is required
 

@@ -15,19 +15,19 @@ Public on purpose: this package's names below, :mod:`secinfra.errors` and
 
 __version__ = "0.1.0"
 
-from ._agent import FileSink
 from ._client import Client, ClientSettings
-from ._identity import RotatingIdentity, StaticIdentity, build_csr, load_bundle, new_private_key
-from ._runtime._descriptor import CallOptions
+from ._identity._bundle import TrustBundle, load_bundle
+from ._identity._events import RotationEvent, RotationKind
+from ._identity._file_sink import FileSink
+from ._identity._keys import build_csr, new_private_key
+from ._identity._rotating import RotatingIdentity
+from ._identity._snapshot import X509Identity
+from ._identity._source import IdentitySource
+from ._identity._static import StaticIdentity
+from ._rpc import CallOptions
 from ._runtime._meta import Captured, ResponseMeta, capture
 from ._runtime._retry import RetryPolicy
-from ._runtime._source import (
-    IdentitySource,
-    RotationEvent,
-    RotationKind,
-    TrustBundle,
-    X509Identity,
-)
+from ._runtime._rotation import RotationPolicy
 
 __all__ = [
     "CallOptions",
@@ -41,6 +41,7 @@ __all__ = [
     "RotatingIdentity",
     "RotationEvent",
     "RotationKind",
+    "RotationPolicy",
     "StaticIdentity",
     "TrustBundle",
     "X509Identity",

@@ -10,7 +10,11 @@ from typing import Any, TypedDict, Unpack
 from ._gen.authz_client import AuthzClient
 from ._gen.identity_client import IdentityClient
 from ._gen.secrets_client import SecretsClient
-from ._identity import JwtProvider, RotatingIdentity, StaticIdentity, load_bundle
+from ._identity._bundle import load_bundle
+from ._identity._events import Subscriber
+from ._identity._rotating import JwtProvider, RotatingIdentity
+from ._identity._source import IdentitySource
+from ._identity._static import StaticIdentity
 from ._runtime._budget import (
     BUDGET_CAPACITY,
     RETRY_COST,
@@ -19,9 +23,10 @@ from ._runtime._budget import (
     RetryBudget,
 )
 from ._runtime._cache import DEFAULT_MAX_ENTRIES, ResponseCache
+from ._runtime._call import CallPipeline
 from ._runtime._clock import Clock, SystemClock
 from ._runtime._retry import DEFAULT_RETRY_POLICY, RetryPolicy
-from ._runtime._source import IdentitySource, Subscriber
+from ._runtime._rotation import DEFAULT_ROTATION_POLICY, RotationPolicy
 from ._runtime._transport import HttpTransport
 
 
@@ -30,6 +35,7 @@ class ClientSettings(TypedDict, total=False):
     ``from_files`` accept the same keywords and pass them on."""
 
     retry_policy: RetryPolicy
+    rotation_policy: RotationPolicy
     cache_size: int
     use_cache: bool
     budget_capacity: int
@@ -49,9 +55,16 @@ class Client:
     (``retry_policy``), the retry budget (``budget_capacity``, ``retry_cost``,
     ``timeout_retry_cost``, ``success_refund``: each client gets a bucket of
     its own, full at the start), the cache size (``cache_size``) and whether
-    cacheable calls use the cache (``use_cache``). The per-call ones
-    (``retry_policy``'s and ``use_cache``) can be overridden for one call with
+    cacheable calls use the cache (``use_cache``), and when the identity is
+    renewed and the trust bundle refreshed (``rotation_policy``, a
+    :class:`RotationPolicy`). The per-call ones (``retry_policy``'s and
+    ``use_cache``) can be overridden for one call with
     ``call_options=CallOptions(...)``.
+
+    ``rotation_policy`` drives the rotating identity :meth:`enrol` creates. A
+    source passed in here has its own (``RotatingIdentity(rotation_policy=...)``);
+    giving the client a different one is refused. A static identity
+    (:meth:`from_files`) is never renewed: the client only reports the policy.
 
     Most services enrol once at start::
 
@@ -65,6 +78,7 @@ class Client:
         source: IdentitySource,
         *,
         retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY,
+        rotation_policy: RotationPolicy | None = None,
         cache_size: int = DEFAULT_MAX_ENTRIES,
         use_cache: bool = True,
         budget_capacity: int = BUDGET_CAPACITY,
@@ -74,10 +88,17 @@ class Client:
         clock: Clock | None = None,
         rng: random.Random | None = None,
     ) -> None:
+        held: RotationPolicy | None = getattr(source, "rotation_policy", None)
+        if rotation_policy is not None and held is not None and rotation_policy != held:
+            raise ValueError(
+                "secinfra: client: rotation_policy differs from the identity source's;"
+                " give it to the source (RotatingIdentity(rotation_policy=...))"
+            )
+        self._rotation_policy = rotation_policy or held or DEFAULT_ROTATION_POLICY
         self._clock = clock or SystemClock()
         self._source = source
-        self._transport = HttpTransport(
-            url,
+        self._pipeline = CallPipeline(
+            HttpTransport(url, source, clock=self._clock),
             source,
             policy=retry_policy,
             budget=RetryBudget(
@@ -91,9 +112,9 @@ class Client:
             rng=rng,
             use_cache=use_cache,
         )
-        self.secrets = SecretsClient(self._transport)
-        self.authz = AuthzClient(self._transport)
-        self.identity = IdentityClient(self._transport)
+        self.secrets = SecretsClient(self._pipeline)
+        self.authz = AuthzClient(self._pipeline)
+        self.identity = IdentityClient(self._pipeline)
 
     @classmethod
     def enrol(
@@ -124,6 +145,7 @@ class Client:
             server_id=server_id,
             clock=settings.get("clock"),
             rng=settings.get("rng"),
+            rotation_policy=settings.get("rotation_policy") or DEFAULT_ROTATION_POLICY,
         )
         client = cls(url, source, **settings)
         source.attach(client.identity)
@@ -155,12 +177,17 @@ class Client:
     @property
     def budget(self) -> RetryBudget:
         """This client's retry budget (its own; never shared with another client)."""
-        return self._transport.budget
+        return self._pipeline.budget
 
     @property
     def cache(self) -> ResponseCache[Any]:
         """This client's response cache."""
-        return self._transport.cache
+        return self._pipeline.cache
+
+    @property
+    def rotation_policy(self) -> RotationPolicy:
+        """When this client's identity is renewed and its trust bundle refreshed."""
+        return self._rotation_policy
 
     @property
     def source(self) -> IdentitySource:
@@ -177,7 +204,7 @@ class Client:
         close = getattr(self._source, "close", None)
         if callable(close):
             close()
-        self._transport.close()
+        self._pipeline.close()
 
     def __enter__(self) -> Client:
         return self

@@ -38,11 +38,14 @@ from types import FrameType
 from typing import Any, Final, NoReturn
 
 from . import __version__
-from ._agent import DEFAULT_EXEC_TIMEOUT_SECONDS, Agent, FileSink, SinkError, read_identity_dir
+from ._agent import DEFAULT_EXEC_TIMEOUT_SECONDS, Agent
 from ._client import Client
 from ._gen.authz import Consistency, TupleKey
 from ._gen.secrets import SecretMetadata
-from ._identity import StaticIdentity, load_bundle, parse_identity
+from ._identity._bundle import load_bundle
+from ._identity._file_sink import FileSink, SinkError, read_identity_dir
+from ._identity._snapshot import parse_identity
+from ._identity._static import StaticIdentity
 from .errors import SecinfraError
 
 EXIT_OK: Final = 0

@@ -24,7 +24,7 @@ from types import TracebackType
 from typing import Any, Final
 
 from ._client import Client
-from ._identity import StaticIdentity
+from ._identity._static import StaticIdentity
 from ._runtime._clock import FakeClock
 
 __all__ = ["FakeClock", "ReferenceServer", "StaticIdentity"]

@@ -21,7 +21,8 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from secinfra._agent import TEMP_PREFIX, Agent, read_identity_dir
+from secinfra._agent import Agent
+from secinfra._identity._file_sink import TEMP_PREFIX, read_identity_dir
 from secinfra.cli import main
 from secinfra.testing import ReferenceServer
 

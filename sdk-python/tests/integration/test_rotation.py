@@ -19,7 +19,7 @@ from secinfra import RotationEvent, RotationKind
 from secinfra.errors import IdentityExpired
 from secinfra.testing import ReferenceServer
 
-from .support import TRUST_DOMAIN
+from .support import TRUST_DOMAIN, header
 
 LEAF_TTL_SECONDS = 4
 ServerFactory = Callable[..., ReferenceServer]
@@ -179,3 +179,31 @@ def test_a_verification_failure_refreshes_the_bundle_once(own_server: ServerFact
         me = client.identity.get_caller_identity()
         assert me.spiffe_id.endswith("/refresh-on-failure")
         assert client.source.bundle().sequence > sequence
+
+
+def test_bundle_refreshes_are_conditional_and_a_304_keeps_the_bundle(
+    own_server: ServerFactory,
+) -> None:
+    # Spec 10.2.2. A 1 s hint and a 0.05 s bundle_retry: a 304 counted as a
+    # failed fetch would bring the next fetch after 0.05 s, not after 1 s.
+    server = own_server(bundle_refresh_hint_seconds=1)
+    events = Events()
+    policy = secinfra.RotationPolicy(bundle_retry=0.05)
+    with server.enrol(f"spiffe://{TRUST_DOMAIN}/conditional", rotation_policy=policy) as client:
+        assert client.rotation_policy is policy
+        assert getattr(client.source, "rotation_policy", None) is policy
+        client.on_rotation(events)
+        held = client.source.bundle()
+        time.sleep(2.6)
+        fetches = server.requests_log("GetTrustBundle")
+        assert client.source.bundle() == held
+
+    first, *refreshes = fetches
+    assert first["status"] == 200
+    assert header(first, "If-None-Match") is None
+    assert 2 <= len(refreshes) <= 3, [e["status"] for e in fetches]
+    assert [e["status"] for e in refreshes] == [304] * len(refreshes)
+    validators = {header(e, "If-None-Match") for e in refreshes}
+    assert len(validators) == 1
+    assert validators != {None}
+    assert RotationKind.BUNDLE_UPDATED not in events.kinds()

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from secinfra._runtime._tls import AttemptWatchdog
+from secinfra._runtime._watchdog import AttemptWatchdog
 
 
 @dataclass

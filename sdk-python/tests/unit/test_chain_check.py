@@ -10,8 +10,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from secinfra._identity import chains_to_bundle
-from secinfra._runtime._source import TrustBundle
+from secinfra._identity._bundle import TrustBundle, chains_to_bundle
 
 NOW = datetime.now(UTC)
 PEM = serialization.Encoding.PEM

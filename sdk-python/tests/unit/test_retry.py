@@ -608,7 +608,7 @@ def test_merged_validates_overrides() -> None:
 
 
 def test_every_retry_default_can_be_overridden_per_call() -> None:
-    from secinfra._runtime._descriptor import CallOptions
+    from secinfra._rpc import CallOptions
 
     client = RetryPolicy(max_attempts=6, base_backoff=0.2, max_backoff=3.0, max_retry_after=30.0)
     options = CallOptions(base_backoff=0.0, max_backoff=0.5, max_retry_after=2.0)
@@ -620,7 +620,7 @@ def test_every_retry_default_can_be_overridden_per_call() -> None:
 
 
 def test_per_call_max_retry_after_decides_retry_after() -> None:
-    from secinfra._runtime._descriptor import CallOptions
+    from secinfra._rpc import CallOptions
 
     policy = RetryPolicy().merged(CallOptions(max_retry_after=1.0))
     decision = decide_retry(
@@ -638,7 +638,7 @@ def test_per_call_max_retry_after_decides_retry_after() -> None:
 
 
 def test_per_call_backoff_shapes_the_wait() -> None:
-    from secinfra._runtime._descriptor import CallOptions
+    from secinfra._rpc import CallOptions
 
     policy = RetryPolicy().merged(CallOptions(base_backoff=0.0))
     decision = decide_retry(
@@ -679,7 +679,7 @@ def test_older_three_field_overrides_still_merge() -> None:
 
 
 def test_call_options_stay_keyword_only_with_none_defaults() -> None:
-    from secinfra._runtime._descriptor import CallOptions
+    from secinfra._rpc import CallOptions
 
     options = CallOptions()
     assert all(getattr(options, f) is None for f in options.__slots__)
@@ -700,7 +700,7 @@ def test_call_options_stay_keyword_only_with_none_defaults() -> None:
     ids=str,
 )
 def test_call_options_reject_invalid_settings_when_given(settings: dict[str, float]) -> None:
-    from secinfra._runtime._descriptor import CallOptions
+    from secinfra._rpc import CallOptions
 
     name = next(iter(settings))
     with pytest.raises(ValueError, match=f"secinfra: call options: {name}"):

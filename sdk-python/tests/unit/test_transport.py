@@ -1,4 +1,4 @@
-"""The transport's clocks and settings, without the reference server.
+"""The transport's attempt timeouts, without the reference server.
 
 A tiny TLS server of the test's own (its own CA, a server SVID) stands in for
 the server where the wire matters: a server that drips its answer, head or
@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import pytest
 import requests
@@ -25,89 +25,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from secinfra._rpc import CallOptions
 from secinfra._runtime._clock import FakeClock
-from secinfra._runtime._descriptor import (
-    Auth,
-    CachePolicy,
-    CallOptions,
-    Idempotency,
-    MethodDescriptor,
-)
-from secinfra._runtime._source import Subscriber, TrustBundle, X509Identity
-from secinfra._runtime._transport import HttpTransport, _read_body
+from secinfra._runtime._transport import _read_body
 from secinfra.errors import DeadlineExceeded, TransportError
 
-SERVER_ID = "spiffe://transport.test/server"
-
-
-class Echo:
-    """A response type: keeps the decoded JSON."""
-
-    def __init__(self, data: Any) -> None:
-        self.data = data
-
-    @classmethod
-    def from_json(cls, data: Any, *, strict: bool = False, path: str = "") -> Self:
-        return cls(data)
-
-
-class Request:
-    def __init__(
-        self, fields: dict[str, Any] | None = None, on_encode: Callable[[], None] | None = None
-    ):
-        self._fields = fields or {}
-        self._on_encode = on_encode
-
-    def to_json(self) -> dict[str, Any]:
-        if self._on_encode is not None:
-            self._on_encode()
-        return dict(self._fields)
-
-
-def descriptor(*, cacheable: bool = False) -> MethodDescriptor:
-    return MethodDescriptor(
-        service="test.v1.Test",
-        name="Get",
-        http_method="GET",
-        path="/v1/thing",
-        path_params=(),
-        query_params=("name",),
-        body_fields=(),
-        idempotency=Idempotency.READ_ONLY,
-        auth=Auth.NONE,
-        cache=CachePolicy(cacheable=True, resource="thing", key_field="name")
-        if cacheable
-        else None,
-        invalidates=None,
-        admin=False,
-    )
-
-
-class Source:
-    """An anonymous identity source trusting one CA."""
-
-    def __init__(self, bundle_pem: str = "") -> None:
-        self._bundle = TrustBundle(pem=bundle_pem, sequence=1, refresh_hint=300.0)
-
-    @property
-    def server_id(self) -> str:
-        return SERVER_ID
-
-    def identity(self) -> X509Identity | None:
-        return None
-
-    def bundle(self) -> TrustBundle:
-        return self._bundle
-
-    def ensure_identity(self) -> X509Identity:
-        raise AssertionError("anonymous RPCs only")
-
-    def refresh_bundle(self) -> bool:
-        return False
-
-    def subscribe(self, callback: Subscriber) -> None:
-        pass
-
+from .support import SERVER_ID, Echo, Request, Source, descriptor, make_pipeline
 
 # --- a dripping TLS server -----------------------------------------------------------
 
@@ -277,10 +200,10 @@ def test_a_server_dripping_its_body_does_not_stretch_the_attempt(
 ) -> None:
     # 40 bytes at 50 ms each take 2 s; every single byte comes well within 0.3 s.
     server = drip(b'{"name": "' + b"x" * 28 + b'"}', 0.05)
-    transport = HttpTransport(server.url, Source(server.bundle_pem))
+    transport = make_pipeline(server.url, Source(server.bundle_pem))
     started = time.monotonic()
     with pytest.raises(TransportError) as caught:
-        transport.call(
+        transport.invoke(
             descriptor(),
             Request(),
             Echo,
@@ -298,10 +221,10 @@ def test_the_deadline_ends_a_dripping_answer(
     drip: Callable[..., DripServer],
 ) -> None:
     server = drip(b'{"name": "' + b"x" * 28 + b'"}', 0.05)
-    transport = HttpTransport(server.url, Source(server.bundle_pem))
+    transport = make_pipeline(server.url, Source(server.bundle_pem))
     started = time.monotonic()
     with pytest.raises(DeadlineExceeded) as caught:
-        transport.call(descriptor(), Request(), Echo, CallOptions(deadline=0.4))
+        transport.invoke(descriptor(), Request(), Echo, CallOptions(deadline=0.4))
     elapsed = time.monotonic() - started
     transport.close()
     assert elapsed < 0.4 + 0.25
@@ -312,10 +235,12 @@ def test_a_quick_drip_within_the_attempt_is_read_whole(
     drip: Callable[..., DripServer],
 ) -> None:
     server = drip(b'{"name": "ok"}', 0.005)
-    with_transport = HttpTransport(server.url, Source(server.bundle_pem))
+    with_transport = make_pipeline(server.url, Source(server.bundle_pem))
     try:
-        answer = with_transport.call(descriptor(), Request(), Echo, CallOptions(attempt_timeout=2))
-        again = with_transport.call(descriptor(), Request(), Echo, None)
+        answer = with_transport.invoke(
+            descriptor(), Request(), Echo, CallOptions(attempt_timeout=2)
+        )
+        again = with_transport.invoke(descriptor(), Request(), Echo, None)
     finally:
         with_transport.close()
     assert answer.data == {"name": "ok"}
@@ -333,11 +258,11 @@ def test_a_server_dripping_its_head_does_not_stretch_the_attempt(
     # A head of ~130 bytes at 50 ms each takes over 6 s; every byte comes well
     # within the 0.3 s attempt timeout, so only a total over the head stops it.
     server = drip(b'{"name": "ok"}', 0.05, head=True)
-    transport = HttpTransport(server.url, Source(server.bundle_pem))
+    transport = make_pipeline(server.url, Source(server.bundle_pem))
     started = time.monotonic()
     try:
         with pytest.raises(TransportError) as caught:
-            transport.call(
+            transport.invoke(
                 descriptor(),
                 Request(),
                 Echo,
@@ -356,11 +281,11 @@ def test_a_server_dripping_its_head_does_not_stretch_the_attempt(
 
 def test_the_deadline_ends_a_dripping_head(drip: Callable[..., DripServer]) -> None:
     server = drip(b'{"name": "ok"}', 0.05, head=True)
-    transport = HttpTransport(server.url, Source(server.bundle_pem))
+    transport = make_pipeline(server.url, Source(server.bundle_pem))
     started = time.monotonic()
     try:
         with pytest.raises(DeadlineExceeded) as caught:
-            transport.call(descriptor(), Request(), Echo, CallOptions(deadline=0.4))
+            transport.invoke(descriptor(), Request(), Echo, CallOptions(deadline=0.4))
         elapsed = time.monotonic() - started
     finally:
         transport.close()
@@ -373,13 +298,13 @@ def test_a_quick_head_within_the_attempt_is_read_and_the_connection_reused(
 ) -> None:
     # ~130 bytes at 2 ms: about 0.3 s, well within the attempt.
     server = drip(b'{"name": "ok"}', 0.002, head=True)
-    transport = HttpTransport(server.url, Source(server.bundle_pem))
+    transport = make_pipeline(server.url, Source(server.bundle_pem))
     try:
-        first = transport.call(descriptor(), Request(), Echo, CallOptions(attempt_timeout=1.0))
+        first = transport.invoke(descriptor(), Request(), Echo, CallOptions(attempt_timeout=1.0))
         # Longer than the first attempt's timeout: a watchdog left armed
         # would have shut the pooled connection down by now.
         time.sleep(1.1)
-        second = transport.call(descriptor(), Request(), Echo, CallOptions(attempt_timeout=3))
+        second = transport.invoke(descriptor(), Request(), Echo, CallOptions(attempt_timeout=3))
     finally:
         transport.close()
     assert first.data == second.data == {"name": "ok"}
@@ -443,105 +368,3 @@ def test_read_body_reads_everything_in_time_and_keeps_the_connection() -> None:
     assert _read_body(response, clock.monotonic() + 1.0, clock) == b"0123"
     assert raw.released
     assert not raw.closed
-
-
-# --- the deadline starts when the call does ------------------------------------------
-
-
-def test_the_deadline_counts_from_the_call_not_from_sending() -> None:
-    clock = FakeClock()
-    transport = HttpTransport("https://127.0.0.1:9", Source(), clock=clock)
-    slow_encoding = Request(on_encode=lambda: clock.advance(31.0))
-    with pytest.raises(DeadlineExceeded) as caught:
-        transport.call(descriptor(), slow_encoding, Echo, None)
-    assert caught.value.attempts == 0
-
-
-def test_a_single_flight_waiter_ends_by_its_own_deadline() -> None:
-    transport = HttpTransport("https://127.0.0.1:9", Source())
-    release = threading.Event()
-    entered = threading.Event()
-    results: list[Any] = []
-
-    def slow_send(*args: Any, **kwargs: Any) -> Any:
-        entered.set()
-        release.wait(5)
-        raise TransportError("leader gave up")
-
-    transport._send = slow_send  # type: ignore[method-assign]
-
-    def leader() -> None:
-        try:
-            transport.call(descriptor(cacheable=True), Request({"name": "a"}), Echo, None)
-        except TransportError as exc:
-            results.append(exc)
-
-    thread = threading.Thread(target=leader)
-    thread.start()
-    assert entered.wait(5)
-    started = time.monotonic()
-    try:
-        with pytest.raises(DeadlineExceeded) as caught:
-            transport.call(
-                descriptor(cacheable=True), Request({"name": "a"}), Echo, CallOptions(deadline=0.3)
-            )
-        waited = time.monotonic() - started
-    finally:
-        release.set()
-        thread.join(5)
-    assert 0.25 <= waited < 0.3 + 0.25
-    assert caught.value.attempts == 0
-    assert len(results) == 1
-
-
-# --- client-wide use_cache, close ----------------------------------------------------
-
-
-def test_use_cache_false_on_the_transport_sends_every_cacheable_call() -> None:
-    transport = HttpTransport("https://127.0.0.1:9", Source(), use_cache=False)
-    sent: list[Any] = []
-    joined: list[str] = []
-
-    def send(*args: Any, **kwargs: Any) -> Any:
-        sent.append(args)
-        raise TransportError("no server")
-
-    transport._send = send  # type: ignore[method-assign]
-    transport._flights.do = lambda key, fn, **kw: joined.append(key)  # type: ignore[method-assign,assignment,misc]
-    for _ in range(2):
-        with pytest.raises(TransportError):
-            transport.call(descriptor(cacheable=True), Request({"name": "a"}), Echo, None)
-    assert len(sent) == 2
-    assert joined == []  # never joined a single flight (spec 7.12.1)
-    assert not transport.use_cache
-
-
-def test_per_call_use_cache_true_wins_over_the_client_default() -> None:
-    transport = HttpTransport("https://127.0.0.1:9", Source(), use_cache=False)
-    joined: list[str] = []
-
-    def do(key: str, fn: Any, **kwargs: Any) -> Any:
-        joined.append(key)
-        return Echo({}), _meta()
-
-    transport._flights.do = do  # type: ignore[method-assign]
-    transport.call(
-        descriptor(cacheable=True), Request({"name": "a"}), Echo, CallOptions(use_cache=True)
-    )
-    assert len(joined) == 1
-
-
-def _meta() -> Any:
-    from secinfra._runtime._meta import ResponseMeta
-
-    return ResponseMeta("test.v1.Test/Get", None, 0, True, False)
-
-
-def test_closing_the_transport_drops_every_cache_entry() -> None:
-    transport = HttpTransport("https://127.0.0.1:9", Source())
-    transport.cache.store(
-        "k", object(), {"Cache-Control": "max-age=60"}, resource="secret", secret=True
-    )
-    assert len(transport.cache) == 1
-    transport.close()
-    assert len(transport.cache) == 0

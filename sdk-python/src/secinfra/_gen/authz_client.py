@@ -6,14 +6,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
-from .._runtime import (
+from .._rpc import (
     Auth,
     CachePolicy,
     CallOptions,
     Idempotency,
     Invalidation,
+    Invoker,
     MethodDescriptor,
-    Transport,
 )
 from . import authz as _authz
 
@@ -144,8 +144,8 @@ class AuthzClient:
     Client of secinfra.v1.AuthzService.
     """
 
-    def __init__(self, transport: Transport) -> None:
-        self._transport = transport
+    def __init__(self, invoker: Invoker) -> None:
+        self._invoker = invoker
 
     def write_authorization_model(
         self,
@@ -160,7 +160,7 @@ class AuthzClient:
 
         HTTP: ``POST /v1/authz/models``
         """
-        return self._transport.call(
+        return self._invoker.invoke(
             AUTHZ_SERVICE_WRITE_AUTHORIZATION_MODEL,
             _authz.WriteAuthorizationModelRequest(model=model, dsl=dsl),
             _authz.AuthorizationModel,
@@ -177,7 +177,7 @@ class AuthzClient:
 
         HTTP: ``GET /v1/authz/models:current``
         """
-        return self._transport.call(
+        return self._invoker.invoke(
             AUTHZ_SERVICE_READ_AUTHORIZATION_MODEL,
             _authz.ReadAuthorizationModelRequest(id=id),
             _authz.AuthorizationModel,
@@ -196,7 +196,7 @@ class AuthzClient:
 
         HTTP: ``POST /v1/authz/tuples:write``
         """
-        return self._transport.call(
+        return self._invoker.invoke(
             AUTHZ_SERVICE_WRITE_TUPLES,
             _authz.WriteTuplesRequest(writes=writes, deletes=deletes),
             _authz.WriteTuplesResponse,
@@ -217,7 +217,7 @@ class AuthzClient:
 
         HTTP: ``GET /v1/authz/tuples``
         """
-        return self._transport.call(
+        return self._invoker.invoke(
             AUTHZ_SERVICE_READ_TUPLES,
             _authz.ReadTuplesRequest(
                 user=user,
@@ -243,7 +243,7 @@ class AuthzClient:
 
         HTTP: ``POST /v1/authz:check``
         """
-        return self._transport.call(
+        return self._invoker.invoke(
             AUTHZ_SERVICE_CHECK,
             _authz.CheckRequest(tuple_key=tuple_key, consistency=consistency, revision=revision),
             _authz.CheckResponse,
@@ -262,7 +262,7 @@ class AuthzClient:
 
         HTTP: ``POST /v1/authz:batch-check``
         """
-        return self._transport.call(
+        return self._invoker.invoke(
             AUTHZ_SERVICE_BATCH_CHECK,
             _authz.BatchCheckRequest(checks=checks, consistency=consistency, revision=revision),
             _authz.BatchCheckResponse,
@@ -283,7 +283,7 @@ class AuthzClient:
 
         HTTP: ``POST /v1/authz:list-objects``
         """
-        return self._transport.call(
+        return self._invoker.invoke(
             AUTHZ_SERVICE_LIST_OBJECTS,
             _authz.ListObjectsRequest(
                 type=type, relation=relation, user=user, consistency=consistency, revision=revision
@@ -306,7 +306,7 @@ class AuthzClient:
 
         HTTP: ``POST /v1/authz:expand``
         """
-        return self._transport.call(
+        return self._invoker.invoke(
             AUTHZ_SERVICE_EXPAND,
             _authz.ExpandRequest(
                 object=object, relation=relation, consistency=consistency, revision=revision

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Final
 
-from .._runtime import (
+from .._rpc import (
     Auth,
     CachePolicy,
     CallOptions,
     Idempotency,
+    Invoker,
     MethodDescriptor,
-    Transport,
 )
 from . import identity as _identity
 
@@ -232,8 +232,8 @@ class IdentityClient:
     Client of secinfra.v1.IdentityService.
     """
 
-    def __init__(self, transport: Transport) -> None:
-        self._transport = transport
+    def __init__(self, invoker: Invoker) -> None:
+        self._invoker = invoker
 
     def issue_certificate(
         self,
@@ -248,7 +248,7 @@ class IdentityClient:
 
         HTTP: ``POST /v1/identity:issue``
         """
-        return self._transport.call(
+        return self._invoker.invoke(
             IDENTITY_SERVICE_ISSUE_CERTIFICATE,
             _identity.IssueCertificateRequest(csr_pem=csr_pem, join_token=join_token, jwt=jwt),
             _identity.IssueCertificateResponse,
@@ -266,7 +266,7 @@ class IdentityClient:
 
         HTTP: ``POST /v1/identity:renew``
         """
-        return self._transport.call(
+        return self._invoker.invoke(
             IDENTITY_SERVICE_RENEW_CERTIFICATE,
             _identity.RenewCertificateRequest(csr_pem=csr_pem),
             _identity.RenewCertificateResponse,
@@ -283,7 +283,7 @@ class IdentityClient:
 
         HTTP: ``GET /v1/identity:whoami``
         """
-        return self._transport.call(
+        return self._invoker.invoke(
             IDENTITY_SERVICE_GET_CALLER_IDENTITY,
             _identity.GetCallerIdentityRequest(),
             _identity.GetCallerIdentityResponse,
@@ -300,7 +300,7 @@ class IdentityClient:
 
         HTTP: ``GET /v1/bundle``
         """
-        return self._transport.call(
+        return self._invoker.invoke(
             IDENTITY_SERVICE_GET_TRUST_BUNDLE,
             _identity.GetTrustBundleRequest(),
             _identity.TrustBundle,
@@ -316,7 +316,7 @@ class IdentityClient:
 
         HTTP: ``GET /v1/crl``
         """
-        return self._transport.call(
+        return self._invoker.invoke(
             IDENTITY_SERVICE_GET_CRL,
             _identity.GetCrlRequest(),
             _identity.GetCrlResponse,
@@ -336,7 +336,7 @@ class IdentityClient:
 
         HTTP: ``POST /v1/revocations``
         """
-        return self._transport.call(
+        return self._invoker.invoke(
             IDENTITY_SERVICE_REVOKE,
             _identity.RevokeRequest(serial=serial, spiffe_id=spiffe_id, reason=reason),
             _identity.Revocation,
@@ -352,7 +352,7 @@ class IdentityClient:
 
         HTTP: ``GET /v1/revocations``
         """
-        return self._transport.call(
+        return self._invoker.invoke(
             IDENTITY_SERVICE_LIST_REVOCATIONS,
             _identity.ListRevocationsRequest(),
             _identity.ListRevocationsResponse,
@@ -371,7 +371,7 @@ class IdentityClient:
 
         HTTP: ``POST /v1/join-tokens``
         """
-        return self._transport.call(
+        return self._invoker.invoke(
             IDENTITY_SERVICE_CREATE_JOIN_TOKEN,
             _identity.CreateJoinTokenRequest(spiffe_id=spiffe_id, ttl_seconds=ttl_seconds),
             _identity.CreateJoinTokenResponse,
@@ -387,7 +387,7 @@ class IdentityClient:
 
         HTTP: ``GET /v1/join-tokens``
         """
-        return self._transport.call(
+        return self._invoker.invoke(
             IDENTITY_SERVICE_LIST_JOIN_TOKENS,
             _identity.ListJoinTokensRequest(),
             _identity.ListJoinTokensResponse,
@@ -404,7 +404,7 @@ class IdentityClient:
 
         HTTP: ``DELETE /v1/join-tokens/{id}``
         """
-        return self._transport.call(
+        return self._invoker.invoke(
             IDENTITY_SERVICE_REVOKE_JOIN_TOKEN,
             _identity.RevokeJoinTokenRequest(id=id),
             _identity.JoinToken,
@@ -420,7 +420,7 @@ class IdentityClient:
 
         HTTP: ``GET /v1/ca``
         """
-        return self._transport.call(
+        return self._invoker.invoke(
             IDENTITY_SERVICE_GET_CA_STATUS,
             _identity.GetCaStatusRequest(),
             _identity.CaStatus,
@@ -437,7 +437,7 @@ class IdentityClient:
 
         HTTP: ``POST /v1/ca:prepare``
         """
-        return self._transport.call(
+        return self._invoker.invoke(
             IDENTITY_SERVICE_PREPARE_CA_ROTATION,
             _identity.PrepareCaRotationRequest(),
             _identity.CaStatus,
@@ -454,7 +454,7 @@ class IdentityClient:
 
         HTTP: ``POST /v1/ca:activate``
         """
-        return self._transport.call(
+        return self._invoker.invoke(
             IDENTITY_SERVICE_ACTIVATE_CA,
             _identity.ActivateCaRequest(),
             _identity.CaStatus,
@@ -473,7 +473,7 @@ class IdentityClient:
 
         HTTP: ``POST /v1/ca:retire``
         """
-        return self._transport.call(
+        return self._invoker.invoke(
             IDENTITY_SERVICE_RETIRE_CA,
             _identity.RetireCaRequest(ca_id=ca_id, force=force),
             _identity.CaStatus,

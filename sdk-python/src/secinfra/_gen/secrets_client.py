@@ -6,14 +6,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
-from .._runtime import (
+from .._rpc import (
     Auth,
     CachePolicy,
     CallOptions,
     Idempotency,
     Invalidation,
+    Invoker,
     MethodDescriptor,
-    Transport,
 )
 from . import secrets as _secrets
 
@@ -129,8 +129,8 @@ class SecretsClient:
     Client of secinfra.v1.SecretsService.
     """
 
-    def __init__(self, transport: Transport) -> None:
-        self._transport = transport
+    def __init__(self, invoker: Invoker) -> None:
+        self._invoker = invoker
 
     def put_secret(
         self,
@@ -146,7 +146,7 @@ class SecretsClient:
 
         HTTP: ``PUT /v1/secrets/{name=**}``
         """
-        return self._transport.call(
+        return self._invoker.invoke(
             SECRETS_SERVICE_PUT_SECRET,
             _secrets.PutSecretRequest(name=name, value=value, if_version=if_version, policy=policy),
             _secrets.SecretVersionInfo,
@@ -166,7 +166,7 @@ class SecretsClient:
 
         HTTP: ``GET /v1/secrets/{name=**}``
         """
-        return self._transport.call(
+        return self._invoker.invoke(
             SECRETS_SERVICE_GET_SECRET,
             _secrets.GetSecretRequest(name=name, version=version),
             _secrets.Secret,
@@ -183,7 +183,7 @@ class SecretsClient:
 
         HTTP: ``GET /v1/secrets/{name=**}:metadata``
         """
-        return self._transport.call(
+        return self._invoker.invoke(
             SECRETS_SERVICE_GET_SECRET_METADATA,
             _secrets.GetSecretMetadataRequest(name=name),
             _secrets.SecretMetadata,
@@ -203,7 +203,7 @@ class SecretsClient:
 
         HTTP: ``GET /v1/secrets``
         """
-        return self._transport.call(
+        return self._invoker.invoke(
             SECRETS_SERVICE_LIST_SECRETS,
             _secrets.ListSecretsRequest(prefix=prefix, page_size=page_size, page_token=page_token),
             _secrets.ListSecretsResponse,
@@ -221,7 +221,7 @@ class SecretsClient:
 
         HTTP: ``DELETE /v1/secrets/{name=**}``
         """
-        return self._transport.call(
+        return self._invoker.invoke(
             SECRETS_SERVICE_DELETE_SECRET,
             _secrets.DeleteSecretRequest(name=name, versions=versions),
             _secrets.SecretMetadata,
@@ -239,7 +239,7 @@ class SecretsClient:
 
         HTTP: ``POST /v1/secrets/{name=**}:undelete``
         """
-        return self._transport.call(
+        return self._invoker.invoke(
             SECRETS_SERVICE_UNDELETE_SECRET,
             _secrets.UndeleteSecretRequest(name=name, versions=versions),
             _secrets.SecretMetadata,
@@ -257,7 +257,7 @@ class SecretsClient:
 
         HTTP: ``POST /v1/secrets/{name=**}:destroy``
         """
-        return self._transport.call(
+        return self._invoker.invoke(
             SECRETS_SERVICE_DESTROY_SECRET_VERSIONS,
             _secrets.DestroySecretVersionsRequest(name=name, versions=versions),
             _secrets.SecretMetadata,

@@ -1,30 +1,10 @@
-"""The hand-written runtime that generated service clients call.
+"""The hand-written implementation behind the RPC contract (``secinfra._rpc``).
 
-Generated code is thin: a client method builds its request model and hands it,
-with the RPC's `MethodDescriptor`, to a `Transport`. Policy (retries, caching,
-identity) lives behind that interface, never in generated code.
+One subject per module: retry decisions (`_retry`), the retry budget
+(`_budget`), the response cache (`_cache`) and single-flight
+(`_single_flight`), rotation timing (`_rotation`), connections and TLS
+(`_transport`, `_tls`, `_watchdog`), and the call pipeline that ties them
+together and implements `secinfra._rpc.Invoker` (`_call`, with `_request`
+and `_answer`). Generated code never imports this package; docs/sdk/
+floor-plan.md maps each subject to its file in every SDK.
 """
-
-from ._descriptor import (
-    Auth,
-    CachePolicy,
-    CallOptions,
-    Idempotency,
-    Invalidation,
-    MethodDescriptor,
-    RequestMessage,
-    ResponseMessage,
-    Transport,
-)
-
-__all__ = [
-    "Auth",
-    "CachePolicy",
-    "CallOptions",
-    "Idempotency",
-    "Invalidation",
-    "MethodDescriptor",
-    "RequestMessage",
-    "ResponseMessage",
-    "Transport",
-]

@@ -1,4 +1,4 @@
-"""The client's response cache for cacheable RPCs, and single-flight.
+"""The client's response cache for cacheable RPCs.
 
 Secret reads, the trust bundle and authorization checks are cacheable (their
 `CachePolicy` says so); their lifetimes come from each response's
@@ -15,7 +15,7 @@ and thread-safe. How the transport uses it for one cacheable call:
     etag = hit.if_none_match if hit is not None else None
     headers = {"If-None-Match": etag} if etag else {}
     try:
-        response = send_with_retries(headers)         # inside single_flight.do(key, ...)
+        response = send_with_retries(headers)         # inside SingleFlight.do(key, ...)
     except (Unavailable, Internal, TransportError):   # after retries
         hit = cache.lookup(key)
         if hit is not None and hit.usable_on_error:
@@ -62,9 +62,9 @@ import json
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar
 
 from ._clock import Clock, SystemClock
 from ._headers import header
@@ -80,7 +80,6 @@ __all__ = [
     "CacheLookup",
     "Freshness",
     "ResponseCache",
-    "SingleFlight",
     "cache_key",
     "newer_than",
     "parse_cache_control",
@@ -99,7 +98,6 @@ AGE_HEADER = "Age"
 _DIGITS = re.compile(r"[0-9]+")
 
 V = TypeVar("V")
-T = TypeVar("T")
 
 
 def cache_key(method_name: str, request_json: Mapping[str, Any]) -> str:
@@ -536,87 +534,6 @@ class ResponseCache(Generic[V]):
 
     def __repr__(self) -> str:
         return f"ResponseCache(entries={len(self)}, max_entries={self._max_entries})"
-
-
-class _Call:
-    """One in-flight call of a `SingleFlight`."""
-
-    __slots__ = ("done", "error", "result", "waiters")
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.result: object = None
-        self.error: BaseException | None = None
-        self.waiters = 0
-
-
-class SingleFlight:
-    """Collapses concurrent calls for one key into one.
-
-    While a call for a key is running, further `do` calls for that key wait
-    for it and share its result, or its exception (the same exception
-    object is raised in every waiting thread). Once it finishes, the next
-    `do` starts a new call: nothing is cached here.
-
-    >>> SingleFlight().do("k", lambda: 42)
-    42
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._calls: dict[str, _Call] = {}
-
-    def do(self, key: str, fn: Callable[[], T], *, timeout: float | None = None) -> T:
-        """Run ``fn`` unless a call for ``key`` is running; either way return its result.
-
-        Callers that share a key must pass functions returning the same type.
-        A caller that joins a running call waits at most ``timeout`` seconds
-        (None: without limit) and then raises `TimeoutError`; the running call
-        goes on for its other callers. ``timeout`` does not bound a caller that
-        runs ``fn`` itself.
-        """
-        if timeout is not None and not timeout >= 0.0:
-            raise ValueError("secinfra: single-flight: timeout must be a number >= 0")
-        with self._lock:
-            call = self._calls.get(key)
-            leader = call is None
-            if call is None:
-                call = self._calls[key] = _Call()
-            else:
-                call.waiters += 1
-        if not leader:
-            if not call.done.wait(timeout):
-                with self._lock:
-                    call.waiters -= 1
-                raise TimeoutError(
-                    f"secinfra: single-flight: the running call did not finish in {timeout:g} s"
-                )
-            if call.error is not None:
-                raise call.error
-            return cast(T, call.result)
-        try:
-            result = fn()
-        except BaseException as exc:
-            call.error = exc
-            raise
-        else:
-            call.result = result
-            return result
-        finally:
-            with self._lock:
-                del self._calls[key]
-            call.done.set()
-
-    def in_flight(self) -> int:
-        """How many keys have a call running now."""
-        with self._lock:
-            return len(self._calls)
-
-    def waiting(self, key: str) -> int:
-        """How many callers wait for the running call for ``key`` (0 if none runs)."""
-        with self._lock:
-            call = self._calls.get(key)
-            return call.waiters if call is not None else 0
 
 
 def _age(headers: Mapping[str, str]) -> float:

@@ -1,8 +1,18 @@
-"""HTTP header helpers shared by the runtime."""
+"""HTTP header names the runtime sends and reads, and a case-insensitive lookup."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Final
+
+ATTEMPT_HEADER: Final = "Secinfra-Attempt"
+"""The 1-based number of the attempt (spec 2.4)."""
+IDEMPOTENCY_HEADER: Final = "Idempotency-Key"
+"""One UUIDv4 per call that is not read-only, the same on every attempt (4.2)."""
+REQUEST_ID_HEADER: Final = "Request-Id"
+"""The server's id of the request, in every answer (11.5)."""
+IF_NONE_MATCH_HEADER: Final = "If-None-Match"
+"""The cached ETag a conditional request carries (7.5)."""
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:

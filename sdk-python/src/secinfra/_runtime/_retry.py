@@ -61,8 +61,8 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Protocol, TypeAlias, TypeVar
 
+from .._rpc import Idempotency
 from ._budget import RetryBudget
-from ._descriptor import Idempotency
 from ._headers import header
 
 __all__ = [
@@ -134,7 +134,7 @@ _TOO_MANY_REQUESTS = 429
 class RetryOverrides(Protocol):
     """Per-call settings that override a `RetryPolicy`; None keeps the policy's.
 
-    ``secinfra._runtime.CallOptions`` has this shape, so the transport passes
+    ``secinfra._rpc.CallOptions`` has this shape, so the call pipeline passes
     its call options straight to `RetryPolicy.merged`.
     """
 

@@ -7,14 +7,14 @@ import datetime
 from collections.abc import Sequence
 from typing import Final
 
-from .._runtime import (
+from .._rpc import (
     Auth,
     CachePolicy,
     CallOptions,
     Idempotency,
     Invalidation,
+    Invoker,
     MethodDescriptor,
-    Transport,
 )
 from . import kitchen_sink as _kitchen_sink
 
@@ -131,8 +131,8 @@ class ThingClient:
     Client of secinfra.kitchensink.v1.ThingService.
     """
 
-    def __init__(self, transport: Transport) -> None:
-        self._transport = transport
+    def __init__(self, invoker: Invoker) -> None:
+        self._invoker = invoker
 
     def get_thing(
         self,
@@ -148,7 +148,7 @@ class ThingClient:
 
         HTTP: ``GET /v1/things/{name=**}``
         """
-        return self._transport.call(
+        return self._invoker.invoke(
             THING_SERVICE_GET_THING,
             _kitchen_sink.GetThingRequest(
                 name=name, version=version, fields=fields, color=color, since=since
@@ -169,7 +169,7 @@ class ThingClient:
 
         HTTP: ``PUT /v1/things/{name=**}``
         """
-        return self._transport.call(
+        return self._invoker.invoke(
             THING_SERVICE_PUT_THING,
             _kitchen_sink.PutThingRequest(name=name, thing=thing, if_version=if_version),
             _kitchen_sink.Thing,
@@ -187,7 +187,7 @@ class ThingClient:
 
         HTTP: ``DELETE /v1/things/{name=**}``
         """
-        return self._transport.call(
+        return self._invoker.invoke(
             THING_SERVICE_DELETE_THING,
             _kitchen_sink.DeleteThingRequest(name=name, purge=purge),
             _kitchen_sink.DeleteThingResponse,
@@ -206,7 +206,7 @@ class ThingClient:
 
         HTTP: ``GET /v1/things``
         """
-        return self._transport.call(
+        return self._invoker.invoke(
             THING_SERVICE_LIST_THINGS,
             _kitchen_sink.ListThingsRequest(
                 prefix=prefix, page_size=page_size, page_token=page_token
@@ -226,7 +226,7 @@ class ThingClient:
 
         HTTP: ``POST /v1/shards/{shard}/things/{name=**}:touch``
         """
-        return self._transport.call(
+        return self._invoker.invoke(
             THING_SERVICE_TOUCH_THING,
             _kitchen_sink.TouchThingRequest(shard=shard, name=name),
             _kitchen_sink.Thing,
@@ -240,8 +240,8 @@ class PingClient:
     Client of secinfra.kitchensink.v1.PingService.
     """
 
-    def __init__(self, transport: Transport) -> None:
-        self._transport = transport
+    def __init__(self, invoker: Invoker) -> None:
+        self._invoker = invoker
 
     def ping(
         self,
@@ -254,7 +254,7 @@ class PingClient:
 
         HTTP: ``POST /v1/ping:echo``
         """
-        return self._transport.call(
+        return self._invoker.invoke(
             PING_SERVICE_PING,
             _kitchen_sink.PingRequest(payload=payload, class_=class_),
             _kitchen_sink.PingResponse,
@@ -272,7 +272,7 @@ class PingClient:
 
         HTTP: ``GET /v1/time/{payload}``
         """
-        return self._transport.call(
+        return self._invoker.invoke(
             PING_SERVICE_TIME,
             _kitchen_sink.PingRequest(payload=payload, class_=class_),
             _kitchen_sink.PingResponse,

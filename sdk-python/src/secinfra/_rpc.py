@@ -1,4 +1,11 @@
-"""What the runtime knows about one RPC, and the interface it offers clients.
+"""The RPC contract: what generated service clients call, and nothing else.
+
+Generated code is thin: a client method builds its request model and hands
+it, with the RPC's `MethodDescriptor` and the caller's `CallOptions`, to an
+`Invoker`, which returns the decoded response. This module is the only one
+generated code imports; the implementation behind `Invoker` (retries, cache,
+identity, connections) lives in ``secinfra._runtime`` and can change without
+regenerating a line.
 
 `MethodDescriptor` mirrors the ``secinfra.v1.rpc`` option of api/secinfra/v1/
 options.proto; the generator writes one per RPC beside each service client.
@@ -10,6 +17,18 @@ import enum
 import math
 from dataclasses import dataclass
 from typing import Any, Protocol, Self, TypeVar
+
+__all__ = [
+    "Auth",
+    "CachePolicy",
+    "CallOptions",
+    "Idempotency",
+    "Invalidation",
+    "Invoker",
+    "MethodDescriptor",
+    "RequestMessage",
+    "ResponseMessage",
+]
 
 
 class Idempotency(enum.StrEnum):
@@ -83,6 +102,11 @@ class MethodDescriptor:
     admin: bool
     """The caller needs the admin relation on the system object."""
 
+    @property
+    def full_name(self) -> str:
+        """``service/name``, e.g. ``secinfra.v1.SecretsService/GetSecret``."""
+        return f"{self.service}/{self.name}"
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class CallOptions:
@@ -99,6 +123,12 @@ class CallOptions:
     use_cache: bool | None = None
     """False bypasses the response cache for this call; True uses it even when
     the client was created with ``use_cache=False``."""
+    revalidate: bool | None = None
+    """True makes a cacheable call reach the server even when a fresh entry is
+    cached (like a request's ``Cache-Control: no-cache``): conditional on the
+    entry's ``ETag``, a 304 answers with the cached value, and a failure is
+    raised, never hidden by a cached value. The client's own trust-bundle
+    refreshes use it (spec 7.12.2, 10.2.2). None or False: the cache rules as usual."""
     base_backoff: float | None = None
     """Seconds: the backoff ceiling before the first retry (it doubles per retry)."""
     max_backoff: float | None = None
@@ -136,10 +166,14 @@ class ResponseMessage(Protocol):
 R = TypeVar("R", bound=ResponseMessage)
 
 
-class Transport(Protocol):
-    """Sends one RPC: encode, send with retries and caching, decode the response."""
+class Invoker(Protocol):
+    """Makes one RPC call: the one interface generated clients call.
 
-    def call(
+    ``secinfra._runtime._call.CallPipeline`` implements it (encode, cache,
+    attempts with retries, decode); tests may pass any object of this shape.
+    """
+
+    def invoke(
         self,
         method: MethodDescriptor,
         request: RequestMessage,

@@ -1,285 +1,63 @@
-"""Workload identity: keys, CSRs, enrolment, rotation and the trust bundle.
+"""A rotating identity: enrolment, renewal, re-enrolment and bundle refresh.
 
 The private key is generated in this process (ECDSA P-256) and never leaves
 it: the server signs a CSR. :class:`RotatingIdentity` enrols, renews at half
 the lifetime minus a jitter of up to 10 % (with a new key each time), retries
 failed renewals with backoff until expiry, re-enrols after expiry when its
 attestation can be used again (a JWT provider; a join token is single-use),
-refreshes the trust bundle at its refresh hint, and tells subscribers. The
-certificate and key always change together, as one snapshot.
+refreshes the trust bundle at its refresh hint (conditionally, on the last
+bundle's ETag), and tells subscribers. The certificate and key always change
+together, as one snapshot; a new certificate is installed only if it is an
+X509-SVID for the new key, chains to the trust bundle (after one refresh) and,
+for a renewal, names the current SPIFFE ID. When to do each is decided by
+``secinfra._runtime._rotation`` (pure timing, per `RotationPolicy`); this
+module does the I/O and keeps the schedule.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 import random
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ._runtime._clock import Clock, SystemClock
-from ._runtime._descriptor import CallOptions
-from ._runtime._rotation import (
-    DEFAULT_BUNDLE_REFRESH,
-    RENEWAL_RETRY_BASE,
+from .._rpc import CallOptions
+from .._runtime._clock import Clock, SystemClock
+from .._runtime._rotation import (
+    DEFAULT_ROTATION_POLICY,
+    RotationPolicy,
     bundle_refresh_time,
-    issued_at,
+    bundle_retry_time,
+    reenrol_retry_time,
     renewal_retry_delay,
     renewal_time,
 )
-from ._runtime._source import (
-    RotationEvent,
-    RotationKind,
-    Subscriber,
-    TrustBundle,
-    X509Identity,
-)
-from .errors import IdentityExpired, SecinfraError
+from ..errors import IdentityExpired, SecinfraError
+from ._bundle import TrustBundle, bundle_from_wire, chains_to_bundle, server_id_for
+from ._events import EventDispatcher, RotationEvent, RotationKind, Subscriber
+from ._keys import build_csr, new_private_key, private_key_pem
+from ._snapshot import X509Identity, parse_identity
 
 if TYPE_CHECKING:
-    from ._gen.identity import TrustBundle as WireBundle
-    from ._gen.identity_client import IdentityClient
+    from .._gen.identity_client import IdentityClient
+
+__all__ = ["JwtProvider", "RotatingIdentity"]
 
 log = logging.getLogger("secinfra.identity")
 
-#: The path of the server's SPIFFE ID in every trust domain.
-SERVER_ID_PATH: Final = "/secinfra/server"
-#: A client that cannot reach the server retries bundle fetches this often.
-BUNDLE_RETRY_SECONDS: Final = 30.0
+#: After an unexpected error in a rotation step, the thread waits this long.
+STEP_FAILURE_DELAY_SECONDS: Final = 1.0
 #: The rotation thread never sleeps longer than this at once (stays responsive).
 MAX_SLEEP_SECONDS: Final = 60.0
 #: Nor shorter: a step that is due again at once must not spin.
 MIN_SLEEP_SECONDS: Final = 0.05
 
 JwtProvider = Callable[[], str]
-
-
-# -- keys, CSRs, certificates -----------------------------------------------------------
-def new_private_key() -> ec.EllipticCurvePrivateKey:
-    """A new ECDSA P-256 key, generated here and kept in memory."""
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def build_csr(key: ec.EllipticCurvePrivateKey) -> str:
-    """A PEM CSR with an empty subject and no extensions: the server decides
-    everything that goes into the certificate."""
-    csr = (
-        x509.CertificateSigningRequestBuilder()
-        .subject_name(x509.Name([]))
-        .sign(key, hashes.SHA256())
-    )
-    return csr.public_bytes(serialization.Encoding.PEM).decode()
-
-
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-
-
-def parse_identity(chain_pem: bytes, key_pem: bytes, *, received_at: datetime) -> X509Identity:
-    """An identity snapshot from a PEM chain (leaf first) and its PEM key."""
-    certs = x509.load_pem_x509_certificates(chain_pem)
-    leaf = certs[0]
-    try:
-        san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        uris = san.get_values_for_type(x509.UniformResourceIdentifier)
-    except x509.ExtensionNotFound:
-        uris = []
-    if len(uris) != 1 or not uris[0].startswith("spiffe://"):
-        raise SecinfraError("secinfra: identity: the certificate is not an X509-SVID")
-    key = serialization.load_pem_private_key(key_pem, password=None)
-    if key.public_key() != leaf.public_key():
-        raise SecinfraError("secinfra: identity: the key does not match the certificate")
-    return X509Identity(
-        spiffe_id=uris[0],
-        chain_pem=chain_pem,
-        key_pem=key_pem,
-        serial=f"{leaf.serial_number:x}",
-        not_before=leaf.not_valid_before_utc,
-        not_after=leaf.not_valid_after_utc,
-        issued_at=issued_at(leaf.not_valid_before_utc, received_at),
-    )
-
-
-def chains_to_bundle(chain_pem: bytes, bundle: TrustBundle, now: datetime) -> bool:
-    """Whether the chain's leaf verifies, through the chain's own intermediates,
-    to a CA of ``bundle`` that is valid at ``now`` (spec 8.7.4)."""
-    certs = x509.load_pem_x509_certificates(chain_pem)
-    roots = x509.load_pem_x509_certificates(bundle.pem.encode())
-    current, rest = certs[0], certs[1:]
-    while True:
-        if any(_directly_issued(current, ca, now) for ca in roots):
-            return True
-        parent = next((c for c in rest if _directly_issued(current, c, now)), None)
-        if parent is None:
-            return False
-        current, rest = parent, [c for c in rest if c is not parent]
-
-
-def _directly_issued(cert: x509.Certificate, issuer: x509.Certificate, now: datetime) -> bool:
-    if cert.issuer != issuer.subject:
-        return False
-    if not issuer.not_valid_before_utc <= now <= issuer.not_valid_after_utc:
-        return False
-    try:
-        cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
-
-
-# -- trust bundles ----------------------------------------------------------------------
-def load_bundle(data: str | bytes) -> TrustBundle:
-    """A trust bundle from PEM certificates or a SPIFFE bundle (JWK Set JSON)."""
-    text = data.decode() if isinstance(data, bytes) else data
-    if text.lstrip().startswith("{"):
-        doc = json.loads(text)
-        return _bundle_from_entries(
-            ((key.get("use"), key.get("x5c") or []) for key in doc.get("keys", [])),
-            sequence=int(doc.get("spiffe_sequence", 0)),
-            refresh_hint=float(doc.get("spiffe_refresh_hint", DEFAULT_BUNDLE_REFRESH)),
-        )
-    certs = x509.load_pem_x509_certificates(text.encode())
-    # Canonical PEM, so that a bundle read from a file and the same CAs fetched
-    # from the server compare equal (no spurious "bundle changed").
-    pem = "".join(cert.public_bytes(serialization.Encoding.PEM).decode() for cert in certs)
-    return TrustBundle(pem=pem, sequence=0, refresh_hint=DEFAULT_BUNDLE_REFRESH)
-
-
-def bundle_from_wire(wire: WireBundle) -> TrustBundle:
-    """A trust bundle from the GetTrustBundle answer."""
-    return _bundle_from_entries(
-        ((key.use, key.x5c) for key in wire.keys),
-        sequence=wire.spiffe_sequence,
-        refresh_hint=wire.spiffe_refresh_hint,
-    )
-
-
-def _bundle_from_entries(
-    entries: Iterable[tuple[object, Sequence[str]]], *, sequence: int, refresh_hint: float
-) -> TrustBundle:
-    """The X.509 authorities of SPIFFE bundle entries: for each ``x509-svid``
-    entry the FIRST certificate of ``x5c`` (SPIFFE trust-domain bundle spec:
-    further ones are ignored). A bundle without any authority is refused."""
-    pems = []
-    for use, x5c in entries:
-        if use != "x509-svid" or not x5c:
-            continue
-        cert = x509.load_der_x509_certificate(base64.b64decode(x5c[0]))
-        pems.append(cert.public_bytes(serialization.Encoding.PEM).decode())
-    if not pems:
-        raise SecinfraError("secinfra: identity: the trust bundle holds no X.509 authority")
-    return TrustBundle(pem="".join(pems), sequence=sequence, refresh_hint=refresh_hint)
-
-
-def server_id_for(bundle: TrustBundle) -> str:
-    """``spiffe://<trust domain>/secinfra/server``, the trust domain read from the CAs."""
-    for cert in x509.load_pem_x509_certificates(bundle.pem.encode()):
-        try:
-            san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        except x509.ExtensionNotFound:
-            continue
-        for uri in san.get_values_for_type(x509.UniformResourceIdentifier):
-            if uri.startswith("spiffe://"):
-                return uri.rstrip("/") + SERVER_ID_PATH
-    raise SecinfraError("secinfra: identity: the trust bundle names no SPIFFE trust domain")
-
-
-# -- sources ----------------------------------------------------------------------------
-class _Subscribers:
-    def __init__(self) -> None:
-        self._callbacks: list[Subscriber] = []
-        self._lock = threading.Lock()
-
-    def add(self, callback: Subscriber) -> None:
-        with self._lock:
-            self._callbacks.append(callback)
-
-    def emit(self, event: RotationEvent) -> None:
-        with self._lock:
-            callbacks = list(self._callbacks)
-        for callback in callbacks:
-            try:
-                callback(event)
-            except Exception:
-                log.exception("secinfra: identity: a rotation subscriber failed")
-
-
-class StaticIdentity:
-    """A fixed identity and bundle (files written by ``secinfra agent``, the admin
-    identity, tests). It is never renewed: once it expires, calls fail with
-    :class:`~secinfra.errors.IdentityExpired`."""
-
-    def __init__(
-        self,
-        bundle: TrustBundle,
-        identity: X509Identity | None = None,
-        *,
-        server_id: str | None = None,
-        clock: Clock | None = None,
-    ) -> None:
-        self._bundle = bundle
-        self._identity = identity
-        self._server_id = server_id or server_id_for(bundle)
-        self._clock = clock or SystemClock()
-        self._subscribers = _Subscribers()
-
-    @classmethod
-    def from_files(
-        cls,
-        *,
-        bundle_file: str | Path,
-        cert_file: str | Path | None = None,
-        key_file: str | Path | None = None,
-        server_id: str | None = None,
-    ) -> StaticIdentity:
-        """Load PEM files (the key stays in memory once read)."""
-        bundle = load_bundle(Path(bundle_file).read_bytes())
-        identity = None
-        if cert_file is not None and key_file is not None:
-            identity = parse_identity(
-                Path(cert_file).read_bytes(),
-                Path(key_file).read_bytes(),
-                received_at=SystemClock().now(),
-            )
-        return cls(bundle, identity, server_id=server_id)
-
-    @property
-    def server_id(self) -> str:
-        return self._server_id
-
-    def identity(self) -> X509Identity | None:
-        return self._identity
-
-    def bundle(self) -> TrustBundle:
-        return self._bundle
-
-    def ensure_identity(self) -> X509Identity:
-        identity = self._identity
-        if identity is None:
-            raise IdentityExpired("secinfra: identity: this client has no identity; enrol first")
-        if self._clock.now() >= identity.not_after:
-            raise IdentityExpired(
-                f"secinfra: identity: the certificate for {identity.spiffe_id} expired at"
-                f" {identity.not_after.isoformat()} and a static identity cannot renew"
-            )
-        return identity
-
-    def refresh_bundle(self) -> bool:
-        return False
-
-    def subscribe(self, callback: Subscriber) -> None:
-        self._subscribers.add(callback)
+"""Returns a fresh JWT attestation for each enrolment (a reusable attestation)."""
 
 
 class RotatingIdentity:
@@ -296,7 +74,9 @@ class RotatingIdentity:
         server_id: str | None = None,
         clock: Clock | None = None,
         rng: random.Random | None = None,
+        rotation_policy: RotationPolicy = DEFAULT_ROTATION_POLICY,
     ) -> None:
+        """``rotation_policy`` says when to renew, retry and refresh (spec 9, 10)."""
         if (join_token is None) == (jwt is None):
             raise ValueError("secinfra: identity: give exactly one of join_token or jwt")
         self._join_token = join_token
@@ -305,6 +85,7 @@ class RotatingIdentity:
         self._server_id = server_id or server_id_for(bundle)
         self._clock = clock or SystemClock()
         self._rng = rng or random.SystemRandom()
+        self._policy = rotation_policy
         self._lock = threading.RLock()
         self._enrol_lock = threading.Lock()
         self._identity: X509Identity | None = None
@@ -313,7 +94,7 @@ class RotatingIdentity:
         self._bundle_due: datetime = self._clock.now()
         self._expired_reported = False
         self._client: IdentityClient | None = None
-        self._subscribers = _Subscribers()
+        self._events = EventDispatcher()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._refreshing = threading.local()
@@ -337,6 +118,11 @@ class RotatingIdentity:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5)
+
+    @property
+    def rotation_policy(self) -> RotationPolicy:
+        """When this source renews, retries and refreshes."""
+        return self._policy
 
     # -- IdentitySource --------------------------------------------------------------
     @property
@@ -396,7 +182,7 @@ class RotatingIdentity:
         return self.bundle().pem != before.pem
 
     def subscribe(self, callback: Subscriber) -> None:
-        self._subscribers.add(callback)
+        self._events.add(callback)
 
     # -- enrolment, renewal, bundle ----------------------------------------------------
     def _require_client(self) -> IdentityClient:
@@ -404,8 +190,24 @@ class RotatingIdentity:
             raise SecinfraError("secinfra: identity: attach() an IdentityClient first")
         return self._client
 
-    def _set_identity(self, chain_pem: str, key: ec.EllipticCurvePrivateKey) -> X509Identity:
-        identity = parse_identity(chain_pem.encode(), _key_pem(key), received_at=self._clock.now())
+    def _set_identity(
+        self, chain_pem: str, key: ec.EllipticCurvePrivateKey, *, renewing: X509Identity | None
+    ) -> X509Identity:
+        """Check a new certificate and install it with its key as the snapshot.
+
+        ``renewing`` is the identity a renewal replaces (None for enrolment).
+        A certificate that fails a check raises, naming the check, and is
+        not installed: the current snapshot stays (spec 8.7.4, 9.3.3).
+        """
+        identity = parse_identity(
+            chain_pem.encode(), private_key_pem(key), received_at=self._clock.now()
+        )
+        if renewing is not None and identity.spiffe_id != renewing.spiffe_id:
+            raise SecinfraError(
+                f"secinfra: identity: renewal refused: the new certificate is for"
+                f" {identity.spiffe_id}, not {renewing.spiffe_id} (the SPIFFE ID must not"
+                " change); the current certificate stays in use"
+            )
         if not chains_to_bundle(identity.chain_pem, self.bundle(), self._clock.now()):
             # Signed by a CA this client has not fetched yet (a CA rotation it
             # slept through): one refresh, then refuse (spec 8.7.4).
@@ -413,10 +215,13 @@ class RotatingIdentity:
             if not chains_to_bundle(identity.chain_pem, self.bundle(), self._clock.now()):
                 raise SecinfraError(
                     "secinfra: identity: the new certificate does not chain to the trust bundle"
+                    " (checked again after a bundle refresh); it is not installed"
                 )
         with self._lock:
             self._identity = identity
-            self._renew_at = renewal_time(identity.issued_at, identity.not_after, self._rng)
+            self._renew_at = renewal_time(
+                identity.issued_at, identity.not_after, self._rng, self._policy
+            )
             self._failures = 0
             self._expired_reported = False
         return identity
@@ -431,24 +236,31 @@ class RotatingIdentity:
             assert self._jwt is not None
             answer = client.issue_certificate(csr_pem=build_csr(key), jwt=self._jwt())
         assert answer.svid is not None
-        identity = self._set_identity(answer.svid.cert_chain_pem, key)
+        identity = self._set_identity(answer.svid.cert_chain_pem, key, renewing=None)
         log.info("enrolled", extra={"spiffe_id": identity.spiffe_id, "serial": identity.serial})
-        self._subscribers.emit(RotationEvent(RotationKind.ENROLLED, identity, self.bundle()))
+        self._events.emit(RotationEvent(RotationKind.ENROLLED, identity, self.bundle()))
 
-    def _renew(self) -> None:
+    def _renew(self, current: X509Identity | None) -> None:
         client = self._require_client()
         key = new_private_key()
         answer = client.renew_certificate(csr_pem=build_csr(key))
         assert answer.svid is not None
-        identity = self._set_identity(answer.svid.cert_chain_pem, key)
-        self._subscribers.emit(RotationEvent(RotationKind.RENEWED, identity, self.bundle()))
+        identity = self._set_identity(answer.svid.cert_chain_pem, key, renewing=current)
+        self._events.emit(RotationEvent(RotationKind.RENEWED, identity, self.bundle()))
 
     def _fetch_bundle(self) -> None:
         client = self._require_client()
-        wire = client.get_trust_bundle(call_options=CallOptions(use_cache=False))
+        # Always reaches the server (spec 7.12.2), conditional on the ETag of
+        # the last bundle fetched (10.2.2): a 304 answers with that bundle, so
+        # the held one stays, and it counts as a successful fetch. The cache
+        # keeps that bundle and its ETag even on a client created with
+        # use_cache=False, whose own calls never read it.
+        wire = client.get_trust_bundle(call_options=CallOptions(use_cache=True, revalidate=True))
         fetched = bundle_from_wire(wire)
         with self._lock:
-            self._bundle_due = bundle_refresh_time(self._clock.now(), fetched.refresh_hint)
+            self._bundle_due = bundle_refresh_time(
+                self._clock.now(), fetched.refresh_hint, self._policy
+            )
             if 0 < fetched.sequence < self._bundle.sequence:
                 # An older bundle than the one held (a rollback, or a stale
                 # replica): keep ours. spec 10.4.1
@@ -461,9 +273,7 @@ class RotatingIdentity:
             changed = fetched.pem != self._bundle.pem
             self._bundle = fetched
         if changed:
-            self._subscribers.emit(
-                RotationEvent(RotationKind.BUNDLE_UPDATED, self.identity(), fetched)
-            )
+            self._events.emit(RotationEvent(RotationKind.BUNDLE_UPDATED, self.identity(), fetched))
 
     # -- the background loop ---------------------------------------------------------
     def _run(self) -> None:
@@ -474,7 +284,7 @@ class RotatingIdentity:
                 # Never let the thread die: a dead rotation thread means a
                 # certificate that silently expires. Log, wait, try again.
                 log.exception("secinfra: identity: rotation step failed")
-                delay = RENEWAL_RETRY_BASE
+                delay = STEP_FAILURE_DELAY_SECONDS
             self._stop.wait(min(max(delay, MIN_SLEEP_SECONDS), MAX_SLEEP_SECONDS))
 
     def _step(self) -> float:
@@ -492,8 +302,9 @@ class RotatingIdentity:
             except SecinfraError as exc:
                 log.warning("secinfra: identity: bundle refresh failed: %s", exc)
                 with self._lock:
-                    retry = min(self._bundle.refresh_hint, BUNDLE_RETRY_SECONDS)
-                    self._bundle_due = bundle_refresh_time(self._clock.now(), retry)
+                    self._bundle_due = bundle_retry_time(
+                        self._clock.now(), self._bundle.refresh_hint, self._policy
+                    )
         with self._lock:
             wake = min(
                 t
@@ -508,18 +319,22 @@ class RotatingIdentity:
 
     def _try_renew(self, identity: X509Identity | None) -> None:
         try:
-            self._renew()
+            self._renew(identity)
         except SecinfraError as exc:
             with self._lock:
                 self._failures += 1
                 failures = self._failures
                 not_after = identity.not_after if identity else self._clock.now()
                 delay = renewal_retry_delay(
-                    failures, self._rng, now=self._clock.now(), not_after=not_after
+                    failures,
+                    self._rng,
+                    now=self._clock.now(),
+                    not_after=not_after,
+                    policy=self._policy,
                 )
                 self._renew_at = self._clock.now() + timedelta(seconds=delay)
             log.warning("secinfra: identity: renewal failed (%d in a row): %s", failures, exc)
-            self._subscribers.emit(
+            self._events.emit(
                 RotationEvent(RotationKind.RENEWAL_FAILED, identity, self.bundle(), exc)
             )
 
@@ -536,7 +351,7 @@ class RotatingIdentity:
         except SecinfraError as exc:
             log.warning("secinfra: identity: re-enrolment failed: %s", exc)
             with self._lock:
-                self._renew_at = self._clock.now() + timedelta(seconds=BUNDLE_RETRY_SECONDS)
+                self._renew_at = reenrol_retry_time(self._clock.now(), self._policy)
 
     def _report_expired(self, identity: X509Identity) -> None:
         """Emit `expired` for ``identity``, once, unless a newer identity replaced it."""
@@ -546,7 +361,7 @@ class RotatingIdentity:
             self._expired_reported = True
             if self._jwt is None:
                 self._renew_at = None  # nothing left to try in the background
-        self._subscribers.emit(
+        self._events.emit(
             RotationEvent(
                 RotationKind.EXPIRED,
                 identity,

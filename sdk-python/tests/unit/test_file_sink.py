@@ -5,10 +5,8 @@ No server: identities are self-signed X509-SVIDs made here.
 
 from __future__ import annotations
 
-import logging
 import os
 import stat
-import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -20,14 +18,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-import secinfra._agent as agent_module
-from secinfra import RotationEvent, RotationKind, TrustBundle, X509Identity
-from secinfra._agent import (
-    CommandRunner,
-    FileSink,
-    SinkError,
-    read_identity_dir,
-)
+import secinfra._identity._file_sink as sink_module
+from secinfra import FileSink, RotationEvent, RotationKind, TrustBundle, X509Identity
+from secinfra._identity._file_sink import SinkError, read_identity_dir
 
 BUNDLE = TrustBundle(
     pem="-----BEGIN CERTIFICATE-----\nMA==\n-----END CERTIFICATE-----\n",
@@ -86,7 +79,7 @@ def leftovers(directory: Path) -> list[str]:
     return [
         str(p.relative_to(directory))
         for p in directory.rglob("*")
-        if p.name.startswith(agent_module.TEMP_PREFIX)
+        if p.name.startswith(sink_module.TEMP_PREFIX)
     ]
 
 
@@ -222,20 +215,20 @@ def test_a_failed_write_leaves_the_old_snapshot_and_no_temporary_files(
 ) -> None:
     with FileSink(tmp_path) as sink:
         sink.write(identities[0], BUNDLE)
-        real = agent_module._write_new
+        real = sink_module._write_new
 
         def failing(path: Path, data: bytes, mode: int) -> None:
             if path.name == "key.pem":
                 raise OSError(28, "No space left on device")
             real(path, data, mode)
 
-        monkeypatch.setattr(agent_module, "_write_new", failing)
+        monkeypatch.setattr(sink_module, "_write_new", failing)
         with pytest.raises(OSError, match="No space"):
             sink.write(identities[1], BUNDLE)
         assert leftovers(tmp_path) == []
         assert (tmp_path / "cert.pem").read_bytes() == identities[0].chain_pem
 
-        monkeypatch.setattr(agent_module, "_write_new", real)
+        monkeypatch.setattr(sink_module, "_write_new", real)
         assert sink.write(identities[1], BUNDLE)  # the next attempt writes it
     assert (tmp_path / "key.pem").read_bytes() == identities[1].key_pem
 
@@ -291,65 +284,3 @@ def test_sync_without_an_identity_writes_nothing(tmp_path: Path) -> None:
     with FileSink(tmp_path, FakeSource(None)) as sink:
         assert not sink.sync()
     assert not (tmp_path / "current").exists()
-
-
-# -- the command runner ------------------------------------------------------------------------
-def _wait(predicate: object, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return True
-        time.sleep(0.02)
-    return False
-
-
-def test_the_command_runs_after_each_trigger(tmp_path: Path) -> None:
-    marker = tmp_path / "ran"
-    runner = CommandRunner(
-        [sys.executable, "-c", "import sys; open(sys.argv[1], 'a').write('x')", str(marker)]
-    )
-    try:
-        runner.trigger()
-        assert _wait(lambda: runner.runs == 1)
-        runner.trigger()
-        assert _wait(lambda: runner.runs == 2)
-    finally:
-        runner.close()
-    assert marker.read_text() == "xx"
-
-
-def test_triggers_during_a_run_fold_into_one_more_run(tmp_path: Path) -> None:
-    runner = CommandRunner([sys.executable, "-c", "import time; time.sleep(0.3)"])
-    try:
-        runner.trigger()
-        time.sleep(0.1)  # the first run is under way
-        for _ in range(5):
-            runner.trigger()
-        assert _wait(lambda: runner.runs == 2)
-        time.sleep(0.4)
-        assert runner.runs == 2
-    finally:
-        runner.close()
-
-
-@pytest.mark.parametrize(
-    ("argv", "logged"),
-    [
-        ([sys.executable, "-c", "raise SystemExit(3)"], "exited with status 3"),
-        (["/nonexistent/secinfra-test-command"], "cannot run"),
-        ([sys.executable, "-c", "import time; time.sleep(10)"], "did not finish in 0.3 s"),
-    ],
-)
-def test_a_failing_command_is_logged_and_the_runner_goes_on(
-    argv: list[str], logged: str, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.INFO, logger="secinfra.agent")
-    runner = CommandRunner(argv, timeout=0.3)
-    try:
-        runner.trigger()
-        assert _wait(lambda: runner.runs == 1)
-        runner.trigger()
-        assert _wait(lambda: runner.runs == 2)
-    finally:
-        runner.close()
-    assert logged in caplog.text

@@ -1,0 +1,373 @@
+"""The call pipeline: one RPC call from request model to result (spec 2 to 7).
+
+`CallPipeline` implements ``secinfra._rpc.Invoker``. One call =
+:meth:`CallPipeline.invoke`: the deadline starts; the request is encoded from
+the descriptor (``_request``); a cacheable read is served from the cache when
+fresh, revalidated when stale (one request per key, ``_single_flight``) and
+served stale within stale-if-error when the server fails; otherwise attempts
+go out through the transport with an ``Idempotency-Key`` shared by every
+attempt, ``Secinfra-Attempt`` numbering, a per-attempt timeout and the
+per-call deadline, retried as ``_retry.decide_retry`` says and as the
+client's retry budget allows. A server whose chain fails verification makes
+the identity source refresh its bundle once, and the attempt is repeated. An
+answer becomes the result or a typed error (``_answer``); a write
+invalidates the cache entries it changed.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import dataclass
+from typing import Any, Final, TypeVar
+
+from .._identity._source import IdentitySource
+from .._rpc import Auth, CallOptions, Idempotency, MethodDescriptor, RequestMessage, ResponseMessage
+from ..errors import DeadlineExceeded, SecinfraError, TransportError
+from ._answer import decode_error, decode_response, request_id, unexpected_answer
+from ._budget import RetryBudget
+from ._cache import ResponseCache, cache_key
+from ._clock import Clock, SystemClock
+from ._headers import ATTEMPT_HEADER, IDEMPOTENCY_HEADER, IF_NONE_MATCH_HEADER
+from ._meta import ResponseMeta, report
+from ._request import encode_request
+from ._retry import (
+    DEFAULT_RETRY_POLICY,
+    AttemptFailure,
+    AttemptResponse,
+    RetryDecision,
+    RetryPolicy,
+    RetryReason,
+    decide_retry,
+)
+from ._single_flight import SingleFlight
+from ._transport import HttpAnswer, HttpTransport, NoAnswer, ServerRejected
+
+__all__ = ["CallPipeline"]
+
+R = TypeVar("R", bound=ResponseMessage)
+
+#: The field of a write's response that carries its revision token (read-your-writes).
+REVISION_FIELD: Final = "revision"
+
+
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    """The answer that ended the attempts, and how many attempts it took."""
+
+    answer: HttpAnswer
+    attempts: int
+
+
+class CallPipeline:
+    """The runtime behind every generated client (an ``Invoker``). Thread-safe."""
+
+    def __init__(
+        self,
+        transport: HttpTransport,
+        source: IdentitySource,
+        *,
+        policy: RetryPolicy = DEFAULT_RETRY_POLICY,
+        budget: RetryBudget | None = None,
+        cache: ResponseCache[Any] | None = None,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+        use_cache: bool = True,
+    ) -> None:
+        """``use_cache`` is the client-wide default; ``CallOptions.use_cache`` wins per call.
+
+        ``source`` is the transport's identity source, asked for a bundle
+        refresh when the server's chain fails verification (spec 10.3).
+        """
+        self._transport = transport
+        self._source = source
+        self._policy = policy
+        self._budget = budget if budget is not None else RetryBudget()
+        self._clock = clock if clock is not None else SystemClock()
+        self._cache: ResponseCache[Any] = (
+            cache if cache is not None else ResponseCache(clock=self._clock)
+        )
+        self._flights = SingleFlight()
+        self._rng = rng if rng is not None else random.SystemRandom()
+        self._use_cache = use_cache
+
+    @property
+    def cache(self) -> ResponseCache[Any]:
+        """The client's response cache."""
+        return self._cache
+
+    @property
+    def budget(self) -> RetryBudget:
+        """The client's retry budget."""
+        return self._budget
+
+    @property
+    def use_cache(self) -> bool:
+        """Whether cacheable calls use the cache unless their call options say otherwise."""
+        return self._use_cache
+
+    def close(self) -> None:
+        """Drop every cache entry and close every pooled connection (spec 7.11.3)."""
+        self._cache.clear()
+        self._transport.close()
+
+    # -- the call --------------------------------------------------------------------
+    def invoke(
+        self,
+        method: MethodDescriptor,
+        request: RequestMessage,
+        response_type: type[R],
+        options: CallOptions | None,
+    ) -> R:
+        """Make one RPC call (see the module docstring)."""
+        # The deadline covers the whole call (spec 5.1.2): the clock starts now.
+        policy = self._policy.merged(options)
+        deadline_at = self._clock.monotonic() + policy.deadline
+        request_json = request.to_json()
+        use_cache = method.cache is not None and method.cache.cacheable
+        if options is not None and options.use_cache is not None:
+            use_cache = use_cache and options.use_cache
+        else:
+            use_cache = use_cache and self._use_cache
+        if use_cache:
+            return self._cached_call(
+                method, request_json, response_type, options, policy, deadline_at
+            )
+        sent = self._send(method, request_json, options, policy, deadline_at, None)
+        value = decode_response(method, sent.answer, response_type)
+        self._after_write(method, request_json, value)
+        report(
+            ResponseMeta(
+                method=method.full_name,
+                request_id=request_id(sent.answer),
+                attempts=sent.attempts,
+                from_cache=False,
+                stale=False,
+                status=sent.answer.status,
+            )
+        )
+        return value
+
+    def _after_write(
+        self, method: MethodDescriptor, request_json: dict[str, Any], value: Any
+    ) -> None:
+        invalidates = method.invalidates
+        if invalidates is None:
+            return
+        if invalidates.key_field:
+            self._cache.invalidate(
+                invalidates.resource, str(request_json.get(invalidates.key_field, ""))
+            )
+        else:
+            self._cache.invalidate_family(invalidates.resource)
+        token = getattr(value, REVISION_FIELD, None)
+        if isinstance(token, str) and token:
+            self._cache.record_write_revision(invalidates.resource, token)
+
+    def _cached_call(
+        self,
+        method: MethodDescriptor,
+        request_json: dict[str, Any],
+        response_type: type[R],
+        options: CallOptions | None,
+        policy: RetryPolicy,
+        deadline_at: float,
+    ) -> R:
+        assert method.cache is not None
+        name = method.full_name
+        key = cache_key(name, request_json)
+        revalidate = options is not None and bool(options.revalidate)
+        hit = self._cache.lookup(key)
+        if hit is not None and hit.fresh and not revalidate:
+            report(ResponseMeta(name, None, 0, True, False))
+            result: R = hit.entry.value
+            return result
+
+        def fetch() -> tuple[R, ResponseMeta]:
+            current = self._cache.lookup(key)
+            if current is not None and current.fresh and not revalidate:
+                return current.entry.value, ResponseMeta(name, None, 0, True, False)
+            etag = None
+            if current is not None:
+                etag = current.entry.etag if revalidate else current.if_none_match
+            generation = self._cache.generation
+            try:
+                sent = self._send(method, request_json, options, policy, deadline_at, etag)
+            except SecinfraError as exc:
+                # A revalidation reports the failure: it asked what the server says now.
+                if (
+                    current is not None
+                    and current.usable_on_error
+                    and not revalidate
+                    and _server_failure(exc)
+                ):
+                    meta = ResponseMeta(name, exc.request_id, exc.attempts, True, True, exc.status)
+                    return current.entry.value, meta
+                raise
+            answer = sent.answer
+            if answer.status == 304 and current is not None:
+                self._cache.refresh(key, answer.headers)
+                meta = ResponseMeta(name, request_id(answer), sent.attempts, True, False, 304)
+                return current.entry.value, meta
+            value = decode_response(method, answer, response_type)
+            assert method.cache is not None
+            self._cache.store(
+                key,
+                value,
+                answer.headers,
+                resource=method.cache.resource,
+                resource_key=str(request_json.get(method.cache.key_field, ""))
+                if method.cache.key_field
+                else "",
+                revision=getattr(value, REVISION_FIELD, None) or None,
+                secret=method.cache.resource == "secret",
+                generation=generation,
+            )
+            meta = ResponseMeta(
+                name, request_id(answer), sent.attempts, False, False, answer.status
+            )
+            return value, meta
+
+        if revalidate:
+            # Never joins another caller's request, which may be answered from
+            # the cache: a revalidation must reach the server.
+            value, meta = fetch()
+            report(meta)
+            return value
+        try:
+            # A caller that joins another caller's request waits no longer than
+            # its own deadline (spec 7.8.3).
+            value, meta = self._flights.do(
+                key, fetch, timeout=max(0.0, deadline_at - self._clock.monotonic())
+            )
+        except TimeoutError:
+            expired = DeadlineExceeded(
+                f"secinfra: transport: {name}: deadline of {policy.deadline:g} s"
+                " passed while waiting for another caller's request for the same key"
+            )
+            expired.attempts = 0
+            raise expired from None
+        report(meta)
+        return value
+
+    # -- attempts --------------------------------------------------------------------
+    def _send(
+        self,
+        method: MethodDescriptor,
+        request_json: dict[str, Any],
+        options: CallOptions | None,
+        policy: RetryPolicy,
+        deadline: float,
+        if_none_match: str | None,
+    ) -> _Sent:
+        """Attempt the request until it succeeds or the retry rules end the call.
+
+        ``deadline`` is the monotonic time the whole call ends (set in `invoke`).
+        """
+        request = encode_request(method, request_json)
+        headers = dict(request.headers)
+        if method.idempotency is not Idempotency.READ_ONLY:
+            key = options.idempotency_key if options and options.idempotency_key else None
+            headers[IDEMPOTENCY_HEADER] = key or str(uuid.uuid4())
+        if if_none_match:
+            headers[IF_NONE_MATCH_HEADER] = if_none_match
+        mtls = method.auth is not Auth.NONE
+        name = method.full_name
+        bundle_refreshed = False
+        attempt = 1
+        while True:
+            remaining = deadline - self._clock.monotonic()
+            if remaining <= 0:
+                expired = DeadlineExceeded(
+                    f"secinfra: transport: {name}: deadline of {policy.deadline:g} s"
+                    f" passed after {attempt - 1} attempts"
+                )
+                expired.attempts = attempt - 1
+                raise expired
+            headers[ATTEMPT_HEADER] = str(attempt)
+            answer: HttpAnswer | None = None
+            failure: NoAnswer | None = None
+            outcome: AttemptResponse | AttemptFailure
+            try:
+                answer = self._transport.send(
+                    request.http_method,
+                    request.target,
+                    headers,
+                    request.body,
+                    mtls=mtls,
+                    timeout=min(policy.attempt_timeout, remaining),
+                )
+            except ServerRejected as rejected:
+                # The server is not who it must be: retrying cannot help, but a
+                # CA rotation we have not seen yet can explain a chain failure,
+                # so refresh the bundle once and repeat the attempt (spec 10.3)
+                # if the bundle now held is not the one the attempt verified
+                # with (this refresh, or the rotation's own meanwhile, got it).
+                if rejected.chain and not bundle_refreshed:
+                    bundle_refreshed = True
+                    changed = self._source.refresh_bundle()
+                    if changed or self._source.bundle().pem != rejected.bundle_pem:
+                        continue
+                refused = TransportError(f"secinfra: transport: {name}: {rejected.description}")
+                refused.attempts = attempt
+                raise refused from rejected
+            except NoAnswer as exc:
+                failure = exc
+                outcome = AttemptFailure(sent=exc.sent, timeout=exc.timeout)
+            else:
+                if 200 <= answer.status < 300 or (answer.status == 304 and if_none_match):
+                    self._budget.record_success()
+                    return _Sent(answer, attempt)
+                if answer.status < 400:
+                    unexpected = unexpected_answer(method, answer)
+                    unexpected.attempts = attempt
+                    raise unexpected
+                outcome = AttemptResponse(answer.status, answer.headers)
+            decision = decide_retry(
+                outcome,
+                idempotency=method.idempotency,
+                has_idempotency_key=IDEMPOTENCY_HEADER in headers,
+                attempt=attempt,
+                remaining=deadline - self._clock.monotonic(),
+                now=self._clock.now(),
+                rng=self._rng,
+                policy=policy,
+                budget=self._budget,
+            )
+            if not decision.retry:
+                error = _final_error(method, policy, failure, decision, answer)
+                error.attempts = attempt
+                raise error
+            self._clock.sleep(decision.delay)
+            attempt += 1
+
+
+def _final_error(
+    method: MethodDescriptor,
+    policy: RetryPolicy,
+    failure: NoAnswer | None,
+    decision: RetryDecision,
+    answer: HttpAnswer | None,
+) -> SecinfraError:
+    """The error a call ends with when the retry rules stop it."""
+    if answer is not None:
+        return decode_error(method, answer, code=decision.code, retry_after=decision.retry_after)
+    name = method.full_name
+    what = failure.description if failure is not None else "no answer"
+    error: SecinfraError
+    if decision.reason is RetryReason.DEADLINE_EXCEEDED:
+        error = DeadlineExceeded(
+            f"secinfra: transport: {name}: deadline of {policy.deadline:g} s passed: {what}",
+            retryable=True,
+        )
+    else:
+        error = TransportError(
+            f"secinfra: transport: {name}: {what} ({decision.message})", retryable=True
+        )
+    error.__cause__ = failure
+    return error
+
+
+def _server_failure(exc: SecinfraError) -> bool:
+    """Whether ``exc`` means the server could not answer (stale-if-error applies)."""
+    return isinstance(exc, TransportError) or (exc.status is not None and exc.status >= 500)
