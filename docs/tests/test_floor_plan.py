@@ -94,3 +94,19 @@ def test_file_exists_and_defines_its_symbols(cell: Cell) -> None:
         assert any(re.search(p, text, re.MULTILINE) for p in patterns), (
             f"{cell.subject}: {path.relative_to(ROOT)} does not define {name}"
         )
+
+
+def test_where_is_it_answers_name_files_of_the_floor_plan() -> None:
+    text = PAGE.read_text(encoding="utf-8").split("## Where is it?", 1)[1]
+    rows = [line for line in text.splitlines() if line.startswith("| ")]
+    header = [c.strip() for c in rows[0].strip("|").split("|")]
+    planned = {(c.language, c.path) for c in CELLS}
+    answered = 0
+    for row in rows[1:]:
+        columns = [c.strip() for c in row.strip("|").split("|")]
+        for language, value in zip(header[1:], columns[1:], strict=True):
+            path = value.strip("`")
+            assert (language, path) in planned, f"{columns[0]} / {language}: {path} not in the table"
+            assert (SOURCE_ROOTS[language] / path).is_file()
+            answered += 1
+    assert answered == 3 * len(SOURCE_ROOTS)
