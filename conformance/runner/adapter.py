@@ -52,6 +52,7 @@ class AdapterProcess:
         self._next_id = 1
         self.transcript: list[str] = []
         self.hello: dict[str, Any] = {}
+        self.features: frozenset[str] = frozenset()
         threading.Thread(target=self._pump_stdout, daemon=True).start()
         threading.Thread(target=self._pump_stderr, daemon=True).start()
 
@@ -66,7 +67,23 @@ class AdapterProcess:
                 f"the client speaks protocol {info.get('protocol')!r};"
                 f" this runner speaks {PROTOCOL}"
             )
+        features = info.get("features", [])
+        if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
+            raise AdapterFailure(
+                f"hello.features must be a list of feature names, got {features!r}"
+            )
         self.hello = info
+        self.features = frozenset(features)
+
+    @classmethod
+    def probe(cls, argv: list[str], cwd: Path) -> frozenset[str]:
+        """Start a client only for its hello; the features it declares."""
+        client = cls(argv, cwd)
+        try:
+            client.handshake()
+            return client.features
+        finally:
+            client.close()
 
     def _pump_stdout(self) -> None:
         assert self._process.stdout is not None

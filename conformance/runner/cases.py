@@ -186,8 +186,15 @@ def required_features(raw: dict[str, Any]) -> frozenset[str]:
 
 
 @functools.cache
+def _schema() -> dict[str, Any]:
+    schema: dict[str, Any] = json.loads(SCHEMA_PATH.read_text())
+    return schema
+
+
+@functools.cache
 def _case_validator() -> jsonschema.protocols.Validator:
-    schema = json.loads(SCHEMA_PATH.read_text())
+    """A validator of one case: the file schema's ``$defs/case`` with its definitions."""
+    schema = _schema()
     case_schema = {"$ref": "#/$defs/case", "$defs": schema["$defs"]}
     validator_class = jsonschema.validators.validator_for(schema)
     validator_class.check_schema(schema)
@@ -235,11 +242,12 @@ def _schema_problems(raw: Any, label: str) -> list[str]:
 
 
 def _wording(error: jsonschema.ValidationError, label: str, parts: list[Any]) -> list[str]:
-    schema = error.schema if isinstance(error.schema, dict) else {}
+    schema: dict[str, Any] = error.schema if isinstance(error.schema, dict) else {}
+    instance: Any = error.instance
     where = label + (": " + _path(parts) if parts else "")
     if error.validator == "additionalProperties":
         allowed = sorted(schema.get("properties", {}))
-        extra = sorted(set(error.instance) - set(allowed))
+        extra = sorted(set(instance) - set(allowed))
         template = str(schema.get("x-unknown", "unknown keys {keys} (allowed: {allowed})"))
         if "{key" in template:
             return [
@@ -247,7 +255,8 @@ def _wording(error: jsonschema.ValidationError, label: str, parts: list[Any]) ->
             ]
         return [f"{where}: " + template.format(keys=extra, allowed=allowed)]
     if error.validator == "required":
-        missing = [p for p in error.validator_value if p not in error.instance]
+        required: Any = error.validator_value
+        missing = [p for p in required if p not in instance]
         props = schema.get("properties", {})
         out = []
         for name in missing:
@@ -261,12 +270,12 @@ def _wording(error: jsonschema.ValidationError, label: str, parts: list[Any]) ->
     message = schema.get("x-message")
     if message is None:
         return [f"{where}: {error.message}"]
-    return [_message(label, parts[:-1] if parts else parts, parts, message, error.instance)]
+    return [_message(label, parts[:-1] if parts else parts, parts, message, instance)]
 
 
 def _message(label: str, parent: list[Any], parts: list[Any], template: str, value: Any) -> str:
     """A message naming its own field (``'spec' must ...``) is reported at the parent."""
-    features = sorted(_case_validator().schema["$defs"]["feature"]["enum"])
+    features = sorted(_schema()["$defs"]["feature"]["enum"])
     text = template.format(value=value, features=features)
     at = parent if template.startswith("'") else parts
     return label + (": " + _path(at) if at else "") + ": " + text
