@@ -27,6 +27,30 @@ class AdapterFailure(RuntimeError):
     """The client broke the protocol, timed out, or exited."""
 
 
+def _with_defaults(op: str, answer: dict[str, Any]) -> dict[str, Any]:
+    """The answer with the values its proto gives fields that were left out.
+
+    Proto3 JSON may leave out an empty list, and encoders do (Go's
+    ``omitempty``), as they may an empty Struct: a successful call's result
+    that is an empty message. Checks then see ``[]`` and ``{}``, as the
+    client meant, rather than null.
+    """
+    if not answer["ok"]:
+        return answer
+    if op in ("call", "configure", "identity", "shutdown"):
+        return {**answer, "result": answer.get("result") or {}}
+    result = answer.get("result") or {}
+    if op == "events":
+        return {**answer, "result": {**result, "events": result.get("events") or []}}
+    if op == "concurrent" and isinstance(result.get("results"), list):
+        outcomes = [
+            {**o, "result": o.get("result") or {}} if isinstance(o, dict) and o.get("ok") else o
+            for o in result["results"]
+        ]
+        return {**answer, "result": {**result, "results": outcomes}}
+    return answer
+
+
 class AdapterProcess:
     """A running conformance client.
 
@@ -135,7 +159,7 @@ class AdapterProcess:
             raise AdapterFailure(f"expected the answer to id {ident}, got {answer!r}")
         if not isinstance(answer.get("ok"), bool):
             raise AdapterFailure(f"answer {ident} has no boolean 'ok'")
-        return answer
+        return _with_defaults(op, answer)
 
     def kill(self) -> None:
         """Kill the client and everything in its process group, now."""
