@@ -66,7 +66,8 @@ def render_outputs(api: Api, layout: Layout, ruff_config: Path | None) -> list[O
 def protocol_inputs(root: Path) -> list[str]:
     """The conformance adapter protocol's .proto files, relative to its include root."""
     folder = root / conformance.PROTOCOL_DIR
-    inputs = sorted(p.relative_to(folder).as_posix() for p in folder.glob(conformance.PROTOCOL_GLOB))
+    found = folder.glob(conformance.PROTOCOL_GLOB)
+    inputs = sorted(p.relative_to(folder).as_posix() for p in found)
     if not inputs:
         raise CodegenError(f"no .proto files match {folder / conformance.PROTOCOL_GLOB}")
     return inputs

@@ -70,7 +70,8 @@ def _python(protocol: m.Api, layout: ConformanceLayout) -> Output:
             "python/__init__.py.j2",
             header=f"# {HEADER}",
             doc=python.docstring(
-                "The conformance adapter protocol's messages, for the Python conformance client.\n\n"
+                "The conformance adapter protocol's messages, for the Python conformance"
+                " client.\n\n"
                 f"Do not edit: change {_sources(protocol)} and run ``python -m secinfra_codegen``."
             ),
         ),
