@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,9 +26,6 @@ from .server import ROUTES_BY_RPC
 
 CASES_DIR: Final = Path(__file__).resolve().parent.parent / "cases"
 
-NAME_RE: Final = re.compile(r"^[a-z0-9][a-z0-9-]*$")
-#: A subsection "N.M" or a requirement "N.M.K" (every section has subsections).
-SPEC_RE: Final = re.compile(r"^(1[01]|[1-9])(\.[1-9][0-9]*){1,2}$")
 DEFAULT_TIMEOUT_SECONDS: Final = 60.0
 #: The implicit first step: the client is created and enrols (checks may name it).
 CONFIGURE_STEP: Final = "configure"
