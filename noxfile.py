@@ -51,6 +51,8 @@ def lint(session: nox.Session) -> None:
         "types-protobuf",
         "types-requests",
         "types-PyYAML",
+        "types-jsonschema",
+        "jsonschema",
         "PyYAML",
         *TEST_TOOLS,
         "-e",
@@ -147,7 +149,9 @@ def tests_ruby(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def conformance(session: nox.Session) -> None:
     """Test the conformance runner, then run the suite (default: every SDK in its table)."""
-    install(session, *TEST_TOOLS, "PyYAML", "requests", "-e", "sdk-python", "-e", "server")
+    install(
+        session, *TEST_TOOLS, "PyYAML", "jsonschema", "requests", "-e", "sdk-python", "-e", "server"
+    )
     session.run("pytest", "conformance/tests")
     session.run("python", "-m", "conformance.runner", *session.posargs)
 

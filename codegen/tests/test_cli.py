@@ -24,6 +24,7 @@ def _run(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def repo(tmp_path: Path) -> Path:
     """A temp copy of the repo subset the generator reads."""
     shutil.copytree(REPO / "api", tmp_path / "api")
+    shutil.copytree(REPO / "conformance" / "protocol", tmp_path / "conformance" / "protocol")
     if (REPO / "pyproject.toml").is_file():
         shutil.copy(REPO / "pyproject.toml", tmp_path / "pyproject.toml")
     result = _run(tmp_path)

@@ -10,8 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from . import known_failing, report
+from .adapter import AdapterFailure, AdapterProcess
 from .cases import CASES_DIR, Case, CaseError, load_all
-from .execute import ServerPool, run_case
+from .execute import CaseResult, ServerPool, run_case, skip_reason, skipped
 from .sdks import ROOT, SDKS, BuildError, build
 
 
@@ -78,11 +79,17 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         problems += [f"{sdk}: {p}" for p in known_failing.stale_entries(lists[sdk], all_names)]
 
+    features: dict[str, frozenset[str]] = {}
     for sdk in args.sdk:
         try:
             build(SDKS[sdk])
+            # The features a client declares decide which cases it is given.
+            features[sdk] = AdapterProcess.probe(list(SDKS[sdk].command), ROOT)
         except BuildError as exc:
             print(f"conformance: {exc}", file=sys.stderr)
+            return 1
+        except AdapterFailure as exc:
+            print(f"conformance: {sdk}: the client's hello: {exc}", file=sys.stderr)
             return 1
 
     started = time.monotonic()
@@ -93,13 +100,22 @@ def main(argv: list[str] | None = None) -> int:
     # first; among those the longest first, so no long case starts last and runs alone.
     jobs.sort(key=lambda job: (job[0].share_server, -_estimated_seconds(job[0])))
     rows: list[report.Row] = []
+    results: list[CaseResult] = []
+    runnable: list[tuple[Case, str]] = []
+    for case, sdk in jobs:
+        reason = skip_reason(case, sdk, features[sdk])
+        if reason is None:
+            runnable.append((case, sdk))
+        else:
+            results.append(skipped(case, sdk, reason))
     try:
         with ThreadPoolExecutor(max_workers=args.jobs) as executor:
-            futures = [executor.submit(run_case, case, sdk, pool) for case, sdk in jobs]
-            for future in futures:
-                result = future.result()
+            futures = [executor.submit(run_case, case, sdk, pool) for case, sdk in runnable]
+            for result in [*results, *(future.result() for future in futures)]:
                 listed = lists[result.sdk].get(result.case.full_name)
                 status = known_failing.classify(result.outcome, listed)
+                if listed is not None and result.outcome == known_failing.SKIPPED:
+                    result.failures = [known_failing.stale_skip(listed, result.failures[0])]
                 row = report.Row(
                     case=result.case.full_name,
                     suite=result.case.suite,
@@ -146,7 +162,8 @@ def _print_row(row: report.Row, verbose: bool) -> None:
         row.status, row.status.upper()
     )
     print(f"{mark:<12} {row.sdk:<7} {row.case} ({row.seconds:.1f} s)", flush=True)
-    if row.status in known_failing.FAILING_STATUSES or (verbose and row.failures):
+    shown = row.status in known_failing.FAILING_STATUSES or row.status == known_failing.SKIPPED
+    if shown or (verbose and row.failures):
         for failure in row.failures[:8]:
             print(f"             {failure[:1000]}")
         if row.status == "unexpected_pass":

@@ -27,6 +27,30 @@ class AdapterFailure(RuntimeError):
     """The client broke the protocol, timed out, or exited."""
 
 
+def _with_defaults(op: str, answer: dict[str, Any]) -> dict[str, Any]:
+    """The answer with the values its proto gives fields that were left out.
+
+    Proto3 JSON may leave out an empty list, and encoders do (Go's
+    ``omitempty``), as they may an empty Struct: a successful call's result
+    that is an empty message. Checks then see ``[]`` and ``{}``, as the
+    client meant, rather than null.
+    """
+    if not answer["ok"]:
+        return answer
+    if op in ("call", "configure", "identity", "shutdown"):
+        return {**answer, "result": answer.get("result") or {}}
+    result = answer.get("result") or {}
+    if op == "events":
+        return {**answer, "result": {**result, "events": result.get("events") or []}}
+    if op == "concurrent" and isinstance(result.get("results"), list):
+        outcomes = [
+            {**o, "result": o.get("result") or {}} if isinstance(o, dict) and o.get("ok") else o
+            for o in result["results"]
+        ]
+        return {**answer, "result": {**result, "results": outcomes}}
+    return answer
+
+
 class AdapterProcess:
     """A running conformance client.
 
@@ -52,6 +76,7 @@ class AdapterProcess:
         self._next_id = 1
         self.transcript: list[str] = []
         self.hello: dict[str, Any] = {}
+        self.features: frozenset[str] = frozenset()
         threading.Thread(target=self._pump_stdout, daemon=True).start()
         threading.Thread(target=self._pump_stderr, daemon=True).start()
 
@@ -66,7 +91,23 @@ class AdapterProcess:
                 f"the client speaks protocol {info.get('protocol')!r};"
                 f" this runner speaks {PROTOCOL}"
             )
+        features = info.get("features", [])
+        if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
+            raise AdapterFailure(
+                f"hello.features must be a list of feature names, got {features!r}"
+            )
         self.hello = info
+        self.features = frozenset(features)
+
+    @classmethod
+    def probe(cls, argv: list[str], cwd: Path) -> frozenset[str]:
+        """Start a client only for its hello; the features it declares."""
+        client = cls(argv, cwd)
+        try:
+            client.handshake()
+            return client.features
+        finally:
+            client.close()
 
     def _pump_stdout(self) -> None:
         assert self._process.stdout is not None
@@ -118,7 +159,7 @@ class AdapterProcess:
             raise AdapterFailure(f"expected the answer to id {ident}, got {answer!r}")
         if not isinstance(answer.get("ok"), bool):
             raise AdapterFailure(f"answer {ident} has no boolean 'ok'")
-        return answer
+        return _with_defaults(op, answer)
 
     def kill(self) -> None:
         """Kill the client and everything in its process group, now."""

@@ -39,6 +39,8 @@ PASSED: Final = "passed"
 FAILED: Final = "failed"
 UNSUPPORTED: Final = "unsupported"
 ERROR: Final = "error"
+#: Not run: the case needs a feature the SDK's client does not declare.
+SKIPPED: Final = "skipped"
 
 
 @dataclass
@@ -55,6 +57,22 @@ class CaseResult:
     @property
     def passed(self) -> bool:
         return self.outcome == PASSED
+
+
+def skip_reason(case: Case, sdk: str, features: frozenset[str]) -> str | None:
+    """Why ``case`` cannot run against a client declaring ``features``, or None."""
+    missing = sorted(case.features - features)
+    if not missing:
+        return None
+    return (
+        f"skipped: the {sdk} client does not declare the feature(s) {', '.join(missing)}"
+        f" (it declares: {', '.join(sorted(features)) or 'none'})"
+    )
+
+
+def skipped(case: Case, sdk: str, reason: str) -> CaseResult:
+    """The result of a case that is not run, with the reason in ``failures``."""
+    return CaseResult(case=case, sdk=sdk, outcome=SKIPPED, failures=[reason])
 
 
 class _Unsupported(Exception):

@@ -6,7 +6,9 @@ One case name per line, then ``#`` and the reason (required)::
 
 A listed case that fails is expected ("known failing"); a listed case that
 passes fails the run ("unexpected pass"), so the list cannot go stale; a
-listed name that is no case fails the run too.
+listed name that is no case fails the run too, and so does a listed case
+that is skipped (its client does not declare a feature it needs: it cannot
+fail, so the entry is stale).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ KNOWN_FAILING_DIR: Final = Path(__file__).resolve().parent.parent / "known-faili
 
 KNOWN_FAILING: Final = "known_failing"
 UNEXPECTED_PASS: Final = "unexpected_pass"
+SKIPPED: Final = "skipped"
+ERROR: Final = "error"
 
 
 class KnownFailingError(ValueError):
@@ -63,13 +67,24 @@ def load(sdk: str, directory: Path = KNOWN_FAILING_DIR) -> dict[str, Entry]:
 def classify(outcome: str, listed: Entry | None) -> str:
     """The final status of a case from its outcome and whether it is listed.
 
-    ``passed`` and ``failed`` (also ``error`` and ``unsupported``) stay as they
-    are for unlisted cases; a listed case becomes ``known_failing`` if it did
-    not pass, ``unexpected_pass`` if it did.
+    ``passed`` and ``failed`` (also ``error``, ``unsupported`` and
+    ``skipped``) stay as they are for unlisted cases; a listed case becomes
+    ``known_failing`` if it did not pass, ``unexpected_pass`` if it did, and
+    ``error`` if it was skipped (see `stale_skip`).
     """
     if listed is None:
         return outcome
+    if outcome == SKIPPED:
+        return ERROR
     return UNEXPECTED_PASS if outcome == "passed" else KNOWN_FAILING
+
+
+def stale_skip(entry: Entry, skip_reason: str) -> str:
+    """The failure of a listed case that was skipped: the list is stale."""
+    return (
+        f"listed as known failing (line {entry.line}: {entry.reason}) but {skip_reason}:"
+        " a skipped case cannot fail, remove it from the list"
+    )
 
 
 #: Final statuses that make the run fail.

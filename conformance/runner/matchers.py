@@ -16,8 +16,12 @@
   ``$one_of: [..]``         matches one of the alternatives
   ``$regex: "..."``         the string matches (``re.search``)
   ``$len: m``               the length matches ``m`` (a matcher)
-  ``$each: m``              every item of a list matches ``m``
+  ``$each: m``              the list is not empty and every item matches ``m``
+  ``$each_or_empty: m``     every item matches ``m``; an empty list passes too
   ``$some: m``              at least one item matches ``m``
+  ``$max: m`` / ``$sum: m`` the largest item / the sum of a non-empty list of
+                            numbers matches ``m`` (aggregate bounds, e.g. a
+                            lower bound on backoff waits)
   ``$ref: "step.path"``     equals a value recorded earlier (see `Context`)
   ``$server_request_id: true``  a request id the server issued (from its log)
   ========================  ===============================================
@@ -43,7 +47,10 @@ OPERATORS: Final = frozenset(
         "$regex",
         "$len",
         "$each",
+        "$each_or_empty",
         "$some",
+        "$max",
+        "$sum",
         "$ref",
         "$server_request_id",
     }
@@ -51,6 +58,8 @@ OPERATORS: Final = frozenset(
 
 
 _NUMERIC: Final = frozenset({"$gt", "$gte", "$lt", "$lte"})
+#: Operators whose argument is itself a matcher.
+_NESTED: Final = frozenset({"$len", "$each", "$each_or_empty", "$some", "$max", "$sum"})
 #: Operators whose argument may be ``{$ref: ...}`` (a value recorded earlier).
 _REF_ARGS: Final = _NUMERIC | {"$eq", "$ne"}
 
@@ -83,7 +92,7 @@ def validate(expected: Any, where: str) -> list[str]:
             if key not in OPERATORS:
                 problems.append(f"{where}: unknown operator {key} (known: {sorted(OPERATORS)})")
         for key, value in expected.items():
-            if key in ("$len", "$each", "$some"):
+            if key in _NESTED:
                 problems += validate(value, f"{where}.{key}")
             elif key == "$one_of":
                 if not isinstance(value, list):
@@ -183,13 +192,24 @@ def _operator(op: str, arg: Any, actual: Any, ctx: Context, where: str) -> list[
         if not hasattr(actual, "__len__"):
             return fail
         return match(arg, len(actual), ctx, f"{where}.length")
-    if op == "$each":
+    if op in ("$each", "$each_or_empty"):
         if not isinstance(actual, list):
             return fail
+        if not actual and op == "$each":
+            # An empty list would pass vacuously: a check of nothing. Say so,
+            # or use $each_or_empty where no items is a valid outcome.
+            return [f"{where}: $each over an empty list (use $each_or_empty if none is fine)"]
         out: list[str] = []
         for i, item in enumerate(actual):
             out += match(arg, item, ctx, f"{where}[{i}]")
         return out
+    if op in ("$max", "$sum"):
+        numbers = [_number(item) for item in actual] if isinstance(actual, list) else []
+        if not numbers or any(n is None for n in numbers):
+            return [f"{where}: {op} needs a non-empty list of numbers, got {_show(actual)}"]
+        known = [n for n in numbers if n is not None]
+        value = max(known) if op == "$max" else round(sum(known), 4)
+        return match(arg, value, ctx, f"{where}.{op[1:]}")
     if op == "$some":
         if isinstance(actual, list) and any(not match(arg, item, ctx) for item in actual):
             return []

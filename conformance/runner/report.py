@@ -16,6 +16,7 @@ STATUS_MARK: Final = {
     "unsupported": "**UNSUPPORTED**",
     "known_failing": "known failing",
     "unexpected_pass": "**UNEXPECTED PASS**",
+    "skipped": "skipped",
 }
 
 
@@ -45,6 +46,9 @@ class Row:
             "seconds": self.seconds,
             "failures": self.failures,
             "known_failing_reason": self.reason or None,
+            "skip_reason": (self.failures[0] if self.failures else "")
+            if self.status == "skipped"
+            else None,
         }
 
 
@@ -95,7 +99,12 @@ def to_markdown(rows: list[Row], *, wall_seconds: float, ok: bool, problems: lis
             found = cell.get((name, sdk))
             marks.append(STATUS_MARK.get(found.status, found.status) if found else "-")
         lines.append(f"| `{name}` | {cases[name].spec} | " + " | ".join(marks) + " |")
-    notes = [r for r in rows if r.status != "passed"]
+    notes = [r for r in rows if r.status not in ("passed", "skipped")]
+    skips = [r for r in rows if r.status == "skipped"]
+    if skips:
+        lines += ["", "## Skipped", ""]
+        for r in sorted(skips, key=lambda r: (r.sdk, r.case)):
+            lines.append(f"- {r.sdk} `{r.case}`: {_one_line(r.failures[0] if r.failures else '')}")
     if notes:
         lines += ["", "## Not passing", ""]
         for r in sorted(notes, key=lambda r: (r.sdk, r.case)):
@@ -110,7 +119,7 @@ def to_junit(rows: list[Row], *, wall_seconds: float) -> str:
         mine = [r for r in rows if r.sdk == sdk]
         failures = sum(r.status in ("failed", "unexpected_pass", "unsupported") for r in mine)
         errors = sum(r.status == "error" for r in mine)
-        skipped = sum(r.status == "known_failing" for r in mine)
+        skipped = sum(r.status in ("known_failing", "skipped") for r in mine)
         suite = ET.SubElement(
             suites,
             "testsuite",
@@ -146,6 +155,10 @@ def to_junit(rows: list[Row], *, wall_seconds: float) -> str:
                 ).text = text
             elif r.status == "known_failing":
                 ET.SubElement(case, "skipped", message=f"known failing: {r.reason}").text = text
+            elif r.status == "skipped":
+                ET.SubElement(
+                    case, "skipped", message=_one_line(r.failures[0] if r.failures else "skipped")
+                )
     ET.indent(suites)
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"

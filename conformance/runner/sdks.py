@@ -69,6 +69,9 @@ SDKS: Final[dict[str, Sdk]] = {
                     "sdk-java/target/conformance",
                     "-cp",
                     "sdk-java/target/classes:sdk-java/target/lib/*",
+                    # The generated protocol records (gen/) compile from here as needed.
+                    "-sourcepath",
+                    "sdk-java/conformance/src",
                     "sdk-java/conformance/src/dev/secinfra/conformance/ConformanceClient.java",
                 ),
             ),

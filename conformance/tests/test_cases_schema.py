@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
-from conformance.runner.cases import CaseError, load_all, parse_document
+from conformance.runner.cases import SCHEMA_PATH, CaseError, load_all, parse_document
 
 
 def doc(**case: Any) -> dict[str, Any]:
@@ -79,6 +81,43 @@ def test_invalid_case_is_named_with_its_problem(change: dict[str, Any], message:
     text = problems(doc(**change))
     assert message in text
     assert text.startswith("retries.yaml: ")
+
+
+@pytest.mark.parametrize(
+    ("change", "exact"),
+    [
+        # an unknown key, deep in a step: file, case and path are named
+        (
+            {"steps": [{"call": "GetSecret", "id": "g", "call_options": {"retries": 2}}]},
+            "retries.yaml: case retries/ok-case: steps[0].call_options: unknown option 'retries'",
+        ),
+        # a wrong type
+        (
+            {"steps": [{"concurrent": "GetSecret", "id": "g", "count": "many"}]},
+            "retries.yaml: case retries/ok-case: steps[0].count: an integer from 2 to 256",
+        ),
+        (
+            {"setup": {"server": {"leaf_ttl_seconds": "5"}}},
+            "retries.yaml: case retries/ok-case: setup.server.leaf_ttl_seconds: '5' is not of type",
+        ),
+        # a missing spec
+        (
+            {"spec": None},
+            "retries.yaml: case retries/ok-case: 'spec' must cite a spec subsection",
+        ),
+    ],
+)
+def test_the_schema_refuses_a_bad_case(change: dict[str, Any], exact: str) -> None:
+    document = doc(**change)
+    if change.get("spec", "") is None:
+        del document["cases"][0]["spec"]
+    assert exact in problems(document)
+
+
+def test_the_schema_is_valid_json_schema() -> None:
+    schema = json.loads(SCHEMA_PATH.read_text())
+    jsonschema.validators.validator_for(schema).check_schema(schema)
+    assert schema["$schema"].endswith("/2020-12/schema")
 
 
 def test_every_problem_of_a_file_is_reported() -> None:

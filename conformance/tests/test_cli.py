@@ -27,6 +27,11 @@ def cases_dir(tmp_path: Path) -> Path:
     return tmp_path
 
 
+def stub_hello(monkeypatch: pytest.MonkeyPatch, features: frozenset[str]) -> None:
+    """The client's hello without starting it: it declares ``features``."""
+    monkeypatch.setattr(cli.AdapterProcess, "probe", classmethod(lambda cls, argv, cwd: features))
+
+
 def run(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, cases_dir: Path, outcome: str, listed: str
 ) -> int:
@@ -37,6 +42,7 @@ def run(
 
     monkeypatch.setattr(cli, "run_case", fake_run)
     monkeypatch.setattr(known_failing, "load", lambda sdk: known_failing.parse(listed))
+    stub_hello(monkeypatch, frozenset())
     reports = tmp_path / "reports"
     return cli.main(
         ["--sdk", "python", "--cases-dir", str(cases_dir), "--report-dir", str(reports)]

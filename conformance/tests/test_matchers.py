@@ -30,6 +30,10 @@ CTX = Context(
         ({"$lt": {"$ref": "a.n"}}, 2),
         ({"$server_request_id": True}, "rid"),
         ({"$one_of": [1, 2]}, 2),
+        ({"$each_or_empty": {"ok": True}}, []),
+        ({"$each_or_empty": {"ok": True}}, [{"ok": True}]),
+        ({"$max": {"$gte": 0.1}}, [0.01, 0.12, 0.05]),
+        ({"$sum": {"$between": [0.3, 0.31]}}, [0.1, 0.2, 0.001]),
     ],
 )
 def test_matches(expected: Any, actual: Any) -> None:
@@ -45,6 +49,12 @@ def test_matches(expected: Any, actual: Any) -> None:
         ({"$server_request_id": True}, "made-up", "a request id the server issued"),
         ({"$ref": "a.other"}, "x", "has no value"),
         ({"$each": {"ok": True}}, [{"ok": True}, {"ok": False}], "$[1].ok"),
+        # $each over nothing checks nothing: a failure, unless the case says so
+        ({"$each": {"ok": True}}, [], "$each over an empty list"),
+        ({"$each_or_empty": {"ok": True}}, [{"ok": False}], "$[0].ok"),
+        ({"$max": {"$gte": 0.1}}, [0.0, 0.0], "$.max: expected $gte 0.1, got 0.0"),
+        ({"$max": {"$gte": 0.1}}, [], "$max needs a non-empty list of numbers"),
+        ({"$sum": {"$gte": 1}}, [0.5, "x"], "$sum needs a non-empty list of numbers"),
     ],
 )
 def test_mismatches_say_where(expected: Any, actual: Any, message: str) -> None:

@@ -1,9 +1,12 @@
 """The Python SDK's conformance client: the adapter protocol over stdin/stdout.
 
-Speaks docs/conformance/adapter-protocol.md (protocol 1) for the conformance
-runner (``python -m conformance.runner --sdk python``). It uses only the SDK's
-public API (``secinfra``, ``secinfra.errors``, ``secinfra.models``), so a
-behaviour it shows is a behaviour users get.
+Speaks the adapter protocol (protocol 1) for the conformance runner
+(``python -m conformance.runner --sdk python``): its messages are the types
+codegen generates into ``_gen/`` from
+conformance/protocol/secinfra/conformance/v1/adapter.proto (explained in
+docs/conformance/adapter-protocol.md). It uses only the SDK's public API
+(``secinfra``, ``secinfra.errors``, ``secinfra.models``), so a behaviour it
+shows is a behaviour users get.
 
 stdout carries protocol lines only; anything else (logs, warnings) goes to
 stderr, which the runner keeps with the case's log.
@@ -12,12 +15,16 @@ stderr, which the runner keeps with the case's log.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import re
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, Final
+
+from _gen import adapter as protocol  # beside this file; generated from the protocol's proto
 
 import secinfra
 import secinfra.models
@@ -26,6 +33,8 @@ from secinfra import errors
 PROTOCOL: Final = 1
 SDK: Final = "python"
 OPS: Final = ("configure", "call", "concurrent", "identity", "events", "shutdown")
+#: Everything the protocol knows: the Python SDK has every option and op.
+FEATURES: Final = tuple(f for f in protocol.Feature if f is not protocol.Feature.UNSPECIFIED)
 #: Error family names of the protocol, most specific first (TransportError's
 #: subclass DeadlineExceeded before it, and so on).
 FAMILIES: Final = (
@@ -42,19 +51,6 @@ FAMILIES: Final = (
     errors.TransportError,
     errors.IdentityExpired,
 )
-CLIENT_OPTIONS: Final = {
-    "max_attempts",
-    "deadline_seconds",
-    "attempt_timeout_seconds",
-    "cache_size",
-}
-CALL_OPTIONS: Final = {
-    "max_attempts",
-    "deadline_seconds",
-    "attempt_timeout_seconds",
-    "idempotency_key",
-    "use_cache",
-}
 
 
 class Unsupported(Exception):
@@ -70,110 +66,109 @@ def snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
+#: What an op answers: its result message, and the call meta for a call.
+Answer = tuple[Any, protocol.CallMeta | None]
+
+
 class Adapter:
     """One SDK client and the rotation events it reported."""
 
     def __init__(self) -> None:
         self.client: secinfra.Client | None = None
-        self.events: list[dict[str, Any]] = []
+        self.events: list[protocol.RotationEvent] = []
         self._events_lock = threading.Lock()
 
     # -- ops -----------------------------------------------------------------------
-    def configure(self, msg: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    def configure(self, msg: protocol.ConfigureRequest) -> tuple[protocol.IdentitySnapshot, None]:
         if self.client is not None:
             raise AdapterError("configure was already called")
-        options = dict(msg.get("options") or {})
-        unknown = set(options) - CLIENT_OPTIONS
-        if unknown:
-            raise Unsupported(f"client options {sorted(unknown)}")
-        policy = secinfra.RetryPolicy(
-            **{
-                k: v
-                for k, v in {
-                    "max_attempts": options.get("max_attempts"),
-                    "deadline": options.get("deadline_seconds"),
-                    "attempt_timeout": options.get("attempt_timeout_seconds"),
-                }.items()
-                if v is not None
-            }
-        )
+        options = msg.options or protocol.ClientDefaults()
+        defaults: dict[str, Any] = {
+            k: v
+            for k, v in {
+                "max_attempts": options.max_attempts,
+                "deadline": options.deadline_seconds,
+                "attempt_timeout": options.attempt_timeout_seconds,
+            }.items()
+            if v is not None
+        }
+        policy = secinfra.RetryPolicy(**defaults)
         extra: dict[str, Any] = {}
-        if options.get("cache_size") is not None:
-            extra["cache_size"] = int(options["cache_size"])
-        if bool(msg.get("join_token")) == bool(msg.get("jwt")):
+        if options.cache_size is not None:
+            extra["cache_size"] = options.cache_size
+        if bool(msg.join_token) == bool(msg.jwt):
             raise AdapterError("configure takes exactly one of join_token and jwt")
-        if msg.get("jwt"):
-            token = str(msg["jwt"])
+        if msg.jwt:
+            token = msg.jwt
             # A provider, not the string: a reusable attestation (spec 8.7.3), so the
             # client re-enrols by itself after an expiry (9.7.1).
             extra["jwt"] = lambda: token
         else:
-            extra["join_token"] = msg["join_token"]
+            extra["join_token"] = msg.join_token
         self.client = secinfra.Client.enrol(
-            msg["server_url"],
-            bundle_pem=msg["bundle_pem"],
+            msg.server_url,
+            bundle_pem=msg.bundle_pem,
             retry_policy=policy,
             **extra,
         )
         self.client.on_rotation(self._record)
-        return self.identity(msg)
+        return self.identity()
 
     def _record(self, event: secinfra.RotationEvent) -> None:
         identity = event.identity
         with self._events_lock:
             self.events.append(
-                {
-                    "kind": str(event.kind),
-                    "serial": identity.serial if identity else None,
-                    "spiffe_id": identity.spiffe_id if identity else None,
-                    "bundle_sequence": event.bundle.sequence,
-                    "error": str(event.error) if event.error else None,
-                    "at": time.time(),
-                }
+                protocol.RotationEvent(
+                    kind=str(event.kind),
+                    serial=identity.serial if identity else None,
+                    spiffe_id=identity.spiffe_id if identity else None,
+                    bundle_sequence=event.bundle.sequence,
+                    error=str(event.error) if event.error else None,
+                    at=time.time(),
+                )
             )
 
-    def identity(self, _msg: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    def identity(self) -> tuple[protocol.IdentitySnapshot, None]:
         client = self._client()
         current = client.source.identity()
         bundle = client.source.bundle()
-        result: dict[str, Any] = {"bundle_sequence": bundle.sequence}
-        if current is not None:
-            result.update(
-                spiffe_id=current.spiffe_id,
-                serial=current.serial,
-                not_after=current.not_after.isoformat(),
-            )
-        return result, None
+        if current is None:
+            return protocol.IdentitySnapshot(bundle_sequence=bundle.sequence), None
+        snapshot = protocol.IdentitySnapshot(
+            spiffe_id=current.spiffe_id,
+            serial=current.serial,
+            not_after=current.not_after.isoformat(),
+            bundle_sequence=bundle.sequence,
+        )
+        return snapshot, None
 
-    def events_op(self, _msg: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    def events_op(self) -> tuple[protocol.EventList, None]:
         with self._events_lock:
-            return {"events": list(self.events)}, None
+            return protocol.EventList(events=tuple(self.events)), None
 
-    def call(self, msg: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
-        method, kwargs = self._prepare(msg)
-        with secinfra.capture() as captured:
-            value = method(**kwargs)
-        meta = _meta(captured.last) if captured.calls else None
-        return value.to_json(), meta
+    def call(self, msg: protocol.CallRequest) -> Answer:
+        method, kwargs = self._prepare(msg.rpc, msg.request, msg.call_options_)
+        return _captured_call(method, kwargs)
 
-    def concurrent(self, msg: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
-        count = int(msg.get("count", 0))
+    def concurrent(self, msg: protocol.ConcurrentRequest) -> tuple[protocol.ConcurrentResult, None]:
+        count = msg.count
         if not 1 <= count <= 256:
             raise AdapterError("count must be from 1 to 256")
-        method, kwargs = self._prepare(msg)
-        outcomes: list[dict[str, Any]] = [{} for _ in range(count)]
+        method, kwargs = self._prepare(msg.rpc, msg.request, msg.call_options_)
+        outcomes: list[protocol.CallOutcome] = [protocol.CallOutcome() for _ in range(count)]
         barrier = threading.Barrier(count)
 
         def one(index: int) -> None:
             barrier.wait()
-            outcomes[index] = run_call(lambda: _captured_call(method, kwargs))
+            ok, result, meta, error = run_call(lambda: _captured_call(method, kwargs))
+            outcomes[index] = protocol.CallOutcome(ok=ok, result=result, meta=meta, error=error)
 
         threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-        return {"results": outcomes}, None
+        return protocol.ConcurrentResult(results=tuple(outcomes)), None
 
     # -- helpers -------------------------------------------------------------------
     def _client(self) -> secinfra.Client:
@@ -181,9 +176,10 @@ class Adapter:
             raise AdapterError("configure first")
         return self.client
 
-    def _prepare(self, msg: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    def _prepare(
+        self, rpc: str, request_json: dict[str, Any] | None, options: protocol.CallOverrides | None
+    ) -> tuple[Any, dict[str, Any]]:
         client = self._client()
-        rpc = str(msg.get("rpc", ""))
         method = None
         for service in (client.secrets, client.authz, client.identity):
             method = getattr(service, snake(rpc), None)
@@ -192,65 +188,74 @@ class Adapter:
         request_type = getattr(secinfra.models, f"{rpc}Request", None)
         if method is None or request_type is None:
             raise Unsupported(f"rpc {rpc!r}")
-        request = request_type.from_json(msg.get("request") or {}, strict=True)
+        request = request_type.from_json(request_json or {}, strict=True)
         kwargs = {f.name: getattr(request, f.name) for f in dataclasses.fields(request)}
-        kwargs["call_options"] = _call_options(msg.get("call_options") or {})
+        kwargs["call_options"] = _call_options(options)
         return method, kwargs
 
 
-def _call_options(options: dict[str, Any]) -> secinfra.CallOptions | None:
-    unknown = set(options) - CALL_OPTIONS
-    if unknown:
-        raise Unsupported(f"call options {sorted(unknown)}")
-    if not options:
+def _call_options(options: protocol.CallOverrides | None) -> secinfra.CallOptions | None:
+    if options is None or options == protocol.CallOverrides():
         return None
     return secinfra.CallOptions(
-        deadline=options.get("deadline_seconds"),
-        attempt_timeout=options.get("attempt_timeout_seconds"),
-        max_attempts=options.get("max_attempts"),
-        idempotency_key=options.get("idempotency_key"),
-        use_cache=options.get("use_cache"),
+        deadline=options.deadline_seconds,
+        attempt_timeout=options.attempt_timeout_seconds,
+        max_attempts=options.max_attempts,
+        idempotency_key=options.idempotency_key,
+        use_cache=options.use_cache,
     )
 
 
-def _captured_call(method: Any, kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any] | None]:
+def _captured_call(method: Any, kwargs: dict[str, Any]) -> Answer:
     with secinfra.capture() as captured:
         value = method(**kwargs)
     return value.to_json(), (_meta(captured.last) if captured.calls else None)
 
 
-def _meta(meta: secinfra.ResponseMeta) -> dict[str, Any]:
-    return {
-        "from_cache": meta.from_cache,
-        "stale": meta.stale,
-        "attempts": meta.attempts,
-        "request_id": meta.request_id,
-        "status": meta.status,
-    }
+def _meta(meta: secinfra.ResponseMeta) -> protocol.CallMeta:
+    return protocol.CallMeta(
+        from_cache=meta.from_cache,
+        stale=meta.stale,
+        attempts=meta.attempts,
+        request_id=meta.request_id,
+        status=meta.status,
+    )
 
 
-def error_json(exc: errors.SecinfraError) -> dict[str, Any]:
+def failure(exc: errors.SecinfraError) -> protocol.Failure:
     """The protocol's error object for an SDK error."""
     family = next((f.__name__ for f in FAMILIES if isinstance(exc, f)), "InternalError")
-    return {
-        "type": family,
-        "code": exc.code,
-        "message": str(exc),
-        "status": exc.status,
-        "request_id": exc.request_id,
-        "retryable": exc.retryable,
-        "retry_after": exc.retry_after,
-        "attempts": exc.attempts,
-    }
+    return protocol.Failure(
+        type=family,
+        code=exc.code,
+        message=str(exc),
+        status=exc.status,
+        request_id=exc.request_id,
+        retryable=exc.retryable,
+        retry_after=exc.retry_after,
+        attempts=exc.attempts,
+    )
 
 
-def run_call(fn: Any) -> dict[str, Any]:
-    """Run one SDK call; the protocol's outcome object (without the id)."""
+def run_call(fn: Callable[[], Answer]) -> tuple[bool, Any, protocol.CallMeta | None, Any]:
+    """Run one op; (ok, result, meta, error), an SDK error caught as the error."""
     try:
         result, meta = fn()
     except errors.SecinfraError as exc:
-        return {"ok": False, "error": error_json(exc)}
-    return {"ok": True, "result": result, "meta": meta}
+        return False, None, None, failure(exc)
+    return True, result, meta, None
+
+
+def answer(op: str, ident: int, fn: Callable[[], Answer]) -> Any:
+    """The op's answer message for the outcome of ``fn``."""
+    ok, result, meta, error = run_call(fn)
+    if op == "call":
+        return protocol.CallAnswer(id=ident, ok=ok, result=result, meta=meta, error=error)
+    if op == "concurrent":
+        return protocol.ConcurrentAnswer(id=ident, ok=ok, result=result, error=error)
+    if op == "events":
+        return protocol.EventsAnswer(id=ident, ok=ok, result=result, error=error)
+    return protocol.IdentityAnswer(id=ident, ok=ok, result=result, error=error)
 
 
 def main() -> int:
@@ -258,63 +263,70 @@ def main() -> int:
     out = sys.stdout
     lock = threading.Lock()
 
-    def send(message: dict[str, Any]) -> None:
+    def send(message: Any) -> None:
         with lock:
-            out.write(json.dumps(message, separators=(",", ":")) + "\n")
+            out.write(json.dumps(message.to_json(), separators=(",", ":")) + "\n")
             out.flush()
 
     send(
-        {
-            "hello": {
-                "protocol": PROTOCOL,
-                "sdk": SDK,
-                "sdk_version": secinfra.__version__,
-                "ops": list(OPS),
-            }
-        }
+        protocol.HelloLine(
+            hello=protocol.Hello(
+                protocol=PROTOCOL,
+                sdk=SDK,
+                sdk_version=secinfra.__version__,
+                ops=OPS,
+                features=FEATURES,
+            )
+        )
     )
-    handlers = {
-        "configure": adapter.configure,
-        "call": adapter.call,
-        "concurrent": adapter.concurrent,
-        "identity": adapter.identity,
-        "events": adapter.events_op,
+    handlers: dict[str, Callable[[dict[str, Any]], Answer]] = {
+        "configure": lambda m: adapter.configure(
+            protocol.ConfigureRequest.from_json(m, strict=True)
+        ),
+        "call": lambda m: adapter.call(protocol.CallRequest.from_json(m, strict=True)),
+        "concurrent": lambda m: adapter.concurrent(
+            protocol.ConcurrentRequest.from_json(m, strict=True)
+        ),
+        "identity": lambda m: adapter.identity(),
+        "events": lambda m: adapter.events_op(),
     }
     for line in sys.stdin:
         if not line.strip():
             continue
         try:
             msg = json.loads(line)
-            if not isinstance(msg, dict):
-                raise ValueError("a request is a JSON object")
+            header = protocol.RequestHeader.from_json(msg)
         except ValueError as exc:
-            send({"id": None, "ok": False, "error": {"type": "AdapterError", "message": str(exc)}})
+            send(_adapter_error(None, "AdapterError", str(exc)))
             continue
-        ident = msg.get("id")
-        op = msg.get("op")
+        ident, op = header.id, header.op
         if op == "shutdown":
-            send({"id": ident, "ok": True, "result": {}})
+            send(protocol.ShutdownAnswer(id=ident, ok=True, result=protocol.ShutdownResult()))
             break
-        handler = handlers.get(str(op))
+        handler = handlers.get(op)
         if handler is None:
             send(_adapter_error(ident, "Unsupported", f"op {op!r}"))
             continue
         try:
-            answer = run_call(lambda h=handler, m=msg: h(m))
+            if op in ("identity", "events"):
+                protocol.BareRequest.from_json(msg, strict=True)
+            reply = answer(op, ident, functools.partial(handler, msg))
         except Unsupported as exc:
             send(_adapter_error(ident, "Unsupported", str(exc)))
             continue
         except Exception as exc:  # report, never die: the runner reads the reason
             send(_adapter_error(ident, "AdapterError", f"{type(exc).__name__}: {exc}"))
             continue
-        send({"id": ident, **answer})
+        send(reply)
     if adapter.client is not None:
         adapter.client.close()
     return 0
 
 
-def _adapter_error(ident: Any, kind: str, message: str) -> dict[str, Any]:
-    return {"id": ident, "ok": False, "error": {"type": kind, "message": message}}
+def _adapter_error(ident: int | None, kind: str, message: str) -> protocol.ErrorAnswer:
+    return protocol.ErrorAnswer(
+        id=ident, ok=False, error=protocol.Failure(type=kind, message=message)
+    )
 
 
 if __name__ == "__main__":

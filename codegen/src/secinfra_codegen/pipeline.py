@@ -13,7 +13,7 @@ from .loader import load_api
 from .model import Api
 from .protoc import run_protoc
 from .render import format_python
-from .targets import Layout, Output, all_targets
+from .targets import Layout, Output, all_targets, conformance
 
 API_DIR = "api"
 API_GLOB = "secinfra/v1/*.proto"
@@ -63,11 +63,37 @@ def render_outputs(api: Api, layout: Layout, ruff_config: Path | None) -> list[O
     return list(merged.values())
 
 
+def protocol_inputs(root: Path) -> list[str]:
+    """The conformance adapter protocol's .proto files, relative to its include root."""
+    folder = root / conformance.PROTOCOL_DIR
+    found = folder.glob(conformance.PROTOCOL_GLOB)
+    inputs = sorted(p.relative_to(folder).as_posix() for p in found)
+    if not inputs:
+        raise CodegenError(f"no .proto files match {folder / conformance.PROTOCOL_GLOB}")
+    return inputs
+
+
+def render_protocol(
+    protocol: Api, layout: conformance.ConformanceLayout, ruff_config: Path | None
+) -> list[Output]:
+    """The conformance target's outputs (its own input: the adapter protocol), formatted."""
+    return [
+        Output(out.directory, format_python(out.files, ruff_config), out.exclusive)
+        if out.formatter == "python"
+        else out
+        for out in conformance.generate(protocol, layout)
+    ]
+
+
 def generate_repo(root: Path) -> list[Output]:
     """All outputs for the repo at ``root`` (formatted with its pyproject.toml)."""
     config = root / "pyproject.toml"
+    ruff_config = config if config.is_file() else None
     api = load(api_inputs(root), [root / API_DIR])
-    return render_outputs(api, Layout(), config if config.is_file() else None)
+    protocol = load(protocol_inputs(root), [root / conformance.PROTOCOL_DIR])
+    return render_outputs(api, Layout(), ruff_config) + render_protocol(
+        protocol, conformance.ConformanceLayout(), ruff_config
+    )
 
 
 @dataclass(frozen=True)

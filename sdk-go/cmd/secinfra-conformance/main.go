@@ -1,6 +1,8 @@
 // Command secinfra-conformance is the Go SDK's conformance client: it speaks
-// the JSON-lines adapter protocol (docs/conformance/adapter-protocol.md) on
-// stdin/stdout for the conformance runner, using only the SDK's public API.
+// the JSON-lines adapter protocol on stdin/stdout for the conformance runner,
+// using only the SDK's public API. The protocol's messages are the types of
+// ./protocol, generated from conformance/protocol/secinfra/conformance/v1/
+// adapter.proto (explained in docs/conformance/adapter-protocol.md).
 // stdout carries protocol lines only; logs go to stderr.
 package main
 
@@ -18,25 +20,18 @@ import (
 	"time"
 
 	secinfra "github.com/secinfra/secinfra/sdk-go"
+	"github.com/secinfra/secinfra/sdk-go/cmd/secinfra-conformance/protocol"
 	"github.com/secinfra/secinfra/sdk-go/identity"
 	"github.com/secinfra/secinfra/sdk-go/rpc"
 )
 
-const protocol = 1
+const protocolVersion = 1
 
-// request is one protocol request.
-type request struct {
-	ID          json.RawMessage            `json:"id"`
-	Op          string                     `json:"op"`
-	ServerURL   string                     `json:"server_url"`
-	BundlePEM   string                     `json:"bundle_pem"`
-	JoinToken   string                     `json:"join_token"`
-	JWT         string                     `json:"jwt"`
-	Options     map[string]json.RawMessage `json:"options"`
-	RPC         string                     `json:"rpc"`
-	Request     json.RawMessage            `json:"request"`
-	CallOptions map[string]json.RawMessage `json:"call_options"`
-	Count       int                        `json:"count"`
+// features are every feature of the protocol: the Go SDK has every option and op.
+var features = []protocol.Feature{
+	protocol.FeatureJWTAttestation, protocol.FeatureConcurrent, protocol.FeatureIdentity,
+	protocol.FeatureEvents, protocol.FeatureCacheSize, protocol.FeatureIdempotencyKey,
+	protocol.FeatureUseCache,
 }
 
 // protocolError is an Unsupported or AdapterError answer.
@@ -55,7 +50,18 @@ func adapterError(format string, a ...any) error {
 type adapter struct {
 	client *secinfra.Client
 	mu     sync.Mutex
-	events []map[string]any
+	events []*protocol.RotationEvent
+}
+
+// decodeStrict decodes one request line into its op's message; unknown
+// fields are an AdapterError, as the protocol says.
+func decodeStrict(line []byte, into any) error {
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(into); err != nil {
+		return adapterError("malformed request: %v", err)
+	}
+	return nil
 }
 
 func main() {
@@ -65,16 +71,18 @@ func main() {
 	send := func(v any) {
 		data, err := json.Marshal(v)
 		if err != nil {
-			data, _ = json.Marshal(map[string]any{"id": nil, "ok": false,
-				"error": map[string]any{"type": "AdapterError", "message": err.Error()}})
+			data, _ = json.Marshal(protocol.ErrorAnswer{Error: &protocol.Failure{Type: "AdapterError", Message: err.Error()}})
 		}
 		outMu.Lock()
 		defer outMu.Unlock()
 		out.Write(append(data, '\n'))
 		out.Flush()
 	}
-	send(map[string]any{"hello": map[string]any{"protocol": protocol, "sdk": "go", "sdk_version": secinfra.Version,
-		"ops": []string{"configure", "call", "concurrent", "identity", "events", "shutdown"}}})
+	send(protocol.HelloLine{Hello: &protocol.Hello{
+		Protocol: protocolVersion, Sdk: "go", SdkVersion: secinfra.Version,
+		Ops:      []string{"configure", "call", "concurrent", "identity", "events", "shutdown"},
+		Features: features,
+	}})
 	a := &adapter{}
 	scanner := bufio.NewScanner(os.Stdin)
 	scanner.Buffer(make([]byte, 1<<20), 64<<20)
@@ -83,151 +91,179 @@ func main() {
 		if len(line) == 0 {
 			continue
 		}
-		var req request
-		if err := json.Unmarshal(line, &req); err != nil {
-			send(map[string]any{"id": nil, "ok": false, "error": map[string]any{"type": "AdapterError", "message": err.Error()}})
+		var header protocol.RequestHeader
+		if err := json.Unmarshal(line, &header); err != nil {
+			send(failed(nil, adapterError("%v", err)))
 			continue
 		}
-		var id any
-		_ = json.Unmarshal(req.ID, &id)
-		if req.Op == "shutdown" {
-			send(map[string]any{"id": id, "ok": true, "result": map[string]any{}})
+		id := header.ID
+		if header.Op == "shutdown" {
+			send(protocol.ShutdownAnswer{ID: &id, Ok: true, Result: &protocol.ShutdownResult{}})
 			break
 		}
-		answer := a.handle(&req)
-		answer["id"] = id
-		send(answer)
+		send(a.handle(header.Op, id, line))
 	}
 	if a.client != nil {
 		a.client.Close()
 	}
 }
 
-func (a *adapter) handle(req *request) (answer map[string]any) {
+// handle runs one op; its answer message.
+func (a *adapter) handle(op string, id int32, line []byte) (answer any) {
 	defer func() {
 		if r := recover(); r != nil {
-			answer = map[string]any{"ok": false, "error": map[string]any{"type": "AdapterError", "message": fmt.Sprint("panic: ", r)}}
+			answer = failed(&id, adapterError("panic: %v", r))
 		}
 	}()
-	var result any
-	var meta any
-	var err error
-	switch req.Op {
+	switch op {
 	case "configure":
-		result, err = a.configure(req)
+		var req protocol.ConfigureRequest
+		if err := decodeStrict(line, &req); err != nil {
+			return failed(&id, err)
+		}
+		snapshot, err := a.configure(&req)
+		if err != nil {
+			return identityFailed(id, err)
+		}
+		return protocol.IdentityAnswer{ID: &id, Ok: true, Result: snapshot}
 	case "call":
-		return a.call(req)
+		var req protocol.CallRequest
+		if err := decodeStrict(line, &req); err != nil {
+			return failed(&id, err)
+		}
+		p, err := a.prepare(req.RPC, req.Request, req.CallOptions)
+		if err != nil {
+			return failed(&id, err)
+		}
+		o := p.run()
+		if isProtocolError(o) {
+			return protocol.ErrorAnswer{ID: &id, Error: o.Error}
+		}
+		return protocol.CallAnswer{ID: &id, Ok: o.Ok, Result: o.Result, Meta: o.Meta, Error: o.Error}
 	case "concurrent":
-		result, err = a.concurrent(req)
-	case "identity":
-		result, err = a.identity()
-	case "events":
-		a.mu.Lock()
-		events := append([]map[string]any{}, a.events...)
-		a.mu.Unlock()
-		result = map[string]any{"events": events}
-	default:
-		err = unsupported("op %q", req.Op)
+		var req protocol.ConcurrentRequest
+		if err := decodeStrict(line, &req); err != nil {
+			return failed(&id, err)
+		}
+		result, err := a.concurrent(&req)
+		if err != nil {
+			return failed(&id, err)
+		}
+		return protocol.ConcurrentAnswer{ID: &id, Ok: true, Result: result}
+	case "identity", "events":
+		var req protocol.BareRequest
+		if err := decodeStrict(line, &req); err != nil {
+			return failed(&id, err)
+		}
+		if op == "events" {
+			a.mu.Lock()
+			events := append([]*protocol.RotationEvent{}, a.events...)
+			a.mu.Unlock()
+			return protocol.EventsAnswer{ID: &id, Ok: true, Result: &protocol.EventList{Events: events}}
+		}
+		snapshot, err := a.identity()
+		if err != nil {
+			return identityFailed(id, err)
+		}
+		return protocol.IdentityAnswer{ID: &id, Ok: true, Result: snapshot}
 	}
-	return outcome(result, meta, err)
+	return failed(&id, unsupported("op %q", op))
 }
 
-func outcome(result, meta any, err error) map[string]any {
+// isProtocolError reports whether an outcome is the adapter's own failure.
+func isProtocolError(o *protocol.CallOutcome) bool {
+	return o.Error != nil && (o.Error.Type == "Unsupported" || o.Error.Type == "AdapterError")
+}
+
+// identityFailed answers configure or identity with an SDK error, or the
+// adapter's own failure for anything else.
+func identityFailed(id int32, err error) any {
+	var e *rpc.Error
+	if errors.As(err, &e) {
+		return protocol.IdentityAnswer{ID: &id, Ok: false, Error: failure(e)}
+	}
+	return failed(&id, err)
+}
+
+// failed is the answer for a request the client cannot serve.
+func failed(id *int32, err error) protocol.ErrorAnswer {
+	var pe *protocolError
+	if errors.As(err, &pe) {
+		return protocol.ErrorAnswer{ID: id, Error: &protocol.Failure{Type: pe.kind, Message: pe.msg}}
+	}
+	return protocol.ErrorAnswer{ID: id, Error: &protocol.Failure{Type: "AdapterError", Message: "not an SDK error: " + err.Error()}}
+}
+
+// outcome is one call's result, meta or error.
+func outcome(result map[string]any, meta *protocol.CallMeta, err error) *protocol.CallOutcome {
 	if err == nil {
-		answer := map[string]any{"ok": true, "result": result}
-		if meta != nil {
-			answer["meta"] = meta
-		}
-		return answer
+		return &protocol.CallOutcome{Ok: true, Result: result, Meta: meta}
 	}
 	var pe *protocolError
 	if errors.As(err, &pe) {
-		return map[string]any{"ok": false, "error": map[string]any{"type": pe.kind, "message": pe.msg}}
+		return &protocol.CallOutcome{Error: &protocol.Failure{Type: pe.kind, Message: pe.msg}}
 	}
 	var e *rpc.Error
 	if !errors.As(err, &e) {
-		return map[string]any{"ok": false, "error": map[string]any{"type": "AdapterError", "message": "not an SDK error: " + err.Error()}}
+		return &protocol.CallOutcome{Error: &protocol.Failure{Type: "AdapterError", Message: "not an SDK error: " + err.Error()}}
 	}
-	return map[string]any{"ok": false, "error": errorJSON(e)}
+	return &protocol.CallOutcome{Error: failure(e)}
 }
 
-func errorJSON(e *rpc.Error) map[string]any {
-	out := map[string]any{
-		"type": e.Kind.String(), "code": e.Code, "message": e.Error(), "status": nil,
-		"request_id": nil, "retryable": e.Retryable, "retry_after": nil, "attempts": e.Attempts,
+func failure(e *rpc.Error) *protocol.Failure {
+	code, message, retryable, attempts := e.Code, e.Error(), e.Retryable, int32(e.Attempts)
+	out := &protocol.Failure{
+		Type: e.Kind.String(), Code: &code, Message: message, Retryable: &retryable, Attempts: &attempts,
 	}
 	if e.Status != 0 {
-		out["status"] = e.Status
+		status := int32(e.Status)
+		out.Status = &status
 	}
 	if e.RequestID != "" {
-		out["request_id"] = e.RequestID
+		requestID := e.RequestID
+		out.RequestID = &requestID
 	}
 	if e.HasRetryAfter {
-		out["retry_after"] = e.RetryAfter.Seconds()
+		after := e.RetryAfter.Seconds()
+		out.RetryAfter = &after
 	}
 	return out
 }
 
-func seconds(raw json.RawMessage) (time.Duration, error) {
-	var f float64
-	if err := json.Unmarshal(raw, &f); err != nil {
-		return 0, adapterError("not a number: %s", raw)
-	}
-	return time.Duration(f * float64(time.Second)), nil
-}
+func seconds(f float64) time.Duration { return time.Duration(f * float64(time.Second)) }
 
-func integer(raw json.RawMessage) (int, error) {
-	var n int
-	if err := json.Unmarshal(raw, &n); err != nil {
-		return 0, adapterError("not an integer: %s", raw)
-	}
-	return n, nil
-}
-
-func (a *adapter) configure(req *request) (any, error) {
+func (a *adapter) configure(req *protocol.ConfigureRequest) (*protocol.IdentitySnapshot, error) {
 	if a.client != nil {
 		return nil, adapterError("configure was already called")
 	}
 	var opts []secinfra.Option
-	for name, raw := range req.Options {
-		if string(raw) == "null" {
-			continue
+	if o := req.Options; o != nil {
+		if o.MaxAttempts != nil {
+			opts = append(opts, secinfra.WithMaxAttempts(int(*o.MaxAttempts)))
 		}
-		switch name {
-		case "max_attempts":
-			n, err := integer(raw)
-			if err != nil {
-				return nil, err
-			}
-			opts = append(opts, secinfra.WithMaxAttempts(n))
-		case "deadline_seconds":
-			d, err := seconds(raw)
-			if err != nil {
-				return nil, err
-			}
-			opts = append(opts, secinfra.WithDeadline(d))
-		case "attempt_timeout_seconds":
-			d, err := seconds(raw)
-			if err != nil {
-				return nil, err
-			}
-			opts = append(opts, secinfra.WithAttemptTimeout(d))
-		case "cache_size":
-			n, err := integer(raw)
-			if err != nil {
-				return nil, err
-			}
-			opts = append(opts, secinfra.WithCacheSize(n))
-		default:
-			return nil, unsupported("client option %q", name)
+		if o.DeadlineSeconds != nil {
+			opts = append(opts, secinfra.WithDeadline(seconds(*o.DeadlineSeconds)))
+		}
+		if o.AttemptTimeoutSeconds != nil {
+			opts = append(opts, secinfra.WithAttemptTimeout(seconds(*o.AttemptTimeoutSeconds)))
+		}
+		if o.CacheSize != nil {
+			opts = append(opts, secinfra.WithCacheSize(int(*o.CacheSize)))
 		}
 	}
-	if (req.JoinToken == "") == (req.JWT == "") {
+	joinToken, jwt := "", ""
+	if req.JoinToken != nil {
+		joinToken = *req.JoinToken
+	}
+	if req.JWT != nil {
+		jwt = *req.JWT
+	}
+	if (joinToken == "") == (jwt == "") {
 		return nil, adapterError("configure takes exactly one of join_token and jwt")
 	}
-	attestation := identity.JoinToken(req.JoinToken)
-	if req.JWT != "" {
-		token := req.JWT
+	attestation := identity.JoinToken(joinToken)
+	if jwt != "" {
+		token := jwt
 		// A provider, not the string: a reusable attestation (spec 8.7.3), so
 		// the SDK re-enrols by itself after an expiry (9.7.1).
 		attestation = identity.JWTProvider(func(context.Context) (string, error) { return token, nil })
@@ -242,32 +278,32 @@ func (a *adapter) configure(req *request) (any, error) {
 }
 
 func (a *adapter) record(e identity.Event) {
-	ev := map[string]any{"kind": string(e.Kind), "serial": nil, "spiffe_id": nil, "bundle_sequence": nil,
-		"error": nil, "at": float64(e.At.UnixNano()) / 1e9}
+	ev := &protocol.RotationEvent{Kind: string(e.Kind), At: float64(e.At.UnixNano()) / 1e9}
 	if e.Snapshot != nil {
-		ev["serial"], ev["spiffe_id"] = e.Snapshot.Serial, e.Snapshot.SpiffeID
+		serial, spiffeID := e.Snapshot.Serial, e.Snapshot.SpiffeID
+		ev.Serial, ev.SpiffeID = &serial, &spiffeID
 	}
 	if e.Bundle != nil {
-		ev["bundle_sequence"] = e.Bundle.Sequence
+		ev.BundleSequence = int32(e.Bundle.Sequence)
 	}
 	if e.Err != nil {
-		ev["error"] = e.Err.Error()
+		message := e.Err.Error()
+		ev.Error = &message
 	}
 	a.mu.Lock()
 	a.events = append(a.events, ev)
 	a.mu.Unlock()
 }
 
-func (a *adapter) identity() (any, error) {
+func (a *adapter) identity() (*protocol.IdentitySnapshot, error) {
 	if a.client == nil {
 		return nil, adapterError("configure first")
 	}
 	src := a.client.Source()
-	result := map[string]any{"bundle_sequence": src.Bundle().Sequence}
+	result := &protocol.IdentitySnapshot{BundleSequence: int32(src.Bundle().Sequence)}
 	if s := src.Snapshot(); s != nil {
-		result["spiffe_id"] = s.SpiffeID
-		result["serial"] = s.Serial
-		result["not_after"] = s.NotAfter.UTC().Format(time.RFC3339)
+		spiffeID, serial, notAfter := s.SpiffeID, s.Serial, s.NotAfter.UTC().Format(time.RFC3339)
+		result.SpiffeID, result.Serial, result.NotAfter = &spiffeID, &serial, &notAfter
 	}
 	return result, nil
 }
@@ -279,84 +315,62 @@ type prepared struct {
 	opts   []rpc.CallOption
 }
 
-func (a *adapter) prepare(req *request) (*prepared, error) {
+func (a *adapter) prepare(rpcName string, request map[string]any, overrides *protocol.CallOverrides) (*prepared, error) {
 	if a.client == nil {
 		return nil, adapterError("configure first")
 	}
 	var method reflect.Value
 	for _, svc := range []any{a.client.Secrets, a.client.Authz, a.client.Identity} {
-		if m := reflect.ValueOf(svc).MethodByName(req.RPC); m.IsValid() {
+		if m := reflect.ValueOf(svc).MethodByName(rpcName); m.IsValid() {
 			method = m
 			break
 		}
 	}
-	if !method.IsValid() || req.RPC == "" {
-		return nil, unsupported("rpc %q", req.RPC)
+	if !method.IsValid() || rpcName == "" {
+		return nil, unsupported("rpc %q", rpcName)
 	}
 	reqType := method.Type().In(1).Elem()
 	value := reflect.New(reqType)
-	body := []byte(req.Request)
-	if len(bytes.TrimSpace(body)) == 0 || string(body) == "null" {
-		body = []byte("{}")
+	if request == nil {
+		request = map[string]any{}
+	}
+	body, err := json.Marshal(request)
+	if err != nil {
+		return nil, adapterError("request for %s: %v", rpcName, err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(value.Interface()); err != nil {
-		return nil, adapterError("request for %s: %v", req.RPC, err)
+		return nil, adapterError("request for %s: %v", rpcName, err)
 	}
-	opts, err := callOptions(req.CallOptions)
-	if err != nil {
-		return nil, err
-	}
-	return &prepared{method: method, req: value, opts: opts}, nil
+	return &prepared{method: method, req: value, opts: callOptions(overrides)}, nil
 }
 
-func callOptions(raw map[string]json.RawMessage) ([]rpc.CallOption, error) {
+func callOptions(o *protocol.CallOverrides) []rpc.CallOption {
 	var opts []rpc.CallOption
-	for name, v := range raw {
-		if string(v) == "null" {
-			continue
-		}
-		switch name {
-		case "max_attempts":
-			n, err := integer(v)
-			if err != nil {
-				return nil, err
-			}
-			opts = append(opts, rpc.WithMaxAttempts(n))
-		case "deadline_seconds":
-			d, err := seconds(v)
-			if err != nil {
-				return nil, err
-			}
-			opts = append(opts, rpc.WithDeadline(d))
-		case "attempt_timeout_seconds":
-			d, err := seconds(v)
-			if err != nil {
-				return nil, err
-			}
-			opts = append(opts, rpc.WithAttemptTimeout(d))
-		case "idempotency_key":
-			var key string
-			if err := json.Unmarshal(v, &key); err != nil {
-				return nil, adapterError("idempotency_key: %v", err)
-			}
-			opts = append(opts, rpc.WithIdempotencyKey(key))
-		case "use_cache":
-			var use bool
-			if err := json.Unmarshal(v, &use); err != nil {
-				return nil, adapterError("use_cache: %v", err)
-			}
-			opts = append(opts, rpc.WithUseCache(use))
-		default:
-			return nil, unsupported("call option %q", name)
-		}
+	if o == nil {
+		return opts
 	}
-	return opts, nil
+	if o.MaxAttempts != nil {
+		opts = append(opts, rpc.WithMaxAttempts(int(*o.MaxAttempts)))
+	}
+	if o.DeadlineSeconds != nil {
+		opts = append(opts, rpc.WithDeadline(seconds(*o.DeadlineSeconds)))
+	}
+	if o.AttemptTimeoutSeconds != nil {
+		opts = append(opts, rpc.WithAttemptTimeout(seconds(*o.AttemptTimeoutSeconds)))
+	}
+	if o.IdempotencyKey != nil {
+		opts = append(opts, rpc.WithIdempotencyKey(*o.IdempotencyKey))
+	}
+	if o.UseCache != nil {
+		opts = append(opts, rpc.WithUseCache(*o.UseCache))
+	}
+	return opts
 }
 
-// run makes the call once; the protocol's outcome object.
-func (p *prepared) run() map[string]any {
+// run makes the call once; its outcome.
+func (p *prepared) run() *protocol.CallOutcome {
 	var meta rpc.Meta
 	args := []reflect.Value{reflect.ValueOf(context.Background()), p.req}
 	for _, o := range append(append([]rpc.CallOption{}, p.opts...), rpc.WithMeta(&meta)) {
@@ -370,34 +384,31 @@ func (p *prepared) run() map[string]any {
 	if err != nil {
 		return outcome(nil, nil, adapterError("cannot encode the result: %v", err))
 	}
-	m := map[string]any{"from_cache": meta.FromCache, "stale": meta.Stale, "attempts": meta.Attempts,
-		"request_id": nil, "status": nil}
+	var result map[string]any
+	if err := json.Unmarshal(data, &result); err != nil {
+		return outcome(nil, nil, adapterError("the result is not a JSON object: %v", err))
+	}
+	m := &protocol.CallMeta{FromCache: meta.FromCache, Stale: meta.Stale, Attempts: int32(meta.Attempts)}
 	if meta.RequestID != "" {
-		m["request_id"] = meta.RequestID
+		requestID := meta.RequestID
+		m.RequestID = &requestID
 	}
 	if meta.Status != 0 {
-		m["status"] = meta.Status
+		status := int32(meta.Status)
+		m.Status = &status
 	}
-	return outcome(json.RawMessage(data), m, nil)
+	return outcome(result, m, nil)
 }
 
-func (a *adapter) call(req *request) map[string]any {
-	p, err := a.prepare(req)
-	if err != nil {
-		return outcome(nil, nil, err)
-	}
-	return p.run()
-}
-
-func (a *adapter) concurrent(req *request) (any, error) {
+func (a *adapter) concurrent(req *protocol.ConcurrentRequest) (*protocol.ConcurrentResult, error) {
 	if req.Count < 1 || req.Count > 256 {
 		return nil, adapterError("count must be from 1 to 256")
 	}
-	p, err := a.prepare(req)
+	p, err := a.prepare(req.RPC, req.Request, req.CallOptions)
 	if err != nil {
 		return nil, err
 	}
-	results := make([]map[string]any, req.Count)
+	results := make([]*protocol.CallOutcome, req.Count)
 	start := make(chan struct{})
 	var wg sync.WaitGroup
 	for i := range results {
@@ -410,5 +421,5 @@ func (a *adapter) concurrent(req *request) (any, error) {
 	}
 	close(start)
 	wg.Wait()
-	return map[string]any{"results": results}, nil
+	return &protocol.ConcurrentResult{Results: results}, nil
 }

@@ -1,12 +1,34 @@
 package dev.secinfra.conformance;
 
+import com.fasterxml.jackson.core.type.TypeReference;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ArrayNode;
-import com.fasterxml.jackson.databind.node.JsonNodeFactory;
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.secinfra.RetryPolicy;
 import dev.secinfra.SecinfraClient;
+import dev.secinfra.conformance.gen.BareRequest;
+import dev.secinfra.conformance.gen.CallAnswer;
+import dev.secinfra.conformance.gen.CallMeta;
+import dev.secinfra.conformance.gen.CallOutcome;
+import dev.secinfra.conformance.gen.CallOverrides;
+import dev.secinfra.conformance.gen.CallRequest;
+import dev.secinfra.conformance.gen.ClientDefaults;
+import dev.secinfra.conformance.gen.ConcurrentAnswer;
+import dev.secinfra.conformance.gen.ConcurrentRequest;
+import dev.secinfra.conformance.gen.ConcurrentResult;
+import dev.secinfra.conformance.gen.ConfigureRequest;
+import dev.secinfra.conformance.gen.ErrorAnswer;
+import dev.secinfra.conformance.gen.EventList;
+import dev.secinfra.conformance.gen.EventsAnswer;
+import dev.secinfra.conformance.gen.Failure;
+import dev.secinfra.conformance.gen.Feature;
+import dev.secinfra.conformance.gen.Hello;
+import dev.secinfra.conformance.gen.HelloLine;
+import dev.secinfra.conformance.gen.IdentityAnswer;
+import dev.secinfra.conformance.gen.IdentitySnapshot;
+import dev.secinfra.conformance.gen.RequestHeader;
+import dev.secinfra.conformance.gen.RotationEvent;
+import dev.secinfra.conformance.gen.ShutdownAnswer;
+import dev.secinfra.conformance.gen.ShutdownResult;
 import dev.secinfra.errors.ConflictException;
 import dev.secinfra.errors.DeadlineExceededException;
 import dev.secinfra.errors.FailedPreconditionException;
@@ -20,8 +42,6 @@ import dev.secinfra.errors.SecinfraException;
 import dev.secinfra.errors.TransportException;
 import dev.secinfra.errors.UnauthenticatedException;
 import dev.secinfra.errors.UnavailableException;
-import dev.secinfra.identity.IdentitySnapshot;
-import dev.secinfra.identity.RotationEvent;
 import dev.secinfra.rpc.CallOptions;
 import dev.secinfra.rpc.MetaCapture;
 import dev.secinfra.rpc.ResponseMeta;
@@ -34,25 +54,25 @@ import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.time.format.DateTimeFormatter;
 import java.util.ArrayList;
-
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.CyclicBarrier;
 
 /**
- * The Java SDK's conformance client: docs/conformance/adapter-protocol.md (protocol 1) over
- * stdin/stdout, using only the SDK's public API. stdout carries protocol lines only.
+ * The Java SDK's conformance client: the adapter protocol (protocol 1) over stdin/stdout, using
+ * only the SDK's public API. Its messages are the records codegen generates into {@code
+ * dev.secinfra.conformance.gen} from conformance/protocol/secinfra/conformance/v1/adapter.proto
+ * (explained in docs/conformance/adapter-protocol.md). stdout carries protocol lines only.
  */
 public final class ConformanceClient {
   private static final int PROTOCOL = 1;
   private static final ObjectMapper JSON = new ObjectMapper();
-  private static final JsonNodeFactory NODES = JsonNodeFactory.instance;
-  private static final Set<String> CLIENT_OPTIONS =
-      Set.of("max_attempts", "deadline_seconds", "attempt_timeout_seconds", "cache_size");
-  private static final Set<String> CALL_OPTIONS =
-      Set.of("max_attempts", "deadline_seconds", "attempt_timeout_seconds", "idempotency_key", "use_cache");
+  private static final TypeReference<Map<String, Object>> OBJECT = new TypeReference<>() {};
+  /** Everything the protocol knows: the Java SDK has every option and op. */
+  private static final List<Feature> FEATURES =
+      Arrays.stream(Feature.values()).filter(f -> f != Feature.UNSPECIFIED).toList();
   /** Most specific first. */
   private static final List<Map.Entry<Class<?>, String>> FAMILIES =
       List.of(
@@ -71,7 +91,7 @@ public final class ConformanceClient {
 
   private final PrintStream out;
   private SecinfraClient client;
-  private final List<ObjectNode> events = new ArrayList<>();
+  private final List<RotationEvent> events = new ArrayList<>();
 
   private ConformanceClient(PrintStream out) {
     this.out = out;
@@ -105,16 +125,9 @@ public final class ConformanceClient {
     PrintStream stdout = new PrintStream(System.out, false, StandardCharsets.UTF_8);
     System.setOut(new PrintStream(System.err, true, StandardCharsets.UTF_8));
     ConformanceClient adapter = new ConformanceClient(stdout);
-    ObjectNode hello = NODES.objectNode();
-    ObjectNode body = hello.putObject("hello");
-    body.put("protocol", PROTOCOL);
-    body.put("sdk", "java");
-    body.put("sdk_version", SecinfraClient.VERSION);
-    ArrayNode ops = body.putArray("ops");
-    for (String op : List.of("configure", "call", "concurrent", "identity", "events", "shutdown")) {
-      ops.add(op);
-    }
-    adapter.send(hello);
+    List<String> ops = List.of("configure", "call", "concurrent", "identity", "events", "shutdown");
+    adapter.send(
+        new HelloLine(new Hello(PROTOCOL, "java", SecinfraClient.VERSION, ops, FEATURES)).toJson());
     BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
     String line;
     while ((line = in.readLine()) != null) {
@@ -122,26 +135,19 @@ public final class ConformanceClient {
         continue;
       }
       JsonNode msg;
+      RequestHeader header;
       try {
         msg = JSON.readTree(line);
-        if (!msg.isObject()) {
-          throw new IllegalArgumentException("a request is a JSON object");
-        }
+        header = RequestHeader.fromJson(msg, false);
       } catch (Exception e) {
-        adapter.send(adapter.problem(null, "AdapterError", String.valueOf(e.getMessage())));
+        adapter.send(problem(null, "AdapterError", String.valueOf(e.getMessage())));
         continue;
       }
-      JsonNode id = msg.get("id");
-      String op = msg.path("op").asText("");
-      if (op.equals("shutdown")) {
-        ObjectNode answer = NODES.objectNode();
-        answer.set("id", id);
-        answer.put("ok", true);
-        answer.putObject("result");
-        adapter.send(answer);
+      if (header.op().equals("shutdown")) {
+        adapter.send(new ShutdownAnswer(header.id(), true, new ShutdownResult()).toJson());
         break;
       }
-      adapter.send(adapter.handle(id, op, msg));
+      adapter.send(adapter.handle(header.id(), header.op(), msg));
     }
     if (adapter.client != null) {
       adapter.client.close();
@@ -150,54 +156,39 @@ public final class ConformanceClient {
     System.exit(0);
   }
 
-  private synchronized void send(ObjectNode message) {
+  private synchronized void send(JsonNode message) {
     out.print(message.toString());
     out.print('\n');
     out.flush();
   }
 
-  private ObjectNode problem(JsonNode id, String type, String message) {
-    ObjectNode answer = NODES.objectNode();
-    answer.set("id", id);
-    answer.put("ok", false);
-    ObjectNode error = answer.putObject("error");
-    error.put("type", type);
-    error.put("message", message);
-    return answer;
+  private static JsonNode problem(Integer id, String type, String message) {
+    Failure failure = Failure.builder().type(type).message(message).build();
+    return new ErrorAnswer(id, false, failure).toJson();
   }
 
-  private ObjectNode handle(JsonNode id, String op, JsonNode msg) {
+  private JsonNode handle(int id, String op, JsonNode msg) {
     try {
-      ObjectNode outcome;
       switch (op) {
         case "configure":
-          outcome = ok(configure(msg), null);
-          break;
+          return answerIdentity(id, () -> configure(ConfigureRequest.fromJson(msg, true)));
         case "call":
-          outcome = call(msg);
-          break;
+          CallOutcome o = run(prepare(CallRequest.fromJson(msg, true)));
+          return new CallAnswer(id, o.ok(), o.result(), o.meta(), o.error()).toJson();
         case "concurrent":
-          outcome = ok(concurrent(msg), null);
-          break;
+          return new ConcurrentAnswer(id, true, concurrent(ConcurrentRequest.fromJson(msg, true)), null)
+              .toJson();
         case "identity":
-          outcome = ok(identity(), null);
-          break;
+          BareRequest.fromJson(msg, true);
+          return answerIdentity(id, this::identity);
         case "events":
-          outcome = ok(events(), null);
-          break;
+          BareRequest.fromJson(msg, true);
+          synchronized (events) {
+            return new EventsAnswer(id, true, new EventList(List.copyOf(events)), null).toJson();
+          }
         default:
           return problem(id, "Unsupported", "op '" + op + "'");
       }
-      ObjectNode answer = NODES.objectNode();
-      answer.set("id", id);
-      answer.setAll(outcome);
-      return answer;
-    } catch (SecinfraException e) {
-      ObjectNode answer = NODES.objectNode();
-      answer.set("id", id);
-      answer.put("ok", false);
-      answer.set("error", errorJson(e));
-      return answer;
     } catch (Unsupported e) {
       return problem(id, "Unsupported", e.getMessage());
     } catch (Exception e) {
@@ -205,79 +196,70 @@ public final class ConformanceClient {
     }
   }
 
-  private static ObjectNode ok(JsonNode result, JsonNode meta) {
-    ObjectNode outcome = NODES.objectNode();
-    outcome.put("ok", true);
-    outcome.set("result", result);
-    if (meta != null) {
-      outcome.set("meta", meta);
-    }
-    return outcome;
+  /** An op whose result is the identity snapshot (configure, identity). */
+  private interface IdentityOp {
+    IdentitySnapshot run() throws Exception;
   }
 
-  private ObjectNode configure(JsonNode msg) throws Exception {
+  private static JsonNode answerIdentity(int id, IdentityOp op) throws Exception {
+    try {
+      return new IdentityAnswer(id, true, op.run(), null).toJson();
+    } catch (SecinfraException e) {
+      return new IdentityAnswer(id, false, null, failure(e)).toJson();
+    }
+  }
+
+  private IdentitySnapshot configure(ConfigureRequest msg) throws Exception {
     if (client != null) {
       throw new AdapterError("configure was already called");
     }
-    JsonNode options = msg.path("options");
-    for (java.util.Iterator<String> it = options.fieldNames(); it.hasNext(); ) {
-      String name = it.next();
-      if (!CLIENT_OPTIONS.contains(name)) {
-        throw new Unsupported("client option " + name);
-      }
-    }
+    ClientDefaults options =
+        msg.options() != null ? msg.options() : ClientDefaults.builder().build();
     RetryPolicy.Builder policy = RetryPolicy.builder();
-    if (options.hasNonNull("max_attempts")) {
-      policy.maxAttempts(options.get("max_attempts").asInt());
+    if (options.maxAttempts() != null) {
+      policy.maxAttempts(options.maxAttempts());
     }
-    if (options.hasNonNull("deadline_seconds")) {
-      policy.deadline(seconds(options.get("deadline_seconds")));
+    if (options.deadlineSeconds() != null) {
+      policy.deadline(seconds(options.deadlineSeconds()));
     }
-    if (options.hasNonNull("attempt_timeout_seconds")) {
-      policy.attemptTimeout(seconds(options.get("attempt_timeout_seconds")));
+    if (options.attemptTimeoutSeconds() != null) {
+      policy.attemptTimeout(seconds(options.attemptTimeoutSeconds()));
     }
-    boolean hasToken = msg.hasNonNull("join_token") && !msg.get("join_token").asText().isEmpty();
-    boolean hasJwt = msg.hasNonNull("jwt") && !msg.get("jwt").asText().isEmpty();
+    boolean hasToken = msg.joinToken() != null && !msg.joinToken().isEmpty();
+    boolean hasJwt = msg.jwt() != null && !msg.jwt().isEmpty();
     if (hasToken == hasJwt) {
       throw new AdapterError("configure takes exactly one of join_token and jwt");
     }
     SecinfraClient.Builder builder =
-        SecinfraClient.builder(msg.path("server_url").asText())
-            .bundlePem(msg.path("bundle_pem").asText())
+        SecinfraClient.builder(msg.serverUrl())
+            .bundlePem(msg.bundlePem())
             .retryPolicy(policy.build());
     if (hasToken) {
-      builder.joinToken(msg.get("join_token").asText());
+      builder.joinToken(msg.joinToken());
     } else {
-      String jwt = msg.get("jwt").asText();
+      String jwt = msg.jwt();
       builder.jwtProvider(() -> jwt);
     }
-    if (options.hasNonNull("cache_size")) {
-      builder.cacheMaxEntries(options.get("cache_size").asInt());
+    if (options.cacheSize() != null) {
+      builder.cacheMaxEntries(options.cacheSize());
     }
     builder.onRotation(this::record);
     client = builder.build();
     return identity();
   }
 
-  private void record(RotationEvent event) {
-    ObjectNode json = NODES.objectNode();
-    json.put("kind", event.kind().wire());
-    if (event.snapshot() != null) {
-      json.put("serial", event.snapshot().serial());
-      json.put("spiffe_id", event.snapshot().spiffeId());
-    } else {
-      json.putNull("serial");
-      json.putNull("spiffe_id");
-    }
-    json.put("bundle_sequence", event.bundle().sequence());
-    if (event.error() != null) {
-      json.put("error", String.valueOf(event.error().getMessage()));
-    } else {
-      json.putNull("error");
-    }
-    json.put("at", event.at().toEpochMilli() / 1000.0);
+  private void record(dev.secinfra.identity.RotationEvent event) {
+    var snapshot = event.snapshot();
+    RotationEvent recorded =
+        new RotationEvent(
+            event.kind().wire(),
+            snapshot != null ? snapshot.serial() : null,
+            snapshot != null ? snapshot.spiffeId() : null,
+            (int) event.bundle().sequence(),
+            event.error() != null ? String.valueOf(event.error().getMessage()) : null,
+            event.at().toEpochMilli() / 1000.0);
     synchronized (events) {
-      events.add(json);
+      events.add(recorded);
     }
   }
 
@@ -288,34 +270,30 @@ public final class ConformanceClient {
     return client;
   }
 
-  private ObjectNode identity() throws AdapterError {
+  private IdentitySnapshot identity() throws AdapterError {
     SecinfraClient c = client();
-    ObjectNode result = NODES.objectNode();
-    IdentitySnapshot current = c.source().snapshot();
-    if (current != null) {
-      result.put("spiffe_id", current.spiffeId());
-      result.put("serial", current.serial());
-      result.put("not_after", DateTimeFormatter.ISO_INSTANT.format(current.notAfter()));
+    int sequence = (int) c.source().bundle().sequence();
+    dev.secinfra.identity.IdentitySnapshot current = c.source().snapshot();
+    if (current == null) {
+      return new IdentitySnapshot(null, null, null, sequence);
     }
-    result.put("bundle_sequence", c.source().bundle().sequence());
-    return result;
-  }
-
-  private ObjectNode events() {
-    ObjectNode result = NODES.objectNode();
-    ArrayNode list = result.putArray("events");
-    synchronized (events) {
-      events.forEach(list::add);
-    }
-    return result;
+    return new IdentitySnapshot(
+        current.spiffeId(),
+        current.serial(),
+        DateTimeFormatter.ISO_INSTANT.format(current.notAfter()),
+        sequence);
   }
 
   /** A prepared call: the generated method, its request and options. */
   private record Prepared(Object service, Method method, Object request, CallOptions.Builder options) {}
 
-  private Prepared prepare(JsonNode msg) throws Exception {
+  private Prepared prepare(CallRequest msg) throws Exception {
+    return prepare(msg.rpc(), msg.request(), msg.callOptions());
+  }
+
+  private Prepared prepare(String rpc, Map<String, Object> requestJson, CallOverrides overrides)
+      throws Exception {
     SecinfraClient c = client();
-    String rpc = msg.path("rpc").asText("");
     if (rpc.isEmpty()) {
       throw new AdapterError("call without an rpc");
     }
@@ -326,17 +304,18 @@ public final class ConformanceClient {
       throw new Unsupported("rpc '" + rpc + "'");
     }
     String name = Character.toLowerCase(rpc.charAt(0)) + rpc.substring(1);
+    JsonNode body = JSON.valueToTree(requestJson != null ? requestJson : Map.of());
     for (Object service : new Object[] {c.secrets(), c.authz(), c.identity()}) {
       try {
         Method method = service.getClass().getMethod(name, requestType, CallOptions.class);
         Method decode = requestType.getMethod("fromJson", JsonNode.class, boolean.class);
         Object request;
         try {
-          request = decode.invoke(null, msg.has("request") ? msg.get("request") : NODES.objectNode(), true);
+          request = decode.invoke(null, body, true);
         } catch (InvocationTargetException e) {
           throw new AdapterError("request does not decode: " + e.getCause().getMessage());
         }
-        return new Prepared(service, method, request, callOptions(msg.path("call_options")));
+        return new Prepared(service, method, request, callOptions(overrides));
       } catch (NoSuchMethodException e) {
         // try the next service
       }
@@ -344,41 +323,34 @@ public final class ConformanceClient {
     throw new Unsupported("rpc '" + rpc + "'");
   }
 
-  private static CallOptions.Builder callOptions(JsonNode options) throws Unsupported {
+  private static CallOptions.Builder callOptions(CallOverrides o) {
     CallOptions.Builder builder = CallOptions.builder();
-    for (java.util.Iterator<String> it = options.fieldNames(); it.hasNext(); ) {
-      String name = it.next();
-      if (!CALL_OPTIONS.contains(name)) {
-        throw new Unsupported("call option " + name);
-      }
+    if (o == null) {
+      return builder;
     }
-    if (options.hasNonNull("max_attempts")) {
-      builder.maxAttempts(options.get("max_attempts").asInt());
+    if (o.maxAttempts() != null) {
+      builder.maxAttempts(o.maxAttempts());
     }
-    if (options.hasNonNull("deadline_seconds")) {
-      builder.deadline(seconds(options.get("deadline_seconds")));
+    if (o.deadlineSeconds() != null) {
+      builder.deadline(seconds(o.deadlineSeconds()));
     }
-    if (options.hasNonNull("attempt_timeout_seconds")) {
-      builder.attemptTimeout(seconds(options.get("attempt_timeout_seconds")));
+    if (o.attemptTimeoutSeconds() != null) {
+      builder.attemptTimeout(seconds(o.attemptTimeoutSeconds()));
     }
-    if (options.hasNonNull("idempotency_key")) {
-      builder.idempotencyKey(options.get("idempotency_key").asText());
+    if (o.idempotencyKey() != null) {
+      builder.idempotencyKey(o.idempotencyKey());
     }
-    if (options.hasNonNull("use_cache")) {
-      builder.useCache(options.get("use_cache").asBoolean());
+    if (o.useCache() != null) {
+      builder.useCache(o.useCache());
     }
     return builder;
   }
 
-  private static Duration seconds(JsonNode value) {
-    return Duration.ofNanos(Math.round(value.asDouble() * 1e9));
+  private static Duration seconds(double value) {
+    return Duration.ofNanos(Math.round(value * 1e9));
   }
 
-  private ObjectNode call(JsonNode msg) throws Exception {
-    return run(prepare(msg));
-  }
-
-  private ObjectNode run(Prepared prepared) throws Exception {
+  private CallOutcome run(Prepared prepared) throws Exception {
     MetaCapture capture = new MetaCapture();
     CallOptions options = prepared.options().capture(capture).build();
     Object response;
@@ -386,10 +358,7 @@ public final class ConformanceClient {
       response = prepared.method().invoke(prepared.service(), prepared.request(), options);
     } catch (InvocationTargetException e) {
       if (e.getCause() instanceof SecinfraException) {
-        ObjectNode outcome = NODES.objectNode();
-        outcome.put("ok", false);
-        outcome.set("error", errorJson((SecinfraException) e.getCause()));
-        return outcome;
+        return new CallOutcome(false, null, null, failure((SecinfraException) e.getCause()));
       }
       if (e.getCause() instanceof Exception) {
         throw (Exception) e.getCause();
@@ -397,37 +366,24 @@ public final class ConformanceClient {
       throw e;
     }
     JsonNode result = (JsonNode) response.getClass().getMethod("toJson").invoke(response);
-    return ok(result, meta(capture.last()));
+    return new CallOutcome(true, JSON.convertValue(result, OBJECT), meta(capture.last()), null);
   }
 
-  private static JsonNode meta(ResponseMeta meta) {
+  private static CallMeta meta(ResponseMeta meta) {
     if (meta == null) {
       return null;
     }
-    ObjectNode json = NODES.objectNode();
-    json.put("from_cache", meta.fromCache());
-    json.put("stale", meta.stale());
-    json.put("attempts", meta.attempts());
-    if (meta.requestId() != null) {
-      json.put("request_id", meta.requestId());
-    } else {
-      json.putNull("request_id");
-    }
-    if (meta.status() != null) {
-      json.put("status", meta.status());
-    } else {
-      json.putNull("status");
-    }
-    return json;
+    return new CallMeta(
+        meta.fromCache(), meta.stale(), meta.attempts(), meta.requestId(), meta.status());
   }
 
-  private ObjectNode concurrent(JsonNode msg) throws Exception {
-    int count = msg.path("count").asInt(0);
+  private ConcurrentResult concurrent(ConcurrentRequest msg) throws Exception {
+    int count = msg.count();
     if (count < 1 || count > 256) {
       throw new AdapterError("count must be from 1 to 256");
     }
-    Prepared prepared = prepare(msg);
-    ObjectNode[] outcomes = new ObjectNode[count];
+    Prepared prepared = prepare(msg.rpc(), msg.request(), msg.callOptions());
+    CallOutcome[] outcomes = new CallOutcome[count];
     CyclicBarrier barrier = new CyclicBarrier(count);
     CountDownLatch done = new CountDownLatch(count);
     for (int i = 0; i < count; i++) {
@@ -439,12 +395,12 @@ public final class ConformanceClient {
                   barrier.await();
                   outcomes[index] = run(prepared);
                 } catch (Exception e) {
-                  ObjectNode failed = NODES.objectNode();
-                  failed.put("ok", false);
-                  ObjectNode error = failed.putObject("error");
-                  error.put("type", "AdapterError");
-                  error.put("message", e.getClass().getSimpleName() + ": " + e.getMessage());
-                  outcomes[index] = failed;
+                  Failure failure =
+                      Failure.builder()
+                          .type("AdapterError")
+                          .message(e.getClass().getSimpleName() + ": " + e.getMessage())
+                          .build();
+                  outcomes[index] = new CallOutcome(false, null, null, failure);
                 } finally {
                   done.countDown();
                 }
@@ -453,15 +409,10 @@ public final class ConformanceClient {
       thread.start();
     }
     done.await();
-    ObjectNode result = NODES.objectNode();
-    ArrayNode list = result.putArray("results");
-    for (ObjectNode outcome : outcomes) {
-      list.add(outcome);
-    }
-    return result;
+    return new ConcurrentResult(List.of(outcomes));
   }
 
-  private static ObjectNode errorJson(SecinfraException e) {
+  private static Failure failure(SecinfraException e) {
     String type = "InternalError";
     for (Map.Entry<Class<?>, String> family : FAMILIES) {
       if (family.getKey().isInstance(e)) {
@@ -469,28 +420,14 @@ public final class ConformanceClient {
         break;
       }
     }
-    ObjectNode json = NODES.objectNode();
-    json.put("type", type);
-    json.put("code", e.code());
-    json.put("message", e.getMessage());
-    if (e.status() != null) {
-      json.put("status", e.status());
-    } else {
-      json.putNull("status");
-    }
-    if (e.requestId() != null) {
-      json.put("request_id", e.requestId());
-    } else {
-      json.putNull("request_id");
-    }
-    json.put("retryable", e.retryable());
-    if (e.retryAfter() != null) {
-      json.put("retry_after", e.retryAfter());
-    } else {
-      json.putNull("retry_after");
-    }
-    json.put("attempts", e.attempts());
-    return json;
+    return new Failure(
+        type,
+        e.code(),
+        e.getMessage(),
+        e.status(),
+        e.requestId(),
+        e.retryable(),
+        e.retryAfter(),
+        e.attempts());
   }
-
 }
