@@ -106,7 +106,9 @@ def test_where_is_it_answers_name_files_of_the_floor_plan() -> None:
         columns = [c.strip() for c in row.strip("|").split("|")]
         for language, value in zip(header[1:], columns[1:], strict=True):
             path = value.strip("`")
-            assert (language, path) in planned, f"{columns[0]} / {language}: {path} not in the table"
+            assert (language, path) in planned, (
+                f"{columns[0]} / {language}: {path} not in the table"
+            )
             assert (SOURCE_ROOTS[language] / path).is_file()
             answered += 1
     assert answered == 3 * len(SOURCE_ROOTS)
