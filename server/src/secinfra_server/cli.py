@@ -1,7 +1,8 @@
 """``secinfra-server``: init the data directory and serve.
 
     secinfra-server init  --data-dir DIR [settings...]
-    secinfra-server serve --data-dir DIR [--dev] [settings...]
+    secinfra-server serve --data-dir DIR [--dev] [--migrate] [settings...]
+    secinfra-server migrate --data-dir DIR [settings...]   (see docs/operations/postgresql.md)
     secinfra-server kek rotate|rewrap|status --data-dir DIR   (see docs/operations/kek.md)
 
 Every setting of :mod:`secinfra_server.config` is also a flag
@@ -35,8 +36,9 @@ from ._metrics import Metrics
 from .audit import verify as audit_verify
 from .config import ConfigError, ServerConfig, admin_files, load_config
 from .crypto import generate_kek_file
-from .server import Server
-from .storage import SqliteStorage, StoredJoinToken
+from .server import Server, open_storage
+from .storage import SCHEMA_VERSION, SqliteStorage, StoredJoinToken
+from .storage.postgres import apply_migrations
 
 ADMIN_CERT_TTL: Final = timedelta(days=7)
 DEV_DATA_DIR: Final = Path(".dev/data")
@@ -73,7 +75,7 @@ async def initialise(config: ServerConfig, *, quiet: bool = False) -> None:
     os.chmod(config.data_dir, 0o700)
     if not kek_from_env() and not config.kek_path.exists():
         generate_kek_file(config.kek_path)
-    storage = await SqliteStorage.open(config.database_path)
+    storage = await open_storage(config)
     try:
         ca_runtime = CaRuntime(
             config=config,
@@ -109,6 +111,25 @@ async def initialise(config: ServerConfig, *, quiet: bool = False) -> None:
             print(f"  trust bundle:      {bundle_path}")
     finally:
         await storage.close()
+
+
+async def migrate(config: ServerConfig) -> str:
+    """``migrate``: bring the configured database's schema up to date, under
+    PostgreSQL's advisory lock (any number of replicas may run it at once).
+    Returns the line to print."""
+    dsn = config.postgres_dsn()
+    if dsn is None:
+        # SQLite migrates itself whenever it is opened.
+        storage = await SqliteStorage.open(config.database_path)
+        await storage.close()
+        return f"secinfra-server: SQLite schema at version {SCHEMA_VERSION}"
+    report = await apply_migrations(dsn)
+    if report.before == report.after:
+        return f"secinfra-server: PostgreSQL schema at version {report.after}; nothing to apply"
+    return (
+        "secinfra-server: PostgreSQL schema migrated from version"
+        f" {report.before} to {report.after}"
+    )
 
 
 async def _dev_join_token(server: Server) -> str:
@@ -169,6 +190,7 @@ def _parser() -> argparse.ArgumentParser:
     for name, help_text in (
         ("init", "create the data directory, KEK, CA and admin identity"),
         ("serve", "run the server"),
+        ("migrate", "apply pending database schema migrations (PostgreSQL) and exit"),
     ):
         sub = commands.add_parser(name, help=help_text)
         sub.add_argument("--config", type=Path, help="TOML configuration file")
@@ -244,6 +266,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "init":
             asyncio.run(initialise(config))
+        elif args.command == "migrate":
+            print(asyncio.run(migrate(config)))
         else:
             asyncio.run(serve(config, dev=dev))
     except KeyboardInterrupt:
