@@ -122,3 +122,16 @@ def test_a_server_on_an_unmigrated_database_says_to_migrate(
     err = capsys.readouterr().err
     assert "run `secinfra-server migrate`" in err
     assert postgres.password not in err
+
+
+@pytest.mark.parametrize("action", ["rotate", "rewrap", "status"])
+def test_kek_commands_refuse_a_postgresql_configuration(
+    action: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SECINFRA_DATABASE_DSN", "postgresql://app:s3cr3t-pw@127.0.0.1:1/db")
+        assert main(["kek", action, "--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "only SQLite" in err
+    assert "s3cr3t-pw" not in err
+    assert not (tmp_path / "kek").exists()
