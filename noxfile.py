@@ -94,9 +94,7 @@ def tests_server(session: nox.Session) -> None:
     cannot start."""
     install(session, *TEST_TOOLS, "spiffe", "-e", "server")
     session.run("bash", str(ROOT / "scripts" / "ensure-postgresql.sh"), external=True)
-    session.run(
-        "pytest", "server/tests", *session.posargs, env={"SECINFRA_REQUIRE_POSTGRES": "1"}
-    )
+    session.run("pytest", "server/tests", *session.posargs, env={"SECINFRA_REQUIRE_POSTGRES": "1"})
 
 
 @nox.session(name="tests-python", python=PYTHON)
