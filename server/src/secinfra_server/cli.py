@@ -33,12 +33,18 @@ from ._clock import Clock
 from ._kek_rotation import add_kek_commands, kek_from_env, load_keyring, run_kek_command
 from ._logging import configure as configure_logging
 from ._metrics import Metrics
+from .audit import VerifyResult
 from .audit import verify as audit_verify
-from .config import ConfigError, ServerConfig, admin_files, load_config
+from .config import ENV_PREFIX, ConfigError, ServerConfig, admin_files, load_config
 from .crypto import generate_kek_file
 from .server import Server, open_storage
-from .storage import SCHEMA_VERSION, SqliteStorage, StoredJoinToken
-from .storage.postgres import apply_migrations
+from .storage import SCHEMA_VERSION, SchemaTooNew, SqliteStorage, StoredJoinToken
+from .storage.postgres import (
+    PostgresStorage,
+    SchemaNotCurrent,
+    StorageUnavailable,
+    apply_migrations,
+)
 
 ADMIN_CERT_TTL: Final = timedelta(days=7)
 DEV_DATA_DIR: Final = Path(".dev/data")
@@ -215,21 +221,61 @@ def _parser() -> argparse.ArgumentParser:
         "verify", help="check the audit log's hash chain; print the head hash to anchor"
     )
     verify.add_argument("--data-dir", required=True, type=Path)
+    verify.add_argument(
+        "--config", type=Path, help="TOML configuration file (to verify a PostgreSQL database)"
+    )
     add_kek_commands(commands)
     return parser
 
 
-def verify_audit(data_dir: Path) -> int:
-    """``audit verify``: 0 if the chain is intact, 1 (naming the entry) if not."""
-    database = data_dir / "secinfra.db"
-    if not database.exists():
-        print(f"secinfra-server: no database at {database}", file=sys.stderr)
-        return 2
-    conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+def _names_postgres(config_file: Path | None) -> bool:
+    """Whether ``audit verify`` was pointed at PostgreSQL: a config file, or a
+    DSN in the environment. Otherwise it reads the data dir's SQLite file
+    without loading any settings, as it always has."""
+    return config_file is not None or any(
+        os.environ.get(ENV_PREFIX + name) for name in ("DATABASE_DSN", "DATABASE_DSN_FILE")
+    )
+
+
+async def _verify_postgres(dsn: str) -> VerifyResult:
+    storage = await PostgresStorage.open(dsn)
     try:
-        result = audit_verify(conn)
+        return await storage.read(audit_verify)
     finally:
-        conn.close()
+        await storage.close()
+
+
+def verify_audit(data_dir: Path, config_file: Path | None = None) -> int:
+    """``audit verify``: 0 if the chain is intact, 1 (naming the entry) if not.
+
+    The SQLite file is opened read-only; on PostgreSQL (a DSN in the config
+    file or the environment) the chain is read in one read-only snapshot.
+    """
+    dsn = None
+    if _names_postgres(config_file):
+        try:
+            dsn = load_config(
+                config_file=config_file, flags={"data_dir": str(data_dir)}
+            ).postgres_dsn()
+        except ConfigError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+    if dsn is not None:
+        try:
+            result = asyncio.run(_verify_postgres(dsn))
+        except (StorageUnavailable, SchemaNotCurrent, SchemaTooNew) as exc:
+            print(f"secinfra-server: {exc}", file=sys.stderr)
+            return 2
+    else:
+        database = data_dir / "secinfra.db"
+        if not database.exists():
+            print(f"secinfra-server: no database at {database}", file=sys.stderr)
+            return 2
+        conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+        try:
+            result = audit_verify(conn)
+        finally:
+            conn.close()
     if result.ok:
         print(f"audit log intact: {result.entries} entries, head {result.head_hash}")
         return 0
@@ -245,7 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``secinfra-server`` console script."""
     args = _parser().parse_args(argv)
     if args.command == "audit":
-        return verify_audit(args.data_dir)
+        return verify_audit(args.data_dir, args.config)
     if args.command == "kek":
         return run_kek_command(args)
     flags: dict[str, Any] = {
