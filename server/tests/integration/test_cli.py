@@ -135,3 +135,14 @@ def test_kek_commands_refuse_a_postgresql_configuration(
     assert "only SQLite" in err
     assert "s3cr3t-pw" not in err
     assert not (tmp_path / "kek").exists()
+
+
+def test_audit_verify_on_an_unreachable_postgresql_exits_2_without_the_password(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "server.toml"
+    config.write_text('database_dsn = "postgresql://app:s3cr3t-pw@127.0.0.1:1/db"\n')
+    assert main(["audit", "verify", "--data-dir", str(tmp_path), "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot connect to PostgreSQL" in err
+    assert "s3cr3t-pw" not in err
