@@ -30,6 +30,8 @@ SYSTEM_USER: Final = "secinfra-pg"
 SUPERUSER: Final = "secinfra"
 #: Seconds any one initdb/pg_ctl/useradd step may take.
 STEP_TIMEOUT: Final = 120
+#: Ports tried before giving up on starting the cluster.
+START_ATTEMPTS: Final = 3
 
 
 class ClusterUnavailable(RuntimeError):
@@ -142,6 +144,18 @@ class PostgresCluster:
             "initdb",
         )
         pwfile.unlink()
+        # The free port was free when we looked; if another process took it
+        # since, try the next free one (a bounded number of times).
+        for attempt in range(START_ATTEMPTS):
+            try:
+                self._pg_ctl_start()
+                return
+            except ClusterUnavailable:
+                if attempt + 1 == START_ATTEMPTS:
+                    raise
+                self.port = _free_port()
+
+    def _pg_ctl_start(self) -> None:
         options = (
             f"-c listen_addresses=127.0.0.1 -c port={self.port}"
             f" -c unix_socket_directories={self.root} -c fsync=off"

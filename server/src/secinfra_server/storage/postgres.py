@@ -51,7 +51,7 @@ from ._sql_storage import SqlStorage
 
 T = TypeVar("T")
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("secinfra.storage")
 
 READ_THREADS: Final = 4
 #: Seconds to wait for PostgreSQL to accept a connection (at open and in the pool).
