@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Final
+
+import pytest
 
 from secinfra_server.storage import SqlStorage
+
+#: The storage backends, by the name tests are parametrized with.
+BACKENDS: Final = ("sqlite", "postgres")
+
+#: Runs a test that uses the integration ``server`` fixture once per backend.
+ON_EACH_BACKEND: Final = pytest.mark.parametrize("server", BACKENDS, indirect=True)
 
 
 @dataclass(frozen=True)

@@ -14,14 +14,13 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from backends import Backend
+from backends import BACKENDS, Backend
 from postgres_cluster import ClusterUnavailable, PostgresCluster, running_cluster
 
 from secinfra_server.storage import SqliteStorage, SqlStorage
 from secinfra_server.storage.postgres import PostgresStorage
 
 REQUIRE_POSTGRES = os.environ.get("SECINFRA_REQUIRE_POSTGRES") == "1"
-BACKENDS = ("sqlite", "postgres")
 
 
 @pytest.fixture(scope="session")
