@@ -144,7 +144,23 @@ def _reason(exc: BaseException, dsn: str) -> str:
     return text.replace(password, "***") if password else text
 
 
+def _parses(dsn: str) -> bool:
+    try:
+        conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return False
+    return True
+
+
 def _connect(dsn: str) -> psycopg.Connection[Any]:
+    if not _parses(dsn):
+        # Raised outside the parser's except block on purpose: libpq's parse
+        # error quotes the DSN around the mistake, password and all, so it
+        # must be neither the message nor the cause (or context) of this one.
+        raise StorageUnavailable(
+            "secinfra: storage: the PostgreSQL DSN is not a valid libpq connection string"
+            " (a postgresql:// URL or key=value pairs)"
+        )
     try:
         return psycopg.connect(dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS)
     except psycopg.Error as exc:
