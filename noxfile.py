@@ -90,9 +90,13 @@ def tests_codegen(session: nox.Session) -> None:
 
 @nox.session(name="tests-server", python=PYTHON)
 def tests_server(session: nox.Session) -> None:
-    """Reference server tests against real TLS on loopback and real SQLite files."""
+    """Reference server tests against real TLS on loopback, real SQLite files and a
+    real PostgreSQL: the tests start a throwaway cluster with initdb (Debian's
+    postgresql, installed with apt when missing) and fail, not skip, if it
+    cannot start."""
     install(session, *TEST_TOOLS, "spiffe", "-e", "server")
-    session.run("pytest", "server/tests", *session.posargs)
+    session.run("bash", str(ROOT / "scripts" / "ensure-postgresql.sh"), external=True)
+    session.run("pytest", "server/tests", *session.posargs, env={"SECINFRA_REQUIRE_POSTGRES": "1"})
 
 
 @nox.session(name="tests-python", python=PYTHON)

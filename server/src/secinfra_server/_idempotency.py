@@ -35,7 +35,7 @@ from typing import Any, Final
 from ._clock import Clock
 from .crypto import Keyring, SealedBox, aad_for_idempotent_response, open_, seal
 from .errors import ApiError
-from .storage import SqliteStorage, to_ms
+from .storage import Storage, to_ms
 
 RETENTION: Final = timedelta(hours=24)
 ABANDONED_AFTER: Final = timedelta(minutes=2)
@@ -83,7 +83,7 @@ def should_store(status: int) -> bool:
 class IdempotencyStore:
     """Records keys and stored responses in SQLite."""
 
-    def __init__(self, storage: SqliteStorage, keyring: Keyring, clock: Clock) -> None:
+    def __init__(self, storage: Storage, keyring: Keyring, clock: Clock) -> None:
         self._storage = storage
         self._keyring = keyring
         self._clock = clock

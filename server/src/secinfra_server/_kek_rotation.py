@@ -307,6 +307,15 @@ def run_kek_command(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
+    if config.database_dsn or config.database_dsn_file is not None:
+        # Rotation works on the SQLite file; on PostgreSQL it would re-wrap
+        # nothing and then swap the KEK files, orphaning every sealed row.
+        print(
+            "secinfra-server: kek commands support only SQLite so far; this configuration"
+            " uses PostgreSQL (see docs/operations/postgresql.md)",
+            file=sys.stderr,
+        )
+        return 2
 
     def progress(table: str, done: int) -> None:
         print(f"  {table}: {done} rows re-wrapped", flush=True)

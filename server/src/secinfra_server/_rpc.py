@@ -24,7 +24,7 @@ from .audit import AuditLog
 from .config import ServerConfig
 from .crypto import Keyring
 from .policy import AccessPolicy, AuthzEngine
-from .storage import SqliteStorage
+from .storage import Storage
 
 
 @dataclass
@@ -60,7 +60,7 @@ class ServiceContext:
     """Everything a service needs, built once when the server starts."""
 
     config: ServerConfig
-    storage: SqliteStorage
+    storage: Storage
     keyring: Keyring
     clock: Clock
     metrics: Metrics

@@ -31,7 +31,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from ._clock import Clock
-from .storage import SqliteStorage, to_ms
+from .storage import Storage, to_ms
 
 log = logging.getLogger("secinfra.audit")
 
@@ -160,7 +160,7 @@ def verify(conn: sqlite3.Connection) -> VerifyResult:
 class AuditLog:
     """Queues read audits and writes them in batches; see the module docstring."""
 
-    def __init__(self, storage: SqliteStorage, clock: Clock) -> None:
+    def __init__(self, storage: Storage, clock: Clock) -> None:
         self._storage = storage
         self._clock = clock
         self._queue: list[tuple[AuditEvent, datetime]] = []

@@ -1,7 +1,8 @@
 """``secinfra-server``: init the data directory and serve.
 
     secinfra-server init  --data-dir DIR [settings...]
-    secinfra-server serve --data-dir DIR [--dev] [settings...]
+    secinfra-server serve --data-dir DIR [--dev] [--migrate] [settings...]
+    secinfra-server migrate --data-dir DIR [settings...]   (see docs/operations/postgresql.md)
     secinfra-server kek rotate|rewrap|status --data-dir DIR   (see docs/operations/kek.md)
 
 Every setting of :mod:`secinfra_server.config` is also a flag
@@ -32,11 +33,18 @@ from ._clock import Clock
 from ._kek_rotation import add_kek_commands, kek_from_env, load_keyring, run_kek_command
 from ._logging import configure as configure_logging
 from ._metrics import Metrics
+from .audit import VerifyResult
 from .audit import verify as audit_verify
-from .config import ConfigError, ServerConfig, admin_files, load_config
+from .config import ENV_PREFIX, ConfigError, ServerConfig, admin_files, load_config
 from .crypto import generate_kek_file
-from .server import Server
-from .storage import SqliteStorage, StoredJoinToken
+from .server import Server, open_storage
+from .storage import SCHEMA_VERSION, SchemaTooNew, SqliteStorage, StoredJoinToken
+from .storage.postgres import (
+    PostgresStorage,
+    SchemaNotCurrent,
+    StorageUnavailable,
+    apply_migrations,
+)
 
 ADMIN_CERT_TTL: Final = timedelta(days=7)
 DEV_DATA_DIR: Final = Path(".dev/data")
@@ -73,7 +81,7 @@ async def initialise(config: ServerConfig, *, quiet: bool = False) -> None:
     os.chmod(config.data_dir, 0o700)
     if not kek_from_env() and not config.kek_path.exists():
         generate_kek_file(config.kek_path)
-    storage = await SqliteStorage.open(config.database_path)
+    storage = await open_storage(config)
     try:
         ca_runtime = CaRuntime(
             config=config,
@@ -109,6 +117,25 @@ async def initialise(config: ServerConfig, *, quiet: bool = False) -> None:
             print(f"  trust bundle:      {bundle_path}")
     finally:
         await storage.close()
+
+
+async def migrate(config: ServerConfig) -> str:
+    """``migrate``: bring the configured database's schema up to date, under
+    PostgreSQL's advisory lock (any number of replicas may run it at once).
+    Returns the line to print."""
+    dsn = config.postgres_dsn()
+    if dsn is None:
+        # SQLite migrates itself whenever it is opened.
+        storage = await SqliteStorage.open(config.database_path)
+        await storage.close()
+        return f"secinfra-server: SQLite schema at version {SCHEMA_VERSION}"
+    report = await apply_migrations(dsn)
+    if report.before == report.after:
+        return f"secinfra-server: PostgreSQL schema at version {report.after}; nothing to apply"
+    return (
+        "secinfra-server: PostgreSQL schema migrated from version"
+        f" {report.before} to {report.after}"
+    )
 
 
 async def _dev_join_token(server: Server) -> str:
@@ -169,6 +196,7 @@ def _parser() -> argparse.ArgumentParser:
     for name, help_text in (
         ("init", "create the data directory, KEK, CA and admin identity"),
         ("serve", "run the server"),
+        ("migrate", "apply pending database schema migrations (PostgreSQL) and exit"),
     ):
         sub = commands.add_parser(name, help=help_text)
         sub.add_argument("--config", type=Path, help="TOML configuration file")
@@ -193,21 +221,61 @@ def _parser() -> argparse.ArgumentParser:
         "verify", help="check the audit log's hash chain; print the head hash to anchor"
     )
     verify.add_argument("--data-dir", required=True, type=Path)
+    verify.add_argument(
+        "--config", type=Path, help="TOML configuration file (to verify a PostgreSQL database)"
+    )
     add_kek_commands(commands)
     return parser
 
 
-def verify_audit(data_dir: Path) -> int:
-    """``audit verify``: 0 if the chain is intact, 1 (naming the entry) if not."""
-    database = data_dir / "secinfra.db"
-    if not database.exists():
-        print(f"secinfra-server: no database at {database}", file=sys.stderr)
-        return 2
-    conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+def _names_postgres(config_file: Path | None) -> bool:
+    """Whether ``audit verify`` was pointed at PostgreSQL: a config file, or a
+    DSN in the environment. Otherwise it reads the data dir's SQLite file
+    without loading any settings, as it always has."""
+    return config_file is not None or any(
+        os.environ.get(ENV_PREFIX + name) for name in ("DATABASE_DSN", "DATABASE_DSN_FILE")
+    )
+
+
+async def _verify_postgres(dsn: str) -> VerifyResult:
+    storage = await PostgresStorage.open(dsn)
     try:
-        result = audit_verify(conn)
+        return await storage.read(audit_verify)
     finally:
-        conn.close()
+        await storage.close()
+
+
+def verify_audit(data_dir: Path, config_file: Path | None = None) -> int:
+    """``audit verify``: 0 if the chain is intact, 1 (naming the entry) if not.
+
+    The SQLite file is opened read-only; on PostgreSQL (a DSN in the config
+    file or the environment) the chain is read in one read-only snapshot.
+    """
+    dsn = None
+    if _names_postgres(config_file):
+        try:
+            dsn = load_config(
+                config_file=config_file, flags={"data_dir": str(data_dir)}
+            ).postgres_dsn()
+        except ConfigError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+    if dsn is not None:
+        try:
+            result = asyncio.run(_verify_postgres(dsn))
+        except (StorageUnavailable, SchemaNotCurrent, SchemaTooNew) as exc:
+            print(f"secinfra-server: {exc}", file=sys.stderr)
+            return 2
+    else:
+        database = data_dir / "secinfra.db"
+        if not database.exists():
+            print(f"secinfra-server: no database at {database}", file=sys.stderr)
+            return 2
+        conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+        try:
+            result = audit_verify(conn)
+        finally:
+            conn.close()
     if result.ok:
         print(f"audit log intact: {result.entries} entries, head {result.head_hash}")
         return 0
@@ -223,7 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``secinfra-server`` console script."""
     args = _parser().parse_args(argv)
     if args.command == "audit":
-        return verify_audit(args.data_dir)
+        return verify_audit(args.data_dir, args.config)
     if args.command == "kek":
         return run_kek_command(args)
     flags: dict[str, Any] = {
@@ -244,6 +312,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "init":
             asyncio.run(initialise(config))
+        elif args.command == "migrate":
+            print(asyncio.run(migrate(config)))
         else:
             asyncio.run(serve(config, dev=dev))
     except KeyboardInterrupt:

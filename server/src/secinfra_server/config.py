@@ -81,6 +81,13 @@ class ServerConfig:
     #: Test mode: the conformance control API. Loopback only; never in production.
     test_hooks: bool = False
     kek_file: Path | None = None
+    #: PostgreSQL connection string (libpq URL or key=value); empty: SQLite in
+    #: the data dir. Kept out of ``repr``: it may hold a password.
+    database_dsn: str = field(default="", repr=False)
+    #: A file holding the PostgreSQL connection string (e.g. a mounted secret).
+    database_dsn_file: Path | None = None
+    #: Apply pending PostgreSQL schema migrations at start (SQLite always does).
+    migrate: bool = False
     log_level: str = "info"
     dns_names: tuple[str, ...] = ("localhost",)
     jwt: JwtAttestationConfig | None = None
@@ -95,6 +102,24 @@ class ServerConfig:
     def database_path(self) -> Path:
         """The SQLite database file."""
         return self.data_dir / "secinfra.db"
+
+    def postgres_dsn(self) -> str | None:
+        """The PostgreSQL DSN (read from ``database_dsn_file`` if that is set), or
+        None for SQLite. An error names the file, never what is in it."""
+        if self.database_dsn_file is None:
+            return self.database_dsn or None
+        try:
+            dsn = self.database_dsn_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"secinfra: config: database_dsn_file: cannot read {self.database_dsn_file}:"
+                f" {exc.strerror}"
+            ) from exc
+        if not dsn:
+            raise ConfigError(
+                f"secinfra: config: database_dsn_file: {self.database_dsn_file} is empty"
+            )
+        return dsn
 
     @property
     def admin_spiffe_id(self) -> str:
@@ -275,5 +300,7 @@ def validate(config: ServerConfig) -> None:
     for name in ("header_timeout_seconds", "body_timeout_seconds", "shutdown_timeout_seconds"):
         if getattr(config, name) <= 0:
             fail(f"{name}: must be positive")
+    if config.database_dsn and config.database_dsn_file is not None:
+        fail("database_dsn and database_dsn_file: set one, not both")
     if config.log_level not in ("debug", "info", "warning", "error"):
         fail(f"log_level: {config.log_level!r} is not one of debug, info, warning, error")

@@ -38,12 +38,26 @@ from .audit import AuditLog
 from .config import ServerConfig
 from .errors import ApiError
 from .policy import AccessPolicy, AuthzEngine, EnginePolicy
-from .storage import SqliteStorage
+from .storage import SqliteStorage, Storage
+from .storage.postgres import PostgresStorage
 
 log = logging.getLogger("secinfra.server")
 
 #: How often background tasks look for due work (rotation, renewal).
 HOUSEKEEPING_INTERVAL_SECONDS: Final = 1.0
+
+
+async def open_storage(config: ServerConfig, *, migrate: bool | None = None) -> Storage:
+    """The configured storage, open: PostgreSQL when a DSN is set, else SQLite
+    in the data dir (which always migrates itself on open).
+
+    ``migrate`` (default: the ``migrate`` setting) applies pending PostgreSQL
+    migrations first; without it a database on an older schema is refused.
+    """
+    dsn = config.postgres_dsn()
+    if dsn is None:
+        return await SqliteStorage.open(config.database_path)
+    return await PostgresStorage.open(dsn, migrate=config.migrate if migrate is None else migrate)
 
 
 def load_jwt_attestor(config: ServerConfig) -> attest.JWTAttestor | None:
@@ -71,7 +85,7 @@ class Server:
         self.config = config
         self.clock = clock or Clock()
         self.metrics = Metrics()
-        self.storage: SqliteStorage | None = None
+        self.storage: Storage | None = None
         self.ca_runtime: CaRuntime | None = None
         self.tls: ServingTls | None = None
         self.identity: ServerIdentity | None = None
@@ -120,7 +134,7 @@ class Server:
     async def start(self) -> None:
         """Open storage, load keys and the CA, and start serving."""
         config = self.config
-        self.storage = await SqliteStorage.open(config.database_path)
+        self.storage = await open_storage(config)
         keyring = load_keyring(config)
         self.ca_runtime = CaRuntime(
             config=config,

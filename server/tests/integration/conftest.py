@@ -9,8 +9,14 @@ from .harness import Client, RunningServer
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[RunningServer]:
-    running = RunningServer(tmp_path / "data").start()
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunningServer]:
+    """A running server on SQLite; a module that marks
+    ``pytest.mark.parametrize("server", BACKENDS, indirect=True)`` gets one per
+    storage backend (PostgreSQL on a fresh database of the session's cluster)."""
+    settings: dict[str, object] = {}
+    if getattr(request, "param", "sqlite") == "postgres":
+        settings = {"database_dsn": request.getfixturevalue("postgres_dsn"), "migrate": True}
+    running = RunningServer(tmp_path / "data", **settings).start()
     try:
         yield running
     finally:

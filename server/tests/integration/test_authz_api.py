@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from backends import ON_EACH_BACKEND
 
 from secinfra_server.authz import parse_dsl, parse_model
 from secinfra_server.policy import BUILTIN_MODEL_ID
@@ -157,6 +158,7 @@ def test_malformed_models_are_invalid_argument(
 # ------------------------------------------------------------------------- tuples
 
 
+@ON_EACH_BACKEND
 def test_write_tuples_then_check(admin: Client) -> None:
     assert write_model(admin, {"dsl": DOCS_DSL}).status == 200
     resp = write_tuples(
@@ -182,6 +184,7 @@ def test_write_tuples_then_check(admin: Client) -> None:
     assert write_tuples(admin, deletes=(f"group:eng#member@{APP}",)).json()["revision"] == deleted
 
 
+@ON_EACH_BACKEND
 def test_write_tuples_is_atomic_and_names_the_bad_tuple(admin: Client) -> None:
     before = write_tuples(admin).json()["revision"]
     resp = write_tuples(
@@ -222,6 +225,7 @@ def test_a_tuple_in_writes_and_deletes_is_rejected(admin: Client) -> None:
     assert "deletes" in error(resp, 400, "invalid_argument")
 
 
+@ON_EACH_BACKEND
 def test_read_tuples_with_filters_and_pages(admin: Client) -> None:
     grants = [f"folder:team{i}/#reader@{APP}" for i in range(5)]
     assert write_tuples(admin, *grants, f"folder:team0/#writer@{OTHER}").status == 200
@@ -263,6 +267,7 @@ def test_read_tuples_with_filters_and_pages(admin: Client) -> None:
 # ------------------------------------------------------------- revisions, caching
 
 
+@ON_EACH_BACKEND
 def test_revision_tokens_give_read_your_writes(admin: Client) -> None:
     revision = write_tuples(admin, f"folder:payments/#reader@{APP}").json()["revision"]
     resp = check(
@@ -324,6 +329,7 @@ def test_check_max_age_is_configurable(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ other questions
 
 
+@ON_EACH_BACKEND
 def test_batch_check(admin: Client) -> None:
     assert write_tuples(admin, f"folder:payments/#writer@{APP}").status == 200
     checks = [
@@ -355,6 +361,7 @@ def test_batch_check_limits(admin: Client) -> None:
     error(batch(["has space"]), 400, "invalid_argument")
 
 
+@ON_EACH_BACKEND
 def test_list_objects(admin: Client) -> None:
     assert write_model(admin, {"dsl": DOCS_DSL}).status == 200
     assert (
@@ -380,6 +387,7 @@ def test_list_objects(admin: Client) -> None:
     error(bad, 400, "invalid_argument")
 
 
+@ON_EACH_BACKEND
 def test_expand_explains_folder_inheritance(admin: Client) -> None:
     assert write_tuples(admin, f"secret:payments/db/password#reader@{APP}").status == 200
     resp = admin.request(

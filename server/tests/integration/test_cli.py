@@ -1,4 +1,4 @@
-"""The secinfra-server command: init and the dev-mode run command."""
+"""The secinfra-server command: init, migrate and the dev-mode run command."""
 
 from __future__ import annotations
 
@@ -10,7 +10,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+from postgres_cluster import PostgresCluster
+
 from secinfra_server.cli import main
+from secinfra_server.storage import SCHEMA_VERSION
 
 from .harness import Client, Identity, free_port
 
@@ -91,3 +95,54 @@ def test_dev_server_prints_what_a_developer_needs(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         assert proc.wait(30) == 0
+
+
+def test_migrate_brings_a_postgresql_database_up_to_date(
+    postgres_dsn: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["migrate", "--data-dir", str(tmp_path), "--database-dsn", postgres_dsn]
+    assert main(argv) == 0
+    assert capsys.readouterr().out.strip() == (
+        f"secinfra-server: PostgreSQL schema migrated from version 0 to {SCHEMA_VERSION}"
+    )
+    assert main(argv) == 0
+    assert capsys.readouterr().out.strip() == (
+        f"secinfra-server: PostgreSQL schema at version {SCHEMA_VERSION}; nothing to apply"
+    )
+    # init on a migrated database needs no --migrate.
+    assert main(["init", "--data-dir", str(tmp_path), "--database-dsn", postgres_dsn]) == 0
+
+
+def test_a_server_on_an_unmigrated_database_says_to_migrate(
+    postgres: PostgresCluster, postgres_dsn: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SECINFRA_DATABASE_DSN", postgres_dsn)
+        assert main(["init", "--data-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "run `secinfra-server migrate`" in err
+    assert postgres.password not in err
+
+
+@pytest.mark.parametrize("action", ["rotate", "rewrap", "status"])
+def test_kek_commands_refuse_a_postgresql_configuration(
+    action: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SECINFRA_DATABASE_DSN", "postgresql://app:s3cr3t-pw@127.0.0.1:1/db")
+        assert main(["kek", action, "--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "only SQLite" in err
+    assert "s3cr3t-pw" not in err
+    assert not (tmp_path / "kek").exists()
+
+
+def test_audit_verify_on_an_unreachable_postgresql_exits_2_without_the_password(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "server.toml"
+    config.write_text('database_dsn = "postgresql://app:s3cr3t-pw@127.0.0.1:1/db"\n')
+    assert main(["audit", "verify", "--data-dir", str(tmp_path), "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot connect to PostgreSQL" in err
+    assert "s3cr3t-pw" not in err

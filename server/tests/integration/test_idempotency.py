@@ -1,4 +1,5 @@
-"""Idempotency-Key on every call that is not read-only."""
+"""Idempotency-Key on every call that is not read-only (the replay tests on
+each storage backend)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from backends import ON_EACH_BACKEND
 
 from secinfra_server._rpc import Handler, RequestContext, ServiceContext
 from secinfra_server.server import Server
@@ -24,6 +26,7 @@ def _create(admin: Client, key: str, spiffe_id: str = WORKLOAD) -> Response:
     )
 
 
+@ON_EACH_BACKEND
 def test_same_key_same_request_replays_the_response(admin: Client) -> None:
     key = str(uuid.uuid4())
     first = _create(admin, key)
@@ -38,6 +41,7 @@ def test_same_key_same_request_replays_the_response(admin: Client) -> None:
     assert _create(admin, str(uuid.uuid4())).json()["token"] != first.json()["token"]
 
 
+@ON_EACH_BACKEND
 def test_same_key_different_request_is_422(admin: Client) -> None:
     key = str(uuid.uuid4())
     assert _create(admin, key).status == 200
@@ -46,6 +50,7 @@ def test_same_key_different_request_is_422(admin: Client) -> None:
     assert other.code == "idempotency_key_reused"
 
 
+@ON_EACH_BACKEND
 def test_client_errors_are_replayed_too(admin: Client) -> None:
     key = str(uuid.uuid4())
     bad = _create(admin, key, "spiffe://elsewhere/x")
@@ -55,6 +60,7 @@ def test_client_errors_are_replayed_too(admin: Client) -> None:
     assert again.json()["error"]["code"] == "invalid_argument"
 
 
+@ON_EACH_BACKEND
 def test_enrolment_retry_with_the_key_gets_the_same_certificate(
     admin: Client, anon: Client
 ) -> None:
@@ -77,6 +83,7 @@ def test_malformed_keys_are_rejected(key: str, admin: Client) -> None:
     assert admin.request("GET", "/v1/join-tokens").json()["join_tokens"] == []
 
 
+@ON_EACH_BACKEND
 def test_read_only_calls_ignore_the_key(admin: Client) -> None:
     headers = {"Idempotency-Key": "not checked on reads"}
     assert admin.request("GET", "/v1/join-tokens", headers=headers).status == 200

@@ -1,4 +1,5 @@
-"""SecretsService over real TLS against a real server and SQLite file."""
+"""SecretsService over real TLS against a real server and SQLite file (the
+core of it on PostgreSQL too)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from backends import ON_EACH_BACKEND
 
 from secinfra_server import _secrets_api as secrets_api
 from secinfra_server import audit
@@ -64,6 +66,7 @@ def audit_rows(server: RunningServer) -> list[tuple[str, str, str, str, str]]:
 # -- put / get / versions ------------------------------------------------------------------
 
 
+@ON_EACH_BACKEND
 def test_put_then_get_round_trips_bytes(admin: Client) -> None:
     value = bytes(range(256)) * 3
     created = put(admin, "payments/db/password", value)
@@ -78,6 +81,7 @@ def test_put_then_get_round_trips_bytes(admin: Client) -> None:
     assert read.json()["create_time"] == info["create_time"]
 
 
+@ON_EACH_BACKEND
 def test_every_write_makes_a_new_version_and_old_ones_stay_readable(admin: Client) -> None:
     for n in range(1, 4):
         assert put(admin, "app/key", f"v{n}".encode()).json()["version"] == n
@@ -101,6 +105,7 @@ def test_missing_secret_is_404(admin: Client) -> None:
     assert response.json()["error"]["message"] == "secinfra: secrets: secret 'nope' does not exist"
 
 
+@ON_EACH_BACKEND
 def test_check_and_set_zero_means_must_not_exist(admin: Client) -> None:
     assert put(admin, "cas", b"first", if_version=0).json()["version"] == 1
     again = put(admin, "cas", b"second", if_version=0)
@@ -110,6 +115,7 @@ def test_check_and_set_zero_means_must_not_exist(admin: Client) -> None:
     assert value_of(get(admin, "cas")) == b"first"
 
 
+@ON_EACH_BACKEND
 def test_check_and_set_with_a_version(admin: Client) -> None:
     put(admin, "cas", b"one")
     put(admin, "cas", b"two")
@@ -132,6 +138,7 @@ def test_check_and_set_on_a_missing_secret_reports_version_zero(admin: Client) -
     assert get(admin, "never").status == 404
 
 
+@ON_EACH_BACKEND
 def test_max_versions_prunes_the_oldest(admin: Client) -> None:
     put(admin, "rot", b"v1", policy={"max_versions": 3})
     for n in range(2, 6):
@@ -296,6 +303,7 @@ def test_conditional_get_of_a_deleted_version_is_404(admin: Client) -> None:
 # -- delete / undelete / destroy -------------------------------------------------------------
 
 
+@ON_EACH_BACKEND
 def test_delete_latest_then_undelete(admin: Client) -> None:
     put(admin, "d", b"one")
     put(admin, "d", b"two")
@@ -341,6 +349,7 @@ def test_all_versions_deleted_reads_404(admin: Client) -> None:
     assert "no readable version" in response.json()["error"]["message"]
 
 
+@ON_EACH_BACKEND
 def test_destroy_is_final_and_idempotent(admin: Client) -> None:
     put(admin, "x", b"one")
     put(admin, "x", b"two")
@@ -401,6 +410,7 @@ def _list(client: Client, query: str) -> dict[str, Any]:
     return doc
 
 
+@ON_EACH_BACKEND
 def test_list_by_prefix_pages_in_name_order(admin: Client) -> None:
     names = [f"team/app{n:02d}" for n in range(7)] + ["team-other", "teamx/a", "zeta"]
     for name in reversed(names):

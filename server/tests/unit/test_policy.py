@@ -1,12 +1,10 @@
 """EnginePolicy: the server's own access control through the engine, on a real
-SQLite database (admin bootstrap, folder inheritance, groups, default deny)."""
+database of each backend (admin bootstrap, folder inheritance, groups, default
+deny)."""
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -14,7 +12,7 @@ from secinfra_server._clock import Clock
 from secinfra_server.audit import verify
 from secinfra_server.authz import TupleKey
 from secinfra_server.policy import AuthzEngine, EnginePolicy, Snapshot
-from secinfra_server.storage import SqliteStorage
+from secinfra_server.storage import SqlStorage
 from secinfra_server.storage.authz_tables import apply_tuple_changes, current_revision
 
 TD = "td.test"
@@ -23,19 +21,18 @@ APP = f"spiffe://{TD}/app"
 OTHER = f"spiffe://{TD}/other"
 
 
-def new_policy(storage: SqliteStorage) -> EnginePolicy:
+def new_policy(storage: SqlStorage) -> EnginePolicy:
     return EnginePolicy(AuthzEngine(storage, clock=Clock(), admin_id=ADMIN))
 
 
 @pytest.fixture
-async def storage(tmp_path: Path) -> AsyncIterator[SqliteStorage]:
-    opened = await SqliteStorage.open(tmp_path / "db")
-    yield opened
-    await opened.close()
+def storage(any_storage: SqlStorage) -> SqlStorage:
+    """Each backend in turn (conftest's ``any_storage``)."""
+    return any_storage
 
 
 @pytest.fixture
-def policy(storage: SqliteStorage) -> EnginePolicy:
+def policy(storage: SqlStorage) -> EnginePolicy:
     return new_policy(storage)
 
 
@@ -55,12 +52,8 @@ async def write(policy: EnginePolicy, *tuples: str, delete: bool = False) -> Non
     await policy.engine.write(run)
 
 
-def rows(storage_path: Path, sql: str) -> list[tuple[object, ...]]:
-    conn = sqlite3.connect(storage_path)
-    try:
-        return list(conn.execute(sql))
-    finally:
-        conn.close()
+async def rows(storage: SqlStorage, sql: str) -> list[tuple[object, ...]]:
+    return await storage.read(lambda conn: [tuple(row) for row in conn.execute(sql)])
 
 
 # ------------------------------------------------------------------ bootstrap
@@ -73,25 +66,24 @@ async def test_the_init_admin_is_the_only_admin(policy: EnginePolicy) -> None:
 
 
 async def test_bootstrap_tuple_is_written_exactly_once_and_audited(
-    storage: SqliteStorage, tmp_path: Path
+    storage: SqlStorage,
 ) -> None:
     first = new_policy(storage)
     assert await first.is_admin(ADMIN)
     # A restart: a new engine over the same database.
     second = new_policy(storage)
     assert await second.is_admin(ADMIN)
-    db = tmp_path / "db"
-    assert rows(db, "SELECT object_type, object_id, relation, user FROM authz_tuples") == [
-        ("system", "root", "admin", f"workload:{ADMIN}")
-    ]
-    audits = rows(db, "SELECT actor, action, resource FROM audit_log")
+    assert await rows(
+        storage, 'SELECT object_type, object_id, relation, "user" FROM authz_tuples'
+    ) == [("system", "root", "admin", f"workload:{ADMIN}")]
+    audits = await rows(storage, "SELECT actor, action, resource FROM audit_log")
     assert audits == [("secinfra-server", "authz.bootstrap_admin", "system:root")]
     assert (await storage.read(verify)).ok
     assert await storage.read(current_revision) == 1
 
 
 async def test_deleted_bootstrap_grant_does_not_come_back(
-    storage: SqliteStorage, policy: EnginePolicy
+    storage: SqlStorage, policy: EnginePolicy
 ) -> None:
     await write(policy, f"system:root#admin@workload:{APP}")
     await write(policy, f"system:root#admin@workload:{ADMIN}", delete=True)
@@ -101,12 +93,12 @@ async def test_deleted_bootstrap_grant_does_not_come_back(
 
 
 async def test_concurrent_first_calls_bootstrap_once(
-    storage: SqliteStorage, tmp_path: Path
+    storage: SqlStorage,
 ) -> None:
     policies = [new_policy(storage) for _ in range(3)]
     results = await asyncio.gather(*(p.is_admin(ADMIN) for p in policies for _ in range(3)))
     assert all(results)
-    assert rows(tmp_path / "db", "SELECT COUNT(*) FROM audit_log") == [(1,)]
+    assert await rows(storage, "SELECT COUNT(*) FROM audit_log") == [(1,)]
 
 
 # ------------------------------------------------------------------ secrets

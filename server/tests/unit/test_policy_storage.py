@@ -1,17 +1,15 @@
-"""Authorization state in SQLite: the tuple reader (stored and structural
+"""Authorization state on SQLite and PostgreSQL: the tuple reader (stored and structural
 tuples), set-semantics writes and revisions, filtered pages, models."""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from secinfra_server.authz import TupleKey, TupleReader, list_objects
 from secinfra_server.policy import BUILTIN_MODEL
-from secinfra_server.storage import SqliteStorage
+from secinfra_server.storage import SqlStorage
 from secinfra_server.storage.authz_tables import (
     SqliteTupleReader,
     TupleFilter,
@@ -28,10 +26,9 @@ APP = "workload:spiffe://td.test/app"
 
 
 @pytest.fixture
-async def storage(tmp_path: Path) -> AsyncIterator[SqliteStorage]:
-    opened = await SqliteStorage.open(tmp_path / "db")
-    yield opened
-    await opened.close()
+def storage(any_storage: SqlStorage) -> SqlStorage:
+    """Each backend in turn (conftest's ``any_storage``)."""
+    return any_storage
 
 
 def add_secrets(conn: sqlite3.Connection, *names: str) -> None:
@@ -65,7 +62,7 @@ def test_enclosing_folders(object_id: str, folders: list[str]) -> None:
     assert enclosing_folders(object_id) == folders
 
 
-async def test_reader_reads_stored_tuples(storage: SqliteStorage) -> None:
+async def test_reader_reads_stored_tuples(storage: SqlStorage) -> None:
     def run(conn: sqlite3.Connection) -> None:
         apply_tuple_changes(
             conn, keys(f"folder:a/#reader@{APP}", "folder:a/#reader@group:g#member"), []
@@ -82,7 +79,7 @@ async def test_reader_reads_stored_tuples(storage: SqliteStorage) -> None:
     await storage.write(run)
 
 
-async def test_reader_derives_structural_links_from_names(storage: SqliteStorage) -> None:
+async def test_reader_derives_structural_links_from_names(storage: SqlStorage) -> None:
     def run(conn: sqlite3.Connection) -> None:
         add_secrets(conn, "payments/db/password", "payments/api", "other/x", "top")
         apply_tuple_changes(conn, keys(f"folder:payments/cold/#reader@{APP}"), [])
@@ -123,7 +120,7 @@ async def test_reader_derives_structural_links_from_names(storage: SqliteStorage
     await storage.write(run)
 
 
-async def test_list_objects_over_the_builtin_model(storage: SqliteStorage) -> None:
+async def test_list_objects_over_the_builtin_model(storage: SqlStorage) -> None:
     def run(conn: sqlite3.Connection) -> None:
         add_secrets(conn, "payments/db/password", "payments/api", "other/x")
         apply_tuple_changes(conn, keys(f"folder:payments/#reader@{APP}"), [])
@@ -137,7 +134,7 @@ async def test_list_objects_over_the_builtin_model(storage: SqliteStorage) -> No
 
 
 async def test_writes_have_set_semantics_and_advance_the_revision(
-    storage: SqliteStorage,
+    storage: SqlStorage,
 ) -> None:
     def run(conn: sqlite3.Connection) -> None:
         first = apply_tuple_changes(conn, keys(f"folder:a/#reader@{APP}"), [])
@@ -157,7 +154,7 @@ async def test_writes_have_set_semantics_and_advance_the_revision(
     await storage.write(run)
 
 
-async def test_a_failed_write_changes_nothing(storage: SqliteStorage) -> None:
+async def test_a_failed_write_changes_nothing(storage: SqlStorage) -> None:
     def run(conn: sqlite3.Connection) -> None:
         apply_tuple_changes(conn, keys(f"folder:a/#reader@{APP}"), [])
         raise RuntimeError("validation failed after the write")
@@ -170,7 +167,7 @@ async def test_a_failed_write_changes_nothing(storage: SqliteStorage) -> None:
     ) == (0,)
 
 
-async def test_read_tuples_filters_and_pages(storage: SqliteStorage) -> None:
+async def test_read_tuples_filters_and_pages(storage: SqlStorage) -> None:
     tuples = keys(
         *(f"folder:f{i:02d}/#reader@{APP}" for i in range(7)),
         "folder:f00/#writer@group:g#member",
@@ -210,7 +207,7 @@ async def test_read_tuples_filters_and_pages(storage: SqliteStorage) -> None:
 
 
 async def test_models_are_stored_once_and_switching_advances_the_revision(
-    storage: SqliteStorage,
+    storage: SqlStorage,
 ) -> None:
     def run(conn: sqlite3.Connection) -> None:
         assert current_model_id(conn) == ""

@@ -1,4 +1,5 @@
-"""The secrets store's SQL and the API's pure helpers (ETag, If-None-Match, page tokens)."""
+"""The secrets store's SQL (on SQLite and PostgreSQL) and the API's pure helpers
+(ETag, If-None-Match, page tokens)."""
 
 from __future__ import annotations
 
@@ -16,12 +17,13 @@ from secinfra_server._secrets_api import (
 )
 from secinfra_server.crypto import Kek, Keyring, aad_for_secret, open_, seal
 from secinfra_server.errors import ApiError
-from secinfra_server.storage import migrate
+from secinfra_server.storage import SqlStorage, migrate
 from secinfra_server.storage import secret_tables as store
 
 
 @pytest.fixture
-def conn(tmp_path: Path) -> Iterator[sqlite3.Connection]:
+def sqlite_conn(tmp_path: Path) -> Iterator[sqlite3.Connection]:
+    """A bare SQLite connection, for what only SQLite has (secure_delete)."""
     connection = sqlite3.connect(tmp_path / "db", isolation_level=None)
     migrate(connection)
     yield connection
@@ -35,7 +37,11 @@ def _create(conn: sqlite3.Connection, keyring: Keyring, name: str, versions: int
         store.insert_version(conn, name, version, box, 1000 + version)
 
 
-def test_versions_round_trip_and_latest_enabled(conn: sqlite3.Connection) -> None:
+async def test_versions_round_trip_and_latest_enabled(any_storage: SqlStorage) -> None:
+    await any_storage.write(_versions_round_trip)
+
+
+def _versions_round_trip(conn: sqlite3.Connection) -> None:
     keyring = Keyring(Kek.generate())
     _create(conn, keyring, "a/b", 3)
     latest = store.latest_enabled_version(conn, "a/b")
@@ -55,8 +61,19 @@ def test_versions_round_trip_and_latest_enabled(conn: sqlite3.Connection) -> Non
     assert (row.state, row.deleted_ms) == ("enabled", None)
 
 
-def test_prune_destroys_only_older_versions_once(conn: sqlite3.Connection) -> None:
+async def test_prune_destroys_only_older_versions_once(any_storage: SqlStorage) -> None:
+    await any_storage.write(_prune_once)
+
+
+def test_destroying_restores_sqlites_secure_delete(sqlite_conn: sqlite3.Connection) -> None:
+    conn = sqlite_conn
     conn.execute("PRAGMA secure_delete = OFF")
+    _prune_once(conn)
+    (secure_delete,) = conn.execute("PRAGMA secure_delete").fetchone()
+    assert secure_delete == 0, "the connection's setting is restored after destroying"
+
+
+def _prune_once(conn: sqlite3.Connection) -> None:
     _create(conn, Keyring(Kek.generate()), "p", 5)
     assert store.prune_versions(conn, "p", 4, 9000) == [1, 2, 3]
     assert store.prune_versions(conn, "p", 4, 9999) == []
@@ -65,11 +82,13 @@ def test_prune_destroys_only_older_versions_once(conn: sqlite3.Connection) -> No
     assert (destroyed.state, destroyed.deleted_ms) == ("destroyed", 9000)
     assert store.sealed_value(conn, "p", 1) is None
     assert store.sealed_value(conn, "p", 4) is not None
-    (secure_delete,) = conn.execute("PRAGMA secure_delete").fetchone()
-    assert secure_delete == 0, "the connection's setting is restored after destroying"
 
 
-def test_list_secrets_by_prefix_and_cursor(conn: sqlite3.Connection) -> None:
+async def test_list_secrets_by_prefix_and_cursor(any_storage: SqlStorage) -> None:
+    await any_storage.write(_list_by_prefix)
+
+
+def _list_by_prefix(conn: sqlite3.Connection) -> None:
     keyring = Keyring(Kek.generate())
     for name in ("a", "a/x", "a/y", "a-b", "a0", "ab/c", "b"):
         _create(conn, keyring, name, 1)

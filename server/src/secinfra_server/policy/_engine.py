@@ -27,7 +27,7 @@ from ..authz import (
     TupleKey,
     parse_model,
 )
-from ..storage import SqliteStorage
+from ..storage import Storage
 from ..storage.authz_tables import (
     SYSTEM_ROOT,
     SqliteTupleReader,
@@ -85,7 +85,7 @@ class AuthzEngine:
     IMMEDIATE transaction on the writer thread).
     """
 
-    def __init__(self, storage: SqliteStorage, *, clock: Clock, admin_id: str) -> None:
+    def __init__(self, storage: Storage, *, clock: Clock, admin_id: str) -> None:
         self._storage = storage
         self._clock = clock
         self._admin_id = admin_id

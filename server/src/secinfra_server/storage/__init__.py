@@ -1,4 +1,6 @@
-"""Durable state: the :class:`Storage` interface and its SQLite implementation.
+"""Durable state: the :class:`Storage` interface, its SQLite implementation
+(the embedded default) and, in :mod:`.postgres`, its PostgreSQL implementation
+for replicas that share one database.
 
 The package's surface: the storage classes and records here, the millisecond
 timestamps and schema migration every table helper uses, and three modules of
@@ -7,14 +9,17 @@ SQL that runs inside a caller's transaction, one per group of tables:
 values sealed by the KEK, for KEK rotation).
 """
 
-from ._base import InTransaction, Storage
+from ._base import InTransaction, SchemaTooNew, Storage
 from ._records import IssuedCertificate, StoredCa, StoredJoinToken, StoredRevocation
-from ._sqlite import SCHEMA_VERSION, SqliteStorage, from_ms, migrate, to_ms
+from ._sql_storage import SqlStorage, from_ms, to_ms
+from ._sqlite import SCHEMA_VERSION, SqliteStorage, migrate
 
 __all__ = [
     "SCHEMA_VERSION",
     "InTransaction",
     "IssuedCertificate",
+    "SchemaTooNew",
+    "SqlStorage",
     "SqliteStorage",
     "Storage",
     "StoredCa",

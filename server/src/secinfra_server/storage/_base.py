@@ -1,5 +1,5 @@
-"""The storage interface. SQLite implements it today; a PostgreSQL backend for
-N stateless replicas implements the same methods. Every method is async and
+"""The storage interface, implemented by SQLite (the embedded default) and
+PostgreSQL (for replicas that share one database). Every method is async and
 every write is durable when it returns (acknowledged means kept)."""
 
 from __future__ import annotations
@@ -7,12 +7,20 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from ._records import IssuedCertificate, StoredCa, StoredJoinToken, StoredRevocation
 
+T = TypeVar("T")
+
 #: Extra work done inside a write method's transaction (e.g. its audit entry).
+#: The connection is SQLite's, or for PostgreSQL a facade with the same
+#: ``execute``/``executemany`` (see :mod:`._pg_connection`).
 InTransaction = Callable[[sqlite3.Connection], None]
+
+
+class SchemaTooNew(RuntimeError):
+    """The database was written by a newer server; refusing to downgrade it."""
 
 
 class Storage(Protocol):
@@ -24,6 +32,14 @@ class Storage(Protocol):
 
     async def close(self) -> None:
         """Release connections and threads."""
+
+    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(conn)`` in one write transaction. Writes are serialized (one
+        at a time, across every process on the database) and durable when this
+        returns; everything ``fn`` writes commits together or not at all."""
+
+    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(conn)`` inside one read transaction: one snapshot."""
 
     # -- certificate authorities -------------------------------------------------
     async def list_cas(self) -> list[StoredCa]:

@@ -13,14 +13,13 @@ import asyncio
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Final, TypeVar
 
-from ._base import InTransaction
-from ._records import IssuedCertificate, StoredCa, StoredJoinToken, StoredRevocation
+from ._base import SchemaTooNew
+from ._sql_storage import SqlStorage
 
 T = TypeVar("T")
 
@@ -142,33 +141,6 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
-_ENROLMENT_SELECT: Final = (
-    "SELECT id, secret_hash, spiffe_id, expires_ms, created_ms, used_ms, revoked FROM join_tokens"
-)
-
-
-def to_ms(moment: datetime) -> int:
-    """A timezone-aware datetime as integer milliseconds since the epoch."""
-    if moment.tzinfo is None:
-        raise ValueError("naive datetime")
-    return int(moment.timestamp() * 1000)
-
-
-def from_ms(value: int) -> datetime:
-    """Integer epoch milliseconds as an aware UTC datetime."""
-    return datetime.fromtimestamp(value / 1000, tz=UTC)
-
-
-def _opt_to_ms(moment: datetime | None) -> int | None:
-    return None if moment is None else to_ms(moment)
-
-
-def _opt_from_ms(value: int | None) -> datetime | None:
-    return None if value is None else from_ms(value)
-
-
-class SchemaTooNew(RuntimeError):
-    """The database was written by a newer server; refusing to downgrade it."""
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -202,7 +174,7 @@ def migrate(conn: sqlite3.Connection) -> int:
     return SCHEMA_VERSION
 
 
-class SqliteStorage:
+class SqliteStorage(SqlStorage):
     """The :class:`~secinfra_server.storage.Storage` interface over one SQLite file."""
 
     def __init__(self, path: Path) -> None:
@@ -279,234 +251,3 @@ class SqliteStorage:
                 conn.execute("COMMIT")
 
         return await asyncio.get_running_loop().run_in_executor(self._readers, run)
-
-    # -- certificate authorities -------------------------------------------------
-    @staticmethod
-    def _ca_from_row(row: Any) -> StoredCa:
-        (cid, state, pem, kek_id, wrapped, ciphertext, nb, na, prep, act, ring, ret, leaves) = row
-        return StoredCa(
-            id=str(cid),
-            state=str(state),
-            cert_pem=str(pem),
-            key_kek_id=str(kek_id),
-            key_wrapped=bytes(wrapped),
-            key_ciphertext=bytes(ciphertext),
-            not_before=from_ms(int(nb)),
-            not_after=from_ms(int(na)),
-            prepared_at=from_ms(int(prep)),
-            activated_at=_opt_from_ms(act),
-            retiring_at=_opt_from_ms(ring),
-            retired_at=_opt_from_ms(ret),
-            leaves_expire_by=_opt_from_ms(leaves),
-        )
-
-    async def list_cas(self) -> list[StoredCa]:
-        def q(conn: sqlite3.Connection) -> list[StoredCa]:
-            rows = conn.execute(
-                "SELECT id, state, cert_pem, key_kek_id, key_wrapped, key_ciphertext,"
-                " not_before_ms, not_after_ms, prepared_ms, activated_ms, retiring_ms,"
-                " retired_ms, leaves_expire_by_ms FROM cas ORDER BY prepared_ms DESC, id"
-            ).fetchall()
-            return [self._ca_from_row(row) for row in rows]
-
-        return await self.read(q)
-
-    async def save_cas(
-        self, changed: Sequence[StoredCa], *, bump_bundle: bool, also: InTransaction | None = None
-    ) -> int:
-        def q(conn: sqlite3.Connection) -> int:
-            # Demote before promote so the one-active index never sees two.
-            ordered = sorted(changed, key=lambda ca: ca.state == "active")
-            for ca in ordered:
-                conn.execute(
-                    "INSERT INTO cas (id, state, cert_pem, key_kek_id, key_wrapped,"
-                    " key_ciphertext, not_before_ms, not_after_ms, prepared_ms, activated_ms,"
-                    " retiring_ms, retired_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                    " ON CONFLICT (id) DO UPDATE SET state = excluded.state,"
-                    " key_kek_id = excluded.key_kek_id, key_wrapped = excluded.key_wrapped,"
-                    " key_ciphertext = excluded.key_ciphertext,"
-                    " activated_ms = excluded.activated_ms, retiring_ms = excluded.retiring_ms,"
-                    " retired_ms = excluded.retired_ms",
-                    (
-                        ca.id,
-                        ca.state,
-                        ca.cert_pem,
-                        ca.key_kek_id,
-                        ca.key_wrapped,
-                        ca.key_ciphertext,
-                        to_ms(ca.not_before),
-                        to_ms(ca.not_after),
-                        to_ms(ca.prepared_at),
-                        _opt_to_ms(ca.activated_at),
-                        _opt_to_ms(ca.retiring_at),
-                        _opt_to_ms(ca.retired_at),
-                    ),
-                )
-            if bump_bundle:
-                conn.execute(
-                    "UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
-                    " WHERE key = 'bundle_sequence'"
-                )
-            (seq,) = conn.execute(
-                "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'bundle_sequence'"
-            ).fetchone()
-            if also is not None:
-                also(conn)
-            return int(seq)
-
-        return await self.write(q)
-
-    async def bundle_sequence(self) -> int:
-        def q(conn: sqlite3.Connection) -> int:
-            (seq,) = conn.execute(
-                "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'bundle_sequence'"
-            ).fetchone()
-            return int(seq)
-
-        return await self.read(q)
-
-    async def record_issued(self, cert: IssuedCertificate) -> None:
-        def q(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "INSERT INTO issued_certificates (serial, spiffe_id, ca_id, not_after_ms,"
-                " issued_ms) VALUES (?, ?, ?, ?, ?)",
-                (
-                    cert.serial,
-                    cert.spiffe_id,
-                    cert.ca_id,
-                    to_ms(cert.not_after),
-                    to_ms(cert.issued_at),
-                ),
-            )
-            conn.execute(
-                "UPDATE cas SET leaves_expire_by_ms = MAX(COALESCE(leaves_expire_by_ms, 0), ?)"
-                " WHERE id = ?",
-                (to_ms(cert.not_after), cert.ca_id),
-            )
-
-        await self.write(q)
-
-    async def issuers_of(self, serials: Sequence[str]) -> dict[str, str]:
-        """The id of the CA that issued each serial this server recorded."""
-
-        def q(conn: sqlite3.Connection) -> dict[str, str]:
-            found: dict[str, str] = {}
-            for serial in serials:
-                row = conn.execute(
-                    "SELECT ca_id FROM issued_certificates WHERE serial = ?", (serial,)
-                ).fetchone()
-                if row is not None:
-                    found[serial] = str(row[0])
-            return found
-
-        return await self.read(q)
-
-    # -- join tokens -------------------------------------------------------------
-    @staticmethod
-    def _token_from_row(row: Any) -> StoredJoinToken:
-        (tid, secret_hash, spiffe_id, expires, created, used, revoked) = row
-        return StoredJoinToken(
-            id=str(tid),
-            secret_hash=bytes(secret_hash),
-            spiffe_id=str(spiffe_id),
-            expires_at=from_ms(int(expires)),
-            created_at=from_ms(int(created)),
-            used_at=_opt_from_ms(used),
-            revoked=bool(revoked),
-        )
-
-    async def insert_join_token(
-        self, token: StoredJoinToken, *, also: InTransaction | None = None
-    ) -> None:
-        def q(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "INSERT INTO join_tokens (id, secret_hash, spiffe_id, expires_ms, created_ms,"
-                " used_ms, revoked)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    token.id,
-                    token.secret_hash,
-                    token.spiffe_id,
-                    to_ms(token.expires_at),
-                    to_ms(token.created_at),
-                    None if token.used_at is None else to_ms(token.used_at),
-                    int(token.revoked),
-                ),
-            )
-            if also is not None:
-                also(conn)
-
-        await self.write(q)
-
-    async def get_join_token(self, token_id: str) -> StoredJoinToken | None:
-        def q(conn: sqlite3.Connection) -> StoredJoinToken | None:
-            row = conn.execute(_ENROLMENT_SELECT + " WHERE id = ?", (token_id,)).fetchone()
-            return None if row is None else self._token_from_row(row)
-
-        return await self.read(q)
-
-    async def consume_join_token(self, token_id: str, now: datetime) -> bool:
-        def q(conn: sqlite3.Connection) -> bool:
-            cursor = conn.execute(
-                "UPDATE join_tokens SET used_ms = ? WHERE id = ? AND used_ms IS NULL"
-                " AND revoked = 0 AND expires_ms > ?",
-                (to_ms(now), token_id, to_ms(now)),
-            )
-            return cursor.rowcount == 1
-
-        return await self.write(q)
-
-    async def list_join_tokens(self) -> list[StoredJoinToken]:
-        def q(conn: sqlite3.Connection) -> list[StoredJoinToken]:
-            rows = conn.execute(_ENROLMENT_SELECT + " ORDER BY created_ms DESC, id").fetchall()
-            return [self._token_from_row(row) for row in rows]
-
-        return await self.read(q)
-
-    async def revoke_join_token(
-        self, token_id: str, *, also: InTransaction | None = None
-    ) -> StoredJoinToken | None:
-        def q(conn: sqlite3.Connection) -> StoredJoinToken | None:
-            conn.execute("UPDATE join_tokens SET revoked = 1 WHERE id = ?", (token_id,))
-            row = conn.execute(_ENROLMENT_SELECT + " WHERE id = ?", (token_id,)).fetchone()
-            if also is not None:
-                also(conn)
-            return None if row is None else self._token_from_row(row)
-
-        return await self.write(q)
-
-    # -- revocations -------------------------------------------------------------
-    async def add_revocation(
-        self, revocation: StoredRevocation, *, also: InTransaction | None = None
-    ) -> StoredRevocation:
-        def q(conn: sqlite3.Connection) -> StoredRevocation:
-            conn.execute(
-                "INSERT INTO revocations (serial, spiffe_id, reason, revoked_ms)"
-                " VALUES (?, ?, ?, ?) ON CONFLICT (serial, spiffe_id) DO NOTHING",
-                (
-                    revocation.serial,
-                    revocation.spiffe_id,
-                    revocation.reason,
-                    to_ms(revocation.revoked_at),
-                ),
-            )
-            serial, spiffe_id, reason, revoked = conn.execute(
-                "SELECT serial, spiffe_id, reason, revoked_ms FROM revocations"
-                " WHERE serial = ? AND spiffe_id = ?",
-                (revocation.serial, revocation.spiffe_id),
-            ).fetchone()
-            if also is not None:
-                also(conn)
-            return StoredRevocation(serial, spiffe_id, reason, from_ms(revoked))
-
-        return await self.write(q)
-
-    async def list_revocations(self) -> list[StoredRevocation]:
-        def q(conn: sqlite3.Connection) -> list[StoredRevocation]:
-            rows = conn.execute(
-                "SELECT serial, spiffe_id, reason, revoked_ms FROM revocations"
-                " ORDER BY revoked_ms, serial, spiffe_id"
-            ).fetchall()
-            return [StoredRevocation(s, i, r, from_ms(t)) for s, i, r, t in rows]
-
-        return await self.read(q)

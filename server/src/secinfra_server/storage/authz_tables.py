@@ -11,6 +11,9 @@ relation, user)``, which are exactly the two lookups of
 :class:`~secinfra_server.authz.TupleReader`; ``authz_models(id, model_json,
 created_ms)``; meta keys ``authz_revision`` (the counter behind revision
 tokens) and ``authz_model_id`` (the current model; empty: the built-in one).
+The SQL runs on SQLite and PostgreSQL alike; ``user`` is a reserved word in
+PostgreSQL (``SELECT user`` is the session's role), so the column is always
+written quoted, ``"user"``, which SQLite reads as the same column.
 
 **Structural links.** The built-in model (``policy/_builtin_model.py``) relates every
 ``secret`` and ``folder`` to the folders that contain it (``parent``) and to
@@ -106,7 +109,7 @@ class SqliteTupleReader:
                 for folder in enclosing_folders(object_id)
             ]
         rows = self._conn.execute(
-            "SELECT user FROM authz_tuples WHERE object_type = ? AND object_id = ?"
+            'SELECT "user" FROM authz_tuples WHERE object_type = ? AND object_id = ?'
             " AND relation = ?",
             (object_type, object_id, relation),
         )
@@ -123,7 +126,7 @@ class SqliteTupleReader:
             return self._structural_objects(object_type, relation, user)
         rows = self._conn.execute(
             "SELECT object_id FROM authz_tuples WHERE object_type = ? AND relation = ?"
-            " AND user = ?",
+            ' AND "user" = ?',
             (object_type, relation, user),
         )
         return [str(object_id) for (object_id,) in rows]
@@ -233,14 +236,14 @@ def apply_tuple_changes(
     for key in deletes:
         cursor = conn.execute(
             "DELETE FROM authz_tuples WHERE object_type = ? AND object_id = ?"
-            " AND relation = ? AND user = ?",
+            ' AND relation = ? AND "user" = ?',
             (key.object_type, key.object_id, key.relation, key.user),
         )
         deleted += cursor.rowcount
     written = 0
     for key in writes:
         cursor = conn.execute(
-            "INSERT INTO authz_tuples (object_type, object_id, relation, user, revision)"
+            'INSERT INTO authz_tuples (object_type, object_id, relation, "user", revision)'
             " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (key.object_type, key.object_id, key.relation, key.user, revision),
         )
@@ -280,18 +283,18 @@ def read_tuples(
         ("object_type", where.object_type),
         ("object_id", where.object_id),
         ("relation", where.relation),
-        ("user", where.user),
+        ('"user"', where.user),
     ):
         if value:
             clauses.append(f"{column} = ?")
             params.append(value)
     if after is not None:
-        clauses.append("(object_type, object_id, relation, user) > (?, ?, ?, ?)")
+        clauses.append('(object_type, object_id, relation, "user") > (?, ?, ?, ?)')
         params.extend(after)
-    sql = "SELECT object_type, object_id, relation, user FROM authz_tuples"
+    sql = 'SELECT object_type, object_id, relation, "user" FROM authz_tuples'
     if clauses:
         sql += " WHERE " + " AND ".join(clauses)
-    sql += " ORDER BY object_type, object_id, relation, user LIMIT ?"
+    sql += ' ORDER BY object_type, object_id, relation, "user" LIMIT ?'
     params.append(limit + 1)
     rows = [tuple(str(v) for v in row) for row in conn.execute(sql, params)]
     page = rows[:limit]

@@ -17,7 +17,7 @@ import contextlib
 import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from ..crypto import SealedBox
 
@@ -195,9 +195,12 @@ def destroy_versions(
 ) -> None:
     """Erase the sealed value of each version (not already destroyed) and mark it so.
 
-    ``secure_delete`` is on for these updates, so SQLite zeroes the freed bytes
-    in the database pages it rewrites (older copies can remain in the WAL until
-    it is checkpointed and overwritten; see docs/concepts/secrets.md).
+    On SQLite ``secure_delete`` is on for these updates, so SQLite zeroes the
+    freed bytes in the database pages it rewrites (older copies can remain in
+    the WAL until it is checkpointed and overwritten; see
+    docs/concepts/secrets.md). PostgreSQL has no such setting: the old row
+    version stays in the table file until VACUUM reclaims and reuses its space
+    (docs/operations/postgresql.md).
     """
     with _secure_delete(conn):
         conn.executemany(
@@ -236,6 +239,11 @@ def list_secrets(conn: sqlite3.Connection, prefix: str, after: str, limit: int) 
 
 @contextlib.contextmanager
 def _secure_delete(conn: sqlite3.Connection) -> Iterator[None]:
+    # The cast keeps mypy from assuming every connection is SQLite's: on
+    # PostgreSQL this is its facade, with no equivalent to switch on (see above).
+    if not isinstance(cast(object, conn), sqlite3.Connection):
+        yield
+        return
     (before,) = conn.execute("PRAGMA secure_delete").fetchone()
     conn.execute("PRAGMA secure_delete = ON")
     try:
