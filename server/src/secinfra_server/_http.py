@@ -4,9 +4,13 @@ For every request, in order: assign a request id; refuse with 503 if too many
 requests are in flight; match the route (404 / 405 as envelopes); for mTLS
 routes re-verify the client certificate *now* (expiry, revocation, chain to a
 currently trusted CA), so a keep-alive connection never outlives its
-certificate; read the body within the size and time limits; decode it strictly
-into the request model; call the handler; encode the response. Every response
-carries ``Request-Id``; every error is the JSON envelope.
+certificate; read the body within the size and time limits; refuse it if it
+nests deeper than :data:`MAX_JSON_DEPTH`; decode it strictly into the request
+model; call the handler; encode the response. Every response carries
+``Request-Id``; every error is the JSON envelope, also those aiohttp answers
+itself (a request its parser refuses, a path its router cannot match): see
+:class:`EnvelopeAppRunner` and :func:`envelope_http_errors`, which the server
+is assembled with.
 
 The dispatcher knows handlers only through the contract in ``_rpc`` (a table
 of :data:`~secinfra_server._rpc.Handler` by name) and whatever watches requests
@@ -442,6 +446,21 @@ class Dispatcher:
                 "invalid_argument",
                 f"secinfra: request: body not received within {self._body_timeout:g} s",
             ) from None
+        except web.RequestPayloadError as exc:
+            # aiohttp could not undo the body's Content-Encoding or chunking.
+            raise ApiError(
+                "invalid_argument",
+                "secinfra: request: body could not be read: its Content-Encoding or"
+                " chunked framing is invalid",
+            ) from exc
+        except ConnectionError as exc:
+            # The client went away mid-body (or aiohttp dropped a connection
+            # whose framing broke): nobody will read the answer, but the request
+            # is the client's fault, not an internal error.
+            raise ApiError(
+                "invalid_argument",
+                "secinfra: request: the connection closed before the body was complete",
+            ) from exc
         raw = b"".join(chunks)
         if not raw:
             return {}
@@ -580,6 +599,21 @@ class EnvelopeRequestHandler(web.RequestHandler):
         response = Dispatcher.error_response(error, request_id)
         response.force_close()
         return response
+
+    def log_exception(self, *args: Any, **kw: Any) -> None:
+        """aiohttp's own log of a connection that failed (e.g. a body whose
+        encoding breaks after the answer was sent): one line naming the
+        exception's type, since aiohttp's exceptions quote the request."""
+        exc = kw.get("exc_info")
+        log.warning(
+            "connection failed in aiohttp",
+            extra={
+                "fields": {
+                    "event": str(args[0]) if args else None,
+                    "error": type(exc).__name__ if isinstance(exc, BaseException) else None,
+                }
+            },
+        )
 
 
 class EnvelopeServer(web.Server):

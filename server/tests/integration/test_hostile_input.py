@@ -11,6 +11,7 @@ import base64
 import json
 import socket
 import ssl
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,8 @@ from .harness import Client, RunningServer, csr_pem, new_key
 MARKER = b"HOSTILE-MARKER-7f3a"
 DEPTH_LIMIT = 64  # _http.MAX_JSON_DEPTH
 SOCKET_TIMEOUT_SECONDS = 10
+#: Between the parts of a request sent in pieces.
+PAUSE_SECONDS = 0.2
 
 
 @dataclass
@@ -32,15 +35,20 @@ class RawResponse:
     body: bytes
 
 
-def _raw_exchange(server: RunningServer, request: bytes) -> RawResponse:
-    """Send ``request`` as-is over TLS (no client certificate) and read the
-    answer until the server closes the connection or its body is complete."""
+def _raw_exchange(server: RunningServer, request: bytes, *more: bytes) -> RawResponse:
+    """Send ``request`` as-is over TLS (no client certificate), then each of
+    ``more`` a moment apart (so the server sees the head before the rest), and
+    read the answer until the server closes the connection or its body is
+    complete."""
     context = ssl.create_default_context(cadata=server.bundle_pem())
     with (
         socket.create_connection(("127.0.0.1", server.port), timeout=SOCKET_TIMEOUT_SECONDS) as raw,
         context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
     ):
         tls.sendall(request)
+        for part in more:
+            time.sleep(PAUSE_SECONDS)
+            tls.sendall(part)
         data = b""
         while b"\r\n\r\n" not in data or not _complete(data):
             try:
@@ -147,6 +155,41 @@ def test_the_server_still_serves_after_hostile_requests(server: RunningServer) -
     assert ok.status == 200
 
 
+_CHUNKED_HEAD = b"POST /v1/identity:issue HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+BODY_CASES: dict[str, tuple[bytes, ...]] = {
+    "chunk size broken mid-body": (_CHUNKED_HEAD, b"5\r\n{}   \r\n", b"ZZ" + MARKER + b"\r\n"),
+    "chunk cut short": (_CHUNKED_HEAD, b"5\r\n{", b"}  \r\nG" + MARKER + b"\r\n"),
+    "body shorter than Content-Length": (
+        b"POST /v1/identity:issue HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n",
+        b"{}",
+    ),
+    "body that is not the gzip it claims": (
+        b"POST /v1/identity:issue HTTP/1.1\r\nHost: a\r\nContent-Encoding: gzip\r\n"
+        b"Content-Length: 19\r\n\r\n",
+        MARKER,
+    ),
+}
+
+
+@pytest.fixture
+def impatient(tmp_path: Path) -> Iterator[RunningServer]:
+    """A server that waits one second for a request body."""
+    running = RunningServer(tmp_path / "impatient", body_timeout_seconds=1).start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.mark.parametrize("case", sorted(BODY_CASES))
+def test_bodies_that_break_after_the_head_get_the_envelope(
+    case: str, impatient: RunningServer
+) -> None:
+    error = _assert_envelope(_raw_exchange(impatient, *BODY_CASES[case]), 400)
+    assert error["code"] == "invalid_argument"
+
+
 # -- deeply nested JSON -------------------------------------------------------------
 
 
@@ -248,3 +291,64 @@ def test_normal_bodies_still_work(server: RunningServer, client_factory: dict[st
         {"csr_pem": csr_pem(new_key()), "join_token": "sjt_" + "0" * 32 + "." + "A" * 43},
     )
     assert response.status == 401, response.body
+
+
+# -- names, encodings and query values, as an admin ----------------------------------
+
+ADMIN_PATHS = [
+    "/v1/secrets/..%2F..%2Fetc%2Fpasswd",
+    "/v1/secrets/../../etc/passwd",
+    "/v1/secrets/a/../b",
+    "/v1/secrets/a%00b",
+    "/v1/secrets/%00",
+    "/v1/secrets/%ff%fe",
+    "/v1/secrets/%C0%AE%C0%AE/x",
+    "/v1/secrets/" + "a" * 5000,
+    "/v1/secrets/a%0Ab",
+    "/v1/secrets/a%20b",
+    "/v1/secrets/app/x?version=99999999999999999999",
+    "/v1/secrets/app/x?version=-1",
+    "/v1/secrets/app/x?version=abc",
+    "/v1/secrets/app/x?version=1&version=2",
+    "/v1/secrets/app/x?" + "a=1&" * 1000,
+    "/v1/secrets?prefix=%00",
+    "/v1/secrets?page_size=-5",
+    "/v1/authz/models/%00",
+]
+
+
+@pytest.mark.parametrize("path", ADMIN_PATHS)
+def test_hostile_names_and_queries_get_a_4xx_envelope(
+    path: str, client_factory: dict[str, Client]
+) -> None:
+    response = client_factory["admin"].request("GET", path)
+    assert 400 <= response.status < 500, (response.status, response.body)
+    error = response.json()["error"]
+    assert error["request_id"] == response.headers["request-id"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (b'{"value": "\\u0000"}', 400),
+        (b'{"value": "not base64 !!"}', 400),
+        (b'{"value": "' + b"\xc3\x28" + b'"}', 400),  # not UTF-8
+        (b'{"value": 1e999999}', 400),
+        (b'{"value": "AA==", "if_version": 1e30}', 400),
+        (b'{"value": "AA==", "if_version": -1}', 400),
+        (b"\x00\x00\x00", 400),
+        (b'{"value": "AA=="}' + b" " * 10 + b"{}", 400),  # two documents
+        # Accepted as JSON accepts them: the last duplicate key wins; a UTF-8
+        # byte-order mark is skipped (and an empty value is a valid value).
+        (b'{"value": "AA==", "value": "AA=="}', 200),
+        (b"\xef\xbb\xbf{}", 200),
+    ],
+)
+def test_hostile_bodies_get_a_4xx_envelope(
+    raw: bytes, status: int, client_factory: dict[str, Client]
+) -> None:
+    response = client_factory["admin"].request("PUT", "/v1/secrets/app/hostile", raw=raw)
+    assert response.status == status, response.body
+    if status >= 400:
+        assert response.code == "invalid_argument"
+        assert response.json()["error"]["request_id"] == response.headers["request-id"]
