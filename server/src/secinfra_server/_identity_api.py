@@ -86,6 +86,9 @@ class IdentityApi:
         self._clock = clock
         self._admin = admin
         self._jwt = jwt_attestor
+        #: Serialises revocations, so two admins revoking themselves at once
+        #: cannot each count the other as the admin that remains.
+        self._revocation_lock = asyncio.Lock()
 
     def handlers(self) -> Mapping[str, Handler]:
         """Handlers by RPC handler name (snake_case)."""
@@ -297,15 +300,16 @@ class IdentityApi:
         else:
             ca.SpiffeId.parse(spiffe_id)
         target = f"serial:{serial}" if serial else spiffe_id
-        await self._refuse_locking_admins_out(
-            ctx, RevocationTarget(serial=serial, spiffe_id=spiffe_id), target, req.reason
-        )
-        entry = await self._ca_runtime.revoke(
-            serial=serial,
-            spiffe_id=spiffe_id,
-            reason=req.reason,
-            also=self._with_audit(self._event(ctx, target, reason=req.reason)),
-        )
+        async with self._revocation_lock:
+            await self._refuse_locking_admins_out(
+                ctx, RevocationTarget(serial=serial, spiffe_id=spiffe_id), target, req.reason
+            )
+            entry = await self._ca_runtime.revoke(
+                serial=serial,
+                spiffe_id=spiffe_id,
+                reason=req.reason,
+                also=self._with_audit(self._event(ctx, target, reason=req.reason)),
+            )
         return _revocation(entry)
 
     async def _refuse_locking_admins_out(

@@ -4,6 +4,7 @@ certificate (revocations cannot be lifted), and audits the refusal."""
 from __future__ import annotations
 
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -119,3 +120,20 @@ def test_revoking_a_workload_is_unchanged(
     workload = enrol(server, tmp_path)
     assert _revoke(admin, serial=_serial(workload))[0] == 200
     assert _revoke(admin, spiffe_id=f"spiffe://{TD}/workload/b")[0] == 200
+
+
+def test_two_admins_revoking_themselves_at_once_leave_one(
+    server: RunningServer, admin: Client, tmp_path: Path
+) -> None:
+    _grant_admin(admin, f"workload:{SECOND_ID}")
+    second = Client(
+        server.port, server.bundle_pem(), enrol(server, tmp_path, "/ops/second"), tmp_path / "two"
+    )
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            first = pool.submit(_revoke, admin, spiffe_id=ADMIN_ID)
+            other = pool.submit(_revoke, second, spiffe_id=SECOND_ID)
+            statuses = sorted((first.result(timeout=30)[0], other.result(timeout=30)[0]))
+    finally:
+        second.close()
+    assert statuses == [200, 412]
