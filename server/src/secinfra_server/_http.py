@@ -4,9 +4,13 @@ For every request, in order: assign a request id; refuse with 503 if too many
 requests are in flight; match the route (404 / 405 as envelopes); for mTLS
 routes re-verify the client certificate *now* (expiry, revocation, chain to a
 currently trusted CA), so a keep-alive connection never outlives its
-certificate; read the body within the size and time limits; decode it strictly
-into the request model; call the handler; encode the response. Every response
-carries ``Request-Id``; every error is the JSON envelope.
+certificate; read the body within the size and time limits; refuse it if it
+nests deeper than :data:`MAX_JSON_DEPTH`; decode it strictly into the request
+model; call the handler; encode the response. Every response carries
+``Request-Id``; every error is the JSON envelope, also those aiohttp answers
+itself (a request its parser refuses, a path its router cannot match): see
+:class:`EnvelopeAppRunner` and :func:`envelope_http_errors`, which the server
+is assembled with.
 
 The dispatcher knows handlers only through the contract in ``_rpc`` (a table
 of :data:`~secinfra_server._rpc.Handler` by name) and whatever watches requests
@@ -19,13 +23,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import secrets
 import time
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final, Protocol
 
-from aiohttp import web
+from aiohttp import http_exceptions, web
 
 from . import ca
 from ._gen._wire import DecodeError
@@ -39,7 +44,7 @@ from ._idempotency import (
 )
 from ._metrics import Metrics
 from ._rpc import Handler, Reply, RequestContext
-from .errors import ApiError, from_domain_error
+from .errors import STATUS_BY_CODE, ApiError, from_domain_error
 
 log = logging.getLogger("secinfra.http")
 
@@ -56,6 +61,15 @@ BODY_CHUNK_BYTES: Final = 64 * 1024
 BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
 #: The verified caller's SPIFFE ID, for the access log.
 SPIFFE_ID_KEY: Final = web.RequestKey("spiffe_id", str)
+#: The deepest nesting of arrays and objects a request body may have. Real
+#: requests nest a dozen levels at most (an authorization model's rewrites);
+#: the bound keeps hostile bodies away from every recursive decoder (``json``
+#: itself fails near 1,000 levels).
+MAX_JSON_DEPTH: Final = 64
+#: What a body's nesting depth is read from: whole strings (skipped, so brackets
+#: inside them do not count), an unterminated string (the scan stops: the
+#: decoder rejects the body), or one bracket.
+_NESTING_TOKEN: Final = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|"|[\[\]{}]')
 
 
 class RequestTrace(Protocol):
@@ -189,7 +203,7 @@ class Dispatcher:
         response: web.StreamResponse
         if self._in_flight >= self._max_in_flight:
             self._metrics.shed.inc()
-            response = self._error_response(
+            response = self.error_response(
                 ApiError(
                     "unavailable",
                     "secinfra: server: too many requests in flight; retry after the delay",
@@ -214,7 +228,7 @@ class Dispatcher:
             response, code = await self._serve(request, request_id, route, match, trace)
         except ApiError as exc:
             code = exc.code
-            response = self._error_response(exc, request_id)
+            response = self.error_response(exc, request_id)
         except Exception as exc:
             mapped = from_domain_error(exc)
             if mapped is None:
@@ -226,7 +240,7 @@ class Dispatcher:
                     "internal", f"secinfra: server: internal error (request id {request_id})"
                 )
             code = mapped.code
-            response = self._error_response(mapped, request_id)
+            response = self.error_response(mapped, request_id)
         finally:
             self._in_flight -= 1
             self._metrics.in_flight.dec()
@@ -358,12 +372,12 @@ class Dispatcher:
         try:
             result = await handler(context, decoded)
         except ApiError as exc:
-            return self._error_response(exc, context.request_id), exc.code
+            return self.error_response(exc, context.request_id), exc.code
         except Exception as exc:
             mapped = from_domain_error(exc)
             if mapped is None:
                 raise
-            return self._error_response(mapped, context.request_id), mapped.code
+            return self.error_response(mapped, context.request_id), mapped.code
         reply = result if isinstance(result, Reply) else Reply(body=result)
         if reply.raw_json is not None:
             body: bytes | None = reply.raw_json
@@ -432,9 +446,25 @@ class Dispatcher:
                 "invalid_argument",
                 f"secinfra: request: body not received within {self._body_timeout:g} s",
             ) from None
+        except web.RequestPayloadError as exc:
+            # aiohttp could not undo the body's Content-Encoding or chunking.
+            raise ApiError(
+                "invalid_argument",
+                "secinfra: request: body could not be read: its Content-Encoding or"
+                " chunked framing is invalid",
+            ) from exc
+        except ConnectionError as exc:
+            # The client went away mid-body (or aiohttp dropped a connection
+            # whose framing broke): nobody will read the answer, but the request
+            # is the client's fault, not an internal error.
+            raise ApiError(
+                "invalid_argument",
+                "secinfra: request: the connection closed before the body was complete",
+            ) from exc
         raw = b"".join(chunks)
         if not raw:
             return {}
+        check_json_depth(raw)
         try:
             value = json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -448,8 +478,9 @@ class Dispatcher:
         return value
 
     @staticmethod
-    def _error_response(error: ApiError, request_id: str) -> web.Response:
-        headers = dict(error.headers)
+    def error_response(error: ApiError, request_id: str) -> web.Response:
+        """The envelope response for ``error``, with its ``Request-Id``."""
+        headers = {**error.headers, REQUEST_ID_HEADER: request_id}
         if error.code == "unauthenticated":
             # The connection's certificate is no good any more: do not keep it alive.
             headers["Connection"] = "close"
@@ -459,6 +490,178 @@ class Dispatcher:
             content_type=JSON_CONTENT_TYPE,
             headers=headers,
         )
+
+
+def check_json_depth(raw: bytes, limit: int = MAX_JSON_DEPTH) -> None:
+    """Refuse a body whose arrays and objects nest deeper than ``limit``.
+
+    Runs before the body is decoded, so no recursive decoder (``json``, the
+    request model, an authorization model's parser) ever sees such a body. A
+    body with no more brackets than the limit cannot be too deep, so normal
+    bodies cost two byte counts; others one regex scan that skips strings (on
+    a 1 MiB body of brackets it takes about as long as ``json.loads``).
+    """
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return
+    depth = 0
+    for token in _NESTING_TOKEN.finditer(raw):
+        char = token[0]
+        if char in (b"[", b"{"):
+            depth += 1
+            if depth > limit:
+                raise ApiError(
+                    "invalid_argument",
+                    f"secinfra: request: body nests arrays and objects deeper than the"
+                    f" limit of {limit} levels",
+                    details={"max_depth": limit},
+                )
+        elif char in (b"]", b"}"):
+            depth -= 1
+        elif char == b'"':
+            return  # an unterminated string: the decoder rejects the body
+
+
+#: What a request aiohttp's parser refused was wrong with, by the parser's
+#: exception type (most specific first). The parser's own message quotes the
+#: request's bytes, so it is never sent or logged.
+_MALFORMED_REQUEST: Final[tuple[tuple[type[Exception], str], ...]] = (
+    (http_exceptions.LineTooLong, "the request line or a header is longer than the server accepts"),
+    (http_exceptions.BadHttpMethod, "the method is not an HTTP method"),
+    (http_exceptions.BadStatusLine, "the request line is malformed"),
+    (http_exceptions.InvalidHeader, "a header is malformed"),
+    (http_exceptions.InvalidURLError, "the request target is malformed"),
+    (
+        http_exceptions.BadHttpMessage,
+        "the request's framing or headers are invalid (e.g. too many headers, two"
+        " Content-Length headers, or Content-Length with Transfer-Encoding)",
+    ),
+)
+#: Wire error code by HTTP status, for the statuses aiohttp answers on its own.
+_CODE_BY_STATUS: Final[Mapping[int, str]] = {
+    **{status: code for code, status in STATUS_BY_CODE.items() if code != "conflict"},
+    400: "invalid_argument",
+}
+
+
+def protocol_error(status: int, exc: BaseException | None, request_id: str) -> ApiError:
+    """The envelope for a request that never reached a handler, or whose
+    handler failed outside the dispatcher: aiohttp's parser refused it (400),
+    or a handler raised (500) or timed out (504)."""
+    if status == 400:
+        reason = next(
+            (text for kind, text in _MALFORMED_REQUEST if isinstance(exc, kind)),
+            "the request is not valid HTTP/1.1",
+        )
+        return ApiError(
+            "invalid_argument", f"secinfra: request: {reason}; the connection is closed"
+        )
+    code = _CODE_BY_STATUS.get(status, "internal")
+    if code == "internal":
+        return ApiError("internal", f"secinfra: server: internal error (request id {request_id})")
+    return ApiError(code, f"secinfra: server: the request failed ({status})")
+
+
+class EnvelopeRequestHandler(web.RequestHandler):
+    """aiohttp's connection handler, answering its own errors with the envelope.
+
+    aiohttp answers a request its parser refuses (and a handler that raised
+    past the application) from ``handle_error``, in plain text that quotes the
+    request; no middleware sees those. Here they get the JSON envelope and a
+    ``Request-Id`` like every other error, and a log line without the request's
+    bytes. The connection is closed, as aiohttp does.
+    """
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if request.writer.output_size > 0:
+            # Part of a response is out already: all that is left is to drop
+            # the connection (aiohttp does the same).
+            raise ConnectionError("a response was partly sent; cannot send an error after it")
+        request_id = new_request_id()
+        error = protocol_error(status, exc, request_id)
+        fields = {
+            "request_id": request_id,
+            "status": error.status,
+            "code": error.code,
+            "error": type(exc).__name__ if exc is not None else None,
+        }
+        if error.code == "internal":
+            log.error(
+                "unhandled error outside the dispatcher", exc_info=exc, extra={"fields": fields}
+            )
+        else:
+            log.info("request refused before routing", extra={"fields": fields})
+        response = Dispatcher.error_response(error, request_id)
+        response.force_close()
+        return response
+
+    def log_exception(self, *args: Any, **kw: Any) -> None:
+        """aiohttp's own log of a connection that failed (e.g. a body whose
+        encoding breaks after the answer was sent): one line naming the
+        exception's type, since aiohttp's exceptions quote the request."""
+        exc = kw.get("exc_info")
+        log.warning(
+            "connection failed in aiohttp",
+            extra={
+                "fields": {
+                    "event": str(args[0]) if args else None,
+                    "error": type(exc).__name__ if isinstance(exc, BaseException) else None,
+                }
+            },
+        )
+
+
+class EnvelopeServer(web.Server):
+    """aiohttp's low-level server, with :class:`EnvelopeRequestHandler` connections."""
+
+    def __call__(self) -> web.RequestHandler:
+        return EnvelopeRequestHandler(self, loop=self._loop, **self._kwargs)
+
+
+class EnvelopeAppRunner(web.AppRunner):
+    """An :class:`aiohttp.web.AppRunner` whose connections answer every error
+    aiohttp produces itself with the JSON envelope (see
+    :class:`EnvelopeRequestHandler`); otherwise the same runner."""
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        return EnvelopeServer(
+            server.request_handler,
+            request_factory=server.request_factory,
+            handler_cancellation=server.handler_cancellation,
+            loop=server._loop,
+            **server._kwargs,
+        )
+
+
+@web.middleware
+async def envelope_http_errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Turn aiohttp's own HTTP errors (its router's 404 for a path no route
+    pattern can match, such as one with a decoded newline) into the envelope
+    with a ``Request-Id``; the dispatcher's responses pass untouched."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        request_id = new_request_id()
+        if exc.status == 404:
+            error = ApiError("not_found", "secinfra: request: no API route matches this path")
+        else:
+            error = protocol_error(exc.status, exc, request_id)
+        response = Dispatcher.error_response(error, request_id)
+        log.info(
+            "request refused by the router",
+            extra={"fields": {"request_id": request_id, "status": error.status}},
+        )
+        return response
 
 
 def _query_types(model: type, names: tuple[str, ...]) -> dict[str, str]:

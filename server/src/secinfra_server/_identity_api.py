@@ -27,7 +27,8 @@ from ._rpc import Handler, Reply, RequestContext, none_match
 from .audit import AuditEvent, AuditLog, append_in_transaction
 from .config import ServerConfig
 from .errors import ApiError
-from .storage import InTransaction, Storage, StoredJoinToken
+from .policy import RevocationTarget, leaves_an_admin, unexpired_leaves
+from .storage import InTransaction, SqliteStorage, StoredJoinToken
 
 log = logging.getLogger("secinfra.identity")
 
@@ -72,7 +73,7 @@ class IdentityApi:
         *,
         config: ServerConfig,
         ca_runtime: CaRuntime,
-        storage: Storage,
+        storage: SqliteStorage,
         clock: Clock,
         admin: AdminPolicy,
         jwt_attestor: attest.JWTAttestor | None,
@@ -85,6 +86,9 @@ class IdentityApi:
         self._clock = clock
         self._admin = admin
         self._jwt = jwt_attestor
+        #: Serialises revocations, so two admins revoking themselves at once
+        #: cannot each count the other as the admin that remains.
+        self._revocation_lock = asyncio.Lock()
 
     def handlers(self) -> Mapping[str, Handler]:
         """Handlers by RPC handler name (snake_case)."""
@@ -296,13 +300,44 @@ class IdentityApi:
         else:
             ca.SpiffeId.parse(spiffe_id)
         target = f"serial:{serial}" if serial else spiffe_id
-        entry = await self._ca_runtime.revoke(
-            serial=serial,
-            spiffe_id=spiffe_id,
-            reason=req.reason,
-            also=self._with_audit(self._event(ctx, target, reason=req.reason)),
-        )
+        async with self._revocation_lock:
+            await self._refuse_locking_admins_out(
+                ctx, RevocationTarget(serial=serial, spiffe_id=spiffe_id), target, req.reason
+            )
+            entry = await self._ca_runtime.revoke(
+                serial=serial,
+                spiffe_id=spiffe_id,
+                reason=req.reason,
+                also=self._with_audit(self._event(ctx, target, reason=req.reason)),
+            )
         return _revocation(entry)
+
+    async def _refuse_locking_admins_out(
+        self, ctx: RequestContext, revocation: RevocationTarget, target: str, reason: str
+    ) -> None:
+        """Refuse (and audit) a revocation after which no admin would hold a
+        valid certificate: revocations cannot be lifted, so that would lock
+        every admin out for good (see :mod:`secinfra_server.policy._last_admin`)."""
+        assert ctx.peer is not None
+        revoked = self._ca_runtime.revocations
+        now = self._clock.now()
+        if await leaves_an_admin(
+            self._admin.is_admin,
+            caller=ctx.peer,
+            target=revocation,
+            load_others=lambda: unexpired_leaves(self._storage, now),
+            revoked_serials=frozenset(row.serial for row in revoked if row.serial),
+            revoked_ids=frozenset(row.spiffe_id for row in revoked if row.spiffe_id),
+        ):
+            return
+        self._audit.record(self._event(ctx, target, "denied", reason=reason, refused="last_admin"))
+        raise ApiError(
+            "failed_precondition",
+            f"secinfra: identity: revoking {target} would leave no admin with a valid"
+            " certificate, and a revocation cannot be lifted; first grant admin to"
+            " another identity (system:root#admin) and enrol it, then revoke",
+            details={"target": target},
+        )
 
     async def list_revocations(
         self, ctx: RequestContext, _req: m.ListRevocationsRequest

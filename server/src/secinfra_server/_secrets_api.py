@@ -199,6 +199,34 @@ def _version_not_found(name: str, versions: Sequence[int]) -> ApiError:
     )
 
 
+def _integrity_failure(
+    request_id: str, name: str, version: int, cause: DecryptionError
+) -> ApiError:
+    """Log a version that failed to decrypt and return the error the client gets.
+
+    A tampered or misplaced row, or a KEK the keyring lacks: the read fails
+    loudly and never returns other bytes. The log line names the secret and the
+    version actually read (not the 0 of "latest"); the cause holds no key or
+    value. The field is ``secret_name``: the log redaction drops ``secret``.
+    """
+    log.error(
+        "secret value failed to decrypt",
+        extra={
+            "fields": {
+                "request_id": request_id,
+                "secret_name": name,
+                "version": version,
+                "error": str(cause),
+            }
+        },
+    )
+    return ApiError(
+        "internal",
+        f"{_PREFIX}the stored value of secret {name!r} failed its integrity check"
+        f" and was not returned; the server log has details (request id {request_id})",
+    )
+
+
 def _metadata(row: store.SecretRow, versions: Sequence[store.VersionRow] = ()) -> m.SecretMetadata:
     return m.SecretMetadata(
         name=row.name,
@@ -422,36 +450,25 @@ class SecretsApi:
                     )
                 found = latest
             etag = etag_for(name, found.version, found.created_ms)
+            # Opened even when If-None-Match matches: the tag is derived from
+            # metadata, not the ciphertext, so only opening the box shows that
+            # the version is still intact. A tampered version fails here and
+            # never answers 304 to a client holding its old tag.
+            box = store.sealed_value(conn, name, found.version)
+            try:
+                if box is None:
+                    raise DecryptionError(
+                        f"version {found.version} is enabled but has no sealed value"
+                    )
+                value = open_(keyring, box, aad_for_secret(name, found.version))
+            except DecryptionError as exc:
+                raise _integrity_failure(ctx.request_id, name, found.version, exc) from exc
             if none_match(conditions, etag):
                 return _Read(row, found, etag, None)
-            box = store.sealed_value(conn, name, found.version)
-            if box is None:
-                raise DecryptionError(f"version {found.version} is enabled but has no sealed value")
-            return _Read(row, found, etag, open_(keyring, box, aad_for_secret(name, found.version)))
+            return _Read(row, found, etag, value)
 
         async def run() -> _Read:
-            try:
-                return await self._storage.read(read)
-            except DecryptionError as exc:
-                # Tampered or misplaced row, or a KEK the keyring lacks: fail
-                # loudly, never return other bytes. The cause holds no key or value.
-                log.error(
-                    "secret value failed to decrypt",
-                    extra={
-                        "fields": {
-                            "request_id": ctx.request_id,
-                            "secret": name,
-                            "version": wanted,
-                            "error": str(exc),
-                        }
-                    },
-                )
-                raise ApiError(
-                    "internal",
-                    f"{_PREFIX}the stored value of secret {name!r} failed its integrity check"
-                    f" and was not returned; the server log has details (request id"
-                    f" {ctx.request_id})",
-                ) from exc
+            return await self._storage.read(read)
 
         found = await self._audited(ctx, actor, action, f"secret:{name}", run)
         details: dict[str, Any] = {"version": found.version.version}

@@ -24,7 +24,13 @@ from . import attest, ca
 from ._authz_api import AuthzApi
 from ._ca_runtime import CaRuntime, ServerIdentity
 from ._clock import Clock
-from ._http import Dispatcher, new_request_id, peer_der
+from ._http import (
+    Dispatcher,
+    EnvelopeAppRunner,
+    envelope_http_errors,
+    new_request_id,
+    peer_der,
+)
 from ._idempotency import IdempotencyStore
 from ._identity_api import IdentityApi
 from ._issuance_faults import IssuanceFault
@@ -185,14 +191,16 @@ class Server:
             idempotency=self.idempotency,
             observer=self.hooks,
         )
-        app = web.Application(client_max_size=config.max_body_bytes)
+        app = web.Application(
+            client_max_size=config.max_body_bytes, middlewares=[envelope_http_errors]
+        )
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/metrics", self._metrics)
         if self.hooks is not None:
             self.hooks.register(app)
         app.router.add_route("*", "/{tail:.*}", self.dispatcher.handle)
-        self._runner = web.AppRunner(
+        self._runner = EnvelopeAppRunner(
             app,
             access_log=None,
             handle_signals=False,

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import base64
+import json
+import logging
 import sqlite3
 from pathlib import Path
 
 import pytest
+
+from secinfra_server._logging import JsonFormatter
 
 from .harness import Client, Response, RunningServer
 
@@ -128,3 +132,48 @@ def test_a_value_moved_to_another_version_fails(stopped: Path, tmp_path: Path) -
     conn.close()
     responses = _read_all(stopped, tmp_path)
     _assert_fails_loudly(responses["app/one"], "app/one")
+
+
+def _tamper_ciphertext(data: Path, name: str) -> None:
+    conn = sqlite3.connect(data / "secinfra.db")
+    (blob,) = conn.execute(
+        "SELECT ciphertext FROM secret_versions WHERE name = ?", (name,)
+    ).fetchone()
+    conn.execute(
+        "UPDATE secret_versions SET ciphertext = ? WHERE name = ?", (_flip(bytes(blob), -1), name)
+    )
+    conn.commit()
+    conn.close()
+
+
+@pytest.mark.parametrize("path", ["/v1/secrets/app/one", "/v1/secrets/app/one?version=1"])
+def test_a_tampered_version_never_answers_304_to_its_old_etag(
+    stopped: Path, tmp_path: Path, path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = RunningServer(stopped).start()
+    try:
+        admin = _admin(server, tmp_path)
+        etag = admin.request("GET", path).headers["etag"]
+        assert admin.request("GET", path, headers={"If-None-Match": etag}).status == 304
+        admin.close()
+    finally:
+        server.stop()
+    _tamper_ciphertext(stopped, "app/one")
+    server = RunningServer(stopped).start()
+    try:
+        admin = _admin(server, tmp_path)
+        with caplog.at_level(logging.ERROR, logger="secinfra"):
+            response = admin.request("GET", path, headers={"If-None-Match": etag})
+        untouched = admin.request("GET", "/v1/secrets/app/two")
+        admin.close()
+    finally:
+        server.stop()
+    _assert_fails_loudly(response, "app/one")
+    assert base64.b64decode(untouched.json()["value"]) == VALUES["app/two"]
+    (record,) = [r for r in caplog.records if r.getMessage() == "secret value failed to decrypt"]
+    line = json.loads(JsonFormatter().format(record))
+    assert line["secret_name"] == "app/one"
+    assert line["version"] == 1  # the version read, also when the request asked for "latest"
+    assert line["request_id"] == response.json()["error"]["request_id"]
+    for value in VALUES.values():
+        assert value.decode() not in json.dumps(line)

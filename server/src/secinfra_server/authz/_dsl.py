@@ -31,6 +31,7 @@ from typing import Final
 
 from ._errors import ModelError
 from ._model import (
+    MAX_REWRITE_DEPTH,
     SCHEMA_VERSION,
     AuthorizationModel,
     ComputedUserset,
@@ -122,6 +123,7 @@ class _ExprParser:
         self._line = line
         self._type = type_name
         self._relation = relation
+        self._open_parentheses = 0
         self.direct: tuple[RelationReference, ...] | None = None
 
     def fail(self, reason: str, token: _Token | None = None) -> ModelError:
@@ -195,9 +197,18 @@ class _ExprParser:
     def _term(self) -> Rewrite:
         token = self._peek()
         if token is not None and token.text == "(":
+            # Each parenthesis is one level of recursion here and at most one
+            # level of rewrite nesting in the model: bound both.
+            if self._open_parentheses >= MAX_REWRITE_DEPTH:
+                raise self.fail(
+                    f"parentheses nest deeper than the limit of {MAX_REWRITE_DEPTH} levels",
+                    token,
+                )
+            self._open_parentheses += 1
             self._pos += 1
             inner = self._expression()
             self._expect(")")
+            self._open_parentheses -= 1
             return inner
         if token is not None and token.text == "[":
             return self._direct()

@@ -28,6 +28,12 @@ SCHEMA_VERSION: Final = "1.1"
 MAX_TYPE_NAME_LENGTH: Final = 254
 MAX_RELATION_NAME_LENGTH: Final = 50
 RESERVED_RELATION_NAMES: Final = frozenset({"this", "self"})
+#: How deeply userset rewrites may nest (``a or (b and (c ...))`` counts three).
+#: Real models nest a few levels; the bound keeps every recursive walk over a
+#: rewrite (parsing, validation, checks, rendering) far from Python's recursion
+#: limit, whatever a caller sends.
+MAX_REWRITE_DEPTH: Final = 16
+_TOO_DEEP: Final = f"userset rewrites nest deeper than the limit of {MAX_REWRITE_DEPTH} levels"
 
 _NAME_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 
@@ -272,7 +278,7 @@ def _parse_type(raw: object) -> TypeDefinition:
         relations.append(
             Relation(
                 name=rel_name,
-                rewrite=_parse_rewrite(raw_rewrite, name, rel_name),
+                rewrite=_parse_rewrite(raw_rewrite, name, rel_name, depth=1),
                 directly_related_user_types=_parse_references(rel_meta, name, rel_name),
             )
         )
@@ -332,10 +338,12 @@ _REWRITE_KEYS: Final = (
 )
 
 
-def _parse_rewrite(raw: object, type_name: str, relation: str) -> Rewrite:
+def _parse_rewrite(raw: object, type_name: str, relation: str, *, depth: int) -> Rewrite:
     def fail(reason: str) -> ModelError:
         return ModelError(reason, type_name=type_name, relation=relation)
 
+    if depth > MAX_REWRITE_DEPTH:
+        raise fail(_TOO_DEEP)
     if not isinstance(raw, Mapping):
         raise fail("a userset rewrite must be a JSON object")
     keys = [k for k in _REWRITE_KEYS if raw.get(k) is not None]
@@ -361,13 +369,13 @@ def _parse_rewrite(raw: object, type_name: str, relation: str) -> Rewrite:
         if body.get("base") is None or body.get("subtract") is None:
             raise fail("difference needs both base and subtract")
         return Difference(
-            _parse_rewrite(body["base"], type_name, relation),
-            _parse_rewrite(body["subtract"], type_name, relation),
+            _parse_rewrite(body["base"], type_name, relation, depth=depth + 1),
+            _parse_rewrite(body["subtract"], type_name, relation, depth=depth + 1),
         )
     children = body.get("child")
     if not isinstance(children, list) or len(children) < 2:
         raise fail(f"{key} needs a child list of at least two rewrites")
-    parsed = tuple(_parse_rewrite(c, type_name, relation) for c in children)
+    parsed = tuple(_parse_rewrite(c, type_name, relation, depth=depth + 1) for c in children)
     return Union(parsed) if key == "union" else Intersection(parsed)
 
 
@@ -446,6 +454,21 @@ def _check_relation_names(type_def: TypeDefinition) -> None:
         seen.add(rel.name)
 
 
+def rewrite_depth(rewrite: Rewrite) -> int:
+    """How many levels ``rewrite`` nests (a leaf is 1), found without recursion,
+    so a model built in code, however deep, is measured safely."""
+    deepest = 0
+    pending: list[tuple[Rewrite, int]] = [(rewrite, 1)]
+    while pending:
+        node, depth = pending.pop()
+        deepest = max(deepest, depth)
+        if isinstance(node, Union | Intersection):
+            pending.extend((child, depth + 1) for child in node.children)
+        elif isinstance(node, Difference):
+            pending.extend(((node.base, depth + 1), (node.subtract, depth + 1)))
+    return deepest
+
+
 def iter_rewrites(rewrite: Rewrite) -> Sequence[Rewrite]:
     """Return ``rewrite`` and all rewrites nested in it, depth first."""
     out: list[Rewrite] = [rewrite]
@@ -462,6 +485,8 @@ def _validate_relation(model: AuthorizationModel, type_def: TypeDefinition, rel:
     def fail(reason: str) -> ModelError:
         return ModelError(reason, type_name=type_def.name, relation=rel.name)
 
+    if rewrite_depth(rel.rewrite) > MAX_REWRITE_DEPTH:
+        raise fail(_TOO_DEEP)
     nodes = iter_rewrites(rel.rewrite)
     has_this = any(isinstance(n, This) for n in nodes)
     if has_this and not rel.directly_related_user_types:

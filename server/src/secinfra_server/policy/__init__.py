@@ -32,8 +32,10 @@ id is the SHA-256 of its canonical JSON, so writing the same model twice is a
 no-op. Until a user writes a model, the current model is the built-in one.
 
 The package: ``_builtin_model`` (the model and merging), ``_engine`` (the
-engine over SQLite that the AuthzService and the policy share) and
-``_access`` (the questions the services ask, and their answers).
+engine over SQLite that the AuthzService and the policy share),
+``_access`` (the questions the services ask, and their answers) and
+``_last_admin`` (whether a revocation would leave no admin with a valid
+certificate; RevokeCertificate refuses one that would).
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ from ._builtin_model import (
     validate_builtin_tuple,
 )
 from ._engine import AuthzEngine, RevisionTooNew, Snapshot
+from ._last_admin import IssuedLeaf, RevocationTarget, leaves_an_admin, unexpired_leaves
 
 __all__ = [
     "ADMIN_RELATION",
@@ -70,11 +73,15 @@ __all__ = [
     "AccessPolicy",
     "AuthzEngine",
     "EnginePolicy",
+    "IssuedLeaf",
     "RevisionTooNew",
+    "RevocationTarget",
     "Snapshot",
     "canonical_json",
+    "leaves_an_admin",
     "merge_user_model",
     "model_id",
     "stored_json",
+    "unexpired_leaves",
     "validate_builtin_tuple",
 ]
