@@ -28,7 +28,7 @@ from .audit import AuditEvent, AuditLog, append_in_transaction
 from .config import ServerConfig
 from .errors import ApiError
 from .policy import RevocationTarget, leaves_an_admin, unexpired_leaves
-from .storage import InTransaction, SqliteStorage, StoredJoinToken
+from .storage import InTransaction, Storage, StoredJoinToken
 
 log = logging.getLogger("secinfra.identity")
 
@@ -73,7 +73,7 @@ class IdentityApi:
         *,
         config: ServerConfig,
         ca_runtime: CaRuntime,
-        storage: SqliteStorage,
+        storage: Storage,
         clock: Clock,
         admin: AdminPolicy,
         jwt_attestor: attest.JWTAttestor | None,

@@ -15,13 +15,12 @@ by this revocation, and whose SPIFFE ID holds admin now.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from .. import ca
-from ..storage import SqliteStorage, to_ms
+from ..storage import Storage
 
 
 @dataclass(frozen=True)
@@ -46,19 +45,13 @@ class IssuedLeaf:
     spiffe_id: str
 
 
-async def unexpired_leaves(storage: SqliteStorage, now: datetime) -> list[IssuedLeaf]:
+async def unexpired_leaves(storage: Storage, now: datetime) -> list[IssuedLeaf]:
     """Every issued certificate not yet expired, the longest-lived first (read
     only when an admin revokes its own certificate or identity)."""
-
-    def query(conn: sqlite3.Connection) -> list[IssuedLeaf]:
-        rows = conn.execute(
-            "SELECT serial, spiffe_id FROM issued_certificates WHERE not_after_ms > ?"
-            " ORDER BY not_after_ms DESC",
-            (to_ms(now),),
-        )
-        return [IssuedLeaf(str(serial), str(spiffe_id)) for serial, spiffe_id in rows]
-
-    return await storage.read(query)
+    return [
+        IssuedLeaf(serial, spiffe_id)
+        for serial, spiffe_id in await storage.unexpired_certificates(now)
+    ]
 
 
 async def leaves_an_admin(

@@ -64,6 +64,10 @@ class Storage(Protocol):
     async def issuers_of(self, serials: Sequence[str]) -> dict[str, str]:
         """The id of the CA that issued each serial this server recorded."""
 
+    async def unexpired_certificates(self, now: datetime) -> list[tuple[str, str]]:
+        """(serial, SPIFFE ID) of every issued certificate not expired at ``now``,
+        the longest-lived first."""
+
     # -- join tokens -------------------------------------------------------------
     async def insert_join_token(
         self, token: StoredJoinToken, *, also: InTransaction | None = None

@@ -191,6 +191,20 @@ class SqlStorage(ABC):
 
         return await self.read(q)
 
+    async def unexpired_certificates(self, now: datetime) -> list[tuple[str, str]]:
+        """(serial, SPIFFE ID) of every issued certificate not expired at ``now``,
+        the longest-lived first."""
+
+        def q(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+            rows = conn.execute(
+                "SELECT serial, spiffe_id FROM issued_certificates WHERE not_after_ms > ?"
+                " ORDER BY not_after_ms DESC",
+                (to_ms(now),),
+            )
+            return [(str(serial), str(spiffe_id)) for serial, spiffe_id in rows]
+
+        return await self.read(q)
+
     # -- join tokens -------------------------------------------------------------
     @staticmethod
     def _token_from_row(row: Any) -> StoredJoinToken:
