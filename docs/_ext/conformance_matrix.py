@@ -46,6 +46,7 @@ STATUS_TEXT: Final = {
     "error": "**ERROR**",
     "unsupported": "**UNSUPPORTED**",
     "known_failing": "known failing",
+    "skipped": "skipped",
     "unexpected_pass": "**UNEXPECTED PASS**",
 }
 SPEC_HEADING: Final = re.compile(r"^#{1,3} (?P<number>\d+(?:\.\d+)*) (?P<title>.+)$", re.MULTILINE)
@@ -173,7 +174,11 @@ def matrix_markdown(source: Source, sections: Mapping[str, tuple[str, str]]) -> 
     if not not_passing:
         lines.append("Every case passed for every SDK in this run.")
     for row in not_passing:
-        why = row.get("known_failing_reason") or (row["failures"][0] if row["failures"] else "")
+        why = (
+            row.get("known_failing_reason")
+            or row.get("skip_reason")
+            or (row["failures"][0] if row["failures"] else "")
+        )
         lines.append(f"- {row['sdk']} `{row['case']}` ({row['status']}): {_cell(str(why))}")
     lines += ["", "## Cases", ""]
     lines.append("| case | what it checks |")
