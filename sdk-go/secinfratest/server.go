@@ -209,6 +209,57 @@ func (s *Server) Enrol(t testing.TB, spiffeID string, opts ...secinfra.Option) *
 	return c
 }
 
+// StaticIdentity issues an X509-SVID for spiffeID from the server's CA and
+// returns it as a static source with the server's current trust bundle: a
+// peer for mTLS tests. It enrols as a workload would (a new key made here, a
+// CSR, a one-time join token) but is never renewed. Its ChainPEM and KeyPEM
+// give the files another SPIFFE library loads.
+func (s *Server) StaticIdentity(t testing.TB, spiffeID string) *identity.StaticSource {
+	t.Helper()
+	key, err := identity.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, err := identity.CreateCSR(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := s.JoinToken(t, spiffeID)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	admin := s.Admin(t)
+	issued, err := admin.Identity.IssueCertificate(ctx, &secinfrav1.IssueCertificateRequest{CSRPEM: csr, JoinToken: &token})
+	if err != nil {
+		t.Fatalf("secinfratest: issue an SVID for %s: %v", spiffeID, err)
+	}
+	snapshot, err := identity.NewSnapshot([]byte(issued.SVID.CertChainPEM), key, time.Now())
+	if err != nil {
+		t.Fatalf("secinfratest: the SVID for %s: %v", spiffeID, err)
+	}
+	source, err := identity.NewStaticSource(snapshot, s.TrustBundle(t), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return source
+}
+
+// TrustBundle is the server's current trust bundle (every CA it trusts now,
+// during a CA rotation the old and the new), fetched from it.
+func (s *Server) TrustBundle(t testing.TB) *identity.Bundle {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	wire, err := s.Admin(t).Identity.GetTrustBundle(ctx, &secinfrav1.GetTrustBundleRequest{})
+	if err != nil {
+		t.Fatalf("secinfratest: trust bundle: %v", err)
+	}
+	bundle, err := identity.BundleFromWire(wire)
+	if err != nil {
+		t.Fatalf("secinfratest: trust bundle: %v", err)
+	}
+	return bundle
+}
+
 // Grant writes workload:<spiffeID> <relation> <object>.
 func (s *Server) Grant(t testing.TB, spiffeID, relation, object string) {
 	t.Helper()
