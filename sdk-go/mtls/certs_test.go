@@ -120,9 +120,15 @@ func (ca *testCA) bundle() *identity.Bundle {
 
 // source is a static identity source for id, trusting this CA.
 func (ca *testCA) source(id string) *identity.StaticSource {
+	ca.t.Helper()
+	return ca.sourceFor(leaf{ids: []string{id}})
+}
+
+// sourceFor is a static identity source holding l, trusting this CA.
+func (ca *testCA) sourceFor(l leaf) *identity.StaticSource {
 	t := ca.t
 	t.Helper()
-	cert := ca.issue(leaf{ids: []string{id}})
+	cert := ca.issue(l)
 	chain := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]})
 	snapshot, err := identity.NewSnapshot(chain, cert.PrivateKey.(*ecdsa.PrivateKey), time.Now())
 	if err != nil {
