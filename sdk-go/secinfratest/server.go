@@ -284,6 +284,33 @@ func (s *Server) PutSecret(t testing.TB, name string, value []byte) int32 {
 // decodes the JSON answer into out (if not nil).
 func (s *Server) Control(t testing.TB, method, path string, body, out any) {
 	t.Helper()
+	client := s.controlClient(t)
+	defer client.CloseIdleConnections()
+	s.control(t, client, method, path, body, out)
+}
+
+// RotateCA prepares and activates a new CA now (POST /_test/ca/rotate),
+// then reissues the admin identity from it, so that the helpers that call
+// the server (Admin, Control, JoinToken...) trust its new serving
+// certificate: both calls go over one kept-alive connection, made while
+// the admin files still name the old CA. It returns the new bundle's
+// sequence.
+func (s *Server) RotateCA(t testing.TB) int {
+	t.Helper()
+	client := s.controlClient(t)
+	defer client.CloseIdleConnections()
+	var rotated struct {
+		BundleSequence int `json:"bundle_sequence"`
+	}
+	s.control(t, client, http.MethodPost, "/_test/ca/rotate", map[string]any{}, &rotated)
+	s.control(t, client, http.MethodPost, "/_test/admin-identity", map[string]any{}, nil)
+	return rotated.BundleSequence
+}
+
+// controlClient is an HTTP client with the admin identity that verifies
+// the server by its chain to bundle.pem and its SPIFFE ID.
+func (s *Server) controlClient(t testing.TB) *http.Client {
+	t.Helper()
 	cert, err := tls.LoadX509KeyPair(s.AdminFile("cert.pem"), s.AdminFile("key.pem"))
 	if err != nil {
 		t.Fatal(err)
@@ -300,8 +327,12 @@ func (s *Server) Control(t testing.TB, method, path string, body, out any) {
 			return identity.VerifyServer(raw, bundle, identity.ServerID(TrustDomain), time.Now())
 		},
 	}
-	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: conf}}
-	defer client.CloseIdleConnections()
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: conf}}
+}
+
+// control makes one control call with client.
+func (s *Server) control(t testing.TB, client *http.Client, method, path string, body, out any) {
+	t.Helper()
 	var reader io.Reader
 	if body != nil {
 		data, err := json.Marshal(body)
