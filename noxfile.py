@@ -26,6 +26,7 @@ nox.options.sessions = [
     "tests-server",
     "tests-python",
     "tests-go",
+    "tests-interop-go",
     "tests-java",
     "tests-ruby",
     "conformance",
@@ -118,6 +119,24 @@ def tests_go(session: nox.Session) -> None:
     """Go SDK: gofmt, go vet and the race-enabled tests (examples included)."""
     env = reference_server(session)
     session.chdir(ROOT / "sdk-go")
+    unformatted = session.run("gofmt", "-l", ".", external=True, silent=True)
+    if unformatted:
+        session.error(f"gofmt would reformat:\n{unformatted}")
+    session.run("go", "vet", "./...", external=True)
+    session.run(
+        "go", "test", "-race", "-count=1", *(session.posargs or ["./..."]), external=True, env=env
+    )
+
+
+@nox.session(name="tests-interop-go", python=False)
+def tests_interop_go(session: nox.Session) -> None:
+    """The Go SDK's mTLS configs against go-spiffe v2 tlsconfig, both ways.
+
+    interop/go-spiffe is a module of its own (go-spiffe pinned in its go.mod
+    and go.sum), so the SDK itself stays standard-library only.
+    """
+    env = reference_server(session)
+    session.chdir(ROOT / "interop" / "go-spiffe")
     unformatted = session.run("gofmt", "-l", ".", external=True, silent=True)
     if unformatted:
         session.error(f"gofmt would reformat:\n{unformatted}")
