@@ -54,7 +54,9 @@ func peerCases() []peerCase {
 		{name: "leaf-of-a-ca-not-in-the-bundle", wantRule: mtls.RuleChain, wantID: peerID,
 			cert: func(_, _ *testCA) *tls.Certificate { return nil }}, // replaced in the test: a rogue CA of example.org
 		{name: "unauthorized-id", wantRule: mtls.RuleAuthorizer, wantID: "spiffe://example.org/intruder",
-			cert: func(ca, _ *testCA) *tls.Certificate { return ca.issue(leaf{ids: []string{"spiffe://example.org/intruder"}}) }},
+			cert: func(ca, _ *testCA) *tls.Certificate {
+				return ca.issue(leaf{ids: []string{"spiffe://example.org/intruder"}})
+			}},
 	}
 }
 
