@@ -20,42 +20,55 @@ const (
 // refuse it ("" when it is accepted).
 type peerCase struct {
 	name     string
-	cert     func(ca, foreign *testCA) *tls.Certificate
+	cert     func(cas peerCAs) *tls.Certificate
 	wantRule string
 	wantID   string
+}
+
+// peerCAs are the CAs a peer's certificate may come from: the one in the
+// bundle, one of another trust domain, and one of this trust domain that
+// is in no bundle.
+type peerCAs struct {
+	trusted, foreign, rogue *testCA
+}
+
+func newPeerCAs(t *testing.T) peerCAs {
+	return peerCAs{trusted: newTestCA(t, trustDomain), foreign: newTestCA(t, "other.test"), rogue: newTestCA(t, trustDomain)}
 }
 
 func peerCases() []peerCase {
 	return []peerCase{
 		{name: "valid SVID, authorized ID", wantID: peerID,
-			cert: func(ca, _ *testCA) *tls.Certificate { return ca.issue(leaf{ids: []string{peerID}}) }},
+			cert: func(c peerCAs) *tls.Certificate { return c.trusted.issue(leaf{ids: []string{peerID}}) }},
 		{name: "leaf-with-two-uri-sans", wantRule: mtls.RuleURISAN,
-			cert: func(ca, _ *testCA) *tls.Certificate {
-				return ca.issue(leaf{ids: []string{peerID, "spiffe://example.org/other"}})
+			cert: func(c peerCAs) *tls.Certificate {
+				return c.trusted.issue(leaf{ids: []string{peerID, "spiffe://example.org/other"}})
 			}},
 		{name: "leaf-without-uri-san", wantRule: mtls.RuleURISAN,
-			cert: func(ca, _ *testCA) *tls.Certificate { return ca.issue(leaf{}) }},
+			cert: func(c peerCAs) *tls.Certificate { return c.trusted.issue(leaf{}) }},
 		{name: "leaf-with-an-https-uri", wantRule: mtls.RuleURISAN,
-			cert: func(ca, _ *testCA) *tls.Certificate { return ca.issue(leaf{ids: []string{"https://example.org/peer"}}) }},
+			cert: func(c peerCAs) *tls.Certificate {
+				return c.trusted.issue(leaf{ids: []string{"https://example.org/peer"}})
+			}},
 		{name: "leaf-with-a-dot-dot-path", wantRule: mtls.RuleURISAN,
-			cert: func(ca, _ *testCA) *tls.Certificate {
-				return ca.issue(leaf{ids: []string{"spiffe://example.org/peer/../admin"}})
+			cert: func(c peerCAs) *tls.Certificate {
+				return c.trusted.issue(leaf{ids: []string{"spiffe://example.org/peer/../admin"}})
 			}},
 		{name: "leaf-that-is-a-ca", wantRule: mtls.RuleLeafNotCA, wantID: peerID,
-			cert: func(ca, _ *testCA) *tls.Certificate { return ca.issue(leaf{ids: []string{peerID}, ca: true}) }},
+			cert: func(c peerCAs) *tls.Certificate { return c.trusted.issue(leaf{ids: []string{peerID}, ca: true}) }},
 		{name: "foreign-trust-domain", wantRule: mtls.RuleTrustDomain, wantID: "spiffe://other.test/peer",
-			cert: func(_, foreign *testCA) *tls.Certificate {
-				return foreign.issue(leaf{ids: []string{"spiffe://other.test/peer"}})
+			cert: func(c peerCAs) *tls.Certificate {
+				return c.foreign.issue(leaf{ids: []string{"spiffe://other.test/peer"}})
 			}},
 		{name: "expired-leaf", wantRule: mtls.RuleValidity, wantID: peerID,
-			cert: func(ca, _ *testCA) *tls.Certificate {
-				return ca.issue(leaf{ids: []string{peerID}, notAfter: time.Now().Add(-time.Minute)})
+			cert: func(c peerCAs) *tls.Certificate {
+				return c.trusted.issue(leaf{ids: []string{peerID}, notAfter: time.Now().Add(-time.Minute)})
 			}},
 		{name: "leaf-of-a-ca-not-in-the-bundle", wantRule: mtls.RuleChain, wantID: peerID,
-			cert: func(_, _ *testCA) *tls.Certificate { return nil }}, // replaced in the test: a rogue CA of example.org
+			cert: func(c peerCAs) *tls.Certificate { return c.rogue.issue(leaf{ids: []string{peerID}}) }},
 		{name: "unauthorized-id", wantRule: mtls.RuleAuthorizer, wantID: "spiffe://example.org/intruder",
-			cert: func(ca, _ *testCA) *tls.Certificate {
-				return ca.issue(leaf{ids: []string{"spiffe://example.org/intruder"}})
+			cert: func(c peerCAs) *tls.Certificate {
+				return c.trusted.issue(leaf{ids: []string{"spiffe://example.org/intruder"}})
 			}},
 	}
 }
@@ -78,17 +91,14 @@ func checkRefusal(t *testing.T, side string, err error, c peerCase) {
 // The server configuration refuses a client certificate that breaks an
 // X509-SVID rule, or that its authorizer does not accept.
 func TestServerConfigVerifiesTheClient(t *testing.T) {
-	ca, foreign, rogue := newTestCA(t, trustDomain), newTestCA(t, "other.test"), newTestCA(t, trustDomain)
-	conf, err := mtls.ServerConfig(ca.source(selfID), mtls.AuthorizeID(peerID))
+	cas := newPeerCAs(t)
+	conf, err := mtls.ServerConfig(cas.trusted.source(selfID), mtls.AuthorizeID(peerID))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range peerCases() {
 		t.Run(c.name, func(t *testing.T) {
-			cert := c.cert(ca, foreign)
-			if cert == nil {
-				cert = rogue.issue(leaf{ids: []string{peerID}})
-			}
+			cert := c.cert(cas)
 			// A client that presents cert and checks nothing itself.
 			client := &tls.Config{Certificates: []tls.Certificate{*cert}, InsecureSkipVerify: true} //nolint:gosec // the peer under test
 			r := handshake(t, conf, client)
@@ -111,17 +121,14 @@ func TestServerConfigVerifiesTheClient(t *testing.T) {
 
 // The client configuration refuses a server certificate the same way.
 func TestClientConfigVerifiesTheServer(t *testing.T) {
-	ca, foreign, rogue := newTestCA(t, trustDomain), newTestCA(t, "other.test"), newTestCA(t, trustDomain)
-	conf, err := mtls.ClientConfig(ca.source(selfID), mtls.AuthorizeID(peerID))
+	cas := newPeerCAs(t)
+	conf, err := mtls.ClientConfig(cas.trusted.source(selfID), mtls.AuthorizeID(peerID))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range peerCases() {
 		t.Run(c.name, func(t *testing.T) {
-			cert := c.cert(ca, foreign)
-			if cert == nil {
-				cert = rogue.issue(leaf{ids: []string{peerID}})
-			}
+			cert := c.cert(cas)
 			server := &tls.Config{Certificates: []tls.Certificate{*cert}, ClientAuth: tls.RequireAnyClientCert}
 			r := handshake(t, server, conf)
 			if c.wantRule == "" {
