@@ -13,7 +13,8 @@ import (
 const (
 	// RuleCertificate: the peer presented a certificate.
 	RuleCertificate = "certificate"
-	// RuleURISAN: the leaf has exactly one URI SAN, and it is a SPIFFE ID.
+	// RuleURISAN: the leaf has exactly one URI SAN, and it is the SPIFFE
+	// ID of a workload (with a path, not only a trust domain).
 	RuleURISAN = "uri_san"
 	// RuleLeafNotCA: the leaf is not a CA (cA=false, no keyCertSign or
 	// cRLSign key usage).
@@ -80,9 +81,13 @@ func (v *verifier) verify(certs []*x509.Certificate) (string, error) {
 			Reason: fmt.Sprintf("its leaf has %d URI SANs, an X509-SVID has exactly one", len(leaf.URIs))}
 	}
 	id := leaf.URIs[0].String()
-	td, _, err := parseID(id)
+	td, path, err := parseID(id)
 	if err != nil {
 		return "", &PeerError{Rule: RuleURISAN, Reason: err.Error(), Err: err}
+	}
+	if path == "" {
+		return "", &PeerError{Rule: RuleURISAN,
+			Reason: fmt.Sprintf("its ID %s names a trust domain, not a workload (an X509-SVID leaf's ID has a path)", id)}
 	}
 	if leaf.IsCA || leaf.KeyUsage&(x509.KeyUsageCertSign|x509.KeyUsageCRLSign) != 0 {
 		return "", &PeerError{Rule: RuleLeafNotCA, PeerID: id,

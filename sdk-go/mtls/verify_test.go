@@ -54,6 +54,8 @@ func peerCases() []peerCase {
 			cert: func(c peerCAs) *tls.Certificate {
 				return c.trusted.issue(leaf{ids: []string{"spiffe://example.org/peer/../admin"}})
 			}},
+		{name: "leaf-naming-only-the-trust-domain", wantRule: mtls.RuleURISAN,
+			cert: func(c peerCAs) *tls.Certificate { return c.trusted.issue(leaf{ids: []string{"spiffe://example.org"}}) }},
 		{name: "leaf-that-is-a-ca", wantRule: mtls.RuleLeafNotCA, wantID: peerID,
 			cert: func(c peerCAs) *tls.Certificate { return c.trusted.issue(leaf{ids: []string{peerID}, ca: true}) }},
 		{name: "foreign-trust-domain", wantRule: mtls.RuleTrustDomain, wantID: "spiffe://other.test/peer",
