@@ -166,3 +166,38 @@ func TestOurClientAcceptsAGoSpiffeServer(t *testing.T) {
 		t.Fatalf("err = %v, want our authorizer's refusal of %s", err, ledgerID)
 	}
 }
+
+// After our rotating source renews, a go-spiffe client's next handshake
+// gets the new certificate from the same, never restarted, server.
+func TestAGoSpiffeClientSeesOurRenewal(t *testing.T) {
+	srv := secinfratest.Start(t)
+	billingID, ledgerID := secinfratest.SpiffeID("billing"), secinfratest.SpiffeID("ledger")
+	svid, bundle := goSpiffeIdentity(t, srv.StaticIdentity(t, ledgerID)) // 1 h, issued before the TTL drops
+	srv.Control(t, http.MethodPost, "/_test/ca/leaf-ttl", map[string]int{"seconds": 6}, nil)
+	billing := srv.Enrol(t, billingID)
+	conf, err := mtls.ServerConfig(billing.Source(), mtls.AuthorizeID(ledgerID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := serve(t, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}), conf)
+	presented := func() string {
+		t.Helper()
+		client := &http.Client{Transport: &http.Transport{ // a new connection each time
+			TLSClientConfig: tlsconfig.MTLSClientConfig(svid, bundle, tlsconfig.AuthorizeID(spiffeid.RequireFromString(billingID))),
+		}}
+		_, state, err := get(t, client, url)
+		if err != nil {
+			t.Fatalf("the go-spiffe client failed: %v", err)
+		}
+		return strings.ToLower(state.PeerCertificates[0].SerialNumber.Text(16))
+	}
+	first := presented()
+	for deadline := time.Now().Add(20 * time.Second); billing.Source().Snapshot().Serial == first; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no renewal within 20 s")
+		}
+	}
+	if got := presented(); got == first {
+		t.Fatalf("after a renewal the go-spiffe client still got %s", first)
+	}
+}
