@@ -26,6 +26,7 @@ nox.options.sessions = [
     "tests-server",
     "tests-python",
     "tests-go",
+    "tests-interop-go",
     "tests-java",
     "tests-ruby",
     "conformance",
@@ -133,6 +134,24 @@ def tests_go(session: nox.Session) -> None:
     )
 
 
+@nox.session(name="tests-interop-go", python=False)
+def tests_interop_go(session: nox.Session) -> None:
+    """The Go SDK's mTLS configs against go-spiffe v2 tlsconfig, both ways.
+
+    interop/go-spiffe is a module of its own (go-spiffe pinned in its go.mod
+    and go.sum), so the SDK itself stays standard-library only.
+    """
+    env = reference_server(session)
+    session.chdir(ROOT / "interop" / "go-spiffe")
+    unformatted = session.run("gofmt", "-l", ".", external=True, silent=True)
+    if unformatted:
+        session.error(f"gofmt would reformat:\n{unformatted}")
+    session.run("go", "vet", "./...", external=True)
+    session.run(
+        "go", "test", "-race", "-count=1", *(session.posargs or ["./..."]), external=True, env=env
+    )
+
+
 @nox.session(name="tests-java", python=False)
 def tests_java(session: nox.Session) -> None:
     """Java SDK: compile, JUnit 5 tests and Javadoc (warnings fail) via Maven."""
@@ -187,10 +206,21 @@ def docs(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Server hot-path and Python SDK per-call benchmarks (JSON); not part of the test run."""
+    """Server hot paths, Python SDK calls, Go mTLS handshakes (JSON); not part of the test run."""
     install(session, "-e", "sdk-python", "-e", "server")
     out = ROOT / "reports" / "bench"
     out.mkdir(parents=True, exist_ok=True)
     for name in ("server_hot_paths", "sdk_python_calls"):
         script = f"benchmarks/{name}.py"
         session.run("python", script, "--out", str(out / f"{name}.json"), *session.posargs)
+    session.run(
+        "go",
+        "-C",
+        "benchmarks/mtls-go",
+        "run",
+        ".",
+        "--out",
+        str(out / "mtls_go.json"),
+        *session.posargs,
+        external=True,
+    )

@@ -209,6 +209,57 @@ func (s *Server) Enrol(t testing.TB, spiffeID string, opts ...secinfra.Option) *
 	return c
 }
 
+// StaticIdentity issues an X509-SVID for spiffeID from the server's CA and
+// returns it as a static source with the server's current trust bundle: a
+// peer for mTLS tests. It enrols as a workload would (a new key made here, a
+// CSR, a one-time join token) but is never renewed. Its ChainPEM and KeyPEM
+// give the files another SPIFFE library loads.
+func (s *Server) StaticIdentity(t testing.TB, spiffeID string) *identity.StaticSource {
+	t.Helper()
+	key, err := identity.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, err := identity.CreateCSR(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := s.JoinToken(t, spiffeID)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	admin := s.Admin(t)
+	issued, err := admin.Identity.IssueCertificate(ctx, &secinfrav1.IssueCertificateRequest{CSRPEM: csr, JoinToken: &token})
+	if err != nil {
+		t.Fatalf("secinfratest: issue an SVID for %s: %v", spiffeID, err)
+	}
+	snapshot, err := identity.NewSnapshot([]byte(issued.SVID.CertChainPEM), key, time.Now())
+	if err != nil {
+		t.Fatalf("secinfratest: the SVID for %s: %v", spiffeID, err)
+	}
+	source, err := identity.NewStaticSource(snapshot, s.TrustBundle(t), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return source
+}
+
+// TrustBundle is the server's current trust bundle (every CA it trusts now,
+// during a CA rotation the old and the new), fetched from it.
+func (s *Server) TrustBundle(t testing.TB) *identity.Bundle {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	wire, err := s.Admin(t).Identity.GetTrustBundle(ctx, &secinfrav1.GetTrustBundleRequest{})
+	if err != nil {
+		t.Fatalf("secinfratest: trust bundle: %v", err)
+	}
+	bundle, err := identity.BundleFromWire(wire)
+	if err != nil {
+		t.Fatalf("secinfratest: trust bundle: %v", err)
+	}
+	return bundle
+}
+
 // Grant writes workload:<spiffeID> <relation> <object>.
 func (s *Server) Grant(t testing.TB, spiffeID, relation, object string) {
 	t.Helper()
@@ -233,6 +284,33 @@ func (s *Server) PutSecret(t testing.TB, name string, value []byte) int32 {
 // decodes the JSON answer into out (if not nil).
 func (s *Server) Control(t testing.TB, method, path string, body, out any) {
 	t.Helper()
+	client := s.controlClient(t)
+	defer client.CloseIdleConnections()
+	s.control(t, client, method, path, body, out)
+}
+
+// RotateCA prepares and activates a new CA now (POST /_test/ca/rotate),
+// then reissues the admin identity from it, so that the helpers that call
+// the server (Admin, Control, JoinToken...) trust its new serving
+// certificate: both calls go over one kept-alive connection, made while
+// the admin files still name the old CA. It returns the new bundle's
+// sequence.
+func (s *Server) RotateCA(t testing.TB) int {
+	t.Helper()
+	client := s.controlClient(t)
+	defer client.CloseIdleConnections()
+	var rotated struct {
+		BundleSequence int `json:"bundle_sequence"`
+	}
+	s.control(t, client, http.MethodPost, "/_test/ca/rotate", map[string]any{}, &rotated)
+	s.control(t, client, http.MethodPost, "/_test/admin-identity", map[string]any{}, nil)
+	return rotated.BundleSequence
+}
+
+// controlClient is an HTTP client with the admin identity that verifies
+// the server by its chain to bundle.pem and its SPIFFE ID.
+func (s *Server) controlClient(t testing.TB) *http.Client {
+	t.Helper()
 	cert, err := tls.LoadX509KeyPair(s.AdminFile("cert.pem"), s.AdminFile("key.pem"))
 	if err != nil {
 		t.Fatal(err)
@@ -249,8 +327,12 @@ func (s *Server) Control(t testing.TB, method, path string, body, out any) {
 			return identity.VerifyServer(raw, bundle, identity.ServerID(TrustDomain), time.Now())
 		},
 	}
-	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: conf}}
-	defer client.CloseIdleConnections()
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: conf}}
+}
+
+// control makes one control call with client.
+func (s *Server) control(t testing.TB, client *http.Client, method, path string, body, out any) {
+	t.Helper()
 	var reader io.Reader
 	if body != nil {
 		data, err := json.Marshal(body)
