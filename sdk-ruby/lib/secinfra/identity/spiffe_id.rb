@@ -56,7 +56,9 @@ module Secinfra
     # @raise [ArgumentError] when a path segment breaks the rules
     def initialize(trust_domain, path)
       unless path.empty?
-        path.delete_prefix("/").split("/", -1).each do |segment|
+        segments = path.delete_prefix("/").split("/", -1)
+        segments = [""] if segments.empty? # a trailing "/" is an empty segment
+        segments.each do |segment|
           next if SEGMENT.match?(segment) && segment != "." && segment != ".."
 
           raise ArgumentError,
