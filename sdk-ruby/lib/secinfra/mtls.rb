@@ -74,12 +74,24 @@ module Secinfra
         raise ArgumentError, "secinfra: mtls: the socket was not made with a Secinfra::MTLS context; its peer is not verified"
       end
 
+      known = ssl.instance_variable_get(PEER_IVAR)
+      return known if known
+
       leaf = ssl.peer_cert
       if leaf.nil? || ssl.verify_result != OpenSSL::X509::V_OK
         raise ArgumentError, "secinfra: mtls: the socket has no verified peer (is the handshake done?)"
       end
 
       Identity.spiffe_id_of(leaf)
+    end
+
+    # Where {Server} keeps the peer ID its post-handshake check confirmed,
+    # so reading it in a handler copies no certificate out of OpenSSL.
+    PEER_IVAR = :@secinfra_mtls_peer_id
+
+    # @api private
+    def remember_peer(ssl, spiffe_id)
+      ssl.instance_variable_set(PEER_IVAR, spiffe_id)
     end
   end
 end

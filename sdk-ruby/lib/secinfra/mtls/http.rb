@@ -52,7 +52,7 @@ module Secinfra
         self.verify_callback = @mtls.verifier.callback
         @ssl_session = nil # never resume: every connection verifies the server
         @peer_id = nil
-        PeerVerifier.take_refusal
+        PeerVerifier.reset
         super
       rescue OpenSSL::SSL::SSLError
         refusal = PeerVerifier.take_refusal

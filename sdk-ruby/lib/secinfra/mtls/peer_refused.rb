@@ -16,7 +16,8 @@ module Secinfra
         not_svid: "is not an X509-SVID (exactly one URI SAN, a valid spiffe:// ID)",
         ca_leaf: "is a CA certificate (an X509-SVID leaf must not be a CA or sign certificates or CRLs)",
         trust_domain: "is not in the trust domain of the trust bundle",
-        unauthorized: "is not accepted by the authorizer"
+        unauthorized: "is not accepted by the authorizer",
+        unverified: "completed a handshake that the peer check did not accept (a resumed session?)"
       }.freeze
 
       # @return [Symbol] a key of {RULES}

@@ -112,11 +112,14 @@ module Secinfra
       end
 
       def establish(socket)
-        PeerVerifier.take_refusal
+        PeerVerifier.reset
+        # As Go does for every TCP connection: small writes (a ticket, then an
+        # answer) must not wait for a delayed ACK.
+        socket.setsockopt(Socket::IPPROTO_TCP, Socket::TCP_NODELAY, 1) if socket.is_a?(TCPSocket)
         ssl = OpenSSL::SSL::SSLSocket.new(socket, @context.current)
         ssl.sync_close = true
         handshake(ssl)
-        @context.confirm(ssl)
+        MTLS.remember_peer(ssl, @context.confirm(ssl))
         ssl
       rescue OpenSSL::SSL::SSLError => e
         (ssl || socket).close
