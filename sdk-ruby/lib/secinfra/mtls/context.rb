@@ -58,7 +58,10 @@ module Secinfra
       # Whether this context serves (else it dials).
       def server? = @factory.role == :server
 
-      # The post-handshake check of a socket made with this context.
+      # The post-handshake check of a socket made with this context: call it
+      # right after +accept+ or +connect+ returned, on the same thread, for
+      # the ID the handshake's verify callback accepted ({Server} and {HTTP}
+      # do).
       #
       # @return [String] the peer's SPIFFE ID
       # @raise [PeerRefused]

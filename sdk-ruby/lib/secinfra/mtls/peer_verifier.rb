@@ -10,8 +10,7 @@ module Secinfra
     # context was made, at the current time); this adds the X509-SVID rules
     # on the leaf (exactly one URI SAN, a valid SPIFFE ID, not a CA, no
     # certificate or CRL signing), the trust domain of the bundle, and the
-    # authorizer. The helpers ({Server}, {HTTP}) run {#check} once more after
-    # the handshake, so an authorizer's predicate must have no side effects.
+    # authorizer, once per handshake.
     #
     # A refusal is logged (warn, never key material) and handed to
     # +on_refusal+. The verdict (the refusal, or the accepted ID) is left
