@@ -10,7 +10,6 @@ module Secinfra
 
       # What each rule means, in refusal messages.
       RULES = {
-        no_certificate: "presented no certificate",
         untrusted: "does not chain to a CA of the current trust bundle",
         expired: "is expired or not yet valid",
         not_svid: "is not an X509-SVID (exactly one URI SAN, a valid spiffe:// ID)",

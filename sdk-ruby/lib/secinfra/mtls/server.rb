@@ -22,6 +22,8 @@ module Secinfra
       HANDSHAKE_TIMEOUT = 10.0
       # Seconds {#close} waits for connection threads to end.
       CLOSE_GRACE = 5.0
+      # Seconds {#serve} waits after a failed accept before the next one.
+      ACCEPT_RETRY = 0.1
 
       # @param tcp_server [TCPServer]
       # @param context [Context] a server context ({MTLS.server_context})
@@ -64,10 +66,13 @@ module Secinfra
         until closed?
           socket = begin
             @tcp.accept
-          rescue IOError, SystemCallError
+          rescue IOError, SystemCallError => e
             break if closed?
 
-            raise
+            # Out of file descriptors, say: keep serving once some are free.
+            @logger.warn("secinfra: mtls: accept failed: #{e.class}: #{e.message}")
+            sleep ACCEPT_RETRY
+            next
           end
           spawn(socket, handler)
         end
