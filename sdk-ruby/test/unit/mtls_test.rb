@@ -139,6 +139,18 @@ class MTLSTest < Minitest::Test
     [old, fresh].compact.each(&:close)
   end
 
+  def test_the_http_helper_loads_the_current_snapshot_on_every_new_connection
+    server = start_server(source_for(SERVER_ID), Authorizer.id(CLIENT_ID))
+    client_source = source_for(CLIENT_ID)
+    http = client(server, client_source)
+    first = http.start { |h| h.get("/").body }
+    client_source.identity = svid(CLIENT_ID)
+    client_source.bundle = bundle_of(test_ca.first, ca(TD, name: "next CA").first)
+    second = http.start { |h| h.get("/").body }
+    assert_equal "#{CLIENT_ID} #{client_source.identity.serial}", second, "the same Net::HTTP presents the renewal"
+    refute_equal first, second
+  end
+
   def test_a_ca_rotation_is_accepted_without_a_restart
     old_ca = test_ca
     new_ca = ca(TD, name: "next CA")
