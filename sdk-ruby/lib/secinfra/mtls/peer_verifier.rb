@@ -15,7 +15,7 @@ module Secinfra
     # A refusal is logged (warn, never key material) and handed to
     # +on_refusal+. The verdict (the refusal, or the accepted ID) is left
     # fiber-local for the code that started the handshake ({.take_refusal},
-    # {.take_peer}): OpenSSL runs the callback on the thread and fiber doing
+    # {#confirm}): OpenSSL runs the callback on the thread and fiber doing
     # the handshake, while one context serves many connections. The helpers'
     # post-handshake check ({#confirm}) takes the accepted ID from there, so
     # a handshake that completed without this callback accepting the leaf
@@ -147,6 +147,7 @@ module Secinfra
 
       def refuse(refusal)
         Thread.current[REFUSAL] = refusal
+        Thread.current[PEER] = nil
         report(refusal)
         false
       end

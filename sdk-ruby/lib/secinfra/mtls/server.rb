@@ -56,7 +56,8 @@ module Secinfra
       # Accepts connections until {#close}, each handshake and +handler+ in
       # a thread of its own; the connection is closed when +handler+
       # returns. Refused peers and failed handshakes are logged, never
-      # handed to +handler+.
+      # handed to +handler+; an error +handler+ raises is logged and ends
+      # its connection only.
       #
       # @yieldparam ssl [OpenSSL::SSL::SSLSocket] a verified connection
       # @return [void] once closed
@@ -111,6 +112,8 @@ module Secinfra
         nil # logged by the verifier
       rescue OpenSSL::SSL::SSLError, IOError, SystemCallError => e
         @logger.warn("secinfra: mtls: a connection failed: #{e.class}: #{e.message}") unless closed?
+      rescue StandardError => e # the handler's, or the source's (IdentityExpired): this connection ends, serving goes on
+        @logger.warn("secinfra: mtls: a connection ended with #{e.class}: #{e.message}")
       ensure
         (ssl || socket).close
         @lock.synchronize { @connections.delete(socket) }
