@@ -35,7 +35,6 @@ class MTLSTest < Minitest::Test
     assert_equal 3, handled.size
   end
 
-  # rubocop:disable Metrics/MethodLength
   def refused_clients
     foreign_ca = ca("other.test", name: "foreign CA")
     [
@@ -52,7 +51,6 @@ class MTLSTest < Minitest::Test
       ["an ID the authorizer does not accept", { uris: "spiffe://#{TD}/intruder" }, :unauthorized]
     ]
   end
-  # rubocop:enable Metrics/MethodLength
 
   def test_the_server_refuses_bad_clients_before_any_request
     server = start_server(source_for(SERVER_ID), Authorizer.id(CLIENT_ID))
@@ -190,7 +188,7 @@ class MTLSTest < Minitest::Test
 
   def test_no_default_authorizer
     source = source_for(SERVER_ID)
-    assert_raises(ArgumentError) { MTLS.server_context(source) } # rubocop:disable Minitest/AssertRaisesWithRegexpArgument
+    assert_raises(ArgumentError) { MTLS.server_context(source) } # a missing keyword
     [nil, ->(_id) { true }, "spiffe://#{TD}/billing"].each do |wrong|
       error = assert_raises(ArgumentError) { MTLS.client_context(source, authorizer: wrong) }
       assert_match(/there is no default, and accepting any peer is Authorizer.any/, error.message)
