@@ -206,7 +206,7 @@ def docs(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Server hot paths, Python SDK calls, Go mTLS handshakes (JSON); not part of the test run."""
+    """Server hot paths, SDK calls and per-SDK mTLS benchmarks (JSON); not part of the test run."""
     install(session, "-e", "sdk-python", "-e", "server")
     out = ROOT / "reports" / "bench"
     out.mkdir(parents=True, exist_ok=True)
@@ -221,6 +221,16 @@ def bench(session: nox.Session) -> None:
         ".",
         "--out",
         str(out / "mtls_go.json"),
+        *session.posargs,
+        external=True,
+    )
+    session.run(
+        "ruby",
+        "-I",
+        "sdk-ruby/lib",
+        "benchmarks/sdk_ruby_mtls.rb",
+        "--out",
+        str(out / "sdk_ruby_mtls.json"),
         *session.posargs,
         external=True,
     )

@@ -12,7 +12,8 @@
 # ({Secinfra::Error} and its subclasses), {Secinfra.capture}, the identity
 # types ({Secinfra::StaticIdentity}, {Secinfra::RotatingIdentity},
 # {Secinfra::X509Identity}, {Secinfra::TrustBundle}, {Secinfra::RotationEvent},
-# {Secinfra::FileSink}, {Secinfra::Identity}) and the generated models under
+# {Secinfra::FileSink}, {Secinfra::Identity}, {Secinfra::SpiffeID}),
+# service-to-service mTLS ({Secinfra::MTLS}) and the generated models under
 # {Secinfra::V1}. {Secinfra::RPC} is the contract the generated clients call;
 # {Secinfra::Runtime} is the hand-written implementation behind it
 # (docs/sdk/floor-plan.md maps both).
@@ -36,6 +37,7 @@ require_relative "secinfra/runtime/transport"
 require_relative "secinfra/runtime/call"
 require_relative "secinfra/gen/all"
 require_relative "secinfra/client"
+require_relative "secinfra/mtls"
 
 module Secinfra
   # The generated models of secinfra.v1 (an alias of {Secinfra::V1}).

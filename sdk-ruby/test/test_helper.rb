@@ -34,7 +34,9 @@ module TestCerts
   end
 
   # A leaf for +key+ with the URI SANs +uris+, signed by the CA.
-  def leaf(ca_cert, ca_key, key, uris, not_before: Time.now - 60, not_after: Time.now + 3600, serial: 0xabc)
+  # +extensions+: more [name, value, critical] triples (a CA leaf: ["basicConstraints", "CA:TRUE", true]).
+  def leaf(ca_cert, ca_key, key, uris, not_before: Time.now - 60, not_after: Time.now + 3600, serial: 0xabc,
+           extensions: [])
     cert = OpenSSL::X509::Certificate.new
     cert.version = 2
     cert.serial = serial
@@ -45,6 +47,7 @@ module TestCerts
     cert.not_after = not_after
     ef = OpenSSL::X509::ExtensionFactory.new(ca_cert, cert)
     cert.add_extension(ef.create_extension("subjectAltName", uris.map { |u| "URI:#{u}" }.join(","), false))
+    extensions.each { |name, value, critical| cert.add_extension(ef.create_extension(name, value, critical)) }
     cert.sign(ca_key, OpenSSL::Digest.new("SHA256"))
     cert
   end

@@ -20,7 +20,10 @@ module Secinfra
   #   |   |                           attempt timeout, undecodable 2xx)
   #   |   +-- DeadlineExceeded        the call's deadline passed
   #   +-- IdentityExpired             the certificate expired and could not be renewed
-  #                                   or re-enrolled
+  #   |                               or re-enrolled
+  #   +-- MTLS::PeerRefused           an application's mTLS peer failed a check in the
+  #                                   handshake (unauthenticated; permission_denied when
+  #                                   the authorizer refused); see mtls/peer_refused.rb
   #
   # The underlying error is kept as Ruby's +cause+ (raise inside +rescue+).
   # Messages the SDK makes start with +secinfra: <component>: +; no message

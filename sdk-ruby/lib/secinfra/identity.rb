@@ -2,7 +2,7 @@
 
 module Secinfra
   # Workload identity (spec 8-10), one subject per file under identity/:
-  # the private key and its CSR (keys.rb), the X509-SVID snapshot
+  # the SPIFFE ID (spiffe_id.rb), the private key and its CSR (keys.rb), the X509-SVID snapshot
   # (snapshot.rb), the trust bundle (bundle.rb), the {Identity::Source}
   # interface the transport asks on every new connection (source.rb), the
   # static and rotating sources (static.rb, rotating.rb), rotation events
@@ -17,6 +17,7 @@ module Secinfra
   end
 end
 
+require_relative "identity/spiffe_id"
 require_relative "identity/keys"
 require_relative "identity/snapshot"
 require_relative "identity/bundle"
