@@ -186,3 +186,11 @@ def bench(session: nox.Session) -> None:
     for name in ("server_hot_paths", "sdk_python_calls"):
         script = f"benchmarks/{name}.py"
         session.run("python", script, "--out", str(out / f"{name}.json"), *session.posargs)
+    session.run(
+        "bash",
+        str(ROOT / "benchmarks" / "sdk_java_mtls.sh"),
+        "--out",
+        str(out / "sdk_java_mtls.json"),
+        *session.posargs,
+        external=True,
+    )
