@@ -1,6 +1,8 @@
 package dev.secinfra.mtls;
 
 import dev.secinfra.identity.SpiffeId;
+import java.util.Arrays;
+import java.util.LinkedHashSet;
 import java.util.Objects;
 import java.util.Set;
 import java.util.TreeSet;
@@ -54,7 +56,7 @@ public final class Authorizers {
    * @throws IllegalArgumentException when the set is empty or an element is not a SPIFFE ID
    */
   public static Authorizer oneOf(String... spiffeIds) {
-    return oneOf(Set.of(spiffeIds));
+    return oneOf(new LinkedHashSet<>(Arrays.asList(spiffeIds)));
   }
 
   /**
@@ -65,7 +67,7 @@ public final class Authorizers {
    * @throws IllegalArgumentException when the set is empty or an element is not a SPIFFE ID
    */
   public static Authorizer oneOf(Set<String> spiffeIds) {
-    if (spiffeIds.isEmpty()) {
+    if (spiffeIds == null || spiffeIds.isEmpty()) {
       throw new IllegalArgumentException(
           "secinfra: mtls: Authorizers.oneOf needs at least one SPIFFE ID");
     }

@@ -74,6 +74,13 @@ class AuthorizersTest {
   }
 
   @Test
+  void oneOfToleratesRepeatsAndRefusesNulls() {
+    Authorizer repeated = Authorizers.oneOf("spiffe://secinfra.local/a", "spiffe://secinfra.local/a");
+    assertTrue(repeated.authorizes("spiffe://secinfra.local/a"));
+    assertThrows(IllegalArgumentException.class, () -> Authorizers.oneOf("spiffe://secinfra.local/a", null));
+  }
+
+  @Test
   void describesWhatItAccepts() {
     assertTrue(Authorizers.any().toString().contains("any peer"));
     assertTrue(Authorizers.pathPrefix("secinfra.local", "/p").toString().contains("spiffe://secinfra.local/p"));
