@@ -312,6 +312,92 @@ class MtlsContextTest {
   }
 
   @Test
+  void renewalUnderTls12IsPresentedOnTheNextHandshakeToo() throws Exception {
+    try (EchoServer echo = new EchoServer(server(source(ca, SERVER_ID), Authorizers.id(CLIENT_ID)))) {
+      SwitchableSource clientSource = source(ca, CLIENT_ID);
+      SSLContext client = MtlsContext.create(clientSource, Authorizers.id(SERVER_ID));
+      javax.net.ssl.SSLParameters tls12 = client.getDefaultSSLParameters();
+      tls12.setProtocols(new String[] {"TLSv1.2"});
+      HttpRequest request = HttpRequest.newBuilder(echo.uri()).build();
+      HttpResponse<String> first =
+          HttpClient.newBuilder().sslContext(client).sslParameters(tls12).build()
+              .send(request, HttpResponse.BodyHandlers.ofString());
+      assertEquals("TLSv1.2", first.sslSession().orElseThrow().getProtocol());
+      assertEquals(CLIENT_ID + " " + clientSource.snapshot().serial(), first.body());
+      clientSource.renew(ca.snapshot(CLIENT_ID));
+      HttpResponse<String> second =
+          HttpClient.newBuilder().sslContext(client).sslParameters(tls12).build()
+              .send(request, HttpResponse.BodyHandlers.ofString());
+      assertEquals(CLIENT_ID + " " + clientSource.snapshot().serial(), second.body());
+    }
+  }
+
+  @Test
+  void handshakesDuringRenewalsNeverPairAChainWithAnotherKey() throws Exception {
+    SwitchableSource serverSource = source(ca, SERVER_ID);
+    SwitchableSource clientSource = source(ca, CLIENT_ID);
+    List<IdentitySnapshot> serverIds = List.of(ca.snapshot(SERVER_ID), ca.snapshot(SERVER_ID));
+    List<IdentitySnapshot> clientIds = List.of(ca.snapshot(CLIENT_ID), ca.snapshot(CLIENT_ID));
+    SSLContext serverContext = server(serverSource, Authorizers.id(CLIENT_ID));
+    SSLContext clientContext = MtlsContext.create(clientSource, Authorizers.id(SERVER_ID));
+    try (SSLServerSocket listener =
+        (SSLServerSocket)
+            serverContext.getServerSocketFactory()
+                .createServerSocket(0, 16, InetAddress.getLoopbackAddress())) {
+      listener.setSoTimeout(200); // the accept loop sees the stop flag
+      java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(4);
+      java.util.concurrent.atomic.AtomicBoolean stop = new java.util.concurrent.atomic.AtomicBoolean();
+      pool.execute(
+          () -> {
+            while (!stop.get()) {
+              try (SSLSocket peer = (SSLSocket) listener.accept()) {
+                peer.getOutputStream().write(1);
+                peer.getOutputStream().flush();
+              } catch (IOException e) {
+                // an accept timeout, or a failed handshake (it shows on the client side)
+              }
+            }
+          });
+      pool.execute(
+          () -> {
+            for (int i = 0; !stop.get(); i++) {
+              serverSource.renew(serverIds.get(i % 2));
+              clientSource.renew(clientIds.get(i % 2));
+            }
+          });
+      List<java.util.concurrent.Future<Integer>> clients = new java.util.ArrayList<>();
+      for (int c = 0; c < 2; c++) {
+        clients.add(
+            pool.submit(
+                () -> {
+                  int done = 0;
+                  long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(2);
+                  while (System.nanoTime() < until) {
+                    try (SSLSocket socket =
+                        (SSLSocket)
+                            clientContext.getSocketFactory()
+                                .createSocket(listener.getInetAddress(), listener.getLocalPort())) {
+                      assertEquals(1, socket.getInputStream().read());
+                      done++;
+                    }
+                  }
+                  return done;
+                }));
+      }
+      try {
+        for (java.util.concurrent.Future<Integer> handshakes : clients) {
+          assertTrue(handshakes.get(30, TimeUnit.SECONDS) > 0);
+        }
+      } finally {
+        stop.set(true);
+        pool.shutdownNow();
+        assertTrue(pool.awaitTermination(10, TimeUnit.SECONDS));
+      }
+      assertTrue(refusals.isEmpty(), () -> "refusals: " + refusals);
+    }
+  }
+
+  @Test
   void serverRenewalIsPresentedToTheNextClient() throws Exception {
     SwitchableSource serverSource = source(ca, SERVER_ID);
     try (EchoServer echo = new EchoServer(server(serverSource, Authorizers.id(CLIENT_ID)))) {
