@@ -234,3 +234,11 @@ def bench(session: nox.Session) -> None:
         *session.posargs,
         external=True,
     )
+    session.run(
+        "bash",
+        str(ROOT / "benchmarks" / "sdk_java_mtls.sh"),
+        "--out",
+        str(out / "sdk_java_mtls.json"),
+        *session.posargs,
+        external=True,
+    )

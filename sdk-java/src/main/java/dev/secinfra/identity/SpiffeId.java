@@ -9,6 +9,9 @@ import java.util.List;
 /** SPIFFE ID helpers for X509-SVIDs. */
 public final class SpiffeId {
   private static final int URI_SAN = 6;
+  private static final String SCHEME = "spiffe://";
+  /** The longest SPIFFE ID the SPIFFE spec allows, in bytes (all its characters are ASCII). */
+  private static final int MAX_LENGTH = 2048;
 
   private SpiffeId() {}
 
@@ -74,5 +77,76 @@ public final class SpiffeId {
    */
   public static String serverId(String trustDomain) {
     return "spiffe://" + trustDomain + "/secinfra/server";
+  }
+
+  /**
+   * Whether {@code id} is a SPIFFE ID by the SPIFFE spec: {@code spiffe://}, a trust domain of
+   * {@code [a-z0-9._-]}, then path segments of {@code [a-zA-Z0-9._-]} that are neither empty nor
+   * {@code .} or {@code ..}; no trailing slash, query, fragment, port or user info; at most 2048
+   * characters. A peer's ID is checked with this before any authorizer sees it, so an authorizer
+   * never has to defend against {@code /a/../b} or upper-case trust domains.
+   *
+   * @param id the candidate
+   * @return true when it is a SPIFFE ID
+   */
+  public static boolean isValid(String id) {
+    if (id == null || id.length() > MAX_LENGTH || !id.startsWith(SCHEME)) {
+      return false;
+    }
+    String rest = id.substring(SCHEME.length());
+    int slash = rest.indexOf('/');
+    if (!isValidTrustDomain(slash < 0 ? rest : rest.substring(0, slash))) {
+      return false;
+    }
+    return slash < 0 || isValidPath(rest.substring(slash));
+  }
+
+  /**
+   * Whether {@code trustDomain} is a trust domain name: one or more of {@code [a-z0-9._-]}.
+   *
+   * @param trustDomain the candidate, for example {@code secinfra.local}
+   * @return true when it is a trust domain name
+   */
+  public static boolean isValidTrustDomain(String trustDomain) {
+    if (trustDomain == null || trustDomain.isEmpty()) {
+      return false;
+    }
+    for (int i = 0; i < trustDomain.length(); i++) {
+      char c = trustDomain.charAt(i);
+      if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_')) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /**
+   * Whether {@code path} is the path of a SPIFFE ID: {@code /}-separated segments of {@code
+   * [a-zA-Z0-9._-]}, none empty, {@code .} or {@code ..}.
+   *
+   * @param path the candidate, for example {@code /billing/api}
+   * @return true when it is a SPIFFE ID path
+   */
+  public static boolean isValidPath(String path) {
+    if (path == null || !path.startsWith("/")) {
+      return false;
+    }
+    for (String segment : path.substring(1).split("/", -1)) {
+      if (segment.isEmpty() || segment.equals(".") || segment.equals("..")) {
+        return false;
+      }
+      for (int i = 0; i < segment.length(); i++) {
+        char c = segment.charAt(i);
+        if (!((c >= 'a' && c <= 'z')
+            || (c >= 'A' && c <= 'Z')
+            || (c >= '0' && c <= '9')
+            || c == '.'
+            || c == '-'
+            || c == '_')) {
+          return false;
+        }
+      }
+    }
+    return true;
   }
 }

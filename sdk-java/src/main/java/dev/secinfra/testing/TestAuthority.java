@@ -110,20 +110,65 @@ public final class TestAuthority {
    */
   public List<X509Certificate> issue(String spiffeId, PublicKey publicKey, Duration ttl) {
     Instant now = Instant.now();
+    return issue(spiffeId, publicKey, now.minusSeconds(60), now.plus(ttl));
+  }
+
+  /**
+   * An X509-SVID for {@code publicKey} valid from {@code notBefore} to {@code notAfter} (either
+   * may be in the past: an expired certificate for a refusal test): the chain, leaf first, then
+   * this CA.
+   *
+   * @param spiffeId the leaf's SPIFFE ID
+   * @param publicKey the key the certificate is for
+   * @param notBefore the start of its validity
+   * @param notAfter the end of its validity
+   * @return the chain
+   */
+  public List<X509Certificate> issue(
+      String spiffeId, PublicKey publicKey, Instant notBefore, Instant notAfter) {
+    return List.of(leaf(publicKey, notBefore, notAfter, false, spiffeId), certificate);
+  }
+
+  /**
+   * A certificate signed by this CA that breaks the X509-SVID rules on purpose, for tests that
+   * a peer holding it is refused: any number of URI SANs ({@code "spiffe://a/x",
+   * "spiffe://a/y"}), or a leaf that is a CA ({@code cA=true}, keyCertSign). Valid for {@link
+   * #DEFAULT_TTL}; the chain, leaf first, then this CA.
+   *
+   * @param publicKey the key the certificate is for
+   * @param ca whether the leaf is a CA
+   * @param uris the URI SANs
+   * @return the chain
+   */
+  public List<X509Certificate> issueNonSvid(PublicKey publicKey, boolean ca, String... uris) {
+    Instant now = Instant.now();
+    return List.of(
+        leaf(publicKey, now.minusSeconds(60), now.plus(DEFAULT_TTL), ca, uris), certificate);
+  }
+
+  private X509Certificate leaf(
+      PublicKey publicKey, Instant notBefore, Instant notAfter, boolean ca, String... uris) {
     try {
       X509v3CertificateBuilder builder =
           new JcaX509v3CertificateBuilder(
-              certificate, serial(), Date.from(now.minusSeconds(60)), Date.from(now.plus(ttl)),
+              certificate, serial(), Date.from(notBefore), Date.from(notAfter),
               new X500Name("O=secinfra test"), publicKey);
-      builder.addExtension(Extension.basicConstraints, true, new BasicConstraints(false));
-      builder.addExtension(Extension.keyUsage, true, new KeyUsage(KeyUsage.digitalSignature));
+      builder.addExtension(Extension.basicConstraints, true, new BasicConstraints(ca));
+      builder.addExtension(
+          Extension.keyUsage,
+          true,
+          new KeyUsage(ca ? KeyUsage.digitalSignature | KeyUsage.keyCertSign : KeyUsage.digitalSignature));
       builder.addExtension(
           Extension.extendedKeyUsage,
           false,
           new ExtendedKeyUsage(
               new KeyPurposeId[] {KeyPurposeId.id_kp_clientAuth, KeyPurposeId.id_kp_serverAuth}));
-      builder.addExtension(Extension.subjectAlternativeName, true, uri(spiffeId));
-      return List.of(sign(builder, keys), certificate);
+      GeneralName[] names = new GeneralName[uris.length];
+      for (int i = 0; i < uris.length; i++) {
+        names[i] = new GeneralName(GeneralName.uniformResourceIdentifier, uris[i]);
+      }
+      builder.addExtension(Extension.subjectAlternativeName, true, new GeneralNames(names));
+      return sign(builder, keys);
     } catch (CertIOException e) {
       throw new IllegalStateException("secinfra: testing: the certificate cannot be built", e);
     }
