@@ -25,6 +25,7 @@ nox.options.sessions = [
     "tests-codegen",
     "tests-server",
     "tests-python",
+    "tests-interop-python",
     "tests-go",
     "tests-java",
     "tests-ruby",
@@ -98,6 +99,28 @@ def tests_python(session: nox.Session) -> None:
     """Python SDK tests: unit, and integration against a real reference server."""
     install(session, *TEST_TOOLS, "-e", "sdk-python", "-e", "server")
     session.run("pytest", "sdk-python/tests", *session.posargs)
+
+
+@nox.session(name="tests-interop-python", python=PYTHON)
+def tests_interop_python(session: nox.Session) -> None:
+    """secinfra.mtls against py-spiffe (its own requirements, so the SDK stays lean),
+    and the SDK's aiohttp test, which needs the ``aiohttp`` extra."""
+    install(
+        session,
+        *TEST_TOOLS,
+        "-r",
+        "interop/py-spiffe/requirements.txt",
+        "-e",
+        "sdk-python[aiohttp]",
+        "-e",
+        "server",
+    )
+    session.run(
+        "pytest",
+        "interop/py-spiffe",
+        "sdk-python/tests/mtls/test_mtls_asyncio.py",
+        *session.posargs,
+    )
 
 
 def reference_server(session: nox.Session) -> dict[str, str]:
