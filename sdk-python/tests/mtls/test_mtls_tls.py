@@ -288,3 +288,40 @@ def test_trust_and_identity_come_from_the_source_only(ca: TestCA) -> None:
 def test_peer_id_of_an_unverified_connection_is_an_error() -> None:
     with pytest.raises(LookupError):
         mtls.peer_id(object())
+
+
+def test_a_resumed_tls12_session_is_checked_against_the_current_bundle(
+    ca: TestCA, serve: Callable[..., LineServer]
+) -> None:
+    source = SwappableSource(ca.identity(SERVER), ca)
+    context = mtls.server_context(source, mtls.authorize_id(CLIENT))
+    context.maximum_version = ssl.TLSVersion.TLSv1_2  # session IDs resume in TLS 1.2
+    server = serve(context)
+    client = plain_client(ca.issue(CLIENT), ca)
+
+    def connect(session: ssl.SSLSession | None) -> tuple[bytes, ssl.SSLSession | None, bool]:
+        raw = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        with client.wrap_socket(raw, session=session) as conn:
+            conn.sendall(b"ping\n")
+            return conn.recv(1024), conn.session, bool(conn.session_reused)
+
+    answer, session, _ = connect(None)
+    assert answer.startswith(b"hello")
+    answer, _, reused = connect(session)
+    assert reused
+    assert answer.startswith(b"hello")
+    assert isinstance(server.outcome(), mtls.SpiffeId)
+    assert isinstance(server.outcome(), mtls.SpiffeId)
+
+    new_ca = TestCA()
+    source.renew(new_ca.identity(SERVER))
+    source.trust(new_ca)  # the client's CA is retired
+    client.load_verify_locations(cadata=new_ca.pem)
+    try:
+        answer, _, _ = connect(session)
+    except (ssl.SSLError, ConnectionError):
+        answer = b""
+    assert answer == b""
+    refused = server.outcome()
+    assert isinstance(refused, mtls.PeerRefused)
+    assert refused.rule == "chain"
