@@ -17,6 +17,7 @@ session installs it with scripts/ensure-graphviz.sh).
 
 from __future__ import annotations
 
+import itertools
 import re
 import tomllib
 from pathlib import Path
@@ -131,9 +132,7 @@ def floor_plan_dot(subjects: list[str]) -> str:
             lines.append(f"  {_node_id(name)} [label={_quote(name)}];")
     for source, target, label in USES:
         style = ', style="dashed"' if label == "implements" else ""
-        lines.append(
-            f"  {_node_id(source)} -> {_node_id(target)} [label={_quote(label)}{style}];"
-        )
+        lines.append(f"  {_node_id(source)} -> {_node_id(target)} [label={_quote(label)}{style}];")
     lines.append("}")
     return "\n".join(lines)
 
@@ -171,7 +170,7 @@ def layers_dot(layers: list[dict[str, Any]]) -> str:
         "digraph layers {",
         '  graph [rankdir=TB, fontname="sans-serif", nodesep=0.2, ranksep=0.18];',
         '  node [shape=box, style="rounded,filled", fillcolor="#f1f3f4", fontname="sans-serif",'
-        " fontsize=10, width=7.5, margin=\"0.15,0.06\"];",
+        ' fontsize=10, width=7.5, margin="0.15,0.06"];',
         '  edge [color="#888888", arrowsize=0.6];',
     ]
     ids = []
@@ -187,7 +186,7 @@ def layers_dot(layers: list[dict[str, Any]]) -> str:
         node = f"layer{index}"
         ids.append(node)
         lines.append(f"  {node} [label=<{label}>];")
-    for upper, lower in zip(ids, ids[1:], strict=False):
+    for upper, lower in itertools.pairwise(ids):
         lines.append(f"  {upper} -> {lower};")
     lines.append("}")
     return "\n".join(lines)
