@@ -1,5 +1,8 @@
-"""The contexts with asyncio streams, aiohttp (when the ``aiohttp`` extra is
-installed) and requests, over real TLS on loopback."""
+"""The contexts with asyncio streams, aiohttp and requests, over real TLS on loopback.
+
+aiohttp comes with the ``aiohttp`` extra (and with the reference server,
+which ``nox -s tests-python`` installs); without it that test is skipped.
+"""
 
 from __future__ import annotations
 

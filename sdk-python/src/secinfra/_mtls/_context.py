@@ -164,6 +164,8 @@ class _RotatingContext(_MtlsContext):
     silently ignored.
     """
 
+    _server = False
+    """True for a server context (its built contexts serve)."""
     _source: IdentitySource
     _lock: threading.Lock
     _held: tuple[object, ssl.SSLContext] | None
@@ -215,8 +217,6 @@ class _RotatingContext(_MtlsContext):
         if self._alpn:
             built.set_alpn_protocols(self._alpn)
         return built
-
-    _server = False
 
     def set_alpn_protocols(self, alpn_protocols: Iterable[str]) -> None:
         self._alpn = tuple(alpn_protocols)
