@@ -25,6 +25,7 @@ nox.options.sessions = [
     "tests-codegen",
     "tests-server",
     "tests-python",
+    "tests-interop-python",
     "tests-go",
     "tests-interop-go",
     "tests-java",
@@ -105,6 +106,22 @@ def tests_python(session: nox.Session) -> None:
     """Python SDK tests: unit, and integration against a real reference server."""
     install(session, *TEST_TOOLS, "-e", "sdk-python", "-e", "server")
     session.run("pytest", "sdk-python/tests", *session.posargs)
+
+
+@nox.session(name="tests-interop-python", python=PYTHON)
+def tests_interop_python(session: nox.Session) -> None:
+    """secinfra.mtls against py-spiffe, with its own requirements so the SDK stays lean."""
+    install(
+        session,
+        *TEST_TOOLS,
+        "-r",
+        "interop/py-spiffe/requirements.txt",
+        "-e",
+        "sdk-python",
+        "-e",
+        "server",
+    )
+    session.run("pytest", "interop/py-spiffe", *session.posargs)
 
 
 def reference_server(session: nox.Session) -> dict[str, str]:
@@ -210,7 +227,7 @@ def bench(session: nox.Session) -> None:
     install(session, "-e", "sdk-python", "-e", "server")
     out = ROOT / "reports" / "bench"
     out.mkdir(parents=True, exist_ok=True)
-    for name in ("server_hot_paths", "sdk_python_calls"):
+    for name in ("server_hot_paths", "sdk_python_calls", "mtls_python"):
         script = f"benchmarks/{name}.py"
         session.run("python", script, "--out", str(out / f"{name}.json"), *session.posargs)
     session.run(

@@ -57,11 +57,14 @@ USES: Final = (
     ("identity: rotating source", "identity: events", "emits"),
     ("identity: source", "identity: snapshot", "current"),
     ("identity: file sink", "identity: events", "subscribes"),
+    ("mtls: configs", "identity: source", "per handshake"),
+    ("mtls: configs", "mtls: authorizer", "asks"),
 )
 
 GROUPS: Final = (
     ("rpc", "contract (rpc)", "#e8f0fe"),
     ("identity", "identity", "#e6f4ea"),
+    ("mtls", "service-to-service mTLS", "#fef7e0"),
 )
 RUNTIME: Final = (
     "retry",

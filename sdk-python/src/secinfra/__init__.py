@@ -9,7 +9,8 @@
     )
     print(client.secrets.get_secret(name="payments/db/password").value)
 
-Public on purpose: this package's names below, :mod:`secinfra.errors` and
+Public on purpose: this package's names below, :mod:`secinfra.errors`,
+:mod:`secinfra.mtls` (service-to-service mTLS contexts) and
 :mod:`secinfra.testing`. Everything prefixed ``_`` is private.
 """
 
