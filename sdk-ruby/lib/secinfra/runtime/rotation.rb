@@ -31,8 +31,6 @@ module Secinfra
       # ... and the bounds its hint is clamped to.
       BUNDLE_REFRESH_MIN = 1.0
       BUNDLE_REFRESH_MAX = 86_400.0
-      # Past this many doublings any base is over any sane cap.
-      MAX_DOUBLINGS = 62
 
       # The settings, by their canonical names.
       SETTINGS = %i[renewal_fraction renewal_jitter renewal_retry_base renewal_retry_max renewal_expiry_margin
@@ -106,7 +104,8 @@ module Secinfra
       def retry_delay(failures, random)
         raise ArgumentError, "secinfra: identity: failures are counted from 1" if failures < 1
 
-        random.rand * [@renewal_retry_max, @renewal_retry_base * (2.0**[failures - 1, MAX_DOUBLINGS].min)].min
+        ceiling = Retry.backoff_ceiling(failures, base: @renewal_retry_base, cap: @renewal_retry_max)
+        Retry.full_jitter(ceiling, random)
       end
 
       # When to try renewing again after the +failures+-th failure at +now+:

@@ -2,6 +2,7 @@ package dev.secinfra.internal.rotation;
 
 import dev.secinfra.RotationPolicy;
 import dev.secinfra.identity.X509Bundle;
+import dev.secinfra.internal.retry.Retry;
 import java.time.Duration;
 import java.time.Instant;
 
@@ -54,10 +55,9 @@ public final class Rotation {
    */
   public static RetryDelay retryDelay(
       int failures, RotationPolicy policy, double u, Instant now, Instant notAfter) {
-    double ceiling =
-        policy.renewalRetryBase().toNanos() * Math.pow(2, Math.max(0, failures - 1));
-    long ceilingNanos = (long) Math.min((double) policy.renewalRetryMax().toNanos(), ceiling);
-    Duration delay = Duration.ofNanos((long) (u * ceilingNanos));
+    long ceilingNanos =
+        Retry.backoffCeilingNanos(failures, policy.renewalRetryBase(), policy.renewalRetryMax());
+    Duration delay = Duration.ofNanos(Retry.fullJitter(ceilingNanos, u));
     Instant limit = notAfter.minus(policy.renewalExpiryMargin());
     if (!now.plus(delay).isAfter(limit)) {
       return new RetryDelay(delay, false);
