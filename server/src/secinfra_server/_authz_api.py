@@ -259,6 +259,8 @@ class AuthzApi:
         text = stored_json(merged)
         now = self._ctx.clock.now()
 
+        answer = m.AuthorizationModel(id=new_id, model=merged.to_dict(), dsl=render_dsl(merged))
+
         def write(snapshot: Snapshot) -> None:
             changed = store_model(snapshot.conn, new_id, text, to_ms(now))
             append_in_transaction(
@@ -273,9 +275,10 @@ class AuthzApi:
                 ),
                 now,
             )
+            ctx.commit_answer(snapshot.conn, answer)
 
         await self._engine.write(write)
-        return m.AuthorizationModel(id=new_id, model=merged.to_dict(), dsl=render_dsl(merged))
+        return answer
 
     async def read_authorization_model(
         self, ctx: RequestContext, req: m.ReadAuthorizationModelRequest
@@ -319,7 +322,7 @@ class AuthzApi:
             )
         now = self._ctx.clock.now()
 
-        def write(snapshot: Snapshot) -> int:
+        def write(snapshot: Snapshot) -> m.WriteTuplesResponse:
             for index, key in enumerate(writes):
                 try:
                     authz.validate_tuple(snapshot.model, key)
@@ -345,10 +348,11 @@ class AuthzApi:
                 ),
                 now,
             )
-            return change.revision
+            answer = m.WriteTuplesResponse(revision=format_revision(change.revision))
+            ctx.commit_answer(snapshot.conn, answer)
+            return answer
 
-        revision = await self._engine.write(write)
-        return m.WriteTuplesResponse(revision=format_revision(revision))
+        return await self._engine.write(write)
 
     async def read_tuples(
         self, ctx: RequestContext, req: m.ReadTuplesRequest

@@ -291,13 +291,25 @@ class CaRuntime:
         self._metrics.certificates.labels(kind).inc()
         return cert
 
-    async def sign_workload(self, csr_pem: str | bytes, spiffe_id: str, *, kind: str) -> IssuedSvid:
+    async def sign_workload(
+        self,
+        csr_pem: str | bytes,
+        spiffe_id: str,
+        *,
+        kind: str,
+        also: Callable[[IssuedSvid], InTransaction] | None = None,
+    ) -> IssuedSvid:
         """Sign a workload's SVID (IssueCertificate, RenewCertificate) with the leaf TTL.
 
         The one signing path test mode can alter (see :meth:`arm_issuance_fault`):
         the server's own certificate and the admin identity never come from here.
         The record holds the SPIFFE ID actually certified, under the active CA
         (a throwaway CA is in no table).
+
+        ``also(issued)`` is work that commits in the transaction recording the
+        certificate (spending the join token, storing the call's answer): if it
+        raises, nothing is recorded and the certificate, which never left the
+        process, is dropped.
         """
         now = self._clock.now()
         active = ca.active_authority(self._cas)
@@ -311,13 +323,16 @@ class CaRuntime:
             cert = await asyncio.to_thread(
                 ca.sign_svid, signer, csr_pem, certified, ttl=self.leaf_ttl, now=now
             )
+            issued = IssuedSvid(certificate=cert, spiffe_id=certified)
+            await self._record(
+                cert, active.id, certified, now, also=None if also is None else also(issued)
+            )
         except BaseException:
             if fault is not None and self._fault is fault:
                 fault.remaining += 1  # only successful answers use up the fault
             raise
-        await self._record(cert, active.id, certified, now)
         self._metrics.certificates.labels(kind).inc()
-        return IssuedSvid(certificate=cert, spiffe_id=certified)
+        return issued
 
     # -- test mode: deliberately bad workload certificates -------------------------
     def arm_issuance_fault(self, fault: IssuanceFault | None) -> None:
@@ -337,7 +352,13 @@ class CaRuntime:
         return fault
 
     async def _record(
-        self, cert: x509.Certificate, ca_id: str, spiffe_id: str, now: datetime
+        self,
+        cert: x509.Certificate,
+        ca_id: str,
+        spiffe_id: str,
+        now: datetime,
+        *,
+        also: InTransaction | None = None,
     ) -> None:
         await self._storage.record_issued(
             IssuedCertificate(
@@ -346,7 +367,8 @@ class CaRuntime:
                 ca_id=ca_id,
                 not_after=cert.not_valid_after_utc,
                 issued_at=now,
-            )
+            ),
+            also=also,
         )
         previous = self._leaves_expire_by.get(ca_id)
         if previous is None or cert.not_valid_after_utc > previous:

@@ -36,14 +36,17 @@ from . import ca
 from ._gen._wire import DecodeError
 from ._gen.routes import ROUTES, Route
 from ._idempotency import (
+    AFTER_CLAIM,
+    AFTER_COMMIT,
     REPLAYED_HEADERS,
+    AnsweredElsewhere,
     IdempotencyStore,
     StoredResponse,
     fingerprint,
     validate_key,
 )
 from ._metrics import Metrics
-from ._rpc import Handler, Reply, RequestContext
+from ._rpc import JSON_CONTENT_TYPE, Handler, RequestContext, render
 from .errors import STATUS_BY_CODE, ApiError, from_domain_error
 
 log = logging.getLogger("secinfra.http")
@@ -55,7 +58,6 @@ REPLAYED_HEADER: Final = "Idempotent-Replayed"
 ANONYMOUS_CALLER: Final = "anonymous"
 #: Seconds a shed request is told to wait before retrying.
 SHED_RETRY_AFTER_SECONDS: Final = 1
-JSON_CONTENT_TYPE: Final = "application/json"
 BODY_CHUNK_BYTES: Final = 64 * 1024
 #: Methods whose request fields travel in a JSON body (the rest use the query).
 BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
@@ -340,29 +342,34 @@ class Dispatcher:
         if key is None or route.idempotency == "read_only" or self._idempotency is None:
             return await self._invoke(handler, context, decoded)
         caller = peer.spiffe_id if peer is not None else ANONYMOUS_CALLER
-        stored = await self._idempotency.begin(
-            caller, validate_key(key), fingerprint(route.rpc, decoded.to_json())
+        claim = await self._idempotency.begin(
+            caller, validate_key(key), fingerprint(route.rpc, decoded.to_json()), route.rpc
         )
-        if stored is not None:
-            replay = web.Response(status=stored.status, body=stored.body, headers=stored.headers)
-            replay.headers[REPLAYED_HEADER] = "true"
-            return replay, "ok" if stored.status < 400 else "replayed_error"
+        if isinstance(claim, StoredResponse):
+            return self._replay(claim)
+        # The handler writes its answer in its effect's transaction
+        # (RequestContext.commit_answer); see _idempotency.
+        context.keyed = claim
         try:
-            response, code = await self._invoke(handler, context, decoded)
-        except BaseException:
-            await self._idempotency.abandon(caller, key)
-            raise
-        body = response.body if isinstance(response, web.Response) else None
-        await self._idempotency.complete(
-            caller,
-            key,
-            StoredResponse(
-                status=response.status,
-                headers={h: response.headers[h] for h in REPLAYED_HEADERS if h in response.headers},
-                body=bytes(body) if isinstance(body, bytes | bytearray) else b"",
-            ),
-        )
-        return response, code
+            self._idempotency.reached(AFTER_CLAIM, claim)
+            try:
+                response, code = await self._invoke(handler, context, decoded)
+            except AnsweredElsewhere as exc:
+                return self._replay(exc.answer)
+            if not claim.answered:
+                # Nothing committed an answer, so nothing changed: store the
+                # client error (if it is one to replay) on its own.
+                await self._idempotency.remember(claim, _stored(response))
+            self._idempotency.reached(AFTER_COMMIT, claim)
+            return response, code
+        finally:
+            self._idempotency.release(claim)
+
+    @staticmethod
+    def _replay(stored: StoredResponse) -> tuple[web.StreamResponse, str]:
+        replay = web.Response(status=stored.status, body=stored.body, headers=stored.headers)
+        replay.headers[REPLAYED_HEADER] = "true"
+        return replay, "ok" if stored.status < 400 else "replayed_error"
 
     async def _invoke(
         self, handler: Handler, context: RequestContext, decoded: Any
@@ -373,23 +380,16 @@ class Dispatcher:
             result = await handler(context, decoded)
         except ApiError as exc:
             return self.error_response(exc, context.request_id), exc.code
+        except AnsweredElsewhere:
+            raise
         except Exception as exc:
             mapped = from_domain_error(exc)
             if mapped is None:
                 raise
             return self.error_response(mapped, context.request_id), mapped.code
-        reply = result if isinstance(result, Reply) else Reply(body=result)
-        if reply.raw_json is not None:
-            body: bytes | None = reply.raw_json
-        elif reply.body is not None:
-            body = json.dumps(reply.body.to_json(), separators=(",", ":")).encode()
-        else:
-            return web.Response(status=reply.status, headers=reply.headers), "ok"
+        rendered = render(result)
         return web.Response(
-            status=reply.status,
-            body=body,
-            content_type=JSON_CONTENT_TYPE,
-            headers=reply.headers,
+            status=rendered.status, body=rendered.body, headers=rendered.headers
         ), "ok"
 
     async def _payload(
@@ -490,6 +490,16 @@ class Dispatcher:
             content_type=JSON_CONTENT_TYPE,
             headers=headers,
         )
+
+
+def _stored(response: web.StreamResponse) -> StoredResponse:
+    """The replayable part of a response the dispatcher built."""
+    body = response.body if isinstance(response, web.Response) else None
+    return StoredResponse(
+        status=response.status,
+        headers={h: response.headers[h] for h in REPLAYED_HEADERS if h in response.headers},
+        body=bytes(body) if isinstance(body, bytes | bytearray) else b"",
+    )
 
 
 def check_json_depth(raw: bytes, limit: int = MAX_JSON_DEPTH) -> None:

@@ -12,15 +12,15 @@ import asyncio
 import logging
 import re
 import sqlite3
-from collections.abc import Mapping
-from datetime import timedelta
-from typing import Any, Final, Protocol
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any, Final, Generic, Protocol, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from . import attest, ca
-from ._ca_runtime import CaRuntime
+from ._ca_runtime import CaRuntime, IssuedSvid
 from ._clock import Clock
 from ._gen import identity as m
 from ._rpc import Handler, Reply, RequestContext, none_match
@@ -29,6 +29,7 @@ from .config import ServerConfig
 from .errors import ApiError
 from .policy import RevocationTarget, leaves_an_admin, unexpired_leaves
 from .storage import InTransaction, Storage, StoredJoinToken
+from .storage import identity_tables as tables
 
 log = logging.getLogger("secinfra.identity")
 
@@ -36,6 +37,8 @@ MAX_JOIN_TOKEN_TTL_SECONDS: Final = 86400
 #: SPIFFE ID paths under this prefix belong to the server itself.
 RESERVED_PATH_PREFIX: Final = "/secinfra/"
 SERIAL_PATTERN: Final = re.compile(r"[0-9a-f]{1,40}")
+
+T = TypeVar("T")
 
 
 def is_reserved_path(path: str) -> bool:
@@ -63,6 +66,56 @@ def _svid(cert: x509.Certificate, spiffe_id: str) -> m.X509Svid:
 
 def _state(value: str) -> m.CaState:
     return m.CaState(value)
+
+
+def _in_order(*steps: InTransaction) -> InTransaction:
+    """One ``also`` hook running ``steps`` in order, in the write's transaction."""
+
+    def run(conn: sqlite3.Connection) -> None:
+        for step in steps:
+            step(conn)
+
+    return run
+
+
+class _Answer(Generic[T]):
+    """The last step of a write: build the call's answer from what the
+    transaction sees and commit it with the write (``RequestContext.commit_answer``);
+    the handler then returns exactly that answer."""
+
+    def __init__(self, ctx: RequestContext, build: Callable[[sqlite3.Connection], T]) -> None:
+        self._ctx = ctx
+        self._build = build
+        self._value: T | None = None
+
+    def __call__(self, conn: sqlite3.Connection) -> None:
+        value = self._build(conn)
+        self._ctx.commit_answer(conn, value)
+        self._value = value
+
+    @property
+    def value(self) -> T:
+        """The committed answer (only once the write returned)."""
+        assert self._value is not None, "the write did not run its answer step"
+        return self._value
+
+
+def _status_in(conn: sqlite3.Connection) -> m.CaStatus:
+    """The CA status as the open transaction sees it (after its change)."""
+    return m.CaStatus(
+        authorities=[
+            m.CertificateAuthority(
+                id=row.id,
+                state=_state(row.state),
+                certificate_pem=row.cert_pem,
+                not_before=row.not_before,
+                not_after=row.not_after,
+                leaves_expire_by=row.leaves_expire_by,
+            )
+            for row in tables.read_cas(conn)
+        ],
+        bundle_sequence=tables.read_bundle_sequence(conn),
+    )
 
 
 class IdentityApi:
@@ -160,12 +213,10 @@ class IdentityApi:
         await asyncio.to_thread(ca.load_csr, req.csr_pem)
         now = self._clock.now()
         attestation = "join_token" if req.join_token else "jwt"
+        token_id: str | None = None
         if req.join_token:
             token_id, spiffe_id = await self._verify_join_token(req.join_token)
             self._check_enrollable(spiffe_id)
-            # Spent only now: after the CSR, the token and the identity checked out.
-            if not await self._storage.consume_join_token(token_id, now):
-                raise attest.JoinTokenUsed("join token was already used")
         else:
             if self._jwt is None:
                 raise ApiError(
@@ -174,17 +225,40 @@ class IdentityApi:
                 )
             spiffe_id = str(self._jwt.attest(req.jwt or "", now=now).spiffe_id)
             self._check_enrollable(spiffe_id)
-        issued = await self._ca_runtime.sign_workload(req.csr_pem, spiffe_id, kind="issue")
+        answer: _Answer[m.IssueCertificateResponse] | None = None
+
+        def with_certificate(issued: IssuedSvid) -> InTransaction:
+            nonlocal answer
+            response = m.IssueCertificateResponse(
+                svid=_svid(issued.certificate, issued.spiffe_id),
+                bundle_refresh_hint=self._config.bundle_refresh_hint_seconds,
+            )
+            answer = _Answer(ctx, lambda _conn: response)
+            return _in_order(self._spend(token_id, now), answer)
+
+        issued = await self._ca_runtime.sign_workload(
+            req.csr_pem, spiffe_id, kind="issue", also=with_certificate
+        )
         serial = f"{issued.certificate.serial_number:x}"
         self._audit.record(self._event(ctx, issued.spiffe_id, serial=serial, via=attestation))
         log.info(
             "certificate issued",
             extra={"fields": {"spiffe_id": issued.spiffe_id, "serial": serial}},
         )
-        return m.IssueCertificateResponse(
-            svid=_svid(issued.certificate, issued.spiffe_id),
-            bundle_refresh_hint=self._config.bundle_refresh_hint_seconds,
-        )
+        assert answer is not None
+        return answer.value
+
+    @staticmethod
+    def _spend(token_id: str | None, now: datetime) -> InTransaction:
+        """Spend the join token (if the call has one) in the transaction that
+        records its certificate: only after the CSR, the token and the identity
+        checked out, and never without the certificate it paid for."""
+
+        def spend(conn: sqlite3.Connection) -> None:
+            if token_id is not None and not tables.spend_join_token(conn, token_id, now):
+                raise attest.JoinTokenUsed("join token was already used")
+
+        return spend
 
     def _check_enrollable(self, spiffe_id: str) -> None:
         """Refuse identities no attestation may grant: the server's own (reserved
@@ -243,10 +317,21 @@ class IdentityApi:
                     "secinfra: identity: renewal needs a new key; the CSR reuses the current one",
                     details={"field": "csr_pem"},
                 )
-        issued = await self._ca_runtime.sign_workload(req.csr_pem, ctx.peer.spiffe_id, kind="renew")
+        answer: _Answer[m.RenewCertificateResponse] | None = None
+
+        def with_certificate(issued: IssuedSvid) -> InTransaction:
+            nonlocal answer
+            response = m.RenewCertificateResponse(svid=_svid(issued.certificate, issued.spiffe_id))
+            answer = _Answer(ctx, lambda _conn: response)
+            return answer
+
+        issued = await self._ca_runtime.sign_workload(
+            req.csr_pem, ctx.peer.spiffe_id, kind="renew", also=with_certificate
+        )
         serial = f"{issued.certificate.serial_number:x}"
         self._audit.record(self._event(ctx, issued.spiffe_id, serial=serial))
-        return m.RenewCertificateResponse(svid=_svid(issued.certificate, issued.spiffe_id))
+        assert answer is not None
+        return answer.value
 
     async def get_caller_identity(
         self, ctx: RequestContext, _req: m.GetCallerIdentityRequest
@@ -300,17 +385,26 @@ class IdentityApi:
         else:
             ca.SpiffeId.parse(spiffe_id)
         target = f"serial:{serial}" if serial else spiffe_id
+
+        def listed(conn: sqlite3.Connection) -> m.Revocation:
+            entry = tables.read_revocation(conn, serial, spiffe_id)
+            assert entry is not None, "added in this transaction or before"
+            return _revocation(entry)
+
+        answer = _Answer(ctx, listed)
         async with self._revocation_lock:
             await self._refuse_locking_admins_out(
                 ctx, RevocationTarget(serial=serial, spiffe_id=spiffe_id), target, req.reason
             )
-            entry = await self._ca_runtime.revoke(
+            await self._ca_runtime.revoke(
                 serial=serial,
                 spiffe_id=spiffe_id,
                 reason=req.reason,
-                also=self._with_audit(self._event(ctx, target, reason=req.reason)),
+                also=_in_order(
+                    self._with_audit(self._event(ctx, target, reason=req.reason)), answer
+                ),
             )
-        return _revocation(entry)
+        return answer.value
 
     async def _refuse_locking_admins_out(
         self, ctx: RequestContext, revocation: RevocationTarget, target: str, reason: str
@@ -393,8 +487,12 @@ class IdentityApi:
             created_at=record.created_at,
         )
         event = self._event(ctx, f"join-token:{record.id}", spiffe_id=stored.spiffe_id)
-        await self._storage.insert_join_token(stored, also=self._with_audit(event))
-        return m.CreateJoinTokenResponse(token=token, join_token=_join_token(stored))
+        response = m.CreateJoinTokenResponse(token=token, join_token=_join_token(stored))
+        answer = _Answer(ctx, lambda _conn: response)
+        await self._storage.insert_join_token(
+            stored, also=_in_order(self._with_audit(event), answer)
+        )
+        return answer.value
 
     async def list_join_tokens(
         self, ctx: RequestContext, _req: m.ListJoinTokensRequest
@@ -407,16 +505,29 @@ class IdentityApi:
     async def revoke_join_token(
         self, ctx: RequestContext, req: m.RevokeJoinTokenRequest
     ) -> m.JoinToken:
-        await self._require_admin(ctx, f"join-token:{req.id}")
-        event = self._event(ctx, f"join-token:{req.id}")
-        row = await self._storage.revoke_join_token(req.id, also=self._with_audit(event))
-        if row is None:
-            raise ApiError(
-                "not_found",
-                "secinfra: identity: no join token with that id",
-                details={"id": req.id},
+        resource = f"join-token:{req.id}"
+        await self._require_admin(ctx, resource)
+
+        def revoked(conn: sqlite3.Connection) -> m.JoinToken:
+            row = tables.read_join_token(conn, req.id)
+            if row is None:
+                # Rolls the write back: there was nothing to revoke.
+                raise ApiError(
+                    "not_found",
+                    "secinfra: identity: no join token with that id",
+                    details={"id": req.id},
+                )
+            return _join_token(row)
+
+        answer = _Answer(ctx, revoked)
+        try:
+            await self._storage.revoke_join_token(
+                req.id, also=_in_order(self._with_audit(self._event(ctx, resource)), answer)
             )
-        return _join_token(row)
+        except ApiError as exc:
+            self._audit.record(self._event(ctx, resource, "error", code=exc.code))
+            raise
+        return answer.value
 
     # -- CA rotation -----------------------------------------------------------------
     def _status(self) -> m.CaStatus:
@@ -444,13 +555,19 @@ class IdentityApi:
         self, ctx: RequestContext, _req: m.PrepareCaRotationRequest
     ) -> m.CaStatus:
         await self._require_admin(ctx, "ca")
-        await self._ca_runtime.prepare(also=self._with_audit(self._event(ctx, "ca:new")))
-        return self._status()
+        answer = _Answer(ctx, _status_in)
+        await self._ca_runtime.prepare(
+            also=_in_order(self._with_audit(self._event(ctx, "ca:new")), answer)
+        )
+        return answer.value
 
     async def activate_ca(self, ctx: RequestContext, _req: m.ActivateCaRequest) -> m.CaStatus:
         await self._require_admin(ctx, "ca")
-        await self._ca_runtime.activate(also=self._with_audit(self._event(ctx, "ca:prepared")))
-        return self._status()
+        answer = _Answer(ctx, _status_in)
+        await self._ca_runtime.activate(
+            also=_in_order(self._with_audit(self._event(ctx, "ca:prepared")), answer)
+        )
+        return answer.value
 
     async def retire_ca(self, ctx: RequestContext, req: m.RetireCaRequest) -> m.CaStatus:
         await self._require_admin(ctx, f"ca:{req.ca_id}")
@@ -461,8 +578,11 @@ class IdentityApi:
                 details={"field": "ca_id"},
             )
         event = self._event(ctx, f"ca:{req.ca_id}", force=req.force)
-        await self._ca_runtime.retire(req.ca_id, force=req.force, also=self._with_audit(event))
-        return self._status()
+        answer = _Answer(ctx, _status_in)
+        await self._ca_runtime.retire(
+            req.ca_id, force=req.force, also=_in_order(self._with_audit(event), answer)
+        )
+        return answer.value
 
 
 def _revocation(row: Any) -> m.Revocation:

@@ -9,9 +9,11 @@ long-lived parts it is built from (:class:`ServiceContext`). The dispatcher
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from aiohttp import web
 
@@ -19,12 +21,15 @@ from . import ca
 from ._ca_runtime import CaRuntime
 from ._clock import Clock
 from ._gen.routes import Route
+from ._idempotency import REPLAYED_HEADERS, KeyedCall, StoredResponse
 from ._metrics import Metrics
 from .audit import AuditLog
 from .config import ServerConfig
 from .crypto import Keyring
 from .policy import AccessPolicy, AuthzEngine
 from .storage import Storage
+
+JSON_CONTENT_TYPE: Final = "application/json"
 
 
 @dataclass
@@ -37,6 +42,20 @@ class RequestContext:
     #: The verified caller; None on an ``auth: NONE`` route.
     peer: ca.Peer | None
     idempotency_key: str | None
+    #: The key's claim when the call carries one (the dispatcher sets it).
+    keyed: KeyedCall | None = None
+
+    def commit_answer(self, conn: sqlite3.Connection, result: Any) -> None:
+        """Inside the effect's write transaction, as its last step: record
+        ``result`` (what the handler will return) as this call's answer, so
+        that answer and effect commit together (nothing for an unkeyed call).
+
+        Every handler of an RPC that is not read-only calls this in the
+        transaction that makes its change. It raises when another request with
+        the same key answered first; the transaction then rolls back.
+        """
+        if self.keyed is not None:
+            self.keyed.answer_in(conn, stored_answer(render(result)))
 
 
 @dataclass
@@ -48,6 +67,37 @@ class Reply:
     raw_json: bytes | None = None
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A handler's answer as HTTP: status, headers and body (None: no body)."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes | None
+
+
+def render(result: Any) -> Rendered:
+    """How a handler's result (a response model or a :class:`Reply`) is sent:
+    the one rendering both the response and the stored answer come from."""
+    reply = result if isinstance(result, Reply) else Reply(body=result)
+    if reply.raw_json is not None:
+        body: bytes | None = reply.raw_json
+    elif reply.body is not None:
+        body = json.dumps(reply.body.to_json(), separators=(",", ":")).encode()
+    else:
+        return Rendered(reply.status, dict(reply.headers), None)
+    return Rendered(reply.status, {**reply.headers, "Content-Type": JSON_CONTENT_TYPE}, body)
+
+
+def stored_answer(rendered: Rendered) -> StoredResponse:
+    """The part of a rendered answer an idempotent replay sends again."""
+    return StoredResponse(
+        status=rendered.status,
+        headers={h: rendered.headers[h] for h in REPLAYED_HEADERS if h in rendered.headers},
+        body=rendered.body or b"",
+    )
 
 
 #: A handler: the request context and the decoded request model in; a response

@@ -354,7 +354,7 @@ class SecretsApi:
         if_version = req.if_version
         keyring = self._keyring
 
-        def write(conn: sqlite3.Connection) -> tuple[int, int]:
+        def write(conn: sqlite3.Connection) -> m.SecretVersionInfo:
             now = self._clock.now()
             now_ms = to_ms(now)
             row = store.get_secret(conn, name)
@@ -396,13 +396,14 @@ class SecretsApi:
             if pruned:
                 details["destroyed"] = pruned
             append_in_transaction(conn, self._event(ctx, actor, action, name, details), now)
-            return version, now_ms
+            info = m.SecretVersionInfo(name=name, version=version, create_time=from_ms(now_ms))
+            ctx.commit_answer(conn, info)
+            return info
 
-        async def run() -> tuple[int, int]:
+        async def run() -> m.SecretVersionInfo:
             return await self._storage.write(write)
 
-        version, created_ms = await self._audited(ctx, actor, action, f"secret:{name}", run)
-        return m.SecretVersionInfo(name=name, version=version, create_time=from_ms(created_ms))
+        return await self._audited(ctx, actor, action, f"secret:{name}", run)
 
     async def get_secret(self, ctx: RequestContext, req: m.GetSecretRequest) -> Reply:
         name = validate_secret_name(req.name)
@@ -582,7 +583,9 @@ class SecretsApi:
                 store.touch_secret(conn, name, to_ms(now))
             details = {"versions": targets, "changed": changed}
             append_in_transaction(conn, self._event(ctx, actor, action, name, details), now)
-            return _read_metadata(conn, name)
+            metadata = _read_metadata(conn, name)
+            ctx.commit_answer(conn, metadata)
+            return metadata
 
         return await self._audited(
             ctx, actor, action, f"secret:{name}", lambda: self._storage.write(write)
@@ -614,7 +617,9 @@ class SecretsApi:
                 store.touch_secret(conn, name, to_ms(now))
             details = {"versions": targets, "changed": changed}
             append_in_transaction(conn, self._event(ctx, actor, action, name, details), now)
-            return _read_metadata(conn, name)
+            metadata = _read_metadata(conn, name)
+            ctx.commit_answer(conn, metadata)
+            return metadata
 
         return await self._audited(
             ctx, actor, action, f"secret:{name}", lambda: self._storage.write(write)
@@ -637,7 +642,9 @@ class SecretsApi:
                 store.touch_secret(conn, name, to_ms(now))
             details = {"versions": targets, "changed": changed}
             append_in_transaction(conn, self._event(ctx, actor, action, name, details), now)
-            return _read_metadata(conn, name)
+            metadata = _read_metadata(conn, name)
+            ctx.commit_answer(conn, metadata)
+            return metadata
 
         return await self._audited(
             ctx, actor, action, f"secret:{name}", lambda: self._storage.write(write)

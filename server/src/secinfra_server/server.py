@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -20,7 +21,7 @@ from typing import Final
 from aiohttp import web
 from cryptography import x509
 
-from . import attest, ca
+from . import _crash_points, attest, ca
 from ._authz_api import AuthzApi
 from ._ca_runtime import CaRuntime, ServerIdentity
 from ._clock import Clock
@@ -157,7 +158,12 @@ class Server:
         self.ca_runtime.on_trust_change(self._on_trust_change)
         self.audit = AuditLog(self.storage, self.clock)
         self.audit.start()
-        self.idempotency = IdempotencyStore(self.storage, keyring, self.clock)
+        self.idempotency = IdempotencyStore(
+            self.storage,
+            keyring,
+            self.clock,
+            probe=_crash_points.from_environ(os.environ, test_hooks=config.test_hooks),
+        )
         self.engine = AuthzEngine(self.storage, clock=self.clock, admin_id=config.admin_spiffe_id)
         self.policy = self.make_policy(self.engine)
         if config.test_hooks:

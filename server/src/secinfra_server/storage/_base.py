@@ -58,7 +58,9 @@ class Storage(Protocol):
     async def bundle_sequence(self) -> int:
         """The current trust bundle sequence number (starts at 1)."""
 
-    async def record_issued(self, cert: IssuedCertificate) -> None:
+    async def record_issued(
+        self, cert: IssuedCertificate, *, also: InTransaction | None = None
+    ) -> None:
         """Remember an issued certificate and extend its CA's leaves_expire_by."""
 
     async def issuers_of(self, serials: Sequence[str]) -> dict[str, str]:

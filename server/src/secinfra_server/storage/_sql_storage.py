@@ -13,37 +13,28 @@ from __future__ import annotations
 import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
-from typing import Any, Final, TypeVar
+from datetime import datetime
+from typing import TypeVar
 
 from ._base import InTransaction
 from ._records import IssuedCertificate, StoredCa, StoredJoinToken, StoredRevocation
-
-T = TypeVar("T")
-
-_ENROLMENT_SELECT: Final = (
-    "SELECT id, secret_hash, spiffe_id, expires_ms, created_ms, used_ms, revoked FROM join_tokens"
+from ._time import from_ms, to_ms
+from .identity_tables import (
+    read_bundle_sequence,
+    read_cas,
+    read_join_token,
+    read_join_tokens,
+    read_revocation,
+    spend_join_token,
 )
 
+__all__ = ["SqlStorage", "from_ms", "to_ms"]
 
-def to_ms(moment: datetime) -> int:
-    """A timezone-aware datetime as integer milliseconds since the epoch."""
-    if moment.tzinfo is None:
-        raise ValueError("naive datetime")
-    return int(moment.timestamp() * 1000)
-
-
-def from_ms(value: int) -> datetime:
-    """Integer epoch milliseconds as an aware UTC datetime."""
-    return datetime.fromtimestamp(value / 1000, tz=UTC)
+T = TypeVar("T")
 
 
 def _opt_to_ms(moment: datetime | None) -> int | None:
     return None if moment is None else to_ms(moment)
-
-
-def _opt_from_ms(value: int | None) -> datetime | None:
-    return None if value is None else from_ms(value)
 
 
 class SqlStorage(ABC):
@@ -68,35 +59,8 @@ class SqlStorage(ABC):
         """Run ``fn(conn)`` inside one read transaction (one snapshot)."""
 
     # -- certificate authorities -------------------------------------------------
-    @staticmethod
-    def _ca_from_row(row: Any) -> StoredCa:
-        (cid, state, pem, kek_id, wrapped, ciphertext, nb, na, prep, act, ring, ret, leaves) = row
-        return StoredCa(
-            id=str(cid),
-            state=str(state),
-            cert_pem=str(pem),
-            key_kek_id=str(kek_id),
-            key_wrapped=bytes(wrapped),
-            key_ciphertext=bytes(ciphertext),
-            not_before=from_ms(int(nb)),
-            not_after=from_ms(int(na)),
-            prepared_at=from_ms(int(prep)),
-            activated_at=_opt_from_ms(act),
-            retiring_at=_opt_from_ms(ring),
-            retired_at=_opt_from_ms(ret),
-            leaves_expire_by=_opt_from_ms(leaves),
-        )
-
     async def list_cas(self) -> list[StoredCa]:
-        def q(conn: sqlite3.Connection) -> list[StoredCa]:
-            rows = conn.execute(
-                "SELECT id, state, cert_pem, key_kek_id, key_wrapped, key_ciphertext,"
-                " not_before_ms, not_after_ms, prepared_ms, activated_ms, retiring_ms,"
-                " retired_ms, leaves_expire_by_ms FROM cas ORDER BY prepared_ms DESC, id"
-            ).fetchall()
-            return [self._ca_from_row(row) for row in rows]
-
-        return await self.read(q)
+        return await self.read(read_cas)
 
     async def save_cas(
         self, changed: Sequence[StoredCa], *, bump_bundle: bool, also: InTransaction | None = None
@@ -134,25 +98,19 @@ class SqlStorage(ABC):
                     "UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
                     " WHERE key = 'bundle_sequence'"
                 )
-            (seq,) = conn.execute(
-                "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'bundle_sequence'"
-            ).fetchone()
+            seq = read_bundle_sequence(conn)
             if also is not None:
                 also(conn)
-            return int(seq)
+            return seq
 
         return await self.write(q)
 
     async def bundle_sequence(self) -> int:
-        def q(conn: sqlite3.Connection) -> int:
-            (seq,) = conn.execute(
-                "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'bundle_sequence'"
-            ).fetchone()
-            return int(seq)
+        return await self.read(read_bundle_sequence)
 
-        return await self.read(q)
-
-    async def record_issued(self, cert: IssuedCertificate) -> None:
+    async def record_issued(
+        self, cert: IssuedCertificate, *, also: InTransaction | None = None
+    ) -> None:
         def q(conn: sqlite3.Connection) -> None:
             conn.execute(
                 "INSERT INTO issued_certificates (serial, spiffe_id, ca_id, not_after_ms,"
@@ -173,6 +131,8 @@ class SqlStorage(ABC):
                 " ELSE ? END WHERE id = ?",
                 (to_ms(cert.not_after), to_ms(cert.not_after), cert.ca_id),
             )
+            if also is not None:
+                also(conn)
 
         await self.write(q)
 
@@ -206,19 +166,6 @@ class SqlStorage(ABC):
         return await self.read(q)
 
     # -- join tokens -------------------------------------------------------------
-    @staticmethod
-    def _token_from_row(row: Any) -> StoredJoinToken:
-        (tid, secret_hash, spiffe_id, expires, created, used, revoked) = row
-        return StoredJoinToken(
-            id=str(tid),
-            secret_hash=bytes(secret_hash),
-            spiffe_id=str(spiffe_id),
-            expires_at=from_ms(int(expires)),
-            created_at=from_ms(int(created)),
-            used_at=_opt_from_ms(used),
-            revoked=bool(revoked),
-        )
-
     async def insert_join_token(
         self, token: StoredJoinToken, *, also: InTransaction | None = None
     ) -> None:
@@ -243,39 +190,23 @@ class SqlStorage(ABC):
         await self.write(q)
 
     async def get_join_token(self, token_id: str) -> StoredJoinToken | None:
-        def q(conn: sqlite3.Connection) -> StoredJoinToken | None:
-            row = conn.execute(_ENROLMENT_SELECT + " WHERE id = ?", (token_id,)).fetchone()
-            return None if row is None else self._token_from_row(row)
-
-        return await self.read(q)
+        return await self.read(lambda conn: read_join_token(conn, token_id))
 
     async def consume_join_token(self, token_id: str, now: datetime) -> bool:
-        def q(conn: sqlite3.Connection) -> bool:
-            cursor = conn.execute(
-                "UPDATE join_tokens SET used_ms = ? WHERE id = ? AND used_ms IS NULL"
-                " AND revoked = 0 AND expires_ms > ?",
-                (to_ms(now), token_id, to_ms(now)),
-            )
-            return cursor.rowcount == 1
-
-        return await self.write(q)
+        return await self.write(lambda conn: spend_join_token(conn, token_id, now))
 
     async def list_join_tokens(self) -> list[StoredJoinToken]:
-        def q(conn: sqlite3.Connection) -> list[StoredJoinToken]:
-            rows = conn.execute(_ENROLMENT_SELECT + " ORDER BY created_ms DESC, id").fetchall()
-            return [self._token_from_row(row) for row in rows]
-
-        return await self.read(q)
+        return await self.read(read_join_tokens)
 
     async def revoke_join_token(
         self, token_id: str, *, also: InTransaction | None = None
     ) -> StoredJoinToken | None:
         def q(conn: sqlite3.Connection) -> StoredJoinToken | None:
             conn.execute("UPDATE join_tokens SET revoked = 1 WHERE id = ?", (token_id,))
-            row = conn.execute(_ENROLMENT_SELECT + " WHERE id = ?", (token_id,)).fetchone()
+            row = read_join_token(conn, token_id)
             if also is not None:
                 also(conn)
-            return None if row is None else self._token_from_row(row)
+            return row
 
         return await self.write(q)
 
@@ -294,14 +225,11 @@ class SqlStorage(ABC):
                     to_ms(revocation.revoked_at),
                 ),
             )
-            serial, spiffe_id, reason, revoked = conn.execute(
-                "SELECT serial, spiffe_id, reason, revoked_ms FROM revocations"
-                " WHERE serial = ? AND spiffe_id = ?",
-                (revocation.serial, revocation.spiffe_id),
-            ).fetchone()
+            entry = read_revocation(conn, revocation.serial, revocation.spiffe_id)
+            assert entry is not None, "inserted or already there"
             if also is not None:
                 also(conn)
-            return StoredRevocation(serial, spiffe_id, reason, from_ms(revoked))
+            return entry
 
         return await self.write(q)
 
