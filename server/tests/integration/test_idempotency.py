@@ -1,9 +1,13 @@
 """Idempotency-Key on every call that is not read-only (the replay tests on
-each storage backend)."""
+each storage backend, duplicates in one process and on two replicas of one
+PostgreSQL). What a crash at each point of the path does is in
+``test_idempotency_crash.py``."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import sqlite3
 import threading
 import time
 import uuid
@@ -14,6 +18,7 @@ from backends import ON_EACH_BACKEND
 
 from secinfra_server._rpc import Handler, RequestContext, ServiceContext
 from secinfra_server.server import Server
+from secinfra_server.storage import to_ms
 
 from .harness import Client, Response, RunningServer, csr_pem, new_key
 
@@ -135,5 +140,102 @@ def test_concurrent_use_of_a_key_is_409_with_should_retry(tmp_path: Path) -> Non
         assert resp.code == "conflict"
         assert resp.headers["secinfra-should-retry"] == "true"
         assert results == [200]
+    finally:
+        server.stop()
+
+
+class _SlowPuts(Server):
+    """Every PutSecret waits before it writes, so duplicates overlap."""
+
+    def service_handlers(self, ctx: ServiceContext) -> dict[str, Handler]:
+        handlers = super().service_handlers(ctx)
+        original = handlers["put_secret"]
+
+        async def slow(context: RequestContext, req: object) -> object:
+            await asyncio.sleep(0.3)
+            return await original(context, req)
+
+        handlers["put_secret"] = slow
+        return handlers
+
+
+#: Bounds the two-replica test: this many keys, each sent to both at once.
+REPLICA_DUPLICATES = 4
+
+
+def _at_once(
+    tmp: Path, servers: tuple[RunningServer, ...], path: str, body: object, key: dict[str, str]
+) -> list[Response]:
+    """PUT the same keyed request to every server at the same moment."""
+    start = threading.Barrier(len(servers), timeout=10)
+    answers: dict[int, Response] = {}
+
+    def send(index: int, server: RunningServer) -> None:
+        client = Client(server.port, server.bundle_pem(), server.admin, tmp / f"c{index}")
+        client.connect().connect()
+        start.wait()
+        answers[index] = client.request("PUT", path, body, headers=key)
+        client.close()
+
+    threads = [threading.Thread(target=send, args=pair) for pair in enumerate(servers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(answers) == list(range(len(servers))), "every request was answered"
+    return [answers[index] for index in sorted(answers)]
+
+
+def test_duplicates_on_two_replicas_of_one_postgresql_apply_once(
+    tmp_path: Path, postgres_dsn: str
+) -> None:
+    """Both replicas run the call up to its write; writes are serialised and
+    the later one finds the first's answer, rolls back its own version and
+    replays that answer."""
+    settings = {"database_dsn": postgres_dsn, "migrate": True}
+    first = RunningServer(tmp_path / "data", server_class=_SlowPuts, **settings).start()
+    second = RunningServer(tmp_path / "data", server_class=_SlowPuts, **settings).start()
+    try:
+        for i in range(REPLICA_DUPLICATES):
+            name = f"replicas/s{i}"
+            body = {"value": base64.b64encode(f"value {i}".encode()).decode()}
+            key = {"Idempotency-Key": str(uuid.uuid4())}
+            answers = _at_once(tmp_path, (first, second), f"/v1/secrets/{name}", body, key)
+            assert [a.status for a in answers] == [200, 200], answers
+            assert answers[0].body == answers[1].body
+            replayed = [a.headers.get("idempotent-replayed") == "true" for a in answers]
+            assert sorted(replayed) == [False, True], "one ran it, the other replayed it"
+            admin = Client(first.port, first.bundle_pem(), first.admin, tmp_path / "reader")
+            metadata = admin.request("GET", f"/v1/secrets/{name}:metadata").json()
+            admin.close()
+            assert [v["version"] for v in metadata["versions"]] == [1], "one version per key"
+    finally:
+        second.stop()
+        first.stop()
+
+
+def test_an_in_progress_record_left_by_an_older_server_blocks_nothing(tmp_path: Path) -> None:
+    """Servers before the answer committed with the effect wrote an *in
+    progress* claim that a crash could leave behind; such a record is ignored
+    and replaced by the call's answer."""
+    server = RunningServer(tmp_path / "data").start()
+    try:
+        key = str(uuid.uuid4())
+        conn = sqlite3.connect(server.config.database_path, timeout=10)
+        with conn:
+            conn.execute(
+                "INSERT INTO idempotency (caller, key, fingerprint, state, created_ms)"
+                " VALUES (?, ?, 'left-by-a-crash', 'in_progress', ?)",
+                (server.config.admin_spiffe_id, key, to_ms(server.server.clock.now())),
+            )
+        conn.close()
+        admin = Client(server.port, server.bundle_pem(), server.admin, tmp_path / "admin")
+        first = _create(admin, key)
+        again = _create(admin, key)
+        admin.close()
+        assert first.status == 200, first.body
+        assert "idempotent-replayed" not in first.headers
+        assert again.headers.get("idempotent-replayed") == "true"
+        assert again.json()["token"] == first.json()["token"]
     finally:
         server.stop()
