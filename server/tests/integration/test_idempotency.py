@@ -7,20 +7,23 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import sqlite3
 import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from backends import ON_EACH_BACKEND
 
+from secinfra_server._gen.routes import ROUTES
 from secinfra_server._rpc import Handler, RequestContext, ServiceContext
 from secinfra_server.server import Server
 from secinfra_server.storage import to_ms
 
-from .harness import Client, Response, RunningServer, csr_pem, new_key
+from .harness import Client, Identity, Response, RunningServer, csr_pem, key_pem, new_key
 
 WORKLOAD = "spiffe://secinfra.local/workload/idem"
 
@@ -239,3 +242,92 @@ def test_an_in_progress_record_left_by_an_older_server_blocks_nothing(tmp_path: 
         assert again.json()["token"] == first.json()["token"]
     finally:
         server.stop()
+
+
+DOCS_DSL = """model
+  schema 1.1
+
+type document
+  relations
+    define owner: [workload]
+"""
+
+
+@ON_EACH_BACKEND
+def test_every_keyed_rpc_answers_inside_its_write(
+    server: RunningServer, admin: Client, anon: Client, tmp_path: Path, caplog: Any
+) -> None:
+    """Each RPC that takes a key, called with one and then again: the second
+    call replays the first answer, and no answer was stored after its write
+    (the dispatcher says so in a warning when a handler did not answer inside
+    its transaction)."""
+    caplog.set_level(logging.INFO)
+    td = server.config.trust_domain
+    done: list[str] = []
+
+    def twice(client: Client, rpc: str, method: str, path: str, body: Any = None) -> Any:
+        key = {"Idempotency-Key": str(uuid.uuid4())}
+        first = client.request(method, path, body, headers=key)
+        assert first.status == 200, (rpc, first.body)
+        again = client.request(method, path, body, headers=key)
+        assert again.headers.get("idempotent-replayed") == "true", rpc
+        assert again.body == first.body, rpc
+        done.append(rpc)
+        return first.json()
+
+    twice(admin, "PutSecret", "PUT", "/v1/secrets/app/x", {"value": "dmFsdWU="})
+    twice(admin, "DeleteSecret", "DELETE", "/v1/secrets/app/x")
+    twice(admin, "UndeleteSecret", "POST", "/v1/secrets/app/x:undelete", {"versions": [1]})
+    twice(admin, "DestroySecretVersions", "POST", "/v1/secrets/app/x:destroy", {"versions": [1]})
+    twice(admin, "WriteAuthorizationModel", "POST", "/v1/authz/models", {"dsl": DOCS_DSL})
+    owner = {"object": "document:d1", "relation": "owner", "user": f"workload:spiffe://{td}/w/a"}
+    twice(admin, "WriteTuples", "POST", "/v1/authz/tuples:write", {"writes": [owner]})
+    created = twice(
+        admin, "CreateJoinToken", "POST", "/v1/join-tokens", {"spiffe_id": f"spiffe://{td}/w/k"}
+    )
+    key = new_key()
+    issued = twice(
+        anon,
+        "IssueCertificate",
+        "POST",
+        "/v1/identity:issue",
+        {"csr_pem": csr_pem(key), "join_token": created["token"]},
+    )
+    workload = Client(
+        server.port,
+        server.bundle_pem(),
+        Identity(issued["svid"]["cert_chain_pem"].encode(), key_pem(key)),
+        tmp_path / "workload",
+    )
+    renewed = twice(
+        workload, "RenewCertificate", "POST", "/v1/identity:renew", {"csr_pem": csr_pem(new_key())}
+    )
+    workload.close()
+    spare = _create(admin, str(uuid.uuid4())).json()["join_token"]["id"]
+    twice(admin, "RevokeJoinToken", "DELETE", f"/v1/join-tokens/{spare}")
+    twice(admin, "Revoke", "POST", "/v1/revocations", {"serial": renewed["svid"]["serial"]})
+    old_ca = next(
+        a["id"]
+        for a in admin.request("GET", "/v1/ca").json()["authorities"]
+        if a["state"] == "active"
+    )
+    twice(admin, "PrepareCaRotation", "POST", "/v1/ca:prepare", {})
+    admin.bundle_pem = server.bundle_pem()
+    admin.close()
+    twice(admin, "ActivateCa", "POST", "/v1/ca:activate", {})
+    # Last: a forced retirement ends the admin certificate (the old CA's), so
+    # it is called once; its answer must still have been written in its write.
+    retire = admin.request(
+        "POST",
+        "/v1/ca:retire",
+        {"ca_id": old_ca, "force": True},
+        headers={"Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert retire.status == 200, retire.body
+    done.append("RetireCa")
+
+    keyed = {route.rpc for route in ROUTES if route.idempotency != "read_only"}
+    assert sorted(done) == sorted(keyed), "every keyed RPC was called"
+    messages = [record.getMessage() for record in caplog.records]
+    assert "certificate issued" in messages, "the server's log records are captured"
+    assert "keyed answer stored after its write" not in messages
