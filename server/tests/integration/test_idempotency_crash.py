@@ -15,6 +15,12 @@ The servers form one chain per backend: the server that serves the retry of
 one case is already armed for the next case (always another RPC, so the retry
 passes its points), so each case costs one start. Bounded: 7 kinds x 3 points
 per backend, every wait has a timeout.
+
+Then the same under load, with SIGKILLs at no chosen point: a few writers make
+keyed puts, retrying each call with its key until it is answered (as an SDK
+does) while the server is killed and restarted a few times; every call's
+answer is its own version, and each secret has exactly as many versions as
+calls were made.
 """
 
 from __future__ import annotations
@@ -23,9 +29,11 @@ import base64
 import http.client
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -534,3 +542,132 @@ def test_the_crash_point_variable_needs_test_hooks(tmp_path: Path) -> None:
     finally:
         server.stop()
     assert "crash point ignored: test hooks are off" in log.read_text()
+
+
+# -- SIGKILL under load ---------------------------------------------------------------
+#: Bounds: WRITERS threads make CALLS_PER_WRITER keyed puts each, the server is
+#: killed KILLS times (each after KILL_AFTER_ACKS more answers or
+#: KILL_AFTER_SECONDS), and every call gives up at LOAD_DEADLINE_SECONDS.
+WRITERS: Final = 4
+CALLS_PER_WRITER: Final = 25
+KILLS: Final = 3
+KILL_AFTER_ACKS: Final = 12
+KILL_AFTER_SECONDS: Final = 2.0
+LOAD_DEADLINE_SECONDS: Final = 180.0
+RETRY_PAUSE_SECONDS: Final = 0.05
+
+
+@dataclass
+class Writer:
+    """One writer's calls: each retried with its key until it is answered."""
+
+    name: str
+    answers: list[int] = field(default_factory=list)
+    attempts: int = 0
+    #: Answers replayed: the call had taken effect before a kill cut its response.
+    replayed: int = 0
+    error: BaseException | None = None
+
+
+def _write_keyed(port: int, bundle: str, admin: Identity, tmp: Path, writer: Writer) -> None:
+    deadline = time.monotonic() + LOAD_DEADLINE_SECONDS
+    client = Client(port, bundle, admin, tmp / f"writer-{writer.name.replace('/', '-')}")
+    try:
+        for n in range(CALLS_PER_WRITER):
+            key = {"Idempotency-Key": str(uuid.uuid4())}
+            body = {"value": _b64(f"{writer.name} call {n}"), "policy": {"max_versions": 100}}
+            while True:
+                assert time.monotonic() < deadline, f"{writer.name}: call {n} never answered"
+                writer.attempts += 1
+                try:
+                    resp = client.request("PUT", f"/v1/secrets/{writer.name}", body, headers=key)
+                except (OSError, http.client.HTTPException):
+                    client.close()  # the server died under us: retry with the key
+                    time.sleep(RETRY_PAUSE_SECONDS)
+                    continue
+                if resp.status in (409, 503):  # retryable, as the SDKs treat them
+                    time.sleep(RETRY_PAUSE_SECONDS)
+                    continue
+                assert resp.status == 200, (writer.name, resp.status, resp.body)
+                writer.answers.append(int(resp.json()["version"]))
+                writer.replayed += resp.headers.get("idempotent-replayed") == "true"
+                break
+    except BaseException as exc:
+        writer.error = exc
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_keyed_writes_retried_across_sigkills_apply_once(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    settings: list[str] = []
+    env: dict[str, str] = {}
+    db = Database(sqlite_path=data / "secinfra.db")
+    if backend == "postgres":
+        dsn: str = request.getfixturevalue("postgres_dsn")
+        settings = ["--database-dsn", dsn, "--migrate"]
+        env = {"SECINFRA_DATABASE_DSN": dsn, "SECINFRA_MIGRATE": "true"}
+        db = Database(dsn=dsn)
+    assert main(["init", "--data-dir", str(data), *settings]) == 0
+    admin = Identity(
+        (data / "admin" / "cert.pem").read_bytes(), (data / "admin" / "key.pem").read_bytes()
+    )
+    bundle = (data / "admin" / "bundle.pem").read_text()
+    server = ServerProcess(data, free_port(), tmp_path / "server.log", bundle, env)
+    writers = [Writer(f"load/w{i}") for i in range(WRITERS)]
+    kills = 0
+    try:
+        server.start(crash_at=None)
+        threads = [
+            threading.Thread(
+                target=_write_keyed, args=(server.port, bundle, admin, tmp_path, w), daemon=True
+            )
+            for w in writers
+        ]
+        for thread in threads:
+            thread.start()
+        while kills < KILLS and any(t.is_alive() for t in threads):
+            acked = sum(len(w.answers) for w in writers)
+            started = time.monotonic()
+            while (
+                sum(len(w.answers) for w in writers) < acked + KILL_AFTER_ACKS
+                and time.monotonic() - started < KILL_AFTER_SECONDS
+                and any(t.is_alive() for t in threads)
+            ):
+                time.sleep(0.01)
+            assert server.proc is not None
+            os.kill(server.proc.pid, signal.SIGKILL)
+            server.wait_crashed()
+            kills += 1
+            server.start(crash_at=None)
+        for thread in threads:
+            thread.join(LOAD_DEADLINE_SECONDS)
+        assert not any(t.is_alive() for t in threads)
+    finally:
+        server.stop()
+    errors = [w.error for w in writers if w.error is not None]
+    assert not errors, errors
+    calls = 0
+    double = 0
+    lost = 0
+    for w in writers:
+        versions = db.count("SELECT COUNT(*) FROM secret_versions WHERE name = ?", w.name)
+        calls += len(w.answers)
+        double += max(versions - len(w.answers), 0)
+        lost += max(len(w.answers) - versions, 0)
+        # Each call's answer is its own version: 1, 2, ... in call order.
+        assert w.answers == list(range(1, CALLS_PER_WRITER + 1)), (w.name, w.answers)
+    attempts = sum(w.attempts for w in writers)
+    replayed = sum(w.replayed for w in writers)
+    print(
+        f"\nSIGKILL under keyed write load on {backend}: {kills} kills, {calls} calls"
+        f" ({attempts} attempts, {replayed} answers replayed after a kill),"
+        f" double applications = {double}, lost = {lost}"
+    )
+    assert kills == KILLS
+    assert calls == WRITERS * CALLS_PER_WRITER
+    assert double == 0
+    assert lost == 0
