@@ -139,6 +139,11 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     );
     CREATE INDEX idempotency_by_age ON idempotency (created_ms);
     """,
+    # 3: nothing on SQLite. PostgreSQL's migration 3 adds the replicas' change
+    # feed (state_revisions and the NOTIFY triggers); one process on one file
+    # makes every change itself and needs none of it, so SQLite does not pay
+    # for it. The version moves all the same: both backends stay numbered alike.
+    "",
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
