@@ -64,9 +64,7 @@ class LeaderElection:
             if self._leader:
                 await self._conn.execute("SELECT 1")
             else:
-                cursor = await self._conn.execute(
-                    "SELECT pg_try_advisory_lock(%s)", (LEADER_LOCK,)
-                )
+                cursor = await self._conn.execute("SELECT pg_try_advisory_lock(%s)", (LEADER_LOCK,))
                 row = await cursor.fetchone()
                 self._leader = bool(row and row[0])
         except (psycopg.Error, OSError) as exc:

@@ -344,13 +344,13 @@ class PostgresStorage(SqlStorage):
         """A connection of its own, outside the pool (LISTEN and a session
         lock belong to one session for as long as it lives)."""
         try:
-            return await psycopg.AsyncConnection.connect(
+            params = conninfo.make_conninfo(
                 self._dsn,
-                autocommit=True,
                 connect_timeout=CONNECT_TIMEOUT_SECONDS,
                 application_name=application_name,
                 **KEEPALIVES,
             )
+            return await psycopg.AsyncConnection.connect(params, autocommit=True)
         except psycopg.Error as exc:
             # Not chained: the cause's text is libpq's, and only _reason
             # guarantees the password is not in it.
