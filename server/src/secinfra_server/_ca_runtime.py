@@ -147,8 +147,12 @@ class CaRuntime:
         keyring: Keyring,
         clock: Clock,
         metrics: Metrics,
+        shared: bool = False,
     ) -> None:
         self._config = config
+        #: Other processes write the same database (PostgreSQL replicas), so
+        #: what they record must be read back before acting on it.
+        self._shared = shared
         self._storage = storage
         self._keyring = keyring
         self._clock = clock
@@ -584,9 +588,10 @@ class CaRuntime:
             activation_delay=timedelta(seconds=self._config.bundle_refresh_hint_seconds),
             ca_validity=timedelta(days=self._config.ca_ttl_days),
         )
-        # Other replicas sign leaves too: their latest expiry per CA is in
-        # the database, and retirement must wait for it.
-        self._merge_leaves_expire_by(await self._storage.list_cas())
+        if self._shared:
+            # Other replicas sign leaves too: their latest expiry per CA is
+            # in the database, and retirement must wait for it.
+            self._merge_leaves_expire_by(await self._storage.list_cas())
         now = self._clock.now()
         candidates = list(self._cas)
         while True:

@@ -165,6 +165,7 @@ class Server:
             keyring=keyring,
             clock=self.clock,
             metrics=self.metrics,
+            shared=self._feed is not None,
         )
         await self.ca_runtime.load()
         self.identity = await self.ca_runtime.server_identity()

@@ -18,6 +18,7 @@ teardown.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -41,7 +42,7 @@ from secinfra_server.storage._pg_changes import APPLICATION_NAME as FEED_APPLICA
 from secinfra_server.storage._pg_changes import PROPAGATION_BOUND_SECONDS
 from secinfra_server.storage._pg_leader import TAKEOVER_BOUND_SECONDS
 
-from .harness import Client, Identity, csr_pem, free_port, key_pem, new_key
+from .harness import Client, Identity, RunningServer, csr_pem, free_port, key_pem, new_key
 
 T = TypeVar("T")
 
@@ -568,3 +569,20 @@ def test_two_replicas_preparing_a_rotation_at_once_leave_one_prepared_ca(
     with psycopg.connect(replica_set.dsn) as conn:
         states = [row[0] for row in conn.execute("SELECT state FROM cas ORDER BY state")]
     assert states == ["active", "prepared"]
+
+
+def test_a_server_on_sqlite_always_leads_and_has_no_change_feed(tmp_path: Path) -> None:
+    server = RunningServer(tmp_path / "data").start()
+    try:
+        admin = Client(server.port, server.bundle_pem(), server.admin, tmp_path / "admin")
+        text = admin.request("GET", "/metrics").body.decode()
+        admin.close()
+        assert re.search(r"^secinfra_leader 1\.0$", text, re.MULTILINE), text
+        assert server.server.is_leader
+        assert not any(task.get_name() == "change-feed" for task in server.call(_tasks()))
+    finally:
+        server.stop()
+
+
+async def _tasks() -> set[asyncio.Task[object]]:
+    return asyncio.all_tasks()

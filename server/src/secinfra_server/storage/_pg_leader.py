@@ -78,7 +78,12 @@ class LeaderElection:
         return self._leader
 
     async def close(self) -> None:
-        """Give up leadership (the session ends, so the lock is released)."""
+        """Give up leadership: unlock first, so that another replica can take
+        over at its next tick (ending the session would free the lock too, but
+        PostgreSQL ends it asynchronously)."""
+        if self._leader and self._conn is not None and not self._conn.closed:
+            with contextlib.suppress(psycopg.Error, OSError):
+                await self._conn.execute("SELECT pg_advisory_unlock(%s)", (LEADER_LOCK,))
         self._leader = False
         await self._drop()
 
