@@ -47,6 +47,7 @@ from .storage import (
     Storage,
     StoredCa,
     StoredRevocation,
+    crl_tables,
     to_ms,
 )
 
@@ -167,7 +168,6 @@ class CaRuntime:
         self._revocations = ca.RevocationList()
         self._revocation_rows: list[StoredRevocation] = []
         self._listeners: list[TrustListener] = []
-        self._crl_number = 0
         self._crl_cache: (
             tuple[tuple[Any, ...], datetime, list[x509.CertificateRevocationList]] | None
         ) = None
@@ -646,32 +646,70 @@ class CaRuntime:
 
     async def crls(self) -> list[x509.CertificateRevocationList]:
         """One CRL per CA that signed certificates still in use (active, retiring),
-        each listing the revoked serials that CA issued; cached until the
-        revocations or the CAs change, or half the CRL's validity has passed."""
+        each listing the revoked serials that CA issued.
+
+        The CRLs are stored, so every replica publishes the same ones: this
+        returns the stored CRLs while they are current (made from the whole
+        deny-list, for these CAs, less than half their validity ago), else
+        signs new ones and stores them, all in one serialized transaction. The
+        result is kept in memory until the deny-list, the CAs or the stored
+        CRLs change, or half the validity has passed."""
         now = self._clock.now()
         signers = tuple(a for a in self._cas if a.state in (ca.CAState.ACTIVE, ca.CAState.RETIRING))
         key = (tuple(a.id for a in signers), len(self._revocation_rows))
         cached = self._crl_cache
         if cached is not None and cached[0] == key and now < cached[1]:
             return cached[2]
-        serials = [row for row in self._revocation_rows if row.serial]
-        issuers = await self._storage.issuers_of([row.serial for row in serials])
-        # A number that only grows, across restarts too: milliseconds, bumped.
-        self._crl_number = max(self._crl_number + 1, int(now.timestamp() * 1000))
-        crls = [
-            ca.build_crl(
-                signer,
-                [
-                    (int(row.serial, 16), row.revoked_at)
-                    for row in serials
-                    # Unknown issuer (not recorded here): listed by every CA.
-                    if issuers.get(row.serial, signer.id) == signer.id
-                ],
-                now=now,
-                crl_number=self._crl_number,
-                next_update=CRL_VALIDITY,
-            )
-            for signer in signers
-        ]
-        self._crl_cache = (key, now + CRL_VALIDITY / 2, crls)
+
+        def current(conn: sqlite3.Connection) -> list[crl_tables.StoredCrl] | None:
+            stored = crl_tables.stored_crls(conn)
+            size = crl_tables.deny_list_size(conn)
+            if set(stored) != {a.id for a in signers}:
+                return None
+            found = [stored[a.id] for a in signers]
+            if any(c.revocations != size or now >= c.this_update + CRL_VALIDITY / 2 for c in found):
+                return None
+            return found
+
+        def publish(conn: sqlite3.Connection) -> list[crl_tables.StoredCrl]:
+            found = current(conn)
+            if found is not None:
+                return found  # another replica published them meanwhile
+            size = crl_tables.deny_list_size(conn)
+            revoked = crl_tables.revoked_serials(conn)
+            number = crl_tables.next_crl_number(conn, now)
+            made = [
+                crl_tables.StoredCrl(
+                    ca_id=signer.id,
+                    number=number,
+                    der=ca.build_crl(
+                        signer,
+                        [
+                            (int(serial, 16), revoked_at)
+                            for serial, revoked_at, issuer in revoked
+                            # Unknown issuer (not recorded here): listed by every CA.
+                            if (issuer or signer.id) == signer.id
+                        ],
+                        now=now,
+                        crl_number=number,
+                        next_update=CRL_VALIDITY,
+                    ).public_bytes(serialization.Encoding.DER),
+                    revocations=size,
+                    this_update=now,
+                )
+                for signer in signers
+            ]
+            crl_tables.replace_crls(conn, made)
+            return made
+
+        rows = await self._storage.read(current)
+        if rows is None:
+            rows = await self._storage.write(publish)
+        crls = [x509.load_der_x509_crl(row.der) for row in rows]
+        refresh_at = min(row.this_update for row in rows) + CRL_VALIDITY / 2
+        self._crl_cache = (key, refresh_at, crls)
         return crls
+
+    def forget_crls(self) -> None:
+        """Drop the CRLs kept in memory (another replica published new ones)."""
+        self._crl_cache = None

@@ -7,8 +7,8 @@ in-flight requests finish within the shutdown timeout, then closes storage.
 
 On PostgreSQL the server is one of any number of replicas on the database:
 its change feed reloads the CAs and the deny-list when another replica
-changes them, and the background jobs (CA rotation, idempotency clean-up) run
-only while its leader election says it leads. Its own serving certificate,
+changes them, and the background jobs (CA rotation, CRL refresh, idempotency
+clean-up) run only while its leader election says it leads. Its own serving certificate,
 with its own address SANs, it renews itself, whether it leads or not. On
 SQLite there is neither: one process makes every change and always leads.
 """
@@ -323,6 +323,8 @@ class Server:
             await self.ca_runtime.refresh_revocations()
         if "cas" in kinds:
             await self.ca_runtime.refresh_cas()
+        if "crls" in kinds:
+            self.ca_runtime.forget_crls()
 
     async def _housekeeping(self) -> None:
         assert self.ca_runtime is not None
@@ -337,6 +339,10 @@ class Server:
                         await self.ca_runtime.run_due_rotation()
                     if self.idempotency is not None:
                         await self.idempotency.purge_expired()
+                    # Re-signs the published CRLs when they are due (half
+                    # their validity, a new CA, a longer deny-list), so that
+                    # relying parties rarely wait for a signature.
+                    await self.ca_runtime.crls()
                 # Every replica renews its own serving certificate.
                 identity = self.identity
                 if identity is not None and self.clock.now() >= identity.renew_at:

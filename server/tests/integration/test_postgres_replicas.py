@@ -586,3 +586,40 @@ def test_a_server_on_sqlite_always_leads_and_has_no_change_feed(tmp_path: Path) 
 
 async def _tasks() -> set[asyncio.Task[object]]:
     return asyncio.all_tasks()
+
+
+def _crl_numbers(pem: str) -> list[int]:
+    end = "-----END X509 CRL-----"
+    blocks = [block + end for block in pem.split(end) if block.strip()]
+    crls = [x509.load_pem_x509_crl(block.strip().encode()) for block in blocks]
+    return [c.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number for c in crls]
+
+
+def test_every_replica_publishes_the_same_crl_and_its_number_only_grows(
+    replica_set: ReplicaSet,
+) -> None:
+    a = replica_set.start("a")
+    b = replica_set.start("b")
+    app = replica_set.enrol(a, "/workload/app")
+    first_a = replica_set.client(a).request("GET", "/v1/crl").json()["crl_pem"]
+    assert replica_set.client(b).request("GET", "/v1/crl").json()["crl_pem"] == first_a
+
+    serial = f"{app.cert.serial_number:x}"
+    assert (
+        replica_set.admin_client(a).request("POST", "/v1/revocations", {"serial": serial}).status
+        == 200
+    )
+
+    def b_lists_it() -> str | None:
+        pem = replica_set.client(b).request("GET", "/v1/crl").json()["crl_pem"]
+        crl = x509.load_pem_x509_crl(pem.encode())
+        return pem if crl.get_revoked_certificate_by_serial_number(app.cert.serial_number) else None
+
+    on_b, _ = within(PROPAGATION_BOUND_SECONDS, "B's CRL lists the revocation", b_lists_it)
+    assert _crl_numbers(on_b)[0] > _crl_numbers(first_a)[0]
+
+    def a_serves_the_same() -> str | None:
+        pem = replica_set.client(a).request("GET", "/v1/crl").json()["crl_pem"]
+        return pem if pem == on_b else None
+
+    within(PROPAGATION_BOUND_SECONDS, "A publishes the same CRL as B", a_serves_the_same)

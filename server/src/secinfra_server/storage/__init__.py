@@ -3,10 +3,11 @@
 for replicas that share one database.
 
 The package's surface: the storage classes and records here, the millisecond
-timestamps and schema migration every table helper uses, and three modules of
+timestamps and schema migration every table helper uses, and four modules of
 SQL that runs inside a caller's transaction, one per group of tables:
-:mod:`.secret_tables`, :mod:`.authz_tables` and :mod:`.sealed_tables` (the
-values sealed by the KEK, for KEK rotation).
+:mod:`.secret_tables`, :mod:`.authz_tables`, :mod:`.crl_tables` (the published
+CRLs) and :mod:`.sealed_tables` (the values sealed by the KEK, for KEK
+rotation).
 """
 
 from ._base import InTransaction, SchemaTooNew, Storage
