@@ -11,7 +11,8 @@ object, so the in-memory state is the database's state. On PostgreSQL several
 replicas share the database: the server reloads the CAs
 (:meth:`CaRuntime.refresh_cas`) and the deny-list
 (:meth:`CaRuntime.refresh_revocations`) when its change feed reports another
-replica's change (within one second, see docs/operations/postgresql.md), and
+replica's change (within one second, see docs/operations/postgresql.md); the
+published CRLs are stored, so all replicas serve the same ones; and
 every change of the CA set is compare-and-set against the database, so a
 replica whose copy is behind re-plans from the database's state instead of
 overwriting another's rotation step.

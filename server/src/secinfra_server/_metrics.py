@@ -60,7 +60,7 @@ class Metrics:
         self.leader = Gauge(
             "secinfra_leader",
             "1 while this process runs the cluster-wide background jobs (CA rotation,"
-            " idempotency clean-up); on SQLite always 1.",
+            " CRL refresh, idempotency clean-up); on SQLite always 1.",
             registry=self.registry,
         )
 
