@@ -196,9 +196,15 @@ class CaRuntime:
                 prepared_at=now,
                 activated_at=now,
             )
-            await self._storage.save_cas([self._to_stored(first)], bump_bundle=False)
+            try:
+                await self._storage.save_cas([self._to_stored(first)], bump_bundle=False)
+                log.info("created the first CA", extra={"fields": {"ca_id": first.id}})
+            except sqlite3.IntegrityError:
+                # Another replica on the same empty database created its
+                # first CA at the same moment (one active CA at a time): use
+                # that one.
+                log.info("another process created the first CA; using it")
             stored = await self._storage.list_cas()
-            log.info("created the first CA", extra={"fields": {"ca_id": first.id}})
         self._cas = tuple(self._from_stored(row) for row in stored)
         self._merge_leaves_expire_by(stored)
         self._sequence = await self._storage.bundle_sequence()

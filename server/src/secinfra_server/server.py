@@ -251,16 +251,19 @@ class Server:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
-        if self._feed is not None:
-            await self._feed.close()
-            self._feed = None
         if self._election is not None:
+            # The jobs have stopped: hand leadership over at once.
             await self._election.close()
             self._election = None
             self._set_leader(False)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._feed is not None:
+            # Only now: requests still in flight are checked against
+            # revocations to the end.
+            await self._feed.close()
+            self._feed = None
         if self.audit is not None:
             await self.audit.close()
             self.audit = None

@@ -3,13 +3,13 @@
 Each replica is a real ``secinfra-server serve`` subprocess on its own
 loopback port, all on one throwaway database; clients are real TLS clients.
 What one replica changes, the others act on within the stated bound
-(:data:`~secinfra_server.storage._pg_changes.PROPAGATION_BOUND_SECONDS`): a
+(:data:`~secinfra_server.storage.postgres.PROPAGATION_BOUND_SECONDS`): a
 revocation (on a new connection and on an already open keep-alive one), a CA
 rotation step, authorization writes (with their revision tokens), join tokens
 (usable once across all). The bound still holds when the listening connection
 is killed or a notification never comes. One replica leads the background
 jobs; when it is SIGKILLed another takes over within
-:data:`~secinfra_server.storage._pg_leader.TAKEOVER_BOUND_SECONDS`. Replicas
+:data:`~secinfra_server.storage.postgres.TAKEOVER_BOUND_SECONDS`. Replicas
 appending to the audit log at once leave one verifiable chain.
 
 Every wait has a deadline and every subprocess is killed in the fixture's
@@ -38,9 +38,11 @@ import pytest
 from cryptography import x509
 
 from secinfra_server.cli import main
-from secinfra_server.storage._pg_changes import APPLICATION_NAME as FEED_APPLICATION_NAME
-from secinfra_server.storage._pg_changes import PROPAGATION_BOUND_SECONDS
-from secinfra_server.storage._pg_leader import TAKEOVER_BOUND_SECONDS
+from secinfra_server.storage.postgres import (
+    FEED_APPLICATION_NAME,
+    PROPAGATION_BOUND_SECONDS,
+    TAKEOVER_BOUND_SECONDS,
+)
 
 from .harness import Client, Identity, RunningServer, csr_pem, free_port, key_pem, new_key
 

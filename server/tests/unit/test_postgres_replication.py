@@ -1,5 +1,6 @@
 """PostgreSQL only: the change feed replicas hear each other through, and the
-leader election of the background jobs, on a real cluster.
+leader election of the background jobs, on a real cluster; and replicas
+starting at once on an empty database.
 
 Waits have deadlines (:data:`DEADLINE_SECONDS`) so a broken feed fails the
 test instead of hanging it; how fast changes arrive is measured by the
@@ -10,13 +11,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import psycopg
 import pytest
 
+from secinfra_server._ca_runtime import CaRuntime
+from secinfra_server._clock import Clock
+from secinfra_server._metrics import Metrics
+from secinfra_server.config import load_config
+from secinfra_server.crypto import Kek, Keyring
 from secinfra_server.storage import IssuedCertificate, StoredCa, StoredRevocation
 from secinfra_server.storage import postgres as pg
-from secinfra_server.storage._pg_changes import APPLICATION_NAME
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 DEADLINE_SECONDS = 10.0
@@ -124,7 +130,7 @@ async def test_a_change_made_while_the_listener_was_down_is_delivered_on_reconne
             conn.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                 " WHERE application_name = %s AND datname = current_database()",
-                (APPLICATION_NAME,),
+                (pg.FEED_APPLICATION_NAME,),
             )
         await storage.add_revocation(_revocation("0c"))
         feed.start()
@@ -177,11 +183,39 @@ async def test_a_leader_whose_session_is_killed_stops_leading(
             # With a timeout, pg_terminate_backend waits for the session to end.
             conn.execute(
                 "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity"
-                " WHERE application_name = 'secinfra-leader' AND datname = current_database()"
-                " AND pid <> pg_backend_pid()"
+                " WHERE application_name = %s AND datname = current_database()",
+                (pg.LEADER_APPLICATION_NAME,),
             )
         assert await leader.check() is False
         assert await other.check() is True
     finally:
         await leader.close()
         await other.close()
+
+
+async def test_replicas_starting_at_once_on_an_empty_database_share_one_first_ca(
+    postgres_dsn: str, tmp_path: Path
+) -> None:
+    config = load_config(flags={"data_dir": str(tmp_path)}, environ={})
+    keyring = Keyring(Kek.generate())
+    storages = [await pg.PostgresStorage.open(postgres_dsn, migrate=True) for _ in range(3)]
+    try:
+        runtimes = [
+            CaRuntime(
+                config=config,
+                storage=storage,
+                keyring=keyring,
+                clock=Clock(),
+                metrics=Metrics(),
+                shared=True,
+            )
+            for storage in storages
+        ]
+        await asyncio.gather(*(runtime.load() for runtime in runtimes))
+        ids = {tuple(a.id for a in runtime.authorities) for runtime in runtimes}
+        assert len(ids) == 1
+        (only,) = ids
+        assert len(only) == 1
+    finally:
+        for storage in storages:
+            await storage.close()

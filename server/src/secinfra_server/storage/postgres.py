@@ -46,9 +46,18 @@ from psycopg import conninfo
 from psycopg_pool import ConnectionPool
 
 from ._base import SchemaTooNew
-from ._pg_changes import KEEPALIVES, ChangeCallback, ChangeFeed
+from ._pg_changes import (
+    APPLICATION_NAME as FEED_APPLICATION_NAME,
+)
+from ._pg_changes import (
+    KEEPALIVES,
+    PROPAGATION_BOUND_SECONDS,
+    ChangeCallback,
+    ChangeFeed,
+)
 from ._pg_connection import PgConnection
-from ._pg_leader import LeaderElection
+from ._pg_leader import APPLICATION_NAME as LEADER_APPLICATION_NAME
+from ._pg_leader import LEADER_LOCK, TAKEOVER_BOUND_SECONDS, LeaderElection
 from ._sql_storage import SqlStorage
 
 T = TypeVar("T")
@@ -67,8 +76,13 @@ _MIGRATIONS_DIR: Final = ("migrations", "postgresql")
 
 __all__ = [
     "CONNECT_TIMEOUT_SECONDS",
+    "FEED_APPLICATION_NAME",
+    "LEADER_APPLICATION_NAME",
+    "LEADER_LOCK",
     "MIGRATE_LOCK",
+    "PROPAGATION_BOUND_SECONDS",
     "SCHEMA_VERSION",
+    "TAKEOVER_BOUND_SECONDS",
     "WRITE_LOCK",
     "ChangeFeed",
     "LeaderElection",
