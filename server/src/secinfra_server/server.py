@@ -6,11 +6,12 @@ certificate and starts listening; stop (SIGTERM) stops accepting, lets
 in-flight requests finish within the shutdown timeout, then closes storage.
 
 On PostgreSQL the server is one of any number of replicas on the database:
-its change feed reloads the CAs and the deny-list when another replica
-changes them, and the background jobs (CA rotation, CRL refresh, idempotency
-clean-up) run only while its leader election says it leads. Its own serving certificate,
-with its own address SANs, it renews itself, whether it leads or not. On
-SQLite there is neither: one process makes every change and always leads.
+its change feed reloads the CAs, the deny-list and the CRLs when another
+replica changes them, and the background jobs (CA rotation, CRL refresh,
+idempotency clean-up) run only while its leader election says it leads. Its
+own serving certificate, with its own address SANs, it renews itself, whether
+it leads or not. On SQLite there is neither: one process makes every change
+and always leads.
 """
 
 from __future__ import annotations

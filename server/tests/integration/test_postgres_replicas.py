@@ -5,8 +5,10 @@ loopback port, all on one throwaway database; clients are real TLS clients.
 What one replica changes, the others act on within the stated bound
 (:data:`~secinfra_server.storage.postgres.PROPAGATION_BOUND_SECONDS`): a
 revocation (on a new connection and on an already open keep-alive one), a CA
-rotation step, authorization writes (with their revision tokens), join tokens
-(usable once across all). The bound still holds when the listening connection
+rotation step (two at once leave one prepared CA), authorization writes (with
+their revision tokens), join tokens (usable once across all), the published
+CRLs (the same on every replica). Each replica serves its own certificate with
+its own DNS name. The bound still holds when the listening connection
 is killed or a notification never comes. One replica leads the background
 jobs; when it is SIGKILLed another takes over within
 :data:`~secinfra_server.storage.postgres.TAKEOVER_BOUND_SECONDS`. Replicas
