@@ -6,9 +6,16 @@ revocation deny-list. Each is rebuilt only when its source changes, so a
 request pays for one dictionary lookup and a few comparisons, never for
 parsing CA certificates or reading the database.
 
-One server process owns its SQLite file; every change goes through this object,
-so the in-memory state is the database's state. (A PostgreSQL deployment with
-several replicas reloads on a change notification: see docs/operations.)
+On SQLite one server process owns the file and every change goes through this
+object, so the in-memory state is the database's state. On PostgreSQL several
+replicas share the database: the server reloads the CAs
+(:meth:`CaRuntime.refresh_cas`) and the deny-list
+(:meth:`CaRuntime.refresh_revocations`) when its change feed reports another
+replica's change (within one second, see docs/operations/postgresql.md); the
+published CRLs are stored, so all replicas serve the same ones; and
+every change of the CA set is compare-and-set against the database, so a
+replica whose copy is behind re-plans from the database's state instead of
+overwriting another's rotation step.
 """
 
 from __future__ import annotations
@@ -35,7 +42,15 @@ from .audit import AuditEvent, append_in_transaction
 from .config import ServerConfig
 from .crypto import Keyring, SealedBox, aad_for_ca_key, open_, seal
 from .errors import ApiError
-from .storage import InTransaction, IssuedCertificate, Storage, StoredCa, StoredRevocation
+from .storage import (
+    InTransaction,
+    IssuedCertificate,
+    Storage,
+    StoredCa,
+    StoredRevocation,
+    crl_tables,
+    to_ms,
+)
 
 log = logging.getLogger("secinfra.ca")
 
@@ -46,8 +61,14 @@ SERVER_KEY_CURVE: Final = ec.SECP256R1()
 CRL_VALIDITY: Final = timedelta(hours=1)
 #: The audit actor of automatic CA rotation steps.
 SCHEDULER_ACTOR: Final = "secinfra-server/scheduler"
+#: Tries of one CA change whose plan another replica's change made stale.
+CA_CHANGE_ATTEMPTS: Final = 3
 
 TrustListener = Callable[[], Awaitable[None]]
+
+
+class _CaStateMoved(Exception):
+    """The CA set in the database is not the one a change was planned from."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +102,34 @@ def _parse_der(der: bytes) -> x509.Certificate:
     return x509.load_der_x509_certificate(der)
 
 
+def _ms(moment: datetime | None) -> int | None:
+    return None if moment is None else to_ms(moment)
+
+
+def _signature(authority: ca.CertificateAuthority) -> tuple[Any, ...]:
+    """What tells two copies of the CA set apart, at the database's millisecond
+    precision (the keys themselves compare by identity)."""
+    return (
+        authority.id,
+        str(authority.state),
+        _ms(authority.prepared_at),
+        _ms(authority.activated_at),
+        _ms(authority.retiring_at),
+        _ms(authority.retired_at),
+    )
+
+
+def _signature_of_row(row: StoredCa) -> tuple[Any, ...]:
+    return (
+        row.id,
+        row.state,
+        _ms(row.prepared_at),
+        _ms(row.activated_at),
+        _ms(row.retiring_at),
+        _ms(row.retired_at),
+    )
+
+
 def _pem(cert: x509.Certificate) -> str:
     return cert.public_bytes(serialization.Encoding.PEM).decode()
 
@@ -100,8 +149,12 @@ class CaRuntime:
         keyring: Keyring,
         clock: Clock,
         metrics: Metrics,
+        shared: bool = False,
     ) -> None:
         self._config = config
+        #: Other processes write the same database (PostgreSQL replicas), so
+        #: what they record must be read back before acting on it.
+        self._shared = shared
         self._storage = storage
         self._keyring = keyring
         self._clock = clock
@@ -116,7 +169,6 @@ class CaRuntime:
         self._revocations = ca.RevocationList()
         self._revocation_rows: list[StoredRevocation] = []
         self._listeners: list[TrustListener] = []
-        self._crl_number = 0
         self._crl_cache: (
             tuple[tuple[Any, ...], datetime, list[x509.CertificateRevocationList]] | None
         ) = None
@@ -144,17 +196,69 @@ class CaRuntime:
                 prepared_at=now,
                 activated_at=now,
             )
-            await self._storage.save_cas([self._to_stored(first)], bump_bundle=False)
+            try:
+                await self._storage.save_cas([self._to_stored(first)], bump_bundle=False)
+                log.info("created the first CA", extra={"fields": {"ca_id": first.id}})
+            except sqlite3.IntegrityError:
+                # Another replica on the same empty database created its
+                # first CA at the same moment (one active CA at a time): use
+                # that one.
+                log.info("another process created the first CA; using it")
             stored = await self._storage.list_cas()
-            log.info("created the first CA", extra={"fields": {"ca_id": first.id}})
         self._cas = tuple(self._from_stored(row) for row in stored)
-        self._leaves_expire_by = {
-            row.id: row.leaves_expire_by for row in stored if row.leaves_expire_by is not None
-        }
+        self._merge_leaves_expire_by(stored)
         self._sequence = await self._storage.bundle_sequence()
         self._revocation_rows = await self._storage.list_revocations()
         self._rebuild_trust()
         self._rebuild_revocations()
+
+    async def refresh_cas(self) -> bool:
+        """Reload the CA set and bundle sequence from storage (another replica
+        changed them); on a change, rebuild the bundle and verifier and tell
+        the trust listeners. Returns whether anything changed."""
+        async with self._lock:
+            changed = await self._reload_cas()
+            if changed:
+                for listener in self._listeners:
+                    await listener()
+            return changed
+
+    async def _reload_cas(self) -> bool:
+        stored = await self._storage.list_cas()
+        sequence = await self._storage.bundle_sequence()
+        self._merge_leaves_expire_by(stored)
+        known = {_signature(a) for a in self._cas}
+        if {_signature_of_row(row) for row in stored} == known and sequence == self._sequence:
+            return False
+        self._cas = tuple(self._from_stored(row) for row in stored)
+        self._sequence = sequence
+        self._rebuild_trust()
+        log.info(
+            "CA set reloaded (changed on another replica)",
+            extra={"fields": {"bundle_sequence": sequence}},
+        )
+        return True
+
+    def _merge_leaves_expire_by(self, stored: list[StoredCa]) -> None:
+        # Every replica records the leaves it signs in the database; the
+        # latest expiry per CA is the larger of the database's and our own.
+        for row in stored:
+            mine = self._leaves_expire_by.get(row.id)
+            theirs = row.leaves_expire_by
+            if theirs is not None and (mine is None or theirs > mine):
+                self._leaves_expire_by[row.id] = theirs
+
+    async def refresh_revocations(self) -> bool:
+        """Reload the deny-list from storage (another replica added to it);
+        returns whether it changed. The next request on every connection is
+        checked against the new list."""
+        rows = await self._storage.list_revocations()
+        if rows == self._revocation_rows:
+            return False
+        self._revocation_rows = rows
+        self._rebuild_revocations()
+        log.info("deny-list reloaded", extra={"fields": {"entries": len(rows)}})
+        return True
 
     def _to_stored(self, authority: ca.CertificateAuthority) -> StoredCa:
         box = seal(self._keyring, authority.private_key_pkcs8_der(), aad_for_ca_key(authority.id))
@@ -413,6 +517,28 @@ class CaRuntime:
         )
 
     # -- rotation ------------------------------------------------------------------
+    async def _change(
+        self,
+        plan: Callable[[tuple[ca.CertificateAuthority, ...]], tuple[ca.CertificateAuthority, ...]],
+        also: InTransaction | None,
+    ) -> None:
+        """Plan a change of the CA set from our copy and save it, compare-and-set:
+        if the database's CA states are not the plan's (another replica changed
+        them meanwhile), nothing is written, the copy is reloaded and the change
+        planned again from it."""
+        async with self._lock:
+            for _ in range(CA_CHANGE_ATTEMPTS):
+                try:
+                    await self._apply(plan(self._cas), also)
+                    return
+                except _CaStateMoved:
+                    await self._reload_cas()
+            raise ApiError(
+                "unavailable",
+                "secinfra: ca: the CA set kept changing on other replicas while this"
+                " change was planned; retry",
+            )
+
     async def _apply(
         self, updated: tuple[ca.CertificateAuthority, ...], also: InTransaction | None
     ) -> None:
@@ -421,8 +547,20 @@ class CaRuntime:
         bundle_changed = {a.id for a in ca.trusted_authorities(updated)} != {
             a.id for a in ca.trusted_authorities(self._cas)
         }
+        planned = {a.id: str(a.state) for a in updated}
+
+        def guarded(conn: sqlite3.Connection) -> None:
+            # Runs after the upsert, in its transaction: the table must now
+            # hold exactly the planned set, or the plan was made from a copy
+            # another replica's change had made stale.
+            rows = conn.execute("SELECT id, state FROM cas").fetchall()
+            if {str(cid): str(state) for cid, state in rows} != planned:
+                raise _CaStateMoved
+            if also is not None:
+                also(conn)
+
         self._sequence = await self._storage.save_cas(
-            [self._to_stored(a) for a in changed], bump_bundle=bundle_changed, also=also
+            [self._to_stored(a) for a in changed], bump_bundle=bundle_changed, also=guarded
         )
         self._cas = tuple(sorted(updated, key=lambda a: a.prepared_at, reverse=True))
         self._rebuild_trust()
@@ -431,38 +569,44 @@ class CaRuntime:
 
     async def prepare(self, *, also: InTransaction | None = None) -> None:
         """Rotation step 1: a new CA, published but not signing."""
-        async with self._lock:
-            updated = ca.prepare_ca(
-                self._cas,
+
+        def plan(cas: tuple[ca.CertificateAuthority, ...]) -> tuple[ca.CertificateAuthority, ...]:
+            return ca.prepare_ca(
+                cas,
                 trust_domain=self._config.trust_domain,
                 now=self._clock.now(),
                 validity=timedelta(days=self._config.ca_ttl_days),
             )
-            await self._apply(updated, also)
+
+        await self._change(plan, also)
 
     async def activate(self, *, also: InTransaction | None = None) -> None:
         """Rotation step 2: the prepared CA signs from now on."""
-        async with self._lock:
-            prepared = [a for a in self._cas if a.state is ca.CAState.PREPARED]
+
+        def plan(cas: tuple[ca.CertificateAuthority, ...]) -> tuple[ca.CertificateAuthority, ...]:
+            prepared = [a for a in cas if a.state is ca.CAState.PREPARED]
             if not prepared:
                 raise ApiError(
                     "failed_precondition",
                     "secinfra: ca: no prepared CA to activate; prepare a rotation first",
                 )
-            updated = ca.activate_ca(self._cas, prepared[0].id, now=self._clock.now())
-            await self._apply(updated, also)
+            return ca.activate_ca(cas, prepared[0].id, now=self._clock.now())
+
+        await self._change(plan, also)
 
     async def retire(self, ca_id: str, *, force: bool, also: InTransaction | None = None) -> None:
         """Rotation step 3: drop a superseded CA from the bundle."""
-        async with self._lock:
-            updated = ca.retire_ca(
-                self._cas,
+
+        def plan(cas: tuple[ca.CertificateAuthority, ...]) -> tuple[ca.CertificateAuthority, ...]:
+            return ca.retire_ca(
+                cas,
                 ca_id,
                 now=self._clock.now(),
                 max_leaf_expiry=self._leaves_expire_by.get(ca_id),
                 force=force,
             )
-            await self._apply(updated, also)
+
+        await self._change(plan, also)
 
     async def run_due_rotation(self) -> bool:
         """Apply the automatic rotation step that is due, if any."""
@@ -473,6 +617,10 @@ class CaRuntime:
             activation_delay=timedelta(seconds=self._config.bundle_refresh_hint_seconds),
             ca_validity=timedelta(days=self._config.ca_ttl_days),
         )
+        if self._shared:
+            # Other replicas sign leaves too: their latest expiry per CA is
+            # in the database, and retirement must wait for it.
+            self._merge_leaves_expire_by(await self._storage.list_cas())
         now = self._clock.now()
         candidates = list(self._cas)
         while True:
@@ -527,32 +675,70 @@ class CaRuntime:
 
     async def crls(self) -> list[x509.CertificateRevocationList]:
         """One CRL per CA that signed certificates still in use (active, retiring),
-        each listing the revoked serials that CA issued; cached until the
-        revocations or the CAs change, or half the CRL's validity has passed."""
+        each listing the revoked serials that CA issued.
+
+        The CRLs are stored, so every replica publishes the same ones: this
+        returns the stored CRLs while they are current (made from the whole
+        deny-list, for these CAs, less than half their validity ago), else
+        signs new ones and stores them, all in one serialized transaction. The
+        result is kept in memory until the deny-list, the CAs or the stored
+        CRLs change, or half the validity has passed."""
         now = self._clock.now()
         signers = tuple(a for a in self._cas if a.state in (ca.CAState.ACTIVE, ca.CAState.RETIRING))
         key = (tuple(a.id for a in signers), len(self._revocation_rows))
         cached = self._crl_cache
         if cached is not None and cached[0] == key and now < cached[1]:
             return cached[2]
-        serials = [row for row in self._revocation_rows if row.serial]
-        issuers = await self._storage.issuers_of([row.serial for row in serials])
-        # A number that only grows, across restarts too: milliseconds, bumped.
-        self._crl_number = max(self._crl_number + 1, int(now.timestamp() * 1000))
-        crls = [
-            ca.build_crl(
-                signer,
-                [
-                    (int(row.serial, 16), row.revoked_at)
-                    for row in serials
-                    # Unknown issuer (not recorded here): listed by every CA.
-                    if issuers.get(row.serial, signer.id) == signer.id
-                ],
-                now=now,
-                crl_number=self._crl_number,
-                next_update=CRL_VALIDITY,
-            )
-            for signer in signers
-        ]
-        self._crl_cache = (key, now + CRL_VALIDITY / 2, crls)
+
+        def current(conn: sqlite3.Connection) -> list[crl_tables.StoredCrl] | None:
+            stored = crl_tables.stored_crls(conn)
+            size = crl_tables.deny_list_size(conn)
+            if set(stored) != {a.id for a in signers}:
+                return None
+            found = [stored[a.id] for a in signers]
+            if any(c.revocations != size or now >= c.this_update + CRL_VALIDITY / 2 for c in found):
+                return None
+            return found
+
+        def publish(conn: sqlite3.Connection) -> list[crl_tables.StoredCrl]:
+            found = current(conn)
+            if found is not None:
+                return found  # another replica published them meanwhile
+            size = crl_tables.deny_list_size(conn)
+            revoked = crl_tables.revoked_serials(conn)
+            number = crl_tables.next_crl_number(conn, now)
+            made = [
+                crl_tables.StoredCrl(
+                    ca_id=signer.id,
+                    number=number,
+                    der=ca.build_crl(
+                        signer,
+                        [
+                            (int(serial, 16), revoked_at)
+                            for serial, revoked_at, issuer in revoked
+                            # Unknown issuer (not recorded here): listed by every CA.
+                            if (issuer or signer.id) == signer.id
+                        ],
+                        now=now,
+                        crl_number=number,
+                        next_update=CRL_VALIDITY,
+                    ).public_bytes(serialization.Encoding.DER),
+                    revocations=size,
+                    this_update=now,
+                )
+                for signer in signers
+            ]
+            crl_tables.replace_crls(conn, made)
+            return made
+
+        rows = await self._storage.read(current)
+        if rows is None:
+            rows = await self._storage.write(publish)
+        crls = [x509.load_der_x509_crl(row.der) for row in rows]
+        refresh_at = min(row.this_update for row in rows) + CRL_VALIDITY / 2
+        self._crl_cache = (key, refresh_at, crls)
         return crls
+
+    def forget_crls(self) -> None:
+        """Drop the CRLs kept in memory (another replica published new ones)."""
+        self._crl_cache = None

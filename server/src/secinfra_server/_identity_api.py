@@ -393,6 +393,10 @@ class IdentityApi:
 
         answer = _Answer(ctx, listed)
         async with self._revocation_lock:
+            # The deny-list as the database has it now, not as this replica's
+            # copy had it up to a second ago: another replica may just have
+            # revoked the other admin.
+            await self._ca_runtime.refresh_revocations()
             await self._refuse_locking_admins_out(
                 ctx, RevocationTarget(serial=serial, spiffe_id=spiffe_id), target, req.reason
             )

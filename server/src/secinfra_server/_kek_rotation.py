@@ -310,9 +310,13 @@ def run_kek_command(args: argparse.Namespace) -> int:
     if config.database_dsn or config.database_dsn_file is not None:
         # Rotation works on the SQLite file; on PostgreSQL it would re-wrap
         # nothing and then swap the KEK files, orphaning every sealed row.
+        # With replicas it also needs every replica to hold the new KEK
+        # before the first row is re-wrapped: not built yet (decisions.md).
         print(
             "secinfra-server: kek commands support only SQLite so far; this configuration"
-            " uses PostgreSQL (see docs/operations/postgresql.md)",
+            " uses PostgreSQL, where every replica reads the KEK from its own file and"
+            " rotation would have to reach all of them first. Nothing was changed; keep"
+            " the current KEK (see docs/operations/postgresql.md)",
             file=sys.stderr,
         )
         return 2

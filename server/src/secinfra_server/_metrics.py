@@ -57,6 +57,13 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.leader = Gauge(
+            "secinfra_leader",
+            "1 while this process runs the cluster-wide background jobs (CA rotation,"
+            " CRL refresh, idempotency clean-up); on SQLite always 1.",
+            registry=self.registry,
+        )
+
     def render(self) -> bytes:
         """The text exposition format."""
         return generate_latest(self.registry)

@@ -4,6 +4,14 @@
 start opens the database, loads the KEK and the CA, issues the serving
 certificate and starts listening; stop (SIGTERM) stops accepting, lets
 in-flight requests finish within the shutdown timeout, then closes storage.
+
+On PostgreSQL the server is one of any number of replicas on the database:
+its change feed reloads the CAs, the deny-list and the CRLs when another
+replica changes them, and the background jobs (CA rotation, CRL refresh,
+idempotency clean-up) run only while its leader election says it leads. Its
+own serving certificate, with its own address SANs, it renews itself, whether
+it leads or not. On SQLite there is neither: one process makes every change
+and always leads.
 """
 
 from __future__ import annotations
@@ -46,7 +54,7 @@ from .config import ServerConfig
 from .errors import ApiError
 from .policy import AccessPolicy, AuthzEngine, EnginePolicy
 from .storage import SqliteStorage, Storage
-from .storage.postgres import PostgresStorage
+from .storage.postgres import ChangeFeed, LeaderElection, PostgresStorage
 
 log = logging.getLogger("secinfra.server")
 
@@ -106,6 +114,10 @@ class Server:
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._ready = False
+        #: PostgreSQL only: other replicas' changes, and who runs the jobs.
+        self._feed: ChangeFeed | None = None
+        self._election: LeaderElection | None = None
+        self._leader = False
 
     @property
     def url(self) -> str:
@@ -142,6 +154,12 @@ class Server:
         """Open storage, load keys and the CA, and start serving."""
         config = self.config
         self.storage = await open_storage(config)
+        if isinstance(self.storage, PostgresStorage):
+            # Listening (and the revisions to compare with) before the CA is
+            # loaded, so that no change between the two goes unseen.
+            self._feed = self.storage.change_feed(self._on_replica_change)
+            await self._feed.open()
+            self._election = self.storage.leader_election()
         keyring = load_keyring(config)
         self.ca_runtime = CaRuntime(
             config=config,
@@ -149,6 +167,7 @@ class Server:
             keyring=keyring,
             clock=self.clock,
             metrics=self.metrics,
+            shared=self._feed is not None,
         )
         await self.ca_runtime.load()
         self.identity = await self.ca_runtime.server_identity()
@@ -222,6 +241,10 @@ class Server:
         assert server is not None
         sockets = getattr(server, "sockets", None) or ()
         self.port = sockets[0].getsockname()[1] if sockets else config.port
+        if self._feed is not None:
+            self._feed.start()
+        else:
+            self._set_leader(True)  # SQLite: the one process always leads
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
         self._ready = True
         log.info("serving", extra={"fields": {"url": self.url}})
@@ -235,9 +258,19 @@ class Server:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        if self._election is not None:
+            # The jobs have stopped: hand leadership over at once.
+            await self._election.close()
+            self._election = None
+            self._set_leader(False)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._feed is not None:
+            # Only now: requests still in flight are checked against
+            # revocations to the end.
+            await self._feed.close()
+            self._feed = None
         if self.audit is not None:
             await self.audit.close()
             self.audit = None
@@ -276,15 +309,51 @@ class Server:
         # active CA and trust exactly the CAs in the bundle.
         await self.reload_serving_identity()
 
+    @property
+    def is_leader(self) -> bool:
+        """Whether this process runs the background jobs now."""
+        return self._leader
+
+    def _set_leader(self, leader: bool) -> None:
+        if leader != self._leader:
+            log.info(
+                "leadership acquired: this replica runs the background jobs"
+                if leader
+                else "leadership released: another replica may run the background jobs",
+                extra={"fields": {"url": self.url, "leader": leader}},
+            )
+        self._leader = leader
+        self.metrics.leader.set(1 if leader else 0)
+
+    async def _on_replica_change(self, kinds: frozenset[str]) -> None:
+        # The change feed's callback: another replica (or this one) changed
+        # what we keep in memory; reload it from the database.
+        assert self.ca_runtime is not None
+        if "revocations" in kinds:
+            await self.ca_runtime.refresh_revocations()
+        if "cas" in kinds:
+            await self.ca_runtime.refresh_cas()
+        if "crls" in kinds:
+            self.ca_runtime.forget_crls()
+
     async def _housekeeping(self) -> None:
         assert self.ca_runtime is not None
         while True:
             await asyncio.sleep(HOUSEKEEPING_INTERVAL_SECONDS)
             try:
-                if self.config.ca_auto_rotate:
-                    await self.ca_runtime.run_due_rotation()
-                if self.idempotency is not None:
-                    await self.idempotency.purge_expired()
+                if self._election is not None:
+                    self._set_leader(await self._election.check())
+                if self._leader:
+                    # Cluster-wide jobs: exactly one replica runs them.
+                    if self.config.ca_auto_rotate:
+                        await self.ca_runtime.run_due_rotation()
+                    if self.idempotency is not None:
+                        await self.idempotency.purge_expired()
+                    # Re-signs the published CRLs when they are due (half
+                    # their validity, a new CA, a longer deny-list), so that
+                    # relying parties rarely wait for a signature.
+                    await self.ca_runtime.crls()
+                # Every replica renews its own serving certificate.
                 identity = self.identity
                 if identity is not None and self.clock.now() >= identity.renew_at:
                     await self.reload_serving_identity()

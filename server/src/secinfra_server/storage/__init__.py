@@ -3,11 +3,11 @@
 for replicas that share one database.
 
 The package's surface: the storage classes and records here, the millisecond
-timestamps and schema migration every table helper uses, and three modules of
+timestamps and schema migration every table helper uses, and five modules of
 SQL that runs inside a caller's transaction, one per group of tables:
 :mod:`.secret_tables`, :mod:`.authz_tables`, :mod:`.identity_tables` (CAs,
-join tokens, revocations) and :mod:`.sealed_tables` (the values sealed by the
-KEK, for KEK rotation).
+join tokens, revocations), :mod:`.crl_tables` (the published CRLs) and
+:mod:`.sealed_tables` (the values sealed by the KEK, for KEK rotation).
 """
 
 from ._base import InTransaction, SchemaTooNew, Storage

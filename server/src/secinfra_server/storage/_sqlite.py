@@ -139,6 +139,18 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     );
     CREATE INDEX idempotency_by_age ON idempotency (created_ms);
     """,
+    # 3: the published CRLs. (PostgreSQL's migration 3 also adds the replicas'
+    # change feed, state_revisions and the NOTIFY triggers; one process on one
+    # file makes every change itself and needs none of it.)
+    """
+    CREATE TABLE crls (
+        ca_id TEXT PRIMARY KEY REFERENCES cas (id),
+        crl_number INTEGER NOT NULL,
+        der BLOB NOT NULL,
+        revocations INTEGER NOT NULL,
+        this_update_ms INTEGER NOT NULL
+    );
+    """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 

@@ -46,7 +46,18 @@ from psycopg import conninfo
 from psycopg_pool import ConnectionPool
 
 from ._base import SchemaTooNew
+from ._pg_changes import (
+    APPLICATION_NAME as FEED_APPLICATION_NAME,
+)
+from ._pg_changes import (
+    KEEPALIVES,
+    PROPAGATION_BOUND_SECONDS,
+    ChangeCallback,
+    ChangeFeed,
+)
 from ._pg_connection import PgConnection
+from ._pg_leader import APPLICATION_NAME as LEADER_APPLICATION_NAME
+from ._pg_leader import LEADER_LOCK, TAKEOVER_BOUND_SECONDS, LeaderElection
 from ._sql_storage import SqlStorage
 
 T = TypeVar("T")
@@ -61,6 +72,29 @@ CONNECT_TIMEOUT_SECONDS: Final = 10
 MIGRATE_LOCK: Final = 0x7365_6369_6E66_0001
 WRITE_LOCK: Final = 0x7365_6369_6E66_0002
 _MIGRATIONS_DIR: Final = ("migrations", "postgresql")
+
+
+__all__ = [
+    "CONNECT_TIMEOUT_SECONDS",
+    "FEED_APPLICATION_NAME",
+    "LEADER_APPLICATION_NAME",
+    "LEADER_LOCK",
+    "MIGRATE_LOCK",
+    "PROPAGATION_BOUND_SECONDS",
+    "SCHEMA_VERSION",
+    "TAKEOVER_BOUND_SECONDS",
+    "WRITE_LOCK",
+    "ChangeFeed",
+    "LeaderElection",
+    "Migration",
+    "MigrationReport",
+    "PostgresStorage",
+    "SchemaNotCurrent",
+    "StorageUnavailable",
+    "apply_migrations",
+    "migrations",
+    "redact_dsn",
+]
 
 
 class StorageUnavailable(RuntimeError):
@@ -260,9 +294,10 @@ async def apply_migrations(dsn: str) -> MigrationReport:
 class PostgresStorage(SqlStorage):
     """The :class:`~secinfra_server.storage.Storage` interface over PostgreSQL."""
 
-    def __init__(self, pool: ConnectionPool[Any], where: str) -> None:
+    def __init__(self, pool: ConnectionPool[Any], dsn: str) -> None:
         self._pool = pool
-        self._where = where
+        self._dsn = dsn
+        self._where = redact_dsn(dsn)
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="pg-write")
         self._readers = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="pg-read")
 
@@ -303,11 +338,40 @@ class PostgresStorage(SqlStorage):
                     f"secinfra: storage: the connection pool to PostgreSQL ({redact_dsn(dsn)})"
                     f" did not start: {_reason(exc, dsn)}"
                 ) from exc
-            return cls(pool, redact_dsn(dsn))
+            return cls(pool, dsn)
 
         storage = await asyncio.get_running_loop().run_in_executor(None, run)
         log.info("storage: PostgreSQL", extra={"fields": {"dsn": storage._where}})
         return storage
+
+    def change_feed(self, on_change: ChangeCallback) -> ChangeFeed:
+        """A feed of other replicas' changes on a dedicated connection (see
+        :mod:`._pg_changes`); the caller opens, starts and closes it."""
+        return ChangeFeed(self._connect_dedicated, on_change)
+
+    def leader_election(self) -> LeaderElection:
+        """The background jobs' leader election on a dedicated connection (see
+        :mod:`._pg_leader`); the caller checks it each tick and closes it."""
+        return LeaderElection(self._connect_dedicated)
+
+    async def _connect_dedicated(self, application_name: str) -> psycopg.AsyncConnection[Any]:
+        """A connection of its own, outside the pool (LISTEN and a session
+        lock belong to one session for as long as it lives)."""
+        try:
+            params = conninfo.make_conninfo(
+                self._dsn,
+                connect_timeout=CONNECT_TIMEOUT_SECONDS,
+                application_name=application_name,
+                **KEEPALIVES,
+            )
+            return await psycopg.AsyncConnection.connect(params, autocommit=True)
+        except psycopg.Error as exc:
+            # Not chained: the cause's text is libpq's, and only _reason
+            # guarantees the password is not in it.
+            raise psycopg.OperationalError(
+                f"secinfra: storage: cannot connect to PostgreSQL ({self._where}):"
+                f" {_reason(exc, self._dsn)}"
+            ) from None
 
     async def close(self) -> None:
         """Stop the threads, then close every pooled connection."""
