@@ -33,8 +33,10 @@ from secinfra import errors
 PROTOCOL: Final = 1
 SDK: Final = "python"
 OPS: Final = ("configure", "call", "concurrent", "identity", "events", "shutdown")
-#: Everything the protocol knows: the Python SDK has every option and op.
-FEATURES: Final = tuple(f for f in protocol.Feature if f is not protocol.Feature.UNSPECIFIED)
+#: Everything the protocol knows but mtls (not implemented here yet).
+FEATURES: Final = tuple(
+    f for f in protocol.Feature if f not in (protocol.Feature.UNSPECIFIED, protocol.Feature.MTLS)
+)
 #: Error family names of the protocol, most specific first (TransportError's
 #: subclass DeadlineExceeded before it, and so on).
 FAMILIES: Final = (
