@@ -90,7 +90,7 @@ class Feature(enum.StrEnum):
 
     MTLS = "mtls"
     """The ops mtls_serve, mtls_stop and mtls_call: service-to-service mTLS
-    with the SDK's TLS configurations (spec 12).
+    with the SDK's TLS configurations (spec 13).
     """
 
 
@@ -1168,7 +1168,7 @@ class ErrorAnswer:
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class MtlsAuthorizer:
-    """Who an mTLS op admits as its peer (spec 12.3): the SDK's authorizer of
+    """Who an mTLS op admits as its peer (spec 13.3): the SDK's authorizer of
     that kind. Exactly the fields its kind names are given; anything else is
     an AdapterError.
     """

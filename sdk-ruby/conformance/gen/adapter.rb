@@ -34,7 +34,7 @@ module Secinfra
       # The call option use_cache.
       USE_CACHE = "use_cache"
       # The ops mtls_serve, mtls_stop and mtls_call: service-to-service mTLS
-      # with the SDK's TLS configurations (spec 12).
+      # with the SDK's TLS configurations (spec 13).
       MTLS = "mtls"
       # Every value, in declaration order; the first is the default.
       VALUES = [UNSPECIFIED, JWT_ATTESTATION, CONCURRENT, IDENTITY, EVENTS, CACHE_SIZE, IDEMPOTENCY_KEY, USE_CACHE, MTLS].freeze
@@ -854,7 +854,7 @@ module Secinfra
       end
     end
 
-    # Who an mTLS op admits as its peer (spec 12.3): the SDK's authorizer of
+    # Who an mTLS op admits as its peer (spec 13.3): the SDK's authorizer of
     # that kind. Exactly the fields its kind names are given; anything else is
     # an AdapterError.
     class MtlsAuthorizer < Secinfra::RPC::Message

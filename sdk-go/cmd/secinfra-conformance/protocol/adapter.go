@@ -32,7 +32,7 @@ const (
 	// The call option use_cache.
 	FeatureUseCache Feature = 7
 	// The ops mtls_serve, mtls_stop and mtls_call: service-to-service mTLS
-	// with the SDK's TLS configurations (spec 12).
+	// with the SDK's TLS configurations (spec 13).
 	FeatureMtls Feature = 8
 )
 
@@ -399,7 +399,7 @@ type ErrorAnswer struct {
 	Error *Failure `json:"error,omitempty"`
 }
 
-// Who an mTLS op admits as its peer (spec 12.3): the SDK's authorizer of
+// Who an mTLS op admits as its peer (spec 13.3): the SDK's authorizer of
 // that kind. Exactly the fields its kind names are given; anything else is
 // an AdapterError.
 type MtlsAuthorizer struct {

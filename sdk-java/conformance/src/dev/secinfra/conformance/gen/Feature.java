@@ -46,7 +46,7 @@ public enum Feature implements Wire.WireEnum {
   USE_CACHE("use_cache"),
   /**
    * The ops mtls_serve, mtls_stop and mtls_call: service-to-service mTLS
-   * with the SDK's TLS configurations (spec 12).
+   * with the SDK's TLS configurations (spec 13).
    */
   MTLS("mtls");
 

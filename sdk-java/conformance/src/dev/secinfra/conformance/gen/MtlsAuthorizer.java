@@ -8,7 +8,7 @@ import java.util.List;
 import java.util.Set;
 
 /**
- * Who an mTLS op admits as its peer (spec 12.3): the SDK's authorizer of
+ * Who an mTLS op admits as its peer (spec 13.3): the SDK's authorizer of
  * that kind. Exactly the fields its kind names are given; anything else is
  * an AdapterError.
  *
