@@ -24,6 +24,7 @@ from . import attest, ca
 from ._authz_api import AuthzApi
 from ._ca_runtime import CaRuntime, ServerIdentity
 from ._clock import Clock
+from ._enrolment_guard import EnrolmentGuard, EnrolmentLimits
 from ._http import (
     Dispatcher,
     EnvelopeAppRunner,
@@ -84,6 +85,17 @@ def load_jwt_attestor(config: ServerConfig) -> attest.JWTAttestor | None:
     )
 
 
+def enrolment_limits(config: ServerConfig) -> EnrolmentLimits:
+    """The enrolment rate limits the ``enrolment_*`` settings describe."""
+    return EnrolmentLimits(
+        source_burst=config.enrolment_source_burst,
+        source_per_minute=config.enrolment_source_per_minute,
+        token_burst=config.enrolment_token_burst,
+        token_per_minute=config.enrolment_token_per_minute,
+        max_keys=config.enrolment_limit_max_keys,
+    )
+
+
 class Server:
     """One running secinfra server."""
 
@@ -98,6 +110,7 @@ class Server:
         self.dispatcher: Dispatcher | None = None
         self.audit: AuditLog | None = None
         self.idempotency: IdempotencyStore | None = None
+        self.enrolment_guard: EnrolmentGuard | None = None
         self.hooks: TestHooks | None = None
         self.engine: AuthzEngine | None = None
         self.policy: AccessPolicy | None = None
@@ -114,6 +127,7 @@ class Server:
     def service_handlers(self, ctx: ServiceContext) -> dict[str, Handler]:
         """Every RPC handler by name; RPCs without one answer ``unimplemented``."""
         handlers: dict[str, Handler] = {}
+        assert self.enrolment_guard is not None
         identity = IdentityApi(
             config=ctx.config,
             ca_runtime=ctx.ca_runtime,
@@ -122,6 +136,7 @@ class Server:
             admin=ctx.policy,
             jwt_attestor=load_jwt_attestor(ctx.config),
             audit=ctx.audit,
+            enrolment_guard=self.enrolment_guard,
         )
         handlers.update(identity.handlers())
         handlers.update(SecretsApi(ctx).handlers())
@@ -158,6 +173,9 @@ class Server:
         self.audit = AuditLog(self.storage, self.clock)
         self.audit.start()
         self.idempotency = IdempotencyStore(self.storage, keyring, self.clock)
+        self.enrolment_guard = EnrolmentGuard(
+            enrolment_limits(config), storage=self.storage, clock=self.clock
+        )
         self.engine = AuthzEngine(self.storage, clock=self.clock, admin_id=config.admin_spiffe_id)
         self.policy = self.make_policy(self.engine)
         if config.test_hooks:
@@ -232,6 +250,8 @@ class Server:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self.enrolment_guard is not None and self.storage is not None:
+            await self.enrolment_guard.flush(everything=True)
         if self.audit is not None:
             await self.audit.close()
             self.audit = None
@@ -279,6 +299,8 @@ class Server:
                     await self.ca_runtime.run_due_rotation()
                 if self.idempotency is not None:
                     await self.idempotency.purge_expired()
+                if self.enrolment_guard is not None:
+                    await self.enrolment_guard.flush()
                 identity = self.identity
                 if identity is not None and self.clock.now() >= identity.renew_at:
                     await self.reload_serving_identity()
