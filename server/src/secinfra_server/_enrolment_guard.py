@@ -213,4 +213,3 @@ class EnrolmentGuard:
                 append_in_transaction(conn, event, at)
 
         await self._storage.write(append)
-

@@ -236,9 +236,7 @@ class IdentityApi:
         if token_id is not None:
             details["token_id"] = token_id
         event = self._event(ctx, _enrolment_resource(token_id), outcome, **details)
-        log.info(
-            "enrolment refused", extra={"fields": {**details, "request_id": ctx.request_id}}
-        )
+        log.info("enrolment refused", extra={"fields": {**details, "request_id": ctx.request_id}})
         try:
             await self._guard.audit_failure(event)
         except Exception as exc:
@@ -592,7 +590,7 @@ def _failure_reason(exc: Exception) -> tuple[str, str]:
     """The audit reason and outcome of an enrolment that raised ``exc``."""
     if isinstance(exc, attest.AttestationError):
         for kind in type(exc).__mro__:
-            reason = ATTESTATION_FAILURE_REASONS.get(kind)  # type: ignore[call-overload]
+            reason = ATTESTATION_FAILURE_REASONS.get(kind)
             if reason is not None:
                 return reason, "denied"
         return "attestation_rejected", "denied"

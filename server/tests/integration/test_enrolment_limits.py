@@ -14,13 +14,16 @@ import json
 import logging
 import secrets
 import sqlite3
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from secinfra_server.audit import verify
 
@@ -165,10 +168,10 @@ def test_a_guessing_flood_is_limited_and_audited_and_the_holder_still_enrols(
     assert all(d["source"] == ATTACKER and d["token_id"] == real_id for d in failures)
     assert all(row["resource"] == f"join-token:{real_id}" for row in rows[:TOKEN_BURST])
     refusals = [d for d in details if d.get("reason") == "rate_limited"]
-    first, summary = [d for d in refusals if not d.get("summary")], [
-        d for d in refusals if d.get("summary")
-    ]
-    assert len(first) == 1 and first[0]["source"] == ATTACKER
+    first = [d for d in refusals if not d.get("summary")]
+    summary = [d for d in refusals if d.get("summary")]
+    assert len(first) == 1
+    assert first[0]["source"] == ATTACKER
     assert len(summary) == 1
     assert summary[0]["refused"] == GUESSES - TOKEN_BURST - 1
     assert summary[0]["by_limit"] == {
@@ -278,9 +281,39 @@ def test_a_bad_csr_is_audited_and_does_not_spend_the_token(
         good = _issue(client, token)
     finally:
         client.close()
-    assert bad.status == 400 and good.status == 200
+    assert bad.status == 400
+    assert good.status == 200
     limited.stop()
     rows = _audit_rows(limited.config.data_dir)
     assert [json.loads(r["details"]).get("reason") for r in rows if r["outcome"] == "denied"] == [
         "bad_csr"
     ]
+
+
+def test_a_failed_jwt_attestation_is_audited_without_the_jwt(tmp_path: Path) -> None:
+    trusted = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    forger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(trusted.public_key()))
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps({"keys": [{**jwk, "kid": "k1", "alg": "RS256", "use": "sig"}]}))
+    server = RunningServer(
+        tmp_path / "data", jwt_issuer="https://k8s", jwt_audiences="secinfra", jwt_jwks_file=jwks
+    ).start()
+    now = int(time.time())
+    claims = {"iss": "https://k8s", "aud": ["secinfra"], "sub": "x", "iat": now, "exp": now + 60}
+    forged = jwt.encode(claims, forger, algorithm="RS256", headers={"kid": "k1"})
+    client = Client(server.port, server.bundle_pem())
+    try:
+        response = client.request(
+            "POST", "/v1/identity:issue", {"csr_pem": csr_pem(new_key()), "jwt": forged}
+        )
+    finally:
+        client.close()
+        server.stop()
+    assert response.status == 401, response.body
+    (row,) = _audit_rows(tmp_path / "data")
+    details = json.loads(row["details"])
+    assert details == {"reason": "jwt_bad_signature", "source": "127.0.0.1", "via": "jwt"}
+    audited = _audit_text(tmp_path / "data")
+    assert forged.rsplit(".", 1)[1] not in audited
+    assert forged not in audited
