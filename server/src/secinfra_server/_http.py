@@ -479,7 +479,8 @@ class Dispatcher:
         except UnicodeDecodeError as exc:
             raise ApiError(
                 "invalid_argument",
-                f"secinfra: request: body is not UTF-8 (invalid byte at position {exc.start})",
+                "secinfra: request: body is not valid JSON: JSON is UTF-8, and this body"
+                f" has an invalid byte at position {exc.start}",
             ) from None
         try:
             value = json.loads(text, parse_constant=_refuse_constant)
