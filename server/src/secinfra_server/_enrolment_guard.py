@@ -142,9 +142,10 @@ class EnrolmentGuard:
         """Write a failed attempt's audit entry now, in its own transaction."""
         await self._write([event])
 
-    async def audit_refusal(self, source: str, event: AuditEvent) -> None:
-        """Count a refusal by a limit. The first of a window is written now;
-        the rest are summarised by :meth:`flush` when the window is over."""
+    async def audit_refusal(self, source: str, event: AuditEvent) -> bool:
+        """Count a refusal by a limit. The first of a window is written now
+        (and True returned); the rest are summarised by :meth:`flush` when the
+        window is over."""
         now = self._monotonic()
         pending = self._refusals.get(source)
         if pending is not None and now - pending.started >= self.limits.refusal_window_seconds:
@@ -159,11 +160,12 @@ class EnrolmentGuard:
                 oldest, entry = self._refusals.popitem(last=False)
                 evicted.append(self._summary(oldest, entry))
             await self._write([event, *(e for e in evicted if e is not None)])
-            return
+            return True
         self._refusals.move_to_end(source)
         pending.count += 1
         pending.last = event
         pending.reasons[reason] = pending.reasons.get(reason, 0) + 1
+        return False
 
     async def flush(self, *, everything: bool = False) -> None:
         """Write the summaries of windows that are over (all of them if

@@ -206,11 +206,13 @@ class IdentityApi:
         if token_id is not None:
             details["token_id"] = token_id
         event = self._event(ctx, _enrolment_resource(token_id), "denied", **details)
-        await self._guard.audit_refusal(source, event)
-        log.warning(
-            "enrolment rate-limited",
-            extra={"fields": {**details, "request_id": ctx.request_id, "retry_after": seconds}},
-        )
+        if await self._guard.audit_refusal(source, event):
+            # Like the audit, the log has the first refusal of each window per
+            # source; the metrics count every one (code rate_limited).
+            log.warning(
+                "enrolment rate-limited",
+                extra={"fields": {**details, "request_id": ctx.request_id, "retry_after": seconds}},
+            )
         what = "from this address" if limit == "source" else "with this join token"
         return ApiError(
             "rate_limited",
