@@ -95,8 +95,9 @@ def tests_server(session: nox.Session) -> None:
     """Reference server tests against real TLS on loopback, real SQLite files and a
     real PostgreSQL: the tests start a throwaway cluster with initdb (Debian's
     postgresql, installed with apt when missing) and fail, not skip, if it
-    cannot start."""
-    install(session, *TEST_TOOLS, "spiffe", "-e", "server")
+    cannot start. Includes the schema-driven fuzz run (server/tests/fuzz,
+    schemathesis), bounded to a few minutes."""
+    install(session, *TEST_TOOLS, "spiffe", "schemathesis", "-e", "server")
     session.run("bash", str(ROOT / "scripts" / "ensure-postgresql.sh"), external=True)
     session.run("pytest", "server/tests", *session.posargs, env={"SECINFRA_REQUIRE_POSTGRES": "1"})
 

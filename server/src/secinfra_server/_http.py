@@ -72,6 +72,12 @@ MAX_JSON_DEPTH: Final = 64
 #: inside them do not count), an unterminated string (the scan stops: the
 #: decoder rejects the body), or one bracket.
 _NESTING_TOKEN: Final = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|"|[\[\]{}]')
+#: A body that may hold a surrogate escape (checked further only then).
+_LONE_SURROGATE_HINT: Final = re.compile(rb"\\u[dD][89a-fA-F]")
+#: The Content-Encodings aiohttp undoes before the body reaches the dispatcher
+#: (brotli and zstd only when their libraries are installed; else aiohttp
+#: refuses them).
+DECODED_CONTENT_ENCODINGS: Final = frozenset({"identity", "gzip", "deflate", "br", "zstd"})
 
 
 class RequestTrace(Protocol):
@@ -423,6 +429,7 @@ class Dispatcher:
         return payload
 
     async def _read_json(self, request: web.Request) -> dict[str, Any]:
+        check_content_encoding(request.headers.getall("Content-Encoding", []))
         if request.content_length is not None and request.content_length > self._max_body:
             raise ApiError(
                 "payload_too_large",
@@ -466,13 +473,27 @@ class Dispatcher:
             return {}
         check_json_depth(raw)
         try:
-            value = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            # RFC 8259 8.1: JSON between systems is UTF-8 (json.loads would
+            # also take UTF-16 and UTF-32); a leading byte-order mark is ignored.
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
             raise ApiError(
                 "invalid_argument",
-                f"secinfra: request: body is not valid JSON ({type(exc).__name__}"
-                f" at position {getattr(exc, 'pos', 0)})",
+                "secinfra: request: body is not valid JSON: JSON is UTF-8, and this body"
+                f" has an invalid byte at position {exc.start}",
             ) from None
+        try:
+            value = json.loads(text, parse_constant=_refuse_constant)
+        except json.JSONDecodeError as exc:
+            raise ApiError(
+                "invalid_argument",
+                "secinfra: request: body is not valid JSON (JSONDecodeError at position"
+                f" {exc.pos})",
+            ) from None
+        except ValueError as exc:
+            raise ApiError("invalid_argument", f"secinfra: request: {exc}") from None
+        if _LONE_SURROGATE_HINT.search(raw) is not None:
+            check_no_lone_surrogates(value)
         if not isinstance(value, dict):
             raise ApiError("invalid_argument", "secinfra: request: body must be a JSON object")
         return value
@@ -500,6 +521,38 @@ def _stored(response: web.StreamResponse) -> StoredResponse:
         headers={h: response.headers[h] for h in REPLAYED_HEADERS if h in response.headers},
         body=bytes(body) if isinstance(body, bytes | bytearray) else b"",
     )
+
+
+def check_content_encoding(values: Sequence[str]) -> None:
+    """Refuse a body whose Content-Encoding aiohttp would not undo: it would
+    hand over the bytes as they came, so the server would read what the client
+    says is encoded as if it were not."""
+    if len(values) > 1 or any(v.strip().lower() not in DECODED_CONTENT_ENCODINGS for v in values):
+        codings = ", ".join(sorted(DECODED_CONTENT_ENCODINGS - {"identity"}))
+        raise ApiError(
+            "invalid_argument",
+            "secinfra: request: unsupported Content-Encoding; send the body as it is"
+            f" (identity) or in one of {codings}",
+            details={"field": "Content-Encoding"},
+        )
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"body holds {name}, which is not JSON (RFC 8259 has no NaN or Infinity)")
+
+
+def check_no_lone_surrogates(value: Any) -> None:
+    """Refuse a decoded body with a string that is not Unicode text: a
+    ``\\ud800``-``\\udfff`` escape without its pair, which no UTF-8 encoder
+    (the database's, the audit log's, the response's) can write."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ApiError(
+            "invalid_argument",
+            "secinfra: request: body holds a \\u escape of an unpaired UTF-16 surrogate"
+            " (\\ud800-\\udfff), which is not a character",
+        ) from None
 
 
 def check_json_depth(raw: bytes, limit: int = MAX_JSON_DEPTH) -> None:

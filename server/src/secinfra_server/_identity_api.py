@@ -22,7 +22,9 @@ from cryptography.hazmat.primitives import serialization
 from . import attest, ca
 from ._ca_runtime import CaRuntime, IssuedSvid
 from ._clock import Clock
+from ._enrolment_guard import EnrolmentGuard, source_of
 from ._gen import identity as m
+from ._rate_limit import retry_after_seconds
 from ._rpc import Handler, Reply, RequestContext, none_match
 from .audit import AuditEvent, AuditLog, append_in_transaction
 from .config import ServerConfig
@@ -37,6 +39,30 @@ MAX_JOIN_TOKEN_TTL_SECONDS: Final = 86400
 #: SPIFFE ID paths under this prefix belong to the server itself.
 RESERVED_PATH_PREFIX: Final = "/secinfra/"
 SERIAL_PATTERN: Final = re.compile(r"[0-9a-f]{1,40}")
+#: The audit reason of a failed enrolment, by the attestation error it failed with.
+ATTESTATION_FAILURE_REASONS: Final[Mapping[type[attest.AttestationError], str]] = {
+    attest.MalformedJoinToken: "malformed_token",
+    attest.JoinTokenRevoked: "revoked_token",
+    attest.UnknownJoinToken: "unknown_token",
+    attest.JoinTokenMismatch: "wrong_secret",
+    attest.JoinTokenExpired: "expired_token",
+    attest.JoinTokenUsed: "used_token",
+    attest.MalformedJWT: "malformed_jwt",
+    attest.DisallowedAlgorithm: "jwt_disallowed_algorithm",
+    attest.UnknownKeyId: "jwt_unknown_key",
+    attest.BadSignature: "jwt_bad_signature",
+    attest.WrongIssuer: "jwt_wrong_issuer",
+    attest.WrongAudience: "jwt_wrong_audience",
+    attest.TokenExpired: "jwt_expired",
+    attest.TokenNotYetValid: "jwt_not_yet_valid",
+    attest.MissingClaim: "jwt_missing_claim",
+    attest.InvalidClaim: "jwt_invalid_claim",
+}
+#: Reasons that are a wrong guess at a join token id: they charge the id's bucket.
+GUESS_REASONS: Final = frozenset(
+    {"unknown_token", "revoked_token", "wrong_secret", "expired_token", "used_token"}
+)
+_TOKEN_ID_PATTERN: Final = re.compile(r"sjt_([0-9a-f]{32})\.")
 
 T = TypeVar("T")
 
@@ -131,8 +157,10 @@ class IdentityApi:
         admin: AdminPolicy,
         jwt_attestor: attest.JWTAttestor | None,
         audit: AuditLog,
+        enrolment_guard: EnrolmentGuard,
     ) -> None:
         self._audit = audit
+        self._guard = enrolment_guard
         self._config = config
         self._ca_runtime = ca_runtime
         self._storage = storage
@@ -195,6 +223,89 @@ class IdentityApi:
 
     # -- enrolment and renewal -------------------------------------------------------
     async def issue_certificate(
+        self, ctx: RequestContext, req: m.IssueCertificateRequest
+    ) -> m.IssueCertificateResponse:
+        """Enrol: rate-limited by source address and join token id, every
+        failure audited (see :mod:`secinfra_server._enrolment_guard`)."""
+        source = source_of(ctx.http.remote)
+        token_id = public_token_id(req.join_token)
+        wait = self._guard.admit(source)
+        if wait:
+            raise await self._rate_limited(ctx, source, token_id, "source", wait)
+        # Whether this id was throttled on arrival: the right secret still
+        # enrols (the holder is never locked out), a wrong one is answered 429.
+        token_wait = self._guard.token_wait(token_id) if token_id is not None else 0.0
+        try:
+            response = await self._issue(ctx, req)
+        except Exception as exc:
+            reason, outcome = _failure_reason(exc)
+            if token_wait and reason in GUESS_REASONS:
+                raise await self._rate_limited(
+                    ctx, source, token_id, "join_token", token_wait
+                ) from exc
+            if reason in GUESS_REASONS:
+                self._guard.failed(token_id)
+            await self._audit_failure(ctx, source, token_id, req, reason, outcome)
+            raise
+        self._guard.succeeded(source)
+        return response
+
+    async def _rate_limited(
+        self, ctx: RequestContext, source: str, token_id: str | None, limit: str, wait: float
+    ) -> ApiError:
+        """Audit (aggregated) an attempt refused by a limit; the 429 to raise."""
+        seconds = retry_after_seconds(wait)
+        details: dict[str, Any] = {"reason": "rate_limited", "limit": limit, "source": source}
+        if token_id is not None:
+            details["token_id"] = token_id
+        event = self._event(ctx, _enrolment_resource(token_id), "denied", **details)
+        if await self._guard.audit_refusal(source, event):
+            # Like the audit, the log has the first refusal of each window per
+            # source; the metrics count every one (code rate_limited).
+            log.warning(
+                "enrolment rate-limited",
+                extra={"fields": {**details, "request_id": ctx.request_id, "retry_after": seconds}},
+            )
+        what = "from this address" if limit == "source" else "with this join token"
+        return ApiError(
+            "rate_limited",
+            f"secinfra: identity: too many failed enrolment attempts {what};"
+            f" retry after {seconds} s",
+            details={"limit": limit, "retry_after_seconds": seconds},
+            headers={"Retry-After": str(seconds)},
+        )
+
+    async def _audit_failure(
+        self,
+        ctx: RequestContext,
+        source: str,
+        token_id: str | None,
+        req: m.IssueCertificateRequest,
+        reason: str,
+        outcome: str,
+    ) -> None:
+        """Write the failed attempt's audit entry before it is answered; never
+        the token, its secret or the JWT."""
+        via = "join_token" if req.join_token else "jwt" if req.jwt else "none"
+        details: dict[str, Any] = {"reason": reason, "source": source, "via": via}
+        if token_id is not None:
+            details["token_id"] = token_id
+        event = self._event(ctx, _enrolment_resource(token_id), outcome, **details)
+        log.info("enrolment refused", extra={"fields": {**details, "request_id": ctx.request_id}})
+        try:
+            await self._guard.audit_failure(event)
+        except Exception as exc:
+            log.exception(
+                "could not write the audit entry of a failed enrolment",
+                extra={"fields": {"request_id": ctx.request_id}},
+            )
+            raise ApiError(
+                "unavailable",
+                "secinfra: identity: the server cannot record the attempt now; retry later",
+                headers={"Retry-After": "1"},
+            ) from exc
+
+    async def _issue(
         self, ctx: RequestContext, req: m.IssueCertificateRequest
     ) -> m.IssueCertificateResponse:
         if not req.csr_pem:
@@ -284,7 +395,7 @@ class IdentityApi:
         token_id = attest.join_token_id(token)
         stored = await self._storage.get_join_token(token_id)
         record = None
-        if stored is not None and not stored.revoked:
+        if stored is not None:
             record = attest.JoinTokenRecord(
                 id=stored.id,
                 secret_sha256=stored.secret_hash,
@@ -292,6 +403,7 @@ class IdentityApi:
                 created_at=stored.created_at,
                 expires_at=stored.expires_at,
                 used_at=stored.used_at,
+                revoked=stored.revoked,
             )
         verified = attest.verify_join_token(token, lambda _id: record, self._clock.now())
         return verified.id, str(verified.spiffe_id)
@@ -587,6 +699,37 @@ class IdentityApi:
             req.ca_id, force=req.force, also=_in_order(self._with_audit(event), answer)
         )
         return answer.value
+
+
+def public_token_id(token: str | None) -> str | None:
+    """The id of a join token shaped ``sjt_<id>.<secret>`` (public: the admin
+    API lists it), or None; never any part of the secret."""
+    match = _TOKEN_ID_PATTERN.match(token or "")
+    return match[1] if match is not None else None
+
+
+def _enrolment_resource(token_id: str | None) -> str:
+    return f"join-token:{token_id}" if token_id is not None else "enrolment"
+
+
+def _failure_reason(exc: Exception) -> tuple[str, str]:
+    """The audit reason and outcome of an enrolment that raised ``exc``."""
+    if isinstance(exc, attest.AttestationError):
+        for kind in type(exc).__mro__:
+            reason = ATTESTATION_FAILURE_REASONS.get(kind)
+            if reason is not None:
+                return reason, "denied"
+        return "attestation_rejected", "denied"
+    if isinstance(exc, ca.CAError):
+        return ("bad_csr" if exc.code == "invalid_argument" else f"csr_{exc.code}"), "denied"
+    if isinstance(exc, ApiError):
+        reasons = {
+            "invalid_argument": "bad_request",
+            "permission_denied": "identity_not_enrollable",
+            "failed_precondition": "jwt_not_configured",
+        }
+        return reasons.get(exc.code, exc.code), "denied"
+    return "internal", "error"
 
 
 def _revocation(row: Any) -> m.Revocation:

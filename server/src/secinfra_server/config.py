@@ -73,6 +73,18 @@ class ServerConfig:
     body_timeout_seconds: float = 10.0
     #: Past this many requests in flight the server answers 503 + Retry-After.
     max_in_flight: int = 512
+    #: Enrolment attempts (IssueCertificate) one source address (an IPv6 /64)
+    #: may make at once before it must wait; a successful enrolment is free.
+    enrolment_source_burst: int = 20
+    #: How many of those attempts a source regains per minute.
+    enrolment_source_per_minute: int = 30
+    #: Failed attempts naming one join token id before further wrong secrets
+    #: for it are answered 429 (the right secret always enrols).
+    enrolment_token_burst: int = 5
+    #: How many of those failures a join token id regains per minute.
+    enrolment_token_per_minute: int = 6
+    #: Sources and token ids the enrolment limits track at most (LRU).
+    enrolment_limit_max_keys: int = 10000
     #: Check and BatchCheck answers carry ``Cache-Control: private, max-age=N``
     #: with this N: how many seconds an SDK may reuse an authorization decision
     #: (a client's own tuple writes still bypass older entries). 0: revalidate.
@@ -294,7 +306,16 @@ def validate(config: ServerConfig) -> None:
             fail(f"dns_names: {name!r} is not a DNS name")
     if config.authz_check_max_age_seconds < 0:
         fail("authz_check_max_age_seconds: must not be negative")
-    for name in ("max_body_bytes", "max_in_flight", "bundle_refresh_hint_seconds"):
+    for name in (
+        "max_body_bytes",
+        "max_in_flight",
+        "bundle_refresh_hint_seconds",
+        "enrolment_source_burst",
+        "enrolment_source_per_minute",
+        "enrolment_token_burst",
+        "enrolment_token_per_minute",
+        "enrolment_limit_max_keys",
+    ):
         if getattr(config, name) <= 0:
             fail(f"{name}: must be positive")
     for name in ("header_timeout_seconds", "body_timeout_seconds", "shutdown_timeout_seconds"):

@@ -33,6 +33,7 @@ from . import _crash_points, attest, ca
 from ._authz_api import AuthzApi
 from ._ca_runtime import CaRuntime, ServerIdentity
 from ._clock import Clock
+from ._enrolment_guard import EnrolmentGuard, EnrolmentLimits
 from ._http import (
     Dispatcher,
     EnvelopeAppRunner,
@@ -93,6 +94,17 @@ def load_jwt_attestor(config: ServerConfig) -> attest.JWTAttestor | None:
     )
 
 
+def enrolment_limits(config: ServerConfig) -> EnrolmentLimits:
+    """The enrolment rate limits the ``enrolment_*`` settings describe."""
+    return EnrolmentLimits(
+        source_burst=config.enrolment_source_burst,
+        source_per_minute=config.enrolment_source_per_minute,
+        token_burst=config.enrolment_token_burst,
+        token_per_minute=config.enrolment_token_per_minute,
+        max_keys=config.enrolment_limit_max_keys,
+    )
+
+
 class Server:
     """One running secinfra server."""
 
@@ -107,6 +119,7 @@ class Server:
         self.dispatcher: Dispatcher | None = None
         self.audit: AuditLog | None = None
         self.idempotency: IdempotencyStore | None = None
+        self.enrolment_guard: EnrolmentGuard | None = None
         self.hooks: TestHooks | None = None
         self.engine: AuthzEngine | None = None
         self.policy: AccessPolicy | None = None
@@ -127,6 +140,7 @@ class Server:
     def service_handlers(self, ctx: ServiceContext) -> dict[str, Handler]:
         """Every RPC handler by name; RPCs without one answer ``unimplemented``."""
         handlers: dict[str, Handler] = {}
+        assert self.enrolment_guard is not None
         identity = IdentityApi(
             config=ctx.config,
             ca_runtime=ctx.ca_runtime,
@@ -135,6 +149,7 @@ class Server:
             admin=ctx.policy,
             jwt_attestor=load_jwt_attestor(ctx.config),
             audit=ctx.audit,
+            enrolment_guard=self.enrolment_guard,
         )
         handlers.update(identity.handlers())
         handlers.update(SecretsApi(ctx).handlers())
@@ -182,6 +197,9 @@ class Server:
             keyring,
             self.clock,
             probe=_crash_points.from_environ(os.environ, test_hooks=config.test_hooks),
+        )
+        self.enrolment_guard = EnrolmentGuard(
+            enrolment_limits(config), storage=self.storage, clock=self.clock
         )
         self.engine = AuthzEngine(self.storage, clock=self.clock, admin_id=config.admin_spiffe_id)
         self.policy = self.make_policy(self.engine)
@@ -266,6 +284,8 @@ class Server:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self.enrolment_guard is not None and self.storage is not None:
+            await self.enrolment_guard.flush(everything=True)
         if self._feed is not None:
             # Only now: requests still in flight are checked against
             # revocations to the end.
@@ -353,6 +373,9 @@ class Server:
                     # their validity, a new CA, a longer deny-list), so that
                     # relying parties rarely wait for a signature.
                     await self.ca_runtime.crls()
+                if self.enrolment_guard is not None:
+                    # Per replica: its own rate-limit windows.
+                    await self.enrolment_guard.flush()
                 # Every replica renews its own serving certificate.
                 identity = self.identity
                 if identity is not None and self.clock.now() >= identity.renew_at:

@@ -8,10 +8,12 @@ sends what they send. Each case is bounded by the socket timeout.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import socket
 import ssl
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -352,3 +354,476 @@ def test_hostile_bodies_get_a_4xx_envelope(
     if status >= 400:
         assert response.code == "invalid_argument"
         assert response.json()["error"]["request_id"] == response.headers["request-id"]
+
+
+# -- the hostile-input table: every class, as the admin, and nothing changes ----------
+#
+# Each input is one whole HTTP/1.1 request sent as-is over TLS with the admin's
+# client certificate (so it gets past authentication to the checks that matter),
+# against one server seeded with a secret, a join token and a tuple. Each must be
+# answered with a 4xx JSON envelope carrying its Request-Id, with the expected code,
+# never echoing the request, and must leave the server's state exactly as it was.
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Hostile:
+    kind: str
+    name: str
+    request: bytes
+    codes: tuple[str, ...] = ("invalid_argument",)
+
+
+def _http(
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    *,
+    headers: tuple[bytes, ...] = (),
+    length: bool = True,
+) -> bytes:
+    head = [f"{method} {path} HTTP/1.1".encode(), b"Host: 127.0.0.1", b"Connection: close"]
+    if body is not None:
+        head.append(b"Content-Type: application/json")
+        if length:
+            head.append(b"Content-Length: %d" % len(body))
+    head.extend(headers)
+    return b"\r\n".join(head) + b"\r\n\r\n" + (body or b"")
+
+
+def _json(value: object) -> bytes:
+    return json.dumps(value).encode()
+
+
+def _gzip(data: bytes) -> bytes:
+    import gzip
+
+    return gzip.compress(data, compresslevel=9)
+
+
+def _chunked(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n0\r\n\r\n" % (len(data), data)
+
+
+_TUPLE = {
+    "user": "workload:spiffe://secinfra.local/w",
+    "relation": "reader",
+    "object": "secret:app/x",
+}
+_SPIFFE = "spiffe://secinfra.local/"
+_PUT = "/v1/secrets/app/hostile"
+
+HOSTILE: list[Hostile] = [
+    # size
+    Hostile(
+        "size",
+        "body over the 1 MiB limit",
+        _http("PUT", _PUT, b'{"value": "' + b"A" * MIB + b'"}'),
+        ("payload_too_large",),
+    ),
+    Hostile(
+        "size",
+        "chunked body over the limit",
+        _http(
+            "PUT",
+            _PUT,
+            b"",
+            headers=(b"Transfer-Encoding: chunked",),
+            length=False,
+        )
+        + _chunked(b'{"value": "' + b"A" * MIB + b'"}')[: -0 or None],
+        ("payload_too_large",),
+    ),
+    Hostile(
+        "size",
+        "gzip bomb: 64 MiB inflated from a small body",
+        _http(
+            "PUT",
+            _PUT,
+            _gzip(b'{"value": "' + b"A" * (64 * MIB) + b'"}'),
+            headers=(b"Content-Encoding: gzip",),
+        ),
+        ("payload_too_large",),
+    ),
+    Hostile(
+        "size",
+        "secret value over 64 KiB",
+        _http("PUT", _PUT, _json({"value": base64.b64encode(b"x" * (64 * 1024 + 1)).decode()})),
+    ),
+    Hostile("size", "secret name of 257 characters", _http("GET", "/v1/secrets/" + "a" * 257)),
+    Hostile(
+        "size",
+        "SPIFFE ID of 100 KB",
+        _http("POST", "/v1/join-tokens", _json({"spiffe_id": _SPIFFE + "a" * 100_000})),
+    ),
+    Hostile(
+        "size",
+        "1,001 tuples in one write",
+        _http("POST", "/v1/authz/tuples:write", _json({"writes": [_TUPLE] * 1001})),
+    ),
+    Hostile(
+        "size",
+        "Idempotency-Key of 256 characters",
+        _http("PUT", _PUT, _json({"value": "AA=="}), headers=(b"Idempotency-Key: " + b"k" * 256,)),
+    ),
+    Hostile(
+        "size",
+        "page_size far past int32",
+        _http("GET", "/v1/secrets?page_size=" + "9" * 40),
+    ),
+    # nesting
+    Hostile(
+        "nesting",
+        "65 levels in a tuple write",
+        _http("POST", "/v1/authz/tuples:write", b'{"writes": ' + b"[" * 65 + b"]" * 65 + b"}"),
+    ),
+    Hostile(
+        "nesting",
+        "1,000 levels of objects in a check",
+        _http(
+            "POST",
+            "/v1/authz:check",
+            b'{"tuple_key": ' + b'{"a":' * 1000 + b"1" + b"}" * 1000 + b"}",
+        ),
+    ),
+    Hostile(
+        "nesting",
+        "100,000 unclosed brackets",
+        _http("POST", "/v1/join-tokens", b"[" * 100_000),
+    ),
+    Hostile(
+        "nesting",
+        "deep JSON behind a gzip encoding",
+        _http(
+            "PUT",
+            _PUT,
+            _gzip(b'{"value": ' + b"[" * 5000 + b"]" * 5000 + b"}"),
+            headers=(b"Content-Encoding: gzip",),
+        ),
+    ),
+    # encoding
+    Hostile("encoding", "body not UTF-8", _http("PUT", _PUT, b'{"value": "\xff\xfe"}')),
+    Hostile(
+        "encoding",
+        "body in UTF-16",
+        _http("PUT", _PUT, '{"value": "AA=="}'.encode("utf-16")),
+    ),
+    Hostile(
+        "encoding",
+        "body in UTF-32",
+        _http("PUT", _PUT, '{"value": "AA=="}'.encode("utf-32")),
+    ),
+    Hostile(
+        "encoding",
+        "lone surrogate in a SPIFFE ID",
+        _http("POST", "/v1/join-tokens", b'{"spiffe_id": "' + _SPIFFE.encode() + b'a\\ud800"}'),
+    ),
+    Hostile(
+        "encoding",
+        "lone surrogate in a tuple's object",
+        _http(
+            "POST",
+            "/v1/authz/tuples:write",
+            b'{"writes": [{"user": "workload:spiffe://secinfra.local/w", "relation": "reader",'
+            b' "object": "secret:app/\\udfff"}]}',
+        ),
+    ),
+    Hostile(
+        "encoding",
+        "lone surrogate in a check",
+        _http(
+            "POST",
+            "/v1/authz:check",
+            b'{"tuple_key": {"user": "workload:\\ud800", "relation": "reader",'
+            b' "object": "secret:app/x"}}',
+        ),
+    ),
+    Hostile(
+        "encoding",
+        "lone surrogate in a JSON key",
+        _http("PUT", _PUT, b'{"val\\ud800ue": "AA=="}'),
+    ),
+    Hostile(
+        "encoding", "overlong UTF-8 dots in a name", _http("GET", "/v1/secrets/%C0%AE%C0%AE/x")
+    ),
+    Hostile("encoding", "fullwidth letters in a name", _http("GET", "/v1/secrets/%EF%BD%81pp/x")),
+    Hostile(
+        "encoding", "right-to-left override in a name", _http("GET", "/v1/secrets/app/%E2%80%AEx")
+    ),
+    Hostile(
+        "encoding",
+        "uppercase via percent-encoding",
+        _http("PUT", "/v1/secrets/%41pp", _json({"value": "AA=="})),
+    ),
+    Hostile("encoding", "invalid percent-encoding", _http("GET", "/v1/secrets/app/%zz")),
+    Hostile("encoding", "value that is not base64", _http("PUT", _PUT, _json({"value": "@@@"}))),
+    Hostile(
+        "encoding",
+        "a surrogate encoded in UTF-8 (CESU) in a name",
+        _http("GET", "/v1/secrets/app/%ED%A0%80"),
+    ),
+    Hostile(
+        "encoding",
+        "NaN inside an authorization model",
+        _http("POST", "/v1/authz/models", b'{"model": {"schema_version": NaN}}'),
+    ),
+    Hostile(
+        "encoding",
+        "Infinity in a check's context",
+        _http(
+            "POST",
+            "/v1/authz:check",
+            b'{"tuple_key": ' + json.dumps(_TUPLE).encode() + b', "x": -Infinity}',
+        ),
+    ),
+    Hostile(
+        "encoding",
+        "huge float for an int",
+        _http("PUT", _PUT, b'{"value": "AA==", "if_version": 1e400}'),
+    ),
+    Hostile(
+        "encoding", "NaN for an int", _http("PUT", _PUT, b'{"value": "AA==", "if_version": NaN}')
+    ),
+    # NUL bytes
+    Hostile(
+        "nul",
+        "NUL in a secret name",
+        _http("PUT", "/v1/secrets/app/a%00b", _json({"value": "AA=="})),
+    ),
+    Hostile(
+        "nul",
+        "NUL in a SPIFFE ID",
+        _http("POST", "/v1/join-tokens", _json({"spiffe_id": _SPIFFE + "a\u0000b"})),
+    ),
+    Hostile(
+        "nul",
+        "NUL in a tuple's object",
+        _http(
+            "POST",
+            "/v1/authz/tuples:write",
+            _json({"writes": [{**_TUPLE, "object": "secret:a\u0000"}]}),
+        ),
+    ),
+    Hostile("nul", "NUL in a JSON key", _http("PUT", _PUT, _json({"value\u0000": "AA=="}))),
+    Hostile("nul", "NUL in a query value", _http("GET", "/v1/secrets/app/x?version=1%00")),
+    Hostile(
+        "nul",
+        "NUL in a join token id",
+        _http("DELETE", "/v1/join-tokens/%00"),
+        ("invalid_argument", "not_found"),
+    ),
+    Hostile(
+        "nul",
+        "NUL in the Idempotency-Key",
+        _http("PUT", _PUT, _json({"value": "AA=="}), headers=(b"Idempotency-Key: a\x00b",)),
+    ),
+    Hostile("nul", "NUL as the whole body", _http("PUT", _PUT, b"\x00")),
+    # traversal in names
+    Hostile(
+        "traversal",
+        "dot-dot segments, raw",
+        _http("GET", "/v1/secrets/app/../../etc/passwd"),
+        ("invalid_argument", "not_found"),
+    ),
+    Hostile(
+        "traversal",
+        "dot-dot, percent-encoded",
+        _http("PUT", "/v1/secrets/app/%2e%2e/x", _json({"value": "AA=="})),
+    ),
+    Hostile(
+        "traversal",
+        "encoded slashes",
+        _http("PUT", "/v1/secrets/..%2F..%2Fx", _json({"value": "AA=="})),
+    ),
+    Hostile(
+        "traversal",
+        "backslashes",
+        _http("PUT", "/v1/secrets/app/..%5C..%5Cx", _json({"value": "AA=="})),
+    ),
+    Hostile(
+        "traversal", "a dot segment", _http("PUT", "/v1/secrets/./x", _json({"value": "AA=="}))
+    ),
+    Hostile(
+        "traversal",
+        "an empty segment",
+        _http("PUT", "/v1/secrets/app//x", _json({"value": "AA=="})),
+    ),
+    Hostile(
+        "traversal",
+        "a trailing slash",
+        _http("PUT", "/v1/secrets/app/x/", _json({"value": "AA=="})),
+    ),
+    Hostile(
+        "traversal",
+        "dot-dot into the reserved SPIFFE paths",
+        _http("POST", "/v1/join-tokens", _json({"spiffe_id": _SPIFFE + "w/../secinfra/admin"})),
+    ),
+    Hostile(
+        "traversal",
+        "encoded dot-dot in a SPIFFE ID",
+        _http("POST", "/v1/join-tokens", _json({"spiffe_id": _SPIFFE + "w/%2e%2e/secinfra/admin"})),
+    ),
+    Hostile(
+        "traversal",
+        "another trust domain by userinfo",
+        _http(
+            "POST",
+            "/v1/join-tokens",
+            _json({"spiffe_id": "spiffe://secinfra.local@evil.example/w"}),
+        ),
+    ),
+    Hostile(
+        "traversal",
+        "dot-dot in a join token id",
+        _http("DELETE", "/v1/join-tokens/..%2F..%2Fca"),
+        ("invalid_argument", "not_found"),
+    ),
+    Hostile(
+        "traversal",
+        "dot-dot in a tuple's object",
+        _http(
+            "POST",
+            "/v1/authz/tuples:write",
+            _json({"writes": [{**_TUPLE, "object": "secret:../x"}]}),
+        ),
+    ),
+    # huge and malformed headers, as the admin on a write
+    Hostile(
+        "headers",
+        "a 9,000-byte header",
+        _http("PUT", _PUT, _json({"value": "AA=="}), headers=(b"X-Big: " + MARKER + b"x" * 9000,)),
+    ),
+    Hostile(
+        "headers",
+        "300 headers",
+        _http(
+            "PUT",
+            _PUT,
+            _json({"value": "AA=="}),
+            headers=tuple(b"X-H%d: %s" % (i, MARKER) for i in range(300)),
+        ),
+    ),
+    Hostile(
+        "headers",
+        "a header folded onto two lines",
+        _http("PUT", _PUT, _json({"value": "AA=="}), headers=(b"X-A: a", b" " + MARKER)),
+    ),
+    Hostile(
+        "headers",
+        "negative Content-Length",
+        _http("PUT", _PUT, b"", headers=(b"Content-Length: -1",), length=False)
+        + _json({"value": "AA=="}),
+    ),
+    Hostile(
+        "headers",
+        "Content-Length past any size",
+        _http("PUT", _PUT, b"", headers=(b"Content-Length: " + b"9" * 30,), length=False),
+        ("invalid_argument", "payload_too_large"),
+    ),
+    Hostile(
+        "headers",
+        "an Idempotency-Key that is not ASCII",
+        _http("PUT", _PUT, _json({"value": "AA=="}), headers=("Idempotency-Key: clé".encode(),)),
+    ),
+    Hostile(
+        "headers",
+        "an unknown Transfer-Encoding",
+        _http("PUT", _PUT, b"", headers=(b"Transfer-Encoding: " + MARKER,), length=False),
+    ),
+    Hostile(
+        "headers",
+        "a Content-Encoding that is not supported",
+        _http("PUT", _PUT, _json({"value": "AA=="}), headers=(b"Content-Encoding: " + MARKER,)),
+    ),
+]
+
+
+def _admin_exchange(server: RunningServer, tmp: Path, request: bytes) -> RawResponse:
+    context = ssl.create_default_context(cadata=server.bundle_pem())
+    tmp.mkdir(parents=True, exist_ok=True)
+    (tmp / "cert.pem").write_bytes(server.admin.cert_pem)
+    (tmp / "key.pem").write_bytes(server.admin.key_pem)
+    context.load_cert_chain(tmp / "cert.pem", tmp / "key.pem")
+    with (
+        socket.create_connection(("127.0.0.1", server.port), timeout=SOCKET_TIMEOUT_SECONDS) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        # The server may answer and close before the whole body was sent.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError, ssl.SSLEOFError):
+            tls.sendall(request)
+        data = b""
+        while b"\r\n\r\n" not in data or not _complete(data):
+            try:
+                chunk = tls.recv(65536)
+            except (ConnectionResetError, ssl.SSLEOFError):
+                break
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return RawResponse(int(lines[0].split(" ")[1]), headers, body)
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningServer, Client]]:
+    """One server with a secret, a join token and a tuple, and its admin client."""
+    tmp = tmp_path_factory.mktemp("hostile")
+    running = RunningServer(tmp / "data").start()
+    admin = Client(running.port, running.bundle_pem(), running.admin, tmp / "admin")
+    try:
+        assert admin.request("PUT", "/v1/secrets/app/x", {"value": "c2VlZA=="}).status == 200
+        assert admin.request("PUT", _PUT, {"value": "c2VlZA=="}).status == 200
+        assert admin.request("POST", "/v1/join-tokens", {"spiffe_id": _SPIFFE + "w"}).status == 200
+        written = admin.request("POST", "/v1/authz/tuples:write", {"writes": [_TUPLE]})
+        assert written.status == 200, written.body
+        yield running, admin
+    finally:
+        admin.close()
+        running.stop()
+
+
+_STATE_PATHS = (
+    "/v1/secrets",
+    "/v1/secrets/app/x:metadata",
+    "/v1/secrets/app/hostile:metadata",
+    "/v1/secrets/app/hostile",
+    "/v1/join-tokens",
+    "/v1/revocations",
+    "/v1/authz/tuples",
+    "/v1/ca",
+)
+
+
+def _state(admin: Client) -> dict[str, object]:
+    state: dict[str, object] = {}
+    for path in _STATE_PATHS:
+        response = admin.request("GET", path)
+        assert response.status == 200, (path, response.body)
+        state[path] = response.json()
+    return state
+
+
+def test_the_table_covers_every_class() -> None:
+    kinds = Counter(case.kind for case in HOSTILE)
+    assert set(kinds) == {"size", "nesting", "encoding", "nul", "traversal", "headers"}
+    assert all(count >= 3 for count in kinds.values()), kinds
+    assert len({(case.kind, case.name) for case in HOSTILE}) == len(HOSTILE)
+
+
+@pytest.mark.parametrize("case", HOSTILE, ids=lambda case: f"{case.kind}: {case.name}")
+def test_hostile_input_gets_a_typed_4xx_and_changes_nothing(
+    case: Hostile, seeded: tuple[RunningServer, Client], tmp_path: Path
+) -> None:
+    server, admin = seeded
+    before = _state(admin)
+    response = _admin_exchange(server, tmp_path, case.request)
+    error = _assert_envelope(response)
+    assert error["code"] in case.codes, (response.status, error)
+    assert error["message"].startswith("secinfra: "), error
+    assert _state(admin) == before

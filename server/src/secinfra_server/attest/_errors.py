@@ -10,6 +10,7 @@ Messages never contain the token, its secret, or claim values taken from it::
     │   └── InvalidAttestorConfig       (operator configuration, at startup)
     └── AttestationRejected             code unauthenticated
         ├── UnknownJoinToken
+        │   └── JoinTokenRevoked        (told apart only in the audit log)
         ├── JoinTokenMismatch
         ├── JoinTokenExpired
         ├── JoinTokenUsed
@@ -71,6 +72,11 @@ class AttestationRejected(AttestationError):
 
 class UnknownJoinToken(AttestationRejected):
     """No join token with that id exists."""
+
+
+class JoinTokenRevoked(UnknownJoinToken):
+    """The join token was revoked by an admin. The client is told the same as
+    for an unknown token; only the server's audit log tells the two apart."""
 
 
 class JoinTokenMismatch(AttestationRejected):

@@ -29,6 +29,7 @@ from ._errors import (
     InvalidArgument,
     JoinTokenExpired,
     JoinTokenMismatch,
+    JoinTokenRevoked,
     JoinTokenUsed,
     MalformedJoinToken,
     UnknownJoinToken,
@@ -56,6 +57,8 @@ class JoinTokenRecord:
     created_at: datetime
     expires_at: datetime
     used_at: datetime | None = None
+    #: Revoked by an admin: refused like an unknown token.
+    revoked: bool = False
 
     @property
     def used(self) -> bool:
@@ -107,7 +110,8 @@ def verify_join_token(
     """Check ``token`` against the record ``lookup(id)`` returns; return the record.
 
     Order: shape (MalformedJoinToken), id known (UnknownJoinToken), secret matches
-    in constant time (JoinTokenMismatch), not used (JoinTokenUsed), not expired
+    in constant time (JoinTokenMismatch), not revoked (JoinTokenRevoked, which
+    reads like an unknown token), not used (JoinTokenUsed), not expired
     (JoinTokenExpired). Only a holder of the secret learns whether a token is used
     or expired. The caller then marks the token used, atomically.
     """
@@ -120,6 +124,8 @@ def verify_join_token(
         raise UnknownJoinToken("join token is not known")
     if not hmac.compare_digest(presented, record.secret_sha256):
         raise JoinTokenMismatch("join token is not valid")
+    if record.revoked:
+        raise JoinTokenRevoked("join token is not known")
     if record.used:
         raise JoinTokenUsed("join token was already used")
     if now >= record.expires_at:
