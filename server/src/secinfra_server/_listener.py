@@ -480,9 +480,10 @@ def _listening_sockets(host: str, port: int, backlog: int) -> list[socket.socket
             host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP, flags=socket.AI_PASSIVE
         )
         for family, kind, proto, _name, address in infos:
-            if (family, address[0]) in seen:
+            key = (int(family), str(address[0]))
+            if key in seen:
                 continue
-            seen.add((family, address[0]))
+            seen.add(key)
             sock = socket.socket(family, kind, proto)
             sockets.append(sock)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

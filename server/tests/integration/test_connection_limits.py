@@ -162,7 +162,11 @@ class WellBehavedClient:
 
     def _new(self) -> http.client.HTTPSConnection:
         conn = http.client.HTTPSConnection(
-            "127.0.0.1", self.port, context=self.context, timeout=10, source_address=(GOOD_CLIENT, 0)
+            "127.0.0.1",
+            self.port,
+            context=self.context,
+            timeout=10,
+            source_address=(GOOD_CLIENT, 0),
         )
         conn.connect()
         return conn
@@ -186,7 +190,9 @@ def _tls_connection(server: RunningServer, source: str) -> ssl.SSLSocket:
     """A TLS connection (no client certificate) from ``source``, handshake
     done, left non-blocking for :func:`_tls_closed`."""
     context = ssl.create_default_context(cadata=server.bundle_pem())
-    raw = socket.create_connection(("127.0.0.1", server.port), timeout=10, source_address=(source, 0))
+    raw = socket.create_connection(
+        ("127.0.0.1", server.port), timeout=10, source_address=(source, 0)
+    )
     conn = context.wrap_socket(raw, server_hostname="localhost")
     conn.setblocking(False)
     return conn
@@ -408,7 +414,8 @@ def test_idle_and_silent_connections_are_closed_and_counted(tmp_path: Path) -> N
         silent_since = time.monotonic()
         assert good.call(new_connection=False)
         answered = time.monotonic()
-        assert good.conn is not None and good.conn.sock is not None
+        assert good.conn is not None
+        assert good.conn.sock is not None
         kept = good.conn.sock
 
         assert isinstance(kept, ssl.SSLSocket)
