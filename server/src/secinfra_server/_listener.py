@@ -360,11 +360,6 @@ class ConnectionListener(web.BaseSite):
             return int(self._sockets[0].getsockname()[1])
         return self._requested_port
 
-    @property
-    def handshakes_pending(self) -> int:
-        """Admitted connections whose TLS handshake has not finished."""
-        return len(self._handshakes)
-
     async def start(self) -> None:
         await super().start()
         self._sockets = _listening_sockets(self._host, self._requested_port, self._backlog)

@@ -241,8 +241,9 @@ class Server:
             "tls_handshake_timeout_seconds": limits.handshake_timeout,
             "header_timeout_seconds": limits.header_timeout,
             "idle_timeout_seconds": limits.idle_timeout,
-            "rlimit_nofile_soft": soft,
-            "rlimit_nofile_hard": hard,
+            # null: unlimited
+            "rlimit_nofile_soft": None if soft == resource.RLIM_INFINITY else soft,
+            "rlimit_nofile_hard": None if hard == resource.RLIM_INFINITY else hard,
         }
         if limits.max_connections < config.max_connections:
             log.warning(
