@@ -238,7 +238,9 @@ class GuardedRequestHandler(web.RequestHandler):
 
     The handler learns that a request head is complete from
     :func:`track_requests` (the server's request factory) and that its
-    response is out from :meth:`finish_response`.
+    response is out from :meth:`finish_response`. A pipelined head that began
+    arriving while the previous request was served is timed as idle, not as
+    headers: a different bound, never none.
     """
 
     def __init__(self, manager: web.Server, *, admission: Admission, **kwargs: Any) -> None:
