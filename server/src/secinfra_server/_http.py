@@ -45,6 +45,7 @@ from ._idempotency import (
     fingerprint,
     validate_key,
 )
+from ._listener import Admission, GuardedRequestHandler, track_requests
 from ._metrics import Metrics
 from ._rpc import JSON_CONTENT_TYPE, Handler, RequestContext, render
 from .errors import STATUS_BY_CODE, ApiError, from_domain_error
@@ -624,8 +625,9 @@ def protocol_error(status: int, exc: BaseException | None, request_id: str) -> A
     return ApiError(code, f"secinfra: server: the request failed ({status})")
 
 
-class EnvelopeRequestHandler(web.RequestHandler):
-    """aiohttp's connection handler, answering its own errors with the envelope.
+class EnvelopeRequestHandler(GuardedRequestHandler):
+    """aiohttp's connection handler, answering its own errors with the envelope
+    (and under the listener's header and idle timeouts, see ``_listener``).
 
     aiohttp answers a request its parser refuses (and a handler that raised
     past the application) from ``handle_error``, in plain text that quotes the
@@ -680,26 +682,43 @@ class EnvelopeRequestHandler(web.RequestHandler):
 
 
 class EnvelopeServer(web.Server):
-    """aiohttp's low-level server, with :class:`EnvelopeRequestHandler` connections."""
+    """aiohttp's low-level server, with :class:`EnvelopeRequestHandler`
+    connections, each admitted by the listener."""
+
+    def connection(self, admission: Admission) -> EnvelopeRequestHandler:
+        """The handler of one connection the listener admitted."""
+        return EnvelopeRequestHandler(self, admission=admission, loop=self._loop, **self._kwargs)
 
     def __call__(self) -> web.RequestHandler:
-        return EnvelopeRequestHandler(self, loop=self._loop, **self._kwargs)
+        raise RuntimeError(
+            "secinfra: server: connections come through the ConnectionListener"
+            " (EnvelopeServer.connection), never straight from asyncio"
+        )
 
 
 class EnvelopeAppRunner(web.AppRunner):
     """An :class:`aiohttp.web.AppRunner` whose connections answer every error
     aiohttp produces itself with the JSON envelope (see
-    :class:`EnvelopeRequestHandler`); otherwise the same runner."""
+    :class:`EnvelopeRequestHandler`) and are served through a
+    :class:`~secinfra_server._listener.ConnectionListener`; otherwise the same
+    runner."""
 
     async def _make_server(self) -> web.Server:
         server = await super()._make_server()
         return EnvelopeServer(
             server.request_handler,
-            request_factory=server.request_factory,
+            request_factory=track_requests(server.request_factory),
             handler_cancellation=server.handler_cancellation,
             loop=server._loop,
             **server._kwargs,
         )
+
+    def connection(self, admission: Admission) -> EnvelopeRequestHandler:
+        """The listener's connection factory (after :meth:`setup`)."""
+        server = self.server
+        if not isinstance(server, EnvelopeServer):
+            raise RuntimeError("secinfra: server: EnvelopeAppRunner.setup() has not run")
+        return server.connection(admission)
 
 
 @web.middleware

@@ -5,6 +5,10 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+#: The ``reason`` labels of ``secinfra_connections_refused_total``.
+CONNECTION_REFUSAL_REASONS = ("global_limit", "peer_limit")
+#: The ``phase`` labels of ``secinfra_connections_timed_out_total``.
+CONNECTION_TIMEOUT_PHASES = ("handshake", "headers", "idle")
 
 
 class Metrics:
@@ -33,6 +37,37 @@ class Metrics:
             "Requests refused with 503 because too many were in flight.",
             registry=self.registry,
         )
+        self.connections_accepted = Counter(
+            "secinfra_connections_accepted",
+            "TCP connections accepted, before the connection limits are applied.",
+            registry=self.registry,
+        )
+        self.connections_refused = Counter(
+            "secinfra_connections_refused",
+            "Connections closed before TLS because a connection limit was reached.",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.connections_timed_out = Counter(
+            "secinfra_connections_timed_out",
+            "Connections the server closed because a phase took too long.",
+            ["phase"],
+            registry=self.registry,
+        )
+        self.connections_open = Gauge(
+            "secinfra_connections_open",
+            "Connections open now, TLS handshakes included.",
+            registry=self.registry,
+        )
+        self.connections_max = Gauge(
+            "secinfra_connections_max",
+            "The connection limit in effect (max_connections, fitted to RLIMIT_NOFILE).",
+            registry=self.registry,
+        )
+        for reason in CONNECTION_REFUSAL_REASONS:
+            self.connections_refused.labels(reason)
+        for phase in CONNECTION_TIMEOUT_PHASES:
+            self.connections_timed_out.labels(phase)
         self.certificates = Counter(
             "secinfra_certificates",
             "Certificates signed, by kind (issue, renew, server).",

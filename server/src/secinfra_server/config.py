@@ -67,9 +67,22 @@ class ServerConfig:
     ca_auto_rotate: bool = True
     join_token_default_ttl_seconds: int = 600
     max_body_bytes: int = 1024 * 1024
-    #: A client must send a complete request head within this many seconds of
-    #: connecting or of the previous response (also the idle keep-alive limit).
+    #: Connections open at once, TLS handshakes included; past it a new
+    #: connection is closed before TLS. At start it is lowered to fit the
+    #: process's file-descriptor limit (see ``_listener.connection_budget``).
+    max_connections: int = 1024
+    #: Connections open at once from one client IP address; past it a new
+    #: connection from that address is closed before TLS.
+    max_connections_per_peer: int = 128
+    #: A client must complete the TLS handshake within this many seconds of
+    #: connecting.
+    tls_handshake_timeout_seconds: float = 10.0
+    #: A request head must be complete within this many seconds of the TLS
+    #: handshake (a connection's first request) or of the request's first byte.
     header_timeout_seconds: float = 15.0
+    #: A kept-alive connection may wait this many seconds after a response for
+    #: the first byte of its next request.
+    idle_timeout_seconds: float = 15.0
     body_timeout_seconds: float = 10.0
     #: Past this many requests in flight the server answers 503 + Retry-After.
     max_in_flight: int = 512
@@ -315,10 +328,23 @@ def validate(config: ServerConfig) -> None:
         "enrolment_token_burst",
         "enrolment_token_per_minute",
         "enrolment_limit_max_keys",
+        "max_connections",
+        "max_connections_per_peer",
     ):
         if getattr(config, name) <= 0:
             fail(f"{name}: must be positive")
-    for name in ("header_timeout_seconds", "body_timeout_seconds", "shutdown_timeout_seconds"):
+    if config.max_connections_per_peer > config.max_connections:
+        fail(
+            f"max_connections_per_peer: {config.max_connections_per_peer} exceeds"
+            f" max_connections ({config.max_connections})"
+        )
+    for name in (
+        "tls_handshake_timeout_seconds",
+        "header_timeout_seconds",
+        "idle_timeout_seconds",
+        "body_timeout_seconds",
+        "shutdown_timeout_seconds",
+    ):
         if getattr(config, name) <= 0:
             fail(f"{name}: must be positive")
     if config.database_dsn and config.database_dsn_file is not None:

@@ -21,6 +21,7 @@ import contextlib
 import json
 import logging
 import os
+import resource
 import signal
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -45,6 +46,7 @@ from ._idempotency import IdempotencyStore
 from ._identity_api import IdentityApi
 from ._issuance_faults import IssuanceFault
 from ._kek_rotation import load_keyring
+from ._listener import ConnectionGate, ConnectionLimits, ConnectionListener
 from ._metrics import Metrics
 from ._rpc import Handler, ServiceContext
 from ._secrets_api import SecretsApi
@@ -124,7 +126,8 @@ class Server:
         self.engine: AuthzEngine | None = None
         self.policy: AccessPolicy | None = None
         self.port: int | None = None
-        self._runner: web.AppRunner | None = None
+        self.connections: ConnectionGate | None = None
+        self._runner: EnvelopeAppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._ready = False
         #: PostgreSQL only: other replicas' changes, and who runs the jobs.
@@ -168,6 +171,7 @@ class Server:
     async def start(self) -> None:
         """Open storage, load keys and the CA, and start serving."""
         config = self.config
+        limits = self._connection_limits()  # first: a ConfigError opens nothing
         self.storage = await open_storage(config)
         if isinstance(self.storage, PostgresStorage):
             # Listening (and the revisions to compare with) before the CA is
@@ -243,22 +247,27 @@ class Server:
         if self.hooks is not None:
             self.hooks.register(app)
         app.router.add_route("*", "/{tail:.*}", self.dispatcher.handle)
+        self.connections = ConnectionGate(limits, self.metrics)
         self._runner = EnvelopeAppRunner(
             app,
             access_log=None,
             handle_signals=False,
             shutdown_timeout=config.shutdown_timeout_seconds,
-            keepalive_timeout=config.header_timeout_seconds,
+            # aiohttp's own keep-alive timer, a backstop only: the listener's
+            # header and idle timers always fire first.
+            keepalive_timeout=limits.idle_timeout + limits.header_timeout,
         )
         await self._runner.setup()
-        site = web.TCPSite(
-            self._runner, config.host, config.port, ssl_context=self.tls.listening_context
+        site = ConnectionListener(
+            self._runner,
+            config.host,
+            config.port,
+            ssl_context=self.tls.listening_context,
+            gate=self.connections,
+            connection_factory=self._runner.connection,
         )
         await site.start()
-        server = site._server
-        assert server is not None
-        sockets = getattr(server, "sockets", None) or ()
-        self.port = sockets[0].getsockname()[1] if sockets else config.port
+        self.port = site.port
         if self._feed is not None:
             self._feed.start()
         else:
@@ -266,6 +275,31 @@ class Server:
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
         self._ready = True
         log.info("serving", extra={"fields": {"url": self.url}})
+
+    def _connection_limits(self) -> ConnectionLimits:
+        """The configured connection limits, fitted under the file-descriptor
+        limit read now, and logged (with a warning if they had to shrink)."""
+        config = self.config
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        limits = ConnectionLimits.from_config(config, nofile_soft=soft)
+        fields = {
+            "max_connections": limits.max_connections,
+            "max_connections_per_peer": limits.max_connections_per_peer,
+            "tls_handshake_timeout_seconds": limits.handshake_timeout,
+            "header_timeout_seconds": limits.header_timeout,
+            "idle_timeout_seconds": limits.idle_timeout,
+            # null: unlimited
+            "rlimit_nofile_soft": None if soft == resource.RLIM_INFINITY else soft,
+            "rlimit_nofile_hard": None if hard == resource.RLIM_INFINITY else hard,
+        }
+        if limits.max_connections < config.max_connections:
+            log.warning(
+                "max_connections lowered to fit the file-descriptor limit; raise"
+                " RLIMIT_NOFILE (systemd LimitNOFILE=) to allow more",
+                extra={"fields": {**fields, "configured_max_connections": config.max_connections}},
+            )
+        log.info("connection limits", extra={"fields": fields})
+        return limits
 
     async def stop(self) -> None:
         """Stop accepting, finish in-flight requests, then release everything."""
