@@ -43,13 +43,32 @@ STEP_ACTIONS: Final = (
     "control",
     "identity",
     "events",
+    # The mtls suite (conformance/README.md, "mTLS steps").
+    "mtls_serve",
+    "mtls_stop",
+    "mtls_call",
+    "peer_identity",
+    "peer_serve",
+    "peer_call",
+    "await_identity",
 )
 #: Client-check keys that check something (``client`` names the step).
-CLIENT_CHECKED: Final = {"ok", "result", "meta", "error", "elapsed", "outcomes"}
+CLIENT_CHECKED: Final = {"ok", "result", "meta", "error", "elapsed", "outcomes", "seen"}
 #: Server-check keys that only select requests.
 SERVER_SELECTORS: Final = {"server", "during", "include_admin"}
 #: Features that a case's steps and setup imply, by what implies them.
-FEATURE_OF_STEP: Final = {"concurrent": "concurrent", "identity": "identity", "events": "events"}
+FEATURE_OF_STEP: Final = {
+    "concurrent": "concurrent",
+    "identity": "identity",
+    "events": "events",
+    "await_identity": "identity",
+    "mtls_serve": "mtls",
+    "mtls_stop": "mtls",
+    "mtls_call": "mtls",
+    "peer_call": "mtls",
+}
+#: Steps that name a peer identity made by an earlier peer_identity step.
+PEER_IDENTITY_USERS: Final = ("peer_serve", "peer_call")
 FEATURE_OF_CALL_OPTION: Final = {"idempotency_key": "idempotency_key", "use_cache": "use_cache"}
 FEATURE_OF_CLIENT_OPTION: Final = {"cache_size": "cache_size"}
 JWT_FEATURE: Final = "jwt_attestation"
@@ -287,9 +306,18 @@ def _check_case(raw: Any, label: str) -> list[str]:
     p += _check_setup(raw.get("setup") or {}, f"{label}: setup", shared=share)
     steps = raw["steps"]
     ids: list[str] = [CONFIGURE_STEP]
+    peer_identities: list[str] = []
     for i, step in enumerate(steps):
         p += _check_step(step, f"{label}: steps[{i}]", shared=share)
         ids.append(_step_id(step, i))
+        if "peer_identity" in step:
+            peer_identities.append(_step_id(step, i))
+        for action in PEER_IDENTITY_USERS:
+            if action in step and step[action] not in peer_identities:
+                p.append(
+                    f"{label}: steps[{i}].{action}: no earlier peer_identity step has id"
+                    f" {step[action]!r} (made before it: {peer_identities})"
+                )
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:
         p.append(

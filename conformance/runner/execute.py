@@ -24,6 +24,7 @@ from . import attestation, matchers
 from .adapter import AdapterFailure, AdapterProcess
 from .attestation import ISSUER_FOR_RUN
 from .cases import Case
+from .mtls_peer import PeerError, Peers
 from .sdks import ROOT, SDKS
 from .server import ADMIN_ID, TRUST_DOMAIN, Server, ServerError
 
@@ -33,6 +34,11 @@ SETTLE_SECONDS: Final = 10.0
 #: How long closing the pool waits for a spare server that is still starting.
 STARTUP_JOIN_SECONDS: Final = 90.0
 SHORT_OP_SECONDS: Final = 10.0
+#: The bound of an mtls_call when the step gives none (the protocol's default).
+MTLS_CALL_SECONDS: Final = 10.0
+#: How often await_identity asks the client, and how long it waits by default.
+AWAIT_POLL_SECONDS: Final = 0.2
+AWAIT_DEFAULT_SECONDS: Final = 30.0
 _VAR = re.compile(r"\$\{([a-z_]+)(?::([+-]?[0-9.]+|[a-z_][a-z0-9_.-]*))?\}")
 
 PASSED: Final = "passed"
@@ -192,6 +198,10 @@ class _Run:
         self.end_seq = 0
         self.log: list[dict[str, Any]] = []
         self.client: AdapterProcess | None = None
+        #: The runner's mTLS peer, made by the first step that needs it.
+        self._peers: Peers | None = None
+        #: The port the client's mtls_serve reported (peer_call's default).
+        self.mtls_port: int | None = None
         #: Set by the watchdog when the case runs past its timeout_seconds.
         self.expired = threading.Event()
         self._client_lock = threading.Lock()
@@ -325,12 +335,26 @@ class _Run:
             step = self.subst(raw)
             before = self.server.last_seq()
             started = time.monotonic()
-            self.outcomes[step_id] = self._run_step(step, started)
+            self.outcomes[step_id] = self._run_step(step, started, step_id)
             self.windows[step_id] = (before, self.server.last_seq())
         self.end_seq = self.server.last_seq()
 
-    def _run_step(self, step: dict[str, Any], started: float) -> dict[str, Any]:
+    @property
+    def peers(self) -> Peers:
+        if self._peers is None:
+            ttl = (self.case.setup.get("server") or {}).get("leaf_ttl_seconds")
+            self._peers = Peers(self.server, leaf_ttl_seconds=ttl)
+        return self._peers
+
+    def close_peers(self) -> None:
+        if self._peers is not None:
+            self._peers.close()
+
+    def _run_step(self, step: dict[str, Any], started: float, step_id: str) -> dict[str, Any]:
         assert self.client is not None
+        mtls = self._mtls_step(step, started, step_id)
+        if mtls is not None:
+            return mtls
         if "call" in step:
             answer = self.client.request(
                 "call",
@@ -398,6 +422,84 @@ class _Run:
             result = self.server.control(spec["method"], spec["path"], spec.get("body"))
             return {"ok": True, "result": result, "elapsed": time.monotonic() - started}
         raise AssertionError(f"unknown step {step!r}")  # validated in cases.py
+
+    def _mtls_step(
+        self, step: dict[str, Any], started: float, step_id: str
+    ) -> dict[str, Any] | None:
+        """The outcome of an mtls-suite step (conformance/README.md), None for another."""
+        assert self.client is not None
+        if "mtls_serve" in step:
+            answer = self.client.request(
+                "mtls_serve", SHORT_OP_SECONDS, authorizer=step["mtls_serve"]["authorizer"]
+            )
+            self._raise_unsupported(answer)
+            if answer["ok"]:
+                self.mtls_port = int((answer.get("result") or {}).get("port") or 0) or None
+            return _outcome(answer, time.monotonic() - started)
+        if "mtls_stop" in step:
+            answer = self.client.request("mtls_stop", SHORT_OP_SECONDS)
+            self._raise_unsupported(answer)
+            self.mtls_port = None
+            return _outcome(answer, time.monotonic() - started)
+        if "mtls_call" in step:
+            spec = step["mtls_call"]
+            timeout = float(spec.get("timeout_seconds") or MTLS_CALL_SECONDS)
+            seen_before = self.peers.seen_count()
+            fields: dict[str, Any] = {"url": spec["url"], "authorizer": spec["authorizer"]}
+            if "timeout_seconds" in spec:
+                fields["timeout_seconds"] = timeout
+            answer = self.client.request("mtls_call", timeout, **fields)
+            self._raise_unsupported(answer)
+            outcome = _outcome(answer, time.monotonic() - started)
+            seen = self.peers.seen_since(seen_before)
+            # What the runner's server saw of the client's certificate (the last request).
+            outcome["seen"] = seen[-1] if seen else None
+            return outcome
+        if "peer_identity" in step:
+            spec = step["peer_identity"]
+            identity = self.peers.make_identity(step_id, spec["kind"], spec["spiffe_id"])
+            if identity.kind == "expired":
+                left = datetime.fromisoformat(identity.not_after).timestamp() - time.time()
+                self.pause(max(0.0, left) + 1.0)  # handed out once it has expired
+            return {"ok": True, "result": identity.summary(), "elapsed": 0.0}
+        if "peer_serve" in step:
+            result = self.peers.serve(step["peer_serve"])
+            return {"ok": True, "result": result, "elapsed": time.monotonic() - started}
+        if "peer_call" in step:
+            port = step.get("port") or self.mtls_port
+            if not port:
+                raise PeerError("peer_call: no port given and the client serves nothing")
+            outcome = self.peers.call(
+                step["peer_call"], int(port), connection=step.get("connection")
+            )
+            return {**outcome, "elapsed": round(time.monotonic() - started, 4)}
+        if "await_identity" in step:
+            return self._await_identity(step, started)
+        return None
+
+    def _await_identity(self, step: dict[str, Any], started: float) -> dict[str, Any]:
+        """Ask the client for its identity until the snapshot matches (or time runs out)."""
+        assert self.client is not None
+        wanted = step["await_identity"]
+        deadline = started + float(step.get("timeout_seconds") or AWAIT_DEFAULT_SECONDS)
+        ctx = matchers.Context(refs=self.ref)
+        while True:
+            answer = self.client.request("identity", SHORT_OP_SECONDS)
+            self._raise_unsupported(answer)
+            problems = matchers.match(wanted, answer.get("result"), ctx, "identity")
+            if answer["ok"] and not problems:
+                return _outcome(answer, time.monotonic() - started)
+            if time.monotonic() >= deadline:
+                return {
+                    "ok": False,
+                    "result": answer.get("result"),
+                    "error": {
+                        "type": "Timeout",
+                        "message": f"the identity never matched: {'; '.join(problems)[:500]}",
+                    },
+                    "elapsed": time.monotonic() - started,
+                }
+            self.pause(AWAIT_POLL_SECONDS)
 
     # -- checks ---------------------------------------------------------------------
     def ref(self, path: str) -> Any:
@@ -639,6 +741,7 @@ def run_case(case: Case, sdk: str, pool: ServerPool) -> CaseResult:
                 if run.client is not None:
                     result.details = _details(run)
                     run.client.close()
+                run.close_peers()
     except _Unsupported as exc:
         result.outcome = UNSUPPORTED
         result.failures = [f"the client does not support: {exc}"]
@@ -652,7 +755,7 @@ def run_case(case: Case, sdk: str, pool: ServerPool) -> CaseResult:
             ]
         if run is not None and run.client is not None:
             result.details += "\nclient stderr:\n" + run.client.stderr_tail()
-    except (ServerError, ValueError, OSError) as exc:
+    except (ServerError, PeerError, ValueError, OSError) as exc:
         result.outcome = ERROR
         result.failures = [f"runner: {type(exc).__name__}: {exc}"]
         result.details += traceback.format_exc(limit=5)

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Final
 
+import mtls_ops  # beside this file
 from _gen import adapter as protocol  # beside this file; generated from the protocol's proto
 
 import secinfra
@@ -32,7 +33,17 @@ from secinfra import errors
 
 PROTOCOL: Final = 1
 SDK: Final = "python"
-OPS: Final = ("configure", "call", "concurrent", "identity", "events", "shutdown")
+OPS: Final = (
+    "configure",
+    "call",
+    "concurrent",
+    "identity",
+    "events",
+    "mtls_serve",
+    "mtls_stop",
+    "mtls_call",
+    "shutdown",
+)
 #: Everything the protocol knows: the Python SDK has every option and op.
 FEATURES: Final = tuple(f for f in protocol.Feature if f is not protocol.Feature.UNSPECIFIED)
 #: Error family names of the protocol, most specific first (TransportError's
@@ -77,6 +88,7 @@ class Adapter:
         self.client: secinfra.Client | None = None
         self.events: list[protocol.RotationEvent] = []
         self._events_lock = threading.Lock()
+        self.mtls_server: mtls_ops.MtlsServer | None = None
 
     # -- ops -----------------------------------------------------------------------
     def configure(self, msg: protocol.ConfigureRequest) -> tuple[protocol.IdentitySnapshot, None]:
@@ -169,6 +181,24 @@ class Adapter:
         for thread in threads:
             thread.join()
         return protocol.ConcurrentResult(results=tuple(outcomes)), None
+
+    def mtls_serve(self, msg: protocol.MtlsServeRequest) -> protocol.MtlsServeAnswer:
+        if self.mtls_server is not None:
+            raise AdapterError("mtls_serve: already serving (mtls_stop first)")
+        allowed = mtls_ops.authorizer(msg.authorizer)
+        self.mtls_server = mtls_ops.MtlsServer(self._client().source, allowed)
+        serving = protocol.MtlsServing(port=self.mtls_server.port)
+        return protocol.MtlsServeAnswer(id=msg.id, ok=True, result=serving)
+
+    def mtls_stop(self, ident: int) -> protocol.MtlsStopAnswer:
+        if self.mtls_server is not None:
+            self.mtls_server.stop()
+            self.mtls_server = None
+        return protocol.MtlsStopAnswer(id=ident, ok=True, result=protocol.MtlsStopped())
+
+    def mtls_call(self, msg: protocol.MtlsCallRequest) -> protocol.MtlsCallAnswer:
+        result, error = mtls_ops.call(self._client().source, msg)
+        return protocol.MtlsCallAnswer(id=msg.id, ok=error is None, result=result, error=error)
 
     # -- helpers -------------------------------------------------------------------
     def _client(self) -> secinfra.Client:
@@ -303,6 +333,9 @@ def main() -> int:
         if op == "shutdown":
             send(protocol.ShutdownAnswer(id=ident, ok=True, result=protocol.ShutdownResult()))
             break
+        if op in MTLS_OPS:
+            send(mtls_answer(adapter, op, ident, msg))
+            continue
         handler = handlers.get(op)
         if handler is None:
             send(_adapter_error(ident, "Unsupported", f"op {op!r}"))
@@ -318,9 +351,28 @@ def main() -> int:
             send(_adapter_error(ident, "AdapterError", f"{type(exc).__name__}: {exc}"))
             continue
         send(reply)
+    adapter.mtls_stop(0)
     if adapter.client is not None:
         adapter.client.close()
     return 0
+
+
+MTLS_OPS: Final = ("mtls_serve", "mtls_stop", "mtls_call")
+
+
+def mtls_answer(adapter: Adapter, op: str, ident: int, msg: dict[str, Any]) -> Any:
+    """The answer to an mtls op; its failures are in the answer, not SDK errors."""
+    try:
+        if op == "mtls_serve":
+            return adapter.mtls_serve(protocol.MtlsServeRequest.from_json(msg, strict=True))
+        if op == "mtls_stop":
+            protocol.BareRequest.from_json(msg, strict=True)
+            return adapter.mtls_stop(ident)
+        return adapter.mtls_call(protocol.MtlsCallRequest.from_json(msg, strict=True))
+    except errors.SecinfraError as exc:  # no identity to present (expired, say)
+        return protocol.ErrorAnswer(id=ident, ok=False, error=failure(exc))
+    except Exception as exc:  # a malformed request, or a bug: the runner reads the reason
+        return _adapter_error(ident, "AdapterError", f"{type(exc).__name__}: {exc}")
 
 
 def _adapter_error(ident: int | None, kind: str, message: str) -> protocol.ErrorAnswer:

@@ -42,6 +42,15 @@ __all__ = [
     "HelloLine",
     "IdentityAnswer",
     "IdentitySnapshot",
+    "MtlsAuthorizer",
+    "MtlsCallAnswer",
+    "MtlsCallRequest",
+    "MtlsCallResult",
+    "MtlsServeAnswer",
+    "MtlsServeRequest",
+    "MtlsServing",
+    "MtlsStopAnswer",
+    "MtlsStopped",
     "RequestHeader",
     "RotationEvent",
     "ShutdownAnswer",
@@ -78,6 +87,11 @@ class Feature(enum.StrEnum):
 
     USE_CACHE = "use_cache"
     """The call option use_cache."""
+
+    MTLS = "mtls"
+    """The ops mtls_serve, mtls_stop and mtls_call: service-to-service mTLS
+    with the SDK's TLS configurations (spec 13).
+    """
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -1148,5 +1162,401 @@ class ErrorAnswer:
         return cls(
             id=_wire.optional(obj, "id", path, _wire.decode_int32),
             ok=_wire.field(obj, "ok", path, _wire.decode_bool, False),
+            error=_wire.optional(obj, "error", path, _wire.message(Failure, strict)),
+        )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class MtlsAuthorizer:
+    """Who an mTLS op admits as its peer (spec 13.3): the SDK's authorizer of
+    that kind. Exactly the fields its kind names are given; anything else is
+    an AdapterError.
+    """
+
+    kind: str = ""
+    """id (one SPIFFE ID), one_of (any of a set), member_of (any member of a
+    trust domain) or path_prefix (IDs of a trust domain whose path is the
+    prefix or lies below it, whole segments).
+    """
+
+    id: str | None = None
+    """kind id: the SPIFFE ID admitted."""
+
+    ids: Sequence[str] = ()
+    """kind one_of: the SPIFFE IDs admitted (at least one)."""
+
+    trust_domain: str | None = None
+    """kind member_of and path_prefix: the trust domain (secinfra.local)."""
+
+    prefix: str | None = None
+    """kind path_prefix: the path prefix (/w/payments)."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object for this message; fields that are None are omitted."""
+        out: dict[str, Any] = {}
+        out["kind"] = self.kind
+        if self.id is not None:
+            out["id"] = self.id
+        out["ids"] = list(self.ids)
+        if self.trust_domain is not None:
+            out["trust_domain"] = self.trust_domain
+        if self.prefix is not None:
+            out["prefix"] = self.prefix
+        return out
+
+    @classmethod
+    def from_json(cls, data: Any, *, strict: bool = False, path: str = "$") -> Self:
+        """Decode parsed JSON; raise _wire.DecodeError naming the bad field's path.
+
+        strict=True also rejects unknown fields and unknown enum strings.
+        """
+        obj = _wire.expect_object(data, path)
+        if strict:
+            _wire.reject_unknown(obj, path, ("kind", "id", "ids", "trust_domain", "prefix"))
+        return cls(
+            kind=_wire.field(obj, "kind", path, _wire.decode_string, ""),
+            id=_wire.optional(obj, "id", path, _wire.decode_string),
+            ids=_wire.field(obj, "ids", path, _wire.list_of(_wire.decode_string), ()),
+            trust_domain=_wire.optional(obj, "trust_domain", path, _wire.decode_string),
+            prefix=_wire.optional(obj, "prefix", path, _wire.decode_string),
+        )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class MtlsServeRequest:
+    """op "mtls_serve" (feature mtls): serve HTTPS over mTLS on 127.0.0.1 with
+    the SDK's server configuration built on the configured client's rotating
+    identity source and `authorizer`, until mtls_stop or shutdown. Every
+    request (any method and path) is answered 200 with the JSON object
+    {"peer_spiffe_id": "<the client's verified SPIFFE ID>"}; connections are
+    kept alive (HTTP/1.1) for at least 30 s of idleness. One server at a time.
+    """
+
+    id: int = 0
+    """The request id."""
+
+    op: str = ""
+    """Always "mtls_serve"."""
+
+    authorizer: MtlsAuthorizer | None = None
+    """Who may connect."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object for this message; fields that are None are omitted."""
+        out: dict[str, Any] = {}
+        out["id"] = self.id
+        out["op"] = self.op
+        if self.authorizer is not None:
+            out["authorizer"] = self.authorizer.to_json()
+        return out
+
+    @classmethod
+    def from_json(cls, data: Any, *, strict: bool = False, path: str = "$") -> Self:
+        """Decode parsed JSON; raise _wire.DecodeError naming the bad field's path.
+
+        strict=True also rejects unknown fields and unknown enum strings.
+        """
+        obj = _wire.expect_object(data, path)
+        if strict:
+            _wire.reject_unknown(obj, path, ("id", "op", "authorizer"))
+        return cls(
+            id=_wire.field(obj, "id", path, _wire.decode_int32, 0),
+            op=_wire.field(obj, "op", path, _wire.decode_string, ""),
+            authorizer=_wire.optional(
+                obj, "authorizer", path, _wire.message(MtlsAuthorizer, strict)
+            ),
+        )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class MtlsServing:
+    """Where the mTLS server listens."""
+
+    port: int = 0
+    """The TCP port on 127.0.0.1, chosen by the system."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object for this message; fields that are None are omitted."""
+        out: dict[str, Any] = {}
+        out["port"] = self.port
+        return out
+
+    @classmethod
+    def from_json(cls, data: Any, *, strict: bool = False, path: str = "$") -> Self:
+        """Decode parsed JSON; raise _wire.DecodeError naming the bad field's path.
+
+        strict=True also rejects unknown fields and unknown enum strings.
+        """
+        obj = _wire.expect_object(data, path)
+        if strict:
+            _wire.reject_unknown(obj, path, ("port",))
+        return cls(
+            port=_wire.field(obj, "port", path, _wire.decode_int32, 0),
+        )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class MtlsServeAnswer:
+    """The answer to mtls_serve."""
+
+    id: int | None = None
+    """The request's id."""
+
+    ok: bool = False
+    """Whether the server listens."""
+
+    result: MtlsServing | None = None
+    """The port (when ok)."""
+
+    error: Failure | None = None
+    """The failure (when not ok)."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object for this message; fields that are None are omitted."""
+        out: dict[str, Any] = {}
+        if self.id is not None:
+            out["id"] = self.id
+        out["ok"] = self.ok
+        if self.result is not None:
+            out["result"] = self.result.to_json()
+        if self.error is not None:
+            out["error"] = self.error.to_json()
+        return out
+
+    @classmethod
+    def from_json(cls, data: Any, *, strict: bool = False, path: str = "$") -> Self:
+        """Decode parsed JSON; raise _wire.DecodeError naming the bad field's path.
+
+        strict=True also rejects unknown fields and unknown enum strings.
+        """
+        obj = _wire.expect_object(data, path)
+        if strict:
+            _wire.reject_unknown(obj, path, ("id", "ok", "result", "error"))
+        return cls(
+            id=_wire.optional(obj, "id", path, _wire.decode_int32),
+            ok=_wire.field(obj, "ok", path, _wire.decode_bool, False),
+            result=_wire.optional(obj, "result", path, _wire.message(MtlsServing, strict)),
+            error=_wire.optional(obj, "error", path, _wire.message(Failure, strict)),
+        )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class MtlsStopped:
+    """The empty result of mtls_stop."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object for this message; fields that are None are omitted."""
+        out: dict[str, Any] = {}
+        return out
+
+    @classmethod
+    def from_json(cls, data: Any, *, strict: bool = False, path: str = "$") -> Self:
+        """Decode parsed JSON; raise _wire.DecodeError naming the bad field's path.
+
+        strict=True also rejects unknown fields and unknown enum strings.
+        """
+        obj = _wire.expect_object(data, path)
+        if strict:
+            _wire.reject_unknown(obj, path, ())
+        return cls()
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class MtlsStopAnswer:
+    """The answer to mtls_stop (a BareRequest): the server no longer accepts
+    connections; connections it holds are closed.
+    """
+
+    id: int | None = None
+    """The request's id."""
+
+    ok: bool = False
+    """true once stopped (also when nothing was served)."""
+
+    result: MtlsStopped | None = None
+    """Empty."""
+
+    error: Failure | None = None
+    """The failure (when not ok)."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object for this message; fields that are None are omitted."""
+        out: dict[str, Any] = {}
+        if self.id is not None:
+            out["id"] = self.id
+        out["ok"] = self.ok
+        if self.result is not None:
+            out["result"] = self.result.to_json()
+        if self.error is not None:
+            out["error"] = self.error.to_json()
+        return out
+
+    @classmethod
+    def from_json(cls, data: Any, *, strict: bool = False, path: str = "$") -> Self:
+        """Decode parsed JSON; raise _wire.DecodeError naming the bad field's path.
+
+        strict=True also rejects unknown fields and unknown enum strings.
+        """
+        obj = _wire.expect_object(data, path)
+        if strict:
+            _wire.reject_unknown(obj, path, ("id", "ok", "result", "error"))
+        return cls(
+            id=_wire.optional(obj, "id", path, _wire.decode_int32),
+            ok=_wire.field(obj, "ok", path, _wire.decode_bool, False),
+            result=_wire.optional(obj, "result", path, _wire.message(MtlsStopped, strict)),
+            error=_wire.optional(obj, "error", path, _wire.message(Failure, strict)),
+        )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class MtlsCallRequest:
+    """op "mtls_call" (feature mtls): one GET of `url` over a new mTLS
+    connection (never a pooled one) with the SDK's client configuration built
+    on the configured client's rotating identity source and `authorizer` for
+    the server's SPIFFE ID; the connection is closed afterwards.
+    """
+
+    id: int = 0
+    """The request id."""
+
+    op: str = ""
+    """Always "mtls_call"."""
+
+    url: str = ""
+    """https://127.0.0.1:<port>/<path>."""
+
+    authorizer: MtlsAuthorizer | None = None
+    """Which server IDs the client accepts."""
+
+    timeout_seconds: float | None = None
+    """The bound of the whole call, in seconds (default 10)."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object for this message; fields that are None are omitted."""
+        out: dict[str, Any] = {}
+        out["id"] = self.id
+        out["op"] = self.op
+        out["url"] = self.url
+        if self.authorizer is not None:
+            out["authorizer"] = self.authorizer.to_json()
+        if self.timeout_seconds is not None:
+            out["timeout_seconds"] = _wire.encode_float(self.timeout_seconds)
+        return out
+
+    @classmethod
+    def from_json(cls, data: Any, *, strict: bool = False, path: str = "$") -> Self:
+        """Decode parsed JSON; raise _wire.DecodeError naming the bad field's path.
+
+        strict=True also rejects unknown fields and unknown enum strings.
+        """
+        obj = _wire.expect_object(data, path)
+        if strict:
+            _wire.reject_unknown(obj, path, ("id", "op", "url", "authorizer", "timeout_seconds"))
+        return cls(
+            id=_wire.field(obj, "id", path, _wire.decode_int32, 0),
+            op=_wire.field(obj, "op", path, _wire.decode_string, ""),
+            url=_wire.field(obj, "url", path, _wire.decode_string, ""),
+            authorizer=_wire.optional(
+                obj, "authorizer", path, _wire.message(MtlsAuthorizer, strict)
+            ),
+            timeout_seconds=_wire.optional(obj, "timeout_seconds", path, _wire.decode_float),
+        )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class MtlsCallResult:
+    """What an mtls_call saw."""
+
+    status: int = 0
+    """The HTTP status the server answered."""
+
+    body: str = ""
+    """The response body, as text."""
+
+    peer_spiffe_id: str = ""
+    """The server's SPIFFE ID as the client verified it."""
+
+    presented_serial: str = ""
+    """The serial (lowercase hex, no leading zeros) of the certificate the
+    client presented on the connection; where the TLS stack cannot tell,
+    the serial of the identity snapshot current when the connection was
+    opened.
+    """
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object for this message; fields that are None are omitted."""
+        out: dict[str, Any] = {}
+        out["status"] = self.status
+        out["body"] = self.body
+        out["peer_spiffe_id"] = self.peer_spiffe_id
+        out["presented_serial"] = self.presented_serial
+        return out
+
+    @classmethod
+    def from_json(cls, data: Any, *, strict: bool = False, path: str = "$") -> Self:
+        """Decode parsed JSON; raise _wire.DecodeError naming the bad field's path.
+
+        strict=True also rejects unknown fields and unknown enum strings.
+        """
+        obj = _wire.expect_object(data, path)
+        if strict:
+            _wire.reject_unknown(
+                obj, path, ("status", "body", "peer_spiffe_id", "presented_serial")
+            )
+        return cls(
+            status=_wire.field(obj, "status", path, _wire.decode_int32, 0),
+            body=_wire.field(obj, "body", path, _wire.decode_string, ""),
+            peer_spiffe_id=_wire.field(obj, "peer_spiffe_id", path, _wire.decode_string, ""),
+            presented_serial=_wire.field(obj, "presented_serial", path, _wire.decode_string, ""),
+        )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class MtlsCallAnswer:
+    """The answer to mtls_call. A call that reaches no answer is ok: false with
+    a Failure of type PeerRefused (this client refused the server; code is
+    the rule: authorizer, chain, x509_svid, trust_domain or validity),
+    HandshakeFailed (the handshake failed otherwise, or the server closed the
+    connection or sent an alert before answering: it refused this client) or
+    TransportError (no connection, or no answer in time).
+    """
+
+    id: int | None = None
+    """The request's id."""
+
+    ok: bool = False
+    """Whether the server answered."""
+
+    result: MtlsCallResult | None = None
+    """What the call saw (when ok)."""
+
+    error: Failure | None = None
+    """The failure (when not ok)."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object for this message; fields that are None are omitted."""
+        out: dict[str, Any] = {}
+        if self.id is not None:
+            out["id"] = self.id
+        out["ok"] = self.ok
+        if self.result is not None:
+            out["result"] = self.result.to_json()
+        if self.error is not None:
+            out["error"] = self.error.to_json()
+        return out
+
+    @classmethod
+    def from_json(cls, data: Any, *, strict: bool = False, path: str = "$") -> Self:
+        """Decode parsed JSON; raise _wire.DecodeError naming the bad field's path.
+
+        strict=True also rejects unknown fields and unknown enum strings.
+        """
+        obj = _wire.expect_object(data, path)
+        if strict:
+            _wire.reject_unknown(obj, path, ("id", "ok", "result", "error"))
+        return cls(
+            id=_wire.optional(obj, "id", path, _wire.decode_int32),
+            ok=_wire.field(obj, "ok", path, _wire.decode_bool, False),
+            result=_wire.optional(obj, "result", path, _wire.message(MtlsCallResult, strict)),
             error=_wire.optional(obj, "error", path, _wire.message(Failure, strict)),
         )

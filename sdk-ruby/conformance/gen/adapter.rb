@@ -33,8 +33,11 @@ module Secinfra
       IDEMPOTENCY_KEY = "idempotency_key"
       # The call option use_cache.
       USE_CACHE = "use_cache"
+      # The ops mtls_serve, mtls_stop and mtls_call: service-to-service mTLS
+      # with the SDK's TLS configurations (spec 13).
+      MTLS = "mtls"
       # Every value, in declaration order; the first is the default.
-      VALUES = [UNSPECIFIED, JWT_ATTESTATION, CONCURRENT, IDENTITY, EVENTS, CACHE_SIZE, IDEMPOTENCY_KEY, USE_CACHE].freeze
+      VALUES = [UNSPECIFIED, JWT_ATTESTATION, CONCURRENT, IDENTITY, EVENTS, CACHE_SIZE, IDEMPOTENCY_KEY, USE_CACHE, MTLS].freeze
     end
 
     # The client's first line, written before it reads anything.
@@ -846,6 +849,310 @@ module Secinfra
         super()
         @id = id
         @ok = ok
+        @error = error
+        freeze
+      end
+    end
+
+    # Who an mTLS op admits as its peer (spec 13.3): the SDK's authorizer of
+    # that kind. Exactly the fields its kind names are given; anything else is
+    # an AdapterError.
+    class MtlsAuthorizer < Secinfra::RPC::Message
+      # Wire fields, in declaration order.
+      FIELDS = [
+        Secinfra::RPC::Field.new(:kind, "kind", :string),
+        Secinfra::RPC::Field.new(:id, "id", :string, presence: true),
+        Secinfra::RPC::Field.new(:ids, "ids", :string, repeated: true),
+        Secinfra::RPC::Field.new(:trust_domain, "trust_domain", :string, presence: true),
+        Secinfra::RPC::Field.new(:prefix, "prefix", :string, presence: true)
+      ].freeze
+
+      # @return [String] id (one SPIFFE ID), one_of (any of a set), member_of (any member of a trust domain) or path_prefix (IDs of a trust domain whose path is the prefix or lies below it, whole segments).
+      attr_reader :kind
+
+      # @return [String, nil] kind id: the SPIFFE ID admitted.
+      attr_reader :id
+
+      # @return [Array<String>] kind one_of: the SPIFFE IDs admitted (at least one).
+      attr_reader :ids
+
+      # @return [String, nil] kind member_of and path_prefix: the trust domain (secinfra.local).
+      attr_reader :trust_domain
+
+      # @return [String, nil] kind path_prefix: the path prefix (/w/payments).
+      attr_reader :prefix
+
+      # @param kind [String] id (one SPIFFE ID), one_of (any of a set), member_of (any member of a trust domain) or path_prefix (IDs of a trust domain whose path is the prefix or lies below it, whole segments).
+      # @param id [String, nil] kind id: the SPIFFE ID admitted.
+      # @param ids [Array<String>] kind one_of: the SPIFFE IDs admitted (at least one).
+      # @param trust_domain [String, nil] kind member_of and path_prefix: the trust domain (secinfra.local).
+      # @param prefix [String, nil] kind path_prefix: the path prefix (/w/payments).
+      def initialize(kind: "", id: nil, ids: [], trust_domain: nil, prefix: nil)
+        super()
+        @kind = kind
+        @id = id
+        @ids = ids
+        @trust_domain = trust_domain
+        @prefix = prefix
+        freeze
+      end
+    end
+
+    # op "mtls_serve" (feature mtls): serve HTTPS over mTLS on 127.0.0.1 with
+    # the SDK's server configuration built on the configured client's rotating
+    # identity source and `authorizer`, until mtls_stop or shutdown. Every
+    # request (any method and path) is answered 200 with the JSON object
+    # {"peer_spiffe_id": "<the client's verified SPIFFE ID>"}; connections are
+    # kept alive (HTTP/1.1) for at least 30 s of idleness. One server at a time.
+    class MtlsServeRequest < Secinfra::RPC::Message
+      # Wire fields, in declaration order.
+      FIELDS = [
+        Secinfra::RPC::Field.new(:id, "id", :int32),
+        Secinfra::RPC::Field.new(:op, "op", :string),
+        Secinfra::RPC::Field.new(:authorizer, "authorizer", :message, type: "Secinfra::ConformanceV1::MtlsAuthorizer", presence: true)
+      ].freeze
+
+      # @return [Integer] The request id.
+      attr_reader :id
+
+      # @return [String] Always "mtls_serve".
+      attr_reader :op
+
+      # @return [Secinfra::ConformanceV1::MtlsAuthorizer, nil] Who may connect.
+      attr_reader :authorizer
+
+      # @param id [Integer] The request id.
+      # @param op [String] Always "mtls_serve".
+      # @param authorizer [Secinfra::ConformanceV1::MtlsAuthorizer, nil] Who may connect.
+      def initialize(id: 0, op: "", authorizer: nil)
+        super()
+        @id = id
+        @op = op
+        @authorizer = authorizer
+        freeze
+      end
+    end
+
+    # Where the mTLS server listens.
+    class MtlsServing < Secinfra::RPC::Message
+      # Wire fields, in declaration order.
+      FIELDS = [
+        Secinfra::RPC::Field.new(:port, "port", :int32)
+      ].freeze
+
+      # @return [Integer] The TCP port on 127.0.0.1, chosen by the system.
+      attr_reader :port
+
+      # @param port [Integer] The TCP port on 127.0.0.1, chosen by the system.
+      def initialize(port: 0)
+        super()
+        @port = port
+        freeze
+      end
+    end
+
+    # The answer to mtls_serve.
+    class MtlsServeAnswer < Secinfra::RPC::Message
+      # Wire fields, in declaration order.
+      FIELDS = [
+        Secinfra::RPC::Field.new(:id, "id", :int32, presence: true),
+        Secinfra::RPC::Field.new(:ok, "ok", :bool),
+        Secinfra::RPC::Field.new(:result, "result", :message, type: "Secinfra::ConformanceV1::MtlsServing", presence: true),
+        Secinfra::RPC::Field.new(:error, "error", :message, type: "Secinfra::ConformanceV1::Failure", presence: true)
+      ].freeze
+
+      # @return [Integer, nil] The request's id.
+      attr_reader :id
+
+      # @return [Boolean] Whether the server listens.
+      attr_reader :ok
+
+      # @return [Secinfra::ConformanceV1::MtlsServing, nil] The port (when ok).
+      attr_reader :result
+
+      # @return [Secinfra::ConformanceV1::Failure, nil] The failure (when not ok).
+      attr_reader :error
+
+      # @param id [Integer, nil] The request's id.
+      # @param ok [Boolean] Whether the server listens.
+      # @param result [Secinfra::ConformanceV1::MtlsServing, nil] The port (when ok).
+      # @param error [Secinfra::ConformanceV1::Failure, nil] The failure (when not ok).
+      def initialize(id: nil, ok: false, result: nil, error: nil)
+        super()
+        @id = id
+        @ok = ok
+        @result = result
+        @error = error
+        freeze
+      end
+    end
+
+    # The empty result of mtls_stop.
+    class MtlsStopped < Secinfra::RPC::Message
+      # Wire fields, in declaration order.
+      FIELDS = [].freeze
+
+      # A message without fields.
+      def initialize
+        super()
+        freeze
+      end
+    end
+
+    # The answer to mtls_stop (a BareRequest): the server no longer accepts
+    # connections; connections it holds are closed.
+    class MtlsStopAnswer < Secinfra::RPC::Message
+      # Wire fields, in declaration order.
+      FIELDS = [
+        Secinfra::RPC::Field.new(:id, "id", :int32, presence: true),
+        Secinfra::RPC::Field.new(:ok, "ok", :bool),
+        Secinfra::RPC::Field.new(:result, "result", :message, type: "Secinfra::ConformanceV1::MtlsStopped", presence: true),
+        Secinfra::RPC::Field.new(:error, "error", :message, type: "Secinfra::ConformanceV1::Failure", presence: true)
+      ].freeze
+
+      # @return [Integer, nil] The request's id.
+      attr_reader :id
+
+      # @return [Boolean] true once stopped (also when nothing was served).
+      attr_reader :ok
+
+      # @return [Secinfra::ConformanceV1::MtlsStopped, nil] Empty.
+      attr_reader :result
+
+      # @return [Secinfra::ConformanceV1::Failure, nil] The failure (when not ok).
+      attr_reader :error
+
+      # @param id [Integer, nil] The request's id.
+      # @param ok [Boolean] true once stopped (also when nothing was served).
+      # @param result [Secinfra::ConformanceV1::MtlsStopped, nil] Empty.
+      # @param error [Secinfra::ConformanceV1::Failure, nil] The failure (when not ok).
+      def initialize(id: nil, ok: false, result: nil, error: nil)
+        super()
+        @id = id
+        @ok = ok
+        @result = result
+        @error = error
+        freeze
+      end
+    end
+
+    # op "mtls_call" (feature mtls): one GET of `url` over a new mTLS
+    # connection (never a pooled one) with the SDK's client configuration built
+    # on the configured client's rotating identity source and `authorizer` for
+    # the server's SPIFFE ID; the connection is closed afterwards.
+    class MtlsCallRequest < Secinfra::RPC::Message
+      # Wire fields, in declaration order.
+      FIELDS = [
+        Secinfra::RPC::Field.new(:id, "id", :int32),
+        Secinfra::RPC::Field.new(:op, "op", :string),
+        Secinfra::RPC::Field.new(:url, "url", :string),
+        Secinfra::RPC::Field.new(:authorizer, "authorizer", :message, type: "Secinfra::ConformanceV1::MtlsAuthorizer", presence: true),
+        Secinfra::RPC::Field.new(:timeout_seconds, "timeout_seconds", :double, presence: true)
+      ].freeze
+
+      # @return [Integer] The request id.
+      attr_reader :id
+
+      # @return [String] Always "mtls_call".
+      attr_reader :op
+
+      # @return [String] https://127.0.0.1:<port>/<path>.
+      attr_reader :url
+
+      # @return [Secinfra::ConformanceV1::MtlsAuthorizer, nil] Which server IDs the client accepts.
+      attr_reader :authorizer
+
+      # @return [Float, nil] The bound of the whole call, in seconds (default 10).
+      attr_reader :timeout_seconds
+
+      # @param id [Integer] The request id.
+      # @param op [String] Always "mtls_call".
+      # @param url [String] https://127.0.0.1:<port>/<path>.
+      # @param authorizer [Secinfra::ConformanceV1::MtlsAuthorizer, nil] Which server IDs the client accepts.
+      # @param timeout_seconds [Float, nil] The bound of the whole call, in seconds (default 10).
+      def initialize(id: 0, op: "", url: "", authorizer: nil, timeout_seconds: nil)
+        super()
+        @id = id
+        @op = op
+        @url = url
+        @authorizer = authorizer
+        @timeout_seconds = timeout_seconds
+        freeze
+      end
+    end
+
+    # What an mtls_call saw.
+    class MtlsCallResult < Secinfra::RPC::Message
+      # Wire fields, in declaration order.
+      FIELDS = [
+        Secinfra::RPC::Field.new(:status, "status", :int32),
+        Secinfra::RPC::Field.new(:body, "body", :string),
+        Secinfra::RPC::Field.new(:peer_spiffe_id, "peer_spiffe_id", :string),
+        Secinfra::RPC::Field.new(:presented_serial, "presented_serial", :string)
+      ].freeze
+
+      # @return [Integer] The HTTP status the server answered.
+      attr_reader :status
+
+      # @return [String] The response body, as text.
+      attr_reader :body
+
+      # @return [String] The server's SPIFFE ID as the client verified it.
+      attr_reader :peer_spiffe_id
+
+      # @return [String] The serial (lowercase hex, no leading zeros) of the certificate the client presented on the connection; where the TLS stack cannot tell, the serial of the identity snapshot current when the connection was opened.
+      attr_reader :presented_serial
+
+      # @param status [Integer] The HTTP status the server answered.
+      # @param body [String] The response body, as text.
+      # @param peer_spiffe_id [String] The server's SPIFFE ID as the client verified it.
+      # @param presented_serial [String] The serial (lowercase hex, no leading zeros) of the certificate the client presented on the connection; where the TLS stack cannot tell, the serial of the identity snapshot current when the connection was opened.
+      def initialize(status: 0, body: "", peer_spiffe_id: "", presented_serial: "")
+        super()
+        @status = status
+        @body = body
+        @peer_spiffe_id = peer_spiffe_id
+        @presented_serial = presented_serial
+        freeze
+      end
+    end
+
+    # The answer to mtls_call. A call that reaches no answer is ok: false with
+    # a Failure of type PeerRefused (this client refused the server; code is
+    # the rule: authorizer, chain, x509_svid, trust_domain or validity),
+    # HandshakeFailed (the handshake failed otherwise, or the server closed the
+    # connection or sent an alert before answering: it refused this client) or
+    # TransportError (no connection, or no answer in time).
+    class MtlsCallAnswer < Secinfra::RPC::Message
+      # Wire fields, in declaration order.
+      FIELDS = [
+        Secinfra::RPC::Field.new(:id, "id", :int32, presence: true),
+        Secinfra::RPC::Field.new(:ok, "ok", :bool),
+        Secinfra::RPC::Field.new(:result, "result", :message, type: "Secinfra::ConformanceV1::MtlsCallResult", presence: true),
+        Secinfra::RPC::Field.new(:error, "error", :message, type: "Secinfra::ConformanceV1::Failure", presence: true)
+      ].freeze
+
+      # @return [Integer, nil] The request's id.
+      attr_reader :id
+
+      # @return [Boolean] Whether the server answered.
+      attr_reader :ok
+
+      # @return [Secinfra::ConformanceV1::MtlsCallResult, nil] What the call saw (when ok).
+      attr_reader :result
+
+      # @return [Secinfra::ConformanceV1::Failure, nil] The failure (when not ok).
+      attr_reader :error
+
+      # @param id [Integer, nil] The request's id.
+      # @param ok [Boolean] Whether the server answered.
+      # @param result [Secinfra::ConformanceV1::MtlsCallResult, nil] What the call saw (when ok).
+      # @param error [Secinfra::ConformanceV1::Failure, nil] The failure (when not ok).
+      def initialize(id: nil, ok: false, result: nil, error: nil)
+        super()
+        @id = id
+        @ok = ok
+        @result = result
         @error = error
         freeze
       end

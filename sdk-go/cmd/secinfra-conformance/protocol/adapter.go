@@ -31,6 +31,9 @@ const (
 	FeatureIdempotencyKey Feature = 6
 	// The call option use_cache.
 	FeatureUseCache Feature = 7
+	// The ops mtls_serve, mtls_stop and mtls_call: service-to-service mTLS
+	// with the SDK's TLS configurations (spec 13).
+	FeatureMtls Feature = 8
 )
 
 var featureNames = map[Feature]string{
@@ -42,6 +45,7 @@ var featureNames = map[Feature]string{
 	FeatureCacheSize:      "cache_size",
 	FeatureIdempotencyKey: "idempotency_key",
 	FeatureUseCache:       "use_cache",
+	FeatureMtls:           "mtls",
 }
 
 var featureValues = map[string]Feature{
@@ -53,6 +57,7 @@ var featureValues = map[string]Feature{
 	"cache_size":      FeatureCacheSize,
 	"idempotency_key": FeatureIdempotencyKey,
 	"use_cache":       FeatureUseCache,
+	"mtls":            FeatureMtls,
 }
 
 // String returns the value's wire name, or its number when it has none.
@@ -391,5 +396,122 @@ type ErrorAnswer struct {
 	// Always false.
 	Ok bool `json:"ok"`
 	// type Unsupported or AdapterError, and a message.
+	Error *Failure `json:"error,omitempty"`
+}
+
+// Who an mTLS op admits as its peer (spec 13.3): the SDK's authorizer of
+// that kind. Exactly the fields its kind names are given; anything else is
+// an AdapterError.
+type MtlsAuthorizer struct {
+	// id (one SPIFFE ID), one_of (any of a set), member_of (any member of a
+	// trust domain) or path_prefix (IDs of a trust domain whose path is the
+	// prefix or lies below it, whole segments).
+	Kind string `json:"kind"`
+	// kind id: the SPIFFE ID admitted.
+	ID *string `json:"id,omitempty"`
+	// kind one_of: the SPIFFE IDs admitted (at least one).
+	Ids []string `json:"ids,omitempty"`
+	// kind member_of and path_prefix: the trust domain (secinfra.local).
+	TrustDomain *string `json:"trust_domain,omitempty"`
+	// kind path_prefix: the path prefix (/w/payments).
+	Prefix *string `json:"prefix,omitempty"`
+}
+
+// op "mtls_serve" (feature mtls): serve HTTPS over mTLS on 127.0.0.1 with
+// the SDK's server configuration built on the configured client's rotating
+// identity source and `authorizer`, until mtls_stop or shutdown. Every
+// request (any method and path) is answered 200 with the JSON object
+// {"peer_spiffe_id": "<the client's verified SPIFFE ID>"}; connections are
+// kept alive (HTTP/1.1) for at least 30 s of idleness. One server at a time.
+type MtlsServeRequest struct {
+	// The request id.
+	ID int32 `json:"id"`
+	// Always "mtls_serve".
+	Op string `json:"op"`
+	// Who may connect.
+	Authorizer *MtlsAuthorizer `json:"authorizer,omitempty"`
+}
+
+// Where the mTLS server listens.
+type MtlsServing struct {
+	// The TCP port on 127.0.0.1, chosen by the system.
+	Port int32 `json:"port"`
+}
+
+// The answer to mtls_serve.
+type MtlsServeAnswer struct {
+	// The request's id.
+	ID *int32 `json:"id,omitempty"`
+	// Whether the server listens.
+	Ok bool `json:"ok"`
+	// The port (when ok).
+	Result *MtlsServing `json:"result,omitempty"`
+	// The failure (when not ok).
+	Error *Failure `json:"error,omitempty"`
+}
+
+// The empty result of mtls_stop.
+type MtlsStopped struct {
+}
+
+// The answer to mtls_stop (a BareRequest): the server no longer accepts
+// connections; connections it holds are closed.
+type MtlsStopAnswer struct {
+	// The request's id.
+	ID *int32 `json:"id,omitempty"`
+	// true once stopped (also when nothing was served).
+	Ok bool `json:"ok"`
+	// Empty.
+	Result *MtlsStopped `json:"result,omitempty"`
+	// The failure (when not ok).
+	Error *Failure `json:"error,omitempty"`
+}
+
+// op "mtls_call" (feature mtls): one GET of `url` over a new mTLS
+// connection (never a pooled one) with the SDK's client configuration built
+// on the configured client's rotating identity source and `authorizer` for
+// the server's SPIFFE ID; the connection is closed afterwards.
+type MtlsCallRequest struct {
+	// The request id.
+	ID int32 `json:"id"`
+	// Always "mtls_call".
+	Op string `json:"op"`
+	// https://127.0.0.1:<port>/<path>.
+	URL string `json:"url"`
+	// Which server IDs the client accepts.
+	Authorizer *MtlsAuthorizer `json:"authorizer,omitempty"`
+	// The bound of the whole call, in seconds (default 10).
+	TimeoutSeconds *float64 `json:"timeout_seconds,omitempty"`
+}
+
+// What an mtls_call saw.
+type MtlsCallResult struct {
+	// The HTTP status the server answered.
+	Status int32 `json:"status"`
+	// The response body, as text.
+	Body string `json:"body"`
+	// The server's SPIFFE ID as the client verified it.
+	PeerSpiffeID string `json:"peer_spiffe_id"`
+	// The serial (lowercase hex, no leading zeros) of the certificate the
+	// client presented on the connection; where the TLS stack cannot tell,
+	// the serial of the identity snapshot current when the connection was
+	// opened.
+	PresentedSerial string `json:"presented_serial"`
+}
+
+// The answer to mtls_call. A call that reaches no answer is ok: false with
+// a Failure of type PeerRefused (this client refused the server; code is
+// the rule: authorizer, chain, x509_svid, trust_domain or validity),
+// HandshakeFailed (the handshake failed otherwise, or the server closed the
+// connection or sent an alert before answering: it refused this client) or
+// TransportError (no connection, or no answer in time).
+type MtlsCallAnswer struct {
+	// The request's id.
+	ID *int32 `json:"id,omitempty"`
+	// Whether the server answered.
+	Ok bool `json:"ok"`
+	// What the call saw (when ok).
+	Result *MtlsCallResult `json:"result,omitempty"`
+	// The failure (when not ok).
 	Error *Failure `json:"error,omitempty"`
 }

@@ -43,7 +43,12 @@ public enum Feature implements Wire.WireEnum {
   /**
    * The call option use_cache.
    */
-  USE_CACHE("use_cache");
+  USE_CACHE("use_cache"),
+  /**
+   * The ops mtls_serve, mtls_stop and mtls_call: service-to-service mTLS
+   * with the SDK's TLS configurations (spec 13).
+   */
+  MTLS("mtls");
 
   private final String wire;
 
