@@ -70,9 +70,15 @@ public final class ConformanceClient {
   private static final int PROTOCOL = 1;
   private static final ObjectMapper JSON = new ObjectMapper();
   private static final TypeReference<Map<String, Object>> OBJECT = new TypeReference<>() {};
-  /** Everything the protocol knows: the Java SDK has every option and op. */
+  /**
+   * Everything the protocol knows but ENDPOINTS: the Java SDK has every other option and op;
+   * several endpoints (spec 12) are not implemented yet, so the runner skips those cases with
+   * this reason instead of failing them.
+   */
   private static final List<Feature> FEATURES =
-      Arrays.stream(Feature.values()).filter(f -> f != Feature.UNSPECIFIED).toList();
+      Arrays.stream(Feature.values())
+          .filter(f -> f != Feature.UNSPECIFIED && f != Feature.ENDPOINTS)
+          .toList();
   /** Most specific first. */
   private static final List<Map.Entry<Class<?>, String>> FAMILIES =
       List.of(

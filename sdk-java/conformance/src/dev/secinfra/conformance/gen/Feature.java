@@ -43,7 +43,13 @@ public enum Feature implements Wire.WireEnum {
   /**
    * The call option use_cache.
    */
-  USE_CACHE("use_cache");
+  USE_CACHE("use_cache"),
+  /**
+   * Several endpoints (spec 12): configure with `endpoints`, the client
+   * options endpoint_order and endpoint_cooldown_seconds, and `endpoint` in
+   * CallMeta and Failure.
+   */
+  ENDPOINTS("endpoints");
 
   private final String wire;
 
