@@ -361,9 +361,9 @@ def _check_step(
     value = step[action]
     p: list[str] = []
     for key in ("stop", "replica"):
-        if key in step and (key == "stop" or action in ("script", "control")):
-            if step[key] not in replicas:
-                p.append(f"{where}.{key}: no replica {step[key]!r} (this case has {replicas})")
+        names_a_replica = key in step and (key == "stop" or action in ("script", "control"))
+        if names_a_replica and step[key] not in replicas:
+            p.append(f"{where}.{key}: no replica {step[key]!r} (this case has {replicas})")
     if action == "stop" and len(replicas) < 2:
         p.append(f"{where}.stop: stopping needs setup.replicas (at least 2)")
     if action == "stop" and "after_request" in step and step["after_request"] not in ROUTES_BY_RPC:

@@ -331,9 +331,7 @@ class _Run:
                 return server
         raise ServerError("every replica of the case is stopped: no admin calls possible")
 
-    def post_scripts(
-        self, scripts: dict[str, list[dict[str, Any]]], replica: str = "a"
-    ) -> None:
+    def post_scripts(self, scripts: dict[str, list[dict[str, Any]]], replica: str = "a") -> None:
         for rpc, steps in scripts.items():
             expanded: list[dict[str, Any]] = []
             for step in steps:
