@@ -379,8 +379,9 @@ public final class ConformanceClient {
     if (meta == null) {
       return null;
     }
+    // endpoint: null until the SDK implements several endpoints (spec 12).
     return new CallMeta(
-        meta.fromCache(), meta.stale(), meta.attempts(), meta.requestId(), meta.status());
+        meta.fromCache(), meta.stale(), meta.attempts(), meta.requestId(), meta.status(), null);
   }
 
   private ConcurrentResult concurrent(ConcurrentRequest msg) throws Exception {
@@ -434,6 +435,7 @@ public final class ConformanceClient {
         e.requestId(),
         e.retryable(),
         e.retryAfter(),
-        e.attempts());
+        e.attempts(),
+        null); // endpoint: not reported until the SDK implements spec 12
   }
 }
