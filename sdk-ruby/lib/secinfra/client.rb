@@ -11,6 +11,16 @@ module Secinfra
   #
   # Every default is a named constant and can be set here (per client); the
   # per-call ones also through +call_options:+ ({CallOptions}).
+  #
+  # Several replicas of one deployment: give every URL (spec 12). Each
+  # attempt goes to the home endpoint (chosen at random, or the first with
+  # +endpoint_order: :listed+) unless it is cooling down after a connection
+  # failure, timeout, 502, 503 or 504; a move to another endpoint is an
+  # ordinary retry, with the same Idempotency-Key, within the retry rules
+  # and budget. One URL behaves exactly as a list of that one URL.
+  #
+  #   client = Secinfra::Client.enrol(["https://10.0.0.1:8443", "https://10.0.0.2:8443"],
+  #                                   join_token: token, bundle_file: "bundle.pem")
   class Client
     # @return [Secinfra::V1::SecretsClient]
     attr_reader :secrets
@@ -34,13 +44,17 @@ module Secinfra
       budget_capacity: Runtime::RetryBudget::CAPACITY,
       retry_cost: Runtime::RetryBudget::RETRY_COST,
       timeout_retry_cost: Runtime::RetryBudget::TIMEOUT_RETRY_COST,
-      success_refund: Runtime::RetryBudget::SUCCESS_REFUND
+      success_refund: Runtime::RetryBudget::SUCCESS_REFUND,
+      endpoint_order: :random,
+      endpoint_cooldown: Runtime::EndpointSet::COOLDOWN,
+      endpoint_cooldown_max: Runtime::EndpointSet::COOLDOWN_MAX
     }.freeze
 
-    # @param url [String] the server, https:// only
+    # @param url [String, Array<String>] the server, https:// only, or every
+    #   replica's URL (a non-empty list, no URL twice)
     # @param source [Identity::Source] a {StaticIdentity}, a {RotatingIdentity} or your own
     # @param clock [Runtime::SystemClock] replaceable for tests
-    # @param random [Random] the jitter source, replaceable for tests
+    # @param random [Random] the jitter and home-endpoint source, replaceable for tests
     # @param logger [Logger]
     # @param settings see {SETTINGS}
     # @raise [ArgumentError] on an invalid setting, naming it
@@ -58,8 +72,11 @@ module Secinfra
       raise ArgumentError, "secinfra: cache: use_cache must be true or false" unless [true, false].include?(s[:use_cache])
 
       cache = Runtime::ResponseCache.new(max_entries: s[:cache_size], clock: clock)
+      endpoints = Runtime::EndpointSet.new(url, clock: clock, random: random, order: s[:endpoint_order],
+                                                cooldown: s[:endpoint_cooldown],
+                                                cooldown_max: s[:endpoint_cooldown_max])
       @source = source
-      transport = Runtime::Transport.new(url, source, clock: clock)
+      transport = Runtime::Transport.new(endpoints, source, clock: clock)
       @pipeline = Runtime::CallPipeline.new(transport, source, policy: policy, budget: budget, cache: cache,
                                                                clock: clock, random: random, use_cache: s[:use_cache])
       @secrets = V1::SecretsClient.new(@pipeline)
@@ -69,7 +86,8 @@ module Secinfra
 
     # Enrols a new in-process key with a join token or a JWT, then keeps it rotated.
     #
-    # @param url [String]
+    # @param url [String, Array<String>] one URL or every replica's (enrolment,
+    #   renewal and bundle fetches use the list as every call does)
     # @param join_token [String, nil] single use
     # @param jwt [String, #call, nil] a JWT or a provider of fresh ones (then the
     #   client re-enrols by itself if its certificate ever expires)
@@ -112,6 +130,11 @@ module Secinfra
                                          server_id: server_id)
       new(url, source, **settings)
     end
+
+    # Every endpoint's state, home endpoint first (spec 12.8.4): for metrics and tests.
+    #
+    # @return [Array<Runtime::EndpointState>]
+    def endpoints = @pipeline.endpoints.states
 
     # This client's retry budget (its own).
     #

@@ -4,7 +4,7 @@ module Secinfra
   # The base of every error the SDK raises (spec 11.3). The tree:
   #
   #   Secinfra::Error                 code, message, status, request_id, retryable,
-  #   |                               retry_after, attempts, details, cause
+  #   |                               retry_after, attempts, endpoint, details, cause
   #   +-- ApiError                    the server answered with an error status
   #   |   +-- InvalidArgument         invalid_argument, payload_too_large,
   #   |   |                           method_not_allowed, idempotency_key_reused
@@ -41,6 +41,9 @@ module Secinfra
     attr_reader :details
     # @return [Integer] HTTP attempts the call made (0 when none)
     attr_accessor :attempts
+    # @return [String, nil] the URL of the endpoint of the call's last attempt
+    #   (nil when it made none, spec 12.8.2)
+    attr_accessor :endpoint
 
     # The code an error of this class has when none is given.
     DEFAULT_CODE = "internal"
@@ -53,8 +56,9 @@ module Secinfra
     # @param retry_after [Numeric, nil]
     # @param details [Hash, nil]
     # @param attempts [Integer]
+    # @param endpoint [String, nil]
     def initialize(message = nil, code: nil, status: nil, request_id: nil, retryable: false,
-                   retry_after: nil, details: nil, attempts: 0)
+                   retry_after: nil, details: nil, attempts: 0, endpoint: nil)
       super(message)
       @code = code || self.class::DEFAULT_CODE
       @status = status
@@ -63,6 +67,7 @@ module Secinfra
       @retry_after = retry_after&.to_f
       @details = details || {}
       @attempts = attempts
+      @endpoint = endpoint
     end
 
     # Whether the same call may succeed if made again later (spec 11.5.2).

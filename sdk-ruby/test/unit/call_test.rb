@@ -14,14 +14,16 @@ class CallTest < Minitest::Test
   class ScriptedTransport
     attr_reader :requests
 
-    def initialize(answers)
+    attr_reader :endpoints
+
+    def initialize(answers, clock)
       @answers = answers
       @requests = []
+      @endpoints = Secinfra::Runtime::EndpointSet.new("https://127.0.0.1:1", clock: clock, random: Random.new(1))
     end
 
-    def base_path = ""
-
-    def exchange(request, mtls:, identity:, timeout:)
+    def exchange(request, endpoint:, mtls:, identity:, timeout:)
+      raise "the one endpoint" unless endpoint.equal?(@endpoints.home)
       raise "an auth-NONE call presents no identity" if mtls || identity || !timeout.positive?
 
       @requests << request.headers.dup
@@ -47,7 +49,7 @@ class CallTest < Minitest::Test
   end
 
   def pipeline(answers)
-    @transport = ScriptedTransport.new(answers)
+    @transport = ScriptedTransport.new(answers, @clock)
     source = Secinfra::StaticIdentity.new(Secinfra::Identity.load_bundle(ca.first.to_pem))
     Runtime::CallPipeline.new(@transport, source, policy: Runtime::RetryPolicy.new, budget: Runtime::RetryBudget.new,
                                                   cache: Runtime::ResponseCache.new(clock: @clock), clock: @clock,

@@ -57,6 +57,8 @@ class RequestTest < Minitest::Test
     transport = Secinfra::Runtime::Transport.new("https://127.0.0.1:1/base/", SOURCE,
                                                  clock: Secinfra::Runtime::SystemClock.new)
     assert_equal "/base", transport.base_path
+    assert_equal "/base", transport.endpoints.home.base_path
+    assert_equal "https://127.0.0.1:1/base", transport.endpoints.home.url
   end
 
   def test_headers_of_a_write_and_of_a_conditional_read

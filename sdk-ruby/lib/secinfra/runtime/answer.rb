@@ -6,8 +6,9 @@ require "net/http"
 module Secinfra
   module Runtime
     # A complete HTTP answer (headers: lower-case names); +attempts+ is the
-    # number of the attempt that got it.
-    Answer = Struct.new(:status, :headers, :body, :attempts)
+    # number of the attempt that got it, +endpoint+ the URL of the endpoint
+    # it came from (both set by the pipeline).
+    Answer = Struct.new(:status, :headers, :body, :attempts, :endpoint)
 
     # An answer's status, headers and body turned into the RPC's result or a
     # typed error (spec 2.5, 11): the one place that reads error envelopes.
@@ -36,7 +37,8 @@ module Secinfra
         raise TransportError.new(
           "secinfra: transport: #{descriptor.full_name}: the server's answer is not a valid " \
           "#{response_class.name.split("::").last}: #{e.message[0, QUOTED_CHARS]}",
-          status: answer.status, request_id: request_id(answer), attempts: answer.attempts
+          status: answer.status, request_id: request_id(answer), attempts: answer.attempts,
+          endpoint: answer.endpoint
         )
       end
 
@@ -48,9 +50,10 @@ module Secinfra
       # @param decision [RetryDecision] why the call stops
       # @param policy [RetryPolicy] the call's settings
       # @param attempt [Integer] attempts made
+      # @param endpoint [String, nil] the URL of the last attempt's endpoint (spec 12.8.2)
       # @return [Secinfra::Error]
-      def decode_error(descriptor, answer:, failure:, decision:, policy:, attempt:)
-        return transport_error(descriptor, failure, decision, policy, attempt) if answer.nil?
+      def decode_error(descriptor, answer:, failure:, decision:, policy:, attempt:, endpoint: nil)
+        return transport_error(descriptor, failure, decision, policy, attempt, endpoint) if answer.nil?
 
         envelope = envelope_of(answer.body)
         server_message = envelope["message"].is_a?(String) && !envelope["message"].empty? ? envelope["message"] : nil
@@ -70,16 +73,19 @@ module Secinfra
         error_class.new(message, code: code, status: answer.status, request_id: request_id,
                                  retryable: Retry.status_retryable?(answer.status, answer.headers,
                                                                     descriptor.safe_to_repeat?),
-                                 retry_after: decision.retry_after, details: details, attempts: attempt)
+                                 retry_after: decision.retry_after, details: details, attempts: attempt,
+                                 endpoint: endpoint)
       end
 
       # The answer's Request-Id header (spec 2.5.1).
       def request_id(answer) = answer.headers[REQUEST_ID_HEADER]
 
       # A call that got no usable answer: TransportError or DeadlineExceeded,
-      # with the last attempt's failure as its cause.
-      def transport_error(descriptor, failure, decision, policy, attempt)
+      # with the last attempt's failure as its cause; the message names the
+      # endpoint (spec 12.8.2).
+      def transport_error(descriptor, failure, decision, policy, attempt, endpoint = nil)
         name = descriptor.full_name
+        name = "#{name}: #{endpoint}" if endpoint
         error_class = decision.reason == :deadline_exceeded ? DeadlineExceeded : TransportError
         what = describe(failure)
         message = if error_class == DeadlineExceeded
@@ -88,7 +94,7 @@ module Secinfra
                     "secinfra: transport: #{name}: #{what} (#{decision.message})"
                   end
         retryable = decision.reason != :unsafe_to_resend
-        with_cause(error_class.new(message, retryable: retryable, attempts: attempt), failure)
+        with_cause(error_class.new(message, retryable: retryable, attempts: attempt, endpoint: endpoint), failure)
       end
 
       # +error+ raised with +cause+ as its cause (Ruby keeps it as Exception#cause).

@@ -14,7 +14,9 @@ module Secinfra
     # per-attempt timeout and a per-call deadline, retrying as {Retry.decide}
     # says and the {RetryBudget} pays for; turn the answer into the result or
     # a typed error ({Answers}); and drop the cache entries a write outdated.
-    # Thread-safe.
+    # Each attempt goes to the endpoint {EndpointSet#choose} gives and its
+    # outcome updates that endpoint's cooldown (spec 12): a move to another
+    # endpoint is an ordinary retry. Thread-safe.
     class CallPipeline
       include RPC::Invoker
 
@@ -22,6 +24,8 @@ module Secinfra
       REVISION_FIELD = :revision
 
       attr_reader :cache, :budget, :use_cache
+      # @return [EndpointSet] the client's endpoints (its transport's)
+      attr_reader :endpoints
 
       # @param transport [Transport]
       # @param source [Identity::Source] the identity mTLS calls present
@@ -32,6 +36,7 @@ module Secinfra
       def initialize(transport, source, policy:, budget:, cache:, clock:, random:, use_cache: true,
                      user_agent: Request.user_agent)
         @transport = transport
+        @endpoints = transport.endpoints
         @source = source
         @policy = policy
         @budget = budget
@@ -77,7 +82,7 @@ module Secinfra
         after_write(descriptor, request_json, value)
         Secinfra.report(ResponseMeta.new(rpc: descriptor.full_name, request_id: Answers.request_id(answer),
                                          attempts: answer.attempts, from_cache: false, stale: false,
-                                         status: answer.status))
+                                         status: answer.status, endpoint: answer.endpoint))
         value
       rescue StandardError => e
         after_write(descriptor, request_json, nil) if descriptor.invalidates && unknown_outcome?(e)
@@ -110,7 +115,7 @@ module Secinfra
         hit = @cache.lookup(key)
         if hit&.fresh && !revalidate
           Secinfra.report(ResponseMeta.new(rpc: descriptor.full_name, request_id: nil, attempts: 0, from_cache: true,
-                                           stale: false, status: nil))
+                                           stale: false, status: nil, endpoint: nil))
           return hit.entry.value
         end
         value, meta = begin
@@ -135,7 +140,7 @@ module Secinfra
         current = @cache.lookup(key)
         if current&.fresh && !revalidate
           return [current.entry.value, ResponseMeta.new(rpc: descriptor.full_name, request_id: nil, attempts: 0,
-                                                        from_cache: true, stale: false, status: nil)]
+                                                        from_cache: true, stale: false, status: nil, endpoint: nil)]
         end
 
         generation = @cache.generation(descriptor.cache.resource)
@@ -145,7 +150,7 @@ module Secinfra
           if current&.usable_on_error && !revalidate && server_failure?(e)
             return [current.entry.value, ResponseMeta.new(rpc: descriptor.full_name, request_id: e.request_id,
                                                           attempts: e.attempts, from_cache: true, stale: true,
-                                                          status: e.status)]
+                                                          status: e.status, endpoint: e.endpoint)]
           end
           raise
         end
@@ -154,7 +159,7 @@ module Secinfra
           return [current.entry.value, ResponseMeta.new(rpc: descriptor.full_name,
                                                         request_id: Answers.request_id(answer),
                                                         attempts: answer.attempts, from_cache: true, stale: false,
-                                                        status: 304)]
+                                                        status: 304, endpoint: answer.endpoint)]
         end
         value = Answers.decode_result(descriptor, answer, response_class)
         key_field = descriptor.cache.key_field
@@ -165,7 +170,8 @@ module Secinfra
                      revision: revision.is_a?(String) && !revision.empty? ? revision : nil,
                      generation: generation)
         [value, ResponseMeta.new(rpc: descriptor.full_name, request_id: Answers.request_id(answer),
-                                 attempts: answer.attempts, from_cache: false, stale: false, status: answer.status)]
+                                 attempts: answer.attempts, from_cache: false, stale: false, status: answer.status,
+                                 endpoint: answer.endpoint)]
       end
 
       # Stale-if-error applies: no answer, or a status of 500 or above (spec 7.6).
@@ -176,38 +182,51 @@ module Secinfra
       end
 
       # Makes attempts until one succeeds (an Answer) or the retry rules end
-      # the call (raised as its typed error).
+      # the call (raised as its typed error, naming the last attempt's
+      # endpoint). The request is the same at every endpoint (spec 12.3.4):
+      # the transport puts the endpoint's path prefix before its path.
       def send_request(descriptor, request_json, options, policy, deadline_at, if_none_match)
-        request = Request.encode_request(descriptor, request_json, base_path: @transport.base_path,
-                                                                   user_agent: @user_agent,
+        request = Request.encode_request(descriptor, request_json, base_path: "", user_agent: @user_agent,
                                                                    idempotency_key: options&.idempotency_key,
                                                                    if_none_match: if_none_match)
         name = descriptor.full_name
         refreshed = false
         attempt = 1
+        endpoint = nil
+        repeat_at = nil
         loop do
           remaining = deadline_at - @clock.monotonic
           if remaining <= 0
             raise DeadlineExceeded.new(
               "secinfra: transport: #{name}: deadline of #{format("%g", policy.deadline)} s passed after " \
-              "#{attempt - 1} attempts", retryable: true, attempts: attempt - 1
+              "#{attempt - 1} attempts", retryable: true, attempts: attempt - 1, endpoint: endpoint&.url
             )
           end
-          identity = descriptor.mtls? ? identity_for(deadline_at, attempt) : nil
+          identity = descriptor.mtls? ? identity_for(deadline_at, attempt, endpoint) : nil
           request.headers[Request::ATTEMPT_HEADER] = attempt.to_s
-          outcome = @transport.exchange(request, mtls: descriptor.mtls?, identity: identity,
+          # The repeat after a bundle refresh goes where verification failed (12.6.2).
+          endpoint = repeat_at || @endpoints.choose
+          repeat_at = nil
+          outcome = @transport.exchange(request, endpoint: endpoint, mtls: descriptor.mtls?, identity: identity,
                                                  timeout: [policy.attempt_timeout, remaining].min)
           case outcome
           when Transport::VerificationFailure
-            # Once per call, a chain failure may be a CA rotation this client has
-            # not seen: refresh the bundle and repeat the attempt (spec 10.3).
+            # Never an endpoint failure, never a move (12.6.1). Once per call, a
+            # chain failure may be a CA rotation this client has not seen:
+            # refresh the bundle and repeat the attempt (spec 10.3).
             if outcome.kind == :chain && !refreshed
               refreshed = true
-              next if @source.refresh_bundle
+              if @source.refresh_bundle
+                repeat_at = endpoint
+                next
+              end
             end
-            raise TransportError.new("secinfra: transport: #{name}: #{outcome.message}", attempts: attempt)
+            raise TransportError.new("secinfra: transport: #{name}: #{endpoint.url}: #{outcome.message}",
+                                     attempts: attempt, endpoint: endpoint.url)
           when Answer
+            @endpoints.record(endpoint, failure: EndpointSet.endpoint_failure?(outcome.status))
             outcome.attempts = attempt
+            outcome.endpoint = endpoint.url
             if (200..299).cover?(outcome.status) || (outcome.status == 304 && if_none_match)
               @budget.record_success
               return outcome
@@ -216,13 +235,15 @@ module Secinfra
               raise InternalError.new(
                 "secinfra: transport: #{name}: unexpected HTTP #{outcome.status} (the API answers 2xx, " \
                 "or 304 to a conditional request)",
-                status: outcome.status, request_id: Answers.request_id(outcome), attempts: attempt
+                status: outcome.status, request_id: Answers.request_id(outcome), attempts: attempt,
+                endpoint: endpoint.url
               )
             end
             result = AttemptResponse.new(outcome.status, outcome.headers)
             answer = outcome
             failure = nil
           else # [AttemptFailure, exception]
+            @endpoints.record(endpoint, failure: true)
             result, failure = outcome
             answer = nil
           end
@@ -233,7 +254,7 @@ module Secinfra
           decision = Retry.charge(decision, @budget)
           unless decision.retry
             raise Answers.decode_error(descriptor, answer: answer, failure: failure, decision: decision,
-                                                   policy: policy, attempt: attempt)
+                                                   policy: policy, attempt: attempt, endpoint: endpoint.url)
           end
 
           @clock.sleep(decision.delay)
@@ -244,10 +265,11 @@ module Secinfra
       # The snapshot an mTLS attempt presents.
       #
       # @raise [IdentityExpired] with the attempts made so far
-      def identity_for(deadline_at, attempt)
+      def identity_for(deadline_at, attempt, last_endpoint)
         @source.ensure_identity(deadline_at)
       rescue IdentityExpired => e
         e.attempts = attempt - 1
+        e.endpoint = last_endpoint&.url
         raise
       end
 

@@ -15,7 +15,11 @@ module Secinfra
   #   @return [Boolean] a stale value served because the server failed
   # @!attribute [r] status
   #   @return [Integer, nil] the answering attempt's HTTP status
-  ResponseMeta = Struct.new(:rpc, :request_id, :attempts, :from_cache, :stale, :status, keyword_init: true)
+  # @!attribute [r] endpoint
+  #   @return [String, nil] the URL, as configured, of the endpoint the answering
+  #     (or last) attempt went to; nil for a cache hit without a request (spec 12.8.1)
+  ResponseMeta = Struct.new(:rpc, :request_id, :attempts, :from_cache, :stale, :status, :endpoint,
+                            keyword_init: true)
 
   # The calls made inside one {Secinfra.capture} block on the current thread.
   class Captured

@@ -15,11 +15,12 @@ module Secinfra
     # snapshot the caller passes (mTLS RPCs only), and verify the server in
     # the handshake by chain to the source's current trust bundle and by
     # SPIFFE ID, so no request byte reaches a server that fails either check
-    # (spec 2.1, 8.5). Pools are keyed by snapshot and bundle: a rotation
-    # closes the idle connections it outdated (spec 9.6.2, 10.5.2).
-    # Thread-safe.
+    # (spec 2.1, 8.5). Pools are per endpoint (spec 12.1.4) and keyed by
+    # snapshot and bundle: a rotation closes the idle connections it outdated
+    # (spec 9.6.2, 10.5.2). Which endpoint an attempt goes to is the
+    # pipeline's choice ({EndpointSet}). Thread-safe.
     class Transport
-      # Idle connections kept per pool (one pool for mTLS, one for auth-NONE calls).
+      # Idle connections kept per pool (per endpoint, one pool for mTLS, one for auth-NONE calls).
       POOL_SIZE = 16
       # Seconds an idle connection may wait for reuse (below the server's keep-alive).
       POOL_IDLE_SECONDS = 4.0
@@ -80,8 +81,8 @@ module Secinfra
         end
       end
 
-      # One pooled connection and what it was opened with.
-      Connection = Struct.new(:http, :key, :idle_since)
+      # One pooled connection and the pool (endpoint, snapshot, bundle) it was opened for.
+      Connection = Struct.new(:http, :pool, :idle_since)
 
       # Idle connections for one identity snapshot and bundle.
       class Pool
@@ -134,27 +135,23 @@ module Secinfra
         end
       end
 
-      # @return [String] the server URL's path ("" or "/prefix"), put before every RPC path
-      attr_reader :base_path
+      # @return [EndpointSet] the endpoints this transport connects to
+      attr_reader :endpoints
 
-      # @param base_url [String] https://host:port, optionally with a path prefix
+      # @param endpoints [EndpointSet, String] the client's endpoints (a URL: that one endpoint)
       # @param source [Identity::Source] asked for the bundle and server ID on every new connection
-      # @raise [ArgumentError] when +base_url+ is not https://
-      def initialize(base_url, source, clock:)
-        uri = URI.parse(base_url.to_s)
-        unless uri.is_a?(URI::HTTPS) && uri.host
-          raise ArgumentError, "secinfra: transport: the server URL must be https:// (mTLS), got #{base_url.inspect}"
-        end
-
-        @host = uri.host.delete_prefix("[").delete_suffix("]")
-        @port = uri.port
-        @base_path = uri.path.to_s.chomp("/")
+      # @raise [ArgumentError] when a URL is not https://
+      def initialize(endpoints, source, clock:)
+        @endpoints = endpoints.is_a?(EndpointSet) ? endpoints : EndpointSet.new(endpoints, clock: clock, random: Random.new)
         @source = source
         @clock = clock
         @lock = Mutex.new
         @pools = {}
         source.subscribe(method(:on_rotation))
       end
+
+      # @return [String] the home endpoint's path ("" or "/prefix"), put before every RPC path sent there
+      def base_path = @endpoints.home.base_path
 
       # @api private
       def self.finish(http)
@@ -163,7 +160,7 @@ module Secinfra
         nil
       end
 
-      def inspect = "#<Secinfra::Runtime::Transport #{@host}:#{@port}>"
+      def inspect = "#<Secinfra::Runtime::Transport #{@endpoints.endpoints.map(&:url).join(", ")}>"
       alias to_s inspect
 
       # Closes every pooled connection.
@@ -174,16 +171,17 @@ module Secinfra
 
       # Sends +request+ once and reads the answer.
       #
-      # @param request [EncodedRequest]
+      # @param request [EncodedRequest] its path without the endpoint's path prefix
+      # @param endpoint [Endpoint] where to send it (default: the home endpoint)
       # @param mtls [Boolean] present +identity+ (false: no client certificate)
       # @param identity [X509Identity, nil] the snapshot to present
       # @param timeout [Float] seconds for the whole exchange, connecting included
       # @return [Answer, VerificationFailure, Array(AttemptFailure, Exception)] an
       #   answer (+attempts+ 0: the caller numbers it), a server that failed
       #   verification before anything was sent, or no answer and why
-      def exchange(request, mtls:, identity:, timeout:)
+      def exchange(request, mtls:, identity:, timeout:, endpoint: @endpoints.home)
         bundle = @source.bundle
-        pool = pool_for(mtls, identity, bundle)
+        pool = pool_for(endpoint, mtls, identity, bundle)
         sent = false
         conn = nil
         verifier = nil
@@ -191,10 +189,11 @@ module Secinfra
           conn = pool.checkout(@clock.monotonic)
           if conn.nil?
             verifier = ServerVerifier.new(@source.server_id)
-            conn = Connection.new(open_connection(identity, bundle, verifier, timeout), pool.key, nil)
+            conn = Connection.new(open_connection(endpoint, identity, bundle, verifier, timeout), pool, nil)
           end
           set_timeouts(conn.http, timeout)
-          http_request = REQUEST_CLASSES.fetch(request.http_method).new(request.path, request.headers.dup)
+          http_request = REQUEST_CLASSES.fetch(request.http_method).new(endpoint.base_path + request.path,
+                                                                        request.headers.dup)
           http_request.body = request.body if request.body
           sent = true
           response = conn.http.request(http_request)
@@ -217,8 +216,8 @@ module Secinfra
 
       private
 
-      def open_connection(identity, bundle, verifier, timeout)
-        http = Net::HTTP.new(@host, @port)
+      def open_connection(endpoint, identity, bundle, verifier, timeout)
+        http = Net::HTTP.new(endpoint.host, endpoint.port)
         http.use_ssl = true
         http.min_version = MIN_TLS_VERSION
         http.verify_mode = OpenSSL::SSL::VERIFY_PEER
@@ -254,14 +253,15 @@ module Secinfra
         [mtls, mtls ? identity&.serial : nil, bundle.fingerprint]
       end
 
-      def pool_for(mtls, identity, bundle)
+      # The pool of +endpoint+ for +mtls+, made anew when its key is outdated.
+      def pool_for(endpoint, mtls, identity, bundle)
         key = pool_key(mtls, identity, bundle)
         old = nil
         pool = @lock.synchronize do
-          current = @pools[mtls]
+          current = @pools[[endpoint.url, mtls]]
           if current.nil? || current.key != key
             old = current
-            @pools[mtls] = Pool.new(key)
+            @pools[[endpoint.url, mtls]] = Pool.new(key)
           else
             current
           end
@@ -271,7 +271,7 @@ module Secinfra
       end
 
       def release(conn)
-        pool = @lock.synchronize { @pools.values.find { |p| p.key == conn.key } }
+        pool = @lock.synchronize { @pools.values.find { |p| p.equal?(conn.pool) } }
         return Transport.finish(conn.http) if pool.nil?
 
         Transport.finish(conn.http) unless pool.checkin(conn)
@@ -284,7 +284,7 @@ module Secinfra
           true => pool_key(true, event.identity, event.bundle)
         }
         outdated = @lock.synchronize do
-          stale = @pools.select { |mtls, pool| pool.key != wanted[mtls] }
+          stale = @pools.select { |(_url, mtls), pool| pool.key != wanted[mtls] }
           stale.each_key { |k| @pools.delete(k) }
           stale.values
         end
