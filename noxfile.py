@@ -229,6 +229,8 @@ def bench(session: nox.Session) -> None:
     """Server hot paths, replicas on PostgreSQL, SDK calls and per-SDK mTLS benchmarks (JSON);
     not part of the test run."""
     install(session, "-e", "sdk-python", "-e", "server")
+    # server_replicas.py starts a throwaway PostgreSQL, as the server tests do.
+    session.run("bash", str(ROOT / "scripts" / "ensure-postgresql.sh"), external=True)
     out = ROOT / "reports" / "bench"
     out.mkdir(parents=True, exist_ok=True)
     for name in ("server_hot_paths", "server_replicas", "sdk_python_calls", "mtls_python"):

@@ -1,31 +1,34 @@
 """Secret-read and check throughput with 1, 2 and 4 server processes on one
 PostgreSQL against one process on SQLite, measured in one run, as JSON.
 
-    python benchmarks/server_replicas.py [--requests N] [--clients C] [--out FILE]
+    python benchmarks/server_replicas.py [--requests N] [--clients C] [--rounds R] [--out FILE]
 
-Four setups, one after the other in this run: one ``secinfra-server serve``
-process on a fresh SQLite data dir (the baseline), then 1, 2 and 4 processes
-(replicas) on one fresh database of a throwaway PostgreSQL cluster
-(``server/tests/postgres_cluster.py``: initdb in a temp dir, a free loopback
-port, removed at the end; run as an unprivileged user when we are root).
-Every process is a real server (test mode off, real TLS) on its own
-127.0.0.1 port.
+Four setups, all started at the start of the run and kept up to its end: one
+``secinfra-server serve`` process on a fresh SQLite data dir (the baseline),
+and 1, 2 and 4 processes (replicas) each on a fresh database of one
+throwaway PostgreSQL cluster (``server/tests/postgres_cluster.py``: initdb in
+a temp dir, a free loopback port, removed at the end; run as an unprivileged
+user when we are root). Every process is a real server (test mode off, real
+TLS) on its own 127.0.0.1 port.
 
 The load generator is the one ``server_hot_paths.py`` uses (http.client over
 mTLS keep-alive with the admin identity), run in C client processes
 (default 4, the same C for every setup), client ``i`` holding one keep-alive
 connection to replica ``i mod N``. Each client warms its connection, waits
-at a barrier, then sends its share of N requests (default 2000 per path and
-setup). Throughput is all requests over the wall time from the barrier to
-the last client's end. Paths: ``get_secret`` (an authorized, decrypted
-secret read) and ``check`` (an authorization check).
+at a barrier, then sends its share of the round's requests. A round's
+throughput is all its requests over the wall time from the barrier to the
+last client's end. The setups take turns, R rounds (default 5) of N / R
+requests per path and setup (default N = 2000), so that the machine's other
+work falls on all of them alike; a setup's figure is the median of its
+rounds. Paths: ``get_secret`` (an authorized, decrypted secret read) and
+``check`` (an authorization check).
 
 The ratios are against the SQLite process measured in the same run
 (``vs_sqlite``) and against one PostgreSQL process (``vs_postgres_1``).
 Clients and servers share the machine's cores: on a 2-core machine, 4
 processes cannot scale linearly. Bounded: N requests per path and setup,
-and every client stops after ``--max-seconds`` (default 60) whatever it has
-sent; a setup that hit that bound says so (``timed_out``).
+and in each round every client stops after ``--max-seconds`` (default 60)
+whatever it has sent; a setup that hit that bound says so (``timed_out``).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ import os
 import platform
 import socket
 import ssl
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -240,35 +244,50 @@ def _seed(target: Target) -> None:
         raise RuntimeError(f"seeding the secret: HTTP {response.status}: {text[:500]!r}")
 
 
-def _setup(name: str, processes: int, dsn: str | None, args: argparse.Namespace) -> dict[str, Any]:
-    with (
-        tempfile.TemporaryDirectory(prefix=f"secinfra-bench-{name}-") as tmp,
-        _servers(Path(tmp), processes, dsn) as target,
-    ):
-        _seed(target)
-        results = {
-            path: _measure(target, path, args.requests, args.clients, args.max_seconds)
-            for path in PATHS
-        }
-    print(
-        f"{name}: " + ", ".join(f"{p} {r['throughput_rps']}/s" for p, r in results.items()),
-        file=sys.stderr,
-    )
-    return {
-        "backend": "sqlite" if dsn is None else "postgresql",
-        "processes": processes,
-        "results": results,
+def _round_robin(targets: dict[str, Target], args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """All setups take turns, round after round, so that the machine's other
+    work falls on each alike; each round sends ``requests / rounds`` per path
+    and setup. A setup's figure is the median of its rounds."""
+    per_round = max(args.clients, args.requests // args.rounds)
+    rounds: dict[str, dict[str, list[dict[str, Any]]]] = {
+        name: {path: [] for path in PATHS} for name in targets
     }
+    for number in range(args.rounds):
+        for name, target in targets.items():
+            for path in PATHS:
+                rounds[name][path].append(
+                    _measure(target, path, per_round, args.clients, args.max_seconds)
+                )
+        print(f"round {number + 1}/{args.rounds} done", file=sys.stderr)
+    results: dict[str, dict[str, Any]] = {}
+    for name, paths in rounds.items():
+        results[name] = {}
+        for path, measured in paths.items():
+            rates = [m["throughput_rps"] for m in measured]
+            results[name][path] = {
+                "requests": sum(m["requests"] for m in measured),
+                "throughput_rps": round(statistics.median(rates), 1),
+                "rounds_rps": rates,
+                "timed_out": any(m["timed_out"] for m in measured),
+            }
+        print(
+            f"{name}: "
+            + ", ".join(f"{p} {r['throughput_rps']}/s" for p, r in results[name].items()),
+            file=sys.stderr,
+        )
+    return results
 
 
-def _ratios(setups: dict[str, dict[str, Any]], baseline: str) -> dict[str, dict[str, float]]:
-    base = setups[baseline]["results"]
+def _ratios(
+    results: dict[str, dict[str, Any]], baseline: str, names: list[str]
+) -> dict[str, dict[str, float]]:
+    base = results[baseline]
     return {
         name: {
             path: round(r["throughput_rps"] / base[path]["throughput_rps"], 3)
-            for path, r in setup["results"].items()
+            for path, r in results[name].items()
         }
-        for name, setup in setups.items()
+        for name in names
     }
 
 
@@ -276,16 +295,28 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=2000, help="per path and setup")
     parser.add_argument("--clients", type=int, default=4, help="client processes")
-    parser.add_argument("--max-seconds", type=float, default=60.0, help="per path and setup")
+    parser.add_argument("--rounds", type=int, default=5, help="turns each setup takes")
+    parser.add_argument("--max-seconds", type=float, default=60.0, help="per round, path and setup")
     parser.add_argument("--out", type=Path, help="also write the JSON here")
     args = parser.parse_args()
-    if args.requests < args.clients or args.clients < 1:
-        parser.error("--requests must be at least --clients, and --clients at least 1")
-    setups = {"sqlite_1": _setup("sqlite_1", 1, None, args)}
-    with postgres_cluster.running_cluster() as cluster:
-        for processes in POSTGRES_PROCESSES:
-            name = f"postgresql_{processes}"
-            setups[name] = _setup(name, processes, cluster.new_database(), args)
+    if args.clients < 1 or args.rounds < 1:
+        parser.error("--clients and --rounds must be at least 1")
+    with contextlib.ExitStack() as stack:
+        targets: dict[str, Target] = {}
+        setups: dict[str, dict[str, Any]] = {}
+        cluster = stack.enter_context(postgres_cluster.running_cluster())
+        for processes, backend in [(1, "sqlite"), *((n, "postgresql") for n in POSTGRES_PROCESSES)]:
+            name = f"{backend}_{processes}"
+            dsn = cluster.new_database() if backend == "postgresql" else None
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"bench-{name}-")))
+            targets[name] = stack.enter_context(_servers(tmp, processes, dsn))
+            _seed(targets[name])
+            setups[name] = {"backend": backend, "processes": processes}
+            print(f"{name}: {processes} process(es) ready", file=sys.stderr)
+        results = _round_robin(targets, args)
+    for name, setup in setups.items():
+        setup["results"] = results[name]
+    names = list(setups)
     report = {
         "benchmark": "server_replicas",
         "python": platform.python_version(),
@@ -293,12 +324,11 @@ def main() -> int:
         "cpus": os.cpu_count(),
         "load_average_1m": round(os.getloadavg()[0], 2),
         "clients": args.clients,
+        "rounds": args.rounds,
         "setups": setups,
         "ratios": {
-            "vs_sqlite": _ratios(setups, "sqlite_1"),
-            "vs_postgres_1": _ratios(
-                {k: v for k, v in setups.items() if k.startswith("postgresql")}, "postgresql_1"
-            ),
+            "vs_sqlite": _ratios(results, "sqlite_1", names),
+            "vs_postgres_1": _ratios(results, "postgresql_1", names[1:]),
         },
     }
     text = json.dumps(report, indent=2)
