@@ -9,7 +9,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from . import known_failing, report
+from . import departures, known_failing, report
 from .adapter import AdapterFailure, AdapterProcess
 from .cases import CASES_DIR, Case, CaseError, load_all
 from .execute import CaseResult, ServerPool, run_case, skip_reason, skipped
@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"conformance: invalid cases:\n{exc}", file=sys.stderr)
         return 2
     all_names = {c.full_name for c in cases}
+    all_specs = {c.full_name: c.spec for c in cases}
     if args.cases:
         cases = [c for c in cases if any(fnmatch.fnmatchcase(c.full_name, p) for p in args.cases)]
         if not cases:
@@ -85,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
             build(SDKS[sdk])
             # The features a client declares decide which cases it is given.
             features[sdk] = AdapterProcess.probe(list(SDKS[sdk].command), ROOT)
+            # Its README's departures from SHOULDs match what the suite sees (spec 1.1.2).
+            problems += departures.check_sdk(
+                sdk, known_failing=lists[sdk], case_specs=all_specs, declared=features[sdk]
+            )
         except BuildError as exc:
             print(f"conformance: {exc}", file=sys.stderr)
             return 1
