@@ -9,7 +9,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from . import known_failing, mtls_matrix, report
+from . import departures, known_failing, mtls_matrix, report
 from .adapter import AdapterFailure, AdapterProcess
 from .cases import CASES_DIR, Case, CaseError, load_all
 from .execute import CaseResult, ServerPool, run_case, skip_reason, skipped
@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"conformance: invalid cases:\n{exc}", file=sys.stderr)
         return 2
     all_names = {c.full_name for c in cases}
+    all_specs = {c.full_name: c.spec for c in cases}
     if args.cases:
         cases = [c for c in cases if any(fnmatch.fnmatchcase(c.full_name, p) for p in args.cases)]
         if not cases:
@@ -100,6 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     features = _features(args.sdk)
     if features is None:
         return 1
+    for sdk in args.sdk:
+        # Its README's departures from SHOULDs match what the suite sees (spec 1.1.2).
+        problems += departures.check_sdk(
+            sdk, known_failing=lists[sdk], case_specs=all_specs, declared=features[sdk]
+        )
 
     started = time.monotonic()
     # One spare default server per worker starts while cases run (see ServerPool).

@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 from dataclasses import dataclass
-from typing import Any, Protocol, Self, TypeVar
+from typing import Any, Final, Protocol, Self, TypeVar
+
+from .errors import InvalidArgument
 
 __all__ = [
     "Auth",
@@ -108,6 +111,10 @@ class MethodDescriptor:
         return f"{self.service}/{self.name}"
 
 
+#: A caller-supplied Idempotency-Key: 1 to 255 visible ASCII characters (spec 4.4.2).
+_VALID_IDEMPOTENCY_KEY: Final = re.compile(r"[\x21-\x7e]{1,255}")
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class CallOptions:
     """Per-call settings laid over the client's defaults; None keeps the default."""
@@ -119,7 +126,8 @@ class CallOptions:
     max_attempts: int | None = None
     """Attempts in all (1 means no retries)."""
     idempotency_key: str | None = None
-    """Use this Idempotency-Key instead of a fresh UUIDv4."""
+    """Use this Idempotency-Key instead of a fresh UUIDv4: 1 to 255 visible ASCII
+    characters, else `InvalidArgument` when the options are made (spec 4.4.2)."""
     use_cache: bool | None = None
     """False bypasses the response cache for this call; True uses it even when
     the client was created with ``use_cache=False``."""
@@ -137,6 +145,13 @@ class CallOptions:
     """Seconds: a longer ``Retry-After`` ends the call instead of waiting."""
 
     def __post_init__(self) -> None:
+        key = self.idempotency_key
+        if key is not None and not _VALID_IDEMPOTENCY_KEY.fullmatch(key):
+            # Spec 4.4.2: refused before anything is sent, as the server would.
+            raise InvalidArgument(
+                "secinfra: idempotency: idempotency_key must be 1 to 255 visible ASCII"
+                " characters (0x21-0x7E); leave it unset for a fresh UUIDv4"
+            )
         # Spec 1.4.4: reject an invalid setting when it is given, naming it.
         if self.max_attempts is not None and self.max_attempts < 1:
             raise ValueError("secinfra: call options: max_attempts must be at least 1")

@@ -14,11 +14,12 @@ from secinfra.errors import (
     NotFound,
     PermissionDenied,
     SecinfraError,
+    TransportError,
     Unauthenticated,
 )
 from secinfra.testing import ReferenceServer
 
-from .support import TRUST_DOMAIN
+from .support import TRUST_DOMAIN, Log
 
 Case = Callable[[ReferenceServer, secinfra.Client, secinfra.Client, str], object]
 
@@ -104,3 +105,32 @@ def test_every_error_is_a_secinfra_error() -> None:
     assert issubclass(ApiError, SecinfraError)
     assert issubclass(secinfra.errors.TransportError, SecinfraError)
     assert issubclass(secinfra.errors.IdentityExpired, SecinfraError)
+
+
+def test_an_undecodable_2xx_is_a_transport_error_that_counts_its_attempt(
+    server: ReferenceServer, admin: secinfra.Client, log: Log
+) -> None:
+    server.script("GetCallerIdentity", {"status": 200, "body": [1, 2, 3]})
+    with pytest.raises(TransportError) as caught:
+        admin.identity.get_caller_identity()
+    raised = caught.value
+    assert (raised.status, raised.attempts, raised.retryable) == (200, 1, False)  # spec 3.9.4
+    assert len(log.entries("GetCallerIdentity")) == 1
+
+
+def test_retry_after_on_a_non_retryable_error_is_exposed_not_waited_for(
+    server: ReferenceServer, admin: secinfra.Client, log: Log
+) -> None:
+    server.script(
+        "GetCallerIdentity",
+        {
+            "status": 400,
+            "headers": {"Retry-After": "7"},
+            "body": {"error": {"code": "invalid_argument", "message": "scripted"}},
+        },
+    )
+    with pytest.raises(InvalidArgument) as caught:
+        admin.identity.get_caller_identity()
+    raised = caught.value
+    assert (raised.retry_after, raised.attempts, raised.retryable) == (7.0, 1, False)  # 3.6.7
+    assert len(log.entries("GetCallerIdentity")) == 1

@@ -315,8 +315,14 @@ def test_parse_retry_after(value: str, want: float | None) -> None:
         pytest.param(
             status(404, Retry_After="1"),
             30.0,
-            (False, RetryReason.NOT_RETRYABLE, 0.0, None, None),
-            id="ignored-on-non-retryable-status",
+            (False, RetryReason.NOT_RETRYABLE, 0.0, None, 1.0),
+            id="not-retried-on-non-retryable-status-but-exposed",
+        ),
+        pytest.param(
+            status(503, Retry_After="2", Secinfra_Should_Retry="false"),
+            30.0,
+            (False, RetryReason.SERVER_SAID_NO, 0.0, None, 2.0),
+            id="not-retried-when-server-says-no-but-exposed",
         ),
         pytest.param(
             status(400, Retry_After="1", Secinfra_Should_Retry="true"),

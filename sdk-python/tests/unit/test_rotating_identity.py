@@ -304,6 +304,8 @@ class BundleWire:
         self.cas = [ca]
         self.bundle_requests: list[dict[str, str]] = []
         self.fail_bundle = False
+        self.sequence: int | None = None
+        """The spiffe_sequence to answer (None: the number of CAs); -1 leaves it out."""
 
     @property
     def etag(self) -> str:
@@ -333,7 +335,10 @@ class BundleWire:
         if headers.get("If-None-Match") == self.etag:
             return HttpAnswer(304, cache, b"")
         keys = [{"use": "x509-svid", "x5c": ca.jwk().x5c, "kty": "EC"} for ca in self.cas]
-        document = {"keys": keys, "spiffe_sequence": len(self.cas), "spiffe_refresh_hint": 300}
+        document: dict[str, Any] = {"keys": keys, "spiffe_refresh_hint": 300}
+        sequence = len(self.cas) if self.sequence is None else self.sequence
+        if sequence >= 0:
+            document["spiffe_sequence"] = sequence
         return HttpAnswer(200, cache, json.dumps(document).encode())
 
     def close(self) -> None:
@@ -397,6 +402,34 @@ def test_a_changed_bundle_answers_200_and_replaces_the_held_one(
     assert wire.bundle_requests[-1]["If-None-Match"] == old_etag
     assert rotated.pem in source.bundle().pem
     assert events.all()[-1].kind is RotationKind.BUNDLE_UPDATED
+
+
+@pytest.mark.parametrize(
+    ("name", "sequence"),
+    [("lower", 1), ("absent, so 0", -1), ("equal", 2)],
+)
+def test_a_bundle_without_a_higher_sequence_does_not_replace_the_held_one(
+    over_wire: Callable[[], tuple[RotatingIdentity, Events]],
+    wire: BundleWire,
+    name: str,
+    sequence: int,
+) -> None:
+    source, events = over_wire()
+    wire.cas.append(TestCA("the next CA"))
+    assert source.refresh_bundle() is True
+    held = source.bundle()
+    assert held.sequence == 2
+    seen = len(events.all())
+    stray = TestCA("a CA from a replica that lags behind")
+    wire.cas.append(stray)
+    wire.sequence = sequence
+
+    assert source.refresh_bundle() is False, name
+
+    assert wire.bundle_requests[-1].get("If-None-Match") is not None  # the fetch was made
+    assert source.bundle() == held  # spec 10.4.1: ignored, its CA not trusted
+    assert stray.pem not in source.bundle().pem
+    assert len(events.all()) == seen  # no bundle_updated
 
 
 def test_a_failed_refresh_is_reported_not_answered_from_the_cache(

@@ -261,14 +261,18 @@ class RotatingIdentity:
             self._bundle_due = bundle_refresh_time(
                 self._clock.now(), fetched.refresh_hint, self._policy
             )
-            if 0 < fetched.sequence < self._bundle.sequence:
-                # An older bundle than the one held (a rollback, or a stale
-                # replica): keep ours. spec 10.4.1
-                log.warning(
-                    "secinfra: identity: ignoring trust bundle sequence %d older than %d",
-                    fetched.sequence,
-                    self._bundle.sequence,
-                )
+            held = self._bundle.sequence
+            if fetched.sequence <= held:
+                # Only a higher sequence replaces the held bundle (spec 10.4.1):
+                # the same one is unchanged (10.4.3), and an older one (a
+                # rollback, a replica that lags behind, or none given: 0) is
+                # ignored, so its CAs are not trusted.
+                if fetched.sequence < held:
+                    log.warning(
+                        "secinfra: identity: ignoring trust bundle sequence %d older than %d",
+                        fetched.sequence,
+                        held,
+                    )
                 return
             changed = fetched.pem != self._bundle.pem
             self._bundle = fetched

@@ -35,18 +35,26 @@ def request_id(answer: HttpAnswer) -> str | None:
     return answer.headers.get(REQUEST_ID_HEADER)
 
 
-def decode_response(method: MethodDescriptor, answer: HttpAnswer, response_type: type[R]) -> R:
-    """The response model decoded from a 2xx answer's JSON body."""
+def decode_response(
+    method: MethodDescriptor, answer: HttpAnswer, response_type: type[R], *, attempts: int
+) -> R:
+    """The response model decoded from a 2xx answer's JSON body.
+
+    ``attempts`` is how many attempts the call made: an answer that does not
+    decode ends the call, and its error records them (spec 3.9.4).
+    """
     try:
         data = json.loads(answer.body) if answer.body else {}
         return response_type.from_json(data)
     except ValueError as exc:
-        raise TransportError(
+        error = TransportError(
             f"secinfra: transport: {method.full_name}: the server's answer is not"
             f" a valid {response_type.__name__}: {exc}",
             status=answer.status,
             request_id=request_id(answer),
-        ) from exc
+        )
+        error.attempts = attempts
+        raise error from exc
 
 
 def unexpected_answer(method: MethodDescriptor, answer: HttpAnswer) -> InternalError:

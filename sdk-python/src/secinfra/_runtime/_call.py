@@ -149,7 +149,7 @@ class CallPipeline:
                 method, request_json, response_type, options, policy, deadline_at
             )
         sent = self._send(method, request_json, options, policy, deadline_at, None)
-        value = decode_response(method, sent.answer, response_type)
+        value = decode_response(method, sent.answer, response_type, attempts=sent.attempts)
         self._after_write(method, request_json, value)
         report(
             ResponseMeta(
@@ -229,7 +229,7 @@ class CallPipeline:
                     name, request_id(answer), sent.attempts, True, False, 304, sent.endpoint
                 )
                 return current.entry.value, meta
-            value = decode_response(method, answer, response_type)
+            value = decode_response(method, answer, response_type, attempts=sent.attempts)
             assert method.cache is not None
             self._cache.store(
                 key,

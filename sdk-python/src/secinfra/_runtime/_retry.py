@@ -56,7 +56,7 @@ import math
 import random
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Protocol, TypeAlias, TypeVar
@@ -341,12 +341,14 @@ def decide_retry(
     retry_after: float | None = None
     code_if_waiting_too_long = _UNAVAILABLE
     if isinstance(outcome, AttemptResponse):
+        raw_retry_after = header(outcome.headers, RETRY_AFTER_HEADER)
+        if raw_retry_after is not None and outcome.status >= 400:
+            retry_after = parse_retry_after(raw_retry_after, now)
         refusal = _refuse_status(outcome, kind)
         if refusal is not None:
-            return refusal
-        raw_retry_after = header(outcome.headers, RETRY_AFTER_HEADER)
-        if raw_retry_after is not None:
-            retry_after = parse_retry_after(raw_retry_after, now)
+            # Not retried whatever Retry-After says, but the error still
+            # exposes it (spec 3.6.7).
+            return replace(refusal, retry_after=retry_after)
         if outcome.status == _TOO_MANY_REQUESTS:
             code_if_waiting_too_long = _RATE_LIMITED
         what = f"status {outcome.status}"

@@ -179,7 +179,13 @@ public final class ConformanceClient {
         case "configure":
           return answerIdentity(id, () -> configure(ConfigureRequest.fromJson(msg, true)));
         case "call":
-          CallOutcome o = run(prepare(CallRequest.fromJson(msg, true)));
+          CallOutcome o;
+          try {
+            o = run(prepare(CallRequest.fromJson(msg, true)));
+          } catch (SecinfraException e) {
+            // Call options the SDK refuses (an invalid idempotency key, spec 4.4.2) end the call.
+            o = new CallOutcome(false, null, null, failure(e));
+          }
           return new CallAnswer(id, o.ok(), o.result(), o.meta(), o.error()).toJson();
         case "concurrent":
           return new ConcurrentAnswer(id, true, concurrent(ConcurrentRequest.fromJson(msg, true)), null)

@@ -38,7 +38,12 @@ class ClientSettingsTest {
     assertThrows(IllegalArgumentException.class, () -> RetryPolicy.builder().maxAttempts(0));
     assertThrows(IllegalArgumentException.class, () -> RetryPolicy.builder().deadline(Duration.ZERO));
     assertThrows(IllegalArgumentException.class, () -> CallOptions.builder().attemptTimeout(Duration.ofSeconds(-1)));
-    assertThrows(IllegalArgumentException.class, () -> CallOptions.builder().idempotencyKey("has space"));
+    dev.secinfra.errors.InvalidArgumentException refused =
+        assertThrows(
+            dev.secinfra.errors.InvalidArgumentException.class,
+            () -> CallOptions.builder().idempotencyKey("has space"));
+    assertEquals("invalid_argument", refused.code());
+    assertEquals(0, refused.attempts());
     assertThrows(IllegalArgumentException.class, () -> SecinfraClient.builder("http://127.0.0.1:1"));
     IllegalArgumentException error =
         assertThrows(IllegalArgumentException.class, () -> RetryPolicy.builder().maxAttempts(-2));

@@ -1,5 +1,7 @@
 package dev.secinfra.rpc;
 
+import dev.secinfra.errors.ErrorInfo;
+import dev.secinfra.errors.InvalidArgumentException;
 import java.time.Duration;
 
 /**
@@ -219,12 +221,19 @@ public final class CallOptions {
      *
      * @param value 1 to 255 visible ASCII characters
      * @return this builder
+     * @throws InvalidArgumentException for any other key, before anything is sent (spec 4.4.2)
      */
     public Builder idempotencyKey(String value) {
       if (value == null || value.isEmpty() || value.length() > 255
           || !value.chars().allMatch(c -> c >= 0x21 && c <= 0x7e)) {
-        throw new IllegalArgumentException(
-            "secinfra: config: idempotencyKey must be 1 to 255 visible ASCII characters");
+        throw new InvalidArgumentException(
+            ErrorInfo.of(
+                "invalid_argument",
+                "secinfra: idempotency: idempotencyKey must be 1 to 255 visible ASCII characters"
+                    + " (0x21-0x7E); leave it unset for a fresh UUIDv4",
+                false,
+                0),
+            null);
       }
       this.idempotencyKey = value;
       return this;

@@ -20,8 +20,8 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.TreeMap;
-import javax.net.ssl.SSLContext;
 import javax.net.ssl.SSLParameters;
+import javax.net.ssl.SSLPeerUnverifiedException;
 import javax.net.ssl.SSLSocket;
 
 /**
@@ -34,10 +34,12 @@ import javax.net.ssl.SSLSocket;
  * 2.4.2); and it cannot close idle connections of one identity. This small client sends exactly
  * one request per attempt and classifies every failure as before or after sending (spec 3.2).
  *
- * <p>Each pool belongs to one generation: an SSL context bound to the identity source. When a new
- * identity snapshot (mTLS pool) or bundle (both pools) is installed, the pool moves to a new
- * generation and closes its idle connections; a busy connection of an old generation is closed
- * when its response is read instead of going back to the pool.
+ * <p>Every new connection has an SSL context of its own ({@link Tls#connection}), so no TLS
+ * session is ever resumed: each handshake is a full one, verified against the bundle held at that
+ * moment (spec 8.5.1). Each pool counts generations: when a new identity snapshot (mTLS pool) or
+ * bundle (both pools) is installed, the pool moves to a new generation and closes its idle
+ * connections; a busy connection of an old generation is closed when its response is read
+ * instead of going back to the pool.
  */
 public final class HttpTransport {
   /** Idle connections kept per pool. */
@@ -190,35 +192,23 @@ public final class HttpTransport {
     return all;
   }
 
-  /** One pool: a generation's SSL context and its idle connections. */
+  /** One pool: its generation and its idle connections. */
   private static final class Pool {
     private final IdentitySource source;
     private final String serverId;
     private final boolean presentIdentity;
     private final Deque<Connection> idle = new ArrayDeque<>();
-    private SSLContext context;
     private long generation;
 
     Pool(IdentitySource source, String serverId, boolean presentIdentity) {
       this.source = source;
       this.serverId = serverId;
       this.presentIdentity = presentIdentity;
-      this.context = newContext();
-    }
-
-    private SSLContext newContext() {
-      try {
-        return Tls.context(source, serverId, presentIdentity);
-      } catch (GeneralSecurityException e) {
-        throw new IllegalStateException("secinfra: transport: TLS setup failed", e);
-      }
     }
 
     void renew() {
       List<Connection> closing;
-      SSLContext next = newContext();
       synchronized (this) {
-        context = next;
         generation++;
         closing = new ArrayList<>(idle);
         idle.clear();
@@ -257,11 +247,15 @@ public final class HttpTransport {
     }
 
     Connection open(URI uri, long deadline) throws IOException {
-      SSLContext ctx;
       long gen;
       synchronized (this) {
-        ctx = context;
         gen = generation;
+      }
+      Tls.ConnectionTls tls;
+      try {
+        tls = Tls.connection(source, serverId, presentIdentity);
+      } catch (GeneralSecurityException e) {
+        throw new IllegalStateException("secinfra: transport: TLS setup failed", e);
       }
       int port = uri.getPort() > 0 ? uri.getPort() : 443;
       Socket plain = new Socket();
@@ -272,7 +266,8 @@ public final class HttpTransport {
         plain.close();
         throw e;
       }
-      SSLSocket ssl = (SSLSocket) ctx.getSocketFactory().createSocket(plain, uri.getHost(), port, true);
+      SSLSocket ssl =
+          (SSLSocket) tls.context().getSocketFactory().createSocket(plain, uri.getHost(), port, true);
       try {
         SSLParameters params = ssl.getSSLParameters();
         params.setProtocols(new String[] {"TLSv1.3", "TLSv1.2"});
@@ -283,6 +278,14 @@ public final class HttpTransport {
       } catch (IOException | RuntimeException e) {
         ssl.close();
         throw e;
+      }
+      try {
+        tls.requireVerified();
+      } catch (Tls.VerificationFailure e) {
+        ssl.close();
+        SSLPeerUnverifiedException refused = new SSLPeerUnverifiedException(e.getMessage());
+        refused.initCause(e);
+        throw refused;
       }
       return new Connection(ssl, gen);
     }

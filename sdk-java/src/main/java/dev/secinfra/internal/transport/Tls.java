@@ -63,23 +63,76 @@ public final class Tls {
     }
   }
 
+  /** One source of randomness for every context: seeding one per connection would cost more. */
+  private static final SecureRandom RANDOM = new SecureRandom();
+
   /**
-   * An SSL context for one pool.
+   * The TLS of one new connection: an SSL context of its own, and the check that its handshake
+   * verified the server (spec 8.5.1, 8.5.4).
+   *
+   * <p>Why a context per connection: the JDK keeps a client session cache per {@link SSLContext}
+   * that cannot be turned off, and resumes a cached session (a TLS 1.3 ticket, a TLS 1.2 session
+   * id) on the next connection to the same host and port. A resumed handshake carries no server
+   * certificate, so the trust manager is never asked: a server that now presents a certificate
+   * from a CA the client does not trust would be accepted on the strength of an earlier
+   * handshake. A fresh context has an empty cache, so every handshake is a full one and is
+   * verified against the bundle held at that moment. {@link #requireVerified} makes that a
+   * checked fact rather than an assumption about the JDK: a handshake the trust manager did not
+   * verify is refused before a byte of the request is sent.
+   */
+  public static final class ConnectionTls {
+    private final SSLContext context;
+    private final BundleTrustManager trust;
+
+    private ConnectionTls(SSLContext context, BundleTrustManager trust) {
+      this.context = context;
+      this.trust = trust;
+    }
+
+    /**
+     * The connection's SSL context (used for this one connection only).
+     *
+     * @return the context
+     */
+    public SSLContext context() {
+      return context;
+    }
+
+    /**
+     * Fails unless the completed handshake verified the server's certificate.
+     *
+     * @throws VerificationFailure when no server certificate was verified (a resumed session)
+     */
+    public void requireVerified() throws VerificationFailure {
+      if (!trust.verified()) {
+        throw new VerificationFailure(
+            VerificationFailure.Check.CHAIN,
+            "secinfra: transport: server verification failed: the handshake did not verify the"
+                + " server's certificate against the trust bundle (a resumed TLS session?)",
+            null);
+      }
+    }
+  }
+
+  /**
+   * The TLS for one new connection.
    *
    * @param source where identity and bundle come from
    * @param serverId the SPIFFE ID the server must present
-   * @param presentIdentity whether connections present the client certificate (mTLS pool)
-   * @return the context
+   * @param presentIdentity whether the connection presents the client certificate (mTLS pool)
+   * @return the connection's TLS
    * @throws GeneralSecurityException when TLS cannot be set up
    */
-  public static SSLContext context(IdentitySource source, String serverId, boolean presentIdentity)
+  public static ConnectionTls connection(
+      IdentitySource source, String serverId, boolean presentIdentity)
       throws GeneralSecurityException {
     SSLContext context = SSLContext.getInstance("TLS");
+    BundleTrustManager trust = new BundleTrustManager(source, serverId);
     context.init(
         new KeyManager[] {new SourceKeyManager(source, presentIdentity)},
-        new TrustManager[] {new BundleTrustManager(source, serverId)},
-        new SecureRandom());
-    return context;
+        new TrustManager[] {trust},
+        RANDOM);
+    return new ConnectionTls(context, trust);
   }
 
   /**
@@ -207,32 +260,45 @@ public final class Tls {
     }
   }
 
-  /** Verifies the server against the source's current bundle and the server ID. */
+  /**
+   * Verifies the server against the source's current bundle and the server ID, for the one
+   * connection whose context holds it, and remembers whether it did.
+   */
   static final class BundleTrustManager extends X509ExtendedTrustManager {
     private final IdentitySource source;
     private final String serverId;
+    private volatile boolean verified;
 
     BundleTrustManager(IdentitySource source, String serverId) {
       this.source = source;
       this.serverId = serverId;
     }
 
+    boolean verified() {
+      return verified;
+    }
+
+    private void check(X509Certificate[] chain) throws VerificationFailure {
+      verifyServer(chain, source.bundle(), serverId);
+      verified = true;
+    }
+
     @Override
     public void checkServerTrusted(X509Certificate[] chain, String authType, SSLEngine engine)
         throws CertificateException {
-      verifyServer(chain, source.bundle(), serverId);
+      check(chain);
     }
 
     @Override
     public void checkServerTrusted(X509Certificate[] chain, String authType, Socket socket)
         throws CertificateException {
-      verifyServer(chain, source.bundle(), serverId);
+      check(chain);
     }
 
     @Override
     public void checkServerTrusted(X509Certificate[] chain, String authType)
         throws CertificateException {
-      verifyServer(chain, source.bundle(), serverId);
+      check(chain);
     }
 
     @Override
