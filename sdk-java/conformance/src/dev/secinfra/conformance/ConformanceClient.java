@@ -3,6 +3,7 @@ package dev.secinfra.conformance;
 import com.fasterxml.jackson.core.type.TypeReference;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.secinfra.EndpointOrder;
 import dev.secinfra.RetryPolicy;
 import dev.secinfra.SecinfraClient;
 import dev.secinfra.conformance.gen.BareRequest;
@@ -77,6 +78,8 @@ public final class ConformanceClient {
   private static final int PROTOCOL = 1;
   private static final ObjectMapper JSON = new ObjectMapper();
   private static final TypeReference<Map<String, Object>> OBJECT = new TypeReference<>() {};
+  /** The SDK's default longest endpoint cooldown (spec 12.9): raised to a longer first one. */
+  private static final Duration DEFAULT_COOLDOWN_MAX = Duration.ofSeconds(30);
   /** Everything the protocol knows: the Java SDK has every option and op. */
   private static final List<Feature> FEATURES =
       Arrays.stream(Feature.values()).filter(f -> f != Feature.UNSPECIFIED).toList();
@@ -277,9 +280,31 @@ public final class ConformanceClient {
       throw new AdapterError("configure takes exactly one of join_token and jwt");
     }
     SecinfraClient.Builder builder =
-        SecinfraClient.builder(msg.serverUrl())
+        (msg.endpoints().isEmpty()
+                ? SecinfraClient.builder(msg.serverUrl())
+                : SecinfraClient.builder(msg.endpoints()))
             .bundlePem(msg.bundlePem())
             .retryPolicy(policy.build());
+    if (options.endpointOrder() != null) {
+      switch (options.endpointOrder()) {
+        case "random":
+          builder.endpointOrder(EndpointOrder.RANDOM);
+          break;
+        case "listed":
+          builder.endpointOrder(EndpointOrder.LISTED);
+          break;
+        default:
+          throw new AdapterError(
+              "endpoint_order must be random or listed, got " + options.endpointOrder());
+      }
+    }
+    if (options.endpointCooldownSeconds() != null) {
+      Duration cooldown = seconds(options.endpointCooldownSeconds());
+      builder.endpointCooldown(cooldown);
+      if (cooldown.compareTo(DEFAULT_COOLDOWN_MAX) > 0) {
+        builder.endpointCooldownMax(cooldown);
+      }
+    }
     if (hasToken) {
       builder.joinToken(msg.joinToken());
     } else {
@@ -420,7 +445,12 @@ public final class ConformanceClient {
       return null;
     }
     return new CallMeta(
-        meta.fromCache(), meta.stale(), meta.attempts(), meta.requestId(), meta.status());
+        meta.fromCache(),
+        meta.stale(),
+        meta.attempts(),
+        meta.requestId(),
+        meta.status(),
+        meta.endpoint());
   }
 
   private ConcurrentResult concurrent(ConcurrentRequest msg) throws Exception {
@@ -474,6 +504,7 @@ public final class ConformanceClient {
         e.requestId(),
         e.retryable(),
         e.retryAfter(),
-        e.attempts());
+        e.attempts(),
+        e.endpoint());
   }
 }
