@@ -188,7 +188,8 @@ def tests_ruby(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def conformance(session: nox.Session) -> None:
-    """Test the conformance runner, then run the suite (default: every SDK in its table)."""
+    """Test the conformance runner, then run the suite (default: every SDK in its table);
+    without arguments, then the cross-language mTLS matrix (docs/conformance/mtls-matrix.md)."""
     install(
         session, *TEST_TOOLS, "PyYAML", "jsonschema", "requests", "-e", "sdk-python", "-e", "server"
     )
@@ -196,6 +197,8 @@ def conformance(session: nox.Session) -> None:
     session.run("bash", str(ROOT / "scripts" / "ensure-postgresql.sh"), external=True)
     session.run("pytest", "conformance/tests")
     session.run("python", "-m", "conformance.runner", *session.posargs)
+    if not session.posargs:  # the full run: the 16-pair mTLS matrix too
+        session.run("python", "-m", "conformance.runner", "--mtls-matrix")
 
 
 @nox.session(python=PYTHON)

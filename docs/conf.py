@@ -39,6 +39,7 @@ extensions = [
     "openapi_operations",
     "quickstart_tabs",
     "conformance_matrix",
+    "mtls_matrix",
     "server_settings",
     "architecture",
 ]

@@ -9,7 +9,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from . import known_failing, report
+from . import known_failing, mtls_matrix, report
 from .adapter import AdapterFailure, AdapterProcess
 from .cases import CASES_DIR, Case, CaseError, load_all
 from .execute import CaseResult, ServerPool, run_case, skip_reason, skipped
@@ -44,15 +44,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cases-dir", type=Path, default=CASES_DIR, help=argparse.SUPPRESS)
     parser.add_argument("--list", action="store_true", help="list the selected cases and exit")
     parser.add_argument("-v", "--verbose", action="store_true", help="print failure details")
+    parser.add_argument(
+        "--mtls-matrix",
+        action="store_true",
+        help="instead of cases: every SDK as mTLS server against every SDK as client"
+        " (mtls-matrix.json and .md in --report-dir)",
+    )
+    parser.add_argument(
+        "--write-snapshot",
+        action="store_true",
+        help="with --mtls-matrix: also write docs/conformance/mtls-matrix.json",
+    )
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
+    if args.write_snapshot and not args.mtls_matrix:
+        parser.error("--write-snapshot goes with --mtls-matrix")
+    if args.mtls_matrix and (args.cases or args.list):
+        parser.error("--mtls-matrix runs no cases: leave out --cases and --list")
     args.sdk = args.sdk or sorted(SDKS)
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.mtls_matrix:
+        return _mtls_matrix(args)
     try:
         cases = load_all(args.cases_dir)
     except CaseError as exc:
@@ -79,18 +96,10 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         problems += [f"{sdk}: {p}" for p in known_failing.stale_entries(lists[sdk], all_names)]
 
-    features: dict[str, frozenset[str]] = {}
-    for sdk in args.sdk:
-        try:
-            build(SDKS[sdk])
-            # The features a client declares decide which cases it is given.
-            features[sdk] = AdapterProcess.probe(list(SDKS[sdk].command), ROOT)
-        except BuildError as exc:
-            print(f"conformance: {exc}", file=sys.stderr)
-            return 1
-        except AdapterFailure as exc:
-            print(f"conformance: {sdk}: the client's hello: {exc}", file=sys.stderr)
-            return 1
+    # The features a client declares decide which cases it is given.
+    features = _features(args.sdk)
+    if features is None:
+        return 1
 
     started = time.monotonic()
     # One spare default server per worker starts while cases run (see ServerPool).
@@ -142,6 +151,39 @@ def main(argv: list[str] | None = None) -> int:
         print(f"conformance: {problem}", file=sys.stderr)
     counts = ", ".join(f"{k}: {v}" for k, v in report.summary(rows).items())
     print(f"\nconformance: {'ok' if ok else 'FAILED'} in {wall:.1f} s ({counts})")
+    print("reports: " + ", ".join(str(p) for p in paths))
+    return 0 if ok else 1
+
+
+def _features(sdks: list[str]) -> dict[str, frozenset[str]] | None:
+    """Build each SDK's client and read the features of its hello (None: it failed)."""
+    features: dict[str, frozenset[str]] = {}
+    for sdk in sdks:
+        try:
+            build(SDKS[sdk])
+            features[sdk] = AdapterProcess.probe(list(SDKS[sdk].command), ROOT)
+        except BuildError as exc:
+            print(f"conformance: {exc}", file=sys.stderr)
+            return None
+        except AdapterFailure as exc:
+            print(f"conformance: {sdk}: the client's hello: {exc}", file=sys.stderr)
+            return None
+    return features
+
+
+def _mtls_matrix(args: argparse.Namespace) -> int:
+    features = _features(args.sdk)
+    if features is None:
+        return 1
+    ok, pairs, wall = mtls_matrix.run(args.sdk, features)
+    data = mtls_matrix.report(ok, pairs, wall)
+    paths = mtls_matrix.write(data, args.report_dir)
+    if args.write_snapshot:
+        command = "python -m conformance.runner --mtls-matrix --write-snapshot"
+        paths.append(mtls_matrix.write_snapshot(data, command))
+    print(mtls_matrix.markdown(data))
+    counts = ", ".join(f"{k}: {v}" for k, v in sorted(data["summary"].items()))
+    print(f"mtls matrix: {'ok' if ok else 'FAILED'} in {wall:.1f} s ({counts})")
     print("reports: " + ", ".join(str(p) for p in paths))
     return 0 if ok else 1
 

@@ -16,6 +16,7 @@ sys.path.insert(0, str(ROOT / "docs" / "_ext"))
 
 import architecture  # noqa: E402
 import conformance_matrix  # noqa: E402
+import mtls_matrix  # noqa: E402
 import openapi_operations  # noqa: E402
 import quickstart_tabs  # noqa: E402
 import server_settings  # noqa: E402
@@ -273,3 +274,70 @@ def test_server_layers_refuse_a_layer_without_modules(tmp_path: Path) -> None:
     table.write_text('[[layer]]\nname = "x"\nsummary = "y"\nmodules = []\n', encoding="utf-8")
     with pytest.raises(ExtensionError, match="needs name, summary, modules"):
         architecture.load_layers(table)
+
+
+def _mtls_report(status: str) -> dict[str, Any]:
+    pairs = [
+        {
+            "server": server,
+            "client": client,
+            "status": status if "java" in (server, client) else "passed",
+            "seconds": 0.1,
+            "server_spiffe_id": f"spiffe://secinfra.local/w/mtls-matrix/{server}-server",
+            "client_spiffe_id": f"spiffe://secinfra.local/w/mtls-matrix/{client}-client",
+            "failures": [] if status != "failed" else ["the call failed"],
+            "skip_reason": "skipped: the java client does not declare the feature mtls"
+            if status == "skipped"
+            else "",
+        }
+        for server in ("go", "java")
+        for client in ("go", "java")
+    ]
+    return {
+        "report_version": 1,
+        "ok": status != "failed",
+        "wall_seconds": 3.0,
+        "sdks": ["go", "java"],
+        "summary": {"passed": 1, status: 3},
+        "pairs": pairs,
+    }
+
+
+def test_the_mtls_matrix_shows_the_latest_run_else_the_snapshot(tmp_path: Path) -> None:
+    snapshot = tmp_path / mtls_matrix.SNAPSHOT
+    snapshot.parent.mkdir(parents=True)
+    snapshot.write_text(
+        json.dumps(
+            {
+                "ran_at": "then",
+                "commit": "abc",
+                "dirty": False,
+                "command": "c",
+                "report": _mtls_report("skipped"),
+            }
+        )
+    )
+    report, _, label = mtls_matrix.load(tmp_path)
+    assert label.startswith("a snapshot")
+    lines = mtls_matrix.matrix_markdown(report, label)
+    assert "| **go** | pass | skipped |" in lines
+    assert (
+        "- go serving, java calling (skipped): skipped: the java client does not declare"
+        " the feature mtls" in lines
+    )
+    latest = tmp_path / mtls_matrix.LATEST_RUN
+    latest.parent.mkdir(parents=True)
+    latest.write_text(json.dumps(_mtls_report("failed")))
+    report, _, label = mtls_matrix.load(tmp_path)
+    assert label.startswith("the latest run in this checkout")
+    lines = mtls_matrix.matrix_markdown(report, label)
+    assert "| **java** | **FAIL** | **FAIL** |" in lines
+    assert any(line.startswith("Result: **FAILED**") for line in lines)
+
+
+def test_an_mtls_matrix_report_of_another_version_is_refused(tmp_path: Path) -> None:
+    latest = tmp_path / mtls_matrix.LATEST_RUN
+    latest.parent.mkdir(parents=True)
+    latest.write_text(json.dumps({**_mtls_report("passed"), "report_version": 2}))
+    with pytest.raises(mtls_matrix.MatrixError, match="version 1"):
+        mtls_matrix.load(tmp_path)

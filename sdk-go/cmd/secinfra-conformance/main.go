@@ -31,7 +31,7 @@ const protocolVersion = 1
 var features = []protocol.Feature{
 	protocol.FeatureJWTAttestation, protocol.FeatureConcurrent, protocol.FeatureIdentity,
 	protocol.FeatureEvents, protocol.FeatureCacheSize, protocol.FeatureIdempotencyKey,
-	protocol.FeatureUseCache,
+	protocol.FeatureUseCache, protocol.FeatureMtls,
 }
 
 // protocolError is an Unsupported or AdapterError answer.
@@ -51,6 +51,8 @@ type adapter struct {
 	client *secinfra.Client
 	mu     sync.Mutex
 	events []*protocol.RotationEvent
+	// serving is the server of mtls_serve, until mtls_stop (mtls.go).
+	serving *mtlsServer
 }
 
 // decodeStrict decodes one request line into its op's message; unknown
@@ -80,7 +82,8 @@ func main() {
 	}
 	send(protocol.HelloLine{Hello: &protocol.Hello{
 		Protocol: protocolVersion, Sdk: "go", SdkVersion: secinfra.Version,
-		Ops:      []string{"configure", "call", "concurrent", "identity", "events", "shutdown"},
+		Ops: []string{"configure", "call", "concurrent", "identity", "events",
+			"mtls_serve", "mtls_stop", "mtls_call", "shutdown"},
 		Features: features,
 	}})
 	a := &adapter{}
@@ -103,6 +106,7 @@ func main() {
 		}
 		send(a.handle(header.Op, id, line))
 	}
+	a.mtlsStop()
 	if a.client != nil {
 		a.client.Close()
 	}
@@ -166,6 +170,33 @@ func (a *adapter) handle(op string, id int32, line []byte) (answer any) {
 			return identityFailed(id, err)
 		}
 		return protocol.IdentityAnswer{ID: &id, Ok: true, Result: snapshot}
+	case "mtls_serve":
+		var req protocol.MtlsServeRequest
+		if err := decodeStrict(line, &req); err != nil {
+			return failed(&id, err)
+		}
+		serving, err := a.mtlsServe(&req)
+		if err != nil {
+			return failed(&id, err)
+		}
+		return protocol.MtlsServeAnswer{ID: &id, Ok: true, Result: serving}
+	case "mtls_stop":
+		var req protocol.BareRequest
+		if err := decodeStrict(line, &req); err != nil {
+			return failed(&id, err)
+		}
+		a.mtlsStop()
+		return protocol.MtlsStopAnswer{ID: &id, Ok: true, Result: &protocol.MtlsStopped{}}
+	case "mtls_call":
+		var req protocol.MtlsCallRequest
+		if err := decodeStrict(line, &req); err != nil {
+			return failed(&id, err)
+		}
+		result, failure, err := a.mtlsCall(&req)
+		if err != nil {
+			return failed(&id, err)
+		}
+		return protocol.MtlsCallAnswer{ID: &id, Ok: failure == nil, Result: result, Error: failure}
 	}
 	return failed(&id, unsupported("op %q", op))
 }
