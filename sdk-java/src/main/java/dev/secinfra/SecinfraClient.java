@@ -11,7 +11,7 @@ import dev.secinfra.identity.SpiffeId;
 import dev.secinfra.identity.X509Bundle;
 import dev.secinfra.internal.cache.ResponseCache;
 import dev.secinfra.internal.call.CallPipeline;
-import dev.secinfra.internal.endpoints.Endpoints;
+import dev.secinfra.internal.endpoints.EndpointSet;
 import dev.secinfra.internal.identity.RotatingIdentitySource;
 import dev.secinfra.internal.transport.HttpTransport;
 import dev.secinfra.rpc.CallOptions;
@@ -54,7 +54,7 @@ public final class SecinfraClient implements AutoCloseable {
   private final RotatingIdentitySource identitySource;
   private final CallPipeline pipeline;
   private final HttpTransport transport;
-  private final Endpoints endpoints;
+  private final EndpointSet endpoints;
   private final ExecutorService executor;
   private final SecretsClient secrets;
   private final AuthzClient authz;
@@ -62,7 +62,7 @@ public final class SecinfraClient implements AutoCloseable {
 
   private SecinfraClient(Builder b) {
     this.endpoints =
-        new Endpoints(
+        new EndpointSet(
             b.endpoints,
             b.endpointOrder,
             b.endpointCooldown,
@@ -295,8 +295,8 @@ public final class SecinfraClient implements AutoCloseable {
   public static final class Builder {
     private final List<String> endpoints;
     private EndpointOrder endpointOrder = EndpointOrder.RANDOM;
-    private Duration endpointCooldown = Endpoints.DEFAULT_COOLDOWN;
-    private Duration endpointCooldownMax = Endpoints.DEFAULT_COOLDOWN_MAX;
+    private Duration endpointCooldown = EndpointSet.DEFAULT_COOLDOWN;
+    private Duration endpointCooldownMax = EndpointSet.DEFAULT_COOLDOWN_MAX;
     private X509Bundle bundle;
     private String serverId;
     private String joinToken;
@@ -314,7 +314,7 @@ public final class SecinfraClient implements AutoCloseable {
     private final java.util.List<Consumer<RotationEvent>> listeners = new java.util.ArrayList<>();
 
     private Builder(List<String> endpoints) {
-      this.endpoints = Endpoints.validate(endpoints);
+      this.endpoints = EndpointSet.validate(endpoints);
     }
 
     /**
@@ -339,7 +339,7 @@ public final class SecinfraClient implements AutoCloseable {
      * @throws IllegalArgumentException when not above zero
      */
     public Builder endpointCooldown(Duration value) {
-      Endpoints.requirePositive("endpointCooldown", value);
+      EndpointSet.requirePositive("endpointCooldown", value);
       this.endpointCooldown = value;
       return this;
     }
@@ -353,7 +353,7 @@ public final class SecinfraClient implements AutoCloseable {
      * @throws IllegalArgumentException when not above zero
      */
     public Builder endpointCooldownMax(Duration value) {
-      Endpoints.requirePositive("endpointCooldownMax", value);
+      EndpointSet.requirePositive("endpointCooldownMax", value);
       this.endpointCooldownMax = value;
       return this;
     }

@@ -13,7 +13,7 @@ import dev.secinfra.internal.Errors;
 import dev.secinfra.internal.cache.CacheControl;
 import dev.secinfra.internal.cache.ResponseCache;
 import dev.secinfra.internal.cache.SingleFlight;
-import dev.secinfra.internal.endpoints.Endpoints;
+import dev.secinfra.internal.endpoints.EndpointSet;
 import dev.secinfra.internal.retry.Retry;
 import dev.secinfra.internal.transport.HttpTransport;
 import dev.secinfra.internal.transport.Tls;
@@ -42,7 +42,7 @@ import java.util.random.RandomGenerator;
  * client's defaults, the identity gate, idempotency keys (spec 4), the cache with single-flight
  * (7), the attempts with their deadline (5), the retry decisions of {@link Retry} paid from the
  * budget (6), the one bundle refresh after a verification failure (10.3), and invalidation after
- * writes (7.9). Each attempt goes to the endpoint {@link Endpoints} chooses, and its outcome
+ * writes (7.9). Each attempt goes to the endpoint {@link EndpointSet} chooses, and its outcome
  * updates that endpoint's cooldown (12); a move to another endpoint is an ordinary retry. It sends
  * through {@link HttpTransport} and reads answers with {@link Answers}. Thread-safe.
  */
@@ -58,7 +58,7 @@ public final class CallPipeline implements Invoker {
    * @param random the jitter source
    */
   public record Settings(
-      Endpoints endpoints,
+      EndpointSet endpoints,
       RetryPolicy policy,
       boolean useCache,
       String userAgent,
@@ -81,7 +81,7 @@ public final class CallPipeline implements Invoker {
    * The endpoint a verification failure's bundle refresh, made on this thread, must go to (spec
    * 12.6.2); null otherwise.
    */
-  private static final ThreadLocal<Endpoints.Endpoint> PINNED = new ThreadLocal<>();
+  private static final ThreadLocal<EndpointSet.Endpoint> PINNED = new ThreadLocal<>();
 
   private final Settings settings;
   private final RetryBudget budget;
@@ -337,7 +337,7 @@ public final class CallPipeline implements Invoker {
       Effective eff,
       long deadline,
       String ifNoneMatch) {
-    Endpoints.Endpoint[] last = new Endpoints.Endpoint[1];
+    EndpointSet.Endpoint[] last = new EndpointSet.Endpoint[1];
     try {
       return attempts(method, request, idempotencyKey, eff, deadline, ifNoneMatch, last);
     } catch (SecinfraException e) {
@@ -353,13 +353,13 @@ public final class CallPipeline implements Invoker {
       Effective eff,
       long deadline,
       String ifNoneMatch,
-      Endpoints.Endpoint[] last) {
-    Endpoints endpoints = settings.endpoints();
+      EndpointSet.Endpoint[] last) {
+    EndpointSet endpoints = settings.endpoints();
     String target = RequestEncoder.target(method, request);
     byte[] body = RequestEncoder.body(method, request);
     boolean mtls = method.auth() == Auth.MTLS;
     boolean refreshed = false;
-    Endpoints.Endpoint repeatOn = PINNED.get();
+    EndpointSet.Endpoint repeatOn = PINNED.get();
     int attempt = 0;
     while (true) {
       attempt++;
@@ -368,7 +368,7 @@ public final class CallPipeline implements Invoker {
       if (remaining <= 0) {
         throw Errors.deadline(deadlineMessage(method, eff, attempt - 1), attempt - 1, null);
       }
-      Endpoints.Endpoint endpoint = repeatOn != null ? repeatOn : endpoints.choose();
+      EndpointSet.Endpoint endpoint = repeatOn != null ? repeatOn : endpoints.choose();
       repeatOn = PINNED.get();
       last[0] = endpoint;
       long timeout = Math.min(eff.attemptTimeout().toNanos(), remaining);
@@ -380,7 +380,7 @@ public final class CallPipeline implements Invoker {
       HttpTransport.Failure failure = outcome.failure();
       if (failure == null) {
         int status = outcome.status();
-        endpoints.record(endpoint, Endpoints.isEndpointFailure(status));
+        endpoints.record(endpoint, EndpointSet.isEndpointFailure(status));
         if (status >= 200 && status < 300) {
           JsonNode parsed = Answers.body(method, outcome, attempt);
           budget.onSuccess();
@@ -442,8 +442,8 @@ public final class CallPipeline implements Invoker {
   }
 
   /** The one bundle refresh of 10.3, its attempts sent to {@code endpoint} (12.6.2). */
-  private boolean refreshBundleFrom(Endpoints.Endpoint endpoint, long deadline) {
-    Endpoints.Endpoint outer = PINNED.get();
+  private boolean refreshBundleFrom(EndpointSet.Endpoint endpoint, long deadline) {
+    EndpointSet.Endpoint outer = PINNED.get();
     PINNED.set(endpoint);
     try {
       return identity.refreshBundleNow(deadline);

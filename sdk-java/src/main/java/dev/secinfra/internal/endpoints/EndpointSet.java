@@ -22,7 +22,7 @@ import java.util.random.RandomGenerator;
  * endpoint (12.4.5). Thread-safe: one instance per client, shared by every call and by the
  * identity source's background work (12.4.4).
  */
-public final class Endpoints {
+public final class EndpointSet {
   /** Cooldown after an endpoint's first endpoint failure in a row (12.4.2). */
   public static final Duration DEFAULT_COOLDOWN = Duration.ofSeconds(1);
 
@@ -84,7 +84,7 @@ public final class Endpoints {
    * @param random the client's random source (the home endpoint, {@link EndpointOrder#RANDOM})
    * @throws IllegalArgumentException naming the setting, when a URL or a value is invalid
    */
-  public Endpoints(
+  public EndpointSet(
       List<String> urls,
       EndpointOrder endpointOrder,
       Duration cooldown,

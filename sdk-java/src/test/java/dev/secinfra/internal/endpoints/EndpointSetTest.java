@@ -19,7 +19,7 @@ import org.junit.jupiter.params.provider.MethodSource;
 import org.junit.jupiter.api.Test;
 
 /** The endpoint order, cooldown and choice of spec 12, on a clock the test moves. */
-class EndpointsTest {
+class EndpointSetTest {
   private static final String A = "https://a.example:8443";
   private static final String B = "https://b.example:8443";
   private static final String C = "https://c.example:8443";
@@ -27,8 +27,8 @@ class EndpointsTest {
 
   private final AtomicLong clock = new AtomicLong();
 
-  private Endpoints listed(String... urls) {
-    return new Endpoints(
+  private EndpointSet listed(String... urls) {
+    return new EndpointSet(
         List.of(urls), EndpointOrder.LISTED, SECOND, Duration.ofSeconds(30), clock::get, new Random(1));
   }
 
@@ -36,8 +36,8 @@ class EndpointsTest {
     clock.addAndGet(by.toNanos());
   }
 
-  private static List<String> urls(Endpoints endpoints) {
-    return endpoints.order().stream().map(Endpoints.Endpoint::url).toList();
+  private static List<String> urls(EndpointSet endpoints) {
+    return endpoints.order().stream().map(EndpointSet.Endpoint::url).toList();
   }
 
   static Stream<Arguments> invalidLists() {
@@ -54,7 +54,7 @@ class EndpointsTest {
   @MethodSource("invalidLists")
   void invalidListsAreRejectedAtCreation(String name, List<String> urls, String message) {
     IllegalArgumentException error =
-        assertThrows(IllegalArgumentException.class, () -> Endpoints.validate(urls));
+        assertThrows(IllegalArgumentException.class, () -> EndpointSet.validate(urls));
     assertTrue(error.getMessage().contains(message), error.getMessage());
     assertFalse(error.getMessage().contains("hunter2"), "user-info is never repeated");
   }
@@ -62,11 +62,11 @@ class EndpointsTest {
   @Test
   void cooldownSettingsAreChecked() {
     assertThrows(
-        IllegalArgumentException.class, () -> Endpoints.validateCooldowns(Duration.ZERO, SECOND));
+        IllegalArgumentException.class, () -> EndpointSet.validateCooldowns(Duration.ZERO, SECOND));
     IllegalArgumentException error =
         assertThrows(
             IllegalArgumentException.class,
-            () -> Endpoints.validateCooldowns(Duration.ofSeconds(2), SECOND));
+            () -> EndpointSet.validateCooldowns(Duration.ofSeconds(2), SECOND));
     assertTrue(error.getMessage().contains("endpointCooldownMax"), error.getMessage());
   }
 
@@ -74,8 +74,8 @@ class EndpointsTest {
   void theOrderIsTheListRotatedToTheHome() {
     assertEquals(List.of(A, B, C), urls(listed(A, B, C)));
     for (int seed = 0; seed < 20; seed++) {
-      Endpoints random =
-          new Endpoints(
+      EndpointSet random =
+          new EndpointSet(
               List.of(A, B, C),
               EndpointOrder.RANDOM,
               SECOND,
@@ -96,8 +96,8 @@ class EndpointsTest {
     Random random = new Random(42);
     int[] homes = new int[3];
     for (int i = 0; i < 3000; i++) {
-      Endpoints e =
-          new Endpoints(List.of(A, B, C), EndpointOrder.RANDOM, SECOND, SECOND, clock::get, random);
+      EndpointSet e =
+          new EndpointSet(List.of(A, B, C), EndpointOrder.RANDOM, SECOND, SECOND, clock::get, random);
       homes[List.of(A, B, C).indexOf(e.order().get(0).url())]++;
     }
     for (int count : homes) {
@@ -107,8 +107,8 @@ class EndpointsTest {
 
   @Test
   void aFailedEndpointIsAvoidedUntilItsCooldownEndsThenTriedAgain() {
-    Endpoints endpoints = listed(A, B);
-    Endpoints.Endpoint a = endpoints.choose();
+    EndpointSet endpoints = listed(A, B);
+    EndpointSet.Endpoint a = endpoints.choose();
     assertEquals(A, a.url());
     endpoints.record(a, true);
     assertEquals(B, endpoints.choose().url(), "a cools down: the attempt moves to b");
@@ -120,10 +120,10 @@ class EndpointsTest {
 
   @Test
   void cooldownDoublesPerFailureInARowUpToTheMaximumAndResetsOnAnyOtherOutcome() {
-    Endpoints endpoints =
-        new Endpoints(
+    EndpointSet endpoints =
+        new EndpointSet(
             List.of(A, B), EndpointOrder.LISTED, SECOND, Duration.ofSeconds(5), clock::get, new Random());
-    Endpoints.Endpoint a = endpoints.order().get(0);
+    EndpointSet.Endpoint a = endpoints.order().get(0);
     List<Long> seen = new java.util.ArrayList<>();
     for (int i = 0; i < 5; i++) {
       endpoints.record(a, true);
@@ -141,8 +141,8 @@ class EndpointsTest {
 
   @Test
   void whenAllCoolDownTheOldestLastFailureIsChosen() {
-    Endpoints endpoints = listed(A, B, C);
-    List<Endpoints.Endpoint> order = endpoints.order();
+    EndpointSet endpoints = listed(A, B, C);
+    List<EndpointSet.Endpoint> order = endpoints.order();
     endpoints.record(order.get(1), true);
     advance(Duration.ofMillis(100));
     endpoints.record(order.get(0), true);
@@ -153,8 +153,8 @@ class EndpointsTest {
 
   @Test
   void oneEndpointIsAlwaysChosen() {
-    Endpoints one = listed(A);
-    Endpoints.Endpoint a = one.choose();
+    EndpointSet one = listed(A);
+    EndpointSet.Endpoint a = one.choose();
     one.record(a, true);
     assertSame(a, one.choose());
     assertTrue(one.states().get(0).coolingDown());
@@ -163,16 +163,16 @@ class EndpointsTest {
   @Test
   void endpointFailuresAreTheGatewayStatuses() {
     for (int status : new int[] {502, 503, 504}) {
-      assertTrue(Endpoints.isEndpointFailure(status));
+      assertTrue(EndpointSet.isEndpointFailure(status));
     }
     for (int status : new int[] {200, 304, 400, 404, 409, 429, 500, 501}) {
-      assertFalse(Endpoints.isEndpointFailure(status), "not an endpoint failure: " + status);
+      assertFalse(EndpointSet.isEndpointFailure(status), "not an endpoint failure: " + status);
     }
   }
 
   @Test
   void aRequestKeepsItsPathOnEveryEndpoint() {
-    Endpoints endpoints = listed(A, "https://b.example/prefix/");
+    EndpointSet endpoints = listed(A, "https://b.example/prefix/");
     assertEquals(
         "https://b.example/prefix/v1/secrets/x?version=2",
         endpoints.order().get(1).resolve("/v1/secrets/x?version=2").toString());
