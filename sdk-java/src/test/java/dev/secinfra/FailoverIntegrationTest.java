@@ -14,7 +14,14 @@ import dev.secinfra.gen.WriteTuplesRequest;
 import dev.secinfra.rpc.CallOptions;
 import dev.secinfra.rpc.MetaCapture;
 import dev.secinfra.testing.FakeTimeSource;
+import dev.secinfra.mtls.SvidKeyManager;
 import dev.secinfra.testing.ReferenceServer;
+import dev.secinfra.testing.TestAuthority;
+import com.sun.net.httpserver.HttpsConfigurator;
+import com.sun.net.httpserver.HttpsServer;
+import java.net.InetSocketAddress;
+import javax.net.ssl.KeyManager;
+import javax.net.ssl.SSLContext;
 import java.net.URI;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
@@ -208,5 +215,55 @@ class FailoverIntegrationTest {
     assertEquals(2, meta.last().attempts(), "the retry goes to the one endpoint, cooling or not");
     assertEquals(server.url(), meta.last().endpoint());
     assertEquals(1, client.endpoints().size());
+  }
+
+  @Test
+  void aServerThatFailsVerificationIsNeverRoutedAround() throws Exception {
+    // An impostor in front, presenting the server's SPIFFE ID from a CA the bundle does not hold.
+    TestAuthority foreign = TestAuthority.create("secinfra.local");
+    SSLContext impostorTls = SSLContext.getInstance("TLS");
+    impostorTls.init(
+        new KeyManager[] {
+          new SvidKeyManager(foreign.staticSource("spiffe://secinfra.local/secinfra/server"))
+        },
+        null,
+        null);
+    HttpsServer impostor = HttpsServer.create(new InetSocketAddress("127.0.0.1", 0), 8);
+    impostor.setHttpsConfigurator(new HttpsConfigurator(impostorTls));
+    impostor.createContext("/", exchange -> {
+      exchange.sendResponseHeaders(200, -1);
+      exchange.close();
+    });
+    impostor.start();
+    String impostorUrl = "https://127.0.0.1:" + impostor.getAddress().getPort();
+    try {
+      client =
+          SecinfraClient.builder(List.of(b.url(), impostorUrl))
+              .endpointOrder(EndpointOrder.LISTED)
+              .timeSource(clock)
+              .bundleFile(server.bundleFile())
+              .joinToken(server.joinToken(WORKLOAD))
+              .build();
+      b.refusing(true);
+      b.dropConnections();
+      // b fails (an endpoint failure: the call moves), the impostor fails verification: the
+      // call ends there, naming it, and the impostor is not cooled down as if it were down.
+      TransportException error =
+          assertThrows(
+              TransportException.class,
+              () ->
+                  client
+                      .identity()
+                      .getCallerIdentity(
+                          GetCallerIdentityRequest.builder().build(),
+                          CallOptions.builder().maxAttempts(4).build()));
+      assertEquals(impostorUrl, error.endpoint());
+      assertEquals(2, error.attempts(), "no attempt after the verification failure");
+      assertTrue(error.getMessage().contains("[endpoint " + impostorUrl + "]"), error.getMessage());
+      assertEquals(0, client.endpoints().get(1).failures(), "a verification failure is no outage");
+      assertEquals(1, client.endpoints().get(0).failures());
+    } finally {
+      impostor.stop(0);
+    }
   }
 }
