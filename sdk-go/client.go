@@ -33,6 +33,7 @@ import (
 	"github.com/secinfra/secinfra/sdk-go/identity"
 	"github.com/secinfra/secinfra/sdk-go/internal/cache"
 	"github.com/secinfra/secinfra/sdk-go/internal/call"
+	"github.com/secinfra/secinfra/sdk-go/internal/endpoints"
 	"github.com/secinfra/secinfra/sdk-go/internal/retry"
 	"github.com/secinfra/secinfra/sdk-go/internal/rotation"
 	"github.com/secinfra/secinfra/sdk-go/internal/transport"
@@ -66,7 +67,28 @@ const (
 	DefaultBundleRetry         = rotation.DefaultBundleRetry
 	DefaultBundleRefreshMin    = rotation.DefaultBundleRefreshMin
 	DefaultBundleRefreshMax    = rotation.DefaultBundleRefreshMax
+
+	DefaultEndpointCooldown    = endpoints.DefaultCooldown
+	DefaultEndpointCooldownMax = endpoints.DefaultCooldownMax
 )
+
+// EndpointOrder says how a client with several endpoints chooses its home
+// endpoint (spec 12.2): EndpointsRandom (default) or EndpointsListed.
+type EndpointOrder = endpoints.Order
+
+// The endpoint orders.
+const (
+	// EndpointsRandom: the home endpoint is drawn at random, which spreads
+	// a fleet's clients over the replicas.
+	EndpointsRandom = endpoints.Random
+	// EndpointsListed: the home endpoint is the first URL (the list is in
+	// order of preference, e.g. the replica in the client's own zone first).
+	EndpointsListed = endpoints.Listed
+)
+
+// EndpointState is one endpoint as the client sees it now: its URL, its
+// endpoint failures in a row and how long its cooldown still lasts.
+type EndpointState = endpoints.State
 
 // UserAgent is sent on every request: secinfra-go/<version> (go/<version>).
 func UserAgent() string {
@@ -106,6 +128,8 @@ type settings struct {
 	rand        identity.Random
 	rotation    rotation.Policy
 	fileSink    string
+	more        []string // endpoints after the server URL (WithEndpoints)
+	endpoints   endpoints.Config
 }
 
 func defaults() *settings {
@@ -188,6 +212,51 @@ func WithCacheSize(n int) Option {
 			return fmt.Errorf("secinfra: settings: cache_max_entries must be at least 1, got %d", n)
 		}
 		s.cacheSize = n
+		return nil
+	}
+}
+
+// WithEndpoints gives the client more endpoints, after the server URL
+// passed to New, Enrol or FromFiles: the replicas of one deployment, each
+// an https:// URL (spec 12). The client stays on its home endpoint while
+// it works and moves an attempt to the next one after a connection
+// failure, a timeout, a 502, 503 or 504, within the retry rules and budget.
+//
+//	secinfra.Enrol(ctx, "https://secinfra-1:8443", token, bundle,
+//		secinfra.WithEndpoints("https://secinfra-2:8443", "https://secinfra-3:8443"))
+func WithEndpoints(urls ...string) Option {
+	return func(s *settings) error {
+		for _, u := range urls {
+			if _, err := endpoints.CheckURL(u); err != nil {
+				return err
+			}
+		}
+		s.more = append(s.more, urls...)
+		return nil
+	}
+}
+
+// WithEndpointOrder sets how the home endpoint is chosen: EndpointsRandom
+// (default) or EndpointsListed (the server URL).
+func WithEndpointOrder(order EndpointOrder) Option {
+	return func(s *settings) error {
+		if order != EndpointsRandom && order != EndpointsListed {
+			return fmt.Errorf("secinfra: settings: endpoint_order must be EndpointsRandom or EndpointsListed, got %d", order)
+		}
+		s.endpoints.Order = order
+		return nil
+	}
+}
+
+// WithEndpointCooldown sets how long a failed endpoint is avoided: first
+// for cooldown (default 1 s), doubling per endpoint failure in a row up to
+// max (default 30 s); both > 0, max >= cooldown.
+func WithEndpointCooldown(cooldown, max time.Duration) Option {
+	return func(s *settings) error {
+		if cooldown <= 0 || max <= 0 || max < cooldown {
+			return fmt.Errorf("secinfra: settings: endpoint_cooldown and endpoint_cooldown_max must be above 0 with max >= cooldown, got %s and %s", cooldown, max)
+		}
+		s.endpoints.Cooldown, s.endpoints.CooldownMax = cooldown, max
 		return nil
 	}
 }
@@ -359,12 +428,18 @@ func build(serverURL string, source identity.Source, s *settings) (*Client, erro
 	if err := call.CheckBaseURL(serverURL); err != nil {
 		return nil, err
 	}
+	ecfg := s.endpoints
+	ecfg.Intn = func(n int) int { return min(int(s.rand.Float64()*float64(n)), n-1) }
+	set, err := endpoints.New(append([]string{serverURL}, s.more...), ecfg)
+	if err != nil {
+		return nil, err
+	}
 	t, err := transport.New(transport.Config{Source: source, Now: s.now})
 	if err != nil {
 		return nil, err
 	}
 	p, err := call.New(call.Config{
-		BaseURL: serverURL, Transport: t, Source: source, Policy: s.policy, Budget: budget, Cache: store,
+		Endpoints: set, Transport: t, Source: source, Policy: s.policy, Budget: budget, Cache: store,
 		UseCache: s.useCache, UserAgent: UserAgent(), Now: s.now, Jitter: s.rand.Float64,
 	})
 	if err != nil {
@@ -479,6 +554,10 @@ func (c *Client) OnRotation(fn func(identity.Event)) { c.source.Subscribe(fn) }
 
 // Source is the client's identity source.
 func (c *Client) Source() identity.Source { return c.source }
+
+// Endpoints is every endpoint in the client's order (home first), with its
+// endpoint failures in a row and cooldown (spec 12.8.4).
+func (c *Client) Endpoints() []EndpointState { return c.pipeline.Endpoints().States() }
 
 // RetryBudgetTokens is the tokens left in the client's retry budget.
 func (c *Client) RetryBudgetTokens() int { return c.pipeline.Budget().Tokens() }

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from conformance.runner.attestation import AUDIENCE, ISSUER, NAMESPACE, JwtIssuer
-from conformance.runner.execute import _no_return, _normalise
+from conformance.runner.cases import parse_document
+from conformance.runner.execute import _no_return, _normalise, _Run
 from conformance.runner.matchers import Context, match
+from conformance.runner.server import Server
 from secinfra_server.attest import AttestationRejected, JWTAttestor, JWTAttestorConfig
 
 
@@ -60,3 +62,36 @@ def test_eq_and_ne_take_a_recorded_value() -> None:
     assert match({"$ne": {"$ref": "first.result.serial"}}, "ab", ctx) != []
     assert match({"$eq": {"$ref": "first.result.serial"}}, "ab", ctx) == []
     assert match({"$ne": {"$ref": "missing.path"}}, "ab", ctx) != []
+
+
+def test_server_checks_select_by_replica_and_by_each_replicas_window() -> None:
+    """Replica logs have sequence numbers of their own: a step's window is per
+    replica, and ``replica:`` keeps one replica's requests."""
+    (case,) = parse_document(
+        {
+            "suite": "endpoints",
+            "cases": [
+                {
+                    "name": "windows",
+                    "spec": "12.3",
+                    "description": "per-replica windows",
+                    "setup": {"replicas": 2},
+                    "steps": [{"call": "GetCallerIdentity", "id": "one"}],
+                    "checks": [{"server": "*", "replica": "b", "count": 1}],
+                }
+            ],
+        },
+        "endpoints",
+        "endpoints.yaml",
+    )
+    run = _Run(case, "fake", {"a": cast(Server, None), "b": cast(Server, None)})
+    entry = {"rpc": "GetCallerIdentity", "headers": {}, "client_spiffe_id": "spiffe://x/w"}
+    run.log = [
+        {**entry, "replica": "a", "seq": 7, "received_monotonic": 1.0},  # before the step on a
+        {**entry, "replica": "b", "seq": 2, "received_monotonic": 1.5},  # b's own numbering
+        {**entry, "replica": "a", "seq": 8, "received_monotonic": 2.0},
+    ]
+    run.windows = {"one": {"a": (7, 8), "b": (0, 2)}}
+    assert [e["seq"] for e in run._entries({"server": "*", "during": "one"})] == [2, 8]
+    assert [e["seq"] for e in run._entries({"server": "*", "replica": "a"})] == [7, 8]
+    assert run._entries({"server": "*", "replica": "b", "during": "one"})[0]["replica"] == "b"

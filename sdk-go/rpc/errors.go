@@ -126,6 +126,9 @@ type Error struct {
 	HasRetryAfter bool
 	// Attempts is the HTTP attempts the call made (0 when none).
 	Attempts int
+	// Endpoint is the endpoint URL of the call's last attempt (spec
+	// 12.8.2); "" when no attempt was made.
+	Endpoint string
 	// StopReason says why retrying stopped, when the last outcome could
 	// have been retried but a rule ended the call (spec 3.9.5): attempts
 	// exhausted, the deadline, the retry budget spent, a Retry-After too

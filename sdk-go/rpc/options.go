@@ -173,4 +173,7 @@ type Meta struct {
 	RequestID string
 	// Status is that attempt's HTTP status, 0 when there was none.
 	Status int
+	// Endpoint is that attempt's endpoint URL (spec 12.8.1); "" for a
+	// fresh cache hit.
+	Endpoint string
 }

@@ -31,7 +31,7 @@ const protocolVersion = 1
 var features = []protocol.Feature{
 	protocol.FeatureJWTAttestation, protocol.FeatureConcurrent, protocol.FeatureIdentity,
 	protocol.FeatureEvents, protocol.FeatureCacheSize, protocol.FeatureIdempotencyKey,
-	protocol.FeatureUseCache, protocol.FeatureMtls,
+	protocol.FeatureUseCache, protocol.FeatureMtls, protocol.FeatureEndpoints,
 }
 
 // protocolError is an Unsupported or AdapterError answer.
@@ -258,6 +258,10 @@ func failure(e *rpc.Error) *protocol.Failure {
 		after := e.RetryAfter.Seconds()
 		out.RetryAfter = &after
 	}
+	if e.Endpoint != "" {
+		endpoint := e.Endpoint
+		out.Endpoint = &endpoint
+	}
 	return out
 }
 
@@ -281,6 +285,24 @@ func (a *adapter) configure(req *protocol.ConfigureRequest) (*protocol.IdentityS
 		if o.CacheSize != nil {
 			opts = append(opts, secinfra.WithCacheSize(int(*o.CacheSize)))
 		}
+		if o.EndpointOrder != nil {
+			order := map[string]secinfra.EndpointOrder{"random": secinfra.EndpointsRandom, "listed": secinfra.EndpointsListed}
+			chosen, ok := order[*o.EndpointOrder]
+			if !ok {
+				return nil, adapterError("unknown endpoint_order %q", *o.EndpointOrder)
+			}
+			opts = append(opts, secinfra.WithEndpointOrder(chosen))
+		}
+		if o.EndpointCooldownSeconds != nil {
+			cooldown := seconds(*o.EndpointCooldownSeconds)
+			opts = append(opts, secinfra.WithEndpointCooldown(cooldown, max(cooldown, secinfra.DefaultEndpointCooldownMax)))
+		}
+	}
+	serverURL := req.ServerURL
+	if len(req.Endpoints) > 0 {
+		// Several endpoints (spec 12.1): the first is the server URL, the rest follow.
+		serverURL = req.Endpoints[0]
+		opts = append(opts, secinfra.WithEndpoints(req.Endpoints[1:]...))
 	}
 	joinToken, jwt := "", ""
 	if req.JoinToken != nil {
@@ -299,7 +321,7 @@ func (a *adapter) configure(req *protocol.ConfigureRequest) (*protocol.IdentityS
 		// the SDK re-enrols by itself after an expiry (9.7.1).
 		attestation = identity.JWTProvider(func(context.Context) (string, error) { return token, nil })
 	}
-	client, err := secinfra.Enrol(context.Background(), req.ServerURL, attestation, []byte(req.BundlePEM), opts...)
+	client, err := secinfra.Enrol(context.Background(), serverURL, attestation, []byte(req.BundlePEM), opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -427,6 +449,10 @@ func (p *prepared) run() *protocol.CallOutcome {
 	if meta.Status != 0 {
 		status := int32(meta.Status)
 		m.Status = &status
+	}
+	if meta.Endpoint != "" {
+		endpoint := meta.Endpoint
+		m.Endpoint = &endpoint
 	}
 	return outcome(result, m, nil)
 }

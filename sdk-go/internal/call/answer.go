@@ -21,6 +21,8 @@ type Answer struct {
 	Header   http.Header
 	Body     []byte
 	Attempts int
+	// Endpoint is the endpoint URL the answering attempt went to (spec 12.8).
+	Endpoint string
 }
 
 // DecodeResult decodes a successful answer's body into resp, a generated

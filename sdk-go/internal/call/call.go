@@ -9,6 +9,9 @@
 // per-attempt timeout and a per-call deadline, trying again as retry.Decide
 // says and the client's budget allows; turn the answer into the result or a
 // typed error (answer.go); and after a write, invalidate what it changed.
+// Each attempt goes to the endpoint endpoints.Set chooses, and its outcome
+// updates that endpoint's cooldown, so a retry after an endpoint failure
+// moves to another endpoint (spec 12).
 //
 // Messages keep the component users know from the error tree,
 // "secinfra: transport: ".
@@ -28,6 +31,7 @@ import (
 
 	"github.com/secinfra/secinfra/sdk-go/identity"
 	"github.com/secinfra/secinfra/sdk-go/internal/cache"
+	"github.com/secinfra/secinfra/sdk-go/internal/endpoints"
 	"github.com/secinfra/secinfra/sdk-go/internal/retry"
 	"github.com/secinfra/secinfra/sdk-go/internal/transport"
 	"github.com/secinfra/secinfra/sdk-go/rpc"
@@ -46,8 +50,11 @@ type Sender interface {
 
 // Config configures a Pipeline.
 type Config struct {
-	// BaseURL is the server's https:// URL.
+	// BaseURL is the server's https:// URL, when Endpoints is nil.
 	BaseURL string
+	// Endpoints chooses each attempt's endpoint (spec 12); default: BaseURL
+	// alone.
+	Endpoints *endpoints.Set
 	// Transport makes the attempts.
 	Transport Sender
 	// Source gives the identity of mTLS calls and refreshes the bundle.
@@ -75,7 +82,6 @@ type Config struct {
 // Pipeline implements rpc.Invoker; safe for concurrent use.
 type Pipeline struct {
 	cfg     Config
-	base    string
 	flights cache.SingleFlight[flightResult]
 }
 
@@ -97,8 +103,15 @@ func CheckBaseURL(base string) error {
 
 // New checks cfg and returns a pipeline.
 func New(cfg Config) (*Pipeline, error) {
-	if err := CheckBaseURL(cfg.BaseURL); err != nil {
-		return nil, err
+	if cfg.Endpoints == nil {
+		if err := CheckBaseURL(cfg.BaseURL); err != nil {
+			return nil, err
+		}
+		set, err := endpoints.New([]string{cfg.BaseURL}, endpoints.Config{Order: endpoints.Listed})
+		if err != nil {
+			return nil, err
+		}
+		cfg.Endpoints = set
 	}
 	if cfg.Transport == nil || cfg.Source == nil || cfg.Budget == nil || cfg.Cache == nil {
 		return nil, errors.New("secinfra: transport: transport, source, budget and cache are required")
@@ -118,7 +131,7 @@ func New(cfg Config) (*Pipeline, error) {
 	if cfg.NewIdempotencyKey == nil {
 		cfg.NewIdempotencyKey = NewUUID
 	}
-	p := &Pipeline{cfg: cfg, base: strings.TrimRight(cfg.BaseURL, "/")}
+	p := &Pipeline{cfg: cfg}
 	var lastID string
 	if s := cfg.Source.Snapshot(); s != nil {
 		lastID = s.SpiffeID
@@ -159,6 +172,9 @@ func (p *Pipeline) Close() { p.cfg.Cache.Clear() }
 // Budget is the client's retry budget.
 func (p *Pipeline) Budget() *retry.Budget { return p.cfg.Budget }
 
+// Endpoints is the client's endpoints and their cooldowns.
+func (p *Pipeline) Endpoints() *endpoints.Set { return p.cfg.Endpoints }
+
 // Invoke implements rpc.Invoker.
 func (p *Pipeline) Invoke(ctx context.Context, d *rpc.Descriptor, req, resp any, opts ...rpc.CallOption) error {
 	o := rpc.ApplyCallOptions(opts)
@@ -167,7 +183,7 @@ func (p *Pipeline) Invoke(ctx context.Context, d *rpc.Descriptor, req, resp any,
 	if o.Meta != nil {
 		var e *rpc.Error
 		if errors.As(err, &e) {
-			meta = rpc.Meta{Attempts: e.Attempts, RequestID: e.RequestID, Status: e.Status}
+			meta = rpc.Meta{Attempts: e.Attempts, RequestID: e.RequestID, Status: e.Status, Endpoint: e.Endpoint}
 		}
 		*o.Meta = meta
 	}
@@ -192,7 +208,8 @@ func (p *Pipeline) invoke(ctx context.Context, d *rpc.Descriptor, req, resp any,
 	}
 	callCtx, cancel := context.WithDeadline(ctx, deadlineAt)
 	defer cancel()
-	encoded, err := EncodeRequest(p.base, d, req)
+	// The path and query only: each attempt puts its endpoint in front.
+	encoded, err := EncodeRequest("", d, req)
 	if err != nil {
 		return invalidArgument(err)
 	}
@@ -213,7 +230,7 @@ func (p *Pipeline) invoke(ctx context.Context, d *rpc.Descriptor, req, resp any,
 		return err
 	}
 	c.afterWrite(a.Body)
-	*meta = rpc.Meta{Attempts: a.Attempts, RequestID: a.Header.Get(RequestIDHeader), Status: a.Status}
+	*meta = rpc.Meta{Attempts: a.Attempts, RequestID: a.Header.Get(RequestIDHeader), Status: a.Status, Endpoint: a.Endpoint}
 	return nil
 }
 
@@ -297,7 +314,7 @@ func (c *call) cached(resp any, meta *rpc.Meta) error {
 		}
 		return err
 	}
-	a := &Answer{Body: res.body, Status: res.meta.Status, Attempts: res.meta.Attempts, Header: http.Header{}}
+	a := &Answer{Body: res.body, Status: res.meta.Status, Attempts: res.meta.Attempts, Header: http.Header{}, Endpoint: res.meta.Endpoint}
 	if err := DecodeResult(c.name, a, resp); err != nil {
 		return err
 	}
@@ -325,11 +342,11 @@ func (c *call) fetch(key string, resp any) (flightResult, error) {
 		var e *rpc.Error
 		if current != nil && current.UsableOnError && errors.As(err, &e) && serverFailure(e) {
 			return flightResult{body: current.Body, meta: rpc.Meta{FromCache: true, Stale: true,
-				Attempts: e.Attempts, RequestID: e.RequestID, Status: e.Status}}, nil
+				Attempts: e.Attempts, RequestID: e.RequestID, Status: e.Status, Endpoint: e.Endpoint}}, nil
 		}
 		return flightResult{}, err
 	}
-	m := rpc.Meta{Attempts: a.Attempts, RequestID: a.Header.Get(RequestIDHeader), Status: a.Status}
+	m := rpc.Meta{Attempts: a.Attempts, RequestID: a.Header.Get(RequestIDHeader), Status: a.Status, Endpoint: a.Endpoint}
 	if a.Status == http.StatusNotModified && current != nil {
 		store.Refresh(key, a.Header, c.p.cfg.Now())
 		m.FromCache = true
@@ -355,8 +372,23 @@ func serverFailure(e *rpc.Error) bool {
 	return e.Kind == rpc.KindTransport || e.Kind == rpc.KindDeadlineExceeded || e.Status >= 500
 }
 
-// send makes attempts until one succeeds or the retry rules end the call.
+// send makes attempts until one succeeds or the retry rules end the call;
+// every error it returns names the last attempt's endpoint (spec 12.8.2).
 func (c *call) send(ifNoneMatch string) (*Answer, error) {
+	endpoint := ""
+	a, err := c.attempts(ifNoneMatch, &endpoint)
+	var e *rpc.Error
+	if err != nil && errors.As(err, &e) && e.Endpoint == "" {
+		e.Endpoint = endpoint
+		if endpoint != "" && (e.Kind == rpc.KindTransport || e.Kind == rpc.KindDeadlineExceeded) {
+			e.Message = strings.Replace(e.Message, c.name+": ", c.name+": "+endpoint+": ", 1)
+		}
+	}
+	return a, err
+}
+
+// attempts is send's loop; *endpoint is kept at the last attempt's endpoint.
+func (c *call) attempts(ifNoneMatch string, endpoint *string) (*Answer, error) {
 	p := c.p
 	header := http.Header{}
 	header.Set("User-Agent", p.cfg.UserAgent)
@@ -377,6 +409,8 @@ func (c *call) send(ifNoneMatch string) (*Answer, error) {
 	}
 	mtls := c.d.Auth != rpc.AuthNone
 	refreshed := false
+	sets := p.cfg.Endpoints
+	repeatAt := "" // the endpoint a bundle refresh repeats the attempt at (12.6.2)
 	for attempt := 1; ; attempt++ {
 		remaining := c.deadlineAt.Sub(p.cfg.Now())
 		if remaining <= 0 || c.ctx.Err() != nil {
@@ -393,8 +427,14 @@ func (c *call) send(ifNoneMatch string) (*Answer, error) {
 				return nil, err
 			}
 		}
+		// Each attempt goes to the first endpoint not cooling down (12.3).
+		at := repeatAt
+		if at == "" {
+			at = sets.Choose()
+		}
+		repeatAt, *endpoint = "", at
 		header.Set(AttemptHeader, strconv.Itoa(attempt))
-		resp, fail := p.cfg.Transport.Send(c.ctx, transport.Request{Method: c.d.HTTPMethod, URL: c.req.URL,
+		resp, fail := p.cfg.Transport.Send(c.ctx, transport.Request{Method: c.d.HTTPMethod, URL: at + c.req.URL,
 			Header: header, Body: c.req.Body, MTLS: mtls, Snapshot: snap, Timeout: min(c.policy.AttemptTimeout, remaining)})
 		var a *Answer
 		var out retry.Outcome
@@ -405,21 +445,25 @@ func (c *call) send(ifNoneMatch string) (*Answer, error) {
 					refreshed = true
 					if changed, _ := p.cfg.Source.RefreshBundle(c.ctx); changed {
 						attempt-- // the repeat keeps the attempt's number (spec 2.4.2)
+						repeatAt = at
 						continue
 					}
 				}
+				// Never an endpoint failure, never a move (spec 12.6.1).
 				return nil, &rpc.Error{Kind: rpc.KindTransport, Code: rpc.CodeUnavailable, Attempts: attempt,
 					Message: fmt.Sprintf("secinfra: transport: %s: %s", c.name, strings.TrimPrefix(verr.Error(), "secinfra: transport: ")), Cause: fail.Err}
 			}
 			if errors.Is(c.ctx.Err(), context.Canceled) {
 				return nil, c.cancelled(attempt, c.ctx.Err())
 			}
+			sets.Record(at, true)
 			if !c.deadlineAt.After(p.cfg.Now()) {
 				return nil, c.deadlineError(attempt, fail.Err)
 			}
 			out = retry.Outcome{Sent: fail.Sent, Timeout: fail.Timeout}
 		} else {
-			a = &Answer{Status: resp.Status, Header: resp.Header, Body: resp.Body, Attempts: attempt}
+			a = &Answer{Status: resp.Status, Header: resp.Header, Body: resp.Body, Attempts: attempt, Endpoint: at}
+			sets.Record(at, endpoints.IsFailure(a.Status))
 			if a.Status >= 200 && a.Status < 300 || a.Status == http.StatusNotModified && ifNoneMatch != "" {
 				p.cfg.Budget.RecordSuccess()
 				return a, nil

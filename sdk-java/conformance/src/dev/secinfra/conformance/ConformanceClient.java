@@ -444,6 +444,7 @@ public final class ConformanceClient {
     if (meta == null) {
       return null;
     }
+    // endpoint: null until the SDK implements several endpoints (spec 12).
     return new CallMeta(
         meta.fromCache(),
         meta.stale(),
