@@ -77,12 +77,6 @@ public final class CallPipeline implements Invoker {
   private record Answer(
       int status, JsonNode body, HttpTransport.Outcome outcome, int attempts, String endpoint) {}
 
-  /**
-   * The endpoint a verification failure's bundle refresh, made on this thread, must go to (spec
-   * 12.6.2); null otherwise.
-   */
-  private static final ThreadLocal<EndpointSet.Endpoint> PINNED = new ThreadLocal<>();
-
   private final Settings settings;
   private final RetryBudget budget;
   private final ResponseCache cache;
@@ -359,7 +353,7 @@ public final class CallPipeline implements Invoker {
     byte[] body = RequestEncoder.body(method, request);
     boolean mtls = method.auth() == Auth.MTLS;
     boolean refreshed = false;
-    EndpointSet.Endpoint repeatOn = PINNED.get();
+    EndpointSet.Endpoint repeatOn = null;
     int attempt = 0;
     while (true) {
       attempt++;
@@ -369,7 +363,7 @@ public final class CallPipeline implements Invoker {
         throw Errors.deadline(deadlineMessage(method, eff, attempt - 1), attempt - 1, null);
       }
       EndpointSet.Endpoint endpoint = repeatOn != null ? repeatOn : endpoints.choose();
-      repeatOn = PINNED.get();
+      repeatOn = null;
       last[0] = endpoint;
       long timeout = Math.min(eff.attemptTimeout().toNanos(), remaining);
       Map<String, String> headers = headers(attempt, idempotencyKey, body != null, ifNoneMatch);
@@ -409,13 +403,14 @@ public final class CallPipeline implements Invoker {
         continue;
       }
       if (failure.verification() != null) {
-        // Never an endpoint failure, never a move (12.6.1): refresh the bundle from this
-        // endpoint and repeat the attempt there (12.6.2).
+        // Never an endpoint failure, never a move (12.6.1): refresh the bundle (a call like any
+        // other, which the unchanged endpoint state normally sends here too) and repeat the
+        // attempt on this endpoint (12.6.2).
         if (failure.verification().check() == Tls.VerificationFailure.Check.CHAIN
             && !refreshed
             && !method.name().equals("GetTrustBundle")) {
           refreshed = true;
-          if (refreshBundleFrom(endpoint, deadline)) {
+          if (identity.refreshBundleNow(deadline)) {
             attempt--;
             repeatOn = endpoint;
             continue;
@@ -438,21 +433,6 @@ public final class CallPipeline implements Invoker {
             true, attempt, failure.cause());
       }
       sleep(decision.delayNanos(), attempt);
-    }
-  }
-
-  /** The one bundle refresh of 10.3, its attempts sent to {@code endpoint} (12.6.2). */
-  private boolean refreshBundleFrom(EndpointSet.Endpoint endpoint, long deadline) {
-    EndpointSet.Endpoint outer = PINNED.get();
-    PINNED.set(endpoint);
-    try {
-      return identity.refreshBundleNow(deadline);
-    } finally {
-      if (outer == null) {
-        PINNED.remove();
-      } else {
-        PINNED.set(outer);
-      }
     }
   }
 
