@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import stat
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -149,6 +148,10 @@ def test_only_the_current_and_previous_snapshots_are_kept(
         assert (tmp_path / previous).is_dir()
 
 
+#: The swap race test's bounds: swaps at least, reads at least, swaps at most.
+MIN_SWAPS, MIN_READS, MAX_SWAPS = 200, 100, 50_000
+
+
 def test_readers_of_the_resolved_snapshot_never_see_a_mismatched_pair(
     tmp_path: Path, identities: list[X509Identity]
 ) -> None:
@@ -174,9 +177,10 @@ def test_readers_of_the_resolved_snapshot_never_see_a_mismatched_pair(
         readers = [threading.Thread(target=read) for _ in range(2)]
         for reader in readers:
             reader.start()
-        deadline = time.monotonic() + 1.5
+        # Bounded by counts, not by time: at least MIN_SWAPS swaps, and on
+        # until the readers have read MIN_READS times (at most MAX_SWAPS).
         n = 0
-        while time.monotonic() < deadline:
+        while n < MAX_SWAPS and not problems and (n < MIN_SWAPS or reads[0] < MIN_READS):
             sink.write(identities[n % len(identities)], BUNDLE)
             n += 1
         stop.set()
@@ -184,8 +188,8 @@ def test_readers_of_the_resolved_snapshot_never_see_a_mismatched_pair(
             reader.join(5)
 
     assert problems == []
-    assert n > 20
-    assert reads[0] > 20
+    assert n >= MIN_SWAPS
+    assert reads[0] >= MIN_READS, f"readers read {reads[0]} times in {n} swaps"
     assert leftovers(tmp_path) == []
 
 
