@@ -43,6 +43,7 @@ USES: Final = (
     ("call", "call: request", ""),
     ("call", "retry", "asks"),
     ("call", "retry budget", "spends"),
+    ("call", "endpoints", "picks"),
     ("call", "cache", "looks up"),
     ("call", "single-flight", ""),
     ("call", "transport", "sends"),
@@ -69,6 +70,7 @@ GROUPS: Final = (
 RUNTIME: Final = (
     "retry",
     "retry budget",
+    "endpoints",
     "cache",
     "single-flight",
     "rotation",
