@@ -193,6 +193,8 @@ def conformance(session: nox.Session) -> None:
     install(
         session, *TEST_TOOLS, "PyYAML", "jsonschema", "requests", "-e", "sdk-python", "-e", "server"
     )
+    # Replica cases (setup.replicas) run on a throwaway PostgreSQL cluster.
+    session.run("bash", str(ROOT / "scripts" / "ensure-postgresql.sh"), external=True)
     session.run("pytest", "conformance/tests")
     session.run("python", "-m", "conformance.runner", *session.posargs)
     if not session.posargs:  # the full run: the 16-pair mTLS matrix too

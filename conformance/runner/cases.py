@@ -51,11 +51,12 @@ STEP_ACTIONS: Final = (
     "peer_serve",
     "peer_call",
     "await_identity",
+    "stop",
 )
 #: Client-check keys that check something (``client`` names the step).
 CLIENT_CHECKED: Final = {"ok", "result", "meta", "error", "elapsed", "outcomes", "seen"}
 #: Server-check keys that only select requests.
-SERVER_SELECTORS: Final = {"server", "during", "include_admin"}
+SERVER_SELECTORS: Final = {"server", "during", "include_admin", "replica"}
 #: Features that a case's steps and setup imply, by what implies them.
 FEATURE_OF_STEP: Final = {
     "concurrent": "concurrent",
@@ -70,7 +71,15 @@ FEATURE_OF_STEP: Final = {
 #: Steps that name a peer identity made by an earlier peer_identity step.
 PEER_IDENTITY_USERS: Final = ("peer_serve", "peer_call")
 FEATURE_OF_CALL_OPTION: Final = {"idempotency_key": "idempotency_key", "use_cache": "use_cache"}
-FEATURE_OF_CLIENT_OPTION: Final = {"cache_size": "cache_size"}
+FEATURE_OF_CLIENT_OPTION: Final = {
+    "cache_size": "cache_size",
+    "endpoint_order": "endpoints",
+    "endpoint_cooldown_seconds": "endpoints",
+}
+#: A case with replicas configures its client with several endpoints.
+ENDPOINTS_FEATURE: Final = "endpoints"
+#: Replica names, in endpoint order (setup.replicas: 2 gives a and b).
+REPLICA_NAMES: Final = ("a", "b", "c")
 JWT_FEATURE: Final = "jwt_attestation"
 
 
@@ -188,6 +197,8 @@ def required_features(raw: dict[str, Any]) -> frozenset[str]:
     setup = raw.get("setup") or {}
     if setup.get("attestation") == "jwt":
         found.add(JWT_FEATURE)
+    if setup.get("replicas"):
+        found.add(ENDPOINTS_FEATURE)
     found |= {
         FEATURE_OF_CLIENT_OPTION[k]
         for k in setup.get("client") or {}
@@ -307,8 +318,9 @@ def _check_case(raw: Any, label: str) -> list[str]:
     steps = raw["steps"]
     ids: list[str] = [CONFIGURE_STEP]
     peer_identities: list[str] = []
+    replicas = _replicas(raw.get("setup") or {})
     for i, step in enumerate(steps):
-        p += _check_step(step, f"{label}: steps[{i}]", shared=share)
+        p += _check_step(step, f"{label}: steps[{i}]", shared=share, replicas=replicas)
         ids.append(_step_id(step, i))
         if "peer_identity" in step:
             peer_identities.append(_step_id(step, i))
@@ -326,6 +338,11 @@ def _check_case(raw: Any, label: str) -> list[str]:
         )
     for i, check in enumerate(raw["checks"]):
         p += _check_check(check, f"{label}: checks[{i}]", ids)
+        if "replica" in check and check["replica"] not in replicas:
+            p.append(
+                f"{label}: checks[{i}].replica: no replica {check['replica']!r}"
+                f" (this case has {replicas})"
+            )
     return p
 
 
@@ -345,17 +362,40 @@ def _check_setup(setup: dict[str, Any], where: str, *, shared: bool) -> list[str
         if shared and not secret["name"].startswith("${ns}/"):
             p.append(f"{where}.secrets[{i}]: shared-server cases must name secrets '${{ns}}/...'")
     p += _check_scripts(setup.get("scripts") or {}, f"{where}.scripts")
+    replicas = _replicas(setup)
+    if setup.get("replicas") and shared:
+        p.append(f"{where}.replicas: a case with share_server: true cannot have replicas")
+    for i, name in enumerate(setup.get("stopped") or []):
+        if name not in replicas:
+            p.append(f"{where}.stopped[{i}]: no replica {name!r} (this case has {replicas})")
+    if set(setup.get("stopped") or []) >= set(replicas):
+        p.append(f"{where}.stopped: at least one replica must be running")
     return p
+
+
+def _replicas(setup: dict[str, Any]) -> list[str]:
+    """The replica names of a case: ["a"] without setup.replicas."""
+    return list(REPLICA_NAMES[: int(setup.get("replicas") or 1)])
 
 
 def _check_scripts(scripts: dict[str, Any], where: str) -> list[str]:
     return [f"{where}: unknown RPC {rpc!r}" for rpc in scripts if rpc not in ROUTES_BY_RPC]
 
 
-def _check_step(step: dict[str, Any], where: str, *, shared: bool) -> list[str]:
+def _check_step(
+    step: dict[str, Any], where: str, *, shared: bool, replicas: list[str]
+) -> list[str]:
     (action,) = (k for k in step if k in STEP_ACTIONS)
     value = step[action]
     p: list[str] = []
+    for key in ("stop", "replica"):
+        names_a_replica = key in step and (key == "stop" or action in ("script", "control"))
+        if names_a_replica and step[key] not in replicas:
+            p.append(f"{where}.{key}: no replica {step[key]!r} (this case has {replicas})")
+    if action == "stop" and len(replicas) < 2:
+        p.append(f"{where}.stop: stopping needs setup.replicas (at least 2)")
+    if action == "stop" and "after_request" in step and step["after_request"] not in ROUTES_BY_RPC:
+        p.append(f"{where}.after_request: unknown RPC {step['after_request']!r}")
     if action in ("call", "concurrent", "repeat", "admin") and value not in ROUTES_BY_RPC:
         p.append(f"{where}.{action}: unknown RPC {value!r}")
     if action == "script":
@@ -389,6 +429,6 @@ def _check_check(check: dict[str, Any], where: str, ids: list[str]) -> list[str]
         if not set(check) - SERVER_SELECTORS:
             p.append(f"{where}: the check checks nothing")
     for key, value in check.items():
-        if key not in ("client", "server", "during"):
+        if key not in ("client", "server", "during", "replica"):
             p += matchers.validate(value, f"{where}.{key}")
     return p

@@ -23,10 +23,11 @@ from typing import Any, Final
 from . import attestation, matchers
 from .adapter import AdapterFailure, AdapterProcess
 from .attestation import ISSUER_FOR_RUN
-from .cases import Case
+from .cases import REPLICA_NAMES, Case
+from .database import DatabaseUnavailable, SharedCluster
 from .mtls_peer import PeerError, Peers
 from .sdks import ROOT, SDKS
-from .server import ADMIN_ID, TRUST_DOMAIN, Server, ServerError
+from .server import ADMIN_ID, STOP_WAIT_SECONDS, TRUST_DOMAIN, Server, ServerError
 
 DEFAULT_DEADLINE_SECONDS: Final = 30.0
 #: How long the checks wait for requests of the case still being answered.
@@ -39,6 +40,8 @@ MTLS_CALL_SECONDS: Final = 10.0
 #: How often await_identity asks the client, and how long it waits by default.
 AWAIT_POLL_SECONDS: Final = 0.2
 AWAIT_DEFAULT_SECONDS: Final = 30.0
+#: How often a stop step armed with after_request looks at the replica's log.
+STOP_POLL_SECONDS: Final = 0.02
 _VAR = re.compile(r"\$\{([a-z_]+)(?::([+-]?[0-9.]+|[a-z_][a-z0-9_.-]*))?\}")
 
 PASSED: Final = "passed"
@@ -104,6 +107,49 @@ class ServerPool:
         self._starting = 0
         self._closed = False
         self._starters: list[threading.Thread] = []
+        #: PostgreSQL for replica cases, started by the first one.
+        self.cluster = SharedCluster()
+
+    @contextmanager
+    def servers_for(self, case: Case) -> Iterator[dict[str, Server]]:
+        """The case's servers by name: ``{"a": server}``, or its replicas."""
+        if not case.setup.get("replicas"):
+            with self.server_for(case) as server:
+                yield {"a": server}
+            return
+        with self.replicas_for(case) as replicas:
+            yield replicas
+
+    @contextmanager
+    def replicas_for(self, case: Case) -> Iterator[dict[str, Server]]:
+        """``setup.replicas`` servers on one new PostgreSQL database, a first.
+
+        Replica a creates the schema, the CA and the KEK; each later replica
+        starts from a copy of that KEK (it unseals the CA key and the secrets in
+        the shared database) and makes its own admin identity and serving
+        certificate, as an operator's second replica would.
+        """
+        settings = case.setup.get("server") or {}
+        jwt = ISSUER_FOR_RUN if case.setup.get("attestation") == "jwt" else None
+        try:
+            dsn = self.cluster.new_database()
+        except DatabaseUnavailable as exc:
+            raise ServerError(str(exc)) from exc
+        replicas: dict[str, Server] = {}
+        try:
+            for name in REPLICA_NAMES[: int(case.setup["replicas"])]:
+                first = replicas.get("a")
+                replicas[name] = Server(
+                    settings,
+                    jwt=jwt,
+                    name=name,
+                    database_dsn=dsn,
+                    kek_from=first.kek_path if first is not None else None,
+                ).start()
+            yield replicas
+        finally:
+            for server in replicas.values():
+                server.close()
 
     @contextmanager
     def server_for(self, case: Case) -> Iterator[Server]:
@@ -174,13 +220,17 @@ class ServerPool:
             self._shared, self._spares = [], []
         for server in servers:
             server.close()
+        self.cluster.close()
 
 
 class _Run:
-    def __init__(self, case: Case, sdk: str, server: Server) -> None:
+    def __init__(self, case: Case, sdk: str, servers: dict[str, Server]) -> None:
         self.case = case
         self.sdk = sdk
-        self.server = server
+        #: The case's servers by replica name; ``a`` enrols the client and
+        #: answers the runner's admin calls while it runs.
+        self.servers = servers
+        self.server = servers["a"]
         self.ns = case.full_name.replace("/", "-")
         self.jwt = case.setup.get("attestation") == "jwt"
         workload_path = str(case.setup.get("workload") or f"w/{self.ns}")
@@ -193,9 +243,12 @@ class _Run:
             "workload": f"spiffe://{TRUST_DOMAIN}/{workload_path}",
         }
         self.outcomes: dict[str, dict[str, Any]] = {}
-        self.windows: dict[str, tuple[int, int]] = {}
-        self.start_seq = 0
-        self.end_seq = 0
+        #: Per step, per replica: the log's last sequence number before and after.
+        self.windows: dict[str, dict[str, tuple[int, int]]] = {}
+        self.start_seq: dict[str, int] = {}
+        self.end_seq: dict[str, int] = {}
+        #: Stop steps armed with after_request, running beside the steps after them.
+        self._stoppers: list[tuple[str, threading.Thread]] = []
         self.log: list[dict[str, Any]] = []
         self.client: AdapterProcess | None = None
         #: The runner's mTLS peer, made by the first step that needs it.
@@ -239,6 +292,10 @@ class _Run:
             if value is None or isinstance(value, dict | list):
                 raise ValueError(f"${{ref:{arg}}} has no value (did that step run and succeed?)")
             return str(value)
+        if name == "replica_url":
+            if arg not in self.servers:
+                raise ValueError(f"${{replica_url:{arg}}}: no replica {arg!r} in this case")
+            return self.servers[str(arg)].url
         if name == "b64":
             raise ValueError("use value: in secrets; ${b64} is not a variable")
         if name not in self.vars:
@@ -269,16 +326,29 @@ class _Run:
         if writes:
             self.server.admin("WriteTuples", {"writes": writes})
         self.post_scripts(setup.get("scripts") or {})
-        self.start_seq = self.server.last_seq()
+        for name in setup.get("stopped") or []:
+            self.servers[name].stop("KILL")
+        self.start_seq = self.last_seqs()
 
-    def post_scripts(self, scripts: dict[str, list[dict[str, Any]]]) -> None:
+    def last_seqs(self) -> dict[str, int]:
+        """Each replica's last request-log sequence number."""
+        return {name: server.last_seq() for name, server in self.servers.items()}
+
+    def admin_server(self) -> Server:
+        """The replica the runner's admin calls go to: the first one not stopped."""
+        for server in self.servers.values():
+            if not server.stopped:
+                return server
+        raise ServerError("every replica of the case is stopped: no admin calls possible")
+
+    def post_scripts(self, scripts: dict[str, list[dict[str, Any]]], replica: str = "a") -> None:
         for rpc, steps in scripts.items():
             expanded: list[dict[str, Any]] = []
             for step in steps:
                 times = int(step.get("times", 1))
                 plain = {k: v for k, v in step.items() if k != "times"}
                 expanded += [plain] * times
-            self.server.script(rpc, expanded)
+            self.servers[replica].script(rpc, expanded)
 
     # -- the client -----------------------------------------------------------------
     def start_client(self) -> None:
@@ -292,9 +362,12 @@ class _Run:
         attest: dict[str, str] = (
             {"jwt": ISSUER_FOR_RUN.token(self.ns)}
             if self.jwt
-            else {"join_token": self.server.join_token(self.vars["workload"])}
+            else {"join_token": self.admin_server().join_token(self.vars["workload"])}
         )
-        before = self.server.last_seq()
+        endpoints: dict[str, Any] = {}
+        if self.case.setup.get("replicas"):
+            endpoints["endpoints"] = [server.url for server in self.servers.values()]
+        before = self.last_seqs()
         started = time.monotonic()
         answer = client.request(
             "configure",
@@ -302,11 +375,12 @@ class _Run:
             server_url=self.server.url,
             bundle_pem=self.server.bundle_pem,
             options=options,
+            **endpoints,
             **attest,
         )
         self._raise_unsupported(answer)
         self.outcomes["configure"] = _outcome(answer, time.monotonic() - started)
-        self.windows["configure"] = (before, self.server.last_seq())
+        self.windows["configure"] = self._window(before)
         if not answer["ok"]:
             raise AdapterFailure(f"configure failed: {answer.get('error')}")
 
@@ -333,11 +407,58 @@ class _Run:
         for index, raw in enumerate(self.case.steps):
             step_id = self.case.step_ids[index]
             step = self.subst(raw)
-            before = self.server.last_seq()
+            before = self.last_seqs()
             started = time.monotonic()
             self.outcomes[step_id] = self._run_step(step, started, step_id)
-            self.windows[step_id] = (before, self.server.last_seq())
-        self.end_seq = self.server.last_seq()
+            self.windows[step_id] = self._window(before)
+        for step_id, thread in self._stoppers:
+            thread.join(STOP_WAIT_SECONDS + SHORT_OP_SECONDS)
+            if thread.is_alive():
+                raise AdapterFailure(f"stop step {step_id} did not finish")
+        self.end_seq = self.last_seqs()
+
+    def _window(self, before: dict[str, int]) -> dict[str, tuple[int, int]]:
+        after = self.last_seqs()
+        return {name: (before[name], after[name]) for name in self.servers}
+
+    def _stop_step(self, step: dict[str, Any], started: float, step_id: str) -> dict[str, Any]:
+        """Stop a replica now, or (``after_request``) once a request of that RPC
+        from the client reaches it; the latter runs beside the next steps."""
+        name, how = str(step["stop"]), str(step.get("signal", "KILL"))
+        server = self.servers[name]
+        outcome: dict[str, Any] = {"ok": True, "result": {"replica": name}, "elapsed": 0.0}
+        rpc = step.get("after_request")
+        if rpc is None:
+            server.stop(how)
+            outcome["elapsed"] = time.monotonic() - started
+            return outcome
+        since = server.last_seq()
+        limit = float(step.get("within_seconds", self.case.timeout_seconds))
+
+        def wait_then_stop() -> None:
+            deadline = time.monotonic() + limit
+            while not self.expired.is_set() and time.monotonic() < deadline:
+                arrived = [
+                    e
+                    for e in server.requests_since(since)
+                    if e["rpc"] == rpc and e.get("client_spiffe_id") != ADMIN_ID
+                ]
+                if arrived:
+                    server.stop(how)
+                    outcome["result"]["after_seq"] = arrived[0]["seq"]
+                    outcome["elapsed"] = round(time.monotonic() - started, 4)
+                    return
+                time.sleep(STOP_POLL_SECONDS)
+            outcome["ok"] = False
+            outcome["error"] = {
+                "type": "RunnerError",
+                "message": f"no {rpc} request reached replica {name} within {limit:g} s",
+            }
+
+        thread = threading.Thread(target=wait_then_stop, daemon=True)
+        thread.start()
+        self._stoppers.append((step_id, thread))
+        return outcome
 
     @property
     def peers(self) -> Peers:
@@ -352,6 +473,8 @@ class _Run:
 
     def _run_step(self, step: dict[str, Any], started: float, step_id: str) -> dict[str, Any]:
         assert self.client is not None
+        if "stop" in step:
+            return self._stop_step(step, started, step_id)
         mtls = self._mtls_step(step, started, step_id)
         if mtls is not None:
             return mtls
@@ -409,17 +532,18 @@ class _Run:
             self._raise_unsupported(answer)
             return _outcome(answer, time.monotonic() - started)
         if "admin" in step:
-            result = self.server.admin(step["admin"], step.get("request") or {})
+            result = self.admin_server().admin(step["admin"], step.get("request") or {})
             return {"ok": True, "result": result, "elapsed": time.monotonic() - started}
         if "script" in step:
-            self.post_scripts(step["script"])
+            self.post_scripts(step["script"], str(step.get("replica", "a")))
             return {"ok": True, "elapsed": 0.0}
         if "sleep" in step:
             self.pause(float(step["sleep"]))
             return {"ok": True, "elapsed": time.monotonic() - started}
         if "control" in step:
             spec = step["control"]
-            result = self.server.control(spec["method"], spec["path"], spec.get("body"))
+            target = self.servers[str(step.get("replica", "a"))]
+            result = target.control(spec["method"], spec["path"], spec.get("body"))
             return {"ok": True, "result": result, "elapsed": time.monotonic() - started}
         raise AssertionError(f"unknown step {step!r}")  # validated in cases.py
 
@@ -516,7 +640,7 @@ class _Run:
 
     def check_all(self) -> list[str]:
         self.log = [_normalise(e) for e in self._settled_log()]
-        ctx = matchers.Context(refs=self.ref, issued=self.server.issued_request_id)
+        ctx = matchers.Context(refs=self.ref, issued=self._issued_request_id)
         failures: list[str] = []
         for index, raw in enumerate(self.case.checks):
             check = self.subst(raw)
@@ -540,12 +664,27 @@ class _Run:
         """
         deadline = time.monotonic() + SETTLE_SECONDS
         while True:
-            entries = [
-                e for e in self.server.requests_since(self.start_seq) if e["seq"] <= self.end_seq
+            entries: list[dict[str, Any]] = []
+            for name, server in self.servers.items():
+                entries += [
+                    {**e, "replica": name}
+                    for e in server.requests_since(self.start_seq[name])
+                    if e["seq"] <= self.end_seq[name]
+                ]
+            # A stopped replica's entries are final: one it never answered stays null.
+            pending = [
+                e for e in entries if e["status"] is None and not self.servers[e["replica"]].stopped
             ]
-            if all(e["status"] is not None for e in entries) or time.monotonic() >= deadline:
-                return entries
+            if not pending or time.monotonic() >= deadline:
+                break
             time.sleep(0.1)
+        if len(self.servers) > 1:
+            # Replicas run on one machine: their monotonic clocks are one clock.
+            entries.sort(key=lambda e: (e["received_monotonic"], e["replica"], e["seq"]))
+        return entries
+
+    def _issued_request_id(self, request_id: str) -> bool:
+        return any(server.issued_request_id(request_id) for server in self.servers.values())
 
     def _client_check(self, check: dict[str, Any], ctx: matchers.Context) -> list[str]:
         outcome = self.outcomes.get(check["client"])
@@ -565,9 +704,14 @@ class _Run:
     def _entries(self, check: dict[str, Any]) -> list[dict[str, Any]]:
         during = check.get("during") or []
         windows = [self.windows[d] for d in ([during] if isinstance(during, str) else during)]
+        replica = check.get("replica")
         out = []
         for entry in self.log:
-            if windows and not any(lo < entry["seq"] <= hi for lo, hi in windows):
+            if replica is not None and entry["replica"] != replica:
+                continue
+            if windows and not any(
+                w[entry["replica"]][0] < entry["seq"] <= w[entry["replica"]][1] for w in windows
+            ):
                 continue
             rpcs = check["server"] if isinstance(check["server"], list) else [check["server"]]
             if "*" not in rpcs and entry["rpc"] not in rpcs:
@@ -695,7 +839,10 @@ def _key_rule(rule: str, entries: list[dict[str, Any]]) -> list[str]:
 
 def _brief(e: dict[str, Any]) -> str:
     h = e["headers"]
-    parts = [f"#{e['seq']} {e['rpc']} {e['status']}", f"attempt={h.get('secinfra-attempt')}"]
+    parts = [
+        f"#{e['seq']}@{e.get('replica', 'a')} {e['rpc']} {e['status']}",
+        f"attempt={h.get('secinfra-attempt')}",
+    ]
     if h.get("idempotency-key"):
         parts.append(f"key={str(h['idempotency-key'])[:8]}")
     if h.get("if-none-match"):
@@ -718,8 +865,8 @@ def run_case(case: Case, sdk: str, pool: ServerPool) -> CaseResult:
     run: _Run | None = None
     watchdog: threading.Timer | None = None
     try:
-        with pool.server_for(case) as server:
-            run = _Run(case, sdk, server)
+        with pool.servers_for(case) as servers:
+            run = _Run(case, sdk, servers)
             try:
                 run.setup()
                 # timeout_seconds bounds the client's part: from its start to the

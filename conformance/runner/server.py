@@ -11,6 +11,7 @@ import base64
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -37,6 +38,10 @@ ADMIN_IDENTITY_PATH: Final = "/_test/admin-identity"
 LOG_LINES_KEPT: Final = 5000
 #: How long a request id check waits for the server's access line to be read.
 REQUEST_ID_WAIT_SECONDS: Final = 3.0
+#: How long a stopped replica may take to exit (SIGTERM drains its requests).
+STOP_WAIT_SECONDS: Final = 40.0
+#: The signals a case may stop a replica with.
+STOP_SIGNALS: Final = {"KILL": signal.SIGKILL, "TERM": signal.SIGTERM}
 
 ROUTES_BY_RPC: Final[dict[str, Route]] = {route.rpc: route for route in ROUTES}
 
@@ -49,12 +54,32 @@ class Server:
     """A reference server subprocess in test mode on 127.0.0.1."""
 
     def __init__(
-        self, settings: dict[str, Any] | None = None, *, jwt: JwtIssuer | None = None
+        self,
+        settings: dict[str, Any] | None = None,
+        *,
+        jwt: JwtIssuer | None = None,
+        name: str = "a",
+        database_dsn: str | None = None,
+        kek_from: Path | None = None,
     ) -> None:
         self.settings = dict(settings or {})
         #: JWT attestation: the server trusts this issuer's key ([jwt] in its TOML file).
         self.jwt = jwt
+        #: The replica's name in a case (a, b, ...); "a" for a lone server.
+        self.name = name
+        #: PostgreSQL instead of SQLite (replica cases); passed in the
+        #: environment, never on the command line (it holds a password).
+        self._database_dsn = database_dsn
         self.data_dir = Path(tempfile.mkdtemp(prefix="secinfra-conformance-"))
+        if kek_from is not None:
+            # A replica of a running server: the same KEK unseals the CA key and
+            # the secrets in the shared database. serve() makes the rest of the
+            # data dir (its own admin identity and serving certificate).
+            shutil.copyfile(kek_from, self.data_dir / "kek")
+            (self.data_dir / "kek").chmod(0o600)
+        #: The request log as it was just before a case stopped this replica.
+        self._stopped_log: list[dict[str, Any]] | None = None
+        self._stop_lock = threading.Lock()
         self.url = ""
         self._process: subprocess.Popen[str] | None = None
         self._lines: deque[str] = deque(maxlen=LOG_LINES_KEPT)
@@ -70,6 +95,10 @@ class Server:
         flags.append("--test-hooks")
         if self.jwt is not None:
             flags += ["--config", str(self.jwt.write_server_config(self.data_dir))]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        if self._database_dsn is not None:
+            env["SECINFRA_DATABASE_DSN"] = self._database_dsn
+            flags.append("--migrate")  # under PostgreSQL's lock: replicas may race
         for name, value in self.settings.items():
             flag = "--" + name.replace("_", "-")
             if value is True:
@@ -85,7 +114,7 @@ class Server:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env=env,
         )
         ready = threading.Event()
         threading.Thread(target=self._read_logs, args=(ready,), daemon=True).start()
@@ -141,6 +170,34 @@ class Server:
                 self._process.kill()
                 self._process.wait(10)
         shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    @property
+    def kek_path(self) -> Path:
+        """The KEK file ``serve`` made in this server's data dir."""
+        return self.data_dir / "kek"
+
+    def stop(self, how: str = "KILL") -> None:
+        """Stop this replica in the middle of a case (``KILL`` or ``TERM``).
+
+        Its request log is read first and kept, so checks can still see what
+        reached it; after a ``TERM`` the server drains its requests, so this
+        waits (bounded) for the process to exit either way.
+        """
+        with self._stop_lock:
+            if self._stopped_log is not None or self._process is None:
+                return
+            self._stopped_log = self.requests_since(0)
+            self._process.send_signal(STOP_SIGNALS[how])
+            try:
+                self._process.wait(STOP_WAIT_SECONDS)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait(10)
+
+    @property
+    def stopped(self) -> bool:
+        """Whether a case stopped this replica (its log is then the one kept)."""
+        return self._stopped_log is not None
 
     @property
     def alive(self) -> bool:
@@ -219,10 +276,14 @@ class Server:
         self.control("POST", "/_test/scripts", {"rpc": rpc, "steps": steps})
 
     def last_seq(self) -> int:
-        entries = self.control("GET", "/_test/requests")["requests"]
+        entries = self.requests_since(0)
         return int(entries[-1]["seq"]) if entries else 0
 
     def requests_since(self, since: int) -> list[dict[str, Any]]:
+        """The request log after ``since``; for a stopped replica, as it was kept."""
+        kept = self._stopped_log
+        if kept is not None:
+            return [dict(e) for e in kept if int(e["seq"]) > since]
         return list(self.control("GET", f"/_test/requests?since={since}")["requests"])
 
     def reset(self) -> None:

@@ -43,6 +43,16 @@ def test_valid_case_parses() -> None:
     assert case.step_ids == ["whoami"]
 
 
+def test_replicas_and_endpoint_options_imply_the_endpoints_feature() -> None:
+    (replicas,) = parse_document(doc(setup={"replicas": 2}), "retries", "retries.yaml")
+    (option,) = parse_document(
+        doc(setup={"client": {"endpoint_order": "listed"}}), "retries", "retries.yaml"
+    )
+    (plain,) = parse_document(doc(), "retries", "retries.yaml")
+    assert replicas.features == option.features == frozenset({"endpoints"})
+    assert plain.features == frozenset()
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -75,6 +85,24 @@ def test_valid_case_parses() -> None:
         ),
         ({"steps": [{"call": "GetCallerIdentity", "id": "configure"}]}, "implicit enrolment step"),
         ({"unknown": 1}, "unknown keys ['unknown']"),
+        # replica cases (spec 12)
+        ({"setup": {"replicas": 5}}, "2 or 3 (replicas a, b[, c] on one PostgreSQL)"),
+        ({"steps": [{"stop": "a"}]}, "stopping needs setup.replicas"),
+        ({"setup": {"replicas": 2}, "steps": [{"stop": "c"}]}, "no replica 'c' (this case has"),
+        (
+            {"setup": {"replicas": 2}, "steps": [{"stop": "b", "after_request": "GetSecrets"}]},
+            "unknown RPC 'GetSecrets'",
+        ),
+        ({"setup": {"replicas": 2, "stopped": ["a", "b"]}}, "at least one replica must be running"),
+        ({"setup": {"replicas": 2}, "steps": [{"stop": "b", "signal": "HUP"}]}, "'KILL', 'TERM'"),
+        (
+            {"setup": {"replicas": 2}, "checks": [{"server": "*", "replica": "c", "count": 0}]},
+            "checks[0].replica: no replica 'c'",
+        ),
+        (
+            {"share_server": True, "setup": {"replicas": 2}},
+            "share_server: true cannot have replicas",
+        ),
     ],
 )
 def test_invalid_case_is_named_with_its_problem(change: dict[str, Any], message: str) -> None:

@@ -29,7 +29,7 @@ def jitter_case() -> Case:
 def failures_for(gaps: list[float]) -> list[str]:
     """The case's server checks over a log of 503s ``gaps`` seconds apart."""
     case = jitter_case()
-    run = _Run(case, "fake", cast(Server, None))
+    run = _Run(case, "fake", {"a": cast(Server, None)})
     at = 100.0
     log: list[dict[str, Any]] = []
     for attempt, gap in enumerate([0.0, *gaps], start=1):
@@ -37,6 +37,7 @@ def failures_for(gaps: list[float]) -> list[str]:
         log.append(
             {
                 "seq": attempt,
+                "replica": "a",
                 "rpc": "GetCallerIdentity",
                 "status": 503 if attempt <= len(gaps) else 200,
                 "headers": {"secinfra-attempt": str(attempt)},
@@ -44,7 +45,7 @@ def failures_for(gaps: list[float]) -> list[str]:
             }
         )
     run.log = log
-    run.windows = {"whoami": (0, len(log))}
+    run.windows = {"whoami": {"a": (0, len(log))}}
     ctx = matchers.Context()
     problems: list[str] = []
     for check in case.checks:

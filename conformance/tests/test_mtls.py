@@ -18,7 +18,7 @@ def case(steps: list[dict[str, Any]]) -> dict[str, Any]:
         "cases": [
             {
                 "name": "c",
-                "spec": "12.3.3",
+                "spec": "13.3.3",
                 "description": "d",
                 "steps": steps,
                 "checks": [{"client": steps[-1].get("id", f"step{len(steps)}"), "ok": True}],

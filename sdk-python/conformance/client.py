@@ -108,6 +108,10 @@ class Adapter:
         extra: dict[str, Any] = {}
         if options.cache_size is not None:
             extra["cache_size"] = options.cache_size
+        if options.endpoint_order is not None:
+            extra["endpoint_order"] = options.endpoint_order
+        if options.endpoint_cooldown_seconds is not None:
+            extra["endpoint_cooldown"] = options.endpoint_cooldown_seconds
         if bool(msg.join_token) == bool(msg.jwt):
             raise AdapterError("configure takes exactly one of join_token and jwt")
         if msg.jwt:
@@ -117,8 +121,10 @@ class Adapter:
             extra["jwt"] = lambda: token
         else:
             extra["join_token"] = msg.join_token
+        # Several endpoints (spec 12.1) when the runner gives them; else the one URL.
+        url: str | list[str] = list(msg.endpoints) if msg.endpoints else msg.server_url
         self.client = secinfra.Client.enrol(
-            msg.server_url,
+            url,
             bundle_pem=msg.bundle_pem,
             retry_policy=policy,
             **extra,
@@ -249,6 +255,7 @@ def _meta(meta: secinfra.ResponseMeta) -> protocol.CallMeta:
         attempts=meta.attempts,
         request_id=meta.request_id,
         status=meta.status,
+        endpoint=meta.endpoint,
     )
 
 
@@ -264,6 +271,7 @@ def failure(exc: errors.SecinfraError) -> protocol.Failure:
         retryable=exc.retryable,
         retry_after=exc.retry_after,
         attempts=exc.attempts,
+        endpoint=exc.endpoint,
     )
 
 

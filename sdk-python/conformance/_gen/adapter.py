@@ -93,6 +93,12 @@ class Feature(enum.StrEnum):
     with the SDK's TLS configurations (spec 13).
     """
 
+    ENDPOINTS = "endpoints"
+    """Several endpoints (spec 12): configure with `endpoints`, the client
+    options endpoint_order and endpoint_cooldown_seconds, and `endpoint` in
+    CallMeta and Failure.
+    """
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class HelloLine:
@@ -238,6 +244,12 @@ class ConfigureRequest:
     options: ClientDefaults | None = None
     """Client-wide defaults; an absent one leaves the SDK default."""
 
+    endpoints: Sequence[str] = ()
+    """Every endpoint's base URL, in order (feature endpoints; spec 12.1): the
+    client is created with this list instead of server_url, which is then
+    the first of them. Empty: one endpoint, server_url.
+    """
+
     def __post_init__(self) -> None:
         _wire.check_oneof_set(self, "attestation", ("join_token", "jwt"))
 
@@ -254,6 +266,7 @@ class ConfigureRequest:
             out["jwt"] = self.jwt
         if self.options is not None:
             out["options"] = self.options.to_json()
+        out["endpoints"] = list(self.endpoints)
         return out
 
     @classmethod
@@ -265,7 +278,18 @@ class ConfigureRequest:
         obj = _wire.expect_object(data, path)
         if strict:
             _wire.reject_unknown(
-                obj, path, ("id", "op", "server_url", "bundle_pem", "join_token", "jwt", "options")
+                obj,
+                path,
+                (
+                    "id",
+                    "op",
+                    "server_url",
+                    "bundle_pem",
+                    "join_token",
+                    "jwt",
+                    "options",
+                    "endpoints",
+                ),
             )
         _wire.check_oneof(obj, path, "attestation", ("join_token", "jwt"))
         return cls(
@@ -276,6 +300,7 @@ class ConfigureRequest:
             join_token=_wire.optional(obj, "join_token", path, _wire.decode_string),
             jwt=_wire.optional(obj, "jwt", path, _wire.decode_string),
             options=_wire.optional(obj, "options", path, _wire.message(ClientDefaults, strict)),
+            endpoints=_wire.field(obj, "endpoints", path, _wire.list_of(_wire.decode_string), ()),
         )
 
 
@@ -295,6 +320,16 @@ class ClientDefaults:
     cache_size: int | None = None
     """Entries the response cache holds (feature cache_size)."""
 
+    endpoint_order: str | None = None
+    """\"random" or "listed": how the home endpoint is chosen (feature
+    endpoints; spec 12.2).
+    """
+
+    endpoint_cooldown_seconds: float | None = None
+    """The first cooldown of a failed endpoint, in seconds (feature endpoints;
+    spec 12.4).
+    """
+
     def to_json(self) -> dict[str, Any]:
         """The JSON object for this message; fields that are None are omitted."""
         out: dict[str, Any] = {}
@@ -306,6 +341,10 @@ class ClientDefaults:
             out["attempt_timeout_seconds"] = _wire.encode_float(self.attempt_timeout_seconds)
         if self.cache_size is not None:
             out["cache_size"] = self.cache_size
+        if self.endpoint_order is not None:
+            out["endpoint_order"] = self.endpoint_order
+        if self.endpoint_cooldown_seconds is not None:
+            out["endpoint_cooldown_seconds"] = _wire.encode_float(self.endpoint_cooldown_seconds)
         return out
 
     @classmethod
@@ -319,7 +358,14 @@ class ClientDefaults:
             _wire.reject_unknown(
                 obj,
                 path,
-                ("max_attempts", "deadline_seconds", "attempt_timeout_seconds", "cache_size"),
+                (
+                    "max_attempts",
+                    "deadline_seconds",
+                    "attempt_timeout_seconds",
+                    "cache_size",
+                    "endpoint_order",
+                    "endpoint_cooldown_seconds",
+                ),
             )
         return cls(
             max_attempts=_wire.optional(obj, "max_attempts", path, _wire.decode_int32),
@@ -328,6 +374,10 @@ class ClientDefaults:
                 obj, "attempt_timeout_seconds", path, _wire.decode_float
             ),
             cache_size=_wire.optional(obj, "cache_size", path, _wire.decode_int32),
+            endpoint_order=_wire.optional(obj, "endpoint_order", path, _wire.decode_string),
+            endpoint_cooldown_seconds=_wire.optional(
+                obj, "endpoint_cooldown_seconds", path, _wire.decode_float
+            ),
         )
 
 
@@ -555,6 +605,11 @@ class CallMeta:
     status: int | None = None
     """The HTTP status of the answering attempt, if any."""
 
+    endpoint: str | None = None
+    """The endpoint URL of the answering (or last) attempt, if any (feature
+    endpoints; spec 12.8.1).
+    """
+
     def to_json(self) -> dict[str, Any]:
         """The JSON object for this message; fields that are None are omitted."""
         out: dict[str, Any] = {}
@@ -565,6 +620,8 @@ class CallMeta:
             out["request_id"] = self.request_id
         if self.status is not None:
             out["status"] = self.status
+        if self.endpoint is not None:
+            out["endpoint"] = self.endpoint
         return out
 
     @classmethod
@@ -576,7 +633,7 @@ class CallMeta:
         obj = _wire.expect_object(data, path)
         if strict:
             _wire.reject_unknown(
-                obj, path, ("from_cache", "stale", "attempts", "request_id", "status")
+                obj, path, ("from_cache", "stale", "attempts", "request_id", "status", "endpoint")
             )
         return cls(
             from_cache=_wire.field(obj, "from_cache", path, _wire.decode_bool, False),
@@ -584,6 +641,7 @@ class CallMeta:
             attempts=_wire.field(obj, "attempts", path, _wire.decode_int32, 0),
             request_id=_wire.optional(obj, "request_id", path, _wire.decode_string),
             status=_wire.optional(obj, "status", path, _wire.decode_int32),
+            endpoint=_wire.optional(obj, "endpoint", path, _wire.decode_string),
         )
 
 
@@ -621,6 +679,11 @@ class Failure:
     attempts: int | None = None
     """HTTP attempts made before the call failed."""
 
+    endpoint: str | None = None
+    """The endpoint URL of the call's last attempt, if any (feature endpoints;
+    spec 12.8.2).
+    """
+
     def to_json(self) -> dict[str, Any]:
         """The JSON object for this message; fields that are None are omitted."""
         out: dict[str, Any] = {}
@@ -638,6 +701,8 @@ class Failure:
             out["retry_after"] = _wire.encode_float(self.retry_after)
         if self.attempts is not None:
             out["attempts"] = self.attempts
+        if self.endpoint is not None:
+            out["endpoint"] = self.endpoint
         return out
 
     @classmethod
@@ -660,6 +725,7 @@ class Failure:
                     "retryable",
                     "retry_after",
                     "attempts",
+                    "endpoint",
                 ),
             )
         return cls(
@@ -671,6 +737,7 @@ class Failure:
             retryable=_wire.optional(obj, "retryable", path, _wire.decode_bool),
             retry_after=_wire.optional(obj, "retry_after", path, _wire.decode_float),
             attempts=_wire.optional(obj, "attempts", path, _wire.decode_int32),
+            endpoint=_wire.optional(obj, "endpoint", path, _wire.decode_string),
         )
 
 

@@ -26,6 +26,7 @@ from ._identity._snapshot import X509Identity
 from ._identity._source import IdentitySource
 from ._identity._static import StaticIdentity
 from ._rpc import CallOptions
+from ._runtime._endpoints import EndpointState
 from ._runtime._meta import Captured, ResponseMeta, capture
 from ._runtime._retry import RetryPolicy
 from ._runtime._rotation import RotationPolicy
@@ -35,6 +36,7 @@ __all__ = [
     "Captured",
     "Client",
     "ClientSettings",
+    "EndpointState",
     "FileSink",
     "IdentitySource",
     "ResponseMeta",

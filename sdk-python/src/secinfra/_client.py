@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypedDict, Unpack
@@ -25,6 +26,13 @@ from ._runtime._budget import (
 from ._runtime._cache import DEFAULT_MAX_ENTRIES, ResponseCache
 from ._runtime._call import CallPipeline
 from ._runtime._clock import Clock, SystemClock
+from ._runtime._endpoints import (
+    ENDPOINT_COOLDOWN,
+    ENDPOINT_COOLDOWN_MAX,
+    ORDER_RANDOM,
+    EndpointSet,
+    EndpointState,
+)
 from ._runtime._retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from ._runtime._rotation import DEFAULT_ROTATION_POLICY, RotationPolicy
 from ._runtime._transport import HttpTransport
@@ -42,6 +50,9 @@ class ClientSettings(TypedDict, total=False):
     retry_cost: int
     timeout_retry_cost: int
     success_refund: int
+    endpoint_order: str
+    endpoint_cooldown: float
+    endpoint_cooldown_max: float
     clock: Clock | None
     rng: random.Random | None
 
@@ -57,7 +68,8 @@ class Client:
     its own, full at the start), the cache size (``cache_size``) and whether
     cacheable calls use the cache (``use_cache``), and when the identity is
     renewed and the trust bundle refreshed (``rotation_policy``, a
-    :class:`RotationPolicy`). The per-call ones (``retry_policy``'s and
+    :class:`RotationPolicy`), and how it fails over between endpoints. The
+    per-call ones (``retry_policy``'s and
     ``use_cache``) can be overridden for one call with
     ``call_options=CallOptions(...)``.
 
@@ -66,15 +78,31 @@ class Client:
     giving the client a different one is refused. A static identity
     (:meth:`from_files`) is never renewed: the client only reports the policy.
 
+    ``url`` is the server's URL, or a list of its replicas' URLs (spec 12):
+    the client picks a home endpoint at random (``endpoint_order="listed"``:
+    the first URL), stays on it while it works, and moves an attempt to the
+    next endpoint after a connection failure, timeout, 502, 503 or 504, within
+    the retry rules and budget. A failed endpoint is avoided for
+    ``endpoint_cooldown`` seconds, doubling per failure in a row up to
+    ``endpoint_cooldown_max``; then it is tried again (home first).
+
     Most services enrol once at start::
 
         client = secinfra.Client.enrol(url, join_token=token, bundle_file="bundle.pem")
         secret = client.secrets.get_secret(name="payments/db/password")
+
+    With replicas::
+
+        client = secinfra.Client.enrol(
+            ["https://secinfra-1:8443", "https://secinfra-2:8443"],
+            join_token=token,
+            bundle_file="bundle.pem",
+        )
     """
 
     def __init__(
         self,
-        url: str,
+        url: str | Sequence[str],
         source: IdentitySource,
         *,
         retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY,
@@ -85,6 +113,9 @@ class Client:
         retry_cost: int = RETRY_COST,
         timeout_retry_cost: int = TIMEOUT_RETRY_COST,
         success_refund: int = SUCCESS_REFUND,
+        endpoint_order: str = ORDER_RANDOM,
+        endpoint_cooldown: float = ENDPOINT_COOLDOWN,
+        endpoint_cooldown_max: float = ENDPOINT_COOLDOWN_MAX,
         clock: Clock | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -97,8 +128,16 @@ class Client:
         self._rotation_policy = rotation_policy or held or DEFAULT_ROTATION_POLICY
         self._clock = clock or SystemClock()
         self._source = source
+        endpoints = EndpointSet(
+            url,
+            order=endpoint_order,
+            cooldown=endpoint_cooldown,
+            cooldown_max=endpoint_cooldown_max,
+            clock=self._clock,
+            rng=rng,
+        )
         self._pipeline = CallPipeline(
-            HttpTransport(url, source, clock=self._clock),
+            HttpTransport(endpoints, source, clock=self._clock),
             source,
             policy=retry_policy,
             budget=RetryBudget(
@@ -119,7 +158,7 @@ class Client:
     @classmethod
     def enrol(
         cls,
-        url: str,
+        url: str | Sequence[str],
         *,
         join_token: str | None = None,
         jwt: str | JwtProvider | None = None,
@@ -159,7 +198,7 @@ class Client:
     @classmethod
     def from_files(
         cls,
-        url: str,
+        url: str | Sequence[str],
         *,
         cert_file: str | Path,
         key_file: str | Path,
@@ -178,6 +217,12 @@ class Client:
     def budget(self) -> RetryBudget:
         """This client's retry budget (its own; never shared with another client)."""
         return self._pipeline.budget
+
+    @property
+    def endpoints(self) -> tuple[EndpointState, ...]:
+        """Every endpoint in this client's order (home first), with its endpoint
+        failures in a row and when its cooldown ends (spec 12.8.4)."""
+        return self._pipeline.endpoints.states()
 
     @property
     def cache(self) -> ResponseCache[Any]:

@@ -3,7 +3,7 @@
 ::
 
     SecinfraError                 every SDK error: code, message, status, request_id,
-    │                             retryable, retry_after, attempts, and the cause
+    │                             retryable, retry_after, attempts, endpoint and the cause
     │                             (__cause__)
     ├── ApiError                  the server answered with an error envelope
     │   ├── InvalidArgument       invalid_argument, payload_too_large,
@@ -56,6 +56,8 @@ class SecinfraError(Exception):
     code: str = "internal"
     attempts: int = 0
     """HTTP attempts the call made before it failed (0: none was made)."""
+    endpoint: str | None = None
+    """The endpoint URL of the call's last attempt (spec 12.8.2); None without one."""
 
     def __init__(
         self,

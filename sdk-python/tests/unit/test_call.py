@@ -11,6 +11,7 @@ import pytest
 from secinfra._rpc import CallOptions
 from secinfra._runtime._call import CallPipeline
 from secinfra._runtime._clock import FakeClock
+from secinfra._runtime._endpoints import EndpointSet
 from secinfra._runtime._transport import HttpAnswer, ServerRejected
 from secinfra.errors import DeadlineExceeded, TransportError
 
@@ -123,6 +124,8 @@ def test_closing_the_pipeline_drops_every_cache_entry() -> None:
 
 class RejectingOnce:
     """A transport whose first attempt fails chain verification under ``held``."""
+
+    endpoints = EndpointSet("https://transport.test")
 
     def __init__(self, held: str) -> None:
         self.held = held

@@ -34,6 +34,7 @@ from secinfra._gen.identity import (
 )
 from secinfra._gen.identity_client import IdentityClient
 from secinfra._runtime._call import CallPipeline
+from secinfra._runtime._endpoints import EndpointSet
 from secinfra._runtime._transport import HttpAnswer
 from secinfra.errors import SecinfraError
 
@@ -296,6 +297,8 @@ def test_a_renewal_from_a_ca_the_client_has_not_fetched_yet_is_installed(
 class BundleWire:
     """A fake transport serving enrolment and the bundle, with an ETag and 304s."""
 
+    endpoints = EndpointSet("https://transport.test")
+
     def __init__(self, ca: TestCA) -> None:
         self.ca = ca
         self.cas = [ca]
@@ -315,6 +318,7 @@ class BundleWire:
         *,
         mtls: bool,
         timeout: float,
+        endpoint: str | None = None,
     ) -> HttpAnswer:
         if target == "/v1/identity:issue":
             assert body is not None

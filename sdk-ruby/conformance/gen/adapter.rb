@@ -36,8 +36,12 @@ module Secinfra
       # The ops mtls_serve, mtls_stop and mtls_call: service-to-service mTLS
       # with the SDK's TLS configurations (spec 13).
       MTLS = "mtls"
+      # Several endpoints (spec 12): configure with `endpoints`, the client
+      # options endpoint_order and endpoint_cooldown_seconds, and `endpoint` in
+      # CallMeta and Failure.
+      ENDPOINTS = "endpoints"
       # Every value, in declaration order; the first is the default.
-      VALUES = [UNSPECIFIED, JWT_ATTESTATION, CONCURRENT, IDENTITY, EVENTS, CACHE_SIZE, IDEMPOTENCY_KEY, USE_CACHE, MTLS].freeze
+      VALUES = [UNSPECIFIED, JWT_ATTESTATION, CONCURRENT, IDENTITY, EVENTS, CACHE_SIZE, IDEMPOTENCY_KEY, USE_CACHE, MTLS, ENDPOINTS].freeze
     end
 
     # The client's first line, written before it reads anything.
@@ -135,7 +139,8 @@ module Secinfra
         Secinfra::RPC::Field.new(:bundle_pem, "bundle_pem", :string),
         Secinfra::RPC::Field.new(:join_token, "join_token", :string, presence: true, oneof: "attestation"),
         Secinfra::RPC::Field.new(:jwt, "jwt", :string, presence: true, oneof: "attestation"),
-        Secinfra::RPC::Field.new(:options, "options", :message, type: "Secinfra::ConformanceV1::ClientDefaults", presence: true)
+        Secinfra::RPC::Field.new(:options, "options", :message, type: "Secinfra::ConformanceV1::ClientDefaults", presence: true),
+        Secinfra::RPC::Field.new(:endpoints, "endpoints", :string, repeated: true)
       ].freeze
 
       # @return [Integer] The request id.
@@ -159,6 +164,9 @@ module Secinfra
       # @return [Secinfra::ConformanceV1::ClientDefaults, nil] Client-wide defaults; an absent one leaves the SDK default.
       attr_reader :options
 
+      # @return [Array<String>] Every endpoint's base URL, in order (feature endpoints; spec 12.1): the client is created with this list instead of server_url, which is then the first of them. Empty: one endpoint, server_url.
+      attr_reader :endpoints
+
       # @param id [Integer] The request id.
       # @param op [String] Always "configure".
       # @param server_url [String] The server's base URL (https://127.0.0.1:<port>).
@@ -166,7 +174,8 @@ module Secinfra
       # @param join_token [String, nil] A one-time join token (sjt_...): enrol with it once (spec 8.7.2).
       # @param jwt [String, nil] A JWT attestation the client hands to the SDK as a reusable provider, so the SDK re-enrols by itself after an expiry (spec 8.7.3, 9.7.1).
       # @param options [Secinfra::ConformanceV1::ClientDefaults, nil] Client-wide defaults; an absent one leaves the SDK default.
-      def initialize(id: 0, op: "", server_url: "", bundle_pem: "", join_token: nil, jwt: nil, options: nil)
+      # @param endpoints [Array<String>] Every endpoint's base URL, in order (feature endpoints; spec 12.1): the client is created with this list instead of server_url, which is then the first of them. Empty: one endpoint, server_url.
+      def initialize(id: 0, op: "", server_url: "", bundle_pem: "", join_token: nil, jwt: nil, options: nil, endpoints: [])
         super()
         @id = id
         @op = op
@@ -175,6 +184,7 @@ module Secinfra
         @join_token = join_token
         @jwt = jwt
         @options = options
+        @endpoints = endpoints
         check_oneofs!
         freeze
       end
@@ -187,7 +197,9 @@ module Secinfra
         Secinfra::RPC::Field.new(:max_attempts, "max_attempts", :int32, presence: true),
         Secinfra::RPC::Field.new(:deadline_seconds, "deadline_seconds", :double, presence: true),
         Secinfra::RPC::Field.new(:attempt_timeout_seconds, "attempt_timeout_seconds", :double, presence: true),
-        Secinfra::RPC::Field.new(:cache_size, "cache_size", :int32, presence: true)
+        Secinfra::RPC::Field.new(:cache_size, "cache_size", :int32, presence: true),
+        Secinfra::RPC::Field.new(:endpoint_order, "endpoint_order", :string, presence: true),
+        Secinfra::RPC::Field.new(:endpoint_cooldown_seconds, "endpoint_cooldown_seconds", :double, presence: true)
       ].freeze
 
       # @return [Integer, nil] Attempts per call, the first included.
@@ -202,16 +214,26 @@ module Secinfra
       # @return [Integer, nil] Entries the response cache holds (feature cache_size).
       attr_reader :cache_size
 
+      # @return [String, nil] "random" or "listed": how the home endpoint is chosen (feature endpoints; spec 12.2).
+      attr_reader :endpoint_order
+
+      # @return [Float, nil] The first cooldown of a failed endpoint, in seconds (feature endpoints; spec 12.4).
+      attr_reader :endpoint_cooldown_seconds
+
       # @param max_attempts [Integer, nil] Attempts per call, the first included.
       # @param deadline_seconds [Float, nil] The overall deadline of a call, in seconds.
       # @param attempt_timeout_seconds [Float, nil] The bound of one attempt, in seconds.
       # @param cache_size [Integer, nil] Entries the response cache holds (feature cache_size).
-      def initialize(max_attempts: nil, deadline_seconds: nil, attempt_timeout_seconds: nil, cache_size: nil)
+      # @param endpoint_order [String, nil] "random" or "listed": how the home endpoint is chosen (feature endpoints; spec 12.2).
+      # @param endpoint_cooldown_seconds [Float, nil] The first cooldown of a failed endpoint, in seconds (feature endpoints; spec 12.4).
+      def initialize(max_attempts: nil, deadline_seconds: nil, attempt_timeout_seconds: nil, cache_size: nil, endpoint_order: nil, endpoint_cooldown_seconds: nil)
         super()
         @max_attempts = max_attempts
         @deadline_seconds = deadline_seconds
         @attempt_timeout_seconds = attempt_timeout_seconds
         @cache_size = cache_size
+        @endpoint_order = endpoint_order
+        @endpoint_cooldown_seconds = endpoint_cooldown_seconds
         freeze
       end
     end
@@ -380,7 +402,8 @@ module Secinfra
         Secinfra::RPC::Field.new(:stale, "stale", :bool),
         Secinfra::RPC::Field.new(:attempts, "attempts", :int32),
         Secinfra::RPC::Field.new(:request_id, "request_id", :string, presence: true),
-        Secinfra::RPC::Field.new(:status, "status", :int32, presence: true)
+        Secinfra::RPC::Field.new(:status, "status", :int32, presence: true),
+        Secinfra::RPC::Field.new(:endpoint, "endpoint", :string, presence: true)
       ].freeze
 
       # @return [Boolean] The value came from the client's cache (fresh, revalidated or stale).
@@ -398,18 +421,23 @@ module Secinfra
       # @return [Integer, nil] The HTTP status of the answering attempt, if any.
       attr_reader :status
 
+      # @return [String, nil] The endpoint URL of the answering (or last) attempt, if any (feature endpoints; spec 12.8.1).
+      attr_reader :endpoint
+
       # @param from_cache [Boolean] The value came from the client's cache (fresh, revalidated or stale).
       # @param stale [Boolean] The value is a stale cached one, served because the server failed.
       # @param attempts [Integer] HTTP attempts made (0 when served from the cache with no request).
       # @param request_id [String, nil] The server's Request-Id of the answering attempt, if any.
       # @param status [Integer, nil] The HTTP status of the answering attempt, if any.
-      def initialize(from_cache: false, stale: false, attempts: 0, request_id: nil, status: nil)
+      # @param endpoint [String, nil] The endpoint URL of the answering (or last) attempt, if any (feature endpoints; spec 12.8.1).
+      def initialize(from_cache: false, stale: false, attempts: 0, request_id: nil, status: nil, endpoint: nil)
         super()
         @from_cache = from_cache
         @stale = stale
         @attempts = attempts
         @request_id = request_id
         @status = status
+        @endpoint = endpoint
         freeze
       end
     end
@@ -426,7 +454,8 @@ module Secinfra
         Secinfra::RPC::Field.new(:request_id, "request_id", :string, presence: true),
         Secinfra::RPC::Field.new(:retryable, "retryable", :bool, presence: true),
         Secinfra::RPC::Field.new(:retry_after, "retry_after", :double, presence: true),
-        Secinfra::RPC::Field.new(:attempts, "attempts", :int32, presence: true)
+        Secinfra::RPC::Field.new(:attempts, "attempts", :int32, presence: true),
+        Secinfra::RPC::Field.new(:endpoint, "endpoint", :string, presence: true)
       ].freeze
 
       # @return [String] The error family, most specific first: InvalidArgument, Unauthenticated, PermissionDenied, NotFound, Conflict, FailedPrecondition, RateLimited, Unavailable, InternalError, TransportError, DeadlineExceeded, IdentityExpired; or Unsupported, AdapterError.
@@ -453,6 +482,9 @@ module Secinfra
       # @return [Integer, nil] HTTP attempts made before the call failed.
       attr_reader :attempts
 
+      # @return [String, nil] The endpoint URL of the call's last attempt, if any (feature endpoints; spec 12.8.2).
+      attr_reader :endpoint
+
       # @param type [String] The error family, most specific first: InvalidArgument, Unauthenticated, PermissionDenied, NotFound, Conflict, FailedPrecondition, RateLimited, Unavailable, InternalError, TransportError, DeadlineExceeded, IdentityExpired; or Unsupported, AdapterError.
       # @param code [String, nil] The wire error code or the client's own (identity_expired, ...).
       # @param message [String] The error's message.
@@ -461,7 +493,8 @@ module Secinfra
       # @param retryable [Boolean, nil] The SDK's retryable flag.
       # @param retry_after [Float, nil] Seconds the server asked to wait, if it did.
       # @param attempts [Integer, nil] HTTP attempts made before the call failed.
-      def initialize(type: "", code: nil, message: "", status: nil, request_id: nil, retryable: nil, retry_after: nil, attempts: nil)
+      # @param endpoint [String, nil] The endpoint URL of the call's last attempt, if any (feature endpoints; spec 12.8.2).
+      def initialize(type: "", code: nil, message: "", status: nil, request_id: nil, retryable: nil, retry_after: nil, attempts: nil, endpoint: nil)
         super()
         @type = type
         @code = code
@@ -471,6 +504,7 @@ module Secinfra
         @retryable = retryable
         @retry_after = retry_after
         @attempts = attempts
+        @endpoint = endpoint
         freeze
       end
     end

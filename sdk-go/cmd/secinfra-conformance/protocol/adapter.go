@@ -34,6 +34,10 @@ const (
 	// The ops mtls_serve, mtls_stop and mtls_call: service-to-service mTLS
 	// with the SDK's TLS configurations (spec 13).
 	FeatureMtls Feature = 8
+	// Several endpoints (spec 12): configure with `endpoints`, the client
+	// options endpoint_order and endpoint_cooldown_seconds, and `endpoint` in
+	// CallMeta and Failure.
+	FeatureEndpoints Feature = 9
 )
 
 var featureNames = map[Feature]string{
@@ -46,6 +50,7 @@ var featureNames = map[Feature]string{
 	FeatureIdempotencyKey: "idempotency_key",
 	FeatureUseCache:       "use_cache",
 	FeatureMtls:           "mtls",
+	FeatureEndpoints:      "endpoints",
 }
 
 var featureValues = map[string]Feature{
@@ -58,6 +63,7 @@ var featureValues = map[string]Feature{
 	"idempotency_key": FeatureIdempotencyKey,
 	"use_cache":       FeatureUseCache,
 	"mtls":            FeatureMtls,
+	"endpoints":       FeatureEndpoints,
 }
 
 // String returns the value's wire name, or its number when it has none.
@@ -140,6 +146,10 @@ type ConfigureRequest struct {
 	JWT *string `json:"jwt,omitempty"`
 	// Client-wide defaults; an absent one leaves the SDK default.
 	Options *ClientDefaults `json:"options,omitempty"`
+	// Every endpoint's base URL, in order (feature endpoints; spec 12.1): the
+	// client is created with this list instead of server_url, which is then
+	// the first of them. Empty: one endpoint, server_url.
+	Endpoints []string `json:"endpoints,omitempty"`
 }
 
 // String formats m with its bytes and credential fields redacted: they may
@@ -162,6 +172,7 @@ func (m ConfigureRequest) String() string {
 		b.WriteString(" JWT:[redacted]")
 	}
 	fmt.Fprintf(&b, " Options:%v", m.Options)
+	fmt.Fprintf(&b, " Endpoints:%v", m.Endpoints)
 	b.WriteString("}")
 	return b.String()
 }
@@ -179,6 +190,12 @@ type ClientDefaults struct {
 	AttemptTimeoutSeconds *float64 `json:"attempt_timeout_seconds,omitempty"`
 	// Entries the response cache holds (feature cache_size).
 	CacheSize *int32 `json:"cache_size,omitempty"`
+	// "random" or "listed": how the home endpoint is chosen (feature
+	// endpoints; spec 12.2).
+	EndpointOrder *string `json:"endpoint_order,omitempty"`
+	// The first cooldown of a failed endpoint, in seconds (feature endpoints;
+	// spec 12.4).
+	EndpointCooldownSeconds *float64 `json:"endpoint_cooldown_seconds,omitempty"`
 }
 
 // Per-call overrides of call and concurrent; an absent one leaves the client's.
@@ -246,6 +263,9 @@ type CallMeta struct {
 	RequestID *string `json:"request_id,omitempty"`
 	// The HTTP status of the answering attempt, if any.
 	Status *int32 `json:"status,omitempty"`
+	// The endpoint URL of the answering (or last) attempt, if any (feature
+	// endpoints; spec 12.8.1).
+	Endpoint *string `json:"endpoint,omitempty"`
 }
 
 // A failure: an SDK error (its family in `type`) or the adapter's own
@@ -270,6 +290,9 @@ type Failure struct {
 	RetryAfter *float64 `json:"retry_after,omitempty"`
 	// HTTP attempts made before the call failed.
 	Attempts *int32 `json:"attempts,omitempty"`
+	// The endpoint URL of the call's last attempt, if any (feature endpoints;
+	// spec 12.8.2).
+	Endpoint *string `json:"endpoint,omitempty"`
 }
 
 // The answer to call: the response in wire JSON and its meta, or an error.

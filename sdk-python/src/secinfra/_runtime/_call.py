@@ -8,7 +8,10 @@ served stale within stale-if-error when the server fails; otherwise attempts
 go out through the transport with an ``Idempotency-Key`` shared by every
 attempt, ``Secinfra-Attempt`` numbering, a per-attempt timeout and the
 per-call deadline, retried as ``_retry.decide_retry`` says and as the
-client's retry budget allows. A server whose chain fails verification makes
+client's retry budget allows. Each attempt goes to the endpoint
+``_endpoints.EndpointSet`` chooses, and its outcome updates that endpoint's
+cooldown, so a retry after an endpoint failure moves to another endpoint
+(spec 12). A server whose chain fails verification makes
 the identity source refresh its bundle once, and the attempt is repeated. An
 answer becomes the result or a typed error (``_answer``); a write
 invalidates the cache entries it changed.
@@ -28,6 +31,7 @@ from ._answer import decode_error, decode_response, request_id, unexpected_answe
 from ._budget import RetryBudget
 from ._cache import ResponseCache, cache_key
 from ._clock import Clock, SystemClock
+from ._endpoints import EndpointSet, is_endpoint_failure
 from ._headers import ATTEMPT_HEADER, IDEMPOTENCY_HEADER, IF_NONE_MATCH_HEADER
 from ._meta import ResponseMeta, report
 from ._request import encode_request
@@ -57,6 +61,8 @@ class _Sent:
 
     answer: HttpAnswer
     attempts: int
+    endpoint: str
+    """The endpoint the answering attempt went to (spec 12.8.1)."""
 
 
 class CallPipeline:
@@ -73,13 +79,17 @@ class CallPipeline:
         clock: Clock | None = None,
         rng: random.Random | None = None,
         use_cache: bool = True,
+        endpoints: EndpointSet | None = None,
     ) -> None:
         """``use_cache`` is the client-wide default; ``CallOptions.use_cache`` wins per call.
 
         ``source`` is the transport's identity source, asked for a bundle
         refresh when the server's chain fails verification (spec 10.3).
+        ``endpoints`` chooses each attempt's endpoint and keeps their cooldowns
+        (spec 12); default: the transport's.
         """
         self._transport = transport
+        self._endpoints = endpoints if endpoints is not None else transport.endpoints
         self._source = source
         self._policy = policy
         self._budget = budget if budget is not None else RetryBudget()
@@ -100,6 +110,11 @@ class CallPipeline:
     def budget(self) -> RetryBudget:
         """The client's retry budget."""
         return self._budget
+
+    @property
+    def endpoints(self) -> EndpointSet:
+        """The client's endpoints and their cooldowns."""
+        return self._endpoints
 
     @property
     def use_cache(self) -> bool:
@@ -144,6 +159,7 @@ class CallPipeline:
                 from_cache=False,
                 stale=False,
                 status=sent.answer.status,
+                endpoint=sent.endpoint,
             )
         )
         return value
@@ -201,13 +217,17 @@ class CallPipeline:
                     and not revalidate
                     and _server_failure(exc)
                 ):
-                    meta = ResponseMeta(name, exc.request_id, exc.attempts, True, True, exc.status)
+                    meta = ResponseMeta(
+                        name, exc.request_id, exc.attempts, True, True, exc.status, exc.endpoint
+                    )
                     return current.entry.value, meta
                 raise
             answer = sent.answer
             if answer.status == 304 and current is not None:
                 self._cache.refresh(key, answer.headers)
-                meta = ResponseMeta(name, request_id(answer), sent.attempts, True, False, 304)
+                meta = ResponseMeta(
+                    name, request_id(answer), sent.attempts, True, False, 304, sent.endpoint
+                )
                 return current.entry.value, meta
             value = decode_response(method, answer, response_type)
             assert method.cache is not None
@@ -224,7 +244,7 @@ class CallPipeline:
                 generation=generation,
             )
             meta = ResponseMeta(
-                name, request_id(answer), sent.attempts, False, False, answer.status
+                name, request_id(answer), sent.attempts, False, False, answer.status, sent.endpoint
             )
             return value, meta
 
@@ -275,15 +295,24 @@ class CallPipeline:
         name = method.full_name
         bundle_refreshed = False
         attempt = 1
+        endpoint: str | None = None  # of the last attempt
+        repeat_at: str | None = None  # the endpoint a bundle refresh repeats at
         while True:
             remaining = deadline - self._clock.monotonic()
             if remaining <= 0:
+                where = f" (the last to {endpoint})" if endpoint is not None else ""
                 expired = DeadlineExceeded(
                     f"secinfra: transport: {name}: deadline of {policy.deadline:g} s"
-                    f" passed after {attempt - 1} attempts"
+                    f" passed after {attempt - 1} attempts{where}"
                 )
                 expired.attempts = attempt - 1
+                expired.endpoint = endpoint
                 raise expired
+            # Each attempt goes to the first endpoint not cooling down (spec
+            # 12.3); the repeat after a bundle refresh goes where the
+            # verification failed (12.6.2).
+            endpoint = repeat_at if repeat_at is not None else self._endpoints.choose()
+            repeat_at = None
             headers[ATTEMPT_HEADER] = str(attempt)
             answer: HttpAnswer | None = None
             failure: NoAnswer | None = None
@@ -296,6 +325,7 @@ class CallPipeline:
                     request.body,
                     mtls=mtls,
                     timeout=min(policy.attempt_timeout, remaining),
+                    endpoint=endpoint,
                 )
             except ServerRejected as rejected:
                 # The server is not who it must be: retrying cannot help, but a
@@ -307,20 +337,28 @@ class CallPipeline:
                     bundle_refreshed = True
                     changed = self._source.refresh_bundle()
                     if changed or self._source.bundle().pem != rejected.bundle_pem:
+                        repeat_at = endpoint
                         continue
-                refused = TransportError(f"secinfra: transport: {name}: {rejected.description}")
+                # Never an endpoint failure, never a move (spec 12.6.1).
+                refused = TransportError(
+                    f"secinfra: transport: {name}: {endpoint}: {rejected.description}"
+                )
                 refused.attempts = attempt
+                refused.endpoint = endpoint
                 raise refused from rejected
             except NoAnswer as exc:
+                self._endpoints.record(endpoint, failed=True)
                 failure = exc
                 outcome = AttemptFailure(sent=exc.sent, timeout=exc.timeout)
             else:
+                self._endpoints.record(endpoint, failed=is_endpoint_failure(answer.status))
                 if 200 <= answer.status < 300 or (answer.status == 304 and if_none_match):
                     self._budget.record_success()
-                    return _Sent(answer, attempt)
+                    return _Sent(answer, attempt, endpoint)
                 if answer.status < 400:
                     unexpected = unexpected_answer(method, answer)
                     unexpected.attempts = attempt
+                    unexpected.endpoint = endpoint
                     raise unexpected
                 outcome = AttemptResponse(answer.status, answer.headers)
             decision = decide_retry(
@@ -335,8 +373,9 @@ class CallPipeline:
                 budget=self._budget,
             )
             if not decision.retry:
-                error = _final_error(method, policy, failure, decision, answer)
+                error = _final_error(method, policy, failure, decision, answer, endpoint)
                 error.attempts = attempt
+                error.endpoint = endpoint
                 raise error
             self._clock.sleep(decision.delay)
             attempt += 1
@@ -348,6 +387,7 @@ def _final_error(
     failure: NoAnswer | None,
     decision: RetryDecision,
     answer: HttpAnswer | None,
+    endpoint: str,
 ) -> SecinfraError:
     """The error a call ends with when the retry rules stop it."""
     if answer is not None:
@@ -357,12 +397,14 @@ def _final_error(
     error: SecinfraError
     if decision.reason is RetryReason.DEADLINE_EXCEEDED:
         error = DeadlineExceeded(
-            f"secinfra: transport: {name}: deadline of {policy.deadline:g} s passed: {what}",
+            f"secinfra: transport: {name}: deadline of {policy.deadline:g} s passed:"
+            f" {endpoint}: {what}",
             retryable=True,
         )
     else:
         error = TransportError(
-            f"secinfra: transport: {name}: {what} ({decision.message})", retryable=True
+            f"secinfra: transport: {name}: {endpoint}: {what} ({decision.message})",
+            retryable=True,
         )
     error.__cause__ = failure
     return error

@@ -24,6 +24,9 @@ class ResponseMeta:
     """The value is a stale cached one, served because the server failed."""
     status: int | None = None
     """The HTTP status of the answering attempt."""
+    endpoint: str | None = None
+    """The endpoint URL of the answering (or last) attempt (spec 12.8.1); None
+    for a value served from the cache without a request."""
 
 
 @dataclass

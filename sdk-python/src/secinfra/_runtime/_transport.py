@@ -36,12 +36,13 @@ from urllib3.exceptions import (
 from .._identity._events import RotationEvent
 from .._identity._source import IdentitySource
 from ._clock import Clock, SystemClock
+from ._endpoints import EndpointSet
 from ._tls import ServerIdentityMismatch, client_context, pool_class
 from ._watchdog import AttemptWatchdog
 
 __all__ = ["HttpAnswer", "HttpTransport", "NoAnswer", "ServerRejected"]
 
-#: Connections kept per pool (one pool per server).
+#: Connections kept per pool (one pool per endpoint).
 POOL_SIZE: Final = 16
 #: Most bytes read from the socket at once while receiving a response body.
 BODY_CHUNK: Final = 64 * 1024
@@ -93,10 +94,12 @@ class ServerRejected(Exception):
 class _SpiffeAdapter(HTTPAdapter):
     """A requests adapter bound to one TLS context and one expected server ID."""
 
-    def __init__(self, context: ssl.SSLContext, server_id: str) -> None:
+    def __init__(self, context: ssl.SSLContext, server_id: str, endpoints: int) -> None:
         self._context = context
         self._server_id = server_id
-        super().__init__(pool_connections=1, pool_maxsize=POOL_SIZE, max_retries=0)
+        # One pool per endpoint, all kept: a move to another endpoint and back
+        # must not close the first one's connections (spec 12.1.4).
+        super().__init__(pool_connections=endpoints, pool_maxsize=POOL_SIZE, max_retries=0)
 
     def init_poolmanager(
         self, connections: int, maxsize: int, block: bool = False, **kwargs: Any
@@ -121,19 +124,38 @@ class _SpiffeAdapter(HTTPAdapter):
 
 
 class HttpTransport:
-    """Connections to one server, verified by SPIFFE ID. Thread-safe."""
+    """Connections to a server's endpoints, verified by SPIFFE ID. Thread-safe.
 
-    def __init__(self, base_url: str, source: IdentitySource, *, clock: Clock | None = None):
-        if urlsplit(base_url).scheme != "https":
-            raise ValueError(
-                f"secinfra: transport: the server URL must be https:// (mTLS), got {base_url!r}"
-            )
-        self._base = base_url.rstrip("/")
+    ``endpoints`` is one URL, or the client's `EndpointSet` (spec 12): every
+    endpoint is verified as the same server (12.1.3) and has a connection
+    pool of its own; which endpoint an attempt goes to is the caller's choice.
+    """
+
+    def __init__(
+        self,
+        endpoints: str | EndpointSet,
+        source: IdentitySource,
+        *,
+        clock: Clock | None = None,
+    ):
+        if isinstance(endpoints, str):
+            if urlsplit(endpoints).scheme != "https":
+                raise ValueError(
+                    "secinfra: transport: the server URL must be https:// (mTLS),"
+                    f" got {endpoints!r}"
+                )
+            endpoints = EndpointSet(endpoints)
+        self._endpoints = endpoints
         self._source = source
         self._clock = clock if clock is not None else SystemClock()
         self._lock = threading.Lock()
         self._adapters: dict[bool, tuple[tuple[str | None, str], _SpiffeAdapter]] = {}
         source.subscribe(self._on_rotation)
+
+    @property
+    def endpoints(self) -> EndpointSet:
+        """The endpoints this transport has pools for."""
+        return self._endpoints
 
     def close(self) -> None:
         """Close every pooled connection."""
@@ -152,8 +174,10 @@ class HttpTransport:
         *,
         mtls: bool,
         timeout: float,
+        endpoint: str | None = None,
     ) -> HttpAnswer:
-        """Send one attempt of ``http_method target`` and read the whole answer.
+        """Send one attempt of ``http_method target`` to ``endpoint`` (one of the
+        endpoints' URLs; default the home endpoint) and read the whole answer.
 
         ``timeout`` (seconds) bounds the attempt as a total (spec 5.2.2):
         connect and the response head share it (urllib3's total), the body is
@@ -167,8 +191,9 @@ class HttpTransport:
         bundle_pem = ""
         try:
             adapter, bundle_pem = self._adapter(mtls)
+            base = endpoint if endpoint is not None else self._endpoints.home
             prepared = requests.Request(
-                http_method, self._base + target, headers=dict(headers), data=body
+                http_method, base + target, headers=dict(headers), data=body
             ).prepare()
             # (requests accepts a urllib3 Timeout as is; its stubs do not say so.)
             with AttemptWatchdog(timeout) as watchdog:
@@ -209,7 +234,7 @@ class HttpTransport:
             identity.chain_pem if identity else None,
             identity.key_pem if identity else None,
         )
-        adapter = _SpiffeAdapter(context, self._source.server_id)
+        adapter = _SpiffeAdapter(context, self._source.server_id, len(self._endpoints.urls))
         with self._lock:
             old = self._adapters.get(mtls)
             if old is not None and old[0] == key:

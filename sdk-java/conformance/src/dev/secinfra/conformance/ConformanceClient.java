@@ -3,6 +3,7 @@ package dev.secinfra.conformance;
 import com.fasterxml.jackson.core.type.TypeReference;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.secinfra.EndpointOrder;
 import dev.secinfra.RetryPolicy;
 import dev.secinfra.SecinfraClient;
 import dev.secinfra.conformance.gen.BareRequest;
@@ -25,6 +26,13 @@ import dev.secinfra.conformance.gen.Hello;
 import dev.secinfra.conformance.gen.HelloLine;
 import dev.secinfra.conformance.gen.IdentityAnswer;
 import dev.secinfra.conformance.gen.IdentitySnapshot;
+import dev.secinfra.conformance.gen.MtlsCallAnswer;
+import dev.secinfra.conformance.gen.MtlsCallRequest;
+import dev.secinfra.conformance.gen.MtlsServeAnswer;
+import dev.secinfra.conformance.gen.MtlsServeRequest;
+import dev.secinfra.conformance.gen.MtlsServing;
+import dev.secinfra.conformance.gen.MtlsStopAnswer;
+import dev.secinfra.conformance.gen.MtlsStopped;
 import dev.secinfra.conformance.gen.RequestHeader;
 import dev.secinfra.conformance.gen.RotationEvent;
 import dev.secinfra.conformance.gen.ShutdownAnswer;
@@ -70,15 +78,11 @@ public final class ConformanceClient {
   private static final int PROTOCOL = 1;
   private static final ObjectMapper JSON = new ObjectMapper();
   private static final TypeReference<Map<String, Object>> OBJECT = new TypeReference<>() {};
-  /**
-   * Everything the protocol knows but mtls: the Java SDK has every other option and op. The mtls
-   * ops (mtls_serve, mtls_stop, mtls_call) are not implemented here yet, so the runner skips the
-   * mtls cases with that reason.
-   */
+  /** The SDK's default longest endpoint cooldown (spec 12.9): raised to a longer first one. */
+  private static final Duration DEFAULT_COOLDOWN_MAX = Duration.ofSeconds(30);
+  /** Everything the protocol knows: the Java SDK has every option and op. */
   private static final List<Feature> FEATURES =
-      Arrays.stream(Feature.values())
-          .filter(f -> f != Feature.UNSPECIFIED && f != Feature.MTLS)
-          .toList();
+      Arrays.stream(Feature.values()).filter(f -> f != Feature.UNSPECIFIED).toList();
   /** Most specific first. */
   private static final List<Map.Entry<Class<?>, String>> FAMILIES =
       List.of(
@@ -98,6 +102,7 @@ public final class ConformanceClient {
   private final PrintStream out;
   private SecinfraClient client;
   private final List<RotationEvent> events = new ArrayList<>();
+  private MtlsOps.Server mtlsServer;
 
   private ConformanceClient(PrintStream out) {
     this.out = out;
@@ -131,7 +136,17 @@ public final class ConformanceClient {
     PrintStream stdout = new PrintStream(System.out, false, StandardCharsets.UTF_8);
     System.setOut(new PrintStream(System.err, true, StandardCharsets.UTF_8));
     ConformanceClient adapter = new ConformanceClient(stdout);
-    List<String> ops = List.of("configure", "call", "concurrent", "identity", "events", "shutdown");
+    List<String> ops =
+        List.of(
+            "configure",
+            "call",
+            "concurrent",
+            "identity",
+            "events",
+            "mtls_serve",
+            "mtls_stop",
+            "mtls_call",
+            "shutdown");
     adapter.send(
         new HelloLine(new Hello(PROTOCOL, "java", SecinfraClient.VERSION, ops, FEATURES)).toJson());
     BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
@@ -155,6 +170,7 @@ public final class ConformanceClient {
       }
       adapter.send(adapter.handle(header.id(), header.op(), msg));
     }
+    adapter.stopMtls();
     if (adapter.client != null) {
       adapter.client.close();
     }
@@ -192,6 +208,18 @@ public final class ConformanceClient {
           synchronized (events) {
             return new EventsAnswer(id, true, new EventList(List.copyOf(events)), null).toJson();
           }
+        case "mtls_serve":
+          return new MtlsServeAnswer(id, true, serveMtls(MtlsServeRequest.fromJson(msg, true)), null)
+              .toJson();
+        case "mtls_stop":
+          BareRequest.fromJson(msg, true);
+          stopMtls();
+          return new MtlsStopAnswer(id, true, new MtlsStopped(), null).toJson();
+        case "mtls_call":
+          MtlsOps.Outcome called = MtlsOps.call(client().source(), MtlsCallRequest.fromJson(msg, true));
+          return new MtlsCallAnswer(
+                  id, called.failure() == null, called.result(), called.failure())
+              .toJson();
         default:
           return problem(id, "Unsupported", "op '" + op + "'");
       }
@@ -199,6 +227,21 @@ public final class ConformanceClient {
       return problem(id, "Unsupported", e.getMessage());
     } catch (Exception e) {
       return problem(id, "AdapterError", e.getClass().getSimpleName() + ": " + e.getMessage());
+    }
+  }
+
+  private MtlsServing serveMtls(MtlsServeRequest msg) throws Exception {
+    if (mtlsServer != null) {
+      throw new AdapterError("an mtls server already runs: mtls_stop first");
+    }
+    mtlsServer = new MtlsOps.Server(client().source(), MtlsOps.authorizer(msg.authorizer()));
+    return new MtlsServing(mtlsServer.port());
+  }
+
+  private void stopMtls() {
+    if (mtlsServer != null) {
+      mtlsServer.close();
+      mtlsServer = null;
     }
   }
 
@@ -237,9 +280,31 @@ public final class ConformanceClient {
       throw new AdapterError("configure takes exactly one of join_token and jwt");
     }
     SecinfraClient.Builder builder =
-        SecinfraClient.builder(msg.serverUrl())
+        (msg.endpoints().isEmpty()
+                ? SecinfraClient.builder(msg.serverUrl())
+                : SecinfraClient.builder(msg.endpoints()))
             .bundlePem(msg.bundlePem())
             .retryPolicy(policy.build());
+    if (options.endpointOrder() != null) {
+      switch (options.endpointOrder()) {
+        case "random":
+          builder.endpointOrder(EndpointOrder.RANDOM);
+          break;
+        case "listed":
+          builder.endpointOrder(EndpointOrder.LISTED);
+          break;
+        default:
+          throw new AdapterError(
+              "endpoint_order must be random or listed, got " + options.endpointOrder());
+      }
+    }
+    if (options.endpointCooldownSeconds() != null) {
+      Duration cooldown = seconds(options.endpointCooldownSeconds());
+      builder.endpointCooldown(cooldown);
+      if (cooldown.compareTo(DEFAULT_COOLDOWN_MAX) > 0) {
+        builder.endpointCooldownMax(cooldown);
+      }
+    }
     if (hasToken) {
       builder.joinToken(msg.joinToken());
     } else {
@@ -380,7 +445,12 @@ public final class ConformanceClient {
       return null;
     }
     return new CallMeta(
-        meta.fromCache(), meta.stale(), meta.attempts(), meta.requestId(), meta.status());
+        meta.fromCache(),
+        meta.stale(),
+        meta.attempts(),
+        meta.requestId(),
+        meta.status(),
+        meta.endpoint());
   }
 
   private ConcurrentResult concurrent(ConcurrentRequest msg) throws Exception {
@@ -434,6 +504,7 @@ public final class ConformanceClient {
         e.requestId(),
         e.retryable(),
         e.retryAfter(),
-        e.attempts());
+        e.attempts(),
+        e.endpoint());
   }
 }

@@ -11,16 +11,18 @@ import dev.secinfra.identity.SpiffeId;
 import dev.secinfra.identity.X509Bundle;
 import dev.secinfra.internal.cache.ResponseCache;
 import dev.secinfra.internal.call.CallPipeline;
+import dev.secinfra.internal.endpoints.EndpointSet;
 import dev.secinfra.internal.identity.RotatingIdentitySource;
 import dev.secinfra.internal.transport.HttpTransport;
 import dev.secinfra.rpc.CallOptions;
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.net.URI;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.GeneralSecurityException;
+import java.time.Duration;
+import java.util.List;
 import java.util.Objects;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -52,13 +54,21 @@ public final class SecinfraClient implements AutoCloseable {
   private final RotatingIdentitySource identitySource;
   private final CallPipeline pipeline;
   private final HttpTransport transport;
+  private final EndpointSet endpoints;
   private final ExecutorService executor;
   private final SecretsClient secrets;
   private final AuthzClient authz;
   private final IdentityClient identity;
 
   private SecinfraClient(Builder b) {
-    URI uri = parseUrl(b.serverUrl);
+    this.endpoints =
+        new EndpointSet(
+            b.endpoints,
+            b.endpointOrder,
+            b.endpointCooldown,
+            b.endpointCooldownMax,
+            b.time::nanoTime,
+            b.random);
     if (b.bundle == null) {
       throw new IllegalArgumentException("secinfra: config: a trust bundle is required (bundlePem or bundleFile)");
     }
@@ -94,7 +104,7 @@ public final class SecinfraClient implements AutoCloseable {
             + (b.userAgentSuffix == null ? "" : " " + b.userAgentSuffix);
     this.pipeline =
         new CallPipeline(
-            new CallPipeline.Settings(uri, b.retryPolicy, b.useCache, userAgent, b.time, b.random),
+            new CallPipeline.Settings(endpoints, b.retryPolicy, b.useCache, userAgent, b.time, b.random),
             b.budget,
             cache,
             executor);
@@ -125,29 +135,39 @@ public final class SecinfraClient implements AutoCloseable {
     }
   }
 
-  private static URI parseUrl(String url) {
-    Objects.requireNonNull(url, "serverUrl");
-    URI uri;
-    try {
-      uri = URI.create(url);
-    } catch (IllegalArgumentException e) {
-      throw new IllegalArgumentException("secinfra: config: invalid server URL", e);
-    }
-    if (!"https".equalsIgnoreCase(uri.getScheme()) || uri.getHost() == null) {
-      throw new IllegalArgumentException(
-          "secinfra: config: the server URL must be https://host[:port], got " + url);
-    }
-    return uri;
-  }
-
   /**
-   * A builder for a client of the server at {@code serverUrl} ({@code https} only).
+   * A builder for a client of the server at {@code serverUrl} ({@code https} only): one
+   * endpoint, the same as {@code builder(List.of(serverUrl))}.
    *
    * @param serverUrl the server URL
    * @return a new builder
+   * @throws IllegalArgumentException when the URL is not {@code https://host[:port]}
    */
   public static Builder builder(String serverUrl) {
-    return new Builder(serverUrl);
+    return new Builder(List.of(Objects.requireNonNull(serverUrl, "serverUrl")));
+  }
+
+  /**
+   * A builder for a client of several replicas of one server (spec 12): every call's attempts go
+   * to the first endpoint, in the client's endpoint order, that is not cooling down after a
+   * connection failure or a 502/503/504, and a move to another endpoint is an ordinary retry,
+   * within the retry policy and budget. The home endpoint is chosen at random unless {@link
+   * Builder#endpointOrder(EndpointOrder)} says {@link EndpointOrder#LISTED}.
+   *
+   * <pre>{@code
+   * SecinfraClient client =
+   *     SecinfraClient.builder(List.of("https://secinfra-a:8443", "https://secinfra-b:8443"))
+   *         .bundleFile(Path.of("bundle.pem"))
+   *         .joinToken(token)
+   *         .build();
+   * }</pre>
+   *
+   * @param endpoints every replica's URL ({@code https} only; at least one, none twice)
+   * @return a new builder
+   * @throws IllegalArgumentException when the list is empty, a URL is invalid or listed twice
+   */
+  public static Builder builder(List<String> endpoints) {
+    return new Builder(endpoints);
   }
 
   /**
@@ -243,6 +263,16 @@ public final class SecinfraClient implements AutoCloseable {
   }
 
   /**
+   * Every endpoint's state now, in the client's endpoint order (home first), for metrics and
+   * tests (spec 12.8.4).
+   *
+   * @return the endpoints and whether each is cooling down
+   */
+  public List<EndpointState> endpoints() {
+    return endpoints.states();
+  }
+
+  /**
    * Stops rotation, drops the cache and the connection pools; later calls fail. Idempotent.
    */
   @Override
@@ -263,7 +293,10 @@ public final class SecinfraClient implements AutoCloseable {
 
   /** Builds a {@link SecinfraClient}; {@link #build()} enrols. */
   public static final class Builder {
-    private final String serverUrl;
+    private final List<String> endpoints;
+    private EndpointOrder endpointOrder = EndpointOrder.RANDOM;
+    private Duration endpointCooldown = EndpointSet.DEFAULT_COOLDOWN;
+    private Duration endpointCooldownMax = EndpointSet.DEFAULT_COOLDOWN_MAX;
     private X509Bundle bundle;
     private String serverId;
     private String joinToken;
@@ -280,9 +313,49 @@ public final class SecinfraClient implements AutoCloseable {
     private Path fileSink;
     private final java.util.List<Consumer<RotationEvent>> listeners = new java.util.ArrayList<>();
 
-    private Builder(String serverUrl) {
-      parseUrl(serverUrl);
-      this.serverUrl = serverUrl;
+    private Builder(List<String> endpoints) {
+      this.endpoints = EndpointSet.validate(endpoints);
+    }
+
+    /**
+     * How the home endpoint is chosen (spec 12.2; default {@link EndpointOrder#RANDOM}). Has no
+     * effect with one endpoint.
+     *
+     * @param value random or listed
+     * @return this builder
+     */
+    public Builder endpointOrder(EndpointOrder value) {
+      this.endpointOrder = Objects.requireNonNull(value, "endpointOrder");
+      return this;
+    }
+
+    /**
+     * How long an endpoint is avoided after its first endpoint failure in a row (spec 12.4.2;
+     * default 1 s); each further failure in a row doubles it, up to {@link
+     * #endpointCooldownMax(Duration)}.
+     *
+     * @param value above zero
+     * @return this builder
+     * @throws IllegalArgumentException when not above zero
+     */
+    public Builder endpointCooldown(Duration value) {
+      EndpointSet.requirePositive("endpointCooldown", value);
+      this.endpointCooldown = value;
+      return this;
+    }
+
+    /**
+     * The longest cooldown of an endpoint (spec 12.4.2; default 30 s), at least {@link
+     * #endpointCooldown(Duration)} (checked by {@link #build()}).
+     *
+     * @param value above zero
+     * @return this builder
+     * @throws IllegalArgumentException when not above zero
+     */
+    public Builder endpointCooldownMax(Duration value) {
+      EndpointSet.requirePositive("endpointCooldownMax", value);
+      this.endpointCooldownMax = value;
+      return this;
     }
 
     /**

@@ -16,15 +16,17 @@ import java.util.Set;
  * @param attempts HTTP attempts made (0 when served from the cache with no request).
  * @param requestId The server's Request-Id of the answering attempt, if any.
  * @param status The HTTP status of the answering attempt, if any.
+ * @param endpoint The endpoint URL of the answering (or last) attempt, if any (feature endpoints; spec 12.8.1).
  */
 public record CallMeta(
     boolean fromCache,
     boolean stale,
     int attempts,
     String requestId,
-    Integer status) {
+    Integer status,
+    String endpoint) {
 
-  private static final Set<String> KNOWN_FIELDS = Set.of("from_cache", "stale", "attempts", "request_id", "status");
+  private static final Set<String> KNOWN_FIELDS = Set.of("from_cache", "stale", "attempts", "request_id", "status", "endpoint");
 
   /**
    * Normalises absent values: null lists, maps, strings and enums become their defaults.
@@ -34,6 +36,7 @@ public record CallMeta(
    * @param attempts HTTP attempts made (0 when served from the cache with no request).
    * @param requestId The server's Request-Id of the answering attempt, if any.
    * @param status The HTTP status of the answering attempt, if any.
+   * @param endpoint The endpoint URL of the answering (or last) attempt, if any (feature endpoints; spec 12.8.1).
    */
   public CallMeta {
   }
@@ -59,6 +62,7 @@ public record CallMeta(
     builder.attempts = this.attempts;
     builder.requestId = this.requestId;
     builder.status = this.status;
+    builder.endpoint = this.endpoint;
     return builder;
   }
 
@@ -77,6 +81,9 @@ public record CallMeta(
     }
     if (this.status != null) {
       out.set("status", Wire.encInt32(this.status));
+    }
+    if (this.endpoint != null) {
+      out.set("endpoint", Wire.encString(this.endpoint));
     }
     return out;
   }
@@ -103,7 +110,8 @@ public record CallMeta(
         Wire.decField(obj, "stale", path, Wire::decBool, false),
         Wire.decField(obj, "attempts", path, Wire::decInt32, 0),
         Wire.decOptional(obj, "request_id", path, Wire::decString),
-        Wire.decOptional(obj, "status", path, Wire::decInt32));
+        Wire.decOptional(obj, "status", path, Wire::decInt32),
+        Wire.decOptional(obj, "endpoint", path, Wire::decString));
   }
 
   /**
@@ -118,7 +126,8 @@ public record CallMeta(
         + "stale=" + this.stale + ", "
         + "attempts=" + this.attempts + ", "
         + "requestId=" + this.requestId + ", "
-        + "status=" + this.status
+        + "status=" + this.status + ", "
+        + "endpoint=" + this.endpoint
         + "}";
   }
 
@@ -129,6 +138,7 @@ public record CallMeta(
     private int attempts;
     private String requestId;
     private Integer status;
+    private String endpoint;
 
     private Builder() {}
 
@@ -188,12 +198,23 @@ public record CallMeta(
     }
 
     /**
+     * Sets {@code endpoint}: The endpoint URL of the answering (or last) attempt, if any (feature endpoints; spec 12.8.1).
+     *
+     * @param value the new value; null clears it
+     * @return this builder
+     */
+    public Builder endpoint(String value) {
+      this.endpoint = value;
+      return this;
+    }
+
+    /**
      * The message.
      *
      * @return a new {@link CallMeta}
      */
     public CallMeta build() {
-      return new CallMeta(fromCache, stale, attempts, requestId, status);
+      return new CallMeta(fromCache, stale, attempts, requestId, status, endpoint);
     }
   }
 }

@@ -15,14 +15,18 @@ import java.util.Set;
  * @param deadlineSeconds The overall deadline of a call, in seconds.
  * @param attemptTimeoutSeconds The bound of one attempt, in seconds.
  * @param cacheSize Entries the response cache holds (feature cache_size).
+ * @param endpointOrder "random" or "listed": how the home endpoint is chosen (feature endpoints; spec 12.2).
+ * @param endpointCooldownSeconds The first cooldown of a failed endpoint, in seconds (feature endpoints; spec 12.4).
  */
 public record ClientDefaults(
     Integer maxAttempts,
     Double deadlineSeconds,
     Double attemptTimeoutSeconds,
-    Integer cacheSize) {
+    Integer cacheSize,
+    String endpointOrder,
+    Double endpointCooldownSeconds) {
 
-  private static final Set<String> KNOWN_FIELDS = Set.of("max_attempts", "deadline_seconds", "attempt_timeout_seconds", "cache_size");
+  private static final Set<String> KNOWN_FIELDS = Set.of("max_attempts", "deadline_seconds", "attempt_timeout_seconds", "cache_size", "endpoint_order", "endpoint_cooldown_seconds");
 
   /**
    * Normalises absent values: null lists, maps, strings and enums become their defaults.
@@ -31,6 +35,8 @@ public record ClientDefaults(
    * @param deadlineSeconds The overall deadline of a call, in seconds.
    * @param attemptTimeoutSeconds The bound of one attempt, in seconds.
    * @param cacheSize Entries the response cache holds (feature cache_size).
+   * @param endpointOrder "random" or "listed": how the home endpoint is chosen (feature endpoints; spec 12.2).
+   * @param endpointCooldownSeconds The first cooldown of a failed endpoint, in seconds (feature endpoints; spec 12.4).
    */
   public ClientDefaults {
   }
@@ -55,6 +61,8 @@ public record ClientDefaults(
     builder.deadlineSeconds = this.deadlineSeconds;
     builder.attemptTimeoutSeconds = this.attemptTimeoutSeconds;
     builder.cacheSize = this.cacheSize;
+    builder.endpointOrder = this.endpointOrder;
+    builder.endpointCooldownSeconds = this.endpointCooldownSeconds;
     return builder;
   }
 
@@ -76,6 +84,12 @@ public record ClientDefaults(
     }
     if (this.cacheSize != null) {
       out.set("cache_size", Wire.encInt32(this.cacheSize));
+    }
+    if (this.endpointOrder != null) {
+      out.set("endpoint_order", Wire.encString(this.endpointOrder));
+    }
+    if (this.endpointCooldownSeconds != null) {
+      out.set("endpoint_cooldown_seconds", Wire.encDouble(this.endpointCooldownSeconds));
     }
     return out;
   }
@@ -101,7 +115,9 @@ public record ClientDefaults(
         Wire.decOptional(obj, "max_attempts", path, Wire::decInt32),
         Wire.decOptional(obj, "deadline_seconds", path, Wire::decDouble),
         Wire.decOptional(obj, "attempt_timeout_seconds", path, Wire::decDouble),
-        Wire.decOptional(obj, "cache_size", path, Wire::decInt32));
+        Wire.decOptional(obj, "cache_size", path, Wire::decInt32),
+        Wire.decOptional(obj, "endpoint_order", path, Wire::decString),
+        Wire.decOptional(obj, "endpoint_cooldown_seconds", path, Wire::decDouble));
   }
 
   /**
@@ -115,7 +131,9 @@ public record ClientDefaults(
         + "maxAttempts=" + this.maxAttempts + ", "
         + "deadlineSeconds=" + this.deadlineSeconds + ", "
         + "attemptTimeoutSeconds=" + this.attemptTimeoutSeconds + ", "
-        + "cacheSize=" + this.cacheSize
+        + "cacheSize=" + this.cacheSize + ", "
+        + "endpointOrder=" + this.endpointOrder + ", "
+        + "endpointCooldownSeconds=" + this.endpointCooldownSeconds
         + "}";
   }
 
@@ -125,6 +143,8 @@ public record ClientDefaults(
     private Double deadlineSeconds;
     private Double attemptTimeoutSeconds;
     private Integer cacheSize;
+    private String endpointOrder;
+    private Double endpointCooldownSeconds;
 
     private Builder() {}
 
@@ -173,12 +193,34 @@ public record ClientDefaults(
     }
 
     /**
+     * Sets {@code endpoint_order}: "random" or "listed": how the home endpoint is chosen (feature endpoints; spec 12.2).
+     *
+     * @param value the new value; null clears it
+     * @return this builder
+     */
+    public Builder endpointOrder(String value) {
+      this.endpointOrder = value;
+      return this;
+    }
+
+    /**
+     * Sets {@code endpoint_cooldown_seconds}: The first cooldown of a failed endpoint, in seconds (feature endpoints; spec 12.4).
+     *
+     * @param value the new value; null clears it
+     * @return this builder
+     */
+    public Builder endpointCooldownSeconds(Double value) {
+      this.endpointCooldownSeconds = value;
+      return this;
+    }
+
+    /**
      * The message.
      *
      * @return a new {@link ClientDefaults}
      */
     public ClientDefaults build() {
-      return new ClientDefaults(maxAttempts, deadlineSeconds, attemptTimeoutSeconds, cacheSize);
+      return new ClientDefaults(maxAttempts, deadlineSeconds, attemptTimeoutSeconds, cacheSize, endpointOrder, endpointCooldownSeconds);
     }
   }
 }

@@ -4,6 +4,7 @@ package dev.secinfra.conformance.gen;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.secinfra.rpc.Wire;
+import java.util.List;
 import java.util.Set;
 
 /**
@@ -18,6 +19,7 @@ import java.util.Set;
  * @param joinToken A one-time join token (sjt_...): enrol with it once (spec 8.7.2).
  * @param jwt A JWT attestation the client hands to the SDK as a reusable provider, so the SDK re-enrols by itself after an expiry (spec 8.7.3, 9.7.1).
  * @param options Client-wide defaults; an absent one leaves the SDK default.
+ * @param endpoints Every endpoint's base URL, in order (feature endpoints; spec 12.1): the client is created with this list instead of server_url, which is then the first of them. Empty: one endpoint, server_url.
  */
 public record ConfigureRequest(
     int id,
@@ -26,9 +28,10 @@ public record ConfigureRequest(
     String bundlePem,
     String joinToken,
     String jwt,
-    ClientDefaults options) {
+    ClientDefaults options,
+    List<String> endpoints) {
 
-  private static final Set<String> KNOWN_FIELDS = Set.of("id", "op", "server_url", "bundle_pem", "join_token", "jwt", "options");
+  private static final Set<String> KNOWN_FIELDS = Set.of("id", "op", "server_url", "bundle_pem", "join_token", "jwt", "options", "endpoints");
 
   /**
    * Normalises absent values: null lists, maps, strings and enums become their defaults.
@@ -40,11 +43,13 @@ public record ConfigureRequest(
    * @param joinToken A one-time join token (sjt_...): enrol with it once (spec 8.7.2).
    * @param jwt A JWT attestation the client hands to the SDK as a reusable provider, so the SDK re-enrols by itself after an expiry (spec 8.7.3, 9.7.1).
    * @param options Client-wide defaults; an absent one leaves the SDK default.
+   * @param endpoints Every endpoint's base URL, in order (feature endpoints; spec 12.1): the client is created with this list instead of server_url, which is then the first of them. Empty: one endpoint, server_url.
    */
   public ConfigureRequest {
     op = op == null ? "" : op;
     serverUrl = serverUrl == null ? "" : serverUrl;
     bundlePem = bundlePem == null ? "" : bundlePem;
+    endpoints = Wire.copyList(endpoints);
     Wire.checkOneof("attestation", joinToken, jwt);
   }
 
@@ -71,6 +76,7 @@ public record ConfigureRequest(
     builder.joinToken = this.joinToken;
     builder.jwt = this.jwt;
     builder.options = this.options;
+    builder.endpoints = this.endpoints;
     return builder;
   }
 
@@ -94,6 +100,7 @@ public record ConfigureRequest(
     if (this.options != null) {
       out.set("options", this.options.toJson());
     }
+    out.set("endpoints", Wire.encList(this.endpoints, Wire::encString));
     return out;
   }
 
@@ -121,7 +128,8 @@ public record ConfigureRequest(
         Wire.decField(obj, "bundle_pem", path, Wire::decString, ""),
         Wire.decOptional(obj, "join_token", path, Wire::decString),
         Wire.decOptional(obj, "jwt", path, Wire::decString),
-        Wire.decOptional(obj, "options", path, (n, p) -> ClientDefaults.fromJson(n, strict, p)));
+        Wire.decOptional(obj, "options", path, (n, p) -> ClientDefaults.fromJson(n, strict, p)),
+        Wire.decList(obj, "endpoints", path, Wire::decString));
   }
 
   /**
@@ -138,7 +146,8 @@ public record ConfigureRequest(
         + "bundlePem=" + this.bundlePem + ", "
         + "joinToken=" + (this.joinToken == null || this.joinToken.isEmpty() ? "\"\"" : "<redacted>") + ", "
         + "jwt=" + (this.jwt == null || this.jwt.isEmpty() ? "\"\"" : "<redacted>") + ", "
-        + "options=" + this.options
+        + "options=" + this.options + ", "
+        + "endpoints=" + this.endpoints
         + "}";
   }
 
@@ -151,6 +160,7 @@ public record ConfigureRequest(
     private String joinToken;
     private String jwt;
     private ClientDefaults options;
+    private List<String> endpoints;
 
     private Builder() {}
 
@@ -232,12 +242,23 @@ public record ConfigureRequest(
     }
 
     /**
+     * Sets {@code endpoints}: Every endpoint's base URL, in order (feature endpoints; spec 12.1): the client is created with this list instead of server_url, which is then the first of them. Empty: one endpoint, server_url.
+     *
+     * @param value the new value
+     * @return this builder
+     */
+    public Builder endpoints(List<String> value) {
+      this.endpoints = value;
+      return this;
+    }
+
+    /**
      * The message.
      *
      * @return a new {@link ConfigureRequest}
      */
     public ConfigureRequest build() {
-      return new ConfigureRequest(id, op, serverUrl, bundlePem, joinToken, jwt, options);
+      return new ConfigureRequest(id, op, serverUrl, bundlePem, joinToken, jwt, options, endpoints);
     }
   }
 }

@@ -20,6 +20,7 @@ import java.util.Set;
  * @param retryable The SDK's retryable flag.
  * @param retryAfter Seconds the server asked to wait, if it did.
  * @param attempts HTTP attempts made before the call failed.
+ * @param endpoint The endpoint URL of the call's last attempt, if any (feature endpoints; spec 12.8.2).
  */
 public record Failure(
     String type,
@@ -29,9 +30,10 @@ public record Failure(
     String requestId,
     Boolean retryable,
     Double retryAfter,
-    Integer attempts) {
+    Integer attempts,
+    String endpoint) {
 
-  private static final Set<String> KNOWN_FIELDS = Set.of("type", "code", "message", "status", "request_id", "retryable", "retry_after", "attempts");
+  private static final Set<String> KNOWN_FIELDS = Set.of("type", "code", "message", "status", "request_id", "retryable", "retry_after", "attempts", "endpoint");
 
   /**
    * Normalises absent values: null lists, maps, strings and enums become their defaults.
@@ -44,6 +46,7 @@ public record Failure(
    * @param retryable The SDK's retryable flag.
    * @param retryAfter Seconds the server asked to wait, if it did.
    * @param attempts HTTP attempts made before the call failed.
+   * @param endpoint The endpoint URL of the call's last attempt, if any (feature endpoints; spec 12.8.2).
    */
   public Failure {
     type = type == null ? "" : type;
@@ -74,6 +77,7 @@ public record Failure(
     builder.retryable = this.retryable;
     builder.retryAfter = this.retryAfter;
     builder.attempts = this.attempts;
+    builder.endpoint = this.endpoint;
     return builder;
   }
 
@@ -104,6 +108,9 @@ public record Failure(
     if (this.attempts != null) {
       out.set("attempts", Wire.encInt32(this.attempts));
     }
+    if (this.endpoint != null) {
+      out.set("endpoint", Wire.encString(this.endpoint));
+    }
     return out;
   }
 
@@ -132,7 +139,8 @@ public record Failure(
         Wire.decOptional(obj, "request_id", path, Wire::decString),
         Wire.decOptional(obj, "retryable", path, Wire::decBool),
         Wire.decOptional(obj, "retry_after", path, Wire::decDouble),
-        Wire.decOptional(obj, "attempts", path, Wire::decInt32));
+        Wire.decOptional(obj, "attempts", path, Wire::decInt32),
+        Wire.decOptional(obj, "endpoint", path, Wire::decString));
   }
 
   /**
@@ -150,7 +158,8 @@ public record Failure(
         + "requestId=" + this.requestId + ", "
         + "retryable=" + this.retryable + ", "
         + "retryAfter=" + this.retryAfter + ", "
-        + "attempts=" + this.attempts
+        + "attempts=" + this.attempts + ", "
+        + "endpoint=" + this.endpoint
         + "}";
   }
 
@@ -164,6 +173,7 @@ public record Failure(
     private Boolean retryable;
     private Double retryAfter;
     private Integer attempts;
+    private String endpoint;
 
     private Builder() {}
 
@@ -256,12 +266,23 @@ public record Failure(
     }
 
     /**
+     * Sets {@code endpoint}: The endpoint URL of the call's last attempt, if any (feature endpoints; spec 12.8.2).
+     *
+     * @param value the new value; null clears it
+     * @return this builder
+     */
+    public Builder endpoint(String value) {
+      this.endpoint = value;
+      return this;
+    }
+
+    /**
      * The message.
      *
      * @return a new {@link Failure}
      */
     public Failure build() {
-      return new Failure(type, code, message, status, requestId, retryable, retryAfter, attempts);
+      return new Failure(type, code, message, status, requestId, retryable, retryAfter, attempts, endpoint);
     }
   }
 }

@@ -48,7 +48,13 @@ public enum Feature implements Wire.WireEnum {
    * The ops mtls_serve, mtls_stop and mtls_call: service-to-service mTLS
    * with the SDK's TLS configurations (spec 13).
    */
-  MTLS("mtls");
+  MTLS("mtls"),
+  /**
+   * Several endpoints (spec 12): configure with `endpoints`, the client
+   * options endpoint_order and endpoint_cooldown_seconds, and `endpoint` in
+   * CallMeta and Failure.
+   */
+  ENDPOINTS("endpoints");
 
   private final String wire;
 

@@ -101,6 +101,16 @@ public class SecinfraException extends RuntimeException {
   }
 
   /**
+   * The endpoint of the call's last attempt (spec 12.8.2): its URL as configured, or null when
+   * the call ended before any attempt (an invalid request, an expired identity).
+   *
+   * @return the endpoint URL, or null
+   */
+  public String endpoint() {
+    return info.endpoint();
+  }
+
+  /**
    * The envelope's details object.
    *
    * @return the details, empty when none

@@ -3,6 +3,7 @@ package dev.secinfra.internal;
 import dev.secinfra.errors.DeadlineExceededException;
 import dev.secinfra.errors.ErrorInfo;
 import dev.secinfra.errors.IdentityExpiredException;
+import dev.secinfra.errors.SecinfraException;
 import dev.secinfra.errors.TransportException;
 
 /**
@@ -37,6 +38,38 @@ public final class Errors {
   public static DeadlineExceededException deadline(String message, int attempts, Throwable cause) {
     return new DeadlineExceededException(
         ErrorInfo.of("deadline_exceeded", message, true, attempts), cause);
+  }
+
+  /**
+   * The same error, exposing the endpoint of the call's last attempt (spec 12.8.2). A transport
+   * error's message names the endpoint too; an API error's message stays the server's. The
+   * exception keeps its class, cause and stack trace.
+   *
+   * @param error the error that ends the call
+   * @param endpoint the endpoint URL as configured
+   * @return the error with its endpoint
+   */
+  public static SecinfraException atEndpoint(SecinfraException error, String endpoint) {
+    if (endpoint == null || endpoint.equals(error.endpoint())) {
+      return error;
+    }
+    ErrorInfo info = error.info().withEndpoint(endpoint);
+    if (error instanceof TransportException && error.endpoint() == null) {
+      info = info.withMessage(info.message() + " [endpoint " + endpoint + "]");
+    }
+    SecinfraException copy;
+    try {
+      copy =
+          error
+              .getClass()
+              .getConstructor(ErrorInfo.class, Throwable.class)
+              .newInstance(info, error.getCause());
+    } catch (ReflectiveOperationException e) {
+      // Every SDK error has that constructor; keep the original rather than lose the error.
+      return error;
+    }
+    copy.setStackTrace(error.getStackTrace());
+    return copy;
   }
 
   /**

@@ -1,13 +1,35 @@
 package dev.secinfra.rpc;
 
 /**
- * What happened in one call (spec 7.7), recorded into a {@link MetaCapture}.
+ * What happened in one call (spec 7.7, 12.8.1), recorded into a {@link MetaCapture}.
  *
  * @param fromCache the value came from the cache (fresh, revalidated by a 304, or stale)
  * @param stale a stale value was served because the server failed (stale-if-error)
  * @param attempts HTTP attempts made (0 for a fresh cache hit)
  * @param requestId the request id of the attempt that answered or last failed, or null
  * @param status that attempt's HTTP status, or null
+ * @param endpoint the URL, as configured, of the endpoint that attempt went to; null for a call
+ *     answered from the cache without a request
  */
 public record ResponseMeta(
-    boolean fromCache, boolean stale, int attempts, String requestId, Integer status) {}
+    boolean fromCache,
+    boolean stale,
+    int attempts,
+    String requestId,
+    Integer status,
+    String endpoint) {
+
+  /**
+   * Meta without an endpoint: a call answered from the cache without a request.
+   *
+   * @param fromCache the value came from the cache
+   * @param stale a stale value was served because the server failed
+   * @param attempts HTTP attempts made
+   * @param requestId the request id of the attempt that answered or last failed, or null
+   * @param status that attempt's HTTP status, or null
+   */
+  public ResponseMeta(
+      boolean fromCache, boolean stale, int attempts, String requestId, Integer status) {
+    this(fromCache, stale, attempts, requestId, status, null);
+  }
+}

@@ -13,6 +13,7 @@ import dev.secinfra.internal.Errors;
 import dev.secinfra.internal.cache.CacheControl;
 import dev.secinfra.internal.cache.ResponseCache;
 import dev.secinfra.internal.cache.SingleFlight;
+import dev.secinfra.internal.endpoints.EndpointSet;
 import dev.secinfra.internal.retry.Retry;
 import dev.secinfra.internal.transport.HttpTransport;
 import dev.secinfra.internal.transport.Tls;
@@ -24,7 +25,6 @@ import dev.secinfra.rpc.MetaCapture;
 import dev.secinfra.rpc.MethodDescriptor;
 import dev.secinfra.rpc.ResponseMeta;
 import dev.secinfra.rpc.Wire;
-import java.net.URI;
 import java.time.Duration;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -42,14 +42,15 @@ import java.util.random.RandomGenerator;
  * client's defaults, the identity gate, idempotency keys (spec 4), the cache with single-flight
  * (7), the attempts with their deadline (5), the retry decisions of {@link Retry} paid from the
  * budget (6), the one bundle refresh after a verification failure (10.3), and invalidation after
- * writes (7.9). It sends through {@link HttpTransport} and reads answers with {@link Answers}.
- * Thread-safe.
+ * writes (7.9). Each attempt goes to the endpoint {@link EndpointSet} chooses, and its outcome
+ * updates that endpoint's cooldown (12); a move to another endpoint is an ordinary retry. It sends
+ * through {@link HttpTransport} and reads answers with {@link Answers}. Thread-safe.
  */
 public final class CallPipeline implements Invoker {
   /**
    * Client-wide settings of the pipeline.
    *
-   * @param baseUri the server URL
+   * @param endpoints the client's endpoints and their state (one endpoint for one URL)
    * @param policy the client's retry and time-limit defaults
    * @param useCache whether cacheable calls use the cache by default
    * @param userAgent the {@code User-Agent} header
@@ -57,7 +58,7 @@ public final class CallPipeline implements Invoker {
    * @param random the jitter source
    */
   public record Settings(
-      URI baseUri,
+      EndpointSet endpoints,
       RetryPolicy policy,
       boolean useCache,
       String userAgent,
@@ -73,10 +74,16 @@ public final class CallPipeline implements Invoker {
       boolean revalidate) {}
 
   /** The answer that ended a call's attempts. */
-  private record Answer(int status, JsonNode body, HttpTransport.Outcome outcome, int attempts) {}
+  private record Answer(
+      int status, JsonNode body, HttpTransport.Outcome outcome, int attempts, String endpoint) {}
+
+  /**
+   * The endpoint a verification failure's bundle refresh, made on this thread, must go to (spec
+   * 12.6.2); null otherwise.
+   */
+  private static final ThreadLocal<EndpointSet.Endpoint> PINNED = new ThreadLocal<>();
 
   private final Settings settings;
-  private final RequestEncoder encoder;
   private final RetryBudget budget;
   private final ResponseCache cache;
   private final SingleFlight<Result> flights;
@@ -96,7 +103,6 @@ public final class CallPipeline implements Invoker {
   public CallPipeline(
       Settings settings, RetryBudget budget, ResponseCache cache, Executor asyncExecutor) {
     this.settings = settings;
-    this.encoder = new RequestEncoder(settings.baseUri());
     this.budget = budget;
     this.cache = cache;
     this.flights = new SingleFlight<>(settings.time()::nanoTime);
@@ -127,7 +133,8 @@ public final class CallPipeline implements Invoker {
       result = execute(method, request, opts);
     } catch (SecinfraException e) {
       if (capture != null) {
-        capture.record(new ResponseMeta(false, false, e.attempts(), e.requestId(), e.status()));
+        capture.record(
+            new ResponseMeta(false, false, e.attempts(), e.requestId(), e.status(), e.endpoint()));
       }
       throw e;
     }
@@ -149,7 +156,8 @@ public final class CallPipeline implements Invoker {
               false,
               null,
               result.meta().attempts(),
-              null),
+              null,
+              result.meta().endpoint()),
           e);
     }
   }
@@ -213,7 +221,12 @@ public final class CallPipeline implements Invoker {
     return new Result(
         answer.body(),
         new ResponseMeta(
-            false, false, answer.attempts(), answer.outcome().header("Request-Id"), answer.status()));
+            false,
+            false,
+            answer.attempts(),
+            answer.outcome().header("Request-Id"),
+            answer.status(),
+            answer.endpoint()));
   }
 
   private void invalidate(MethodDescriptor method, ObjectNode request, JsonNode body) {
@@ -268,7 +281,8 @@ public final class CallPipeline implements Invoker {
           && !eff.revalidate()
           && entry.usableOnError(settings.time().nanoTime())) {
         return new Result(
-            entry.body(), new ResponseMeta(true, true, e.attempts(), e.requestId(), e.status()));
+            entry.body(),
+            new ResponseMeta(true, true, e.attempts(), e.requestId(), e.status(), e.endpoint()));
       }
       throw e;
     }
@@ -292,7 +306,8 @@ public final class CallPipeline implements Invoker {
             generation);
       }
       return new Result(
-          entry.body(), new ResponseMeta(true, false, answer.attempts(), requestId, 304));
+          entry.body(),
+          new ResponseMeta(true, false, answer.attempts(), requestId, 304, answer.endpoint()));
     }
     JsonNode body = answer.body();
     if (control.noStore()) {
@@ -308,7 +323,9 @@ public final class CallPipeline implements Invoker {
           generation);
     }
     return new Result(
-        body, new ResponseMeta(false, false, answer.attempts(), requestId, answer.status()));
+        body,
+        new ResponseMeta(
+            false, false, answer.attempts(), requestId, answer.status(), answer.endpoint()));
   }
 
   // ---- one call's attempts ----------------------------------------------------------------------
@@ -320,10 +337,29 @@ public final class CallPipeline implements Invoker {
       Effective eff,
       long deadline,
       String ifNoneMatch) {
-    URI uri = encoder.uri(method, request);
+    EndpointSet.Endpoint[] last = new EndpointSet.Endpoint[1];
+    try {
+      return attempts(method, request, idempotencyKey, eff, deadline, ifNoneMatch, last);
+    } catch (SecinfraException e) {
+      throw last[0] == null ? e : Errors.atEndpoint(e, last[0].url());
+    }
+  }
+
+  /** A call's attempts; {@code last[0]} is the endpoint of the latest attempt. */
+  private Answer attempts(
+      MethodDescriptor method,
+      ObjectNode request,
+      String idempotencyKey,
+      Effective eff,
+      long deadline,
+      String ifNoneMatch,
+      EndpointSet.Endpoint[] last) {
+    EndpointSet endpoints = settings.endpoints();
+    String target = RequestEncoder.target(method, request);
     byte[] body = RequestEncoder.body(method, request);
     boolean mtls = method.auth() == Auth.MTLS;
     boolean refreshed = false;
+    EndpointSet.Endpoint repeatOn = PINNED.get();
     int attempt = 0;
     while (true) {
       attempt++;
@@ -332,22 +368,27 @@ public final class CallPipeline implements Invoker {
       if (remaining <= 0) {
         throw Errors.deadline(deadlineMessage(method, eff, attempt - 1), attempt - 1, null);
       }
+      EndpointSet.Endpoint endpoint = repeatOn != null ? repeatOn : endpoints.choose();
+      repeatOn = PINNED.get();
+      last[0] = endpoint;
       long timeout = Math.min(eff.attemptTimeout().toNanos(), remaining);
       Map<String, String> headers = headers(attempt, idempotencyKey, body != null, ifNoneMatch);
       HttpTransport.Outcome outcome =
-          transport.send(mtls, method.httpMethod(), uri, body, headers, timeout);
+          transport.send(
+              mtls, method.httpMethod(), endpoint.resolve(target), body, headers, timeout);
       remaining = deadline - settings.time().nanoTime();
       HttpTransport.Failure failure = outcome.failure();
       if (failure == null) {
         int status = outcome.status();
+        endpoints.record(endpoint, EndpointSet.isEndpointFailure(status));
         if (status >= 200 && status < 300) {
           JsonNode parsed = Answers.body(method, outcome, attempt);
           budget.onSuccess();
-          return new Answer(status, parsed, outcome, attempt);
+          return new Answer(status, parsed, outcome, attempt, endpoint.url());
         }
         if (status == 304 && ifNoneMatch != null) {
           budget.onSuccess();
-          return new Answer(status, null, outcome, attempt);
+          return new Answer(status, null, outcome, attempt, endpoint.url());
         }
         if (status < 400) {
           throw Answers.unexpected(method, outcome, attempt);
@@ -368,17 +409,21 @@ public final class CallPipeline implements Invoker {
         continue;
       }
       if (failure.verification() != null) {
+        // Never an endpoint failure, never a move (12.6.1): refresh the bundle from this
+        // endpoint and repeat the attempt there (12.6.2).
         if (failure.verification().check() == Tls.VerificationFailure.Check.CHAIN
             && !refreshed
             && !method.name().equals("GetTrustBundle")) {
           refreshed = true;
-          if (identity.refreshBundleNow(deadline)) {
+          if (refreshBundleFrom(endpoint, deadline)) {
             attempt--;
+            repeatOn = endpoint;
             continue;
           }
         }
         throw Errors.transport(failure.verification().getMessage(), false, attempt, failure.cause());
       }
+      endpoints.record(endpoint, true);
       Retry.Decision decision =
           Retry.decide(
               Retry.Outcome.failure(failure.beforeSend(), failure.timedOut()),
@@ -393,6 +438,21 @@ public final class CallPipeline implements Invoker {
             true, attempt, failure.cause());
       }
       sleep(decision.delayNanos(), attempt);
+    }
+  }
+
+  /** The one bundle refresh of 10.3, its attempts sent to {@code endpoint} (12.6.2). */
+  private boolean refreshBundleFrom(EndpointSet.Endpoint endpoint, long deadline) {
+    EndpointSet.Endpoint outer = PINNED.get();
+    PINNED.set(endpoint);
+    try {
+      return identity.refreshBundleNow(deadline);
+    } finally {
+      if (outer == null) {
+        PINNED.remove();
+      } else {
+        PINNED.set(outer);
+      }
     }
   }
 

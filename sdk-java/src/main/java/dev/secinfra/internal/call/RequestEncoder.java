@@ -40,6 +40,18 @@ public final class RequestEncoder {
    * @return the URL
    */
   public URI uri(MethodDescriptor method, ObjectNode request) {
+    return URI.create(base + target(method, request));
+  }
+
+  /**
+   * The request's path and query, without the endpoint: the part that stays the same on every
+   * endpoint an attempt may go to (spec 12.3.4).
+   *
+   * @param method the RPC's descriptor
+   * @param request the request's JSON form
+   * @return the path template filled in, and the query for GET and DELETE
+   */
+  public static String target(MethodDescriptor method, ObjectNode request) {
     StringBuilder path = new StringBuilder();
     String template = method.path();
     int i = 0;
@@ -73,7 +85,7 @@ public final class RequestEncoder {
         }
       }
     }
-    return URI.create(base + path + (query.length() == 0 ? "" : "?" + query));
+    return path + (query.length() == 0 ? "" : "?" + query);
   }
 
   /**

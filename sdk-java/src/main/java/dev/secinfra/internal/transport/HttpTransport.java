@@ -16,6 +16,7 @@ import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.Deque;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -25,7 +26,8 @@ import javax.net.ssl.SSLParameters;
 import javax.net.ssl.SSLSocket;
 
 /**
- * HTTPS/1.1 with keep-alive and two connection pools: one presenting the identity (mTLS), one
+ * HTTPS/1.1 with keep-alive and two connection pools, each keeping idle connections per endpoint
+ * (spec 12.1.4): one presenting the identity (mTLS), one
  * presenting none (spec 2.1, 8.6.3).
  *
  * <p>Why not {@code java.net.http.HttpClient}: it repeats a GET by itself when a pooled
@@ -40,7 +42,7 @@ import javax.net.ssl.SSLSocket;
  * when its response is read instead of going back to the pool.
  */
 public final class HttpTransport {
-  /** Idle connections kept per pool. */
+  /** Idle connections kept per pool and endpoint (spec 12.1.4: a connection belongs to its endpoint). */
   public static final int MAX_IDLE_PER_POOL = 16;
   /** An idle connection older than this is closed rather than reused (the server's limit is 15 s). */
   public static final long IDLE_TIMEOUT_NANOS = 10_000_000_000L;
@@ -119,7 +121,7 @@ public final class HttpTransport {
       long timeoutNanos) {
     long deadline = System.nanoTime() + Math.max(1, timeoutNanos);
     Pool pool = presentIdentity ? mtls : anonymous;
-    Connection conn = pool.take();
+    Connection conn = pool.take(uri);
     if (conn == null) {
       try {
         conn = pool.open(uri, deadline);
@@ -195,7 +197,8 @@ public final class HttpTransport {
     private final IdentitySource source;
     private final String serverId;
     private final boolean presentIdentity;
-    private final Deque<Connection> idle = new ArrayDeque<>();
+    /** Idle connections by endpoint ({@code host:port}): a connection serves only its own. */
+    private final Map<String, Deque<Connection>> idle = new HashMap<>();
     private SSLContext context;
     private long generation;
 
@@ -220,17 +223,20 @@ public final class HttpTransport {
       synchronized (this) {
         context = next;
         generation++;
-        closing = new ArrayList<>(idle);
+        closing = new ArrayList<>();
+        idle.values().forEach(closing::addAll);
         idle.clear();
       }
       closing.forEach(Connection::close);
     }
 
-    Connection take() {
+    Connection take(URI uri) {
+      String endpoint = authority(uri);
       while (true) {
         Connection conn;
         synchronized (this) {
-          conn = idle.pollLast();
+          Deque<Connection> connections = idle.get(endpoint);
+          conn = connections == null ? null : connections.pollLast();
         }
         if (conn == null) {
           return null;
@@ -245,10 +251,11 @@ public final class HttpTransport {
     void give(Connection conn) {
       boolean keep;
       synchronized (this) {
-        keep = conn.generation == generation && idle.size() < MAX_IDLE_PER_POOL;
+        Deque<Connection> connections = idle.computeIfAbsent(conn.endpoint, k -> new ArrayDeque<>());
+        keep = conn.generation == generation && connections.size() < MAX_IDLE_PER_POOL;
         if (keep) {
           conn.idleSince = System.nanoTime();
-          idle.addLast(conn);
+          connections.addLast(conn);
         }
       }
       if (!keep) {
@@ -284,8 +291,14 @@ public final class HttpTransport {
         ssl.close();
         throw e;
       }
-      return new Connection(ssl, gen);
+      return new Connection(ssl, gen, authority(uri));
     }
+  }
+
+  /** The pool key of a URL's endpoint: {@code host:port}, the host lowercased. */
+  static String authority(URI uri) {
+    int port = uri.getPort() > 0 ? uri.getPort() : 443;
+    return uri.getHost().toLowerCase(Locale.ROOT) + ":" + port;
   }
 
   static int remainingMillis(long deadline) throws SocketTimeoutException {
@@ -302,6 +315,7 @@ public final class HttpTransport {
     private final InputStream in;
     private final OutputStream out;
     private final long generation;
+    private final String endpoint;
     private final byte[] buffer = new byte[16 * 1024];
     private int position;
     private int limit;
@@ -309,8 +323,9 @@ public final class HttpTransport {
     private long idleSince;
     private boolean reusable;
 
-    Connection(SSLSocket socket, long generation) throws IOException {
+    Connection(SSLSocket socket, long generation, String endpoint) throws IOException {
       this.socket = socket;
+      this.endpoint = endpoint;
       this.in = socket.getInputStream();
       this.out = socket.getOutputStream();
       this.generation = generation;
