@@ -96,7 +96,8 @@ def tests_server(session: nox.Session) -> None:
     real PostgreSQL: the tests start a throwaway cluster with initdb (Debian's
     postgresql, installed with apt when missing) and fail, not skip, if it
     cannot start."""
-    install(session, *TEST_TOOLS, "spiffe", "-e", "server")
+    # The Python SDK too: the chaos test (server/tests/chaos) drives replicas with it.
+    install(session, *TEST_TOOLS, "spiffe", "-e", "server", "-e", "sdk-python")
     session.run("bash", str(ROOT / "scripts" / "ensure-postgresql.sh"), external=True)
     session.run("pytest", "server/tests", *session.posargs, env={"SECINFRA_REQUIRE_POSTGRES": "1"})
 
