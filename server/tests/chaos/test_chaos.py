@@ -8,6 +8,8 @@ enrolled workload with a short leaf TTL (so the SDK renews its certificate
 several times during the run) and a client that knows all three endpoints,
 mix: check-and-set secret writes (``if_version``), unconditional writes with
 an Idempotency-Key the test chooses, tuple writes, secret reads and checks.
+The replicas' own serving certificates are short-lived too, so they renew
+and hot-load them during the run.
 Every :data:`KILL_INTERVAL_SECONDS` a random replica is SIGKILLed and
 restarted on the same port.
 
@@ -56,6 +58,9 @@ REPLICAS: Final = ("a", "b", "c")
 WORKERS: Final = 4
 #: Workload certificates live this long: the SDK renews at about half of it.
 LEAF_TTL_SECONDS: Final = 16
+#: Each replica's own serving certificate: renewed by the replica at half of
+#: it, so a replica that lives past 10 s swaps its certificate under load.
+SERVER_CERT_TTL_SECONDS: Final = 20
 #: Versions kept per secret (the most allowed), and how many a worker writes
 #: to one secret before it moves to the next: every version keeps its value,
 #: so the end can read each one back.
@@ -107,6 +112,7 @@ class Replica:
             *("--port", str(self.port)),
             *("--dns-names", f"{self.name}.replica.test"),
             *("--leaf-ttl-seconds", str(LEAF_TTL_SECONDS)),
+            *("--server-cert-ttl-seconds", str(SERVER_CERT_TTL_SECONDS)),
             "--test-hooks",
         ]
         with self.log.open("ab") as sink:
