@@ -216,7 +216,9 @@ class Tally:
     cas: dict[str, list[tuple[int, bytes]]] = field(default_factory=dict)
     keyed: dict[str, list[tuple[int, bytes, str]]] = field(default_factory=dict)
     tuples: list[TupleKey] = field(default_factory=list)
-    #: Calls that took more than one attempt (a kill in their way).
+    #: SDK calls answered (a check operation makes two), and those of them
+    #: that took more than one attempt (a kill in their way).
+    sdk_calls: int = 0
     retried: int = 0
     renewals: int = 0
     renewal_failures: list[str] = field(default_factory=list)
@@ -230,8 +232,6 @@ class Worker:
         self.client = client
         self.rng = rng
         self.tally = Tally()
-        self._cas_name = ""
-        self._keyed_name = ""
         self._revision = ""
         self._lock = threading.Lock()
         client.on_rotation(self._on_rotation)
@@ -268,6 +268,7 @@ class Worker:
                     op()
             except Exception as exc:  # every SDK failure is counted and reported
                 self.tally.failures.append(f"w{self.index} {op.__name__}: {exc!r}")
+            self.tally.sdk_calls += len(meta.calls)
             self.tally.retried += sum(1 for call in meta.calls if call.attempts > 1)
 
     def cas_write(self) -> None:
@@ -478,6 +479,7 @@ def test_three_replicas_under_mixed_load_and_sigkills_lose_nothing_and_fail_noth
         wrong = [f for t in tallies for f in t.wrong]
         renewals = sum(t.renewals for t in tallies)
         retried = sum(t.retried for t in tallies)
+        sdk_calls = sum(t.sdk_calls for t in tallies)
         renewal_failures = [f for t in tallies for f in t.renewal_failures]
         stored = _stored_versions(cluster.dsn)
 
@@ -546,9 +548,10 @@ def test_three_replicas_under_mixed_load_and_sigkills_lose_nothing_and_fail_noth
             f"  kills: {len(kills)} ({', '.join(kills)}), {killer.skipped} skipped (two"
             f" restarting); replica starts:"
             f" {', '.join(f'{r.name}={r.starts}' for r in cluster.replicas)}\n"
-            f"  SDK calls: {sum(calls.values())}"
+            f"  operations: {sum(calls.values())}"
             f" ({', '.join(f'{k}={v}' for k, v in sorted(calls.items()))});"
-            f" renewals: {renewals}; calls that needed more than one attempt: {retried}\n"
+            f" SDK calls answered: {sdk_calls}, {retried} of them after more than one attempt;"
+            f" renewals: {renewals}\n"
             f"  acknowledged: {acked_versions} secret versions, {len(acked_tuples)} tuples,"
             f" {keyed_calls} keyed writes\n"
             f"  failed SDK calls: {len(failures)}\n"
