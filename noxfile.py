@@ -96,8 +96,10 @@ def tests_server(session: nox.Session) -> None:
     real PostgreSQL: the tests start a throwaway cluster with initdb (Debian's
     postgresql, installed with apt when missing) and fail, not skip, if it
     cannot start. Includes the schema-driven fuzz run (server/tests/fuzz,
-    schemathesis), bounded to a few minutes."""
-    install(session, *TEST_TOOLS, "spiffe", "schemathesis", "-e", "server")
+    schemathesis), bounded to a few minutes, and the chaos test
+    (server/tests/chaos: three replicas under the Python SDK's load, SIGKILLs)."""
+    # The Python SDK too: the chaos test drives the replicas with it.
+    install(session, *TEST_TOOLS, "spiffe", "schemathesis", "-e", "server", "-e", "sdk-python")
     session.run("bash", str(ROOT / "scripts" / "ensure-postgresql.sh"), external=True)
     session.run("pytest", "server/tests", *session.posargs, env={"SECINFRA_REQUIRE_POSTGRES": "1"})
 
