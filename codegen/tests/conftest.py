@@ -35,6 +35,8 @@ def kitchen_outputs(kitchen_api: Api) -> list[Output]:
 
 
 RPC_CONTRACT = "_rpc.py"
+#: The contract and what it imports (errors.py imports nothing of the SDK).
+RPC_CONTRACT_FILES = (RPC_CONTRACT, "errors.py")
 
 
 @pytest.fixture(scope="session")
@@ -59,8 +61,10 @@ def kitchen_package(
         for name, text in out.files.items():
             (gen / name).write_text(text, encoding="utf-8")
     # Generated clients depend on the RPC contract only (the descriptor types,
-    # the Invoker protocol and the call options), never on the runtime.
-    shutil.copy(REPO / "sdk-python/src/secinfra" / RPC_CONTRACT, root / "ks_sdk" / RPC_CONTRACT)
+    # the Invoker protocol and the call options), never on the runtime; the
+    # contract itself raises the SDK's public errors (a bad call option).
+    for name in RPC_CONTRACT_FILES:
+        shutil.copy(REPO / "sdk-python/src/secinfra" / name, root / "ks_sdk" / name)
     sys.path.insert(0, str(root))
     try:
         yield root
