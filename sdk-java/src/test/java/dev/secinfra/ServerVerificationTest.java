@@ -31,7 +31,7 @@ class ServerVerificationTest {
 
   @BeforeEach
   void start() throws Exception {
-    server = ReferenceServer.start("--header-timeout-seconds", KEEP_ALIVE_SECONDS);
+    server = ReferenceServer.start("--idle-timeout-seconds", KEEP_ALIVE_SECONDS);
     client = server.enrolling("spiffe://secinfra.local/java/resumption").build();
   }
 
