@@ -31,7 +31,7 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Final
@@ -73,25 +73,37 @@ def _utc(timestamp: float) -> str:
 
 def load_source(root: Path) -> Source:
     """The latest run's report if there is one, else the committed snapshot."""
-    latest = root / LATEST_RUN
+    return load_report(root, LATEST_RUN, SNAPSHOT, _checked)
+
+
+def load_report(
+    root: Path,
+    latest_run: Path,
+    snapshot_path: Path,
+    check: Callable[[Any, Path], Mapping[str, Any]],
+) -> Source:
+    """A run's report: the latest one in the checkout (``latest_run``) if there
+    is one, else the committed snapshot (``snapshot_path``, the report under
+    ``report`` with the run it came from), each passed through ``check``."""
+    latest = root / latest_run
     if latest.is_file():
-        report = _checked(json.loads(latest.read_text(encoding="utf-8")), latest)
+        report = check(json.loads(latest.read_text(encoding="utf-8")), latest)
         return Source(
             report,
             latest,
-            f"the latest run in this checkout (`{LATEST_RUN}`, written"
+            f"the latest run in this checkout (`{latest_run}`, written"
             f" {_utc(latest.stat().st_mtime)})",
         )
-    snapshot = root / SNAPSHOT
+    snapshot = root / snapshot_path
     try:
         data = json.loads(snapshot.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise MatrixError(f"neither {LATEST_RUN} nor {SNAPSHOT} can be read: {exc}") from exc
-    report = _checked(data.get("report"), snapshot)
+        raise MatrixError(f"neither {latest_run} nor {snapshot_path} can be read: {exc}") from exc
+    report = check(data.get("report"), snapshot)
     return Source(
         report,
         snapshot,
-        f"a snapshot (`{SNAPSHOT}`) of the run that ended {data['ran_at']} at commit"
+        f"a snapshot (`{snapshot_path}`) of the run that ended {data['ran_at']} at commit"
         f" `{data['commit']}`{' plus uncommitted changes' if data.get('dirty') else ''},"
         f" made with `{data['command']}`; no run of this checkout was found",
     )
@@ -128,7 +140,8 @@ def spec_link(number: str, sections: Mapping[str, tuple[str, str]]) -> str:
     raise MatrixError(f"spec section {number!r} is not a heading in {SPEC_DIR}")
 
 
-def _cell(text: str) -> str:
+def table_cell(text: str) -> str:
+    """Text for one Markdown table cell: one line, pipes escaped."""
     return " ".join(text.split()).replace("|", "\\|")
 
 
@@ -152,7 +165,7 @@ def matrix_markdown(source: Source, sections: Mapping[str, tuple[str, str]]) -> 
         "",
     ]
     for problem in report.get("problems") or []:
-        lines.append(f"- {_cell(str(problem))}")
+        lines.append(f"- {table_cell(str(problem))}")
     if report.get("problems"):
         lines.append("")
     lines.append("| case | spec | " + " | ".join(sdks) + " |")
@@ -179,12 +192,12 @@ def matrix_markdown(source: Source, sections: Mapping[str, tuple[str, str]]) -> 
             or row.get("skip_reason")
             or (row["failures"][0] if row["failures"] else "")
         )
-        lines.append(f"- {row['sdk']} `{row['case']}` ({row['status']}): {_cell(str(why))}")
+        lines.append(f"- {row['sdk']} `{row['case']}` ({row['status']}): {table_cell(str(why))}")
     lines += ["", "## Cases", ""]
     lines.append("| case | what it checks |")
     lines.append("| --- | --- |")
     for name in sorted(cases):
-        lines.append(f"| `{name}` | {_cell(str(cases[name]['description']))} |")
+        lines.append(f"| `{name}` | {table_cell(str(cases[name]['description']))} |")
     return lines
 
 

@@ -17,20 +17,17 @@ The report's shape is written by ``conformance/runner/mtls_matrix.py``
 
 from __future__ import annotations
 
-import datetime
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Final
+
+# The conformance matrix's loader, error and cell text serve this page too.
+from conformance_matrix import MatrixError, load_report, table_cell
 
 REPORT_VERSION: Final = 1
 LATEST_RUN: Final = Path("reports/conformance/mtls-matrix.json")
 SNAPSHOT: Final = Path("docs/conformance/mtls-matrix.json")
 STATUS_TEXT: Final = {"passed": "pass", "failed": "**FAIL**", "skipped": "skipped"}
-
-
-class MatrixError(ValueError):
-    """The report cannot be shown."""
 
 
 def _checked(report: Any, path: Path) -> Mapping[str, Any]:
@@ -43,30 +40,8 @@ def _checked(report: Any, path: Path) -> Mapping[str, Any]:
 
 def load(root: Path) -> tuple[Mapping[str, Any], Path, str]:
     """The report shown, its file, and a sentence saying which run it is."""
-    latest = root / LATEST_RUN
-    if latest.is_file():
-        report = _checked(json.loads(latest.read_text(encoding="utf-8")), latest)
-        written = datetime.datetime.fromtimestamp(latest.stat().st_mtime, tz=datetime.UTC)
-        when = written.strftime("%Y-%m-%d %H:%M UTC")
-        return report, latest, f"the latest run in this checkout (`{LATEST_RUN}`, written {when})"
-    snapshot = root / SNAPSHOT
-    try:
-        data = json.loads(snapshot.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise MatrixError(f"neither {LATEST_RUN} nor {SNAPSHOT} can be read: {exc}") from exc
-    report = _checked(data.get("report"), snapshot)
-    dirty = " plus uncommitted changes" if data.get("dirty") else ""
-    return (
-        report,
-        snapshot,
-        f"a snapshot (`{SNAPSHOT}`) of the run of {data['ran_at']} at commit"
-        f" `{data['commit']}`{dirty}, made with `{data['command']}`; no run of this"
-        " checkout was found",
-    )
-
-
-def _cell(text: str) -> str:
-    return " ".join(text.split()).replace("|", "\\|")
+    source = load_report(root, LATEST_RUN, SNAPSHOT, _checked)
+    return source.report, source.path, source.label
 
 
 def matrix_markdown(report: Mapping[str, Any], label: str) -> list[str]:
@@ -98,7 +73,7 @@ def matrix_markdown(report: Mapping[str, Any], label: str) -> list[str]:
         why = pair.get("skip_reason") or "; ".join(pair.get("failures") or [])
         lines.append(
             f"- {pair['server']} serving, {pair['client']} calling ({pair['status']}):"
-            f" {_cell(str(why))}"
+            f" {table_cell(str(why))}"
         )
     return lines
 
