@@ -103,6 +103,9 @@ class Case:
     features: frozenset[str] = frozenset()
     """What the client must declare in its hello: ``requires`` plus what the
     steps and setup imply (a ``concurrent`` step needs ``concurrent``, ...)."""
+    covers: tuple[str, ...] = ()
+    """The spec requirements (N.M.K) the case tests, from its ``covers`` list;
+    the coverage map of the spec is built from these."""
 
     @property
     def full_name(self) -> str:
@@ -175,6 +178,7 @@ def parse_document(doc: Any, suite: str, source: str) -> list[Case]:
                     source=source,
                     step_ids=[_step_id(step, i) for i, step in enumerate(steps)],
                     features=required_features(raw),
+                    covers=tuple(str(item) for item in raw.get("covers") or ()),
                 )
             )
     if problems:

@@ -43,6 +43,13 @@ def test_valid_case_parses() -> None:
     assert case.step_ids == ["whoami"]
 
 
+def test_covers_lists_the_requirements_a_case_tests() -> None:
+    (case,) = parse_document(doc(covers=["5.1.3", "5.4.1"]), "retries", "retries.yaml")
+    (plain,) = parse_document(doc(), "retries", "retries.yaml")
+    assert case.covers == ("5.1.3", "5.4.1")
+    assert plain.covers == ()
+
+
 def test_replicas_and_endpoint_options_imply_the_endpoints_feature() -> None:
     (replicas,) = parse_document(doc(setup={"replicas": 2}), "retries", "retries.yaml")
     (option,) = parse_document(
@@ -85,6 +92,10 @@ def test_replicas_and_endpoint_options_imply_the_endpoints_feature() -> None:
         ),
         ({"steps": [{"call": "GetCallerIdentity", "id": "configure"}]}, "implicit enrolment step"),
         ({"unknown": 1}, "unknown keys ['unknown']"),
+        ({"covers": "5.1.3"}, "'covers' must be a non-empty list of distinct spec requirements"),
+        ({"covers": []}, "'covers' must be a non-empty list"),
+        ({"covers": ["5.1"]}, 'like "5.1.3"'),
+        ({"covers": ["5.1.3", "5.1.3"]}, "'covers' must be a non-empty list of distinct"),
         # replica cases (spec 12)
         ({"setup": {"replicas": 5}}, "2 or 3 (replicas a, b[, c] on one PostgreSQL)"),
         ({"steps": [{"stop": "a"}]}, "stopping needs setup.replicas"),
