@@ -137,7 +137,10 @@ def reference_server(session: nox.Session) -> dict[str, str]:
     out = session.run(
         "bash", str(ROOT / "scripts" / "ensure-server.sh"), external=True, silent=True
     )
-    return {"SECINFRA_SERVER": str(out).strip().splitlines()[-1], "SECINFRA_REQUIRE_SERVER": "1"}
+    return {
+        "SECINFRA_REFERENCE_SERVER": str(out).strip().splitlines()[-1],
+        "SECINFRA_REQUIRE_SERVER": "1",
+    }
 
 
 @nox.session(name="tests-go", python=False)

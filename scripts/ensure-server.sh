@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Prints the path of a secinfra-server executable (the last line of output):
-# $SECINFRA_SERVER when set, else the repo's .venv-server, installed from
+# $SECINFRA_REFERENCE_SERVER when set, else the repo's .venv-server, installed from
 # server/ pinned by constraints.txt on first use. The Go, Java and Ruby SDK
-# tests use it: SECINFRA_SERVER=$(bash scripts/ensure-server.sh | tail -1).
+# tests use it: SECINFRA_REFERENCE_SERVER=$(bash scripts/ensure-server.sh | tail -1).
 set -euo pipefail
-if [[ -n "${SECINFRA_SERVER:-}" ]]; then
-  echo "$SECINFRA_SERVER"
+if [[ -n "${SECINFRA_REFERENCE_SERVER:-}" ]]; then
+  echo "$SECINFRA_REFERENCE_SERVER"
   exit 0
 fi
 source "$(dirname "$0")/_bootstrap.sh"

@@ -3,7 +3,7 @@
 // access to its admin identity, join tokens and the conformance control API
 // (docs/conformance/control-api.md).
 //
-// The server executable is $SECINFRA_SERVER, else secinfra-server on PATH.
+// The server executable is $SECINFRA_REFERENCE_SERVER, else secinfra-server on PATH.
 // Without one, Start skips the test, unless SECINFRA_REQUIRE_SERVER=1
 // (CI sets it), when it fails.
 package secinfratest
@@ -52,7 +52,7 @@ type Server struct {
 
 // Executable finds the server executable, or "".
 func Executable() string {
-	if path := os.Getenv("SECINFRA_SERVER"); path != "" {
+	if path := os.Getenv("SECINFRA_REFERENCE_SERVER"); path != "" {
 		return path
 	}
 	if path, err := exec.LookPath("secinfra-server"); err == nil {
@@ -68,9 +68,9 @@ func Start(t testing.TB, flags ...string) *Server {
 	exe := Executable()
 	if exe == "" {
 		if os.Getenv("SECINFRA_REQUIRE_SERVER") == "1" {
-			t.Fatal("secinfratest: no reference server: set SECINFRA_SERVER or put secinfra-server on PATH")
+			t.Fatal("secinfratest: no reference server: set SECINFRA_REFERENCE_SERVER or put secinfra-server on PATH")
 		}
-		t.Skip("secinfratest: no reference server (set SECINFRA_SERVER, or run scripts/ensure-server.sh)")
+		t.Skip("secinfratest: no reference server (set SECINFRA_REFERENCE_SERVER, or run scripts/ensure-server.sh)")
 	}
 	dir := t.TempDir()
 	common := []string{"--data-dir", dir, "--host", "127.0.0.1", "--port", "0"}

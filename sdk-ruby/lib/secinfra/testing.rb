@@ -37,7 +37,7 @@ module Secinfra
       end
     end
 
-    # The reference server (+secinfra-server+: +SECINFRA_SERVER+, else on
+    # The reference server (+secinfra-server+: +SECINFRA_REFERENCE_SERVER+, else on
     # PATH, else the repository's .venv-server) in test mode on a free
     # 127.0.0.1 port.
     #
@@ -61,7 +61,7 @@ module Secinfra
 
       # The server command (argv prefix).
       def self.command
-        env = ENV.fetch("SECINFRA_SERVER", "")
+        env = ENV.fetch("SECINFRA_REFERENCE_SERVER", "")
         return env.split unless env.empty?
 
         on_path = ENV.fetch("PATH", "").split(File::PATH_SEPARATOR).map { |d| File.join(d, "secinfra-server") }
@@ -71,7 +71,7 @@ module Secinfra
         venv = File.expand_path("../../../.venv-server/bin/secinfra-server", __dir__)
         return [venv] if File.executable?(venv)
 
-        raise "secinfra: testing: secinfra-server not found: set SECINFRA_SERVER, put it on PATH, " \
+        raise "secinfra: testing: secinfra-server not found: set SECINFRA_REFERENCE_SERVER, put it on PATH, " \
               "or run scripts/ensure-server.sh"
       end
 

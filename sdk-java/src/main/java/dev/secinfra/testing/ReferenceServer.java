@@ -28,7 +28,7 @@ import java.util.stream.Stream;
 /**
  * The real reference server in test mode on a free loopback port, with a fresh data directory
  * that {@link #close()} deletes (as sdk-python's {@code secinfra.testing.ReferenceServer} and
- * sdk-go's {@code secinfratest.Server}). The server command comes from {@code SECINFRA_SERVER},
+ * sdk-go's {@code secinfratest.Server}). The server command comes from {@code SECINFRA_REFERENCE_SERVER},
  * else {@code secinfra-server} on PATH. Test mode is loopback-only: never point this at a
  * production server.
  *
@@ -62,7 +62,7 @@ public final class ReferenceServer implements AutoCloseable {
    * @throws Exception when the server does not start
    */
   public static ReferenceServer start(String... flags) throws Exception {
-    String command = System.getenv().getOrDefault("SECINFRA_SERVER", "secinfra-server");
+    String command = System.getenv().getOrDefault("SECINFRA_REFERENCE_SERVER", "secinfra-server");
     Path dir = Files.createTempDirectory("secinfra-java-test-");
     List<String> common = new ArrayList<>(List.of(
         "--data-dir", dir.toString(), "--host", "127.0.0.1", "--port", "0", "--test-hooks"));
