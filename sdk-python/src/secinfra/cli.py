@@ -36,6 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any, Final, NoReturn
+from urllib.parse import urlsplit
 
 from . import __version__
 from ._agent import DEFAULT_EXEC_TIMEOUT_SECONDS, Agent
@@ -90,9 +91,13 @@ class _Settings:
 
 
 def _settings(args: argparse.Namespace) -> _Settings:
-    """Flags win over the environment. The identity is taken whole from one place:
-    any identity flag (--cert, --key, --identity-dir) and the environment's
-    identity variables are ignored."""
+    """Each setting from its flag, else its environment variable.
+
+    The identity comes in one of two forms, a certificate and key (``--cert``,
+    ``--key``) or an identity directory (``--identity-dir``). A flag of one form
+    sets the form: the environment's variables of the other form are then
+    ignored, and those of the same form fill in what the flags left out (so
+    ``SECINFRA_CERT`` with ``--key`` works)."""
 
     def flag(name: str) -> str | None:
         value = getattr(args, name, None)
@@ -101,10 +106,11 @@ def _settings(args: argparse.Namespace) -> _Settings:
     def env(name: str) -> str | None:
         return os.environ.get(name) or None
 
-    identity_flags = (flag("cert"), flag("key"), flag("identity_dir"))
-    if not any(identity_flags):
-        identity_flags = (env(ENV_CERT), env(ENV_KEY), env(ENV_IDENTITY_DIR))
-    cert, key, identity_dir = identity_flags
+    cert, key, identity_dir = flag("cert"), flag("key"), flag("identity_dir")
+    if not (cert or key or identity_dir):  # no identity flag: the environment's, whole
+        cert, key, identity_dir = env(ENV_CERT), env(ENV_KEY), env(ENV_IDENTITY_DIR)
+    elif not identity_dir:  # --cert and/or --key: the environment fills in the other
+        cert, key = cert or env(ENV_CERT), key or env(ENV_KEY)
     return _Settings(
         server=flag("server") or env(ENV_SERVER),
         bundle=flag("bundle") or env(ENV_BUNDLE),
@@ -115,9 +121,29 @@ def _settings(args: argparse.Namespace) -> _Settings:
 
 
 def _require_server(settings: _Settings) -> str:
-    if not settings.server:
+    """The server URL, checked here so that a mistyped one is a usage error (exit 2)."""
+    url = settings.server
+    where = f"the server URL (--server or {ENV_SERVER})"
+    if not url:
         raise UsageError(f"no server: give --server URL or set {ENV_SERVER}")
-    return settings.server
+    if "@" in url:
+        # Never echo it: the user-info may hold a password.
+        raise UsageError(
+            f"{where} must not carry user-info (user:password@):"
+            " the CLI authenticates by its certificate"
+        )
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # a port that is not a number raises ValueError
+    except ValueError:
+        raise UsageError(
+            f"{where} is not a valid URL, got {url!r}: give https://host:port"
+        ) from None
+    if parts.scheme != "https" or not parts.hostname:
+        raise UsageError(
+            f"{where} must be https://host:port (secinfra speaks only mTLS), got {url!r}"
+        )
+    return url
 
 
 def _require_bundle(settings: _Settings) -> str:

@@ -418,6 +418,14 @@ def test_ca_rotation_steps(
         (["whoami", "--server", "https://127.0.0.1:1"], "no identity"),
         (["whoami", "--server", "https://x", "--cert", "c.pem"], "give both --cert and --key"),
         (
+            ["whoami", "--server", "http://127.0.0.1:8443"],
+            "must be https://host:port (secinfra speaks only mTLS), got 'http://127.0.0.1:8443'",
+        ),
+        (["whoami", "--server", "127.0.0.1:8443"], "must be https://host:port"),
+        (["whoami", "--server", "https://h:port"], "is not a valid URL, got 'https://h:port'"),
+        (["whoami", "--server", "https://u:hunter2@h:1"], "must not carry user-info"),
+        (["enrol", "--server", "http://h:1", "--bundle", "b", "--out", "d"], "must be https://"),
+        (
             ["whoami", "--server", "https://x", "--cert", "/nonexistent/c", "--key", "k"],
             "cannot read the certificate /nonexistent/c",
         ),
@@ -451,6 +459,28 @@ def test_settings_come_from_the_environment(
     # A flag wins over the environment.
     assert main(["--server", "https://127.0.0.1:1", "whoami"]) == 1
     assert "connection" in capsys.readouterr().err
+
+
+def test_flags_and_environment_merge_per_setting(
+    server: ReferenceServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    admin = server.data_dir / "admin"
+    monkeypatch.setenv("SECINFRA_SERVER", server.url)
+    monkeypatch.setenv("SECINFRA_BUNDLE", str(admin / "bundle.pem"))
+    monkeypatch.setenv("SECINFRA_CERT", str(admin / "cert.pem"))
+    # The certificate from the environment, the key from its flag.
+    assert main(["whoami", "--json", "--key", str(admin / "key.pem")]) == 0
+    assert json.loads(capsys.readouterr().out)["admin"] is True
+
+    # --identity-dir sets the form: the environment's certificate is not mixed in.
+    monkeypatch.setenv("SECINFRA_KEY", "/nonexistent/key.pem")
+    assert main(["whoami", "--json", "--identity-dir", str(admin)]) == 0
+    assert json.loads(capsys.readouterr().out)["admin"] is True
+
+    # Both forms in the environment alone are ambiguous: a usage error, not a guess.
+    monkeypatch.setenv("SECINFRA_IDENTITY_DIR", str(admin))
+    assert main(["whoami"]) == 2
+    assert "give either --identity-dir or --cert/--key" in capsys.readouterr().err
 
 
 def test_an_unreachable_server_exits_1(
