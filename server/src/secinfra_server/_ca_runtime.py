@@ -31,7 +31,8 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from . import ca
@@ -380,6 +381,30 @@ class CaRuntime:
     def is_revoked_id(self, spiffe_id: str) -> bool:
         """Whether a SPIFFE ID is on the deny-list."""
         return any(str(item) == spiffe_id for item in self._revocations.spiffe_ids)
+
+    def signing_problem(self) -> str | None:
+        """Why the active CA cannot sign right now, or None when it can.
+
+        For readiness: there is an active CA, it has not expired, and its key
+        makes a signature that its certificate's public key verifies (a key that
+        does not match its certificate, or that the key store cannot use, fails
+        here instead of on the next issuance)."""
+        try:
+            active = ca.active_authority(self._cas)
+        except ca.CAError:
+            return "no_active_ca"
+        if self._clock.now() >= active.not_after:
+            return "ca_expired"
+        public_key = active.certificate.public_key()
+        if not isinstance(public_key, ec.EllipticCurvePublicKey):
+            return "ca_key_unusable"
+        probe = b"secinfra readiness probe"
+        try:
+            signature = active.private_key.sign(probe, ec.ECDSA(hashes.SHA256()))
+            public_key.verify(signature, probe, ec.ECDSA(hashes.SHA256()))
+        except (InvalidSignature, ValueError, TypeError):
+            return "ca_key_unusable"
+        return None
 
     # -- signing -------------------------------------------------------------------
     async def sign(

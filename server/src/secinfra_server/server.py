@@ -23,6 +23,7 @@ import logging
 import os
 import resource
 import signal
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Final
@@ -63,6 +64,10 @@ log = logging.getLogger("secinfra.server")
 
 #: How often background tasks look for due work (rotation, renewal).
 HOUSEKEEPING_INTERVAL_SECONDS: Final = 1.0
+#: /readyz: how long storage may take to answer its probe, and how long one
+#: probe's outcome serves later calls.
+READY_PROBE_TIMEOUT_SECONDS: Final = 2.0
+READY_CACHE_SECONDS: Final = 1.0
 
 
 async def open_storage(config: ServerConfig, *, migrate: bool | None = None) -> Storage:
@@ -110,6 +115,9 @@ def enrolment_limits(config: ServerConfig) -> EnrolmentLimits:
 class Server:
     """One running secinfra server."""
 
+    #: How long one readiness probe's outcome serves later /readyz calls.
+    ready_cache_seconds: float = READY_CACHE_SECONDS
+
     def __init__(self, config: ServerConfig, *, clock: Clock | None = None) -> None:
         self.config = config
         self.clock = clock or Clock()
@@ -130,6 +138,9 @@ class Server:
         self._runner: EnvelopeAppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._ready = False
+        #: /readyz: the last probe of storage and the CA key (monotonic time, checks).
+        self._readiness: tuple[float, dict[str, str]] | None = None
+        self._readiness_lock = asyncio.Lock()
         #: PostgreSQL only: other replicas' changes, and who runs the jobs.
         self._feed: ChangeFeed | None = None
         self._election: LeaderElection | None = None
@@ -425,7 +436,47 @@ class Server:
     async def _readyz(self, _request: web.Request) -> web.Response:
         if not self._ready:
             return web.json_response({"status": "starting"}, status=503)
-        return web.json_response({"status": "ready"})
+        checks = await self.readiness_checks()
+        if all(outcome == "ok" for outcome in checks.values()):
+            return web.json_response({"status": "ready", "checks": checks})
+        return web.json_response({"status": "not_ready", "checks": checks}, status=503)
+
+    async def readiness_checks(self) -> dict[str, str]:
+        """``{"storage": ..., "ca_key": ...}``, each ``"ok"`` or why not.
+
+        Storage must answer a one-row read within READY_PROBE_TIMEOUT_SECONDS;
+        the active CA's key must sign. One probe serves every /readyz call for
+        ``ready_cache_seconds``, so a balancer polling hard costs one query a second.
+        The answer names the failing check only, never an error text."""
+        async with self._readiness_lock:
+            now = time.monotonic()
+            if self._readiness is not None and now - self._readiness[0] < self.ready_cache_seconds:
+                return self._readiness[1]
+            checks = {"storage": await self._probe_storage(), "ca_key": self._probe_ca_key()}
+            previous = self._readiness[1] if self._readiness is not None else None
+            if checks != previous and any(outcome != "ok" for outcome in checks.values()):
+                log.warning("not ready", extra={"fields": checks})
+            self._readiness = (time.monotonic(), checks)
+            return checks
+
+    async def _probe_storage(self) -> str:
+        if self.storage is None:
+            return "not_open"
+        try:
+            await asyncio.wait_for(self.storage.bundle_sequence(), READY_PROBE_TIMEOUT_SECONDS)
+        except TimeoutError:
+            return "timeout"
+        except Exception as exc:  # any failure of the backend means: not ready
+            log.warning(
+                "readiness: storage probe failed", extra={"fields": {"error": type(exc).__name__}}
+            )
+            return "unavailable"
+        return "ok"
+
+    def _probe_ca_key(self) -> str:
+        if self.ca_runtime is None:
+            return "not_loaded"
+        return self.ca_runtime.signing_problem() or "ok"
 
     async def _metrics(self, request: web.Request) -> web.Response:
         # Metrics describe the deployment: any enrolled workload may read them.
