@@ -112,6 +112,13 @@ def enrolment_limits(config: ServerConfig) -> EnrolmentLimits:
     )
 
 
+def _consume_outcome(future: asyncio.Future[int]) -> None:
+    """Retrieve a probe's exception, so one that ends after its caller gave up
+    is not reported as never retrieved (the caller already logged it)."""
+    if not future.cancelled():
+        future.exception()
+
+
 class Server:
     """One running secinfra server."""
 
@@ -141,6 +148,7 @@ class Server:
         #: /readyz: the last probe of storage and the CA key (monotonic time, checks).
         self._readiness: tuple[float, dict[str, str]] | None = None
         self._readiness_lock = asyncio.Lock()
+        self._storage_probe: asyncio.Future[int] | None = None
         #: PostgreSQL only: other replicas' changes, and who runs the jobs.
         self._feed: ChangeFeed | None = None
         self._election: LeaderElection | None = None
@@ -462,8 +470,14 @@ class Server:
     async def _probe_storage(self) -> str:
         if self.storage is None:
             return "not_open"
+        # One probe in flight at most: a probe that outlived its timeout (the
+        # database hangs) is awaited again, not joined by another one queued
+        # behind it on the storage's reader threads.
+        if self._storage_probe is None or self._storage_probe.done():
+            self._storage_probe = asyncio.ensure_future(self.storage.bundle_sequence())
+            self._storage_probe.add_done_callback(_consume_outcome)
         try:
-            await asyncio.wait_for(self.storage.bundle_sequence(), READY_PROBE_TIMEOUT_SECONDS)
+            await asyncio.wait_for(asyncio.shield(self._storage_probe), READY_PROBE_TIMEOUT_SECONDS)
         except TimeoutError:
             return "timeout"
         except Exception as exc:  # any failure of the backend means: not ready
