@@ -289,9 +289,16 @@ def add_kek_commands(commands: Any) -> None:
         ("status", "how many rows each KEK wraps"),
     ):
         sub = actions.add_parser(name, help=help_text)
-        sub.add_argument("--data-dir", dest="data_dir", required=True)
+        sub.add_argument(
+            "--data-dir", dest="data_dir", required=True, help="the server's data directory"
+        )
         sub.add_argument("--config", type=Path, help="TOML configuration file")
-        sub.add_argument("--kek-file", dest="kek_file", metavar="KEK_FILE")
+        sub.add_argument(
+            "--kek-file",
+            dest="kek_file",
+            metavar="KEK_FILE",
+            help="the KEK file (default: <data-dir>/kek); not read when SECINFRA_KEK is set",
+        )
         if name != "status":
             sub.add_argument(
                 "--batch-rows", type=int, default=DEFAULT_BATCH_ROWS, help="rows per transaction"

@@ -35,7 +35,14 @@ from ._logging import configure as configure_logging
 from ._metrics import Metrics
 from .audit import VerifyResult
 from .audit import verify as audit_verify
-from .config import ENV_PREFIX, ConfigError, ServerConfig, admin_files, load_config
+from .config import (
+    ENV_PREFIX,
+    SETTING_HELP,
+    ConfigError,
+    ServerConfig,
+    admin_files,
+    load_config,
+)
 from .crypto import generate_kek_file
 from .server import Server, open_storage
 from .storage import SCHEMA_VERSION, SchemaTooNew, SqliteStorage, StoredJoinToken
@@ -189,8 +196,33 @@ async def serve(config: ServerConfig, *, dev: bool) -> None:
     await server.run_until_signalled()
 
 
+def _setting_help(field: dataclasses.Field[Any]) -> str:
+    """The flag's one-line help with its default (none for a required setting)."""
+    text = SETTING_HELP[field.name]
+    if field.default is not dataclasses.MISSING:
+        default = field.default
+    elif field.default_factory is not dataclasses.MISSING:
+        default = field.default_factory()
+    else:
+        return text
+    if field.name == "database_dsn" or default is None or default == "":
+        return text
+    if isinstance(default, tuple):
+        default = ",".join(str(item) for item in default)
+    elif isinstance(default, bool):
+        default = "on" if default else "off"
+    return f"{text} (default: {default})".replace("%", "%%")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="secinfra-server", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="secinfra-server",
+        description="The secinfra reference server: create its data directory, serve, migrate,"
+        " verify the audit log, rotate the KEK.",
+        epilog="Every setting is also an environment variable (SECINFRA_<NAME>, e.g."
+        " SECINFRA_LEAF_TTL_SECONDS) and a key of the --config TOML file; flags win over"
+        " the environment, which wins over the file. Settings: docs/operations/configuration.md.",
+    )
     parser.add_argument("--version", action="version", version=__version__)
     commands = parser.add_subparsers(dest="command", required=True)
     for name, help_text in (
@@ -211,16 +243,19 @@ def _parser() -> argparse.ArgumentParser:
             if field.name in ("jwt", "extra"):
                 continue
             flag = "--" + field.name.replace("_", "-")
+            help_text = _setting_help(field)
             if field.type == "bool":
-                sub.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction)
+                sub.add_argument(
+                    flag, dest=field.name, action=argparse.BooleanOptionalAction, help=help_text
+                )
             else:
-                sub.add_argument(flag, dest=field.name, metavar=field.name.upper())
+                sub.add_argument(flag, dest=field.name, metavar=field.name.upper(), help=help_text)
     audit = commands.add_parser("audit", help="audit log tools")
     audit_commands = audit.add_subparsers(dest="audit_command", required=True)
     verify = audit_commands.add_parser(
         "verify", help="check the audit log's hash chain; print the head hash to anchor"
     )
-    verify.add_argument("--data-dir", required=True, type=Path)
+    verify.add_argument("--data-dir", required=True, type=Path, help="the server's data directory")
     verify.add_argument(
         "--config", type=Path, help="TOML configuration file (to verify a PostgreSQL database)"
     )

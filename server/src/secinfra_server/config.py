@@ -351,3 +351,45 @@ def validate(config: ServerConfig) -> None:
         fail("database_dsn and database_dsn_file: set one, not both")
     if config.log_level not in ("debug", "info", "warning", "error"):
         fail(f"log_level: {config.log_level!r} is not one of debug, info, warning, error")
+
+
+#: One line of ``--help`` per setting (``secinfra-server serve --help``); the
+#: full descriptions are in docs/operations/configuration.md. Every setting
+#: that is a flag has one (tests/unit/test_cli_help.py).
+SETTING_HELP: Final[Mapping[str, str]] = {
+    "data_dir": "data directory: database, KEK file and admin identity (required)",
+    "host": "address to listen on (an IP address or localhost)",
+    "port": "TCP port; 0 picks a free one",
+    "trust_domain": "SPIFFE trust domain; fixed once init has created the first CA",
+    "leaf_ttl_seconds": "lifetime of workload certificates",
+    "server_cert_ttl_seconds": "lifetime of the server's own serving certificate",
+    "ca_ttl_days": "lifetime of each new CA",
+    "bundle_refresh_hint_seconds": "the trust bundle's refresh hint and max-age",
+    "ca_auto_rotate": "run CA rotation steps automatically when they fall due",
+    "join_token_default_ttl_seconds": "lifetime of a join token created without a TTL",
+    "max_body_bytes": "largest request body; larger gets 413",
+    "max_connections": "connections open at once; one more is reset before TLS",
+    "max_connections_per_peer": "connections open at once from one client IP address",
+    "tls_handshake_timeout_seconds": "time a client has to complete the TLS handshake",
+    "header_timeout_seconds": "time a request head has to arrive",
+    "idle_timeout_seconds": "time a kept-alive connection may wait for its next request",
+    "body_timeout_seconds": "time a request body has to arrive, else 400",
+    "max_in_flight": "API requests served at once; more are shed with 503 + Retry-After",
+    "enrolment_source_burst": "enrolment attempts one source address may make before it waits",
+    "enrolment_source_per_minute": "enrolment attempts a source address regains per minute",
+    "enrolment_token_burst": "failed attempts naming one join token before 429",
+    "enrolment_token_per_minute": "failed attempts a join token is forgiven per minute",
+    "enrolment_limit_max_keys": "source addresses and join tokens the enrolment limits track",
+    "authz_check_max_age_seconds": "seconds SDKs may reuse a decision (0: revalidate)",
+    "shutdown_timeout_seconds": "how long a graceful shutdown waits for requests in flight",
+    "test_hooks": "test mode: the conformance control API (loopback only, never in production)",
+    "kek_file": "the KEK file (default: <data_dir>/kek); not read when SECINFRA_KEK is set",
+    "database_dsn": (
+        "PostgreSQL connection string; empty: SQLite. Prefer SECINFRA_DATABASE_DSN or"
+        " --database-dsn-file: other users see flags in the process list"
+    ),
+    "database_dsn_file": "a file holding the PostgreSQL connection string",
+    "migrate": "apply pending PostgreSQL schema migrations at start",
+    "log_level": "debug, info, warning or error",
+    "dns_names": "DNS names of the serving certificate, comma-separated",
+}
