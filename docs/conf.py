@@ -40,6 +40,7 @@ extensions = [
     "quickstart_tabs",
     "conformance_matrix",
     "mtls_matrix",
+    "spec_coverage",
     "server_settings",
     "architecture",
 ]

@@ -9,7 +9,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from . import departures, known_failing, mtls_matrix, report
+from . import coverage, departures, known_failing, mtls_matrix, report
 from .adapter import AdapterFailure, AdapterProcess
 from .cases import CASES_DIR, Case, CaseError, load_all
 from .execute import CaseResult, ServerPool, run_case, skip_reason, skipped
@@ -55,6 +55,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="with --mtls-matrix: also write docs/conformance/mtls-matrix.json",
     )
+    parser.add_argument(
+        "--coverage",
+        action="store_true",
+        help="instead of cases: the spec coverage map (which cases test each MUST and SHOULD;"
+        " coverage.json and .md in --report-dir); fails if a MUST has neither a case nor a"
+        " reason in conformance/coverage/uncovered.yaml",
+    )
+    parser.add_argument("--spec-dir", type=Path, default=coverage.SPEC_DIR, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--reasons", type=Path, default=coverage.REASONS_PATH, help=argparse.SUPPRESS
+    )
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
@@ -62,6 +73,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--write-snapshot goes with --mtls-matrix")
     if args.mtls_matrix and (args.cases or args.list):
         parser.error("--mtls-matrix runs no cases: leave out --cases and --list")
+    if args.coverage and (args.cases or args.list or args.mtls_matrix or args.sdk):
+        parser.error("--coverage runs no cases: leave out --sdk, --cases, --list and --mtls-matrix")
     args.sdk = args.sdk or sorted(SDKS)
     return args
 
@@ -75,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     except CaseError as exc:
         print(f"conformance: invalid cases:\n{exc}", file=sys.stderr)
         return 2
+    if args.coverage:
+        return _coverage(args, cases)
+    all_cases = cases
     all_names = {c.full_name for c in cases}
     all_specs = {c.full_name: c.spec for c in cases}
     if args.cases:
@@ -157,8 +173,46 @@ def main(argv: list[str] | None = None) -> int:
         print(f"conformance: {problem}", file=sys.stderr)
     counts = ", ".join(f"{k}: {v}" for k, v in report.summary(rows).items())
     print(f"\nconformance: {'ok' if ok else 'FAILED'} in {wall:.1f} s ({counts})")
+    # The coverage map needs no run, so every run's reports carry it (it never
+    # changes the run's outcome: `--coverage` and conformance/tests check it).
+    try:
+        spec_map = _coverage_map(args, all_cases)
+        paths += coverage.write(spec_map, args.report_dir)
+        print(coverage.summary_line(spec_map))
+    except coverage.CoverageError as exc:
+        print(f"conformance: no coverage map: {exc}", file=sys.stderr)
     print("reports: " + ", ".join(str(p) for p in paths))
     return 0 if ok else 1
+
+
+def _coverage_map(args: argparse.Namespace, cases: list[Case]) -> coverage.Coverage:
+    return coverage.compute(
+        spec_dir=args.spec_dir,
+        reasons_path=args.reasons,
+        case_covers={case.full_name: case.covers for case in cases},
+    )
+
+
+def _coverage(args: argparse.Namespace, cases: list[Case]) -> int:
+    """``--coverage``: write the map, print its summary; 1 if it is not ok."""
+    try:
+        spec_map = _coverage_map(args, cases)
+    except coverage.CoverageError as exc:
+        print(f"conformance: coverage: {exc}", file=sys.stderr)
+        return 2
+    paths = coverage.write(spec_map, args.report_dir)
+    for problem in spec_map.problems:
+        print(f"conformance: coverage: {problem}", file=sys.stderr)
+    for entry in spec_map.neither():
+        print(
+            f"conformance: coverage: MUST {entry.requirement.id} (docs/spec/"
+            f"{entry.requirement.page}:{entry.requirement.line}) has neither a case nor a"
+            f" reason in {args.reasons.name}",
+            file=sys.stderr,
+        )
+    print(coverage.summary_line(spec_map))
+    print("reports: " + ", ".join(str(p) for p in paths))
+    return 0 if spec_map.ok else 1
 
 
 def _features(sdks: list[str]) -> dict[str, frozenset[str]] | None:
