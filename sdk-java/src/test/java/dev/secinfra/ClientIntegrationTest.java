@@ -148,7 +148,7 @@ class ClientIntegrationTest {
   }
 
   @Test
-  void transportErrorKeepsTheRequestIdOfTheLastAnsweredAttempt() {
+  void transportErrorKeepsTheRequestIdOfTheLastAnsweredAttempt() throws Exception {
     // Spec 2.5.1, 11.5: a 503, then resets on every retry; the transport error has no status
     // (11.4.2) but the 503's Request-Id, the last request the server's logs hold for the call.
     server.script(
