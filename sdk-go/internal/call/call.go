@@ -368,7 +368,13 @@ func (c *call) fetch(key string, resp any) (flightResult, error) {
 	return flightResult{body: a.Body, meta: m}, nil
 }
 
+// serverFailure is whether e means the server could not answer
+// (stale-if-error applies): never when no request was made, as when the
+// deadline passed while the call waited for an identity (spec 7.6.3).
 func serverFailure(e *rpc.Error) bool {
+	if e.Attempts == 0 {
+		return false
+	}
 	return e.Kind == rpc.KindTransport || e.Kind == rpc.KindDeadlineExceeded || e.Status >= 500
 }
 

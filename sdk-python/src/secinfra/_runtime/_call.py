@@ -479,5 +479,11 @@ def _final_error(
 
 
 def _server_failure(exc: SecinfraError) -> bool:
-    """Whether ``exc`` means the server could not answer (stale-if-error applies)."""
+    """Whether ``exc`` means the server could not answer (stale-if-error applies).
+
+    Not when no request was made: a deadline that passed while the call
+    waited for an identity reached no server (spec 7.6.3).
+    """
+    if exc.attempts == 0:
+        return False
     return isinstance(exc, TransportError) or (exc.status is not None and exc.status >= 500)

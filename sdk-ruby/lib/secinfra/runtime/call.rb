@@ -174,9 +174,11 @@ module Secinfra
                                  endpoint: answer.endpoint)]
       end
 
-      # Stale-if-error applies: no answer, or a status of 500 or above (spec 7.6).
+      # Stale-if-error applies: no answer, or a status of 500 or above (spec
+      # 7.6); never when no request was made, as when the deadline passed
+      # while the call waited for an identity (7.6.3).
       def server_failure?(error)
-        return false if error.is_a?(IdentityExpired)
+        return false if error.is_a?(IdentityExpired) || error.attempts.zero?
 
         error.is_a?(TransportError) || error.status.to_i >= 500
       end
