@@ -154,7 +154,8 @@ class ClientIntegrationTest {
     server.script(
         "GetCallerIdentity",
         "[{\"status\": 503, \"headers\": {\"Retry-After\": \"0\"}},"
-            + " {\"reset\": \"before_headers\", \"times\": 3}]");
+            + " {\"reset\": \"before_headers\"}, {\"reset\": \"before_headers\"},"
+            + " {\"reset\": \"before_headers\"}]");
     TransportException error =
         assertThrows(
             TransportException.class,
