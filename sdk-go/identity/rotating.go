@@ -88,6 +88,7 @@ type Rotating struct {
 
 	started    bool
 	enrolMu    sync.Mutex
+	flight     *reenrolment // the re-enrolment in flight, or the last one (under mu)
 	refreshSem chan struct{}
 	kick       chan struct{}
 	stop       chan struct{}
@@ -96,6 +97,16 @@ type Rotating struct {
 }
 
 type refreshingKey struct{}
+
+// reenrolment is one re-enrolment (spec 9.7.2), run by a goroutine of its
+// own under the source's call timeout, never under a caller's deadline, so
+// a caller that stops waiting does not cut it short. done is closed when
+// snap or err is set.
+type reenrolment struct {
+	done chan struct{}
+	snap *Snapshot
+	err  error
+}
 
 // NewRotating checks cfg; call Start to enrol.
 func NewRotating(cfg RotatingConfig) (*Rotating, error) {
@@ -217,7 +228,11 @@ func (r *Rotating) Bundle() *Bundle {
 // Subscribe implements Source.
 func (r *Rotating) Subscribe(fn func(Event)) { r.events.subscribe(fn) }
 
-// Current implements Source (spec 9.7).
+// Current implements Source (spec 9.7). After expiry it starts a
+// re-enrolment, or joins the one in flight, and waits for it until ctx
+// ends: then it returns ctx's error (wrapped), and the re-enrolment goes
+// on. identity_expired only when there is no reusable attestation or the
+// re-enrolment failed (9.7.3).
 func (r *Rotating) Current(ctx context.Context) (*Snapshot, error) {
 	s := r.Snapshot()
 	if s != nil && r.cfg.Now().Before(s.NotAfter) {
@@ -229,27 +244,50 @@ func (r *Rotating) Current(ctx context.Context) (*Snapshot, error) {
 	if r.cfg.Attestation.jwt == nil {
 		return nil, expiredError("secinfra: identity: the certificate expired and could not be renewed; a join token cannot re-enrol (configure a JWT attestation, or enrol again with a new token)", nil)
 	}
-	// One re-enrolment at a time; callers wait within their deadline.
-	acquired := make(chan struct{})
-	go func() { r.enrolMu.Lock(); close(acquired) }()
+	f := r.reenrol()
 	select {
-	case <-acquired:
+	case <-f.done:
 	case <-ctx.Done():
-		go func() { <-acquired; r.enrolMu.Unlock() }()
-		return nil, expiredError("secinfra: identity: the certificate expired and the deadline passed while waiting for re-enrolment", ctx.Err())
+		return nil, fmt.Errorf("secinfra: identity: the certificate expired and the re-enrolment is still running: %w", ctx.Err())
 	}
-	defer r.enrolMu.Unlock()
-	if s := r.Snapshot(); s != nil && r.cfg.Now().Before(s.NotAfter) {
-		return s, nil
+	if f.err != nil {
+		return nil, expiredError("secinfra: identity: the certificate expired and re-enrolment failed: "+f.err.Error(), f.err)
 	}
-	if err := r.enrolLocked(ctx); err != nil {
-		return nil, expiredError("secinfra: identity: the certificate expired and re-enrolment failed: "+err.Error(), err)
-	}
-	s = r.Snapshot()
-	if s == nil || !r.cfg.Now().Before(s.NotAfter) {
+	if !r.cfg.Now().Before(f.snap.NotAfter) {
 		return nil, expiredError("secinfra: identity: re-enrolment returned an already expired certificate (is this machine's clock right?)", nil)
 	}
-	return s, nil
+	return f.snap, nil
+}
+
+// reenrol returns the re-enrolment in flight, or starts one: one at a time
+// (spec 9.7.2). A finished one that left a valid certificate is not
+// repeated.
+func (r *Rotating) reenrol() *reenrolment {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if f := r.flight; f != nil {
+		select {
+		case <-f.done:
+		default:
+			return f
+		}
+	}
+	f := &reenrolment{done: make(chan struct{})}
+	if s := r.snapshot; s != nil && r.cfg.Now().Before(s.NotAfter) {
+		f.snap = s
+		close(f.done)
+		return f
+	}
+	r.flight = f
+	go func() {
+		defer close(f.done)
+		ctx, cancel := r.callContext()
+		defer cancel()
+		if f.err = r.enrol(ctx); f.err == nil {
+			f.snap = r.Snapshot()
+		}
+	}()
+	return f
 }
 
 // RefreshBundle implements Source (spec 10.3): one fetch; true when a

@@ -31,10 +31,15 @@ type fakeCA struct {
 	rogue    *issued
 	lifetime time.Duration
 
+	// issueGate, when set, holds every IssueCertificate until it is closed
+	// (a slow re-enrolment).
+	issueGate chan struct{}
+
 	mu       sync.Mutex
 	next     []string // how the next renewals are signed: "other_id", "untrusted"
 	renewals int
 	bundles  int
+	issues   int
 }
 
 func newFakeCA(t *testing.T, lifetime time.Duration) *fakeCA {
@@ -71,11 +76,22 @@ func (f *fakeCA) sign(csrPEM string, parent *issued, id string) string {
 }
 
 // Invoke implements rpc.Invoker.
-func (f *fakeCA) Invoke(_ context.Context, d *rpc.Descriptor, req, resp any, _ ...rpc.CallOption) error {
+func (f *fakeCA) Invoke(ctx context.Context, d *rpc.Descriptor, req, resp any, _ ...rpc.CallOption) error {
+	f.mu.Lock()
+	gate := f.issueGate
+	f.mu.Unlock()
+	if d.Name == "IssueCertificate" && gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	switch d.Name {
 	case "IssueCertificate":
+		f.issues++
 		resp.(*secinfrav1.IssueCertificateResponse).SVID = &secinfrav1.X509Svid{
 			CertChainPEM: f.sign(req.(*secinfrav1.IssueCertificateRequest).CSRPEM, f.ca, workloadID)}
 	case "RenewCertificate":
@@ -241,5 +257,67 @@ func TestNewRotatingChecksItsSettings(t *testing.T) {
 				t.Fatalf("err = %v, want one naming %s", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// A caller waits for a re-enrolment only until its context ends, and gets
+// the context's error, not identity_expired; the re-enrolment goes on and
+// a later caller gets its certificate (spec 5.1.2, 5.4.1, 9.7.2).
+func TestWaitForReenrolmentEndsWithTheCallersContext(t *testing.T) {
+	ca := newFakeCA(t, 2*time.Second)
+	ca.next = make([]string, 1000)
+	for i := range ca.next {
+		ca.next[i] = "untrusted" // every renewal refused
+	}
+	jwt := identity.JWTProvider(func(context.Context) (string, error) { return "a.reusable.jwt", nil })
+	rot, err := identity.NewRotating(identity.RotatingConfig{Bundle: ca.bundle(), Attestation: jwt,
+		Rand: identity.NewSeededRand(1), RenewalRetryBase: 50 * time.Millisecond, RenewalRetryMax: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rot.Close()
+	expired := make(chan struct{}, 1)
+	rot.Subscribe(func(e identity.Event) {
+		if e.Kind == identity.Expired {
+			select {
+			case expired <- struct{}{}:
+			default:
+			}
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := rot.Start(ctx, secinfrav1.NewIdentityClient(ca)); err != nil {
+		t.Fatal(err)
+	}
+	first := rot.Snapshot()
+	gate := make(chan struct{})
+	ca.mu.Lock()
+	ca.issueGate = gate
+	ca.mu.Unlock()
+	select {
+	case <-expired:
+	case <-ctx.Done():
+		t.Fatal("the certificate never expired")
+	}
+
+	short, cancelShort := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancelShort()
+	_, err = rot.Current(short)
+	var e *rpc.Error
+	if !errors.Is(err, context.DeadlineExceeded) || errors.As(err, &e) {
+		t.Fatalf("Current with a short deadline = %v; want the context's deadline error, not an rpc.Error", err)
+	}
+
+	close(gate)
+	s, err := rot.Current(ctx)
+	if err != nil || s.Serial == first.Serial || s.SpiffeID != workloadID {
+		t.Fatalf("Current after the re-enrolment = %v, %v; want a new certificate", s, err)
+	}
+	ca.mu.Lock()
+	issues := ca.issues
+	ca.mu.Unlock()
+	if issues != 2 {
+		t.Errorf("%d issuances, want 2: the enrolment and one re-enrolment for every waiter", issues)
 	}
 }

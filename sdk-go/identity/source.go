@@ -16,7 +16,9 @@ type Source interface {
 	// Bundle is the current trust bundle.
 	Bundle() *Bundle
 	// Current returns a currently valid identity, re-enrolling if the
-	// source can, else an rpc.Error of kind KindIdentityExpired.
+	// source can, else an rpc.Error of kind KindIdentityExpired. It waits
+	// for a re-enrolment only until ctx ends, and then returns an error
+	// that wraps ctx.Err() (spec 5.1.2).
 	Current(ctx context.Context) (*Snapshot, error)
 	// RefreshBundle fetches the bundle now (after a verification failure)
 	// and reports whether a newer one was installed.

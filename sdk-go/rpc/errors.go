@@ -116,7 +116,9 @@ type Error struct {
 	Message string
 	// Status is the HTTP status of the last answered attempt; 0 for none.
 	Status int
-	// RequestID is the last answer's Request-Id header, else the envelope's.
+	// RequestID is the Request-Id header of the call's last answered
+	// attempt, also when a later attempt got no answer (spec 11.5), else
+	// that answer's envelope's request_id.
 	RequestID string
 	// Retryable: the call's last outcome was retryable and a limit stopped it.
 	Retryable bool

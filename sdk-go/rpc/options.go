@@ -169,7 +169,8 @@ type Meta struct {
 	Stale bool
 	// Attempts is the HTTP attempts made (0 for a fresh cache hit).
 	Attempts int
-	// RequestID is the Request-Id of the answering (or last) attempt.
+	// RequestID is the Request-Id of the last attempt that got an answer,
+	// also when a later one got none (spec 7.7.1).
 	RequestID string
 	// Status is that attempt's HTTP status, 0 when there was none.
 	Status int

@@ -368,7 +368,13 @@ func (c *call) fetch(key string, resp any) (flightResult, error) {
 	return flightResult{body: a.Body, meta: m}, nil
 }
 
+// serverFailure is whether e means the server could not answer
+// (stale-if-error applies): never when no request was made, as when the
+// deadline passed while the call waited for an identity (spec 7.6.3).
 func serverFailure(e *rpc.Error) bool {
+	if e.Attempts == 0 {
+		return false
+	}
 	return e.Kind == rpc.KindTransport || e.Kind == rpc.KindDeadlineExceeded || e.Status >= 500
 }
 
@@ -410,21 +416,23 @@ func (c *call) attempts(ifNoneMatch string, endpoint *string) (*Answer, error) {
 	mtls := c.d.Auth != rpc.AuthNone
 	refreshed := false
 	sets := p.cfg.Endpoints
-	repeatAt := "" // the endpoint a bundle refresh repeats the attempt at (12.6.2)
+	repeatAt := ""       // the endpoint a bundle refresh repeats the attempt at (12.6.2)
+	var answered *Answer // the last attempt that got an answer (spec 11.5)
 	for attempt := 1; ; attempt++ {
 		remaining := c.deadlineAt.Sub(p.cfg.Now())
 		if remaining <= 0 || c.ctx.Err() != nil {
-			return nil, c.deadlineError(attempt-1, nil)
+			return nil, answeredBy(c.deadlineError(attempt-1, nil), answered)
 		}
 		var snap *identity.Snapshot
 		if mtls {
+			// Waiting for an identity (a re-enrolment) is bounded by the
+			// deadline, and no attempt starts after it (spec 5.1.2, 5.1.3).
 			var err error
 			if snap, err = p.cfg.Source.Current(c.ctx); err != nil {
-				var e *rpc.Error
-				if errors.As(err, &e) {
-					e.Attempts = attempt - 1
-				}
-				return nil, err
+				return nil, answeredBy(c.identityError(attempt-1, err), answered)
+			}
+			if remaining = c.deadlineAt.Sub(p.cfg.Now()); remaining <= 0 {
+				return nil, answeredBy(c.deadlineError(attempt-1, nil), answered)
 			}
 		}
 		// Each attempt goes to the first endpoint not cooling down (12.3).
@@ -450,19 +458,20 @@ func (c *call) attempts(ifNoneMatch string, endpoint *string) (*Answer, error) {
 					}
 				}
 				// Never an endpoint failure, never a move (spec 12.6.1).
-				return nil, &rpc.Error{Kind: rpc.KindTransport, Code: rpc.CodeUnavailable, Attempts: attempt,
-					Message: fmt.Sprintf("secinfra: transport: %s: %s", c.name, strings.TrimPrefix(verr.Error(), "secinfra: transport: ")), Cause: fail.Err}
+				return nil, answeredBy(&rpc.Error{Kind: rpc.KindTransport, Code: rpc.CodeUnavailable, Attempts: attempt,
+					Message: fmt.Sprintf("secinfra: transport: %s: %s", c.name, strings.TrimPrefix(verr.Error(), "secinfra: transport: ")), Cause: fail.Err}, answered)
 			}
 			if errors.Is(c.ctx.Err(), context.Canceled) {
-				return nil, c.cancelled(attempt, c.ctx.Err())
+				return nil, answeredBy(c.cancelled(attempt, c.ctx.Err()), answered)
 			}
 			sets.Record(at, true)
 			if !c.deadlineAt.After(p.cfg.Now()) {
-				return nil, c.deadlineError(attempt, fail.Err)
+				return nil, answeredBy(c.deadlineError(attempt, fail.Err), answered)
 			}
 			out = retry.Outcome{Sent: fail.Sent, Timeout: fail.Timeout}
 		} else {
 			a = &Answer{Status: resp.Status, Header: resp.Header, Body: resp.Body, Attempts: attempt, Endpoint: at}
+			answered = a
 			sets.Record(at, endpoints.IsFailure(a.Status))
 			if a.Status >= 200 && a.Status < 300 || a.Status == http.StatusNotModified && ifNoneMatch != "" {
 				p.cfg.Budget.RecordSuccess()
@@ -480,15 +489,47 @@ func (c *call) attempts(ifNoneMatch string, endpoint *string) (*Answer, error) {
 			Budget: p.cfg.Budget,
 		})
 		if !dec.Retry {
-			return nil, c.finalError(attempt, a, fail, dec)
+			return nil, answeredBy(c.finalError(attempt, a, fail, dec), answered)
 		}
 		if err := p.cfg.Sleep(c.ctx, dec.Delay); err != nil {
 			if errors.Is(err, context.Canceled) {
-				return nil, c.cancelled(attempt, err)
+				return nil, answeredBy(c.cancelled(attempt, err), answered)
 			}
-			return nil, c.deadlineError(attempt, err)
+			return nil, answeredBy(c.deadlineError(attempt, err), answered)
 		}
 	}
+}
+
+// answeredBy gives an error without an answer of its own the Request-Id
+// of the call's last answered attempt, if any (spec 2.5.1, 11.5); an
+// error made from an answer keeps that answer's.
+func answeredBy(e *rpc.Error, answered *Answer) *rpc.Error {
+	if e.RequestID == "" && answered != nil {
+		e.RequestID = answered.Header.Get(RequestIDHeader)
+	}
+	return e
+}
+
+// identityError is the error of a call whose identity could not be had
+// (Source.Current failed): the deadline, or the caller's cancellation,
+// while a re-enrolment was still in flight (spec 5.4.1), else the
+// source's identity_expired (9.7.3).
+func (c *call) identityError(attempts int, err error) *rpc.Error {
+	var e *rpc.Error
+	switch {
+	case errors.As(err, &e):
+		e.Attempts = attempts
+		return e
+	case errors.Is(err, context.Canceled):
+		return c.cancelled(attempts, err)
+	case errors.Is(err, context.DeadlineExceeded):
+		e = c.deadlineError(attempts, nil)
+		e.Message += " waiting for an identity (" + err.Error() + ")"
+		e.Cause = err
+		return e
+	}
+	return &rpc.Error{Kind: rpc.KindIdentityExpired, Code: rpc.CodeIdentityExpired, Attempts: attempts, Cause: err,
+		Message: fmt.Sprintf("secinfra: identity: %s: no identity: %v", c.name, err)}
 }
 
 func (c *call) cancelled(attempts int, cause error) *rpc.Error {

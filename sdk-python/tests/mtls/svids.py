@@ -153,7 +153,7 @@ class SwappableSource:
         with self._lock:
             return self._identity
 
-    def ensure_identity(self) -> X509Identity:
+    def ensure_identity(self, timeout: float | None = None) -> X509Identity:
         with self._lock:
             return self._identity
 

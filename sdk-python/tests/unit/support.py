@@ -73,7 +73,7 @@ class Source:
     def bundle(self) -> TrustBundle:
         return self._bundle
 
-    def ensure_identity(self) -> X509Identity:
+    def ensure_identity(self, timeout: float | None = None) -> X509Identity:
         raise AssertionError("anonymous RPCs only")
 
     def refresh_bundle(self) -> bool:

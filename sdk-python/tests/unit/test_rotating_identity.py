@@ -118,10 +118,18 @@ class FakeIdentityService:
         """Scripted renewal answers, used in order; then the CA signs for WORKLOAD."""
         self.renew_calls = 0
         self.bundle_fetches = 0
+        self.issue_calls = 0
+        self.issue_lifetime = 30.0
+        self.issuance_open = threading.Event()
+        """Cleared: an issuance waits until it is set again (a slow re-enrolment)."""
+        self.issuance_open.set()
         self._lock = threading.Lock()
 
     def issue_certificate(self, *, csr_pem: str, **_: Any) -> IssueCertificateResponse:
-        chain = self.ca.issue(csr_pem, WORKLOAD)
+        with self._lock:
+            self.issue_calls += 1
+        self.issuance_open.wait(WAIT_SECONDS)
+        chain = self.ca.issue(csr_pem, WORKLOAD, self.issue_lifetime)
         return IssueCertificateResponse(svid=X509Svid(spiffe_id=WORKLOAD, cert_chain_pem=chain))
 
     def renew_certificate(self, *, csr_pem: str, **_: Any) -> RenewCertificateResponse:
@@ -321,6 +329,7 @@ class BundleWire:
         mtls: bool,
         timeout: float,
         endpoint: str | None = None,
+        identity: Any = None,
     ) -> HttpAnswer:
         if target == "/v1/identity:issue":
             assert body is not None
@@ -444,3 +453,35 @@ def test_a_failed_refresh_is_reported_not_answered_from_the_cache(
 
     assert meta.calls == []  # the failed fetch raised: no cached answer stood in for it
     assert source.bundle() == held
+
+
+# --- 5.1.2, 9.7.2: waiting for a re-enrolment is bounded, the re-enrolment is not ---
+
+
+def test_a_wait_for_a_reenrolment_ends_at_its_bound_and_the_reenrolment_goes_on(
+    ca: TestCA, service: FakeIdentityService
+) -> None:
+    service.issue_lifetime = 2.0
+    service.renewals = [(TestCA("a CA in no bundle"), WORKLOAD)] * 1000  # every renewal refused
+    source = RotatingIdentity(load_bundle(ca.pem), jwt="a.reusable.jwt", rotation_policy=FAST)
+    events = Events()
+    source.subscribe(events)
+    source.attach(service)  # type: ignore[arg-type]
+    source.start()
+    try:
+        enrolled = source.identity()
+        assert enrolled is not None
+        service.issuance_open.clear()  # the re-enrolment after expiry hangs
+        events.wait_for(RotationKind.EXPIRED)
+
+        with pytest.raises(TimeoutError, match="re-enrolment is still running"):
+            source.ensure_identity(timeout=0.2)
+
+        service.issuance_open.set()
+        reenrolled = source.ensure_identity(timeout=WAIT_SECONDS)
+        assert reenrolled.serial != enrolled.serial
+        assert reenrolled.spiffe_id == WORKLOAD
+        assert service.issue_calls == 2  # the enrolment, and one re-enrolment for every waiter
+    finally:
+        service.issuance_open.set()
+        source.close()

@@ -18,7 +18,9 @@ class RotatingTest < Minitest::Test
   class FakeCA
     include Secinfra::RPC::Invoker
 
-    attr_reader :bundle_fetches, :renewals
+    attr_reader :bundle_fetches, :renewals, :issues
+    # Seconds each certificate lives.
+    attr_accessor :lifetime
 
     def initialize(test, trusted, untrusted)
       @test = test
@@ -27,8 +29,22 @@ class RotatingTest < Minitest::Test
       @script = Queue.new
       @bundle_fetches = 0
       @renewals = 0
+      @issues = 0
       @serial = 100
+      @lifetime = 3600
       @lock = Mutex.new
+      @issuance_open = true
+      @issuance_cv = ConditionVariable.new
+    end
+
+    # Every IssueCertificate waits (at most WAIT s) until #open_issuance (a slow re-enrolment).
+    def hold_issuance = @lock.synchronize { @issuance_open = false }
+
+    def open_issuance
+      @lock.synchronize do
+        @issuance_open = true
+        @issuance_cv.broadcast
+      end
     end
 
     # The next renewal answers: :other_id, :untrusted_ca (then good ones).
@@ -36,7 +52,12 @@ class RotatingTest < Minitest::Test
 
     def invoke(descriptor, request, response_class, options)
       case descriptor.name
-      when "IssueCertificate" then response_class.new(svid: svid(request.csr_pem, WORKLOAD, @trusted))
+      when "IssueCertificate"
+        @lock.synchronize do
+          @issues += 1
+          @issuance_cv.wait(@lock, WAIT) unless @issuance_open
+        end
+        response_class.new(svid: svid(request.csr_pem, WORKLOAD, @trusted))
       when "RenewCertificate"
         @lock.synchronize { @renewals += 1 }
         kind = @script.empty? ? :good : @script.pop
@@ -56,7 +77,8 @@ class RotatingTest < Minitest::Test
 
     def svid(csr_pem, spiffe_id, (ca_cert, ca_key))
       serial = @lock.synchronize { @serial += 1 }
-      cert = @test.leaf(ca_cert, ca_key, OpenSSL::X509::Request.new(csr_pem).public_key, [spiffe_id], serial: serial)
+      cert = @test.leaf(ca_cert, ca_key, OpenSSL::X509::Request.new(csr_pem).public_key, [spiffe_id], serial: serial,
+                                                                                                  not_after: Time.now + @lifetime)
       V1::X509Svid.new(cert_chain_pem: cert.to_pem)
     end
   end
@@ -121,6 +143,37 @@ class RotatingTest < Minitest::Test
     assert_equal enrolled, @source.identity, "not installed"
     renewed = events_until(:renewed).last.identity
     assert Secinfra::Identity.chains_to?(renewed, @source.bundle, Time.now)
+  end
+
+  # Spec 5.1.2, 5.4.1, 9.7.2: a caller waits for the re-enrolment only until
+  # its deadline, and gets DeadlineExceeded, not IdentityExpired; the
+  # re-enrolment goes on, and a later caller gets its certificate.
+  def test_a_wait_for_a_reenrolment_ends_at_its_deadline_and_the_reenrolment_goes_on
+    @fake.lifetime = 2
+    1000.times { @fake.next_renewal(:untrusted_ca) } # every renewal refused
+    rotation = Secinfra::Runtime::RotationPolicy.new(renewal_fraction: 0, renewal_jitter: 0, renewal_retry_base: 0.1,
+                                                     renewal_retry_max: 0.1)
+    @source = Secinfra::RotatingIdentity.new(@source.bundle, jwt: "a.reusable.jwt", rotation: rotation,
+                                                             logger: Logger.new(File::NULL))
+    @source.subscribe(->(e) { @events << e })
+    @source.attach(V1::IdentityClient.new(@fake))
+    @source.start
+    enrolled = events_until(:enrolled).last.identity
+    @fake.hold_issuance
+    events_until(:expired)
+
+    error = assert_raises(Secinfra::DeadlineExceeded) do
+      @source.ensure_identity(Process.clock_gettime(Process::CLOCK_MONOTONIC) + 0.2)
+    end
+    assert_match(/re-enrolment is still running/, error.message)
+
+    @fake.open_issuance
+    reenrolled = @source.ensure_identity(Process.clock_gettime(Process::CLOCK_MONOTONIC) + WAIT)
+    refute_equal enrolled.serial, reenrolled.serial
+    assert_equal WORKLOAD, reenrolled.spiffe_id
+    assert_equal 2, @fake.issues, "the enrolment, and one re-enrolment for every waiter"
+  ensure
+    @fake.open_issuance
   end
 
   def test_needs_exactly_one_attestation

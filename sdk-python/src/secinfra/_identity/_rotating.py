@@ -20,6 +20,7 @@ import logging
 import random
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
@@ -87,7 +88,8 @@ class RotatingIdentity:
         self._rng = rng or random.SystemRandom()
         self._policy = rotation_policy
         self._lock = threading.RLock()
-        self._enrol_lock = threading.Lock()
+        self._reenrolment: Future[X509Identity] | None = None
+        """The re-enrolment in flight (spec 9.7.2), or the last one, done."""
         self._identity: X509Identity | None = None
         self._renew_at: datetime | None = None
         self._failures = 0
@@ -137,7 +139,16 @@ class RotatingIdentity:
         with self._lock:
             return self._bundle
 
-    def ensure_identity(self) -> X509Identity:
+    def ensure_identity(self, timeout: float | None = None) -> X509Identity:
+        """A currently valid identity; after expiry, the result of a re-enrolment.
+
+        One re-enrolment runs at a time, in a thread of its own (spec 9.7.2):
+        a caller starts it or joins the one in flight, and waits for it at
+        most ``timeout`` seconds (its call's deadline, 5.1.2). Running out of
+        time raises `TimeoutError` and leaves the re-enrolment running, so
+        the next caller may find it done. `IdentityExpired` only when there
+        is no reusable attestation or the re-enrolment failed (9.7.3).
+        """
         with self._lock:
             identity = self._identity
             if identity is not None and self._clock.now() < identity.not_after:
@@ -150,23 +161,54 @@ class RotatingIdentity:
                 )
         if identity is not None:
             self._report_expired(identity)  # before re-enrolling: expired, then enrolled
-        with self._enrol_lock:  # one re-enrolment, however many callers find it expired
-            current = self.identity()
+        flight = self._reenrol()
+        try:
+            current = flight.result(timeout=timeout)
+        except TimeoutError:
+            raise TimeoutError(
+                "secinfra: identity: the certificate expired and the re-enrolment is still running"
+            ) from None
+        except SecinfraError as exc:
+            raise IdentityExpired(
+                f"secinfra: identity: the certificate expired and re-enrolment failed: {exc}"
+            ) from exc
+        if self._clock.now() >= current.not_after:
+            raise IdentityExpired(
+                "secinfra: identity: re-enrolment returned an already expired certificate"
+                " (is this machine's clock right?)"
+            )
+        return current
+
+    def _reenrol(self) -> Future[X509Identity]:
+        """The re-enrolment in flight, or a new one started in its own thread.
+
+        A new one starts only when none is running and the identity is still
+        expired (a finished one may have just installed a valid certificate).
+        """
+        with self._lock:
+            flight = self._reenrolment
+            if flight is not None and not flight.done():
+                return flight
+            flight = Future()
+            current = self._identity
             if current is not None and self._clock.now() < current.not_after:
-                return current
+                flight.set_result(current)
+                return flight
+            self._reenrolment = flight
+        flight.set_running_or_notify_cancel()
+
+        def run() -> None:
             try:
                 self._enrol()
-            except SecinfraError as exc:
-                raise IdentityExpired(
-                    f"secinfra: identity: the certificate expired and re-enrolment failed: {exc}"
-                ) from exc
-            current = self.identity()
-            if current is None or self._clock.now() >= current.not_after:
-                raise IdentityExpired(
-                    "secinfra: identity: re-enrolment returned an already expired certificate"
-                    " (is this machine's clock right?)"
-                )
-            return current
+            except BaseException as exc:  # handed to every waiter, never lost
+                flight.set_exception(exc)
+                return
+            identity = self.identity()
+            assert identity is not None
+            flight.set_result(identity)
+
+        threading.Thread(target=run, name="secinfra-identity-reenrol", daemon=True).start()
+        return flight
 
     def refresh_bundle(self) -> bool:
         if getattr(self._refreshing, "active", False):
@@ -349,9 +391,8 @@ class RotatingIdentity:
         if self._jwt is None:
             return
         try:
-            with self._enrol_lock:
-                if self.identity() is identity:  # no caller re-enrolled meanwhile
-                    self._enrol()
+            # Joins a caller's re-enrolment if one is in flight (spec 9.7.2).
+            self._reenrol().result()
         except SecinfraError as exc:
             log.warning("secinfra: identity: re-enrolment failed: %s", exc)
             with self._lock:

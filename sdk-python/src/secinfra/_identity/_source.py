@@ -28,8 +28,12 @@ class IdentitySource(Protocol):
         """The current trust bundle."""
         ...
 
-    def ensure_identity(self) -> X509Identity:
-        """A currently valid identity: re-enrol if possible, else IdentityExpired."""
+    def ensure_identity(self, timeout: float | None = None) -> X509Identity:
+        """A currently valid identity: re-enrol if possible, else IdentityExpired.
+
+        Waits at most ``timeout`` seconds (None: as long as it takes) for a
+        re-enrolment, then raises `TimeoutError` (spec 5.1.2, 9.7.2).
+        """
         ...
 
     def refresh_bundle(self) -> bool:

@@ -62,8 +62,8 @@ class StaticIdentity:
     def bundle(self) -> TrustBundle:
         return self._bundle
 
-    def ensure_identity(self) -> X509Identity:
-        identity = self._identity
+    def ensure_identity(self, timeout: float | None = None) -> X509Identity:
+        identity = self._identity  # never waits: a static identity cannot re-enrol
         if identity is None:
             raise IdentityExpired("secinfra: identity: this client has no identity; enrol first")
         if self._clock.now() >= identity.not_after:

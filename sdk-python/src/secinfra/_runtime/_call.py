@@ -24,9 +24,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
+from .._identity._snapshot import X509Identity
 from .._identity._source import IdentitySource
 from .._rpc import Auth, CallOptions, Idempotency, MethodDescriptor, RequestMessage, ResponseMessage
-from ..errors import DeadlineExceeded, SecinfraError, TransportError
+from ..errors import DeadlineExceeded, IdentityExpired, SecinfraError, TransportError
 from ._answer import decode_error, decode_response, request_id, unexpected_answer
 from ._budget import RetryBudget
 from ._cache import ResponseCache, cache_key
@@ -296,18 +297,22 @@ class CallPipeline:
         bundle_refreshed = False
         attempt = 1
         endpoint: str | None = None  # of the last attempt
+        last_answer: HttpAnswer | None = None  # of the last attempt that got one (spec 11.5)
         repeat_at: str | None = None  # the endpoint a bundle refresh repeats at
         while True:
             remaining = deadline - self._clock.monotonic()
             if remaining <= 0:
-                where = f" (the last to {endpoint})" if endpoint is not None else ""
-                expired = DeadlineExceeded(
-                    f"secinfra: transport: {name}: deadline of {policy.deadline:g} s"
-                    f" passed after {attempt - 1} attempts{where}"
+                raise self._deadline_passed(name, policy, attempt - 1, endpoint, last_answer)
+            identity: X509Identity | None = None
+            if mtls:
+                # Waiting for an identity (a re-enrolment) is bounded by the
+                # deadline, and no attempt starts after it (spec 5.1.2, 5.1.3).
+                identity = self._identity_for(
+                    name, policy, attempt, endpoint, last_answer, remaining
                 )
-                expired.attempts = attempt - 1
-                expired.endpoint = endpoint
-                raise expired
+                remaining = deadline - self._clock.monotonic()
+                if remaining <= 0:
+                    raise self._deadline_passed(name, policy, attempt - 1, endpoint, last_answer)
             # Each attempt goes to the first endpoint not cooling down (spec
             # 12.3); the repeat after a bundle refresh goes where the
             # verification failed (12.6.2).
@@ -326,6 +331,7 @@ class CallPipeline:
                     mtls=mtls,
                     timeout=min(policy.attempt_timeout, remaining),
                     endpoint=endpoint,
+                    identity=identity,
                 )
             except ServerRejected as rejected:
                 # The server is not who it must be: retrying cannot help, but a
@@ -345,12 +351,14 @@ class CallPipeline:
                 )
                 refused.attempts = attempt
                 refused.endpoint = endpoint
+                refused.request_id = _request_id_of(last_answer)
                 raise refused from rejected
             except NoAnswer as exc:
                 self._endpoints.record(endpoint, failed=True)
                 failure = exc
                 outcome = AttemptFailure(sent=exc.sent, timeout=exc.timeout)
             else:
+                last_answer = answer
                 self._endpoints.record(endpoint, failed=is_endpoint_failure(answer.status))
                 if 200 <= answer.status < 300 or (answer.status == 304 and if_none_match):
                     self._budget.record_success()
@@ -376,9 +384,69 @@ class CallPipeline:
                 error = _final_error(method, policy, failure, decision, answer, endpoint)
                 error.attempts = attempt
                 error.endpoint = endpoint
+                if answer is None:
+                    # No answer to this attempt: the id is the last answered one's (11.5).
+                    error.request_id = _request_id_of(last_answer)
                 raise error
             self._clock.sleep(decision.delay)
             attempt += 1
+
+    def _identity_for(
+        self,
+        name: str,
+        policy: RetryPolicy,
+        attempt: int,
+        endpoint: str | None,
+        last_answer: HttpAnswer | None,
+        remaining: float,
+    ) -> X509Identity:
+        """The identity attempt ``attempt`` presents, waited for at most ``remaining`` s.
+
+        The deadline passing while a re-enrolment is still in flight is
+        `DeadlineExceeded` (spec 5.4.1); `IdentityExpired` comes only from
+        the source, when it cannot or could not re-enrol (9.7.3, 11.3.4).
+        """
+        try:
+            return self._source.ensure_identity(timeout=remaining)
+        except TimeoutError as exc:
+            raise self._deadline_passed(
+                name,
+                policy,
+                attempt - 1,
+                endpoint,
+                last_answer,
+                f" waiting for an identity ({exc})",
+            ) from exc
+        except IdentityExpired as exc:
+            exc.attempts = attempt - 1
+            exc.endpoint = endpoint
+            raise
+
+    @staticmethod
+    def _deadline_passed(
+        name: str,
+        policy: RetryPolicy,
+        attempts: int,
+        endpoint: str | None,
+        last_answer: HttpAnswer | None,
+        why: str = "",
+    ) -> DeadlineExceeded:
+        """The error of a call whose deadline left no time for its next attempt."""
+        where = f" (the last to {endpoint})" if endpoint is not None else ""
+        expired = DeadlineExceeded(
+            f"secinfra: transport: {name}: deadline of {policy.deadline:g} s"
+            f" passed after {attempts} attempts{where}{why}",
+            retryable=True,
+        )
+        expired.attempts = attempts
+        expired.endpoint = endpoint
+        expired.request_id = _request_id_of(last_answer)
+        return expired
+
+
+def _request_id_of(answer: HttpAnswer | None) -> str | None:
+    """The Request-Id of ``answer``, if there is one."""
+    return request_id(answer) if answer is not None else None
 
 
 def _final_error(
@@ -411,5 +479,11 @@ def _final_error(
 
 
 def _server_failure(exc: SecinfraError) -> bool:
-    """Whether ``exc`` means the server could not answer (stale-if-error applies)."""
+    """Whether ``exc`` means the server could not answer (stale-if-error applies).
+
+    Not when no request was made: a deadline that passed while the call
+    waited for an identity reached no server (spec 7.6.3).
+    """
+    if exc.attempts == 0:
+        return False
     return isinstance(exc, TransportError) or (exc.status is not None and exc.status >= 500)

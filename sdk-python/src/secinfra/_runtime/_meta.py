@@ -15,7 +15,8 @@ class ResponseMeta:
     method: str
     """The RPC, e.g. ``secinfra.v1.SecretsService/GetSecret``."""
     request_id: str | None
-    """The server's request id of the answering attempt (None if none answered)."""
+    """The server's request id of the last answered attempt, also when a later one got
+    no answer (spec 7.7.1); None if none answered."""
     attempts: int
     """HTTP attempts made (0 when served from the cache without a request)."""
     from_cache: bool

@@ -34,6 +34,7 @@ from urllib3.exceptions import (
 )
 
 from .._identity._events import RotationEvent
+from .._identity._snapshot import X509Identity
 from .._identity._source import IdentitySource
 from ._clock import Clock, SystemClock
 from ._endpoints import EndpointSet
@@ -175,6 +176,7 @@ class HttpTransport:
         mtls: bool,
         timeout: float,
         endpoint: str | None = None,
+        identity: X509Identity | None = None,
     ) -> HttpAnswer:
         """Send one attempt of ``http_method target`` to ``endpoint`` (one of the
         endpoints' URLs; default the home endpoint) and read the whole answer.
@@ -183,14 +185,16 @@ class HttpTransport:
         connect and the response head share it (urllib3's total), the body is
         read in chunks against what is left of it, and a watchdog shuts the
         connection down when the time is up wherever the attempt is (a
-        response head sent a byte at a time included). An mTLS attempt asks
-        the source for a valid identity first (which may raise
+        response head sent a byte at a time included). An mTLS attempt
+        presents ``identity`` (the call pipeline got it from the source
+        within the call's deadline); without one it asks the source for a
+        valid identity first (which may raise
         `~secinfra.errors.IdentityExpired`).
         """
         attempt_end = self._clock.monotonic() + timeout
         bundle_pem = ""
         try:
-            adapter, bundle_pem = self._adapter(mtls)
+            adapter, bundle_pem = self._adapter(mtls, identity)
             base = endpoint if endpoint is not None else self._endpoints.home
             prepared = requests.Request(
                 http_method, base + target, headers=dict(headers), data=body
@@ -220,9 +224,13 @@ class HttpTransport:
         return HttpAnswer(response.status_code, response.headers, content)
 
     # -- connections -----------------------------------------------------------------
-    def _adapter(self, mtls: bool) -> tuple[_SpiffeAdapter, str]:
-        """The pool for ``mtls`` calls on the current snapshot and bundle, and that bundle."""
-        identity = self._source.ensure_identity() if mtls else None
+    def _adapter(self, mtls: bool, identity: X509Identity | None) -> tuple[_SpiffeAdapter, str]:
+        """The pool for ``mtls`` calls on ``identity`` (default: the source's
+        current one) and the current bundle, and that bundle."""
+        if not mtls:
+            identity = None
+        elif identity is None:
+            identity = self._source.ensure_identity()
         bundle = self._source.bundle()
         key = (identity.serial if identity else None, bundle.pem)
         with self._lock:

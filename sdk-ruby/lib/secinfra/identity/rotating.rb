@@ -47,6 +47,7 @@ module Secinfra
       @rotation = rotation
       @lock = Mutex.new
       @enrol_lock = Mutex.new
+      @reenrolment = nil # the re-enrolment in flight, or the last one (spec 9.7.2)
       @wake = ConditionVariable.new
       @identity = nil
       @renew_at = nil
@@ -97,10 +98,15 @@ module Secinfra
 
     def subscribe(callable) = @events.subscribe(callable)
 
-    # The identity for an mTLS call; re-enrols (one at a time) when expired and a
-    # JWT provider is configured (spec 9.7).
+    # The identity for an mTLS call. After expiry, with a JWT provider, it
+    # starts a re-enrolment or joins the one in flight (one at a time, in a
+    # thread of its own: spec 9.7.2) and waits for it until +deadline_at+
+    # (monotonic seconds; nil: as long as it takes).
     #
-    # @raise [IdentityExpired]
+    # @raise [DeadlineExceeded] when +deadline_at+ passes first: the
+    #   re-enrolment goes on, and a later call may find it done (spec 5.4.1)
+    # @raise [IdentityExpired] when there is no reusable attestation or the
+    #   re-enrolment failed (spec 9.7.3)
     def ensure_identity(deadline_at = nil)
       current = identity
       return current if current && @clock.now < current.not_after
@@ -110,22 +116,16 @@ module Secinfra
               "secinfra: identity: the certificate expired and could not be renewed; a join token cannot " \
               "re-enrol (configure a JWT attestation, or enrol again with a new token)"
       end
-      acquired = lock_within(@enrol_lock, deadline_at)
-      raise IdentityExpired, "secinfra: identity: the certificate expired and re-enrolment is still running" unless acquired
-
-      begin
-        current = identity
-        return current if current && @clock.now < current.not_after
-
-        begin
-          enrol_now
-        rescue Secinfra::Error => e
-          raise IdentityExpired, "secinfra: identity: the certificate expired and re-enrolment failed: #{e.message}"
-        end
-        identity
-      ensure
-        @enrol_lock.unlock
+      flight = reenrol
+      unless flight.wait(@clock, deadline_at)
+        raise DeadlineExceeded.new("secinfra: identity: the certificate expired and the re-enrolment is still running",
+                                   retryable: true)
       end
+      if flight.error
+        raise IdentityExpired.new("secinfra: identity: the certificate expired and re-enrolment failed: " \
+                                  "#{flight.error.message}"), cause: flight.error
+      end
+      flight.identity
     end
 
     # Fetches the bundle once now (after a verification failure, spec 10.3);
@@ -149,13 +149,28 @@ module Secinfra
 
     private
 
-    def lock_within(mutex, deadline_at)
-      loop do
-        return true if mutex.try_lock
-        return false if deadline_at && @clock.monotonic >= deadline_at
+    # The re-enrolment in flight, or a new one in a thread of its own; none
+    # when a finished one left a valid certificate.
+    def reenrol
+      flight = Reenrolment.new
+      @lock.synchronize do
+        return @reenrolment if @reenrolment && !@reenrolment.done?
 
-        Kernel.sleep(0.01)
+        current = @identity
+        if current && @clock.now < current.not_after
+          flight.finish(identity: current)
+          return flight
+        end
+        @reenrolment = flight
       end
+      thread = Thread.new do
+        enrol
+        flight.finish(identity: identity)
+      rescue StandardError => e # handed to every waiter, never lost
+        flight.finish(error: e)
+      end
+      thread.name = "secinfra-reenrol"
+      flight
     end
 
     def client
@@ -314,9 +329,51 @@ module Secinfra
 
       begin
         ensure_identity(@clock.monotonic + Runtime::RetryPolicy::DEADLINE)
-      rescue IdentityExpired => e
+      rescue IdentityExpired, DeadlineExceeded => e
         @logger.warn("secinfra: identity: re-enrolment failed: #{e.message}")
         @lock.synchronize { @reenrol_due = @clock.now + @rotation.reenrol_retry }
+      end
+    end
+
+    # One re-enrolment (spec 9.7.2): its outcome, for every caller waiting.
+    class Reenrolment
+      attr_reader :identity, :error
+
+      def initialize
+        @lock = Mutex.new
+        @finished_cv = ConditionVariable.new
+        @finished = false
+        @identity = nil
+        @error = nil
+      end
+
+      def finish(identity: nil, error: nil)
+        @lock.synchronize do
+          @identity = identity
+          @error = error
+          @finished = true
+          @finished_cv.broadcast
+        end
+      end
+
+      def done? = @lock.synchronize { @finished }
+
+      # Waits until finished or +deadline_at+ (monotonic, nil: no limit)
+      # passes; true when finished.
+      def wait(clock, deadline_at)
+        @lock.synchronize do
+          until @finished
+            if deadline_at
+              left = deadline_at - clock.monotonic
+              return false if left <= 0
+
+              @finished_cv.wait(@lock, left)
+            else
+              @finished_cv.wait(@lock)
+            end
+          end
+          true
+        end
       end
     end
   end

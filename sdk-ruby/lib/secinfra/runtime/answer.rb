@@ -52,8 +52,11 @@ module Secinfra
       # @param attempt [Integer] attempts made
       # @param endpoint [String, nil] the URL of the last attempt's endpoint (spec 12.8.2)
       # @return [Secinfra::Error]
-      def decode_error(descriptor, answer:, failure:, decision:, policy:, attempt:, endpoint: nil)
-        return transport_error(descriptor, failure, decision, policy, attempt, endpoint) if answer.nil?
+      def decode_error(descriptor, answer:, failure:, decision:, policy:, attempt:, endpoint: nil, answered: nil)
+        if answer.nil?
+          return transport_error(descriptor, failure, decision, policy, attempt, endpoint,
+                                 request_id: answered && request_id(answered))
+        end
 
         envelope = envelope_of(answer.body)
         server_message = envelope["message"].is_a?(String) && !envelope["message"].empty? ? envelope["message"] : nil
@@ -82,8 +85,9 @@ module Secinfra
 
       # A call that got no usable answer: TransportError or DeadlineExceeded,
       # with the last attempt's failure as its cause; the message names the
-      # endpoint (spec 12.8.2).
-      def transport_error(descriptor, failure, decision, policy, attempt, endpoint = nil)
+      # endpoint (spec 12.8.2). +request_id+ is the Request-Id of the call's
+      # last answered attempt, if an earlier one was answered (spec 11.5).
+      def transport_error(descriptor, failure, decision, policy, attempt, endpoint = nil, request_id: nil)
         name = descriptor.full_name
         name = "#{name}: #{endpoint}" if endpoint
         error_class = decision.reason == :deadline_exceeded ? DeadlineExceeded : TransportError
@@ -94,7 +98,8 @@ module Secinfra
                     "secinfra: transport: #{name}: #{what} (#{decision.message})"
                   end
         retryable = decision.reason != :unsafe_to_resend
-        with_cause(error_class.new(message, retryable: retryable, attempts: attempt, endpoint: endpoint), failure)
+        with_cause(error_class.new(message, retryable: retryable, attempts: attempt, endpoint: endpoint,
+                                            request_id: request_id), failure)
       end
 
       # +error+ raised with +cause+ as its cause (Ruby keeps it as Exception#cause).

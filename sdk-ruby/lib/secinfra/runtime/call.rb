@@ -174,9 +174,11 @@ module Secinfra
                                  endpoint: answer.endpoint)]
       end
 
-      # Stale-if-error applies: no answer, or a status of 500 or above (spec 7.6).
+      # Stale-if-error applies: no answer, or a status of 500 or above (spec
+      # 7.6); never when no request was made, as when the deadline passed
+      # while the call waited for an identity (7.6.3).
       def server_failure?(error)
-        return false if error.is_a?(IdentityExpired)
+        return false if error.is_a?(IdentityExpired) || error.attempts.zero?
 
         error.is_a?(TransportError) || error.status.to_i >= 500
       end
@@ -194,15 +196,19 @@ module Secinfra
         attempt = 1
         endpoint = nil
         repeat_at = nil
+        answered = nil # the last attempt that got an answer (spec 11.5)
         loop do
           remaining = deadline_at - @clock.monotonic
-          if remaining <= 0
-            raise DeadlineExceeded.new(
-              "secinfra: transport: #{name}: deadline of #{format("%g", policy.deadline)} s passed after " \
-              "#{attempt - 1} attempts", retryable: true, attempts: attempt - 1, endpoint: endpoint&.url
-            )
+          raise deadline_passed(name, policy, attempt, endpoint, answered) if remaining <= 0
+
+          identity = nil
+          if descriptor.mtls?
+            # Waiting for an identity (a re-enrolment) is bounded by the
+            # deadline, and no attempt starts after it (spec 5.1.2, 5.1.3).
+            identity = identity_for(name, policy, deadline_at, attempt, endpoint, answered)
+            remaining = deadline_at - @clock.monotonic
+            raise deadline_passed(name, policy, attempt, endpoint, answered) if remaining <= 0
           end
-          identity = descriptor.mtls? ? identity_for(deadline_at, attempt, endpoint) : nil
           request.headers[Request::ATTEMPT_HEADER] = attempt.to_s
           # The repeat after a bundle refresh goes where verification failed (12.6.2).
           endpoint = repeat_at || @endpoints.choose
@@ -222,8 +228,10 @@ module Secinfra
               end
             end
             raise TransportError.new("secinfra: transport: #{name}: #{endpoint.url}: #{outcome.message}",
-                                     attempts: attempt, endpoint: endpoint.url)
+                                     attempts: attempt, endpoint: endpoint.url,
+                                     request_id: answered && Answers.request_id(answered))
           when Answer
+            answered = outcome
             @endpoints.record(endpoint, failure: EndpointSet.endpoint_failure?(outcome.status))
             outcome.attempts = attempt
             outcome.endpoint = endpoint.url
@@ -254,7 +262,8 @@ module Secinfra
           decision = Retry.charge(decision, @budget)
           unless decision.retry
             raise Answers.decode_error(descriptor, answer: answer, failure: failure, decision: decision,
-                                                   policy: policy, attempt: attempt, endpoint: endpoint.url)
+                                                   policy: policy, attempt: attempt, endpoint: endpoint.url,
+                                                   answered: answered)
           end
 
           @clock.sleep(decision.delay)
@@ -262,11 +271,26 @@ module Secinfra
         end
       end
 
-      # The snapshot an mTLS attempt presents.
+      # The error of a call whose deadline left no time for attempt +attempt+.
+      def deadline_passed(name, policy, attempt, endpoint, answered, why = nil)
+        DeadlineExceeded.new(
+          "secinfra: transport: #{name}: deadline of #{format("%g", policy.deadline)} s passed after " \
+          "#{attempt - 1} attempts#{why}", retryable: true, attempts: attempt - 1, endpoint: endpoint&.url,
+                                           request_id: answered && Answers.request_id(answered)
+        )
+      end
+
+      # The snapshot an mTLS attempt presents, waited for until the deadline.
+      # The deadline passing while a re-enrolment is still in flight is
+      # DeadlineExceeded (spec 5.4.1); IdentityExpired comes only when the
+      # source cannot or could not re-enrol (9.7.3, 11.3.4).
       #
-      # @raise [IdentityExpired] with the attempts made so far
-      def identity_for(deadline_at, attempt, last_endpoint)
+      # @raise [DeadlineExceeded, IdentityExpired] with the attempts made so far
+      def identity_for(name, policy, deadline_at, attempt, last_endpoint, answered)
         @source.ensure_identity(deadline_at)
+      rescue DeadlineExceeded => e
+        raise deadline_passed(name, policy, attempt, last_endpoint, answered,
+                              " waiting for an identity (#{e.raw_message})")
       rescue IdentityExpired => e
         e.attempts = attempt - 1
         e.endpoint = last_endpoint&.url

@@ -6,7 +6,8 @@ module Secinfra
   # @!attribute [r] rpc
   #   @return [String] +secinfra.v1.SecretsService/GetSecret+
   # @!attribute [r] request_id
-  #   @return [String, nil] the answering (or last failing) attempt's Request-Id
+  #   @return [String, nil] the Request-Id of the last answered attempt, also when a
+  #     later one got no answer (spec 7.7.1)
   # @!attribute [r] attempts
   #   @return [Integer] HTTP attempts (0 for a fresh cache hit)
   # @!attribute [r] from_cache

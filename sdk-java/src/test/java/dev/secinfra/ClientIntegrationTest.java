@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -12,6 +13,7 @@ import dev.secinfra.errors.DeadlineExceededException;
 import dev.secinfra.errors.NotFoundException;
 import dev.secinfra.errors.PermissionDeniedException;
 import dev.secinfra.errors.RateLimitedException;
+import dev.secinfra.errors.TransportException;
 import dev.secinfra.errors.UnauthenticatedException;
 import dev.secinfra.errors.UnavailableException;
 import dev.secinfra.gen.CheckRequest;
@@ -142,6 +144,26 @@ class ClientIntegrationTest {
     assertNotNull(error.requestId());
     assertEquals(1, error.attempts());
     assertFalse(error.retryable());
+    assertTrue(error.toString().endsWith("(request id " + error.requestId() + ")"));
+  }
+
+  @Test
+  void transportErrorKeepsTheRequestIdOfTheLastAnsweredAttempt() throws Exception {
+    // Spec 2.5.1, 11.5: a 503, then resets on every retry; the transport error has no status
+    // (11.4.2) but the 503's Request-Id, the last request the server's logs hold for the call.
+    server.script(
+        "GetCallerIdentity",
+        "[{\"status\": 503, \"headers\": {\"Retry-After\": \"0\"}},"
+            + " {\"reset\": \"before_headers\"}, {\"reset\": \"before_headers\"},"
+            + " {\"reset\": \"before_headers\"}]");
+    TransportException error =
+        assertThrows(
+            TransportException.class,
+            () -> client.identity().getCallerIdentity(GetCallerIdentityRequest.builder().build()));
+    assertFalse(error instanceof DeadlineExceededException, String.valueOf(error));
+    assertEquals(4, error.attempts());
+    assertNull(error.status());
+    assertNotNull(error.requestId());
     assertTrue(error.toString().endsWith("(request id " + error.requestId() + ")"));
   }
 

@@ -105,6 +105,17 @@ public record ErrorInfo(
   }
 
   /**
+   * These fields with another request id.
+   *
+   * @param requestId the {@code Request-Id} of the call's last answered attempt (spec 11.5)
+   * @return the new fields
+   */
+  public ErrorInfo withRequestId(String requestId) {
+    return new ErrorInfo(
+        code, message, status, requestId, retryable, retryAfter, attempts, details, endpoint);
+  }
+
+  /**
    * These fields with the endpoint of the call's last attempt.
    *
    * @param endpoint the endpoint URL as configured

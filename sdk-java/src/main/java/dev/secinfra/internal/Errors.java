@@ -57,6 +57,26 @@ public final class Errors {
     if (error instanceof TransportException && error.endpoint() == null) {
       info = info.withMessage(info.message() + " [endpoint " + endpoint + "]");
     }
+    return copy(error, info);
+  }
+
+  /**
+   * The same error, carrying the {@code Request-Id} of the call's last answered attempt when it has
+   * none of its own: an error without an answer (reset, timeout, deadline) after an earlier attempt
+   * was answered (spec 2.5.1, 11.5). An error made from an answer keeps that answer's id.
+   *
+   * @param error the error that ends the call
+   * @param requestId the last answered attempt's {@code Request-Id}, or null
+   * @return the error with that request id
+   */
+  public static SecinfraException answeredBy(SecinfraException error, String requestId) {
+    if (requestId == null || error.requestId() != null) {
+      return error;
+    }
+    return copy(error, error.info().withRequestId(requestId));
+  }
+
+  private static SecinfraException copy(SecinfraException error, ErrorInfo info) {
     SecinfraException copy;
     try {
       copy =

@@ -332,14 +332,19 @@ public final class CallPipeline implements Invoker {
       long deadline,
       String ifNoneMatch) {
     EndpointSet.Endpoint[] last = new EndpointSet.Endpoint[1];
+    String[] answeredId = new String[1];
     try {
-      return attempts(method, request, idempotencyKey, eff, deadline, ifNoneMatch, last);
+      return attempts(method, request, idempotencyKey, eff, deadline, ifNoneMatch, last, answeredId);
     } catch (SecinfraException e) {
-      throw last[0] == null ? e : Errors.atEndpoint(e, last[0].url());
+      SecinfraException error = Errors.answeredBy(e, answeredId[0]);
+      throw last[0] == null ? error : Errors.atEndpoint(error, last[0].url());
     }
   }
 
-  /** A call's attempts; {@code last[0]} is the endpoint of the latest attempt. */
+  /**
+   * A call's attempts; {@code last[0]} is the endpoint of the latest attempt, {@code
+   * answeredId[0]} the {@code Request-Id} of the latest attempt that got an answer (spec 11.5).
+   */
   private Answer attempts(
       MethodDescriptor method,
       ObjectNode request,
@@ -347,7 +352,8 @@ public final class CallPipeline implements Invoker {
       Effective eff,
       long deadline,
       String ifNoneMatch,
-      EndpointSet.Endpoint[] last) {
+      EndpointSet.Endpoint[] last,
+      String[] answeredId) {
     EndpointSet endpoints = settings.endpoints();
     String target = RequestEncoder.target(method, request);
     byte[] body = RequestEncoder.body(method, request);
@@ -374,6 +380,7 @@ public final class CallPipeline implements Invoker {
       HttpTransport.Failure failure = outcome.failure();
       if (failure == null) {
         int status = outcome.status();
+        answeredId[0] = outcome.header("Request-Id");
         endpoints.record(endpoint, EndpointSet.isEndpointFailure(status));
         if (status >= 200 && status < 300) {
           JsonNode parsed = Answers.body(method, outcome, attempt);
