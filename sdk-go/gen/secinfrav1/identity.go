@@ -406,3 +406,20 @@ type RetireCaRequest struct {
 	// Retire even though unexpired certificates chain to it: they stop working.
 	Force bool `json:"force"`
 }
+
+// Lifts the revocation of a SPIFFE ID.
+type LiftRevocationRequest struct {
+	// The revoked SPIFFE ID.
+	SpiffeID string `json:"spiffe_id"`
+	// Why, for the audit log.
+	Reason string `json:"reason"`
+}
+
+// The lifted revocation and what stays revoked.
+type LiftRevocationResponse struct {
+	// The revocation that was lifted.
+	Lifted *Revocation `json:"lifted,omitempty"`
+	// The serials of the certificates the SPIFFE ID held when it was revoked
+	// (unexpired now): they stay on the deny-list and the CRL.
+	SerialsKeptRevoked []string `json:"serials_kept_revoked,omitempty"`
+}

@@ -219,6 +219,21 @@ var descIdentityServiceRetireCa = rpc.Descriptor{
 	Admin:       true,
 }
 
+var descIdentityServiceLiftRevocation = rpc.Descriptor{
+	Service:     "secinfra.v1.IdentityService",
+	Name:        "LiftRevocation",
+	HTTPMethod:  "POST",
+	Path:        "/v1/revocations:lift",
+	PathParams:  nil,
+	QueryParams: nil,
+	BodyFields:  []string{"spiffe_id", "reason"},
+	Idempotency: rpc.Idempotent,
+	Auth:        rpc.AuthMTLS,
+	Cache:       nil,
+	Invalidates: nil,
+	Admin:       true,
+}
+
 // Issues, renews and revokes workload certificates and manages the CA.
 //
 // IdentityClient calls secinfra.v1.IdentityService; it is safe for concurrent use.
@@ -465,6 +480,25 @@ func (c *IdentityClient) RetireCa(ctx context.Context, req *RetireCaRequest, opt
 	return resp, nil
 }
 
+// LiftRevocation calls secinfra.v1.IdentityService/LiftRevocation.
+//
+// Lifts the revocation of a SPIFFE ID, so that the workload can enrol
+// again (with a new join token or attestation). The certificates it held
+// when it was revoked stay revoked: their serials move to the deny-list
+// and the CRL. Revocations by serial cannot be lifted. Audited.
+//
+// HTTP: POST /v1/revocations:lift. Idempotency: idempotent. Auth: mtls. Admin only.
+func (c *IdentityClient) LiftRevocation(ctx context.Context, req *LiftRevocationRequest, opts ...rpc.CallOption) (*LiftRevocationResponse, error) {
+	if req == nil {
+		req = &LiftRevocationRequest{}
+	}
+	resp := &LiftRevocationResponse{}
+	if err := c.invoker.Invoke(ctx, &descIdentityServiceLiftRevocation, req, resp, opts...); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
 // IdentityDescriptors returns copies of the descriptors of secinfra.v1.IdentityService's
 // RPCs, in declaration order (for tools and tests; calls go through IdentityClient).
 func IdentityDescriptors() []rpc.Descriptor {
@@ -483,5 +517,6 @@ func IdentityDescriptors() []rpc.Descriptor {
 		descIdentityServicePrepareCaRotation,
 		descIdentityServiceActivateCa,
 		descIdentityServiceRetireCa,
+		descIdentityServiceLiftRevocation,
 	}
 }

@@ -543,6 +543,18 @@ def _cmd_revoke(args: argparse.Namespace, settings: _Settings) -> int:
     return EXIT_OK
 
 
+def _cmd_lift_revocation(args: argparse.Namespace, settings: _Settings) -> int:
+    with _client(settings) as client:
+        result = client.identity.lift_revocation(spiffe_id=args.spiffe_id, reason=args.reason)
+    if args.json:
+        _print_json(result.to_json())
+    else:
+        print(f"lifted the revocation of {result.lifted.spiffe_id if result.lifted else ''}")
+        for serial in result.serials_kept_revoked:
+            print(f"  still revoked: serial {serial}")
+    return EXIT_OK
+
+
 # -- the agent --------------------------------------------------------------------------------
 @contextmanager
 def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
@@ -738,6 +750,14 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--serial", metavar="S", help="certificate serial, hex")
     target.add_argument("--spiffe-id", metavar="ID")
     revoke.add_argument("--reason", default="", metavar="R")
+    lift = _command(
+        commands,
+        "lift-revocation",
+        _cmd_lift_revocation,
+        "let a revoked SPIFFE ID enrol again; its old certificates stay revoked (admin)",
+    )
+    lift.add_argument("--spiffe-id", required=True, metavar="ID")
+    lift.add_argument("--reason", default="", metavar="R")
 
     agent = _command(
         commands,

@@ -376,6 +376,24 @@ def test_revoke_by_serial_locks_the_workload_out(
     locked_out.one_line_error()
 
 
+def test_revoke_and_lift_by_spiffe_id(
+    as_admin: Run, as_workload: Run, enrolled: tuple[str, Path]
+) -> None:
+    me = as_workload("whoami", "--json").json()
+    assert isinstance(me, dict)
+    assert as_admin("revoke", "--spiffe-id", me["spiffe_id"], "--reason", "leak").code == 0
+    refused = as_admin("join-token", "create", me["spiffe_id"])
+    assert refused.code == 1
+    assert "lift the revocation first" in refused.one_line_error()
+    lifted = as_admin("lift-revocation", "--spiffe-id", me["spiffe_id"], "--json").json()
+    assert isinstance(lifted, dict)
+    assert lifted["lifted"]["spiffe_id"] == me["spiffe_id"]
+    assert lifted["serials_kept_revoked"] == [me["serial"]]
+    assert as_admin("join-token", "create", me["spiffe_id"]).code == 0
+    # The certificate it held stays revoked.
+    assert as_workload("whoami").code == 1
+
+
 def test_ca_rotation_steps(
     own_server: Callable[..., ReferenceServer], capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

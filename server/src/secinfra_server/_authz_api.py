@@ -50,7 +50,7 @@ from typing import Any, Final
 from . import authz, ca
 from ._gen import authz as m
 from ._rpc import Handler, Reply, RequestContext, ServiceContext
-from .audit import AuditEvent, append_in_transaction
+from .audit import AuditEvent
 from .authz import render_dsl
 from .errors import ApiError
 from .policy import (
@@ -173,7 +173,7 @@ class AuthzApi:
     async def _require_admin(self, ctx: RequestContext) -> ca.Peer:
         assert ctx.peer is not None
         if not await self._ctx.policy.is_admin(ctx.peer.spiffe_id):
-            self._ctx.audit.record(
+            await self._ctx.audit.record(
                 AuditEvent(
                     actor=ctx.peer.spiffe_id,
                     action=f"authz.{ctx.route.handler}",
@@ -195,12 +195,12 @@ class AuthzApi:
         assert ctx.peer is not None
         return await self._ctx.policy.is_admin(ctx.peer.spiffe_id)
 
-    def _refuse(
+    async def _refuse(
         self, ctx: RequestContext, where: str, resource: str, details: dict[str, str], rule: str
     ) -> str:
         """Audit a refused question and return its message (``where``: the field)."""
         assert ctx.peer is not None
-        self._ctx.audit.record(
+        await self._ctx.audit.record(
             AuditEvent(
                 actor=ctx.peer.spiffe_id,
                 action=f"authz.{ctx.route.handler}",
@@ -241,7 +241,7 @@ class AuthzApi:
             return
         rule = self._own_user_rule(ctx, about or resource)
         details = {"user": user, "relation": relation}
-        raise ApiError("permission_denied", self._refuse(ctx, where, resource, details, rule))
+        raise ApiError("permission_denied", await self._refuse(ctx, where, resource, details, rule))
 
     # -- models ------------------------------------------------------------------------
     async def write_authorization_model(
@@ -263,7 +263,7 @@ class AuthzApi:
 
         def write(snapshot: Snapshot) -> None:
             changed = store_model(snapshot.conn, new_id, text, to_ms(now))
-            append_in_transaction(
+            self._ctx.audit.chain.append(
                 snapshot.conn,
                 AuditEvent(
                     actor=peer.spiffe_id,
@@ -330,7 +330,7 @@ class AuthzApi:
                 except authz.TupleError as exc:
                     raise _at(f"writes[{index}]", exc) from exc
             change = apply_tuple_changes(snapshot.conn, writes, deletes)
-            append_in_transaction(
+            self._ctx.audit.chain.append(
                 snapshot.conn,
                 AuditEvent(
                     actor=peer.spiffe_id,
@@ -372,7 +372,7 @@ class AuthzApi:
             return read_tuples(snapshot.conn, where, after=after, limit=limit)
 
         tuples, cursor = await self._engine.read(read)
-        self._ctx.audit.record(
+        await self._ctx.audit.record(
             AuditEvent(
                 actor=peer.spiffe_id,
                 action="authz.read_tuples",
@@ -470,7 +470,9 @@ class AuthzApi:
             cid = item.correlation_id
             rule = self._own_user_rule(ctx, key.object)
             details = {"user": key.user, "relation": key.relation, "correlation_id": cid}
-            failed[cid] = self._refuse(ctx, f"checks[{index[cid]}]", key.object, details, rule)
+            failed[cid] = await self._refuse(
+                ctx, f"checks[{index[cid]}]", key.object, details, rule
+            )
         return [item for item in items if item.correlation_id not in failed]
 
     async def list_objects(
@@ -505,7 +507,7 @@ class AuthzApi:
             )
             details = {"relation": req.relation}
             raise ApiError(
-                "permission_denied", self._refuse(ctx, "expand", str(obj), details, rule)
+                "permission_denied", await self._refuse(ctx, "expand", str(obj), details, rule)
             )
 
         def run(snapshot: Snapshot) -> dict[str, Any]:

@@ -39,13 +39,14 @@ from . import ca
 from ._clock import Clock
 from ._issuance_faults import IssuanceFault
 from ._metrics import Metrics
-from .audit import AuditEvent, append_in_transaction
+from .audit import AuditChain, AuditEvent
 from .config import ServerConfig
 from .crypto import Keyring, SealedBox, aad_for_ca_key, open_, seal
 from .errors import ApiError
 from .storage import (
     InTransaction,
     IssuedCertificate,
+    LiftedRevocation,
     Storage,
     StoredCa,
     StoredRevocation,
@@ -150,9 +151,11 @@ class CaRuntime:
         keyring: Keyring,
         clock: Clock,
         metrics: Metrics,
+        chain: AuditChain,
         shared: bool = False,
     ) -> None:
         self._config = config
+        self._chain = chain
         #: Other processes write the same database (PostgreSQL replicas), so
         #: what they record must be read back before acting on it.
         self._shared = shared
@@ -672,7 +675,7 @@ class CaRuntime:
         )
 
         def also(conn: sqlite3.Connection) -> None:
-            append_in_transaction(conn, event, self._clock.now())
+            self._chain.append(conn, event, self._clock.now())
 
         if step.action is ca.RotationAction.PREPARE:
             await self.prepare(also=also)
@@ -698,6 +701,16 @@ class CaRuntime:
             self._rebuild_revocations()
         return entry
 
+    async def lift_revocation(
+        self, spiffe_id: str, *, also: Callable[[LiftedRevocation], InTransaction] | None = None
+    ) -> LiftedRevocation | None:
+        """Lift a SPIFFE ID's revocation (see ``Storage.lift_revocation``): it may
+        enrol again; the certificates it held stay refused, now by serial."""
+        lifted = await self._storage.lift_revocation(spiffe_id, self._clock.now(), also=also)
+        if lifted is not None:
+            await self.refresh_revocations()
+        return lifted
+
     async def crls(self) -> list[x509.CertificateRevocationList]:
         """One CRL per CA that signed certificates still in use (active, retiring),
         each listing the revoked serials that CA issued.
@@ -710,7 +723,7 @@ class CaRuntime:
         CRLs change, or half the validity has passed."""
         now = self._clock.now()
         signers = tuple(a for a in self._cas if a.state in (ca.CAState.ACTIVE, ca.CAState.RETIRING))
-        key = (tuple(a.id for a in signers), len(self._revocation_rows))
+        key = (tuple(a.id for a in signers), tuple(self._revocation_rows))
         cached = self._crl_cache
         if cached is not None and cached[0] == key and now < cached[1]:
             return cached[2]
@@ -730,7 +743,7 @@ class CaRuntime:
             if found is not None:
                 return found  # another replica published them meanwhile
             size = crl_tables.deny_list_size(conn)
-            revoked = crl_tables.revoked_serials(conn)
+            revoked = crl_tables.revoked_serials(conn, now)
             number = crl_tables.next_crl_number(conn, now)
             made = [
                 crl_tables.StoredCrl(

@@ -40,7 +40,7 @@ from typing import Final
 
 from ._clock import Clock
 from ._rate_limit import TokenBuckets
-from .audit import AuditEvent, append_in_transaction
+from .audit import AuditChain, AuditEvent
 from .storage import Storage
 
 #: IPv6 sources are limited by their /64: one host usually holds a whole /64.
@@ -96,11 +96,13 @@ class EnrolmentGuard:
         *,
         storage: Storage,
         clock: Clock,
+        chain: AuditChain,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.limits = limits
         self._storage = storage
         self._clock = clock
+        self._chain = chain
         self._monotonic = monotonic
         self._sources = TokenBuckets(
             burst=limits.source_burst,
@@ -212,6 +214,6 @@ class EnrolmentGuard:
 
         def append(conn: sqlite3.Connection) -> None:
             for event in entries:
-                append_in_transaction(conn, event, at)
+                self._chain.append(conn, event, at)
 
         await self._storage.write(append)

@@ -26,11 +26,11 @@ from ._enrolment_guard import EnrolmentGuard, source_of
 from ._gen import identity as m
 from ._rate_limit import retry_after_seconds
 from ._rpc import Handler, Reply, RequestContext, none_match
-from .audit import AuditEvent, AuditLog, append_in_transaction
+from .audit import AuditEvent, AuditLog
 from .config import ServerConfig
 from .errors import ApiError
 from .policy import RevocationTarget, leaves_an_admin, unexpired_leaves
-from .storage import InTransaction, Storage, StoredJoinToken
+from .storage import InTransaction, LiftedRevocation, Storage, StoredJoinToken
 from .storage import identity_tables as tables
 
 log = logging.getLogger("secinfra.identity")
@@ -181,6 +181,7 @@ class IdentityApi:
             "get_crl": self.get_crl,
             "revoke": self.revoke,
             "list_revocations": self.list_revocations,
+            "lift_revocation": self.lift_revocation,
             "create_join_token": self.create_join_token,
             "list_join_tokens": self.list_join_tokens,
             "revoke_join_token": self.revoke_join_token,
@@ -206,14 +207,14 @@ class IdentityApi:
         """The write's audit entry, appended in the write's own transaction."""
 
         def append(conn: sqlite3.Connection) -> None:
-            append_in_transaction(conn, event, self._clock.now())
+            self._audit.chain.append(conn, event, self._clock.now())
 
         return append
 
     async def _require_admin(self, ctx: RequestContext, resource: str) -> ca.Peer:
         assert ctx.peer is not None
         if not await self._admin.is_admin(ctx.peer.spiffe_id):
-            self._audit.record(self._event(ctx, resource, "denied"))
+            await self._audit.record(self._event(ctx, resource, "denied"))
             raise ApiError(
                 "permission_denied",
                 f"secinfra: auth: {ctx.peer.spiffe_id} may not call"
@@ -345,13 +346,13 @@ class IdentityApi:
                 bundle_refresh_hint=self._config.bundle_refresh_hint_seconds,
             )
             answer = _Answer(ctx, lambda _conn: response)
-            return _in_order(self._spend(token_id, now), answer)
+            event = self._event(ctx, issued.spiffe_id, serial=_serial(issued), via=attestation)
+            return _in_order(self._spend(token_id, now), self._with_audit(event), answer)
 
         issued = await self._ca_runtime.sign_workload(
             req.csr_pem, spiffe_id, kind="issue", also=with_certificate
         )
-        serial = f"{issued.certificate.serial_number:x}"
-        self._audit.record(self._event(ctx, issued.spiffe_id, serial=serial, via=attestation))
+        serial = _serial(issued)
         log.info(
             "certificate issued",
             extra={"fields": {"spiffe_id": issued.spiffe_id, "serial": serial}},
@@ -435,13 +436,12 @@ class IdentityApi:
             nonlocal answer
             response = m.RenewCertificateResponse(svid=_svid(issued.certificate, issued.spiffe_id))
             answer = _Answer(ctx, lambda _conn: response)
-            return answer
+            event = self._event(ctx, issued.spiffe_id, serial=_serial(issued))
+            return _in_order(self._with_audit(event), answer)
 
-        issued = await self._ca_runtime.sign_workload(
+        await self._ca_runtime.sign_workload(
             req.csr_pem, ctx.peer.spiffe_id, kind="renew", also=with_certificate
         )
-        serial = f"{issued.certificate.serial_number:x}"
-        self._audit.record(self._event(ctx, issued.spiffe_id, serial=serial))
         assert answer is not None
         return answer.value
 
@@ -526,8 +526,8 @@ class IdentityApi:
         self, ctx: RequestContext, revocation: RevocationTarget, target: str, reason: str
     ) -> None:
         """Refuse (and audit) a revocation after which no admin would hold a
-        valid certificate: revocations cannot be lifted, so that would lock
-        every admin out for good (see :mod:`secinfra_server.policy._last_admin`)."""
+        valid certificate: no admin would be left to lift it, so that would
+        lock every admin out for good (see :mod:`secinfra_server.policy._last_admin`)."""
         assert ctx.peer is not None
         revoked = self._ca_runtime.revocations
         now = self._clock.now()
@@ -540,11 +540,13 @@ class IdentityApi:
             revoked_ids=frozenset(row.spiffe_id for row in revoked if row.spiffe_id),
         ):
             return
-        self._audit.record(self._event(ctx, target, "denied", reason=reason, refused="last_admin"))
+        await self._audit.record(
+            self._event(ctx, target, "denied", reason=reason, refused="last_admin")
+        )
         raise ApiError(
             "failed_precondition",
             f"secinfra: identity: revoking {target} would leave no admin with a valid"
-            " certificate, and a revocation cannot be lifted; first grant admin to"
+            " certificate, and no admin would be left to lift it; first grant admin to"
             " another identity (system:root#admin) and enrol it, then revoke",
             details={"target": target},
         )
@@ -553,10 +555,61 @@ class IdentityApi:
         self, ctx: RequestContext, _req: m.ListRevocationsRequest
     ) -> m.ListRevocationsResponse:
         await self._require_admin(ctx, "revocations")
-        self._audit.record(self._event(ctx, "revocations"))
+        await self._audit.record(self._event(ctx, "revocations"))
         return m.ListRevocationsResponse(
             revocations=[_revocation(row) for row in self._ca_runtime.revocations]
         )
+
+    async def lift_revocation(
+        self, ctx: RequestContext, req: m.LiftRevocationRequest
+    ) -> m.LiftRevocationResponse:
+        """Lift a SPIFFE ID's revocation (audited in the same transaction); the
+        certificates it held stay revoked by serial."""
+        resource = req.spiffe_id or "revocations"
+        await self._require_admin(ctx, resource)
+        if not req.spiffe_id:
+            raise ApiError(
+                "invalid_argument",
+                "secinfra: identity: spiffe_id is required: only a SPIFFE ID's revocation can be"
+                " lifted (a revoked certificate stays revoked; enrol a new one)",
+                details={"field": "spiffe_id"},
+            )
+        ca.SpiffeId.parse(req.spiffe_id)
+        answer: _Answer[m.LiftRevocationResponse] | None = None
+
+        def with_lift(lifted: LiftedRevocation) -> InTransaction:
+            nonlocal answer
+            response = m.LiftRevocationResponse(
+                lifted=_revocation(lifted.lifted),
+                serials_kept_revoked=list(lifted.serials_kept_revoked),
+            )
+            answer = _Answer(ctx, lambda _conn: response)
+            event = self._event(
+                ctx,
+                req.spiffe_id,
+                reason=req.reason,
+                revoked_reason=lifted.lifted.reason,
+                serials_kept_revoked=list(lifted.serials_kept_revoked),
+            )
+            return _in_order(self._with_audit(event), answer)
+
+        async with self._revocation_lock:
+            lifted = await self._ca_runtime.lift_revocation(req.spiffe_id, also=with_lift)
+        if lifted is None:
+            await self._audit.record(
+                self._event(ctx, req.spiffe_id, "error", code="not_found", reason=req.reason)
+            )
+            raise ApiError(
+                "not_found",
+                f"secinfra: identity: {req.spiffe_id} is not revoked; nothing to lift",
+                details={"spiffe_id": req.spiffe_id},
+            )
+        log.info(
+            "revocation lifted",
+            extra={"fields": {"spiffe_id": req.spiffe_id, "request_id": ctx.request_id}},
+        )
+        assert answer is not None
+        return answer.value
 
     # -- join tokens -----------------------------------------------------------------
     async def create_join_token(
@@ -605,16 +658,31 @@ class IdentityApi:
         event = self._event(ctx, f"join-token:{record.id}", spiffe_id=stored.spiffe_id)
         response = m.CreateJoinTokenResponse(token=token, join_token=_join_token(stored))
         answer = _Answer(ctx, lambda _conn: response)
-        await self._storage.insert_join_token(
-            stored, also=_in_order(self._with_audit(event), answer)
-        )
+        try:
+            await self._storage.insert_join_token(
+                stored,
+                also=_in_order(
+                    _refuse_revoked_id(stored.spiffe_id), self._with_audit(event), answer
+                ),
+            )
+        except ApiError as exc:
+            await self._audit.record(
+                self._event(
+                    ctx,
+                    f"join-token:{record.id}",
+                    "denied",
+                    spiffe_id=stored.spiffe_id,
+                    code=exc.code,
+                )
+            )
+            raise
         return answer.value
 
     async def list_join_tokens(
         self, ctx: RequestContext, _req: m.ListJoinTokensRequest
     ) -> m.ListJoinTokensResponse:
         await self._require_admin(ctx, "join-tokens")
-        self._audit.record(self._event(ctx, "join-tokens"))
+        await self._audit.record(self._event(ctx, "join-tokens"))
         rows = await self._storage.list_join_tokens()
         return m.ListJoinTokensResponse(join_tokens=[_join_token(row) for row in rows])
 
@@ -641,7 +709,7 @@ class IdentityApi:
                 req.id, also=_in_order(self._with_audit(self._event(ctx, resource)), answer)
             )
         except ApiError as exc:
-            self._audit.record(self._event(ctx, resource, "error", code=exc.code))
+            await self._audit.record(self._event(ctx, resource, "error", code=exc.code))
             raise
         return answer.value
 
@@ -664,7 +732,7 @@ class IdentityApi:
 
     async def get_ca_status(self, ctx: RequestContext, _req: m.GetCaStatusRequest) -> m.CaStatus:
         await self._require_admin(ctx, "ca")
-        self._audit.record(self._event(ctx, "ca"))
+        await self._audit.record(self._event(ctx, "ca"))
         return self._status()
 
     async def prepare_ca_rotation(
@@ -706,6 +774,26 @@ def public_token_id(token: str | None) -> str | None:
     API lists it), or None; never any part of the secret."""
     match = _TOKEN_ID_PATTERN.match(token or "")
     return match[1] if match is not None else None
+
+
+def _refuse_revoked_id(spiffe_id: str) -> InTransaction:
+    """Refuse (rolling the write back) a join token for a revoked SPIFFE ID, as
+    the database has the deny-list in the token's own transaction."""
+
+    def check(conn: sqlite3.Connection) -> None:
+        if tables.read_revocation(conn, "", spiffe_id) is not None:
+            raise ApiError(
+                "failed_precondition",
+                f"secinfra: identity: {spiffe_id} is revoked, so a join token for it could"
+                " never enrol; lift the revocation first (LiftRevocation), then create the token",
+                details={"field": "spiffe_id", "spiffe_id": spiffe_id},
+            )
+
+    return check
+
+
+def _serial(issued: IssuedSvid) -> str:
+    return f"{issued.certificate.serial_number:x}"
 
 
 def _enrolment_resource(token_id: str | None) -> str:

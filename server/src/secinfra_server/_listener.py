@@ -48,6 +48,7 @@ from typing import Any, Final, Literal
 from aiohttp import web
 
 from ._metrics import Metrics
+from ._tls import accept_tls
 from .config import ConfigError, ServerConfig
 
 log = logging.getLogger("secinfra.listener")
@@ -414,17 +415,21 @@ class ConnectionListener(web.BaseSite):
     async def _handshake(self, sock: socket.socket, admission: Admission) -> None:
         loop = asyncio.get_running_loop()
         timeout = admission.limits.handshake_timeout
+        context = self._ssl_context
+        assert context is not None, "the listener always serves TLS"
         handed_over = False
         try:
             async with asyncio.timeout(timeout):
                 await _readable(loop, sock)
                 handed_over = True  # from here on asyncio's transport owns the socket
-                await loop.connect_accepted_socket(
-                    lambda: self._connection_factory(admission),
+                # A refused certificate gets its TLS alert (see _tls.accept_tls).
+                await accept_tls(
+                    loop,
                     sock,
-                    ssl=self._ssl_context,
-                    ssl_handshake_timeout=timeout + _HANDSHAKE_BACKSTOP_SECONDS,
-                    ssl_shutdown_timeout=TLS_SHUTDOWN_TIMEOUT_SECONDS,
+                    self._connection_factory(admission),
+                    context,
+                    handshake_timeout=timeout + _HANDSHAKE_BACKSTOP_SECONDS,
+                    shutdown_timeout=TLS_SHUTDOWN_TIMEOUT_SECONDS,
                 )
         except TimeoutError:
             admission.timed_out("handshake")

@@ -99,6 +99,39 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.audit_written = Counter(
+            "secinfra_audit_entries_written",
+            "Audit entries appended: in_transaction (with the change they record,"
+            " counted when appended) or batched (read decisions, counted when committed).",
+            ["mode"],
+            registry=self.registry,
+        )
+        self.audit_lost = Counter(
+            "secinfra_audit_entries_lost",
+            "Audit entries that were accepted but never written (only a failed final"
+            " write at shutdown can lose any; alert on anything above 0).",
+            registry=self.registry,
+        )
+        self.audit_refused = Counter(
+            "secinfra_audit_requests_refused",
+            "Requests refused 503 because the audit queue was full (not losses: the"
+            " request failed and nothing was acknowledged).",
+            registry=self.registry,
+        )
+        self.audit_write_failures = Counter(
+            "secinfra_audit_write_failures",
+            "Batch writes of queued audit entries that failed (the entries stay queued"
+            " and are retried).",
+            registry=self.registry,
+        )
+        self.audit_queue = Gauge(
+            "secinfra_audit_queue_depth",
+            "Read-path audit entries waiting to be written.",
+            registry=self.registry,
+        )
+        for mode in ("in_transaction", "batched"):
+            self.audit_written.labels(mode)
+
     def render(self) -> bytes:
         """The text exposition format."""
         return generate_latest(self.registry)

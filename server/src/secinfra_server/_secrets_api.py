@@ -31,7 +31,7 @@ from typing import Any, Final, TypeVar
 
 from ._gen import secrets as m
 from ._rpc import Handler, Reply, RequestContext, ServiceContext, none_match
-from .audit import AuditEvent, append_in_transaction
+from .audit import AuditEvent
 from .crypto import DecryptionError, aad_for_secret, open_, seal
 from .errors import ApiError
 from .secrets import InvalidSecretName, validate_prefix, validate_secret_name
@@ -299,7 +299,7 @@ class SecretsApi:
         else:
             allowed = await self._policy.can_read_secret(actor, name)
         if not allowed:
-            self._audit.record(
+            await self._audit.record(
                 AuditEvent(actor, action, f"secret:{name}", "denied", ctx.request_id)
             )
             raise ApiError(
@@ -320,7 +320,7 @@ class SecretsApi:
         try:
             return await op()
         except ApiError as exc:
-            self._audit.record(
+            await self._audit.record(
                 AuditEvent(actor, action, resource, "error", ctx.request_id, {"code": exc.code})
             )
             raise
@@ -395,7 +395,7 @@ class SecretsApi:
             details: dict[str, Any] = {"version": version, "kek_id": box.kek_id}
             if pruned:
                 details["destroyed"] = pruned
-            append_in_transaction(conn, self._event(ctx, actor, action, name, details), now)
+            self._audit.chain.append(conn, self._event(ctx, actor, action, name, details), now)
             info = m.SecretVersionInfo(name=name, version=version, create_time=from_ms(now_ms))
             ctx.commit_answer(conn, info)
             return info
@@ -476,9 +476,9 @@ class SecretsApi:
         headers = {"ETag": found.etag, "Cache-Control": cache_control(found.row)}
         if found.value is None:
             details["not_modified"] = True
-            self._audit.record(self._event(ctx, actor, action, name, details))
+            await self._audit.record(self._event(ctx, actor, action, name, details))
             return Reply(status=304, headers=headers)
-        self._audit.record(self._event(ctx, actor, action, name, details))
+        await self._audit.record(self._event(ctx, actor, action, name, details))
         return Reply(
             body=m.Secret(
                 name=name,
@@ -500,7 +500,7 @@ class SecretsApi:
             return await self._storage.read(lambda conn: _read_metadata(conn, name))
 
         metadata = await self._audited(ctx, actor, action, f"secret:{name}", run)
-        self._audit.record(self._event(ctx, actor, action, name, {}))
+        await self._audit.record(self._event(ctx, actor, action, name, {}))
         return metadata
 
     async def list_secrets(
@@ -544,7 +544,7 @@ class SecretsApi:
             if scanned >= MAX_SCANNED_PER_PAGE:
                 next_token = encode_page_token(prefix, cursor)
                 break
-        self._audit.record(
+        await self._audit.record(
             AuditEvent(
                 actor,
                 "secrets.list",
@@ -582,7 +582,7 @@ class SecretsApi:
             if changed:
                 store.touch_secret(conn, name, to_ms(now))
             details = {"versions": targets, "changed": changed}
-            append_in_transaction(conn, self._event(ctx, actor, action, name, details), now)
+            self._audit.chain.append(conn, self._event(ctx, actor, action, name, details), now)
             metadata = _read_metadata(conn, name)
             ctx.commit_answer(conn, metadata)
             return metadata
@@ -616,7 +616,7 @@ class SecretsApi:
             if changed:
                 store.touch_secret(conn, name, to_ms(now))
             details = {"versions": targets, "changed": changed}
-            append_in_transaction(conn, self._event(ctx, actor, action, name, details), now)
+            self._audit.chain.append(conn, self._event(ctx, actor, action, name, details), now)
             metadata = _read_metadata(conn, name)
             ctx.commit_answer(conn, metadata)
             return metadata
@@ -641,7 +641,7 @@ class SecretsApi:
                 store.destroy_versions(conn, name, changed, to_ms(now))
                 store.touch_secret(conn, name, to_ms(now))
             details = {"versions": targets, "changed": changed}
-            append_in_transaction(conn, self._event(ctx, actor, action, name, details), now)
+            self._audit.chain.append(conn, self._event(ctx, actor, action, name, details), now)
             metadata = _read_metadata(conn, name)
             ctx.commit_answer(conn, metadata)
             return metadata

@@ -10,12 +10,25 @@ Client certificates are optional at the handshake (enrolment and the bundle are
 reachable without one) and verified against the CAs trusted at that moment.
 The dispatcher verifies again on every request, so removals (CA retirement,
 revocation) and expiry take effect on open keep-alive connections too.
+
+**Alerts.** A client certificate OpenSSL refuses at the handshake gets the
+TLS alert OpenSSL chose for it (``unknown_ca`` for an issuer the server does
+not trust, ``certificate_expired``, ``bad_certificate`` for one not yet valid
+or malformed, ...), so the client can say why. asyncio's TLS protocol drops
+that alert: it closes the transport without writing what OpenSSL queued when
+the handshake failed, and clients saw only "unexpected EOF".
+:class:`AlertingSslProtocol` writes it first. A revoked certificate passes the
+handshake (OpenSSL knows nothing of the deny-list, which also lists SPIFFE
+IDs) and is refused on its first request with 401 ``unauthenticated``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import ssl
 import threading
+from asyncio import sslproto
 
 from ._memfd import load_cert_chain_from_memory
 
@@ -28,6 +41,51 @@ def _new_context(chain_pem: bytes, key_pem: bytes, trusted_pem: str) -> ssl.SSLC
     context.set_alpn_protocols(["http/1.1"])
     load_cert_chain_from_memory(context, chain_pem, key_pem)
     return context
+
+
+class AlertingSslProtocol(sslproto.SSLProtocol):
+    """asyncio's server-side TLS protocol, but a failed handshake first sends
+    the alert OpenSSL queued for it (see the module docstring)."""
+
+    def _on_handshake_complete(self, handshake_exc: BaseException | None) -> None:
+        if handshake_exc is not None:
+            # What do_handshake left in the outgoing BIO: the alert record.
+            # The transport sends it at once (a few bytes on an idle socket)
+            # before the base class force-closes the connection.
+            self._process_outgoing()  # type: ignore[attr-defined]
+        super()._on_handshake_complete(handshake_exc)
+
+
+async def accept_tls(
+    loop: asyncio.AbstractEventLoop,
+    sock: socket.socket,
+    protocol: asyncio.BaseProtocol,
+    context: ssl.SSLContext,
+    *,
+    handshake_timeout: float,
+    shutdown_timeout: float,
+) -> None:
+    """Run the server side of a TLS handshake on the accepted socket ``sock``
+    and connect ``protocol`` to the decrypted stream, as
+    ``loop.connect_accepted_socket(ssl=...)`` does, but with
+    :class:`AlertingSslProtocol`. Raises the handshake's error (an OSError)."""
+    waiter: asyncio.Future[None] = loop.create_future()
+    tls = AlertingSslProtocol(
+        loop,
+        protocol,
+        context,
+        waiter,
+        server_side=True,
+        # typeshed says int; asyncio takes any number of seconds.
+        ssl_handshake_timeout=handshake_timeout,  # type: ignore[arg-type]
+        ssl_shutdown_timeout=shutdown_timeout,
+    )
+    transport, _ = await loop.connect_accepted_socket(lambda: tls, sock)
+    try:
+        await waiter
+    except BaseException:
+        transport.close()
+        raise
 
 
 class ServingTls:

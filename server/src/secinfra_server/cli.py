@@ -4,6 +4,7 @@
     secinfra-server serve --data-dir DIR [--dev] [--migrate] [settings...]
     secinfra-server migrate --data-dir DIR [settings...]   (see docs/operations/postgresql.md)
     secinfra-server kek rotate|rewrap|status --data-dir DIR   (see docs/operations/kek.md)
+    secinfra-server audit verify|checkpoint --data-dir DIR   (see docs/operations/audit.md)
 
 Every setting of :mod:`secinfra_server.config` is also a flag
 (``--leaf-ttl-seconds 600``), an environment variable
@@ -14,18 +15,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import dataclasses
 import os
 import sqlite3
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from . import __version__, attest, ca
 from ._ca_runtime import CaRuntime
@@ -33,7 +36,14 @@ from ._clock import Clock
 from ._kek_rotation import add_kek_commands, kek_from_env, load_keyring, run_kek_command
 from ._logging import configure as configure_logging
 from ._metrics import Metrics
-from .audit import VerifyResult
+from .audit import (
+    AuditChain,
+    Checkpoint,
+    append_checkpoint_file,
+    load_audit_key_for,
+    make_checkpoint,
+    read_checkpoints,
+)
 from .audit import verify as audit_verify
 from .config import (
     ENV_PREFIX,
@@ -43,7 +53,13 @@ from .config import (
     admin_files,
     load_config,
 )
-from .crypto import generate_kek_file
+from .crypto import (
+    AuditKey,
+    CryptoError,
+    generate_audit_key_file,
+    generate_kek_file,
+    load_audit_key_from_env,
+)
 from .server import Server, open_storage
 from .storage import SCHEMA_VERSION, SchemaTooNew, SqliteStorage, StoredJoinToken
 from .storage.postgres import (
@@ -57,6 +73,8 @@ ADMIN_CERT_TTL: Final = timedelta(days=7)
 DEV_DATA_DIR: Final = Path(".dev/data")
 DEV_PORT: Final = 8443
 DEV_WORKLOAD_ID_PATH: Final = "/workload/demo"
+
+T = TypeVar("T")
 
 
 def _write_private(path: Path, data: bytes) -> None:
@@ -88,6 +106,8 @@ async def initialise(config: ServerConfig, *, quiet: bool = False) -> None:
     os.chmod(config.data_dir, 0o700)
     if not kek_from_env() and not config.kek_path.exists():
         generate_kek_file(config.kek_path)
+    if load_audit_key_from_env() is None and not config.audit_key_path.exists():
+        generate_audit_key_file(config.audit_key_path)
     storage = await open_storage(config)
     try:
         ca_runtime = CaRuntime(
@@ -96,6 +116,7 @@ async def initialise(config: ServerConfig, *, quiet: bool = False) -> None:
             keyring=load_keyring(config),
             clock=Clock(),
             metrics=Metrics(),
+            chain=AuditChain(load_audit_key_for(config)),
         )
         await ca_runtime.load()
         cert_path, key_path, bundle_path = admin_files(config.data_dir)
@@ -226,7 +247,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=__version__)
     commands = parser.add_subparsers(dest="command", required=True)
     for name, help_text in (
-        ("init", "create the data directory, KEK, CA and admin identity"),
+        ("init", "create the data directory, KEK, audit key, CA and admin identity"),
         ("serve", "run the server"),
         ("migrate", "apply pending database schema migrations (PostgreSQL) and exit"),
     ):
@@ -253,12 +274,41 @@ def _parser() -> argparse.ArgumentParser:
     audit = commands.add_parser("audit", help="audit log tools")
     audit_commands = audit.add_subparsers(dest="audit_command", required=True)
     verify = audit_commands.add_parser(
-        "verify", help="check the audit log's hash chain; print the head hash to anchor"
+        "verify",
+        help="check the audit log's keyed chain (and signed checkpoints); print the head",
+        description="Exit 0 if the chain is intact and every checkpoint given holds, 1 (naming"
+        " the first bad entry) if not, 2 if it cannot be read. The audit key comes from"
+        " SECINFRA_AUDIT_KEY, else --audit-key-file, else <data dir>/audit.key.",
     )
-    verify.add_argument("--data-dir", required=True, type=Path, help="the server's data directory")
+    checkpoint = audit_commands.add_parser(
+        "checkpoint",
+        help="sign the chain's head (Ed25519); print the checkpoint, append it to --out",
+        description="Print one signed checkpoint line (JSON) of the audit chain's head, for"
+        " a file or log sink off this host; `audit verify --checkpoints` checks it later.",
+    )
+    for sub in (verify, checkpoint):
+        sub.add_argument("--data-dir", required=True, type=Path, help="the server's data directory")
+        sub.add_argument(
+            "--config", type=Path, help="TOML configuration file (to read a PostgreSQL database)"
+        )
+        sub.add_argument(
+            "--audit-key-file", type=Path, help="the audit key (default <data dir>/audit.key)"
+        )
     verify.add_argument(
-        "--config", type=Path, help="TOML configuration file (to verify a PostgreSQL database)"
+        "--checkpoints",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="signed checkpoints to hold the chain to (detects truncation); repeatable",
     )
+    verify.add_argument(
+        "--public-key",
+        metavar="BASE64",
+        help="pin the checkpoint key (base64 Ed25519, as `audit checkpoint` prints);"
+        " default: derived from the audit key",
+    )
+    checkpoint.add_argument("--out", type=Path, help="append the checkpoint to this file")
     add_kek_commands(commands)
     return parser
 
@@ -272,20 +322,24 @@ def _names_postgres(config_file: Path | None) -> bool:
     )
 
 
-async def _verify_postgres(dsn: str) -> VerifyResult:
+async def _read_postgres(dsn: str, fn: Callable[[sqlite3.Connection], T]) -> T:
     storage = await PostgresStorage.open(dsn)
     try:
-        return await storage.read(audit_verify)
+        return await storage.read(fn)
     finally:
         await storage.close()
 
 
-def verify_audit(data_dir: Path, config_file: Path | None = None) -> int:
-    """``audit verify``: 0 if the chain is intact, 1 (naming the entry) if not.
+class _CannotRead(Exception):
+    """The audit log cannot be read (exit 2); the message says why."""
 
-    The SQLite file is opened read-only; on PostgreSQL (a DSN in the config
-    file or the environment) the chain is read in one read-only snapshot.
-    """
+
+def _read_audit(
+    data_dir: Path, config_file: Path | None, fn: Callable[[sqlite3.Connection], T]
+) -> T:
+    """Run ``fn`` on the audit log: the data dir's SQLite file opened read-only,
+    or (a DSN in the config file or the environment) one read-only PostgreSQL
+    snapshot."""
     dsn = None
     if _names_postgres(config_file):
         try:
@@ -293,26 +347,66 @@ def verify_audit(data_dir: Path, config_file: Path | None = None) -> int:
                 config_file=config_file, flags={"data_dir": str(data_dir)}
             ).postgres_dsn()
         except ConfigError as exc:
-            print(exc, file=sys.stderr)
-            return 2
+            raise _CannotRead(str(exc)) from exc
     if dsn is not None:
         try:
-            result = asyncio.run(_verify_postgres(dsn))
+            return asyncio.run(_read_postgres(dsn, fn))
         except (StorageUnavailable, SchemaNotCurrent, SchemaTooNew) as exc:
-            print(f"secinfra-server: {exc}", file=sys.stderr)
-            return 2
-    else:
-        database = data_dir / "secinfra.db"
-        if not database.exists():
-            print(f"secinfra-server: no database at {database}", file=sys.stderr)
-            return 2
-        conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
-        try:
-            result = audit_verify(conn)
-        finally:
-            conn.close()
+            raise _CannotRead(f"secinfra-server: {exc}") from exc
+    database = data_dir / "secinfra.db"
+    if not database.exists():
+        raise _CannotRead(f"secinfra-server: no database at {database}")
+    conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    try:
+        return fn(conn)
+    finally:
+        conn.close()
+
+
+def _audit_key(data_dir: Path, key_file: Path | None, *, required: bool) -> AuditKey | None:
+    """The audit key for the CLI: env, else ``key_file``, else the data dir's."""
+    from_env = load_audit_key_from_env()
+    if from_env is not None:
+        return from_env
+    path = key_file if key_file is not None else data_dir / "audit.key"
+    if not required and not path.exists():
+        return None
+    return load_audit_key_for(ServerConfig(data_dir=data_dir, audit_key_file=path), environ={})
+
+
+def verify_audit(
+    data_dir: Path,
+    config_file: Path | None = None,
+    *,
+    key_file: Path | None = None,
+    checkpoint_files: Sequence[Path] = (),
+    public_key: str | None = None,
+) -> int:
+    """``audit verify``: 0 if the chain is intact (and holds every checkpoint
+    given), 1 (naming the entry) if not, 2 if it cannot be checked."""
+    try:
+        key = _audit_key(data_dir, key_file, required=False)
+        checkpoints = [c for f in checkpoint_files for c in read_checkpoints(f)]
+        pinned = None
+        if public_key is not None:
+            pinned = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key, validate=True))
+        result = _read_audit(
+            data_dir,
+            config_file,
+            lambda conn: audit_verify(conn, key, checkpoints, public_key=pinned),
+        )
+    except _CannotRead as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except (CryptoError, OSError, ValueError) as exc:
+        print(f"secinfra-server: audit verify: {exc}", file=sys.stderr)
+        return 2
     if result.ok:
-        print(f"audit log intact: {result.entries} entries, head {result.head_hash}")
+        legacy = (
+            f" ({result.legacy_entries} before the keyed chain)" if result.legacy_entries else ""
+        )
+        held = f", {result.checkpoints} checkpoints hold" if result.checkpoints else ""
+        print(f"audit log intact: {result.entries} entries{legacy}{held}, head {result.head_hash}")
         return 0
     print(
         f"audit log BROKEN at entry {result.first_bad_seq}: {result.reason}"
@@ -322,11 +416,47 @@ def verify_audit(data_dir: Path, config_file: Path | None = None) -> int:
     return 1
 
 
+def checkpoint_audit(
+    data_dir: Path, config_file: Path | None, *, key_file: Path | None, out: Path | None
+) -> int:
+    """``audit checkpoint``: print (and append to ``out``) a signed checkpoint."""
+    try:
+        key = _audit_key(data_dir, key_file, required=True)
+        assert key is not None
+        now = Clock().now()
+        checkpoint: Checkpoint | None = _read_audit(
+            data_dir, config_file, lambda conn: make_checkpoint(conn, key, now)
+        )
+        if checkpoint is None:
+            print("secinfra-server: the audit log is empty; nothing to sign", file=sys.stderr)
+            return 1
+        if out is not None:
+            append_checkpoint_file(out, checkpoint)
+    except _CannotRead as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except (CryptoError, OSError) as exc:
+        print(f"secinfra-server: audit checkpoint: {exc}", file=sys.stderr)
+        return 2
+    print(checkpoint.to_json_line())
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``secinfra-server`` console script."""
     args = _parser().parse_args(argv)
+    if args.command == "audit" and args.audit_command == "checkpoint":
+        return checkpoint_audit(
+            args.data_dir, args.config, key_file=args.audit_key_file, out=args.out
+        )
     if args.command == "audit":
-        return verify_audit(args.data_dir, args.config)
+        return verify_audit(
+            args.data_dir,
+            args.config,
+            key_file=args.audit_key_file,
+            checkpoint_files=args.checkpoints,
+            public_key=args.public_key,
+        )
     if args.command == "kek":
         return run_kek_command(args)
     flags: dict[str, Any] = {

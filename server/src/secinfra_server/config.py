@@ -106,6 +106,20 @@ class ServerConfig:
     #: Test mode: the conformance control API. Loopback only; never in production.
     test_hooks: bool = False
     kek_file: Path | None = None
+    #: The audit key (keys the audit chain, signs checkpoints); default
+    #: ``<data dir>/audit.key``, or the SECINFRA_AUDIT_KEY environment variable.
+    audit_key_file: Path | None = None
+    #: Read-path audit entries (secret reads, checks, denials) waiting to be
+    #: written at most; past it ``audit_queue_full`` decides.
+    audit_queue_max: int = 10000
+    #: ``wait``: the request waits (at most ``audit_queue_wait_seconds``) for
+    #: room, then is refused 503; ``refuse``: it is refused 503 at once.
+    audit_queue_full: str = "wait"
+    audit_queue_wait_seconds: float = 2.0
+    #: Append a signed checkpoint of the audit chain's head to this file every
+    #: ``audit_checkpoint_interval_seconds`` (and log it); empty: log only.
+    audit_checkpoint_file: Path | None = None
+    audit_checkpoint_interval_seconds: float = 300.0
     #: PostgreSQL connection string (libpq URL or key=value); empty: SQLite in
     #: the data dir. Kept out of ``repr``: it may hold a password.
     database_dsn: str = field(default="", repr=False)
@@ -122,6 +136,13 @@ class ServerConfig:
     def kek_path(self) -> Path:
         """Where the key encryption key lives."""
         return self.kek_file if self.kek_file is not None else self.data_dir / "kek"
+
+    @property
+    def audit_key_path(self) -> Path:
+        """Where the audit key lives (when not in the environment)."""
+        return (
+            self.audit_key_file if self.audit_key_file is not None else self.data_dir / "audit.key"
+        )
 
     @property
     def database_path(self) -> Path:
@@ -317,6 +338,14 @@ def validate(config: ServerConfig) -> None:
     for name in config.dns_names:
         if not DNS_NAME_PATTERN.fullmatch(name):
             fail(f"dns_names: {name!r} is not a DNS name")
+    if config.audit_queue_full not in ("wait", "refuse"):
+        fail(f"audit_queue_full: {config.audit_queue_full!r} is not one of wait, refuse")
+    if config.audit_queue_max < 1:
+        fail("audit_queue_max: must be positive")
+    if not 0 < config.audit_queue_wait_seconds <= 60:
+        fail("audit_queue_wait_seconds: must be above 0 and at most 60")
+    if config.audit_checkpoint_interval_seconds < 1:
+        fail("audit_checkpoint_interval_seconds: must be at least 1")
     if config.authz_check_max_age_seconds < 0:
         fail("authz_check_max_age_seconds: must not be negative")
     for name in (
@@ -392,4 +421,12 @@ SETTING_HELP: Final[Mapping[str, str]] = {
     "migrate": "apply pending PostgreSQL schema migrations at start",
     "log_level": "debug, info, warning or error",
     "dns_names": "DNS names of the serving certificate, comma-separated",
+    "audit_key_file": (
+        "the audit key (default: <data_dir>/audit.key); not read when SECINFRA_AUDIT_KEY is set"
+    ),
+    "audit_queue_max": "read-path audit entries waiting to be written, at most",
+    "audit_queue_full": "wait or refuse: what a request does when the audit queue is full",
+    "audit_queue_wait_seconds": "how long a request waits for audit queue room before 503",
+    "audit_checkpoint_file": "append a signed audit checkpoint to this file (empty: log only)",
+    "audit_checkpoint_interval_seconds": "seconds between signed audit checkpoints",
 }

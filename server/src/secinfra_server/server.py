@@ -53,7 +53,7 @@ from ._rpc import Handler, ServiceContext
 from ._secrets_api import SecretsApi
 from ._testhooks import TestHooks
 from ._tls import ServingTls
-from .audit import AuditLog
+from .audit import AuditChain, AuditLog, QueueSettings, load_audit_key_for
 from .config import ServerConfig
 from .errors import ApiError
 from .policy import AccessPolicy, AuthzEngine, EnginePolicy
@@ -199,12 +199,14 @@ class Server:
             await self._feed.open()
             self._election = self.storage.leader_election()
         keyring = load_keyring(config)
+        chain = AuditChain(load_audit_key_for(config), self.metrics)
         self.ca_runtime = CaRuntime(
             config=config,
             storage=self.storage,
             keyring=keyring,
             clock=self.clock,
             metrics=self.metrics,
+            chain=chain,
             shared=self._feed is not None,
         )
         await self.ca_runtime.load()
@@ -213,7 +215,19 @@ class Server:
             self.identity.chain_pem, self.identity.key_pem, self.ca_runtime.trusted_pem
         )
         self.ca_runtime.on_trust_change(self._on_trust_change)
-        self.audit = AuditLog(self.storage, self.clock)
+        self.audit = AuditLog(
+            self.storage,
+            self.clock,
+            chain,
+            metrics=self.metrics,
+            settings=QueueSettings(
+                max_entries=config.audit_queue_max,
+                when_full=config.audit_queue_full,
+                wait_seconds=config.audit_queue_wait_seconds,
+            ),
+            checkpoint_file=config.audit_checkpoint_file,
+            checkpoint_interval=config.audit_checkpoint_interval_seconds,
+        )
         self.audit.start()
         self.idempotency = IdempotencyStore(
             self.storage,
@@ -222,9 +236,11 @@ class Server:
             probe=_crash_points.from_environ(os.environ, test_hooks=config.test_hooks),
         )
         self.enrolment_guard = EnrolmentGuard(
-            enrolment_limits(config), storage=self.storage, clock=self.clock
+            enrolment_limits(config), storage=self.storage, clock=self.clock, chain=chain
         )
-        self.engine = AuthzEngine(self.storage, clock=self.clock, admin_id=config.admin_spiffe_id)
+        self.engine = AuthzEngine(
+            self.storage, clock=self.clock, admin_id=config.admin_spiffe_id, chain=chain
+        )
         self.policy = self.make_policy(self.engine)
         if config.test_hooks:
             self.hooks = TestHooks(

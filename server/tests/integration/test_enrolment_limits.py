@@ -26,6 +26,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from secinfra_server.audit import verify
+from secinfra_server.crypto import load_audit_key
 
 from .harness import Client, RunningServer, csr_pem, new_key
 
@@ -67,7 +68,7 @@ def _issue(client: Client, token: str) -> Any:
 def _audit_rows(data_dir: Path) -> list[dict[str, Any]]:
     conn = sqlite3.connect(data_dir / "secinfra.db")
     try:
-        assert verify(conn).ok
+        assert verify(conn, load_audit_key(data_dir / "audit.key")).ok
         rows = conn.execute(
             "SELECT actor, action, resource, outcome, request_id, details FROM audit_log"
             " WHERE action = 'identity.issue_certificate' ORDER BY seq"

@@ -306,6 +306,9 @@ def test_every_keyed_rpc_answers_inside_its_write(
     spare = _create(admin, str(uuid.uuid4())).json()["join_token"]["id"]
     twice(admin, "RevokeJoinToken", "DELETE", f"/v1/join-tokens/{spare}")
     twice(admin, "Revoke", "POST", "/v1/revocations", {"serial": renewed["svid"]["serial"]})
+    lifted = f"spiffe://{td}/w/lifted"
+    assert admin.request("POST", "/v1/revocations", {"spiffe_id": lifted}).status == 200
+    twice(admin, "LiftRevocation", "POST", "/v1/revocations:lift", {"spiffe_id": lifted})
     old_ca = next(
         a["id"]
         for a in admin.request("GET", "/v1/ca").json()["authorities"]

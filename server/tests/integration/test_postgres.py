@@ -13,6 +13,7 @@ import pytest
 
 from secinfra_server.audit import verify
 from secinfra_server.cli import main
+from secinfra_server.crypto import load_audit_key
 from secinfra_server.storage import postgres as pg
 
 from .harness import Client, RunningServer, enrol
@@ -78,7 +79,8 @@ def test_secrets_authz_and_ca_round_trip_on_postgresql(
         assert [entry["serial"] for entry in listed] == [serial]
         admin.close()
         assert again.server.storage is not None
-        result = again.call(again.server.storage.read(verify))
+        key = load_audit_key(data_dir / "audit.key")
+        result = again.call(again.server.storage.read(lambda conn: verify(conn, key)))
         assert result.ok, result.reason
         assert result.entries > 0
         assert isinstance(again.server.storage, pg.PostgresStorage)

@@ -15,6 +15,7 @@ from backends import ON_EACH_BACKEND
 
 from secinfra_server import _secrets_api as secrets_api
 from secinfra_server import audit
+from secinfra_server.crypto import load_audit_key
 from secinfra_server.policy import AccessPolicy, AuthzEngine
 from secinfra_server.server import Server
 
@@ -54,8 +55,10 @@ def audit_rows(server: RunningServer) -> list[tuple[str, str, str, str, str]]:
     """The audit log (actor, action, resource, outcome, details), once the server stopped."""
     conn = sqlite3.connect(server.config.database_path)
     try:
-        result = audit.verify(conn)
+        result = audit.verify(conn, load_audit_key(server.config.audit_key_path))
         assert result.ok, result.reason
+        lost = server.server.metrics.registry.get_sample_value("secinfra_audit_entries_lost_total")
+        assert lost == 0
         return conn.execute(
             "SELECT actor, action, resource, outcome, details FROM audit_log ORDER BY seq"
         ).fetchall()

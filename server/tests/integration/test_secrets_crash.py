@@ -15,6 +15,7 @@ from pathlib import Path
 
 from secinfra_server import audit
 from secinfra_server.cli import main
+from secinfra_server.crypto import load_audit_key
 
 from .harness import Client, Identity, free_port
 
@@ -147,7 +148,7 @@ def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
         _stop(proc)
     conn = sqlite3.connect(data / "secinfra.db")
     try:
-        result = audit.verify(conn)
+        result = audit.verify(conn, load_audit_key(data / "audit.key"))
         assert result.ok, result.reason
         puts = conn.execute(
             "SELECT COUNT(*) FROM audit_log WHERE action = 'secrets.put' AND outcome = 'allowed'"

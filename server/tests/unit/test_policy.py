@@ -9,8 +9,9 @@ import asyncio
 import pytest
 
 from secinfra_server._clock import Clock
-from secinfra_server.audit import verify
+from secinfra_server.audit import AuditChain, verify
 from secinfra_server.authz import TupleKey
+from secinfra_server.crypto import AuditKey
 from secinfra_server.policy import AuthzEngine, EnginePolicy, Snapshot
 from secinfra_server.storage import SqlStorage
 from secinfra_server.storage.authz_tables import apply_tuple_changes, current_revision
@@ -21,8 +22,13 @@ APP = f"spiffe://{TD}/app"
 OTHER = f"spiffe://{TD}/other"
 
 
+AUDIT_KEY = AuditKey.generate()
+
+
 def new_policy(storage: SqlStorage) -> EnginePolicy:
-    return EnginePolicy(AuthzEngine(storage, clock=Clock(), admin_id=ADMIN))
+    return EnginePolicy(
+        AuthzEngine(storage, clock=Clock(), admin_id=ADMIN, chain=AuditChain(AUDIT_KEY))
+    )
 
 
 @pytest.fixture
@@ -78,7 +84,7 @@ async def test_bootstrap_tuple_is_written_exactly_once_and_audited(
     ) == [("system", "root", "admin", f"workload:{ADMIN}")]
     audits = await rows(storage, "SELECT actor, action, resource FROM audit_log")
     assert audits == [("secinfra-server", "authz.bootstrap_admin", "system:root")]
-    assert (await storage.read(verify)).ok
+    assert (await storage.read(lambda conn: verify(conn, AUDIT_KEY))).ok
     assert await storage.read(current_revision) == 1
 
 

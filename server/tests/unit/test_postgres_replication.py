@@ -19,8 +19,9 @@ import pytest
 from secinfra_server._ca_runtime import CaRuntime
 from secinfra_server._clock import Clock
 from secinfra_server._metrics import Metrics
+from secinfra_server.audit import AuditChain
 from secinfra_server.config import load_config
-from secinfra_server.crypto import Kek, Keyring
+from secinfra_server.crypto import AuditKey, Kek, Keyring
 from secinfra_server.storage import IssuedCertificate, StoredCa, StoredRevocation
 from secinfra_server.storage import postgres as pg
 
@@ -207,6 +208,7 @@ async def test_replicas_starting_at_once_on_an_empty_database_share_one_first_ca
                 keyring=keyring,
                 clock=Clock(),
                 metrics=Metrics(),
+                chain=AuditChain(AuditKey.generate()),
                 shared=True,
             )
             for storage in storages

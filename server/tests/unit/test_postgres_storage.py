@@ -14,8 +14,9 @@ import psycopg
 import pytest
 from postgres_cluster import PostgresCluster
 
-from secinfra_server.audit import AuditEvent, append_in_transaction, verify
+from secinfra_server.audit import AuditChain, AuditEvent, verify
 from secinfra_server.config import ConfigError, load_config
+from secinfra_server.crypto import AuditKey
 from secinfra_server.storage import SCHEMA_VERSION, SchemaTooNew
 from secinfra_server.storage import postgres as pg
 
@@ -82,20 +83,21 @@ async def test_writes_from_two_processes_are_serialized(postgres_dsn: str) -> No
     (a counter, the audit chain's next sequence number) never interleave."""
     first = await pg.PostgresStorage.open(postgres_dsn, migrate=True)
     second = await pg.PostgresStorage.open(postgres_dsn)
+    chain = AuditChain(AuditKey.generate())
 
     def bump_and_audit(conn: sqlite3.Connection) -> None:
         (value,) = conn.execute("SELECT value FROM meta WHERE key = 'bundle_sequence'").fetchone()
         conn.execute(
             "UPDATE meta SET value = ? WHERE key = 'bundle_sequence'", (str(int(value) + 1),)
         )
-        append_in_transaction(conn, AuditEvent("test", "test.bump", "meta", "allowed", "", {}), NOW)
+        chain.append(conn, AuditEvent("test", "test.bump", "meta", "allowed", "", {}), NOW)
 
     try:
         await asyncio.gather(
             *(storage.write(bump_and_audit) for storage in (first, second) for _ in range(15))
         )
         assert await first.bundle_sequence() == 31
-        result = await second.read(verify)
+        result = await second.read(lambda conn: verify(conn, chain.key))
         assert result.ok
         assert result.entries == 30
     finally:

@@ -36,6 +36,8 @@ __all__ = [
     "IssueCertificateResponse",
     "JoinToken",
     "Jwk",
+    "LiftRevocationRequest",
+    "LiftRevocationResponse",
     "ListJoinTokensRequest",
     "ListJoinTokensResponse",
     "ListRevocationsRequest",
@@ -1029,4 +1031,73 @@ class RetireCaRequest:
         return cls(
             ca_id=_wire.field(obj, "ca_id", path, _wire.decode_string, ""),
             force=_wire.field(obj, "force", path, _wire.decode_bool, False),
+        )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class LiftRevocationRequest:
+    """Lifts the revocation of a SPIFFE ID."""
+
+    spiffe_id: str = ""
+    """The revoked SPIFFE ID."""
+
+    reason: str = ""
+    """Why, for the audit log."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object for this message; fields that are None are omitted."""
+        out: dict[str, Any] = {}
+        out["spiffe_id"] = self.spiffe_id
+        out["reason"] = self.reason
+        return out
+
+    @classmethod
+    def from_json(cls, data: Any, *, strict: bool = False, path: str = "$") -> Self:
+        """Decode parsed JSON; raise _wire.DecodeError naming the bad field's path.
+
+        strict=True also rejects unknown fields and unknown enum strings.
+        """
+        obj = _wire.expect_object(data, path)
+        if strict:
+            _wire.reject_unknown(obj, path, ("spiffe_id", "reason"))
+        return cls(
+            spiffe_id=_wire.field(obj, "spiffe_id", path, _wire.decode_string, ""),
+            reason=_wire.field(obj, "reason", path, _wire.decode_string, ""),
+        )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class LiftRevocationResponse:
+    """The lifted revocation and what stays revoked."""
+
+    lifted: Revocation | None = None
+    """The revocation that was lifted."""
+
+    serials_kept_revoked: Sequence[str] = ()
+    """The serials of the certificates the SPIFFE ID held when it was revoked
+    (unexpired now): they stay on the deny-list and the CRL.
+    """
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object for this message; fields that are None are omitted."""
+        out: dict[str, Any] = {}
+        if self.lifted is not None:
+            out["lifted"] = self.lifted.to_json()
+        out["serials_kept_revoked"] = list(self.serials_kept_revoked)
+        return out
+
+    @classmethod
+    def from_json(cls, data: Any, *, strict: bool = False, path: str = "$") -> Self:
+        """Decode parsed JSON; raise _wire.DecodeError naming the bad field's path.
+
+        strict=True also rejects unknown fields and unknown enum strings.
+        """
+        obj = _wire.expect_object(data, path)
+        if strict:
+            _wire.reject_unknown(obj, path, ("lifted", "serials_kept_revoked"))
+        return cls(
+            lifted=_wire.optional(obj, "lifted", path, _wire.message(Revocation, strict)),
+            serials_kept_revoked=_wire.field(
+                obj, "serials_kept_revoked", path, _wire.list_of(_wire.decode_string), ()
+            ),
         )

@@ -225,6 +225,21 @@ IDENTITY_SERVICE_RETIRE_CA: Final = MethodDescriptor(
     admin=True,
 )
 
+IDENTITY_SERVICE_LIFT_REVOCATION: Final = MethodDescriptor(
+    service="secinfra.v1.IdentityService",
+    name="LiftRevocation",
+    http_method="POST",
+    path="/v1/revocations:lift",
+    path_params=(),
+    query_params=(),
+    body_fields=("spiffe_id", "reason"),
+    idempotency=Idempotency.IDEMPOTENT,
+    auth=Auth.MTLS,
+    cache=None,
+    invalidates=None,
+    admin=True,
+)
+
 
 class IdentityClient:
     """Issues, renews and revokes workload certificates and manages the CA.
@@ -477,5 +492,26 @@ class IdentityClient:
             IDENTITY_SERVICE_RETIRE_CA,
             _identity.RetireCaRequest(ca_id=ca_id, force=force),
             _identity.CaStatus,
+            call_options,
+        )
+
+    def lift_revocation(
+        self,
+        *,
+        spiffe_id: str = "",
+        reason: str = "",
+        call_options: CallOptions | None = None,
+    ) -> _identity.LiftRevocationResponse:
+        """Lifts the revocation of a SPIFFE ID, so that the workload can enrol
+        again (with a new join token or attestation). The certificates it held
+        when it was revoked stay revoked: their serials move to the deny-list
+        and the CRL. Revocations by serial cannot be lifted. Audited.
+
+        HTTP: ``POST /v1/revocations:lift``
+        """
+        return self._invoker.invoke(
+            IDENTITY_SERVICE_LIFT_REVOCATION,
+            _identity.LiftRevocationRequest(spiffe_id=spiffe_id, reason=reason),
+            _identity.LiftRevocationResponse,
             call_options,
         )

@@ -717,5 +717,53 @@ module Secinfra
         freeze
       end
     end
+
+    # Lifts the revocation of a SPIFFE ID.
+    class LiftRevocationRequest < Secinfra::RPC::Message
+      # Wire fields, in declaration order.
+      FIELDS = [
+        Secinfra::RPC::Field.new(:spiffe_id, "spiffe_id", :string),
+        Secinfra::RPC::Field.new(:reason, "reason", :string)
+      ].freeze
+
+      # @return [String] The revoked SPIFFE ID.
+      attr_reader :spiffe_id
+
+      # @return [String] Why, for the audit log.
+      attr_reader :reason
+
+      # @param spiffe_id [String] The revoked SPIFFE ID.
+      # @param reason [String] Why, for the audit log.
+      def initialize(spiffe_id: "", reason: "")
+        super()
+        @spiffe_id = spiffe_id
+        @reason = reason
+        freeze
+      end
+    end
+
+    # The lifted revocation and what stays revoked.
+    class LiftRevocationResponse < Secinfra::RPC::Message
+      # Wire fields, in declaration order.
+      FIELDS = [
+        Secinfra::RPC::Field.new(:lifted, "lifted", :message, type: "Secinfra::V1::Revocation", presence: true),
+        Secinfra::RPC::Field.new(:serials_kept_revoked, "serials_kept_revoked", :string, repeated: true)
+      ].freeze
+
+      # @return [Secinfra::V1::Revocation, nil] The revocation that was lifted.
+      attr_reader :lifted
+
+      # @return [Array<String>] The serials of the certificates the SPIFFE ID held when it was revoked (unexpired now): they stay on the deny-list and the CRL.
+      attr_reader :serials_kept_revoked
+
+      # @param lifted [Secinfra::V1::Revocation, nil] The revocation that was lifted.
+      # @param serials_kept_revoked [Array<String>] The serials of the certificates the SPIFFE ID held when it was revoked (unexpired now): they stay on the deny-list and the CRL.
+      def initialize(lifted: nil, serials_kept_revoked: [])
+        super()
+        @lifted = lifted
+        @serials_kept_revoked = serials_kept_revoked
+        freeze
+      end
+    end
   end
 end

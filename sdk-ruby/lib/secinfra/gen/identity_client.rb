@@ -236,6 +236,22 @@ module Secinfra
         admin: true
       )
 
+      # Descriptor of LiftRevocation: what the invoker needs to call it.
+      LIFT_REVOCATION = Secinfra::RPC::MethodDescriptor.new(
+        service: "secinfra.v1.IdentityService",
+        name: "LiftRevocation",
+        http_method: "POST",
+        path: "/v1/revocations:lift",
+        path_params: [].freeze,
+        query_params: [].freeze,
+        body_fields: ["spiffe_id", "reason"].freeze,
+        idempotency: :idempotent,
+        auth: :mtls,
+        cache: nil,
+        invalidates: nil,
+        admin: true
+      )
+
       # @param invoker [Secinfra::RPC::Invoker] makes the calls (the client's call pipeline)
       def initialize(invoker)
         @invoker = invoker
@@ -428,6 +444,23 @@ module Secinfra
       def retire_ca(ca_id: "", force: false, call_options: nil)
         request = Secinfra::V1::RetireCaRequest.new(ca_id: ca_id, force: force)
         @invoker.invoke(RETIRE_CA, request, Secinfra::V1::CaStatus, call_options)
+      end
+
+      # Lifts the revocation of a SPIFFE ID, so that the workload can enrol
+      # again (with a new join token or attestation). The certificates it held
+      # when it was revoked stay revoked: their serials move to the deny-list
+      # and the CRL. Revocations by serial cannot be lifted. Audited.
+      #
+      # HTTP: +POST /v1/revocations:lift+ (idempotent; auth: mTLS)
+      #
+      # @param spiffe_id [String] The revoked SPIFFE ID.
+      # @param reason [String] Why, for the audit log.
+      # @param call_options [Secinfra::CallOptions, nil] overrides for this call only
+      # @return [Secinfra::V1::LiftRevocationResponse]
+      # @raise [Secinfra::Error] on any failure (see Secinfra::Error's subclasses)
+      def lift_revocation(spiffe_id: "", reason: "", call_options: nil)
+        request = Secinfra::V1::LiftRevocationRequest.new(spiffe_id: spiffe_id, reason: reason)
+        @invoker.invoke(LIFT_REVOCATION, request, Secinfra::V1::LiftRevocationResponse, call_options)
       end
     end
   end

@@ -21,6 +21,14 @@ Errors::
         └── InsecureKekFile
 """
 
+from ._audit_key import (
+    AUDIT_KEY_ENV_VAR,
+    AuditKey,
+    AuditKeyError,
+    generate_audit_key_file,
+    load_audit_key,
+    load_audit_key_from_env,
+)
 from ._envelope import (
     CIPHERTEXT_OVERHEAD,
     FORMAT_VERSION,
@@ -46,11 +54,14 @@ from ._kek import (
 )
 
 __all__ = [
+    "AUDIT_KEY_ENV_VAR",
     "CIPHERTEXT_OVERHEAD",
     "FORMAT_VERSION",
     "KEK_ENV_VAR",
     "KEK_SIZE",
     "WRAPPED_KEY_SIZE",
+    "AuditKey",
+    "AuditKeyError",
     "CryptoError",
     "DecryptionError",
     "InsecureKekFile",
@@ -62,7 +73,10 @@ __all__ = [
     "aad_for_idempotent_response",
     "aad_for_secret",
     "fsync_dir",
+    "generate_audit_key_file",
     "generate_kek_file",
+    "load_audit_key",
+    "load_audit_key_from_env",
     "load_kek",
     "load_kek_from_env",
     "open_",

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Final, TypeVar
 
 from .._clock import Clock
-from ..audit import AuditEvent, append_in_transaction
+from ..audit import AuditChain, AuditEvent
 from ..authz import (
     FAILED_PRECONDITION,
     AuthorizationModel,
@@ -85,7 +85,8 @@ class AuthzEngine:
     IMMEDIATE transaction on the writer thread).
     """
 
-    def __init__(self, storage: Storage, *, clock: Clock, admin_id: str) -> None:
+    def __init__(self, storage: Storage, *, clock: Clock, admin_id: str, chain: AuditChain) -> None:
+        self._chain = chain
         self._storage = storage
         self._clock = clock
         self._admin_id = admin_id
@@ -114,7 +115,7 @@ class AuthzEngine:
         grant = TupleKey(f"{WORKLOAD_TYPE}:{self._admin_id}", ADMIN_RELATION, SYSTEM_ROOT)
         change = apply_tuple_changes(conn, [grant], [])
         mark_bootstrapped(conn, change.revision)
-        append_in_transaction(
+        self._chain.append(
             conn,
             AuditEvent(
                 actor=SERVER_ACTOR,

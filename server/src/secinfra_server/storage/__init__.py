@@ -11,7 +11,13 @@ join tokens, revocations), :mod:`.crl_tables` (the published CRLs) and
 """
 
 from ._base import InTransaction, SchemaTooNew, Storage
-from ._records import IssuedCertificate, StoredCa, StoredJoinToken, StoredRevocation
+from ._records import (
+    IssuedCertificate,
+    LiftedRevocation,
+    StoredCa,
+    StoredJoinToken,
+    StoredRevocation,
+)
 from ._sql_storage import SqlStorage, from_ms, to_ms
 from ._sqlite import SCHEMA_VERSION, SqliteStorage, migrate
 
@@ -19,6 +25,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "InTransaction",
     "IssuedCertificate",
+    "LiftedRevocation",
     "SchemaTooNew",
     "SqlStorage",
     "SqliteStorage",

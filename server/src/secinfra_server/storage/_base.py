@@ -9,7 +9,13 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Protocol, TypeVar
 
-from ._records import IssuedCertificate, StoredCa, StoredJoinToken, StoredRevocation
+from ._records import (
+    IssuedCertificate,
+    LiftedRevocation,
+    StoredCa,
+    StoredJoinToken,
+    StoredRevocation,
+)
 
 T = TypeVar("T")
 
@@ -100,3 +106,14 @@ class Storage(Protocol):
 
     async def list_revocations(self) -> list[StoredRevocation]:
         """The deny-list, oldest first."""
+
+    async def lift_revocation(
+        self,
+        spiffe_id: str,
+        now: datetime,
+        *,
+        also: Callable[[LiftedRevocation], InTransaction] | None = None,
+    ) -> LiftedRevocation | None:
+        """Remove the deny-list entry of ``spiffe_id``, first listing by serial
+        the certificates it held then that are unexpired at ``now``; None (and
+        nothing changed, ``also`` not run) if the ID is not revoked."""

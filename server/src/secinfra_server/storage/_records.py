@@ -55,6 +55,15 @@ class StoredRevocation:
 
 
 @dataclass(frozen=True)
+class LiftedRevocation:
+    """A SPIFFE ID's revocation, lifted: the entry removed, and the serials of
+    the certificates it held then (still unexpired), now listed by serial."""
+
+    lifted: StoredRevocation
+    serials_kept_revoked: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class IssuedCertificate:
     """A certificate the CA signed (for retire safety, audit and the CRL)."""
 

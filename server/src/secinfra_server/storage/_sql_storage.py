@@ -17,9 +17,16 @@ from datetime import datetime
 from typing import TypeVar
 
 from ._base import InTransaction
-from ._records import IssuedCertificate, StoredCa, StoredJoinToken, StoredRevocation
+from ._records import (
+    IssuedCertificate,
+    LiftedRevocation,
+    StoredCa,
+    StoredJoinToken,
+    StoredRevocation,
+)
 from ._time import from_ms, to_ms
 from .identity_tables import (
+    lift_id_revocation,
     read_bundle_sequence,
     read_cas,
     read_join_token,
@@ -230,6 +237,21 @@ class SqlStorage(ABC):
             if also is not None:
                 also(conn)
             return entry
+
+        return await self.write(q)
+
+    async def lift_revocation(
+        self,
+        spiffe_id: str,
+        now: datetime,
+        *,
+        also: Callable[[LiftedRevocation], InTransaction] | None = None,
+    ) -> LiftedRevocation | None:
+        def q(conn: sqlite3.Connection) -> LiftedRevocation | None:
+            lifted = lift_id_revocation(conn, spiffe_id, now)
+            if lifted is not None and also is not None:
+                also(lifted)(conn)
+            return lifted
 
         return await self.write(q)
 

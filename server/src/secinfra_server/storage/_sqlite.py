@@ -151,6 +151,12 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         this_update_ms INTEGER NOT NULL
     );
     """,
+    # 4: the keyed audit chain: each entry names its rule ('sha256' for the
+    # entries written before, 'hmac-sha256' since) and the audit key's id.
+    """
+    ALTER TABLE audit_log ADD COLUMN chain TEXT NOT NULL DEFAULT 'sha256';
+    ALTER TABLE audit_log ADD COLUMN key_id TEXT NOT NULL DEFAULT ''
+    """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 

@@ -9,6 +9,8 @@ that is larger). Functions run inside the caller's transaction.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,9 +33,16 @@ class StoredCrl:
 
 
 def deny_list_size(conn: sqlite3.Connection) -> int:
-    """How many entries the revocation deny-list holds."""
-    (count,) = conn.execute("SELECT COUNT(*) FROM revocations").fetchone()
-    return int(count)
+    """A version of the deny-list: 62 bits of a SHA-256 over its entries.
+    (Once a count, when the list only grew; since revocations of SPIFFE IDs
+    can be lifted, a count can come back to an earlier value.)"""
+    rows = conn.execute(
+        "SELECT serial, spiffe_id, revoked_ms FROM revocations ORDER BY serial, spiffe_id"
+    ).fetchall()
+    digest = hashlib.sha256(
+        json.dumps([[str(s), str(i), int(t)] for s, i, t in rows]).encode()
+    ).digest()
+    return int.from_bytes(digest[:8], "big") >> 2
 
 
 def stored_crls(conn: sqlite3.Connection) -> dict[str, StoredCrl]:
@@ -47,17 +56,34 @@ def stored_crls(conn: sqlite3.Connection) -> dict[str, StoredCrl]:
     }
 
 
-def revoked_serials(conn: sqlite3.Connection) -> list[tuple[str, datetime, str | None]]:
+def revoked_serials(
+    conn: sqlite3.Connection, now: datetime
+) -> list[tuple[str, datetime, str | None]]:
     """(serial, revoked at, id of the issuing CA if this database recorded it)
-    of every revocation by serial, oldest first."""
-    rows = conn.execute(
+    of every revoked certificate, oldest first: each revocation by serial, and
+    every certificate a revoked SPIFFE ID held when it was revoked (issued by
+    then, still unexpired), so a relying party that reads only the CRL refuses
+    those too."""
+    by_serial = conn.execute(
         "SELECT r.serial, r.revoked_ms, i.ca_id FROM revocations r"
         " LEFT JOIN issued_certificates i ON i.serial = r.serial"
-        " WHERE r.serial <> '' ORDER BY r.revoked_ms, r.serial"
+        " WHERE r.serial <> ''"
     ).fetchall()
+    by_id = conn.execute(
+        "SELECT i.serial, r.revoked_ms, i.ca_id FROM revocations r"
+        " JOIN issued_certificates i ON i.spiffe_id = r.spiffe_id"
+        " WHERE r.spiffe_id <> '' AND i.issued_ms <= r.revoked_ms"
+        " AND i.not_after_ms > ?",
+        (to_ms(now),),
+    ).fetchall()
+    earliest: dict[str, tuple[int, str | None]] = {}
+    for serial, at, ca_id in [*by_serial, *by_id]:
+        known = earliest.get(str(serial))
+        if known is None or int(at) < known[0]:
+            earliest[str(serial)] = (int(at), None if ca_id is None else str(ca_id))
     return [
-        (str(serial), from_ms(int(at)), None if ca_id is None else str(ca_id))
-        for serial, at, ca_id in rows
+        (serial, from_ms(at), ca_id)
+        for serial, (at, ca_id) in sorted(earliest.items(), key=lambda kv: (kv[1][0], kv[0]))
     ]
 
 

@@ -15,7 +15,7 @@ import sqlite3
 from datetime import datetime
 from typing import Any, Final
 
-from ._records import StoredCa, StoredJoinToken, StoredRevocation
+from ._records import LiftedRevocation, StoredCa, StoredJoinToken, StoredRevocation
 from ._time import from_ms, to_ms
 
 _CA_SELECT: Final = (
@@ -101,6 +101,38 @@ def spend_join_token(conn: sqlite3.Connection, token_id: str, now: datetime) -> 
         (to_ms(now), token_id, to_ms(now)),
     )
     return cursor.rowcount == 1
+
+
+def lift_id_revocation(
+    conn: sqlite3.Connection, spiffe_id: str, now: datetime
+) -> LiftedRevocation | None:
+    """Lift ``spiffe_id``'s revocation inside the caller's transaction: list the
+    certificates it held when revoked (issued by then, unexpired now) by serial,
+    with the revocation's time, then remove the entry by ID. None if not revoked."""
+    entry = read_revocation(conn, "", spiffe_id)
+    if entry is None:
+        return None
+    rows = conn.execute(
+        "SELECT serial FROM issued_certificates WHERE spiffe_id = ? AND issued_ms <= ?"
+        " AND not_after_ms > ? ORDER BY serial",
+        (spiffe_id, to_ms(entry.revoked_at), to_ms(now)),
+    ).fetchall()
+    serials = tuple(str(serial) for (serial,) in rows)
+    if serials:
+        conn.executemany(
+            "INSERT INTO revocations (serial, spiffe_id, reason, revoked_ms)"
+            " VALUES (?, '', ?, ?) ON CONFLICT (serial, spiffe_id) DO NOTHING",
+            [
+                (
+                    serial,
+                    f"held by {spiffe_id} when it was revoked: {entry.reason}",
+                    to_ms(entry.revoked_at),
+                )
+                for serial in serials
+            ],
+        )
+    conn.execute("DELETE FROM revocations WHERE serial = '' AND spiffe_id = ?", (spiffe_id,))
+    return LiftedRevocation(entry, serials)
 
 
 def read_revocation(

@@ -269,6 +269,24 @@ public final class IdentityClient {
           null,
           true);
 
+  /**
+   * The descriptor of {@code LiftRevocation}.
+   */
+  public static final MethodDescriptor LIFT_REVOCATION =
+      new MethodDescriptor(
+          "secinfra.v1.IdentityService",
+          "LiftRevocation",
+          "POST",
+          "/v1/revocations:lift",
+          List.of(),
+          List.of(),
+          List.of("spiffe_id", "reason"),
+          Idempotency.IDEMPOTENT,
+          Auth.MTLS,
+          null,
+          null,
+          true);
+
   private final Invoker invoker;
 
   /**
@@ -1010,5 +1028,62 @@ public final class IdentityClient {
       RetireCaRequest request, CallOptions options) {
     return invoker.invokeAsync(
         RETIRE_CA, request.toJson(), options, json -> CaStatus.fromJson(json, false));
+  }
+
+  /**
+   * Lifts the revocation of a SPIFFE ID, so that the workload can enrol
+   * again (with a new join token or attestation). The certificates it held
+   * when it was revoked stay revoked: their serials move to the deny-list
+   * and the CRL. Revocations by serial cannot be lifted. Audited.
+   *
+   * <p>HTTP: {@code POST /v1/revocations:lift}; idempotent; auth mtls; admin only.
+   *
+   * @param request the request
+   * @return the response
+   * @throws dev.secinfra.errors.SecinfraException when the call fails
+   */
+  public LiftRevocationResponse liftRevocation(LiftRevocationRequest request) {
+    return liftRevocation(request, CallOptions.DEFAULTS);
+  }
+
+  /**
+   * Lifts the revocation of a SPIFFE ID, so that the workload can enrol
+   * again (with a new join token or attestation). The certificates it held
+   * when it was revoked stay revoked: their serials move to the deny-list
+   * and the CRL. Revocations by serial cannot be lifted. Audited.
+   *
+   * <p>HTTP: {@code POST /v1/revocations:lift}; idempotent; auth mtls; admin only.
+   *
+   * @param request the request
+   * @param options per-call options over the client's defaults
+   * @return the response
+   * @throws dev.secinfra.errors.SecinfraException when the call fails
+   */
+  public LiftRevocationResponse liftRevocation(LiftRevocationRequest request, CallOptions options) {
+    return invoker.invoke(
+        LIFT_REVOCATION, request.toJson(), options, json -> LiftRevocationResponse.fromJson(json, false));
+  }
+
+  /**
+   * Asynchronous {@link #liftRevocation(LiftRevocationRequest)}.
+   *
+   * @param request the request
+   * @return the response, or a future completed exceptionally with a {@link dev.secinfra.errors.SecinfraException}
+   */
+  public CompletableFuture<LiftRevocationResponse> liftRevocationAsync(LiftRevocationRequest request) {
+    return liftRevocationAsync(request, CallOptions.DEFAULTS);
+  }
+
+  /**
+   * Asynchronous {@link #liftRevocation(LiftRevocationRequest, CallOptions)}.
+   *
+   * @param request the request
+   * @param options per-call options over the client's defaults
+   * @return the response, or a future completed exceptionally with a {@link dev.secinfra.errors.SecinfraException}
+   */
+  public CompletableFuture<LiftRevocationResponse> liftRevocationAsync(
+      LiftRevocationRequest request, CallOptions options) {
+    return invoker.invokeAsync(
+        LIFT_REVOCATION, request.toJson(), options, json -> LiftRevocationResponse.fromJson(json, false));
   }
 }
