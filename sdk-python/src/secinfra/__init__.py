@@ -10,8 +10,9 @@
     print(client.secrets.get_secret(name="payments/db/password").value)
 
 Public on purpose: this package's names below, :mod:`secinfra.errors`,
-:mod:`secinfra.mtls` (service-to-service mTLS contexts) and
-:mod:`secinfra.testing`. Everything prefixed ``_`` is private.
+:mod:`secinfra.models` (the API's messages), :mod:`secinfra.services` (the
+service clients' methods), :mod:`secinfra.mtls` (service-to-service mTLS
+contexts) and :mod:`secinfra.testing`. Everything prefixed ``_`` is private.
 """
 
 __version__ = "0.1.0"
