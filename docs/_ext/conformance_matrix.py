@@ -145,6 +145,28 @@ def table_cell(text: str) -> str:
     return " ".join(text.split()).replace("|", "\\|")
 
 
+def suite_summary(results: Sequence[Mapping[str, Any]], sdks: Sequence[str]) -> list[str]:
+    """One row per suite: its cases, and per SDK how many passed of those it ran."""
+    suites: dict[str, set[str]] = {}
+    passed: dict[tuple[str, str], int] = {}
+    ran: dict[tuple[str, str], int] = {}
+    for row in results:
+        suite = str(row.get("suite") or str(row["case"]).split("/", 1)[0])
+        suites.setdefault(suite, set()).add(str(row["case"]))
+        key = (suite, str(row["sdk"]))
+        ran[key] = ran.get(key, 0) + 1
+        passed[key] = passed.get(key, 0) + (row["status"] == "passed")
+    lines = ["## Suites", "", "| suite | cases | " + " | ".join(sdks) + " |"]
+    lines.append("| --- | --- | " + " | ".join("---" for _ in sdks) + " |")
+    for suite in sorted(suites):
+        marks = [
+            f"{passed[(suite, sdk)]}/{ran[(suite, sdk)]}" if (suite, sdk) in ran else "-"
+            for sdk in sdks
+        ]
+        lines.append(f"| {suite} | {len(suites[suite])} | " + " | ".join(marks) + " |")
+    return [*lines, ""]
+
+
 def matrix_markdown(source: Source, sections: Mapping[str, tuple[str, str]]) -> list[str]:
     """The page body: which run, the summary, the matrix, what does not pass."""
     report = source.report
@@ -168,6 +190,8 @@ def matrix_markdown(source: Source, sections: Mapping[str, tuple[str, str]]) -> 
         lines.append(f"- {table_cell(str(problem))}")
     if report.get("problems"):
         lines.append("")
+    lines += suite_summary(results, sdks)
+    lines += ["## Cases by SDK", ""]
     lines.append("| case | spec | " + " | ".join(sdks) + " |")
     lines.append("| --- | --- | " + " | ".join("---" for _ in sdks) + " |")
     for name in sorted(cases):

@@ -40,14 +40,13 @@ from sphinx.util.docutils import SphinxDirective
 
 HTTP_METHODS: Final = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 IDEMPOTENCY_CLASSES: Final = frozenset({"read_only", "idempotent", "non_idempotent"})
+# Three columns, so the table fits the page (furo's content column) without a
+# horizontal scroll: the call (method, path, operation id), what it does, and
+# how it behaves (idempotency, cache, caller) as three short lines.
 COLUMNS: Final = (
-    ("Method", 7),
-    ("Path", 22),
-    ("Operation", 22),
-    ("Summary", 37),
-    ("Idempotency", 12),
-    ("Cache", 14),
-    ("Caller", 10),
+    ("Call", 34),
+    ("Summary", 40),
+    ("Behaviour", 26),
 )
 
 
@@ -186,17 +185,21 @@ def _table(operations: Sequence[Operation]) -> nodes.table:
     group += head
     body = nodes.tbody()
     for op in operations:
-        body += _row(
-            [
-                nodes.paragraph("", "", nodes.literal(text=op.method)),
-                nodes.paragraph("", "", nodes.literal(text=op.path)),
-                nodes.paragraph("", "", nodes.literal(text=op.operation_id)),
-                nodes.paragraph(text=op.summary),
-                nodes.paragraph(text=op.idempotency),
-                nodes.paragraph(text=op.cache),
-                nodes.paragraph(text=op.caller),
-            ]
+        call = nodes.container()
+        call += nodes.paragraph(
+            "", "", nodes.literal(text=op.method), nodes.Text(" "), nodes.literal(text=op.path)
         )
+        call += nodes.paragraph("", "", nodes.strong(text=op.operation_id))
+        behaviour = nodes.container()
+        for label, value in (
+            ("idempotency", op.idempotency),
+            ("cache", op.cache),
+            ("caller", op.caller),
+        ):
+            behaviour += nodes.paragraph(
+                "", "", nodes.emphasis(text=label), nodes.Text(f": {value}")
+            )
+        body += _row([call, nodes.paragraph(text=op.summary), behaviour])
     group += body
     return table
 

@@ -341,3 +341,16 @@ def test_an_mtls_matrix_report_of_another_version_is_refused(tmp_path: Path) -> 
     latest.write_text(json.dumps({**_mtls_report("passed"), "report_version": 2}))
     with pytest.raises(mtls_matrix.MatrixError, match="version 1"):
         mtls_matrix.load(tmp_path)
+
+
+def test_the_matrix_summarises_each_suite(tmp_path: Path) -> None:
+    report = _report("go")
+    extra = {**report["results"][0], "case": "retries/other", "status": "failed"}
+    report["results"].append(extra)
+    report["results"].append({**extra, "case": "caching/hit", "suite": "caching", "sdk": "ruby"})
+    source = conformance_matrix.Source(report, tmp_path, "a test run")
+    sections = conformance_matrix.spec_sections(ROOT / "docs" / "spec")
+    lines = conformance_matrix.matrix_markdown(source, sections)
+    assert "| suite | cases | go | ruby |" in lines
+    assert "| caching | 1 | - | 0/1 |" in lines
+    assert "| retries | 2 | 1/2 | - |" in lines
