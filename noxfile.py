@@ -107,7 +107,7 @@ def tests_server(session: nox.Session) -> None:
 @nox.session(name="tests-python", python=PYTHON)
 def tests_python(session: nox.Session) -> None:
     """Python SDK tests: unit, and integration against a real reference server."""
-    install(session, *TEST_TOOLS, "-e", "sdk-python", "-e", "server")
+    install(session, *TEST_TOOLS, "-e", "sdk-python[completion]", "-e", "server")
     session.run("pytest", "sdk-python/tests", *session.posargs)
 
 

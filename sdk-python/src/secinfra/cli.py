@@ -16,20 +16,28 @@ agent keeps, ``--identity-dir`` (``SECINFRA_IDENTITY_DIR``).
 Output is for people by default; ``--json`` prints one JSON document for
 scripts. Exit status: 0 success, 1 an API or transport error, 2 a usage or
 configuration error, 3 ``authz check`` denied. Errors are one line on stderr:
-``secinfra: <message>``. Secret values are printed only by ``secrets get``,
-tokens only by ``join-token create``, private keys never.
+``secinfra: <message>``, or with ``--json`` one JSON object (``code``,
+``message``, ``request_id``). Secret values are printed only by ``secrets get``,
+tokens only by ``join-token create``, private keys never. After a command, a
+trust bundle older than its refresh hint is fetched again and, if it changed,
+written back where it was read (see "The trust bundle" in the CLI docs).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import json
 import logging
 import os
+import re
 import signal
 import sys
+import tempfile
 import threading
-from collections.abc import Callable, Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,12 +49,13 @@ from urllib.parse import urlsplit
 from . import __version__
 from ._agent import DEFAULT_EXEC_TIMEOUT_SECONDS, Agent
 from ._client import Client
-from ._gen.authz import Consistency, TupleKey
+from ._gen.authz import BatchCheckItem, Consistency, TupleKey
 from ._gen.secrets import SecretMetadata
-from ._identity._bundle import load_bundle
-from ._identity._file_sink import FileSink, SinkError, read_identity_dir
+from ._identity._bundle import TrustBundle, bundle_from_wire, load_bundle
+from ._identity._file_sink import BUNDLE_FILE, CURRENT_LINK, FileSink, SinkError, read_identity_dir
 from ._identity._snapshot import parse_identity
 from ._identity._static import StaticIdentity
+from ._runtime._transport import UNTRUSTED_SERVER
 from .errors import SecinfraError
 
 EXIT_OK: Final = 0
@@ -73,10 +82,15 @@ class UsageError(Exception):
     """A usage or configuration error: exit 2."""
 
 
+_USER_INFO: Final = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@")
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but errors are one line (``secinfra: ...``) and exit 2."""
 
     def error(self, message: str) -> NoReturn:
+        # argparse echoes what it did not take: never a URL's password with it.
+        message = _USER_INFO.sub(r"\1***@", message)
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
@@ -88,6 +102,8 @@ class _Settings:
     cert: str | None
     key: str | None
     identity_dir: str | None
+    #: --json: stderr carries only a JSON error, no notes.
+    quiet: bool = False
 
 
 def _settings(args: argparse.Namespace) -> _Settings:
@@ -117,6 +133,7 @@ def _settings(args: argparse.Namespace) -> _Settings:
         cert=cert,
         key=key,
         identity_dir=identity_dir,
+        quiet=bool(getattr(args, "json", False)),
     )
 
 
@@ -159,42 +176,195 @@ def _read(path: str, what: str) -> bytes:
         raise UsageError(f"cannot read the {what} {path}: {exc.strerror}") from exc
 
 
-def _client(settings: _Settings) -> Client:
-    """A client with the configured identity (files are read once, then kept in memory)."""
+@dataclass(frozen=True)
+class _BundleFile:
+    """The trust bundle the CLI read, and where from, so that a newer one the
+    server publishes can be written back (the CLI's counterpart of the SDKs'
+    bundle refresh, spec 10.2: a CLI run is too short to refresh in the background)."""
+
+    path: Path
+    identity_dir: str | None
+    held: TrustBundle
+    spiffe_format: bool
+
+
+def _load_bundle_file(path: str, identity_dir: str | None) -> tuple[TrustBundle, _BundleFile]:
+    data = _read(path, "trust bundle")
+    try:
+        bundle = load_bundle(data)
+    except (ValueError, SecinfraError) as exc:
+        message = str(exc).removeprefix("secinfra: ")
+        raise UsageError(f"the trust bundle {path} is not usable: {message}") from exc
+    spiffe = data.lstrip().startswith(b"{")
+    return bundle, _BundleFile(Path(path), identity_dir, bundle, spiffe)
+
+
+def _open_client(settings: _Settings, *, anonymous: bool = False) -> tuple[Client, _BundleFile]:
+    """A client with the configured identity (files are read once, then kept in
+    memory), and the bundle file it trusts. ``anonymous``: the identity is used if
+    one is configured, but none is needed (GetTrustBundle, GetCrl)."""
     url = _require_server(settings)
     if settings.identity_dir and (settings.cert or settings.key):
         raise UsageError("give either --identity-dir or --cert/--key, not both")
+    chain: bytes | None = None
+    key: bytes | None = None
     if settings.identity_dir:
+        bundle_path = settings.bundle or str(Path(settings.identity_dir) / BUNDLE_FILE)
         try:
-            chain, key, dir_bundle = read_identity_dir(settings.identity_dir)
+            chain, key, _ = read_identity_dir(settings.identity_dir)
         except OSError as exc:
             raise UsageError(
                 f"cannot read the identity in {settings.identity_dir}: {exc.strerror}"
                 f" ({exc.filename})"
             ) from exc
-        bundle = _read(settings.bundle, "trust bundle") if settings.bundle else dir_bundle
     elif settings.cert or settings.key:
         if not (settings.cert and settings.key):
             raise UsageError("give both --cert and --key (or --identity-dir)")
         chain = _read(settings.cert, "certificate")
         key = _read(settings.key, "key")
-        bundle = _read(_require_bundle(settings), "trust bundle")
+        bundle_path = _require_bundle(settings)
+    elif anonymous:
+        bundle_path = _require_bundle(settings)
     else:
         raise UsageError(
             f"no identity: give --cert FILE --key FILE ({ENV_CERT}/{ENV_KEY})"
             f" or --identity-dir DIR ({ENV_IDENTITY_DIR})"
         )
+    bundle, bundle_file = _load_bundle_file(
+        bundle_path, settings.identity_dir if not settings.bundle else None
+    )
     try:
-        identity = parse_identity(chain, key, received_at=datetime.now(UTC))
-        source = StaticIdentity(load_bundle(bundle), identity)
+        identity = (
+            parse_identity(chain, key, received_at=datetime.now(UTC))
+            if chain is not None and key is not None
+            else None
+        )
     except (ValueError, SecinfraError) as exc:
         raise UsageError(str(exc).removeprefix("secinfra: ")) from exc
-    return Client(url, source)
+    return Client(url, StaticIdentity(bundle, identity)), bundle_file
+
+
+@contextmanager
+def _client(
+    settings: _Settings, *, anonymous: bool = False, refresh_bundle: bool = False
+) -> Iterator[Client]:
+    """A client for one command. After the command succeeded, the bundle file is
+    brought up to date when it is due (older than the bundle's refresh hint) or
+    when ``refresh_bundle`` (CA rotation commands): so a CLI that runs between
+    ``ca prepare`` and ``ca activate`` learns the new CA before it signs."""
+    client, bundle_file = _open_client(settings, anonymous=anonymous)
+    with client:
+        yield client
+        if refresh_bundle or _bundle_due(bundle_file):
+            _write_back_bundle(client, bundle_file, quiet=settings.quiet)
+
+
+def _bundle_due(bundle_file: _BundleFile) -> bool:
+    try:
+        age = time.time() - bundle_file.path.stat().st_mtime
+    except OSError:
+        return False
+    return age >= bundle_file.held.refresh_hint
+
+
+def _write_back_bundle(client: Client, target: _BundleFile, *, quiet: bool) -> None:
+    """Fetch the bundle over the verified connection; write it where it was read
+    if it changed (never a lower ``spiffe_sequence``, spec 10.4.1). Best effort:
+    the command itself already succeeded."""
+    try:
+        wire = client.identity.get_trust_bundle()
+        fresh = bundle_from_wire(wire)
+    except SecinfraError:
+        return
+    if fresh.pem == target.held.pem or fresh.sequence < target.held.sequence:
+        with contextlib.suppress(OSError):
+            os.utime(target.path)  # checked: not due again for a refresh hint
+        return
+    try:
+        if (
+            target.identity_dir is not None
+            and (Path(target.identity_dir) / CURRENT_LINK).is_symlink()
+        ):
+            # A directory kept by a FileSink (secinfra enrol, secinfra agent): a new
+            # snapshot, so that readers never see a bundle without its certificate.
+            identity = client.source.identity()
+            if identity is None:
+                return
+            with FileSink(target.identity_dir) as sink:
+                sink.write(identity, fresh)
+        else:
+            body = (
+                json.dumps(wire.to_json(), indent=2, sort_keys=True) + "\n"
+                if target.spiffe_format
+                else fresh.pem
+            )
+            _replace_file(target.path, body.encode())
+    except SinkError:
+        return  # a secinfra agent keeps that directory: it refreshes the bundle itself
+    except OSError as exc:
+        if not quiet:
+            print(
+                f"{PROG}: warning: the server publishes a new trust bundle (sequence"
+                f" {fresh.sequence}) but {target.path} could not be updated"
+                f" ({exc.strerror}); run '{PROG} bundle --out {target.path}'",
+                file=sys.stderr,
+            )
+        return
+    if not quiet:
+        print(
+            f"{PROG}: updated the trust bundle {target.path} (sequence {fresh.sequence})",
+            file=sys.stderr,
+        )
+
+
+def _replace_file(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write ``data`` to ``path`` atomically (a temporary file in the same
+    directory, fsync, rename): a reader sees the old file or the new, never half."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fchmod(out.fileno(), mode)
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 # -- output -----------------------------------------------------------------------------------
 def _print_json(doc: Any) -> None:
     print(json.dumps(doc, indent=2, sort_keys=True))
+
+
+def _doc(message: Any) -> dict[str, Any]:
+    """``message.to_json()`` with every timestamp in the CLI's one format, the one
+    the tables show too: RFC 3339 in UTC, whole seconds (``2026-12-04T18:02:37Z``).
+    The wire keeps the server's precision; a script needs one format to parse."""
+    doc: dict[str, Any] = message.to_json()
+    _retime(message, doc)
+    return doc
+
+
+def _retime(message: Any, doc: dict[str, Any]) -> None:
+    for field in dataclasses.fields(message):
+        value = getattr(message, field.name)
+        if field.name not in doc:
+            continue
+        if isinstance(value, datetime):
+            doc[field.name] = _time(value)
+        elif dataclasses.is_dataclass(value):
+            _retime(value, doc[field.name])
+        elif isinstance(value, list | tuple):
+            for item, item_doc in zip(value, doc[field.name], strict=True):
+                if dataclasses.is_dataclass(item):
+                    _retime(item, item_doc)
+        elif isinstance(value, Mapping):
+            for key, item in value.items():
+                if dataclasses.is_dataclass(item):
+                    _retime(item, doc[field.name][key])
 
 
 def _time(value: datetime | None) -> str:
@@ -235,7 +405,7 @@ def _cmd_whoami(args: argparse.Namespace, settings: _Settings) -> int:
     with _client(settings) as client:
         me = client.identity.get_caller_identity()
     if args.json:
-        _print_json(me.to_json())
+        _print_json(_doc(me))
     else:
         _fields(
             [
@@ -289,7 +459,7 @@ def _cmd_secrets_get(args: argparse.Namespace, settings: _Settings) -> int:
     with _client(settings) as client:
         secret = client.secrets.get_secret(name=args.name, version=args.version)
     if args.json:
-        _print_json(secret.to_json())
+        _print_json(_doc(secret))
     else:
         sys.stdout.flush()
         sys.stdout.buffer.write(secret.value)  # the raw bytes, no newline added
@@ -312,7 +482,7 @@ def _cmd_secrets_put(args: argparse.Namespace, settings: _Settings) -> int:
     with _client(settings) as client:
         info = client.secrets.put_secret(name=args.name, value=value, if_version=args.if_version)
     if args.json:
-        _print_json(info.to_json())
+        _print_json(_doc(info))
     else:
         print(f"wrote {info.name} version {info.version}")
     return EXIT_OK
@@ -329,7 +499,7 @@ def _cmd_secrets_list(args: argparse.Namespace, settings: _Settings) -> int:
             if not page:
                 break
     if args.json:
-        _print_json({"secrets": [s.to_json() for s in found]})
+        _print_json({"secrets": [_doc(s) for s in found]})
     elif found:
         _table(
             [(s.name, str(s.current_version), _time(s.update_time)) for s in found],
@@ -340,7 +510,7 @@ def _cmd_secrets_list(args: argparse.Namespace, settings: _Settings) -> int:
 
 def _print_metadata(meta: Any, as_json: bool) -> None:
     if as_json:
-        _print_json(meta.to_json())
+        _print_json(_doc(meta))
         return
     pairs = [
         ("name", meta.name),
@@ -377,23 +547,42 @@ def _cmd_secrets_delete(args: argparse.Namespace, settings: _Settings) -> int:
     with _client(settings) as client:
         meta = client.secrets.delete_secret(name=args.name, versions=args.versions or ())
     if args.json:
-        _print_json(meta.to_json())
+        _print_json(_doc(meta))
     else:
         which = ", ".join(map(str, args.versions)) if args.versions else "the current version"
         print(f"deleted {meta.name}: {which} (soft delete; undelete is possible)")
     return EXIT_OK
 
 
+def _cmd_secrets_undelete(args: argparse.Namespace, settings: _Settings) -> int:
+    with _client(settings) as client:
+        meta = client.secrets.undelete_secret(name=args.name, versions=args.versions)
+    if args.json:
+        _print_json(_doc(meta))
+    else:
+        print(f"undeleted {meta.name}: {', '.join(map(str, args.versions))}")
+    return EXIT_OK
+
+
+def _cmd_secrets_destroy(args: argparse.Namespace, settings: _Settings) -> int:
+    with _client(settings) as client:
+        meta = client.secrets.destroy_secret_versions(name=args.name, versions=args.versions)
+    if args.json:
+        _print_json(_doc(meta))
+    else:
+        which = ", ".join(map(str, args.versions))
+        print(f"destroyed {meta.name}: {which} (for good: value and data key erased)")
+    return EXIT_OK
+
+
 def _cmd_authz_check(args: argparse.Namespace, settings: _Settings) -> int:
-    fresh = args.at_least_as_fresh
     with _client(settings) as client:
         answer = client.authz.check(
             tuple_key=TupleKey(user=args.user, relation=args.relation, object=args.object),
-            consistency=Consistency.AT_LEAST_AS_FRESH if fresh else Consistency.UNSPECIFIED,
-            revision=fresh or "",
+            **_consistency(args),
         )
     if args.json:
-        _print_json(answer.to_json())
+        _print_json(_doc(answer))
     else:
         print("allowed" if answer.allowed else "denied")
     return EXIT_OK if answer.allowed else EXIT_DENIED
@@ -407,9 +596,85 @@ def _cmd_authz_write(args: argparse.Namespace, settings: _Settings) -> int:
     with _client(settings) as client:
         answer = client.authz.write_tuples(writes=writes, deletes=deletes)
     if args.json:
-        _print_json(answer.to_json())
+        _print_json(_doc(answer))
     else:
         print(f"wrote {len(writes)}, deleted {len(deletes)}; revision {answer.revision}")
+    return EXIT_OK
+
+
+def _consistency(args: argparse.Namespace) -> dict[str, Any]:
+    fresh = args.at_least_as_fresh
+    return {
+        "consistency": Consistency.AT_LEAST_AS_FRESH if fresh else Consistency.UNSPECIFIED,
+        "revision": fresh or "",
+    }
+
+
+def _cmd_authz_batch_check(args: argparse.Namespace, settings: _Settings) -> int:
+    keys = [TupleKey(user=u, relation=r, object=o) for u, r, o in args.check or ()]
+    if not keys:
+        raise UsageError("give at least one --check USER RELATION OBJECT")
+    items = [BatchCheckItem(correlation_id=str(n), tuple_key=k) for n, k in enumerate(keys, 1)]
+    with _client(settings) as client:
+        answer = client.authz.batch_check(checks=items, **_consistency(args))
+    results = [answer.results.get(item.correlation_id) for item in items]
+    if args.json:
+        _print_json(_doc(answer))
+    else:
+        rows = []
+        for key, result in zip(keys, results, strict=True):
+            if result is None:
+                outcome = "error: no result"
+            elif result.error:
+                outcome = f"error: {result.error}"
+            else:
+                outcome = "allowed" if result.allowed else "denied"
+            rows.append((key.user, key.relation, key.object, outcome))
+        _table(rows, ("USER", "RELATION", "OBJECT", "RESULT"))
+    if any(r is None or r.error for r in results):
+        return EXIT_API_ERROR
+    return EXIT_OK if all(r is not None and r.allowed for r in results) else EXIT_DENIED
+
+
+def _cmd_authz_read(args: argparse.Namespace, settings: _Settings) -> int:
+    found: list[TupleKey] = []
+    with _client(settings) as client:
+        page = ""
+        while True:
+            answer = client.authz.read_tuples(
+                user=args.user, relation=args.relation, object=args.object, page_token=page
+            )
+            found.extend(answer.tuples)
+            page = answer.next_page_token
+            if not page:
+                break
+    if args.json:
+        _print_json({"tuples": [_doc(t) for t in found]})
+    elif found:
+        _table([(t.user, t.relation, t.object) for t in found], ("USER", "RELATION", "OBJECT"))
+    return EXIT_OK
+
+
+def _cmd_authz_list_objects(args: argparse.Namespace, settings: _Settings) -> int:
+    with _client(settings) as client:
+        answer = client.authz.list_objects(
+            type=args.type, relation=args.relation, user=args.user, **_consistency(args)
+        )
+    if args.json:
+        _print_json(_doc(answer))
+    else:
+        for name in answer.objects:
+            print(name)
+    return EXIT_OK
+
+
+def _cmd_authz_expand(args: argparse.Namespace, settings: _Settings) -> int:
+    with _client(settings) as client:
+        answer = client.authz.expand(
+            object=args.object, relation=args.relation, **_consistency(args)
+        )
+    # The userset tree is a nested document: JSON is its one readable form.
+    _print_json(_doc(answer) if args.json else answer.tree or {})
     return EXIT_OK
 
 
@@ -417,7 +682,7 @@ def _cmd_authz_model_get(args: argparse.Namespace, settings: _Settings) -> int:
     with _client(settings) as client:
         model = client.authz.read_authorization_model(id=args.id or "")
     if args.json:
-        _print_json(model.to_json())
+        _print_json(_doc(model))
     elif model.dsl:
         print(f"# model {model.id}")
         print(model.dsl.rstrip("\n"))
@@ -460,7 +725,7 @@ def _cmd_join_token_create(args: argparse.Namespace, settings: _Settings) -> int
     with _client(settings) as client:
         answer = client.identity.create_join_token(spiffe_id=args.spiffe_id, ttl_seconds=args.ttl)
     if args.json:
-        _print_json(answer.to_json())
+        _print_json(_doc(answer))
         return EXIT_OK
     # The token alone on stdout (TOKEN=$(secinfra join-token create ...)); the rest on stderr.
     print(answer.token)
@@ -478,7 +743,7 @@ def _cmd_join_token_list(args: argparse.Namespace, settings: _Settings) -> int:
     with _client(settings) as client:
         tokens = client.identity.list_join_tokens().join_tokens
     if args.json:
-        _print_json({"join_tokens": [t.to_json() for t in tokens]})
+        _print_json({"join_tokens": [_doc(t) for t in tokens]})
     elif tokens:
         _table(
             [
@@ -500,14 +765,14 @@ def _cmd_join_token_revoke(args: argparse.Namespace, settings: _Settings) -> int
     with _client(settings) as client:
         token = client.identity.revoke_join_token(id=args.id)
     if args.json:
-        _print_json(token.to_json())
+        _print_json(_doc(token))
     else:
         print(f"revoked join token {token.id} ({token.spiffe_id})")
     return EXIT_OK
 
 
 def _cmd_ca(args: argparse.Namespace, settings: _Settings) -> int:
-    with _client(settings) as client:
+    with _client(settings, refresh_bundle=args.ca_command != "status") as client:
         if args.ca_command == "status":
             status = client.identity.get_ca_status()
         elif args.ca_command == "prepare":
@@ -517,7 +782,7 @@ def _cmd_ca(args: argparse.Namespace, settings: _Settings) -> int:
         else:
             status = client.identity.retire_ca(ca_id=args.ca_id, force=args.force)
     if args.json:
-        _print_json(status.to_json())
+        _print_json(_doc(status))
         return EXIT_OK
     _table(
         [
@@ -536,7 +801,7 @@ def _cmd_revoke(args: argparse.Namespace, settings: _Settings) -> int:
             serial=args.serial, spiffe_id=args.spiffe_id, reason=args.reason
         )
     if args.json:
-        _print_json(entry.to_json())
+        _print_json(_doc(entry))
     else:
         what = f"serial {entry.serial}" if entry.serial else entry.spiffe_id
         print(f"revoked {what} at {_time(entry.revoked_at)}")
@@ -547,11 +812,72 @@ def _cmd_lift_revocation(args: argparse.Namespace, settings: _Settings) -> int:
     with _client(settings) as client:
         result = client.identity.lift_revocation(spiffe_id=args.spiffe_id, reason=args.reason)
     if args.json:
-        _print_json(result.to_json())
+        _print_json(_doc(result))
     else:
         print(f"lifted the revocation of {result.lifted.spiffe_id if result.lifted else ''}")
         for serial in result.serials_kept_revoked:
             print(f"  still revoked: serial {serial}")
+    return EXIT_OK
+
+
+def _cmd_revocations(args: argparse.Namespace, settings: _Settings) -> int:
+    with _client(settings) as client:
+        entries = client.identity.list_revocations().revocations
+    if args.json:
+        _print_json({"revocations": [_doc(e) for e in entries]})
+    elif entries:
+        _table(
+            [(e.serial or "-", e.spiffe_id or "-", _time(e.revoked_at), e.reason) for e in entries],
+            ("SERIAL", "SPIFFE ID", "REVOKED", "REASON"),
+        )
+    return EXIT_OK
+
+
+def _emit(data: bytes, out: str | None, what: str) -> None:
+    """``data`` to stdout, or atomically to the file ``out``."""
+    if out is None or out == "-":
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    path = Path(out)
+    if not path.parent.is_dir():
+        raise UsageError(f"cannot write the {what} to {out}: no directory {path.parent}")
+    _replace_file(path, data)
+
+
+def _cmd_bundle(args: argparse.Namespace, settings: _Settings) -> int:
+    with _client(settings, anonymous=True) as client:
+        wire = client.identity.get_trust_bundle()
+    bundle = bundle_from_wire(wire)
+    if args.json or args.format == "spiffe":
+        data = (json.dumps(wire.to_json(), indent=2, sort_keys=True) + "\n").encode()
+    else:
+        data = bundle.pem.encode()
+    _emit(data, args.out, "trust bundle")
+    if args.out not in (None, "-") and not settings.quiet:
+        print(f"wrote the trust bundle (sequence {bundle.sequence}) to {args.out}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _cmd_crl(args: argparse.Namespace, settings: _Settings) -> int:
+    with _client(settings, anonymous=True) as client:
+        answer = client.identity.get_crl()
+    if args.json:
+        _print_json(_doc(answer))
+        return EXIT_OK
+    _emit(answer.crl_pem.encode(), args.out, "CRL")
+    return EXIT_OK
+
+
+def _cmd_completion(args: argparse.Namespace, settings: _Settings) -> int:
+    try:
+        import shtab  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        raise UsageError(
+            "shell completion needs the completion extra: pip install 'secinfra[completion]'"
+        ) from None
+    print(shtab.complete(build_parser(), shell=args.shell), end="")
     return EXIT_OK
 
 
@@ -636,14 +962,29 @@ def _connection_flags(
 
 
 def _command(
-    subparsers: Any, name: str, handler: Handler, help_text: str, *, json_flag: bool = True
+    subparsers: Any,
+    name: str,
+    handler: Handler,
+    help_text: str,
+    *,
+    json_flag: bool = True,
+    connects: bool = True,
 ) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         name, help=help_text, description=help_text
     )
-    _connection_flags(parser, top=False, json_flag=json_flag)
+    if connects:
+        _connection_flags(parser, top=False, json_flag=json_flag)
     parser.set_defaults(handler=handler)
     return parser
+
+
+def _fresh_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--at-least-as-fresh",
+        metavar="REVISION",
+        help="a revision from 'authz write' (default: the server's choice)",
+    )
 
 
 def _group(subparsers: Any, name: str, help_text: str) -> Any:
@@ -703,15 +1044,48 @@ def build_parser() -> argparse.ArgumentParser:
     )
     metadata = _command(secrets, "metadata", _cmd_secrets_metadata, "a secret's metadata")
     metadata.add_argument("name")
+    undelete = _command(secrets, "undelete", _cmd_secrets_undelete, "restore deleted versions")
+    undelete.add_argument("name")
+    undelete.add_argument("--versions", type=int, nargs="+", required=True, metavar="N")
+    destroy = _command(
+        secrets, "destroy", _cmd_secrets_destroy, "erase versions for good (no undelete)"
+    )
+    destroy.add_argument("name")
+    destroy.add_argument(
+        "--versions", type=int, nargs="+", required=True, metavar="N", help="never implicit"
+    )
 
     authz = _group(commands, "authz", "authorization checks, tuples and the model")
     check = _command(authz, "check", _cmd_authz_check, "check; exit 0 allowed, 3 denied")
     check.add_argument("user")
     check.add_argument("relation")
     check.add_argument("object")
-    check.add_argument(
-        "--at-least-as-fresh", metavar="REVISION", help="a revision from 'authz write'"
+    _fresh_flag(check)
+    batch = _command(
+        authz,
+        "batch-check",
+        _cmd_authz_batch_check,
+        "up to 100 checks in one call; exit 0 all allowed, 3 any denied, 1 any failed",
     )
+    _tuple_flag(batch, "--check", "a check (repeatable)")
+    _fresh_flag(batch)
+    read = _command(authz, "read", _cmd_authz_read, "list the tuples that match a filter")
+    read.add_argument("--user", default="", help="e.g. workload:spiffe://td/api (default: any)")
+    read.add_argument("--relation", default="", help="(default: any)")
+    read.add_argument("--object", default="", help="'type:id', or 'type:' for a type")
+    objects = _command(
+        authz, "list-objects", _cmd_authz_list_objects, "the objects of TYPE USER has RELATION to"
+    )
+    objects.add_argument("type")
+    objects.add_argument("relation")
+    objects.add_argument("user")
+    _fresh_flag(objects)
+    expand = _command(
+        authz, "expand", _cmd_authz_expand, "the userset tree of RELATION on OBJECT (JSON)"
+    )
+    expand.add_argument("relation")
+    expand.add_argument("object")
+    _fresh_flag(expand)
     write = _command(authz, "write", _cmd_authz_write, "write and delete relationship tuples")
     _tuple_flag(write, "--tuple", "a tuple to write (repeatable)")
     _tuple_flag(write, "--delete", "a tuple to delete (repeatable)")
@@ -721,13 +1095,10 @@ def build_parser() -> argparse.ArgumentParser:
     model = model_parser.add_subparsers(dest="model_command", required=True)
     model_get = _command(model, "get", _cmd_authz_model_get, "print the current model")
     model_get.add_argument("--id", help="a model id (default: current)")
-    # Here --json FILE is the model; JSON output is the top-level flag (secinfra --json ...).
-    model_put = _command(model, "put", _cmd_authz_model_put, "write a new model", json_flag=False)
+    model_put = _command(model, "put", _cmd_authz_model_put, "write a new model")
     model_source = model_put.add_mutually_exclusive_group(required=True)
     model_source.add_argument("--dsl", metavar="FILE", help="OpenFGA DSL ('-': stdin)")
-    model_source.add_argument(
-        "--json", dest="json_file", metavar="FILE", help="OpenFGA JSON model ('-': stdin)"
-    )
+    model_source.add_argument("--json-file", metavar="FILE", help="OpenFGA JSON model ('-': stdin)")
 
     tokens = _group(commands, "join-token", "join tokens (admin)")
     create = _command(tokens, "create", _cmd_join_token_create, "create a one-time join token")
@@ -758,6 +1129,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lift.add_argument("--spiffe-id", required=True, metavar="ID")
     lift.add_argument("--reason", default="", metavar="R")
+    _command(commands, "revocations", _cmd_revocations, "list the deny-list (admin)")
+
+    bundle = _command(
+        commands,
+        "bundle",
+        _cmd_bundle,
+        "fetch the current trust bundle, verified with the one held (no identity needed)",
+    )
+    bundle.add_argument("--out", metavar="FILE", help="write FILE atomically (default: stdout)")
+    bundle.add_argument(
+        "--format",
+        choices=("pem", "spiffe"),
+        default="pem",
+        help="PEM certificates or the SPIFFE bundle (JWK Set) (default: %(default)s)",
+    )
+    crl = _command(commands, "crl", _cmd_crl, "fetch the CRLs, PEM (no identity needed)")
+    crl.add_argument("--out", metavar="FILE", help="write FILE atomically (default: stdout)")
+
+    completion = _command(
+        commands,
+        "completion",
+        _cmd_completion,
+        "print a bash or zsh completion script (needs secinfra[completion])",
+        connects=False,
+    )
+    completion.add_argument("shell", choices=("bash", "zsh"))
 
     agent = _command(
         commands,
@@ -787,31 +1184,79 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # -- main ---------------------------------------------------------------------------------------
-def _fail(message: str, status: int) -> int:
-    text = " ".join(message.split())  # one line, whatever the message held
-    print(f"{PROG}: {text.removeprefix('secinfra: ')}", file=sys.stderr)
+def _fail(
+    message: str, status: int, *, code: str, as_json: bool, request_id: str | None = None
+) -> int:
+    """Report an error on stderr: one line (``secinfra: ...``), or with ``--json``
+    one JSON object ``{"code", "message", "request_id"}``."""
+    text = " ".join(message.split()).removeprefix("secinfra: ")  # one line, whatever it held
+    if as_json:
+        doc = {"code": code, "message": text, "request_id": request_id}
+        print(json.dumps(doc, sort_keys=True), file=sys.stderr)
+    else:
+        print(f"{PROG}: {text}", file=sys.stderr)
     return status
+
+
+def _wants_json(argv: Sequence[str]) -> bool:
+    """``--json`` among the CLI's own arguments (not after ``--exec``): known even
+    when the arguments do not parse."""
+    for arg in argv:
+        if arg in ("--exec", "--"):
+            return False
+        if arg == "--json":
+            return True
+    return False
+
+
+def _api_error(exc: SecinfraError, settings: _Settings | None) -> str:
+    """The error's message, with what to do when the server's certificate does
+    not chain to the bundle (a CA rotation the held bundle predates)."""
+    message = str(exc)
+    if UNTRUSTED_SERVER in message:
+        where = "the trust bundle"
+        if settings is not None:
+            where = (
+                f"the bundle in {settings.identity_dir}"
+                if settings.identity_dir and not settings.bundle
+                else f"the trust bundle {settings.bundle}"
+            )
+        message += (
+            f". If the CA was rotated since {where} was written, get the current bundle"
+            f" ('{PROG} bundle --out FILE' run with a bundle that is current, or from"
+            " an administrator) or enrol again"
+        )
+    return message
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``secinfra`` with ``argv`` (default ``sys.argv[1:]``); the exit status."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    as_json = _wants_json(arguments)
+    settings: _Settings | None = None
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser().parse_args(arguments)
+        as_json = bool(getattr(args, "json", False)) or as_json
         handler: Handler = args.handler
-        return handler(args, _settings(args))
-    except UsageError as exc:
-        return _fail(str(exc), EXIT_USAGE)
-    except SinkError as exc:
-        return _fail(str(exc), EXIT_USAGE)
+        settings = _settings(args)
+        return handler(args, settings)
+    except (UsageError, SinkError) as exc:
+        return _fail(str(exc), EXIT_USAGE, code="usage", as_json=as_json)
     except SecinfraError as exc:
-        return _fail(str(exc), EXIT_API_ERROR)
+        return _fail(
+            _api_error(exc, settings),
+            EXIT_API_ERROR,
+            code=exc.code,
+            as_json=as_json,
+            request_id=exc.request_id,
+        )
     except BrokenPipeError:
         return EXIT_OK  # secinfra secrets list | head
     except OSError as exc:
         where = f" ({exc.filename})" if exc.filename else ""
-        return _fail(f"{exc.strerror or exc}{where}", EXIT_USAGE)
+        return _fail(f"{exc.strerror or exc}{where}", EXIT_USAGE, code="usage", as_json=as_json)
     except KeyboardInterrupt:
-        return _fail("interrupted", EXIT_INTERRUPTED)
+        return _fail("interrupted", EXIT_INTERRUPTED, code="interrupted", as_json=as_json)
     except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else EXIT_OK
 

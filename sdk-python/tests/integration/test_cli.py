@@ -7,16 +7,20 @@ transport error, 2 usage or configuration, 3 ``authz check`` denied.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import re
 import stat
+import subprocess
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from secinfra.cli import main
+from secinfra.cli import build_parser, main
 from secinfra.testing import ReferenceServer
 
 from .support import TRUST_DOMAIN
@@ -310,7 +314,7 @@ def test_authz_model_put_and_get(
     ]
     as_json = tmp_path / "model.json"
     as_json.write_text(json.dumps(model))
-    put_json = run("--json", "authz", "model", "put", "--json", str(as_json))
+    put_json = run("authz", "model", "put", "--json-file", str(as_json), "--json")
     assert put_json.json() == {"id": model_id}
 
     bad = tmp_path / "bad.fga"
@@ -406,14 +410,16 @@ def test_ca_rotation_steps(
     assert old["state"] == "active"
     assert run("ca", "status").out.splitlines()[0].split()[:2] == ["CA", "STATE"]
 
-    prepared = run("ca", "prepare", "--json").json()
+    admin_bundle = server.data_dir / "admin" / "bundle.pem"
+    prepare = run("ca", "prepare")
+    assert prepare.code == 0, prepare.err
+    # The bundle the CLI trusts now holds the new CA too: after activate the
+    # server's certificate comes from it (docs/operations/ca.md).
+    assert f"updated the trust bundle {admin_bundle}" in prepare.err
+    assert admin_bundle.read_text().count("BEGIN CERTIFICATE") == 2
+    prepared = run("ca", "status", "--json").json()
     assert isinstance(prepared, dict)
     assert sorted(a["state"] for a in prepared["authorities"]) == ["active", "prepared"]
-    # After activate the server's certificate comes from the new CA: trust both
-    # (docs/operations/ca.md, "The admin's files during a rotation").
-    bundle = tmp_path / "bundle.pem"
-    bundle.write_text("".join(a["certificate_pem"] for a in prepared["authorities"]))
-    flags[flags.index("--bundle") + 1] = str(bundle)
 
     activated = run("ca", "activate")
     assert activated.code == 0, activated.err
@@ -516,3 +522,270 @@ def test_help_and_version_exit_0(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out.startswith("secinfra ")
     assert main(["secrets", "put", "--help"]) == 0
     assert "--if-version" in capsys.readouterr().out
+
+
+# -- every RPC has a command ---------------------------------------------------------------------
+TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+
+
+def _timestamps(doc: object) -> list[str]:
+    """Every value of a key ending in _time or _at, anywhere in ``doc``."""
+    found: list[str] = []
+    if isinstance(doc, dict):
+        for key, value in doc.items():
+            if key.endswith(("_time", "_at", "not_after", "next_update")) and isinstance(
+                value, str
+            ):
+                found.append(value)
+            found.extend(_timestamps(value))
+    elif isinstance(doc, list):
+        for value in doc:
+            found.extend(_timestamps(value))
+    return found
+
+
+def test_secrets_undelete_and_destroy(as_admin: Run, unique: str) -> None:
+    name = f"{unique}/db"
+    assert as_admin("secrets", "put", name, "--value", "one").code == 0
+    assert as_admin("secrets", "put", name, "--value", "two").code == 0
+    assert as_admin("secrets", "delete", name, "--versions", "1", "2").code == 0
+    undone = as_admin("secrets", "undelete", name, "--versions", "2")
+    assert (undone.code, undone.out) == (0, f"undeleted {name}: 2\n")
+    assert as_admin("secrets", "get", name, "--version", "2").out == "two"
+
+    destroyed = as_admin("secrets", "destroy", name, "--versions", "1", "--json").json()
+    assert isinstance(destroyed, dict)
+    states = {v["version"]: v["state"] for v in destroyed["versions"]}
+    assert states == {1: "destroyed", 2: "enabled"}
+    assert _timestamps(destroyed)
+    assert all(TIMESTAMP.match(t) for t in _timestamps(destroyed))
+    gone = as_admin("secrets", "undelete", name, "--versions", "1")
+    assert gone.code == 1
+    gone.one_line_error()
+    # Destroying is never implicit.
+    assert as_admin("secrets", "destroy", name).code == 2
+
+
+def test_authz_read_batch_check_list_objects_expand(
+    own_server: Callable[..., ReferenceServer], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    run = runner(capsys, admin_flags(own_server()))
+    dsl = tmp_path / "model.fga"
+    dsl.write_text(MODEL_DSL)
+    assert run("authz", "model", "put", "--dsl", str(dsl)).code == 0
+    alice = f"workload:spiffe://{TRUST_DOMAIN}/alice"
+    written = run("authz", "write", "--tuple", alice, "viewer", "document:plan", "--json").json()
+    assert isinstance(written, dict)
+    revision = written["revision"]
+
+    read = run("authz", "read", "--object", "document:plan", "--json").json()
+    assert read == {"tuples": [{"user": alice, "relation": "viewer", "object": "document:plan"}]}
+    table = run("authz", "read", "--user", alice).out.splitlines()
+    assert table[0].split() == ["USER", "RELATION", "OBJECT"]
+    assert table[1].split() == [alice, "viewer", "document:plan"]
+
+    fresh = ["--at-least-as-fresh", revision]
+    listed = run("authz", "list-objects", "document", "viewer", alice, *fresh)
+    assert (listed.code, listed.out) == (0, "document:plan\n")
+
+    checks = ["--check", alice, "viewer", "document:plan"]
+    allowed = run("authz", "batch-check", *checks, *fresh)
+    assert allowed.code == 0, allowed.err
+    assert allowed.out.splitlines()[1].split()[-1] == "allowed"
+    bob = f"workload:spiffe://{TRUST_DOMAIN}/bob"
+    mixed = run("authz", "batch-check", *checks, "--check", bob, "viewer", "document:plan")
+    assert mixed.code == 3  # one denied
+    doc = run("authz", "batch-check", *checks, "--json").json()
+    assert isinstance(doc, dict)
+    assert doc["results"]["1"]["allowed"] is True
+    assert run("authz", "batch-check").code == 2
+
+    tree = run("authz", "expand", "viewer", "document:plan").json()
+    assert alice in json.dumps(tree)
+
+
+def test_revocations_bundle_and_crl(as_admin: Run, unique: str, tmp_path: Path) -> None:
+    spiffe_id = f"spiffe://{TRUST_DOMAIN}/{unique}"
+    assert as_admin("revoke", "--spiffe-id", spiffe_id, "--reason", "test").code == 0
+    listed = as_admin("revocations", "--json").json()
+    assert isinstance(listed, dict)
+    [entry] = [r for r in listed["revocations"] if r.get("spiffe_id") == spiffe_id]
+    assert TIMESTAMP.match(entry["revoked_at"])
+    assert entry["reason"] == "test"
+    assert spiffe_id in as_admin("revocations").out
+    assert as_admin("lift-revocation", "--spiffe-id", spiffe_id).code == 0
+
+    out = tmp_path / "bundle.pem"
+    wrote = as_admin("bundle", "--out", str(out))
+    assert wrote.code == 0, wrote.err
+    assert out.read_text().startswith("-----BEGIN CERTIFICATE-----")
+    assert oct(out.stat().st_mode & 0o777) == "0o644"
+    spiffe = as_admin("bundle", "--format", "spiffe").json()
+    assert isinstance(spiffe, dict)
+    assert spiffe["keys"]
+    assert spiffe["spiffe_sequence"] >= 1
+    assert as_admin("crl").out.startswith("-----BEGIN X509 CRL-----")
+    crl = as_admin("crl", "--json").json()
+    assert isinstance(crl, dict)
+    assert TIMESTAMP.match(crl["next_update"])
+
+
+def test_bundle_and_crl_need_no_identity(
+    server: ReferenceServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bundle = str(server.data_dir / "admin" / "bundle.pem")
+    assert main(["bundle", "--server", server.url, "--bundle", bundle]) == 0
+    assert capsys.readouterr().out.startswith("-----BEGIN CERTIFICATE-----")
+    assert main(["crl", "--server", server.url, "--bundle", bundle]) == 0
+    assert "BEGIN X509 CRL" in capsys.readouterr().out
+
+
+def test_json_timestamps_have_one_format(as_admin: Run, unique: str) -> None:
+    created = as_admin("join-token", "create", f"spiffe://{TRUST_DOMAIN}/{unique}", "--json")
+    listed = as_admin("join-token", "list", "--json")
+    whoami = as_admin("whoami", "--json")
+    stamps = [t for r in (created, listed, whoami) for t in _timestamps(r.json())]
+    assert len(stamps) >= 3
+    assert all(TIMESTAMP.match(t) for t in stamps), stamps
+
+
+def test_errors_are_json_with_json(as_admin: Run, unique: str) -> None:
+    missing = as_admin("secrets", "get", f"{unique}/none", "--json")
+    assert missing.code == 1
+    assert missing.out == ""
+    error = json.loads(missing.err)
+    assert set(error) == {"code", "message", "request_id"}
+    assert error["code"] == "not_found"
+    assert error["request_id"]
+    assert "does not exist" in error["message"]
+
+    usage = as_admin("--json", "secrets", "get")
+    assert usage.code == 2
+    assert json.loads(usage.err)["code"] == "usage"
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh"])
+def test_completion_scripts(shell: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["completion", shell]) == 0
+    script = capsys.readouterr().out
+    for word in ("batch-check", "list-objects", "undelete", "revocations", "--json-file"):
+        assert word in script
+    if shell == "bash":
+        subprocess.run(["bash", "-n"], input=script, text=True, check=True)
+
+
+# -- the bundle across a CA rotation -------------------------------------------------------------
+def test_an_identity_dir_follows_a_ca_rotation(
+    own_server: Callable[..., ReferenceServer], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    server = own_server()
+    admin = runner(capsys, admin_flags(server))
+    dirs = {}
+    for name in ("kept", "stale"):
+        dirs[name] = tmp_path / name
+        token = server.join_token(f"spiffe://{TRUST_DOMAIN}/{name}")
+        assert admin("enrol", "--join-token", token, "--out", str(dirs[name])).code == 0
+    assert admin("ca", "prepare").code == 0
+
+    # A run after the bundle's refresh hint passed (file age) refreshes it.
+    kept = runner(capsys, ["--server", server.url, "--identity-dir", str(dirs["kept"])])
+    past = time.time() - 86400
+    os.utime(dirs["kept"] / "bundle.pem", (past, past))
+    refreshed = kept("whoami")
+    assert refreshed.code == 0, refreshed.err
+    assert "updated the trust bundle" in refreshed.err
+    assert (dirs["kept"] / "bundle.pem").read_text().count("BEGIN CERTIFICATE") == 2
+    assert (dirs["kept"] / "bundle.pem").is_symlink()  # a new snapshot, not a rewrite
+
+    assert admin("ca", "activate").code == 0
+    assert kept("whoami").code == 0  # trusts the server's new certificate
+
+    # A directory no run refreshed in time: the error says what to do.
+    stale = runner(capsys, ["--server", server.url, "--identity-dir", str(dirs["stale"])])
+    failed = stale("whoami")
+    assert failed.code == 1
+    message = failed.one_line_error()
+    assert "does not chain to the trust bundle" in message
+    assert f"the bundle in {dirs['stale']}" in message
+    assert "secinfra bundle --out" in message
+
+
+# -- every command, with bad input ---------------------------------------------------------------
+def _leaf_commands() -> list[list[str]]:
+    """Every runnable command path, read off the parser itself."""
+    found: list[list[str]] = []
+
+    def walk(parser: argparse.ArgumentParser, path: list[str]) -> None:
+        groups = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not groups:
+            found.append(path)
+            return
+        for name, child in groups[0].choices.items():
+            walk(child, [*path, name])
+
+    walk(build_parser(), [])
+    return found
+
+
+LEAVES = _leaf_commands()
+
+
+def test_the_walk_sees_every_command() -> None:
+    assert len(LEAVES) >= 30
+    assert ["authz", "batch-check"] in LEAVES
+    assert ["bundle"] in LEAVES
+
+
+@pytest.mark.parametrize("path", LEAVES, ids=[" ".join(p) for p in LEAVES])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ["--no-such-flag"],
+        ["--server", "http://127.0.0.1:1"],
+        ["--server", "https://u:hunter2@h:1"],
+        ["--cert", "/nonexistent/cert.pem"],
+    ],
+    ids=["unknown-flag", "http-url", "user-info", "missing-file"],
+)
+def test_every_command_refuses_bad_input_in_one_line(
+    path: list[str], bad: list[str], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    args = [*path, *_required_args(path, tmp_path), *bad]
+    for as_json in (False, True):
+        code = main([*args, "--json"] if as_json and path != ["completion"] else args)
+        captured = capsys.readouterr()
+        assert code == 2, (args, captured.err)
+        assert "Traceback" not in captured.err
+        assert "hunter2" not in captured.err
+        assert captured.out == ""
+        if as_json and path != ["completion"]:
+            assert json.loads(captured.err)["code"] == "usage"
+        else:
+            Result(code, captured.out, captured.err).one_line_error()
+
+
+def _required_args(path: list[str], tmp_path: Path) -> list[str]:
+    """Just enough for the arguments to parse, so the bad input is what fails."""
+    positional = {
+        ("secrets", "get"): ["a/b"],
+        ("secrets", "put"): ["a/b", "--value", "v"],
+        ("secrets", "delete"): ["a/b"],
+        ("secrets", "metadata"): ["a/b"],
+        ("secrets", "undelete"): ["a/b", "--versions", "1"],
+        ("secrets", "destroy"): ["a/b", "--versions", "1"],
+        ("authz", "check"): ["workload:x", "reader", "secret:a"],
+        ("authz", "batch-check"): ["--check", "workload:x", "reader", "secret:a"],
+        ("authz", "list-objects"): ["secret", "reader", "workload:x"],
+        ("authz", "expand"): ["reader", "secret:a"],
+        ("authz", "write"): ["--tuple", "workload:x", "reader", "secret:a"],
+        ("authz", "model", "put"): ["--dsl", str(tmp_path / "m.fga")],
+        ("join-token", "create"): [f"spiffe://{TRUST_DOMAIN}/x"],
+        ("join-token", "revoke"): ["id"],
+        ("ca", "retire"): ["ca-id"],
+        ("revoke",): ["--serial", "01"],
+        ("lift-revocation",): ["--spiffe-id", f"spiffe://{TRUST_DOMAIN}/x"],
+        ("enrol",): ["--out", str(tmp_path / "id"), "--join-token", "t", "--bundle", "b.pem"],
+        ("agent",): ["--out", str(tmp_path / "id"), "--join-token", "t", "--bundle", "b.pem"],
+        ("completion",): ["bash"],
+    }
+    return positional.get(tuple(path), [])

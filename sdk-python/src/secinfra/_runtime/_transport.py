@@ -362,6 +362,11 @@ def _no_answer(exc: BaseException) -> NoAnswer:
     return NoAnswer(description, sent=not _before_sending(exc), timeout=False)
 
 
+#: How a failed server certificate verification is described (the CLI looks for it
+#: to say what to do about a stale bundle).
+UNTRUSTED_SERVER: Final = "the server's certificate does not chain to the trust bundle"
+
+
 def _before_sending(exc: BaseException) -> bool:
     """Whether a connection failure certainly happened before a request byte was sent."""
     for cause in _causes(exc):
@@ -379,6 +384,6 @@ def _describe(failure: BaseException) -> str:
         return str(failure)
     if isinstance(failure, ssl.SSLCertVerificationError):
         reason = failure.verify_message or failure.reason or str(failure)
-        return f"the server's certificate does not chain to the trust bundle ({reason})"
+        return f"{UNTRUSTED_SERVER} ({reason})"
     innermost = list(_causes(failure))[-1]
     return f"connection failed ({type(innermost).__name__}: {innermost})"
