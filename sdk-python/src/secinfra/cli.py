@@ -34,7 +34,6 @@ import os
 import re
 import signal
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -52,7 +51,14 @@ from ._client import Client
 from ._gen.authz import BatchCheckItem, Consistency, TupleKey
 from ._gen.secrets import SecretMetadata
 from ._identity._bundle import TrustBundle, bundle_from_wire, load_bundle
-from ._identity._file_sink import BUNDLE_FILE, CURRENT_LINK, FileSink, SinkError, read_identity_dir
+from ._identity._file_sink import (
+    BUNDLE_FILE,
+    CURRENT_LINK,
+    FileSink,
+    SinkError,
+    read_identity_dir,
+    replace_file,
+)
 from ._identity._snapshot import parse_identity
 from ._identity._static import StaticIdentity
 from ._runtime._transport import UNTRUSTED_SERVER
@@ -298,7 +304,7 @@ def _write_back_bundle(client: Client, target: _BundleFile, *, quiet: bool) -> N
                 if target.spiffe_format
                 else fresh.pem
             )
-            _replace_file(target.path, body.encode())
+            replace_file(target.path, body.encode())
     except SinkError:
         return  # a secinfra agent keeps that directory: it refreshes the bundle itself
     except OSError as exc:
@@ -317,26 +323,18 @@ def _write_back_bundle(client: Client, target: _BundleFile, *, quiet: bool) -> N
         )
 
 
-def _replace_file(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write ``data`` to ``path`` atomically (a temporary file in the same
-    directory, fsync, rename): a reader sees the old file or the new, never half."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fchmod(out.fileno(), mode)
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 # -- output -----------------------------------------------------------------------------------
 def _print_json(doc: Any) -> None:
     print(json.dumps(doc, indent=2, sort_keys=True))
+
+
+def _report(args: argparse.Namespace, message: Any, text: str) -> int:
+    """A command's answer: its JSON document with ``--json``, else ``text``."""
+    if args.json:
+        _print_json(_doc(message))
+    else:
+        print(text)
+    return EXIT_OK
 
 
 def _doc(message: Any) -> dict[str, Any]:
@@ -481,11 +479,7 @@ def _cmd_secrets_put(args: argparse.Namespace, settings: _Settings) -> int:
     value = _secret_value(args)
     with _client(settings) as client:
         info = client.secrets.put_secret(name=args.name, value=value, if_version=args.if_version)
-    if args.json:
-        _print_json(_doc(info))
-    else:
-        print(f"wrote {info.name} version {info.version}")
-    return EXIT_OK
+    return _report(args, info, f"wrote {info.name} version {info.version}")
 
 
 def _cmd_secrets_list(args: argparse.Namespace, settings: _Settings) -> int:
@@ -546,33 +540,23 @@ def _cmd_secrets_metadata(args: argparse.Namespace, settings: _Settings) -> int:
 def _cmd_secrets_delete(args: argparse.Namespace, settings: _Settings) -> int:
     with _client(settings) as client:
         meta = client.secrets.delete_secret(name=args.name, versions=args.versions or ())
-    if args.json:
-        _print_json(_doc(meta))
-    else:
-        which = ", ".join(map(str, args.versions)) if args.versions else "the current version"
-        print(f"deleted {meta.name}: {which} (soft delete; undelete is possible)")
-    return EXIT_OK
+    which = ", ".join(map(str, args.versions)) if args.versions else "the current version"
+    return _report(args, meta, f"deleted {meta.name}: {which} (soft delete; undelete is possible)")
 
 
 def _cmd_secrets_undelete(args: argparse.Namespace, settings: _Settings) -> int:
     with _client(settings) as client:
         meta = client.secrets.undelete_secret(name=args.name, versions=args.versions)
-    if args.json:
-        _print_json(_doc(meta))
-    else:
-        print(f"undeleted {meta.name}: {', '.join(map(str, args.versions))}")
-    return EXIT_OK
+    return _report(args, meta, f"undeleted {meta.name}: {', '.join(map(str, args.versions))}")
 
 
 def _cmd_secrets_destroy(args: argparse.Namespace, settings: _Settings) -> int:
     with _client(settings) as client:
         meta = client.secrets.destroy_secret_versions(name=args.name, versions=args.versions)
-    if args.json:
-        _print_json(_doc(meta))
-    else:
-        which = ", ".join(map(str, args.versions))
-        print(f"destroyed {meta.name}: {which} (for good: value and data key erased)")
-    return EXIT_OK
+    which = ", ".join(map(str, args.versions))
+    return _report(
+        args, meta, f"destroyed {meta.name}: {which} (for good: value and data key erased)"
+    )
 
 
 def _cmd_authz_check(args: argparse.Namespace, settings: _Settings) -> int:
@@ -595,11 +579,9 @@ def _cmd_authz_write(args: argparse.Namespace, settings: _Settings) -> int:
         raise UsageError("give at least one --tuple USER RELATION OBJECT or --delete ...")
     with _client(settings) as client:
         answer = client.authz.write_tuples(writes=writes, deletes=deletes)
-    if args.json:
-        _print_json(_doc(answer))
-    else:
-        print(f"wrote {len(writes)}, deleted {len(deletes)}; revision {answer.revision}")
-    return EXIT_OK
+    return _report(
+        args, answer, f"wrote {len(writes)}, deleted {len(deletes)}; revision {answer.revision}"
+    )
 
 
 def _consistency(args: argparse.Namespace) -> dict[str, Any]:
@@ -764,11 +746,7 @@ def _cmd_join_token_list(args: argparse.Namespace, settings: _Settings) -> int:
 def _cmd_join_token_revoke(args: argparse.Namespace, settings: _Settings) -> int:
     with _client(settings) as client:
         token = client.identity.revoke_join_token(id=args.id)
-    if args.json:
-        _print_json(_doc(token))
-    else:
-        print(f"revoked join token {token.id} ({token.spiffe_id})")
-    return EXIT_OK
+    return _report(args, token, f"revoked join token {token.id} ({token.spiffe_id})")
 
 
 def _cmd_ca(args: argparse.Namespace, settings: _Settings) -> int:
@@ -800,12 +778,8 @@ def _cmd_revoke(args: argparse.Namespace, settings: _Settings) -> int:
         entry = client.identity.revoke(
             serial=args.serial, spiffe_id=args.spiffe_id, reason=args.reason
         )
-    if args.json:
-        _print_json(_doc(entry))
-    else:
-        what = f"serial {entry.serial}" if entry.serial else entry.spiffe_id
-        print(f"revoked {what} at {_time(entry.revoked_at)}")
-    return EXIT_OK
+    what = f"serial {entry.serial}" if entry.serial else entry.spiffe_id
+    return _report(args, entry, f"revoked {what} at {_time(entry.revoked_at)}")
 
 
 def _cmd_lift_revocation(args: argparse.Namespace, settings: _Settings) -> int:
@@ -843,7 +817,7 @@ def _emit(data: bytes, out: str | None, what: str) -> None:
     path = Path(out)
     if not path.parent.is_dir():
         raise UsageError(f"cannot write the {what} to {out}: no directory {path.parent}")
-    _replace_file(path, data)
+    replace_file(path, data)
 
 
 def _cmd_bundle(args: argparse.Namespace, settings: _Settings) -> int:

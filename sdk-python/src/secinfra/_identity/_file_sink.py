@@ -60,7 +60,7 @@ from ._bundle import TrustBundle
 from ._events import RotationEvent, RotationKind
 from ._snapshot import X509Identity
 
-__all__ = ["FileSink", "SinkError", "read_identity_dir"]
+__all__ = ["FileSink", "SinkError", "read_identity_dir", "replace_file"]
 
 log = logging.getLogger("secinfra.agent")
 
@@ -120,6 +120,20 @@ def _write_new(path: Path, data: bytes, mode: int) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def replace_file(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Replace ``path`` with ``data`` in one rename (a new file beside it, written
+    and fsynced first): a reader sees the old file or the new one, never half."""
+    tmp = path.parent / f"{TEMP_PREFIX}{path.name}-{os.urandom(6).hex()}"
+    _write_new(tmp, data, mode)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
 
 
 def _swap_symlink(directory: Path, name: str, target: str) -> None:
