@@ -30,7 +30,7 @@ from .audit import AuditEvent, AuditLog
 from .config import ServerConfig
 from .errors import ApiError
 from .policy import RevocationTarget, leaves_an_admin, unexpired_leaves
-from .storage import InTransaction, LiftedRevocation, Storage, StoredJoinToken
+from .storage import InTransaction, LiftedRevocation, Storage, StoredJoinToken, from_ms, to_ms
 from .storage import identity_tables as tables
 
 log = logging.getLogger("secinfra.identity")
@@ -645,9 +645,10 @@ class IdentityApi:
                 f" {MAX_JOIN_TOKEN_TTL_SECONDS}",
                 details={"field": "ttl_seconds"},
             )
-        token, record = attest.generate_join_token(
-            spiffe_id, now=self._clock.now(), ttl=timedelta(seconds=ttl)
-        )
+        # At the storage's precision (milliseconds), so that this answer shows the
+        # same times as every later read of the token.
+        now = from_ms(to_ms(self._clock.now()))
+        token, record = attest.generate_join_token(spiffe_id, now=now, ttl=timedelta(seconds=ttl))
         stored = StoredJoinToken(
             id=record.id,
             secret_hash=record.secret_sha256,

@@ -295,3 +295,15 @@ def test_revocation_serials_must_be_plain_hex(serial: str, admin: Client) -> Non
 
 def test_revocation_serials_are_canonical(admin: Client) -> None:
     assert admin.request("POST", "/v1/revocations", {"serial": "00AB"}).json()["serial"] == "ab"
+
+
+def test_a_new_join_token_shows_the_times_every_later_read_shows(
+    server: RunningServer, admin: Client
+) -> None:
+    # Stored in milliseconds: the creating answer must not show more precision
+    # than the list (a client comparing the two must see the same token).
+    created = admin.request(
+        "POST", "/v1/join-tokens", {"spiffe_id": f"spiffe://{server.config.trust_domain}/w/ms"}
+    ).json()["join_token"]
+    listed = admin.request("GET", "/v1/join-tokens").json()["join_tokens"]
+    assert next(t for t in listed if t["id"] == created["id"]) == created
