@@ -44,6 +44,12 @@ def test_operations(doc: dict[str, Any]) -> None:
     assert get["x-secinfra-cache"] == {"cacheable": True, "resource": "thing", "key_field": "name"}
     assert get["x-secinfra-admin"] is False
     assert get["security"] == [{"mutualTLS": []}]
+    assert get["x-secinfra-example"] == {
+        "sequence": 1,
+        "request": {"name": "a/b", "version": "2", "color": "red", "since": "2026-01-02T03:04:05Z"},
+        "response": {"name": "a/b", "tree": "\u2026"},
+    }
+    assert "x-secinfra-example" not in doc["paths"]["/v1/ping:echo"]["post"]
     envelope = {"$ref": "#/components/schemas/secinfra.kitchensink.v1.ErrorResponse"}
     assert get["responses"]["default"]["content"]["application/json"]["schema"] == envelope
     ping = doc["paths"]["/v1/ping:echo"]["post"]

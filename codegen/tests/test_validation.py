@@ -41,7 +41,7 @@ message Req {
 
 
 def _load(tmp_path: Path, body: str) -> None:
-    (tmp_path / "t.proto").write_text(HEAD + body)
+    (tmp_path / "t.proto").write_text(HEAD + body, encoding="utf-8")
     load(["t.proto"], [tmp_path, REPO / "api"])
 
 
@@ -171,3 +171,77 @@ def test_all_problems_are_reported_at_once(tmp_path: Path) -> None:
 def test_protoc_errors_are_reported(tmp_path: Path) -> None:
     with pytest.raises(CodegenError, match="protoc failed"):
         _load(tmp_path, "message {")
+
+
+EXAMPLE_API = """
+// Svc.
+service S {
+  // Put.
+  rpc Put(Ex) returns (Ex) {
+    option (secinfra.v1.rpc) = {
+      method: "POST" path: "/v1/x" idempotency: IDEMPOTENCY_IDEMPOTENT
+      example: {request: '%s' response: '{"name": "n\u2026"}'}
+    };
+  }
+}
+// Colour.
+enum Colour {
+  // Not set.
+  COLOUR_UNSPECIFIED = 0;
+  // Red.
+  COLOUR_RED = 1;
+}
+// Ex.
+message Ex {
+  // Name.
+  string name = 1;
+  // Count.
+  int32 count = 2;
+  // Big.
+  int64 big = 3;
+  // Flag.
+  bool flag = 4;
+  // Colour.
+  Colour colour = 5;
+  // Children.
+  map<string, Ex> children = 6;
+  // List.
+  repeated int32 list = 7;
+}
+"""
+
+
+def test_an_example_that_fits_its_messages_loads(tmp_path: Path) -> None:
+    request = (
+        '{"name": "${Other.name}", "count": 3, "big": "9007199254740993", "flag": true,'
+        ' "colour": "red", "children": {"a": {"name": "b\u2026"}}, "list": [1, 2]}'
+    )
+    (tmp_path / "t.proto").write_text(HEAD + EXAMPLE_API % request, encoding="utf-8")
+    api = load(["t.proto"], [tmp_path, REPO / "api"])
+    example = api.services[0].methods[0].example
+    assert example is not None
+    assert example.request["children"] == {"a": {"name": "b\u2026"}}
+    assert example.response == {"name": "n\u2026"}
+
+
+@pytest.mark.parametrize(
+    ("request_json", "expected"),
+    [
+        ('{"name": ', "option example.request is not JSON"),
+        ("[]", "request: t.v1.Ex needs a JSON object"),
+        ('{"nope": 1}', "request: t.v1.Ex has no field 'nope'"),
+        ('{"count": "3"}', "request.count: str does not fit the field's type"),
+        ('{"big": 3}', "request.big: int does not fit the field's type"),
+        ('{"flag": "true"}', "request.flag: str does not fit the field's type"),
+        ('{"colour": "COLOUR_RED"}', "request.colour: 'COLOUR_RED' is not one of unspecified, red"),
+        ('{"children": {"a": {"nope": 1}}}', "request.children.a: t.v1.Ex has no field 'nope'"),
+        ('{"list": 1}', "request.list: a repeated field needs a JSON array"),
+        ('{"list": [1, "2"]}', "request.list.1: str does not fit the field's type"),
+    ],
+)
+def test_an_example_that_does_not_fit_is_rejected(
+    tmp_path: Path, request_json: str, expected: str
+) -> None:
+    problems = _problems(tmp_path, EXAMPLE_API % request_json)
+    assert "RPC t.v1.S.Put: option example." in problems
+    assert expected in problems

@@ -19,7 +19,9 @@ an operationId, summary or a known idempotency class, fails the build.
 idempotency, cache policy, caller, the method's name in each of the four SDKs
 (computed by :func:`sdk_methods` from the operationId, and checked against the
 installed Python SDK), request fields (path, query, body), response fields and
-the error codes that follow from how the RPC is called. ``openapi-schemas``
+the error codes that follow from how the RPC is called, and the RPC's worked
+example (``x-secinfra-example``, see :mod:`api_examples`): the request in
+JSON, the same request as a curl call, and the response. ``openapi-schemas``
 renders every message and enum (request messages excepted), and the type
 names in the field tables link to them.
 """
@@ -34,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Final
 
+import api_examples
 from docutils import nodes
 from sphinx.application import Sphinx
 from sphinx.util.docutils import SphinxDirective
@@ -581,7 +584,67 @@ class OpenApiRpcs(SphinxDirective):
             errors += item
         out.append(nodes.paragraph("", "", nodes.strong(text="Errors")))
         out.append(errors)
+        out += example_nodes(spec, op)
         return out
+
+
+def _json_block(value: Any) -> nodes.literal_block:
+    text = json.dumps(value, indent=2, ensure_ascii=False)
+    return nodes.literal_block(text, text, language="json")
+
+
+def _has_abbreviation(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.endswith(api_examples.ELLIPSIS)
+    if isinstance(value, Mapping):
+        return any(_has_abbreviation(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_has_abbreviation(item) for item in value)
+    return False
+
+
+def example_nodes(spec: Mapping[str, Any], op: Operation) -> list[nodes.Node]:
+    """The operation's worked example: request JSON, curl call, response JSON,
+    and what its placeholders and abbreviations stand for."""
+    example = spec.get(api_examples.EXTENSION)
+    if example is None:
+        return []
+    request, response = example["request"], example["response"]
+    http = api_examples.http_request(op.method, op.path, spec, request)
+    command = api_examples.curl(http, mtls=bool(spec.get("security")), idempotency=op.idempotency)
+    out: list[nodes.Node] = [
+        nodes.paragraph("", "", nodes.strong(text="Example")),
+        nodes.paragraph(text="Request:"),
+        _json_block(request),
+        nodes.paragraph(text="With curl:"),
+        nodes.literal_block(command, command, language="shell"),
+        nodes.paragraph(text="Response:"),
+        _json_block(response),
+    ]
+    notes = nodes.bullet_list()
+    for name in api_examples.placeholders([request, response]):
+        item = nodes.list_item()
+        item += nodes.paragraph(
+            "",
+            "",
+            nodes.literal(text="${" + name + "}"),
+            nodes.Text(": "),
+            nodes.Text(api_examples.explain(name)),
+        )
+        notes += item
+    if _has_abbreviation(response):
+        item = nodes.list_item()
+        item += nodes.paragraph(
+            "",
+            "",
+            nodes.Text("A value ending in "),
+            nodes.literal(text=api_examples.ELLIPSIS),
+            nodes.Text(" is shortened here."),
+        )
+        notes += item
+    if len(notes):
+        out.append(notes)
+    return out
 
 
 def _specs(document: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:

@@ -11,7 +11,9 @@ Rules enforced here (each failure names the element):
 - fields not bound in the path travel in the query string for GET and DELETE,
   so they must be scalars, enums or timestamps (or repeated ones);
 - only the well-known types google.protobuf.Timestamp and Struct are used;
-- cache key fields and invalidation key fields name request fields.
+- cache key fields and invalidation key fields name request fields;
+- an RPC's example (``Rpc.example``) is JSON that names only fields of its
+  request and response messages, each value of the field's JSON type.
 
 Files that declare custom options (``extend google.protobuf.*Options``) and no
 services, such as options.proto, describe the API rather than being part of
@@ -20,6 +22,7 @@ it: they get no models.
 
 from __future__ import annotations
 
+import json
 import re
 import textwrap
 from collections.abc import Iterator, Sequence
@@ -493,6 +496,9 @@ class Loader:
                     f"option invalidates.key_field {invalidates.key_field!r} names no "
                     f"field of {request_name}"
                 )
+        example: m.Example | None = None
+        if opt.HasField("example"):
+            example = self._example(opt.example, request_name, response_name, problems)
         if problems or template is None:
             self.problems.extend(f"{element}: {p}" for p in problems)
             return None
@@ -513,7 +519,29 @@ class Loader:
             query_params=tuple(query),
             body_fields=tuple(body),
             comment=comment,
+            example=example,
         )
+
+    def _example(
+        self, opt: Any, request_name: str, response_name: str, problems: list[str]
+    ) -> m.Example | None:
+        """Parse ``Rpc.example``; its JSON must name only fields of the messages."""
+        parsed: list[Any] = []
+        for role, text, message in (
+            ("request", opt.request, request_name),
+            ("response", opt.response, response_name),
+        ):
+            try:
+                value = json.loads(text)
+            except ValueError as exc:
+                problems.append(f"option example.{role} is not JSON: {exc}")
+                return None
+            problems.extend(
+                f"option example.{role}: {p}"
+                for p in _example_problems(self.ds.files, message, value, role)
+            )
+            parsed.append(value)
+        return m.Example(request=parsed[0], response=parsed[1])
 
 
 _IDEMPOTENCY = {
@@ -542,6 +570,89 @@ def _all_types(f: d.FileDescriptorProto) -> Iterator[tuple[str, str]]:
         yield "enum", _join(f.package, en.name)
 
 
+def _is_stand_in(value: Any) -> bool:
+    """A placeholder (``${...}``) or an abbreviation (ends in ``…``) in an example."""
+    return isinstance(value, str) and (
+        (value.startswith("${") and value.endswith("}")) or value.endswith("\u2026")
+    )
+
+
+def _example_problems(
+    files: Sequence[d.FileDescriptorProto], message: str, value: Any, where: str
+) -> Iterator[str]:
+    """What in an example's JSON value does not fit ``message``'s fields."""
+    if _is_stand_in(value):
+        return
+    if not isinstance(value, dict):
+        yield f"{where}: {message} needs a JSON object"
+        return
+    fields = {f.name: f for f in _find_message(files, message).field}
+    for name, item in value.items():
+        fd = fields.get(name)
+        if fd is None:
+            yield f"{where}: {message} has no field {name!r}"
+            continue
+        yield from _example_value_problems(files, fd, item, f"{where}.{name}")
+
+
+def _example_value_problems(
+    files: Sequence[d.FileDescriptorProto], fd: Any, value: Any, where: str
+) -> Iterator[str]:
+    if _is_stand_in(value):
+        return
+    target = fd.type_name.lstrip(".")
+    entry = None
+    if fd.type == FDP.TYPE_MESSAGE and target not in _WELL_KNOWN:
+        entry = _find_message(files, target)
+    if entry is not None and entry.options.map_entry:
+        if not isinstance(value, dict):
+            yield f"{where}: a map needs a JSON object"
+            return
+        for key, item in value.items():
+            yield from _example_value_problems(files, entry.field[1], item, f"{where}.{key}")
+        return
+    if fd.label == FDP.LABEL_REPEATED:
+        if not isinstance(value, list):
+            yield f"{where}: a repeated field needs a JSON array"
+            return
+        for index, item in enumerate(value):
+            yield from _example_single_problems(files, fd, item, f"{where}.{index}")
+        return
+    yield from _example_single_problems(files, fd, value, where)
+
+
+def _example_single_problems(
+    files: Sequence[d.FileDescriptorProto], fd: Any, value: Any, where: str
+) -> Iterator[str]:
+    if _is_stand_in(value):
+        return
+    target = fd.type_name.lstrip(".")
+    if fd.type == FDP.TYPE_MESSAGE:
+        if target == "google.protobuf.Struct":
+            ok = isinstance(value, dict)
+        elif target == "google.protobuf.Timestamp":
+            ok = isinstance(value, str)
+        else:
+            yield from _example_problems(files, target, value, where)
+            return
+    elif fd.type == FDP.TYPE_BOOL:
+        ok = isinstance(value, bool)
+    elif fd.type == FDP.TYPE_ENUM:
+        en = _find_enum(files, target)
+        names = [enum_short_name(en.name, v.name).lower() for v in en.value]
+        if value not in names:
+            yield f"{where}: {value!r} is not one of {', '.join(names)} (the wire names)"
+        return
+    elif fd.type in (FDP.TYPE_STRING, FDP.TYPE_BYTES):
+        ok = isinstance(value, str)
+    elif _SCALARS.get(fd.type, "") in m.INT64_TYPES | m.UINT64_TYPES:
+        ok = isinstance(value, str)  # no 64-bit integer travels as a JSON number
+    else:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if not ok:
+        yield f"{where}: {type(value).__name__} does not fit the field's type"
+
+
 def _find_message(files: Sequence[d.FileDescriptorProto], full: str) -> Any:
     def walk(msg: d.DescriptorProto, scope: str) -> d.DescriptorProto | None:
         name = _join(scope, msg.name)
@@ -558,6 +669,24 @@ def _find_message(files: Sequence[d.FileDescriptorProto], full: str) -> Any:
             found = walk(msg, f.package)
             if found is not None:
                 return found
+    raise KeyError(full)
+
+
+def _find_enum(files: Sequence[d.FileDescriptorProto], full: str) -> Any:
+    def walk(enums: Sequence[Any], messages: Sequence[Any], scope: str) -> Any:
+        for en in enums:
+            if _join(scope, en.name) == full:
+                return en
+        for msg in messages:
+            found = walk(msg.enum_type, msg.nested_type, _join(scope, msg.name))
+            if found is not None:
+                return found
+        return None
+
+    for f in files:
+        found = walk(f.enum_type, f.message_type, f.package)
+        if found is not None:
+            return found
     raise KeyError(full)
 
 

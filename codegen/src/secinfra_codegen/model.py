@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Any
 
 
 class Kind(enum.Enum):
@@ -180,6 +181,15 @@ class PathTemplate:
 
 
 @dataclass(frozen=True)
+class Example:
+    """An RPC's worked example (``Rpc.example``): request and response as parsed
+    JSON, placeholders and abbreviations left as written."""
+
+    request: Any
+    response: Any
+
+
+@dataclass(frozen=True)
 class Method:
     name: str
     snake_name: str
@@ -197,6 +207,7 @@ class Method:
     query_params: tuple[str, ...]
     body_fields: tuple[str, ...]
     comment: str
+    example: Example | None = None
 
 
 @dataclass(frozen=True)

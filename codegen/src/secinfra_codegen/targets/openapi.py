@@ -130,7 +130,11 @@ def _summary(comment: str) -> str:
     return first if end == -1 else first[: end + 1]
 
 
-def _operation(api: m.Api, svc: m.Service, meth: m.Method, envelope: m.Message) -> dict[str, Any]:
+def _operation(
+    api: m.Api, svc: m.Service, meth: m.Method, envelope: m.Message, sequence: int
+) -> dict[str, Any]:
+    """One operation; ``sequence`` is the method's place in the API files, the
+    order in which the docs tests run the examples."""
     request = api.message(meth.request)
     params: list[dict[str, Any]] = []
     for var in meth.path.variables:
@@ -211,6 +215,12 @@ def _operation(api: m.Api, svc: m.Service, meth: m.Method, envelope: m.Message) 
             "key_field": meth.invalidates.key_field,
         }
     op["x-secinfra-admin"] = meth.admin
+    if meth.example is not None:
+        op["x-secinfra-example"] = {
+            "sequence": sequence,
+            "request": meth.example.request,
+            "response": meth.example.response,
+        }
     return op
 
 
@@ -219,8 +229,10 @@ def document(api: m.Api) -> dict[str, Any]:
     versions = sorted({f.package.rsplit(".", 1)[-1] for f in api.files})
     title = "secinfra API"
     paths: dict[str, dict[str, Any]] = {}
+    sequence = 0
     for svc in api.services:
         for meth in svc.methods:
+            sequence += 1
             item = paths.setdefault(openapi_path(meth.path), {})
             verb = meth.http_method.lower()
             if verb in item:
@@ -229,7 +241,7 @@ def document(api: m.Api) -> dict[str, Any]:
                     f"{openapi_path(meth.path)} is already bound to "
                     f"{item[verb]['operationId']}"
                 )
-            item[verb] = _operation(api, svc, meth, envelope)
+            item[verb] = _operation(api, svc, meth, envelope, sequence)
     schemas: dict[str, Any] = {}
     decls: list[m.Message | m.Enum] = [*api.messages, *api.enums]
     for decl in sorted(decls, key=lambda d: d.full_name):
