@@ -271,3 +271,53 @@ func TestSendTimesOutAStalledHandshake(t *testing.T) {
 		})
 	}
 }
+
+// serverIdleTimeout is the reference server's idle_timeout_seconds
+// (server/src/secinfra_server/config.py).
+const serverIdleTimeout = 15 * time.Second
+
+// The client gives an idle connection up before the server closes it, so it
+// never sends a request into a close it has not seen yet.
+func TestDefaultIdleTimeoutIsBelowTheServers(t *testing.T) {
+	if transport.DefaultIdleTimeout <= 0 || transport.DefaultIdleTimeout >= serverIdleTimeout {
+		t.Fatalf("DefaultIdleTimeout %v, want above 0 and below the server's %v", transport.DefaultIdleTimeout, serverIdleTimeout)
+	}
+}
+
+// A connection idle for longer than the idle timeout is closed, not reused.
+func TestIdleConnectionsExpire(t *testing.T) {
+	const idle = 100 * time.Millisecond
+	tests := []struct {
+		name      string
+		gap       time.Duration
+		wantConns int
+	}{
+		{name: "reused within the idle timeout", gap: 0, wantConns: 1},
+		{name: "new connection after the idle timeout", gap: 3 * idle, wantConns: 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := newServer(t, serverID)
+			source, err := identity.NewStaticSource(nil, srv.bundle, serverID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tr, err := transport.New(transport.Config{Source: source, IdleTimeout: idle})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(tr.Close)
+			for i := range 2 {
+				if i > 0 {
+					time.Sleep(tt.gap)
+				}
+				if _, fail := get(context.Background(), tr, srv.URL, nil); fail != nil {
+					t.Fatalf("request %d: %v", i+1, fail)
+				}
+			}
+			if n := srv.connections(); n != tt.wantConns {
+				t.Fatalf("%d connections, want %d", n, tt.wantConns)
+			}
+		})
+	}
+}
