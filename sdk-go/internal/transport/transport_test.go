@@ -12,6 +12,7 @@ import (
 	"io"
 	"log"
 	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -167,5 +168,156 @@ func TestSendReportsTimeoutAfterSending(t *testing.T) {
 		Timeout: 100 * time.Millisecond})
 	if fail == nil || !fail.Sent || !fail.Timeout {
 		t.Fatalf("want a timed-out failure after sending, got %+v", fail)
+	}
+}
+
+// stalledTLS accepts TCP connections and never completes a TLS handshake:
+// it reads and drops what the client sends and, when drip is set, answers
+// with a TLS record header announcing 16 KiB it then sends a byte at a time.
+// closed receives once per connection when the client has closed it.
+func stalledTLS(t *testing.T, drip bool) (url string, closed <-chan struct{}) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{}, 16)
+	stop := make(chan struct{})
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		close(stop)
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, conn)
+			mu.Unlock()
+			go func() {
+				_, _ = io.Copy(io.Discard, conn) // returns once the client closes
+				done <- struct{}{}
+			}()
+			if drip {
+				go dripHello(conn, stop)
+			}
+		}
+	}()
+	return "https://" + ln.Addr().String() + "/v1/x", done
+}
+
+// dripHello sends a handshake record header for 16 KiB, then a byte every
+// 10 ms until stop or a write fails.
+func dripHello(conn net.Conn, stop <-chan struct{}) {
+	if _, err := conn.Write([]byte{0x16, 0x03, 0x03, 0x40, 0x00}); err != nil {
+		return
+	}
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+			if _, err := conn.Write([]byte{0x02}); err != nil {
+				return
+			}
+		}
+	}
+}
+
+// The attempt timeout covers the TLS handshake (spec 5.2.2): an attempt whose
+// handshake stalls ends on time, before sending, and its connection is
+// closed (5.2.3).
+func TestSendTimesOutAStalledHandshake(t *testing.T) {
+	const timeout = 200 * time.Millisecond
+	const slack = 250 * time.Millisecond
+	bundle := newServer(t, serverID).bundle
+	tests := []struct {
+		name string
+		drip bool
+	}{
+		{name: "server never answers the client hello"},
+		{name: "server drips its hello a byte at a time", drip: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			url, closed := stalledTLS(t, tt.drip)
+			tr := newTransport(t, bundle, serverID)
+			start := time.Now()
+			_, fail := tr.Send(context.Background(), transport.Request{Method: "POST", URL: url, Header: http.Header{},
+				Body: []byte(`{}`), Timeout: timeout})
+			took := time.Since(start)
+			if fail == nil || fail.Sent || !fail.Timeout {
+				t.Fatalf("want a timed-out failure before sending, got %+v", fail)
+			}
+			if took > timeout+slack {
+				t.Fatalf("the attempt took %v, its timeout is %v", took, timeout)
+			}
+			select {
+			case <-closed:
+			case <-time.After(timeout + slack - took):
+				t.Fatal("the abandoned connection was not closed")
+			}
+		})
+	}
+}
+
+// serverIdleTimeout is the reference server's idle_timeout_seconds
+// (server/src/secinfra_server/config.py).
+const serverIdleTimeout = 15 * time.Second
+
+// The client gives an idle connection up before the server closes it, so it
+// never sends a request into a close it has not seen yet.
+func TestDefaultIdleTimeoutIsBelowTheServers(t *testing.T) {
+	if transport.DefaultIdleTimeout <= 0 || transport.DefaultIdleTimeout >= serverIdleTimeout {
+		t.Fatalf("DefaultIdleTimeout %v, want above 0 and below the server's %v", transport.DefaultIdleTimeout, serverIdleTimeout)
+	}
+}
+
+// A connection idle for longer than the idle timeout is closed, not reused.
+func TestIdleConnectionsExpire(t *testing.T) {
+	const idle = 100 * time.Millisecond
+	tests := []struct {
+		name      string
+		gap       time.Duration
+		wantConns int
+	}{
+		{name: "reused within the idle timeout", gap: 0, wantConns: 1},
+		{name: "new connection after the idle timeout", gap: 3 * idle, wantConns: 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := newServer(t, serverID)
+			source, err := identity.NewStaticSource(nil, srv.bundle, serverID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tr, err := transport.New(transport.Config{Source: source, IdleTimeout: idle})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(tr.Close)
+			for i := range 2 {
+				if i > 0 {
+					time.Sleep(tt.gap)
+				}
+				if _, fail := get(context.Background(), tr, srv.URL, nil); fail != nil {
+					t.Fatalf("request %d: %v", i+1, fail)
+				}
+			}
+			if n := srv.connections(); n != tt.wantConns {
+				t.Fatalf("%d connections, want %d", n, tt.wantConns)
+			}
+		})
 	}
 }
