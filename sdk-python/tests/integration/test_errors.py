@@ -101,6 +101,22 @@ def test_check_and_set_says_the_current_version(admin: secinfra.Client, unique: 
     assert caught.value.details.get("current_version") == 2
 
 
+@pytest.mark.parametrize(
+    ("path", "resolved"),
+    [("a/../b", "b"), ("a/./b", "a/b"), ("a//b", None), ("a/..", None)],
+)
+def test_a_name_with_dot_segments_is_refused_by_the_server_not_resolved_by_the_client(
+    admin: secinfra.Client, unique: str, path: str, resolved: str | None
+) -> None:
+    # Spec 2.2.5: the name reaches the server as is, and the server refuses it;
+    # a client that resolved the segments would have written another secret.
+    with pytest.raises(InvalidArgument, match=r"path segment|empty segment"):
+        admin.secrets.put_secret(name=f"{unique}/{path}", value=b"x")
+    if resolved is not None:
+        with pytest.raises(NotFound):
+            admin.secrets.get_secret(name=f"{unique}/{resolved}")
+
+
 def test_every_error_is_a_secinfra_error() -> None:
     assert issubclass(ApiError, SecinfraError)
     assert issubclass(secinfra.errors.TransportError, SecinfraError)

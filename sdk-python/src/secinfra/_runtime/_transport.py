@@ -180,6 +180,7 @@ class HttpTransport:
     ) -> HttpAnswer:
         """Send one attempt of ``http_method target`` to ``endpoint`` (one of the
         endpoints' URLs; default the home endpoint) and read the whole answer.
+        ``target`` (path and query string, already encoded) is sent as is.
 
         ``timeout`` (seconds) bounds the attempt as a total (spec 5.2.2):
         connect and the response head share it (urllib3's total), the body is
@@ -197,8 +198,12 @@ class HttpTransport:
             adapter, bundle_pem = self._adapter(mtls, identity)
             base = endpoint if endpoint is not None else self._endpoints.home
             prepared = requests.Request(
-                http_method, base + target, headers=dict(headers), data=body
+                http_method, base, headers=dict(headers), data=body
             ).prepare()
+            # The target goes on the wire as given (spec 2.2.5): requests'
+            # URL preparation removes "." and ".." segments (RFC 3986 5.2.4),
+            # so a secret named "../x" would reach another resource.
+            prepared.url = base + target
             # (requests accepts a urllib3 Timeout as is; its stubs do not say so.)
             with AttemptWatchdog(timeout) as watchdog:
                 try:
