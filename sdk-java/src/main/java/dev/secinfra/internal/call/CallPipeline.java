@@ -204,8 +204,11 @@ public final class CallPipeline implements Invoker {
     try {
       answer = send(method, request, key, eff, deadline, null);
     } catch (SecinfraException e) {
+      // Unknown only when a request may have gone out (7.9.3): not when the call ended before its
+      // first attempt, waiting for an identity.
       boolean unknownOutcome =
-          e instanceof TransportException || (e.status() != null && e.status() >= 500);
+          (e instanceof TransportException && e.attempts() > 0)
+              || (e.status() != null && e.status() >= 500);
       if (unknownOutcome) {
         invalidate(method, request, null);
       }
@@ -267,11 +270,8 @@ public final class CallPipeline implements Invoker {
     try {
       answer = send(method, request, null, eff, deadline, entry == null ? null : entry.etag());
     } catch (SecinfraException e) {
-      boolean serverFailed =
-          !(e instanceof IdentityExpiredException)
-              && (e instanceof TransportException || (e.status() != null && e.status() >= 500));
       if (entry != null
-          && serverFailed
+          && serverFailed(e)
           && !eff.revalidate()
           && entry.usableOnError(settings.time().nanoTime())) {
         return new Result(
@@ -320,6 +320,18 @@ public final class CallPipeline implements Invoker {
         body,
         new ResponseMeta(
             false, false, answer.attempts(), requestId, answer.status(), answer.endpoint()));
+  }
+
+  /**
+   * Whether {@code e} means the server could not answer, so that stale-if-error applies (spec
+   * 7.6.1): never when no request was made, as when the call ended waiting for an identity
+   * ({@code identity_expired}, or its deadline before the first attempt; 7.6.3).
+   */
+  private static boolean serverFailed(SecinfraException e) {
+    if (e instanceof IdentityExpiredException || e.attempts() == 0) {
+      return false;
+    }
+    return e instanceof TransportException || (e.status() != null && e.status() >= 500);
   }
 
   // ---- one call's attempts ----------------------------------------------------------------------
