@@ -76,6 +76,18 @@ public final class Errors {
     return copy(error, error.info().withRequestId(requestId));
   }
 
+  /**
+   * The same error, counting {@code attempts} attempts: an error raised outside the attempts, as
+   * while waiting for an identity, made after the attempts the call has made.
+   *
+   * @param error the error that ends the call
+   * @param attempts the attempts the call made
+   * @return the error with that count
+   */
+  public static SecinfraException withAttempts(SecinfraException error, int attempts) {
+    return copy(error, error.info().withAttempts(attempts));
+  }
+
   private static SecinfraException copy(SecinfraException error, ErrorInfo info) {
     SecinfraException copy;
     try {

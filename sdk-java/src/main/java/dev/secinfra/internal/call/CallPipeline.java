@@ -39,12 +39,16 @@ import java.util.random.RandomGenerator;
 
 /**
  * The call pipeline, the {@link Invoker} behind every generated client: options laid over the
- * client's defaults, the identity gate, idempotency keys (spec 4), the cache with single-flight
- * (7), the attempts with their deadline (5), the retry decisions of {@link Retry} paid from the
- * budget (6), the one bundle refresh after a verification failure (10.3), and invalidation after
- * writes (7.9). Each attempt goes to the endpoint {@link EndpointSet} chooses, and its outcome
- * updates that endpoint's cooldown (12); a move to another endpoint is an ordinary retry. It sends
- * through {@link HttpTransport} and reads answers with {@link Answers}. Thread-safe.
+ * client's defaults, idempotency keys (spec 4), the cache with single-flight (7), the attempts with
+ * their deadline (5), each mTLS attempt after the identity gate (9.7), the retry decisions of
+ * {@link Retry} paid from the budget (6), the one bundle refresh after a verification failure
+ * (10.3), and invalidation after writes (7.9). The order is sdk-python's: a fresh cache entry is
+ * served without a request and without asking for the identity; anything that needs a request
+ * asks before each attempt, so an expired identity ends the call with {@code identity_expired}
+ * before anything is sent (9.7.3), and a stale entry never masks that (7.6.3). Each attempt goes
+ * to the endpoint {@link EndpointSet} chooses, and its outcome updates that endpoint's cooldown
+ * (12); a move to another endpoint is an ordinary retry. It sends through {@link HttpTransport}
+ * and reads answers with {@link Answers}. Thread-safe.
  */
 public final class CallPipeline implements Invoker {
   /**
@@ -190,9 +194,6 @@ public final class CallPipeline implements Invoker {
   private Result execute(MethodDescriptor method, ObjectNode request, CallOptions opts) {
     Effective eff = effective(opts);
     long deadline = settings.time().nanoTime() + eff.deadline().toNanos();
-    if (method.auth() == Auth.MTLS) {
-      identity.awaitIdentity(deadline);
-    }
     String key = null;
     if (method.idempotency() != Idempotency.READ_ONLY) {
       key = opts.idempotencyKey() != null ? opts.idempotencyKey() : UUID.randomUUID().toString();
@@ -204,8 +205,11 @@ public final class CallPipeline implements Invoker {
     try {
       answer = send(method, request, key, eff, deadline, null);
     } catch (SecinfraException e) {
+      // Unknown only when a request may have gone out (7.9.3): not when the call ended before its
+      // first attempt, waiting for an identity.
       boolean unknownOutcome =
-          e instanceof TransportException || (e.status() != null && e.status() >= 500);
+          (e instanceof TransportException && e.attempts() > 0)
+              || (e.status() != null && e.status() >= 500);
       if (unknownOutcome) {
         invalidate(method, request, null);
       }
@@ -267,11 +271,8 @@ public final class CallPipeline implements Invoker {
     try {
       answer = send(method, request, null, eff, deadline, entry == null ? null : entry.etag());
     } catch (SecinfraException e) {
-      boolean serverFailed =
-          !(e instanceof IdentityExpiredException)
-              && (e instanceof TransportException || (e.status() != null && e.status() >= 500));
       if (entry != null
-          && serverFailed
+          && serverFailed(e)
           && !eff.revalidate()
           && entry.usableOnError(settings.time().nanoTime())) {
         return new Result(
@@ -322,6 +323,18 @@ public final class CallPipeline implements Invoker {
             false, false, answer.attempts(), requestId, answer.status(), answer.endpoint()));
   }
 
+  /**
+   * Whether {@code e} means the server could not answer, so that stale-if-error applies (spec
+   * 7.6.1): never when no request was made, as when the call ended waiting for an identity
+   * ({@code identity_expired}, or its deadline before the first attempt; 7.6.3).
+   */
+  private static boolean serverFailed(SecinfraException e) {
+    if (e instanceof IdentityExpiredException || e.attempts() == 0) {
+      return false;
+    }
+    return e instanceof TransportException || (e.status() != null && e.status() >= 500);
+  }
+
   // ---- one call's attempts ----------------------------------------------------------------------
 
   private Answer send(
@@ -367,6 +380,15 @@ public final class CallPipeline implements Invoker {
       long remaining = deadline - start;
       if (remaining <= 0) {
         throw Errors.deadline(deadlineMessage(method, eff, attempt - 1), attempt - 1, null);
+      }
+      if (mtls) {
+        // Asked before each attempt, within the deadline (9.7.2): an identity that expired since
+        // the last attempt ends the call with identity_expired before the next is sent (9.7.3).
+        awaitIdentity(deadline, attempt - 1);
+        remaining = deadline - settings.time().nanoTime();
+        if (remaining <= 0) {
+          throw Errors.deadline(deadlineMessage(method, eff, attempt - 1), attempt - 1, null);
+        }
       }
       EndpointSet.Endpoint endpoint = repeatOn != null ? repeatOn : endpoints.choose();
       repeatOn = null;
@@ -440,6 +462,20 @@ public final class CallPipeline implements Invoker {
             true, attempt, failure.cause());
       }
       sleep(decision.delayNanos(), attempt);
+    }
+  }
+
+  /**
+   * Waits for the identity the next attempt presents; its errors count the attempts made so far.
+   *
+   * @param deadline the call's deadline
+   * @param attempts the attempts already made
+   */
+  private void awaitIdentity(long deadline, int attempts) {
+    try {
+      identity.awaitIdentity(deadline);
+    } catch (SecinfraException e) {
+      throw e.attempts() == attempts ? e : Errors.withAttempts(e, attempts);
     }
   }
 

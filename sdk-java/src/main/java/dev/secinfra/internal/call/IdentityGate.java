@@ -1,14 +1,15 @@
 package dev.secinfra.internal.call;
 
 /**
- * What the call pipeline asks of the identity source: a valid identity before an mTLS call, and one
- * bundle refresh after a server verification failure. Defined here, where it is needed, and
- * implemented by the rotating identity source.
+ * What the call pipeline asks of the identity source: a valid identity before each mTLS attempt
+ * (not for a fresh cache hit, which sends nothing), and one bundle refresh after a server
+ * verification failure. Defined here, where it is needed, and implemented by the rotating
+ * identity source.
  */
 public interface IdentityGate {
   /**
-   * Returns when the client has a valid identity for an mTLS call; waits (until the deadline) for
-   * a re-enrolment in progress.
+   * Returns when the client has a valid identity for an mTLS attempt; waits (until the deadline)
+   * for a re-enrolment in progress.
    *
    * @param deadlineNanos the call's deadline on the monotonic clock
    * @throws dev.secinfra.errors.SecinfraException {@code identity_expired}, or the deadline
