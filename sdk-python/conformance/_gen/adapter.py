@@ -51,6 +51,10 @@ __all__ = [
     "MtlsServing",
     "MtlsStopAnswer",
     "MtlsStopped",
+    "Observation",
+    "ObservationList",
+    "ObservationsAnswer",
+    "ObserverSetup",
     "RequestHeader",
     "RotationEvent",
     "ShutdownAnswer",
@@ -98,6 +102,9 @@ class Feature(enum.StrEnum):
     options endpoint_order and endpoint_cooldown_seconds, and `endpoint` in
     CallMeta and Failure.
     """
+
+    OBSERVER = "observer"
+    """Observers (spec 14): configure with `observer`, and the observations op."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -250,6 +257,11 @@ class ConfigureRequest:
     the first of them. Empty: one endpoint, server_url.
     """
 
+    observer: ObserverSetup | None = None
+    """Register the conformance client's recording observer (feature observer;
+    spec 14). Absent: the client has no observer at all.
+    """
+
     def __post_init__(self) -> None:
         _wire.check_oneof_set(self, "attestation", ("join_token", "jwt"))
 
@@ -267,6 +279,8 @@ class ConfigureRequest:
         if self.options is not None:
             out["options"] = self.options.to_json()
         out["endpoints"] = list(self.endpoints)
+        if self.observer is not None:
+            out["observer"] = self.observer.to_json()
         return out
 
     @classmethod
@@ -289,6 +303,7 @@ class ConfigureRequest:
                     "jwt",
                     "options",
                     "endpoints",
+                    "observer",
                 ),
             )
         _wire.check_oneof(obj, path, "attestation", ("join_token", "jwt"))
@@ -301,6 +316,7 @@ class ConfigureRequest:
             jwt=_wire.optional(obj, "jwt", path, _wire.decode_string),
             options=_wire.optional(obj, "options", path, _wire.message(ClientDefaults, strict)),
             endpoints=_wire.field(obj, "endpoints", path, _wire.list_of(_wire.decode_string), ()),
+            observer=_wire.optional(obj, "observer", path, _wire.message(ObserverSetup, strict)),
         )
 
 
@@ -1128,6 +1144,220 @@ class EventsAnswer:
             id=_wire.optional(obj, "id", path, _wire.decode_int32),
             ok=_wire.field(obj, "ok", path, _wire.decode_bool, False),
             result=_wire.optional(obj, "result", path, _wire.message(EventList, strict)),
+            error=_wire.optional(obj, "error", path, _wire.message(Failure, strict)),
+        )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class ObserverSetup:
+    """How the conformance client sets up its observers (spec 14.1)."""
+
+    traceparent: str = ""
+    """The trace context the recording observer returns at every
+    attempt_started (spec 14.3.1): `{attempt}` in it stands for the
+    attempt's number as 16 lower-case hex digits. Empty: it returns none.
+    """
+
+    tracestate: str = ""
+    """The tracestate it returns beside the traceparent. Empty: none."""
+
+    failing_first: bool = False
+    """Also register, before the recording observer, one that fails at every
+    notification (raises, panics or returns an error: spec 14.1.3).
+    """
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object for this message; fields that are None are omitted."""
+        out: dict[str, Any] = {}
+        out["traceparent"] = self.traceparent
+        out["tracestate"] = self.tracestate
+        out["failing_first"] = self.failing_first
+        return out
+
+    @classmethod
+    def from_json(cls, data: Any, *, strict: bool = False, path: str = "$") -> Self:
+        """Decode parsed JSON; raise _wire.DecodeError naming the bad field's path.
+
+        strict=True also rejects unknown fields and unknown enum strings.
+        """
+        obj = _wire.expect_object(data, path)
+        if strict:
+            _wire.reject_unknown(obj, path, ("traceparent", "tracestate", "failing_first"))
+        return cls(
+            traceparent=_wire.field(obj, "traceparent", path, _wire.decode_string, ""),
+            tracestate=_wire.field(obj, "tracestate", path, _wire.decode_string, ""),
+            failing_first=_wire.field(obj, "failing_first", path, _wire.decode_bool, False),
+        )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class Observation:
+    """One notification the recording observer received (spec 14.2.1)."""
+
+    kind: str = ""
+    """call_started, cache, attempt_started, attempt_finished or call_finished."""
+
+    rpc: str = ""
+    """The RPC's full name, e.g. secinfra.v1.SecretsService/GetSecret."""
+
+    idempotency: str | None = None
+    """call_started: read_only, idempotent or non_idempotent."""
+
+    cache: str | None = None
+    """cache: hit, miss or revalidate."""
+
+    attempt: int | None = None
+    """attempt_started and attempt_finished: the attempt's number."""
+
+    endpoint: str | None = None
+    """attempt_started: the attempt's endpoint."""
+
+    status: int | None = None
+    """attempt_finished: the HTTP status, absent when the attempt got no answer."""
+
+    code: str | None = None
+    """attempt_finished and call_finished: the error code, absent on success."""
+
+    ok: bool | None = None
+    """call_finished: whether the call succeeded."""
+
+    meta: CallMeta | None = None
+    """call_finished: the call's result metadata (spec 7.7)."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object for this message; fields that are None are omitted."""
+        out: dict[str, Any] = {}
+        out["kind"] = self.kind
+        out["rpc"] = self.rpc
+        if self.idempotency is not None:
+            out["idempotency"] = self.idempotency
+        if self.cache is not None:
+            out["cache"] = self.cache
+        if self.attempt is not None:
+            out["attempt"] = self.attempt
+        if self.endpoint is not None:
+            out["endpoint"] = self.endpoint
+        if self.status is not None:
+            out["status"] = self.status
+        if self.code is not None:
+            out["code"] = self.code
+        if self.ok is not None:
+            out["ok"] = self.ok
+        if self.meta is not None:
+            out["meta"] = self.meta.to_json()
+        return out
+
+    @classmethod
+    def from_json(cls, data: Any, *, strict: bool = False, path: str = "$") -> Self:
+        """Decode parsed JSON; raise _wire.DecodeError naming the bad field's path.
+
+        strict=True also rejects unknown fields and unknown enum strings.
+        """
+        obj = _wire.expect_object(data, path)
+        if strict:
+            _wire.reject_unknown(
+                obj,
+                path,
+                (
+                    "kind",
+                    "rpc",
+                    "idempotency",
+                    "cache",
+                    "attempt",
+                    "endpoint",
+                    "status",
+                    "code",
+                    "ok",
+                    "meta",
+                ),
+            )
+        return cls(
+            kind=_wire.field(obj, "kind", path, _wire.decode_string, ""),
+            rpc=_wire.field(obj, "rpc", path, _wire.decode_string, ""),
+            idempotency=_wire.optional(obj, "idempotency", path, _wire.decode_string),
+            cache=_wire.optional(obj, "cache", path, _wire.decode_string),
+            attempt=_wire.optional(obj, "attempt", path, _wire.decode_int32),
+            endpoint=_wire.optional(obj, "endpoint", path, _wire.decode_string),
+            status=_wire.optional(obj, "status", path, _wire.decode_int32),
+            code=_wire.optional(obj, "code", path, _wire.decode_string),
+            ok=_wire.optional(obj, "ok", path, _wire.decode_bool),
+            meta=_wire.optional(obj, "meta", path, _wire.message(CallMeta, strict)),
+        )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class ObservationList:
+    """The result of observations: every notification since the last
+    observations op (or configure, including its enrolment), oldest first; the
+    op clears the list.
+    """
+
+    observations: Sequence[Observation] = ()
+    """The notifications."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object for this message; fields that are None are omitted."""
+        out: dict[str, Any] = {}
+        out["observations"] = [v.to_json() for v in self.observations]
+        return out
+
+    @classmethod
+    def from_json(cls, data: Any, *, strict: bool = False, path: str = "$") -> Self:
+        """Decode parsed JSON; raise _wire.DecodeError naming the bad field's path.
+
+        strict=True also rejects unknown fields and unknown enum strings.
+        """
+        obj = _wire.expect_object(data, path)
+        if strict:
+            _wire.reject_unknown(obj, path, ("observations",))
+        return cls(
+            observations=_wire.field(
+                obj, "observations", path, _wire.list_of(_wire.message(Observation, strict)), ()
+            ),
+        )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class ObservationsAnswer:
+    """The answer to observations."""
+
+    id: int | None = None
+    """The request's id."""
+
+    ok: bool = False
+    """Whether it succeeded."""
+
+    result: ObservationList | None = None
+    """The notifications (when ok)."""
+
+    error: Failure | None = None
+    """The failure (when not ok)."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object for this message; fields that are None are omitted."""
+        out: dict[str, Any] = {}
+        if self.id is not None:
+            out["id"] = self.id
+        out["ok"] = self.ok
+        if self.result is not None:
+            out["result"] = self.result.to_json()
+        if self.error is not None:
+            out["error"] = self.error.to_json()
+        return out
+
+    @classmethod
+    def from_json(cls, data: Any, *, strict: bool = False, path: str = "$") -> Self:
+        """Decode parsed JSON; raise _wire.DecodeError naming the bad field's path.
+
+        strict=True also rejects unknown fields and unknown enum strings.
+        """
+        obj = _wire.expect_object(data, path)
+        if strict:
+            _wire.reject_unknown(obj, path, ("id", "ok", "result", "error"))
+        return cls(
+            id=_wire.optional(obj, "id", path, _wire.decode_int32),
+            ok=_wire.field(obj, "ok", path, _wire.decode_bool, False),
+            result=_wire.optional(obj, "result", path, _wire.message(ObservationList, strict)),
             error=_wire.optional(obj, "error", path, _wire.message(Failure, strict)),
         )
 

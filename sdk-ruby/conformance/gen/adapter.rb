@@ -40,8 +40,10 @@ module Secinfra
       # options endpoint_order and endpoint_cooldown_seconds, and `endpoint` in
       # CallMeta and Failure.
       ENDPOINTS = "endpoints"
+      # Observers (spec 14): configure with `observer`, and the observations op.
+      OBSERVER = "observer"
       # Every value, in declaration order; the first is the default.
-      VALUES = [UNSPECIFIED, JWT_ATTESTATION, CONCURRENT, IDENTITY, EVENTS, CACHE_SIZE, IDEMPOTENCY_KEY, USE_CACHE, MTLS, ENDPOINTS].freeze
+      VALUES = [UNSPECIFIED, JWT_ATTESTATION, CONCURRENT, IDENTITY, EVENTS, CACHE_SIZE, IDEMPOTENCY_KEY, USE_CACHE, MTLS, ENDPOINTS, OBSERVER].freeze
     end
 
     # The client's first line, written before it reads anything.
@@ -140,7 +142,8 @@ module Secinfra
         Secinfra::RPC::Field.new(:join_token, "join_token", :string, presence: true, oneof: "attestation"),
         Secinfra::RPC::Field.new(:jwt, "jwt", :string, presence: true, oneof: "attestation"),
         Secinfra::RPC::Field.new(:options, "options", :message, type: "Secinfra::ConformanceV1::ClientDefaults", presence: true),
-        Secinfra::RPC::Field.new(:endpoints, "endpoints", :string, repeated: true)
+        Secinfra::RPC::Field.new(:endpoints, "endpoints", :string, repeated: true),
+        Secinfra::RPC::Field.new(:observer, "observer", :message, type: "Secinfra::ConformanceV1::ObserverSetup", presence: true)
       ].freeze
 
       # @return [Integer] The request id.
@@ -167,6 +170,9 @@ module Secinfra
       # @return [Array<String>] Every endpoint's base URL, in order (feature endpoints; spec 12.1): the client is created with this list instead of server_url, which is then the first of them. Empty: one endpoint, server_url.
       attr_reader :endpoints
 
+      # @return [Secinfra::ConformanceV1::ObserverSetup, nil] Register the conformance client's recording observer (feature observer; spec 14). Absent: the client has no observer at all.
+      attr_reader :observer
+
       # @param id [Integer] The request id.
       # @param op [String] Always "configure".
       # @param server_url [String] The server's base URL (https://127.0.0.1:<port>).
@@ -175,7 +181,8 @@ module Secinfra
       # @param jwt [String, nil] A JWT attestation the client hands to the SDK as a reusable provider, so the SDK re-enrols by itself after an expiry (spec 8.7.3, 9.7.1).
       # @param options [Secinfra::ConformanceV1::ClientDefaults, nil] Client-wide defaults; an absent one leaves the SDK default.
       # @param endpoints [Array<String>] Every endpoint's base URL, in order (feature endpoints; spec 12.1): the client is created with this list instead of server_url, which is then the first of them. Empty: one endpoint, server_url.
-      def initialize(id: 0, op: "", server_url: "", bundle_pem: "", join_token: nil, jwt: nil, options: nil, endpoints: [])
+      # @param observer [Secinfra::ConformanceV1::ObserverSetup, nil] Register the conformance client's recording observer (feature observer; spec 14). Absent: the client has no observer at all.
+      def initialize(id: 0, op: "", server_url: "", bundle_pem: "", join_token: nil, jwt: nil, options: nil, endpoints: [], observer: nil)
         super()
         @id = id
         @op = op
@@ -185,6 +192,7 @@ module Secinfra
         @jwt = jwt
         @options = options
         @endpoints = endpoints
+        @observer = observer
         check_oneofs!
         freeze
       end
@@ -804,6 +812,164 @@ module Secinfra
       # @param id [Integer, nil] The request's id.
       # @param ok [Boolean] Always true for a client that implements events.
       # @param result [Secinfra::ConformanceV1::EventList, nil] The events (when ok).
+      # @param error [Secinfra::ConformanceV1::Failure, nil] The failure (when not ok).
+      def initialize(id: nil, ok: false, result: nil, error: nil)
+        super()
+        @id = id
+        @ok = ok
+        @result = result
+        @error = error
+        freeze
+      end
+    end
+
+    # How the conformance client sets up its observers (spec 14.1).
+    class ObserverSetup < Secinfra::RPC::Message
+      # Wire fields, in declaration order.
+      FIELDS = [
+        Secinfra::RPC::Field.new(:traceparent, "traceparent", :string),
+        Secinfra::RPC::Field.new(:tracestate, "tracestate", :string),
+        Secinfra::RPC::Field.new(:failing_first, "failing_first", :bool)
+      ].freeze
+
+      # @return [String] The trace context the recording observer returns at every attempt_started (spec 14.3.1): `{attempt}` in it stands for the attempt's number as 16 lower-case hex digits. Empty: it returns none.
+      attr_reader :traceparent
+
+      # @return [String] The tracestate it returns beside the traceparent. Empty: none.
+      attr_reader :tracestate
+
+      # @return [Boolean] Also register, before the recording observer, one that fails at every notification (raises, panics or returns an error: spec 14.1.3).
+      attr_reader :failing_first
+
+      # @param traceparent [String] The trace context the recording observer returns at every attempt_started (spec 14.3.1): `{attempt}` in it stands for the attempt's number as 16 lower-case hex digits. Empty: it returns none.
+      # @param tracestate [String] The tracestate it returns beside the traceparent. Empty: none.
+      # @param failing_first [Boolean] Also register, before the recording observer, one that fails at every notification (raises, panics or returns an error: spec 14.1.3).
+      def initialize(traceparent: "", tracestate: "", failing_first: false)
+        super()
+        @traceparent = traceparent
+        @tracestate = tracestate
+        @failing_first = failing_first
+        freeze
+      end
+    end
+
+    # One notification the recording observer received (spec 14.2.1).
+    class Observation < Secinfra::RPC::Message
+      # Wire fields, in declaration order.
+      FIELDS = [
+        Secinfra::RPC::Field.new(:kind, "kind", :string),
+        Secinfra::RPC::Field.new(:rpc, "rpc", :string),
+        Secinfra::RPC::Field.new(:idempotency, "idempotency", :string, presence: true),
+        Secinfra::RPC::Field.new(:cache, "cache", :string, presence: true),
+        Secinfra::RPC::Field.new(:attempt, "attempt", :int32, presence: true),
+        Secinfra::RPC::Field.new(:endpoint, "endpoint", :string, presence: true),
+        Secinfra::RPC::Field.new(:status, "status", :int32, presence: true),
+        Secinfra::RPC::Field.new(:code, "code", :string, presence: true),
+        Secinfra::RPC::Field.new(:ok, "ok", :bool, presence: true),
+        Secinfra::RPC::Field.new(:meta, "meta", :message, type: "Secinfra::ConformanceV1::CallMeta", presence: true)
+      ].freeze
+
+      # @return [String] call_started, cache, attempt_started, attempt_finished or call_finished.
+      attr_reader :kind
+
+      # @return [String] The RPC's full name, e.g. secinfra.v1.SecretsService/GetSecret.
+      attr_reader :rpc
+
+      # @return [String, nil] call_started: read_only, idempotent or non_idempotent.
+      attr_reader :idempotency
+
+      # @return [String, nil] cache: hit, miss or revalidate.
+      attr_reader :cache
+
+      # @return [Integer, nil] attempt_started and attempt_finished: the attempt's number.
+      attr_reader :attempt
+
+      # @return [String, nil] attempt_started: the attempt's endpoint.
+      attr_reader :endpoint
+
+      # @return [Integer, nil] attempt_finished: the HTTP status, absent when the attempt got no answer.
+      attr_reader :status
+
+      # @return [String, nil] attempt_finished and call_finished: the error code, absent on success.
+      attr_reader :code
+
+      # @return [Boolean, nil] call_finished: whether the call succeeded.
+      attr_reader :ok
+
+      # @return [Secinfra::ConformanceV1::CallMeta, nil] call_finished: the call's result metadata (spec 7.7).
+      attr_reader :meta
+
+      # @param kind [String] call_started, cache, attempt_started, attempt_finished or call_finished.
+      # @param rpc [String] The RPC's full name, e.g. secinfra.v1.SecretsService/GetSecret.
+      # @param idempotency [String, nil] call_started: read_only, idempotent or non_idempotent.
+      # @param cache [String, nil] cache: hit, miss or revalidate.
+      # @param attempt [Integer, nil] attempt_started and attempt_finished: the attempt's number.
+      # @param endpoint [String, nil] attempt_started: the attempt's endpoint.
+      # @param status [Integer, nil] attempt_finished: the HTTP status, absent when the attempt got no answer.
+      # @param code [String, nil] attempt_finished and call_finished: the error code, absent on success.
+      # @param ok [Boolean, nil] call_finished: whether the call succeeded.
+      # @param meta [Secinfra::ConformanceV1::CallMeta, nil] call_finished: the call's result metadata (spec 7.7).
+      def initialize(kind: "", rpc: "", idempotency: nil, cache: nil, attempt: nil, endpoint: nil, status: nil, code: nil, ok: nil, meta: nil)
+        super()
+        @kind = kind
+        @rpc = rpc
+        @idempotency = idempotency
+        @cache = cache
+        @attempt = attempt
+        @endpoint = endpoint
+        @status = status
+        @code = code
+        @ok = ok
+        @meta = meta
+        freeze
+      end
+    end
+
+    # The result of observations: every notification since the last
+    # observations op (or configure, including its enrolment), oldest first; the
+    # op clears the list.
+    class ObservationList < Secinfra::RPC::Message
+      # Wire fields, in declaration order.
+      FIELDS = [
+        Secinfra::RPC::Field.new(:observations, "observations", :message, type: "Secinfra::ConformanceV1::Observation", repeated: true)
+      ].freeze
+
+      # @return [Array<Secinfra::ConformanceV1::Observation>] The notifications.
+      attr_reader :observations
+
+      # @param observations [Array<Secinfra::ConformanceV1::Observation>] The notifications.
+      def initialize(observations: [])
+        super()
+        @observations = observations
+        freeze
+      end
+    end
+
+    # The answer to observations.
+    class ObservationsAnswer < Secinfra::RPC::Message
+      # Wire fields, in declaration order.
+      FIELDS = [
+        Secinfra::RPC::Field.new(:id, "id", :int32, presence: true),
+        Secinfra::RPC::Field.new(:ok, "ok", :bool),
+        Secinfra::RPC::Field.new(:result, "result", :message, type: "Secinfra::ConformanceV1::ObservationList", presence: true),
+        Secinfra::RPC::Field.new(:error, "error", :message, type: "Secinfra::ConformanceV1::Failure", presence: true)
+      ].freeze
+
+      # @return [Integer, nil] The request's id.
+      attr_reader :id
+
+      # @return [Boolean] Whether it succeeded.
+      attr_reader :ok
+
+      # @return [Secinfra::ConformanceV1::ObservationList, nil] The notifications (when ok).
+      attr_reader :result
+
+      # @return [Secinfra::ConformanceV1::Failure, nil] The failure (when not ok).
+      attr_reader :error
+
+      # @param id [Integer, nil] The request's id.
+      # @param ok [Boolean] Whether it succeeded.
+      # @param result [Secinfra::ConformanceV1::ObservationList, nil] The notifications (when ok).
       # @param error [Secinfra::ConformanceV1::Failure, nil] The failure (when not ok).
       def initialize(id: nil, ok: false, result: nil, error: nil)
         super()

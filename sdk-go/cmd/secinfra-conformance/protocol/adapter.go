@@ -38,6 +38,8 @@ const (
 	// options endpoint_order and endpoint_cooldown_seconds, and `endpoint` in
 	// CallMeta and Failure.
 	FeatureEndpoints Feature = 9
+	// Observers (spec 14): configure with `observer`, and the observations op.
+	FeatureObserver Feature = 10
 )
 
 var featureNames = map[Feature]string{
@@ -51,6 +53,7 @@ var featureNames = map[Feature]string{
 	FeatureUseCache:       "use_cache",
 	FeatureMtls:           "mtls",
 	FeatureEndpoints:      "endpoints",
+	FeatureObserver:       "observer",
 }
 
 var featureValues = map[string]Feature{
@@ -64,6 +67,7 @@ var featureValues = map[string]Feature{
 	"use_cache":       FeatureUseCache,
 	"mtls":            FeatureMtls,
 	"endpoints":       FeatureEndpoints,
+	"observer":        FeatureObserver,
 }
 
 // String returns the value's wire name, or its number when it has none.
@@ -150,6 +154,9 @@ type ConfigureRequest struct {
 	// client is created with this list instead of server_url, which is then
 	// the first of them. Empty: one endpoint, server_url.
 	Endpoints []string `json:"endpoints,omitempty"`
+	// Register the conformance client's recording observer (feature observer;
+	// spec 14). Absent: the client has no observer at all.
+	Observer *ObserverSetup `json:"observer,omitempty"`
 }
 
 // String formats m with its bytes and credential fields redacted: they may
@@ -173,6 +180,7 @@ func (m ConfigureRequest) String() string {
 	}
 	fmt.Fprintf(&b, " Options:%v", m.Options)
 	fmt.Fprintf(&b, " Endpoints:%v", m.Endpoints)
+	fmt.Fprintf(&b, " Observer:%v", m.Observer)
 	b.WriteString("}")
 	return b.String()
 }
@@ -393,6 +401,63 @@ type EventsAnswer struct {
 	Ok bool `json:"ok"`
 	// The events (when ok).
 	Result *EventList `json:"result,omitempty"`
+	// The failure (when not ok).
+	Error *Failure `json:"error,omitempty"`
+}
+
+// How the conformance client sets up its observers (spec 14.1).
+type ObserverSetup struct {
+	// The trace context the recording observer returns at every
+	// attempt_started (spec 14.3.1): `{attempt}` in it stands for the
+	// attempt's number as 16 lower-case hex digits. Empty: it returns none.
+	Traceparent string `json:"traceparent"`
+	// The tracestate it returns beside the traceparent. Empty: none.
+	Tracestate string `json:"tracestate"`
+	// Also register, before the recording observer, one that fails at every
+	// notification (raises, panics or returns an error: spec 14.1.3).
+	FailingFirst bool `json:"failing_first"`
+}
+
+// One notification the recording observer received (spec 14.2.1).
+type Observation struct {
+	// call_started, cache, attempt_started, attempt_finished or call_finished.
+	Kind string `json:"kind"`
+	// The RPC's full name, e.g. secinfra.v1.SecretsService/GetSecret.
+	RPC string `json:"rpc"`
+	// call_started: read_only, idempotent or non_idempotent.
+	Idempotency *string `json:"idempotency,omitempty"`
+	// cache: hit, miss or revalidate.
+	Cache *string `json:"cache,omitempty"`
+	// attempt_started and attempt_finished: the attempt's number.
+	Attempt *int32 `json:"attempt,omitempty"`
+	// attempt_started: the attempt's endpoint.
+	Endpoint *string `json:"endpoint,omitempty"`
+	// attempt_finished: the HTTP status, absent when the attempt got no answer.
+	Status *int32 `json:"status,omitempty"`
+	// attempt_finished and call_finished: the error code, absent on success.
+	Code *string `json:"code,omitempty"`
+	// call_finished: whether the call succeeded.
+	Ok *bool `json:"ok,omitempty"`
+	// call_finished: the call's result metadata (spec 7.7).
+	Meta *CallMeta `json:"meta,omitempty"`
+}
+
+// The result of observations: every notification since the last
+// observations op (or configure, including its enrolment), oldest first; the
+// op clears the list.
+type ObservationList struct {
+	// The notifications.
+	Observations []*Observation `json:"observations,omitempty"`
+}
+
+// The answer to observations.
+type ObservationsAnswer struct {
+	// The request's id.
+	ID *int32 `json:"id,omitempty"`
+	// Whether it succeeded.
+	Ok bool `json:"ok"`
+	// The notifications (when ok).
+	Result *ObservationList `json:"result,omitempty"`
 	// The failure (when not ok).
 	Error *Failure `json:"error,omitempty"`
 }

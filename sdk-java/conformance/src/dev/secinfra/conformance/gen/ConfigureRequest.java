@@ -20,6 +20,7 @@ import java.util.Set;
  * @param jwt A JWT attestation the client hands to the SDK as a reusable provider, so the SDK re-enrols by itself after an expiry (spec 8.7.3, 9.7.1).
  * @param options Client-wide defaults; an absent one leaves the SDK default.
  * @param endpoints Every endpoint's base URL, in order (feature endpoints; spec 12.1): the client is created with this list instead of server_url, which is then the first of them. Empty: one endpoint, server_url.
+ * @param observer Register the conformance client's recording observer (feature observer; spec 14). Absent: the client has no observer at all.
  */
 public record ConfigureRequest(
     int id,
@@ -29,9 +30,10 @@ public record ConfigureRequest(
     String joinToken,
     String jwt,
     ClientDefaults options,
-    List<String> endpoints) {
+    List<String> endpoints,
+    ObserverSetup observer) {
 
-  private static final Set<String> KNOWN_FIELDS = Set.of("id", "op", "server_url", "bundle_pem", "join_token", "jwt", "options", "endpoints");
+  private static final Set<String> KNOWN_FIELDS = Set.of("id", "op", "server_url", "bundle_pem", "join_token", "jwt", "options", "endpoints", "observer");
 
   /**
    * Normalises absent values: null lists, maps, strings and enums become their defaults.
@@ -44,6 +46,7 @@ public record ConfigureRequest(
    * @param jwt A JWT attestation the client hands to the SDK as a reusable provider, so the SDK re-enrols by itself after an expiry (spec 8.7.3, 9.7.1).
    * @param options Client-wide defaults; an absent one leaves the SDK default.
    * @param endpoints Every endpoint's base URL, in order (feature endpoints; spec 12.1): the client is created with this list instead of server_url, which is then the first of them. Empty: one endpoint, server_url.
+   * @param observer Register the conformance client's recording observer (feature observer; spec 14). Absent: the client has no observer at all.
    */
   public ConfigureRequest {
     op = op == null ? "" : op;
@@ -77,6 +80,7 @@ public record ConfigureRequest(
     builder.jwt = this.jwt;
     builder.options = this.options;
     builder.endpoints = this.endpoints;
+    builder.observer = this.observer;
     return builder;
   }
 
@@ -101,6 +105,9 @@ public record ConfigureRequest(
       out.set("options", this.options.toJson());
     }
     out.set("endpoints", Wire.encList(this.endpoints, Wire::encString));
+    if (this.observer != null) {
+      out.set("observer", this.observer.toJson());
+    }
     return out;
   }
 
@@ -129,7 +136,8 @@ public record ConfigureRequest(
         Wire.decOptional(obj, "join_token", path, Wire::decString),
         Wire.decOptional(obj, "jwt", path, Wire::decString),
         Wire.decOptional(obj, "options", path, (n, p) -> ClientDefaults.fromJson(n, strict, p)),
-        Wire.decList(obj, "endpoints", path, Wire::decString));
+        Wire.decList(obj, "endpoints", path, Wire::decString),
+        Wire.decOptional(obj, "observer", path, (n, p) -> ObserverSetup.fromJson(n, strict, p)));
   }
 
   /**
@@ -147,7 +155,8 @@ public record ConfigureRequest(
         + "joinToken=" + (this.joinToken == null || this.joinToken.isEmpty() ? "\"\"" : "<redacted>") + ", "
         + "jwt=" + (this.jwt == null || this.jwt.isEmpty() ? "\"\"" : "<redacted>") + ", "
         + "options=" + this.options + ", "
-        + "endpoints=" + this.endpoints
+        + "endpoints=" + this.endpoints + ", "
+        + "observer=" + this.observer
         + "}";
   }
 
@@ -161,6 +170,7 @@ public record ConfigureRequest(
     private String jwt;
     private ClientDefaults options;
     private List<String> endpoints;
+    private ObserverSetup observer;
 
     private Builder() {}
 
@@ -253,12 +263,23 @@ public record ConfigureRequest(
     }
 
     /**
+     * Sets {@code observer}: Register the conformance client's recording observer (feature observer; spec 14). Absent: the client has no observer at all.
+     *
+     * @param value the new value; null clears it
+     * @return this builder
+     */
+    public Builder observer(ObserverSetup value) {
+      this.observer = value;
+      return this;
+    }
+
+    /**
      * The message.
      *
      * @return a new {@link ConfigureRequest}
      */
     public ConfigureRequest build() {
-      return new ConfigureRequest(id, op, serverUrl, bundlePem, joinToken, jwt, options, endpoints);
+      return new ConfigureRequest(id, op, serverUrl, bundlePem, joinToken, jwt, options, endpoints, observer);
     }
   }
 }

@@ -54,7 +54,11 @@ public enum Feature implements Wire.WireEnum {
    * options endpoint_order and endpoint_cooldown_seconds, and `endpoint` in
    * CallMeta and Failure.
    */
-  ENDPOINTS("endpoints");
+  ENDPOINTS("endpoints"),
+  /**
+   * Observers (spec 14): configure with `observer`, and the observations op.
+   */
+  OBSERVER("observer");
 
   private final String wire;
 
