@@ -11,16 +11,20 @@ import logging
 import subprocess
 import threading
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
 from ._identity._events import RotationEvent, RotationKind
 from ._identity._file_sink import FileSink
+from ._identity._snapshot import X509Identity
 from .errors import SecinfraError
 
-__all__ = ["Agent", "CommandRunner", "jwt_file_provider"]
+__all__ = ["LOG_FIELDS", "Agent", "CommandRunner", "jwt_file_provider", "log_event"]
 
 log = logging.getLogger("secinfra.agent")
+#: The fields the agent's log records carry beside the message (``extra``).
+LOG_FIELDS: Final = ("event", "spiffe_id", "serial", "not_after", "bundle_sequence", "error")
 
 #: How long ``secinfra agent --exec`` lets the command run by default.
 DEFAULT_EXEC_TIMEOUT_SECONDS: Final = 30.0
@@ -111,6 +115,49 @@ def jwt_file_provider(path: str | Path) -> Callable[[], str]:
     return read
 
 
+def _log_identity(kind: str, identity: X509Identity | None) -> None:
+    if identity is None:
+        return
+    log.info(
+        "secinfra: agent: %s: %s serial %s, valid until %s",
+        kind,
+        identity.spiffe_id,
+        identity.serial,
+        _utc(identity.not_after),
+        extra={
+            "event": kind,
+            "spiffe_id": identity.spiffe_id,
+            "serial": identity.serial,
+            "not_after": _utc(identity.not_after),
+        },
+    )
+
+
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def log_event(event: RotationEvent) -> None:
+    """One log line per rotation event, with its facts as fields (``extra``) for
+    ``secinfra agent --json``. Never the key or the certificate."""
+    kind = event.kind.value
+    if event.kind in (RotationKind.ENROLLED, RotationKind.RENEWED):
+        _log_identity(kind, event.identity)
+    elif event.kind is RotationKind.BUNDLE_UPDATED:
+        log.info(
+            "secinfra: agent: bundle_updated: trust bundle sequence %d",
+            event.bundle.sequence,
+            extra={"event": kind, "bundle_sequence": event.bundle.sequence},
+        )
+    else:  # renewal_failed, expired
+        log.warning(
+            "secinfra: agent: %s: %s",
+            kind,
+            event.error,
+            extra={"event": kind, "error": str(event.error)},
+        )
+
+
 class Agent:
     """``secinfra agent``: enrol, then keep ``out`` current until ``stop`` is set.
 
@@ -168,8 +215,10 @@ class Agent:
                 )
                 with client:
                     sink.attach(client.source)
+                    _log_identity("enrolled", client.source.identity())
 
                     def on_event(event: RotationEvent) -> None:
+                        log_event(event)
                         if event.kind is RotationKind.EXPIRED and jwt is None:
                             expired.set()
                             stop.set()

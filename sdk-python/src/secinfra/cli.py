@@ -46,7 +46,7 @@ from typing import Any, Final, NoReturn
 from urllib.parse import urlsplit
 
 from . import __version__
-from ._agent import DEFAULT_EXEC_TIMEOUT_SECONDS, Agent
+from ._agent import DEFAULT_EXEC_TIMEOUT_SECONDS, LOG_FIELDS, Agent
 from ._client import Client
 from ._gen.authz import BatchCheckItem, Consistency, TupleKey
 from ._gen.secrets import SecretMetadata
@@ -874,6 +874,27 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
             signal.signal(sig, previous)
 
 
+class _JsonLogFormatter(logging.Formatter):
+    """``secinfra agent --json``: one JSON object per log line, with the CLI's one
+    timestamp format and the record's fields (``_agent.LOG_FIELDS``)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        moment = datetime.fromtimestamp(record.created, tz=UTC)
+        doc: dict[str, Any] = {
+            "time": _time(moment),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name in LOG_FIELDS:
+            if name in record.__dict__:
+                doc[name] = record.__dict__[name]
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            doc.setdefault("error", f"{type(exc).__name__}: {exc}")
+        return json.dumps(doc, ensure_ascii=False)
+
+
 def _cmd_agent(args: argparse.Namespace, settings: _Settings) -> int:
     url = _require_server(settings)
     bundle = _require_bundle(settings)
@@ -888,9 +909,13 @@ def _cmd_agent(args: argparse.Namespace, settings: _Settings) -> int:
         raise UsageError("--exec needs a command (everything after --exec)")
     if args.exec_timeout <= 0:
         raise UsageError("--exec-timeout must be positive")
-    logging.basicConfig(
-        stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        _JsonLogFormatter()
+        if args.json
+        else logging.Formatter("%(asctime)s %(levelname)s %(message)s")
     )
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     agent = Agent(
         url,
         out=args.out,

@@ -7,7 +7,9 @@ ends in seconds.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -289,3 +291,50 @@ def test_agent_usage_errors_exit_2(
     err = capsys.readouterr().err
     assert message in err
     assert err.count("\n") == 1
+
+
+def test_agent_json_logs_one_object_per_line_with_the_rotation_facts(
+    own_server: ServerFactory, tmp_path: Path, unique: str
+) -> None:
+    server = own_server()
+    server.control("POST", "/_test/ca/leaf-ttl", {"seconds": LEAF_TTL_SECONDS})
+    out = tmp_path / "out"
+    spiffe_id = f"spiffe://{TRUST_DOMAIN}/{unique}"
+    token = server.join_token(spiffe_id)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SECINFRA_")}
+    env |= {"SECINFRA_JOIN_TOKEN": token, "SECINFRA_SERVER": server.url}
+    argv = ["agent", "--json", "--out", str(out), "--bundle", str(server.bundle_file)]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "secinfra.cli", *argv],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert wait_for(lambda: (out / "cert.pem").exists() or process.poll() is not None, 20)
+        first = serial_of((out / "cert.pem").read_bytes())
+        renewed = wait_for(
+            lambda: serial_of((out / "cert.pem").read_bytes()) != first, ROTATION_WITHIN_SECONDS
+        )
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert renewed
+    assert process.returncode == 0, stderr
+    lines = [json.loads(line) for line in stderr.splitlines()]  # every line is one object
+    events = {line.get("event"): line for line in lines}
+    assert {"enrolled", "renewed"} <= set(events), lines
+    for kind in ("enrolled", "renewed"):
+        line = events[kind]
+        assert line["level"] == "info"
+        assert line["logger"] == "secinfra.agent"
+        assert line["spiffe_id"] == spiffe_id
+        assert re.fullmatch(r"[0-9a-f]+", line["serial"])
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", line["not_after"])
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", line["time"])
+    assert token not in stderr
+    assert "PRIVATE KEY" not in stderr
