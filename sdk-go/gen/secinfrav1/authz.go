@@ -200,12 +200,18 @@ type ListObjectsRequest struct {
 	Consistency Consistency `json:"consistency"`
 	// With at_least_as_fresh: the revision token of a write.
 	Revision string `json:"revision"`
+	// At most this many per page (default and at most 1000).
+	PageSize int32 `json:"page_size"`
+	// The next_page_token of the previous page.
+	PageToken string `json:"page_token"`
 }
 
 // Objects, as "type:id", sorted.
 type ListObjectsResponse struct {
-	// The objects (at most 1000).
+	// The objects on this page, sorted by id.
 	Objects []string `json:"objects,omitempty"`
+	// Pass as page_token for the next page; empty on the last page.
+	NextPageToken string `json:"next_page_token"`
 }
 
 // Expands a relation.

@@ -106,7 +106,7 @@ var descAuthzServiceListObjects = rpc.Descriptor{
 	Path:        "/v1/authz:list-objects",
 	PathParams:  nil,
 	QueryParams: nil,
-	BodyFields:  []string{"type", "relation", "user", "consistency", "revision"},
+	BodyFields:  []string{"type", "relation", "user", "consistency", "revision", "page_size", "page_token"},
 	Idempotency: rpc.ReadOnly,
 	Auth:        rpc.AuthMTLS,
 	Cache:       nil,
@@ -244,7 +244,8 @@ func (c *AuthzClient) BatchCheck(ctx context.Context, req *BatchCheckRequest, op
 
 // ListObjects calls secinfra.v1.AuthzService/ListObjects.
 //
-// Lists the objects of a type that a user has a relation to.
+// Lists the objects of a type that a user has a relation to, sorted by id,
+// a page at a time: a next_page_token means there are more.
 //
 // HTTP: POST /v1/authz:list-objects. Idempotency: read_only. Auth: mtls.
 func (c *AuthzClient) ListObjects(ctx context.Context, req *ListObjectsRequest, opts ...rpc.CallOption) (*ListObjectsResponse, error) {

@@ -638,14 +638,25 @@ def _cmd_authz_read(args: argparse.Namespace, settings: _Settings) -> int:
 
 
 def _cmd_authz_list_objects(args: argparse.Namespace, settings: _Settings) -> int:
+    found: list[str] = []
     with _client(settings) as client:
-        answer = client.authz.list_objects(
-            type=args.type, relation=args.relation, user=args.user, **_consistency(args)
-        )
+        page = ""
+        while True:  # every page: the answer is the whole list
+            answer = client.authz.list_objects(
+                type=args.type,
+                relation=args.relation,
+                user=args.user,
+                page_token=page,
+                **_consistency(args),
+            )
+            found.extend(answer.objects)
+            page = answer.next_page_token
+            if not page:
+                break
     if args.json:
-        _print_json(_doc(answer))
+        _print_json({"objects": found})
     else:
-        for name in answer.objects:
+        for name in found:
             print(name)
     return EXIT_OK
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from secinfra.cli import build_parser, main
+from secinfra.models import TupleKey
 from secinfra.testing import ReferenceServer
 
 from .support import TRUST_DOMAIN
@@ -569,7 +570,8 @@ def test_secrets_undelete_and_destroy(as_admin: Run, unique: str) -> None:
 def test_authz_read_batch_check_list_objects_expand(
     own_server: Callable[..., ReferenceServer], capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    run = runner(capsys, admin_flags(own_server()))
+    server = own_server()
+    run = runner(capsys, admin_flags(server))
     dsl = tmp_path / "model.fga"
     dsl.write_text(MODEL_DSL)
     assert run("authz", "model", "put", "--dsl", str(dsl)).code == 0
@@ -587,6 +589,24 @@ def test_authz_read_batch_check_list_objects_expand(
     fresh = ["--at-least-as-fresh", revision]
     listed = run("authz", "list-objects", "document", "viewer", alice, *fresh)
     assert (listed.code, listed.out) == (0, "document:plan\n")
+    # More than one page (1000 a page): the command follows next_page_token.
+    carol = f"workload:spiffe://{TRUST_DOMAIN}/carol"
+    many = [
+        TupleKey(user=carol, relation="viewer", object=f"document:d{i:04}") for i in range(1001)
+    ]
+    with server.admin_client() as admin:
+        last = [admin.authz.write_tuples(writes=many[i : i + 500]) for i in range(0, 1001, 500)]
+    paged = run(
+        "authz",
+        "list-objects",
+        "document",
+        "viewer",
+        carol,
+        "--at-least-as-fresh",
+        last[-1].revision,
+        "--json",
+    ).json()
+    assert paged == {"objects": [k.object for k in many]}
 
     checks = ["--check", alice, "viewer", "document:plan"]
     allowed = run("authz", "batch-check", *checks, *fresh)

@@ -489,12 +489,33 @@ class AuthzApi:
             about=f"objects of type {req.type}",
         )
 
-        def run(snapshot: Snapshot) -> list[str]:
-            return authz.list_objects(
-                snapshot.model, snapshot.reader, req.type, req.relation, req.user
+        if not 0 <= req.page_size <= MAX_PAGE_SIZE:
+            raise ApiError(
+                "invalid_argument",
+                f"{_PREFIX}page_size must be between 0 (the default, {MAX_PAGE_SIZE}) and"
+                f" {MAX_PAGE_SIZE}",
+                details={"field": "page_size"},
+            )
+        query = [req.type, req.relation, req.user]
+        after = _decode_cursor(req.page_token, query, 1)[0] if req.page_token else None
+
+        def run(snapshot: Snapshot) -> authz.ObjectPage:
+            return authz.list_objects_page(
+                snapshot.model,
+                snapshot.reader,
+                req.type,
+                req.relation,
+                req.user,
+                max_results=req.page_size or MAX_PAGE_SIZE,
+                after=after,
             )
 
-        return m.ListObjectsResponse(objects=await self._engine.read(run, at_least=at_least))
+        page = await self._engine.read(run, at_least=at_least)
+        last = page.objects[-1].partition(":")[2] if page.objects else ""
+        return m.ListObjectsResponse(
+            objects=page.objects,
+            next_page_token=_encode_cursor(query, [last]) if page.more else "",
+        )
 
     async def expand(self, ctx: RequestContext, req: m.ExpandRequest) -> m.ExpandResponse:
         at_least = _min_revision(req.consistency, req.revision)
@@ -571,13 +592,16 @@ def _tuple_filter(req: m.ReadTuplesRequest) -> TupleFilter:
     return TupleFilter(object_type, object_id, req.relation, req.user)
 
 
-def _encode_page_token(where: TupleFilter, cursor: TupleCursor) -> str:
-    state = [where.object_type, where.object_id, where.relation, where.user, *cursor]
-    raw = json.dumps(state, separators=(",", ":"), ensure_ascii=False).encode()
+def _encode_cursor(query: list[str], cursor: list[str]) -> str:
+    """A page token: the query it pages (so that it cannot page another) and the
+    cursor after which the next page starts, as unpadded base64url JSON."""
+    raw = json.dumps([*query, *cursor], separators=(",", ":"), ensure_ascii=False).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode_page_token(token: str, where: TupleFilter) -> TupleCursor:
+def _decode_cursor(token: str, query: list[str], size: int) -> list[str]:
+    """The cursor of a token from :func:`_encode_cursor` for the same query."""
+
     def bad(reason: str) -> ApiError:
         return ApiError(
             "invalid_argument",
@@ -590,8 +614,25 @@ def _decode_page_token(token: str, where: TupleFilter) -> TupleCursor:
         state = json.loads(raw)
     except (binascii.Error, ValueError):
         raise bad("not a page token") from None
-    if not (isinstance(state, list) and len(state) == 8 and all(isinstance(s, str) for s in state)):
+    if not (
+        isinstance(state, list)
+        and len(state) == len(query) + size
+        and all(isinstance(s, str) for s in state)
+    ):
         raise bad("not a page token")
-    if state[:4] != [where.object_type, where.object_id, where.relation, where.user]:
-        raise bad("the token belongs to a different filter")
-    return (state[4], state[5], state[6], state[7])
+    if state[: len(query)] != query:
+        raise bad("the token belongs to a different query")
+    return state[len(query) :]
+
+
+def _encode_page_token(where: TupleFilter, cursor: TupleCursor) -> str:
+    return _encode_cursor(_filter_fields(where), list(cursor))
+
+
+def _decode_page_token(token: str, where: TupleFilter) -> TupleCursor:
+    a, b, c, d = _decode_cursor(token, _filter_fields(where), 4)
+    return (a, b, c, d)
+
+
+def _filter_fields(where: TupleFilter) -> list[str]:
+    return [where.object_type, where.object_id, where.relation, where.user]

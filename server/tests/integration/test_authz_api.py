@@ -378,13 +378,50 @@ def test_list_objects(admin: Client) -> None:
     body = {"type": "document", "relation": "viewer", "user": APP}
     resp = admin.request("POST", "/v1/authz:list-objects", body)
     assert resp.status == 200, resp.body
-    assert resp.json() == {"objects": ["document:a", "document:b"]}
+    assert resp.json() == {"objects": ["document:a", "document:b"], "next_page_token": ""}
     folders = admin.request(
         "POST", "/v1/authz:list-objects", {"type": "folder", "relation": "reader", "user": APP}
     )
-    assert folders.json() == {"objects": ["folder:payments/db/"]}
+    assert folders.json() == {"objects": ["folder:payments/db/"], "next_page_token": ""}
     bad = admin.request("POST", "/v1/authz:list-objects", {**body, "type": "nothing"})
     error(bad, 400, "invalid_argument")
+
+
+@ON_EACH_BACKEND
+def test_list_objects_pages_never_cut_silently(admin: Client) -> None:
+    assert write_model(admin, {"dsl": DOCS_DSL}).status == 200
+    # Seven documents the user can view, two it cannot (one between them in id order).
+    names = [f"p{i}" for i in range(7)]
+    owned = [f"document:{n}#owner@{APP}" for n in names]
+    others = (f"document:p3x#owner@{OTHER}", f"document:z#owner@{OTHER}")
+    assert write_tuples(admin, *owned, *others).status == 200
+    body: dict[str, Any] = {"type": "document", "relation": "viewer", "user": APP, "page_size": 3}
+    pages: list[list[str]] = []
+    token = ""
+    while True:
+        resp = admin.request("POST", "/v1/authz:list-objects", {**body, "page_token": token})
+        assert resp.status == 200, resp.body
+        pages.append(resp.json()["objects"])
+        token = resp.json()["next_page_token"]
+        if not token:
+            break
+        assert len(pages) < 5, pages
+    assert pages == [[f"document:{n}" for n in names[i : i + 3]] for i in (0, 3, 6)]
+    # A full last page says there is nothing after it: no empty page follows.
+    exact = admin.request("POST", "/v1/authz:list-objects", {**body, "page_size": 7}).json()
+    assert exact == {"objects": [f"document:{n}" for n in names], "next_page_token": ""}
+
+    first = admin.request("POST", "/v1/authz:list-objects", body).json()["next_page_token"]
+    other = {**body, "user": OTHER, "page_token": first}
+    assert "different query" in error(
+        admin.request("POST", "/v1/authz:list-objects", other), 400, "invalid_argument"
+    )
+    junk = {**body, "page_token": "not-a-token"}
+    error(admin.request("POST", "/v1/authz:list-objects", junk), 400, "invalid_argument")
+    for size in (-1, 1001):
+        too = {**body, "page_size": size}
+        resp = admin.request("POST", "/v1/authz:list-objects", too)
+        assert "page_size" in error(resp, 400, "invalid_argument")
 
 
 @ON_EACH_BACKEND
@@ -558,7 +595,7 @@ def test_questions_about_application_types_stay_open(
     assert not allowed(workload, f"document:plan#owner@{APP}")
     listed = list_objects(workload, "document", "viewer", OTHER)
     assert listed.status == 200, listed.body
-    assert listed.json() == {"objects": ["document:plan", "document:roadmap"]}
+    assert listed.json()["objects"] == ["document:plan", "document:roadmap"]
     tree = expand(workload, "document:plan", "owner")
     assert tree.status == 200, tree.body
     assert tree.json()["tree"]["root"]["leaf"]["users"]["users"] == [OTHER]
@@ -624,7 +661,7 @@ def test_list_objects_on_a_builtin_type_only_for_the_caller_itself(
     assert write_tuples(admin, f"{SECRET}#writer@{OTHER}").status == 200
     mine = list_objects(workload, "folder", "reader", APP)
     assert mine.status == 200, mine.body
-    assert mine.json() == {"objects": ["folder:payments/"]}
+    assert mine.json()["objects"] == ["folder:payments/"]
     message = error(list_objects(workload, "secret", "writer", OTHER), 403, "permission_denied")
     assert message == (
         f"secinfra: authz: list_objects: questions about objects of type secret {OWN_ONLY}"
@@ -632,7 +669,7 @@ def test_list_objects_on_a_builtin_type_only_for_the_caller_itself(
     )
     theirs = list_objects(admin, "secret", "writer", OTHER)
     assert theirs.status == 200, theirs.body
-    assert theirs.json() == {"objects": [SECRET]}
+    assert theirs.json() == {"objects": [SECRET], "next_page_token": ""}
     # Syntax is still checked first.
     error(list_objects(workload, "secret", "reader", "not a user"), 400, "invalid_argument")
     ((actor, action, resource, details),) = denied_rows(server)

@@ -586,6 +586,12 @@ class ListObjectsRequest:
     revision: str = ""
     """With at_least_as_fresh: the revision token of a write."""
 
+    page_size: int = 0
+    """At most this many per page (default and at most 1000)."""
+
+    page_token: str = ""
+    """The next_page_token of the previous page."""
+
     def to_json(self) -> dict[str, Any]:
         """The JSON object for this message; fields that are None are omitted."""
         out: dict[str, Any] = {}
@@ -594,6 +600,8 @@ class ListObjectsRequest:
         out["user"] = self.user
         out["consistency"] = str(self.consistency)
         out["revision"] = self.revision
+        out["page_size"] = self.page_size
+        out["page_token"] = self.page_token
         return out
 
     @classmethod
@@ -604,7 +612,11 @@ class ListObjectsRequest:
         """
         obj = _wire.expect_object(data, path)
         if strict:
-            _wire.reject_unknown(obj, path, ("type", "relation", "user", "consistency", "revision"))
+            _wire.reject_unknown(
+                obj,
+                path,
+                ("type", "relation", "user", "consistency", "revision", "page_size", "page_token"),
+            )
         return cls(
             type=_wire.field(obj, "type", path, _wire.decode_string, ""),
             relation=_wire.field(obj, "relation", path, _wire.decode_string, ""),
@@ -617,6 +629,8 @@ class ListObjectsRequest:
                 Consistency.UNSPECIFIED,
             ),
             revision=_wire.field(obj, "revision", path, _wire.decode_string, ""),
+            page_size=_wire.field(obj, "page_size", path, _wire.decode_int32, 0),
+            page_token=_wire.field(obj, "page_token", path, _wire.decode_string, ""),
         )
 
 
@@ -625,12 +639,16 @@ class ListObjectsResponse:
     """Objects, as "type:id", sorted."""
 
     objects: Sequence[str] = ()
-    """The objects (at most 1000)."""
+    """The objects on this page, sorted by id."""
+
+    next_page_token: str = ""
+    """Pass as page_token for the next page; empty on the last page."""
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object for this message; fields that are None are omitted."""
         out: dict[str, Any] = {}
         out["objects"] = list(self.objects)
+        out["next_page_token"] = self.next_page_token
         return out
 
     @classmethod
@@ -641,9 +659,10 @@ class ListObjectsResponse:
         """
         obj = _wire.expect_object(data, path)
         if strict:
-            _wire.reject_unknown(obj, path, ("objects",))
+            _wire.reject_unknown(obj, path, ("objects", "next_page_token"))
         return cls(
             objects=_wire.field(obj, "objects", path, _wire.list_of(_wire.decode_string), ()),
+            next_page_token=_wire.field(obj, "next_page_token", path, _wire.decode_string, ""),
         )
 
 

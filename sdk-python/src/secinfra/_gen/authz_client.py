@@ -114,7 +114,7 @@ AUTHZ_SERVICE_LIST_OBJECTS: Final = MethodDescriptor(
     path="/v1/authz:list-objects",
     path_params=(),
     query_params=(),
-    body_fields=("type", "relation", "user", "consistency", "revision"),
+    body_fields=("type", "relation", "user", "consistency", "revision", "page_size", "page_token"),
     idempotency=Idempotency.READ_ONLY,
     auth=Auth.MTLS,
     cache=None,
@@ -277,16 +277,25 @@ class AuthzClient:
         user: str = "",
         consistency: _authz.Consistency = _authz.Consistency.UNSPECIFIED,
         revision: str = "",
+        page_size: int = 0,
+        page_token: str = "",
         call_options: CallOptions | None = None,
     ) -> _authz.ListObjectsResponse:
-        """Lists the objects of a type that a user has a relation to.
+        """Lists the objects of a type that a user has a relation to, sorted by id,
+        a page at a time: a next_page_token means there are more.
 
         HTTP: ``POST /v1/authz:list-objects``
         """
         return self._invoker.invoke(
             AUTHZ_SERVICE_LIST_OBJECTS,
             _authz.ListObjectsRequest(
-                type=type, relation=relation, user=user, consistency=consistency, revision=revision
+                type=type,
+                relation=relation,
+                user=user,
+                consistency=consistency,
+                revision=revision,
+                page_size=page_size,
+                page_token=page_token,
             ),
             _authz.ListObjectsResponse,
             call_options,

@@ -398,7 +398,9 @@ module Secinfra
         Secinfra::RPC::Field.new(:relation, "relation", :string),
         Secinfra::RPC::Field.new(:user, "user", :string),
         Secinfra::RPC::Field.new(:consistency, "consistency", :enum, type: "Secinfra::V1::Consistency"),
-        Secinfra::RPC::Field.new(:revision, "revision", :string)
+        Secinfra::RPC::Field.new(:revision, "revision", :string),
+        Secinfra::RPC::Field.new(:page_size, "page_size", :int32),
+        Secinfra::RPC::Field.new(:page_token, "page_token", :string)
       ].freeze
 
       # @return [String] The object type.
@@ -416,18 +418,28 @@ module Secinfra
       # @return [String] With at_least_as_fresh: the revision token of a write.
       attr_reader :revision
 
+      # @return [Integer] At most this many per page (default and at most 1000).
+      attr_reader :page_size
+
+      # @return [String] The next_page_token of the previous page.
+      attr_reader :page_token
+
       # @param type [String] The object type.
       # @param relation [String] The relation.
       # @param user [String] The user, "type:id".
       # @param consistency [String (Secinfra::V1::Consistency)] How fresh the answer must be.
       # @param revision [String] With at_least_as_fresh: the revision token of a write.
-      def initialize(type: "", relation: "", user: "", consistency: Secinfra::V1::Consistency::UNSPECIFIED, revision: "")
+      # @param page_size [Integer] At most this many per page (default and at most 1000).
+      # @param page_token [String] The next_page_token of the previous page.
+      def initialize(type: "", relation: "", user: "", consistency: Secinfra::V1::Consistency::UNSPECIFIED, revision: "", page_size: 0, page_token: "")
         super()
         @type = type
         @relation = relation
         @user = user
         @consistency = consistency
         @revision = revision
+        @page_size = page_size
+        @page_token = page_token
         freeze
       end
     end
@@ -436,16 +448,22 @@ module Secinfra
     class ListObjectsResponse < Secinfra::RPC::Message
       # Wire fields, in declaration order.
       FIELDS = [
-        Secinfra::RPC::Field.new(:objects, "objects", :string, repeated: true)
+        Secinfra::RPC::Field.new(:objects, "objects", :string, repeated: true),
+        Secinfra::RPC::Field.new(:next_page_token, "next_page_token", :string)
       ].freeze
 
-      # @return [Array<String>] The objects (at most 1000).
+      # @return [Array<String>] The objects on this page, sorted by id.
       attr_reader :objects
 
-      # @param objects [Array<String>] The objects (at most 1000).
-      def initialize(objects: [])
+      # @return [String] Pass as page_token for the next page; empty on the last page.
+      attr_reader :next_page_token
+
+      # @param objects [Array<String>] The objects on this page, sorted by id.
+      # @param next_page_token [String] Pass as page_token for the next page; empty on the last page.
+      def initialize(objects: [], next_page_token: "")
         super()
         @objects = objects
+        @next_page_token = next_page_token
         freeze
       end
     end

@@ -116,7 +116,7 @@ module Secinfra
         path: "/v1/authz:list-objects",
         path_params: [].freeze,
         query_params: [].freeze,
-        body_fields: ["type", "relation", "user", "consistency", "revision"].freeze,
+        body_fields: ["type", "relation", "user", "consistency", "revision", "page_size", "page_token"].freeze,
         idempotency: :read_only,
         auth: :mtls,
         cache: nil,
@@ -237,7 +237,8 @@ module Secinfra
         @invoker.invoke(BATCH_CHECK, request, Secinfra::V1::BatchCheckResponse, call_options)
       end
 
-      # Lists the objects of a type that a user has a relation to.
+      # Lists the objects of a type that a user has a relation to, sorted by id,
+      # a page at a time: a next_page_token means there are more.
       #
       # HTTP: +POST /v1/authz:list-objects+ (read-only; auth: mTLS)
       #
@@ -246,11 +247,13 @@ module Secinfra
       # @param user [String] The user, "type:id".
       # @param consistency [String (Secinfra::V1::Consistency)] How fresh the answer must be.
       # @param revision [String] With at_least_as_fresh: the revision token of a write.
+      # @param page_size [Integer] At most this many per page (default and at most 1000).
+      # @param page_token [String] The next_page_token of the previous page.
       # @param call_options [Secinfra::CallOptions, nil] overrides for this call only
       # @return [Secinfra::V1::ListObjectsResponse]
       # @raise [Secinfra::Error] on any failure (see Secinfra::Error's subclasses)
-      def list_objects(type: "", relation: "", user: "", consistency: Secinfra::V1::Consistency::UNSPECIFIED, revision: "", call_options: nil)
-        request = Secinfra::V1::ListObjectsRequest.new(type: type, relation: relation, user: user, consistency: consistency, revision: revision)
+      def list_objects(type: "", relation: "", user: "", consistency: Secinfra::V1::Consistency::UNSPECIFIED, revision: "", page_size: 0, page_token: "", call_options: nil)
+        request = Secinfra::V1::ListObjectsRequest.new(type: type, relation: relation, user: user, consistency: consistency, revision: revision, page_size: page_size, page_token: page_token)
         @invoker.invoke(LIST_OBJECTS, request, Secinfra::V1::ListObjectsResponse, call_options)
       end
 

@@ -49,7 +49,7 @@ from ._expand import (
     UsersLeaf,
     expand,
 )
-from ._list_objects import DEFAULT_MAX_RESULTS, list_objects
+from ._list_objects import DEFAULT_MAX_RESULTS, ObjectPage, list_objects, list_objects_page
 from ._model import (
     SCHEMA_VERSION,
     AuthorizationModel,
@@ -89,6 +89,7 @@ __all__ = [
     "Intersection",
     "IntersectionNode",
     "ModelError",
+    "ObjectPage",
     "ObjectRef",
     "Relation",
     "RelationReference",
@@ -113,6 +114,7 @@ __all__ = [
     "check",
     "expand",
     "list_objects",
+    "list_objects_page",
     "parse_dsl",
     "parse_model",
     "parse_object",

@@ -10,7 +10,8 @@ Two phases, both driven by the user rather than by the number of objects:
    the same object. It ignores intersections and exclusions, so it yields a
    superset of the answer; each node is visited once, so cycles terminate.
 2. Each candidate of the wanted type and relation is confirmed with a check
-   (sharing one memo), in id order, until ``max_results`` are found.
+   (sharing one memo), in id order, until ``max_results`` are found; one more
+   confirmed candidate says whether there is a next page.
 """
 
 from __future__ import annotations
@@ -140,7 +141,16 @@ class _ReverseExpansion:
                 self._add((child_type, child_id, child_relation))
 
 
-def list_objects(
+@dataclass(frozen=True)
+class ObjectPage:
+    """One page of :func:`list_objects`: objects (``type:id``, sorted by id) and
+    whether confirmed objects follow the last one."""
+
+    objects: list[str]
+    more: bool
+
+
+def list_objects_page(
     model: AuthorizationModel,
     reader: TupleReader,
     object_type: str,
@@ -148,10 +158,13 @@ def list_objects(
     user: str,
     *,
     max_results: int = DEFAULT_MAX_RESULTS,
+    after: str | None = None,
     max_depth: int = MAX_DEPTH,
-) -> list[str]:
-    """Return the objects (``type:id``, sorted) of ``object_type`` on which ``user``
-    has ``relation``, at most ``max_results`` of them (the first by id).
+) -> ObjectPage:
+    """The objects of ``object_type`` on which ``user`` has ``relation``: the
+    first ``max_results`` by id whose id sorts after ``after`` (a page), and
+    whether there are more. Never a silent cut: ``more`` is true exactly when
+    another confirmed object follows the page.
 
     ``user`` is ``type:id``, ``type:id#relation`` or ``type:*``.
 
@@ -167,11 +180,33 @@ def list_objects(
     validate_user(model, user_ref)
     resolver = Resolver(model, reader, max_depth)
     reached = _ReverseExpansion(model, reader).run(user_ref)
-    candidates = sorted(i for t, i, r in reached if t == object_type and r == relation)
+    candidates = sorted(
+        i
+        for t, i, r in reached
+        if t == object_type and r == relation and (after is None or i > after)
+    )
     found: list[str] = []
     for object_id in candidates:
         if resolver.check(ObjectRef(object_type, object_id), relation, user_ref):
-            found.append(f"{object_type}:{object_id}")
             if len(found) == max_results:
-                break
-    return found
+                return ObjectPage(found, more=True)
+            found.append(f"{object_type}:{object_id}")
+    return ObjectPage(found, more=False)
+
+
+def list_objects(
+    model: AuthorizationModel,
+    reader: TupleReader,
+    object_type: str,
+    relation: str,
+    user: str,
+    *,
+    max_results: int = DEFAULT_MAX_RESULTS,
+    max_depth: int = MAX_DEPTH,
+) -> list[str]:
+    """The first page of :func:`list_objects_page`, as a list: at most
+    ``max_results`` objects, the first by id."""
+    page = list_objects_page(
+        model, reader, object_type, relation, user, max_results=max_results, max_depth=max_depth
+    )
+    return page.objects

@@ -137,7 +137,7 @@ public final class AuthzClient {
           "/v1/authz:list-objects",
           List.of(),
           List.of(),
-          List.of("type", "relation", "user", "consistency", "revision"),
+          List.of("type", "relation", "user", "consistency", "revision", "page_size", "page_token"),
           Idempotency.READ_ONLY,
           Auth.MTLS,
           null,
@@ -488,7 +488,8 @@ public final class AuthzClient {
   }
 
   /**
-   * Lists the objects of a type that a user has a relation to.
+   * Lists the objects of a type that a user has a relation to, sorted by id,
+   * a page at a time: a next_page_token means there are more.
    *
    * <p>HTTP: {@code POST /v1/authz:list-objects}; read-only; auth mtls.
    *
@@ -501,7 +502,8 @@ public final class AuthzClient {
   }
 
   /**
-   * Lists the objects of a type that a user has a relation to.
+   * Lists the objects of a type that a user has a relation to, sorted by id,
+   * a page at a time: a next_page_token means there are more.
    *
    * <p>HTTP: {@code POST /v1/authz:list-objects}; read-only; auth mtls.
    *

@@ -16,15 +16,19 @@ import java.util.Set;
  * @param user The user, "type:id".
  * @param consistency How fresh the answer must be.
  * @param revision With at_least_as_fresh: the revision token of a write.
+ * @param pageSize At most this many per page (default and at most 1000).
+ * @param pageToken The next_page_token of the previous page.
  */
 public record ListObjectsRequest(
     String type,
     String relation,
     String user,
     Consistency consistency,
-    String revision) {
+    String revision,
+    int pageSize,
+    String pageToken) {
 
-  private static final Set<String> KNOWN_FIELDS = Set.of("type", "relation", "user", "consistency", "revision");
+  private static final Set<String> KNOWN_FIELDS = Set.of("type", "relation", "user", "consistency", "revision", "page_size", "page_token");
 
   /**
    * Normalises absent values: null lists, maps, strings and enums become their defaults.
@@ -34,6 +38,8 @@ public record ListObjectsRequest(
    * @param user The user, "type:id".
    * @param consistency How fresh the answer must be.
    * @param revision With at_least_as_fresh: the revision token of a write.
+   * @param pageSize At most this many per page (default and at most 1000).
+   * @param pageToken The next_page_token of the previous page.
    */
   public ListObjectsRequest {
     type = type == null ? "" : type;
@@ -41,6 +47,7 @@ public record ListObjectsRequest(
     user = user == null ? "" : user;
     consistency = consistency == null ? Consistency.UNSPECIFIED : consistency;
     revision = revision == null ? "" : revision;
+    pageToken = pageToken == null ? "" : pageToken;
   }
 
   /**
@@ -64,6 +71,8 @@ public record ListObjectsRequest(
     builder.user = this.user;
     builder.consistency = this.consistency;
     builder.revision = this.revision;
+    builder.pageSize = this.pageSize;
+    builder.pageToken = this.pageToken;
     return builder;
   }
 
@@ -79,6 +88,8 @@ public record ListObjectsRequest(
     out.set("user", Wire.encString(this.user));
     out.set("consistency", Wire.encEnum(this.consistency));
     out.set("revision", Wire.encString(this.revision));
+    out.set("page_size", Wire.encInt32(this.pageSize));
+    out.set("page_token", Wire.encString(this.pageToken));
     return out;
   }
 
@@ -104,7 +115,9 @@ public record ListObjectsRequest(
         Wire.decField(obj, "relation", path, Wire::decString, ""),
         Wire.decField(obj, "user", path, Wire::decString, ""),
         Wire.decField(obj, "consistency", path, (n, p) -> Consistency.fromWire(n, strict, p), Consistency.UNSPECIFIED),
-        Wire.decField(obj, "revision", path, Wire::decString, ""));
+        Wire.decField(obj, "revision", path, Wire::decString, ""),
+        Wire.decField(obj, "page_size", path, Wire::decInt32, 0),
+        Wire.decField(obj, "page_token", path, Wire::decString, ""));
   }
 
   /**
@@ -119,7 +132,9 @@ public record ListObjectsRequest(
         + "relation=" + this.relation + ", "
         + "user=" + this.user + ", "
         + "consistency=" + this.consistency + ", "
-        + "revision=" + this.revision
+        + "revision=" + this.revision + ", "
+        + "pageSize=" + this.pageSize + ", "
+        + "pageToken=" + this.pageToken
         + "}";
   }
 
@@ -130,6 +145,8 @@ public record ListObjectsRequest(
     private String user;
     private Consistency consistency;
     private String revision;
+    private int pageSize;
+    private String pageToken;
 
     private Builder() {}
 
@@ -189,12 +206,34 @@ public record ListObjectsRequest(
     }
 
     /**
+     * Sets {@code page_size}: At most this many per page (default and at most 1000).
+     *
+     * @param value the new value
+     * @return this builder
+     */
+    public Builder pageSize(int value) {
+      this.pageSize = value;
+      return this;
+    }
+
+    /**
+     * Sets {@code page_token}: The next_page_token of the previous page.
+     *
+     * @param value the new value
+     * @return this builder
+     */
+    public Builder pageToken(String value) {
+      this.pageToken = value;
+      return this;
+    }
+
+    /**
      * The message.
      *
      * @return a new {@link ListObjectsRequest}
      */
     public ListObjectsRequest build() {
-      return new ListObjectsRequest(type, relation, user, consistency, revision);
+      return new ListObjectsRequest(type, relation, user, consistency, revision, pageSize, pageToken);
     }
   }
 }

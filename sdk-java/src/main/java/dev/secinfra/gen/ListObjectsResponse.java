@@ -12,20 +12,24 @@ import java.util.Set;
  *
  * <p>Proto message {@code secinfra.v1.ListObjectsResponse}.
  *
- * @param objects The objects (at most 1000).
+ * @param objects The objects on this page, sorted by id.
+ * @param nextPageToken Pass as page_token for the next page; empty on the last page.
  */
 public record ListObjectsResponse(
-    List<String> objects) {
+    List<String> objects,
+    String nextPageToken) {
 
-  private static final Set<String> KNOWN_FIELDS = Set.of("objects");
+  private static final Set<String> KNOWN_FIELDS = Set.of("objects", "next_page_token");
 
   /**
    * Normalises absent values: null lists, maps, strings and enums become their defaults.
    *
-   * @param objects The objects (at most 1000).
+   * @param objects The objects on this page, sorted by id.
+   * @param nextPageToken Pass as page_token for the next page; empty on the last page.
    */
   public ListObjectsResponse {
     objects = Wire.copyList(objects);
+    nextPageToken = nextPageToken == null ? "" : nextPageToken;
   }
 
   /**
@@ -45,6 +49,7 @@ public record ListObjectsResponse(
   public Builder toBuilder() {
     Builder builder = new Builder();
     builder.objects = this.objects;
+    builder.nextPageToken = this.nextPageToken;
     return builder;
   }
 
@@ -56,6 +61,7 @@ public record ListObjectsResponse(
   public ObjectNode toJson() {
     ObjectNode out = Wire.object();
     out.set("objects", Wire.encList(this.objects, Wire::encString));
+    out.set("next_page_token", Wire.encString(this.nextPageToken));
     return out;
   }
 
@@ -77,7 +83,8 @@ public record ListObjectsResponse(
       Wire.checkKnown(obj, KNOWN_FIELDS, path);
     }
     return new ListObjectsResponse(
-        Wire.decList(obj, "objects", path, Wire::decString));
+        Wire.decList(obj, "objects", path, Wire::decString),
+        Wire.decField(obj, "next_page_token", path, Wire::decString, ""));
   }
 
   /**
@@ -88,18 +95,20 @@ public record ListObjectsResponse(
   @Override
   public String toString() {
     return "ListObjectsResponse{"
-        + "objects=" + this.objects
+        + "objects=" + this.objects + ", "
+        + "nextPageToken=" + this.nextPageToken
         + "}";
   }
 
   /** Builds a {@link ListObjectsResponse}; unset fields keep their defaults. */
   public static final class Builder {
     private List<String> objects;
+    private String nextPageToken;
 
     private Builder() {}
 
     /**
-     * Sets {@code objects}: The objects (at most 1000).
+     * Sets {@code objects}: The objects on this page, sorted by id.
      *
      * @param value the new value
      * @return this builder
@@ -110,12 +119,23 @@ public record ListObjectsResponse(
     }
 
     /**
+     * Sets {@code next_page_token}: Pass as page_token for the next page; empty on the last page.
+     *
+     * @param value the new value
+     * @return this builder
+     */
+    public Builder nextPageToken(String value) {
+      this.nextPageToken = value;
+      return this;
+    }
+
+    /**
      * The message.
      *
      * @return a new {@link ListObjectsResponse}
      */
     public ListObjectsResponse build() {
-      return new ListObjectsResponse(objects);
+      return new ListObjectsResponse(objects, nextPageToken);
     }
   }
 }
