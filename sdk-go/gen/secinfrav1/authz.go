@@ -144,6 +144,9 @@ type CheckRequest struct {
 	Consistency Consistency `json:"consistency"`
 	// With at_least_as_fresh: the revision token of a write.
 	Revision string `json:"revision"`
+	// Tuples that hold for this request only, as if written, and are never
+	// stored (at most 100); each must fit the model as a write must.
+	ContextualTuples []*TupleKey `json:"contextual_tuples,omitempty"`
 }
 
 // The answer.
@@ -160,6 +163,9 @@ type BatchCheckItem struct {
 	CorrelationID string `json:"correlation_id"`
 	// The relationship to check.
 	TupleKey *TupleKey `json:"tuple_key,omitempty"`
+	// Tuples that hold for this request only, as if written, and are never
+	// stored (at most 100); each must fit the model as a write must.
+	ContextualTuples []*TupleKey `json:"contextual_tuples,omitempty"`
 }
 
 // Asks up to 100 questions.
@@ -204,6 +210,9 @@ type ListObjectsRequest struct {
 	PageSize int32 `json:"page_size"`
 	// The next_page_token of the previous page.
 	PageToken string `json:"page_token"`
+	// Tuples that hold for this request only, as if written, and are never
+	// stored (at most 100); each must fit the model as a write must.
+	ContextualTuples []*TupleKey `json:"contextual_tuples,omitempty"`
 }
 
 // Objects, as "type:id", sorted.
@@ -224,6 +233,9 @@ type ExpandRequest struct {
 	Consistency Consistency `json:"consistency"`
 	// With at_least_as_fresh: the revision token of a write.
 	Revision string `json:"revision"`
+	// Tuples that hold for this request only, as if written, and are never
+	// stored (at most 100); each must fit the model as a write must.
+	ContextualTuples []*TupleKey `json:"contextual_tuples,omitempty"`
 }
 
 // The userset tree.

@@ -78,6 +78,8 @@ REVISION_DIGITS: Final = 20
 MAX_TUPLES_PER_WRITE: Final = 1000
 DEFAULT_PAGE_SIZE: Final = 100
 MAX_PAGE_SIZE: Final = 1000
+#: Contextual tuples per question (OpenFGA's limit too).
+MAX_CONTEXTUAL_TUPLES: Final = 100
 
 _REVISION_RE: Final = re.compile(rf"[0-9]{{1,{REVISION_DIGITS}}}")
 _MAX_REVISION: Final = 2**63 - 1
@@ -131,6 +133,34 @@ def _tuple_key(key: m.TupleKey | None, where: str) -> authz.TupleKey:
         return authz.TupleKey(key.user, key.relation, key.object)
     except authz.TupleError as exc:
         raise _at(where, exc) from exc
+
+
+def _contextual(keys: Sequence[m.TupleKey], where: str) -> list[authz.TupleKey]:
+    """A request's contextual tuples, parsed (each fits the model later, in the
+    snapshot the question reads: :func:`_reader`)."""
+    if len(keys) > MAX_CONTEXTUAL_TUPLES:
+        raise ApiError(
+            "invalid_argument",
+            f"{_PREFIX}{where}: at most {MAX_CONTEXTUAL_TUPLES} contextual tuples, got {len(keys)}",
+            details={"field": where},
+        )
+    return [_tuple_key(key, f"{where}[{i}]") for i, key in enumerate(keys)]
+
+
+def _reader(
+    snapshot: Snapshot, contextual: Sequence[authz.TupleKey], where: str
+) -> authz.TupleReader:
+    """The snapshot's tuples plus the contextual ones, each validated as a write
+    is (the model's types and relations, the built-in types' rules)."""
+    if not contextual:
+        return snapshot.reader
+    for index, key in enumerate(contextual):
+        try:
+            authz.validate_tuple(snapshot.model, key)
+            validate_builtin_tuple(key)
+        except authz.TupleError as exc:
+            raise _at(f"{where}[{index}]", exc) from exc
+    return authz.ContextualReader(snapshot.reader, contextual)
 
 
 def _at(where: str, exc: authz.AuthzError) -> ApiError:
@@ -211,6 +241,29 @@ class AuthzApi:
             )
         )
         return f"{_PREFIX}{where}: {rule}"
+
+    async def _guard_contextual(
+        self, ctx: RequestContext, contextual: Sequence[authz.TupleKey], where: str
+    ) -> None:
+        """Refuse (permission_denied, audited) contextual tuples on a built-in type
+        from a non-admin: those types are the server's own policy, and a
+        hypothetical grant on them answers nothing a workload may rely on."""
+        index = next(
+            (i for i, key in enumerate(contextual) if key.object_type in BUILTIN_TYPES), None
+        )
+        if index is None or await self._is_admin(ctx):
+            return
+        key = contextual[index]
+        rule = (
+            f"contextual tuples on the built-in type {key.object_type} need an admin"
+            f" (admin on {SYSTEM_ROOT})"
+        )
+        details = {"user": key.user, "relation": key.relation}
+        raise ApiError(
+            "permission_denied",
+            await self._refuse(ctx, f"{where}[{index}]", key.object, details, rule),
+            details={"field": f"{where}[{index}]"},
+        )
 
     def _own_user_rule(self, ctx: RequestContext, about: str) -> str:
         return (
@@ -394,13 +447,16 @@ class AuthzApi:
 
     async def check(self, ctx: RequestContext, req: m.CheckRequest) -> Reply:
         key = _tuple_key(req.tuple_key, "tuple_key")
+        contextual = _contextual(req.contextual_tuples, "contextual_tuples")
         at_least = _min_revision(req.consistency, req.revision)
         await self._guard_own_user(
             ctx, "check", key.object_type, key.object, key.user, key.relation
         )
+        await self._guard_contextual(ctx, contextual, "contextual_tuples")
 
         def run(snapshot: Snapshot) -> tuple[bool, int]:
-            return authz.check(snapshot.model, snapshot.reader, key), snapshot.revision
+            reader = _reader(snapshot, contextual, "contextual_tuples")
+            return authz.check(snapshot.model, reader, key), snapshot.revision
 
         allowed, revision = await self._engine.read(run, at_least=at_least)
         return Reply(
@@ -429,11 +485,34 @@ class AuthzApi:
                 details={"field": "checks"},
             )
         at_least = _min_revision(req.consistency, req.revision)
-        items, failed = _batch_items(req.checks)
+        items, failed, contextual = _batch_items(req.checks)
         items = await self._drop_refused(ctx, req.checks, items, failed)
+        position = {check.correlation_id: i for i, check in enumerate(req.checks)}
+        where = {cid: f"checks[{position[cid]}].contextual_tuples" for cid in contextual}
+        for item in list(items):
+            cid = item.correlation_id
+            if cid in contextual:
+                try:
+                    await self._guard_contextual(ctx, contextual[cid], where[cid])
+                except ApiError as exc:
+                    failed[cid] = exc.message
+                    items.remove(item)
 
         def run(snapshot: Snapshot) -> tuple[dict[str, authz.BatchCheckResult], int]:
-            return authz.batch_check(snapshot.model, snapshot.reader, items), snapshot.revision
+            # One memo for the items that see the stored tuples alone; an item with
+            # contextual tuples sees its own tuples, so it is answered on its own.
+            plain = [item for item in items if item.correlation_id not in contextual]
+            results = authz.batch_check(snapshot.model, snapshot.reader, plain)
+            for item in items:
+                cid = item.correlation_id
+                if cid in contextual:
+                    try:
+                        reader = _reader(snapshot, contextual[cid], where[cid])
+                    except ApiError as exc:
+                        failed[cid] = exc.message
+                        continue
+                    results.update(authz.batch_check(snapshot.model, reader, [item]))
+            return results, snapshot.revision
 
         results, revision = await self._engine.read(run, at_least=at_least)
         wire = {
@@ -499,10 +578,13 @@ class AuthzApi:
         query = [req.type, req.relation, req.user]
         after = _decode_cursor(req.page_token, query, 1)[0] if req.page_token else None
 
+        contextual = _contextual(req.contextual_tuples, "contextual_tuples")
+        await self._guard_contextual(ctx, contextual, "contextual_tuples")
+
         def run(snapshot: Snapshot) -> authz.ObjectPage:
             return authz.list_objects_page(
                 snapshot.model,
-                snapshot.reader,
+                _reader(snapshot, contextual, "contextual_tuples"),
                 req.type,
                 req.relation,
                 req.user,
@@ -531,8 +613,12 @@ class AuthzApi:
                 "permission_denied", await self._refuse(ctx, "expand", str(obj), details, rule)
             )
 
+        contextual = _contextual(req.contextual_tuples, "contextual_tuples")
+        await self._guard_contextual(ctx, contextual, "contextual_tuples")
+
         def run(snapshot: Snapshot) -> dict[str, Any]:
-            return authz.expand(snapshot.model, snapshot.reader, req.object, req.relation).to_dict()
+            reader = _reader(snapshot, contextual, "contextual_tuples")
+            return authz.expand(snapshot.model, reader, req.object, req.relation).to_dict()
 
         return m.ExpandResponse(tree=await self._engine.read(run, at_least=at_least))
 
@@ -545,14 +631,17 @@ def _caller(ctx: RequestContext) -> str:
 
 def _batch_items(
     checks: Sequence[m.BatchCheckItem],
-) -> tuple[list[authz.BatchCheckItem], dict[str, str]]:
-    """Engine items for the well-formed checks, and errors for the malformed ones.
+) -> tuple[list[authz.BatchCheckItem], dict[str, str], dict[str, list[authz.TupleKey]]]:
+    """Engine items for the well-formed checks, errors for the malformed ones, and
+    the contextual tuples of the items that have some.
 
     Correlation ids are checked for all (malformed or repeated: the whole call
-    is invalid); a malformed tuple fails only its own check.
+    is invalid); a malformed tuple, contextual ones included, fails only its own
+    check.
     """
     items: list[authz.BatchCheckItem] = []
     failed: dict[str, str] = {}
+    contextual: dict[str, list[authz.TupleKey]] = {}
     seen: set[str] = set()
     for index, check in enumerate(checks):
         cid = check.correlation_id
@@ -572,11 +661,14 @@ def _batch_items(
             )
         try:
             key = _tuple_key(check.tuple_key, f"checks[{index}].tuple_key")
+            extra = _contextual(check.contextual_tuples, f"checks[{index}].contextual_tuples")
         except ApiError as exc:
             failed[cid] = exc.message
             continue
         items.append(authz.BatchCheckItem(key, cid))
-    return items, failed
+        if extra:
+            contextual[cid] = extra
+    return items, failed, contextual
 
 
 def _tuple_filter(req: m.ReadTuplesRequest) -> TupleFilter:

@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from secinfra_server.authz import (
+    ContextualReader,
     InMemoryTupleStore,
     TupleKey,
     TupleReader,
@@ -110,3 +111,27 @@ def test_concurrent_checks_and_writes_are_safe() -> None:
             f.result()
     assert len(store) == len(TUPLES) + 40
     assert all(r == (True, ["doc:1", "doc:2", "doc:3"]) for r in results)
+
+
+def test_contextual_reader_adds_tuples_to_every_operator_and_stores_nothing() -> None:
+    model = parse_dsl(
+        "model\n  schema 1.1\ntype user\ntype group\n  relations\n    define member: [user]\n"
+        "type doc\n  relations\n    define blocked: [user]\n"
+        "    define viewer: [user, group#member] but not blocked\n"
+    )
+    store = InMemoryTupleStore([TupleKey("group:eng#member", "viewer", "doc:1")])
+    anne_member = TupleKey("user:anne", "member", "group:eng")
+    anne_blocked = TupleKey("user:anne", "blocked", "doc:1")
+    viewer = TupleKey("user:anne", "viewer", "doc:1")
+    assert not check(model, store, viewer)
+    assert check(model, ContextualReader(store, [anne_member]), viewer)
+    # The subtracted side of "but not" sees them too.
+    assert not check(model, ContextualReader(store, [anne_member, anne_blocked]), viewer)
+    listed = list_objects(
+        model, ContextualReader(store, [anne_member]), "doc", "viewer", "user:anne"
+    )
+    assert listed == ["doc:1"]
+    # A contextual tuple that is also stored is read once.
+    both = ContextualReader(store, [TupleKey("group:eng#member", "viewer", "doc:1")])
+    assert both.read("doc", "1", "viewer") == [TupleKey("group:eng#member", "viewer", "doc:1")]
+    assert len(store) == 1

@@ -694,3 +694,83 @@ def test_expand_of_a_builtin_object_is_for_admins_only(
         ("authz.expand", "system:root"),
         ("authz.expand", "group:eng"),
     ]
+
+
+# ------------------------------------------------------------------- contextual tuples
+
+
+def test_contextual_tuples_hold_for_one_question_and_are_never_stored(admin: Client) -> None:
+    assert write_model(admin, {"dsl": DOCS_DSL}).status == 200
+    assert write_tuples(admin, f"group:eng#member@{APP}").status == 200
+    viewer = f"document:plan#viewer@{APP}"
+    via_group = [key("document:plan#viewer@group:eng#member")]
+    assert not allowed(admin, viewer)
+    assert allowed(admin, viewer, contextual_tuples=via_group)
+    assert not allowed(admin, viewer)  # nothing was written
+    assert admin.request("GET", "/v1/authz/tuples?object=document:plan").json()["tuples"] == []
+
+    objects = {"type": "document", "relation": "viewer", "user": APP}
+    listed = admin.request(
+        "POST", "/v1/authz:list-objects", {**objects, "contextual_tuples": via_group}
+    )
+    assert listed.json()["objects"] == ["document:plan"]
+    assert admin.request("POST", "/v1/authz:list-objects", objects).json()["objects"] == []
+
+    tree = admin.request(
+        "POST",
+        "/v1/authz:expand",
+        {"object": "document:plan", "relation": "viewer", "contextual_tuples": via_group},
+    ).json()["tree"]
+    assert "group:eng#member" in json.dumps(tree)
+
+    checks = [
+        {"correlation_id": "with", "tuple_key": key(viewer), "contextual_tuples": via_group},
+        {"correlation_id": "without", "tuple_key": key(viewer)},
+        {
+            "correlation_id": "bad",
+            "tuple_key": key(viewer),
+            "contextual_tuples": [key(f"document:plan#editor@{APP}")],
+        },
+    ]
+    results = admin.request("POST", "/v1/authz:batch-check", {"checks": checks}).json()["results"]
+    assert results["with"] == {"allowed": True, "error": ""}
+    assert results["without"] == {"allowed": False, "error": ""}
+    assert not results["bad"]["allowed"]
+    assert "checks[2].contextual_tuples[0]" in results["bad"]["error"]
+    assert "editor" in results["bad"]["error"]
+
+
+def test_contextual_tuples_are_validated_like_writes(admin: Client) -> None:
+    assert write_model(admin, {"dsl": DOCS_DSL}).status == 200
+    viewer = key(f"document:plan#viewer@{APP}")
+
+    def ask(contextual: list[dict[str, str]]) -> Response:
+        body = {"tuple_key": viewer, "contextual_tuples": contextual}
+        return admin.request("POST", "/v1/authz:check", body)
+
+    undefined = ask([key(f"document:plan#editor@{APP}")])
+    assert "contextual_tuples[0]" in error(undefined, 400, "invalid_argument")
+    assert undefined.json()["error"]["details"]["field"] == "contextual_tuples[0]"
+    wrong_user_type = ask([key("document:plan#owner@group:eng#member")])
+    error(wrong_user_type, 400, "invalid_argument")
+    malformed = ask([{"user": APP, "relation": "viewer", "object": "no-colon"}])
+    error(malformed, 400, "invalid_argument")
+    many = [key(f"document:d{i}#viewer@{APP}") for i in range(101)]
+    assert "at most 100" in error(ask(many), 400, "invalid_argument")
+    assert ask(many[:100]).status == 200
+
+
+def test_contextual_tuples_on_builtin_types_need_an_admin(
+    server: RunningServer, admin: Client, workload: Client
+) -> None:
+    secret = key(f"secret:payments/db#reader@{APP}")
+    body = {"tuple_key": secret, "contextual_tuples": [secret]}
+    message = error(workload.request("POST", "/v1/authz:check", body), 403, "permission_denied")
+    assert "contextual_tuples[0]" in message
+    assert "built-in type secret" in message
+    assert (APP[len("workload:") :], "authz.check", "denied") in audit_rows(server)
+    # Nothing else a workload may ask changes: its own question, no contextual tuples.
+    plain = workload.request("POST", "/v1/authz:check", {"tuple_key": secret})
+    assert plain.status == 200
+    assert plain.json()["allowed"] is False
+    assert allowed(admin, f"secret:payments/db#reader@{APP}", contextual_tuples=[secret])

@@ -84,7 +84,7 @@ AUTHZ_SERVICE_CHECK: Final = MethodDescriptor(
     path="/v1/authz:check",
     path_params=(),
     query_params=(),
-    body_fields=("tuple_key", "consistency", "revision"),
+    body_fields=("tuple_key", "consistency", "revision", "contextual_tuples"),
     idempotency=Idempotency.READ_ONLY,
     auth=Auth.MTLS,
     cache=CachePolicy(cacheable=True, resource="authz", key_field=""),
@@ -114,7 +114,16 @@ AUTHZ_SERVICE_LIST_OBJECTS: Final = MethodDescriptor(
     path="/v1/authz:list-objects",
     path_params=(),
     query_params=(),
-    body_fields=("type", "relation", "user", "consistency", "revision", "page_size", "page_token"),
+    body_fields=(
+        "type",
+        "relation",
+        "user",
+        "consistency",
+        "revision",
+        "page_size",
+        "page_token",
+        "contextual_tuples",
+    ),
     idempotency=Idempotency.READ_ONLY,
     auth=Auth.MTLS,
     cache=None,
@@ -129,7 +138,7 @@ AUTHZ_SERVICE_EXPAND: Final = MethodDescriptor(
     path="/v1/authz:expand",
     path_params=(),
     query_params=(),
-    body_fields=("object", "relation", "consistency", "revision"),
+    body_fields=("object", "relation", "consistency", "revision", "contextual_tuples"),
     idempotency=Idempotency.READ_ONLY,
     auth=Auth.MTLS,
     cache=None,
@@ -236,6 +245,7 @@ class AuthzClient:
         tuple_key: _authz.TupleKey | None = None,
         consistency: _authz.Consistency = _authz.Consistency.UNSPECIFIED,
         revision: str = "",
+        contextual_tuples: Sequence[_authz.TupleKey] = (),
         call_options: CallOptions | None = None,
     ) -> _authz.CheckResponse:
         """Checks whether a user has a relation to an object. Responses carry
@@ -245,7 +255,12 @@ class AuthzClient:
         """
         return self._invoker.invoke(
             AUTHZ_SERVICE_CHECK,
-            _authz.CheckRequest(tuple_key=tuple_key, consistency=consistency, revision=revision),
+            _authz.CheckRequest(
+                tuple_key=tuple_key,
+                consistency=consistency,
+                revision=revision,
+                contextual_tuples=contextual_tuples,
+            ),
             _authz.CheckResponse,
             call_options,
         )
@@ -279,6 +294,7 @@ class AuthzClient:
         revision: str = "",
         page_size: int = 0,
         page_token: str = "",
+        contextual_tuples: Sequence[_authz.TupleKey] = (),
         call_options: CallOptions | None = None,
     ) -> _authz.ListObjectsResponse:
         """Lists the objects of a type that a user has a relation to, sorted by id,
@@ -296,6 +312,7 @@ class AuthzClient:
                 revision=revision,
                 page_size=page_size,
                 page_token=page_token,
+                contextual_tuples=contextual_tuples,
             ),
             _authz.ListObjectsResponse,
             call_options,
@@ -308,6 +325,7 @@ class AuthzClient:
         relation: str = "",
         consistency: _authz.Consistency = _authz.Consistency.UNSPECIFIED,
         revision: str = "",
+        contextual_tuples: Sequence[_authz.TupleKey] = (),
         call_options: CallOptions | None = None,
     ) -> _authz.ExpandResponse:
         """Expands a relation on an object into its userset tree, to explain who
@@ -318,7 +336,11 @@ class AuthzClient:
         return self._invoker.invoke(
             AUTHZ_SERVICE_EXPAND,
             _authz.ExpandRequest(
-                object=object, relation=relation, consistency=consistency, revision=revision
+                object=object,
+                relation=relation,
+                consistency=consistency,
+                revision=revision,
+                contextual_tuples=contextual_tuples,
             ),
             _authz.ExpandResponse,
             call_options,

@@ -240,7 +240,8 @@ module Secinfra
       FIELDS = [
         Secinfra::RPC::Field.new(:tuple_key, "tuple_key", :message, type: "Secinfra::V1::TupleKey", presence: true),
         Secinfra::RPC::Field.new(:consistency, "consistency", :enum, type: "Secinfra::V1::Consistency"),
-        Secinfra::RPC::Field.new(:revision, "revision", :string)
+        Secinfra::RPC::Field.new(:revision, "revision", :string),
+        Secinfra::RPC::Field.new(:contextual_tuples, "contextual_tuples", :message, type: "Secinfra::V1::TupleKey", repeated: true)
       ].freeze
 
       # @return [Secinfra::V1::TupleKey, nil] The relationship to check.
@@ -252,14 +253,19 @@ module Secinfra
       # @return [String] With at_least_as_fresh: the revision token of a write.
       attr_reader :revision
 
+      # @return [Array<Secinfra::V1::TupleKey>] Tuples that hold for this request only, as if written, and are never stored (at most 100); each must fit the model as a write must.
+      attr_reader :contextual_tuples
+
       # @param tuple_key [Secinfra::V1::TupleKey, nil] The relationship to check.
       # @param consistency [String (Secinfra::V1::Consistency)] How fresh the answer must be.
       # @param revision [String] With at_least_as_fresh: the revision token of a write.
-      def initialize(tuple_key: nil, consistency: Secinfra::V1::Consistency::UNSPECIFIED, revision: "")
+      # @param contextual_tuples [Array<Secinfra::V1::TupleKey>] Tuples that hold for this request only, as if written, and are never stored (at most 100); each must fit the model as a write must.
+      def initialize(tuple_key: nil, consistency: Secinfra::V1::Consistency::UNSPECIFIED, revision: "", contextual_tuples: [])
         super()
         @tuple_key = tuple_key
         @consistency = consistency
         @revision = revision
+        @contextual_tuples = contextual_tuples
         freeze
       end
     end
@@ -293,7 +299,8 @@ module Secinfra
       # Wire fields, in declaration order.
       FIELDS = [
         Secinfra::RPC::Field.new(:correlation_id, "correlation_id", :string),
-        Secinfra::RPC::Field.new(:tuple_key, "tuple_key", :message, type: "Secinfra::V1::TupleKey", presence: true)
+        Secinfra::RPC::Field.new(:tuple_key, "tuple_key", :message, type: "Secinfra::V1::TupleKey", presence: true),
+        Secinfra::RPC::Field.new(:contextual_tuples, "contextual_tuples", :message, type: "Secinfra::V1::TupleKey", repeated: true)
       ].freeze
 
       # @return [String] Your id for this check; the result is keyed by it. Unique in the batch.
@@ -302,12 +309,17 @@ module Secinfra
       # @return [Secinfra::V1::TupleKey, nil] The relationship to check.
       attr_reader :tuple_key
 
+      # @return [Array<Secinfra::V1::TupleKey>] Tuples that hold for this request only, as if written, and are never stored (at most 100); each must fit the model as a write must.
+      attr_reader :contextual_tuples
+
       # @param correlation_id [String] Your id for this check; the result is keyed by it. Unique in the batch.
       # @param tuple_key [Secinfra::V1::TupleKey, nil] The relationship to check.
-      def initialize(correlation_id: "", tuple_key: nil)
+      # @param contextual_tuples [Array<Secinfra::V1::TupleKey>] Tuples that hold for this request only, as if written, and are never stored (at most 100); each must fit the model as a write must.
+      def initialize(correlation_id: "", tuple_key: nil, contextual_tuples: [])
         super()
         @correlation_id = correlation_id
         @tuple_key = tuple_key
+        @contextual_tuples = contextual_tuples
         freeze
       end
     end
@@ -400,7 +412,8 @@ module Secinfra
         Secinfra::RPC::Field.new(:consistency, "consistency", :enum, type: "Secinfra::V1::Consistency"),
         Secinfra::RPC::Field.new(:revision, "revision", :string),
         Secinfra::RPC::Field.new(:page_size, "page_size", :int32),
-        Secinfra::RPC::Field.new(:page_token, "page_token", :string)
+        Secinfra::RPC::Field.new(:page_token, "page_token", :string),
+        Secinfra::RPC::Field.new(:contextual_tuples, "contextual_tuples", :message, type: "Secinfra::V1::TupleKey", repeated: true)
       ].freeze
 
       # @return [String] The object type.
@@ -424,6 +437,9 @@ module Secinfra
       # @return [String] The next_page_token of the previous page.
       attr_reader :page_token
 
+      # @return [Array<Secinfra::V1::TupleKey>] Tuples that hold for this request only, as if written, and are never stored (at most 100); each must fit the model as a write must.
+      attr_reader :contextual_tuples
+
       # @param type [String] The object type.
       # @param relation [String] The relation.
       # @param user [String] The user, "type:id".
@@ -431,7 +447,8 @@ module Secinfra
       # @param revision [String] With at_least_as_fresh: the revision token of a write.
       # @param page_size [Integer] At most this many per page (default and at most 1000).
       # @param page_token [String] The next_page_token of the previous page.
-      def initialize(type: "", relation: "", user: "", consistency: Secinfra::V1::Consistency::UNSPECIFIED, revision: "", page_size: 0, page_token: "")
+      # @param contextual_tuples [Array<Secinfra::V1::TupleKey>] Tuples that hold for this request only, as if written, and are never stored (at most 100); each must fit the model as a write must.
+      def initialize(type: "", relation: "", user: "", consistency: Secinfra::V1::Consistency::UNSPECIFIED, revision: "", page_size: 0, page_token: "", contextual_tuples: [])
         super()
         @type = type
         @relation = relation
@@ -440,6 +457,7 @@ module Secinfra
         @revision = revision
         @page_size = page_size
         @page_token = page_token
+        @contextual_tuples = contextual_tuples
         freeze
       end
     end
@@ -475,7 +493,8 @@ module Secinfra
         Secinfra::RPC::Field.new(:object, "object", :string),
         Secinfra::RPC::Field.new(:relation, "relation", :string),
         Secinfra::RPC::Field.new(:consistency, "consistency", :enum, type: "Secinfra::V1::Consistency"),
-        Secinfra::RPC::Field.new(:revision, "revision", :string)
+        Secinfra::RPC::Field.new(:revision, "revision", :string),
+        Secinfra::RPC::Field.new(:contextual_tuples, "contextual_tuples", :message, type: "Secinfra::V1::TupleKey", repeated: true)
       ].freeze
 
       # @return [String] "type:id".
@@ -490,16 +509,21 @@ module Secinfra
       # @return [String] With at_least_as_fresh: the revision token of a write.
       attr_reader :revision
 
+      # @return [Array<Secinfra::V1::TupleKey>] Tuples that hold for this request only, as if written, and are never stored (at most 100); each must fit the model as a write must.
+      attr_reader :contextual_tuples
+
       # @param object [String] "type:id".
       # @param relation [String] The relation.
       # @param consistency [String (Secinfra::V1::Consistency)] How fresh the answer must be.
       # @param revision [String] With at_least_as_fresh: the revision token of a write.
-      def initialize(object: "", relation: "", consistency: Secinfra::V1::Consistency::UNSPECIFIED, revision: "")
+      # @param contextual_tuples [Array<Secinfra::V1::TupleKey>] Tuples that hold for this request only, as if written, and are never stored (at most 100); each must fit the model as a write must.
+      def initialize(object: "", relation: "", consistency: Secinfra::V1::Consistency::UNSPECIFIED, revision: "", contextual_tuples: [])
         super()
         @object = object
         @relation = relation
         @consistency = consistency
         @revision = revision
+        @contextual_tuples = contextual_tuples
         freeze
       end
     end

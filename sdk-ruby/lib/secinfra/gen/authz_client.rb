@@ -84,7 +84,7 @@ module Secinfra
         path: "/v1/authz:check",
         path_params: [].freeze,
         query_params: [].freeze,
-        body_fields: ["tuple_key", "consistency", "revision"].freeze,
+        body_fields: ["tuple_key", "consistency", "revision", "contextual_tuples"].freeze,
         idempotency: :read_only,
         auth: :mtls,
         cache: Secinfra::RPC::CachePolicy.new(resource: "authz", key_field: ""),
@@ -116,7 +116,7 @@ module Secinfra
         path: "/v1/authz:list-objects",
         path_params: [].freeze,
         query_params: [].freeze,
-        body_fields: ["type", "relation", "user", "consistency", "revision", "page_size", "page_token"].freeze,
+        body_fields: ["type", "relation", "user", "consistency", "revision", "page_size", "page_token", "contextual_tuples"].freeze,
         idempotency: :read_only,
         auth: :mtls,
         cache: nil,
@@ -132,7 +132,7 @@ module Secinfra
         path: "/v1/authz:expand",
         path_params: [].freeze,
         query_params: [].freeze,
-        body_fields: ["object", "relation", "consistency", "revision"].freeze,
+        body_fields: ["object", "relation", "consistency", "revision", "contextual_tuples"].freeze,
         idempotency: :read_only,
         auth: :mtls,
         cache: nil,
@@ -214,11 +214,12 @@ module Secinfra
       # @param tuple_key [Secinfra::V1::TupleKey, nil] The relationship to check.
       # @param consistency [String (Secinfra::V1::Consistency)] How fresh the answer must be.
       # @param revision [String] With at_least_as_fresh: the revision token of a write.
+      # @param contextual_tuples [Array<Secinfra::V1::TupleKey>] Tuples that hold for this request only, as if written, and are never stored (at most 100); each must fit the model as a write must.
       # @param call_options [Secinfra::CallOptions, nil] overrides for this call only
       # @return [Secinfra::V1::CheckResponse]
       # @raise [Secinfra::Error] on any failure (see Secinfra::Error's subclasses)
-      def check(tuple_key: nil, consistency: Secinfra::V1::Consistency::UNSPECIFIED, revision: "", call_options: nil)
-        request = Secinfra::V1::CheckRequest.new(tuple_key: tuple_key, consistency: consistency, revision: revision)
+      def check(tuple_key: nil, consistency: Secinfra::V1::Consistency::UNSPECIFIED, revision: "", contextual_tuples: [], call_options: nil)
+        request = Secinfra::V1::CheckRequest.new(tuple_key: tuple_key, consistency: consistency, revision: revision, contextual_tuples: contextual_tuples)
         @invoker.invoke(CHECK, request, Secinfra::V1::CheckResponse, call_options)
       end
 
@@ -249,11 +250,12 @@ module Secinfra
       # @param revision [String] With at_least_as_fresh: the revision token of a write.
       # @param page_size [Integer] At most this many per page (default and at most 1000).
       # @param page_token [String] The next_page_token of the previous page.
+      # @param contextual_tuples [Array<Secinfra::V1::TupleKey>] Tuples that hold for this request only, as if written, and are never stored (at most 100); each must fit the model as a write must.
       # @param call_options [Secinfra::CallOptions, nil] overrides for this call only
       # @return [Secinfra::V1::ListObjectsResponse]
       # @raise [Secinfra::Error] on any failure (see Secinfra::Error's subclasses)
-      def list_objects(type: "", relation: "", user: "", consistency: Secinfra::V1::Consistency::UNSPECIFIED, revision: "", page_size: 0, page_token: "", call_options: nil)
-        request = Secinfra::V1::ListObjectsRequest.new(type: type, relation: relation, user: user, consistency: consistency, revision: revision, page_size: page_size, page_token: page_token)
+      def list_objects(type: "", relation: "", user: "", consistency: Secinfra::V1::Consistency::UNSPECIFIED, revision: "", page_size: 0, page_token: "", contextual_tuples: [], call_options: nil)
+        request = Secinfra::V1::ListObjectsRequest.new(type: type, relation: relation, user: user, consistency: consistency, revision: revision, page_size: page_size, page_token: page_token, contextual_tuples: contextual_tuples)
         @invoker.invoke(LIST_OBJECTS, request, Secinfra::V1::ListObjectsResponse, call_options)
       end
 
@@ -266,11 +268,12 @@ module Secinfra
       # @param relation [String] The relation.
       # @param consistency [String (Secinfra::V1::Consistency)] How fresh the answer must be.
       # @param revision [String] With at_least_as_fresh: the revision token of a write.
+      # @param contextual_tuples [Array<Secinfra::V1::TupleKey>] Tuples that hold for this request only, as if written, and are never stored (at most 100); each must fit the model as a write must.
       # @param call_options [Secinfra::CallOptions, nil] overrides for this call only
       # @return [Secinfra::V1::ExpandResponse]
       # @raise [Secinfra::Error] on any failure (see Secinfra::Error's subclasses)
-      def expand(object: "", relation: "", consistency: Secinfra::V1::Consistency::UNSPECIFIED, revision: "", call_options: nil)
-        request = Secinfra::V1::ExpandRequest.new(object: object, relation: relation, consistency: consistency, revision: revision)
+      def expand(object: "", relation: "", consistency: Secinfra::V1::Consistency::UNSPECIFIED, revision: "", contextual_tuples: [], call_options: nil)
+        request = Secinfra::V1::ExpandRequest.new(object: object, relation: relation, consistency: consistency, revision: revision, contextual_tuples: contextual_tuples)
         @invoker.invoke(EXPAND, request, Secinfra::V1::ExpandResponse, call_options)
       end
     end

@@ -356,6 +356,11 @@ class CheckRequest:
     revision: str = ""
     """With at_least_as_fresh: the revision token of a write."""
 
+    contextual_tuples: Sequence[TupleKey] = ()
+    """Tuples that hold for this request only, as if written, and are never
+    stored (at most 100); each must fit the model as a write must.
+    """
+
     def to_json(self) -> dict[str, Any]:
         """The JSON object for this message; fields that are None are omitted."""
         out: dict[str, Any] = {}
@@ -363,6 +368,7 @@ class CheckRequest:
             out["tuple_key"] = self.tuple_key.to_json()
         out["consistency"] = str(self.consistency)
         out["revision"] = self.revision
+        out["contextual_tuples"] = [v.to_json() for v in self.contextual_tuples]
         return out
 
     @classmethod
@@ -373,7 +379,9 @@ class CheckRequest:
         """
         obj = _wire.expect_object(data, path)
         if strict:
-            _wire.reject_unknown(obj, path, ("tuple_key", "consistency", "revision"))
+            _wire.reject_unknown(
+                obj, path, ("tuple_key", "consistency", "revision", "contextual_tuples")
+            )
         return cls(
             tuple_key=_wire.optional(obj, "tuple_key", path, _wire.message(TupleKey, strict)),
             consistency=_wire.field(
@@ -384,6 +392,9 @@ class CheckRequest:
                 Consistency.UNSPECIFIED,
             ),
             revision=_wire.field(obj, "revision", path, _wire.decode_string, ""),
+            contextual_tuples=_wire.field(
+                obj, "contextual_tuples", path, _wire.list_of(_wire.message(TupleKey, strict)), ()
+            ),
         )
 
 
@@ -429,12 +440,18 @@ class BatchCheckItem:
     tuple_key: TupleKey | None = None
     """The relationship to check."""
 
+    contextual_tuples: Sequence[TupleKey] = ()
+    """Tuples that hold for this request only, as if written, and are never
+    stored (at most 100); each must fit the model as a write must.
+    """
+
     def to_json(self) -> dict[str, Any]:
         """The JSON object for this message; fields that are None are omitted."""
         out: dict[str, Any] = {}
         out["correlation_id"] = self.correlation_id
         if self.tuple_key is not None:
             out["tuple_key"] = self.tuple_key.to_json()
+        out["contextual_tuples"] = [v.to_json() for v in self.contextual_tuples]
         return out
 
     @classmethod
@@ -445,10 +462,13 @@ class BatchCheckItem:
         """
         obj = _wire.expect_object(data, path)
         if strict:
-            _wire.reject_unknown(obj, path, ("correlation_id", "tuple_key"))
+            _wire.reject_unknown(obj, path, ("correlation_id", "tuple_key", "contextual_tuples"))
         return cls(
             correlation_id=_wire.field(obj, "correlation_id", path, _wire.decode_string, ""),
             tuple_key=_wire.optional(obj, "tuple_key", path, _wire.message(TupleKey, strict)),
+            contextual_tuples=_wire.field(
+                obj, "contextual_tuples", path, _wire.list_of(_wire.message(TupleKey, strict)), ()
+            ),
         )
 
 
@@ -592,6 +612,11 @@ class ListObjectsRequest:
     page_token: str = ""
     """The next_page_token of the previous page."""
 
+    contextual_tuples: Sequence[TupleKey] = ()
+    """Tuples that hold for this request only, as if written, and are never
+    stored (at most 100); each must fit the model as a write must.
+    """
+
     def to_json(self) -> dict[str, Any]:
         """The JSON object for this message; fields that are None are omitted."""
         out: dict[str, Any] = {}
@@ -602,6 +627,7 @@ class ListObjectsRequest:
         out["revision"] = self.revision
         out["page_size"] = self.page_size
         out["page_token"] = self.page_token
+        out["contextual_tuples"] = [v.to_json() for v in self.contextual_tuples]
         return out
 
     @classmethod
@@ -615,7 +641,16 @@ class ListObjectsRequest:
             _wire.reject_unknown(
                 obj,
                 path,
-                ("type", "relation", "user", "consistency", "revision", "page_size", "page_token"),
+                (
+                    "type",
+                    "relation",
+                    "user",
+                    "consistency",
+                    "revision",
+                    "page_size",
+                    "page_token",
+                    "contextual_tuples",
+                ),
             )
         return cls(
             type=_wire.field(obj, "type", path, _wire.decode_string, ""),
@@ -631,6 +666,9 @@ class ListObjectsRequest:
             revision=_wire.field(obj, "revision", path, _wire.decode_string, ""),
             page_size=_wire.field(obj, "page_size", path, _wire.decode_int32, 0),
             page_token=_wire.field(obj, "page_token", path, _wire.decode_string, ""),
+            contextual_tuples=_wire.field(
+                obj, "contextual_tuples", path, _wire.list_of(_wire.message(TupleKey, strict)), ()
+            ),
         )
 
 
@@ -682,6 +720,11 @@ class ExpandRequest:
     revision: str = ""
     """With at_least_as_fresh: the revision token of a write."""
 
+    contextual_tuples: Sequence[TupleKey] = ()
+    """Tuples that hold for this request only, as if written, and are never
+    stored (at most 100); each must fit the model as a write must.
+    """
+
     def to_json(self) -> dict[str, Any]:
         """The JSON object for this message; fields that are None are omitted."""
         out: dict[str, Any] = {}
@@ -689,6 +732,7 @@ class ExpandRequest:
         out["relation"] = self.relation
         out["consistency"] = str(self.consistency)
         out["revision"] = self.revision
+        out["contextual_tuples"] = [v.to_json() for v in self.contextual_tuples]
         return out
 
     @classmethod
@@ -699,7 +743,9 @@ class ExpandRequest:
         """
         obj = _wire.expect_object(data, path)
         if strict:
-            _wire.reject_unknown(obj, path, ("object", "relation", "consistency", "revision"))
+            _wire.reject_unknown(
+                obj, path, ("object", "relation", "consistency", "revision", "contextual_tuples")
+            )
         return cls(
             object=_wire.field(obj, "object", path, _wire.decode_string, ""),
             relation=_wire.field(obj, "relation", path, _wire.decode_string, ""),
@@ -711,6 +757,9 @@ class ExpandRequest:
                 Consistency.UNSPECIFIED,
             ),
             revision=_wire.field(obj, "revision", path, _wire.decode_string, ""),
+            contextual_tuples=_wire.field(
+                obj, "contextual_tuples", path, _wire.list_of(_wire.message(TupleKey, strict)), ()
+            ),
         )
 
 

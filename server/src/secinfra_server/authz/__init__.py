@@ -66,7 +66,7 @@ from ._model import (
     parse_model,
 )
 from ._render import render_dsl
-from ._store import InMemoryTupleStore, TupleReader
+from ._store import ContextualReader, InMemoryTupleStore, TupleReader
 from ._tuples import ObjectRef, TupleKey, UserRef, parse_object, parse_user, validate_tuple
 
 __all__ = [
@@ -83,6 +83,7 @@ __all__ = [
     "BatchCheckResult",
     "ComputedLeaf",
     "ComputedUserset",
+    "ContextualReader",
     "Difference",
     "DifferenceNode",
     "InMemoryTupleStore",

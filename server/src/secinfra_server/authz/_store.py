@@ -88,6 +88,30 @@ class InMemoryTupleStore:
             return sum(len(users) for users in self._by_object.values())
 
 
+class ContextualReader:
+    """A :class:`TupleReader` that sees ``base`` plus contextual tuples: tuples
+    that hold for one request only, as if written, and are never stored
+    (OpenFGA's contextual tuples). Reads are the union; a tuple in both is
+    returned once."""
+
+    def __init__(self, base: TupleReader, contextual: Iterable[TupleKey]) -> None:
+        self._base = base
+        self._extra = InMemoryTupleStore(contextual)
+
+    def read(self, object_type: str, object_id: str, relation: str) -> list[TupleKey]:
+        """See :meth:`TupleReader.read`."""
+        found = {key.user: key for key in self._base.read(object_type, object_id, relation)}
+        for key in self._extra.read(object_type, object_id, relation):
+            found.setdefault(key.user, key)
+        return list(found.values())
+
+    def read_objects(self, object_type: str, relation: str, user: str) -> list[str]:
+        """See :meth:`TupleReader.read_objects`."""
+        ids = set(self._base.read_objects(object_type, relation, user))
+        ids.update(self._extra.read_objects(object_type, relation, user))
+        return sorted(ids)
+
+
 def _object_index(key: TupleKey) -> tuple[str, str, str]:
     return (key.object_type, key.object_id, key.relation)
 

@@ -4,6 +4,7 @@ package dev.secinfra.gen;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.secinfra.rpc.Wire;
+import java.util.List;
 import java.util.Set;
 
 /**
@@ -13,21 +14,25 @@ import java.util.Set;
  *
  * @param correlationId Your id for this check; the result is keyed by it. Unique in the batch.
  * @param tupleKey The relationship to check.
+ * @param contextualTuples Tuples that hold for this request only, as if written, and are never stored (at most 100); each must fit the model as a write must.
  */
 public record BatchCheckItem(
     String correlationId,
-    TupleKey tupleKey) {
+    TupleKey tupleKey,
+    List<TupleKey> contextualTuples) {
 
-  private static final Set<String> KNOWN_FIELDS = Set.of("correlation_id", "tuple_key");
+  private static final Set<String> KNOWN_FIELDS = Set.of("correlation_id", "tuple_key", "contextual_tuples");
 
   /**
    * Normalises absent values: null lists, maps, strings and enums become their defaults.
    *
    * @param correlationId Your id for this check; the result is keyed by it. Unique in the batch.
    * @param tupleKey The relationship to check.
+   * @param contextualTuples Tuples that hold for this request only, as if written, and are never stored (at most 100); each must fit the model as a write must.
    */
   public BatchCheckItem {
     correlationId = correlationId == null ? "" : correlationId;
+    contextualTuples = Wire.copyList(contextualTuples);
   }
 
   /**
@@ -48,6 +53,7 @@ public record BatchCheckItem(
     Builder builder = new Builder();
     builder.correlationId = this.correlationId;
     builder.tupleKey = this.tupleKey;
+    builder.contextualTuples = this.contextualTuples;
     return builder;
   }
 
@@ -62,6 +68,7 @@ public record BatchCheckItem(
     if (this.tupleKey != null) {
       out.set("tuple_key", this.tupleKey.toJson());
     }
+    out.set("contextual_tuples", Wire.encList(this.contextualTuples, TupleKey::toJson));
     return out;
   }
 
@@ -84,7 +91,8 @@ public record BatchCheckItem(
     }
     return new BatchCheckItem(
         Wire.decField(obj, "correlation_id", path, Wire::decString, ""),
-        Wire.decOptional(obj, "tuple_key", path, (n, p) -> TupleKey.fromJson(n, strict, p)));
+        Wire.decOptional(obj, "tuple_key", path, (n, p) -> TupleKey.fromJson(n, strict, p)),
+        Wire.decList(obj, "contextual_tuples", path, (n, p) -> TupleKey.fromJson(n, strict, p)));
   }
 
   /**
@@ -96,7 +104,8 @@ public record BatchCheckItem(
   public String toString() {
     return "BatchCheckItem{"
         + "correlationId=" + this.correlationId + ", "
-        + "tupleKey=" + this.tupleKey
+        + "tupleKey=" + this.tupleKey + ", "
+        + "contextualTuples=" + this.contextualTuples
         + "}";
   }
 
@@ -104,6 +113,7 @@ public record BatchCheckItem(
   public static final class Builder {
     private String correlationId;
     private TupleKey tupleKey;
+    private List<TupleKey> contextualTuples;
 
     private Builder() {}
 
@@ -130,12 +140,23 @@ public record BatchCheckItem(
     }
 
     /**
+     * Sets {@code contextual_tuples}: Tuples that hold for this request only, as if written, and are never stored (at most 100); each must fit the model as a write must.
+     *
+     * @param value the new value
+     * @return this builder
+     */
+    public Builder contextualTuples(List<TupleKey> value) {
+      this.contextualTuples = value;
+      return this;
+    }
+
+    /**
      * The message.
      *
      * @return a new {@link BatchCheckItem}
      */
     public BatchCheckItem build() {
-      return new BatchCheckItem(correlationId, tupleKey);
+      return new BatchCheckItem(correlationId, tupleKey, contextualTuples);
     }
   }
 }

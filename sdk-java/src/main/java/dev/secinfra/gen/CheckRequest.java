@@ -4,6 +4,7 @@ package dev.secinfra.gen;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.secinfra.rpc.Wire;
+import java.util.List;
 import java.util.Set;
 
 /**
@@ -14,13 +15,15 @@ import java.util.Set;
  * @param tupleKey The relationship to check.
  * @param consistency How fresh the answer must be.
  * @param revision With at_least_as_fresh: the revision token of a write.
+ * @param contextualTuples Tuples that hold for this request only, as if written, and are never stored (at most 100); each must fit the model as a write must.
  */
 public record CheckRequest(
     TupleKey tupleKey,
     Consistency consistency,
-    String revision) {
+    String revision,
+    List<TupleKey> contextualTuples) {
 
-  private static final Set<String> KNOWN_FIELDS = Set.of("tuple_key", "consistency", "revision");
+  private static final Set<String> KNOWN_FIELDS = Set.of("tuple_key", "consistency", "revision", "contextual_tuples");
 
   /**
    * Normalises absent values: null lists, maps, strings and enums become their defaults.
@@ -28,10 +31,12 @@ public record CheckRequest(
    * @param tupleKey The relationship to check.
    * @param consistency How fresh the answer must be.
    * @param revision With at_least_as_fresh: the revision token of a write.
+   * @param contextualTuples Tuples that hold for this request only, as if written, and are never stored (at most 100); each must fit the model as a write must.
    */
   public CheckRequest {
     consistency = consistency == null ? Consistency.UNSPECIFIED : consistency;
     revision = revision == null ? "" : revision;
+    contextualTuples = Wire.copyList(contextualTuples);
   }
 
   /**
@@ -53,6 +58,7 @@ public record CheckRequest(
     builder.tupleKey = this.tupleKey;
     builder.consistency = this.consistency;
     builder.revision = this.revision;
+    builder.contextualTuples = this.contextualTuples;
     return builder;
   }
 
@@ -68,6 +74,7 @@ public record CheckRequest(
     }
     out.set("consistency", Wire.encEnum(this.consistency));
     out.set("revision", Wire.encString(this.revision));
+    out.set("contextual_tuples", Wire.encList(this.contextualTuples, TupleKey::toJson));
     return out;
   }
 
@@ -91,7 +98,8 @@ public record CheckRequest(
     return new CheckRequest(
         Wire.decOptional(obj, "tuple_key", path, (n, p) -> TupleKey.fromJson(n, strict, p)),
         Wire.decField(obj, "consistency", path, (n, p) -> Consistency.fromWire(n, strict, p), Consistency.UNSPECIFIED),
-        Wire.decField(obj, "revision", path, Wire::decString, ""));
+        Wire.decField(obj, "revision", path, Wire::decString, ""),
+        Wire.decList(obj, "contextual_tuples", path, (n, p) -> TupleKey.fromJson(n, strict, p)));
   }
 
   /**
@@ -104,7 +112,8 @@ public record CheckRequest(
     return "CheckRequest{"
         + "tupleKey=" + this.tupleKey + ", "
         + "consistency=" + this.consistency + ", "
-        + "revision=" + this.revision
+        + "revision=" + this.revision + ", "
+        + "contextualTuples=" + this.contextualTuples
         + "}";
   }
 
@@ -113,6 +122,7 @@ public record CheckRequest(
     private TupleKey tupleKey;
     private Consistency consistency;
     private String revision;
+    private List<TupleKey> contextualTuples;
 
     private Builder() {}
 
@@ -150,12 +160,23 @@ public record CheckRequest(
     }
 
     /**
+     * Sets {@code contextual_tuples}: Tuples that hold for this request only, as if written, and are never stored (at most 100); each must fit the model as a write must.
+     *
+     * @param value the new value
+     * @return this builder
+     */
+    public Builder contextualTuples(List<TupleKey> value) {
+      this.contextualTuples = value;
+      return this;
+    }
+
+    /**
      * The message.
      *
      * @return a new {@link CheckRequest}
      */
     public CheckRequest build() {
-      return new CheckRequest(tupleKey, consistency, revision);
+      return new CheckRequest(tupleKey, consistency, revision, contextualTuples);
     }
   }
 }

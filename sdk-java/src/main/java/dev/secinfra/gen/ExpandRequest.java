@@ -4,6 +4,7 @@ package dev.secinfra.gen;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.secinfra.rpc.Wire;
+import java.util.List;
 import java.util.Set;
 
 /**
@@ -15,14 +16,16 @@ import java.util.Set;
  * @param relation The relation.
  * @param consistency How fresh the answer must be.
  * @param revision With at_least_as_fresh: the revision token of a write.
+ * @param contextualTuples Tuples that hold for this request only, as if written, and are never stored (at most 100); each must fit the model as a write must.
  */
 public record ExpandRequest(
     String object,
     String relation,
     Consistency consistency,
-    String revision) {
+    String revision,
+    List<TupleKey> contextualTuples) {
 
-  private static final Set<String> KNOWN_FIELDS = Set.of("object", "relation", "consistency", "revision");
+  private static final Set<String> KNOWN_FIELDS = Set.of("object", "relation", "consistency", "revision", "contextual_tuples");
 
   /**
    * Normalises absent values: null lists, maps, strings and enums become their defaults.
@@ -31,12 +34,14 @@ public record ExpandRequest(
    * @param relation The relation.
    * @param consistency How fresh the answer must be.
    * @param revision With at_least_as_fresh: the revision token of a write.
+   * @param contextualTuples Tuples that hold for this request only, as if written, and are never stored (at most 100); each must fit the model as a write must.
    */
   public ExpandRequest {
     object = object == null ? "" : object;
     relation = relation == null ? "" : relation;
     consistency = consistency == null ? Consistency.UNSPECIFIED : consistency;
     revision = revision == null ? "" : revision;
+    contextualTuples = Wire.copyList(contextualTuples);
   }
 
   /**
@@ -59,6 +64,7 @@ public record ExpandRequest(
     builder.relation = this.relation;
     builder.consistency = this.consistency;
     builder.revision = this.revision;
+    builder.contextualTuples = this.contextualTuples;
     return builder;
   }
 
@@ -73,6 +79,7 @@ public record ExpandRequest(
     out.set("relation", Wire.encString(this.relation));
     out.set("consistency", Wire.encEnum(this.consistency));
     out.set("revision", Wire.encString(this.revision));
+    out.set("contextual_tuples", Wire.encList(this.contextualTuples, TupleKey::toJson));
     return out;
   }
 
@@ -97,7 +104,8 @@ public record ExpandRequest(
         Wire.decField(obj, "object", path, Wire::decString, ""),
         Wire.decField(obj, "relation", path, Wire::decString, ""),
         Wire.decField(obj, "consistency", path, (n, p) -> Consistency.fromWire(n, strict, p), Consistency.UNSPECIFIED),
-        Wire.decField(obj, "revision", path, Wire::decString, ""));
+        Wire.decField(obj, "revision", path, Wire::decString, ""),
+        Wire.decList(obj, "contextual_tuples", path, (n, p) -> TupleKey.fromJson(n, strict, p)));
   }
 
   /**
@@ -111,7 +119,8 @@ public record ExpandRequest(
         + "object=" + this.object + ", "
         + "relation=" + this.relation + ", "
         + "consistency=" + this.consistency + ", "
-        + "revision=" + this.revision
+        + "revision=" + this.revision + ", "
+        + "contextualTuples=" + this.contextualTuples
         + "}";
   }
 
@@ -121,6 +130,7 @@ public record ExpandRequest(
     private String relation;
     private Consistency consistency;
     private String revision;
+    private List<TupleKey> contextualTuples;
 
     private Builder() {}
 
@@ -169,12 +179,23 @@ public record ExpandRequest(
     }
 
     /**
+     * Sets {@code contextual_tuples}: Tuples that hold for this request only, as if written, and are never stored (at most 100); each must fit the model as a write must.
+     *
+     * @param value the new value
+     * @return this builder
+     */
+    public Builder contextualTuples(List<TupleKey> value) {
+      this.contextualTuples = value;
+      return this;
+    }
+
+    /**
      * The message.
      *
      * @return a new {@link ExpandRequest}
      */
     public ExpandRequest build() {
-      return new ExpandRequest(object, relation, consistency, revision);
+      return new ExpandRequest(object, relation, consistency, revision, contextualTuples);
     }
   }
 }

@@ -4,6 +4,7 @@ package dev.secinfra.gen;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.secinfra.rpc.Wire;
+import java.util.List;
 import java.util.Set;
 
 /**
@@ -18,6 +19,7 @@ import java.util.Set;
  * @param revision With at_least_as_fresh: the revision token of a write.
  * @param pageSize At most this many per page (default and at most 1000).
  * @param pageToken The next_page_token of the previous page.
+ * @param contextualTuples Tuples that hold for this request only, as if written, and are never stored (at most 100); each must fit the model as a write must.
  */
 public record ListObjectsRequest(
     String type,
@@ -26,9 +28,10 @@ public record ListObjectsRequest(
     Consistency consistency,
     String revision,
     int pageSize,
-    String pageToken) {
+    String pageToken,
+    List<TupleKey> contextualTuples) {
 
-  private static final Set<String> KNOWN_FIELDS = Set.of("type", "relation", "user", "consistency", "revision", "page_size", "page_token");
+  private static final Set<String> KNOWN_FIELDS = Set.of("type", "relation", "user", "consistency", "revision", "page_size", "page_token", "contextual_tuples");
 
   /**
    * Normalises absent values: null lists, maps, strings and enums become their defaults.
@@ -40,6 +43,7 @@ public record ListObjectsRequest(
    * @param revision With at_least_as_fresh: the revision token of a write.
    * @param pageSize At most this many per page (default and at most 1000).
    * @param pageToken The next_page_token of the previous page.
+   * @param contextualTuples Tuples that hold for this request only, as if written, and are never stored (at most 100); each must fit the model as a write must.
    */
   public ListObjectsRequest {
     type = type == null ? "" : type;
@@ -48,6 +52,7 @@ public record ListObjectsRequest(
     consistency = consistency == null ? Consistency.UNSPECIFIED : consistency;
     revision = revision == null ? "" : revision;
     pageToken = pageToken == null ? "" : pageToken;
+    contextualTuples = Wire.copyList(contextualTuples);
   }
 
   /**
@@ -73,6 +78,7 @@ public record ListObjectsRequest(
     builder.revision = this.revision;
     builder.pageSize = this.pageSize;
     builder.pageToken = this.pageToken;
+    builder.contextualTuples = this.contextualTuples;
     return builder;
   }
 
@@ -90,6 +96,7 @@ public record ListObjectsRequest(
     out.set("revision", Wire.encString(this.revision));
     out.set("page_size", Wire.encInt32(this.pageSize));
     out.set("page_token", Wire.encString(this.pageToken));
+    out.set("contextual_tuples", Wire.encList(this.contextualTuples, TupleKey::toJson));
     return out;
   }
 
@@ -117,7 +124,8 @@ public record ListObjectsRequest(
         Wire.decField(obj, "consistency", path, (n, p) -> Consistency.fromWire(n, strict, p), Consistency.UNSPECIFIED),
         Wire.decField(obj, "revision", path, Wire::decString, ""),
         Wire.decField(obj, "page_size", path, Wire::decInt32, 0),
-        Wire.decField(obj, "page_token", path, Wire::decString, ""));
+        Wire.decField(obj, "page_token", path, Wire::decString, ""),
+        Wire.decList(obj, "contextual_tuples", path, (n, p) -> TupleKey.fromJson(n, strict, p)));
   }
 
   /**
@@ -134,7 +142,8 @@ public record ListObjectsRequest(
         + "consistency=" + this.consistency + ", "
         + "revision=" + this.revision + ", "
         + "pageSize=" + this.pageSize + ", "
-        + "pageToken=" + this.pageToken
+        + "pageToken=" + this.pageToken + ", "
+        + "contextualTuples=" + this.contextualTuples
         + "}";
   }
 
@@ -147,6 +156,7 @@ public record ListObjectsRequest(
     private String revision;
     private int pageSize;
     private String pageToken;
+    private List<TupleKey> contextualTuples;
 
     private Builder() {}
 
@@ -228,12 +238,23 @@ public record ListObjectsRequest(
     }
 
     /**
+     * Sets {@code contextual_tuples}: Tuples that hold for this request only, as if written, and are never stored (at most 100); each must fit the model as a write must.
+     *
+     * @param value the new value
+     * @return this builder
+     */
+    public Builder contextualTuples(List<TupleKey> value) {
+      this.contextualTuples = value;
+      return this;
+    }
+
+    /**
      * The message.
      *
      * @return a new {@link ListObjectsRequest}
      */
     public ListObjectsRequest build() {
-      return new ListObjectsRequest(type, relation, user, consistency, revision, pageSize, pageToken);
+      return new ListObjectsRequest(type, relation, user, consistency, revision, pageSize, pageToken, contextualTuples);
     }
   }
 }
