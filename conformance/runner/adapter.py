@@ -40,8 +40,8 @@ def _with_defaults(op: str, answer: dict[str, Any]) -> dict[str, Any]:
     if op in ("call", "configure", "identity", "shutdown"):
         return {**answer, "result": answer.get("result") or {}}
     result = answer.get("result") or {}
-    if op == "events":
-        return {**answer, "result": {**result, "events": result.get("events") or []}}
+    if op in ("events", "observations"):
+        return {**answer, "result": {**result, op: result.get(op) or []}}
     if op == "concurrent" and isinstance(result.get("results"), list):
         outcomes = [
             {**o, "result": o.get("result") or {}} if isinstance(o, dict) and o.get("ok") else o

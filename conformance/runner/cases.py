@@ -43,6 +43,7 @@ STEP_ACTIONS: Final = (
     "control",
     "identity",
     "events",
+    "observations",
     # The mtls suite (conformance/README.md, "mTLS steps").
     "mtls_serve",
     "mtls_stop",
@@ -54,14 +55,26 @@ STEP_ACTIONS: Final = (
     "stop",
 )
 #: Client-check keys that check something (``client`` names the step).
-CLIENT_CHECKED: Final = {"ok", "result", "meta", "error", "elapsed", "outcomes", "seen"}
+CLIENT_CHECKED: Final = {
+    "ok",
+    "result",
+    "meta",
+    "error",
+    "elapsed",
+    "outcomes",
+    "seen",
+    "by_rpc",
+}
 #: Server-check keys that only select requests.
 SERVER_SELECTORS: Final = {"server", "during", "include_admin", "replica"}
+#: Observers (spec 14): setup.observer and the observations step need it.
+OBSERVER_FEATURE: Final = "observer"
 #: Features that a case's steps and setup imply, by what implies them.
 FEATURE_OF_STEP: Final = {
     "concurrent": "concurrent",
     "identity": "identity",
     "events": "events",
+    "observations": OBSERVER_FEATURE,
     "await_identity": "identity",
     "mtls_serve": "mtls",
     "mtls_stop": "mtls",
@@ -189,7 +202,7 @@ def parse_document(doc: Any, suite: str, source: str) -> list[Case]:
 def _step_id(step: dict[str, Any], index: int) -> str:
     if "id" in step:
         return str(step["id"])
-    for label_action in ("identity", "events"):
+    for label_action in ("identity", "events", "observations"):
         if label_action in step and isinstance(step[label_action], str):
             return str(step[label_action])
     return f"step{index + 1}"
@@ -203,6 +216,8 @@ def required_features(raw: dict[str, Any]) -> frozenset[str]:
         found.add(JWT_FEATURE)
     if setup.get("replicas"):
         found.add(ENDPOINTS_FEATURE)
+    if "observer" in setup:
+        found.add(OBSERVER_FEATURE)
     found |= {
         FEATURE_OF_CLIENT_OPTION[k]
         for k in setup.get("client") or {}
@@ -340,8 +355,16 @@ def _check_case(raw: Any, label: str) -> list[str]:
             f"{label}: step ids must be unique ({CONFIGURE_STEP!r} is the implicit"
             f" enrolment step), repeated: {dupes}"
         )
+    observed = [_step_id(step, i) for i, step in enumerate(steps) if "observations" in step]
+    if observed and "observer" not in (raw.get("setup") or {}):
+        p.append(
+            f"{label}: an observations step needs setup.observer (without it the client"
+            " registers no observer)"
+        )
     for i, check in enumerate(raw["checks"]):
         p += _check_check(check, f"{label}: checks[{i}]", ids)
+        if "by_rpc" in check:
+            p += _check_by_rpc(check, f"{label}: checks[{i}]", observed)
         if "replica" in check and check["replica"] not in replicas:
             p.append(
                 f"{label}: checks[{i}].replica: no replica {check['replica']!r}"
@@ -409,6 +432,24 @@ def _check_step(
             p.append(f"{where}.control.path: control paths start with /_test/")
         if shared:
             p.append(f"{where}: a case with share_server: true cannot use control steps")
+    return p
+
+
+def _check_by_rpc(check: dict[str, Any], where: str, observed: list[str]) -> list[str]:
+    """``by_rpc`` checks an observations step, by RPC names the server knows."""
+    p: list[str] = []
+    if "client" not in check or check["client"] not in observed:
+        p.append(
+            f"{where}.by_rpc: only the outcome of an observations step has by_rpc"
+            f" (observations steps: {observed})"
+        )
+    wanted = check["by_rpc"]
+    if isinstance(wanted, dict) and not matchers.is_operator_map(wanted):
+        p += [
+            f"{where}.by_rpc: unknown RPC {rpc!r} (give the RPC name, as in steps)"
+            for rpc in wanted
+            if rpc not in ROUTES_BY_RPC
+        ]
     return p
 
 

@@ -364,9 +364,12 @@ class _Run:
             if self.jwt
             else {"join_token": self.admin_server().join_token(self.vars["workload"])}
         )
-        endpoints: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
         if self.case.setup.get("replicas"):
-            endpoints["endpoints"] = [server.url for server in self.servers.values()]
+            extra["endpoints"] = [server.url for server in self.servers.values()]
+        if "observer" in self.case.setup:
+            # ObserverSetup: the client registers its recording observer (spec 14).
+            extra["observer"] = self.subst(self.case.setup["observer"] or {})
         before = self.last_seqs()
         started = time.monotonic()
         answer = client.request(
@@ -375,7 +378,7 @@ class _Run:
             server_url=self.server.url,
             bundle_pem=self.server.bundle_pem,
             options=options,
-            **endpoints,
+            **extra,
             **attest,
         )
         self._raise_unsupported(answer)
@@ -531,6 +534,12 @@ class _Run:
             answer = self.client.request(op, SHORT_OP_SECONDS)
             self._raise_unsupported(answer)
             return _outcome(answer, time.monotonic() - started)
+        if "observations" in step:
+            answer = self.client.request("observations", SHORT_OP_SECONDS)
+            self._raise_unsupported(answer)
+            outcome = _outcome(answer, time.monotonic() - started)
+            outcome["by_rpc"] = by_rpc(answer.get("result") or {}) if answer["ok"] else None
+            return outcome
         if "admin" in step:
             result = self.admin_server().admin(step["admin"], step.get("request") or {})
             return {"ok": True, "result": result, "elapsed": time.monotonic() - started}
@@ -694,7 +703,7 @@ class _Run:
         if "ok" not in expected:
             if "error" in expected:
                 expected["ok"] = False
-            elif "result" in expected or "meta" in expected:
+            elif {"result", "meta", "by_rpc"} & set(expected):
                 expected["ok"] = True
         problems = matchers.match(expected, outcome, ctx, "$")
         if problems and "ok" in expected and outcome.get("ok") != expected["ok"]:
@@ -773,6 +782,22 @@ def _outcome(answer: dict[str, Any], elapsed: float) -> dict[str, Any]:
         "error": answer.get("error"),
         "elapsed": round(elapsed, 4),
     }
+
+
+def by_rpc(result: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """An observations result's notifications by RPC name (``GetSecret``), oldest first.
+
+    A case checks one call's notifications as an exact list this way, whatever
+    the client did on its own meanwhile (a renewal, a bundle refresh). The key
+    is the part of the full name after the slash; the entries keep ``rpc``.
+    """
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for observation in result.get("observations") or []:
+        if not isinstance(observation, dict):
+            continue
+        name = str(observation.get("rpc") or "").rsplit("/", 1)[-1]
+        grouped.setdefault(name, []).append(observation)
+    return grouped
 
 
 def _normalise(entry: dict[str, Any]) -> dict[str, Any]:

@@ -65,7 +65,7 @@ def test_replicas_and_endpoint_options_imply_the_endpoints_feature() -> None:
     [
         ({"spec": 3.4}, "'spec' must cite a spec subsection as a quoted string"),
         ({"spec": "3"}, 'like "3.4" or "3.4.2"'),
-        ({"spec": "14"}, "sections 1-13"),
+        ({"spec": "15"}, "sections 1-14"),
         ({"name": "Bad Name"}, "'name' must match"),
         ({"description": ""}, "'description' is required"),
         ({"checks": []}, "every case checks something"),
