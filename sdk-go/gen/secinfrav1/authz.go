@@ -223,6 +223,37 @@ type ListObjectsResponse struct {
 	NextPageToken string `json:"next_page_token"`
 }
 
+// Lists the users that have a relation on an object.
+type ListUsersRequest struct {
+	// "type:id".
+	Object string `json:"object"`
+	// The relation.
+	Relation string `json:"relation"`
+	// Which users: a type ("user": its objects, and "user:*" when the relation
+	// is public) or a userset type ("group#member": usersets such as
+	// "group:eng#member" that have the relation).
+	UserFilter string `json:"user_filter"`
+	// How fresh the answer must be.
+	Consistency Consistency `json:"consistency"`
+	// With at_least_as_fresh: the revision token of a write.
+	Revision string `json:"revision"`
+	// Tuples that hold for this request only, as if written, and are never
+	// stored (at most 100); each must fit the model as a write must.
+	ContextualTuples []*TupleKey `json:"contextual_tuples,omitempty"`
+	// At most this many per page (default and at most 1000).
+	PageSize int32 `json:"page_size"`
+	// The next_page_token of the previous page.
+	PageToken string `json:"page_token"`
+}
+
+// The users that have the relation.
+type ListUsersResponse struct {
+	// The users on this page, sorted.
+	Users []string `json:"users,omitempty"`
+	// Pass as page_token for the next page; empty on the last page.
+	NextPageToken string `json:"next_page_token"`
+}
+
 // Expands a relation.
 type ExpandRequest struct {
 	// "type:id".

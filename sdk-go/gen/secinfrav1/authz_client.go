@@ -114,6 +114,21 @@ var descAuthzServiceListObjects = rpc.Descriptor{
 	Admin:       false,
 }
 
+var descAuthzServiceListUsers = rpc.Descriptor{
+	Service:     "secinfra.v1.AuthzService",
+	Name:        "ListUsers",
+	HTTPMethod:  "POST",
+	Path:        "/v1/authz:list-users",
+	PathParams:  nil,
+	QueryParams: nil,
+	BodyFields:  []string{"object", "relation", "user_filter", "consistency", "revision", "contextual_tuples", "page_size", "page_token"},
+	Idempotency: rpc.ReadOnly,
+	Auth:        rpc.AuthMTLS,
+	Cache:       nil,
+	Invalidates: nil,
+	Admin:       false,
+}
+
 var descAuthzServiceExpand = rpc.Descriptor{
 	Service:     "secinfra.v1.AuthzService",
 	Name:        "Expand",
@@ -259,6 +274,25 @@ func (c *AuthzClient) ListObjects(ctx context.Context, req *ListObjectsRequest, 
 	return resp, nil
 }
 
+// ListUsers calls secinfra.v1.AuthzService/ListUsers.
+//
+// Lists the users of a type that have a relation on an object, or the
+// usersets of a type#relation that have it as a whole (OpenFGA's ListUsers),
+// sorted, a page at a time. A public relation lists the type's wildcard
+// user rather than every user.
+//
+// HTTP: POST /v1/authz:list-users. Idempotency: read_only. Auth: mtls.
+func (c *AuthzClient) ListUsers(ctx context.Context, req *ListUsersRequest, opts ...rpc.CallOption) (*ListUsersResponse, error) {
+	if req == nil {
+		req = &ListUsersRequest{}
+	}
+	resp := &ListUsersResponse{}
+	if err := c.invoker.Invoke(ctx, &descAuthzServiceListUsers, req, resp, opts...); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
 // Expand calls secinfra.v1.AuthzService/Expand.
 //
 // Expands a relation on an object into its userset tree, to explain who
@@ -287,6 +321,7 @@ func AuthzDescriptors() []rpc.Descriptor {
 		descAuthzServiceCheck,
 		descAuthzServiceBatchCheck,
 		descAuthzServiceListObjects,
+		descAuthzServiceListUsers,
 		descAuthzServiceExpand,
 	}
 }

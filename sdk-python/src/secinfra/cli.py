@@ -637,11 +637,30 @@ def _cmd_authz_read(args: argparse.Namespace, settings: _Settings) -> int:
     return EXIT_OK
 
 
-def _cmd_authz_list_objects(args: argparse.Namespace, settings: _Settings) -> int:
+def _every_page(fetch: Callable[[str], tuple[list[str], str]]) -> list[str]:
+    """Every item of a paged answer: ``fetch(page_token)`` gives a page's items and
+    the next token, until the token is empty."""
     found: list[str] = []
+    page = ""
+    while True:
+        items, page = fetch(page)
+        found.extend(items)
+        if not page:
+            return found
+
+
+def _print_names(key: str, names: list[str], as_json: bool) -> None:
+    if as_json:
+        _print_json({key: names})
+    else:
+        for name in names:
+            print(name)
+
+
+def _cmd_authz_list_objects(args: argparse.Namespace, settings: _Settings) -> int:
     with _client(settings) as client:
-        page = ""
-        while True:  # every page: the answer is the whole list
+
+        def fetch(page: str) -> tuple[list[str], str]:
             answer = client.authz.list_objects(
                 type=args.type,
                 relation=args.relation,
@@ -649,15 +668,28 @@ def _cmd_authz_list_objects(args: argparse.Namespace, settings: _Settings) -> in
                 page_token=page,
                 **_consistency(args),
             )
-            found.extend(answer.objects)
-            page = answer.next_page_token
-            if not page:
-                break
-    if args.json:
-        _print_json({"objects": found})
-    else:
-        for name in found:
-            print(name)
+            return list(answer.objects), answer.next_page_token
+
+        found = _every_page(fetch)
+    _print_names("objects", found, args.json)
+    return EXIT_OK
+
+
+def _cmd_authz_list_users(args: argparse.Namespace, settings: _Settings) -> int:
+    with _client(settings) as client:
+
+        def fetch(page: str) -> tuple[list[str], str]:
+            answer = client.authz.list_users(
+                object=args.object,
+                relation=args.relation,
+                user_filter=args.filter,
+                page_token=page,
+                **_consistency(args),
+            )
+            return list(answer.users), answer.next_page_token
+
+        found = _every_page(fetch)
+    _print_names("users", found, args.json)
     return EXIT_OK
 
 
@@ -1090,6 +1122,16 @@ def build_parser() -> argparse.ArgumentParser:
     objects.add_argument("relation")
     objects.add_argument("user")
     _fresh_flag(objects)
+    users = _command(
+        authz,
+        "list-users",
+        _cmd_authz_list_users,
+        "the users of FILTER ('type' or 'type#relation') that have RELATION on OBJECT",
+    )
+    users.add_argument("object")
+    users.add_argument("relation")
+    users.add_argument("filter")
+    _fresh_flag(users)
     expand = _command(
         authz, "expand", _cmd_authz_expand, "the userset tree of RELATION on OBJECT (JSON)"
     )

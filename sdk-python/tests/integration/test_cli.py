@@ -589,6 +589,11 @@ def test_authz_read_batch_check_list_objects_expand(
     fresh = ["--at-least-as-fresh", revision]
     listed = run("authz", "list-objects", "document", "viewer", alice, *fresh)
     assert (listed.code, listed.out) == (0, "document:plan\n")
+    users = run("authz", "list-users", "document:plan", "viewer", "workload", *fresh)
+    assert (users.code, users.out) == (0, f"{alice}\n")
+    assert run("authz", "list-users", "document:plan", "viewer", "workload", "--json").json() == {
+        "users": [alice]
+    }
     # More than one page (1000 a page): the command follows next_page_token.
     carol = f"workload:spiffe://{TRUST_DOMAIN}/carol"
     many = [
@@ -796,6 +801,7 @@ def _required_args(path: list[str], tmp_path: Path) -> list[str]:
         ("authz", "check"): ["workload:x", "reader", "secret:a"],
         ("authz", "batch-check"): ["--check", "workload:x", "reader", "secret:a"],
         ("authz", "list-objects"): ["secret", "reader", "workload:x"],
+        ("authz", "list-users"): ["secret:a", "reader", "workload"],
         ("authz", "expand"): ["reader", "secret:a"],
         ("authz", "write"): ["--tuple", "workload:x", "reader", "secret:a"],
         ("authz", "model", "put"): ["--dsl", str(tmp_path / "m.fga")],

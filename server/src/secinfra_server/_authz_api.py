@@ -135,6 +135,18 @@ def _tuple_key(key: m.TupleKey | None, where: str) -> authz.TupleKey:
         raise _at(where, exc) from exc
 
 
+def _page_size(value: int) -> int:
+    """A ListObjects or ListUsers page size: 0 is the default (the maximum)."""
+    if not 0 <= value <= MAX_PAGE_SIZE:
+        raise ApiError(
+            "invalid_argument",
+            f"{_PREFIX}page_size must be between 0 (the default, {MAX_PAGE_SIZE}) and"
+            f" {MAX_PAGE_SIZE}",
+            details={"field": "page_size"},
+        )
+    return value or MAX_PAGE_SIZE
+
+
 def _contextual(keys: Sequence[m.TupleKey], where: str) -> list[authz.TupleKey]:
     """A request's contextual tuples, parsed (each fits the model later, in the
     snapshot the question reads: :func:`_reader`)."""
@@ -197,6 +209,7 @@ class AuthzApi:
             "check": self.check,
             "batch_check": self.batch_check,
             "list_objects": self.list_objects,
+            "list_users": self.list_users,
             "expand": self.expand,
         }
 
@@ -568,13 +581,7 @@ class AuthzApi:
             about=f"objects of type {req.type}",
         )
 
-        if not 0 <= req.page_size <= MAX_PAGE_SIZE:
-            raise ApiError(
-                "invalid_argument",
-                f"{_PREFIX}page_size must be between 0 (the default, {MAX_PAGE_SIZE}) and"
-                f" {MAX_PAGE_SIZE}",
-                details={"field": "page_size"},
-            )
+        page_size = _page_size(req.page_size)
         query = [req.type, req.relation, req.user]
         after = _decode_cursor(req.page_token, query, 1)[0] if req.page_token else None
 
@@ -588,7 +595,7 @@ class AuthzApi:
                 req.type,
                 req.relation,
                 req.user,
-                max_results=req.page_size or MAX_PAGE_SIZE,
+                max_results=page_size,
                 after=after,
             )
 
@@ -597,6 +604,42 @@ class AuthzApi:
         return m.ListObjectsResponse(
             objects=page.objects,
             next_page_token=_encode_cursor(query, [last]) if page.more else "",
+        )
+
+    async def list_users(self, ctx: RequestContext, req: m.ListUsersRequest) -> m.ListUsersResponse:
+        at_least = _min_revision(req.consistency, req.revision)
+        obj = authz.parse_object(req.object)  # malformed: the engine's invalid_argument
+        if obj.type in BUILTIN_TYPES and not await self._is_admin(ctx):
+            rule = (
+                f"list_users of {obj} lists every user of the relation; only an admin"
+                f" (admin on {SYSTEM_ROOT}) may list the users of the built-in type {obj.type}"
+            )
+            details = {"relation": req.relation, "user_filter": req.user_filter}
+            raise ApiError(
+                "permission_denied",
+                await self._refuse(ctx, "list_users", str(obj), details, rule),
+            )
+        page_size = _page_size(req.page_size)
+        query = [req.object, req.relation, req.user_filter]
+        after = _decode_cursor(req.page_token, query, 1)[0] if req.page_token else None
+        contextual = _contextual(req.contextual_tuples, "contextual_tuples")
+        await self._guard_contextual(ctx, contextual, "contextual_tuples")
+
+        def run(snapshot: Snapshot) -> authz.UserPage:
+            return authz.list_users(
+                snapshot.model,
+                _reader(snapshot, contextual, "contextual_tuples"),
+                req.object,
+                req.relation,
+                req.user_filter,
+                max_results=page_size,
+                after=after,
+            )
+
+        page = await self._engine.read(run, at_least=at_least)
+        return m.ListUsersResponse(
+            users=page.users,
+            next_page_token=_encode_cursor(query, [page.users[-1]]) if page.more else "",
         )
 
     async def expand(self, ctx: RequestContext, req: m.ExpandRequest) -> m.ExpandResponse:

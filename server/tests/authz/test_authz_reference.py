@@ -1,4 +1,4 @@
-"""check, batch_check and list_objects against a naive least-fixpoint reference,
+"""check, batch_check, list_objects and list_users against a naive least-fixpoint reference,
 on random group graphs full of cycles (self-membership, mutual membership,
 parent loops) and diamonds."""
 
@@ -15,6 +15,7 @@ from secinfra_server.authz import (
     batch_check,
     check,
     list_objects,
+    list_users,
     parse_dsl,
 )
 
@@ -127,3 +128,7 @@ def test_engine_matches_the_fixpoint_reference(seed: int) -> None:
             for relation in ("member", "owner", "both"):
                 listed = list_objects(MODEL, store, "group", relation, user)
                 assert listed == sorted(g for g in groups if expected(facts, g, relation, user))
+        for group in sorted(groups):
+            for relation in ("member", "owner", "both"):
+                who = list_users(MODEL, store, group, relation, "user").users
+                assert who == sorted(u for u in users if expected(facts, group, relation, u))

@@ -774,3 +774,64 @@ def test_contextual_tuples_on_builtin_types_need_an_admin(
     assert plain.status == 200
     assert plain.json()["allowed"] is False
     assert allowed(admin, f"secret:payments/db#reader@{APP}", contextual_tuples=[secret])
+
+
+# -------------------------------------------------------------------------- list users
+
+
+def list_users(client: Client, obj: str, relation: str, user_filter: str, **extra: Any) -> Response:
+    body = {"object": obj, "relation": relation, "user_filter": user_filter, **extra}
+    return client.request("POST", "/v1/authz:list-users", body)
+
+
+@ON_EACH_BACKEND
+def test_list_users(admin: Client, workload: Client) -> None:
+    assert write_model(admin, {"dsl": DOCS_DSL}).status == 200
+    written = write_tuples(
+        admin,
+        f"document:a#owner@{APP}",
+        "document:a#viewer@group:eng#member",
+        f"group:eng#member@{OTHER}",
+    )
+    assert written.status == 200
+    users = list_users(workload, "document:a", "viewer", "workload")
+    assert users.status == 200, users.body
+    assert users.json() == {"users": sorted([APP, OTHER]), "next_page_token": ""}
+    groups = list_users(workload, "document:a", "viewer", "group#member").json()
+    assert groups["users"] == ["group:eng#member"]
+    with_context = list_users(
+        workload,
+        "document:b",
+        "viewer",
+        "workload",
+        contextual_tuples=[key(f"document:b#viewer@{OTHER}")],
+    )
+    assert with_context.json()["users"] == [OTHER]
+
+    first = list_users(workload, "document:a", "viewer", "workload", page_size=1).json()
+    assert first["users"] == [sorted([APP, OTHER])[0]]
+    rest = list_users(
+        workload, "document:a", "viewer", "workload", page_token=first["next_page_token"]
+    ).json()
+    assert rest == {"users": [sorted([APP, OTHER])[1]], "next_page_token": ""}
+    other_query = list_users(
+        workload, "document:a", "owner", "workload", page_token=first["next_page_token"]
+    )
+    assert "different query" in error(other_query, 400, "invalid_argument")
+
+    error(list_users(workload, "document:a", "viewer", "robot"), 400, "invalid_argument")
+    error(list_users(workload, "document:a", "viewer", "group#boss"), 400, "invalid_argument")
+    error(list_users(workload, "nocolon", "viewer", "workload"), 400, "invalid_argument")
+
+
+def test_list_users_of_builtin_objects_is_for_admins(
+    server: RunningServer, admin: Client, workload: Client
+) -> None:
+    assert write_tuples(admin, f"secret:payments/db#reader@{APP}").status == 200
+    message = error(
+        list_users(workload, "secret:payments/db", "reader", "workload"), 403, "permission_denied"
+    )
+    assert "only an admin" in message
+    assert (APP[len("workload:") :], "authz.list_users", "denied") in audit_rows(server)
+    listed = list_users(admin, "secret:payments/db", "reader", "workload").json()["users"]
+    assert APP in listed

@@ -32,6 +32,8 @@ __all__ = [
     "ExpandResponse",
     "ListObjectsRequest",
     "ListObjectsResponse",
+    "ListUsersRequest",
+    "ListUsersResponse",
     "ReadAuthorizationModelRequest",
     "ReadTuplesRequest",
     "ReadTuplesResponse",
@@ -700,6 +702,126 @@ class ListObjectsResponse:
             _wire.reject_unknown(obj, path, ("objects", "next_page_token"))
         return cls(
             objects=_wire.field(obj, "objects", path, _wire.list_of(_wire.decode_string), ()),
+            next_page_token=_wire.field(obj, "next_page_token", path, _wire.decode_string, ""),
+        )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class ListUsersRequest:
+    """Lists the users that have a relation on an object."""
+
+    object: str = ""
+    """\"type:id"."""
+
+    relation: str = ""
+    """The relation."""
+
+    user_filter: str = ""
+    """Which users: a type ("user": its objects, and "user:*" when the relation
+    is public) or a userset type ("group#member": usersets such as
+    "group:eng#member" that have the relation).
+    """
+
+    consistency: Consistency = Consistency.UNSPECIFIED
+    """How fresh the answer must be."""
+
+    revision: str = ""
+    """With at_least_as_fresh: the revision token of a write."""
+
+    contextual_tuples: Sequence[TupleKey] = ()
+    """Tuples that hold for this request only, as if written, and are never
+    stored (at most 100); each must fit the model as a write must.
+    """
+
+    page_size: int = 0
+    """At most this many per page (default and at most 1000)."""
+
+    page_token: str = ""
+    """The next_page_token of the previous page."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object for this message; fields that are None are omitted."""
+        out: dict[str, Any] = {}
+        out["object"] = self.object
+        out["relation"] = self.relation
+        out["user_filter"] = self.user_filter
+        out["consistency"] = str(self.consistency)
+        out["revision"] = self.revision
+        out["contextual_tuples"] = [v.to_json() for v in self.contextual_tuples]
+        out["page_size"] = self.page_size
+        out["page_token"] = self.page_token
+        return out
+
+    @classmethod
+    def from_json(cls, data: Any, *, strict: bool = False, path: str = "$") -> Self:
+        """Decode parsed JSON; raise _wire.DecodeError naming the bad field's path.
+
+        strict=True also rejects unknown fields and unknown enum strings.
+        """
+        obj = _wire.expect_object(data, path)
+        if strict:
+            _wire.reject_unknown(
+                obj,
+                path,
+                (
+                    "object",
+                    "relation",
+                    "user_filter",
+                    "consistency",
+                    "revision",
+                    "contextual_tuples",
+                    "page_size",
+                    "page_token",
+                ),
+            )
+        return cls(
+            object=_wire.field(obj, "object", path, _wire.decode_string, ""),
+            relation=_wire.field(obj, "relation", path, _wire.decode_string, ""),
+            user_filter=_wire.field(obj, "user_filter", path, _wire.decode_string, ""),
+            consistency=_wire.field(
+                obj,
+                "consistency",
+                path,
+                _wire.enum_of(Consistency, Consistency.UNSPECIFIED, strict),
+                Consistency.UNSPECIFIED,
+            ),
+            revision=_wire.field(obj, "revision", path, _wire.decode_string, ""),
+            contextual_tuples=_wire.field(
+                obj, "contextual_tuples", path, _wire.list_of(_wire.message(TupleKey, strict)), ()
+            ),
+            page_size=_wire.field(obj, "page_size", path, _wire.decode_int32, 0),
+            page_token=_wire.field(obj, "page_token", path, _wire.decode_string, ""),
+        )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class ListUsersResponse:
+    """The users that have the relation."""
+
+    users: Sequence[str] = ()
+    """The users on this page, sorted."""
+
+    next_page_token: str = ""
+    """Pass as page_token for the next page; empty on the last page."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object for this message; fields that are None are omitted."""
+        out: dict[str, Any] = {}
+        out["users"] = list(self.users)
+        out["next_page_token"] = self.next_page_token
+        return out
+
+    @classmethod
+    def from_json(cls, data: Any, *, strict: bool = False, path: str = "$") -> Self:
+        """Decode parsed JSON; raise _wire.DecodeError naming the bad field's path.
+
+        strict=True also rejects unknown fields and unknown enum strings.
+        """
+        obj = _wire.expect_object(data, path)
+        if strict:
+            _wire.reject_unknown(obj, path, ("users", "next_page_token"))
+        return cls(
+            users=_wire.field(obj, "users", path, _wire.list_of(_wire.decode_string), ()),
             next_page_token=_wire.field(obj, "next_page_token", path, _wire.decode_string, ""),
         )
 

@@ -131,6 +131,30 @@ AUTHZ_SERVICE_LIST_OBJECTS: Final = MethodDescriptor(
     admin=False,
 )
 
+AUTHZ_SERVICE_LIST_USERS: Final = MethodDescriptor(
+    service="secinfra.v1.AuthzService",
+    name="ListUsers",
+    http_method="POST",
+    path="/v1/authz:list-users",
+    path_params=(),
+    query_params=(),
+    body_fields=(
+        "object",
+        "relation",
+        "user_filter",
+        "consistency",
+        "revision",
+        "contextual_tuples",
+        "page_size",
+        "page_token",
+    ),
+    idempotency=Idempotency.READ_ONLY,
+    auth=Auth.MTLS,
+    cache=None,
+    invalidates=None,
+    admin=False,
+)
+
 AUTHZ_SERVICE_EXPAND: Final = MethodDescriptor(
     service="secinfra.v1.AuthzService",
     name="Expand",
@@ -315,6 +339,42 @@ class AuthzClient:
                 contextual_tuples=contextual_tuples,
             ),
             _authz.ListObjectsResponse,
+            call_options,
+        )
+
+    def list_users(
+        self,
+        *,
+        object: str = "",
+        relation: str = "",
+        user_filter: str = "",
+        consistency: _authz.Consistency = _authz.Consistency.UNSPECIFIED,
+        revision: str = "",
+        contextual_tuples: Sequence[_authz.TupleKey] = (),
+        page_size: int = 0,
+        page_token: str = "",
+        call_options: CallOptions | None = None,
+    ) -> _authz.ListUsersResponse:
+        """Lists the users of a type that have a relation on an object, or the
+        usersets of a type#relation that have it as a whole (OpenFGA's ListUsers),
+        sorted, a page at a time. A public relation lists the type's wildcard
+        user rather than every user.
+
+        HTTP: ``POST /v1/authz:list-users``
+        """
+        return self._invoker.invoke(
+            AUTHZ_SERVICE_LIST_USERS,
+            _authz.ListUsersRequest(
+                object=object,
+                relation=relation,
+                user_filter=user_filter,
+                consistency=consistency,
+                revision=revision,
+                contextual_tuples=contextual_tuples,
+                page_size=page_size,
+                page_token=page_token,
+            ),
+            _authz.ListUsersResponse,
             call_options,
         )
 

@@ -486,6 +486,90 @@ module Secinfra
       end
     end
 
+    # Lists the users that have a relation on an object.
+    class ListUsersRequest < Secinfra::RPC::Message
+      # Wire fields, in declaration order.
+      FIELDS = [
+        Secinfra::RPC::Field.new(:object, "object", :string),
+        Secinfra::RPC::Field.new(:relation, "relation", :string),
+        Secinfra::RPC::Field.new(:user_filter, "user_filter", :string),
+        Secinfra::RPC::Field.new(:consistency, "consistency", :enum, type: "Secinfra::V1::Consistency"),
+        Secinfra::RPC::Field.new(:revision, "revision", :string),
+        Secinfra::RPC::Field.new(:contextual_tuples, "contextual_tuples", :message, type: "Secinfra::V1::TupleKey", repeated: true),
+        Secinfra::RPC::Field.new(:page_size, "page_size", :int32),
+        Secinfra::RPC::Field.new(:page_token, "page_token", :string)
+      ].freeze
+
+      # @return [String] "type:id".
+      attr_reader :object
+
+      # @return [String] The relation.
+      attr_reader :relation
+
+      # @return [String] Which users: a type ("user": its objects, and "user:*" when the relation is public) or a userset type ("group#member": usersets such as "group:eng#member" that have the relation).
+      attr_reader :user_filter
+
+      # @return [String (Secinfra::V1::Consistency)] How fresh the answer must be.
+      attr_reader :consistency
+
+      # @return [String] With at_least_as_fresh: the revision token of a write.
+      attr_reader :revision
+
+      # @return [Array<Secinfra::V1::TupleKey>] Tuples that hold for this request only, as if written, and are never stored (at most 100); each must fit the model as a write must.
+      attr_reader :contextual_tuples
+
+      # @return [Integer] At most this many per page (default and at most 1000).
+      attr_reader :page_size
+
+      # @return [String] The next_page_token of the previous page.
+      attr_reader :page_token
+
+      # @param object [String] "type:id".
+      # @param relation [String] The relation.
+      # @param user_filter [String] Which users: a type ("user": its objects, and "user:*" when the relation is public) or a userset type ("group#member": usersets such as "group:eng#member" that have the relation).
+      # @param consistency [String (Secinfra::V1::Consistency)] How fresh the answer must be.
+      # @param revision [String] With at_least_as_fresh: the revision token of a write.
+      # @param contextual_tuples [Array<Secinfra::V1::TupleKey>] Tuples that hold for this request only, as if written, and are never stored (at most 100); each must fit the model as a write must.
+      # @param page_size [Integer] At most this many per page (default and at most 1000).
+      # @param page_token [String] The next_page_token of the previous page.
+      def initialize(object: "", relation: "", user_filter: "", consistency: Secinfra::V1::Consistency::UNSPECIFIED, revision: "", contextual_tuples: [], page_size: 0, page_token: "")
+        super()
+        @object = object
+        @relation = relation
+        @user_filter = user_filter
+        @consistency = consistency
+        @revision = revision
+        @contextual_tuples = contextual_tuples
+        @page_size = page_size
+        @page_token = page_token
+        freeze
+      end
+    end
+
+    # The users that have the relation.
+    class ListUsersResponse < Secinfra::RPC::Message
+      # Wire fields, in declaration order.
+      FIELDS = [
+        Secinfra::RPC::Field.new(:users, "users", :string, repeated: true),
+        Secinfra::RPC::Field.new(:next_page_token, "next_page_token", :string)
+      ].freeze
+
+      # @return [Array<String>] The users on this page, sorted.
+      attr_reader :users
+
+      # @return [String] Pass as page_token for the next page; empty on the last page.
+      attr_reader :next_page_token
+
+      # @param users [Array<String>] The users on this page, sorted.
+      # @param next_page_token [String] Pass as page_token for the next page; empty on the last page.
+      def initialize(users: [], next_page_token: "")
+        super()
+        @users = users
+        @next_page_token = next_page_token
+        freeze
+      end
+    end
+
     # Expands a relation.
     class ExpandRequest < Secinfra::RPC::Message
       # Wire fields, in declaration order.

@@ -124,6 +124,22 @@ module Secinfra
         admin: false
       )
 
+      # Descriptor of ListUsers: what the invoker needs to call it.
+      LIST_USERS = Secinfra::RPC::MethodDescriptor.new(
+        service: "secinfra.v1.AuthzService",
+        name: "ListUsers",
+        http_method: "POST",
+        path: "/v1/authz:list-users",
+        path_params: [].freeze,
+        query_params: [].freeze,
+        body_fields: ["object", "relation", "user_filter", "consistency", "revision", "contextual_tuples", "page_size", "page_token"].freeze,
+        idempotency: :read_only,
+        auth: :mtls,
+        cache: nil,
+        invalidates: nil,
+        admin: false
+      )
+
       # Descriptor of Expand: what the invoker needs to call it.
       EXPAND = Secinfra::RPC::MethodDescriptor.new(
         service: "secinfra.v1.AuthzService",
@@ -257,6 +273,29 @@ module Secinfra
       def list_objects(type: "", relation: "", user: "", consistency: Secinfra::V1::Consistency::UNSPECIFIED, revision: "", page_size: 0, page_token: "", contextual_tuples: [], call_options: nil)
         request = Secinfra::V1::ListObjectsRequest.new(type: type, relation: relation, user: user, consistency: consistency, revision: revision, page_size: page_size, page_token: page_token, contextual_tuples: contextual_tuples)
         @invoker.invoke(LIST_OBJECTS, request, Secinfra::V1::ListObjectsResponse, call_options)
+      end
+
+      # Lists the users of a type that have a relation on an object, or the
+      # usersets of a type#relation that have it as a whole (OpenFGA's ListUsers),
+      # sorted, a page at a time. A public relation lists the type's wildcard
+      # user rather than every user.
+      #
+      # HTTP: +POST /v1/authz:list-users+ (read-only; auth: mTLS)
+      #
+      # @param object [String] "type:id".
+      # @param relation [String] The relation.
+      # @param user_filter [String] Which users: a type ("user": its objects, and "user:*" when the relation is public) or a userset type ("group#member": usersets such as "group:eng#member" that have the relation).
+      # @param consistency [String (Secinfra::V1::Consistency)] How fresh the answer must be.
+      # @param revision [String] With at_least_as_fresh: the revision token of a write.
+      # @param contextual_tuples [Array<Secinfra::V1::TupleKey>] Tuples that hold for this request only, as if written, and are never stored (at most 100); each must fit the model as a write must.
+      # @param page_size [Integer] At most this many per page (default and at most 1000).
+      # @param page_token [String] The next_page_token of the previous page.
+      # @param call_options [Secinfra::CallOptions, nil] overrides for this call only
+      # @return [Secinfra::V1::ListUsersResponse]
+      # @raise [Secinfra::Error] on any failure (see Secinfra::Error's subclasses)
+      def list_users(object: "", relation: "", user_filter: "", consistency: Secinfra::V1::Consistency::UNSPECIFIED, revision: "", contextual_tuples: [], page_size: 0, page_token: "", call_options: nil)
+        request = Secinfra::V1::ListUsersRequest.new(object: object, relation: relation, user_filter: user_filter, consistency: consistency, revision: revision, contextual_tuples: contextual_tuples, page_size: page_size, page_token: page_token)
+        @invoker.invoke(LIST_USERS, request, Secinfra::V1::ListUsersResponse, call_options)
       end
 
       # Expands a relation on an object into its userset tree, to explain who

@@ -50,6 +50,7 @@ from ._expand import (
     expand,
 )
 from ._list_objects import DEFAULT_MAX_RESULTS, ObjectPage, list_objects, list_objects_page
+from ._list_users import UserPage, list_users
 from ._model import (
     SCHEMA_VERSION,
     AuthorizationModel,
@@ -107,6 +108,7 @@ __all__ = [
     "TypeDefinition",
     "Union",
     "UnionNode",
+    "UserPage",
     "UserRef",
     "UsersLeaf",
     "UsersetTree",
@@ -116,6 +118,7 @@ __all__ = [
     "expand",
     "list_objects",
     "list_objects_page",
+    "list_users",
     "parse_dsl",
     "parse_model",
     "parse_object",

@@ -145,6 +145,24 @@ public final class AuthzClient {
           false);
 
   /**
+   * The descriptor of {@code ListUsers}.
+   */
+  public static final MethodDescriptor LIST_USERS =
+      new MethodDescriptor(
+          "secinfra.v1.AuthzService",
+          "ListUsers",
+          "POST",
+          "/v1/authz:list-users",
+          List.of(),
+          List.of(),
+          List.of("object", "relation", "user_filter", "consistency", "revision", "contextual_tuples", "page_size", "page_token"),
+          Idempotency.READ_ONLY,
+          Auth.MTLS,
+          null,
+          null,
+          false);
+
+  /**
    * The descriptor of {@code Expand}.
    */
   public static final MethodDescriptor EXPAND =
@@ -538,6 +556,63 @@ public final class AuthzClient {
       ListObjectsRequest request, CallOptions options) {
     return invoker.invokeAsync(
         LIST_OBJECTS, request.toJson(), options, json -> ListObjectsResponse.fromJson(json, false));
+  }
+
+  /**
+   * Lists the users of a type that have a relation on an object, or the
+   * usersets of a type#relation that have it as a whole (OpenFGA's ListUsers),
+   * sorted, a page at a time. A public relation lists the type's wildcard
+   * user rather than every user.
+   *
+   * <p>HTTP: {@code POST /v1/authz:list-users}; read-only; auth mtls.
+   *
+   * @param request the request
+   * @return the response
+   * @throws dev.secinfra.errors.SecinfraException when the call fails
+   */
+  public ListUsersResponse listUsers(ListUsersRequest request) {
+    return listUsers(request, CallOptions.DEFAULTS);
+  }
+
+  /**
+   * Lists the users of a type that have a relation on an object, or the
+   * usersets of a type#relation that have it as a whole (OpenFGA's ListUsers),
+   * sorted, a page at a time. A public relation lists the type's wildcard
+   * user rather than every user.
+   *
+   * <p>HTTP: {@code POST /v1/authz:list-users}; read-only; auth mtls.
+   *
+   * @param request the request
+   * @param options per-call options over the client's defaults
+   * @return the response
+   * @throws dev.secinfra.errors.SecinfraException when the call fails
+   */
+  public ListUsersResponse listUsers(ListUsersRequest request, CallOptions options) {
+    return invoker.invoke(
+        LIST_USERS, request.toJson(), options, json -> ListUsersResponse.fromJson(json, false));
+  }
+
+  /**
+   * Asynchronous {@link #listUsers(ListUsersRequest)}.
+   *
+   * @param request the request
+   * @return the response, or a future completed exceptionally with a {@link dev.secinfra.errors.SecinfraException}
+   */
+  public CompletableFuture<ListUsersResponse> listUsersAsync(ListUsersRequest request) {
+    return listUsersAsync(request, CallOptions.DEFAULTS);
+  }
+
+  /**
+   * Asynchronous {@link #listUsers(ListUsersRequest, CallOptions)}.
+   *
+   * @param request the request
+   * @param options per-call options over the client's defaults
+   * @return the response, or a future completed exceptionally with a {@link dev.secinfra.errors.SecinfraException}
+   */
+  public CompletableFuture<ListUsersResponse> listUsersAsync(
+      ListUsersRequest request, CallOptions options) {
+    return invoker.invokeAsync(
+        LIST_USERS, request.toJson(), options, json -> ListUsersResponse.fromJson(json, false));
   }
 
   /**
