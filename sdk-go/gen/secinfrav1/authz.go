@@ -93,6 +93,24 @@ type AuthorizationModel struct {
 	Dsl string `json:"dsl"`
 }
 
+// Lists the stored models.
+type ListAuthorizationModelsRequest struct {
+	// At most this many per page (default 20, at most 100).
+	PageSize int32 `json:"page_size"`
+	// The next_page_token of the previous page.
+	PageToken string `json:"page_token"`
+}
+
+// Stored models, the newest first.
+type ListAuthorizationModelsResponse struct {
+	// The models on this page.
+	Models []*AuthorizationModel `json:"models,omitempty"`
+	// Pass as page_token for the next page; empty on the last page.
+	NextPageToken string `json:"next_page_token"`
+	// The current model's id (the built-in model's until a model is written).
+	CurrentID string `json:"current_id"`
+}
+
 // Reads a model.
 type ReadAuthorizationModelRequest struct {
 	// The model id. Empty: the current model.
@@ -105,6 +123,8 @@ type WriteTuplesRequest struct {
 	Writes []*TupleKey `json:"writes,omitempty"`
 	// Tuples to remove.
 	Deletes []*TupleKey `json:"deletes,omitempty"`
+	// The model version the writes must fit. Empty: the current model.
+	AuthorizationModelID string `json:"authorization_model_id"`
 }
 
 // The result of a tuple write.
@@ -147,6 +167,9 @@ type CheckRequest struct {
 	// Tuples that hold for this request only, as if written, and are never
 	// stored (at most 100); each must fit the model as a write must.
 	ContextualTuples []*TupleKey `json:"contextual_tuples,omitempty"`
+	// The model version to use: an id from WriteAuthorizationModel or
+	// ListAuthorizationModels. Empty: the current model.
+	AuthorizationModelID string `json:"authorization_model_id"`
 }
 
 // The answer.
@@ -176,6 +199,9 @@ type BatchCheckRequest struct {
 	Consistency Consistency `json:"consistency"`
 	// With at_least_as_fresh: the revision token of a write.
 	Revision string `json:"revision"`
+	// The model version to use: an id from WriteAuthorizationModel or
+	// ListAuthorizationModels. Empty: the current model.
+	AuthorizationModelID string `json:"authorization_model_id"`
 }
 
 // One answer in a batch.
@@ -213,6 +239,9 @@ type ListObjectsRequest struct {
 	// Tuples that hold for this request only, as if written, and are never
 	// stored (at most 100); each must fit the model as a write must.
 	ContextualTuples []*TupleKey `json:"contextual_tuples,omitempty"`
+	// The model version to use: an id from WriteAuthorizationModel or
+	// ListAuthorizationModels. Empty: the current model.
+	AuthorizationModelID string `json:"authorization_model_id"`
 }
 
 // Objects, as "type:id", sorted.
@@ -244,6 +273,9 @@ type ListUsersRequest struct {
 	PageSize int32 `json:"page_size"`
 	// The next_page_token of the previous page.
 	PageToken string `json:"page_token"`
+	// The model version to use: an id from WriteAuthorizationModel or
+	// ListAuthorizationModels. Empty: the current model.
+	AuthorizationModelID string `json:"authorization_model_id"`
 }
 
 // The users that have the relation.
@@ -267,6 +299,9 @@ type ExpandRequest struct {
 	// Tuples that hold for this request only, as if written, and are never
 	// stored (at most 100); each must fit the model as a write must.
 	ContextualTuples []*TupleKey `json:"contextual_tuples,omitempty"`
+	// The model version to use: an id from WriteAuthorizationModel or
+	// ListAuthorizationModels. Empty: the current model.
+	AuthorizationModelID string `json:"authorization_model_id"`
 }
 
 // The userset tree.

@@ -24,6 +24,21 @@ var descAuthzServiceWriteAuthorizationModel = rpc.Descriptor{
 	Admin:       true,
 }
 
+var descAuthzServiceListAuthorizationModels = rpc.Descriptor{
+	Service:     "secinfra.v1.AuthzService",
+	Name:        "ListAuthorizationModels",
+	HTTPMethod:  "GET",
+	Path:        "/v1/authz/models",
+	PathParams:  nil,
+	QueryParams: []string{"page_size", "page_token"},
+	BodyFields:  nil,
+	Idempotency: rpc.ReadOnly,
+	Auth:        rpc.AuthMTLS,
+	Cache:       nil,
+	Invalidates: nil,
+	Admin:       false,
+}
+
 var descAuthzServiceReadAuthorizationModel = rpc.Descriptor{
 	Service:     "secinfra.v1.AuthzService",
 	Name:        "ReadAuthorizationModel",
@@ -46,7 +61,7 @@ var descAuthzServiceWriteTuples = rpc.Descriptor{
 	Path:        "/v1/authz/tuples:write",
 	PathParams:  nil,
 	QueryParams: nil,
-	BodyFields:  []string{"writes", "deletes"},
+	BodyFields:  []string{"writes", "deletes", "authorization_model_id"},
 	Idempotency: rpc.Idempotent,
 	Auth:        rpc.AuthMTLS,
 	Cache:       nil,
@@ -76,7 +91,7 @@ var descAuthzServiceCheck = rpc.Descriptor{
 	Path:        "/v1/authz:check",
 	PathParams:  nil,
 	QueryParams: nil,
-	BodyFields:  []string{"tuple_key", "consistency", "revision", "contextual_tuples"},
+	BodyFields:  []string{"tuple_key", "consistency", "revision", "contextual_tuples", "authorization_model_id"},
 	Idempotency: rpc.ReadOnly,
 	Auth:        rpc.AuthMTLS,
 	Cache:       &rpc.CachePolicy{Resource: "authz", KeyField: ""},
@@ -91,7 +106,7 @@ var descAuthzServiceBatchCheck = rpc.Descriptor{
 	Path:        "/v1/authz:batch-check",
 	PathParams:  nil,
 	QueryParams: nil,
-	BodyFields:  []string{"checks", "consistency", "revision"},
+	BodyFields:  []string{"checks", "consistency", "revision", "authorization_model_id"},
 	Idempotency: rpc.ReadOnly,
 	Auth:        rpc.AuthMTLS,
 	Cache:       &rpc.CachePolicy{Resource: "authz", KeyField: ""},
@@ -106,7 +121,7 @@ var descAuthzServiceListObjects = rpc.Descriptor{
 	Path:        "/v1/authz:list-objects",
 	PathParams:  nil,
 	QueryParams: nil,
-	BodyFields:  []string{"type", "relation", "user", "consistency", "revision", "page_size", "page_token", "contextual_tuples"},
+	BodyFields:  []string{"type", "relation", "user", "consistency", "revision", "page_size", "page_token", "contextual_tuples", "authorization_model_id"},
 	Idempotency: rpc.ReadOnly,
 	Auth:        rpc.AuthMTLS,
 	Cache:       nil,
@@ -121,7 +136,7 @@ var descAuthzServiceListUsers = rpc.Descriptor{
 	Path:        "/v1/authz:list-users",
 	PathParams:  nil,
 	QueryParams: nil,
-	BodyFields:  []string{"object", "relation", "user_filter", "consistency", "revision", "contextual_tuples", "page_size", "page_token"},
+	BodyFields:  []string{"object", "relation", "user_filter", "consistency", "revision", "contextual_tuples", "page_size", "page_token", "authorization_model_id"},
 	Idempotency: rpc.ReadOnly,
 	Auth:        rpc.AuthMTLS,
 	Cache:       nil,
@@ -136,7 +151,7 @@ var descAuthzServiceExpand = rpc.Descriptor{
 	Path:        "/v1/authz:expand",
 	PathParams:  nil,
 	QueryParams: nil,
-	BodyFields:  []string{"object", "relation", "consistency", "revision", "contextual_tuples"},
+	BodyFields:  []string{"object", "relation", "consistency", "revision", "contextual_tuples", "authorization_model_id"},
 	Idempotency: rpc.ReadOnly,
 	Auth:        rpc.AuthMTLS,
 	Cache:       nil,
@@ -170,6 +185,24 @@ func (c *AuthzClient) WriteAuthorizationModel(ctx context.Context, req *WriteAut
 	}
 	resp := &AuthorizationModel{}
 	if err := c.invoker.Invoke(ctx, &descAuthzServiceWriteAuthorizationModel, req, resp, opts...); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// ListAuthorizationModels calls secinfra.v1.AuthzService/ListAuthorizationModels.
+//
+// Lists the stored authorization models, the newest first, a page at a
+// time. Every model ever written stays readable by its id (models are
+// immutable: the id is a hash of the content).
+//
+// HTTP: GET /v1/authz/models. Idempotency: read_only. Auth: mtls.
+func (c *AuthzClient) ListAuthorizationModels(ctx context.Context, req *ListAuthorizationModelsRequest, opts ...rpc.CallOption) (*ListAuthorizationModelsResponse, error) {
+	if req == nil {
+		req = &ListAuthorizationModelsRequest{}
+	}
+	resp := &ListAuthorizationModelsResponse{}
+	if err := c.invoker.Invoke(ctx, &descAuthzServiceListAuthorizationModels, req, resp, opts...); err != nil {
 		return nil, err
 	}
 	return resp, nil
@@ -315,6 +348,7 @@ func (c *AuthzClient) Expand(ctx context.Context, req *ExpandRequest, opts ...rp
 func AuthzDescriptors() []rpc.Descriptor {
 	return []rpc.Descriptor{
 		descAuthzServiceWriteAuthorizationModel,
+		descAuthzServiceListAuthorizationModels,
 		descAuthzServiceReadAuthorizationModel,
 		descAuthzServiceWriteTuples,
 		descAuthzServiceReadTuples,

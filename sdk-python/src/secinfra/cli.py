@@ -717,6 +717,24 @@ def _cmd_authz_model_get(args: argparse.Namespace, settings: _Settings) -> int:
     return EXIT_OK
 
 
+def _cmd_authz_model_list(args: argparse.Namespace, settings: _Settings) -> int:
+    models: list[Any] = []
+    with _client(settings) as client:
+        page = ""
+        while True:
+            answer = client.authz.list_authorization_models(page_token=page)
+            models.extend(answer.models)
+            current, page = answer.current_id, answer.next_page_token
+            if not page:
+                break
+    if args.json:
+        _print_json({"models": [_doc(found) for found in models], "current_id": current})
+    else:
+        for found in models:
+            print(f"{found.id}{'  (current)' if found.id == current else ''}")
+    return EXIT_OK
+
+
 def _read_text(path: str, what: str) -> str:
     data = sys.stdin.buffer.read() if path == "-" else _read(path, what)
     try:
@@ -1147,6 +1165,7 @@ def build_parser() -> argparse.ArgumentParser:
     model = model_parser.add_subparsers(dest="model_command", required=True)
     model_get = _command(model, "get", _cmd_authz_model_get, "print the current model")
     model_get.add_argument("--id", help="a model id (default: current)")
+    _command(model, "list", _cmd_authz_model_list, "every stored model's id, the newest first")
     model_put = _command(model, "put", _cmd_authz_model_put, "write a new model")
     model_source = model_put.add_mutually_exclusive_group(required=True)
     model_source.add_argument("--dsl", metavar="FILE", help="OpenFGA DSL ('-': stdin)")

@@ -317,6 +317,10 @@ def test_authz_model_put_and_get(
     as_json.write_text(json.dumps(model))
     put_json = run("authz", "model", "put", "--json-file", str(as_json), "--json")
     assert put_json.json() == {"id": model_id}
+    assert run("authz", "model", "list").out == f"{model_id}  (current)\n"
+    listed = run("authz", "model", "list", "--json").json()
+    assert isinstance(listed, dict)
+    assert (listed["current_id"], [m["id"] for m in listed["models"]]) == (model_id, [model_id])
 
     bad = tmp_path / "bad.fga"
     bad.write_text("model\n  schema 1.1\n\ntype workload\n")

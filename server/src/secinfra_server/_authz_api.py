@@ -56,6 +56,7 @@ from .errors import ApiError
 from .policy import (
     BUILTIN_TYPES,
     WORKLOAD_TYPE,
+    AuthzEngine,
     Snapshot,
     merge_user_model,
     model_id,
@@ -65,9 +66,11 @@ from .policy import (
 from .storage import to_ms
 from .storage.authz_tables import (
     SYSTEM_ROOT,
+    ModelCursor,
     TupleCursor,
     TupleFilter,
     apply_tuple_changes,
+    list_models,
     read_tuples,
     store_model,
 )
@@ -78,6 +81,9 @@ REVISION_DIGITS: Final = 20
 MAX_TUPLES_PER_WRITE: Final = 1000
 DEFAULT_PAGE_SIZE: Final = 100
 MAX_PAGE_SIZE: Final = 1000
+#: ListAuthorizationModels pages: whole models, so smaller ones.
+DEFAULT_MODELS_PAGE: Final = 20
+MAX_MODELS_PAGE: Final = 100
 #: Contextual tuples per question (OpenFGA's limit too).
 MAX_CONTEXTUAL_TUPLES: Final = 100
 
@@ -135,6 +141,22 @@ def _tuple_key(key: m.TupleKey | None, where: str) -> authz.TupleKey:
         raise _at(where, exc) from exc
 
 
+def _version(engine: AuthzEngine, snapshot: Snapshot, wanted: str) -> authz.AuthorizationModel:
+    """The model version a request names (``authorization_model_id``), read in its
+    snapshot; empty: the current one."""
+    if not wanted or wanted == snapshot.model_id:
+        return snapshot.model
+    model = engine.load_model(snapshot.conn, wanted)
+    if model is None:
+        raise ApiError(
+            "not_found",
+            f"{_PREFIX}authorization_model_id: no authorization model has id {wanted[:80]!r};"
+            " ListAuthorizationModels lists them",
+            details={"field": "authorization_model_id"},
+        )
+    return model
+
+
 def _page_size(value: int) -> int:
     """A ListObjects or ListUsers page size: 0 is the default (the maximum)."""
     if not 0 <= value <= MAX_PAGE_SIZE:
@@ -160,15 +182,18 @@ def _contextual(keys: Sequence[m.TupleKey], where: str) -> list[authz.TupleKey]:
 
 
 def _reader(
-    snapshot: Snapshot, contextual: Sequence[authz.TupleKey], where: str
+    snapshot: Snapshot,
+    model: authz.AuthorizationModel,
+    contextual: Sequence[authz.TupleKey],
+    where: str,
 ) -> authz.TupleReader:
     """The snapshot's tuples plus the contextual ones, each validated as a write
-    is (the model's types and relations, the built-in types' rules)."""
+    is (``model``'s types and relations, the built-in types' rules)."""
     if not contextual:
         return snapshot.reader
     for index, key in enumerate(contextual):
         try:
-            authz.validate_tuple(snapshot.model, key)
+            authz.validate_tuple(model, key)
             validate_builtin_tuple(key)
         except authz.TupleError as exc:
             raise _at(f"{where}[{index}]", exc) from exc
@@ -204,6 +229,7 @@ class AuthzApi:
         return {
             "write_authorization_model": self.write_authorization_model,
             "read_authorization_model": self.read_authorization_model,
+            "list_authorization_models": self.list_authorization_models,
             "write_tuples": self.write_tuples,
             "read_tuples": self.read_tuples,
             "check": self.check,
@@ -363,6 +389,48 @@ class AuthzApi:
             )
         return m.AuthorizationModel(id=found_id, model=model.to_dict(), dsl=render_dsl(model))
 
+    async def list_authorization_models(
+        self, ctx: RequestContext, req: m.ListAuthorizationModelsRequest
+    ) -> m.ListAuthorizationModelsResponse:
+        if not 0 <= req.page_size <= MAX_MODELS_PAGE:
+            raise ApiError(
+                "invalid_argument",
+                f"{_PREFIX}page_size must be between 0 (the default, {DEFAULT_MODELS_PAGE})"
+                f" and {MAX_MODELS_PAGE}",
+                details={"field": "page_size"},
+            )
+        after: ModelCursor | None = None
+        if req.page_token:
+            created, last_id = _decode_cursor(req.page_token, ["models"], 2)
+            if not created.isdigit():
+                raise ApiError(
+                    "invalid_argument",
+                    f"{_PREFIX}page_token: not a page token; pass the next_page_token of the"
+                    " previous page",
+                    details={"field": "page_token"},
+                )
+            after = (int(created), last_id)
+
+        def read(
+            snapshot: Snapshot,
+        ) -> tuple[list[tuple[str, str]], ModelCursor | None, str]:
+            rows, cursor = list_models(
+                snapshot.conn, after=after, limit=req.page_size or DEFAULT_MODELS_PAGE
+            )
+            return rows, cursor, snapshot.model_id
+
+        rows, cursor, current = await self._engine.read(read)
+        models = []
+        for found_id, text in rows:
+            model = authz.parse_model(json.loads(text))
+            models.append(
+                m.AuthorizationModel(id=found_id, model=model.to_dict(), dsl=render_dsl(model))
+            )
+        token = _encode_cursor(["models"], [str(cursor[0]), cursor[1]]) if cursor else ""
+        return m.ListAuthorizationModelsResponse(
+            models=models, next_page_token=token, current_id=current
+        )
+
     # -- tuples ------------------------------------------------------------------------
     async def write_tuples(
         self, ctx: RequestContext, req: m.WriteTuplesRequest
@@ -389,9 +457,10 @@ class AuthzApi:
         now = self._ctx.clock.now()
 
         def write(snapshot: Snapshot) -> m.WriteTuplesResponse:
+            model = _version(self._engine, snapshot, req.authorization_model_id)
             for index, key in enumerate(writes):
                 try:
-                    authz.validate_tuple(snapshot.model, key)
+                    authz.validate_tuple(model, key)
                     validate_builtin_tuple(key)
                 except authz.TupleError as exc:
                     raise _at(f"writes[{index}]", exc) from exc
@@ -468,8 +537,9 @@ class AuthzApi:
         await self._guard_contextual(ctx, contextual, "contextual_tuples")
 
         def run(snapshot: Snapshot) -> tuple[bool, int]:
-            reader = _reader(snapshot, contextual, "contextual_tuples")
-            return authz.check(snapshot.model, reader, key), snapshot.revision
+            model = _version(self._engine, snapshot, req.authorization_model_id)
+            reader = _reader(snapshot, model, contextual, "contextual_tuples")
+            return authz.check(model, reader, key), snapshot.revision
 
         allowed, revision = await self._engine.read(run, at_least=at_least)
         return Reply(
@@ -514,17 +584,18 @@ class AuthzApi:
         def run(snapshot: Snapshot) -> tuple[dict[str, authz.BatchCheckResult], int]:
             # One memo for the items that see the stored tuples alone; an item with
             # contextual tuples sees its own tuples, so it is answered on its own.
+            model = _version(self._engine, snapshot, req.authorization_model_id)
             plain = [item for item in items if item.correlation_id not in contextual]
-            results = authz.batch_check(snapshot.model, snapshot.reader, plain)
+            results = authz.batch_check(model, snapshot.reader, plain)
             for item in items:
                 cid = item.correlation_id
                 if cid in contextual:
                     try:
-                        reader = _reader(snapshot, contextual[cid], where[cid])
+                        reader = _reader(snapshot, model, contextual[cid], where[cid])
                     except ApiError as exc:
                         failed[cid] = exc.message
                         continue
-                    results.update(authz.batch_check(snapshot.model, reader, [item]))
+                    results.update(authz.batch_check(model, reader, [item]))
             return results, snapshot.revision
 
         results, revision = await self._engine.read(run, at_least=at_least)
@@ -589,9 +660,10 @@ class AuthzApi:
         await self._guard_contextual(ctx, contextual, "contextual_tuples")
 
         def run(snapshot: Snapshot) -> authz.ObjectPage:
+            model = _version(self._engine, snapshot, req.authorization_model_id)
             return authz.list_objects_page(
-                snapshot.model,
-                _reader(snapshot, contextual, "contextual_tuples"),
+                model,
+                _reader(snapshot, model, contextual, "contextual_tuples"),
                 req.type,
                 req.relation,
                 req.user,
@@ -626,9 +698,10 @@ class AuthzApi:
         await self._guard_contextual(ctx, contextual, "contextual_tuples")
 
         def run(snapshot: Snapshot) -> authz.UserPage:
+            model = _version(self._engine, snapshot, req.authorization_model_id)
             return authz.list_users(
-                snapshot.model,
-                _reader(snapshot, contextual, "contextual_tuples"),
+                model,
+                _reader(snapshot, model, contextual, "contextual_tuples"),
                 req.object,
                 req.relation,
                 req.user_filter,
@@ -660,8 +733,9 @@ class AuthzApi:
         await self._guard_contextual(ctx, contextual, "contextual_tuples")
 
         def run(snapshot: Snapshot) -> dict[str, Any]:
-            reader = _reader(snapshot, contextual, "contextual_tuples")
-            return authz.expand(snapshot.model, reader, req.object, req.relation).to_dict()
+            model = _version(self._engine, snapshot, req.authorization_model_id)
+            reader = _reader(snapshot, model, contextual, "contextual_tuples")
+            return authz.expand(model, reader, req.object, req.relation).to_dict()
 
         return m.ExpandResponse(tree=await self._engine.read(run, at_least=at_least))
 

@@ -32,6 +32,21 @@ AUTHZ_SERVICE_WRITE_AUTHORIZATION_MODEL: Final = MethodDescriptor(
     admin=True,
 )
 
+AUTHZ_SERVICE_LIST_AUTHORIZATION_MODELS: Final = MethodDescriptor(
+    service="secinfra.v1.AuthzService",
+    name="ListAuthorizationModels",
+    http_method="GET",
+    path="/v1/authz/models",
+    path_params=(),
+    query_params=("page_size", "page_token"),
+    body_fields=(),
+    idempotency=Idempotency.READ_ONLY,
+    auth=Auth.MTLS,
+    cache=None,
+    invalidates=None,
+    admin=False,
+)
+
 AUTHZ_SERVICE_READ_AUTHORIZATION_MODEL: Final = MethodDescriptor(
     service="secinfra.v1.AuthzService",
     name="ReadAuthorizationModel",
@@ -54,7 +69,7 @@ AUTHZ_SERVICE_WRITE_TUPLES: Final = MethodDescriptor(
     path="/v1/authz/tuples:write",
     path_params=(),
     query_params=(),
-    body_fields=("writes", "deletes"),
+    body_fields=("writes", "deletes", "authorization_model_id"),
     idempotency=Idempotency.IDEMPOTENT,
     auth=Auth.MTLS,
     cache=None,
@@ -84,7 +99,13 @@ AUTHZ_SERVICE_CHECK: Final = MethodDescriptor(
     path="/v1/authz:check",
     path_params=(),
     query_params=(),
-    body_fields=("tuple_key", "consistency", "revision", "contextual_tuples"),
+    body_fields=(
+        "tuple_key",
+        "consistency",
+        "revision",
+        "contextual_tuples",
+        "authorization_model_id",
+    ),
     idempotency=Idempotency.READ_ONLY,
     auth=Auth.MTLS,
     cache=CachePolicy(cacheable=True, resource="authz", key_field=""),
@@ -99,7 +120,7 @@ AUTHZ_SERVICE_BATCH_CHECK: Final = MethodDescriptor(
     path="/v1/authz:batch-check",
     path_params=(),
     query_params=(),
-    body_fields=("checks", "consistency", "revision"),
+    body_fields=("checks", "consistency", "revision", "authorization_model_id"),
     idempotency=Idempotency.READ_ONLY,
     auth=Auth.MTLS,
     cache=CachePolicy(cacheable=True, resource="authz", key_field=""),
@@ -123,6 +144,7 @@ AUTHZ_SERVICE_LIST_OBJECTS: Final = MethodDescriptor(
         "page_size",
         "page_token",
         "contextual_tuples",
+        "authorization_model_id",
     ),
     idempotency=Idempotency.READ_ONLY,
     auth=Auth.MTLS,
@@ -147,6 +169,7 @@ AUTHZ_SERVICE_LIST_USERS: Final = MethodDescriptor(
         "contextual_tuples",
         "page_size",
         "page_token",
+        "authorization_model_id",
     ),
     idempotency=Idempotency.READ_ONLY,
     auth=Auth.MTLS,
@@ -162,7 +185,14 @@ AUTHZ_SERVICE_EXPAND: Final = MethodDescriptor(
     path="/v1/authz:expand",
     path_params=(),
     query_params=(),
-    body_fields=("object", "relation", "consistency", "revision", "contextual_tuples"),
+    body_fields=(
+        "object",
+        "relation",
+        "consistency",
+        "revision",
+        "contextual_tuples",
+        "authorization_model_id",
+    ),
     idempotency=Idempotency.READ_ONLY,
     auth=Auth.MTLS,
     cache=None,
@@ -200,6 +230,26 @@ class AuthzClient:
             call_options,
         )
 
+    def list_authorization_models(
+        self,
+        *,
+        page_size: int = 0,
+        page_token: str = "",
+        call_options: CallOptions | None = None,
+    ) -> _authz.ListAuthorizationModelsResponse:
+        """Lists the stored authorization models, the newest first, a page at a
+        time. Every model ever written stays readable by its id (models are
+        immutable: the id is a hash of the content).
+
+        HTTP: ``GET /v1/authz/models``
+        """
+        return self._invoker.invoke(
+            AUTHZ_SERVICE_LIST_AUTHORIZATION_MODELS,
+            _authz.ListAuthorizationModelsRequest(page_size=page_size, page_token=page_token),
+            _authz.ListAuthorizationModelsResponse,
+            call_options,
+        )
+
     def read_authorization_model(
         self,
         *,
@@ -222,6 +272,7 @@ class AuthzClient:
         *,
         writes: Sequence[_authz.TupleKey] = (),
         deletes: Sequence[_authz.TupleKey] = (),
+        authorization_model_id: str = "",
         call_options: CallOptions | None = None,
     ) -> _authz.WriteTuplesResponse:
         """Writes and deletes relationship tuples atomically: all or nothing.
@@ -231,7 +282,9 @@ class AuthzClient:
         """
         return self._invoker.invoke(
             AUTHZ_SERVICE_WRITE_TUPLES,
-            _authz.WriteTuplesRequest(writes=writes, deletes=deletes),
+            _authz.WriteTuplesRequest(
+                writes=writes, deletes=deletes, authorization_model_id=authorization_model_id
+            ),
             _authz.WriteTuplesResponse,
             call_options,
         )
@@ -270,6 +323,7 @@ class AuthzClient:
         consistency: _authz.Consistency = _authz.Consistency.UNSPECIFIED,
         revision: str = "",
         contextual_tuples: Sequence[_authz.TupleKey] = (),
+        authorization_model_id: str = "",
         call_options: CallOptions | None = None,
     ) -> _authz.CheckResponse:
         """Checks whether a user has a relation to an object. Responses carry
@@ -284,6 +338,7 @@ class AuthzClient:
                 consistency=consistency,
                 revision=revision,
                 contextual_tuples=contextual_tuples,
+                authorization_model_id=authorization_model_id,
             ),
             _authz.CheckResponse,
             call_options,
@@ -295,6 +350,7 @@ class AuthzClient:
         checks: Sequence[_authz.BatchCheckItem] = (),
         consistency: _authz.Consistency = _authz.Consistency.UNSPECIFIED,
         revision: str = "",
+        authorization_model_id: str = "",
         call_options: CallOptions | None = None,
     ) -> _authz.BatchCheckResponse:
         """Runs up to 100 checks in one call; results are keyed by correlation id.
@@ -303,7 +359,12 @@ class AuthzClient:
         """
         return self._invoker.invoke(
             AUTHZ_SERVICE_BATCH_CHECK,
-            _authz.BatchCheckRequest(checks=checks, consistency=consistency, revision=revision),
+            _authz.BatchCheckRequest(
+                checks=checks,
+                consistency=consistency,
+                revision=revision,
+                authorization_model_id=authorization_model_id,
+            ),
             _authz.BatchCheckResponse,
             call_options,
         )
@@ -319,6 +380,7 @@ class AuthzClient:
         page_size: int = 0,
         page_token: str = "",
         contextual_tuples: Sequence[_authz.TupleKey] = (),
+        authorization_model_id: str = "",
         call_options: CallOptions | None = None,
     ) -> _authz.ListObjectsResponse:
         """Lists the objects of a type that a user has a relation to, sorted by id,
@@ -337,6 +399,7 @@ class AuthzClient:
                 page_size=page_size,
                 page_token=page_token,
                 contextual_tuples=contextual_tuples,
+                authorization_model_id=authorization_model_id,
             ),
             _authz.ListObjectsResponse,
             call_options,
@@ -353,6 +416,7 @@ class AuthzClient:
         contextual_tuples: Sequence[_authz.TupleKey] = (),
         page_size: int = 0,
         page_token: str = "",
+        authorization_model_id: str = "",
         call_options: CallOptions | None = None,
     ) -> _authz.ListUsersResponse:
         """Lists the users of a type that have a relation on an object, or the
@@ -373,6 +437,7 @@ class AuthzClient:
                 contextual_tuples=contextual_tuples,
                 page_size=page_size,
                 page_token=page_token,
+                authorization_model_id=authorization_model_id,
             ),
             _authz.ListUsersResponse,
             call_options,
@@ -386,6 +451,7 @@ class AuthzClient:
         consistency: _authz.Consistency = _authz.Consistency.UNSPECIFIED,
         revision: str = "",
         contextual_tuples: Sequence[_authz.TupleKey] = (),
+        authorization_model_id: str = "",
         call_options: CallOptions | None = None,
     ) -> _authz.ExpandResponse:
         """Expands a relation on an object into its userset tree, to explain who
@@ -401,6 +467,7 @@ class AuthzClient:
                 consistency=consistency,
                 revision=revision,
                 contextual_tuples=contextual_tuples,
+                authorization_model_id=authorization_model_id,
             ),
             _authz.ExpandResponse,
             call_options,

@@ -108,6 +108,60 @@ module Secinfra
       end
     end
 
+    # Lists the stored models.
+    class ListAuthorizationModelsRequest < Secinfra::RPC::Message
+      # Wire fields, in declaration order.
+      FIELDS = [
+        Secinfra::RPC::Field.new(:page_size, "page_size", :int32),
+        Secinfra::RPC::Field.new(:page_token, "page_token", :string)
+      ].freeze
+
+      # @return [Integer] At most this many per page (default 20, at most 100).
+      attr_reader :page_size
+
+      # @return [String] The next_page_token of the previous page.
+      attr_reader :page_token
+
+      # @param page_size [Integer] At most this many per page (default 20, at most 100).
+      # @param page_token [String] The next_page_token of the previous page.
+      def initialize(page_size: 0, page_token: "")
+        super()
+        @page_size = page_size
+        @page_token = page_token
+        freeze
+      end
+    end
+
+    # Stored models, the newest first.
+    class ListAuthorizationModelsResponse < Secinfra::RPC::Message
+      # Wire fields, in declaration order.
+      FIELDS = [
+        Secinfra::RPC::Field.new(:models, "models", :message, type: "Secinfra::V1::AuthorizationModel", repeated: true),
+        Secinfra::RPC::Field.new(:next_page_token, "next_page_token", :string),
+        Secinfra::RPC::Field.new(:current_id, "current_id", :string)
+      ].freeze
+
+      # @return [Array<Secinfra::V1::AuthorizationModel>] The models on this page.
+      attr_reader :models
+
+      # @return [String] Pass as page_token for the next page; empty on the last page.
+      attr_reader :next_page_token
+
+      # @return [String] The current model's id (the built-in model's until a model is written).
+      attr_reader :current_id
+
+      # @param models [Array<Secinfra::V1::AuthorizationModel>] The models on this page.
+      # @param next_page_token [String] Pass as page_token for the next page; empty on the last page.
+      # @param current_id [String] The current model's id (the built-in model's until a model is written).
+      def initialize(models: [], next_page_token: "", current_id: "")
+        super()
+        @models = models
+        @next_page_token = next_page_token
+        @current_id = current_id
+        freeze
+      end
+    end
+
     # Reads a model.
     class ReadAuthorizationModelRequest < Secinfra::RPC::Message
       # Wire fields, in declaration order.
@@ -131,7 +185,8 @@ module Secinfra
       # Wire fields, in declaration order.
       FIELDS = [
         Secinfra::RPC::Field.new(:writes, "writes", :message, type: "Secinfra::V1::TupleKey", repeated: true),
-        Secinfra::RPC::Field.new(:deletes, "deletes", :message, type: "Secinfra::V1::TupleKey", repeated: true)
+        Secinfra::RPC::Field.new(:deletes, "deletes", :message, type: "Secinfra::V1::TupleKey", repeated: true),
+        Secinfra::RPC::Field.new(:authorization_model_id, "authorization_model_id", :string)
       ].freeze
 
       # @return [Array<Secinfra::V1::TupleKey>] Tuples to add.
@@ -140,12 +195,17 @@ module Secinfra
       # @return [Array<Secinfra::V1::TupleKey>] Tuples to remove.
       attr_reader :deletes
 
+      # @return [String] The model version the writes must fit. Empty: the current model.
+      attr_reader :authorization_model_id
+
       # @param writes [Array<Secinfra::V1::TupleKey>] Tuples to add.
       # @param deletes [Array<Secinfra::V1::TupleKey>] Tuples to remove.
-      def initialize(writes: [], deletes: [])
+      # @param authorization_model_id [String] The model version the writes must fit. Empty: the current model.
+      def initialize(writes: [], deletes: [], authorization_model_id: "")
         super()
         @writes = writes
         @deletes = deletes
+        @authorization_model_id = authorization_model_id
         freeze
       end
     end
@@ -241,7 +301,8 @@ module Secinfra
         Secinfra::RPC::Field.new(:tuple_key, "tuple_key", :message, type: "Secinfra::V1::TupleKey", presence: true),
         Secinfra::RPC::Field.new(:consistency, "consistency", :enum, type: "Secinfra::V1::Consistency"),
         Secinfra::RPC::Field.new(:revision, "revision", :string),
-        Secinfra::RPC::Field.new(:contextual_tuples, "contextual_tuples", :message, type: "Secinfra::V1::TupleKey", repeated: true)
+        Secinfra::RPC::Field.new(:contextual_tuples, "contextual_tuples", :message, type: "Secinfra::V1::TupleKey", repeated: true),
+        Secinfra::RPC::Field.new(:authorization_model_id, "authorization_model_id", :string)
       ].freeze
 
       # @return [Secinfra::V1::TupleKey, nil] The relationship to check.
@@ -256,16 +317,21 @@ module Secinfra
       # @return [Array<Secinfra::V1::TupleKey>] Tuples that hold for this request only, as if written, and are never stored (at most 100); each must fit the model as a write must.
       attr_reader :contextual_tuples
 
+      # @return [String] The model version to use: an id from WriteAuthorizationModel or ListAuthorizationModels. Empty: the current model.
+      attr_reader :authorization_model_id
+
       # @param tuple_key [Secinfra::V1::TupleKey, nil] The relationship to check.
       # @param consistency [String (Secinfra::V1::Consistency)] How fresh the answer must be.
       # @param revision [String] With at_least_as_fresh: the revision token of a write.
       # @param contextual_tuples [Array<Secinfra::V1::TupleKey>] Tuples that hold for this request only, as if written, and are never stored (at most 100); each must fit the model as a write must.
-      def initialize(tuple_key: nil, consistency: Secinfra::V1::Consistency::UNSPECIFIED, revision: "", contextual_tuples: [])
+      # @param authorization_model_id [String] The model version to use: an id from WriteAuthorizationModel or ListAuthorizationModels. Empty: the current model.
+      def initialize(tuple_key: nil, consistency: Secinfra::V1::Consistency::UNSPECIFIED, revision: "", contextual_tuples: [], authorization_model_id: "")
         super()
         @tuple_key = tuple_key
         @consistency = consistency
         @revision = revision
         @contextual_tuples = contextual_tuples
+        @authorization_model_id = authorization_model_id
         freeze
       end
     end
@@ -330,7 +396,8 @@ module Secinfra
       FIELDS = [
         Secinfra::RPC::Field.new(:checks, "checks", :message, type: "Secinfra::V1::BatchCheckItem", repeated: true),
         Secinfra::RPC::Field.new(:consistency, "consistency", :enum, type: "Secinfra::V1::Consistency"),
-        Secinfra::RPC::Field.new(:revision, "revision", :string)
+        Secinfra::RPC::Field.new(:revision, "revision", :string),
+        Secinfra::RPC::Field.new(:authorization_model_id, "authorization_model_id", :string)
       ].freeze
 
       # @return [Array<Secinfra::V1::BatchCheckItem>] The checks.
@@ -342,14 +409,19 @@ module Secinfra
       # @return [String] With at_least_as_fresh: the revision token of a write.
       attr_reader :revision
 
+      # @return [String] The model version to use: an id from WriteAuthorizationModel or ListAuthorizationModels. Empty: the current model.
+      attr_reader :authorization_model_id
+
       # @param checks [Array<Secinfra::V1::BatchCheckItem>] The checks.
       # @param consistency [String (Secinfra::V1::Consistency)] How fresh the answers must be.
       # @param revision [String] With at_least_as_fresh: the revision token of a write.
-      def initialize(checks: [], consistency: Secinfra::V1::Consistency::UNSPECIFIED, revision: "")
+      # @param authorization_model_id [String] The model version to use: an id from WriteAuthorizationModel or ListAuthorizationModels. Empty: the current model.
+      def initialize(checks: [], consistency: Secinfra::V1::Consistency::UNSPECIFIED, revision: "", authorization_model_id: "")
         super()
         @checks = checks
         @consistency = consistency
         @revision = revision
+        @authorization_model_id = authorization_model_id
         freeze
       end
     end
@@ -413,7 +485,8 @@ module Secinfra
         Secinfra::RPC::Field.new(:revision, "revision", :string),
         Secinfra::RPC::Field.new(:page_size, "page_size", :int32),
         Secinfra::RPC::Field.new(:page_token, "page_token", :string),
-        Secinfra::RPC::Field.new(:contextual_tuples, "contextual_tuples", :message, type: "Secinfra::V1::TupleKey", repeated: true)
+        Secinfra::RPC::Field.new(:contextual_tuples, "contextual_tuples", :message, type: "Secinfra::V1::TupleKey", repeated: true),
+        Secinfra::RPC::Field.new(:authorization_model_id, "authorization_model_id", :string)
       ].freeze
 
       # @return [String] The object type.
@@ -440,6 +513,9 @@ module Secinfra
       # @return [Array<Secinfra::V1::TupleKey>] Tuples that hold for this request only, as if written, and are never stored (at most 100); each must fit the model as a write must.
       attr_reader :contextual_tuples
 
+      # @return [String] The model version to use: an id from WriteAuthorizationModel or ListAuthorizationModels. Empty: the current model.
+      attr_reader :authorization_model_id
+
       # @param type [String] The object type.
       # @param relation [String] The relation.
       # @param user [String] The user, "type:id".
@@ -448,7 +524,8 @@ module Secinfra
       # @param page_size [Integer] At most this many per page (default and at most 1000).
       # @param page_token [String] The next_page_token of the previous page.
       # @param contextual_tuples [Array<Secinfra::V1::TupleKey>] Tuples that hold for this request only, as if written, and are never stored (at most 100); each must fit the model as a write must.
-      def initialize(type: "", relation: "", user: "", consistency: Secinfra::V1::Consistency::UNSPECIFIED, revision: "", page_size: 0, page_token: "", contextual_tuples: [])
+      # @param authorization_model_id [String] The model version to use: an id from WriteAuthorizationModel or ListAuthorizationModels. Empty: the current model.
+      def initialize(type: "", relation: "", user: "", consistency: Secinfra::V1::Consistency::UNSPECIFIED, revision: "", page_size: 0, page_token: "", contextual_tuples: [], authorization_model_id: "")
         super()
         @type = type
         @relation = relation
@@ -458,6 +535,7 @@ module Secinfra
         @page_size = page_size
         @page_token = page_token
         @contextual_tuples = contextual_tuples
+        @authorization_model_id = authorization_model_id
         freeze
       end
     end
@@ -497,7 +575,8 @@ module Secinfra
         Secinfra::RPC::Field.new(:revision, "revision", :string),
         Secinfra::RPC::Field.new(:contextual_tuples, "contextual_tuples", :message, type: "Secinfra::V1::TupleKey", repeated: true),
         Secinfra::RPC::Field.new(:page_size, "page_size", :int32),
-        Secinfra::RPC::Field.new(:page_token, "page_token", :string)
+        Secinfra::RPC::Field.new(:page_token, "page_token", :string),
+        Secinfra::RPC::Field.new(:authorization_model_id, "authorization_model_id", :string)
       ].freeze
 
       # @return [String] "type:id".
@@ -524,6 +603,9 @@ module Secinfra
       # @return [String] The next_page_token of the previous page.
       attr_reader :page_token
 
+      # @return [String] The model version to use: an id from WriteAuthorizationModel or ListAuthorizationModels. Empty: the current model.
+      attr_reader :authorization_model_id
+
       # @param object [String] "type:id".
       # @param relation [String] The relation.
       # @param user_filter [String] Which users: a type ("user": its objects, and "user:*" when the relation is public) or a userset type ("group#member": usersets such as "group:eng#member" that have the relation).
@@ -532,7 +614,8 @@ module Secinfra
       # @param contextual_tuples [Array<Secinfra::V1::TupleKey>] Tuples that hold for this request only, as if written, and are never stored (at most 100); each must fit the model as a write must.
       # @param page_size [Integer] At most this many per page (default and at most 1000).
       # @param page_token [String] The next_page_token of the previous page.
-      def initialize(object: "", relation: "", user_filter: "", consistency: Secinfra::V1::Consistency::UNSPECIFIED, revision: "", contextual_tuples: [], page_size: 0, page_token: "")
+      # @param authorization_model_id [String] The model version to use: an id from WriteAuthorizationModel or ListAuthorizationModels. Empty: the current model.
+      def initialize(object: "", relation: "", user_filter: "", consistency: Secinfra::V1::Consistency::UNSPECIFIED, revision: "", contextual_tuples: [], page_size: 0, page_token: "", authorization_model_id: "")
         super()
         @object = object
         @relation = relation
@@ -542,6 +625,7 @@ module Secinfra
         @contextual_tuples = contextual_tuples
         @page_size = page_size
         @page_token = page_token
+        @authorization_model_id = authorization_model_id
         freeze
       end
     end
@@ -578,7 +662,8 @@ module Secinfra
         Secinfra::RPC::Field.new(:relation, "relation", :string),
         Secinfra::RPC::Field.new(:consistency, "consistency", :enum, type: "Secinfra::V1::Consistency"),
         Secinfra::RPC::Field.new(:revision, "revision", :string),
-        Secinfra::RPC::Field.new(:contextual_tuples, "contextual_tuples", :message, type: "Secinfra::V1::TupleKey", repeated: true)
+        Secinfra::RPC::Field.new(:contextual_tuples, "contextual_tuples", :message, type: "Secinfra::V1::TupleKey", repeated: true),
+        Secinfra::RPC::Field.new(:authorization_model_id, "authorization_model_id", :string)
       ].freeze
 
       # @return [String] "type:id".
@@ -596,18 +681,23 @@ module Secinfra
       # @return [Array<Secinfra::V1::TupleKey>] Tuples that hold for this request only, as if written, and are never stored (at most 100); each must fit the model as a write must.
       attr_reader :contextual_tuples
 
+      # @return [String] The model version to use: an id from WriteAuthorizationModel or ListAuthorizationModels. Empty: the current model.
+      attr_reader :authorization_model_id
+
       # @param object [String] "type:id".
       # @param relation [String] The relation.
       # @param consistency [String (Secinfra::V1::Consistency)] How fresh the answer must be.
       # @param revision [String] With at_least_as_fresh: the revision token of a write.
       # @param contextual_tuples [Array<Secinfra::V1::TupleKey>] Tuples that hold for this request only, as if written, and are never stored (at most 100); each must fit the model as a write must.
-      def initialize(object: "", relation: "", consistency: Secinfra::V1::Consistency::UNSPECIFIED, revision: "", contextual_tuples: [])
+      # @param authorization_model_id [String] The model version to use: an id from WriteAuthorizationModel or ListAuthorizationModels. Empty: the current model.
+      def initialize(object: "", relation: "", consistency: Secinfra::V1::Consistency::UNSPECIFIED, revision: "", contextual_tuples: [], authorization_model_id: "")
         super()
         @object = object
         @relation = relation
         @consistency = consistency
         @revision = revision
         @contextual_tuples = contextual_tuples
+        @authorization_model_id = authorization_model_id
         freeze
       end
     end

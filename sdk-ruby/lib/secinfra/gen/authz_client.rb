@@ -28,6 +28,22 @@ module Secinfra
         admin: true
       )
 
+      # Descriptor of ListAuthorizationModels: what the invoker needs to call it.
+      LIST_AUTHORIZATION_MODELS = Secinfra::RPC::MethodDescriptor.new(
+        service: "secinfra.v1.AuthzService",
+        name: "ListAuthorizationModels",
+        http_method: "GET",
+        path: "/v1/authz/models",
+        path_params: [].freeze,
+        query_params: ["page_size", "page_token"].freeze,
+        body_fields: [].freeze,
+        idempotency: :read_only,
+        auth: :mtls,
+        cache: nil,
+        invalidates: nil,
+        admin: false
+      )
+
       # Descriptor of ReadAuthorizationModel: what the invoker needs to call it.
       READ_AUTHORIZATION_MODEL = Secinfra::RPC::MethodDescriptor.new(
         service: "secinfra.v1.AuthzService",
@@ -52,7 +68,7 @@ module Secinfra
         path: "/v1/authz/tuples:write",
         path_params: [].freeze,
         query_params: [].freeze,
-        body_fields: ["writes", "deletes"].freeze,
+        body_fields: ["writes", "deletes", "authorization_model_id"].freeze,
         idempotency: :idempotent,
         auth: :mtls,
         cache: nil,
@@ -84,7 +100,7 @@ module Secinfra
         path: "/v1/authz:check",
         path_params: [].freeze,
         query_params: [].freeze,
-        body_fields: ["tuple_key", "consistency", "revision", "contextual_tuples"].freeze,
+        body_fields: ["tuple_key", "consistency", "revision", "contextual_tuples", "authorization_model_id"].freeze,
         idempotency: :read_only,
         auth: :mtls,
         cache: Secinfra::RPC::CachePolicy.new(resource: "authz", key_field: ""),
@@ -100,7 +116,7 @@ module Secinfra
         path: "/v1/authz:batch-check",
         path_params: [].freeze,
         query_params: [].freeze,
-        body_fields: ["checks", "consistency", "revision"].freeze,
+        body_fields: ["checks", "consistency", "revision", "authorization_model_id"].freeze,
         idempotency: :read_only,
         auth: :mtls,
         cache: Secinfra::RPC::CachePolicy.new(resource: "authz", key_field: ""),
@@ -116,7 +132,7 @@ module Secinfra
         path: "/v1/authz:list-objects",
         path_params: [].freeze,
         query_params: [].freeze,
-        body_fields: ["type", "relation", "user", "consistency", "revision", "page_size", "page_token", "contextual_tuples"].freeze,
+        body_fields: ["type", "relation", "user", "consistency", "revision", "page_size", "page_token", "contextual_tuples", "authorization_model_id"].freeze,
         idempotency: :read_only,
         auth: :mtls,
         cache: nil,
@@ -132,7 +148,7 @@ module Secinfra
         path: "/v1/authz:list-users",
         path_params: [].freeze,
         query_params: [].freeze,
-        body_fields: ["object", "relation", "user_filter", "consistency", "revision", "contextual_tuples", "page_size", "page_token"].freeze,
+        body_fields: ["object", "relation", "user_filter", "consistency", "revision", "contextual_tuples", "page_size", "page_token", "authorization_model_id"].freeze,
         idempotency: :read_only,
         auth: :mtls,
         cache: nil,
@@ -148,7 +164,7 @@ module Secinfra
         path: "/v1/authz:expand",
         path_params: [].freeze,
         query_params: [].freeze,
-        body_fields: ["object", "relation", "consistency", "revision", "contextual_tuples"].freeze,
+        body_fields: ["object", "relation", "consistency", "revision", "contextual_tuples", "authorization_model_id"].freeze,
         idempotency: :read_only,
         auth: :mtls,
         cache: nil,
@@ -177,6 +193,22 @@ module Secinfra
         @invoker.invoke(WRITE_AUTHORIZATION_MODEL, request, Secinfra::V1::AuthorizationModel, call_options)
       end
 
+      # Lists the stored authorization models, the newest first, a page at a
+      # time. Every model ever written stays readable by its id (models are
+      # immutable: the id is a hash of the content).
+      #
+      # HTTP: +GET /v1/authz/models+ (read-only; auth: mTLS)
+      #
+      # @param page_size [Integer] At most this many per page (default 20, at most 100).
+      # @param page_token [String] The next_page_token of the previous page.
+      # @param call_options [Secinfra::CallOptions, nil] overrides for this call only
+      # @return [Secinfra::V1::ListAuthorizationModelsResponse]
+      # @raise [Secinfra::Error] on any failure (see Secinfra::Error's subclasses)
+      def list_authorization_models(page_size: 0, page_token: "", call_options: nil)
+        request = Secinfra::V1::ListAuthorizationModelsRequest.new(page_size: page_size, page_token: page_token)
+        @invoker.invoke(LIST_AUTHORIZATION_MODELS, request, Secinfra::V1::ListAuthorizationModelsResponse, call_options)
+      end
+
       # Reads the current authorization model, or the one with the given id.
       #
       # HTTP: +GET /v1/authz/models:current+ (read-only; auth: mTLS)
@@ -197,11 +229,12 @@ module Secinfra
       #
       # @param writes [Array<Secinfra::V1::TupleKey>] Tuples to add.
       # @param deletes [Array<Secinfra::V1::TupleKey>] Tuples to remove.
+      # @param authorization_model_id [String] The model version the writes must fit. Empty: the current model.
       # @param call_options [Secinfra::CallOptions, nil] overrides for this call only
       # @return [Secinfra::V1::WriteTuplesResponse]
       # @raise [Secinfra::Error] on any failure (see Secinfra::Error's subclasses)
-      def write_tuples(writes: [], deletes: [], call_options: nil)
-        request = Secinfra::V1::WriteTuplesRequest.new(writes: writes, deletes: deletes)
+      def write_tuples(writes: [], deletes: [], authorization_model_id: "", call_options: nil)
+        request = Secinfra::V1::WriteTuplesRequest.new(writes: writes, deletes: deletes, authorization_model_id: authorization_model_id)
         @invoker.invoke(WRITE_TUPLES, request, Secinfra::V1::WriteTuplesResponse, call_options)
       end
 
@@ -231,11 +264,12 @@ module Secinfra
       # @param consistency [String (Secinfra::V1::Consistency)] How fresh the answer must be.
       # @param revision [String] With at_least_as_fresh: the revision token of a write.
       # @param contextual_tuples [Array<Secinfra::V1::TupleKey>] Tuples that hold for this request only, as if written, and are never stored (at most 100); each must fit the model as a write must.
+      # @param authorization_model_id [String] The model version to use: an id from WriteAuthorizationModel or ListAuthorizationModels. Empty: the current model.
       # @param call_options [Secinfra::CallOptions, nil] overrides for this call only
       # @return [Secinfra::V1::CheckResponse]
       # @raise [Secinfra::Error] on any failure (see Secinfra::Error's subclasses)
-      def check(tuple_key: nil, consistency: Secinfra::V1::Consistency::UNSPECIFIED, revision: "", contextual_tuples: [], call_options: nil)
-        request = Secinfra::V1::CheckRequest.new(tuple_key: tuple_key, consistency: consistency, revision: revision, contextual_tuples: contextual_tuples)
+      def check(tuple_key: nil, consistency: Secinfra::V1::Consistency::UNSPECIFIED, revision: "", contextual_tuples: [], authorization_model_id: "", call_options: nil)
+        request = Secinfra::V1::CheckRequest.new(tuple_key: tuple_key, consistency: consistency, revision: revision, contextual_tuples: contextual_tuples, authorization_model_id: authorization_model_id)
         @invoker.invoke(CHECK, request, Secinfra::V1::CheckResponse, call_options)
       end
 
@@ -246,11 +280,12 @@ module Secinfra
       # @param checks [Array<Secinfra::V1::BatchCheckItem>] The checks.
       # @param consistency [String (Secinfra::V1::Consistency)] How fresh the answers must be.
       # @param revision [String] With at_least_as_fresh: the revision token of a write.
+      # @param authorization_model_id [String] The model version to use: an id from WriteAuthorizationModel or ListAuthorizationModels. Empty: the current model.
       # @param call_options [Secinfra::CallOptions, nil] overrides for this call only
       # @return [Secinfra::V1::BatchCheckResponse]
       # @raise [Secinfra::Error] on any failure (see Secinfra::Error's subclasses)
-      def batch_check(checks: [], consistency: Secinfra::V1::Consistency::UNSPECIFIED, revision: "", call_options: nil)
-        request = Secinfra::V1::BatchCheckRequest.new(checks: checks, consistency: consistency, revision: revision)
+      def batch_check(checks: [], consistency: Secinfra::V1::Consistency::UNSPECIFIED, revision: "", authorization_model_id: "", call_options: nil)
+        request = Secinfra::V1::BatchCheckRequest.new(checks: checks, consistency: consistency, revision: revision, authorization_model_id: authorization_model_id)
         @invoker.invoke(BATCH_CHECK, request, Secinfra::V1::BatchCheckResponse, call_options)
       end
 
@@ -267,11 +302,12 @@ module Secinfra
       # @param page_size [Integer] At most this many per page (default and at most 1000).
       # @param page_token [String] The next_page_token of the previous page.
       # @param contextual_tuples [Array<Secinfra::V1::TupleKey>] Tuples that hold for this request only, as if written, and are never stored (at most 100); each must fit the model as a write must.
+      # @param authorization_model_id [String] The model version to use: an id from WriteAuthorizationModel or ListAuthorizationModels. Empty: the current model.
       # @param call_options [Secinfra::CallOptions, nil] overrides for this call only
       # @return [Secinfra::V1::ListObjectsResponse]
       # @raise [Secinfra::Error] on any failure (see Secinfra::Error's subclasses)
-      def list_objects(type: "", relation: "", user: "", consistency: Secinfra::V1::Consistency::UNSPECIFIED, revision: "", page_size: 0, page_token: "", contextual_tuples: [], call_options: nil)
-        request = Secinfra::V1::ListObjectsRequest.new(type: type, relation: relation, user: user, consistency: consistency, revision: revision, page_size: page_size, page_token: page_token, contextual_tuples: contextual_tuples)
+      def list_objects(type: "", relation: "", user: "", consistency: Secinfra::V1::Consistency::UNSPECIFIED, revision: "", page_size: 0, page_token: "", contextual_tuples: [], authorization_model_id: "", call_options: nil)
+        request = Secinfra::V1::ListObjectsRequest.new(type: type, relation: relation, user: user, consistency: consistency, revision: revision, page_size: page_size, page_token: page_token, contextual_tuples: contextual_tuples, authorization_model_id: authorization_model_id)
         @invoker.invoke(LIST_OBJECTS, request, Secinfra::V1::ListObjectsResponse, call_options)
       end
 
@@ -290,11 +326,12 @@ module Secinfra
       # @param contextual_tuples [Array<Secinfra::V1::TupleKey>] Tuples that hold for this request only, as if written, and are never stored (at most 100); each must fit the model as a write must.
       # @param page_size [Integer] At most this many per page (default and at most 1000).
       # @param page_token [String] The next_page_token of the previous page.
+      # @param authorization_model_id [String] The model version to use: an id from WriteAuthorizationModel or ListAuthorizationModels. Empty: the current model.
       # @param call_options [Secinfra::CallOptions, nil] overrides for this call only
       # @return [Secinfra::V1::ListUsersResponse]
       # @raise [Secinfra::Error] on any failure (see Secinfra::Error's subclasses)
-      def list_users(object: "", relation: "", user_filter: "", consistency: Secinfra::V1::Consistency::UNSPECIFIED, revision: "", contextual_tuples: [], page_size: 0, page_token: "", call_options: nil)
-        request = Secinfra::V1::ListUsersRequest.new(object: object, relation: relation, user_filter: user_filter, consistency: consistency, revision: revision, contextual_tuples: contextual_tuples, page_size: page_size, page_token: page_token)
+      def list_users(object: "", relation: "", user_filter: "", consistency: Secinfra::V1::Consistency::UNSPECIFIED, revision: "", contextual_tuples: [], page_size: 0, page_token: "", authorization_model_id: "", call_options: nil)
+        request = Secinfra::V1::ListUsersRequest.new(object: object, relation: relation, user_filter: user_filter, consistency: consistency, revision: revision, contextual_tuples: contextual_tuples, page_size: page_size, page_token: page_token, authorization_model_id: authorization_model_id)
         @invoker.invoke(LIST_USERS, request, Secinfra::V1::ListUsersResponse, call_options)
       end
 
@@ -308,11 +345,12 @@ module Secinfra
       # @param consistency [String (Secinfra::V1::Consistency)] How fresh the answer must be.
       # @param revision [String] With at_least_as_fresh: the revision token of a write.
       # @param contextual_tuples [Array<Secinfra::V1::TupleKey>] Tuples that hold for this request only, as if written, and are never stored (at most 100); each must fit the model as a write must.
+      # @param authorization_model_id [String] The model version to use: an id from WriteAuthorizationModel or ListAuthorizationModels. Empty: the current model.
       # @param call_options [Secinfra::CallOptions, nil] overrides for this call only
       # @return [Secinfra::V1::ExpandResponse]
       # @raise [Secinfra::Error] on any failure (see Secinfra::Error's subclasses)
-      def expand(object: "", relation: "", consistency: Secinfra::V1::Consistency::UNSPECIFIED, revision: "", contextual_tuples: [], call_options: nil)
-        request = Secinfra::V1::ExpandRequest.new(object: object, relation: relation, consistency: consistency, revision: revision, contextual_tuples: contextual_tuples)
+      def expand(object: "", relation: "", consistency: Secinfra::V1::Consistency::UNSPECIFIED, revision: "", contextual_tuples: [], authorization_model_id: "", call_options: nil)
+        request = Secinfra::V1::ExpandRequest.new(object: object, relation: relation, consistency: consistency, revision: revision, contextual_tuples: contextual_tuples, authorization_model_id: authorization_model_id)
         @invoker.invoke(EXPAND, request, Secinfra::V1::ExpandResponse, call_options)
       end
     end

@@ -30,6 +30,8 @@ __all__ = [
     "Consistency",
     "ExpandRequest",
     "ExpandResponse",
+    "ListAuthorizationModelsRequest",
+    "ListAuthorizationModelsResponse",
     "ListObjectsRequest",
     "ListObjectsResponse",
     "ListUsersRequest",
@@ -171,6 +173,77 @@ class AuthorizationModel:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class ListAuthorizationModelsRequest:
+    """Lists the stored models."""
+
+    page_size: int = 0
+    """At most this many per page (default 20, at most 100)."""
+
+    page_token: str = ""
+    """The next_page_token of the previous page."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object for this message; fields that are None are omitted."""
+        out: dict[str, Any] = {}
+        out["page_size"] = self.page_size
+        out["page_token"] = self.page_token
+        return out
+
+    @classmethod
+    def from_json(cls, data: Any, *, strict: bool = False, path: str = "$") -> Self:
+        """Decode parsed JSON; raise _wire.DecodeError naming the bad field's path.
+
+        strict=True also rejects unknown fields and unknown enum strings.
+        """
+        obj = _wire.expect_object(data, path)
+        if strict:
+            _wire.reject_unknown(obj, path, ("page_size", "page_token"))
+        return cls(
+            page_size=_wire.field(obj, "page_size", path, _wire.decode_int32, 0),
+            page_token=_wire.field(obj, "page_token", path, _wire.decode_string, ""),
+        )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class ListAuthorizationModelsResponse:
+    """Stored models, the newest first."""
+
+    models: Sequence[AuthorizationModel] = ()
+    """The models on this page."""
+
+    next_page_token: str = ""
+    """Pass as page_token for the next page; empty on the last page."""
+
+    current_id: str = ""
+    """The current model's id (the built-in model's until a model is written)."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object for this message; fields that are None are omitted."""
+        out: dict[str, Any] = {}
+        out["models"] = [v.to_json() for v in self.models]
+        out["next_page_token"] = self.next_page_token
+        out["current_id"] = self.current_id
+        return out
+
+    @classmethod
+    def from_json(cls, data: Any, *, strict: bool = False, path: str = "$") -> Self:
+        """Decode parsed JSON; raise _wire.DecodeError naming the bad field's path.
+
+        strict=True also rejects unknown fields and unknown enum strings.
+        """
+        obj = _wire.expect_object(data, path)
+        if strict:
+            _wire.reject_unknown(obj, path, ("models", "next_page_token", "current_id"))
+        return cls(
+            models=_wire.field(
+                obj, "models", path, _wire.list_of(_wire.message(AuthorizationModel, strict)), ()
+            ),
+            next_page_token=_wire.field(obj, "next_page_token", path, _wire.decode_string, ""),
+            current_id=_wire.field(obj, "current_id", path, _wire.decode_string, ""),
+        )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class ReadAuthorizationModelRequest:
     """Reads a model."""
 
@@ -207,11 +280,15 @@ class WriteTuplesRequest:
     deletes: Sequence[TupleKey] = ()
     """Tuples to remove."""
 
+    authorization_model_id: str = ""
+    """The model version the writes must fit. Empty: the current model."""
+
     def to_json(self) -> dict[str, Any]:
         """The JSON object for this message; fields that are None are omitted."""
         out: dict[str, Any] = {}
         out["writes"] = [v.to_json() for v in self.writes]
         out["deletes"] = [v.to_json() for v in self.deletes]
+        out["authorization_model_id"] = self.authorization_model_id
         return out
 
     @classmethod
@@ -222,13 +299,16 @@ class WriteTuplesRequest:
         """
         obj = _wire.expect_object(data, path)
         if strict:
-            _wire.reject_unknown(obj, path, ("writes", "deletes"))
+            _wire.reject_unknown(obj, path, ("writes", "deletes", "authorization_model_id"))
         return cls(
             writes=_wire.field(
                 obj, "writes", path, _wire.list_of(_wire.message(TupleKey, strict)), ()
             ),
             deletes=_wire.field(
                 obj, "deletes", path, _wire.list_of(_wire.message(TupleKey, strict)), ()
+            ),
+            authorization_model_id=_wire.field(
+                obj, "authorization_model_id", path, _wire.decode_string, ""
             ),
         )
 
@@ -363,6 +443,11 @@ class CheckRequest:
     stored (at most 100); each must fit the model as a write must.
     """
 
+    authorization_model_id: str = ""
+    """The model version to use: an id from WriteAuthorizationModel or
+    ListAuthorizationModels. Empty: the current model.
+    """
+
     def to_json(self) -> dict[str, Any]:
         """The JSON object for this message; fields that are None are omitted."""
         out: dict[str, Any] = {}
@@ -371,6 +456,7 @@ class CheckRequest:
         out["consistency"] = str(self.consistency)
         out["revision"] = self.revision
         out["contextual_tuples"] = [v.to_json() for v in self.contextual_tuples]
+        out["authorization_model_id"] = self.authorization_model_id
         return out
 
     @classmethod
@@ -382,7 +468,15 @@ class CheckRequest:
         obj = _wire.expect_object(data, path)
         if strict:
             _wire.reject_unknown(
-                obj, path, ("tuple_key", "consistency", "revision", "contextual_tuples")
+                obj,
+                path,
+                (
+                    "tuple_key",
+                    "consistency",
+                    "revision",
+                    "contextual_tuples",
+                    "authorization_model_id",
+                ),
             )
         return cls(
             tuple_key=_wire.optional(obj, "tuple_key", path, _wire.message(TupleKey, strict)),
@@ -396,6 +490,9 @@ class CheckRequest:
             revision=_wire.field(obj, "revision", path, _wire.decode_string, ""),
             contextual_tuples=_wire.field(
                 obj, "contextual_tuples", path, _wire.list_of(_wire.message(TupleKey, strict)), ()
+            ),
+            authorization_model_id=_wire.field(
+                obj, "authorization_model_id", path, _wire.decode_string, ""
             ),
         )
 
@@ -487,12 +584,18 @@ class BatchCheckRequest:
     revision: str = ""
     """With at_least_as_fresh: the revision token of a write."""
 
+    authorization_model_id: str = ""
+    """The model version to use: an id from WriteAuthorizationModel or
+    ListAuthorizationModels. Empty: the current model.
+    """
+
     def to_json(self) -> dict[str, Any]:
         """The JSON object for this message; fields that are None are omitted."""
         out: dict[str, Any] = {}
         out["checks"] = [v.to_json() for v in self.checks]
         out["consistency"] = str(self.consistency)
         out["revision"] = self.revision
+        out["authorization_model_id"] = self.authorization_model_id
         return out
 
     @classmethod
@@ -503,7 +606,9 @@ class BatchCheckRequest:
         """
         obj = _wire.expect_object(data, path)
         if strict:
-            _wire.reject_unknown(obj, path, ("checks", "consistency", "revision"))
+            _wire.reject_unknown(
+                obj, path, ("checks", "consistency", "revision", "authorization_model_id")
+            )
         return cls(
             checks=_wire.field(
                 obj, "checks", path, _wire.list_of(_wire.message(BatchCheckItem, strict)), ()
@@ -516,6 +621,9 @@ class BatchCheckRequest:
                 Consistency.UNSPECIFIED,
             ),
             revision=_wire.field(obj, "revision", path, _wire.decode_string, ""),
+            authorization_model_id=_wire.field(
+                obj, "authorization_model_id", path, _wire.decode_string, ""
+            ),
         )
 
 
@@ -619,6 +727,11 @@ class ListObjectsRequest:
     stored (at most 100); each must fit the model as a write must.
     """
 
+    authorization_model_id: str = ""
+    """The model version to use: an id from WriteAuthorizationModel or
+    ListAuthorizationModels. Empty: the current model.
+    """
+
     def to_json(self) -> dict[str, Any]:
         """The JSON object for this message; fields that are None are omitted."""
         out: dict[str, Any] = {}
@@ -630,6 +743,7 @@ class ListObjectsRequest:
         out["page_size"] = self.page_size
         out["page_token"] = self.page_token
         out["contextual_tuples"] = [v.to_json() for v in self.contextual_tuples]
+        out["authorization_model_id"] = self.authorization_model_id
         return out
 
     @classmethod
@@ -652,6 +766,7 @@ class ListObjectsRequest:
                     "page_size",
                     "page_token",
                     "contextual_tuples",
+                    "authorization_model_id",
                 ),
             )
         return cls(
@@ -670,6 +785,9 @@ class ListObjectsRequest:
             page_token=_wire.field(obj, "page_token", path, _wire.decode_string, ""),
             contextual_tuples=_wire.field(
                 obj, "contextual_tuples", path, _wire.list_of(_wire.message(TupleKey, strict)), ()
+            ),
+            authorization_model_id=_wire.field(
+                obj, "authorization_model_id", path, _wire.decode_string, ""
             ),
         )
 
@@ -739,6 +857,11 @@ class ListUsersRequest:
     page_token: str = ""
     """The next_page_token of the previous page."""
 
+    authorization_model_id: str = ""
+    """The model version to use: an id from WriteAuthorizationModel or
+    ListAuthorizationModels. Empty: the current model.
+    """
+
     def to_json(self) -> dict[str, Any]:
         """The JSON object for this message; fields that are None are omitted."""
         out: dict[str, Any] = {}
@@ -750,6 +873,7 @@ class ListUsersRequest:
         out["contextual_tuples"] = [v.to_json() for v in self.contextual_tuples]
         out["page_size"] = self.page_size
         out["page_token"] = self.page_token
+        out["authorization_model_id"] = self.authorization_model_id
         return out
 
     @classmethod
@@ -772,6 +896,7 @@ class ListUsersRequest:
                     "contextual_tuples",
                     "page_size",
                     "page_token",
+                    "authorization_model_id",
                 ),
             )
         return cls(
@@ -791,6 +916,9 @@ class ListUsersRequest:
             ),
             page_size=_wire.field(obj, "page_size", path, _wire.decode_int32, 0),
             page_token=_wire.field(obj, "page_token", path, _wire.decode_string, ""),
+            authorization_model_id=_wire.field(
+                obj, "authorization_model_id", path, _wire.decode_string, ""
+            ),
         )
 
 
@@ -847,6 +975,11 @@ class ExpandRequest:
     stored (at most 100); each must fit the model as a write must.
     """
 
+    authorization_model_id: str = ""
+    """The model version to use: an id from WriteAuthorizationModel or
+    ListAuthorizationModels. Empty: the current model.
+    """
+
     def to_json(self) -> dict[str, Any]:
         """The JSON object for this message; fields that are None are omitted."""
         out: dict[str, Any] = {}
@@ -855,6 +988,7 @@ class ExpandRequest:
         out["consistency"] = str(self.consistency)
         out["revision"] = self.revision
         out["contextual_tuples"] = [v.to_json() for v in self.contextual_tuples]
+        out["authorization_model_id"] = self.authorization_model_id
         return out
 
     @classmethod
@@ -866,7 +1000,16 @@ class ExpandRequest:
         obj = _wire.expect_object(data, path)
         if strict:
             _wire.reject_unknown(
-                obj, path, ("object", "relation", "consistency", "revision", "contextual_tuples")
+                obj,
+                path,
+                (
+                    "object",
+                    "relation",
+                    "consistency",
+                    "revision",
+                    "contextual_tuples",
+                    "authorization_model_id",
+                ),
             )
         return cls(
             object=_wire.field(obj, "object", path, _wire.decode_string, ""),
@@ -881,6 +1024,9 @@ class ExpandRequest:
             revision=_wire.field(obj, "revision", path, _wire.decode_string, ""),
             contextual_tuples=_wire.field(
                 obj, "contextual_tuples", path, _wire.list_of(_wire.message(TupleKey, strict)), ()
+            ),
+            authorization_model_id=_wire.field(
+                obj, "authorization_model_id", path, _wire.decode_string, ""
             ),
         )
 

@@ -321,6 +321,28 @@ def load_model_json(conn: sqlite3.Connection, model_id: str) -> str | None:
     return None if row is None else str(row[0])
 
 
+#: Where a page of :func:`list_models` ends: the last model's (created_ms, id).
+ModelCursor = tuple[int, str]
+
+
+def list_models(
+    conn: sqlite3.Connection, *, after: ModelCursor | None, limit: int
+) -> tuple[list[tuple[str, str]], ModelCursor | None]:
+    """Stored models as (id, JSON), the newest first (ties by id, descending), at
+    most ``limit`` after ``after``; and the cursor of the next page, if any."""
+    sql = "SELECT id, model_json, created_ms FROM authz_models"
+    params: tuple[object, ...] = ()
+    if after is not None:
+        sql += " WHERE created_ms < ? OR (created_ms = ? AND id < ?)"
+        params = (after[0], after[0], after[1])
+    sql += " ORDER BY created_ms DESC, id DESC LIMIT ?"
+    rows = conn.execute(sql, (*params, limit + 1)).fetchall()
+    page = [(str(row[0]), str(row[1])) for row in rows[:limit]]
+    more = len(rows) > limit
+    cursor = (int(rows[limit - 1][2]), str(rows[limit - 1][0])) if more else None
+    return page, cursor
+
+
 def store_model(conn: sqlite3.Connection, model_id: str, model_json: str, created_ms: int) -> bool:
     """Store a model (idempotent: ids are content hashes) and make it current.
 

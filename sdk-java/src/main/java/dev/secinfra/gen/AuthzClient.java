@@ -37,6 +37,24 @@ public final class AuthzClient {
           true);
 
   /**
+   * The descriptor of {@code ListAuthorizationModels}.
+   */
+  public static final MethodDescriptor LIST_AUTHORIZATION_MODELS =
+      new MethodDescriptor(
+          "secinfra.v1.AuthzService",
+          "ListAuthorizationModels",
+          "GET",
+          "/v1/authz/models",
+          List.of(),
+          List.of("page_size", "page_token"),
+          List.of(),
+          Idempotency.READ_ONLY,
+          Auth.MTLS,
+          null,
+          null,
+          false);
+
+  /**
    * The descriptor of {@code ReadAuthorizationModel}.
    */
   public static final MethodDescriptor READ_AUTHORIZATION_MODEL =
@@ -65,7 +83,7 @@ public final class AuthzClient {
           "/v1/authz/tuples:write",
           List.of(),
           List.of(),
-          List.of("writes", "deletes"),
+          List.of("writes", "deletes", "authorization_model_id"),
           Idempotency.IDEMPOTENT,
           Auth.MTLS,
           null,
@@ -101,7 +119,7 @@ public final class AuthzClient {
           "/v1/authz:check",
           List.of(),
           List.of(),
-          List.of("tuple_key", "consistency", "revision", "contextual_tuples"),
+          List.of("tuple_key", "consistency", "revision", "contextual_tuples", "authorization_model_id"),
           Idempotency.READ_ONLY,
           Auth.MTLS,
           new CachePolicy("authz", ""),
@@ -119,7 +137,7 @@ public final class AuthzClient {
           "/v1/authz:batch-check",
           List.of(),
           List.of(),
-          List.of("checks", "consistency", "revision"),
+          List.of("checks", "consistency", "revision", "authorization_model_id"),
           Idempotency.READ_ONLY,
           Auth.MTLS,
           new CachePolicy("authz", ""),
@@ -137,7 +155,7 @@ public final class AuthzClient {
           "/v1/authz:list-objects",
           List.of(),
           List.of(),
-          List.of("type", "relation", "user", "consistency", "revision", "page_size", "page_token", "contextual_tuples"),
+          List.of("type", "relation", "user", "consistency", "revision", "page_size", "page_token", "contextual_tuples", "authorization_model_id"),
           Idempotency.READ_ONLY,
           Auth.MTLS,
           null,
@@ -155,7 +173,7 @@ public final class AuthzClient {
           "/v1/authz:list-users",
           List.of(),
           List.of(),
-          List.of("object", "relation", "user_filter", "consistency", "revision", "contextual_tuples", "page_size", "page_token"),
+          List.of("object", "relation", "user_filter", "consistency", "revision", "contextual_tuples", "page_size", "page_token", "authorization_model_id"),
           Idempotency.READ_ONLY,
           Auth.MTLS,
           null,
@@ -173,7 +191,7 @@ public final class AuthzClient {
           "/v1/authz:expand",
           List.of(),
           List.of(),
-          List.of("object", "relation", "consistency", "revision", "contextual_tuples"),
+          List.of("object", "relation", "consistency", "revision", "contextual_tuples", "authorization_model_id"),
           Idempotency.READ_ONLY,
           Auth.MTLS,
           null,
@@ -244,6 +262,61 @@ public final class AuthzClient {
       WriteAuthorizationModelRequest request, CallOptions options) {
     return invoker.invokeAsync(
         WRITE_AUTHORIZATION_MODEL, request.toJson(), options, json -> AuthorizationModel.fromJson(json, false));
+  }
+
+  /**
+   * Lists the stored authorization models, the newest first, a page at a
+   * time. Every model ever written stays readable by its id (models are
+   * immutable: the id is a hash of the content).
+   *
+   * <p>HTTP: {@code GET /v1/authz/models}; read-only; auth mtls.
+   *
+   * @param request the request
+   * @return the response
+   * @throws dev.secinfra.errors.SecinfraException when the call fails
+   */
+  public ListAuthorizationModelsResponse listAuthorizationModels(ListAuthorizationModelsRequest request) {
+    return listAuthorizationModels(request, CallOptions.DEFAULTS);
+  }
+
+  /**
+   * Lists the stored authorization models, the newest first, a page at a
+   * time. Every model ever written stays readable by its id (models are
+   * immutable: the id is a hash of the content).
+   *
+   * <p>HTTP: {@code GET /v1/authz/models}; read-only; auth mtls.
+   *
+   * @param request the request
+   * @param options per-call options over the client's defaults
+   * @return the response
+   * @throws dev.secinfra.errors.SecinfraException when the call fails
+   */
+  public ListAuthorizationModelsResponse listAuthorizationModels(ListAuthorizationModelsRequest request, CallOptions options) {
+    return invoker.invoke(
+        LIST_AUTHORIZATION_MODELS, request.toJson(), options, json -> ListAuthorizationModelsResponse.fromJson(json, false));
+  }
+
+  /**
+   * Asynchronous {@link #listAuthorizationModels(ListAuthorizationModelsRequest)}.
+   *
+   * @param request the request
+   * @return the response, or a future completed exceptionally with a {@link dev.secinfra.errors.SecinfraException}
+   */
+  public CompletableFuture<ListAuthorizationModelsResponse> listAuthorizationModelsAsync(ListAuthorizationModelsRequest request) {
+    return listAuthorizationModelsAsync(request, CallOptions.DEFAULTS);
+  }
+
+  /**
+   * Asynchronous {@link #listAuthorizationModels(ListAuthorizationModelsRequest, CallOptions)}.
+   *
+   * @param request the request
+   * @param options per-call options over the client's defaults
+   * @return the response, or a future completed exceptionally with a {@link dev.secinfra.errors.SecinfraException}
+   */
+  public CompletableFuture<ListAuthorizationModelsResponse> listAuthorizationModelsAsync(
+      ListAuthorizationModelsRequest request, CallOptions options) {
+    return invoker.invokeAsync(
+        LIST_AUTHORIZATION_MODELS, request.toJson(), options, json -> ListAuthorizationModelsResponse.fromJson(json, false));
   }
 
   /**

@@ -15,13 +15,15 @@ import java.util.Set;
  * @param checks The checks.
  * @param consistency How fresh the answers must be.
  * @param revision With at_least_as_fresh: the revision token of a write.
+ * @param authorizationModelId The model version to use: an id from WriteAuthorizationModel or ListAuthorizationModels. Empty: the current model.
  */
 public record BatchCheckRequest(
     List<BatchCheckItem> checks,
     Consistency consistency,
-    String revision) {
+    String revision,
+    String authorizationModelId) {
 
-  private static final Set<String> KNOWN_FIELDS = Set.of("checks", "consistency", "revision");
+  private static final Set<String> KNOWN_FIELDS = Set.of("checks", "consistency", "revision", "authorization_model_id");
 
   /**
    * Normalises absent values: null lists, maps, strings and enums become their defaults.
@@ -29,11 +31,13 @@ public record BatchCheckRequest(
    * @param checks The checks.
    * @param consistency How fresh the answers must be.
    * @param revision With at_least_as_fresh: the revision token of a write.
+   * @param authorizationModelId The model version to use: an id from WriteAuthorizationModel or ListAuthorizationModels. Empty: the current model.
    */
   public BatchCheckRequest {
     checks = Wire.copyList(checks);
     consistency = consistency == null ? Consistency.UNSPECIFIED : consistency;
     revision = revision == null ? "" : revision;
+    authorizationModelId = authorizationModelId == null ? "" : authorizationModelId;
   }
 
   /**
@@ -55,6 +59,7 @@ public record BatchCheckRequest(
     builder.checks = this.checks;
     builder.consistency = this.consistency;
     builder.revision = this.revision;
+    builder.authorizationModelId = this.authorizationModelId;
     return builder;
   }
 
@@ -68,6 +73,7 @@ public record BatchCheckRequest(
     out.set("checks", Wire.encList(this.checks, BatchCheckItem::toJson));
     out.set("consistency", Wire.encEnum(this.consistency));
     out.set("revision", Wire.encString(this.revision));
+    out.set("authorization_model_id", Wire.encString(this.authorizationModelId));
     return out;
   }
 
@@ -91,7 +97,8 @@ public record BatchCheckRequest(
     return new BatchCheckRequest(
         Wire.decList(obj, "checks", path, (n, p) -> BatchCheckItem.fromJson(n, strict, p)),
         Wire.decField(obj, "consistency", path, (n, p) -> Consistency.fromWire(n, strict, p), Consistency.UNSPECIFIED),
-        Wire.decField(obj, "revision", path, Wire::decString, ""));
+        Wire.decField(obj, "revision", path, Wire::decString, ""),
+        Wire.decField(obj, "authorization_model_id", path, Wire::decString, ""));
   }
 
   /**
@@ -104,7 +111,8 @@ public record BatchCheckRequest(
     return "BatchCheckRequest{"
         + "checks=" + this.checks + ", "
         + "consistency=" + this.consistency + ", "
-        + "revision=" + this.revision
+        + "revision=" + this.revision + ", "
+        + "authorizationModelId=" + this.authorizationModelId
         + "}";
   }
 
@@ -113,6 +121,7 @@ public record BatchCheckRequest(
     private List<BatchCheckItem> checks;
     private Consistency consistency;
     private String revision;
+    private String authorizationModelId;
 
     private Builder() {}
 
@@ -150,12 +159,23 @@ public record BatchCheckRequest(
     }
 
     /**
+     * Sets {@code authorization_model_id}: The model version to use: an id from WriteAuthorizationModel or ListAuthorizationModels. Empty: the current model.
+     *
+     * @param value the new value
+     * @return this builder
+     */
+    public Builder authorizationModelId(String value) {
+      this.authorizationModelId = value;
+      return this;
+    }
+
+    /**
      * The message.
      *
      * @return a new {@link BatchCheckRequest}
      */
     public BatchCheckRequest build() {
-      return new BatchCheckRequest(checks, consistency, revision);
+      return new BatchCheckRequest(checks, consistency, revision, authorizationModelId);
     }
   }
 }

@@ -16,14 +16,16 @@ import java.util.Set;
  * @param consistency How fresh the answer must be.
  * @param revision With at_least_as_fresh: the revision token of a write.
  * @param contextualTuples Tuples that hold for this request only, as if written, and are never stored (at most 100); each must fit the model as a write must.
+ * @param authorizationModelId The model version to use: an id from WriteAuthorizationModel or ListAuthorizationModels. Empty: the current model.
  */
 public record CheckRequest(
     TupleKey tupleKey,
     Consistency consistency,
     String revision,
-    List<TupleKey> contextualTuples) {
+    List<TupleKey> contextualTuples,
+    String authorizationModelId) {
 
-  private static final Set<String> KNOWN_FIELDS = Set.of("tuple_key", "consistency", "revision", "contextual_tuples");
+  private static final Set<String> KNOWN_FIELDS = Set.of("tuple_key", "consistency", "revision", "contextual_tuples", "authorization_model_id");
 
   /**
    * Normalises absent values: null lists, maps, strings and enums become their defaults.
@@ -32,11 +34,13 @@ public record CheckRequest(
    * @param consistency How fresh the answer must be.
    * @param revision With at_least_as_fresh: the revision token of a write.
    * @param contextualTuples Tuples that hold for this request only, as if written, and are never stored (at most 100); each must fit the model as a write must.
+   * @param authorizationModelId The model version to use: an id from WriteAuthorizationModel or ListAuthorizationModels. Empty: the current model.
    */
   public CheckRequest {
     consistency = consistency == null ? Consistency.UNSPECIFIED : consistency;
     revision = revision == null ? "" : revision;
     contextualTuples = Wire.copyList(contextualTuples);
+    authorizationModelId = authorizationModelId == null ? "" : authorizationModelId;
   }
 
   /**
@@ -59,6 +63,7 @@ public record CheckRequest(
     builder.consistency = this.consistency;
     builder.revision = this.revision;
     builder.contextualTuples = this.contextualTuples;
+    builder.authorizationModelId = this.authorizationModelId;
     return builder;
   }
 
@@ -75,6 +80,7 @@ public record CheckRequest(
     out.set("consistency", Wire.encEnum(this.consistency));
     out.set("revision", Wire.encString(this.revision));
     out.set("contextual_tuples", Wire.encList(this.contextualTuples, TupleKey::toJson));
+    out.set("authorization_model_id", Wire.encString(this.authorizationModelId));
     return out;
   }
 
@@ -99,7 +105,8 @@ public record CheckRequest(
         Wire.decOptional(obj, "tuple_key", path, (n, p) -> TupleKey.fromJson(n, strict, p)),
         Wire.decField(obj, "consistency", path, (n, p) -> Consistency.fromWire(n, strict, p), Consistency.UNSPECIFIED),
         Wire.decField(obj, "revision", path, Wire::decString, ""),
-        Wire.decList(obj, "contextual_tuples", path, (n, p) -> TupleKey.fromJson(n, strict, p)));
+        Wire.decList(obj, "contextual_tuples", path, (n, p) -> TupleKey.fromJson(n, strict, p)),
+        Wire.decField(obj, "authorization_model_id", path, Wire::decString, ""));
   }
 
   /**
@@ -113,7 +120,8 @@ public record CheckRequest(
         + "tupleKey=" + this.tupleKey + ", "
         + "consistency=" + this.consistency + ", "
         + "revision=" + this.revision + ", "
-        + "contextualTuples=" + this.contextualTuples
+        + "contextualTuples=" + this.contextualTuples + ", "
+        + "authorizationModelId=" + this.authorizationModelId
         + "}";
   }
 
@@ -123,6 +131,7 @@ public record CheckRequest(
     private Consistency consistency;
     private String revision;
     private List<TupleKey> contextualTuples;
+    private String authorizationModelId;
 
     private Builder() {}
 
@@ -171,12 +180,23 @@ public record CheckRequest(
     }
 
     /**
+     * Sets {@code authorization_model_id}: The model version to use: an id from WriteAuthorizationModel or ListAuthorizationModels. Empty: the current model.
+     *
+     * @param value the new value
+     * @return this builder
+     */
+    public Builder authorizationModelId(String value) {
+      this.authorizationModelId = value;
+      return this;
+    }
+
+    /**
      * The message.
      *
      * @return a new {@link CheckRequest}
      */
     public CheckRequest build() {
-      return new CheckRequest(tupleKey, consistency, revision, contextualTuples);
+      return new CheckRequest(tupleKey, consistency, revision, contextualTuples, authorizationModelId);
     }
   }
 }

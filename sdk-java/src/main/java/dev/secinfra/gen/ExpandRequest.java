@@ -17,15 +17,17 @@ import java.util.Set;
  * @param consistency How fresh the answer must be.
  * @param revision With at_least_as_fresh: the revision token of a write.
  * @param contextualTuples Tuples that hold for this request only, as if written, and are never stored (at most 100); each must fit the model as a write must.
+ * @param authorizationModelId The model version to use: an id from WriteAuthorizationModel or ListAuthorizationModels. Empty: the current model.
  */
 public record ExpandRequest(
     String object,
     String relation,
     Consistency consistency,
     String revision,
-    List<TupleKey> contextualTuples) {
+    List<TupleKey> contextualTuples,
+    String authorizationModelId) {
 
-  private static final Set<String> KNOWN_FIELDS = Set.of("object", "relation", "consistency", "revision", "contextual_tuples");
+  private static final Set<String> KNOWN_FIELDS = Set.of("object", "relation", "consistency", "revision", "contextual_tuples", "authorization_model_id");
 
   /**
    * Normalises absent values: null lists, maps, strings and enums become their defaults.
@@ -35,6 +37,7 @@ public record ExpandRequest(
    * @param consistency How fresh the answer must be.
    * @param revision With at_least_as_fresh: the revision token of a write.
    * @param contextualTuples Tuples that hold for this request only, as if written, and are never stored (at most 100); each must fit the model as a write must.
+   * @param authorizationModelId The model version to use: an id from WriteAuthorizationModel or ListAuthorizationModels. Empty: the current model.
    */
   public ExpandRequest {
     object = object == null ? "" : object;
@@ -42,6 +45,7 @@ public record ExpandRequest(
     consistency = consistency == null ? Consistency.UNSPECIFIED : consistency;
     revision = revision == null ? "" : revision;
     contextualTuples = Wire.copyList(contextualTuples);
+    authorizationModelId = authorizationModelId == null ? "" : authorizationModelId;
   }
 
   /**
@@ -65,6 +69,7 @@ public record ExpandRequest(
     builder.consistency = this.consistency;
     builder.revision = this.revision;
     builder.contextualTuples = this.contextualTuples;
+    builder.authorizationModelId = this.authorizationModelId;
     return builder;
   }
 
@@ -80,6 +85,7 @@ public record ExpandRequest(
     out.set("consistency", Wire.encEnum(this.consistency));
     out.set("revision", Wire.encString(this.revision));
     out.set("contextual_tuples", Wire.encList(this.contextualTuples, TupleKey::toJson));
+    out.set("authorization_model_id", Wire.encString(this.authorizationModelId));
     return out;
   }
 
@@ -105,7 +111,8 @@ public record ExpandRequest(
         Wire.decField(obj, "relation", path, Wire::decString, ""),
         Wire.decField(obj, "consistency", path, (n, p) -> Consistency.fromWire(n, strict, p), Consistency.UNSPECIFIED),
         Wire.decField(obj, "revision", path, Wire::decString, ""),
-        Wire.decList(obj, "contextual_tuples", path, (n, p) -> TupleKey.fromJson(n, strict, p)));
+        Wire.decList(obj, "contextual_tuples", path, (n, p) -> TupleKey.fromJson(n, strict, p)),
+        Wire.decField(obj, "authorization_model_id", path, Wire::decString, ""));
   }
 
   /**
@@ -120,7 +127,8 @@ public record ExpandRequest(
         + "relation=" + this.relation + ", "
         + "consistency=" + this.consistency + ", "
         + "revision=" + this.revision + ", "
-        + "contextualTuples=" + this.contextualTuples
+        + "contextualTuples=" + this.contextualTuples + ", "
+        + "authorizationModelId=" + this.authorizationModelId
         + "}";
   }
 
@@ -131,6 +139,7 @@ public record ExpandRequest(
     private Consistency consistency;
     private String revision;
     private List<TupleKey> contextualTuples;
+    private String authorizationModelId;
 
     private Builder() {}
 
@@ -190,12 +199,23 @@ public record ExpandRequest(
     }
 
     /**
+     * Sets {@code authorization_model_id}: The model version to use: an id from WriteAuthorizationModel or ListAuthorizationModels. Empty: the current model.
+     *
+     * @param value the new value
+     * @return this builder
+     */
+    public Builder authorizationModelId(String value) {
+      this.authorizationModelId = value;
+      return this;
+    }
+
+    /**
      * The message.
      *
      * @return a new {@link ExpandRequest}
      */
     public ExpandRequest build() {
-      return new ExpandRequest(object, relation, consistency, revision, contextualTuples);
+      return new ExpandRequest(object, relation, consistency, revision, contextualTuples, authorizationModelId);
     }
   }
 }

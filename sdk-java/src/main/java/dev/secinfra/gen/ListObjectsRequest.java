@@ -20,6 +20,7 @@ import java.util.Set;
  * @param pageSize At most this many per page (default and at most 1000).
  * @param pageToken The next_page_token of the previous page.
  * @param contextualTuples Tuples that hold for this request only, as if written, and are never stored (at most 100); each must fit the model as a write must.
+ * @param authorizationModelId The model version to use: an id from WriteAuthorizationModel or ListAuthorizationModels. Empty: the current model.
  */
 public record ListObjectsRequest(
     String type,
@@ -29,9 +30,10 @@ public record ListObjectsRequest(
     String revision,
     int pageSize,
     String pageToken,
-    List<TupleKey> contextualTuples) {
+    List<TupleKey> contextualTuples,
+    String authorizationModelId) {
 
-  private static final Set<String> KNOWN_FIELDS = Set.of("type", "relation", "user", "consistency", "revision", "page_size", "page_token", "contextual_tuples");
+  private static final Set<String> KNOWN_FIELDS = Set.of("type", "relation", "user", "consistency", "revision", "page_size", "page_token", "contextual_tuples", "authorization_model_id");
 
   /**
    * Normalises absent values: null lists, maps, strings and enums become their defaults.
@@ -44,6 +46,7 @@ public record ListObjectsRequest(
    * @param pageSize At most this many per page (default and at most 1000).
    * @param pageToken The next_page_token of the previous page.
    * @param contextualTuples Tuples that hold for this request only, as if written, and are never stored (at most 100); each must fit the model as a write must.
+   * @param authorizationModelId The model version to use: an id from WriteAuthorizationModel or ListAuthorizationModels. Empty: the current model.
    */
   public ListObjectsRequest {
     type = type == null ? "" : type;
@@ -53,6 +56,7 @@ public record ListObjectsRequest(
     revision = revision == null ? "" : revision;
     pageToken = pageToken == null ? "" : pageToken;
     contextualTuples = Wire.copyList(contextualTuples);
+    authorizationModelId = authorizationModelId == null ? "" : authorizationModelId;
   }
 
   /**
@@ -79,6 +83,7 @@ public record ListObjectsRequest(
     builder.pageSize = this.pageSize;
     builder.pageToken = this.pageToken;
     builder.contextualTuples = this.contextualTuples;
+    builder.authorizationModelId = this.authorizationModelId;
     return builder;
   }
 
@@ -97,6 +102,7 @@ public record ListObjectsRequest(
     out.set("page_size", Wire.encInt32(this.pageSize));
     out.set("page_token", Wire.encString(this.pageToken));
     out.set("contextual_tuples", Wire.encList(this.contextualTuples, TupleKey::toJson));
+    out.set("authorization_model_id", Wire.encString(this.authorizationModelId));
     return out;
   }
 
@@ -125,7 +131,8 @@ public record ListObjectsRequest(
         Wire.decField(obj, "revision", path, Wire::decString, ""),
         Wire.decField(obj, "page_size", path, Wire::decInt32, 0),
         Wire.decField(obj, "page_token", path, Wire::decString, ""),
-        Wire.decList(obj, "contextual_tuples", path, (n, p) -> TupleKey.fromJson(n, strict, p)));
+        Wire.decList(obj, "contextual_tuples", path, (n, p) -> TupleKey.fromJson(n, strict, p)),
+        Wire.decField(obj, "authorization_model_id", path, Wire::decString, ""));
   }
 
   /**
@@ -143,7 +150,8 @@ public record ListObjectsRequest(
         + "revision=" + this.revision + ", "
         + "pageSize=" + this.pageSize + ", "
         + "pageToken=" + this.pageToken + ", "
-        + "contextualTuples=" + this.contextualTuples
+        + "contextualTuples=" + this.contextualTuples + ", "
+        + "authorizationModelId=" + this.authorizationModelId
         + "}";
   }
 
@@ -157,6 +165,7 @@ public record ListObjectsRequest(
     private int pageSize;
     private String pageToken;
     private List<TupleKey> contextualTuples;
+    private String authorizationModelId;
 
     private Builder() {}
 
@@ -249,12 +258,23 @@ public record ListObjectsRequest(
     }
 
     /**
+     * Sets {@code authorization_model_id}: The model version to use: an id from WriteAuthorizationModel or ListAuthorizationModels. Empty: the current model.
+     *
+     * @param value the new value
+     * @return this builder
+     */
+    public Builder authorizationModelId(String value) {
+      this.authorizationModelId = value;
+      return this;
+    }
+
+    /**
      * The message.
      *
      * @return a new {@link ListObjectsRequest}
      */
     public ListObjectsRequest build() {
-      return new ListObjectsRequest(type, relation, user, consistency, revision, pageSize, pageToken, contextualTuples);
+      return new ListObjectsRequest(type, relation, user, consistency, revision, pageSize, pageToken, contextualTuples, authorizationModelId);
     }
   }
 }

@@ -20,6 +20,7 @@ import java.util.Set;
  * @param contextualTuples Tuples that hold for this request only, as if written, and are never stored (at most 100); each must fit the model as a write must.
  * @param pageSize At most this many per page (default and at most 1000).
  * @param pageToken The next_page_token of the previous page.
+ * @param authorizationModelId The model version to use: an id from WriteAuthorizationModel or ListAuthorizationModels. Empty: the current model.
  */
 public record ListUsersRequest(
     String object,
@@ -29,9 +30,10 @@ public record ListUsersRequest(
     String revision,
     List<TupleKey> contextualTuples,
     int pageSize,
-    String pageToken) {
+    String pageToken,
+    String authorizationModelId) {
 
-  private static final Set<String> KNOWN_FIELDS = Set.of("object", "relation", "user_filter", "consistency", "revision", "contextual_tuples", "page_size", "page_token");
+  private static final Set<String> KNOWN_FIELDS = Set.of("object", "relation", "user_filter", "consistency", "revision", "contextual_tuples", "page_size", "page_token", "authorization_model_id");
 
   /**
    * Normalises absent values: null lists, maps, strings and enums become their defaults.
@@ -44,6 +46,7 @@ public record ListUsersRequest(
    * @param contextualTuples Tuples that hold for this request only, as if written, and are never stored (at most 100); each must fit the model as a write must.
    * @param pageSize At most this many per page (default and at most 1000).
    * @param pageToken The next_page_token of the previous page.
+   * @param authorizationModelId The model version to use: an id from WriteAuthorizationModel or ListAuthorizationModels. Empty: the current model.
    */
   public ListUsersRequest {
     object = object == null ? "" : object;
@@ -53,6 +56,7 @@ public record ListUsersRequest(
     revision = revision == null ? "" : revision;
     contextualTuples = Wire.copyList(contextualTuples);
     pageToken = pageToken == null ? "" : pageToken;
+    authorizationModelId = authorizationModelId == null ? "" : authorizationModelId;
   }
 
   /**
@@ -79,6 +83,7 @@ public record ListUsersRequest(
     builder.contextualTuples = this.contextualTuples;
     builder.pageSize = this.pageSize;
     builder.pageToken = this.pageToken;
+    builder.authorizationModelId = this.authorizationModelId;
     return builder;
   }
 
@@ -97,6 +102,7 @@ public record ListUsersRequest(
     out.set("contextual_tuples", Wire.encList(this.contextualTuples, TupleKey::toJson));
     out.set("page_size", Wire.encInt32(this.pageSize));
     out.set("page_token", Wire.encString(this.pageToken));
+    out.set("authorization_model_id", Wire.encString(this.authorizationModelId));
     return out;
   }
 
@@ -125,7 +131,8 @@ public record ListUsersRequest(
         Wire.decField(obj, "revision", path, Wire::decString, ""),
         Wire.decList(obj, "contextual_tuples", path, (n, p) -> TupleKey.fromJson(n, strict, p)),
         Wire.decField(obj, "page_size", path, Wire::decInt32, 0),
-        Wire.decField(obj, "page_token", path, Wire::decString, ""));
+        Wire.decField(obj, "page_token", path, Wire::decString, ""),
+        Wire.decField(obj, "authorization_model_id", path, Wire::decString, ""));
   }
 
   /**
@@ -143,7 +150,8 @@ public record ListUsersRequest(
         + "revision=" + this.revision + ", "
         + "contextualTuples=" + this.contextualTuples + ", "
         + "pageSize=" + this.pageSize + ", "
-        + "pageToken=" + this.pageToken
+        + "pageToken=" + this.pageToken + ", "
+        + "authorizationModelId=" + this.authorizationModelId
         + "}";
   }
 
@@ -157,6 +165,7 @@ public record ListUsersRequest(
     private List<TupleKey> contextualTuples;
     private int pageSize;
     private String pageToken;
+    private String authorizationModelId;
 
     private Builder() {}
 
@@ -249,12 +258,23 @@ public record ListUsersRequest(
     }
 
     /**
+     * Sets {@code authorization_model_id}: The model version to use: an id from WriteAuthorizationModel or ListAuthorizationModels. Empty: the current model.
+     *
+     * @param value the new value
+     * @return this builder
+     */
+    public Builder authorizationModelId(String value) {
+      this.authorizationModelId = value;
+      return this;
+    }
+
+    /**
      * The message.
      *
      * @return a new {@link ListUsersRequest}
      */
     public ListUsersRequest build() {
-      return new ListUsersRequest(object, relation, userFilter, consistency, revision, contextualTuples, pageSize, pageToken);
+      return new ListUsersRequest(object, relation, userFilter, consistency, revision, contextualTuples, pageSize, pageToken, authorizationModelId);
     }
   }
 }

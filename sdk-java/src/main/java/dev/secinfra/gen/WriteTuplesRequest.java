@@ -14,22 +14,26 @@ import java.util.Set;
  *
  * @param writes Tuples to add.
  * @param deletes Tuples to remove.
+ * @param authorizationModelId The model version the writes must fit. Empty: the current model.
  */
 public record WriteTuplesRequest(
     List<TupleKey> writes,
-    List<TupleKey> deletes) {
+    List<TupleKey> deletes,
+    String authorizationModelId) {
 
-  private static final Set<String> KNOWN_FIELDS = Set.of("writes", "deletes");
+  private static final Set<String> KNOWN_FIELDS = Set.of("writes", "deletes", "authorization_model_id");
 
   /**
    * Normalises absent values: null lists, maps, strings and enums become their defaults.
    *
    * @param writes Tuples to add.
    * @param deletes Tuples to remove.
+   * @param authorizationModelId The model version the writes must fit. Empty: the current model.
    */
   public WriteTuplesRequest {
     writes = Wire.copyList(writes);
     deletes = Wire.copyList(deletes);
+    authorizationModelId = authorizationModelId == null ? "" : authorizationModelId;
   }
 
   /**
@@ -50,6 +54,7 @@ public record WriteTuplesRequest(
     Builder builder = new Builder();
     builder.writes = this.writes;
     builder.deletes = this.deletes;
+    builder.authorizationModelId = this.authorizationModelId;
     return builder;
   }
 
@@ -62,6 +67,7 @@ public record WriteTuplesRequest(
     ObjectNode out = Wire.object();
     out.set("writes", Wire.encList(this.writes, TupleKey::toJson));
     out.set("deletes", Wire.encList(this.deletes, TupleKey::toJson));
+    out.set("authorization_model_id", Wire.encString(this.authorizationModelId));
     return out;
   }
 
@@ -84,7 +90,8 @@ public record WriteTuplesRequest(
     }
     return new WriteTuplesRequest(
         Wire.decList(obj, "writes", path, (n, p) -> TupleKey.fromJson(n, strict, p)),
-        Wire.decList(obj, "deletes", path, (n, p) -> TupleKey.fromJson(n, strict, p)));
+        Wire.decList(obj, "deletes", path, (n, p) -> TupleKey.fromJson(n, strict, p)),
+        Wire.decField(obj, "authorization_model_id", path, Wire::decString, ""));
   }
 
   /**
@@ -96,7 +103,8 @@ public record WriteTuplesRequest(
   public String toString() {
     return "WriteTuplesRequest{"
         + "writes=" + this.writes + ", "
-        + "deletes=" + this.deletes
+        + "deletes=" + this.deletes + ", "
+        + "authorizationModelId=" + this.authorizationModelId
         + "}";
   }
 
@@ -104,6 +112,7 @@ public record WriteTuplesRequest(
   public static final class Builder {
     private List<TupleKey> writes;
     private List<TupleKey> deletes;
+    private String authorizationModelId;
 
     private Builder() {}
 
@@ -130,12 +139,23 @@ public record WriteTuplesRequest(
     }
 
     /**
+     * Sets {@code authorization_model_id}: The model version the writes must fit. Empty: the current model.
+     *
+     * @param value the new value
+     * @return this builder
+     */
+    public Builder authorizationModelId(String value) {
+      this.authorizationModelId = value;
+      return this;
+    }
+
+    /**
      * The message.
      *
      * @return a new {@link WriteTuplesRequest}
      */
     public WriteTuplesRequest build() {
-      return new WriteTuplesRequest(writes, deletes);
+      return new WriteTuplesRequest(writes, deletes, authorizationModelId);
     }
   }
 }
