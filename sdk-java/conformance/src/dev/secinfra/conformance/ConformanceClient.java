@@ -33,6 +33,8 @@ import dev.secinfra.conformance.gen.MtlsServeRequest;
 import dev.secinfra.conformance.gen.MtlsServing;
 import dev.secinfra.conformance.gen.MtlsStopAnswer;
 import dev.secinfra.conformance.gen.MtlsStopped;
+import dev.secinfra.conformance.gen.ObservationList;
+import dev.secinfra.conformance.gen.ObservationsAnswer;
 import dev.secinfra.conformance.gen.RequestHeader;
 import dev.secinfra.conformance.gen.RotationEvent;
 import dev.secinfra.conformance.gen.ShutdownAnswer;
@@ -103,6 +105,8 @@ public final class ConformanceClient {
   private SecinfraClient client;
   private final List<RotationEvent> events = new ArrayList<>();
   private MtlsOps.Server mtlsServer;
+  /** The recording observer of configure.observer, or null. */
+  private RecordingObserver observer;
 
   private ConformanceClient(PrintStream out) {
     this.out = out;
@@ -146,6 +150,7 @@ public final class ConformanceClient {
             "mtls_serve",
             "mtls_stop",
             "mtls_call",
+            "observations",
             "shutdown");
     adapter.send(
         new HelloLine(new Hello(PROTOCOL, "java", SecinfraClient.VERSION, ops, FEATURES)).toJson());
@@ -214,6 +219,13 @@ public final class ConformanceClient {
           synchronized (events) {
             return new EventsAnswer(id, true, new EventList(List.copyOf(events)), null).toJson();
           }
+        case "observations":
+          BareRequest.fromJson(msg, true);
+          if (observer == null) {
+            throw new AdapterError("configure with an observer first");
+          }
+          return new ObservationsAnswer(id, true, new ObservationList(observer.take()), null)
+              .toJson();
         case "mtls_serve":
           return new MtlsServeAnswer(id, true, serveMtls(MtlsServeRequest.fromJson(msg, true)), null)
               .toJson();
@@ -321,6 +333,13 @@ public final class ConformanceClient {
       builder.cacheMaxEntries(options.cacheSize());
     }
     builder.onRotation(this::record);
+    if (msg.observer() != null) {
+      if (msg.observer().failingFirst()) {
+        builder.observer(new FailingObserver());
+      }
+      observer = new RecordingObserver(msg.observer());
+      builder.observer(observer);
+    }
     client = builder.build();
     return identity();
   }

@@ -9,10 +9,12 @@ import dev.secinfra.identity.Pem;
 import dev.secinfra.identity.RotationEvent;
 import dev.secinfra.identity.SpiffeId;
 import dev.secinfra.identity.X509Bundle;
+import dev.secinfra.observe.Observer;
 import dev.secinfra.internal.cache.ResponseCache;
 import dev.secinfra.internal.call.CallPipeline;
 import dev.secinfra.internal.endpoints.EndpointSet;
 import dev.secinfra.internal.identity.RotatingIdentitySource;
+import dev.secinfra.internal.observe.Observers;
 import dev.secinfra.internal.transport.HttpTransport;
 import dev.secinfra.rpc.CallOptions;
 import java.io.IOException;
@@ -104,7 +106,14 @@ public final class SecinfraClient implements AutoCloseable {
             + (b.userAgentSuffix == null ? "" : " " + b.userAgentSuffix);
     this.pipeline =
         new CallPipeline(
-            new CallPipeline.Settings(endpoints, b.retryPolicy, b.useCache, userAgent, b.time, b.random),
+            new CallPipeline.Settings(
+                endpoints,
+                b.retryPolicy,
+                b.useCache,
+                userAgent,
+                b.time,
+                b.random,
+                b.observers.isEmpty() ? Observers.NONE : new Observers(b.observers)),
             b.budget,
             cache,
             executor);
@@ -312,6 +321,7 @@ public final class SecinfraClient implements AutoCloseable {
     private String userAgentSuffix;
     private Path fileSink;
     private final java.util.List<Consumer<RotationEvent>> listeners = new java.util.ArrayList<>();
+    private final java.util.List<Observer> observers = new java.util.ArrayList<>();
 
     private Builder(List<String> endpoints) {
       this.endpoints = EndpointSet.validate(endpoints);
@@ -449,6 +459,29 @@ public final class SecinfraClient implements AutoCloseable {
      */
     public Builder onRotation(Consumer<RotationEvent> listener) {
       listeners.add(Objects.requireNonNull(listener, "listener"));
+      return this;
+    }
+
+    /**
+     * Registers an observer of the client's calls, cache lookups and attempts (spec 14), its own
+     * calls included (enrolment, renewal, bundle refresh); call it again for more observers, which
+     * are notified in the order registered. An observer that throws never fails a call. Without
+     * an observer the client sends no trace context (14.3.3).
+     *
+     * <pre>{@code
+     * SecinfraClient client = SecinfraClient.builder(url)
+     *     .bundleFile(bundle)
+     *     .joinToken(token)
+     *     .observer(new SecinfraTelemetry(openTelemetry).observer())
+     *     .observer(auditTrail)
+     *     .build();
+     * }</pre>
+     *
+     * @param observer the observer
+     * @return this builder
+     */
+    public Builder observer(Observer observer) {
+      observers.add(Objects.requireNonNull(observer, "observer"));
       return this;
     }
 

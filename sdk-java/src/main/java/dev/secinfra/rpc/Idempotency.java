@@ -10,6 +10,16 @@ public enum Idempotency {
   NON_IDEMPOTENT;
 
   /**
+   * The class's lowercase name, as the API definition and observers spell it ({@code read_only},
+   * {@code idempotent}, {@code non_idempotent}).
+   *
+   * @return the name
+   */
+  public String wire() {
+    return name().toLowerCase(java.util.Locale.ROOT);
+  }
+
+  /**
    * Whether a call of this kind is safe to repeat ({@code READ_ONLY} or {@code IDEMPOTENT}).
    *
    * @return true when safe to repeat

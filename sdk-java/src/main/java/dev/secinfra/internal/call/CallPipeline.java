@@ -14,9 +14,16 @@ import dev.secinfra.internal.cache.CacheControl;
 import dev.secinfra.internal.cache.ResponseCache;
 import dev.secinfra.internal.cache.SingleFlight;
 import dev.secinfra.internal.endpoints.EndpointSet;
+import dev.secinfra.internal.observe.Observers;
 import dev.secinfra.internal.retry.Retry;
 import dev.secinfra.internal.transport.HttpTransport;
 import dev.secinfra.internal.transport.Tls;
+import dev.secinfra.observe.AttemptFinished;
+import dev.secinfra.observe.AttemptStarted;
+import dev.secinfra.observe.CacheLookup;
+import dev.secinfra.observe.CacheResult;
+import dev.secinfra.observe.CallFinished;
+import dev.secinfra.observe.TraceContext;
 import dev.secinfra.rpc.Auth;
 import dev.secinfra.rpc.CallOptions;
 import dev.secinfra.rpc.Idempotency;
@@ -48,9 +55,14 @@ import java.util.random.RandomGenerator;
  * before anything is sent (9.7.3), and a stale entry never masks that (7.6.3). Each attempt goes
  * to the endpoint {@link EndpointSet} chooses, and its outcome updates that endpoint's cooldown
  * (12); a move to another endpoint is an ordinary retry. It sends through {@link HttpTransport}
- * and reads answers with {@link Answers}. Thread-safe.
+ * and reads answers with {@link Answers}. It notifies the client's {@link Observers} of each call,
+ * its cache lookup and its attempts (spec 14.2), and sends the trace context they return (14.3).
+ * Thread-safe.
  */
 public final class CallPipeline implements Invoker {
+  /** The code of an attempt that got no answer (spec 14.2.1: the transport failure's code). */
+  private static final String TRANSPORT_FAILURE = "unavailable";
+
   /**
    * Client-wide settings of the pipeline.
    *
@@ -60,6 +72,7 @@ public final class CallPipeline implements Invoker {
    * @param userAgent the {@code User-Agent} header
    * @param time the clocks
    * @param random the jitter source
+   * @param observers the client's observers ({@link Observers#NONE} for none)
    */
   public record Settings(
       EndpointSet endpoints,
@@ -67,7 +80,8 @@ public final class CallPipeline implements Invoker {
       boolean useCache,
       String userAgent,
       TimeSource time,
-      RandomGenerator random) {}
+      RandomGenerator random,
+      Observers observers) {}
 
   /** The outcome of a call before decoding. */
   private record Result(JsonNode body, ResponseMeta meta) {}
@@ -121,43 +135,66 @@ public final class CallPipeline implements Invoker {
   @Override
   public <T> T invoke(
       MethodDescriptor method, ObjectNode request, CallOptions options, Function<JsonNode, T> decode) {
-    if (closed) {
-      throw Errors.transport("secinfra: client: the client is closed", false, 0, null);
-    }
-    CallOptions opts = options == null ? CallOptions.DEFAULTS : options;
-    MetaCapture capture = opts.capture();
-    Result result;
+    Observers observers = settings.observers();
+    long call = observers.callStarted(method.fullName(), method.idempotency());
+    ResponseMeta meta = null;
+    String code = null;
     try {
-      result = execute(method, request, opts);
-    } catch (SecinfraException e) {
-      if (capture != null) {
-        capture.record(
-            new ResponseMeta(false, false, e.attempts(), e.requestId(), e.status(), e.endpoint()));
+      if (closed) {
+        throw Errors.transport("secinfra: client: the client is closed", false, 0, null);
       }
+      CallOptions opts = options == null ? CallOptions.DEFAULTS : options;
+      MetaCapture capture = opts.capture();
+      Result result;
+      try {
+        result = execute(call, method, request, opts);
+      } catch (SecinfraException e) {
+        if (capture != null) {
+          capture.record(meta(e));
+        }
+        throw e;
+      }
+      if (capture != null) {
+        capture.record(result.meta());
+      }
+      meta = result.meta();
+      try {
+        return decode.apply(result.body());
+      } catch (Wire.DecodeException e) {
+        throw new TransportException(
+            new ErrorInfo(
+                "unavailable",
+                "secinfra: transport: "
+                    + method.name()
+                    + " answered a body that does not decode: "
+                    + e.path(),
+                result.meta().status(),
+                result.meta().requestId(),
+                false,
+                null,
+                result.meta().attempts(),
+                null,
+                result.meta().endpoint()),
+            e);
+      }
+    } catch (SecinfraException e) {
+      code = e.code();
+      meta = meta(e);
       throw e;
+    } catch (RuntimeException | Error e) {
+      code = "internal";
+      meta = meta == null ? new ResponseMeta(false, false, 0, null, null) : meta;
+      throw e;
+    } finally {
+      if (!observers.none()) {
+        observers.callFinished(new CallFinished(call, method.fullName(), code, meta));
+      }
     }
-    if (capture != null) {
-      capture.record(result.meta());
-    }
-    try {
-      return decode.apply(result.body());
-    } catch (Wire.DecodeException e) {
-      throw new TransportException(
-          new ErrorInfo(
-              "unavailable",
-              "secinfra: transport: "
-                  + method.name()
-                  + " answered a body that does not decode: "
-                  + e.path(),
-              result.meta().status(),
-              result.meta().requestId(),
-              false,
-              null,
-              result.meta().attempts(),
-              null,
-              result.meta().endpoint()),
-          e);
-    }
+  }
+
+  /** The metadata of a failed call, as {@link MetaCapture} records it. */
+  private static ResponseMeta meta(SecinfraException e) {
+    return new ResponseMeta(false, false, e.attempts(), e.requestId(), e.status(), e.endpoint());
   }
 
   @Override
@@ -191,7 +228,7 @@ public final class CallPipeline implements Invoker {
         o.revalidate());
   }
 
-  private Result execute(MethodDescriptor method, ObjectNode request, CallOptions opts) {
+  private Result execute(long call, MethodDescriptor method, ObjectNode request, CallOptions opts) {
     Effective eff = effective(opts);
     long deadline = settings.time().nanoTime() + eff.deadline().toNanos();
     String key = null;
@@ -199,11 +236,11 @@ public final class CallPipeline implements Invoker {
       key = opts.idempotencyKey() != null ? opts.idempotencyKey() : UUID.randomUUID().toString();
     }
     if (method.cache() != null && eff.useCache()) {
-      return cached(method, request, eff, deadline);
+      return cached(call, method, request, eff, deadline);
     }
     Answer answer;
     try {
-      answer = send(method, request, key, eff, deadline, null);
+      answer = send(call, method, request, key, eff, deadline, null);
     } catch (SecinfraException e) {
       // Unknown only when a request may have gone out (7.9.3): not when the call ended before its
       // first attempt, waiting for an identity.
@@ -244,20 +281,34 @@ public final class CallPipeline implements Invoker {
 
   // ---- cache ----------------------------------------------------------------------------------
 
-  private Result cached(MethodDescriptor method, ObjectNode request, Effective eff, long deadline) {
+  private Result cached(
+      long call, MethodDescriptor method, ObjectNode request, Effective eff, long deadline) {
     String cacheKey = ResponseCache.key(method.fullName(), request);
     long now = settings.time().nanoTime();
     ResponseCache.Entry entry = cache.lookup(cacheKey, now);
     if (entry != null && entry.fresh(now) && !eff.revalidate()) {
+      observeCache(call, method, CacheResult.HIT);
       return new Result(entry.body(), new ResponseMeta(true, false, 0, null, null));
     }
+    observeCache(call, method, entry == null ? CacheResult.MISS : CacheResult.REVALIDATE);
     // A revalidation must reach the server: it never shares a flight that may not (7.12.2).
     String flight = eff.revalidate() ? cacheKey + "\u0000revalidate" : cacheKey;
-    return flights.run(flight, deadline, () -> fetch(method, request, eff, deadline, cacheKey));
+    return flights.run(flight, deadline, () -> fetch(call, method, request, eff, deadline, cacheKey));
+  }
+
+  private void observeCache(long call, MethodDescriptor method, CacheResult result) {
+    if (!settings.observers().none()) {
+      settings.observers().cache(new CacheLookup(call, method.fullName(), result));
+    }
   }
 
   private Result fetch(
-      MethodDescriptor method, ObjectNode request, Effective eff, long deadline, String cacheKey) {
+      long call,
+      MethodDescriptor method,
+      ObjectNode request,
+      Effective eff,
+      long deadline,
+      String cacheKey) {
     long now = settings.time().nanoTime();
     ResponseCache.Entry entry = cache.lookup(cacheKey, now);
     if (entry != null && entry.fresh(now) && !eff.revalidate()) {
@@ -269,7 +320,8 @@ public final class CallPipeline implements Invoker {
     long generation = cache.generation(family);
     Answer answer;
     try {
-      answer = send(method, request, null, eff, deadline, entry == null ? null : entry.etag());
+      answer =
+          send(call, method, request, null, eff, deadline, entry == null ? null : entry.etag());
     } catch (SecinfraException e) {
       if (entry != null
           && serverFailed(e)
@@ -338,6 +390,7 @@ public final class CallPipeline implements Invoker {
   // ---- one call's attempts ----------------------------------------------------------------------
 
   private Answer send(
+      long call,
       MethodDescriptor method,
       ObjectNode request,
       String idempotencyKey,
@@ -347,7 +400,8 @@ public final class CallPipeline implements Invoker {
     EndpointSet.Endpoint[] last = new EndpointSet.Endpoint[1];
     String[] answeredId = new String[1];
     try {
-      return attempts(method, request, idempotencyKey, eff, deadline, ifNoneMatch, last, answeredId);
+      return attempts(
+          call, method, request, idempotencyKey, eff, deadline, ifNoneMatch, last, answeredId);
     } catch (SecinfraException e) {
       SecinfraException error = Errors.answeredBy(e, answeredId[0]);
       throw last[0] == null ? error : Errors.atEndpoint(error, last[0].url());
@@ -359,6 +413,7 @@ public final class CallPipeline implements Invoker {
    * answeredId[0]} the {@code Request-Id} of the latest attempt that got an answer (spec 11.5).
    */
   private Answer attempts(
+      long call,
       MethodDescriptor method,
       ObjectNode request,
       String idempotencyKey,
@@ -395,6 +450,7 @@ public final class CallPipeline implements Invoker {
       last[0] = endpoint;
       long timeout = Math.min(eff.attemptTimeout().toNanos(), remaining);
       Map<String, String> headers = headers(attempt, idempotencyKey, body != null, ifNoneMatch);
+      traceContext(call, method, attempt, endpoint, headers);
       HttpTransport.Outcome outcome =
           transport.send(
               mtls, method.httpMethod(), endpoint.resolve(target), body, headers, timeout);
@@ -405,16 +461,30 @@ public final class CallPipeline implements Invoker {
         answeredId[0] = outcome.header("Request-Id");
         endpoints.record(endpoint, EndpointSet.isEndpointFailure(status));
         if (status >= 200 && status < 300) {
-          JsonNode parsed = Answers.body(method, outcome, attempt);
+          JsonNode parsed;
+          try {
+            parsed = Answers.body(method, outcome, attempt);
+          } catch (SecinfraException e) {
+            attemptFinished(call, method, attempt, endpoint, status, e.code());
+            throw e;
+          }
+          attemptFinished(call, method, attempt, endpoint, status, null);
           budget.onSuccess();
           return new Answer(status, parsed, outcome, attempt, endpoint.url());
         }
         if (status == 304 && ifNoneMatch != null) {
+          attemptFinished(call, method, attempt, endpoint, status, null);
           budget.onSuccess();
           return new Answer(status, null, outcome, attempt, endpoint.url());
         }
         if (status < 400) {
-          throw Answers.unexpected(method, outcome, attempt);
+          SecinfraException unexpected = Answers.unexpected(method, outcome, attempt);
+          attemptFinished(call, method, attempt, endpoint, status, unexpected.code());
+          throw unexpected;
+        }
+        if (!settings.observers().none()) {
+          String code = Answers.decodeError(method, outcome, attempt, false, null, null).code();
+          attemptFinished(call, method, attempt, endpoint, status, code);
         }
         Retry.Decision decision =
             Retry.decide(
@@ -431,6 +501,7 @@ public final class CallPipeline implements Invoker {
         sleep(decision.delayNanos(), attempt);
         continue;
       }
+      attemptFinished(call, method, attempt, endpoint, null, TRANSPORT_FAILURE);
       if (failure.verification() != null) {
         // Never an endpoint failure, never a move (12.6.1): refresh the bundle (a call like any
         // other, which the unchanged endpoint state normally sends here too) and repeat the
@@ -462,6 +533,46 @@ public final class CallPipeline implements Invoker {
             true, attempt, failure.cause());
       }
       sleep(decision.delayNanos(), attempt);
+    }
+  }
+
+  /**
+   * Notifies {@code attempt_started} and adds the trace context the observers return (spec 14.3):
+   * without an observer nothing is added (14.3.3).
+   */
+  private void traceContext(
+      long call,
+      MethodDescriptor method,
+      int attempt,
+      EndpointSet.Endpoint endpoint,
+      Map<String, String> headers) {
+    Observers observers = settings.observers();
+    if (observers.none()) {
+      return;
+    }
+    TraceContext trace =
+        observers.attemptStarted(
+            new AttemptStarted(
+                call, method.fullName(), attempt, endpoint.url(), method.httpMethod()));
+    if (trace != null) {
+      headers.put("traceparent", trace.traceparent());
+      if (trace.tracestate() != null) {
+        headers.put("tracestate", trace.tracestate());
+      }
+    }
+  }
+
+  private void attemptFinished(
+      long call,
+      MethodDescriptor method,
+      int attempt,
+      EndpointSet.Endpoint endpoint,
+      Integer status,
+      String code) {
+    Observers observers = settings.observers();
+    if (!observers.none()) {
+      observers.attemptFinished(
+          new AttemptFinished(call, method.fullName(), attempt, endpoint.url(), status, code));
     }
   }
 
