@@ -64,7 +64,9 @@ module Secinfra
       # @raise [ArgumentError] when +observers+ is not an Array, or holds an
       #   object that answers none of {KINDS}
       def initialize(observers = [], logger: Logger.new($stderr, level: Logger::WARN))
-        raise ArgumentError, "secinfra: observers: observers must be an Array, got #{observers.class}" unless observers.is_a?(Array)
+        unless observers.is_a?(Array)
+          raise ArgumentError, "secinfra: observers: observers must be an Array, got #{observers.class}"
+        end
 
         observers.each_with_index do |o, i|
           next if KINDS.any? { |kind| o.respond_to?(kind) }
@@ -157,7 +159,8 @@ module Secinfra
 
         observer.public_send(kind, value)
       rescue StandardError => e
-        first = @lock.synchronize { @logged[[observer.__id__, kind]] ? false : (@logged[[observer.__id__, kind]] = true) }
+        key = [observer.__id__, kind]
+        first = @lock.synchronize { @logged.key?(key) ? false : (@logged[key] = true) }
         if first
           @logger.warn("secinfra: observers: #{observer.class} failed in #{kind} (logged once per observer and " \
                        "kind; the call goes on): #{e.class}: #{e.message}")
