@@ -12,7 +12,9 @@
 # ({Secinfra::Error} and its subclasses), {Secinfra.capture}, the identity
 # types ({Secinfra::StaticIdentity}, {Secinfra::RotatingIdentity},
 # {Secinfra::X509Identity}, {Secinfra::TrustBundle}, {Secinfra::RotationEvent},
-# {Secinfra::FileSink}, {Secinfra::Identity}, {Secinfra::SpiffeID}),
+# {Secinfra::FileSink}, {Secinfra::Identity}, {Secinfra::SpiffeID}), observers
+# ({Secinfra::Observer}, the values it is given, {Secinfra::TraceContext}) and
+# the counters built on them ({Secinfra::Metrics::Counters}),
 # service-to-service mTLS ({Secinfra::MTLS}) and the generated models under
 # {Secinfra::V1}. {Secinfra::RPC} is the contract the generated clients call;
 # {Secinfra::Runtime} is the hand-written implementation behind it
@@ -25,6 +27,8 @@ require_relative "secinfra/errors"
 require_relative "secinfra/rpc"
 require_relative "secinfra/runtime/clock"
 require_relative "secinfra/runtime/meta"
+require_relative "secinfra/observer"
+require_relative "secinfra/runtime/observers"
 require_relative "secinfra/runtime/retry"
 require_relative "secinfra/runtime/budget"
 require_relative "secinfra/runtime/cache"
@@ -38,6 +42,7 @@ require_relative "secinfra/runtime/transport"
 require_relative "secinfra/runtime/call"
 require_relative "secinfra/gen/all"
 require_relative "secinfra/client"
+require_relative "secinfra/metrics"
 require_relative "secinfra/mtls"
 
 module Secinfra

@@ -12,6 +12,14 @@ module Secinfra
   # Every default is a named constant and can be set here (per client); the
   # per-call ones also through +call_options:+ ({CallOptions}).
   #
+  # Observers see every call, cache lookup and attempt, the client's own
+  # enrolment, renewal and bundle refresh calls included, and may add W3C
+  # trace context to each attempt ({Observer}; spec 14):
+  #
+  #   counters = Secinfra::Metrics::Counters.new
+  #   client = Secinfra::Client.enrol(url, join_token: token, bundle_file: "bundle.pem",
+  #                                   observers: [counters])
+  #
   # Several replicas of one deployment: give every URL (spec 12). Each
   # attempt goes to the home endpoint (chosen at random, or the first with
   # +endpoint_order: :listed+) unless it is cooling down after a connection
@@ -56,10 +64,13 @@ module Secinfra
     # @param clock [Runtime::SystemClock] replaceable for tests
     # @param random [Random] the jitter and home-endpoint source, replaceable for tests
     # @param logger [Logger]
+    # @param observers [Array<Observer, Object>] told of every call, cache
+    #   lookup and attempt, in this order ({Observer}; spec 14); +enrol+ and
+    #   +from_files+ take them too
     # @param settings see {SETTINGS}
     # @raise [ArgumentError] on an invalid setting, naming it
     def initialize(url, source, clock: Runtime::SystemClock.new, random: Random.new,
-                   logger: Logger.new($stderr, level: Logger::WARN), **settings)
+                   logger: Logger.new($stderr, level: Logger::WARN), observers: [], **settings)
       unknown = settings.keys - SETTINGS.keys
       raise ArgumentError, "secinfra: unknown client settings #{unknown.join(", ")}" unless unknown.empty?
 
@@ -71,6 +82,7 @@ module Secinfra
                                         timeout_retry_cost: s[:timeout_retry_cost], success_refund: s[:success_refund])
       raise ArgumentError, "secinfra: cache: use_cache must be true or false" unless [true, false].include?(s[:use_cache])
 
+      observed = Runtime::Observers.new(observers, logger: logger)
       cache = Runtime::ResponseCache.new(max_entries: s[:cache_size], clock: clock)
       endpoints = Runtime::EndpointSet.new(url, clock: clock, random: random, order: s[:endpoint_order],
                                                 cooldown: s[:endpoint_cooldown],
@@ -78,7 +90,8 @@ module Secinfra
       @source = source
       transport = Runtime::Transport.new(endpoints, source, clock: clock)
       @pipeline = Runtime::CallPipeline.new(transport, source, policy: policy, budget: budget, cache: cache,
-                                                               clock: clock, random: random, use_cache: s[:use_cache])
+                                                               clock: clock, random: random, use_cache: s[:use_cache],
+                                                               observers: observed)
       @secrets = V1::SecretsClient.new(@pipeline)
       @authz = V1::AuthzClient.new(@pipeline)
       @identity = V1::IdentityClient.new(@pipeline)

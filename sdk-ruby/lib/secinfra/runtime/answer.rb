@@ -60,8 +60,7 @@ module Secinfra
 
         envelope = envelope_of(answer.body)
         server_message = envelope["message"].is_a?(String) && !envelope["message"].empty? ? envelope["message"] : nil
-        code = decision.code || (envelope["code"].is_a?(String) && !envelope["code"].empty? ? envelope["code"] : nil) ||
-               Secinfra.code_for_status(answer.status)
+        code = decision.code || error_code(answer, envelope)
         message = server_message || "secinfra: transport: #{descriptor.full_name}: HTTP #{answer.status}"
         if GAVE_UP_REASONS.include?(decision.reason) && !envelope["message"].is_a?(String)
           message = "#{message} (#{decision.message})"
@@ -78,6 +77,15 @@ module Secinfra
                                                                     descriptor.safe_to_repeat?),
                                  retry_after: decision.retry_after, details: details, attempts: attempt,
                                  endpoint: endpoint)
+      end
+
+      # The code of an error answer: its envelope's, else the status's (spec 11.1, 11.2).
+      #
+      # @param answer [Answer] a 4xx or 5xx answer
+      # @return [String]
+      def error_code(answer, envelope = envelope_of(answer.body))
+        code = envelope["code"]
+        code.is_a?(String) && !code.empty? ? code : Secinfra.code_for_status(answer.status)
       end
 
       # The answer's Request-Id header (spec 2.5.1).

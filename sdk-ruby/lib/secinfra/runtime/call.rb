@@ -16,7 +16,10 @@ module Secinfra
     # a typed error ({Answers}); and drop the cache entries a write outdated.
     # Each attempt goes to the endpoint {EndpointSet#choose} gives and its
     # outcome updates that endpoint's cooldown (spec 12): a move to another
-    # endpoint is an ordinary retry. Thread-safe.
+    # endpoint is an ordinary retry. The client's {Observers} are told of
+    # the call's start and end, the cache's answer and every attempt, and
+    # may add trace context to an attempt (spec 14); without observers the
+    # pipeline sends and returns exactly what it would otherwise. Thread-safe.
     class CallPipeline
       include RPC::Invoker
 
@@ -33,8 +36,9 @@ module Secinfra
       # @param budget [RetryBudget] the client's retry budget
       # @param cache [ResponseCache] the client's response cache
       # @param use_cache [Boolean] the client's default for cacheable calls
+      # @param observers [Observers] the client's observers (spec 14)
       def initialize(transport, source, policy:, budget:, cache:, clock:, random:, use_cache: true,
-                     user_agent: Request.user_agent)
+                     user_agent: Request.user_agent, observers: Observers.new)
         @transport = transport
         @endpoints = transport.endpoints
         @source = source
@@ -45,6 +49,7 @@ module Secinfra
         @random = random
         @use_cache = use_cache
         @user_agent = user_agent
+        @observers = observers
         @flights = SingleFlight.new
         @lock = Mutex.new
         @spiffe_id = nil
@@ -68,6 +73,23 @@ module Secinfra
       # @param options [RPC::CallOptions, nil]
       # @return [RPC::Message]
       def invoke(descriptor, request, response_class, options)
+        # call_started and call_finished exactly once per call (spec 14.2.2).
+        @observers.call_started(descriptor)
+        begin
+          value, meta = perform(descriptor, request, response_class, options)
+        rescue StandardError => e
+          @observers.call_finished(descriptor.full_name, error: e)
+          raise
+        end
+        Secinfra.report(meta)
+        @observers.call_finished(descriptor.full_name, meta: meta)
+        value
+      end
+
+      private
+
+      # The call: its value and metadata, or the error it ends with.
+      def perform(descriptor, request, response_class, options)
         policy = @policy.merged(options)
         deadline_at = @clock.monotonic + policy.deadline
         request_json = request.to_h
@@ -80,16 +102,13 @@ module Secinfra
         answer = send_request(descriptor, request_json, options, policy, deadline_at, nil)
         value = Answers.decode_result(descriptor, answer, response_class)
         after_write(descriptor, request_json, value)
-        Secinfra.report(ResponseMeta.new(rpc: descriptor.full_name, request_id: Answers.request_id(answer),
-                                         attempts: answer.attempts, from_cache: false, stale: false,
-                                         status: answer.status, endpoint: answer.endpoint))
-        value
+        [value, ResponseMeta.new(rpc: descriptor.full_name, request_id: Answers.request_id(answer),
+                                 attempts: answer.attempts, from_cache: false, stale: false,
+                                 status: answer.status, endpoint: answer.endpoint)]
       rescue StandardError => e
         after_write(descriptor, request_json, nil) if descriptor.invalidates && unknown_outcome?(e)
         raise
       end
-
-      private
 
       # A write whose outcome is unknown invalidates as a success would (spec 7.9.3).
       def unknown_outcome?(error)
@@ -114,11 +133,14 @@ module Secinfra
         revalidate = options&.revalidate == true
         hit = @cache.lookup(key)
         if hit&.fresh && !revalidate
-          Secinfra.report(ResponseMeta.new(rpc: descriptor.full_name, request_id: nil, attempts: 0, from_cache: true,
-                                           stale: false, status: nil, endpoint: nil))
-          return hit.entry.value
+          @observers.cache(descriptor.full_name, :hit)
+          return [hit.entry.value, ResponseMeta.new(rpc: descriptor.full_name, request_id: nil, attempts: 0,
+                                                    from_cache: true, stale: false, status: nil, endpoint: nil)]
         end
-        value, meta = begin
+        # What the cache answered at this lookup; the request that follows
+        # (this call's, or the one in flight for the key) fetches or revalidates.
+        @observers.cache(descriptor.full_name, hit ? :revalidate : :miss)
+        begin
           @flights.run(key, [deadline_at - @clock.monotonic, 0].max) do
             fetch(descriptor, key, request_json, response_class, options, policy, deadline_at, revalidate)
           end
@@ -129,8 +151,6 @@ module Secinfra
             retryable: true, attempts: 0
           )
         end
-        Secinfra.report(meta)
-        value
       end
 
       # The request of a cache miss or revalidation (run once per key at a
@@ -213,8 +233,8 @@ module Secinfra
           # The repeat after a bundle refresh goes where verification failed (12.6.2).
           endpoint = repeat_at || @endpoints.choose
           repeat_at = nil
-          outcome = @transport.exchange(request, endpoint: endpoint, mtls: descriptor.mtls?, identity: identity,
-                                                 timeout: [policy.attempt_timeout, remaining].min)
+          outcome = make_attempt(request, descriptor, attempt, endpoint, identity,
+                                 [policy.attempt_timeout, remaining].min)
           case outcome
           when Transport::VerificationFailure
             # Never an endpoint failure, never a move (12.6.1). Once per call, a
@@ -269,6 +289,42 @@ module Secinfra
           @clock.sleep(decision.delay)
           attempt += 1
         end
+      end
+
+      # One attempt over the transport, told to the observers (spec 14.2.1):
+      # attempt_started, whose trace context goes on this attempt only
+      # (14.3), then attempt_finished with the outcome's status and code.
+      def make_attempt(request, descriptor, number, endpoint, identity, timeout)
+        name = descriptor.full_name
+        trace = @observers.attempt_started(name, number, endpoint.url, request.http_method)
+        request.headers.delete(Observers::TRACEPARENT_HEADER)
+        request.headers.delete(Observers::TRACESTATE_HEADER)
+        request.headers.merge!(trace)
+        begin
+          outcome = @transport.exchange(request, endpoint: endpoint, mtls: descriptor.mtls?, identity: identity,
+                                                 timeout: timeout)
+        rescue StandardError => e
+          @observers.attempt_finished(name, number, endpoint.url, status: nil,
+                                                                  code: e.is_a?(Secinfra::Error) ? e.code : "internal")
+          raise
+        end
+        status, code = if outcome.is_a?(Answer)
+                         [outcome.status, attempt_code(outcome, request)]
+                       else # a verification failure, or no answer
+                         [nil, Observers::NO_ANSWER_CODE]
+                       end
+        @observers.attempt_finished(name, number, endpoint.url, status: status, code: code)
+        outcome
+      end
+
+      # The error code of an answered attempt (nil: it succeeded), as the
+      # call's error would have it (spec 11.1, 11.2).
+      def attempt_code(answer, request)
+        return nil if (200..299).cover?(answer.status)
+        return nil if answer.status == 304 && request.headers.key?(Request::IF_NONE_MATCH_HEADER)
+        return "internal" if answer.status < 400
+
+        Answers.error_code(answer)
       end
 
       # The error of a call whose deadline left no time for attempt +attempt+.
