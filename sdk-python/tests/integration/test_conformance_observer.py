@@ -97,9 +97,7 @@ def test_observations_are_recorded_from_enrolment_on_and_cleared(
     rpcs = {o["rpc"] for o in enrolment["result"]["observations"]}
     assert "secinfra.v1.IdentityService/IssueCertificate" in rpcs
 
-    call = driver.ask(
-        "call", rpc="GetCallerIdentity", request={}, call_options={"max_attempts": 1}
-    )
+    call = driver.ask("call", rpc="GetCallerIdentity", request={}, call_options={"max_attempts": 1})
     assert call["ok"], call
     observed = driver.ask("observations")["result"]["observations"]
     rpc = "secinfra.v1.IdentityService/GetCallerIdentity"

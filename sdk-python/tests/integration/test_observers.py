@@ -90,7 +90,9 @@ def test_a_call_is_started_attempted_and_finished_in_order(
     assert started.idempotency == "non_idempotent"
     assert (attempt.attempt, attempt.endpoint, attempt.http_method) == (1, server.url, "PUT")
     assert (finished.attempt, finished.status, finished.code) == (1, 200, None)
-    assert ended.ok and ended.code is None and ended.error is None
+    assert ended.ok
+    assert ended.code is None
+    assert ended.error is None
     assert (ended.meta.attempts, ended.meta.status, ended.meta.endpoint) == (1, 200, server.url)
 
 
@@ -103,12 +105,8 @@ def test_the_cache_answers_miss_then_hit_then_revalidate(
     with server.admin_client(observers=[recorder]) as client:
         client.secrets.get_secret(name=name)
         client.secrets.get_secret(name=name)
-        client.secrets.get_secret(
-            name=name, call_options=secinfra.CallOptions(revalidate=True)
-        )
-        client.secrets.get_secret(
-            name=name, call_options=secinfra.CallOptions(use_cache=False)
-        )
+        client.secrets.get_secret(name=name, call_options=secinfra.CallOptions(revalidate=True))
+        client.secrets.get_secret(name=name, call_options=secinfra.CallOptions(use_cache=False))
     calls: list[list[tuple[str, Any]]] = []
     for kind, event in recorder.take():
         if kind == "call_started":
@@ -122,7 +120,9 @@ def test_the_cache_answers_miss_then_hit_then_revalidate(
     ]
     assert [call[1][1].result for call in calls[:3]] == ["miss", "hit", "revalidate"]
     hit_end = calls[1][-1][1]
-    assert hit_end.ok and hit_end.meta.from_cache and hit_end.meta.attempts == 0
+    assert hit_end.ok
+    assert hit_end.meta.from_cache
+    assert hit_end.meta.attempts == 0
     assert calls[2][3][1].status == 304
     assert calls[2][-1][1].meta.from_cache
 
@@ -150,7 +150,9 @@ def test_a_failed_call_finishes_with_its_code_and_meta(
         client.secrets.get_secret(name=f"{unique}/missing")
     kind, ended = recorder.take()[-1]
     assert kind == "call_finished"
-    assert not ended.ok and ended.code == "not_found" and ended.error is caught.value
+    assert not ended.ok
+    assert ended.code == "not_found"
+    assert ended.error is caught.value
     assert (ended.meta.attempts, ended.meta.status) == (1, 404)
 
 

@@ -267,9 +267,7 @@ class CallPipeline:
                 etag = current.entry.etag if revalidate else current.if_none_match
             generation = self._cache.generation
             try:
-                sent = self._send(
-                    method, request_json, options, policy, deadline_at, etag, call_id
-                )
+                sent = self._send(method, request_json, options, policy, deadline_at, etag, call_id)
             except SecinfraError as exc:
                 # A revalidation reports the failure: it asked what the server says now.
                 if (
