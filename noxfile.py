@@ -62,7 +62,7 @@ def lint(session: nox.Session) -> None:
         "-e",
         "server",
         "-e",
-        "sdk-python",
+        "sdk-python[otel]",
     )
     session.run("ruff", "check", ".", *session.posargs)
     session.run("ruff", "format", "--check", ".")
@@ -106,8 +106,17 @@ def tests_server(session: nox.Session) -> None:
 
 @nox.session(name="tests-python", python=PYTHON)
 def tests_python(session: nox.Session) -> None:
-    """Python SDK tests: unit, and integration against a real reference server."""
-    install(session, *TEST_TOOLS, "-e", "sdk-python[completion]", "-e", "server")
+    """Python SDK tests: unit, and integration against a real reference server;
+    secinfra.otel's with OpenTelemetry's SDK (in-memory exporter and reader)."""
+    install(
+        session,
+        *TEST_TOOLS,
+        "opentelemetry-sdk",
+        "-e",
+        "sdk-python[completion,otel]",
+        "-e",
+        "server",
+    )
     session.run("pytest", "sdk-python/tests", *session.posargs)
 
 
@@ -233,7 +242,7 @@ def docs(session: nox.Session) -> None:
     written one, else the committed snapshot. docs/tests runs every command
     and quickstart program of docs/quickstart.md against a real dev server.
     """
-    install(session, *DOC_TOOLS, *TEST_TOOLS, "-e", "sdk-python", "-e", "server")
+    install(session, *DOC_TOOLS, *TEST_TOOLS, "-e", "sdk-python[otel]", "-e", "server")
     # The architecture page's pictures need Graphviz's dot (apt when missing).
     session.run("bash", str(ROOT / "scripts" / "ensure-graphviz.sh"), external=True)
     session.run(

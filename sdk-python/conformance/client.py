@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 import mtls_ops  # beside this file
+import observe_ops  # beside this file
 from _gen import adapter as protocol  # beside this file; generated from the protocol's proto
 
 import secinfra
@@ -39,6 +40,7 @@ OPS: Final = (
     "concurrent",
     "identity",
     "events",
+    "observations",
     "mtls_serve",
     "mtls_stop",
     "mtls_call",
@@ -89,6 +91,7 @@ class Adapter:
         self.events: list[protocol.RotationEvent] = []
         self._events_lock = threading.Lock()
         self.mtls_server: mtls_ops.MtlsServer | None = None
+        self.recording: observe_ops.Recording | None = None
 
     # -- ops -----------------------------------------------------------------------
     def configure(self, msg: protocol.ConfigureRequest) -> tuple[protocol.IdentitySnapshot, None]:
@@ -121,6 +124,13 @@ class Adapter:
             extra["jwt"] = lambda: token
         else:
             extra["join_token"] = msg.join_token
+        if msg.observer is not None:
+            # Registered before enrolment, so the client's own calls are recorded (14.2.4).
+            self.recording = observe_ops.Recording(msg.observer)
+            observers: list[secinfra.Observer] = [self.recording]
+            if msg.observer.failing_first:
+                observers.insert(0, observe_ops.Failing())
+            extra["observers"] = observers
         # Several endpoints (spec 12.1) when the runner gives them; else the one URL.
         url: str | list[str] = list(msg.endpoints) if msg.endpoints else msg.server_url
         self.client = secinfra.Client.enrol(
@@ -163,6 +173,12 @@ class Adapter:
     def events_op(self) -> tuple[protocol.EventList, None]:
         with self._events_lock:
             return protocol.EventList(events=tuple(self.events)), None
+
+    def observations(self) -> tuple[protocol.ObservationList, None]:
+        self._client()
+        if self.recording is None:
+            raise AdapterError("observations: configure had no observer")
+        return protocol.ObservationList(observations=self.recording.take()), None
 
     def call(self, msg: protocol.CallRequest) -> Answer:
         method, kwargs = self._prepare(msg.rpc, msg.request, msg.call_options_)
@@ -293,6 +309,8 @@ def answer(op: str, ident: int, fn: Callable[[], Answer]) -> Any:
         return protocol.ConcurrentAnswer(id=ident, ok=ok, result=result, error=error)
     if op == "events":
         return protocol.EventsAnswer(id=ident, ok=ok, result=result, error=error)
+    if op == "observations":
+        return protocol.ObservationsAnswer(id=ident, ok=ok, result=result, error=error)
     return protocol.IdentityAnswer(id=ident, ok=ok, result=result, error=error)
 
 
@@ -327,6 +345,7 @@ def main() -> int:
         ),
         "identity": lambda m: adapter.identity(),
         "events": lambda m: adapter.events_op(),
+        "observations": lambda m: adapter.observations(),
     }
     for line in sys.stdin:
         if not line.strip():
@@ -349,7 +368,7 @@ def main() -> int:
             send(_adapter_error(ident, "Unsupported", f"op {op!r}"))
             continue
         try:
-            if op in ("identity", "events"):
+            if op in ("identity", "events", "observations"):
                 protocol.BareRequest.from_json(msg, strict=True)
             reply = answer(op, ident, functools.partial(handler, msg))
         except Unsupported as exc:

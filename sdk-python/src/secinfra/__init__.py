@@ -12,7 +12,8 @@
 Public on purpose: this package's names below, :mod:`secinfra.errors`,
 :mod:`secinfra.models` (the API's messages), :mod:`secinfra.services` (the
 service clients' methods), :mod:`secinfra.mtls` (service-to-service mTLS
-contexts) and :mod:`secinfra.testing`. Everything prefixed ``_`` is private.
+contexts), :mod:`secinfra.testing` and :mod:`secinfra.otel` (OpenTelemetry
+tracing and metrics; ``pip install secinfra[otel]``). Everything prefixed ``_`` is private.
 """
 
 __version__ = "0.1.0"
@@ -29,17 +30,34 @@ from ._identity._static import StaticIdentity
 from ._rpc import CallOptions
 from ._runtime._endpoints import EndpointState
 from ._runtime._meta import Captured, ResponseMeta, capture
+from ._runtime._observer import (
+    AttemptFinished,
+    AttemptStarted,
+    CacheLookup,
+    CacheResult,
+    CallFinished,
+    CallStarted,
+    Observer,
+)
 from ._runtime._retry import RetryPolicy
 from ._runtime._rotation import RotationPolicy
+from ._runtime._trace_context import TraceContext
 
 __all__ = [
+    "AttemptFinished",
+    "AttemptStarted",
+    "CacheLookup",
+    "CacheResult",
+    "CallFinished",
     "CallOptions",
+    "CallStarted",
     "Captured",
     "Client",
     "ClientSettings",
     "EndpointState",
     "FileSink",
     "IdentitySource",
+    "Observer",
     "ResponseMeta",
     "RetryPolicy",
     "RotatingIdentity",
@@ -47,6 +65,7 @@ __all__ = [
     "RotationKind",
     "RotationPolicy",
     "StaticIdentity",
+    "TraceContext",
     "TrustBundle",
     "X509Identity",
     "__version__",

@@ -33,6 +33,7 @@ from ._runtime._endpoints import (
     EndpointSet,
     EndpointState,
 )
+from ._runtime._observer import Observer
 from ._runtime._retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from ._runtime._rotation import DEFAULT_ROTATION_POLICY, RotationPolicy
 from ._runtime._transport import HttpTransport
@@ -53,6 +54,7 @@ class ClientSettings(TypedDict, total=False):
     endpoint_order: str
     endpoint_cooldown: float
     endpoint_cooldown_max: float
+    observers: Sequence[Observer]
     clock: Clock | None
     rng: random.Random | None
 
@@ -86,6 +88,12 @@ class Client:
     ``endpoint_cooldown`` seconds, doubling per failure in a row up to
     ``endpoint_cooldown_max``; then it is tried again (home first).
 
+    ``observers`` (:class:`Observer`, spec 14) are told of every call the
+    client makes, its own enrolment, renewals and bundle refreshes too, in
+    the order given; an observer may return trace context for each attempt.
+    With none (the default) the client sends no ``traceparent``.
+    :mod:`secinfra.otel` has one for OpenTelemetry.
+
     Most services enrol once at start::
 
         client = secinfra.Client.enrol(url, join_token=token, bundle_file="bundle.pem")
@@ -116,6 +124,7 @@ class Client:
         endpoint_order: str = ORDER_RANDOM,
         endpoint_cooldown: float = ENDPOINT_COOLDOWN,
         endpoint_cooldown_max: float = ENDPOINT_COOLDOWN_MAX,
+        observers: Sequence[Observer] = (),
         clock: Clock | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -150,6 +159,7 @@ class Client:
             clock=self._clock,
             rng=rng,
             use_cache=use_cache,
+            observers=observers,
         )
         self.secrets = SecretsClient(self._pipeline)
         self.authz = AuthzClient(self._pipeline)

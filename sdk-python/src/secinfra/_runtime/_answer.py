@@ -25,7 +25,7 @@ from ._headers import REQUEST_ID_HEADER
 from ._retry import status_retryable
 from ._transport import HttpAnswer
 
-__all__ = ["decode_error", "decode_response", "request_id", "unexpected_answer"]
+__all__ = ["decode_error", "decode_response", "error_code", "request_id", "unexpected_answer"]
 
 R = TypeVar("R", bound=ResponseMessage)
 
@@ -96,6 +96,12 @@ def decode_error(
         retry_after=retry_after,
         details=details if isinstance(details, dict) else None,
     )
+
+
+def error_code(answer: HttpAnswer) -> str:
+    """The code of an error answer (status 400 and above): its envelope's, else
+    the one its status implies, as `decode_error` finds it."""
+    return str(_envelope(answer.body).get("code") or code_for_status(answer.status))
 
 
 def _envelope(body: bytes) -> dict[str, Any]:

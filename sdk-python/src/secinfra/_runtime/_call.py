@@ -15,26 +15,46 @@ cooldown, so a retry after an endpoint failure moves to another endpoint
 the identity source refresh its bundle once, and the attempt is repeated. An
 answer becomes the result or a typed error (``_answer``); a write
 invalidates the cache entries it changed.
+
+A client with observers (spec 14) holds a ``_notify.Notifier``: each call is
+announced to them (``call_started`` ... ``call_finished``), with the cache's
+answer and every attempt; the trace context they return goes out on that
+attempt only. Without observers there is no notifier and nothing is told.
 """
 
 from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
 from .._identity._snapshot import X509Identity
 from .._identity._source import IdentitySource
 from .._rpc import Auth, CallOptions, Idempotency, MethodDescriptor, RequestMessage, ResponseMessage
-from ..errors import DeadlineExceeded, IdentityExpired, SecinfraError, TransportError
-from ._answer import decode_error, decode_response, request_id, unexpected_answer
+from ..errors import (
+    DeadlineExceeded,
+    IdentityExpired,
+    InternalError,
+    SecinfraError,
+    TransportError,
+)
+from ._answer import decode_error, decode_response, error_code, request_id, unexpected_answer
 from ._budget import RetryBudget
 from ._cache import ResponseCache, cache_key
 from ._clock import Clock, SystemClock
 from ._endpoints import EndpointSet, is_endpoint_failure
-from ._headers import ATTEMPT_HEADER, IDEMPOTENCY_HEADER, IF_NONE_MATCH_HEADER
+from ._headers import (
+    ATTEMPT_HEADER,
+    IDEMPOTENCY_HEADER,
+    IF_NONE_MATCH_HEADER,
+    TRACEPARENT_HEADER,
+    TRACESTATE_HEADER,
+)
 from ._meta import ResponseMeta, report
+from ._notify import Notifier
+from ._observer import CacheResult, Observer
 from ._request import encode_request
 from ._retry import (
     DEFAULT_RETRY_POLICY,
@@ -54,6 +74,8 @@ R = TypeVar("R", bound=ResponseMessage)
 
 #: The field of a write's response that carries its revision token (read-your-writes).
 REVISION_FIELD: Final = "revision"
+#: The error code of an attempt that got no answer: a transport failure's (spec 14.2.1).
+NO_ANSWER_CODE: Final = TransportError.code
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,13 +103,15 @@ class CallPipeline:
         rng: random.Random | None = None,
         use_cache: bool = True,
         endpoints: EndpointSet | None = None,
+        observers: Sequence[Observer] = (),
     ) -> None:
         """``use_cache`` is the client-wide default; ``CallOptions.use_cache`` wins per call.
 
         ``source`` is the transport's identity source, asked for a bundle
         refresh when the server's chain fails verification (spec 10.3).
         ``endpoints`` chooses each attempt's endpoint and keeps their cooldowns
-        (spec 12); default: the transport's.
+        (spec 12); default: the transport's. ``observers`` are told of every
+        call, in this order (spec 14).
         """
         self._transport = transport
         self._endpoints = endpoints if endpoints is not None else transport.endpoints
@@ -101,6 +125,7 @@ class CallPipeline:
         self._flights = SingleFlight()
         self._rng = rng if rng is not None else random.SystemRandom()
         self._use_cache = use_cache
+        self._notifier = Notifier(observers) if observers else None
 
     @property
     def cache(self) -> ResponseCache[Any]:
@@ -136,6 +161,33 @@ class CallPipeline:
         options: CallOptions | None,
     ) -> R:
         """Make one RPC call (see the module docstring)."""
+        notifier = self._notifier
+        if notifier is None:
+            value, meta = self._call(method, request, response_type, options, 0)
+            report(meta)
+            return value
+        name = method.full_name
+        call_id = notifier.call_started(name, method.idempotency.value)
+        try:
+            value, meta = self._call(method, request, response_type, options, call_id)
+        except BaseException as exc:
+            # Exactly once, also when no attempt was made (spec 14.2.2).
+            code = exc.code if isinstance(exc, SecinfraError) else InternalError.code
+            notifier.call_finished(call_id, name, _error_meta(name, exc), exc, code)
+            raise
+        report(meta)
+        notifier.call_finished(call_id, name, meta)
+        return value
+
+    def _call(
+        self,
+        method: MethodDescriptor,
+        request: RequestMessage,
+        response_type: type[R],
+        options: CallOptions | None,
+        call_id: int,
+    ) -> tuple[R, ResponseMeta]:
+        """The call's value and metadata; ``call_id`` is its observers' (0: none)."""
         # The deadline covers the whole call (spec 5.1.2): the clock starts now.
         policy = self._policy.merged(options)
         deadline_at = self._clock.monotonic() + policy.deadline
@@ -147,23 +199,21 @@ class CallPipeline:
             use_cache = use_cache and self._use_cache
         if use_cache:
             return self._cached_call(
-                method, request_json, response_type, options, policy, deadline_at
+                method, request_json, response_type, options, policy, deadline_at, call_id
             )
-        sent = self._send(method, request_json, options, policy, deadline_at, None)
+        sent = self._send(method, request_json, options, policy, deadline_at, None, call_id)
         value = decode_response(method, sent.answer, response_type, attempts=sent.attempts)
         self._after_write(method, request_json, value)
-        report(
-            ResponseMeta(
-                method=method.full_name,
-                request_id=request_id(sent.answer),
-                attempts=sent.attempts,
-                from_cache=False,
-                stale=False,
-                status=sent.answer.status,
-                endpoint=sent.endpoint,
-            )
+        meta = ResponseMeta(
+            method=method.full_name,
+            request_id=request_id(sent.answer),
+            attempts=sent.attempts,
+            from_cache=False,
+            stale=False,
+            status=sent.answer.status,
+            endpoint=sent.endpoint,
         )
-        return value
+        return value, meta
 
     def _after_write(
         self, method: MethodDescriptor, request_json: dict[str, Any], value: Any
@@ -189,16 +239,24 @@ class CallPipeline:
         options: CallOptions | None,
         policy: RetryPolicy,
         deadline_at: float,
-    ) -> R:
+        call_id: int,
+    ) -> tuple[R, ResponseMeta]:
         assert method.cache is not None
         name = method.full_name
         key = cache_key(name, request_json)
         revalidate = options is not None and bool(options.revalidate)
         hit = self._cache.lookup(key)
-        if hit is not None and hit.fresh and not revalidate:
-            report(ResponseMeta(name, None, 0, True, False))
-            result: R = hit.entry.value
-            return result
+        fresh_hit = hit is not None and hit.fresh and not revalidate
+        if self._notifier is not None:
+            if fresh_hit:
+                result = CacheResult.HIT
+            else:
+                result = CacheResult.MISS if hit is None else CacheResult.REVALIDATE
+            self._notifier.cache(call_id, name, result)
+        if fresh_hit:
+            assert hit is not None
+            value: R = hit.entry.value
+            return value, ResponseMeta(name, None, 0, True, False)
 
         def fetch() -> tuple[R, ResponseMeta]:
             current = self._cache.lookup(key)
@@ -209,7 +267,7 @@ class CallPipeline:
                 etag = current.entry.etag if revalidate else current.if_none_match
             generation = self._cache.generation
             try:
-                sent = self._send(method, request_json, options, policy, deadline_at, etag)
+                sent = self._send(method, request_json, options, policy, deadline_at, etag, call_id)
             except SecinfraError as exc:
                 # A revalidation reports the failure: it asked what the server says now.
                 if (
@@ -252,9 +310,7 @@ class CallPipeline:
         if revalidate:
             # Never joins another caller's request, which may be answered from
             # the cache: a revalidation must reach the server.
-            value, meta = fetch()
-            report(meta)
-            return value
+            return fetch()
         try:
             # A caller that joins another caller's request waits no longer than
             # its own deadline (spec 7.8.3).
@@ -268,8 +324,7 @@ class CallPipeline:
             )
             expired.attempts = 0
             raise expired from None
-        report(meta)
-        return value
+        return value, meta
 
     # -- attempts --------------------------------------------------------------------
     def _send(
@@ -280,10 +335,12 @@ class CallPipeline:
         policy: RetryPolicy,
         deadline: float,
         if_none_match: str | None,
+        call_id: int,
     ) -> _Sent:
         """Attempt the request until it succeeds or the retry rules end the call.
 
-        ``deadline`` is the monotonic time the whole call ends (set in `invoke`).
+        ``deadline`` is the monotonic time the whole call ends (set in `invoke`);
+        ``call_id`` is the call's to its observers.
         """
         request = encode_request(method, request_json)
         headers = dict(request.headers)
@@ -299,6 +356,7 @@ class CallPipeline:
         endpoint: str | None = None  # of the last attempt
         last_answer: HttpAnswer | None = None  # of the last attempt that got one (spec 11.5)
         repeat_at: str | None = None  # the endpoint a bundle refresh repeats at
+        notifier = self._notifier
         while True:
             remaining = deadline - self._clock.monotonic()
             if remaining <= 0:
@@ -319,6 +377,17 @@ class CallPipeline:
             endpoint = repeat_at if repeat_at is not None else self._endpoints.choose()
             repeat_at = None
             headers[ATTEMPT_HEADER] = str(attempt)
+            if notifier is not None:
+                # This attempt's trace context only (spec 14.3.1).
+                trace = notifier.attempt_started(
+                    call_id, name, attempt, endpoint, request.http_method
+                )
+                headers.pop(TRACEPARENT_HEADER, None)
+                headers.pop(TRACESTATE_HEADER, None)
+                if trace is not None:
+                    headers[TRACEPARENT_HEADER] = trace.traceparent
+                    if trace.tracestate:
+                        headers[TRACESTATE_HEADER] = trace.tracestate
             answer: HttpAnswer | None = None
             failure: NoAnswer | None = None
             outcome: AttemptResponse | AttemptFailure
@@ -334,6 +403,10 @@ class CallPipeline:
                     identity=identity,
                 )
             except ServerRejected as rejected:
+                if notifier is not None:
+                    notifier.attempt_finished(
+                        call_id, name, attempt, endpoint, None, NO_ANSWER_CODE
+                    )
                 # The server is not who it must be: retrying cannot help, but a
                 # CA rotation we have not seen yet can explain a chain failure,
                 # so refresh the bundle once and repeat the attempt (spec 10.3)
@@ -354,10 +427,23 @@ class CallPipeline:
                 refused.request_id = _request_id_of(last_answer)
                 raise refused from rejected
             except NoAnswer as exc:
+                if notifier is not None:
+                    notifier.attempt_finished(
+                        call_id, name, attempt, endpoint, None, NO_ANSWER_CODE
+                    )
                 self._endpoints.record(endpoint, failed=True)
                 failure = exc
                 outcome = AttemptFailure(sent=exc.sent, timeout=exc.timeout)
             else:
+                if notifier is not None:
+                    notifier.attempt_finished(
+                        call_id,
+                        name,
+                        attempt,
+                        endpoint,
+                        answer.status,
+                        _attempt_code(answer, if_none_match),
+                    )
                 last_answer = answer
                 self._endpoints.record(endpoint, failed=is_endpoint_failure(answer.status))
                 if 200 <= answer.status < 300 or (answer.status == 304 and if_none_match):
@@ -442,6 +528,24 @@ class CallPipeline:
         expired.endpoint = endpoint
         expired.request_id = _request_id_of(last_answer)
         return expired
+
+
+def _attempt_code(answer: HttpAnswer, if_none_match: str | None) -> str | None:
+    """The error code of an answered attempt (spec 14.2.1); None for a success."""
+    if 200 <= answer.status < 300 or (answer.status == 304 and if_none_match):
+        return None
+    if answer.status < 400:
+        return InternalError.code  # an answer the API never gives (unexpected_answer)
+    return error_code(answer)
+
+
+def _error_meta(name: str, exc: BaseException) -> ResponseMeta:
+    """The metadata of a call that ended with ``exc``: what the error says."""
+    if not isinstance(exc, SecinfraError):
+        return ResponseMeta(name, None, 0, False, False)
+    return ResponseMeta(
+        name, exc.request_id, exc.attempts or 0, False, False, exc.status, exc.endpoint
+    )
 
 
 def _request_id_of(answer: HttpAnswer | None) -> str | None:

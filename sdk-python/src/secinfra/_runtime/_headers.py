@@ -13,6 +13,10 @@ REQUEST_ID_HEADER: Final = "Request-Id"
 """The server's id of the request, in every answer (11.5)."""
 IF_NONE_MATCH_HEADER: Final = "If-None-Match"
 """The cached ETag a conditional request carries (7.5)."""
+TRACEPARENT_HEADER: Final = "traceparent"
+"""W3C trace context an observer returned for the attempt (14.3)."""
+TRACESTATE_HEADER: Final = "tracestate"
+"""The vendor part of that trace context, sent only beside a valid traceparent."""
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:
