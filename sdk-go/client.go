@@ -130,6 +130,7 @@ type settings struct {
 	fileSink    string
 	more        []string // endpoints after the server URL (WithEndpoints)
 	endpoints   endpoints.Config
+	observers   []rpc.Observer
 }
 
 func defaults() *settings {
@@ -369,6 +370,26 @@ func WithFileSink(dir string) Option {
 	}
 }
 
+// WithObserver registers an observer of the client's calls (spec 14): it
+// is told when each call starts and ends, what the cache answered, and
+// when each attempt starts and ends, for the application's calls and the
+// client's own (enrolment, renewal, trust-bundle refresh), and it may give
+// each attempt W3C trace context to send. Repeat it to register several;
+// they are called in the order registered. An observer never changes a
+// call: a panic in one is recovered and logged once per observer and kind
+// of notification. Without observers the client sends no traceparent.
+// See rpc.Observer; the module github.com/secinfra/secinfra/sdk-go/otel
+// provides OpenTelemetry tracing and metrics as one.
+func WithObserver(o rpc.Observer) Option {
+	return func(s *settings) error {
+		if o == nil {
+			return errors.New("secinfra: settings: the observer must not be nil")
+		}
+		s.observers = append(s.observers, o)
+		return nil
+	}
+}
+
 func apply(opts []Option) (*settings, error) {
 	s := defaults()
 	for _, opt := range opts {
@@ -441,6 +462,7 @@ func build(serverURL string, source identity.Source, s *settings) (*Client, erro
 	p, err := call.New(call.Config{
 		Endpoints: set, Transport: t, Source: source, Policy: s.policy, Budget: budget, Cache: store,
 		UseCache: s.useCache, UserAgent: UserAgent(), Now: s.now, Jitter: s.rand.Float64,
+		Observers: s.observers,
 	})
 	if err != nil {
 		t.Close()

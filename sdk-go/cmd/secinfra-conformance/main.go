@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"os"
 	"reflect"
@@ -31,7 +32,7 @@ const protocolVersion = 1
 var features = []protocol.Feature{
 	protocol.FeatureJWTAttestation, protocol.FeatureConcurrent, protocol.FeatureIdentity,
 	protocol.FeatureEvents, protocol.FeatureCacheSize, protocol.FeatureIdempotencyKey,
-	protocol.FeatureUseCache, protocol.FeatureEndpoints, protocol.FeatureMtls,
+	protocol.FeatureUseCache, protocol.FeatureEndpoints, protocol.FeatureMtls, protocol.FeatureObserver,
 }
 
 // protocolError is an Unsupported or AdapterError answer.
@@ -53,6 +54,8 @@ type adapter struct {
 	events []*protocol.RotationEvent
 	// serving is the server of mtls_serve, until mtls_stop (mtls.go).
 	serving *mtlsServer
+	// observed is the recording observer of configure.observer, or nil.
+	observed *recorder
 }
 
 // decodeStrict decodes one request line into its op's message; unknown
@@ -68,7 +71,13 @@ func decodeStrict(line []byte, into any) error {
 
 func main() {
 	log.SetOutput(os.Stderr)
-	out := bufio.NewWriter(os.Stdout)
+	serve(os.Stdin, os.Stdout)
+}
+
+// serve speaks the protocol: the hello line, then one answer per request
+// line of in, until shutdown or the end of in.
+func serve(in io.Reader, stdout io.Writer) {
+	out := bufio.NewWriter(stdout)
 	var outMu sync.Mutex
 	send := func(v any) {
 		data, err := json.Marshal(v)
@@ -83,11 +92,11 @@ func main() {
 	send(protocol.HelloLine{Hello: &protocol.Hello{
 		Protocol: protocolVersion, Sdk: "go", SdkVersion: secinfra.Version,
 		Ops: []string{"configure", "call", "concurrent", "identity", "events",
-			"mtls_serve", "mtls_stop", "mtls_call", "shutdown"},
+			"observations", "mtls_serve", "mtls_stop", "mtls_call", "shutdown"},
 		Features: features,
 	}})
 	a := &adapter{}
-	scanner := bufio.NewScanner(os.Stdin)
+	scanner := bufio.NewScanner(in)
 	scanner.Buffer(make([]byte, 1<<20), 64<<20)
 	for scanner.Scan() {
 		line := bytes.TrimSpace(scanner.Bytes())
@@ -170,6 +179,15 @@ func (a *adapter) handle(op string, id int32, line []byte) (answer any) {
 			return identityFailed(id, err)
 		}
 		return protocol.IdentityAnswer{ID: &id, Ok: true, Result: snapshot}
+	case "observations":
+		var req protocol.BareRequest
+		if err := decodeStrict(line, &req); err != nil {
+			return failed(&id, err)
+		}
+		if a.observed == nil {
+			return failed(&id, adapterError("configure with an observer first"))
+		}
+		return protocol.ObservationsAnswer{ID: &id, Ok: true, Result: &protocol.ObservationList{Observations: a.observed.take()}}
 	case "mtls_serve":
 		var req protocol.MtlsServeRequest
 		if err := decodeStrict(line, &req); err != nil {
@@ -297,6 +315,15 @@ func (a *adapter) configure(req *protocol.ConfigureRequest) (*protocol.IdentityS
 			cooldown := seconds(*o.EndpointCooldownSeconds)
 			opts = append(opts, secinfra.WithEndpointCooldown(cooldown, max(cooldown, secinfra.DefaultEndpointCooldownMax)))
 		}
+	}
+	if o := req.Observer; o != nil {
+		// The failing observer first, so the recording one shows that it
+		// stopped nothing (spec 14.1.3).
+		if o.FailingFirst {
+			opts = append(opts, secinfra.WithObserver(failing{}))
+		}
+		a.observed = &recorder{traceparent: o.Traceparent, tracestate: o.Tracestate}
+		opts = append(opts, secinfra.WithObserver(a.observed))
 	}
 	serverURL := req.ServerURL
 	if len(req.Endpoints) > 0 {
@@ -441,20 +468,7 @@ func (p *prepared) run() *protocol.CallOutcome {
 	if err := json.Unmarshal(data, &result); err != nil {
 		return outcome(nil, nil, adapterError("the result is not a JSON object: %v", err))
 	}
-	m := &protocol.CallMeta{FromCache: meta.FromCache, Stale: meta.Stale, Attempts: int32(meta.Attempts)}
-	if meta.RequestID != "" {
-		requestID := meta.RequestID
-		m.RequestID = &requestID
-	}
-	if meta.Status != 0 {
-		status := int32(meta.Status)
-		m.Status = &status
-	}
-	if meta.Endpoint != "" {
-		endpoint := meta.Endpoint
-		m.Endpoint = &endpoint
-	}
-	return outcome(result, m, nil)
+	return outcome(result, callMeta(meta), nil)
 }
 
 func (a *adapter) concurrent(req *protocol.ConcurrentRequest) (*protocol.ConcurrentResult, error) {

@@ -77,11 +77,17 @@ type Config struct {
 	Sleep func(ctx context.Context, d time.Duration) error
 	// NewIdempotencyKey makes a UUIDv4 (default NewUUID).
 	NewIdempotencyKey func() string
+	// Observers are told about every call, in this order (spec 14); nil
+	// entries are skipped.
+	Observers []rpc.Observer
+	// Logf logs an observer's failure (default log.Printf).
+	Logf func(format string, args ...any)
 }
 
 // Pipeline implements rpc.Invoker; safe for concurrent use.
 type Pipeline struct {
 	cfg     Config
+	obs     *observers // nil without observers
 	flights cache.SingleFlight[flightResult]
 }
 
@@ -131,7 +137,7 @@ func New(cfg Config) (*Pipeline, error) {
 	if cfg.NewIdempotencyKey == nil {
 		cfg.NewIdempotencyKey = NewUUID
 	}
-	p := &Pipeline{cfg: cfg}
+	p := &Pipeline{cfg: cfg, obs: newObservers(cfg.Observers, cfg.Logf)}
 	var lastID string
 	if s := cfg.Source.Snapshot(); s != nil {
 		lastID = s.SpiffeID
@@ -178,14 +184,18 @@ func (p *Pipeline) Endpoints() *endpoints.Set { return p.cfg.Endpoints }
 // Invoke implements rpc.Invoker.
 func (p *Pipeline) Invoke(ctx context.Context, d *rpc.Descriptor, req, resp any, opts ...rpc.CallOption) error {
 	o := rpc.ApplyCallOptions(opts)
+	w := p.obs.start(ctx, d)
 	meta := rpc.Meta{}
-	err := p.invoke(ctx, d, req, resp, o, &meta)
-	if o.Meta != nil {
+	err := p.invoke(ctx, d, req, resp, o, &meta, w)
+	if o.Meta != nil || w != nil {
 		var e *rpc.Error
 		if errors.As(err, &e) {
 			meta = rpc.Meta{Attempts: e.Attempts, RequestID: e.RequestID, Status: e.Status, Endpoint: e.Endpoint}
 		}
-		*o.Meta = meta
+		if o.Meta != nil {
+			*o.Meta = meta
+		}
+		w.finished(err, meta)
 	}
 	return err
 }
@@ -194,7 +204,7 @@ func invalidArgument(err error) *rpc.Error {
 	return &rpc.Error{Kind: rpc.KindInvalidArgument, Code: rpc.CodeInvalidArgument, Message: err.Error(), Cause: err}
 }
 
-func (p *Pipeline) invoke(ctx context.Context, d *rpc.Descriptor, req, resp any, o rpc.CallOptions, meta *rpc.Meta) error {
+func (p *Pipeline) invoke(ctx context.Context, d *rpc.Descriptor, req, resp any, o rpc.CallOptions, meta *rpc.Meta, w *watch) error {
 	if o.Err != nil {
 		return invalidArgument(o.Err)
 	}
@@ -213,7 +223,7 @@ func (p *Pipeline) invoke(ctx context.Context, d *rpc.Descriptor, req, resp any,
 	if err != nil {
 		return invalidArgument(err)
 	}
-	c := &call{p: p, d: d, name: d.FullName(), req: encoded, o: o, policy: policy, deadlineAt: deadlineAt, ctx: callCtx}
+	c := &call{p: p, d: d, name: d.FullName(), req: encoded, o: o, policy: policy, deadlineAt: deadlineAt, ctx: callCtx, w: w}
 	useCache := d.Cache != nil && p.cfg.UseCache
 	if o.UseCache != nil {
 		useCache = d.Cache != nil && *o.UseCache
@@ -244,6 +254,7 @@ type call struct {
 	policy     retry.Policy
 	deadlineAt time.Time
 	ctx        context.Context
+	w          *watch // the call's observers; nil for none
 }
 
 // afterWrite drops what a successful write changed, and keeps its
@@ -290,7 +301,18 @@ func (c *call) cached(resp any, meta *rpc.Meta) error {
 	if err != nil {
 		return invalidArgument(err)
 	}
-	if hit := store.Lookup(key, c.p.cfg.Now()); hit != nil && hit.Fresh && !c.o.Revalidate {
+	hit := store.Lookup(key, c.p.cfg.Now())
+	if c.w != nil {
+		switch {
+		case hit == nil:
+			c.w.cache(rpc.CacheMiss)
+		case hit.Fresh && !c.o.Revalidate:
+			c.w.cache(rpc.CacheHit)
+		default:
+			c.w.cache(rpc.CacheRevalidate)
+		}
+	}
+	if hit != nil && hit.Fresh && !c.o.Revalidate {
 		if err := DecodeResult(c.name, &Answer{Body: hit.Body, Header: http.Header{}}, resp); err != nil {
 			return err
 		}
@@ -442,8 +464,15 @@ func (c *call) attempts(ifNoneMatch string, endpoint *string) (*Answer, error) {
 		}
 		repeatAt, *endpoint = "", at
 		header.Set(AttemptHeader, strconv.Itoa(attempt))
+		var observed []context.Context
+		if c.w != nil {
+			observed = c.w.attemptStarted(attempt, at, c.d.HTTPMethod, header)
+		}
 		resp, fail := p.cfg.Transport.Send(c.ctx, transport.Request{Method: c.d.HTTPMethod, URL: at + c.req.URL,
 			Header: header, Body: c.req.Body, MTLS: mtls, Snapshot: snap, Timeout: min(c.policy.AttemptTimeout, remaining)})
+		if c.w != nil {
+			c.observeAttempt(observed, attempt, at, resp, fail, ifNoneMatch)
+		}
 		var a *Answer
 		var out retry.Outcome
 		if fail != nil {
