@@ -181,12 +181,11 @@ func (w *watch) finished(err error, meta rpc.Meta) {
 }
 
 // attemptCode is the error code of an attempt (spec 14.2.1): none when it
-// succeeded, the API error's, or the transport failure's.
+// succeeded, the API error's, or the transport failure's, which is unavailable
+// for every attempt that got no answer, a timed-out one included (11.3: a
+// TransportError's code; deadline_exceeded belongs to the call's deadline).
 func (c *call) attemptCode(a *Answer, fail *transport.Failure, ifNoneMatch string) string {
 	if fail != nil {
-		if fail.Timeout {
-			return rpc.CodeDeadlineExceeded
-		}
 		return rpc.CodeUnavailable
 	}
 	if a.Status >= 200 && a.Status < 300 || a.Status == http.StatusNotModified && ifNoneMatch != "" {
