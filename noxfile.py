@@ -24,6 +24,7 @@ nox.options.sessions = [
     "lint",
     "tests-codegen",
     "tests-server",
+    "tests-server-otel",
     "tests-python",
     "tests-interop-python",
     "tests-go",
@@ -60,7 +61,7 @@ def lint(session: nox.Session) -> None:
         "-e",
         "codegen",
         "-e",
-        "server",
+        "server[otel]",
         "-e",
         "sdk-python[otel]",
     )
@@ -97,11 +98,38 @@ def tests_server(session: nox.Session) -> None:
     postgresql, installed with apt when missing) and fail, not skip, if it
     cannot start. Includes the schema-driven fuzz run (server/tests/fuzz,
     schemathesis), bounded to a few minutes, and the chaos test
-    (server/tests/chaos: three replicas under the Python SDK's load, SIGKILLs)."""
+    (server/tests/chaos: three replicas under the Python SDK's load, SIGKILLs).
+
+    Without the `otel` extra, and a test fails if OpenTelemetry is importable
+    anyway: the whole suite is the proof that the server needs none of it
+    (server/tests/tracing skips here; tests-server-otel runs it)."""
     # The Python SDK too: the chaos test drives the replicas with it.
     install(session, *TEST_TOOLS, "spiffe", "schemathesis", "-e", "server", "-e", "sdk-python")
     session.run("bash", str(ROOT / "scripts" / "ensure-postgresql.sh"), external=True)
-    session.run("pytest", "server/tests", *session.posargs, env={"SECINFRA_REQUIRE_POSTGRES": "1"})
+    session.run(
+        "pytest",
+        "server/tests",
+        *session.posargs,
+        env={"SECINFRA_REQUIRE_POSTGRES": "1", "SECINFRA_REQUIRE_NO_OTEL": "1"},
+    )
+
+
+@nox.session(name="tests-server-otel", python=PYTHON)
+def tests_server_otel(session: nox.Session) -> None:
+    """The server with its `otel` extra: the tracing tests (spans from a real
+    server on loopback into the SDK's in-memory exporter, and over OTLP/HTTP),
+    which must not skip; the server with OpenTelemetry blocked in a child
+    process; and the unit tests with OpenTelemetry present."""
+    install(session, *TEST_TOOLS, "-e", "server[otel]")
+    session.run("bash", str(ROOT / "scripts" / "ensure-postgresql.sh"), external=True)
+    session.run(
+        "pytest",
+        "server/tests/tracing",
+        "server/tests/integration/test_tracing_absent.py",
+        "server/tests/unit",
+        *session.posargs,
+        env={"SECINFRA_REQUIRE_POSTGRES": "1", "SECINFRA_REQUIRE_OTEL": "1"},
+    )
 
 
 @nox.session(name="tests-python", python=PYTHON)

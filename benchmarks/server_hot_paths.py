@@ -12,6 +12,11 @@ connection (so TLS handshakes are not what is measured):
 - ``check``: an authorization check;
 - ``bundle``: the trust bundle (pre-rendered).
 
+``--tracing`` runs the server with the ``tracing`` setting on (it needs the
+server's ``otel`` extra) and, unless ``OTEL_TRACES_EXPORTER`` says otherwise,
+the ``none`` exporter: spans are made, sampled and ended but not sent, so
+the figure is what the instrumentation costs on the request path.
+
 Numbers depend on the machine; compare runs on the same machine. The
 benchmark is bounded: N requests per path (default 500).
 """
@@ -21,6 +26,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import platform
 import ssl
 import statistics
@@ -76,10 +82,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--out", type=Path, help="also write the JSON here")
+    parser.add_argument(
+        "--tracing", action="store_true", help="serve with OpenTelemetry tracing on"
+    )
     args = parser.parse_args()
+    if args.tracing:
+        os.environ.setdefault("OTEL_TRACES_EXPORTER", "none")
     with (
         tempfile.TemporaryDirectory() as tmp,
-        ReferenceServer(data_dir=Path(tmp) / "data", test_hooks=False) as server,
+        ReferenceServer(
+            data_dir=Path(tmp) / "data", test_hooks=False, tracing=args.tracing
+        ) as server,
     ):
         with server.admin_client() as admin:
             admin.secrets.put_secret(name="bench/db/password", value=b"x" * 64)
@@ -116,6 +129,7 @@ def main() -> int:
         "benchmark": "server_hot_paths",
         "python": platform.python_version(),
         "machine": platform.machine(),
+        "tracing": os.environ.get("OTEL_TRACES_EXPORTER") if args.tracing else "off",
         "results": results,
     }
     text = json.dumps(report, indent=2)

@@ -39,6 +39,7 @@ from . import ca
 from ._clock import Clock
 from ._issuance_faults import IssuanceFault
 from ._metrics import Metrics
+from ._tracing import NO_TRACING, Tracing
 from .audit import AuditChain, AuditEvent
 from .config import ServerConfig
 from .crypto import Keyring, SealedBox, aad_for_ca_key, open_, seal
@@ -153,8 +154,11 @@ class CaRuntime:
         metrics: Metrics,
         chain: AuditChain,
         shared: bool = False,
+        tracing: Tracing = NO_TRACING,
     ) -> None:
         self._config = config
+        #: Every signature is a span (CA id, kind, serial; see ``_tracing``).
+        self._tracing = tracing
         self._chain = chain
         #: Other processes write the same database (PostgreSQL replicas), so
         #: what they record must be read back before acting on it.
@@ -418,7 +422,11 @@ class CaRuntime:
         now = self._clock.now()
         active = ca.active_authority(self._cas)
         ttl = ttl if ttl is not None else self.leaf_ttl
-        cert = await asyncio.to_thread(ca.sign_svid, active, csr_pem, spiffe_id, ttl=ttl, now=now)
+        with self._tracing.signing(active.id, kind, spiffe_id) as span:
+            cert = await asyncio.to_thread(
+                ca.sign_svid, active, csr_pem, spiffe_id, ttl=ttl, now=now
+            )
+            span.signed(cert.serial_number)
         await self._record(cert, active.id, spiffe_id, now)
         self._metrics.certificates.labels(kind).inc()
         return cert
@@ -452,9 +460,11 @@ class CaRuntime:
             signer = fault.untrusted_ca or active
             certified = fault.spiffe_id or spiffe_id
         try:
-            cert = await asyncio.to_thread(
-                ca.sign_svid, signer, csr_pem, certified, ttl=self.leaf_ttl, now=now
-            )
+            with self._tracing.signing(signer.id, kind, certified) as span:
+                cert = await asyncio.to_thread(
+                    ca.sign_svid, signer, csr_pem, certified, ttl=self.leaf_ttl, now=now
+                )
+                span.signed(cert.serial_number)
             issued = IssuedSvid(certificate=cert, spiffe_id=certified)
             await self._record(
                 cert, active.id, certified, now, also=None if also is None else also(issued)

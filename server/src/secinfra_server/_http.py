@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final, Protocol
 
 from aiohttp import http_exceptions, web
+from aiohttp.typedefs import Middleware
 
 from . import ca
 from ._gen._wire import DecodeError
@@ -48,6 +49,7 @@ from ._idempotency import (
 from ._listener import Admission, GuardedRequestHandler, track_requests
 from ._metrics import Metrics
 from ._rpc import JSON_CONTENT_TYPE, Handler, RequestContext, render
+from ._tracing import NO_SPAN, NoSpan, Tracing
 from .errors import STATUS_BY_CODE, ApiError, from_domain_error
 
 log = logging.getLogger("secinfra.http")
@@ -64,6 +66,12 @@ BODY_CHUNK_BYTES: Final = 64 * 1024
 BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
 #: The verified caller's SPIFFE ID, for the access log.
 SPIFFE_ID_KEY: Final = web.RequestKey("spiffe_id", str)
+#: The request's span, when :func:`trace_requests` traces it.
+REQUEST_SPAN_KEY: Final = web.RequestKey("span", NoSpan)
+#: The path pattern the dispatcher is registered under (every API path), and
+#: how aiohttp spells it as a resource's canonical path.
+API_PATHS: Final = "/{tail:.*}"
+_API_PATHS_CANONICAL: Final = "/{tail}"
 #: The deepest nesting of arrays and objects a request body may have. Real
 #: requests nest a dozen levels at most (an authorization model's rewrites);
 #: the bound keeps hostile bodies away from every recursive decoder (``json``
@@ -224,14 +232,17 @@ class Dispatcher:
                 request_id,
             )
             response.headers[REQUEST_ID_HEADER] = request_id
+            request.get(REQUEST_SPAN_KEY, NO_SPAN).failed("unavailable")
             self._log(request, request_id, route_label, response.status, "unavailable", started)
             return response
         self._in_flight += 1
         self._metrics.in_flight.inc()
         trace: RequestTrace | None = None
+        span = request.get(REQUEST_SPAN_KEY, NO_SPAN)
         try:
             route, match = self._match(request)
             route_label = route.path
+            span.rpc(route.service, route.rpc, route.path)
             if self._observer is not None:
                 trace = self._observer.request_started(request, route)
             response, code = await self._serve(request, request_id, route, match, trace)
@@ -254,6 +265,8 @@ class Dispatcher:
             self._in_flight -= 1
             self._metrics.in_flight.dec()
         response.headers[REQUEST_ID_HEADER] = request_id
+        if response.status >= 400:
+            span.failed(code)
         if trace is not None:
             trace.finished(response.status)
         self._metrics.requests.labels(route_label, code).inc()
@@ -317,6 +330,7 @@ class Dispatcher:
         if route.auth != "none":
             peer = self._verify_peer(peer_der(request))
             request[SPIFFE_ID_KEY] = peer.spiffe_id
+            request.get(REQUEST_SPAN_KEY, NO_SPAN).caller(peer.spiffe_id)
         if trace is not None:
             if peer is not None:
                 trace.caller_verified(peer)
@@ -744,6 +758,29 @@ async def envelope_http_errors(
             extra={"fields": {"request_id": request_id, "status": error.status}},
         )
         return response
+
+
+def trace_requests(tracing: Tracing) -> Middleware:
+    """A middleware that makes every request a SERVER span of ``tracing``
+    (first in the list, so it sees the status the client gets). The
+    dispatcher names the span after the RPC; other endpoints get
+    ``<method> <route>``, a path no route matches the method alone."""
+
+    @web.middleware
+    async def traced(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        with tracing.request(request.method, request.headers, request.remote) as span:
+            request[REQUEST_SPAN_KEY] = span
+            response = await handler(request)
+            if not span.routed:
+                resource = request.match_info.route.resource
+                if resource is not None and resource.canonical != _API_PATHS_CANONICAL:
+                    span.route(resource.canonical)
+            span.finished(response.status, response.headers.get(REQUEST_ID_HEADER))
+            return response
+
+    return traced
 
 
 def _query_types(model: type, names: tuple[str, ...]) -> dict[str, str]:

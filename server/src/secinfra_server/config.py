@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from . import _tracing
 from .ca import ADMIN_SPIFFE_PATH
 
 ENV_PREFIX: Final = "SECINFRA_"
@@ -128,6 +129,10 @@ class ServerConfig:
     #: Apply pending PostgreSQL schema migrations at start (SQLite always does).
     migrate: bool = False
     log_level: str = "info"
+    #: Send OpenTelemetry traces: a span per request, authorization check,
+    #: storage transaction and signature. Needs the ``otel`` extra; the
+    #: standard ``OTEL_*`` variables say where spans go and which are sampled.
+    tracing: bool = False
     dns_names: tuple[str, ...] = ("localhost",)
     jwt: JwtAttestationConfig | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -380,6 +385,11 @@ def validate(config: ServerConfig) -> None:
         fail("database_dsn and database_dsn_file: set one, not both")
     if config.log_level not in ("debug", "info", "warning", "error"):
         fail(f"log_level: {config.log_level!r} is not one of debug, info, warning, error")
+    if config.tracing and not _tracing.available():
+        fail(
+            "tracing: OpenTelemetry is not installed; install secinfra-server[otel]"
+            " or turn tracing off"
+        )
 
 
 #: One line of ``--help`` per setting (``secinfra-server serve --help``); the
@@ -420,6 +430,7 @@ SETTING_HELP: Final[Mapping[str, str]] = {
     "database_dsn_file": "a file holding the PostgreSQL connection string",
     "migrate": "apply pending PostgreSQL schema migrations at start",
     "log_level": "debug, info, warning or error",
+    "tracing": "send OpenTelemetry traces (the otel extra; OTEL_* variables say where)",
     "dns_names": "DNS names of the serving certificate, comma-separated",
     "audit_key_file": (
         "the audit key (default: <data_dir>/audit.key); not read when SECINFRA_AUDIT_KEY is set"

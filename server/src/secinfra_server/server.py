@@ -37,11 +37,13 @@ from ._ca_runtime import CaRuntime, ServerIdentity
 from ._clock import Clock
 from ._enrolment_guard import EnrolmentGuard, EnrolmentLimits
 from ._http import (
+    API_PATHS,
     Dispatcher,
     EnvelopeAppRunner,
     envelope_http_errors,
     new_request_id,
     peer_der,
+    trace_requests,
 )
 from ._idempotency import IdempotencyStore
 from ._identity_api import IdentityApi
@@ -53,6 +55,7 @@ from ._rpc import Handler, ServiceContext
 from ._secrets_api import SecretsApi
 from ._testhooks import TestHooks
 from ._tls import ServingTls
+from ._tracing import NO_TRACING, Tracing
 from .audit import AuditChain, AuditLog, QueueSettings, load_audit_key_for
 from .config import ServerConfig
 from .errors import ApiError
@@ -70,17 +73,22 @@ READY_PROBE_TIMEOUT_SECONDS: Final = 2.0
 READY_CACHE_SECONDS: Final = 1.0
 
 
-async def open_storage(config: ServerConfig, *, migrate: bool | None = None) -> Storage:
+async def open_storage(
+    config: ServerConfig, *, migrate: bool | None = None, tracing: Tracing = NO_TRACING
+) -> Storage:
     """The configured storage, open: PostgreSQL when a DSN is set, else SQLite
     in the data dir (which always migrates itself on open).
 
     ``migrate`` (default: the ``migrate`` setting) applies pending PostgreSQL
     migrations first; without it a database on an older schema is refused.
+    Each transaction is a span of ``tracing``.
     """
     dsn = config.postgres_dsn()
     if dsn is None:
-        return await SqliteStorage.open(config.database_path)
-    return await PostgresStorage.open(dsn, migrate=config.migrate if migrate is None else migrate)
+        return await SqliteStorage.open(config.database_path, tracing=tracing)
+    return await PostgresStorage.open(
+        dsn, migrate=config.migrate if migrate is None else migrate, tracing=tracing
+    )
 
 
 def load_jwt_attestor(config: ServerConfig) -> attest.JWTAttestor | None:
@@ -125,10 +133,17 @@ class Server:
     #: How long one readiness probe's outcome serves later /readyz calls.
     ready_cache_seconds: float = READY_CACHE_SECONDS
 
-    def __init__(self, config: ServerConfig, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self, config: ServerConfig, *, clock: Clock | None = None, tracing: Tracing | None = None
+    ) -> None:
+        """``tracing``: the caller's own (a test's tracer provider); by default
+        the ``tracing`` setting decides, and spans go where the ``OTEL_*``
+        variables say (see ``_tracing``)."""
         self.config = config
         self.clock = clock or Clock()
         self.metrics = Metrics()
+        self._tracing_given = tracing
+        self.tracing = tracing if tracing is not None else NO_TRACING
         self.storage: Storage | None = None
         self.ca_runtime: CaRuntime | None = None
         self.tls: ServingTls | None = None
@@ -181,7 +196,7 @@ class Server:
     def make_policy(self, engine: AuthzEngine) -> AccessPolicy:
         """Test seam: the access policy the services consult; by default the
         authorization engine over the built-in model (see ``policy/``)."""
-        return EnginePolicy(engine)
+        return EnginePolicy(engine, tracing=self.tracing)
 
     def extra_handlers(self) -> dict[str, Handler]:
         """Test seam: handlers that replace or add to the services' handlers."""
@@ -191,7 +206,9 @@ class Server:
         """Open storage, load keys and the CA, and start serving."""
         config = self.config
         limits = self._connection_limits()  # first: a ConfigError opens nothing
-        self.storage = await open_storage(config)
+        if self._tracing_given is None and config.tracing:
+            self.tracing = Tracing.from_environment()
+        self.storage = await open_storage(config, tracing=self.tracing)
         if isinstance(self.storage, PostgresStorage):
             # Listening (and the revisions to compare with) before the CA is
             # loaded, so that no change between the two goes unseen.
@@ -208,6 +225,7 @@ class Server:
             metrics=self.metrics,
             chain=chain,
             shared=self._feed is not None,
+            tracing=self.tracing,
         )
         await self.ca_runtime.load()
         self.identity = await self.ca_runtime.server_identity()
@@ -273,15 +291,18 @@ class Server:
             idempotency=self.idempotency,
             observer=self.hooks,
         )
+        # Tracing first: its span sees the status the client gets. Off, it
+        # is not in the chain at all.
+        traced = [trace_requests(self.tracing)] if self.tracing.enabled else []
         app = web.Application(
-            client_max_size=config.max_body_bytes, middlewares=[envelope_http_errors]
+            client_max_size=config.max_body_bytes, middlewares=[*traced, envelope_http_errors]
         )
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/metrics", self._metrics)
         if self.hooks is not None:
             self.hooks.register(app)
-        app.router.add_route("*", "/{tail:.*}", self.dispatcher.handle)
+        app.router.add_route("*", API_PATHS, self.dispatcher.handle)
         self.connections = ConnectionGate(limits, self.metrics)
         self._runner = EnvelopeAppRunner(
             app,
@@ -303,6 +324,7 @@ class Server:
         )
         await site.start()
         self.port = site.port
+        self.tracing.listening(config.host, site.port)
         if self._feed is not None:
             self._feed.start()
         else:
@@ -366,6 +388,10 @@ class Server:
         if self.storage is not None:
             await self.storage.close()
             self.storage = None
+        if self.tracing is not self._tracing_given:
+            # Exports what is still queued (within OTEL_BSP_EXPORT_TIMEOUT);
+            # a caller's own tracing is the caller's to shut down.
+            await asyncio.to_thread(self.tracing.shutdown)
 
     async def run_until_signalled(self) -> None:
         """Serve until SIGTERM or SIGINT, then shut down gracefully."""

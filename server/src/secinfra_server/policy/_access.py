@@ -12,6 +12,7 @@ import logging
 from collections.abc import Sequence
 from typing import Protocol
 
+from .._tracing import NO_TRACING, Tracing
 from ..authz import (
     ResolutionTooComplex,
     Resolver,
@@ -24,6 +25,7 @@ from ..authz import (
 from ..storage.authz_tables import (
     SECRET_TYPE,
     SYSTEM_ROOT,
+    SYSTEM_TYPE,
 )
 from ._builtin_model import ADMIN_RELATION, READER_RELATION, WORKLOAD_TYPE, WRITER_RELATION
 from ._engine import AuthzEngine, Snapshot
@@ -55,10 +57,12 @@ class EnginePolicy:
     """:class:`AccessPolicy` over the engine and the built-in model.
 
     Default deny: a caller or name the engine cannot even express (not a
-    SPIFFE ID, not a secret name) is denied."""
+    SPIFFE ID, not a secret name) is denied. Each decision is a span of
+    ``tracing`` (object type, relation, outcome; see ``_tracing``)."""
 
-    def __init__(self, engine: AuthzEngine) -> None:
+    def __init__(self, engine: AuthzEngine, *, tracing: Tracing = NO_TRACING) -> None:
         self._engine = engine
+        self._tracing = tracing
 
     @property
     def engine(self) -> AuthzEngine:
@@ -67,15 +71,15 @@ class EnginePolicy:
 
     async def is_admin(self, spiffe_id: str) -> bool:
         """Whether the caller holds ``admin`` on ``system:root``."""
-        return await self._decide(spiffe_id, ADMIN_RELATION, SYSTEM_ROOT)
+        return await self._decide(spiffe_id, ADMIN_RELATION, SYSTEM_TYPE, SYSTEM_ROOT)
 
     async def can_read_secret(self, spiffe_id: str, name: str) -> bool:
         """Whether the caller is a ``reader`` of ``secret:<name>``."""
-        return await self._decide(spiffe_id, READER_RELATION, f"{SECRET_TYPE}:{name}")
+        return await self._decide(spiffe_id, READER_RELATION, SECRET_TYPE, f"{SECRET_TYPE}:{name}")
 
     async def can_write_secret(self, spiffe_id: str, name: str) -> bool:
         """Whether the caller is a ``writer`` of ``secret:<name>``."""
-        return await self._decide(spiffe_id, WRITER_RELATION, f"{SECRET_TYPE}:{name}")
+        return await self._decide(spiffe_id, WRITER_RELATION, SECRET_TYPE, f"{SECRET_TYPE}:{name}")
 
     async def readable_secrets(self, spiffe_id: str, names: Sequence[str]) -> list[str]:
         """The names the caller may read, in order: one snapshot and one memo for
@@ -100,9 +104,20 @@ class EnginePolicy:
                     _log_too_complex(exc, f"{obj}#{READER_RELATION}@{user}")
             return readable
 
-        return await self._engine.read(run)
+        with self._tracing.authz_filter(SECRET_TYPE, READER_RELATION) as span:
+            readable = await self._engine.read(run)
+            span.filtered(len(names), len(readable))
+            return readable
 
-    async def _decide(self, spiffe_id: str, relation: str, obj: str) -> bool:
+    async def _decide(self, spiffe_id: str, relation: str, object_type: str, obj: str) -> bool:
+        """One check of ``relation`` on ``obj`` (``type:id``), traced under its
+        ``object_type`` alone: an object's id (a secret's name) is not in spans."""
+        with self._tracing.authz_check(object_type, relation) as span:
+            allowed = await self._check(spiffe_id, relation, obj)
+            span.allowed(allowed)
+            return allowed
+
+    async def _check(self, spiffe_id: str, relation: str, obj: str) -> bool:
         try:
             key = TupleKey(f"{WORKLOAD_TYPE}:{spiffe_id}", relation, obj)
         except TupleError:

@@ -18,12 +18,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Final, TypeVar
 
+from .._tracing import NO_TRACING, Tracing
 from ._base import SchemaTooNew
 from ._sql_storage import SqlStorage
 
 T = TypeVar("T")
 
 READ_THREADS: Final = 4
+#: ``db.system.name`` of this backend's spans.
+DB_SYSTEM: Final = "sqlite"
 BUSY_TIMEOUT_MS: Final = 10_000
 
 #: Each entry upgrades the schema by one version; never edit a released entry.
@@ -195,8 +198,9 @@ def migrate(conn: sqlite3.Connection) -> int:
 class SqliteStorage(SqlStorage):
     """The :class:`~secinfra_server.storage.Storage` interface over one SQLite file."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, tracing: Tracing = NO_TRACING) -> None:
         self._path = path
+        self._tracing = tracing
         self._local = threading.local()
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-write")
         self._readers = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="sqlite-read")
@@ -204,12 +208,13 @@ class SqliteStorage(SqlStorage):
         self._connections_lock = threading.Lock()
 
     @classmethod
-    async def open(cls, path: Path) -> SqliteStorage:
-        """Open (creating if needed, mode 0600) and migrate the database at ``path``."""
+    async def open(cls, path: Path, *, tracing: Tracing = NO_TRACING) -> SqliteStorage:
+        """Open (creating if needed, mode 0600) and migrate the database at
+        ``path``; each transaction is a span of ``tracing`` (see ``_tracing``)."""
         if not path.exists():
             # SQLite gives the -wal and -shm files the database file's mode.
             os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-        storage = cls(path)
+        storage = cls(path, tracing=tracing)
         await storage.write(migrate)
         return storage
 
@@ -254,7 +259,8 @@ class SqliteStorage(SqlStorage):
                 raise
             return result
 
-        return await asyncio.get_running_loop().run_in_executor(self._writer, run)
+        with self._tracing.transaction(DB_SYSTEM, "write", fn):
+            return await asyncio.get_running_loop().run_in_executor(self._writer, run)
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(conn)`` on a reader thread inside one read transaction, so
@@ -268,4 +274,5 @@ class SqliteStorage(SqlStorage):
             finally:
                 conn.execute("COMMIT")
 
-        return await asyncio.get_running_loop().run_in_executor(self._readers, run)
+        with self._tracing.transaction(DB_SYSTEM, "read", fn):
+            return await asyncio.get_running_loop().run_in_executor(self._readers, run)

@@ -45,6 +45,7 @@ import psycopg
 from psycopg import conninfo
 from psycopg_pool import ConnectionPool
 
+from .._tracing import NO_TRACING, Tracing
 from ._base import SchemaTooNew
 from ._pg_changes import (
     APPLICATION_NAME as FEED_APPLICATION_NAME,
@@ -65,6 +66,8 @@ T = TypeVar("T")
 log = logging.getLogger("secinfra.storage")
 
 READ_THREADS: Final = 4
+#: ``db.system.name`` of this backend's spans.
+DB_SYSTEM: Final = "postgresql"
 #: Seconds to wait for PostgreSQL to accept a connection (at open and in the pool).
 CONNECT_TIMEOUT_SECONDS: Final = 10
 #: Advisory lock keys (one 64-bit space per database): 'secinfra' in ASCII,
@@ -294,8 +297,11 @@ async def apply_migrations(dsn: str) -> MigrationReport:
 class PostgresStorage(SqlStorage):
     """The :class:`~secinfra_server.storage.Storage` interface over PostgreSQL."""
 
-    def __init__(self, pool: ConnectionPool[Any], dsn: str) -> None:
+    def __init__(
+        self, pool: ConnectionPool[Any], dsn: str, *, tracing: Tracing = NO_TRACING
+    ) -> None:
         self._pool = pool
+        self._tracing = tracing
         self._dsn = dsn
         self._where = redact_dsn(dsn)
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="pg-write")
@@ -305,9 +311,12 @@ class PostgresStorage(SqlStorage):
         return f"PostgresStorage({self._where})"
 
     @classmethod
-    async def open(cls, dsn: str, *, migrate: bool = False) -> PostgresStorage:
+    async def open(
+        cls, dsn: str, *, migrate: bool = False, tracing: Tracing = NO_TRACING
+    ) -> PostgresStorage:
         """Connect, check the database (a writable primary with synchronous
-        commit) and its schema, migrating first if ``migrate``.
+        commit) and its schema, migrating first if ``migrate``. Each
+        transaction is a span of ``tracing`` (see ``_tracing``).
 
         Raises:
             StorageUnavailable: PostgreSQL cannot be reached or is unfit.
@@ -338,7 +347,7 @@ class PostgresStorage(SqlStorage):
                     f"secinfra: storage: the connection pool to PostgreSQL ({redact_dsn(dsn)})"
                     f" did not start: {_reason(exc, dsn)}"
                 ) from exc
-            return cls(pool, dsn)
+            return cls(pool, dsn, tracing=tracing)
 
         storage = await asyncio.get_running_loop().run_in_executor(None, run)
         log.info("storage: PostgreSQL", extra={"fields": {"dsn": storage._where}})
@@ -393,7 +402,8 @@ class PostgresStorage(SqlStorage):
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
                 return fn(cast(sqlite3.Connection, PgConnection(conn)))
 
-        return await asyncio.get_running_loop().run_in_executor(self._writer, run)
+        with self._tracing.transaction(DB_SYSTEM, "write", fn):
+            return await asyncio.get_running_loop().run_in_executor(self._writer, run)
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(conn)`` in one ``REPEATABLE READ READ ONLY`` transaction, so
@@ -404,4 +414,5 @@ class PostgresStorage(SqlStorage):
                 conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 return fn(cast(sqlite3.Connection, PgConnection(conn)))
 
-        return await asyncio.get_running_loop().run_in_executor(self._readers, run)
+        with self._tracing.transaction(DB_SYSTEM, "read", fn):
+            return await asyncio.get_running_loop().run_in_executor(self._readers, run)
