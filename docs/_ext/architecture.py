@@ -48,6 +48,8 @@ USES: Final = (
     ("call", "single-flight", ""),
     ("call", "transport", "sends"),
     ("call", "call: answer", ""),
+    ("call", "observe: dispatch", "notifies"),
+    ("observe: dispatch", "observe: observer", "calls"),
     ("call: answer", "errors", "raises"),
     ("transport", "identity: source", "per handshake"),
     ("identity: static source", "identity: source", "implements"),
@@ -66,6 +68,7 @@ GROUPS: Final = (
     ("rpc", "contract (rpc)", "#e8f0fe"),
     ("identity", "identity", "#e6f4ea"),
     ("mtls", "service-to-service mTLS", "#fef7e0"),
+    ("observe", "observers (spec 14)", "#fce8e6"),
 )
 RUNTIME: Final = (
     "retry",
