@@ -8,7 +8,7 @@
 //	if err != nil { ... }
 //	client, err := secinfra.Enrol(ctx, url, token, bundle, secinfra.WithObserver(obs))
 //	if err != nil { ... }
-//	client.OnRotation(obs.OnRotation) // renewals by outcome
+//	client.OnRotation(obs.OnRotation) // renewals, the failed ones by error.type
 //
 // (imported as secinfraotel, since go.opentelemetry.io/otel is also
 // package otel).
@@ -24,12 +24,27 @@
 // the attempt's traceparent and tracestate headers carry the attempt span's
 // context (W3C Trace Context, whatever the global propagator), so the
 // server's span is its child.
+//
+// Spans and counters name the RPC with rpc.service
+// (secinfra.v1.SecretsService) and rpc.method (GetSecret), and a failure
+// with error.type, the error's code, absent on success (spec 14.5.4). The
+// counters are:
+//
+//	secinfra.client.calls          {call}     rpc.service, rpc.method, error.type when the call failed
+//	secinfra.client.attempts       {attempt}  rpc.service, rpc.method, http.response.status_code when answered, error.type when the attempt failed
+//	secinfra.client.cache.lookups  {lookup}   rpc.service, rpc.method, secinfra.cache.result
+//	secinfra.client.renewals       {renewal}  error.type when the renewal failed
+//
+// No attribute carries a path, an object or secret name, or an error
+// message.
 package otel
 
 import (
 	"context"
+	"errors"
 	"net/url"
 	"strconv"
+	"strings"
 
 	secinfra "github.com/secinfra/secinfra/sdk-go"
 	"github.com/secinfra/secinfra/sdk-go/identity"
@@ -46,10 +61,21 @@ import (
 // ScopeName is the instrumentation scope of the observer's tracer and meter.
 const ScopeName = "github.com/secinfra/secinfra/sdk-go/otel"
 
+// OpenTelemetry's RPC attribute keys, on every span and on the call,
+// attempt and cache lookup counters (spec 14.5.4). The pinned semconv
+// (v1.43.0) has no rpc.service and gives rpc.method the full name, so they
+// are declared here with the meaning of OpenTelemetry's RPC conventions up
+// to semconv v1.38.0, which the spec follows. error.type is semconv's
+// (semconv.ErrorTypeKey).
+const (
+	// RPCServiceKey is the RPC's service, secinfra.v1.SecretsService.
+	RPCServiceKey = attribute.Key("rpc.service")
+	// RPCMethodKey is the RPC's method within its service, GetSecret.
+	RPCMethodKey = attribute.Key("rpc.method")
+)
+
 // Attribute keys of secinfra's own.
 const (
-	// RPCKey is the RPC's full name, on metrics.
-	RPCKey = attribute.Key("secinfra.rpc")
 	// IdempotencyKey is the call's idempotency class, on call spans.
 	IdempotencyKey = attribute.Key("secinfra.idempotency")
 	// AttemptKey is the attempt's number (Secinfra-Attempt), on attempt spans.
@@ -63,28 +89,25 @@ const (
 	// CacheResultKey is hit, miss or revalidate, on the cache event and
 	// the cache lookup counter.
 	CacheResultKey = attribute.Key("secinfra.cache.result")
-	// OutcomeKey is "ok" or the error code on the call counter, and
-	// "renewed" or "renewal_failed" on the renewal counter.
-	OutcomeKey = attribute.Key("secinfra.outcome")
 )
 
-// The metric names (spec 14.4).
+// The metric names (spec 14.4, 14.5.4).
 const (
-	// CallsMetric counts calls by RPCKey and OutcomeKey.
+	// CallsMetric ({call}) counts calls by RPCServiceKey and RPCMethodKey,
+	// with error.type (the error's code) when the call failed.
 	CallsMetric = "secinfra.client.calls"
-	// AttemptsMetric counts attempts by RPCKey and
-	// http.response.status_code (absent for an attempt without an answer),
-	// with error.type when the attempt failed.
+	// AttemptsMetric ({attempt}) counts attempts by RPCServiceKey,
+	// RPCMethodKey and http.response.status_code (absent for an attempt
+	// without an answer), with error.type when the attempt failed.
 	AttemptsMetric = "secinfra.client.attempts"
-	// CacheLookupsMetric counts cache lookups by RPCKey and CacheResultKey.
+	// CacheLookupsMetric ({lookup}) counts cache lookups by RPCServiceKey,
+	// RPCMethodKey and CacheResultKey.
 	CacheLookupsMetric = "secinfra.client.cache.lookups"
-	// RenewalsMetric counts renewals by OutcomeKey (from rotation events,
-	// spec 9.8: see Observer.OnRotation).
+	// RenewalsMetric ({renewal}) counts renewals, with error.type (the
+	// error's code) when the renewal failed; from rotation events, spec
+	// 9.8: see Observer.OnRotation.
 	RenewalsMetric = "secinfra.client.renewals"
 )
-
-// OutcomeOK is OutcomeKey's value for a call that succeeded.
-const OutcomeOK = "ok"
 
 // Observer is an rpc.Observer that makes OpenTelemetry spans and metrics of
 // a client's calls. Register it with secinfra.WithObserver; it is safe for
@@ -141,10 +164,10 @@ func NewObserver(opts ...Option) (*Observer, error) {
 		into              *metric.Int64Counter
 		name, unit, about string
 	}{
-		{&o.calls, CallsMetric, "{call}", "Calls made by the secinfra client, by RPC and outcome."},
-		{&o.attempts, AttemptsMetric, "{attempt}", "HTTP attempts made by the secinfra client, by RPC and status."},
+		{&o.calls, CallsMetric, "{call}", "Calls made by the secinfra client, by RPC and error type."},
+		{&o.attempts, AttemptsMetric, "{attempt}", "HTTP attempts made by the secinfra client, by RPC, status and error type."},
 		{&o.cacheLookups, CacheLookupsMetric, "{lookup}", "Response cache lookups of the secinfra client, by RPC and result."},
-		{&o.renewals, RenewalsMetric, "{renewal}", "Certificate renewals of the secinfra client, by outcome."},
+		{&o.renewals, RenewalsMetric, "{renewal}", "Certificate renewals of the secinfra client, by error type."},
 	} {
 		if *counter.into, err = meter.Int64Counter(counter.name, metric.WithUnit(counter.unit), metric.WithDescription(counter.about)); err != nil {
 			return nil, err
@@ -156,8 +179,9 @@ func NewObserver(opts ...Option) (*Observer, error) {
 // CallStarted starts the call's span (INTERNAL, named by the RPC) as a
 // child of the span in ctx.
 func (o *Observer) CallStarted(ctx context.Context, c rpc.CallStart) context.Context {
+	service, method := rpcAttributes(c.RPC)
 	ctx, _ = o.tracer.Start(ctx, c.RPC, trace.WithSpanKind(trace.SpanKindInternal),
-		trace.WithAttributes(IdempotencyKey.String(c.Idempotency.String())))
+		trace.WithAttributes(service, method, IdempotencyKey.String(c.Idempotency.String())))
 	return ctx
 }
 
@@ -165,13 +189,15 @@ func (o *Observer) CallStarted(ctx context.Context, c rpc.CallStart) context.Con
 func (o *Observer) CacheLookup(ctx context.Context, l rpc.CacheLookup) {
 	result := CacheResultKey.String(string(l.Result))
 	trace.SpanFromContext(ctx).AddEvent("cache", trace.WithAttributes(result))
-	o.cacheLookups.Add(ctx, 1, metric.WithAttributes(RPCKey.String(l.RPC), result))
+	service, method := rpcAttributes(l.RPC)
+	o.cacheLookups.Add(ctx, 1, metric.WithAttributes(service, method, result))
 }
 
 // AttemptStarted starts the attempt's span (CLIENT, a child of the call's)
 // and returns its W3C trace context for the attempt's request.
 func (o *Observer) AttemptStarted(ctx context.Context, a rpc.AttemptStart) (context.Context, rpc.TraceContext) {
-	attrs := []attribute.KeyValue{semconv.HTTPRequestMethodKey.String(a.Method), AttemptKey.Int(a.Attempt)}
+	service, method := rpcAttributes(a.RPC)
+	attrs := []attribute.KeyValue{service, method, semconv.HTTPRequestMethodKey.String(a.Method), AttemptKey.Int(a.Attempt)}
 	if host, port, ok := hostPort(a.Endpoint); ok {
 		attrs = append(attrs, semconv.ServerAddress(host), semconv.ServerPort(port))
 	}
@@ -185,8 +211,9 @@ func (o *Observer) AttemptStarted(ctx context.Context, a rpc.AttemptStart) (cont
 // counts the attempt.
 func (o *Observer) AttemptFinished(ctx context.Context, a rpc.AttemptEnd) {
 	span := trace.SpanFromContext(ctx)
-	attrs := make([]attribute.KeyValue, 0, 3)
-	attrs = append(attrs, RPCKey.String(a.RPC))
+	service, method := rpcAttributes(a.RPC)
+	attrs := make([]attribute.KeyValue, 2, 4)
+	attrs[0], attrs[1] = service, method
 	if a.Status != 0 {
 		attrs = append(attrs, semconv.HTTPResponseStatusCode(a.Status))
 	}
@@ -194,7 +221,7 @@ func (o *Observer) AttemptFinished(ctx context.Context, a rpc.AttemptEnd) {
 		attrs = append(attrs, semconv.ErrorTypeKey.String(a.Code))
 		span.SetStatus(codes.Error, a.Code)
 	}
-	span.SetAttributes(attrs[1:]...)
+	span.SetAttributes(attrs[2:]...) // the span has the RPC's since it started
 	span.End()
 	o.attempts.Add(ctx, 1, metric.WithAttributes(attrs...))
 }
@@ -204,23 +231,46 @@ func (o *Observer) AttemptFinished(ctx context.Context, a rpc.AttemptEnd) {
 func (o *Observer) CallFinished(ctx context.Context, c rpc.CallEnd) {
 	span := trace.SpanFromContext(ctx)
 	span.SetAttributes(AttemptsKey.Int(c.Meta.Attempts), FromCacheKey.Bool(c.Meta.FromCache), StaleKey.Bool(c.Meta.Stale))
-	outcome := OutcomeOK
+	service, method := rpcAttributes(c.RPC)
+	attrs := []attribute.KeyValue{service, method}
 	if !c.OK() {
-		outcome = c.Code
-		span.SetAttributes(semconv.ErrorTypeKey.String(c.Code))
+		errorType := semconv.ErrorTypeKey.String(c.Code)
+		attrs = append(attrs, errorType)
+		span.SetAttributes(errorType)
 		span.SetStatus(codes.Error, c.Err.Error())
 	}
 	span.End()
-	o.calls.Add(ctx, 1, metric.WithAttributes(RPCKey.String(c.RPC), OutcomeKey.String(outcome)))
+	o.calls.Add(ctx, 1, metric.WithAttributes(attrs...))
 }
 
-// OnRotation counts renewals by outcome (spec 14.4): subscribe it with
-// client.OnRotation(obs.OnRotation). Events other than renewed and
-// renewal_failed are not counted.
+// OnRotation counts renewals (spec 14.4, 14.5.4), a failed one with
+// error.type: subscribe it with client.OnRotation(obs.OnRotation). Events
+// other than renewed and renewal_failed are not counted.
 func (o *Observer) OnRotation(e identity.Event) {
-	if e.Kind == identity.Renewed || e.Kind == identity.RenewalFailed {
-		o.renewals.Add(context.Background(), 1, metric.WithAttributes(OutcomeKey.String(string(e.Kind))))
+	switch e.Kind {
+	case identity.Renewed:
+		o.renewals.Add(context.Background(), 1)
+	case identity.RenewalFailed:
+		o.renewals.Add(context.Background(), 1, metric.WithAttributes(semconv.ErrorTypeKey.String(errorCode(e.Err))))
 	}
+}
+
+// rpcAttributes splits an RPC's full name (secinfra.v1.SecretsService/GetSecret)
+// into its rpc.service and rpc.method.
+func rpcAttributes(fullName string) (service, method attribute.KeyValue) {
+	s, m, _ := strings.Cut(fullName, "/")
+	return RPCServiceKey.String(s), RPCMethodKey.String(m)
+}
+
+// errorCode is a failed renewal's code: the SDK error's, else internal, as
+// the client gives a failed call's (a renewal answer it refused is not an
+// *rpc.Error).
+func errorCode(err error) string {
+	var e *rpc.Error
+	if errors.As(err, &e) && e.Code != "" {
+		return e.Code
+	}
+	return rpc.CodeInternal
 }
 
 // hostPort splits an endpoint's https:// URL into its host and port (443

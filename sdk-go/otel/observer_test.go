@@ -120,17 +120,20 @@ func TestSpansOfARetriedCall(t *testing.T) {
 	app.End()
 
 	const rpcName = "secinfra.v1.IdentityService/GetCallerIdentity"
-	calls := tel.ended(rpcName)
-	if len(calls) != 1 {
-		t.Fatalf("%d call spans", len(calls))
+	callSpans := tel.ended(rpcName)
+	if len(callSpans) != 1 {
+		t.Fatalf("%d call spans", len(callSpans))
 	}
-	call := calls[0]
+	call := callSpans[0]
 	if call.SpanKind() != trace.SpanKindInternal || call.Parent().SpanID() != app.SpanContext().SpanID() ||
 		call.SpanContext().TraceID() != app.SpanContext().TraceID() {
 		t.Fatalf("call span kind %v parent %v, want INTERNAL below %v", call.SpanKind(), call.Parent().SpanID(), app.SpanContext().SpanID())
 	}
 	if call.Status().Code == codes.Error {
 		t.Fatalf("the call succeeded, its span has status %v", call.Status())
+	}
+	if _, ok := attr(call, "error.type"); ok {
+		t.Errorf("the call succeeded, its span has error.type")
 	}
 	attempts := tel.ended("GET " + rpcName)
 	if len(attempts) != 2 {
@@ -146,6 +149,7 @@ func TestSpansOfARetriedCall(t *testing.T) {
 			t.Errorf("attempt %d: kind %v parent %v, want CLIENT below the call span", i+1, a.SpanKind(), a.Parent().SpanID())
 		}
 		want := map[attribute.Key]string{
+			"rpc.service": "secinfra.v1.IdentityService", "rpc.method": "GetCallerIdentity",
 			"http.request.method": "GET", "server.address": host, "server.port": port,
 			"secinfra.attempt": fmt.Sprint(i + 1), "http.response.status_code": []string{"503", "200"}[i],
 		}
@@ -166,13 +170,19 @@ func TestSpansOfARetriedCall(t *testing.T) {
 			t.Errorf("attempt %d sent traceparent %q, want the attempt span's %q", i+1, got, wantTP)
 		}
 	}
-	if got := tel.counts(t, secinfraotel.AttemptsMetric); got["error.type=unavailable,http.response.status_code=503,secinfra.rpc="+rpcName] != 1 ||
-		got["http.response.status_code=200,secinfra.rpc="+rpcName] != 1 {
+	const identityRPC = "rpc.method=GetCallerIdentity,rpc.service=secinfra.v1.IdentityService"
+	if got := tel.counts(t, secinfraotel.AttemptsMetric); got["error.type=unavailable,http.response.status_code=503,"+identityRPC] != 1 ||
+		got["http.response.status_code=200,"+identityRPC] != 1 {
 		t.Errorf("attempt counts %v", got)
 	}
-	if got := tel.counts(t, secinfraotel.CallsMetric); got["secinfra.outcome=ok,secinfra.rpc="+rpcName] != 1 ||
-		got["secinfra.outcome=ok,secinfra.rpc=secinfra.v1.IdentityService/IssueCertificate"] != 1 {
-		t.Errorf("call counts %v (the enrolment is a call too)", got)
+	calls := tel.counts(t, secinfraotel.CallsMetric)
+	if calls[identityRPC] != 1 || calls["rpc.method=IssueCertificate,rpc.service=secinfra.v1.IdentityService"] != 1 {
+		t.Errorf("call counts %v, want one GetCallerIdentity and one IssueCertificate (the enrolment is a call too)", calls)
+	}
+	for attrs := range calls {
+		if strings.Contains(attrs, "error.type") {
+			t.Errorf("every call succeeded, yet one is counted with %s", attrs)
+		}
 	}
 }
 
@@ -188,6 +198,7 @@ func TestFailedCallAndCacheEvent(t *testing.T) {
 		t.Fatalf("want permission_denied, got %v", err)
 	}
 	const getSecret = "secinfra.v1.SecretsService/GetSecret"
+	const getSecretRPC = "rpc.method=GetSecret,rpc.service=secinfra.v1.SecretsService"
 	spans := tel.ended(getSecret)
 	if len(spans) != 1 {
 		t.Fatalf("%d GetSecret spans", len(spans))
@@ -196,14 +207,18 @@ func TestFailedCallAndCacheEvent(t *testing.T) {
 	if span.Status().Code != codes.Error {
 		t.Errorf("status %v, want ERROR", span.Status())
 	}
-	if got, _ := attr(span, "error.type"); got.Emit() != rpc.CodePermissionDenied {
-		t.Errorf("error.type %q", got.Emit())
+	for key, value := range map[attribute.Key]string{
+		"error.type": rpc.CodePermissionDenied, "rpc.service": "secinfra.v1.SecretsService", "rpc.method": "GetSecret",
+	} {
+		if got, ok := attr(span, key); !ok || got.Emit() != value {
+			t.Errorf("%s = %q, want %q", key, got.Emit(), value)
+		}
 	}
 	if events := span.Events(); len(events) != 1 || events[0].Name != "cache" ||
 		len(events[0].Attributes) != 1 || events[0].Attributes[0] != secinfraotel.CacheResultKey.String("miss") {
 		t.Errorf("events %+v, want one cache event with secinfra.cache.result=miss", events)
 	}
-	if got := tel.counts(t, secinfraotel.CallsMetric); got["secinfra.outcome=permission_denied,secinfra.rpc="+getSecret] != 1 {
+	if got := tel.counts(t, secinfraotel.CallsMetric); got["error.type=permission_denied,"+getSecretRPC] != 1 {
 		t.Errorf("call counts %v", got)
 	}
 
@@ -223,20 +238,31 @@ func TestFailedCallAndCacheEvent(t *testing.T) {
 			t.Errorf("a cache hit made an attempt")
 		}
 	}
-	if got := tel.counts(t, secinfraotel.CacheLookupsMetric); got["secinfra.cache.result=hit,secinfra.rpc="+bundle] < 1 ||
-		got["secinfra.cache.result=miss,secinfra.rpc="+getSecret] != 1 {
+	if got := tel.counts(t, secinfraotel.CacheLookupsMetric); got["rpc.method=GetTrustBundle,rpc.service=secinfra.v1.IdentityService,secinfra.cache.result=hit"] < 1 ||
+		got[getSecretRPC+",secinfra.cache.result=miss"] != 1 {
 		t.Errorf("cache lookup counts %v", got)
 	}
 }
 
-// Renewals are counted by outcome from rotation events.
+// Renewals are counted from rotation events, a failed one with error.type
+// (the error's code) and nothing else (spec 14.5.4).
 func TestRenewalsCounted(t *testing.T) {
 	tel := newTelemetry(t)
-	for _, kind := range []identity.EventKind{identity.Enrolled, identity.Renewed, identity.Renewed, identity.RenewalFailed, identity.BundleUpdated} {
-		tel.obs.OnRotation(identity.Event{Kind: kind})
+	denied := fmt.Errorf("secinfra: identity: renewal: %w", &rpc.Error{Kind: rpc.KindPermissionDenied, Code: rpc.CodePermissionDenied})
+	refused := errors.New("secinfra: identity: the renewal answer holds no certificate")
+	for _, e := range []identity.Event{
+		{Kind: identity.Enrolled},
+		{Kind: identity.Renewed},
+		{Kind: identity.Renewed},
+		{Kind: identity.RenewalFailed, Err: denied},
+		{Kind: identity.RenewalFailed, Err: refused},
+		{Kind: identity.BundleUpdated},
+	} {
+		tel.obs.OnRotation(e)
 	}
 	got := tel.counts(t, secinfraotel.RenewalsMetric)
-	if len(got) != 2 || got["secinfra.outcome=renewed"] != 2 || got["secinfra.outcome=renewal_failed"] != 1 {
-		t.Fatalf("renewal counts %v", got)
+	want := map[string]int64{"": 2, "error.type=permission_denied": 1, "error.type=internal": 1}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("renewal counts %v, want %v", got, want)
 	}
 }
