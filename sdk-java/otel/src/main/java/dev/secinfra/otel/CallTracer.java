@@ -23,7 +23,8 @@ import java.util.concurrent.ConcurrentHashMap;
  * The spans of spec 14.5: per call a span of kind INTERNAL named by the RPC's full name, child of
  * the span current when the call started; per attempt a span of kind CLIENT, child of the call's,
  * whose context the attempt sends as {@code traceparent} (14.5.2); a {@code cache} event on the
- * call's span; ERROR and {@code error.type} on a failed call or attempt (14.5.3).
+ * call's span; ERROR and {@code error.type} on a failed call or attempt (14.5.3). Both kinds name
+ * the RPC with {@code rpc.service} and {@code rpc.method} (14.5.4).
  */
 final class CallTracer implements Observer {
   /** A call in flight: its span, the context its attempts are children of, its open attempt. */
@@ -53,7 +54,7 @@ final class CallTracer implements Observer {
             .spanBuilder(call.rpc())
             .setSpanKind(SpanKind.INTERNAL)
             .setParent(parent)
-            .setAttribute(Names.RPC, call.rpc())
+            .setAllAttributes(Names.rpc(call.rpc()))
             .setAttribute(Names.IDEMPOTENCY, call.idempotency().wire())
             .startSpan();
     calls.put(call.callId(), new Call(span, parent.with(span)));
@@ -82,7 +83,7 @@ final class CallTracer implements Observer {
             .setAttribute(Names.HTTP_REQUEST_METHOD, attempt.httpMethod())
             .setAttribute(Names.SERVER_ADDRESS, endpoint.getHost())
             .setAttribute(Names.SERVER_PORT, (long) (endpoint.getPort() > 0 ? endpoint.getPort() : 443))
-            .setAttribute(Names.RPC, attempt.rpc())
+            .setAllAttributes(Names.rpc(attempt.rpc()))
             .setAttribute(Names.ATTEMPT, (long) attempt.attempt());
     if (attempt.attempt() > 1) {
       builder.setAttribute(Names.HTTP_REQUEST_RESEND_COUNT, (long) attempt.attempt() - 1);

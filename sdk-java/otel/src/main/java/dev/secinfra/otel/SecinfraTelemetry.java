@@ -17,18 +17,24 @@ import java.util.function.Consumer;
  *
  * <p>Its {@link #observer()} makes, for every call, a span of kind INTERNAL named by the RPC's full
  * name ({@code secinfra.v1.SecretsService/GetSecret}), child of the span current on the calling
- * thread; for every attempt a span of kind CLIENT, child of the call's, with {@code
- * http.request.method}, {@code server.address}, {@code server.port}, {@code
- * http.response.status_code} when answered, {@code secinfra.attempt}, and {@code error.type} when
- * it failed. The attempt sends its span's context as {@code traceparent} (and {@code tracestate}),
- * so the server's span is its child. The call's span gets a {@code cache} event ({@code
- * secinfra.cache.result}: {@code hit}, {@code miss}, {@code revalidate}), and status ERROR with
- * {@code error.type} set to the error's code when the call failed. The same observer counts {@code
- * secinfra.client.calls} ({@code secinfra.rpc}, {@code secinfra.outcome}, {@code error.type}),
- * {@code secinfra.client.attempts} ({@code secinfra.rpc}, {@code http.response.status_code}, {@code
- * error.type}) and {@code secinfra.client.cache.lookups} ({@code secinfra.rpc}, {@code
- * secinfra.cache.result}); {@link #rotationListener()} counts {@code secinfra.client.renewals}
- * ({@code secinfra.outcome}: {@code ok} or {@code error}).
+ * thread, with {@code rpc.service} ({@code secinfra.v1.SecretsService}) and {@code rpc.method}
+ * ({@code GetSecret}); for every attempt a span of kind CLIENT, child of the call's, with {@code
+ * rpc.service}, {@code rpc.method}, {@code http.request.method}, {@code server.address}, {@code
+ * server.port}, {@code http.response.status_code} when answered, {@code secinfra.attempt}, and
+ * {@code error.type} when it failed. The attempt sends its span's context as {@code traceparent}
+ * (and {@code tracestate}), so the server's span is its child. The call's span gets a {@code cache}
+ * event ({@code secinfra.cache.result}: {@code hit}, {@code miss}, {@code revalidate}), and status
+ * ERROR with {@code error.type} set to the error's code when the call failed.
+ *
+ * <p>The same observer counts (spec 14.5.4) {@code secinfra.client.calls} ({@code rpc.service},
+ * {@code rpc.method}, {@code error.type} when the call failed), {@code secinfra.client.attempts}
+ * ({@code rpc.service}, {@code rpc.method}, {@code http.response.status_code} when answered, {@code
+ * error.type} when the attempt failed) and {@code secinfra.client.cache.lookups} ({@code
+ * rpc.service}, {@code rpc.method}, {@code secinfra.cache.result}); {@link #rotationListener()}
+ * counts {@code secinfra.client.renewals} (no attribute, or {@code error.type} when the renewal
+ * failed). {@code error.type} is the error's code (for a renewal that failed with an exception not
+ * the SDK's, its class), absent on success; no attribute carries a path, a secret's name or an
+ * error message.
  *
  * <pre>{@code
  * SecinfraTelemetry telemetry = SecinfraTelemetry.create(openTelemetry);
@@ -83,7 +89,8 @@ public final class SecinfraTelemetry {
 
   /**
    * The rotation listener to register with {@link dev.secinfra.SecinfraClient.Builder#onRotation}:
-   * counts renewals by outcome (spec 14.4.1, from rotation events, 9.8).
+   * counts renewals, with {@code error.type} when one failed (spec 14.4.1, 14.5.4, from rotation
+   * events, 9.8).
    *
    * @return the listener
    */

@@ -9,7 +9,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.secinfra.SecinfraClient;
+import dev.secinfra.errors.ErrorInfo;
 import dev.secinfra.errors.NotFoundException;
+import dev.secinfra.errors.UnavailableException;
 import dev.secinfra.gen.GetCallerIdentityRequest;
 import dev.secinfra.gen.GetSecretRequest;
 import dev.secinfra.gen.PutSecretRequest;
@@ -38,6 +40,7 @@ import java.nio.charset.StandardCharsets;
 import java.time.Instant;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
@@ -53,9 +56,16 @@ class SecinfraTelemetryTest {
   private static final String WORKLOAD = "spiffe://secinfra.local/java/otel";
   private static final String GET_SECRET = "secinfra.v1.SecretsService/GetSecret";
   private static final String CALLER = "secinfra.v1.IdentityService/GetCallerIdentity";
-  private static final AttributeKey<String> RPC = AttributeKey.stringKey("secinfra.rpc");
+  private static final AttributeKey<String> RPC_SERVICE = AttributeKey.stringKey("rpc.service");
+  private static final AttributeKey<String> RPC_METHOD = AttributeKey.stringKey("rpc.method");
   private static final AttributeKey<String> ERROR_TYPE = AttributeKey.stringKey("error.type");
   private static final AttributeKey<Long> STATUS = AttributeKey.longKey("http.response.status_code");
+  private static final AttributeKey<String> CACHE_RESULT = AttributeKey.stringKey("secinfra.cache.result");
+  /** 14.5.4: the RPC as {@code rpc.service} and {@code rpc.method}, split from its full name. */
+  private static final Attributes GET_SECRET_RPC =
+      Attributes.of(RPC_SERVICE, "secinfra.v1.SecretsService", RPC_METHOD, "GetSecret");
+  private static final Attributes CALLER_RPC =
+      Attributes.of(RPC_SERVICE, "secinfra.v1.IdentityService", RPC_METHOD, "GetCallerIdentity");
   private static ReferenceServer server;
   private static SecinfraClient admin;
 
@@ -139,6 +149,29 @@ class SecinfraTelemetryTest {
     return null;
   }
 
+  /** The attribute sets of a counter's points, all of them: no other attribute than 14.5.4's. */
+  private List<Attributes> points(String name) {
+    return metrics.collectAllMetrics().stream()
+        .filter(metric -> metric.getName().equals(name))
+        .flatMap(metric -> metric.getLongSumData().getPoints().stream())
+        .map(LongPointData::getAttributes)
+        .toList();
+  }
+
+  /** The attribute sets of a counter's points of one RPC (the enrolment's are counted too). */
+  private List<Attributes> points(String name, Attributes rpc) {
+    return points(name).stream()
+        .filter(
+            a ->
+                rpc.get(RPC_SERVICE).equals(a.get(RPC_SERVICE))
+                    && rpc.get(RPC_METHOD).equals(a.get(RPC_METHOD)))
+        .toList();
+  }
+
+  private static Attributes with(Attributes base, Attributes more) {
+    return base.toBuilder().putAll(more).build();
+  }
+
   private long counter(String name, Attributes attributes) {
     for (MetricData metric : metrics.collectAllMetrics()) {
       if (metric.getName().equals(name)) {
@@ -172,7 +205,11 @@ class SecinfraTelemetryTest {
     List<EventData> events = call.getEvents();
     assertEquals(1, events.size());
     assertEquals("cache", events.get(0).getName());
-    assertEquals("miss", events.get(0).getAttributes().get(AttributeKey.stringKey("secinfra.cache.result")));
+    assertEquals("miss", events.get(0).getAttributes().get(CACHE_RESULT));
+    assertEquals("secinfra.v1.SecretsService", call.getAttributes().get(RPC_SERVICE));
+    assertEquals("GetSecret", call.getAttributes().get(RPC_METHOD));
+    assertNull(call.getAttributes().get(AttributeKey.stringKey("secinfra.rpc")));
+    assertNull(call.getAttributes().get(ERROR_TYPE));
 
     SpanData attempt = only("GET", SpanKind.CLIENT);
     assertEquals(call.getSpanId(), attempt.getParentSpanId());
@@ -183,6 +220,8 @@ class SecinfraTelemetryTest {
         (long) java.net.URI.create(server.url()).getPort(), a.get(AttributeKey.longKey("server.port")));
     assertEquals(200L, a.get(STATUS));
     assertEquals(1L, a.get(AttributeKey.longKey("secinfra.attempt")));
+    assertEquals("secinfra.v1.SecretsService", a.get(RPC_SERVICE));
+    assertEquals("GetSecret", a.get(RPC_METHOD));
     assertNull(a.get(ERROR_TYPE));
 
     // 14.5.2: the attempt's traceparent carries the attempt span's context.
@@ -217,14 +256,14 @@ class SecinfraTelemetryTest {
     assertEquals("00-" + first.getTraceId() + "-" + first.getSpanId() + "-" + first.getSpanContext().getTraceFlags().asHex(), header(sent.get(0), "traceparent"));
     assertEquals("00-" + second.getTraceId() + "-" + second.getSpanId() + "-" + second.getSpanContext().getTraceFlags().asHex(), header(sent.get(1), "traceparent"));
 
-    Attributes rpc = Attributes.of(RPC, CALLER);
-    assertEquals(1, counter("secinfra.client.attempts", rpc.toBuilder().put(STATUS, 503L).put(ERROR_TYPE, "unavailable").build()));
-    assertEquals(1, counter("secinfra.client.attempts", rpc.toBuilder().put(STATUS, 200L).build()));
-    assertEquals(
-        1,
-        counter(
-            "secinfra.client.calls",
-            rpc.toBuilder().put(AttributeKey.stringKey("secinfra.outcome"), "ok").build()));
+    Attributes failed = with(CALLER_RPC, Attributes.of(STATUS, 503L, ERROR_TYPE, "unavailable"));
+    Attributes answered = with(CALLER_RPC, Attributes.of(STATUS, 200L));
+    assertEquals(1, counter("secinfra.client.attempts", failed));
+    assertEquals(1, counter("secinfra.client.attempts", answered));
+    assertEquals(Set.of(failed, answered), Set.copyOf(points("secinfra.client.attempts", CALLER_RPC)));
+    // A call that succeeded: the RPC and no error.type, no outcome.
+    assertEquals(1, counter("secinfra.client.calls", CALLER_RPC));
+    assertEquals(List.of(CALLER_RPC), points("secinfra.client.calls", CALLER_RPC));
   }
 
   @Test
@@ -238,15 +277,12 @@ class SecinfraTelemetryTest {
     SpanData attempt = only("GET", SpanKind.CLIENT);
     assertEquals(404L, attempt.getAttributes().get(STATUS));
     assertEquals("not_found", attempt.getAttributes().get(ERROR_TYPE));
+    Attributes failed = with(GET_SECRET_RPC, Attributes.of(ERROR_TYPE, "not_found"));
+    assertEquals(1, counter("secinfra.client.calls", failed));
+    assertEquals(List.of(failed), points("secinfra.client.calls", GET_SECRET_RPC));
     assertEquals(
-        1,
-        counter(
-            "secinfra.client.calls",
-            Attributes.builder()
-                .put(RPC, GET_SECRET)
-                .put(AttributeKey.stringKey("secinfra.outcome"), "error")
-                .put(ERROR_TYPE, "not_found")
-                .build()));
+        List.of(with(GET_SECRET_RPC, Attributes.of(STATUS, 404L, ERROR_TYPE, "not_found"))),
+        points("secinfra.client.attempts", GET_SECRET_RPC));
   }
 
   @Test
@@ -257,12 +293,14 @@ class SecinfraTelemetryTest {
     client.secrets().getSecret(request);
 
     SpanData call = only(GET_SECRET, SpanKind.INTERNAL);
-    assertEquals("hit", call.getEvents().get(0).getAttributes().get(AttributeKey.stringKey("secinfra.cache.result")));
+    assertEquals("hit", call.getEvents().get(0).getAttributes().get(CACHE_RESULT));
     assertTrue(call.getAttributes().get(AttributeKey.booleanKey("secinfra.from_cache")));
     assertTrue(attempts().isEmpty());
-    AttributeKey<String> result = AttributeKey.stringKey("secinfra.cache.result");
-    assertEquals(1, counter("secinfra.client.cache.lookups", Attributes.of(RPC, GET_SECRET, result, "miss")));
-    assertEquals(1, counter("secinfra.client.cache.lookups", Attributes.of(RPC, GET_SECRET, result, "hit")));
+    Attributes miss = with(GET_SECRET_RPC, Attributes.of(CACHE_RESULT, "miss"));
+    Attributes hit = with(GET_SECRET_RPC, Attributes.of(CACHE_RESULT, "hit"));
+    assertEquals(1, counter("secinfra.client.cache.lookups", miss));
+    assertEquals(1, counter("secinfra.client.cache.lookups", hit));
+    assertEquals(Set.of(miss, hit), Set.copyOf(points("secinfra.client.cache.lookups", GET_SECRET_RPC)));
   }
 
   @Test
@@ -274,15 +312,37 @@ class SecinfraTelemetryTest {
   }
 
   @Test
-  void renewalsAreCountedByOutcomeFromRotationEvents() {
+  void renewalsAreCountedWithTheErrorTypeOfTheFailedOnes() {
+    ErrorInfo unavailable =
+        new ErrorInfo("unavailable", "secinfra: no answer", null, null, true, null, 3, null);
     telemetry
         .rotationListener()
         .accept(new RotationEvent(RotationEvent.Kind.RENEWED, null, null, null, Instant.now()));
     telemetry
         .rotationListener()
-        .accept(new RotationEvent(RotationEvent.Kind.RENEWAL_FAILED, null, null, null, Instant.now()));
-    AttributeKey<String> outcome = AttributeKey.stringKey("secinfra.outcome");
-    assertEquals(1, counter("secinfra.client.renewals", Attributes.of(outcome, "ok")));
-    assertEquals(1, counter("secinfra.client.renewals", Attributes.of(outcome, "error")));
+        .accept(
+            new RotationEvent(
+                RotationEvent.Kind.RENEWAL_FAILED,
+                null,
+                null,
+                new UnavailableException(unavailable, null),
+                Instant.now()));
+    telemetry
+        .rotationListener()
+        .accept(
+            new RotationEvent(
+                RotationEvent.Kind.RENEWAL_FAILED,
+                null,
+                null,
+                new IllegalStateException("refused"),
+                Instant.now()));
+    // Only error.type, and only on a failed renewal: a success has no attribute.
+    Attributes failed = Attributes.of(ERROR_TYPE, "unavailable");
+    Attributes other = Attributes.of(ERROR_TYPE, IllegalStateException.class.getName());
+    assertEquals(1, counter("secinfra.client.renewals", Attributes.empty()));
+    assertEquals(1, counter("secinfra.client.renewals", failed));
+    assertEquals(1, counter("secinfra.client.renewals", other));
+    assertEquals(
+        Set.of(Attributes.empty(), failed, other), Set.copyOf(points("secinfra.client.renewals")));
   }
 }
