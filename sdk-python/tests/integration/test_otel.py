@@ -103,6 +103,8 @@ def test_a_call_span_is_a_child_of_the_current_span_and_the_attempt_of_the_call(
     assert attempt.parent.span_id == call.context.span_id
     host, port = server.url.removeprefix("https://").rsplit(":", 1)
     assert dict(attempt.attributes or {}) == {
+        "rpc.service": "secinfra.v1.SecretsService",
+        "rpc.method": "PutSecret",
         "http.request.method": "PUT",
         "server.address": host,
         "server.port": int(port),

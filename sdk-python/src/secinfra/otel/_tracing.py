@@ -80,6 +80,7 @@ class Tracing:
             context=parent,
             kind=SpanKind.CLIENT,
             attributes={
+                **rpc_attributes(event.rpc),
                 HTTP_REQUEST_METHOD: event.http_method,
                 SERVER_ADDRESS: address,
                 SERVER_PORT: port,
