@@ -29,6 +29,7 @@ import time
 import typing
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final, Protocol
+from urllib.parse import unquote
 
 from aiohttp import http_exceptions, web
 from aiohttp.typedefs import Middleware
@@ -127,6 +128,18 @@ class PeerVerifier(Protocol):
     def __call__(self, der: bytes | None) -> ca.Peer:
         """Return the verified peer or raise ApiError(unauthenticated)."""
         ...
+
+
+def _path_value(name: str, raw: str) -> str:
+    """A path variable as sent (percent-encoded UTF-8), decoded."""
+    try:
+        return unquote(raw, errors="strict")
+    except UnicodeDecodeError:
+        raise ApiError(
+            "invalid_argument",
+            f"secinfra: request: path variable {name!r} is not percent-encoded UTF-8",
+            details={"field": name},
+        ) from None
 
 
 def new_request_id() -> str:
@@ -299,7 +312,11 @@ class Dispatcher:
         )
 
     def _match(self, request: web.Request) -> tuple[Route, dict[str, str]]:
-        path = request.path
+        # Matched on the path as sent, then each variable decoded (spec 2.2.1):
+        # so a '/' sent as %2F stays inside its one path segment
+        # (RevokeJoinToken id "a/b" is /v1/join-tokens/a%2Fb) and a ':' sent as
+        # %3A inside a name is never taken for a ":verb" suffix.
+        path = request.rel_url.raw_path
         allowed: list[str] = []
         for route in ROUTES:
             match = route.pattern.fullmatch(path)
@@ -308,7 +325,7 @@ class Dispatcher:
             if route.http_method != request.method:
                 allowed.append(route.http_method)
                 continue
-            return route, match.groupdict()
+            return route, {name: _path_value(name, raw) for name, raw in match.groupdict().items()}
         if allowed:
             raise ApiError(
                 "method_not_allowed",

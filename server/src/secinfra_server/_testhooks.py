@@ -116,6 +116,10 @@ class LogEntry:
     path: str
     rpc: str | None
     headers: dict[str, str]
+    #: The request target exactly as sent on the request line: the path as
+    #: encoded (not decoded, not normalised) and the query string. Bodies are
+    #: not logged: they may carry secret values.
+    target: str = ""
     connection: int | None = None
     client_serial: str | None = None
     client_spiffe_id: str | None = None
@@ -131,6 +135,7 @@ class LogEntry:
             "received_at": self.received_at,
             "method": self.method,
             "path": self.path,
+            "target": self.target,
             "rpc": self.rpc,
             "headers": self.headers,
             "connection": self.connection,
@@ -268,6 +273,7 @@ class TestHooks:
             path=request.path,
             rpc=route.rpc if route is not None else None,
             headers=dict(request.headers),
+            target=request.raw_path,
             connection=self._connection(request),
         )
         _describe_client_certificate(entry, request)

@@ -107,3 +107,20 @@ def test_bundle_etag_and_conditional_get(anon: Client) -> None:
     assert body["spiffe_sequence"] >= 1
     assert body["keys"][0]["use"] == "x509-svid"
     assert len(body["keys"][0]["x5c"]) == 1
+
+
+def test_path_variables_are_matched_as_sent_then_decoded(admin: Client) -> None:
+    # Spec 2.2.1: a '/' inside one segment travels as %2F and stays in that
+    # segment: the route matches and the handler sees the id "a/b".
+    token = admin.request("DELETE", "/v1/join-tokens/a%2Fb")
+    assert token.status == 404
+    assert token.json()["error"]["message"] == "secinfra: identity: no join token with that id"
+    # A ':' sent as %3A inside a name is part of the name, never a ":verb".
+    colon = admin.request("GET", "/v1/secrets/app/db%3Ametadata")
+    assert colon.status == 400
+    assert colon.json()["error"]["details"]["field"] == "name"
+    # Percent-encoding that is not UTF-8 is the request's fault, said so.
+    bad = admin.request("GET", "/v1/secrets/app/%FF")
+    assert bad.status == 400
+    assert "not percent-encoded UTF-8" in bad.json()["error"]["message"]
+    assert admin.request("GET", "/v1/secrets/app/%64b:metadata").status in (403, 404)

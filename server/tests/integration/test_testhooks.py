@@ -386,3 +386,20 @@ def test_bad_scripts_are_rejected(body: dict[str, object], control: Client) -> N
 def test_hooks_are_off_by_default(admin: Client) -> None:
     resp = admin.request("GET", "/_test/requests")
     assert resp.status == 404
+
+
+def test_the_log_shows_the_request_target_as_sent(hooked: RunningServer, control: Client) -> None:
+    anon = Client(hooked.port, hooked.bundle_pem())
+    # Not decoded, not normalised: what the client put on the request line.
+    sent = [
+        "/v1/join-tokens/a%2Fb%3Ac",
+        "/v1/secrets/a/../b?version=0",
+        "/v1/secrets/a//b?version=0&x=%2b",
+    ]
+    for target in sent:
+        method = "DELETE" if "join-tokens" in target else "GET"
+        anon.request(method, target)
+    anon.close()
+    log = control.request("GET", "/_test/requests").json()["requests"]
+    assert [e["target"] for e in log[-3:]] == sent
+    assert log[-3]["path"] == "/v1/join-tokens/a/b:c"

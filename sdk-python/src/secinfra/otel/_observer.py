@@ -46,7 +46,8 @@ class Observer(secinfra.Observer):
     The cache's answer is an event ``cache`` on it with
     ``secinfra.cache.result``. Each attempt is a span, kind CLIENT, named by
     its HTTP method, a child of the call's, with ``rpc.service``,
-    ``rpc.method``, ``http.request.method``, ``server.address``, ``server.port``, ``secinfra.attempt``,
+    ``rpc.method``, ``http.request.method``, ``server.address``,
+    ``server.port``, ``secinfra.attempt``,
     ``http.response.status_code`` when answered and ``error.type`` when it
     failed; its context goes out as the attempt's ``traceparent`` (and
     ``tracestate``), so the server's span is its child.
