@@ -541,7 +541,9 @@ class AuthzApi:
             reader = _reader(snapshot, model, contextual, "contextual_tuples")
             return authz.check(model, reader, key), snapshot.revision
 
-        allowed, revision = await self._engine.read(run, at_least=at_least)
+        with self._ctx.tracing.authz_check(key.object_type, key.relation) as span:
+            allowed, revision = await self._engine.read(run, at_least=at_least)
+            span.allowed(allowed)
         return Reply(
             body=m.CheckResponse(allowed=allowed, revision=format_revision(revision)),
             headers=self._cache_headers(),

@@ -23,6 +23,7 @@ from ._clock import Clock
 from ._gen.routes import Route
 from ._idempotency import REPLAYED_HEADERS, KeyedCall, StoredResponse
 from ._metrics import Metrics
+from ._tracing import NO_TRACING, Tracing
 from .audit import AuditLog
 from .config import ServerConfig
 from .crypto import Keyring
@@ -120,6 +121,8 @@ class ServiceContext:
     policy: AccessPolicy
     #: The authorization engine the AuthzService answers with.
     engine: AuthzEngine
+    #: Spans of the request's work (none unless the ``tracing`` setting is on).
+    tracing: Tracing = NO_TRACING
 
 
 def none_match(header_values: Sequence[str], etag: str) -> bool:

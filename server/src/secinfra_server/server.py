@@ -280,6 +280,7 @@ class Server:
             audit=self.audit,
             policy=self.policy,
             engine=self.engine,
+            tracing=self.tracing,
         )
         self.dispatcher = Dispatcher(
             handlers={**self.service_handlers(ctx), **self.extra_handlers()},

@@ -259,3 +259,32 @@ def test_tracing_off_makes_no_spans(spans: Spans, tmp_path: Path) -> None:
     finally:
         server.stop()
     assert spans.all() == []
+
+
+def test_the_check_rpc_has_an_authz_check_span(
+    traced_server: RunningServer, admin: Client, spans: Spans
+) -> None:
+    spans.clear()
+    body = {
+        "tuple_key": {
+            "user": "workload:spiffe://secinfra.local/x",
+            "relation": "reader",
+            "object": "folder:app/",
+        }
+    }
+    response = admin.request("POST", "/v1/authz:check", body)
+    assert response.status == 200, response.body
+    request_id = response.headers["request-id"]
+    root = spans.request(request_id)
+    assert root.name == "secinfra.v1.AuthzService/Check"
+    answered = [
+        s
+        for s in children(spans.trace_of(request_id), root)
+        if s.name == "authz.check" and s.attributes["secinfra.authz.object_type"] == "folder"
+    ]
+    assert len(answered) == 1
+    assert dict(answered[0].attributes) == {
+        "secinfra.authz.object_type": "folder",
+        "secinfra.authz.relation": "reader",
+        "secinfra.authz.allowed": False,
+    }
