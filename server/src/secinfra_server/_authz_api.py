@@ -44,8 +44,8 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final, Protocol
 
 from . import authz, ca
 from ._gen import authz as m
@@ -155,6 +155,31 @@ def _version(engine: AuthzEngine, snapshot: Snapshot, wanted: str) -> authz.Auth
             details={"field": "authorization_model_id"},
         )
     return model
+
+
+class _PagedQuestion(Protocol):
+    """What ListObjects and ListUsers requests share (read-only: the generated
+    messages are frozen)."""
+
+    @property
+    def page_size(self) -> int: ...
+    @property
+    def page_token(self) -> str: ...
+    @property
+    def contextual_tuples(self) -> Sequence[m.TupleKey]: ...
+    @property
+    def authorization_model_id(self) -> str: ...
+
+
+def _objects(page: authz.ObjectPage) -> tuple[list[str], str, bool]:
+    """A ListObjects page: objects, the cursor (the last object's id), more."""
+    last = page.objects[-1].partition(":")[2] if page.objects else ""
+    return page.objects, last, page.more
+
+
+def _users(page: authz.UserPage) -> tuple[list[str], str, bool]:
+    """A ListUsers page: users, the cursor (the last user), more."""
+    return page.users, page.users[-1] if page.users else "", page.more
 
 
 def _page_size(value: int) -> int:
@@ -654,31 +679,18 @@ class AuthzApi:
             about=f"objects of type {req.type}",
         )
 
-        page_size = _page_size(req.page_size)
-        query = [req.type, req.relation, req.user]
-        after = _decode_cursor(req.page_token, query, 1)[0] if req.page_token else None
-
-        contextual = _contextual(req.contextual_tuples, "contextual_tuples")
-        await self._guard_contextual(ctx, contextual, "contextual_tuples")
-
-        def run(snapshot: Snapshot) -> authz.ObjectPage:
-            model = _version(self._engine, snapshot, req.authorization_model_id)
-            return authz.list_objects_page(
-                model,
-                _reader(snapshot, model, contextual, "contextual_tuples"),
-                req.type,
-                req.relation,
-                req.user,
-                max_results=page_size,
-                after=after,
-            )
-
-        page = await self._engine.read(run, at_least=at_least)
-        last = page.objects[-1].partition(":")[2] if page.objects else ""
-        return m.ListObjectsResponse(
-            objects=page.objects,
-            next_page_token=_encode_cursor(query, [last]) if page.more else "",
+        objects, token = await self._page(
+            ctx,
+            req,
+            at_least,
+            [req.type, req.relation, req.user],
+            lambda model, reader, size, after: _objects(
+                authz.list_objects_page(
+                    model, reader, req.type, req.relation, req.user, max_results=size, after=after
+                )
+            ),
         )
+        return m.ListObjectsResponse(objects=objects, next_page_token=token)
 
     async def list_users(self, ctx: RequestContext, req: m.ListUsersRequest) -> m.ListUsersResponse:
         at_least = _min_revision(req.consistency, req.revision)
@@ -693,29 +705,53 @@ class AuthzApi:
                 "permission_denied",
                 await self._refuse(ctx, "list_users", str(obj), details, rule),
             )
-        page_size = _page_size(req.page_size)
-        query = [req.object, req.relation, req.user_filter]
+        users, token = await self._page(
+            ctx,
+            req,
+            at_least,
+            [req.object, req.relation, req.user_filter],
+            lambda model, reader, size, after: _users(
+                authz.list_users(
+                    model,
+                    reader,
+                    req.object,
+                    req.relation,
+                    req.user_filter,
+                    max_results=size,
+                    after=after,
+                )
+            ),
+        )
+        return m.ListUsersResponse(users=users, next_page_token=token)
+
+    async def _page(
+        self,
+        ctx: RequestContext,
+        req: _PagedQuestion,
+        at_least: int | None,
+        query: list[str],
+        listing: Callable[
+            [authz.AuthorizationModel, authz.TupleReader, int, str | None],
+            tuple[list[str], str, bool],
+        ],
+    ) -> tuple[list[str], str]:
+        """One page of a ListObjects or ListUsers question: its page token (bound to
+        ``query``), contextual tuples and model version applied; the items and the
+        next page's token. ``listing`` gives the items, the cursor after the last
+        one and whether more follow."""
+        size = _page_size(req.page_size)
         after = _decode_cursor(req.page_token, query, 1)[0] if req.page_token else None
         contextual = _contextual(req.contextual_tuples, "contextual_tuples")
         await self._guard_contextual(ctx, contextual, "contextual_tuples")
 
-        def run(snapshot: Snapshot) -> authz.UserPage:
+        def run(snapshot: Snapshot) -> tuple[list[str], str, bool]:
             model = _version(self._engine, snapshot, req.authorization_model_id)
-            return authz.list_users(
-                model,
-                _reader(snapshot, model, contextual, "contextual_tuples"),
-                req.object,
-                req.relation,
-                req.user_filter,
-                max_results=page_size,
-                after=after,
+            return listing(
+                model, _reader(snapshot, model, contextual, "contextual_tuples"), size, after
             )
 
-        page = await self._engine.read(run, at_least=at_least)
-        return m.ListUsersResponse(
-            users=page.users,
-            next_page_token=_encode_cursor(query, [page.users[-1]]) if page.more else "",
-        )
+        items, last, more = await self._engine.read(run, at_least=at_least)
+        return items, _encode_cursor(query, [last]) if more else ""
 
     async def expand(self, ctx: RequestContext, req: m.ExpandRequest) -> m.ExpandResponse:
         at_least = _min_revision(req.consistency, req.revision)
