@@ -6,9 +6,11 @@ The resolver walks the model's userset rewrites, reading tuples through a
 - memoizes each ``object#relation@user`` answer, so diamond-shaped graphs are
   resolved once per node, not once per path;
 - cuts cycles: meeting a node that is already being resolved on the current path
-  contributes "not found" on that path. Answers that depended on such a cut are not
-  memoized until the node that started the cycle is finished, so a cut never leaks
-  into an answer reached another way;
+  contributes "not found" on that path, except on the subtracted side of ``but
+  not``, where it denies (OpenFGA's rule: the exclusion has no consistent answer).
+  Answers that depended on such a cut are not memoized until the node that
+  started the cycle is finished, so a cut never leaks into an answer reached
+  another way;
 - bounds depth: each hop to another ``object#relation`` (computed userset,
   tuple-to-userset, userset tuple) is one step; more than ``max_depth`` nested
   steps raise :class:`ResolutionTooComplex`. In a union a branch that is too
@@ -244,7 +246,12 @@ def _difference(base: _Thunk, subtract: _Thunk) -> _Outcome:
     if isinstance(base_outcome, _Outcome) and not base_outcome.allowed:
         return base_outcome
     sub_outcome = _run(subtract)
-    if isinstance(sub_outcome, _Outcome) and sub_outcome.allowed:
+    # A subtracted side that grants excludes. So does one that was denied only
+    # because it met a node still being resolved above it: "viewer but not
+    # blocked" where blocked leads back to viewer has no consistent answer, and,
+    # as in OpenFGA, such a cycle on the subtracted side denies (a cycle resolved
+    # within the subtracted side leaves no cut and excludes nothing).
+    if isinstance(sub_outcome, _Outcome) and (sub_outcome.allowed or sub_outcome.cuts):
         return _Outcome(False, sub_outcome.cuts)
     if isinstance(base_outcome, ResolutionTooComplex):
         raise base_outcome

@@ -7,8 +7,8 @@ way round:
    follows the relation's rewrite (direct tuples, computed usersets on the same
    object, tuple-to-usersets to parent objects) and every userset a tuple names
    (``group:eng#member`` leads to the members of ``group:eng``). Intersections
-   contribute every child and exclusions their base, so the candidates are a
-   superset of the answer; each node is visited once, so cycles terminate.
+   and exclusions contribute every side, so the candidates are a superset of
+   the answer; each node is visited once, so cycles terminate.
 2. Each candidate of the filter's kind is confirmed with a check (sharing one
    memo), in order, so the answer is exactly what Check says, ``but not``
    and cycles included.
@@ -51,54 +51,73 @@ class UserPage:
     more: bool
 
 
+#: How many ``but not`` subtracted sides lie on the way to a user: 0, 1, or 2
+#: for two or more (a user named under "blocked but not unblocked" of "viewer
+#: but not blocked" is behind two).
+_Negations = int
+_MAX_NEGATIONS = 2
+
+
 class _ForwardExpansion:
-    """Breadth-first walk from ``object#relation`` to every user it may include."""
+    """Breadth-first walk from ``object#relation`` to every user it may include,
+    noting for each user the fewest subtracted sides on the way to it."""
 
     def __init__(self, model: AuthorizationModel, reader: TupleReader) -> None:
         self._model = model
         self._reader = reader
-        self._seen: set[_Node] = set()
-        self._queue: deque[_Node] = deque()
-        self.users: set[str] = set()
+        self._seen: set[tuple[_Node, _Negations]] = set()
+        self._queue: deque[tuple[_Node, _Negations]] = deque()
+        self.users: dict[str, _Negations] = {}
 
-    def run(self, start: _Node) -> set[str]:
-        self._add(start)
+    def run(self, start: _Node) -> dict[str, _Negations]:
+        self._add(start, 0)
         while self._queue:
-            self._visit(self._queue.popleft())
+            node, negations = self._queue.popleft()
+            self._visit(node, negations)
         return self.users
 
-    def _add(self, node: _Node) -> None:
-        if node not in self._seen:
-            self._seen.add(node)
-            self._queue.append(node)
-            object_type, object_id, relation = node
-            self.users.add(f"{object_type}:{object_id}#{relation}")  # a userset has itself
+    def _user(self, user: str, negations: _Negations) -> None:
+        if negations < self.users.get(user, _MAX_NEGATIONS + 1):
+            self.users[user] = negations
 
-    def _visit(self, node: _Node) -> None:
-        object_type, object_id, relation = node
+    def _add(self, node: _Node, negations: _Negations) -> None:
+        state = (node, min(negations, _MAX_NEGATIONS))
+        if state not in self._seen:
+            self._seen.add(state)
+            self._queue.append(state)
+            object_type, object_id, relation = node
+            self._user(f"{object_type}:{object_id}#{relation}", negations)  # it has itself
+
+    def _visit(self, node: _Node, negations: _Negations) -> None:
+        object_type, _, relation = node
         rel = self._model.relation(object_type, relation)
         if rel is not None:
-            self._rewrite(object_type, object_id, relation, rel.rewrite)
+            self._rewrite(node, rel.rewrite, negations)
 
-    def _rewrite(self, object_type: str, object_id: str, relation: str, rewrite: Rewrite) -> None:
+    def _rewrite(self, node: _Node, rewrite: Rewrite, negations: _Negations) -> None:
+        object_type, object_id, relation = node
         if isinstance(rewrite, This):
             for key in self._reader.read(object_type, object_id, relation):
-                self.users.add(key.user)
+                self._user(key.user, negations)
                 user = parse_user(key.user)
                 if user.relation is not None:
-                    self._add((user.type, user.id, user.relation))
+                    self._add((user.type, user.id, user.relation), negations)
         elif isinstance(rewrite, ComputedUserset):
-            self._add((object_type, object_id, rewrite.relation))
+            self._add((object_type, object_id, rewrite.relation), negations)
         elif isinstance(rewrite, TupleToUserset):
             for key in self._reader.read(object_type, object_id, rewrite.tupleset):
                 parent = parse_user(key.user)
                 if parent.relation is None and not parent.is_wildcard:
-                    self._add((parent.type, parent.id, rewrite.computed_relation))
+                    self._add((parent.type, parent.id, rewrite.computed_relation), negations)
         elif isinstance(rewrite, Union | Intersection):
             for child in rewrite.children:
-                self._rewrite(object_type, object_id, relation, child)
+                self._rewrite(node, child, negations)
         elif isinstance(rewrite, Difference):
-            self._rewrite(object_type, object_id, relation, rewrite.base)
+            # Both sides: a user met under the subtracted side may still be
+            # granted (an exception to a wildcard that is not excluded after
+            # all, or a nested "but not" lifting the exclusion); check decides.
+            self._rewrite(node, rewrite.base, negations)
+            self._rewrite(node, rewrite.subtract, min(negations + 1, _MAX_NEGATIONS))
 
 
 def _fits(user: UserRef, filter_type: str, filter_relation: str | None) -> bool:
@@ -139,15 +158,27 @@ def list_users(
         require_relation(model, filter_type, filter_relation)
     wanted = filter_relation if sep else None
     reached = _ForwardExpansion(model, reader).run((obj.type, obj.id, relation))
+    resolver = Resolver(model, reader, max_depth)
+    target = ObjectRef(obj.type, obj.id)
+    wildcard = f"{filter_type}:*"
+    # As in OpenFGA: a user met only behind two or more subtracted sides (an
+    # exception to an exception) is listed only when the type's wildcard is
+    # not: otherwise the wildcard already says it.
+    public = (
+        wanted is None
+        and wildcard in reached
+        and resolver.check(target, relation, parse_user(wildcard))
+    )
     candidates = sorted(
         text
-        for text in reached
-        if (after is None or text > after) and _fits(parse_user(text), filter_type, wanted)
+        for text, negations in reached.items()
+        if (after is None or text > after)
+        and _fits(parse_user(text), filter_type, wanted)
+        and not (public and negations >= _MAX_NEGATIONS and text != wildcard)
     )
-    resolver = Resolver(model, reader, max_depth)
     found: list[str] = []
     for text in candidates:
-        if resolver.check(ObjectRef(obj.type, obj.id), relation, parse_user(text)):
+        if resolver.check(target, relation, parse_user(text)):
             if len(found) == max_results:
                 return UserPage(found, more=True)
             found.append(text)
