@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import dataclasses
+import enum
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -15,8 +17,10 @@ from secinfra._runtime._cache import (
     cache_key,
     newer_than,
     parse_cache_control,
+    request_key,
 )
 from secinfra._runtime._clock import FakeClock
+from secinfra.models import CheckRequest, Consistency, GetSecretRequest, TupleKey
 
 SECRET_HEADERS = {
     "Cache-Control": "private, max-age=60, stale-if-error=300",
@@ -94,6 +98,121 @@ def test_different_calls_get_different_keys(
 def test_cache_key_rejects_nan() -> None:
     with pytest.raises(ValueError, match="JSON"):
         cache_key("m", {"x": float("nan")})
+
+
+# --- request keys (what the call pipeline keys by) -----------------------------------
+
+
+class Color(enum.Enum):
+    RED = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Loose:
+    """A request model of any values, as a test builds one."""
+
+    x: object = None
+    y: object = None
+
+    def to_json(self) -> dict[str, object]:
+        return {"x": _wire(self.x), "y": _wire(self.y)}
+
+
+def _wire(value: object) -> object:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+TUPLE = TupleKey(user="user:a", relation="viewer", object="doc:1")
+
+
+def key(request: object) -> object:
+    return request_key("secinfra.v1.AuthzService", "Check", request)
+
+
+def test_equal_requests_get_equal_request_keys_however_built() -> None:
+    assert key(GetSecretRequest(name="a")) == key(GetSecretRequest(name="a", version=0))
+    # A list and a tuple are the same JSON array.
+    assert key(CheckRequest(tuple_key=TUPLE, contextual_tuples=[TUPLE])) == key(
+        CheckRequest(tuple_key=TUPLE, contextual_tuples=(TUPLE,))
+    )
+    # Map members in another order are the same JSON object.
+    assert key(Loose(x={"a": 1, "b": 2})) == key(Loose(x={"b": 2, "a": 1}))
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        pytest.param(Loose(x="1"), Loose(x=1), id="string-vs-number"),
+        pytest.param(Loose(x=True), Loose(x=1), id="bool-vs-int"),
+        pytest.param(Loose(x=None), Loose(x=""), id="null-vs-empty"),
+        pytest.param(Loose(x=[1]), Loose(x={"1": 1}), id="list-vs-map"),
+        pytest.param(Loose(x=["a", "b"]), Loose(x=["b", "a"]), id="list-order"),
+        pytest.param(Loose(x="a#b", y="c"), Loose(x="a", y="b#c"), id="joined-strings"),
+        pytest.param(Loose(x=b"a"), Loose(x="a"), id="bytes-vs-string"),
+        pytest.param(Loose(x=Color.RED), Loose(x=1), id="enum-vs-value"),
+        pytest.param(Loose(x=TUPLE), Loose(x=("user:a", "viewer", "doc:1")), id="model-vs-list"),
+        pytest.param(
+            CheckRequest(tuple_key=TUPLE),
+            CheckRequest(tuple_key=TUPLE, consistency=Consistency.MINIMIZE_LATENCY),
+            id="consistency",
+        ),
+        pytest.param(
+            CheckRequest(tuple_key=TUPLE),
+            CheckRequest(tuple_key=dataclasses.replace(TUPLE, object="doc:2")),
+            id="nested-field",
+        ),
+        pytest.param(Loose(x=0.0), Loose(x=-0.0), id="float-sign"),
+        pytest.param(
+            Loose(x=datetime(2030, 1, 1, tzinfo=UTC)),
+            Loose(x=datetime(2030, 1, 1, 1, tzinfo=UTC)),
+            id="time",
+        ),
+    ],
+)
+def test_different_requests_get_different_request_keys(a: object, b: object) -> None:
+    assert key(a) != key(b)
+
+
+def test_request_keys_differ_by_method() -> None:
+    request = GetSecretRequest(name="a")
+    assert request_key("s.S", "A", request) != request_key("s.S", "B", request)
+    assert request_key("s.S", "A", request) != request_key("s.T", "A", request)
+
+
+def test_a_request_with_floats_or_times_is_keyed_by_its_canonical_json() -> None:
+    assert key(Loose(x=1.5)) == cache_key("secinfra.v1.AuthzService/Check", {"x": 1.5, "y": None})
+    with pytest.raises(ValueError, match="JSON"):
+        key(Loose(x=float("nan")))
+    when = datetime(2030, 1, 1, tzinfo=UTC)
+    assert key(Loose(x=when)) == cache_key(
+        "secinfra.v1.AuthzService/Check", {"x": when.isoformat(), "y": None}
+    )
+
+
+def test_request_keys_hold_nothing_mutable() -> None:
+    values = ["a"]
+    first = key(Loose(x=values))
+    values.append("b")
+    assert key(Loose(x=["a"])) == first
+    hash(first)
+
+
+def test_fresh_answers_only_a_fresh_entry(cache: ResponseCache[str], clock: FakeClock) -> None:
+    key = store_secret(cache, "db")
+    entry = cache.fresh(key)
+    assert entry is not None
+    assert entry.value == "hunter2"
+    clock.advance(60)  # max-age=60: stale now
+    assert cache.fresh(key) is None
+    assert cache.lookup(key) is not None  # still there to revalidate
+    assert cache.fresh("nothing") is None
+
+
+def test_fresh_bypasses_entries_behind_the_clients_writes(cache: ResponseCache[str]) -> None:
+    cache.store("k", "v", {"Cache-Control": "max-age=10"}, resource="authz", revision="5")
+    assert cache.fresh("k") is not None
+    cache.record_write_revision("authz", "6")
+    assert cache.fresh("k") is None
 
 
 # --- Cache-Control ----------------------------------------------------------------

@@ -7,7 +7,9 @@ and thread-safe. How the transport uses it for one cacheable call:
 
 .. code-block:: python
 
-    key = cache_key(f"{method.service}/{method.name}", request.to_json())
+    key = request_key(method.service, method.name, request)
+    if (entry := cache.fresh(key)) is not None:
+        return entry.value                            # the hot path: no request at all
     hit = cache.lookup(key)
     if hit is not None and hit.fresh:
         return hit.entry.value                        # no request at all
@@ -35,9 +37,12 @@ Rules:
   stale-if-error`` (served when the server is down or fails after retries).
   ``no-cache`` means "always revalidate"; ``no-store`` means "never store".
   ``private`` is allowed: this is a private cache.
-- Keys are the canonical JSON of the method and the whole request
-  (`cache_key`), never a joined string, so two different requests can never
-  share an entry.
+- Keys cover the method and the whole request, never a joined string, so
+  two different requests can never share an entry. The call pipeline keys
+  by `request_key`: the request model's field values themselves, each
+  tagged with its type (spec 7.3.4 allows any collision-free form), which
+  costs a fraction of serialising it; a request that is not a dataclass of
+  plain values is keyed by `cache_key`, the canonical JSON of spec 7.3.1.
 - A client's own successful write invalidates its entries for the resource
   written (`ResponseCache.invalidate`, or `ResponseCache.invalidate_family`
   when the write names no single resource). Fetches that were already in
@@ -57,14 +62,16 @@ Rules:
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import json
+import operator
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 from ._clock import Clock, SystemClock
 from ._headers import header
@@ -83,6 +90,7 @@ __all__ = [
     "cache_key",
     "newer_than",
     "parse_cache_control",
+    "request_key",
 ]
 
 DEFAULT_MAX_ENTRIES = 1024
@@ -115,6 +123,107 @@ def cache_key(method_name: str, request_json: Mapping[str, Any]) -> str:
         ensure_ascii=False,
         allow_nan=False,
     )
+
+
+class _NotPlain(Exception):
+    """A request value `request_key` cannot key by value (the canonical JSON will)."""
+
+
+def request_key(service: str, method: str, request: Any) -> Hashable:
+    """The cache key of one call, as `cache_key` but without serialising the request.
+
+    For a request model (a dataclass) of strings, integers, booleans, bytes,
+    enums, nested models, sequences and string-keyed maps: the method and
+    the request's field values, each value that is not a string or None
+    tagged with its type (``True == 1``), sequences and maps tagged as such,
+    maps sorted. Equal requests give equal keys and requests that differ in
+    any field give different ones, as with canonical JSON (spec 7.3.3),
+    since ``to_json`` is a function of those values; nothing mutable is kept.
+    Any other request (floats and times included: ``0.0 == -0.0``, equal
+    instants in other zones) is keyed by `cache_key` of its ``to_json()``.
+    """
+    try:
+        return (service, method, _plain(request))
+    except _NotPlain:
+        return cache_key(f"{service}/{method}", request.to_json())
+
+
+def _plain(value: Any) -> Hashable:
+    """``value`` as a hashable, type-tagged key (see `request_key`)."""
+    keyer = _KEYERS.get(value.__class__)
+    if keyer is None:
+        keyer = _keyer_for(value.__class__)
+    return keyer(value)
+
+
+def _tagged(value: Any) -> Hashable:
+    return (value.__class__, value)
+
+
+def _sequence(value: Any) -> Hashable:
+    if not value:
+        return _EMPTY_SEQUENCE
+    return (list, *[v if v.__class__ is str else _plain(v) for v in value])
+
+
+_EMPTY_SEQUENCE: Final = (list,)
+
+
+def _mapping(value: Any) -> Hashable:
+    if not all(k.__class__ is str for k in value):
+        raise _NotPlain
+    return (dict, *sorted([(k, v if v.__class__ is str else _plain(v)) for k, v in value.items()]))
+
+
+#: How each type of value a request held is keyed; dataclasses and enums are added
+#: when first seen (`_keyer_for`).
+_KEYERS: dict[type, Callable[[Any], Hashable]] = {
+    str: lambda value: value,
+    type(None): lambda value: value,
+    int: _tagged,
+    bool: _tagged,
+    bytes: _tagged,
+    list: _sequence,
+    tuple: _sequence,
+    dict: _mapping,
+}
+
+
+def _keyer_for(cls: type) -> Callable[[Any], Hashable]:
+    """The keyer of an enum or a dataclass, made once per type; `_NotPlain` otherwise.
+
+    A dataclass's keyer is compiled for its fields, as `dataclasses` compiles
+    ``__init__`` (only numbered locals go into the source, never a field
+    name), since this runs on every cache hit: for fields ``a, b``::
+
+        def key(value):
+            v0, v1 = get(value)       # operator.attrgetter("a", "b")
+            return (cls, v0 if v0.__class__ is str else plain(v0), ...)
+    """
+    if isinstance(cls, enum.EnumMeta):
+        keyer: Callable[[Any], Hashable] = _tagged
+    elif dataclasses.is_dataclass(cls):
+        names = [f.name for f in dataclasses.fields(cls)]
+        local = [f"v{i}" for i in range(len(names))]
+        if not names:
+            unpack = ""
+        elif len(names) == 1:
+            unpack = "v0 = get(value)\n    "
+        else:
+            unpack = f"{', '.join(local)} = get(value)\n    "
+        parts = "".join(f", {v} if {v}.__class__ is str else plain({v})" for v in local)
+        source = f"def key(value):\n    {unpack}return (cls{parts})\n"
+        scope: dict[str, Any] = {
+            "get": operator.attrgetter(*names) if names else None,
+            "cls": cls,
+            "plain": _plain,
+        }
+        exec(source, scope)  # noqa: S102 - compiled from numbered locals only
+        keyer = scope["key"]
+    else:
+        raise _NotPlain
+    _KEYERS[cls] = keyer
+    return keyer
 
 
 def newer_than(token: str, other: str) -> bool:
@@ -236,7 +345,7 @@ class Freshness(enum.StrEnum):
 class CacheEntry(Generic[V]):
     """One cached response. Ages are measured on the monotonic clock."""
 
-    key: str
+    key: Hashable
     value: V = field(repr=False)
     """The decoded response; opaque to the cache and never shown in ``repr``."""
     etag: str | None
@@ -299,8 +408,8 @@ class ResponseCache(Generic[V]):
         self._max_entries = max_entries
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._lock = threading.Lock()
-        self._entries: OrderedDict[str, CacheEntry[V]] = OrderedDict()
-        self._by_resource: dict[tuple[str, str], set[str]] = {}
+        self._entries: OrderedDict[Hashable, CacheEntry[V]] = OrderedDict()
+        self._by_resource: dict[tuple[str, str], set[Hashable]] = {}
         self._generation = 0
         self._family_invalidated_at: dict[str, int] = {}
         self._write_revisions: dict[str, str] = {}
@@ -325,7 +434,27 @@ class ResponseCache(Generic[V]):
         with self._lock:
             return len(self._entries)
 
-    def lookup(self, key: str) -> CacheLookup[V] | None:
+    def fresh(self, key: Hashable) -> CacheEntry[V] | None:
+        """The entry for ``key`` if it is fresh now, or None; a hit becomes the
+        most recently used entry.
+
+        The hot path of a call: `lookup`'s answer for a fresh entry, without
+        building a `CacheLookup`. It drops nothing; a None leaves that to `lookup`.
+        """
+        now = self._clock.monotonic()
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            age = now - entry.stored_at
+            if (age if age > 0.0 else 0.0) >= entry.max_age:
+                return None
+            if self._write_revisions and self._behind_writes(entry.resource, entry.revision):
+                return None
+            self._entries.move_to_end(key)
+            return entry
+
+    def lookup(self, key: Hashable) -> CacheLookup[V] | None:
         """The entry for ``key`` and how it may be used now, or None.
 
         A hit becomes the most recently used entry. Entries computed before the
@@ -354,7 +483,7 @@ class ResponseCache(Generic[V]):
 
     def store(
         self,
-        key: str,
+        key: Hashable,
         value: V,
         headers: Mapping[str, str],
         *,
@@ -407,7 +536,7 @@ class ResponseCache(Generic[V]):
                 self._remove(next(iter(self._entries)))
             return entry
 
-    def refresh(self, key: str, headers: Mapping[str, str]) -> CacheEntry[V] | None:
+    def refresh(self, key: Hashable, headers: Mapping[str, str]) -> CacheEntry[V] | None:
         """Make the entry for ``key`` fresh again after a 304 Not Modified.
 
         The 304's ``Cache-Control`` and ``ETag``, when present, replace the
@@ -520,7 +649,7 @@ class ResponseCache(Generic[V]):
         self._generation += 1
         self._family_invalidated_at[resource] = self._generation
 
-    def _remove(self, key: str) -> None:
+    def _remove(self, key: Hashable) -> None:
         # Caller holds the lock.
         entry = self._entries.pop(key, None)
         if entry is None:

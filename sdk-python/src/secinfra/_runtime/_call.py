@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
@@ -42,7 +42,7 @@ from ..errors import (
 )
 from ._answer import decode_error, decode_response, error_code, request_id, unexpected_answer
 from ._budget import RetryBudget
-from ._cache import ResponseCache, cache_key
+from ._cache import ResponseCache, request_key
 from ._clock import Clock, SystemClock
 from ._endpoints import EndpointSet, is_endpoint_failure
 from ._headers import (
@@ -52,7 +52,7 @@ from ._headers import (
     TRACEPARENT_HEADER,
     TRACESTATE_HEADER,
 )
-from ._meta import ResponseMeta, report
+from ._meta import ResponseMeta, capturing, report
 from ._notify import Notifier
 from ._observer import CacheResult, Observer
 from ._request import encode_request
@@ -163,13 +163,27 @@ class CallPipeline:
         """Make one RPC call (see the module docstring)."""
         notifier = self._notifier
         if notifier is None:
-            value, meta = self._call(method, request, response_type, options, 0)
+            # The hot path: a fresh cache hit, with nobody to tell (spec 14).
+            cache = method.cache
+            if options is None and self._use_cache and cache is not None and cache.cacheable:
+                key = request_key(method.service, method.name, request)
+            else:
+                key = self._cache_key(method, request, options)
+            if key is not None and (options is None or not options.revalidate):
+                entry = self._cache.fresh(key)
+                if entry is not None:
+                    if capturing():
+                        report(ResponseMeta(method.full_name, None, 0, True, False))
+                    hit: R = entry.value
+                    return hit
+            value, meta = self._call(method, request, response_type, options, 0, key)
             report(meta)
             return value
         name = method.full_name
         call_id = notifier.call_started(name, method.idempotency.value)
         try:
-            value, meta = self._call(method, request, response_type, options, call_id)
+            key = self._cache_key(method, request, options)
+            value, meta = self._call(method, request, response_type, options, call_id, key)
         except BaseException as exc:
             # Exactly once, also when no attempt was made (spec 14.2.2).
             code = exc.code if isinstance(exc, SecinfraError) else InternalError.code
@@ -179,6 +193,28 @@ class CallPipeline:
         notifier.call_finished(call_id, name, meta)
         return value
 
+    def _cache_key(
+        self, method: MethodDescriptor, request: RequestMessage, options: CallOptions | None
+    ) -> Hashable | None:
+        """The call's cache key, or None when the call does not use the cache.
+
+        The call options are laid over the policy first, so that options the
+        policy refuses are refused on a cache hit too.
+        """
+        cache = method.cache
+        if cache is None or not cache.cacheable:
+            return None
+        if options is not None:
+            self._policy.merged(options)
+            if options.use_cache is not None:
+                if not options.use_cache:
+                    return None
+            elif not self._use_cache:
+                return None
+        elif not self._use_cache:
+            return None
+        return request_key(method.service, method.name, request)
+
     def _call(
         self,
         method: MethodDescriptor,
@@ -186,20 +222,17 @@ class CallPipeline:
         response_type: type[R],
         options: CallOptions | None,
         call_id: int,
+        key: Hashable | None,
     ) -> tuple[R, ResponseMeta]:
-        """The call's value and metadata; ``call_id`` is its observers' (0: none)."""
+        """The call's value and metadata; ``call_id`` is its observers' (0: none),
+        ``key`` its cache key (None: the call does not use the cache)."""
         # The deadline covers the whole call (spec 5.1.2): the clock starts now.
         policy = self._policy.merged(options)
         deadline_at = self._clock.monotonic() + policy.deadline
         request_json = request.to_json()
-        use_cache = method.cache is not None and method.cache.cacheable
-        if options is not None and options.use_cache is not None:
-            use_cache = use_cache and options.use_cache
-        else:
-            use_cache = use_cache and self._use_cache
-        if use_cache:
+        if key is not None:
             return self._cached_call(
-                method, request_json, response_type, options, policy, deadline_at, call_id
+                method, key, request_json, response_type, options, policy, deadline_at, call_id
             )
         sent = self._send(method, request_json, options, policy, deadline_at, None, call_id)
         value = decode_response(method, sent.answer, response_type, attempts=sent.attempts)
@@ -234,6 +267,7 @@ class CallPipeline:
     def _cached_call(
         self,
         method: MethodDescriptor,
+        key: Hashable,
         request_json: dict[str, Any],
         response_type: type[R],
         options: CallOptions | None,
@@ -243,7 +277,6 @@ class CallPipeline:
     ) -> tuple[R, ResponseMeta]:
         assert method.cache is not None
         name = method.full_name
-        key = cache_key(name, request_json)
         revalidate = options is not None and bool(options.revalidate)
         hit = self._cache.lookup(key)
         fresh_hit = hit is not None and hit.fresh and not revalidate

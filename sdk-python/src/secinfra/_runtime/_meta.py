@@ -67,6 +67,11 @@ def capture() -> Iterator[Captured]:
         _CAPTURE.reset(token)
 
 
+def capturing() -> bool:
+    """Whether a :func:`capture` block is active here (a call's metadata is wanted)."""
+    return _CAPTURE.get() is not None
+
+
 def report(meta: ResponseMeta) -> None:
     """Record a call's metadata in the active :func:`capture` block, if any."""
     captured = _CAPTURE.get()

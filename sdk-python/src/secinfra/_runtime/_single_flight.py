@@ -8,7 +8,7 @@ so a cold cache under load sends one request per key, not one per caller.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import TypeVar, cast
 
 __all__ = ["SingleFlight"]
@@ -42,9 +42,9 @@ class SingleFlight:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._calls: dict[str, _Call] = {}
+        self._calls: dict[Hashable, _Call] = {}
 
-    def do(self, key: str, fn: Callable[[], T], *, timeout: float | None = None) -> T:
+    def do(self, key: Hashable, fn: Callable[[], T], *, timeout: float | None = None) -> T:
         """Run ``fn`` unless a call for ``key`` is running; either way return its result.
 
         Callers that share a key must pass functions returning the same type.
