@@ -152,29 +152,43 @@ module Secinfra
       def write_canonical_json(out)
         out << "{"
         first = true
-        self.class.canonical_fields.each do |f|
-          value = public_send(f.attr)
-          next if f.omitted?(value)
+        self.class.canonical_plan.each do |attr, json_key, field, optional, form|
+          value = public_send(attr)
+          next if optional && value.nil?
 
           out << "," unless first
           first = false
-          out << f.json_key
-          if value.is_a?(Message) && f.kind == :message && !f.repeated? && !f.map?
-            value.write_canonical_json(out)
-          elsif value.is_a?(String) && f.kind == :string && !f.repeated? && !f.map?
+          out << json_key
+          if form == :string && value.is_a?(String)
             CanonicalJson.write_string(out, value)
+          elsif form == :message && value.is_a?(Message)
+            value.write_canonical_json(out)
+          elsif form == :list && value.is_a?(Array) && value.empty?
+            out << "[]"
           else
-            CanonicalJson.write(out, f.wire_value(value))
+            CanonicalJson.write(out, field.wire_value(value))
           end
         end
         out << "}"
       end
 
-      # {FIELDS} in the order of their JSON names (canonical JSON's order).
+      # {FIELDS} in the order of their JSON names (canonical JSON's order),
+      # each as [attr, json_key, field, optional, form]: +optional+ when
+      # unset leaves it out of {#to_h}; form +:string+ (a string or enum) or
+      # +:message+ for one value of that kind and +:list+ for a repeated
+      # field (an empty one written directly), +:other+ for the rest.
       #
       # @api private
-      def self.canonical_fields
-        @canonical_fields ||= self::FIELDS.sort_by(&:json).freeze
+      def self.canonical_plan
+        @canonical_plan ||= self::FIELDS.sort_by(&:json).map do |f|
+          form = if f.map? then :other
+                 elsif f.repeated? then :list
+                 elsif f.kind == :string || f.kind == :enum then :string # both as value.to_s
+                 elsif f.kind == :message then :message
+                 else :other
+                 end
+          [f.attr, f.json_key, f, f.omitted?(nil), form].freeze
+        end.freeze
       end
 
       # The fields as keyword arguments (for the generated client methods).
