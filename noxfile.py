@@ -330,6 +330,16 @@ def bench(session: nox.Session) -> None:
         external=True,
     )
     session.run(
+        "ruby",
+        "-I",
+        "sdk-ruby/lib",
+        "benchmarks/sdk_ruby_calls.rb",
+        "--out",
+        str(out / "sdk_ruby_calls.json"),
+        *session.posargs,
+        external=True,
+    )
+    session.run(
         "bash",
         str(ROOT / "benchmarks" / "sdk_java_mtls.sh"),
         "--out",

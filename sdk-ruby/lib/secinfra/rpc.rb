@@ -54,14 +54,15 @@ module Secinfra
         @cache = cache
         @invalidates = invalidates
         @admin = admin
+        @full_name = "#{service}/#{name}".freeze
         freeze
       end
 
       # Whether the caller needs the admin relation (documentation only).
       def admin? = @admin
 
-      # +secinfra.v1.SecretsService/GetSecret+.
-      def full_name = "#{@service}/#{@name}"
+      # +secinfra.v1.SecretsService/GetSecret+ (frozen).
+      attr_reader :full_name
 
       # READ_ONLY or IDEMPOTENT (spec 1.3).
       def safe_to_repeat? = @idempotency != :non_idempotent

@@ -130,6 +130,9 @@ class CacheTest < Minitest::Test
   def test_canonical_cache_keys
     key = Cache.key("s/M", { "b" => 1, "a" => { "z" => [1, "\u00e9"], "y" => nil } })
     assert_equal '{"method":"s/M","request":{"a":{"y":null,"z":[1,"é"]},"b":1}}', key
+    assert_equal '{"method":"s/M","request":{"e":"a\\"b\\\\c\\n\\u0001/","f":false,"n":null}}',
+                 Cache.key("s/M", { "n" => nil, "f" => false, "e" => "a\"b\\c\n\u0001/" })
+    refute_equal Cache.key("m", { "f" => false }), Cache.key("m", { "f" => nil })
     refute_equal Cache.key("m", { "user" => "a#b", "object" => "c" }),
                  Cache.key("m", { "user" => "a", "object" => "b#c" })
   end

@@ -2,6 +2,7 @@
 
 require "json"
 require_relative "wire"
+require_relative "canonical_json"
 
 module Secinfra
   module RPC
@@ -33,7 +34,28 @@ module Secinfra
         @map_key = map_key
         @presence = presence
         @oneof = oneof
+        @json_key = "#{CanonicalJson.write_string(+"", json)}:".freeze
         freeze
+      end
+
+      # The field's name as a canonical JSON member name, colon included.
+      attr_reader :json_key
+
+      # Whether {Message#to_h} leaves the field out: unset with presence.
+      def omitted?(value) = value.nil? && @presence && @map_key.nil? && !@repeated
+
+      # The field's JSON value in {Message#to_h}, for the attribute's +value+
+      # (a map, a list, or one value; nil: the zero value).
+      def wire_value(value)
+        if map?
+          value.to_h.each_with_object({}) { |(k, v), h| h[Wire.encode_map_key(k, @map_key)] = encode_value(v) }
+        elsif @repeated
+          Array(value).map { |v| encode_value(v) }
+        elsif value.nil?
+          encode_value(zero)
+        else
+          encode_value(value)
+        end
       end
 
       def repeated? = @repeated
@@ -116,21 +138,57 @@ module Secinfra
         out = {}
         self.class::FIELDS.each do |f|
           value = public_send(f.attr)
-          if f.map?
-            out[f.json] = value.to_h.each_with_object({}) do |(k, v), h|
-              h[Wire.encode_map_key(k, f.map_key)] = f.encode_value(v)
-            end
-          elsif f.repeated?
-            out[f.json] = Array(value).map { |v| f.encode_value(v) }
-          elsif value.nil?
-            next if f.presence?
-
-            out[f.json] = f.encode_value(f.zero)
-          else
-            out[f.json] = f.encode_value(value)
-          end
+          out[f.json] = f.wire_value(value) unless f.omitted?(value)
         end
         out
+      end
+
+      # Appends the canonical JSON (spec 7.3.2) of {#to_h} to +out+ without
+      # making the Hash: a cacheable call's key is made of it on every call,
+      # cache hits included. Members in name order, each as {#to_h} has it.
+      #
+      # @param out [String] an unfrozen buffer
+      # @return [String] +out+
+      def write_canonical_json(out)
+        out << "{"
+        first = true
+        self.class.canonical_plan.each do |attr, json_key, field, optional, form|
+          value = public_send(attr)
+          next if optional && value.nil?
+
+          out << "," unless first
+          first = false
+          out << json_key
+          if form == :string && value.is_a?(String)
+            CanonicalJson.write_string(out, value)
+          elsif form == :message && value.is_a?(Message)
+            value.write_canonical_json(out)
+          elsif form == :list && value.is_a?(Array) && value.empty?
+            out << "[]"
+          else
+            CanonicalJson.write(out, field.wire_value(value))
+          end
+        end
+        out << "}"
+      end
+
+      # {FIELDS} in the order of their JSON names (canonical JSON's order),
+      # each as [attr, json_key, field, optional, form]: +optional+ when
+      # unset leaves it out of {#to_h}; form +:string+ (a string or enum) or
+      # +:message+ for one value of that kind and +:list+ for a repeated
+      # field (an empty one written directly), +:other+ for the rest.
+      #
+      # @api private
+      def self.canonical_plan
+        @canonical_plan ||= self::FIELDS.sort_by(&:json).map do |f|
+          form = if f.map? then :other
+                 elsif f.repeated? then :list
+                 elsif f.kind == :string || f.kind == :enum then :string # both as value.to_s
+                 elsif f.kind == :message then :message
+                 else :other
+                 end
+          [f.attr, f.json_key, f, f.omitted?(nil), form].freeze
+        end.freeze
       end
 
       # The fields as keyword arguments (for the generated client methods).

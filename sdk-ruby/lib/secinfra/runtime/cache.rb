@@ -36,23 +36,6 @@ module Secinfra
     # Largest delta-seconds (RFC 9111 section 1.2.2).
     CacheControl::MAX_DELTA = 2_147_483_648
 
-    # Canonical JSON (spec 7.3): members sorted, no whitespace, so that two
-    # equal requests give one text and two different ones never do.
-    module CanonicalJson
-      module_function
-
-      # @param value [Hash, Array, String, Numeric, Boolean, nil] a JSON value
-      # @return [String]
-      def dump(value)
-        case value
-        when Hash
-          "{#{value.keys.map(&:to_s).sort.map { |k| "#{JSON.generate(k)}:#{dump(value[k] || value[k.to_sym])}" }.join(",")}}"
-        when Array then "[#{value.map { |v| dump(v) }.join(",")}]"
-        else JSON.generate(value)
-        end
-      end
-    end
-
     # One cached answer. +value+ is the decoded response (never persisted).
     class CacheEntry
       attr_reader :value, :etag, :max_age, :stale_if_error, :received, :resource, :resource_key, :revision
@@ -94,14 +77,24 @@ module Secinfra
 
       attr_reader :max_entries
 
-      # The cache key of +method_name+ called with +request_json+: the
-      # canonical JSON of the whole call (spec 7.3), never a joined string.
+      # The cache key of +method_name+ called with +request+: the canonical
+      # JSON of the whole call (spec 7.3), never a joined string.
       #
       # @param method_name [String] +secinfra.v1.AuthzService/Check+
-      # @param request_json [Hash] the request's wire JSON form
+      # @param request [RPC::Message, Hash] the request, or its wire JSON form
+      #   (a message gives the key of its {RPC::Message#to_h})
       # @return [String]
-      def self.key(method_name, request_json)
-        CanonicalJson.dump({ "method" => method_name, "request" => request_json })
+      def self.key(method_name, request)
+        # The canonical JSON of {"method" => method_name, "request" => request}.
+        out = +'{"method":'
+        RPC::CanonicalJson.write_string(out, method_name)
+        out << ',"request":'
+        if request.is_a?(RPC::Message)
+          request.write_canonical_json(out)
+        else
+          RPC::CanonicalJson.write(out, request)
+        end
+        out << "}"
       end
 
       # @param max_entries [Integer] at least 1

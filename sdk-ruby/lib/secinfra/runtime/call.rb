@@ -81,6 +81,11 @@ module Secinfra
           @observers.call_finished(descriptor.full_name, error: e)
           raise
         end
+        # A fresh cache hit makes its metadata only for someone who reads
+        # it: a capture block or an observer.
+        return value if meta.nil? && @observers.empty? && !Secinfra.capturing?
+
+        meta ||= fresh_hit_meta(descriptor)
         Secinfra.report(meta)
         @observers.call_finished(descriptor.full_name, meta: meta)
         value
@@ -88,17 +93,24 @@ module Secinfra
 
       private
 
-      # The call: its value and metadata, or the error it ends with.
+      # The metadata of a fresh cache hit (no request made).
+      def fresh_hit_meta(descriptor)
+        ResponseMeta.new(rpc: descriptor.full_name, request_id: nil, attempts: 0, from_cache: true, stale: false,
+                         status: nil, endpoint: nil)
+      end
+
+      # The call: its value and metadata (nil: a fresh cache hit, made by
+      # {#fresh_hit_meta} when needed), or the error it ends with.
       def perform(descriptor, request, response_class, options)
         policy = @policy.merged(options)
         deadline_at = @clock.monotonic + policy.deadline
-        request_json = request.to_h
         use_cache = descriptor.cacheable?
         use_cache &&= options&.use_cache.nil? ? @use_cache : options.use_cache
-        if use_cache
-          return cached_call(descriptor, request_json, response_class, options, policy, deadline_at)
-        end
+        # No cacheable RPC invalidates (a read), so request_json stays nil
+        # on that path only for after_write, which then does nothing.
+        return cached_call(descriptor, request, response_class, options, policy, deadline_at) if use_cache
 
+        request_json = request.to_h
         answer = send_request(descriptor, request_json, options, policy, deadline_at, nil)
         value = Answers.decode_result(descriptor, answer, response_class)
         after_write(descriptor, request_json, value)
@@ -128,18 +140,20 @@ module Secinfra
         @cache.record_write_revision(inv.resource, token) if token.is_a?(String) && !token.empty?
       end
 
-      def cached_call(descriptor, request_json, response_class, options, policy, deadline_at)
-        key = ResponseCache.key(descriptor.full_name, request_json)
+      # A cacheable call: the key is made from the message itself, and its
+      # wire JSON form only when a request follows.
+      def cached_call(descriptor, request, response_class, options, policy, deadline_at)
+        key = ResponseCache.key(descriptor.full_name, request)
         revalidate = options&.revalidate == true
         hit = @cache.lookup(key)
         if hit&.fresh && !revalidate
           @observers.cache(descriptor.full_name, :hit)
-          return [hit.entry.value, ResponseMeta.new(rpc: descriptor.full_name, request_id: nil, attempts: 0,
-                                                    from_cache: true, stale: false, status: nil, endpoint: nil)]
+          return [hit.entry.value, nil]
         end
         # What the cache answered at this lookup; the request that follows
         # (this call's, or the one in flight for the key) fetches or revalidates.
         @observers.cache(descriptor.full_name, hit ? :revalidate : :miss)
+        request_json = request.to_h
         begin
           @flights.run(key, [deadline_at - @clock.monotonic, 0].max) do
             fetch(descriptor, key, request_json, response_class, options, policy, deadline_at, revalidate)

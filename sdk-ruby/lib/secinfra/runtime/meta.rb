@@ -60,6 +60,14 @@ module Secinfra
     captured
   end
 
+  # Whether a {capture} block is open on this thread.
+  #
+  # @api private
+  def self.capturing?
+    stack = Thread.current[CAPTURE_KEY]
+    !stack.nil? && !stack.empty?
+  end
+
   # @api private
   def self.report(meta)
     stack = Thread.current[CAPTURE_KEY]

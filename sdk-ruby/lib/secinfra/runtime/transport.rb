@@ -185,7 +185,7 @@ module Secinfra
         sent = false
         conn = nil
         verifier = nil
-        Timeout.timeout(timeout, AttemptTimeout) do
+        AttemptWatchdog.shared.run(timeout, AttemptTimeout) do
           conn = pool.checkout(@clock.monotonic)
           if conn.nil?
             verifier = ServerVerifier.new(@source.server_id)
