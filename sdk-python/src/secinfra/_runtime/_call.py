@@ -234,8 +234,15 @@ class CallPipeline:
             return self._cached_call(
                 method, key, request_json, response_type, options, policy, deadline_at, call_id
             )
-        sent = self._send(method, request_json, options, policy, deadline_at, None, call_id)
-        value = decode_response(method, sent.answer, response_type, attempts=sent.attempts)
+        try:
+            sent = self._send(method, request_json, options, policy, deadline_at, None, call_id)
+            value = decode_response(method, sent.answer, response_type, attempts=sent.attempts)
+        except SecinfraError as exc:
+            if _outcome_unknown(exc):
+                # The write may have been applied (spec 7.9.3): drop what it may
+                # have changed, as a success would; there is no revision to mark.
+                self._after_write(method, request_json, None)
+            raise
         self._after_write(method, request_json, value)
         meta = ResponseMeta(
             method=method.full_name,
@@ -624,3 +631,12 @@ def _server_failure(exc: SecinfraError) -> bool:
     if exc.attempts == 0:
         return False
     return isinstance(exc, TransportError) or (exc.status is not None and exc.status >= 500)
+
+
+def _outcome_unknown(error: SecinfraError) -> bool:
+    """Whether a failed call may have changed the server: a request went out and
+    got no answer, a 5xx, or a 2xx the client could not decode (spec 7.9.3)."""
+    if error.attempts <= 0:
+        return False
+    status = error.status
+    return status is None or status >= 500 or 200 <= status < 300
