@@ -1,0 +1,52 @@
+package call_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/secinfra/secinfra/sdk-go/gen/secinfrav1"
+	"github.com/secinfra/secinfra/sdk-go/rpc"
+)
+
+var secretRead = &rpc.Descriptor{Service: "secinfra.v1.SecretsService", Name: "GetSecret",
+	HTTPMethod: "GET", Path: "/v1/secrets/{name=**}", PathParams: []string{"name"}, QueryParams: []string{"version"},
+	Idempotency: rpc.ReadOnly, Auth: rpc.AuthNone, Cache: &rpc.CachePolicy{Resource: "secret", KeyField: "name"}}
+
+// Every cache hit gets a value of its own, as a decode of the answer
+// would: changing (or zeroing) one changes no other, nor the entry.
+func TestCacheHitsShareNoMemory(t *testing.T) {
+	sender := &scripted{steps: []step{{status: 200, header: map[string]string{"Cache-Control": "max-age=60"},
+		body: `{"name":"a","version":1,"value":"aHVudGVyMg==","create_time":"2026-12-06T01:02:03Z"}`}}}
+	p := observed(t, sender, nil)
+	get := func() (*secinfrav1.Secret, rpc.Meta) {
+		t.Helper()
+		var meta rpc.Meta
+		got := &secinfrav1.Secret{}
+		if err := p.Invoke(context.Background(), secretRead, &secinfrav1.GetSecretRequest{Name: "a"}, got, rpc.WithMeta(&meta)); err != nil {
+			t.Fatal(err)
+		}
+		return got, meta
+	}
+	first, _ := get()
+	second, meta := get()
+	if !meta.FromCache || sender.attempts != 1 || string(second.Value) != "hunter2" || second.CreateTime == nil {
+		t.Fatalf("second call: %v %+v after %d attempts", second, meta, sender.attempts)
+	}
+	for _, s := range []*secinfrav1.Secret{first, second} {
+		clear(s.Value)
+		s.Name = "changed"
+	}
+	third, meta := get()
+	if !meta.FromCache || string(third.Value) != "hunter2" || third.Name != "a" || third.CreateTime.Year() != 2026 {
+		t.Fatalf("third call: %v %+v", third, meta)
+	}
+	// A response that is not zero is decoded into, as before: members the
+	// answer has replace, the others stay.
+	merged := map[string]any{"extra": true}
+	if err := p.Invoke(context.Background(), secretRead, &secinfrav1.GetSecretRequest{Name: "a"}, &merged); err != nil {
+		t.Fatal(err)
+	}
+	if merged["extra"] != true || merged["name"] != "a" {
+		t.Fatalf("decoded into: %v", merged)
+	}
+}
