@@ -209,8 +209,10 @@ func (p *Pipeline) invoke(ctx context.Context, d *rpc.Descriptor, req, resp any,
 		return invalidArgument(o.Err)
 	}
 	policy := p.cfg.Policy.Merged(o)
-	if err := policy.Validate(); err != nil {
-		return invalidArgument(err)
+	if policy != p.cfg.Policy { // New validated the client's
+		if err := policy.Validate(); err != nil {
+			return invalidArgument(err)
+		}
 	}
 	now := p.cfg.Now()
 	useCache := d.Cache != nil && p.cfg.UseCache

@@ -1,7 +1,6 @@
 package call
 
 import (
-	"bytes"
 	"reflect"
 	"sync"
 	"time"
@@ -15,7 +14,7 @@ import (
 
 // copier deep-copies one type's values.
 type copier interface {
-	// copy makes dst, settable and zero, a deep copy of src.
+	// copy makes dst, settable, a deep copy of src.
 	copy(dst, src reflect.Value)
 }
 
@@ -171,9 +170,7 @@ type structCopier struct{ deep []fieldCopier }
 func (c structCopier) copy(dst, src reflect.Value) {
 	dst.Set(src)
 	for _, f := range c.deep {
-		d := dst.Field(f.index)
-		d.SetZero()
-		f.cp.copy(d, src.Field(f.index))
+		f.cp.copy(dst.Field(f.index), src.Field(f.index))
 	}
 }
 
@@ -184,6 +181,7 @@ type pointerCopier struct {
 
 func (c pointerCopier) copy(dst, src reflect.Value) {
 	if src.IsNil() {
+		dst.SetZero()
 		return
 	}
 	p := reflect.New(c.t)
@@ -196,20 +194,20 @@ type bytesCopier struct{}
 
 func (bytesCopier) copy(dst, src reflect.Value) {
 	if src.IsNil() {
+		dst.SetZero()
 		return
 	}
 	b := src.Bytes()
-	if len(b) == 0 {
-		dst.SetBytes([]byte{})
-		return
-	}
-	dst.SetBytes(bytes.Clone(b))
+	out := make([]byte, len(b)) // non-nil when empty, as src
+	copy(out, b)
+	dst.SetBytes(out)
 }
 
 type sliceCopier struct{ elem copier }
 
 func (c sliceCopier) copy(dst, src reflect.Value) {
 	if src.IsNil() {
+		dst.SetZero()
 		return
 	}
 	out := reflect.MakeSlice(src.Type(), src.Len(), src.Len())
@@ -223,6 +221,7 @@ type mapCopier struct{ elem copier }
 
 func (c mapCopier) copy(dst, src reflect.Value) {
 	if src.IsNil() {
+		dst.SetZero()
 		return
 	}
 	out := reflect.MakeMapWithSize(src.Type(), src.Len())

@@ -50,3 +50,22 @@ func TestCacheHitsShareNoMemory(t *testing.T) {
 		t.Fatalf("decoded into: %v", merged)
 	}
 }
+
+// A cache hit in the pipeline alone (the package benchmarks in sdk-go time
+// it through the client, against the reference server).
+func BenchmarkCacheHit(b *testing.B) {
+	sender := &scripted{steps: []step{{status: 200, header: map[string]string{"Cache-Control": "max-age=3600"},
+		body: `{"name":"a","version":1,"value":"aHVudGVyMg==","create_time":"2026-12-06T01:02:03Z"}`}}}
+	p := observed(b, sender, nil)
+	ctx := context.Background()
+	req := &secinfrav1.GetSecretRequest{Name: "payments/db/password"}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if err := p.Invoke(ctx, secretRead, req, &secinfrav1.Secret{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if sender.attempts != 1 {
+		b.Fatalf("%d attempts, want 1", sender.attempts)
+	}
+}
