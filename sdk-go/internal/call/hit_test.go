@@ -2,7 +2,9 @@ package call_test
 
 import (
 	"context"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/secinfra/secinfra/sdk-go/gen/secinfrav1"
 	"github.com/secinfra/secinfra/sdk-go/rpc"
@@ -68,4 +70,25 @@ func BenchmarkCacheHit(b *testing.B) {
 	if sender.attempts != 1 {
 		b.Fatalf("%d attempts, want 1", sender.attempts)
 	}
+}
+
+// The least any cache hit does, for reading BenchmarkCacheHit on a busy
+// machine: the clock, a locked map lookup of a key of the same length and
+// a fresh response.
+func BenchmarkCacheHitFloor(b *testing.B) {
+	key := []byte(`{"method":"secinfra.v1.SecretsService/GetSecret","request":{"name":"payments/db/password","version":0}}`)
+	var mu sync.Mutex
+	entries := map[string]*secinfrav1.Secret{string(key): {Name: "a"}}
+	b.ReportAllocs()
+	var sink *secinfrav1.Secret
+	for i := 0; i < b.N; i++ {
+		_ = time.Now()
+		mu.Lock()
+		e := entries[string(key)]
+		mu.Unlock()
+		out := &secinfrav1.Secret{}
+		*out = *e
+		sink = out
+	}
+	_ = sink
 }
