@@ -329,6 +329,7 @@ def bench(session: nox.Session) -> None:
         *session.posargs,
         external=True,
     )
+    session.run("bash", "benchmarks/sdk_go_calls.sh", "--out", f"{out}/sdk_go.json", external=True)
     session.run(
         "ruby",
         "-I",

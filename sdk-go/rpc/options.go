@@ -40,13 +40,16 @@ type CallOptions struct {
 
 // ApplyCallOptions folds opts into one CallOptions.
 func ApplyCallOptions(opts []CallOption) CallOptions {
-	var o CallOptions
+	if len(opts) == 0 {
+		return CallOptions{} // without options nothing is allocated
+	}
+	o := new(CallOptions)
 	for _, opt := range opts {
 		if opt != nil {
-			opt(&o)
+			opt(o)
 		}
 	}
-	return o
+	return *o
 }
 
 func (o *CallOptions) fail(err error) {

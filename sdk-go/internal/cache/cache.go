@@ -115,6 +115,7 @@ func Key(method string, request any) (string, error) {
 type Entry struct {
 	Body        []byte
 	ETag        string
+	value       any // Body decoded, never handed out (see StoreInput.Value)
 	family      string
 	resourceKey string
 	revision    string
@@ -130,7 +131,9 @@ func (e *Entry) String() string {
 
 // Hit is a lookup's result.
 type Hit struct {
-	Body          []byte
+	Body []byte
+	// Value is StoreInput.Value: the caller's to copy, never to hand out.
+	Value         any
 	ETag          string
 	Fresh         bool
 	UsableOnError bool
@@ -184,32 +187,44 @@ func (c *Cache) Generation(family string) uint64 {
 // Lookup finds the entry for key at time now; nil when there is none, it
 // is useless, or the family's write mark makes it outdated.
 func (c *Cache) Lookup(key string, now time.Time) *Hit {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	el, ok := c.items[key]
+	hit, ok := c.LookupBytes([]byte(key), now)
 	if !ok {
 		return nil
+	}
+	return &hit
+}
+
+// LookupBytes is Lookup for a key held as bytes, without allocating.
+func (c *Cache) LookupBytes(key []byte, now time.Time) (Hit, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.items[string(key)]
+	if !ok {
+		return Hit{}, false
 	}
 	e := el.Value.(*item).entry
 	if mark, ok := c.marks[e.family]; ok && !atLeast(e.revision, mark) {
 		c.remove(el)
-		return nil
+		return Hit{}, false
 	}
 	age := now.Sub(e.stored)
 	fresh := age < e.maxAge
 	usable := age < e.maxAge+e.staleIfErr
 	if !fresh && !usable && e.ETag == "" {
 		c.remove(el)
-		return nil
+		return Hit{}, false
 	}
 	c.order.MoveToFront(el)
-	return &Hit{Body: e.Body, ETag: e.ETag, Fresh: fresh, UsableOnError: usable}
+	return Hit{Body: e.Body, Value: e.value, ETag: e.ETag, Fresh: fresh, UsableOnError: usable}, true
 }
 
 // StoreInput describes an answer to store.
 type StoreInput struct {
-	Key         string
-	Body        []byte
+	Key  string
+	Body []byte
+	// Value is Body decoded, optional: a value of the cache's own, which
+	// hits return for the caller to copy (never to hand out or change).
+	Value       any
 	Header      http.Header
 	Family      string
 	ResourceKey string
@@ -240,7 +255,7 @@ func (c *Cache) Store(in StoreInput) {
 	if d.MaxAge == 0 && d.StaleIfError == 0 && etag == "" {
 		return
 	}
-	e := &Entry{Body: in.Body, ETag: etag, family: in.Family, resourceKey: in.ResourceKey,
+	e := &Entry{Body: in.Body, value: in.Value, ETag: etag, family: in.Family, resourceKey: in.ResourceKey,
 		revision: in.Revision, stored: in.Received.Add(-age(in.Header)), maxAge: d.MaxAge, staleIfErr: d.StaleIfError}
 	if el, ok := c.items[in.Key]; ok {
 		el.Value.(*item).entry = e

@@ -209,10 +209,22 @@ func (p *Pipeline) invoke(ctx context.Context, d *rpc.Descriptor, req, resp any,
 		return invalidArgument(o.Err)
 	}
 	policy := p.cfg.Policy.Merged(o)
-	if err := policy.Validate(); err != nil {
-		return invalidArgument(err)
+	if policy != p.cfg.Policy { // New validated the client's
+		if err := policy.Validate(); err != nil {
+			return invalidArgument(err)
+		}
 	}
-	deadlineAt := p.cfg.Now().Add(policy.Deadline)
+	now := p.cfg.Now()
+	useCache := d.Cache != nil && p.cfg.UseCache
+	if o.UseCache != nil {
+		useCache = d.Cache != nil && *o.UseCache
+	}
+	if useCache && !o.Revalidate {
+		if done, err := p.freshHit(d, req, resp, now, meta, w); done {
+			return err
+		}
+	}
+	deadlineAt := now.Add(policy.Deadline)
 	if dl, ok := ctx.Deadline(); ok && dl.Before(deadlineAt) {
 		deadlineAt = dl
 	}
@@ -224,10 +236,6 @@ func (p *Pipeline) invoke(ctx context.Context, d *rpc.Descriptor, req, resp any,
 		return invalidArgument(err)
 	}
 	c := &call{p: p, d: d, name: d.FullName(), req: encoded, o: o, policy: policy, deadlineAt: deadlineAt, ctx: callCtx, w: w}
-	useCache := d.Cache != nil && p.cfg.UseCache
-	if o.UseCache != nil {
-		useCache = d.Cache != nil && *o.UseCache
-	}
 	if useCache {
 		return c.cached(resp, meta)
 	}
@@ -243,6 +251,37 @@ func (p *Pipeline) invoke(ctx context.Context, d *rpc.Descriptor, req, resp any,
 	*meta = rpc.Meta{Attempts: a.Attempts, RequestID: a.Header.Get(RequestIDHeader), Status: a.Status, Endpoint: a.Endpoint}
 	return nil
 }
+
+// freshHit answers a cacheable read from a fresh entry as cached does, at
+// a fraction of the cost: the key without encoding the request (appendKey),
+// the result a copy of the entry's decoded value (copyInto) rather than a
+// decode of its body. done is false when there is no fresh entry, or the
+// request's key needs encoding/json; cached then looks again, and tells the
+// observers what it found.
+func (p *Pipeline) freshHit(d *rpc.Descriptor, req, resp any, now time.Time, meta *rpc.Meta, w *watch) (done bool, err error) {
+	buf := keyBuffers.Get().(*[]byte)
+	defer keyBuffers.Put(buf)
+	key, ok := appendKey((*buf)[:0], d, req)
+	*buf = key[:0] // keeps what appendKey grew it to
+	if !ok {
+		return false, nil
+	}
+	hit, found := p.cfg.Cache.LookupBytes(key, now)
+	if !found || !hit.Fresh {
+		return false, nil
+	}
+	w.cache(rpc.CacheHit)
+	if !copyInto(resp, hit.Value) {
+		if err := DecodeResult(d.FullName(), &Answer{Body: hit.Body, Header: http.Header{}}, resp); err != nil {
+			return true, err
+		}
+	}
+	*meta = rpc.Meta{FromCache: true}
+	return true, nil
+}
+
+// keyBuffers hold freshHit's keys while it looks them up.
+var keyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
 
 // call is one invocation's state.
 type call struct {
@@ -385,7 +424,7 @@ func (c *call) fetch(key string, resp any) (flightResult, error) {
 	if c.d.Cache.KeyField != "" {
 		resourceKey = fieldText(c.req.Fields[c.d.Cache.KeyField])
 	}
-	store.Store(cache.StoreInput{Key: key, Body: a.Body, Header: a.Header, Family: family,
+	store.Store(cache.StoreInput{Key: key, Body: a.Body, Value: decodedValue(c.name, resp, a), Header: a.Header, Family: family,
 		ResourceKey: resourceKey, Revision: rev.Revision, Generation: gen, Received: c.p.cfg.Now()})
 	return flightResult{body: a.Body, meta: m}, nil
 }
