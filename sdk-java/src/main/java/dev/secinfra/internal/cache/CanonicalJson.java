@@ -75,6 +75,33 @@ public final class CanonicalJson {
     }
 
     /**
+     * Appends {@code first + separator + second} as a JSON string, without joining them first:
+     * text and hash are those of {@link #string} on the joined string.
+     *
+     * @param first the first part
+     * @param separator the character between the parts
+     * @param second the second part
+     * @return this writer
+     */
+    public Writer joined(String first, char separator, String second) {
+      int h = 31 * first.hashCode() + separator;
+      for (int i = 0; i < second.length(); i++) {
+        h *= 31;
+      }
+      hash = 31 * hash + h + second.hashCode();
+      out.append('"');
+      appendEscaped(out, first);
+      if (separator < 0x20 || separator == '"' || separator == '\\') {
+        appendEscaped(out, String.valueOf(separator));
+      } else {
+        out.append(separator);
+      }
+      appendEscaped(out, second);
+      out.append('"');
+      return this;
+    }
+
+    /**
      * Appends the canonical text of {@code value}.
      *
      * @param value the JSON value
@@ -182,6 +209,12 @@ public final class CanonicalJson {
    */
   static void appendString(StringBuilder out, String text) {
     out.append('"');
+    appendEscaped(out, text);
+    out.append('"');
+  }
+
+  /** Appends {@code text} with only the escapes JSON requires, without quotes. */
+  private static void appendEscaped(StringBuilder out, String text) {
     int length = text.length();
     int i = 0;
     while (i < length) {
@@ -192,7 +225,7 @@ public final class CanonicalJson {
       i++;
     }
     if (i == length) {
-      out.append(text).append('"');
+      out.append(text);
       return;
     }
     out.append(text, 0, i);
@@ -216,7 +249,6 @@ public final class CanonicalJson {
       }
     }
     out.append(text, start, length);
-    out.append('"');
   }
 
   /** Orders by Unicode code point, which differs from UTF-16 order only past surrogates. */

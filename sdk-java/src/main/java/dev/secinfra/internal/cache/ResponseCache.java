@@ -180,6 +180,22 @@ public final class ResponseCache {
     return new Key(key.text(), key.hash());
   }
 
+  /**
+   * The cache key of a call to {@code service + "/" + rpc}, the same as {@link #key(String,
+   * JsonNode)} on the joined name, without joining it.
+   *
+   * @param service the service's full name
+   * @param rpc the RPC's name
+   * @param request the request's JSON form
+   * @return the key
+   */
+  public static Key key(String service, String rpc, JsonNode request) {
+    CanonicalJson.Writer key = new CanonicalJson.Writer(256);
+    key.raw("{\"method\":").joined(service, '/', rpc).raw(",\"request\":").value(request);
+    key.raw("}");
+    return new Key(key.text(), key.hash());
+  }
+
   private final int maxEntries;
   private final LinkedHashMap<Key, Entry> entries;
   private final Map<String, Long> generations = new HashMap<>();

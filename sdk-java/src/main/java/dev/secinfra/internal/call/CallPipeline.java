@@ -142,7 +142,8 @@ public final class CallPipeline implements Invoker {
   public <T> T invoke(
       MethodDescriptor method, ObjectNode request, CallOptions options, Function<JsonNode, T> decode) {
     Observers observers = settings.observers();
-    long call = observers.callStarted(method.fullName(), method.idempotency());
+    long call =
+        observers.none() ? 0 : observers.callStarted(method.fullName(), method.idempotency());
     ResponseMeta meta = null;
     String code = null;
     try {
@@ -289,7 +290,7 @@ public final class CallPipeline implements Invoker {
 
   private Result cached(
       long call, MethodDescriptor method, ObjectNode request, Effective eff, long deadline) {
-    ResponseCache.Key cacheKey = ResponseCache.key(method.fullName(), request);
+    ResponseCache.Key cacheKey = ResponseCache.key(method.service(), method.name(), request);
     long now = settings.time().nanoTime();
     ResponseCache.Entry entry = cache.lookup(cacheKey, now);
     if (entry != null && entry.fresh(now) && !eff.revalidate()) {

@@ -47,6 +47,13 @@ class ResponseCacheTest {
     assertEquals(keyA, ResponseCache.key("secinfra.v1.AuthzService/Check", a.toJson()));
     assertEquals(keyA.hashCode(), ResponseCache.key("secinfra.v1.AuthzService/Check", a.toJson()).hashCode());
     assertNotEquals(keyA, ResponseCache.key("secinfra.v1.AuthzService/Check", b.toJson()));
+    ResponseCache.Key joined = ResponseCache.key("secinfra.v1.AuthzService", "Check", a.toJson());
+    assertEquals(keyA, joined);
+    assertEquals(keyA.hashCode(), joined.hashCode());
+    assertEquals(keyA.text(), joined.text());
+    ResponseCache.Key escaped = ResponseCache.key("a\"\u00e9", "b\\", a.toJson());
+    assertEquals(ResponseCache.key("a\"\u00e9/b\\", a.toJson()), escaped);
+    assertEquals(ResponseCache.key("a\"\u00e9/b\\", a.toJson()).hashCode(), escaped.hashCode());
     assertTrue(keyA.text().startsWith("{\"method\":\"secinfra.v1.AuthzService/Check\",\"request\":{"));
     assertFalse(keyA.text().contains(" "));
   }
