@@ -348,3 +348,11 @@ def bench(session: nox.Session) -> None:
         *session.posargs,
         external=True,
     )
+    session.run(
+        "bash",
+        str(ROOT / "benchmarks" / "sdk_java_calls.sh"),
+        "--out",
+        str(out / "sdk_java_calls.json"),
+        *session.posargs,
+        external=True,
+    )

@@ -23,6 +23,7 @@ import dev.secinfra.gen.PutSecretRequest;
 import dev.secinfra.gen.Secret;
 import dev.secinfra.internal.call.Answers;
 import dev.secinfra.rpc.Wire;
+import java.time.Instant;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -31,6 +32,52 @@ import org.junit.jupiter.params.provider.MethodSource;
 
 /** The JSON wire form of generated records, and the error tables (spec 1.6, 11). */
 class WireAndErrorsTest {
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("timestamps")
+  void timestampsDecodeAsTheIsoFormatterReadsThem(String text) {
+    Instant expected;
+    try {
+      expected =
+          java.time.OffsetDateTime.parse(text, java.time.format.DateTimeFormatter.ISO_OFFSET_DATE_TIME)
+              .toInstant();
+    } catch (java.time.format.DateTimeParseException e) {
+      expected = null;
+    }
+    if (expected == null) {
+      assertThrows(Wire.DecodeException.class, () -> Wire.decTimestamp(Wire.encString(text), "$"));
+    } else {
+      assertEquals(expected, Wire.decTimestamp(Wire.encString(text), "$"));
+    }
+  }
+
+  static Stream<String> timestamps() {
+    return Stream.of(
+        "2026-12-06T21:37:29Z",
+        "2026-12-06T21:37:29.5Z",
+        "2026-12-06T21:37:29.123456789Z",
+        "2026-12-06T21:37:29.1234567891Z",
+        "2026-12-06T21:37:29+05:30",
+        "2026-12-06T21:37:29.001-08:00",
+        "2026-12-06T21:37:29-00:00",
+        "2026-12-06T21:37:29+18:00",
+        "2026-12-06T21:37:29+18:01",
+        "2026-12-06T21:37:29+01:00:30",
+        "2026-12-06t21:37:29z",
+        "2026-12-06T21:37Z",
+        "2024-02-29T00:00:00Z",
+        "2026-02-29T00:00:00Z",
+        "2026-04-31T00:00:00Z",
+        "2026-13-01T00:00:00Z",
+        "2026-12-06T24:00:00Z",
+        "2026-12-06T23:59:60Z",
+        "2026-12-06T21:37:29.Z",
+        "0000-01-01T00:00:00Z",
+        "+12026-12-06T21:37:29Z",
+        "2026-12-06 21:37:29Z",
+        "2026-12-06T21:37:29",
+        "2026-1a-06T21:37:29Z");
+  }
+
   @Test
   void bytesAreBase64AndOptionalFieldsKeepPresence() {
     PutSecretRequest request =

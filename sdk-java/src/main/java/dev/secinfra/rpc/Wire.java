@@ -290,6 +290,82 @@ public final class Wire {
   }
 
   /**
+   * The common form {@code YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM)}, read without the
+   * formatter (it is decoded on every call, cache hits included); null for any other text or a
+   * value out of range, which the formatter then reads or refuses. Whatever this accepts, {@link
+   * DateTimeFormatter#ISO_OFFSET_DATE_TIME} accepts with the same instant.
+   */
+  private static Instant quickTimestamp(String t) {
+    int n = t.length();
+    if (n < 20 || t.charAt(4) != '-' || t.charAt(7) != '-' || t.charAt(10) != 'T'
+        || t.charAt(13) != ':' || t.charAt(16) != ':') {
+      return null;
+    }
+    int year = digits(t, 0, 4);
+    int month = digits(t, 5, 2);
+    int day = digits(t, 8, 2);
+    int hour = digits(t, 11, 2);
+    int minute = digits(t, 14, 2);
+    int second = digits(t, 17, 2);
+    if ((year | month | day | hour | minute | second) < 0) {
+      return null;
+    }
+    int i = 19;
+    int nanos = 0;
+    if (t.charAt(i) == '.') {
+      int start = ++i;
+      while (i < n && t.charAt(i) >= '0' && t.charAt(i) <= '9') {
+        i++;
+      }
+      int count = i - start;
+      if (count < 1 || count > 9) {
+        return null;
+      }
+      nanos = digits(t, start, count);
+      for (int k = count; k < 9; k++) {
+        nanos *= 10;
+      }
+    }
+    int offsetSeconds;
+    if (i == n - 1 && t.charAt(i) == 'Z') {
+      offsetSeconds = 0;
+    } else if (i == n - 6 && (t.charAt(i) == '+' || t.charAt(i) == '-') && t.charAt(i + 3) == ':') {
+      int hours = digits(t, i + 1, 2);
+      int minutes = digits(t, i + 4, 2);
+      if ((hours | minutes) < 0 || hours > 18 || minutes > 59 || (hours == 18 && minutes > 0)) {
+        return null;
+      }
+      offsetSeconds = (hours * 3600 + minutes * 60) * (t.charAt(i) == '-' ? -1 : 1);
+    } else {
+      return null;
+    }
+    if (month < 1 || month > 12 || day < 1 || day > 28 && day > lengthOfMonth(year, month)
+        || hour > 23 || minute > 59 || second > 59) {
+      return null;
+    }
+    long epochDay = java.time.LocalDate.of(year, month, day).toEpochDay();
+    long epochSecond = epochDay * 86_400L + hour * 3600L + minute * 60L + second - offsetSeconds;
+    return Instant.ofEpochSecond(epochSecond, nanos);
+  }
+
+  /** The non-negative decimal number of {@code count} ASCII digits at {@code from}, or -1. */
+  private static int digits(String t, int from, int count) {
+    int value = 0;
+    for (int k = from; k < from + count; k++) {
+      char c = t.charAt(k);
+      if (c < '0' || c > '9') {
+        return -1;
+      }
+      value = value * 10 + (c - '0');
+    }
+    return value;
+  }
+
+  private static int lengthOfMonth(int year, int month) {
+    return java.time.YearMonth.of(year, month).lengthOfMonth();
+  }
+
+  /**
    * A free-form JSON object.
    *
    * @param value the object's members
@@ -677,6 +753,10 @@ public final class Wire {
    */
   public static Instant decTimestamp(JsonNode node, String path) {
     String text = decString(node, path);
+    Instant quick = quickTimestamp(text);
+    if (quick != null) {
+      return quick;
+    }
     try {
       return OffsetDateTime.parse(text, DateTimeFormatter.ISO_OFFSET_DATE_TIME)
           .withOffsetSameInstant(ZoneOffset.UTC)

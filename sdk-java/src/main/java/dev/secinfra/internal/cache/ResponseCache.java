@@ -1,8 +1,6 @@
 package dev.secinfra.internal.cache;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.node.JsonNodeFactory;
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.util.HashMap;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
@@ -130,22 +128,76 @@ public final class ResponseCache {
   }
 
   /**
-   * The cache key of a call (spec 7.3.2): the canonical JSON of {@code {"method": ..., "request":
-   * ...}}, so the key covers the whole request and two requests share it only when equal.
+   * A call's cache key (spec 7.3.1): the canonical JSON of {@code {"method": ..., "request":
+   * ...}}, so the key covers the whole request and two requests share it only when equal. Its
+   * hash comes from the request's values as the text is written (see {@link CanonicalJson}),
+   * not from hashing the text again on every lookup.
+   */
+  public static final class Key {
+    private final String text;
+    private final int hash;
+
+    private Key(String text, int hash) {
+      this.text = text;
+      this.hash = hash;
+    }
+
+    /**
+     * The canonical text.
+     *
+     * @return the text
+     */
+    public String text() {
+      return text;
+    }
+
+    @Override
+    public boolean equals(Object other) {
+      return other instanceof Key key && key.hash == hash && key.text.equals(text);
+    }
+
+    @Override
+    public int hashCode() {
+      return hash;
+    }
+
+    @Override
+    public String toString() {
+      return text;
+    }
+  }
+
+  /**
+   * The cache key of a call (spec 7.3.1, 7.3.2).
    *
    * @param method the full method name
    * @param request the request's JSON form
    * @return the key
    */
-  public static String key(String method, JsonNode request) {
-    ObjectNode key = JsonNodeFactory.instance.objectNode();
-    key.put("method", method);
-    key.set("request", request);
-    return CanonicalJson.write(key);
+  public static Key key(String method, JsonNode request) {
+    CanonicalJson.Writer key = new CanonicalJson.Writer(256);
+    key.raw("{\"method\":").string(method).raw(",\"request\":").value(request).raw("}");
+    return new Key(key.text(), key.hash());
+  }
+
+  /**
+   * The cache key of a call to {@code service + "/" + rpc}, the same as {@link #key(String,
+   * JsonNode)} on the joined name, without joining it.
+   *
+   * @param service the service's full name
+   * @param rpc the RPC's name
+   * @param request the request's JSON form
+   * @return the key
+   */
+  public static Key key(String service, String rpc, JsonNode request) {
+    CanonicalJson.Writer key = new CanonicalJson.Writer(256);
+    key.raw("{\"method\":").joined(service, '/', rpc).raw(",\"request\":").value(request);
+    key.raw("}");
+    return new Key(key.text(), key.hash());
   }
 
   private final int maxEntries;
-  private final LinkedHashMap<String, Entry> entries;
+  private final LinkedHashMap<Key, Entry> entries;
   private final Map<String, Long> generations = new HashMap<>();
   private final Map<String, String> marks = new HashMap<>();
 
@@ -170,7 +222,7 @@ public final class ResponseCache {
    * @param now the monotonic time
    * @return the entry or null
    */
-  public synchronized Entry lookup(String key, long now) {
+  public synchronized Entry lookup(Key key, long now) {
     Entry entry = entries.get(key);
     if (entry == null) {
       return null;
@@ -203,13 +255,13 @@ public final class ResponseCache {
    * @param generation the family's generation when the request was sent
    * @return true when stored
    */
-  public synchronized boolean store(String key, Entry entry, long generation) {
+  public synchronized boolean store(Key key, Entry entry, long generation) {
     if (generation(entry.family) != generation || !acceptable(entry.family, entry.revision)) {
       return false;
     }
     entries.remove(key);
     while (entries.size() >= maxEntries) {
-      Iterator<String> eldest = entries.keySet().iterator();
+      Iterator<Key> eldest = entries.keySet().iterator();
       eldest.next();
       eldest.remove();
     }
@@ -222,7 +274,7 @@ public final class ResponseCache {
    *
    * @param key the cache key
    */
-  public synchronized void drop(String key) {
+  public synchronized void drop(Key key) {
     entries.remove(key);
   }
 

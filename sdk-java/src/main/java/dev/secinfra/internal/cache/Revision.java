@@ -11,7 +11,16 @@ public final class Revision {
    * @return true when it parses
    */
   public static boolean parses(String token) {
-    return token != null && !token.isEmpty() && token.chars().allMatch(c -> c >= '0' && c <= '9');
+    if (token == null || token.isEmpty()) {
+      return false;
+    }
+    for (int i = 0; i < token.length(); i++) {
+      char c = token.charAt(i);
+      if (c < '0' || c > '9') {
+        return false;
+      }
+    }
+    return true;
   }
 
   /**
@@ -22,19 +31,29 @@ public final class Revision {
    * @return negative, zero or positive as {@code a} is lower, equal or higher
    */
   public static int compare(String a, String b) {
-    String x = strip(a);
-    String y = strip(b);
-    if (x.length() != y.length()) {
-      return Integer.compare(x.length(), y.length());
+    int i = leadingZeros(a);
+    int j = leadingZeros(b);
+    int x = a.length() - i;
+    int y = b.length() - j;
+    if (x != y) {
+      return Integer.compare(x, y);
     }
-    return x.compareTo(y);
+    for (int k = 0; k < x; k++) {
+      char c = a.charAt(i + k);
+      char d = b.charAt(j + k);
+      if (c != d) {
+        return c - d;
+      }
+    }
+    return 0;
   }
 
-  private static String strip(String token) {
+  /** The leading zeros of {@code token}, all but its last digit at most. */
+  private static int leadingZeros(String token) {
     int i = 0;
     while (i < token.length() - 1 && token.charAt(i) == '0') {
       i++;
     }
-    return token.substring(i);
+    return i;
   }
 }

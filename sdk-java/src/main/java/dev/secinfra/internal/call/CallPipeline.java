@@ -83,6 +83,9 @@ public final class CallPipeline implements Invoker {
       RandomGenerator random,
       Observers observers) {}
 
+  /** The metadata of a call answered from a fresh entry, without a request. */
+  private static final ResponseMeta FRESH_HIT = new ResponseMeta(true, false, 0, null, null);
+
   /** The outcome of a call before decoding. */
   private record Result(JsonNode body, ResponseMeta meta) {}
 
@@ -96,6 +99,8 @@ public final class CallPipeline implements Invoker {
       int status, JsonNode body, HttpTransport.Outcome outcome, int attempts, String endpoint) {}
 
   private final Settings settings;
+  /** The settings of a call without options, laid out once. */
+  private final Effective defaults;
   private final RetryBudget budget;
   private final ResponseCache cache;
   private final SingleFlight<Result> flights;
@@ -115,6 +120,7 @@ public final class CallPipeline implements Invoker {
   public CallPipeline(
       Settings settings, RetryBudget budget, ResponseCache cache, Executor asyncExecutor) {
     this.settings = settings;
+    this.defaults = effective(CallOptions.DEFAULTS);
     this.budget = budget;
     this.cache = cache;
     this.flights = new SingleFlight<>(settings.time()::nanoTime);
@@ -136,7 +142,8 @@ public final class CallPipeline implements Invoker {
   public <T> T invoke(
       MethodDescriptor method, ObjectNode request, CallOptions options, Function<JsonNode, T> decode) {
     Observers observers = settings.observers();
-    long call = observers.callStarted(method.fullName(), method.idempotency());
+    long call =
+        observers.none() ? 0 : observers.callStarted(method.fullName(), method.idempotency());
     ResponseMeta meta = null;
     String code = null;
     try {
@@ -229,7 +236,7 @@ public final class CallPipeline implements Invoker {
   }
 
   private Result execute(long call, MethodDescriptor method, ObjectNode request, CallOptions opts) {
-    Effective eff = effective(opts);
+    Effective eff = opts == CallOptions.DEFAULTS ? defaults : effective(opts);
     long deadline = settings.time().nanoTime() + eff.deadline().toNanos();
     String key = null;
     if (method.idempotency() != Idempotency.READ_ONLY) {
@@ -283,16 +290,16 @@ public final class CallPipeline implements Invoker {
 
   private Result cached(
       long call, MethodDescriptor method, ObjectNode request, Effective eff, long deadline) {
-    String cacheKey = ResponseCache.key(method.fullName(), request);
+    ResponseCache.Key cacheKey = ResponseCache.key(method.service(), method.name(), request);
     long now = settings.time().nanoTime();
     ResponseCache.Entry entry = cache.lookup(cacheKey, now);
     if (entry != null && entry.fresh(now) && !eff.revalidate()) {
       observeCache(call, method, CacheResult.HIT);
-      return new Result(entry.body(), new ResponseMeta(true, false, 0, null, null));
+      return new Result(entry.body(), FRESH_HIT);
     }
     observeCache(call, method, entry == null ? CacheResult.MISS : CacheResult.REVALIDATE);
     // A revalidation must reach the server: it never shares a flight that may not (7.12.2).
-    String flight = eff.revalidate() ? cacheKey + "\u0000revalidate" : cacheKey;
+    String flight = eff.revalidate() ? cacheKey.text() + "\u0000revalidate" : cacheKey.text();
     return flights.run(flight, deadline, () -> fetch(call, method, request, eff, deadline, cacheKey));
   }
 
@@ -308,11 +315,11 @@ public final class CallPipeline implements Invoker {
       ObjectNode request,
       Effective eff,
       long deadline,
-      String cacheKey) {
+      ResponseCache.Key cacheKey) {
     long now = settings.time().nanoTime();
     ResponseCache.Entry entry = cache.lookup(cacheKey, now);
     if (entry != null && entry.fresh(now) && !eff.revalidate()) {
-      return new Result(entry.body(), new ResponseMeta(true, false, 0, null, null));
+      return new Result(entry.body(), FRESH_HIT);
     }
     String family = method.cache().resource();
     String keyField = method.cache().keyField();

@@ -43,11 +43,49 @@ class ResponseCacheTest {
   void cacheKeysAreCanonicalAndDistinguishEveryField() {
     CheckRequest a = CheckRequest.builder().tupleKey(new TupleKey("user:a#b", "c", "d")).build();
     CheckRequest b = CheckRequest.builder().tupleKey(new TupleKey("user:a", "b#c", "d")).build();
-    String keyA = ResponseCache.key("secinfra.v1.AuthzService/Check", a.toJson());
+    ResponseCache.Key keyA = ResponseCache.key("secinfra.v1.AuthzService/Check", a.toJson());
     assertEquals(keyA, ResponseCache.key("secinfra.v1.AuthzService/Check", a.toJson()));
+    assertEquals(keyA.hashCode(), ResponseCache.key("secinfra.v1.AuthzService/Check", a.toJson()).hashCode());
     assertNotEquals(keyA, ResponseCache.key("secinfra.v1.AuthzService/Check", b.toJson()));
-    assertTrue(keyA.startsWith("{\"method\":\"secinfra.v1.AuthzService/Check\",\"request\":{"));
-    assertFalse(keyA.contains(" "));
+    ResponseCache.Key joined = ResponseCache.key("secinfra.v1.AuthzService", "Check", a.toJson());
+    assertEquals(keyA, joined);
+    assertEquals(keyA.hashCode(), joined.hashCode());
+    assertEquals(keyA.text(), joined.text());
+    ResponseCache.Key escaped = ResponseCache.key("a\"\u00e9", "b\\", a.toJson());
+    assertEquals(ResponseCache.key("a\"\u00e9/b\\", a.toJson()), escaped);
+    assertEquals(ResponseCache.key("a\"\u00e9/b\\", a.toJson()).hashCode(), escaped.hashCode());
+    assertTrue(keyA.text().startsWith("{\"method\":\"secinfra.v1.AuthzService/Check\",\"request\":{"));
+    assertFalse(keyA.text().contains(" "));
+  }
+
+  @Test
+  void canonicalJsonSortsByCodePointAndEscapesOnlyWhatJsonRequires() {
+    String tricky = "x\"\\\n\t\u0001\u001f\u007f\u00e9\uD83D\uDE00/";
+    var request = Wire.object();
+    request.put("b", 1);
+    request.put("a", tricky);
+    request.put("\uFFFF", true);
+    request.set("\uD83D\uDE00", Wire.object().putNull("z").set("y", Wire.MAPPER.createArrayNode().add(2L).add("")));
+    String text = CanonicalJson.write(request);
+    // U+1F600 sorts after U+FFFF by code point, though not by UTF-16 unit.
+    assertEquals(
+        "{\"a\":" + Wire.encString(tricky).toString()
+            + ",\"b\":1,\"\uFFFF\":true,\"\uD83D\uDE00\":{\"y\":[2,\"\"],\"z\":null}}",
+        text);
+    assertEquals("\"x\\\"\\\\\\n\\t\\u0001\\u001F\u007f\u00e9\uD83D\uDE00/\"", Wire.encString(tricky).toString());
+  }
+
+  @Test
+  void equalKeysHashAlikeWhateverTheNumberNode() {
+    var asInt = Wire.object().put("n", 7);
+    var asLong = Wire.object().put("n", 7L);
+    var asBig = Wire.object().put("n", java.math.BigInteger.valueOf(7));
+    ResponseCache.Key key = ResponseCache.key("m", asInt);
+    for (var other : java.util.List.of(asLong, asBig)) {
+      assertEquals(key, ResponseCache.key("m", other));
+      assertEquals(key.hashCode(), ResponseCache.key("m", other).hashCode());
+    }
+    assertNotEquals(key, ResponseCache.key("m", Wire.object().put("n", "7")));
   }
 
   @Test
@@ -65,13 +103,13 @@ class ResponseCacheTest {
     long now = System.nanoTime();
     store(cache, "a", "secret", "x", null, now);
     store(cache, "b", "secret", "y", null, now);
-    assertNotNull(cache.lookup("a", now));
+    assertNotNull(cache.lookup(key("a"), now));
     store(cache, "c", "authz", "", null, now);
-    assertNull(cache.lookup("b", now), "b was the least recently used");
-    assertNotNull(cache.lookup("a", now));
+    assertNull(cache.lookup(key("b"), now), "b was the least recently used");
+    assertNotNull(cache.lookup(key("a"), now));
     cache.invalidate("secret", "x");
-    assertNull(cache.lookup("a", now));
-    assertNotNull(cache.lookup("c", now));
+    assertNull(cache.lookup(key("a"), now));
+    assertNotNull(cache.lookup(key("c"), now));
     assertFalse(cache.toString().contains("value="), cache.toString());
   }
 
@@ -81,7 +119,7 @@ class ResponseCacheTest {
     long now = System.nanoTime();
     store(cache, "k", "authz", "", "00000000000000000041", now);
     cache.mark("authz", "00000000000000000042");
-    assertNull(cache.lookup("k", now));
+    assertNull(cache.lookup(key("k"), now));
     cache.clear();
     assertFalse(store(cache, "k", "authz", "", "00000000000000000041", now));
     assertTrue(store(cache, "k", "authz", "", "00000000000000000042", now));
@@ -95,6 +133,11 @@ class ResponseCacheTest {
     assertFalse(storeAt(cache, "k", "secret", "x", null, System.nanoTime(), generation));
   }
 
+  /** A key standing for one request, named {@code name}. */
+  private static ResponseCache.Key key(String name) {
+    return ResponseCache.key("test/Rpc", Wire.encString(name));
+  }
+
   private static boolean store(ResponseCache cache, String key, String family, String resource, String revision, long now)
       {
     return storeAt(cache, key, family, resource, revision, now, cache.generation(family));
@@ -105,6 +148,6 @@ class ResponseCacheTest {
     ResponseCache.Entry entry =
         new ResponseCache.Entry(
             Wire.object(), "\"e\"", CacheControl.parse("max-age=60"), now, revision, family, resource, "r", 200);
-    return cache.store(key, entry, generation);
+    return cache.store(key(key), entry, generation);
   }
 }
