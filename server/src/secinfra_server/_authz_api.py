@@ -182,16 +182,27 @@ def _users(page: authz.UserPage) -> tuple[list[str], str, bool]:
     return page.users, page.users[-1] if page.users else "", page.more
 
 
-def _page_size(value: int) -> int:
-    """A ListObjects or ListUsers page size: 0 is the default (the maximum)."""
-    if not 0 <= value <= MAX_PAGE_SIZE:
+def _page_size(value: int, *, default: int = MAX_PAGE_SIZE, maximum: int = MAX_PAGE_SIZE) -> int:
+    """A requested page size, checked: 0 is ``default``."""
+    if not 0 <= value <= maximum:
         raise ApiError(
             "invalid_argument",
-            f"{_PREFIX}page_size must be between 0 (the default, {MAX_PAGE_SIZE}) and"
-            f" {MAX_PAGE_SIZE}",
+            f"{_PREFIX}page_size must be between 0 (the default, {default}) and {maximum}",
             details={"field": "page_size"},
         )
-    return value or MAX_PAGE_SIZE
+    return value or default
+
+
+def _builtin_index(contextual: Sequence[authz.TupleKey]) -> int | None:
+    """The first contextual tuple on a built-in type, if any."""
+    return next((i for i, key in enumerate(contextual) if key.object_type in BUILTIN_TYPES), None)
+
+
+def _contextual_rule(key: authz.TupleKey) -> str:
+    return (
+        f"contextual tuples on the built-in type {key.object_type} need an admin"
+        f" (admin on {SYSTEM_ROOT})"
+    )
 
 
 def _contextual(keys: Sequence[m.TupleKey], where: str) -> list[authz.TupleKey]:
@@ -312,20 +323,16 @@ class AuthzApi:
         """Refuse (permission_denied, audited) contextual tuples on a built-in type
         from a non-admin: those types are the server's own policy, and a
         hypothetical grant on them answers nothing a workload may rely on."""
-        index = next(
-            (i for i, key in enumerate(contextual) if key.object_type in BUILTIN_TYPES), None
-        )
+        index = _builtin_index(contextual)
         if index is None or await self._is_admin(ctx):
             return
         key = contextual[index]
-        rule = (
-            f"contextual tuples on the built-in type {key.object_type} need an admin"
-            f" (admin on {SYSTEM_ROOT})"
-        )
         details = {"user": key.user, "relation": key.relation}
         raise ApiError(
             "permission_denied",
-            await self._refuse(ctx, f"{where}[{index}]", key.object, details, rule),
+            await self._refuse(
+                ctx, f"{where}[{index}]", key.object, details, _contextual_rule(key)
+            ),
             details={"field": f"{where}[{index}]"},
         )
 
@@ -417,13 +424,7 @@ class AuthzApi:
     async def list_authorization_models(
         self, ctx: RequestContext, req: m.ListAuthorizationModelsRequest
     ) -> m.ListAuthorizationModelsResponse:
-        if not 0 <= req.page_size <= MAX_MODELS_PAGE:
-            raise ApiError(
-                "invalid_argument",
-                f"{_PREFIX}page_size must be between 0 (the default, {DEFAULT_MODELS_PAGE})"
-                f" and {MAX_MODELS_PAGE}",
-                details={"field": "page_size"},
-            )
+        size = _page_size(req.page_size, default=DEFAULT_MODELS_PAGE, maximum=MAX_MODELS_PAGE)
         after: ModelCursor | None = None
         if req.page_token:
             created, last_id = _decode_cursor(req.page_token, ["models"], 2)
@@ -439,9 +440,7 @@ class AuthzApi:
         def read(
             snapshot: Snapshot,
         ) -> tuple[list[tuple[str, str]], ModelCursor | None, str]:
-            rows, cursor = list_models(
-                snapshot.conn, after=after, limit=req.page_size or DEFAULT_MODELS_PAGE
-            )
+            rows, cursor = list_models(snapshot.conn, after=after, limit=size)
             return rows, cursor, snapshot.model_id
 
         rows, cursor, current = await self._engine.read(read)
@@ -596,17 +595,7 @@ class AuthzApi:
             )
         at_least = _min_revision(req.consistency, req.revision)
         items, failed, contextual = _batch_items(req.checks)
-        items = await self._drop_refused(ctx, req.checks, items, failed)
-        position = {check.correlation_id: i for i, check in enumerate(req.checks)}
-        where = {cid: f"checks[{position[cid]}].contextual_tuples" for cid in contextual}
-        for item in list(items):
-            cid = item.correlation_id
-            if cid in contextual:
-                try:
-                    await self._guard_contextual(ctx, contextual[cid], where[cid])
-                except ApiError as exc:
-                    failed[cid] = exc.message
-                    items.remove(item)
+        items = await self._drop_refused(ctx, req.checks, items, failed, contextual)
 
         def run(snapshot: Snapshot) -> tuple[dict[str, authz.BatchCheckResult], int]:
             # One memo for the items that see the stored tuples alone; an item with
@@ -617,8 +606,9 @@ class AuthzApi:
             for item in items:
                 cid = item.correlation_id
                 if cid in contextual:
+                    where, keys = contextual[cid]
                     try:
-                        reader = _reader(snapshot, model, contextual[cid], where[cid])
+                        reader = _reader(snapshot, model, keys, where)
                     except ApiError as exc:
                         failed[cid] = exc.message
                         continue
@@ -644,25 +634,34 @@ class AuthzApi:
         checks: Sequence[m.BatchCheckItem],
         items: list[authz.BatchCheckItem],
         failed: dict[str, str],
+        contextual: Mapping[str, tuple[str, list[authz.TupleKey]]],
     ) -> list[authz.BatchCheckItem]:
-        """The items the caller may ask; each refused one goes to ``failed``."""
+        """The items the caller may ask; each refused one goes to ``failed``: a
+        question about a built-in type whose user is not the caller, or one with
+        contextual tuples on a built-in type, from a non-admin (one admin check
+        for the whole batch)."""
         me = _caller(ctx)
-        needs_admin = [
-            item
-            for item in items
-            if item.tuple_key.object_type in BUILTIN_TYPES and item.tuple_key.user != me
-        ]
-        if not needs_admin or await self._is_admin(ctx):
-            return items
         index = {check.correlation_id: i for i, check in enumerate(checks)}
-        for item in needs_admin:
+        # (correlation id, field, audited resource, the refused tuple, rule)
+        refusals: list[tuple[str, str, str, authz.TupleKey, str]] = []
+        for item in items:
             key = item.tuple_key
             cid = item.correlation_id
-            rule = self._own_user_rule(ctx, key.object)
+            if key.object_type in BUILTIN_TYPES and key.user != me:
+                rule = self._own_user_rule(ctx, key.object)
+                refusals.append((cid, f"checks[{index[cid]}]", key.object, key, rule))
+            elif cid in contextual:
+                where, keys = contextual[cid]
+                at = _builtin_index(keys)
+                if at is not None:
+                    extra = keys[at]
+                    rule = _contextual_rule(extra)
+                    refusals.append((cid, f"{where}[{at}]", extra.object, extra, rule))
+        if not refusals or await self._is_admin(ctx):
+            return items
+        for cid, where, resource, key, rule in refusals:
             details = {"user": key.user, "relation": key.relation, "correlation_id": cid}
-            failed[cid] = await self._refuse(
-                ctx, f"checks[{index[cid]}]", key.object, details, rule
-            )
+            failed[cid] = await self._refuse(ctx, where, resource, details, rule)
         return [item for item in items if item.correlation_id not in failed]
 
     async def list_objects(
@@ -786,9 +785,9 @@ def _caller(ctx: RequestContext) -> str:
 
 def _batch_items(
     checks: Sequence[m.BatchCheckItem],
-) -> tuple[list[authz.BatchCheckItem], dict[str, str], dict[str, list[authz.TupleKey]]]:
+) -> tuple[list[authz.BatchCheckItem], dict[str, str], dict[str, tuple[str, list[authz.TupleKey]]]]:
     """Engine items for the well-formed checks, errors for the malformed ones, and
-    the contextual tuples of the items that have some.
+    the contextual tuples (with their field) of the items that have some.
 
     Correlation ids are checked for all (malformed or repeated: the whole call
     is invalid); a malformed tuple, contextual ones included, fails only its own
@@ -796,7 +795,7 @@ def _batch_items(
     """
     items: list[authz.BatchCheckItem] = []
     failed: dict[str, str] = {}
-    contextual: dict[str, list[authz.TupleKey]] = {}
+    contextual: dict[str, tuple[str, list[authz.TupleKey]]] = {}
     seen: set[str] = set()
     for index, check in enumerate(checks):
         cid = check.correlation_id
@@ -814,15 +813,16 @@ def _batch_items(
                 f" {authz.MAX_CORRELATION_ID_LENGTH} letters, digits, '_' or '-'",
                 details={"field": f"checks[{index}].correlation_id"},
             )
+        where = f"checks[{index}].contextual_tuples"
         try:
             key = _tuple_key(check.tuple_key, f"checks[{index}].tuple_key")
-            extra = _contextual(check.contextual_tuples, f"checks[{index}].contextual_tuples")
+            extra = _contextual(check.contextual_tuples, where)
         except ApiError as exc:
             failed[cid] = exc.message
             continue
         items.append(authz.BatchCheckItem(key, cid))
         if extra:
-            contextual[cid] = extra
+            contextual[cid] = (where, extra)
     return items, failed, contextual
 
 

@@ -775,6 +775,16 @@ def test_contextual_tuples_on_builtin_types_need_an_admin(
     assert plain.status == 200
     assert plain.json()["allowed"] is False
     assert allowed(admin, f"secret:payments/db#reader@{APP}", contextual_tuples=[secret])
+    # In a batch the item alone is refused, named by its field; the others answer.
+    checks = [
+        {"correlation_id": "ctx", "tuple_key": secret, "contextual_tuples": [secret]},
+        {"correlation_id": "plain", "tuple_key": secret},
+    ]
+    batch = workload.request("POST", "/v1/authz:batch-check", {"checks": checks}).json()
+    assert batch["results"]["plain"] == {"allowed": False, "error": ""}
+    assert not batch["results"]["ctx"]["allowed"]
+    assert "checks[0].contextual_tuples[0]" in batch["results"]["ctx"]["error"]
+    assert "built-in type secret" in batch["results"]["ctx"]["error"]
 
 
 # -------------------------------------------------------------------------- list users
