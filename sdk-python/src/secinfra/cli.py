@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any, Final, NoReturn
+from typing import Any, Final, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
 from . import __version__
@@ -619,17 +619,13 @@ def _cmd_authz_batch_check(args: argparse.Namespace, settings: _Settings) -> int
 
 
 def _cmd_authz_read(args: argparse.Namespace, settings: _Settings) -> int:
-    found: list[TupleKey] = []
     with _client(settings) as client:
-        page = ""
-        while True:
-            answer = client.authz.read_tuples(
+        found, _ = _every_page(
+            lambda page: client.authz.read_tuples(
                 user=args.user, relation=args.relation, object=args.object, page_token=page
-            )
-            found.extend(answer.tuples)
-            page = answer.next_page_token
-            if not page:
-                break
+            ),
+            lambda answer: answer.tuples,
+        )
     if args.json:
         _print_json({"tuples": [_doc(t) for t in found]})
     elif found:
@@ -637,16 +633,23 @@ def _cmd_authz_read(args: argparse.Namespace, settings: _Settings) -> int:
     return EXIT_OK
 
 
-def _every_page(fetch: Callable[[str], tuple[list[str], str]]) -> list[str]:
-    """Every item of a paged answer: ``fetch(page_token)`` gives a page's items and
-    the next token, until the token is empty."""
-    found: list[str] = []
+Item = TypeVar("Item")
+
+
+def _every_page(
+    fetch: Callable[[str], Any], items: Callable[[Any], Sequence[Item]]
+) -> tuple[list[Item], Any]:
+    """Every item of a paged answer, and its last page: ``fetch(page_token)`` gives
+    a page (an answer with ``next_page_token``), ``items(page)`` its items; pages
+    are fetched until the token is empty."""
+    found: list[Item] = []
     page = ""
     while True:
-        items, page = fetch(page)
-        found.extend(items)
+        answer = fetch(page)
+        found.extend(items(answer))
+        page = answer.next_page_token
         if not page:
-            return found
+            return found, answer
 
 
 def _print_names(key: str, names: list[str], as_json: bool) -> None:
@@ -659,36 +662,32 @@ def _print_names(key: str, names: list[str], as_json: bool) -> None:
 
 def _cmd_authz_list_objects(args: argparse.Namespace, settings: _Settings) -> int:
     with _client(settings) as client:
-
-        def fetch(page: str) -> tuple[list[str], str]:
-            answer = client.authz.list_objects(
+        found, _ = _every_page(
+            lambda page: client.authz.list_objects(
                 type=args.type,
                 relation=args.relation,
                 user=args.user,
                 page_token=page,
                 **_consistency(args),
-            )
-            return list(answer.objects), answer.next_page_token
-
-        found = _every_page(fetch)
+            ),
+            lambda answer: answer.objects,
+        )
     _print_names("objects", found, args.json)
     return EXIT_OK
 
 
 def _cmd_authz_list_users(args: argparse.Namespace, settings: _Settings) -> int:
     with _client(settings) as client:
-
-        def fetch(page: str) -> tuple[list[str], str]:
-            answer = client.authz.list_users(
+        found, _ = _every_page(
+            lambda page: client.authz.list_users(
                 object=args.object,
                 relation=args.relation,
                 user_filter=args.filter,
                 page_token=page,
                 **_consistency(args),
-            )
-            return list(answer.users), answer.next_page_token
-
-        found = _every_page(fetch)
+            ),
+            lambda answer: answer.users,
+        )
     _print_names("users", found, args.json)
     return EXIT_OK
 
@@ -718,15 +717,12 @@ def _cmd_authz_model_get(args: argparse.Namespace, settings: _Settings) -> int:
 
 
 def _cmd_authz_model_list(args: argparse.Namespace, settings: _Settings) -> int:
-    models: list[Any] = []
     with _client(settings) as client:
-        page = ""
-        while True:
-            answer = client.authz.list_authorization_models(page_token=page)
-            models.extend(answer.models)
-            current, page = answer.current_id, answer.next_page_token
-            if not page:
-                break
+        models, last = _every_page(
+            lambda page: client.authz.list_authorization_models(page_token=page),
+            lambda answer: answer.models,
+        )
+    current = last.current_id
     if args.json:
         _print_json({"models": [_doc(found) for found in models], "current_id": current})
     else:
