@@ -20,7 +20,7 @@ from ._identity._file_sink import FileSink
 from ._identity._snapshot import X509Identity
 from .errors import SecinfraError
 
-__all__ = ["LOG_FIELDS", "Agent", "CommandRunner", "jwt_file_provider", "log_event"]
+__all__ = ["LOG_FIELDS", "Agent", "CommandRunner", "jwt_file_provider", "log_event", "utc_text"]
 
 log = logging.getLogger("secinfra.agent")
 #: The fields the agent's log records carry beside the message (``extra``).
@@ -123,17 +123,18 @@ def _log_identity(kind: str, identity: X509Identity | None) -> None:
         kind,
         identity.spiffe_id,
         identity.serial,
-        _utc(identity.not_after),
+        utc_text(identity.not_after),
         extra={
             "event": kind,
             "spiffe_id": identity.spiffe_id,
             "serial": identity.serial,
-            "not_after": _utc(identity.not_after),
+            "not_after": utc_text(identity.not_after),
         },
     )
 
 
-def _utc(moment: datetime) -> str:
+def utc_text(moment: datetime) -> str:
+    """The CLI's one timestamp format: UTC, to the second (``2026-12-06T21:40:07Z``)."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

@@ -46,7 +46,7 @@ from typing import Any, Final, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
 from . import __version__
-from ._agent import DEFAULT_EXEC_TIMEOUT_SECONDS, LOG_FIELDS, Agent
+from ._agent import DEFAULT_EXEC_TIMEOUT_SECONDS, LOG_FIELDS, Agent, utc_text
 from ._client import Client
 from ._gen.authz import BatchCheckItem, Consistency, TupleKey
 from ._gen.secrets import SecretMetadata
@@ -366,9 +366,7 @@ def _retime(message: Any, doc: dict[str, Any]) -> None:
 
 
 def _time(value: datetime | None) -> str:
-    if value is None:
-        return "-"
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return "-" if value is None else utc_text(value)
 
 
 def _until(value: datetime | None) -> str:
