@@ -164,11 +164,7 @@ class CallPipeline:
         notifier = self._notifier
         if notifier is None:
             # The hot path: a fresh cache hit, with nobody to tell (spec 14).
-            cache = method.cache
-            if options is None and self._use_cache and cache is not None and cache.cacheable:
-                key = request_key(method.service, method.name, request)
-            else:
-                key = self._cache_key(method, request, options)
+            key = self._cache_key(method, request, options)
             if key is not None and (options is None or not options.revalidate):
                 entry = self._cache.fresh(key)
                 if entry is not None:
