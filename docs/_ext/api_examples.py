@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import quote
@@ -60,22 +60,25 @@ def placeholder(value: Any) -> str | None:
     return None
 
 
+def strings(value: Any) -> Iterator[str]:
+    """Every string in a JSON value (not its object keys), in order."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for inner in value.values():
+            yield from strings(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            yield from strings(inner)
+
+
 def placeholders(value: Any) -> list[str]:
     """Every ``${name}`` in a JSON value, in order, each once."""
     found: list[str] = []
-
-    def walk(item: Any) -> None:
-        name = placeholder(item)
+    for text in strings(value):
+        name = placeholder(text)
         if name is not None and name not in found:
             found.append(name)
-        elif isinstance(item, Mapping):
-            for inner in item.values():
-                walk(inner)
-        elif isinstance(item, list):
-            for inner in item:
-                walk(inner)
-
-    walk(value)
     return found
 
 

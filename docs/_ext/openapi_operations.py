@@ -593,16 +593,6 @@ def _json_block(value: Any) -> nodes.literal_block:
     return nodes.literal_block(text, text, language="json")
 
 
-def _has_abbreviation(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.endswith(api_examples.ELLIPSIS)
-    if isinstance(value, Mapping):
-        return any(_has_abbreviation(item) for item in value.values())
-    if isinstance(value, list):
-        return any(_has_abbreviation(item) for item in value)
-    return False
-
-
 def example_nodes(spec: Mapping[str, Any], op: Operation) -> list[nodes.Node]:
     """The operation's worked example: request JSON, curl call, response JSON,
     and what its placeholders and abbreviations stand for."""
@@ -632,7 +622,7 @@ def example_nodes(spec: Mapping[str, Any], op: Operation) -> list[nodes.Node]:
             nodes.Text(api_examples.explain(name)),
         )
         notes += item
-    if _has_abbreviation(response):
+    if any(text.endswith(api_examples.ELLIPSIS) for text in api_examples.strings(response)):
         item = nodes.list_item()
         item += nodes.paragraph(
             "",
