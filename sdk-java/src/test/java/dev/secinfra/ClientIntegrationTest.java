@@ -61,12 +61,7 @@ class ClientIntegrationTest {
     admin = server.admin();
     workload = "spiffe://secinfra.local/java/it";
     admin.secrets().putSecret(PutSecretRequest.builder().name("java/db").value(VALUE).build());
-    admin
-        .authz()
-        .writeTuples(
-            WriteTuplesRequest.builder()
-                .writes(List.of(new TupleKey("workload:" + workload, "reader", "folder:java/")))
-                .build());
+    server.grant(workload, "reader", "folder:java/");
     client = server.enrolling(workload).build();
   }
 

@@ -13,8 +13,6 @@ import dev.secinfra.gen.GetSecretRequest;
 import dev.secinfra.gen.PutSecretRequest;
 import dev.secinfra.gen.Secret;
 import dev.secinfra.gen.SecretPolicy;
-import dev.secinfra.gen.TupleKey;
-import dev.secinfra.gen.WriteTuplesRequest;
 import dev.secinfra.rpc.CallOptions;
 import dev.secinfra.rpc.MetaCapture;
 import dev.secinfra.testing.FakeTimeSource;
@@ -22,7 +20,6 @@ import dev.secinfra.testing.ReferenceServer;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.time.Instant;
-import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
@@ -60,12 +57,7 @@ class ExpiredIdentityIntegrationTest {
   static void start() throws Exception {
     server = ReferenceServer.start();
     admin = server.admin();
-    admin
-        .authz()
-        .writeTuples(
-            WriteTuplesRequest.builder()
-                .writes(List.of(new TupleKey("workload:" + WORKLOAD, "reader", "folder:expiring/")))
-                .build());
+    server.grant(WORKLOAD, "reader", "folder:expiring/");
   }
 
   @AfterAll

@@ -9,8 +9,6 @@ import com.fasterxml.jackson.databind.JsonNode;
 import dev.secinfra.errors.TransportException;
 import dev.secinfra.gen.GetCallerIdentityRequest;
 import dev.secinfra.gen.PutSecretRequest;
-import dev.secinfra.gen.TupleKey;
-import dev.secinfra.gen.WriteTuplesRequest;
 import dev.secinfra.rpc.CallOptions;
 import dev.secinfra.rpc.MetaCapture;
 import dev.secinfra.testing.FakeTimeSource;
@@ -57,12 +55,7 @@ class FailoverIntegrationTest {
   static void start() throws Exception {
     server = ReferenceServer.start();
     admin = server.admin();
-    admin
-        .authz()
-        .writeTuples(
-            WriteTuplesRequest.builder()
-                .writes(List.of(new TupleKey("workload:" + WORKLOAD, "writer", "folder:failover/")))
-                .build());
+    server.grant(WORKLOAD, "writer", "folder:failover/");
   }
 
   @AfterAll

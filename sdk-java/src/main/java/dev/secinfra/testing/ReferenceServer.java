@@ -4,6 +4,8 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.secinfra.SecinfraClient;
 import dev.secinfra.gen.CreateJoinTokenRequest;
+import dev.secinfra.gen.TupleKey;
+import dev.secinfra.gen.WriteTuplesRequest;
 import dev.secinfra.identity.StaticIdentitySource;
 import dev.secinfra.internal.transport.HttpTransport;
 import dev.secinfra.rpc.Wire;
@@ -178,6 +180,26 @@ public final class ReferenceServer implements AutoCloseable {
           .createJoinToken(
               CreateJoinTokenRequest.builder().spiffeId(spiffeId).ttlSeconds(600).build())
           .token();
+    }
+  }
+
+  /**
+   * Writes the tuple {@code workload:<spiffeId> <relation> <object>} as the admin.
+   *
+   * @param spiffeId the workload's ID
+   * @param relation for example {@code reader}
+   * @param object for example {@code folder:payments/}
+   * @return the write's revision
+   */
+  public String grant(String spiffeId, String relation, String object) {
+    try (SecinfraClient admin = admin()) {
+      return admin
+          .authz()
+          .writeTuples(
+              WriteTuplesRequest.builder()
+                  .writes(List.of(new TupleKey("workload:" + spiffeId, relation, object)))
+                  .build())
+          .revision();
     }
   }
 

@@ -14,8 +14,6 @@ import dev.secinfra.errors.TransportException;
 import dev.secinfra.gen.GetCallerIdentityRequest;
 import dev.secinfra.gen.GetSecretRequest;
 import dev.secinfra.gen.PutSecretRequest;
-import dev.secinfra.gen.TupleKey;
-import dev.secinfra.gen.WriteTuplesRequest;
 import dev.secinfra.testing.ReferenceServer;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
@@ -47,12 +45,7 @@ class ObserverIntegrationTest {
     server = ReferenceServer.start();
     admin = server.admin();
     admin.secrets().putSecret(PutSecretRequest.builder().name("obs/db").value(VALUE).build());
-    admin
-        .authz()
-        .writeTuples(
-            WriteTuplesRequest.builder()
-                .writes(List.of(new TupleKey("workload:" + WORKLOAD, "reader", "folder:obs/")))
-                .build());
+    server.grant(WORKLOAD, "reader", "folder:obs/");
   }
 
   @AfterAll
