@@ -300,12 +300,19 @@ def docs(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Server hot paths, replicas on PostgreSQL, SDK calls and per-SDK mTLS benchmarks (JSON);
     not part of the test run."""
-    install(session, "-e", "sdk-python", "-e", "server")
+    # py-spy records the server in server_load.py --profile (benchmarks/README.md).
+    install(session, "-e", "sdk-python", "-e", "server", "py-spy")
     # server_replicas.py starts a throwaway PostgreSQL, as the server tests do.
     session.run("bash", str(ROOT / "scripts" / "ensure-postgresql.sh"), external=True)
     out = ROOT / "reports" / "bench"
     out.mkdir(parents=True, exist_ok=True)
-    for name in ("server_hot_paths", "server_replicas", "sdk_python_calls", "mtls_python"):
+    for name in (
+        "server_hot_paths",
+        "server_load",
+        "server_replicas",
+        "sdk_python_calls",
+        "mtls_python",
+    ):
         script = f"benchmarks/{name}.py"
         session.run("python", script, "--out", str(out / f"{name}.json"), *session.posargs)
     session.run(

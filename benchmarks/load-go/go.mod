@@ -1,0 +1,3 @@
+module github.com/secinfra/secinfra/benchmarks/load-go
+
+go 1.22
