@@ -103,6 +103,10 @@ class RequestTrace(Protocol):
         May abort the connection and raise (a scripted reset)."""
         ...
 
+    def body_received(self, raw: bytes) -> None:
+        """The request body, as read off the connection (POST, PUT and PATCH routes)."""
+        ...
+
     def finished(self, status: int) -> None:
         """The status of the response the request got."""
         ...
@@ -354,7 +358,7 @@ class Dispatcher:
             substitute = await trace.substitute(request)
             if substitute is not None:
                 return substitute, "scripted"
-        payload = await self._payload(request, route, match)
+        payload = await self._payload(request, route, match, trace)
         try:
             decoded = route.request_type.from_json(payload, strict=True)
         except DecodeError as exc:
@@ -431,11 +435,15 @@ class Dispatcher:
         ), "ok"
 
     async def _payload(
-        self, request: web.Request, route: Route, match: dict[str, str]
+        self,
+        request: web.Request,
+        route: Route,
+        match: dict[str, str],
+        trace: RequestTrace | None = None,
     ) -> dict[str, Any]:
         payload: dict[str, Any] = {}
         if route.http_method in BODY_METHODS:
-            payload = await self._read_json(request)
+            payload = await self._read_json(request, trace)
             for name in route.path_params:
                 if name in payload:
                     raise ApiError(
@@ -460,7 +468,9 @@ class Dispatcher:
         payload.update(match)
         return payload
 
-    async def _read_json(self, request: web.Request) -> dict[str, Any]:
+    async def _read_json(
+        self, request: web.Request, trace: RequestTrace | None = None
+    ) -> dict[str, Any]:
         check_content_encoding(request.headers.getall("Content-Encoding", []))
         if request.content_length is not None and request.content_length > self._max_body:
             raise ApiError(
@@ -501,6 +511,8 @@ class Dispatcher:
                 "secinfra: request: the connection closed before the body was complete",
             ) from exc
         raw = b"".join(chunks)
+        if trace is not None:
+            trace.body_received(raw)
         if not raw:
             return {}
         check_json_depth(raw)

@@ -11,7 +11,9 @@ identity only, to:
 - **read the request log**: every API request with its method, path, RPC,
   headers, client certificate serial, SPIFFE ID and NotAfter, the connection
   it came on (a number per TLS connection), receive time (monotonic seconds
-  and wall clock), status, and whether a script answered it;
+  and wall clock), status, whether a script answered it, and the body as
+  received (JSON with every secret-bearing field masked, and a keyed digest
+  of the exact bytes);
 - **control the CA and the clock**: lower the leaf TTL (down to 2 s), rotate the
   CA now (prepare + activate), reissue the serving certificate, reissue the
   admin identity from the active CA (so that a test can retire the CA that
@@ -28,6 +30,8 @@ docs/conformance/control-api.md documents the wire format.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import itertools
 import json
 import os
@@ -49,6 +53,7 @@ from ._clock import Clock
 from ._gen.routes import ROUTES, Route
 from ._http import RequestTrace, peer_der
 from ._issuance_faults import IssuanceFault
+from ._logging import REDACTED_FIELDS
 from .config import ServerConfig, admin_files
 from .errors import ApiError
 
@@ -117,9 +122,16 @@ class LogEntry:
     rpc: str | None
     headers: dict[str, str]
     #: The request target exactly as sent on the request line: the path as
-    #: encoded (not decoded, not normalised) and the query string. Bodies are
-    #: not logged: they may carry secret values.
+    #: encoded (not decoded, not normalised) and the query string.
     target: str = ""
+    #: The body's JSON as received, every field named as holding a secret
+    #: (``value``, ``join_token``, ``jwt``, ...: the log formatter's list)
+    #: replaced by ``MASKED``; None for no body or one that is not JSON.
+    body: Any = None
+    #: HMAC-SHA256 of the body's exact bytes under a key made at start and
+    #: never shown: equal bodies have equal digests, and a low-entropy
+    #: secret cannot be guessed from one. None when no body was read.
+    body_digest: str | None = None
     connection: int | None = None
     client_serial: str | None = None
     client_spiffe_id: str | None = None
@@ -136,6 +148,8 @@ class LogEntry:
             "method": self.method,
             "path": self.path,
             "target": self.target,
+            "body": self.body,
+            "body_digest": self.body_digest,
             "rpc": self.rpc,
             "headers": self.headers,
             "connection": self.connection,
@@ -146,6 +160,19 @@ class LogEntry:
             "status": self.status,
             "scripted": self.scripted,
         }
+
+
+#: What a secret-bearing field's value becomes in the request log.
+MASKED: Final = "<masked>"
+
+
+def _masked(value: Any) -> Any:
+    """``value`` with the value of every field named in REDACTED_FIELDS masked, at any depth."""
+    if isinstance(value, dict):
+        return {k: MASKED if k in REDACTED_FIELDS else _masked(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v) for v in value]
+    return value
 
 
 class TestModeControls(Protocol):
@@ -217,7 +244,15 @@ class _Trace:
         if step is None:
             return None
         self._entry.scripted = True
+        if request.can_read_body:
+            # A scripted answer comes before the handler reads the body: read
+            # it here (aiohttp's size limit holds), so every attempt's body is
+            # in the log.
+            self.body_received(await request.read())
         return await self._hooks.answer(request, step)
+
+    def body_received(self, raw: bytes) -> None:
+        self._entry.body, self._entry.body_digest = self._hooks.describe_body(raw)
 
     def finished(self, status: int) -> None:
         self._entry.status = status
@@ -241,6 +276,7 @@ class TestHooks:
         # (weakly: a closed connection's entry goes with it).
         self._connections: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
         self._connection_ids = itertools.count(1)
+        self._body_key = os.urandom(32)
 
     def _connection(self, request: web.Request) -> int | None:
         transport = request.transport
@@ -279,6 +315,14 @@ class TestHooks:
         _describe_client_certificate(entry, request)
         self._log.append(entry)
         return entry
+
+    def describe_body(self, raw: bytes) -> tuple[Any, str]:
+        """(the body's JSON with secret-bearing fields masked, or None; its keyed digest)."""
+        digest = hmac.new(self._body_key, raw, hashlib.sha256).hexdigest()
+        try:
+            return (_masked(json.loads(raw)) if raw else None), digest
+        except (ValueError, RecursionError):  # not JSON, or nested past what Python parses
+            return None, digest
 
     def next_step(self, route: Route) -> Step | None:
         """The scripted step for this request, or None to let it through."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import json
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -403,3 +404,30 @@ def test_the_log_shows_the_request_target_as_sent(hooked: RunningServer, control
     log = control.request("GET", "/_test/requests").json()["requests"]
     assert [e["target"] for e in log[-3:]] == sent
     assert log[-3]["path"] == "/v1/join-tokens/a/b:c"
+
+
+def test_the_log_shows_bodies_masked_with_a_keyed_digest(
+    hooked: RunningServer, control: Client
+) -> None:
+    _script(control, "PutSecret", {"status": 503})
+    put = {"value": "aHVudGVy", "policy": {"cache_max_age_seconds": 5}}
+    # The scripted attempt, then the real handler's, then a body that is not JSON.
+    assert control.request("PUT", "/v1/secrets/app/db", put).status == 503
+    assert control.request("PUT", "/v1/secrets/app/db", put).status == 200
+    assert control.request("PUT", "/v1/secrets/app/db", raw=b"{nope").status == 400
+    enrolment = {"csr_pem": "x", "join_token": "sjt_secret-token"}
+    Client(hooked.port, hooked.bundle_pem()).request("POST", "/v1/identity:issue", enrolment)
+    log = control.request("GET", "/_test/requests").json()["requests"]
+    scripted, real, broken, issue = log[-4:]
+    masked = {"value": "<masked>", "policy": {"cache_max_age_seconds": 5}}
+    assert (scripted["scripted"], scripted["body"], real["body"]) == (True, masked, masked)
+    # Same bytes, same digest; the digest is keyed, so it is no hash of the value.
+    assert scripted["body_digest"] == real["body_digest"]
+    assert len(real["body_digest"]) == 64
+    assert (broken["body"], broken["body_digest"] != real["body_digest"]) == (None, True)
+    assert issue["body"] == {"csr_pem": "x", "join_token": "<masked>"}
+    shown = json.dumps(log)
+    assert "sjt_secret-token" not in shown
+    assert "aHVudGVy" not in shown
+    reads = [e for e in log if e["method"] == "GET"]
+    assert all(e["body"] is None and e["body_digest"] is None for e in reads)
