@@ -24,6 +24,9 @@
                             lower bound on backoff waits)
   ``$ref: "step.path"``     equals a value recorded earlier (see `Context`)
   ``$server_request_id: true``  a request id the server issued (from its log)
+  ``$csr: m``               the string is a PEM certificate request whose
+                            description (runner/csr.py: key, hash, subject,
+                            attributes, extensions, ...) matches ``m``
   ========================  ===============================================
 """
 
@@ -32,6 +35,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final
+
+from . import csr
 
 OPERATORS: Final = frozenset(
     {
@@ -53,13 +58,14 @@ OPERATORS: Final = frozenset(
         "$sum",
         "$ref",
         "$server_request_id",
+        "$csr",
     }
 )
 
 
 _NUMERIC: Final = frozenset({"$gt", "$gte", "$lt", "$lte"})
 #: Operators whose argument is itself a matcher.
-_NESTED: Final = frozenset({"$len", "$each", "$each_or_empty", "$some", "$max", "$sum"})
+_NESTED: Final = frozenset({"$len", "$each", "$each_or_empty", "$some", "$max", "$sum", "$csr"})
 #: Operators whose argument may be ``{$ref: ...}`` (a value recorded earlier).
 _REF_ARGS: Final = _NUMERIC | {"$eq", "$ne"}
 
@@ -223,6 +229,11 @@ def _operator(op: str, arg: Any, actual: Any, ctx: Context, where: str) -> list[
             if _equal(wanted, actual)
             else [f"{where}: expected the value of {arg} ({_show(wanted)}), got {_show(actual)}"]
         )
+    if op == "$csr":
+        described = csr.describe(actual)
+        if described is None:
+            return [f"{where}: expected a PEM certificate request, got {_show(actual)}"]
+        return match(arg, described, ctx, f"{where}.csr")
     if op == "$server_request_id":
         issued = isinstance(actual, str) and ctx.issued(actual)
         return (

@@ -66,3 +66,46 @@ def test_mismatches_say_where(expected: Any, actual: Any, message: str) -> None:
 def test_validate_reports_unknown_and_mixed_operators() -> None:
     assert "unknown operator $gtee" in validate({"x": {"$gtee": 1}}, "w")[0]
     assert "do not mix" in validate({"$gte": 1, "x": 2}, "w")[0]
+
+
+def _csr(key: Any, algorithm: Any, *, subject: str = "", san: bool = False) -> str:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.x509.oid import NameOID
+
+    builder = x509.CertificateSigningRequestBuilder().subject_name(
+        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)] if subject else [])
+    )
+    if san:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.UniformResourceIdentifier("spiffe://td/x")]),
+            critical=False,
+        )
+    return builder.sign(key, algorithm).public_bytes(serialization.Encoding.PEM).decode()
+
+
+def test_csr_matcher_describes_what_spec_8_3_checks() -> None:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    p256 = ec.generate_private_key(ec.SECP256R1())
+    conforming = {
+        "$csr": {
+            "pem": True,
+            "key": "ec-p256",
+            "hash": "sha256",
+            "hash_fits_key": True,
+            "signature_valid": True,
+            "subject": "",
+            "attributes": 0,
+            "extensions": 0,
+        }
+    }
+    assert match(conforming, _csr(p256, hashes.SHA256()), CTX) == []
+    # A hash other than the key's (8.3.1), a subject, a SAN (8.3.2): each is seen.
+    assert "$.csr.hash" in match(conforming, _csr(p256, hashes.SHA512()), CTX)[0]
+    assert "$.csr.subject" in match(conforming, _csr(p256, hashes.SHA256(), subject="x"), CTX)[0]
+    assert "$.csr.extensions" in match(conforming, _csr(p256, hashes.SHA256(), san=True), CTX)[0]
+    p384 = _csr(ec.generate_private_key(ec.SECP384R1()), hashes.SHA384())
+    assert match({"$csr": {"key": "ec-p384", "hash_fits_key": True}}, p384, CTX) == []
+    assert "a PEM certificate request" in match(conforming, "MIIB...", CTX)[0]

@@ -49,6 +49,13 @@ class RequestTest < Minitest::Test
     assert_equal({ "value" => "aHVudGVyMg==", "if_version" => 0 }, JSON.parse(body))
   end
 
+  def test_empty_repeated_field_is_left_out_of_the_body
+    _, body = build(M::SecretsClient::UNDELETE_SECRET, M::UndeleteSecretRequest.new(name: "app/db"))
+    assert_equal({}, JSON.parse(body))
+    _, body = build(M::SecretsClient::UNDELETE_SECRET, M::UndeleteSecretRequest.new(name: "app/db", versions: [2]))
+    assert_equal({ "versions" => [2] }, JSON.parse(body))
+  end
+
   def test_user_agent
     assert_match(%r{\Asecinfra-ruby/0\.1\.0 \(ruby/\d+\.\d+\.\d+\)\z}, Request.user_agent)
   end

@@ -62,7 +62,9 @@ def encode_request(method: MethodDescriptor, request_json: dict[str, Any]) -> En
         ]
         target = path + ("?" + urlencode(query) if query else "")
         return EncodedRequest(method.http_method, target, None, headers)
-    body = {k: v for k, v in request_json.items() if k not in method.path_params}
+    # Spec 2.3.5 with 2.3.3: the path fields are not repeated, and an empty
+    # repeated field is absent from the message, so from its body too.
+    body = {k: v for k, v in request_json.items() if k not in method.path_params and v != []}
     headers["Content-Type"] = "application/json"
     encoded = json.dumps(body, separators=(",", ":")).encode()
     return EncodedRequest(method.http_method, path, encoded, headers)

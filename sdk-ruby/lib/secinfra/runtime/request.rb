@@ -73,7 +73,9 @@ module Secinfra
           path += "?#{URI.encode_www_form(pairs)}" unless pairs.empty?
           return [path, nil]
         end
-        body = request_json.reject { |k, _| descriptor.path_params.include?(k) }
+        # Spec 2.3.5 with 2.3.3: an empty repeated field is absent from the
+        # message, so from its body too.
+        body = request_json.reject { |k, v| descriptor.path_params.include?(k) || v == [] }
         [path, JSON.generate(body)]
       end
 

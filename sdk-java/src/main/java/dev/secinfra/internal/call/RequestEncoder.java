@@ -101,8 +101,12 @@ public final class RequestEncoder {
     }
     ObjectNode body = Wire.object();
     for (Map.Entry<String, JsonNode> field : request.properties()) {
-      if (method.bodyFields().contains(field.getKey())) {
-        body.set(field.getKey(), field.getValue());
+      JsonNode value = field.getValue();
+      // Spec 2.3.5 with 2.3.3: an empty repeated field is absent from the message, so from
+      // its body too.
+      boolean emptyRepeated = value.isArray() && value.isEmpty();
+      if (method.bodyFields().contains(field.getKey()) && !emptyRepeated) {
+        body.set(field.getKey(), value);
       }
     }
     try {

@@ -8,9 +8,11 @@ import dev.secinfra.gen.GetSecretRequest;
 import dev.secinfra.gen.ListSecretsRequest;
 import dev.secinfra.gen.PutSecretRequest;
 import dev.secinfra.gen.SecretsClient;
+import dev.secinfra.gen.UndeleteSecretRequest;
 import dev.secinfra.rpc.Wire;
 import java.net.URI;
 import java.nio.charset.StandardCharsets;
+import java.util.List;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -68,5 +70,17 @@ class RequestEncoderTest {
     assertEquals("dg==", body.get("value").asText());
     assertNull(body.get("name"), "a path field is not repeated in the body");
     assertNull(RequestEncoder.body(SecretsClient.GET_SECRET, request), "a GET has no body");
+  }
+
+  @Test
+  void anEmptyRepeatedFieldIsLeftOutOfTheBody() throws Exception {
+    ObjectNode none = UndeleteSecretRequest.builder().name("app/db").build().toJson();
+    assertEquals(
+        "{}", new String(RequestEncoder.body(SecretsClient.UNDELETE_SECRET, none), StandardCharsets.UTF_8));
+    ObjectNode two =
+        UndeleteSecretRequest.builder().name("app/db").versions(List.of(2)).build().toJson();
+    assertEquals(
+        "{\"versions\":[2]}",
+        new String(RequestEncoder.body(SecretsClient.UNDELETE_SECRET, two), StandardCharsets.UTF_8));
   }
 }
