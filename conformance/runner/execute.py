@@ -765,6 +765,8 @@ class _Run:
                     p += matchers.match(check[name], chosen, ctx, name)
         if "no_return" in check:
             p += _no_return(str(check["no_return"]), entries)
+        if check.get("sequential"):
+            p += _sequential(entries)
         for fld, matcher in (check.get("distinct") or {}).items():
             values = {_lookup(e, str(fld)) for e in entries}
             values.discard(None)
@@ -825,6 +827,21 @@ def _no_return(field_name: str, entries: list[dict[str, Any]]) -> list[str]:
     if back:
         return [f"no_return {field_name}: {back[0]!r} came back after a newer value: {runs}"]
     return []
+
+
+def _sequential(entries: list[dict[str, Any]]) -> list[str]:
+    """No entry arrived before the server had finished the one before it (spec 3.1.2)."""
+    if len(entries) < 2:
+        return [f"sequential: needs two requests or more to compare, got {len(entries)}"]
+    out = []
+    for before, after in itertools.pairwise(entries):
+        finished = before.get("finished_monotonic")
+        if finished is None or after["received_monotonic"] < finished:
+            out.append(
+                f"sequential: seq {after['seq']} arrived at {after['received_monotonic']:.3f},"
+                f" before seq {before['seq']} was finished ({finished})"
+            )
+    return out
 
 
 def _int(value: Any) -> Any:

@@ -9,7 +9,7 @@ import pytest
 
 from conformance.runner.attestation import AUDIENCE, ISSUER, NAMESPACE, JwtIssuer
 from conformance.runner.cases import parse_document
-from conformance.runner.execute import _no_return, _normalise, _Run
+from conformance.runner.execute import _no_return, _normalise, _Run, _sequential
 from conformance.runner.matchers import Context, match
 from conformance.runner.server import Server
 from secinfra_server.attest import AttestationRejected, JWTAttestor, JWTAttestorConfig
@@ -41,6 +41,18 @@ def test_the_runners_jwt_is_accepted_by_the_servers_attestor() -> None:
 def test_no_return(values: list[Any], ok: bool) -> None:
     entries = [{"client_serial": v, "headers": {}} for v in values]
     assert (_no_return("client_serial", entries) == []) is ok
+
+
+def test_sequential_needs_each_request_finished_before_the_next_arrives() -> None:
+    def entry(seq: int, received: float, finished: float | None) -> dict[str, Any]:
+        return {"seq": seq, "received_monotonic": received, "finished_monotonic": finished}
+
+    one_at_a_time = [entry(1, 0.0, 1.2), entry(2, 1.3, 2.5), entry(3, 2.6, 2.7)]
+    assert _sequential(one_at_a_time) == []
+    hedged = [entry(1, 0.0, 1.2), entry(2, 0.5, 1.7)]
+    assert "seq 2 arrived at 0.500, before seq 1 was finished" in _sequential(hedged)[0]
+    assert _sequential([entry(1, 0.0, None), entry(2, 3.0, 3.1)])  # never finished
+    assert "needs two requests" in _sequential(one_at_a_time[:1])[0]
 
 
 def test_certificate_time_left_is_derived_per_entry() -> None:

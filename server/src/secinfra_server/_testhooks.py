@@ -138,6 +138,9 @@ class LogEntry:
     client_not_after: str | None = None
     client_issuer: str | None = None
     status: int | None = None
+    #: Monotonic seconds when the server finished with the request (its
+    #: response sent or the connection aborted); None while it is in flight.
+    finished_monotonic: float | None = None
     scripted: bool = False
 
     def to_json(self) -> dict[str, Any]:
@@ -158,6 +161,7 @@ class LogEntry:
             "client_not_after": self.client_not_after,
             "client_issuer": self.client_issuer,
             "status": self.status,
+            "finished_monotonic": self.finished_monotonic,
             "scripted": self.scripted,
         }
 
@@ -256,6 +260,7 @@ class _Trace:
 
     def finished(self, status: int) -> None:
         self._entry.status = status
+        self._entry.finished_monotonic = time.monotonic()
 
 
 class TestHooks:
