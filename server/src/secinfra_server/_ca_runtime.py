@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from . import ca
 from ._clock import Clock
-from ._issuance_faults import IssuanceFault
+from ._issuance_faults import IssuanceFault, ServingFault
 from ._metrics import Metrics
 from ._tracing import NO_TRACING, Tracing
 from .audit import AuditChain, AuditEvent
@@ -516,8 +516,10 @@ class CaRuntime:
         if previous is None or cert.not_valid_after_utc > previous:
             self._leaves_expire_by[ca_id] = cert.not_valid_after_utc
 
-    async def server_identity(self) -> ServerIdentity:
-        """A fresh serving SVID for this server: new key, signed by the active CA."""
+    async def server_identity(self, fault: ServingFault | None = None) -> ServerIdentity:
+        """A fresh serving SVID for this server: new key, signed by the active CA.
+
+        ``fault`` (test mode only) makes it wrong on purpose."""
         now = self._clock.now()
         active = ca.active_authority(self._cas)
         key = ec.generate_private_key(SERVER_KEY_CURVE)
@@ -531,15 +533,22 @@ class CaRuntime:
                 ips.append(host)
             except ValueError:
                 dns_names.append(host)
+        fault = fault or ServingFault()
         cert = ca.sign_server_svid(
             active,
             csr,
-            dns_names=dns_names,
-            ip_addresses=ips,
+            dns_names=dns_names if fault.dns_names is None else fault.dns_names,
+            ip_addresses=ips if fault.ip_addresses is None else fault.ip_addresses,
             ttl=timedelta(seconds=self._config.server_cert_ttl_seconds),
             now=now,
+            spiffe_id=fault.spiffe_id,
+            extra_uris=fault.extra_uris,
         )
-        spiffe_id = f"spiffe://{self._config.trust_domain}{ca.SERVER_SPIFFE_PATH}"
+        spiffe_id = (
+            str(fault.spiffe_id)
+            if fault.spiffe_id
+            else (f"spiffe://{self._config.trust_domain}{ca.SERVER_SPIFFE_PATH}")
+        )
         await self._record(cert, active.id, spiffe_id, now)
         self._metrics.certificates.labels("server").inc()
         return ServerIdentity(

@@ -31,3 +31,22 @@ class IssuanceFault:
     #: sign with the active CA.
     untrusted_ca: ca.CertificateAuthority | None
     remaining: int
+
+
+@dataclass(frozen=True)
+class ServingFault:
+    """A deliberately wrong serving certificate (POST /_test/server-certificate/rotate).
+
+    The conformance suite must see a client refuse a server that presents
+    another SPIFFE ID or more than one URI SAN (spec 8.5.2, 10.3.3), and accept
+    one whose DNS and IP names do not match the URL (8.5.3). Only the named
+    property is wrong: the key is the server's own new key.
+    """
+
+    #: The URI SAN instead of the server ID, or None to keep the server ID.
+    spiffe_id: ca.SpiffeId | None = None
+    #: More URI SANs after the first.
+    extra_uris: tuple[str, ...] = ()
+    #: DNS and IP SANs instead of the listen addresses, or None to keep those.
+    dns_names: tuple[str, ...] | None = None
+    ip_addresses: tuple[str, ...] | None = None

@@ -52,7 +52,7 @@ from . import ca
 from ._clock import Clock
 from ._gen.routes import ROUTES, Route
 from ._http import RequestTrace, peer_der
-from ._issuance_faults import IssuanceFault
+from ._issuance_faults import IssuanceFault, ServingFault
 from ._logging import REDACTED_FIELDS
 from .config import ServerConfig, admin_files
 from .errors import ApiError
@@ -64,6 +64,9 @@ MIN_TEST_LEAF_TTL_SECONDS: Final = 2
 REISSUED_ADMIN_TTL: Final = timedelta(hours=1)
 RESET_MODES: Final = frozenset({"before_headers", "after_headers"})
 NEXT_ISSUANCE_FIELDS: Final = frozenset({"spiffe_id", "untrusted_ca", "times"})
+SERVING_FAULT_FIELDS: Final = frozenset(
+    {"spiffe_id", "extra_uri_sans", "dns_names", "ip_addresses"}
+)
 _RPC_NAMES: Final = frozenset(route.rpc for route in ROUTES)
 
 
@@ -218,8 +221,9 @@ class TestModeControls(Protocol):
         """Prepare and activate a new CA now; returns the bundle sequence."""
         ...
 
-    async def rotate_serving_certificate(self) -> datetime:
-        """Issue and hot-load a new serving certificate; returns its NotAfter."""
+    async def rotate_serving_certificate(self, fault: ServingFault | None = None) -> datetime:
+        """Issue and hot-load a new serving certificate (wrong on purpose with
+        ``fault``); returns its NotAfter."""
         ...
 
     async def issue_admin_certificate(self, csr: bytes, ttl: timedelta) -> x509.Certificate:
@@ -533,11 +537,47 @@ class TestHooks:
         return await self._call(request, run)
 
     async def _rotate_server_cert(self, request: web.Request) -> web.Response:
-        async def run(_data: dict[str, Any]) -> dict[str, Any]:
-            not_after = await self._controls.rotate_serving_certificate()
+        async def run(data: dict[str, Any]) -> dict[str, Any]:
+            fault = self._parse_serving_fault(data)
+            not_after = await self._controls.rotate_serving_certificate(fault)
             return {"not_after": not_after.isoformat()}
 
         return await self._call(request, run)
+
+    def _parse_serving_fault(self, data: dict[str, Any]) -> ServingFault | None:
+        """The wrong serving certificate a rotate body asks for; None for ``{}`` (a right one)."""
+
+        def bad(message: str) -> ApiError:
+            return ApiError(
+                "invalid_argument", f"secinfra: test hooks: server-certificate: {message}"
+            )
+
+        unknown = set(data) - SERVING_FAULT_FIELDS
+        if unknown:
+            raise bad(f"unknown fields {sorted(unknown)}; use {sorted(SERVING_FAULT_FIELDS)}")
+        if not data:
+            return None
+        td = self._controls.config.trust_domain
+        spiffe_id = data.get("spiffe_id")
+        lists: dict[str, tuple[str, ...] | None] = {}
+        for name in ("extra_uri_sans", "dns_names", "ip_addresses"):
+            value = data.get(name)
+            if value is not None and not (
+                isinstance(value, list) and all(isinstance(v, str) and v for v in value)
+            ):
+                raise bad(f"{name} must be a list of non-empty strings")
+            lists[name] = None if value is None else tuple(value)
+        try:
+            return ServingFault(
+                spiffe_id=None
+                if spiffe_id is None
+                else ca.SpiffeId.parse(_workload_spiffe_id(spiffe_id, td, bad)),
+                extra_uris=lists["extra_uri_sans"] or (),
+                dns_names=lists["dns_names"],
+                ip_addresses=lists["ip_addresses"],
+            )
+        except ca.InvalidSpiffeId as exc:
+            raise bad(str(exc)) from exc
 
     async def _reissue_admin_identity(self, request: web.Request) -> web.Response:
         async def run(_data: dict[str, Any]) -> dict[str, Any]:

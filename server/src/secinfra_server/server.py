@@ -47,7 +47,7 @@ from ._http import (
 )
 from ._idempotency import IdempotencyStore
 from ._identity_api import IdentityApi
-from ._issuance_faults import IssuanceFault
+from ._issuance_faults import IssuanceFault, ServingFault
 from ._kek_rotation import load_keyring
 from ._listener import ConnectionGate, ConnectionLimits, ConnectionListener
 from ._metrics import Metrics
@@ -407,11 +407,11 @@ class Server:
     def _in_flight(self) -> int:
         return self.dispatcher.in_flight if self.dispatcher is not None else 0
 
-    async def reload_serving_identity(self) -> ServerIdentity:
-        """Issue a new serving certificate and hot-load it (no restart)."""
+    async def reload_serving_identity(self, fault: ServingFault | None = None) -> ServerIdentity:
+        """Issue a new serving certificate and hot-load it (no restart); ``fault``: test mode."""
         assert self.ca_runtime is not None
         assert self.tls is not None
-        identity = await self.ca_runtime.server_identity()
+        identity = await self.ca_runtime.server_identity(fault)
         self.identity = identity
         self.tls.reload(identity.chain_pem, identity.key_pem, self.ca_runtime.trusted_pem)
         log.info(
@@ -558,7 +558,7 @@ class _TestModeControls:
         policy: AccessPolicy,
         clock: Clock,
         config: ServerConfig,
-        reload_serving_identity: Callable[[], Awaitable[ServerIdentity]],
+        reload_serving_identity: Callable[[ServingFault | None], Awaitable[ServerIdentity]],
     ) -> None:
         self._ca = ca_runtime
         self._policy = policy
@@ -592,8 +592,8 @@ class _TestModeControls:
         await self._ca.activate()
         return self._ca.sequence
 
-    async def rotate_serving_certificate(self) -> datetime:
-        return (await self._reload_serving_identity()).not_after
+    async def rotate_serving_certificate(self, fault: ServingFault | None = None) -> datetime:
+        return (await self._reload_serving_identity(fault)).not_after
 
     async def issue_admin_certificate(self, csr: bytes, ttl: timedelta) -> x509.Certificate:
         return await self._ca.sign(csr, self._config.admin_spiffe_id, kind="admin", ttl=ttl)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import sqlite3
+import ssl
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -431,3 +433,43 @@ def test_the_log_shows_bodies_masked_with_a_keyed_digest(
     assert "aHVudGVy" not in shown
     reads = [e for e in log if e["method"] == "GET"]
     assert all(e["body"] is None and e["body_digest"] is None for e in reads)
+
+
+def test_a_wrong_serving_certificate_on_purpose(hooked: RunningServer, control: Client) -> None:
+    def presented() -> x509.Certificate:
+        # The chain is verified, the host name not: it is wrong on purpose below.
+        context = ssl.create_default_context(cadata=hooked.bundle_pem())
+        context.check_hostname = False
+        with (
+            socket.create_connection(("127.0.0.1", hooked.port), timeout=10) as raw,
+            context.wrap_socket(raw) as tls,
+        ):
+            der = tls.getpeercert(binary_form=True)
+        assert der is not None
+        return x509.load_der_x509_certificate(der)
+
+    def sans(cert: x509.Certificate) -> tuple[list[str], list[str], list[str]]:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        return (
+            [str(v) for v in san.get_values_for_type(x509.UniformResourceIdentifier)],
+            [str(v) for v in san.get_values_for_type(x509.DNSName)],
+            [str(v) for v in san.get_values_for_type(x509.IPAddress)],
+        )
+
+    rotate = "/_test/server-certificate/rotate"
+    assert control.request("POST", rotate, {"spiffe_id": OTHER_ID}).status == 200
+    assert sans(presented())[0] == [OTHER_ID]
+    extra = {"extra_uri_sans": [OTHER_ID], "dns_names": ["wrong.invalid"], "ip_addresses": []}
+    assert control.request("POST", rotate, extra).status == 200
+    cert = presented()
+    assert sans(cert) == (
+        ["spiffe://secinfra.local/secinfra/server", OTHER_ID],
+        ["wrong.invalid"],
+        [],
+    )
+    assert _chains_to(cert, hooked.bundle_pem())  # only the named property is wrong
+    assert control.request("POST", rotate, {}).status == 200
+    assert sans(presented())[2] == ["127.0.0.1", "::1"]
+    for body in ({"spiffe_id": "spiffe://elsewhere.test/x"}, {"dns_names": "x"}, {"sans": []}):
+        resp = control.request("POST", rotate, body)
+        assert (resp.status, resp.json()["error"]["code"]) == (400, "invalid_argument")

@@ -85,12 +85,18 @@ def sign_server_svid(
     ip_addresses: Iterable[IPAddress | str] = (),
     ttl: timedelta = DEFAULT_SVID_TTL,
     now: datetime,
+    spiffe_id: SpiffeId | None = None,
+    extra_uris: Iterable[str] = (),
 ) -> x509.Certificate:
     """Sign the server's serving SVID: ``spiffe://<td>/secinfra/server`` plus DNS and
     IP SANs for its listen addresses (SPIFFE peers check the URI, browsers and
-    curl the DNS/IP names)."""
+    curl the DNS/IP names).
+
+    ``spiffe_id`` (another URI SAN instead of the server ID) and ``extra_uris``
+    (more URI SANs) make a wrong serving certificate on purpose: test mode only
+    (``_issuance_faults.ServingFault``)."""
     request = load_csr(csr)
-    extra: list[x509.GeneralName] = []
+    extra: list[x509.GeneralName] = [x509.UniformResourceIdentifier(uri) for uri in extra_uris]
     for name in dns_names:
         if not name or not name.isascii() or any(c.isspace() for c in name):
             raise InvalidArgument("DNS names must be non-empty ASCII (A-labels)")
@@ -100,8 +106,8 @@ def sign_server_svid(
             extra.append(x509.IPAddress(ipaddress.ip_address(address)))
         except ValueError as exc:
             raise InvalidArgument("invalid IP address for the server SVID") from exc
-    spiffe_id = SpiffeId(ca.trust_domain, SERVER_SPIFFE_PATH)
-    return _sign_leaf(ca, _public_key(request), spiffe_id, extra, ttl=ttl, now=now)
+    certified = spiffe_id or SpiffeId(ca.trust_domain, SERVER_SPIFFE_PATH)
+    return _sign_leaf(ca, _public_key(request), certified, extra, ttl=ttl, now=now)
 
 
 def build_csr(private_key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
