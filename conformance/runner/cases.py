@@ -335,6 +335,14 @@ def _check_case(raw: Any, label: str) -> list[str]:
     share = raw.get("share_server", False)
     p += _check_setup(raw.get("setup") or {}, f"{label}: setup", shared=share)
     steps = raw["steps"]
+    refused = "refused_configure" in (raw.get("setup") or {})
+    if refused and (steps or share):
+        p.append(
+            f"{label}: a case with setup.refused_configure has no steps and its own server"
+            " (steps: [], no share_server): there is no client to drive"
+        )
+    elif not refused and not steps:
+        p.append(f"{label}: steps: give at least one step")
     ids: list[str] = [CONFIGURE_STEP]
     peer_identities: list[str] = []
     replicas = _replicas(raw.get("setup") or {})

@@ -306,6 +306,9 @@ class _Run:
 
     # -- setup ----------------------------------------------------------------------
     def setup(self) -> None:
+        # Replica a's URL and port (refused_configure builds bad URLs from them).
+        self.vars["server_url"] = self.server.url
+        self.vars["server_port"] = self.server.url.rsplit(":", 1)[1]
         setup = self.subst(self.case.setup)
         for secret in setup.get("secrets") or []:
             request: dict[str, Any] = {
@@ -370,22 +373,48 @@ class _Run:
         if "observer" in self.case.setup:
             # ObserverSetup: the client registers its recording observer (spec 14).
             extra["observer"] = self.subst(self.case.setup["observer"] or {})
-        before = self.last_seqs()
-        started = time.monotonic()
-        answer = client.request(
-            "configure",
-            SHORT_OP_SECONDS + DEFAULT_DEADLINE_SECONDS,
-            server_url=self.server.url,
-            bundle_pem=self.server.bundle_pem,
-            options=options,
+        sent: dict[str, Any] = {
+            "server_url": self.server.url,
+            "bundle_pem": self.server.bundle_pem,
+            "options": options,
             **extra,
             **attest,
-        )
+        }
+        refused = self.case.setup.get("refused_configure")
+        if refused is not None:
+            sent.update(self._refused_configure(refused))
+        before = self.last_seqs()
+        started = time.monotonic()
+        answer = client.request("configure", SHORT_OP_SECONDS + DEFAULT_DEADLINE_SECONDS, **sent)
         self._raise_unsupported(answer)
         self.outcomes["configure"] = _outcome(answer, time.monotonic() - started)
         self.windows["configure"] = self._window(before)
-        if not answer["ok"]:
+        if refused is not None and answer["ok"]:
+            raise AdapterFailure(
+                "configure succeeded, but the case expects the client refused at creation"
+            )
+        if refused is None and not answer["ok"]:
             raise AdapterFailure(f"configure failed: {answer.get('error')}")
+
+    def _refused_configure(self, refused: dict[str, Any]) -> dict[str, Any]:
+        """What configure sends instead when the case expects it refused (refused_configure)."""
+        refused = self.subst(refused)
+        out: dict[str, Any] = {}
+        if "options" in refused:
+            out["options"] = dict(refused["options"])
+        if "server_url" in refused:
+            out["server_url"] = str(refused["server_url"])
+        if "endpoints" in refused:
+            out["endpoints"] = [str(e) for e in refused["endpoints"]]
+        if "bundle_pem" in refused:
+            out["bundle_pem"] = str(refused["bundle_pem"])
+        kind = refused.get("join_token")
+        if kind is not None:
+            out.pop("jwt", None)
+            out["join_token"] = self.admin_server().unusable_join_token(
+                self.vars["workload"], str(kind)
+            )
+        return out
 
     @staticmethod
     def _raise_unsupported(answer: dict[str, Any]) -> None:

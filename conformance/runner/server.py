@@ -23,6 +23,9 @@ from typing import Any, Final
 from urllib.parse import quote, urlencode
 
 import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from requests.adapters import HTTPAdapter
 
 from secinfra_server._gen.routes import ROUTES, Route
@@ -234,6 +237,31 @@ class Server:
     def join_token(self, spiffe_id: str, ttl_seconds: int = 600) -> str:
         answer = self.admin("CreateJoinToken", {"spiffe_id": spiffe_id, "ttl_seconds": ttl_seconds})
         return str(answer["token"])
+
+    def unusable_join_token(self, spiffe_id: str, kind: str) -> str:
+        """A join token the server refuses: ``spent`` (enrolled with once, here),
+        ``expired`` (its 1 s TTL has passed) or ``unknown`` (well-formed, never made)."""
+        if kind == "unknown":
+            return (
+                "sjt_"
+                + os.urandom(16).hex()
+                + "."
+                + base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
+            )
+        if kind == "expired":
+            token = self.join_token(spiffe_id, ttl_seconds=1)
+            time.sleep(1.5)
+            return token
+        token = self.join_token(spiffe_id)
+        key = ec.generate_private_key(ec.SECP256R1())
+        csr = (
+            x509.CertificateSigningRequestBuilder()
+            .subject_name(x509.Name([]))
+            .sign(key, hashes.SHA256())
+        )
+        pem = csr.public_bytes(serialization.Encoding.PEM).decode()
+        self.admin("IssueCertificate", {"csr_pem": pem, "join_token": token})
+        return token
 
     # -- HTTP ----------------------------------------------------------------------
     def _request(self, method: str, path: str, body: Any = None) -> Any:

@@ -74,6 +74,10 @@ class AdapterError(Exception):
     """A malformed request from the runner."""
 
 
+class InvalidSetting(Exception):
+    """The SDK refused a setting when the client was created (spec 1.4.4)."""
+
+
 def snake(name: str) -> str:
     """``GetSecret`` -> ``get_secret``."""
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
@@ -107,6 +111,17 @@ class Adapter:
             }.items()
             if v is not None
         }
+        try:
+            return self._create(msg, options, defaults)
+        except (ValueError, TypeError) as exc:  # the SDK refusing a setting
+            raise InvalidSetting(str(exc)) from exc
+
+    def _create(
+        self,
+        msg: protocol.ConfigureRequest,
+        options: protocol.ClientDefaults,
+        defaults: dict[str, Any],
+    ) -> tuple[protocol.IdentitySnapshot, None]:
         policy = secinfra.RetryPolicy(**defaults)
         extra: dict[str, Any] = {}
         if options.cache_size is not None:
@@ -297,6 +312,8 @@ def run_call(fn: Callable[[], Answer]) -> tuple[bool, Any, protocol.CallMeta | N
         result, meta = fn()
     except errors.SecinfraError as exc:
         return False, None, None, failure(exc)
+    except InvalidSetting as exc:
+        return False, None, None, protocol.Failure(type="InvalidSetting", message=str(exc))
     return True, result, meta, None
 
 

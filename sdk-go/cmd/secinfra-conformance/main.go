@@ -35,7 +35,8 @@ var features = []protocol.Feature{
 	protocol.FeatureUseCache, protocol.FeatureEndpoints, protocol.FeatureMtls, protocol.FeatureObserver,
 }
 
-// protocolError is an Unsupported or AdapterError answer.
+// protocolError is an Unsupported, AdapterError or (configure only)
+// InvalidSetting answer.
 type protocolError struct{ kind, msg string }
 
 func (e *protocolError) Error() string { return e.msg }
@@ -350,6 +351,11 @@ func (a *adapter) configure(req *protocol.ConfigureRequest) (*protocol.IdentityS
 	}
 	client, err := secinfra.Enrol(context.Background(), serverURL, attestation, []byte(req.BundlePEM), opts...)
 	if err != nil {
+		var e *rpc.Error
+		if !errors.As(err, &e) {
+			// Not a call's error: the SDK refused a setting at creation (spec 1.4.4).
+			return nil, &protocolError{"InvalidSetting", err.Error()}
+		}
 		return nil, err
 	}
 	a.client = client

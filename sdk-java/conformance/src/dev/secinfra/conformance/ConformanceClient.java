@@ -198,7 +198,13 @@ public final class ConformanceClient {
     try {
       switch (op) {
         case "configure":
-          return answerIdentity(id, () -> configure(ConfigureRequest.fromJson(msg, true)));
+          ConfigureRequest request = ConfigureRequest.fromJson(msg, true);
+          try {
+            return answerIdentity(id, () -> configure(request));
+          } catch (IllegalArgumentException | IllegalStateException e) {
+            // The SDK refused a setting at creation (spec 1.4.4).
+            return problem(id, "InvalidSetting", String.valueOf(e.getMessage()));
+          }
         case "call":
           CallOutcome o;
           try {
