@@ -48,10 +48,14 @@ class RunningServer:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def stop(self) -> None:
+        """Stop the server; fail if it lost an audit entry (every in-process
+        server of the suite stops here, so this holds suite-wide)."""
         if self.server.storage is not None:
             self.call(self.server.stop())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
+        lost = self.server.metrics.registry.get_sample_value("secinfra_audit_entries_lost_total")
+        assert not lost, f"the server lost {lost:.0f} audit entries"
 
     @property
     def port(self) -> int:
