@@ -399,10 +399,13 @@ class PostgresStorage(SqlStorage):
         """
 
         def run() -> T:
-            with collecting() as committed:
-                with self._pool.connection() as conn, conn.transaction():
-                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
-                    result = fn(cast(sqlite3.Connection, PgConnection(conn)))
+            with (
+                collecting() as committed,
+                self._pool.connection() as conn,
+                conn.transaction(),
+            ):
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+                result = fn(cast(sqlite3.Connection, PgConnection(conn)))
             run_committed(committed)
             return result
 
