@@ -5,7 +5,6 @@ and every issuance audited."""
 from __future__ import annotations
 
 import json
-import sqlite3
 import ssl
 import time
 from pathlib import Path
@@ -13,11 +12,9 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from secinfra_server import audit
 from secinfra_server.cli import INIT_ACTOR, initialise
-from secinfra_server.crypto import load_audit_key
 
-from .harness import Client, RunningServer, csr_pem, new_key
+from .harness import Client, RunningServer, csr_pem, new_key, verified_audit_rows
 
 ADMIN_TTL_SECONDS = 3
 #: NotBefore is backdated this much for clock skew.
@@ -30,16 +27,11 @@ def _lifetime(cert: x509.Certificate) -> float:
 
 def _admin_issuances(data: Path) -> list[dict[str, str]]:
     """The details of init's admin issuance entries, after verifying the chain."""
-    conn = sqlite3.connect(data / "secinfra.db")
-    try:
-        result = audit.verify(conn, load_audit_key(data / "audit.key"))
-        assert result.ok, result.reason
-        rows = conn.execute(
-            "SELECT details FROM audit_log WHERE actor = ? AND action = ? ORDER BY seq",
-            (INIT_ACTOR, "identity.issue_admin_certificate"),
-        ).fetchall()
-    finally:
-        conn.close()
+    rows = verified_audit_rows(
+        data,
+        "SELECT details FROM audit_log WHERE actor = ? AND action = ? ORDER BY seq",
+        (INIT_ACTOR, "identity.issue_admin_certificate"),
+    )
     return [json.loads(details) for (details,) in rows]
 
 

@@ -225,13 +225,18 @@ def _wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
     return predicate()
 
 
-def test_ca_rotates_on_schedule(tmp_path: Path) -> None:
-    server = RunningServer(
+def _short_ca_server(tmp_path: Path) -> RunningServer:
+    """3-day CAs, a 60 s hint, and an admin certificate that outlives the first rotation."""
+    return RunningServer(
         tmp_path / "data",
         ca_ttl_days=3,
         bundle_refresh_hint_seconds=60,
-        admin_cert_ttl_seconds=WEEK_SECONDS,  # a leaf that outlives the first rotation
+        admin_cert_ttl_seconds=WEEK_SECONDS,
     ).start()
+
+
+def test_ca_rotates_on_schedule(tmp_path: Path) -> None:
+    server = _short_ca_server(tmp_path)
     try:
         authority = server.server.ca_runtime
         assert authority is not None
@@ -281,12 +286,7 @@ def test_serving_certificate_renews_at_half_life(tmp_path: Path) -> None:
 def test_a_blocked_retirement_does_not_stall_the_next_rotation(
     tmp_path: Path,
 ) -> None:
-    server = RunningServer(
-        tmp_path / "data",
-        ca_ttl_days=3,
-        bundle_refresh_hint_seconds=60,
-        admin_cert_ttl_seconds=WEEK_SECONDS,  # a leaf that outlives the first rotation
-    ).start()
+    server = _short_ca_server(tmp_path)
     try:
         admin = Client(server.port, server.bundle_pem(), server.admin, tmp_path / "admin")
         assert admin.request("POST", "/v1/ca:prepare", {}).status == 200

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from secinfra_server import _kek_rotation as rotation
-from secinfra_server import audit
 from secinfra_server.cli import main
 from secinfra_server.config import load_config
 from secinfra_server.crypto import (
@@ -23,12 +22,11 @@ from secinfra_server.crypto import (
     SealedBox,
     aad_for_ca_key,
     aad_for_secret,
-    load_audit_key,
     load_kek,
     open_,
 )
 
-from .harness import Client, RunningServer
+from .harness import Client, RunningServer, verified_audit_rows
 
 SECRETS = {f"svc/{n}": f"value-{n}".encode() * (n + 1) for n in range(7)}
 
@@ -96,16 +94,11 @@ def _assert_only(data: Path, kek: Kek) -> None:
 
 def _kek_entries(data: Path) -> list[tuple[str, dict[str, object]]]:
     """(action, details) of the kek commands' audit entries, after verifying the chain."""
-    conn = sqlite3.connect(data / "secinfra.db")
-    try:
-        result = audit.verify(conn, load_audit_key(data / "audit.key"))
-        assert result.ok, result.reason
-        rows = conn.execute(
-            "SELECT action, details FROM audit_log WHERE actor = ? ORDER BY seq",
-            (rotation.KEK_ACTOR,),
-        ).fetchall()
-    finally:
-        conn.close()
+    rows = verified_audit_rows(
+        data,
+        "SELECT action, details FROM audit_log WHERE actor = ? ORDER BY seq",
+        (rotation.KEK_ACTOR,),
+    )
     return [(str(action), json.loads(details)) for action, details in rows]
 
 
