@@ -424,6 +424,19 @@ def test_the_admin_identity_is_renewed_in_its_files_past_half_life(
     halfway = first.not_valid_before_utc.timestamp() + 60 + ADMIN_TTL_SECONDS / 2
     time.sleep(max(0.0, halfway - time.time() + 0.2))
 
+    # A refused renewal leaves the command's result alone and says what to do.
+    refusal = {"error": {"code": "permission_denied", "message": "scripted", "request_id": "r"}}
+    server.control(
+        "POST",
+        "/_test/scripts",
+        {"rpc": "RenewCertificate", "steps": [{"status": 403, "body": refusal}]},
+    )
+    warned = run("whoami")
+    assert warned.code == 0, warned.err
+    assert "could not renew the admin identity" in warned.err
+    assert "secinfra-server init" in warned.err
+    assert _admin_cert(server).serial_number == first.serial_number
+
     renewed = run("whoami")
     assert renewed.code == 0, renewed.err
     assert "renewed the admin identity" in renewed.err
