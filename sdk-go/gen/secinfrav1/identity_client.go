@@ -334,7 +334,9 @@ func (c *IdentityClient) GetCrl(ctx context.Context, req *GetCrlRequest, opts ..
 // Revoke calls secinfra.v1.IdentityService/Revoke.
 //
 // Adds a certificate serial number or a SPIFFE ID to the deny-list. The
-// server refuses it on every later request and renewal.
+// server refuses it on every later request and renewal. Revoking a SPIFFE
+// ID also lists the serials of its unexpired certificates on the CRL; an
+// admin can lift it with LiftRevocation.
 //
 // HTTP: POST /v1/revocations. Idempotency: idempotent. Auth: mtls. Admin only.
 func (c *IdentityClient) Revoke(ctx context.Context, req *RevokeRequest, opts ...rpc.CallOption) (*Revocation, error) {
@@ -367,7 +369,8 @@ func (c *IdentityClient) ListRevocations(ctx context.Context, req *ListRevocatio
 // CreateJoinToken calls secinfra.v1.IdentityService/CreateJoinToken.
 //
 // Creates a one-time join token bound to a SPIFFE ID. The token is
-// returned once and stored only as a hash.
+// returned once and stored only as a hash. A revoked SPIFFE ID gets none:
+// failed_precondition (HTTP 412), until its revocation is lifted.
 //
 // HTTP: POST /v1/join-tokens. Idempotency: non_idempotent. Auth: mtls. Admin only.
 func (c *IdentityClient) CreateJoinToken(ctx context.Context, req *CreateJoinTokenRequest, opts ...rpc.CallOption) (*CreateJoinTokenResponse, error) {
@@ -485,7 +488,8 @@ func (c *IdentityClient) RetireCa(ctx context.Context, req *RetireCaRequest, opt
 // Lifts the revocation of a SPIFFE ID, so that the workload can enrol
 // again (with a new join token or attestation). The certificates it held
 // when it was revoked stay revoked: their serials move to the deny-list
-// and the CRL. Revocations by serial cannot be lifted. Audited.
+// and the CRL. Revocations by serial cannot be lifted. Audited. A SPIFFE
+// ID that is not revoked answers not_found (HTTP 404).
 //
 // HTTP: POST /v1/revocations:lift. Idempotency: idempotent. Auth: mtls. Admin only.
 func (c *IdentityClient) LiftRevocation(ctx context.Context, req *LiftRevocationRequest, opts ...rpc.CallOption) (*LiftRevocationResponse, error) {

@@ -46,6 +46,7 @@ from typing import Any, Final, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
 from . import __version__
+from ._admin_renewal import renew_files, renewal_due
 from ._agent import DEFAULT_EXEC_TIMEOUT_SECONDS, LOG_FIELDS, Agent, utc_text
 from ._client import Client
 from ._gen.authz import BatchCheckItem, Consistency, TupleKey
@@ -59,7 +60,7 @@ from ._identity._file_sink import (
     read_identity_dir,
     replace_file,
 )
-from ._identity._snapshot import parse_identity
+from ._identity._snapshot import X509Identity, parse_identity
 from ._identity._static import StaticIdentity
 from ._runtime._transport import UNTRUSTED_SERVER
 from .errors import SecinfraError
@@ -205,10 +206,23 @@ def _load_bundle_file(path: str, identity_dir: str | None) -> tuple[TrustBundle,
     return bundle, _BundleFile(Path(path), identity_dir, bundle, spiffe)
 
 
-def _open_client(settings: _Settings, *, anonymous: bool = False) -> tuple[Client, _BundleFile]:
+@dataclass(frozen=True)
+class _IdentityFiles:
+    """The ``--cert``/``--key`` files the identity came from, and what they held,
+    so that the admin identity can be renewed in place (see ``_admin_renewal``)."""
+
+    cert: Path
+    key: Path
+    held: X509Identity
+
+
+def _open_client(
+    settings: _Settings, *, anonymous: bool = False
+) -> tuple[Client, _BundleFile, _IdentityFiles | None]:
     """A client with the configured identity (files are read once, then kept in
-    memory), and the bundle file it trusts. ``anonymous``: the identity is used if
-    one is configured, but none is needed (GetTrustBundle, GetCrl)."""
+    memory), the bundle file it trusts and the identity's files (``--cert`` and
+    ``--key`` only). ``anonymous``: the identity is used if one is configured,
+    but none is needed (GetTrustBundle, GetCrl)."""
     url = _require_server(settings)
     if settings.identity_dir and (settings.cert or settings.key):
         raise UsageError("give either --identity-dir or --cert/--key, not both")
@@ -247,7 +261,12 @@ def _open_client(settings: _Settings, *, anonymous: bool = False) -> tuple[Clien
         )
     except (ValueError, SecinfraError) as exc:
         raise UsageError(str(exc).removeprefix("secinfra: ")) from exc
-    return Client(url, StaticIdentity(bundle, identity)), bundle_file
+    files = (
+        _IdentityFiles(Path(settings.cert), Path(settings.key), identity)
+        if identity is not None and settings.cert and settings.key and not settings.identity_dir
+        else None
+    )
+    return Client(url, StaticIdentity(bundle, identity)), bundle_file, files
 
 
 @contextmanager
@@ -257,12 +276,39 @@ def _client(
     """A client for one command. After the command succeeded, the bundle file is
     brought up to date when it is due (older than the bundle's refresh hint) or
     when ``refresh_bundle`` (CA rotation commands): so a CLI that runs between
-    ``ca prepare`` and ``ca activate`` learns the new CA before it signs."""
-    client, bundle_file = _open_client(settings, anonymous=anonymous)
+    ``ca prepare`` and ``ca activate`` learns the new CA before it signs. Then
+    the init-time admin identity is renewed in its files past half-life."""
+    client, bundle_file, files = _open_client(settings, anonymous=anonymous)
     with client:
         yield client
         if refresh_bundle or _bundle_due(bundle_file):
             _write_back_bundle(client, bundle_file, quiet=settings.quiet)
+        if files is not None and renewal_due(files.held, datetime.now(UTC)):
+            _renew_admin_identity(client, files, quiet=settings.quiet)
+
+
+def _renew_admin_identity(client: Client, files: _IdentityFiles, *, quiet: bool) -> None:
+    """Renew the admin identity and write it back. Best effort: the command
+    itself already succeeded, so a failure is a warning with what to do."""
+    try:
+        renewed = renew_files(client, files.cert, files.key, datetime.now(UTC))
+    except (SecinfraError, OSError) as exc:
+        if not quiet:
+            reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+            print(
+                f"{PROG}: warning: could not renew the admin identity in {files.cert}"
+                f" ({str(reason).removeprefix('secinfra: ')}); it expires"
+                f" {_time(files.held.not_after)}. After that, run 'secinfra-server init"
+                " --data-dir DIR' on the server host to issue a new one",
+                file=sys.stderr,
+            )
+        return
+    if not quiet:
+        print(
+            f"{PROG}: renewed the admin identity in {files.cert} and {files.key}"
+            f" (serial {renewed.serial}, expires {_time(renewed.not_after)})",
+            file=sys.stderr,
+        )
 
 
 def _bundle_due(bundle_file: _BundleFile) -> bool:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
 from secinfra.cli import build_parser, main
 from secinfra.models import TupleKey
@@ -401,6 +402,60 @@ def test_revoke_and_lift_by_spiffe_id(
     assert as_admin("join-token", "create", me["spiffe_id"]).code == 0
     # The certificate it held stays revoked.
     assert as_workload("whoami").code == 1
+
+
+ADMIN_TTL_SECONDS = 10
+
+
+def _admin_cert(server: ReferenceServer) -> x509.Certificate:
+    return x509.load_pem_x509_certificate((server.data_dir / "admin" / "cert.pem").read_bytes())
+
+
+def test_the_admin_identity_is_renewed_in_its_files_past_half_life(
+    own_server: Callable[..., ReferenceServer], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """init's admin identity is short-lived; a command that used it past half
+    its lifetime renews it (new key, same lifetime) and writes both files back."""
+    server = own_server(admin_cert_ttl_seconds=ADMIN_TTL_SECONDS)
+    run = runner(capsys, admin_flags(server))
+    first = _admin_cert(server)
+    first_key = (server.data_dir / "admin" / "key.pem").read_bytes()
+    # NotBefore is backdated 60 s: the lifetime counts from 60 s after it.
+    halfway = first.not_valid_before_utc.timestamp() + 60 + ADMIN_TTL_SECONDS / 2
+    time.sleep(max(0.0, halfway - time.time() + 0.2))
+
+    # A refused renewal leaves the command's result alone and says what to do.
+    refusal = {"error": {"code": "permission_denied", "message": "scripted", "request_id": "r"}}
+    server.control(
+        "POST",
+        "/_test/scripts",
+        {"rpc": "RenewCertificate", "steps": [{"status": 403, "body": refusal}]},
+    )
+    warned = run("whoami")
+    assert warned.code == 0, warned.err
+    assert "could not renew the admin identity" in warned.err
+    assert "secinfra-server init" in warned.err
+    assert _admin_cert(server).serial_number == first.serial_number
+
+    renewed = run("whoami")
+    assert renewed.code == 0, renewed.err
+    assert "renewed the admin identity" in renewed.err
+    second = _admin_cert(server)
+    assert second.serial_number != first.serial_number
+    assert (server.data_dir / "admin" / "key.pem").read_bytes() != first_key
+    lifetime = second.not_valid_after_utc - second.not_valid_before_utc
+    assert lifetime.total_seconds() == 60 + ADMIN_TTL_SECONDS  # the admin TTL, not the leaf's
+    for name in ("cert.pem", "key.pem"):
+        assert stat.S_IMODE((server.data_dir / "admin" / name).stat().st_mode) == 0o600
+
+    # The renewed files work, and a fresh certificate is left alone.
+    again = run("whoami", "--json")
+    assert again.code == 0, again.err
+    doc = again.json()
+    assert isinstance(doc, dict)
+    assert doc["serial"] == f"{second.serial_number:x}"
+    assert again.err == ""
+    assert _admin_cert(server).serial_number == second.serial_number
 
 
 def test_ca_rotation_steps(

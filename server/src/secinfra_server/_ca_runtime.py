@@ -415,10 +415,17 @@ class CaRuntime:
 
     # -- signing -------------------------------------------------------------------
     async def sign(
-        self, csr_pem: str | bytes, spiffe_id: str, *, kind: str, ttl: timedelta | None = None
+        self,
+        csr_pem: str | bytes,
+        spiffe_id: str,
+        *,
+        kind: str,
+        ttl: timedelta | None = None,
+        also: Callable[[x509.Certificate], InTransaction] | None = None,
     ) -> x509.Certificate:
         """Sign an SVID with the active CA (leaf TTL unless ``ttl``) and record it,
-        so retirement knows when the CA's last leaf expires."""
+        so retirement knows when the CA's last leaf expires. ``also(cert)`` commits
+        in the recording transaction (the issuance's audit entry)."""
         now = self._clock.now()
         active = ca.active_authority(self._cas)
         ttl = ttl if ttl is not None else self.leaf_ttl
@@ -427,7 +434,9 @@ class CaRuntime:
                 ca.sign_svid, active, csr_pem, spiffe_id, ttl=ttl, now=now
             )
             span.signed(cert.serial_number)
-        await self._record(cert, active.id, spiffe_id, now)
+        await self._record(
+            cert, active.id, spiffe_id, now, also=None if also is None else also(cert)
+        )
         self._metrics.certificates.labels(kind).inc()
         return cert
 
@@ -437,9 +446,11 @@ class CaRuntime:
         spiffe_id: str,
         *,
         kind: str,
+        ttl: timedelta | None = None,
         also: Callable[[IssuedSvid], InTransaction] | None = None,
     ) -> IssuedSvid:
-        """Sign a workload's SVID (IssueCertificate, RenewCertificate) with the leaf TTL.
+        """Sign a workload's SVID (IssueCertificate, RenewCertificate) with the leaf
+        TTL, or ``ttl`` (the admin identity's renewals).
 
         The one signing path test mode can alter (see :meth:`arm_issuance_fault`):
         the server's own certificate and the admin identity never come from here.
@@ -462,7 +473,7 @@ class CaRuntime:
         try:
             with self._tracing.signing(signer.id, kind, certified) as span:
                 cert = await asyncio.to_thread(
-                    ca.sign_svid, signer, csr_pem, certified, ttl=self.leaf_ttl, now=now
+                    ca.sign_svid, signer, csr_pem, certified, ttl=ttl or self.leaf_ttl, now=now
                 )
                 span.signed(cert.serial_number)
             issued = IssuedSvid(certificate=cert, spiffe_id=certified)

@@ -439,8 +439,14 @@ class IdentityApi:
             event = self._event(ctx, issued.spiffe_id, serial=_serial(issued))
             return _in_order(self._with_audit(event), answer)
 
+        # The init-time admin identity renews with its own (short) lifetime.
+        admin_ttl = (
+            timedelta(seconds=self._config.admin_cert_ttl_seconds)
+            if ctx.peer.spiffe_id == self._config.admin_spiffe_id
+            else None
+        )
         await self._ca_runtime.sign_workload(
-            req.csr_pem, ctx.peer.spiffe_id, kind="renew", also=with_certificate
+            req.csr_pem, ctx.peer.spiffe_id, kind="renew", ttl=admin_ttl, also=with_certificate
         )
         assert answer is not None
         return answer.value

@@ -25,6 +25,9 @@
    atomically rename ``<kek file>.new`` over ``<kek file>``; fsync the directory.
 
 Every step is safe to repeat, so after a crash the command is simply run again.
+Each batch's audit entry (``kek.rewrap``, actor :data:`KEK_ACTOR`) commits in the
+batch's transaction, and ``kek.rotate`` is written just before the files are
+swapped; no row changes without its entry.
 With the KEK in the environment, ``kek rewrap`` does step 3 for the keyring the
 environment describes (see docs/operations/kek.md).
 """
@@ -32,18 +35,23 @@ environment describes (see docs/operations/kek.md).
 from __future__ import annotations
 
 import argparse
+import getpass
 import os
 import sqlite3
 import sys
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from ._clock import Clock
+from .audit import AuditChain, AuditEvent, load_audit_key_for
 from .config import ConfigError, ServerConfig, load_config
 from .crypto import (
     KEK_ENV_VAR,
+    AuditKeyError,
     DecryptionError,
     Kek,
     KekError,
@@ -64,6 +72,8 @@ KEK_PREVIOUS_ENV_VAR: Final = "SECINFRA_KEK_PREVIOUS"
 DEFAULT_BATCH_ROWS: Final = 500
 #: How long to wait for the database lock before saying the server is running.
 LOCK_TIMEOUT_SECONDS: Final = 2.0
+#: The actor of the audit entries the kek commands write.
+KEK_ACTOR: Final = "secinfra-server/kek"
 
 
 class KekRotationError(RuntimeError):
@@ -123,6 +133,33 @@ class RewrapResult:
 
 
 @dataclass(frozen=True)
+class KekAudit:
+    """The audit entries of one kek command run: one request id, the OS user."""
+
+    chain: AuditChain
+    request_id: str = field(default_factory=lambda: f"kek-{uuid.uuid4()}")
+    os_user: str = field(default_factory=getpass.getuser)
+    clock: Clock = field(default_factory=Clock)
+
+    @classmethod
+    def for_config(cls, config: ServerConfig, environ: Mapping[str, str] | None) -> KekAudit:
+        """Entries keyed with the server's audit key (env, else its file)."""
+        return cls(AuditChain(load_audit_key_for(config, environ)))
+
+    def append(self, conn: sqlite3.Connection, action: str, **details: Any) -> None:
+        """Append one entry inside ``conn``'s open transaction."""
+        event = AuditEvent(
+            actor=KEK_ACTOR,
+            action=action,
+            resource="kek",
+            outcome="allowed",
+            request_id=self.request_id,
+            details={**details, "os_user": self.os_user},
+        )
+        self.chain.append(conn, event, self.clock.now())
+
+
+@dataclass(frozen=True)
 class RotationResult:
     """What ``kek rotate`` did."""
 
@@ -166,16 +203,30 @@ def exclusive_database(path: Path) -> Iterator[sqlite3.Connection]:
         conn.close()
 
 
+@contextmanager
+def _immediate(conn: sqlite3.Connection) -> Iterator[None]:
+    """One IMMEDIATE transaction on the exclusive connection: commit, or roll back."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
 def rewrap_rows(
     conn: sqlite3.Connection,
     keyring: Keyring,
+    audit: KekAudit,
     *,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     progress: Callable[[str, int], None] | None = None,
 ) -> RewrapResult:
     """Re-wrap, under ``keyring.current``, every data key another KEK wraps.
 
-    One IMMEDIATE transaction per batch. A row whose data key cannot be
+    One IMMEDIATE transaction per batch, with its ``kek.rewrap`` audit entry
+    (table, rows, KEK id). A row whose data key cannot be
     unwrapped (tampered, or wrapped by a KEK the keyring lacks) stops the pass
     with KekRotationError naming the row; rows done so far stay done.
     """
@@ -186,8 +237,7 @@ def rewrap_rows(
     for spec in SEALED_TABLES:
         done = 0
         while True:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with _immediate(conn):
                 rows = sealed.rows_not_under(conn, spec, target, batch_rows)
                 for row in rows:
                     box = row.box()
@@ -205,10 +255,10 @@ def rewrap_rows(
                             " that row, then run the command again"
                         ) from exc
                     sealed.set_wrapped_key(conn, spec, row, new)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+                if rows:
+                    audit.append(
+                        conn, "kek.rewrap", table=spec.table, rows=len(rows), kek_id=target
+                    )
             done += len(rows)
             if rows and progress is not None:
                 progress(spec.table, done)
@@ -234,6 +284,7 @@ def rotate_kek(
         )
     kek_path = config.kek_path
     pending = pending_kek_path(kek_path)
+    audit = KekAudit.for_config(config, environ)
     with exclusive_database(config.database_path) as conn:
         old = load_kek(kek_path)
         resumed = os.path.lexists(pending)
@@ -243,7 +294,9 @@ def rotate_kek(
                 f"secinfra: kek: {str(pending)!r} holds the current KEK; remove it and run"
                 " the command again"
             )
-        result = rewrap_rows(conn, Keyring(new, [old]), batch_rows=batch_rows, progress=progress)
+        result = rewrap_rows(
+            conn, Keyring(new, [old]), audit, batch_rows=batch_rows, progress=progress
+        )
         leftover = {
             table: {k: n for k, n in by_kek.items() if k != new.id}
             for table, by_kek in sealed.count_by_kek(conn).items()
@@ -251,6 +304,17 @@ def rotate_kek(
         if any(leftover.values()):  # cannot happen: rewrap_rows covers every table
             raise KekRotationError(f"secinfra: kek: rows still under other KEKs: {leftover}")
         retired = retired_kek_path(kek_path, old.id)
+        # Written before the swap: a crash between the two leaves an entry for
+        # a rotation that the next run (resumed) completes and records again.
+        with _immediate(conn):
+            audit.append(
+                conn,
+                "kek.rotate",
+                old_kek_id=old.id,
+                new_kek_id=new.id,
+                rewrapped=result.total,
+                resumed=resumed,
+            )
         if not os.path.lexists(retired):
             os.link(kek_path, retired, follow_symlinks=False)
         fsync_dir(kek_path.parent)
@@ -268,8 +332,9 @@ def rewrap_database(
 ) -> RewrapResult:
     """Re-wrap every row under the current KEK of :func:`load_keyring` (server stopped)."""
     keyring = load_keyring(config, environ)
+    audit = KekAudit.for_config(config, environ)
     with exclusive_database(config.database_path) as conn:
-        return rewrap_rows(conn, keyring, batch_rows=batch_rows, progress=progress)
+        return rewrap_rows(conn, keyring, audit, batch_rows=batch_rows, progress=progress)
 
 
 def _show(key: tuple[Any, ...]) -> str:
@@ -368,7 +433,7 @@ def run_kek_command(args: argparse.Namespace) -> int:
                         else ("previous" if kek_id in keyring else "NOT LOADED")
                     )
                     print(f"  {table}: {n} rows under {kek_id} ({held})")
-    except (KekRotationError, KekError) as exc:
+    except (KekRotationError, KekError, AuditKeyError) as exc:
         print(f"secinfra-server: {exc}", file=sys.stderr)
         return 1
     return 0

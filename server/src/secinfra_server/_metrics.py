@@ -101,8 +101,8 @@ class Metrics:
 
         self.audit_written = Counter(
             "secinfra_audit_entries_written",
-            "Audit entries appended: in_transaction (with the change they record,"
-            " counted when appended) or batched (read decisions, counted when committed).",
+            "Audit entries written: in_transaction (with the change they record) or"
+            " batched (read decisions); each counted once its transaction committed.",
             ["mode"],
             registry=self.registry,
         )

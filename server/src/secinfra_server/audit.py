@@ -64,7 +64,7 @@ from ._metrics import Metrics
 from .config import ServerConfig
 from .crypto import AuditKey, load_audit_key, load_audit_key_from_env
 from .errors import ApiError
-from .storage import Storage, from_ms, to_ms
+from .storage import Storage, after_commit, from_ms, to_ms
 
 log = logging.getLogger("secinfra.audit")
 checkpoint_log = logging.getLogger("secinfra.audit.checkpoint")
@@ -148,11 +148,13 @@ class AuditChain:
     def append(self, conn: sqlite3.Connection, event: AuditEvent, at: datetime) -> str:
         """Append ``event`` inside the caller's open write transaction; return its MAC.
 
-        Any failure raises, and so rolls back the caller's change with it.
+        Any failure raises, and so rolls back the caller's change with it. The
+        entry is counted as written once the transaction has committed (a
+        change that rolls back takes its entry, and its count, with it).
         """
         digest = self._insert(conn, event, at)
         if self._metrics is not None:
-            self._metrics.audit_written.labels("in_transaction").inc()
+            after_commit(self._metrics.audit_written.labels("in_transaction").inc)
         return digest
 
     def _insert(self, conn: sqlite3.Connection, event: AuditEvent, at: datetime) -> str:

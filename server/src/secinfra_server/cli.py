@@ -17,9 +17,11 @@ import argparse
 import asyncio
 import base64
 import dataclasses
+import getpass
 import os
 import sqlite3
 import sys
+import uuid
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -38,6 +40,7 @@ from ._logging import configure as configure_logging
 from ._metrics import Metrics
 from .audit import (
     AuditChain,
+    AuditEvent,
     Checkpoint,
     append_checkpoint_file,
     load_audit_key_for,
@@ -61,7 +64,13 @@ from .crypto import (
     load_audit_key_from_env,
 )
 from .server import Server, open_storage
-from .storage import SCHEMA_VERSION, SchemaTooNew, SqliteStorage, StoredJoinToken
+from .storage import (
+    SCHEMA_VERSION,
+    InTransaction,
+    SchemaTooNew,
+    SqliteStorage,
+    StoredJoinToken,
+)
 from .storage.postgres import (
     PostgresStorage,
     SchemaNotCurrent,
@@ -69,7 +78,8 @@ from .storage.postgres import (
     apply_migrations,
 )
 
-ADMIN_CERT_TTL: Final = timedelta(days=7)
+#: The actor of the audit entry ``init`` writes when it issues the admin identity.
+INIT_ACTOR: Final = "secinfra-server/init"
 DEV_DATA_DIR: Final = Path(".dev/data")
 DEV_PORT: Final = 8443
 DEV_WORKLOAD_ID_PATH: Final = "/workload/demo"
@@ -100,6 +110,30 @@ def _needs_admin_identity(cert_path: Path, ca_runtime: CaRuntime) -> bool:
     return Clock().now() >= halfway or not issuer_trusted
 
 
+def _audit_admin_issued(
+    chain: AuditChain, config: ServerConfig, cert: x509.Certificate
+) -> InTransaction:
+    """The admin identity's issuance entry, committed with its record: who ran
+    ``init`` on this host (the break-glass path, docs/operations/hardening.md)."""
+    event = AuditEvent(
+        actor=INIT_ACTOR,
+        action="identity.issue_admin_certificate",
+        resource=config.admin_spiffe_id,
+        outcome="allowed",
+        request_id=f"init-{uuid.uuid4()}",
+        details={
+            "serial": f"{cert.serial_number:x}",
+            "not_after": cert.not_valid_after_utc.isoformat(),
+            "os_user": getpass.getuser(),
+        },
+    )
+
+    def append(conn: sqlite3.Connection) -> None:
+        chain.append(conn, event, Clock().now())
+
+    return append
+
+
 async def initialise(config: ServerConfig, *, quiet: bool = False) -> None:
     """Create (or complete) the data dir: KEK, database, CA, admin identity."""
     config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -110,13 +144,14 @@ async def initialise(config: ServerConfig, *, quiet: bool = False) -> None:
         generate_audit_key_file(config.audit_key_path)
     storage = await open_storage(config)
     try:
+        chain = AuditChain(load_audit_key_for(config))
         ca_runtime = CaRuntime(
             config=config,
             storage=storage,
             keyring=load_keyring(config),
             clock=Clock(),
             metrics=Metrics(),
-            chain=AuditChain(load_audit_key_for(config)),
+            chain=chain,
         )
         await ca_runtime.load()
         cert_path, key_path, bundle_path = admin_files(config.data_dir)
@@ -128,7 +163,8 @@ async def initialise(config: ServerConfig, *, quiet: bool = False) -> None:
                 ca.build_csr(key),
                 config.admin_spiffe_id,
                 kind="admin",
-                ttl=ADMIN_CERT_TTL,
+                ttl=timedelta(seconds=config.admin_cert_ttl_seconds),
+                also=lambda issued: _audit_admin_issued(chain, config, issued),
             )
             key_pem = key.private_bytes(
                 serialization.Encoding.PEM,

@@ -32,6 +32,8 @@ DNS_NAME_PATTERN: Final = re.compile(
 )
 #: Leaf certificates shorter than this need test mode (--test-hooks).
 MIN_PRODUCTION_LEAF_TTL_SECONDS: Final = 60
+#: The longest admin identity (the default is 8 h; the CLI renews it).
+MAX_ADMIN_CERT_TTL_SECONDS: Final = 7 * 86400
 
 
 class ConfigError(ValueError):
@@ -62,6 +64,9 @@ class ServerConfig:
     leaf_ttl_seconds: int = 3600
     #: Lifetime of the server's own serving certificate.
     server_cert_ttl_seconds: int = 3600
+    #: Lifetime of the admin identity ``init`` writes to ``<data dir>/admin``
+    #: (and of each renewal of it): short, since the CLI renews it.
+    admin_cert_ttl_seconds: int = 8 * 3600
     ca_ttl_days: int = 365
     bundle_refresh_hint_seconds: int = 300
     #: Run CA rotation steps automatically when they fall due.
@@ -325,12 +330,17 @@ def validate(config: ServerConfig) -> None:
     if config.test_hooks and not is_loopback(config.host):
         fail(f"test_hooks: refusing to enable test hooks on non-loopback host {config.host!r}")
     min_ttl = 2 if config.test_hooks else MIN_PRODUCTION_LEAF_TTL_SECONDS
-    for name in ("leaf_ttl_seconds", "server_cert_ttl_seconds"):
+    for name in ("leaf_ttl_seconds", "server_cert_ttl_seconds", "admin_cert_ttl_seconds"):
         value = getattr(config, name)
         if value < min_ttl:
             fail(f"{name}: {value} is below the minimum of {min_ttl} seconds")
     if config.leaf_ttl_seconds > 30 * 86400:
         fail("leaf_ttl_seconds: at most 30 days; short-lived certificates are the point")
+    if config.admin_cert_ttl_seconds > MAX_ADMIN_CERT_TTL_SECONDS:
+        fail(
+            "admin_cert_ttl_seconds: at most 7 days; the CLI renews the admin identity,"
+            " and `secinfra-server init` on the host issues a new one (break-glass)"
+        )
     if config.ca_ttl_days < 1:
         fail("ca_ttl_days: must be at least 1")
     if not 0 < config.join_token_default_ttl_seconds <= MAX_JOIN_TOKEN_TTL_SECONDS:
@@ -402,6 +412,7 @@ SETTING_HELP: Final[Mapping[str, str]] = {
     "trust_domain": "SPIFFE trust domain; fixed once init has created the first CA",
     "leaf_ttl_seconds": "lifetime of workload certificates",
     "server_cert_ttl_seconds": "lifetime of the server's own serving certificate",
+    "admin_cert_ttl_seconds": "lifetime of the admin identity init writes (and its renewals)",
     "ca_ttl_days": "lifetime of each new CA",
     "bundle_refresh_hint_seconds": "the trust bundle's refresh hint and max-age",
     "ca_auto_rotate": "run CA rotation steps automatically when they fall due",

@@ -6,6 +6,7 @@ import asyncio
 import http.client
 import json
 import socket
+import sqlite3
 import ssl
 import threading
 from collections.abc import Coroutine
@@ -17,9 +18,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from secinfra_server import ca
+from secinfra_server import audit, ca
 from secinfra_server.cli import initialise
 from secinfra_server.config import admin_files, load_config
+from secinfra_server.crypto import load_audit_key
 from secinfra_server.server import Server
 
 T = TypeVar("T")
@@ -48,10 +50,14 @@ class RunningServer:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def stop(self) -> None:
+        """Stop the server; fail if it lost an audit entry (every in-process
+        server of the suite stops here, so this holds suite-wide)."""
         if self.server.storage is not None:
             self.call(self.server.stop())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
+        lost = self.server.metrics.registry.get_sample_value("secinfra_audit_entries_lost_total")
+        assert not lost, f"the server lost {lost:.0f} audit entries"
 
     @property
     def port(self) -> int:
@@ -198,3 +204,15 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def verified_audit_rows(data_dir: Path, query: str, params: tuple[Any, ...]) -> list[Any]:
+    """Rows of ``query`` on a stopped server's SQLite audit log, once the whole
+    chain has verified under the data dir's audit key."""
+    conn = sqlite3.connect(data_dir / "secinfra.db")
+    try:
+        result = audit.verify(conn, load_audit_key(data_dir / "audit.key"))
+        assert result.ok, result.reason
+        return conn.execute(query, params).fetchall()
+    finally:
+        conn.close()

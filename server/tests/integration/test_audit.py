@@ -2,7 +2,8 @@
 and `secinfra-server audit verify` catching every kind of tampering: a row
 edited, deleted, reordered, inserted or appended, a downgrade to the unkeyed
 rule, truncation after a signed checkpoint, a forged checkpoint; and a chain
-from before the keyed rule still verifying up to the switch."""
+from before the keyed rule still verifying up to the switch, on SQLite and
+PostgreSQL."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import json
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, cast
 
 import psycopg
 import pytest
@@ -27,6 +29,7 @@ from secinfra_server.audit import (
 from secinfra_server.cli import main
 from secinfra_server.crypto import AuditKey
 from secinfra_server.storage._sqlite import MIGRATIONS
+from secinfra_server.storage.postgres import migrations as pg_migrations
 
 from .harness import Client, RunningServer, enrol
 
@@ -279,6 +282,53 @@ def test_verify_without_the_audit_key_cannot_pass_keyed_entries(
     assert main([*argv, str(tmp_path / "audit.key")]) == 0
 
 
+#: Three entries as a server before schema 4 wrote them: plain SHA-256.
+LEGACY_INSERT = (
+    "INSERT INTO audit_log (seq, at_ms, actor, action, resource, outcome, request_id,"
+    " details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, '{}', ?, ?)"
+)
+
+
+def _legacy_rows() -> list[tuple[object, ...]]:
+    rows: list[tuple[object, ...]] = []
+    prev = GENESIS_HASH
+    for seq in (1, 2, 3):
+        event = AuditEvent("spiffe://old", "identity.revoke", f"serial:{seq}", "allowed", "r")
+        digest = entry_hash(prev, seq, 1000 * seq, event)
+        rows.append(
+            (
+                seq,
+                1000 * seq,
+                event.actor,
+                event.action,
+                event.resource,
+                "allowed",
+                "r",
+                prev,
+                digest,
+            )
+        )
+        prev = digest
+    return rows
+
+
+def _upgrade_and_verify(
+    server: RunningServer,
+    tmp_path: Path,
+    verify_argv: list[str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Start the server on the old database (it migrates), make a keyed entry,
+    and verify: the old entries by the old rule, the rest keyed."""
+    server.start()
+    admin = Client(server.port, server.bundle_pem(), server.admin, tmp_path / "admin")
+    assert admin.request("GET", "/v1/join-tokens").status == 200
+    admin.close()
+    server.stop()
+    assert main(["audit", "verify", *verify_argv]) == 0
+    assert "(3 before the keyed chain)" in capsys.readouterr().out
+
+
 def test_a_legacy_chain_keeps_verifying_up_to_the_switch(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -292,32 +342,9 @@ def test_a_legacy_chain_keeps_verifying_up_to_the_switch(
             if statement.strip():
                 conn.execute(statement)
         conn.execute(f"PRAGMA user_version = {version}")
-    prev = GENESIS_HASH
-    for seq in (1, 2, 3):
-        event = AuditEvent("spiffe://old", "identity.revoke", f"serial:{seq}", "allowed", "r")
-        digest = entry_hash(prev, seq, 1000 * seq, event)
-        conn.execute(
-            "INSERT INTO audit_log (seq, at_ms, actor, action, resource, outcome, request_id,"
-            " details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, '{}', ?, ?)",
-            (
-                seq,
-                1000 * seq,
-                event.actor,
-                event.action,
-                event.resource,
-                "allowed",
-                "r",
-                prev,
-                digest,
-            ),
-        )
-        prev = digest
+    conn.executemany(LEGACY_INSERT, _legacy_rows())
     conn.close()
-    server = RunningServer(data).start()
-    admin = Client(server.port, server.bundle_pem(), server.admin, tmp_path / "admin")
-    assert admin.request("GET", "/v1/join-tokens").status == 200
-    admin.close()
-    server.stop()
+    _upgrade_and_verify(RunningServer(data), tmp_path, ["--data-dir", str(data)], capsys)
     rows = (
         sqlite3.connect(data / "secinfra.db")
         .execute("SELECT seq, chain FROM audit_log ORDER BY seq")
@@ -326,8 +353,37 @@ def test_a_legacy_chain_keeps_verifying_up_to_the_switch(
     assert [chain for _, chain in rows[:3]] == ["sha256"] * 3
     assert len(rows) > 3
     assert {chain for _, chain in rows[3:]} == {"hmac-sha256"}
-    assert main(["audit", "verify", "--data-dir", str(data)]) == 0
-    assert f"{len(rows)} entries (3 before the keyed chain)" in capsys.readouterr().out
+
+
+def test_a_legacy_chain_on_postgresql_keeps_verifying_after_migration_4(
+    postgres_dsn: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same upgrade on PostgreSQL: a database at schema 3 with unkeyed
+    entries, migrated by the server at start."""
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY,"
+            " name TEXT NOT NULL, applied_ms BIGINT NOT NULL)"
+        )
+        for migration in pg_migrations()[:3]:
+            with conn.transaction():
+                conn.execute(cast(Any, migration.sql))
+                conn.execute(
+                    "INSERT INTO schema_migrations VALUES (%s, %s, 0)",
+                    (migration.version, migration.name),
+                )
+        conn.cursor().executemany(LEGACY_INSERT.replace("?", "%s"), _legacy_rows())
+    data = tmp_path / "data"
+    config = tmp_path / "server.toml"
+    config.write_text(f"database_dsn = {json.dumps(postgres_dsn)}\n")
+    server = RunningServer(data, database_dsn=postgres_dsn, migrate=True)
+    _upgrade_and_verify(
+        server, tmp_path, ["--data-dir", str(data), "--config", str(config)], capsys
+    )
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        chains = [c for (c,) in conn.execute("SELECT chain FROM audit_log ORDER BY seq")]
+    assert chains[:3] == ["sha256"] * 3
+    assert set(chains[3:]) == {CHAIN_HMAC}
 
 
 def test_on_postgresql_one_keyed_chain_and_truncation_after_a_checkpoint(

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import psycopg
 import pytest
@@ -197,6 +197,79 @@ def test_a_change_fails_when_its_entry_cannot_be_written_and_reads_wait_in_the_q
     )
     assert metric(running, "secinfra_audit_entries_lost_total") == 0
     assert metric(running, "secinfra_audit_entries_written_total", mode="batched") >= 1
+
+
+WORKLOAD = "spiffe://secinfra.local/workload/a"
+WORKLOAD_USER = f"workload:{WORKLOAD}"
+
+#: Each audited change: (name, request, a read that shows its effect). With
+#: audit writes failing the request must fail and the read show nothing new.
+CHANGES: Final = [
+    (
+        "create_join_token",
+        ("POST", "/v1/join-tokens", {"spiffe_id": WORKLOAD}),
+        ("GET", "/v1/join-tokens", lambda body: body.get("join_tokens", [])),
+    ),
+    (
+        "revoke",
+        ("POST", "/v1/revocations", {"spiffe_id": WORKLOAD, "reason": "test"}),
+        ("GET", "/v1/revocations", lambda body: body.get("revocations", [])),
+    ),
+    (
+        "write_tuples",
+        (
+            "POST",
+            "/v1/authz/tuples:write",
+            {"writes": [{"object": "group:eng", "relation": "member", "user": WORKLOAD_USER}]},
+        ),
+        ("GET", "/v1/authz/tuples?object=group:eng", lambda body: body.get("tuples", [])),
+    ),
+    (
+        "write_authorization_model",
+        ("POST", "/v1/authz/models", {"dsl": "model\n  schema 1.1\ntype document\n"}),
+        ("GET", "/v1/authz/models", lambda body: body.get("models", [])),
+    ),
+    (
+        "prepare_ca_rotation",
+        ("POST", "/v1/ca:prepare", {}),
+        ("GET", "/v1/ca", lambda body: body.get("authorities", [])[1:]),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("change", "read"), [(c, r) for _, c, r in CHANGES], ids=[n for n, _, _ in CHANGES]
+)
+def test_each_audited_change_fails_without_its_entry(
+    backend_server: tuple[RunningServer, AuditOutage],
+    tmp_path: Path,
+    change: tuple[str, str, dict[str, Any]],
+    read: tuple[str, str, Callable[[dict[str, Any]], list[Any]]],
+) -> None:
+    running, outage = backend_server
+    admin = _client(running, tmp_path, "admin")
+    method, path, body = change
+    read_method, read_path, effect = read
+    before = admin.request(read_method, read_path)
+    assert before.status == 200, before.body
+    assert effect(before.json()) == []
+    outage.start()
+    try:
+        failed = admin.request(method, path, body)
+        assert failed.status == 500, failed.body
+        assert failed.code == "internal"
+    finally:
+        outage.stop()
+    after = admin.request(read_method, read_path)
+    assert after.status == 200, after.body
+    assert effect(after.json()) == [], "the change committed without its audit entry"
+    # With audit writes back, the same change goes through, and so does its entry.
+    done = admin.request(method, path, body)
+    assert done.status == 200, done.body
+    assert effect(admin.request(read_method, read_path).json()) != []
+    admin.close()
+    action = f"{'authz' if path.startswith('/v1/authz') else 'identity'}."
+    assert any(a.startswith(action) and o == "allowed" for a, _, o in chain(running))
 
 
 def test_issuance_entries_commit_with_the_certificate(

@@ -19,6 +19,9 @@ from secinfra_server.server import Server
 
 from .harness import Client, RunningServer, csr_pem, enrol, new_key
 
+#: The longest admin identity (the default, 8 h, would expire before these rotations).
+WEEK_SECONDS = 7 * 86400
+
 
 def _ca_ids(admin: Client) -> dict[str, str]:
     status = admin.request("GET", "/v1/ca").json()
@@ -222,8 +225,18 @@ def _wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
     return predicate()
 
 
+def _short_ca_server(tmp_path: Path) -> RunningServer:
+    """3-day CAs, a 60 s hint, and an admin certificate that outlives the first rotation."""
+    return RunningServer(
+        tmp_path / "data",
+        ca_ttl_days=3,
+        bundle_refresh_hint_seconds=60,
+        admin_cert_ttl_seconds=WEEK_SECONDS,
+    ).start()
+
+
 def test_ca_rotates_on_schedule(tmp_path: Path) -> None:
-    server = RunningServer(tmp_path / "data", ca_ttl_days=3, bundle_refresh_hint_seconds=60).start()
+    server = _short_ca_server(tmp_path)
     try:
         authority = server.server.ca_runtime
         assert authority is not None
@@ -239,7 +252,7 @@ def test_ca_rotates_on_schedule(tmp_path: Path) -> None:
         server.server.clock.shift(timedelta(seconds=90))
         assert _wait_for(lambda: states() == ["active", "retiring"]), states()
         assert authority.leaves_expire_by(first.id) is not None, "admin cert is recorded"
-        # The old CA stays while a recorded leaf (the 7-day admin cert) chains to it.
+        # The old CA stays while a recorded leaf (the week-long admin cert) chains to it.
         server.server.clock.shift(timedelta(hours=2))
         time.sleep(2.5)
         assert states() == ["active", "retiring"]
@@ -273,7 +286,7 @@ def test_serving_certificate_renews_at_half_life(tmp_path: Path) -> None:
 def test_a_blocked_retirement_does_not_stall_the_next_rotation(
     tmp_path: Path,
 ) -> None:
-    server = RunningServer(tmp_path / "data", ca_ttl_days=3, bundle_refresh_hint_seconds=60).start()
+    server = _short_ca_server(tmp_path)
     try:
         admin = Client(server.port, server.bundle_pem(), server.admin, tmp_path / "admin")
         assert admin.request("POST", "/v1/ca:prepare", {}).status == 200

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import sqlite3
 import stat
 import uuid
@@ -25,7 +26,7 @@ from secinfra_server.crypto import (
     open_,
 )
 
-from .harness import Client, RunningServer
+from .harness import Client, RunningServer, verified_audit_rows
 
 SECRETS = {f"svc/{n}": f"value-{n}".encode() * (n + 1) for n in range(7)}
 
@@ -91,6 +92,16 @@ def _assert_only(data: Path, kek: Kek) -> None:
     assert ids["idempotency"] <= {kek.id, "None"}
 
 
+def _kek_entries(data: Path) -> list[tuple[str, dict[str, object]]]:
+    """(action, details) of the kek commands' audit entries, after verifying the chain."""
+    rows = verified_audit_rows(
+        data,
+        "SELECT action, details FROM audit_log WHERE actor = ? ORDER BY seq",
+        (rotation.KEK_ACTOR,),
+    )
+    return [(str(action), json.loads(details)) for action, details in rows]
+
+
 def _assert_old_kek_opens_nothing(data: Path, old: Kek, new: Kek) -> None:
     """Check with the crypto package directly: every row opens under the new KEK,
     and the old KEK cannot unwrap any data key, even when told it is the right one."""
@@ -136,6 +147,14 @@ def test_rotate_rewraps_every_row_and_swaps_the_files(
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
     _assert_only(data, new)
     _assert_old_kek_opens_nothing(data, old, new)
+    entries = _kek_entries(data)
+    rewraps = [d for action, d in entries if action == "kek.rewrap"]
+    assert sum(int(str(d["rows"])) for d in rewraps) == int(out.split("; ")[1].split()[0])
+    assert all(d["kek_id"] == new.id and int(str(d["rows"])) <= 3 for d in rewraps)
+    assert entries[-1][0] == "kek.rotate"
+    assert entries[-1][1]["old_kek_id"] == old.id
+    assert entries[-1][1]["new_kek_id"] == new.id
+    assert entries[-1][1]["resumed"] is False
     _read_back(data, tmp_path)
 
     assert main(["kek", "status", "--data-dir", str(data)]) == 0
@@ -178,6 +197,8 @@ def test_an_interrupted_rotation_serves_every_row_and_resumes(tmp_path: Path) ->
     new = load_kek(data / "kek.new")
     ids = _kek_ids(data)["secret_versions"] - {"None"}
     assert ids == {old.id, new.id}, "half done: rows under both KEKs"
+    # The committed batch has its entry; the rotation has none yet.
+    assert [(action, d["rows"]) for action, d in _kek_entries(data)] == [("kek.rewrap", 4)]
 
     # A server started now reads rows wrapped by either KEK (and writes more).
     _read_back(data, tmp_path)
@@ -188,6 +209,7 @@ def test_an_interrupted_rotation_serves_every_row_and_resumes(tmp_path: Path) ->
     assert load_kek(data / "kek") == new
     _assert_only(data, new)
     _assert_old_kek_opens_nothing(data, old, new)
+    assert _kek_entries(data)[-1][1]["resumed"] is True
     _read_back(data, tmp_path)
 
 
@@ -206,6 +228,8 @@ def test_kek_from_the_environment_and_rewrap(
     assert result.kek_id == new.id
     assert result.rewrapped["cas"] == 1
     assert result.rewrapped["secret_versions"] == len(SECRETS) * 2 - 1
+    rewrapped = [d for action, d in _kek_entries(data) if action == "kek.rewrap"]
+    assert sum(int(str(d["rows"])) for d in rewrapped) == result.total
     _assert_only(data, new)
     # The server now runs on the environment's KEK alone; the file is ignored.
     (data / "kek").unlink()

@@ -21,6 +21,7 @@ from secinfra_server.storage import (
     StoredCa,
     StoredJoinToken,
     StoredRevocation,
+    after_commit,
 )
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -182,3 +183,26 @@ async def test_a_failed_write_rolls_back_and_a_read_sees_one_snapshot(
 
     first, second = await any_storage.read(twice)
     assert first == second == ("1",)
+
+
+async def test_after_commit_runs_once_committed_and_never_after_a_rollback(
+    any_storage: SqlStorage,
+) -> None:
+    ran: list[str] = []
+
+    def commits(conn: sqlite3.Connection) -> None:
+        conn.execute("UPDATE meta SET value = '2' WHERE key = 'bundle_sequence'")
+        after_commit(lambda: ran.append("committed"))
+        assert ran == []  # not before the commit
+
+    def rolls_back(conn: sqlite3.Connection) -> None:
+        after_commit(lambda: ran.append("rolled back"))
+        raise RuntimeError("after registering")
+
+    await any_storage.write(commits)
+    with pytest.raises(RuntimeError):
+        await any_storage.write(rolls_back)
+    assert ran == ["committed"]
+    assert await any_storage.bundle_sequence() == 2
+    with pytest.raises(RuntimeError, match="outside a storage write transaction"):
+        after_commit(lambda: None)

@@ -347,7 +347,9 @@ class IdentityClient:
         call_options: CallOptions | None = None,
     ) -> _identity.Revocation:
         """Adds a certificate serial number or a SPIFFE ID to the deny-list. The
-        server refuses it on every later request and renewal.
+        server refuses it on every later request and renewal. Revoking a SPIFFE
+        ID also lists the serials of its unexpired certificates on the CRL; an
+        admin can lift it with LiftRevocation.
 
         HTTP: ``POST /v1/revocations``
         """
@@ -382,7 +384,8 @@ class IdentityClient:
         call_options: CallOptions | None = None,
     ) -> _identity.CreateJoinTokenResponse:
         """Creates a one-time join token bound to a SPIFFE ID. The token is
-        returned once and stored only as a hash.
+        returned once and stored only as a hash. A revoked SPIFFE ID gets none:
+        failed_precondition (HTTP 412), until its revocation is lifted.
 
         HTTP: ``POST /v1/join-tokens``
         """
@@ -505,7 +508,8 @@ class IdentityClient:
         """Lifts the revocation of a SPIFFE ID, so that the workload can enrol
         again (with a new join token or attestation). The certificates it held
         when it was revoked stay revoked: their serials move to the deny-list
-        and the CRL. Revocations by serial cannot be lifted. Audited.
+        and the CRL. Revocations by serial cannot be lifted. Audited. A SPIFFE
+        ID that is not revoked answers not_found (HTTP 404).
 
         HTTP: ``POST /v1/revocations:lift``
         """

@@ -3,14 +3,16 @@
 for replicas that share one database.
 
 The package's surface: the storage classes and records here, the millisecond
-timestamps and schema migration every table helper uses, and five modules of
-SQL that runs inside a caller's transaction, one per group of tables:
+timestamps and schema migration every table helper uses, :func:`after_commit`
+(work that runs only once the current write transaction committed), and five
+modules of SQL that runs inside a caller's transaction, one per group of tables:
 :mod:`.secret_tables`, :mod:`.authz_tables`, :mod:`.identity_tables` (CAs,
 join tokens, revocations), :mod:`.crl_tables` (the published CRLs) and
 :mod:`.sealed_tables` (the values sealed by the KEK, for KEK rotation).
 """
 
 from ._base import InTransaction, SchemaTooNew, Storage
+from ._commit_hooks import after_commit
 from ._records import (
     IssuedCertificate,
     LiftedRevocation,
@@ -33,6 +35,7 @@ __all__ = [
     "StoredCa",
     "StoredJoinToken",
     "StoredRevocation",
+    "after_commit",
     "from_ms",
     "migrate",
     "to_ms",

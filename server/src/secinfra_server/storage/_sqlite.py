@@ -20,6 +20,7 @@ from typing import Final, TypeVar
 
 from .._tracing import NO_TRACING, Tracing
 from ._base import SchemaTooNew
+from ._commit_hooks import collecting, run_committed
 from ._sql_storage import SqlStorage
 
 T = TypeVar("T")
@@ -250,13 +251,15 @@ class SqliteStorage(SqlStorage):
             conn = self._conn()
             if fn is migrate:
                 return fn(conn)
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = fn(conn)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+            with collecting() as committed:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    result = fn(conn)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+            run_committed(committed)
             return result
 
         with self._tracing.transaction(DB_SYSTEM, "write", fn):

@@ -47,6 +47,7 @@ from psycopg_pool import ConnectionPool
 
 from .._tracing import NO_TRACING, Tracing
 from ._base import SchemaTooNew
+from ._commit_hooks import collecting, run_committed
 from ._pg_changes import (
     APPLICATION_NAME as FEED_APPLICATION_NAME,
 )
@@ -398,9 +399,15 @@ class PostgresStorage(SqlStorage):
         """
 
         def run() -> T:
-            with self._pool.connection() as conn, conn.transaction():
+            with (
+                collecting() as committed,
+                self._pool.connection() as conn,
+                conn.transaction(),
+            ):
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
-                return fn(cast(sqlite3.Connection, PgConnection(conn)))
+                result = fn(cast(sqlite3.Connection, PgConnection(conn)))
+            run_committed(committed)
+            return result
 
         with self._tracing.transaction(DB_SYSTEM, "write", fn):
             return await asyncio.get_running_loop().run_in_executor(self._writer, run)

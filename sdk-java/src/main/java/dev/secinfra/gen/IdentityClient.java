@@ -563,7 +563,9 @@ public final class IdentityClient {
 
   /**
    * Adds a certificate serial number or a SPIFFE ID to the deny-list. The
-   * server refuses it on every later request and renewal.
+   * server refuses it on every later request and renewal. Revoking a SPIFFE
+   * ID also lists the serials of its unexpired certificates on the CRL; an
+   * admin can lift it with LiftRevocation.
    *
    * <p>HTTP: {@code POST /v1/revocations}; idempotent; auth mtls; admin only.
    *
@@ -577,7 +579,9 @@ public final class IdentityClient {
 
   /**
    * Adds a certificate serial number or a SPIFFE ID to the deny-list. The
-   * server refuses it on every later request and renewal.
+   * server refuses it on every later request and renewal. Revoking a SPIFFE
+   * ID also lists the serials of its unexpired certificates on the CRL; an
+   * admin can lift it with LiftRevocation.
    *
    * <p>HTTP: {@code POST /v1/revocations}; idempotent; auth mtls; admin only.
    *
@@ -667,7 +671,8 @@ public final class IdentityClient {
 
   /**
    * Creates a one-time join token bound to a SPIFFE ID. The token is
-   * returned once and stored only as a hash.
+   * returned once and stored only as a hash. A revoked SPIFFE ID gets none:
+   * failed_precondition (HTTP 412), until its revocation is lifted.
    *
    * <p>HTTP: {@code POST /v1/join-tokens}; non-idempotent; auth mtls; admin only.
    *
@@ -681,7 +686,8 @@ public final class IdentityClient {
 
   /**
    * Creates a one-time join token bound to a SPIFFE ID. The token is
-   * returned once and stored only as a hash.
+   * returned once and stored only as a hash. A revoked SPIFFE ID gets none:
+   * failed_precondition (HTTP 412), until its revocation is lifted.
    *
    * <p>HTTP: {@code POST /v1/join-tokens}; non-idempotent; auth mtls; admin only.
    *
@@ -1034,7 +1040,8 @@ public final class IdentityClient {
    * Lifts the revocation of a SPIFFE ID, so that the workload can enrol
    * again (with a new join token or attestation). The certificates it held
    * when it was revoked stay revoked: their serials move to the deny-list
-   * and the CRL. Revocations by serial cannot be lifted. Audited.
+   * and the CRL. Revocations by serial cannot be lifted. Audited. A SPIFFE
+   * ID that is not revoked answers not_found (HTTP 404).
    *
    * <p>HTTP: {@code POST /v1/revocations:lift}; idempotent; auth mtls; admin only.
    *
@@ -1050,7 +1057,8 @@ public final class IdentityClient {
    * Lifts the revocation of a SPIFFE ID, so that the workload can enrol
    * again (with a new join token or attestation). The certificates it held
    * when it was revoked stay revoked: their serials move to the deny-list
-   * and the CRL. Revocations by serial cannot be lifted. Audited.
+   * and the CRL. Revocations by serial cannot be lifted. Audited. A SPIFFE
+   * ID that is not revoked answers not_found (HTTP 404).
    *
    * <p>HTTP: {@code POST /v1/revocations:lift}; idempotent; auth mtls; admin only.
    *
