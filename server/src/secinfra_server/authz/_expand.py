@@ -150,7 +150,7 @@ def _node(
         users = {
             key.user
             for key in reader.read(obj.type, obj.id, rel.name)
-            if rel.allows(key.user_ref.reference())
+            if rel.allows(key.reference())
         }
         return UsersLeaf(name, tuple(sorted(users)))
     if isinstance(rewrite, ComputedUserset):
@@ -183,7 +183,7 @@ def _tuple_to_userset_leaf(
         parent = key.user_ref
         if (
             tupleset is not None
-            and tupleset.allows(parent.reference())
+            and tupleset.allows(key.reference())
             and model.relation(parent.type, rewrite.computed_relation) is not None
         ):
             computed.add(f"{parent}#{rewrite.computed_relation}")
