@@ -66,6 +66,7 @@ from .policy import (
 from .storage import to_ms
 from .storage.authz_tables import (
     SYSTEM_ROOT,
+    ConditionConflict,
     ModelCursor,
     TupleCursor,
     TupleFilter,
@@ -135,8 +136,18 @@ def _tuple_key(key: m.TupleKey | None, where: str) -> authz.TupleKey:
         raise ApiError(
             "invalid_argument", f"{_PREFIX}{where} is required", details={"field": where}
         )
+    condition = None
+    if key.condition is not None:
+        if not key.condition.name:
+            raise ApiError(
+                "invalid_argument",
+                f"{_PREFIX}{where}.condition.name is required: name a condition of the model,"
+                " or leave condition out",
+                details={"field": f"{where}.condition.name"},
+            )
+        condition = authz.TupleCondition(key.condition.name, dict(key.condition.context or {}))
     try:
-        return authz.TupleKey(key.user, key.relation, key.object)
+        return authz.TupleKey(key.user, key.relation, key.object, condition)
     except authz.TupleError as exc:
         raise _at(where, exc) from exc
 
@@ -250,7 +261,12 @@ def _at(where: str, exc: authz.AuthzError) -> ApiError:
 
 
 def _wire_key(key: authz.TupleKey) -> m.TupleKey:
-    return m.TupleKey(user=key.user, relation=key.relation, object=key.object)
+    condition = None
+    if key.condition is not None:
+        condition = m.RelationshipCondition(
+            name=key.condition.name, context=dict(key.condition.context) or None
+        )
+    return m.TupleKey(user=key.user, relation=key.relation, object=key.object, condition=condition)
 
 
 class AuthzApi:
@@ -488,7 +504,16 @@ class AuthzApi:
                     validate_builtin_tuple(key)
                 except authz.TupleError as exc:
                     raise _at(f"writes[{index}]", exc) from exc
-            change = apply_tuple_changes(snapshot.conn, writes, deletes)
+            try:
+                change = apply_tuple_changes(snapshot.conn, writes, deletes)
+            except ConditionConflict as exc:
+                raise ApiError(
+                    "already_exists",
+                    f"{_PREFIX}writes[{exc.index}]: tuple {exc.key.object}#{exc.key.relation}"
+                    f"@{exc.key.user} is stored with a different condition; delete it first"
+                    " (in an earlier call), then write it with the new one",
+                    details={"field": f"writes[{exc.index}]"},
+                ) from None
             self._ctx.audit.chain.append(
                 snapshot.conn,
                 AuditEvent(
@@ -563,7 +588,8 @@ class AuthzApi:
         def run(snapshot: Snapshot) -> tuple[bool, int]:
             model = _version(self._engine, snapshot, req.authorization_model_id)
             reader = _reader(snapshot, model, contextual, "contextual_tuples")
-            return authz.check(model, reader, key), snapshot.revision
+            allowed = authz.check(model, reader, key, context=req.context or {})
+            return allowed, snapshot.revision
 
         with self._ctx.tracing.authz_check(key.object_type, key.relation) as span:
             allowed, revision = await self._engine.read(run, at_least=at_least)
@@ -685,7 +711,14 @@ class AuthzApi:
             [req.type, req.relation, req.user],
             lambda model, reader, size, after: _objects(
                 authz.list_objects_page(
-                    model, reader, req.type, req.relation, req.user, max_results=size, after=after
+                    model,
+                    reader,
+                    req.type,
+                    req.relation,
+                    req.user,
+                    max_results=size,
+                    after=after,
+                    context=req.context or {},
                 )
             ),
         )
@@ -718,6 +751,7 @@ class AuthzApi:
                     req.user_filter,
                     max_results=size,
                     after=after,
+                    context=req.context or {},
                 )
             ),
         )
@@ -820,7 +854,7 @@ def _batch_items(
         except ApiError as exc:
             failed[cid] = exc.message
             continue
-        items.append(authz.BatchCheckItem(key, cid))
+        items.append(authz.BatchCheckItem(key, cid, dict(check.context or {})))
         if extra:
             contextual[cid] = (where, extra)
     return items, failed, contextual
