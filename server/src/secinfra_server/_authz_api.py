@@ -180,6 +180,8 @@ class _PagedQuestion(Protocol):
     def contextual_tuples(self) -> Sequence[m.TupleKey]: ...
     @property
     def authorization_model_id(self) -> str: ...
+    @property
+    def context(self) -> dict[str, Any] | None: ...
 
 
 def _objects(page: authz.ObjectPage) -> tuple[list[str], str, bool]:
@@ -709,17 +711,8 @@ class AuthzApi:
             req,
             at_least,
             [req.type, req.relation, req.user],
-            lambda model, reader, size, after: _objects(
-                authz.list_objects_page(
-                    model,
-                    reader,
-                    req.type,
-                    req.relation,
-                    req.user,
-                    max_results=size,
-                    after=after,
-                    context=req.context or {},
-                )
+            lambda model, reader, page: _objects(
+                authz.list_objects_page(model, reader, req.type, req.relation, req.user, **page)
             ),
         )
         return m.ListObjectsResponse(objects=objects, next_page_token=token)
@@ -742,17 +735,8 @@ class AuthzApi:
             req,
             at_least,
             [req.object, req.relation, req.user_filter],
-            lambda model, reader, size, after: _users(
-                authz.list_users(
-                    model,
-                    reader,
-                    req.object,
-                    req.relation,
-                    req.user_filter,
-                    max_results=size,
-                    after=after,
-                    context=req.context or {},
-                )
+            lambda model, reader, page: _users(
+                authz.list_users(model, reader, req.object, req.relation, req.user_filter, **page)
             ),
         )
         return m.ListUsersResponse(users=users, next_page_token=token)
@@ -764,24 +748,25 @@ class AuthzApi:
         at_least: int | None,
         query: list[str],
         listing: Callable[
-            [authz.AuthorizationModel, authz.TupleReader, int, str | None],
+            [authz.AuthorizationModel, authz.TupleReader, dict[str, Any]],
             tuple[list[str], str, bool],
         ],
     ) -> tuple[list[str], str]:
         """One page of a ListObjects or ListUsers question: its page token (bound to
         ``query``), contextual tuples and model version applied; the items and the
         next page's token. ``listing`` gives the items, the cursor after the last
-        one and whether more follow."""
+        one and whether more follow, given the engine's page options
+        (``max_results``, ``after``, ``context``)."""
         size = _page_size(req.page_size)
         after = _decode_cursor(req.page_token, query, 1)[0] if req.page_token else None
         contextual = _contextual(req.contextual_tuples, "contextual_tuples")
         await self._guard_contextual(ctx, contextual, "contextual_tuples")
 
+        page = {"max_results": size, "after": after, "context": req.context or {}}
+
         def run(snapshot: Snapshot) -> tuple[list[str], str, bool]:
             model = _version(self._engine, snapshot, req.authorization_model_id)
-            return listing(
-                model, _reader(snapshot, model, contextual, "contextual_tuples"), size, after
-            )
+            return listing(model, _reader(snapshot, model, contextual, "contextual_tuples"), page)
 
         items, last, more = await self._engine.read(run, at_least=at_least)
         return items, _encode_cursor(query, [last]) if more else ""

@@ -187,6 +187,12 @@ def _parse_timestamp(text: str) -> datetime.datetime:
     return datetime.datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
 
 
+def _show(value: JSONValue) -> str:
+    """A context value for an error message, cut to 60 characters."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _integer(value: JSONValue, what: str) -> int:
     if isinstance(value, bool):
         raise ValueError(f"expected {what}, found a bool")
@@ -198,10 +204,10 @@ def _integer(value: JSONValue, what: str) -> int:
         try:
             number = float(value)
         except ValueError:
-            raise ValueError(f"expected {what}, found the string {value!r}") from None
+            raise ValueError(f"expected {what}, found the string {_show(value)}") from None
         if math.isfinite(number) and number.is_integer():
             return int(number)
-    raise ValueError(f"expected {what}, found {value!r}")
+    raise ValueError(f"expected {what}, found {_show(value)}")
 
 
 def _convert(ptype: ParameterType, value: JSONValue) -> object:
@@ -215,11 +221,11 @@ def _convert(ptype: ParameterType, value: JSONValue) -> object:
         return value
     if name == "bool":
         if not isinstance(value, bool):
-            raise ValueError(f"expected a bool, found {value!r}")
+            raise ValueError(f"expected a bool, found {_show(value)}")
         return value
     if name == "string":
         if not isinstance(value, str):
-            raise ValueError(f"expected a string, found {value!r}")
+            raise ValueError(f"expected a string, found {_show(value)}")
         return value
     if name == "int":
         number = _integer(value, "an int")
@@ -233,27 +239,27 @@ def _convert(ptype: ParameterType, value: JSONValue) -> object:
         return number
     if name == "double":
         if isinstance(value, bool) or not isinstance(value, int | float | str):
-            raise ValueError(f"expected a double, found {value!r}")
+            raise ValueError(f"expected a double, found {_show(value)}")
         try:
             return float(value)
         except ValueError:
-            raise ValueError(f"expected a double, found the string {value!r}") from None
+            raise ValueError(f"expected a double, found the string {_show(value)}") from None
     if name in ("duration", "timestamp", "ipaddress"):
         return _convert_text(name, value)
     assert ptype.element is not None
     element = ptype.element
     if name == "list":
         if not isinstance(value, list):
-            raise ValueError(f"expected a list, found {value!r}")
+            raise ValueError(f"expected a list, found {_show(value)}")
         return [_convert(element, item) for item in value]
     if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
-        raise ValueError(f"expected a map with string keys, found {value!r}")
+        raise ValueError(f"expected a map with string keys, found {_show(value)}")
     return {k: _convert(element, v) for k, v in value.items()}
 
 
 def _convert_text(name: str, value: JSONValue) -> object:
     if not isinstance(value, str):
-        raise ValueError(f"expected a {name} string ({_SHAPES[name]}), found {value!r}")
+        raise ValueError(f"expected a {name} string ({_SHAPES[name]}), found {_show(value)}")
     try:
         if name == "duration":
             return _parse_duration(value)
@@ -261,7 +267,7 @@ def _convert_text(name: str, value: JSONValue) -> object:
             return _parse_timestamp(value)
         return str(ipaddress.ip_address(value))
     except ValueError:
-        raise ValueError(f"expected {_SHAPES[name]}, found {value!r}") from None
+        raise ValueError(f"expected {_SHAPES[name]}, found {_show(value)}") from None
 
 
 _SHAPES: Final = {
