@@ -30,12 +30,14 @@ import pytest
 from secinfra_server.authz import (
     ConditionError,
     ConditionTooComplex,
+    ContextualReader,
     InMemoryTupleStore,
     ModelError,
     TupleCondition,
     TupleError,
     TupleKey,
     check,
+    expand,
     list_objects,
     list_users,
     parse_dsl,
@@ -326,3 +328,21 @@ def test_context_values_convert_as_openfga_converts(ptype: str, value: object, o
     else:
         with pytest.raises(ConditionError):
             condition.validate_context({"p": value})
+
+
+def test_expand_shows_each_users_condition() -> None:
+    tree = expand(MODEL, InMemoryTupleStore(TUPLES), "document:1", "viewer").to_dict()
+    leaf = tree["root"]["leaf"]["users"]
+    assert leaf == {
+        "users": ["group:eng#member", "user:anne"],
+        "conditions": {"user:anne": "fresh"},
+    }
+
+
+def test_contextual_tuples_may_carry_a_condition() -> None:
+    extra = [TupleKey("user:dora", "viewer", "document:7", GRANT)]
+    validate_tuple(MODEL, extra[0])
+    reader = ContextualReader(InMemoryTupleStore(TUPLES), extra)
+    key = TupleKey("user:dora", "viewer", "document:7")
+    assert check(MODEL, reader, key, context={"now": EARLY})
+    assert not check(MODEL, reader, key, context={"now": LATE})
