@@ -241,9 +241,12 @@ def _convert(ptype: ParameterType, value: JSONValue) -> object:
         if isinstance(value, bool) or not isinstance(value, int | float | str):
             raise ValueError(f"expected a double, found {_show(value)}")
         try:
-            return float(value)
-        except ValueError:
-            raise ValueError(f"expected a double, found the string {_show(value)}") from None
+            number = float(value)
+        except (ValueError, OverflowError):
+            number = math.inf
+        if not math.isfinite(number):
+            raise ValueError(f"expected a finite double, found {_show(value)}")
+        return number
     if name in ("duration", "timestamp", "ipaddress"):
         return _convert_text(name, value)
     assert ptype.element is not None
@@ -266,7 +269,7 @@ def _convert_text(name: str, value: JSONValue) -> object:
         if name == "timestamp":
             return _parse_timestamp(value)
         return str(ipaddress.ip_address(value))
-    except ValueError:
+    except (ValueError, OverflowError):
         raise ValueError(f"expected {_SHAPES[name]}, found {_show(value)}") from None
 
 
