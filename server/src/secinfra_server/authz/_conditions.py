@@ -241,12 +241,12 @@ def _convert(ptype: ParameterType, value: JSONValue) -> object:
         if isinstance(value, bool) or not isinstance(value, int | float | str):
             raise ValueError(f"expected a double, found {_show(value)}")
         try:
-            number = float(value)
+            double = float(value)
         except (ValueError, OverflowError):
-            number = math.inf
-        if not math.isfinite(number):
+            double = math.inf
+        if not math.isfinite(double):
             raise ValueError(f"expected a finite double, found {_show(value)}")
-        return number
+        return double
     if name in ("duration", "timestamp", "ipaddress"):
         return _convert_text(name, value)
     assert ptype.element is not None
@@ -304,9 +304,11 @@ def _env(parameters: Mapping[str, ParameterType], *, checking: bool) -> cel.Env:
     return cel.NewEnv(variables=variables, functions=_functions(ip_type))
 
 
-def _cel_message(exc: Exception) -> str:
-    """CEL's message, first line only, without its status prefix and suffix."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+def _cel_message(raw: object) -> str:
+    """CEL's message (of an exception or an error value), first line only,
+    without its status prefix and suffix."""
+    text = str(raw).strip()
+    text = text.splitlines()[0] if text else "unknown CEL error"
     text = re.sub(r"^[A-Z_]+: ", "", text)
     text = re.sub(r"^ERROR: <input>:", "at ", text)
     return re.sub(r" \[[A-Z_]+\]$", "", text)
@@ -315,17 +317,20 @@ def _cel_message(exc: Exception) -> str:
 # ------------------------------------------------------------------------ conditions
 
 
-@dataclass(frozen=True)
 class EvaluationBudget:
-    """How long one request may spend evaluating conditions, all of them together."""
+    """How long one request may spend evaluating conditions, all of them together
+    (one per request; not thread-safe, like the resolver that charges it)."""
 
-    seconds: float = DEFAULT_EVALUATION_BUDGET_SECONDS
-    _spent: list[float] = field(default_factory=lambda: [0.0], compare=False, repr=False)
+    __slots__ = ("_spent", "seconds")
+
+    def __init__(self, seconds: float = DEFAULT_EVALUATION_BUDGET_SECONDS) -> None:
+        self.seconds = seconds
+        self._spent = 0.0
 
     def charge(self, seconds: float, condition: str) -> None:
         """Add ``seconds``; raise :class:`ConditionTooComplex` past the budget."""
-        self._spent[0] += seconds
-        if self._spent[0] > self.seconds:
+        self._spent += seconds
+        if self._spent > self.seconds:
             raise ConditionTooComplex(
                 condition,
                 f"evaluating conditions took more than the budget of "
@@ -345,7 +350,7 @@ class Condition:
     name: str
     expression: str
     parameters: tuple[tuple[str, ParameterType], ...] = ()
-    _program: Callable[[Mapping[str, object]], object] = field(
+    _program: Callable[[Mapping[str, object]], cel.Value] = field(
         init=False, repr=False, compare=False
     )
 
@@ -463,15 +468,9 @@ class Condition:
             raise ConditionError(self.name, f"evaluation failed: {message}") from None
         finally:
             budget.charge(time.perf_counter() - started, self.name)
-        assert isinstance(result, cel.Value)
-        if result.type() != cel.Type.BOOL:
-            raise ConditionError(self.name, f"evaluation failed: {_cel_message(_ValueErr(result))}")
+        if result.type() != cel.Type.BOOL:  # an error value: CEL's own message
+            raise ConditionError(self.name, f"evaluation failed: {_cel_message(result.value())}")
         return bool(result.value())
-
-
-class _ValueErr(Exception):
-    def __init__(self, value: cel.Value) -> None:
-        super().__init__(str(value.value()))
 
 
 def _has_ipaddress(ptype: ParameterType) -> bool:
