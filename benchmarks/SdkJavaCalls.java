@@ -65,7 +65,7 @@ final class SdkJavaCalls {
     try (ReferenceServer server = ReferenceServer.start();
         SecinfraClient client = server.admin()) {
       client.secrets().putSecret(PutSecretRequest.builder().name(SECRET).value(VALUE).build());
-      TupleKey tuple = new TupleKey("workload:spiffe://secinfra.local/bench", "reader", "secret:" + SECRET);
+      TupleKey tuple = new TupleKey("workload:spiffe://secinfra.local/bench", "reader", "secret:" + SECRET, null);
       client.authz().writeTuples(WriteTuplesRequest.builder().writes(List.of(tuple)).build());
       GetSecretRequest read = GetSecretRequest.builder().name(SECRET).build();
       CheckRequest check = CheckRequest.builder().tupleKey(tuple).build();

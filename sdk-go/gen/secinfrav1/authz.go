@@ -69,6 +69,20 @@ type TupleKey struct {
 	Relation string `json:"relation"`
 	// "type:id".
 	Object string `json:"object"`
+	// The condition the tuple holds under, for a relation whose type
+	// restriction names one ([user with in_office]). Not set: unconditional.
+	Condition *RelationshipCondition `json:"condition,omitempty"`
+}
+
+// A condition a tuple is written with: the model's condition name and part of
+// its context. At check time the request's context fills the other
+// parameters; for a parameter given in both, the tuple's value wins.
+type RelationshipCondition struct {
+	// The name of a condition the model declares.
+	Name string `json:"name"`
+	// Parameter values (each of the parameter's declared type; only declared
+	// parameters).
+	Context map[string]any `json:"context,omitempty"`
 }
 
 // Stores an authorization model. Exactly one source is required.
@@ -170,6 +184,10 @@ type CheckRequest struct {
 	// The model version to use: an id from WriteAuthorizationModel or
 	// ListAuthorizationModels. Empty: the current model.
 	AuthorizationModelID string `json:"authorization_model_id"`
+	// Values for the parameters of the conditions the answer depends on (a
+	// tuple's own context wins). A missing or ill-typed parameter that the
+	// answer depends on is invalid_argument.
+	Context map[string]any `json:"context,omitempty"`
 }
 
 // The answer.
@@ -189,6 +207,9 @@ type BatchCheckItem struct {
 	// Tuples that hold for this request only, as if written, and are never
 	// stored (at most 100); each must fit the model as a write must.
 	ContextualTuples []*TupleKey `json:"contextual_tuples,omitempty"`
+	// Values for condition parameters, for this check only (see
+	// CheckRequest.context).
+	Context map[string]any `json:"context,omitempty"`
 }
 
 // Asks up to 100 questions.
@@ -242,6 +263,10 @@ type ListObjectsRequest struct {
 	// The model version to use: an id from WriteAuthorizationModel or
 	// ListAuthorizationModels. Empty: the current model.
 	AuthorizationModelID string `json:"authorization_model_id"`
+	// Values for condition parameters (see CheckRequest.context). A candidate
+	// whose condition cannot be evaluated is left out; the call fails with
+	// that error only if the page is not full without it.
+	Context map[string]any `json:"context,omitempty"`
 }
 
 // Objects, as "type:id", sorted.
@@ -276,6 +301,9 @@ type ListUsersRequest struct {
 	// The model version to use: an id from WriteAuthorizationModel or
 	// ListAuthorizationModels. Empty: the current model.
 	AuthorizationModelID string `json:"authorization_model_id"`
+	// Values for condition parameters (see CheckRequest.context). A condition
+	// that cannot be evaluated fails the call.
+	Context map[string]any `json:"context,omitempty"`
 }
 
 // The users that have the relation.

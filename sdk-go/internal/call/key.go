@@ -157,8 +157,12 @@ func buildEncoder(t reflect.Type, building map[reflect.Type]bool) keyEncoder {
 		building[t] = true
 		defer delete(building, t)
 		return buildStructEncoder(t, building)
+	case reflect.Map:
+		if t.Key().Kind() == reflect.String {
+			return declineEncoder{}
+		}
 	}
-	return nil // floats, maps, interfaces, arrays...: encoding/json's
+	return nil // floats, other maps, interfaces, arrays...: encoding/json's
 }
 
 type keyField struct {
@@ -239,7 +243,7 @@ func (e structEncoder) append(buf []byte, v reflect.Value) ([]byte, bool) {
 // empty is encoding/json's omitempty test for the kinds handled here.
 func empty(v reflect.Value) bool {
 	switch v.Kind() {
-	case reflect.String, reflect.Slice:
+	case reflect.String, reflect.Slice, reflect.Map:
 		return v.Len() == 0
 	case reflect.Bool:
 		return !v.Bool()
@@ -252,6 +256,14 @@ func empty(v reflect.Value) bool {
 	}
 	return false
 }
+
+// declineEncoder stands for a string-keyed map (a request's context, a
+// google.protobuf.Struct): an omitted empty one keeps the fast path, any
+// other sends the whole request to cache.Key, whose encoding/json sorts
+// the members and writes numbers as on the wire.
+type declineEncoder struct{}
+
+func (declineEncoder) append(buf []byte, _ reflect.Value) ([]byte, bool) { return buf, false }
 
 type stringEncoder struct{}
 

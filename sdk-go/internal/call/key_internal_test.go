@@ -198,3 +198,38 @@ func TestCopyIntoIsDeep(t *testing.T) {
 		t.Fatal("interfaces are decoded, not copied")
 	}
 }
+
+// A request with a context (a string-keyed map) takes cache.Key's path, so its
+// key holds the context, members sorted: requests that differ only in context
+// never share a key, and the same context in any map order gives one key
+// (spec 7.3.5). An empty context keeps the fast path.
+func TestContextIsPartOfTheKey(t *testing.T) {
+	desc := &rpc.Descriptor{Service: "secinfra.v1.AuthzService", Name: "Check", HTTPMethod: "POST", Path: "/x"}
+	tuple := &secinfrav1.TupleKey{User: "workload:x", Relation: "viewer", Object: "document:1"}
+	key := func(ctx map[string]any) string {
+		msg := &secinfrav1.CheckRequest{TupleKey: tuple, Context: ctx}
+		if got, ok := appendKey(nil, desc, msg); ok {
+			return string(got)
+		}
+		want, encodes := slowKey(t, desc, msg)
+		if !encodes {
+			t.Fatalf("%#v does not encode", msg)
+		}
+		return want
+	}
+	if _, ok := appendKey(nil, desc, &secinfrav1.CheckRequest{TupleKey: tuple, Context: map[string]any{}}); !ok {
+		t.Errorf("an empty context left the fast path")
+	}
+	if _, ok := appendKey(nil, desc, &secinfrav1.CheckRequest{TupleKey: tuple, Context: map[string]any{"ip": "10.0.0.1"}}); ok {
+		t.Errorf("a context took the fast path")
+	}
+	inside := key(map[string]any{"ip": "10.0.0.1", "n": 1})
+	if inside != key(map[string]any{"n": 1, "ip": "10.0.0.1"}) {
+		t.Errorf("one context gave two keys")
+	}
+	for _, other := range []map[string]any{nil, {"ip": "10.0.0.2", "n": 1}, {"ip": "10.0.0.1", "n": "1"}, {"ip": "10.0.0.1"}} {
+		if key(other) == inside {
+			t.Errorf("context %v shares the key of %v", other, inside)
+		}
+	}
+}

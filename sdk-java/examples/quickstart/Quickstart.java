@@ -34,7 +34,7 @@ public final class Quickstart {
               .authz()
               .check(
                   CheckRequest.builder()
-                      .tupleKey(new TupleKey(me, "reader", "secret:" + name))
+                      .tupleKey(new TupleKey(me, "reader", "secret:" + name, null))
                       .build())
               .allowed();
       System.out.printf("can read %s: %b%n", name, allowed);

@@ -672,9 +672,20 @@ def _cmd_authz_read(args: argparse.Namespace, settings: _Settings) -> int:
         )
     if args.json:
         _print_json({"tuples": [_doc(t) for t in found]})
+    elif any(t.condition is not None for t in found):
+        rows = [(t.user, t.relation, t.object, _condition_text(t.condition)) for t in found]
+        _table(rows, ("USER", "RELATION", "OBJECT", "CONDITION"))
     elif found:
         _table([(t.user, t.relation, t.object) for t in found], ("USER", "RELATION", "OBJECT"))
     return EXIT_OK
+
+
+def _condition_text(condition: Any) -> str:
+    """A tuple's condition for a table cell: ``name`` and its context as JSON."""
+    if condition is None:
+        return ""
+    context = json.dumps(condition.context or {}, sort_keys=True, separators=(",", ":"))
+    return f"{condition.name} {context}"
 
 
 Item = TypeVar("Item")

@@ -22,7 +22,7 @@ import pytest
 from cryptography import x509
 
 from secinfra.cli import build_parser, main
-from secinfra.models import TupleKey
+from secinfra.models import RelationshipCondition, TupleKey
 from secinfra.testing import ReferenceServer
 
 from .support import TRUST_DOMAIN
@@ -624,6 +624,30 @@ def test_secrets_undelete_and_destroy(as_admin: Run, unique: str) -> None:
     gone.one_line_error()
     # Destroying is never implicit.
     assert as_admin("secrets", "destroy", name).code == 2
+
+
+def test_authz_read_shows_conditions(
+    own_server: Callable[..., ReferenceServer], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    server = own_server()
+    run = runner(capsys, admin_flags(server))
+    dsl = tmp_path / "model.fga"
+    dsl.write_text(
+        MODEL_DSL.replace("[workload]", "[workload, workload with small]")
+        + "\ncondition small(n: int, limit: int) {\n  n < limit\n}\n"
+    )
+    assert run("authz", "model", "put", "--dsl", str(dsl)).code == 0
+    alice = f"workload:spiffe://{TRUST_DOMAIN}/alice"
+    small = RelationshipCondition(name="small", context={"limit": 3})
+    with server.admin_client() as admin:
+        tuple_key = TupleKey(user=alice, relation="viewer", object="document:1", condition=small)
+        admin.authz.write_tuples(writes=[tuple_key])
+    table = run("authz", "read", "--object", "document:1").out.splitlines()
+    assert table[0].split() == ["USER", "RELATION", "OBJECT", "CONDITION"]
+    assert table[1].split() == [alice, "viewer", "document:1", "small", '{"limit":3}']
+    read = run("authz", "read", "--object", "document:1", "--json").json()
+    assert isinstance(read, dict)
+    assert read["tuples"][0]["condition"] == {"name": "small", "context": {"limit": 3}}
 
 
 def test_authz_read_batch_check_list_objects_expand(

@@ -66,6 +66,7 @@ from .policy import (
 from .storage import to_ms
 from .storage.authz_tables import (
     SYSTEM_ROOT,
+    ConditionConflict,
     ModelCursor,
     TupleCursor,
     TupleFilter,
@@ -135,8 +136,18 @@ def _tuple_key(key: m.TupleKey | None, where: str) -> authz.TupleKey:
         raise ApiError(
             "invalid_argument", f"{_PREFIX}{where} is required", details={"field": where}
         )
+    condition = None
+    if key.condition is not None:
+        if not key.condition.name:
+            raise ApiError(
+                "invalid_argument",
+                f"{_PREFIX}{where}.condition.name is required: name a condition of the model,"
+                " or leave condition out",
+                details={"field": f"{where}.condition.name"},
+            )
+        condition = authz.TupleCondition(key.condition.name, dict(key.condition.context or {}))
     try:
-        return authz.TupleKey(key.user, key.relation, key.object)
+        return authz.TupleKey(key.user, key.relation, key.object, condition)
     except authz.TupleError as exc:
         raise _at(where, exc) from exc
 
@@ -169,6 +180,8 @@ class _PagedQuestion(Protocol):
     def contextual_tuples(self) -> Sequence[m.TupleKey]: ...
     @property
     def authorization_model_id(self) -> str: ...
+    @property
+    def context(self) -> dict[str, Any] | None: ...
 
 
 def _objects(page: authz.ObjectPage) -> tuple[list[str], str, bool]:
@@ -250,7 +263,12 @@ def _at(where: str, exc: authz.AuthzError) -> ApiError:
 
 
 def _wire_key(key: authz.TupleKey) -> m.TupleKey:
-    return m.TupleKey(user=key.user, relation=key.relation, object=key.object)
+    condition = None
+    if key.condition is not None:
+        condition = m.RelationshipCondition(
+            name=key.condition.name, context=dict(key.condition.context) or None
+        )
+    return m.TupleKey(user=key.user, relation=key.relation, object=key.object, condition=condition)
 
 
 class AuthzApi:
@@ -488,7 +506,16 @@ class AuthzApi:
                     validate_builtin_tuple(key)
                 except authz.TupleError as exc:
                     raise _at(f"writes[{index}]", exc) from exc
-            change = apply_tuple_changes(snapshot.conn, writes, deletes)
+            try:
+                change = apply_tuple_changes(snapshot.conn, writes, deletes)
+            except ConditionConflict as exc:
+                raise ApiError(
+                    "already_exists",
+                    f"{_PREFIX}writes[{exc.index}]: tuple {exc.key.object}#{exc.key.relation}"
+                    f"@{exc.key.user} is stored with a different condition; delete it first"
+                    " (in an earlier call), then write it with the new one",
+                    details={"field": f"writes[{exc.index}]"},
+                ) from None
             self._ctx.audit.chain.append(
                 snapshot.conn,
                 AuditEvent(
@@ -563,7 +590,8 @@ class AuthzApi:
         def run(snapshot: Snapshot) -> tuple[bool, int]:
             model = _version(self._engine, snapshot, req.authorization_model_id)
             reader = _reader(snapshot, model, contextual, "contextual_tuples")
-            return authz.check(model, reader, key), snapshot.revision
+            allowed = authz.check(model, reader, key, context=req.context or {})
+            return allowed, snapshot.revision
 
         with self._ctx.tracing.authz_check(key.object_type, key.relation) as span:
             allowed, revision = await self._engine.read(run, at_least=at_least)
@@ -683,10 +711,8 @@ class AuthzApi:
             req,
             at_least,
             [req.type, req.relation, req.user],
-            lambda model, reader, size, after: _objects(
-                authz.list_objects_page(
-                    model, reader, req.type, req.relation, req.user, max_results=size, after=after
-                )
+            lambda model, reader, page: _objects(
+                authz.list_objects_page(model, reader, req.type, req.relation, req.user, **page)
             ),
         )
         return m.ListObjectsResponse(objects=objects, next_page_token=token)
@@ -709,16 +735,8 @@ class AuthzApi:
             req,
             at_least,
             [req.object, req.relation, req.user_filter],
-            lambda model, reader, size, after: _users(
-                authz.list_users(
-                    model,
-                    reader,
-                    req.object,
-                    req.relation,
-                    req.user_filter,
-                    max_results=size,
-                    after=after,
-                )
+            lambda model, reader, page: _users(
+                authz.list_users(model, reader, req.object, req.relation, req.user_filter, **page)
             ),
         )
         return m.ListUsersResponse(users=users, next_page_token=token)
@@ -730,24 +748,25 @@ class AuthzApi:
         at_least: int | None,
         query: list[str],
         listing: Callable[
-            [authz.AuthorizationModel, authz.TupleReader, int, str | None],
+            [authz.AuthorizationModel, authz.TupleReader, dict[str, Any]],
             tuple[list[str], str, bool],
         ],
     ) -> tuple[list[str], str]:
         """One page of a ListObjects or ListUsers question: its page token (bound to
         ``query``), contextual tuples and model version applied; the items and the
         next page's token. ``listing`` gives the items, the cursor after the last
-        one and whether more follow."""
+        one and whether more follow, given the engine's page options
+        (``max_results``, ``after``, ``context``)."""
         size = _page_size(req.page_size)
         after = _decode_cursor(req.page_token, query, 1)[0] if req.page_token else None
         contextual = _contextual(req.contextual_tuples, "contextual_tuples")
         await self._guard_contextual(ctx, contextual, "contextual_tuples")
 
+        page = {"max_results": size, "after": after, "context": req.context or {}}
+
         def run(snapshot: Snapshot) -> tuple[list[str], str, bool]:
             model = _version(self._engine, snapshot, req.authorization_model_id)
-            return listing(
-                model, _reader(snapshot, model, contextual, "contextual_tuples"), size, after
-            )
+            return listing(model, _reader(snapshot, model, contextual, "contextual_tuples"), page)
 
         items, last, more = await self._engine.read(run, at_least=at_least)
         return items, _encode_cursor(query, [last]) if more else ""
@@ -820,7 +839,7 @@ def _batch_items(
         except ApiError as exc:
             failed[cid] = exc.message
             continue
-        items.append(authz.BatchCheckItem(key, cid))
+        items.append(authz.BatchCheckItem(key, cid, dict(check.context or {})))
         if extra:
             contextual[cid] = (where, extra)
     return items, failed, contextual

@@ -173,11 +173,11 @@ ERROR_CASES = [
     ("schema-1.0", _set(["schema_version"], "1.0"), None, None, 'schema_version must be "1.1"'),
     ("no-types", _set(["type_definitions"], []), None, None, "type_definitions must be"),
     (
-        "conditions",
+        "condition-undeclared-variable",
         _set(["conditions"], {"ip": {"name": "ip", "expression": "x"}}),
         None,
         None,
-        "conditions are not supported",
+        "undeclared reference to 'x'",
     ),
     (
         "duplicate-type",
@@ -308,7 +308,7 @@ ERROR_CASES = [
         ),
         "document",
         "editor",
-        "conditions are not supported",
+        'directly related user type "user with in_office" names undefined condition',
     ),
     (
         "related-type-userset-and-wildcard",

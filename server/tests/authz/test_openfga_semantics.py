@@ -23,8 +23,8 @@ How our API differs from OpenFGA's, and how the cases adapt:
 An assertion with ``departs`` set is where our engine answers differently from
 OpenFGA; it is a strict xfail, so a fix in the engine shows up here.
 
-Not restated: anything about conditions (CEL, ``with`` clauses, ``context``),
-contextual tuples carrying conditions, stores and model ids, and tests of
+Not restated here: conditions (CEL, ``with`` clauses, ``context``), which
+``test_openfga_conditions.py`` restates; stores and model ids, and tests of
 internals (dispatch counts, datastore query counts, injected panics).
 """
 

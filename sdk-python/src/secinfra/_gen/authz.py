@@ -39,6 +39,7 @@ __all__ = [
     "ReadAuthorizationModelRequest",
     "ReadTuplesRequest",
     "ReadTuplesResponse",
+    "RelationshipCondition",
     "TupleKey",
     "WriteAuthorizationModelRequest",
     "WriteTuplesRequest",
@@ -72,12 +73,19 @@ class TupleKey:
     object: str = ""
     """\"type:id"."""
 
+    condition: RelationshipCondition | None = None
+    """The condition the tuple holds under, for a relation whose type
+    restriction names one ([user with in_office]). Not set: unconditional.
+    """
+
     def to_json(self) -> dict[str, Any]:
         """The JSON object for this message; fields that are None are omitted."""
         out: dict[str, Any] = {}
         out["user"] = self.user
         out["relation"] = self.relation
         out["object"] = self.object
+        if self.condition is not None:
+            out["condition"] = self.condition.to_json()
         return out
 
     @classmethod
@@ -88,11 +96,52 @@ class TupleKey:
         """
         obj = _wire.expect_object(data, path)
         if strict:
-            _wire.reject_unknown(obj, path, ("user", "relation", "object"))
+            _wire.reject_unknown(obj, path, ("user", "relation", "object", "condition"))
         return cls(
             user=_wire.field(obj, "user", path, _wire.decode_string, ""),
             relation=_wire.field(obj, "relation", path, _wire.decode_string, ""),
             object=_wire.field(obj, "object", path, _wire.decode_string, ""),
+            condition=_wire.optional(
+                obj, "condition", path, _wire.message(RelationshipCondition, strict)
+            ),
+        )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class RelationshipCondition:
+    """A condition a tuple is written with: the model's condition name and part of
+    its context. At check time the request's context fills the other
+    parameters; for a parameter given in both, the tuple's value wins.
+    """
+
+    name: str = ""
+    """The name of a condition the model declares."""
+
+    context: dict[str, Any] | None = None
+    """Parameter values (each of the parameter's declared type; only declared
+    parameters).
+    """
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object for this message; fields that are None are omitted."""
+        out: dict[str, Any] = {}
+        out["name"] = self.name
+        if self.context is not None:
+            out["context"] = dict(self.context)
+        return out
+
+    @classmethod
+    def from_json(cls, data: Any, *, strict: bool = False, path: str = "$") -> Self:
+        """Decode parsed JSON; raise _wire.DecodeError naming the bad field's path.
+
+        strict=True also rejects unknown fields and unknown enum strings.
+        """
+        obj = _wire.expect_object(data, path)
+        if strict:
+            _wire.reject_unknown(obj, path, ("name", "context"))
+        return cls(
+            name=_wire.field(obj, "name", path, _wire.decode_string, ""),
+            context=_wire.optional(obj, "context", path, _wire.decode_struct),
         )
 
 
@@ -448,6 +497,12 @@ class CheckRequest:
     ListAuthorizationModels. Empty: the current model.
     """
 
+    context: dict[str, Any] | None = None
+    """Values for the parameters of the conditions the answer depends on (a
+    tuple's own context wins). A missing or ill-typed parameter that the
+    answer depends on is invalid_argument.
+    """
+
     def to_json(self) -> dict[str, Any]:
         """The JSON object for this message; fields that are None are omitted."""
         out: dict[str, Any] = {}
@@ -457,6 +512,8 @@ class CheckRequest:
         out["revision"] = self.revision
         out["contextual_tuples"] = [v.to_json() for v in self.contextual_tuples]
         out["authorization_model_id"] = self.authorization_model_id
+        if self.context is not None:
+            out["context"] = dict(self.context)
         return out
 
     @classmethod
@@ -476,6 +533,7 @@ class CheckRequest:
                     "revision",
                     "contextual_tuples",
                     "authorization_model_id",
+                    "context",
                 ),
             )
         return cls(
@@ -494,6 +552,7 @@ class CheckRequest:
             authorization_model_id=_wire.field(
                 obj, "authorization_model_id", path, _wire.decode_string, ""
             ),
+            context=_wire.optional(obj, "context", path, _wire.decode_struct),
         )
 
 
@@ -544,6 +603,11 @@ class BatchCheckItem:
     stored (at most 100); each must fit the model as a write must.
     """
 
+    context: dict[str, Any] | None = None
+    """Values for condition parameters, for this check only (see
+    CheckRequest.context).
+    """
+
     def to_json(self) -> dict[str, Any]:
         """The JSON object for this message; fields that are None are omitted."""
         out: dict[str, Any] = {}
@@ -551,6 +615,8 @@ class BatchCheckItem:
         if self.tuple_key is not None:
             out["tuple_key"] = self.tuple_key.to_json()
         out["contextual_tuples"] = [v.to_json() for v in self.contextual_tuples]
+        if self.context is not None:
+            out["context"] = dict(self.context)
         return out
 
     @classmethod
@@ -561,13 +627,16 @@ class BatchCheckItem:
         """
         obj = _wire.expect_object(data, path)
         if strict:
-            _wire.reject_unknown(obj, path, ("correlation_id", "tuple_key", "contextual_tuples"))
+            _wire.reject_unknown(
+                obj, path, ("correlation_id", "tuple_key", "contextual_tuples", "context")
+            )
         return cls(
             correlation_id=_wire.field(obj, "correlation_id", path, _wire.decode_string, ""),
             tuple_key=_wire.optional(obj, "tuple_key", path, _wire.message(TupleKey, strict)),
             contextual_tuples=_wire.field(
                 obj, "contextual_tuples", path, _wire.list_of(_wire.message(TupleKey, strict)), ()
             ),
+            context=_wire.optional(obj, "context", path, _wire.decode_struct),
         )
 
 
@@ -732,6 +801,12 @@ class ListObjectsRequest:
     ListAuthorizationModels. Empty: the current model.
     """
 
+    context: dict[str, Any] | None = None
+    """Values for condition parameters (see CheckRequest.context). A candidate
+    whose condition cannot be evaluated is left out; the call fails with
+    that error only if the page is not full without it.
+    """
+
     def to_json(self) -> dict[str, Any]:
         """The JSON object for this message; fields that are None are omitted."""
         out: dict[str, Any] = {}
@@ -744,6 +819,8 @@ class ListObjectsRequest:
         out["page_token"] = self.page_token
         out["contextual_tuples"] = [v.to_json() for v in self.contextual_tuples]
         out["authorization_model_id"] = self.authorization_model_id
+        if self.context is not None:
+            out["context"] = dict(self.context)
         return out
 
     @classmethod
@@ -767,6 +844,7 @@ class ListObjectsRequest:
                     "page_token",
                     "contextual_tuples",
                     "authorization_model_id",
+                    "context",
                 ),
             )
         return cls(
@@ -789,6 +867,7 @@ class ListObjectsRequest:
             authorization_model_id=_wire.field(
                 obj, "authorization_model_id", path, _wire.decode_string, ""
             ),
+            context=_wire.optional(obj, "context", path, _wire.decode_struct),
         )
 
 
@@ -862,6 +941,11 @@ class ListUsersRequest:
     ListAuthorizationModels. Empty: the current model.
     """
 
+    context: dict[str, Any] | None = None
+    """Values for condition parameters (see CheckRequest.context). A condition
+    that cannot be evaluated fails the call.
+    """
+
     def to_json(self) -> dict[str, Any]:
         """The JSON object for this message; fields that are None are omitted."""
         out: dict[str, Any] = {}
@@ -874,6 +958,8 @@ class ListUsersRequest:
         out["page_size"] = self.page_size
         out["page_token"] = self.page_token
         out["authorization_model_id"] = self.authorization_model_id
+        if self.context is not None:
+            out["context"] = dict(self.context)
         return out
 
     @classmethod
@@ -897,6 +983,7 @@ class ListUsersRequest:
                     "page_size",
                     "page_token",
                     "authorization_model_id",
+                    "context",
                 ),
             )
         return cls(
@@ -919,6 +1006,7 @@ class ListUsersRequest:
             authorization_model_id=_wire.field(
                 obj, "authorization_model_id", path, _wire.decode_string, ""
             ),
+            context=_wire.optional(obj, "context", path, _wire.decode_struct),
         )
 
 

@@ -105,6 +105,7 @@ AUTHZ_SERVICE_CHECK: Final = MethodDescriptor(
         "revision",
         "contextual_tuples",
         "authorization_model_id",
+        "context",
     ),
     idempotency=Idempotency.READ_ONLY,
     auth=Auth.MTLS,
@@ -145,6 +146,7 @@ AUTHZ_SERVICE_LIST_OBJECTS: Final = MethodDescriptor(
         "page_token",
         "contextual_tuples",
         "authorization_model_id",
+        "context",
     ),
     idempotency=Idempotency.READ_ONLY,
     auth=Auth.MTLS,
@@ -170,6 +172,7 @@ AUTHZ_SERVICE_LIST_USERS: Final = MethodDescriptor(
         "page_size",
         "page_token",
         "authorization_model_id",
+        "context",
     ),
     idempotency=Idempotency.READ_ONLY,
     auth=Auth.MTLS,
@@ -324,6 +327,7 @@ class AuthzClient:
         revision: str = "",
         contextual_tuples: Sequence[_authz.TupleKey] = (),
         authorization_model_id: str = "",
+        context: dict[str, Any] | None = None,
         call_options: CallOptions | None = None,
     ) -> _authz.CheckResponse:
         """Checks whether a user has a relation to an object. Responses carry
@@ -339,6 +343,7 @@ class AuthzClient:
                 revision=revision,
                 contextual_tuples=contextual_tuples,
                 authorization_model_id=authorization_model_id,
+                context=context,
             ),
             _authz.CheckResponse,
             call_options,
@@ -381,6 +386,7 @@ class AuthzClient:
         page_token: str = "",
         contextual_tuples: Sequence[_authz.TupleKey] = (),
         authorization_model_id: str = "",
+        context: dict[str, Any] | None = None,
         call_options: CallOptions | None = None,
     ) -> _authz.ListObjectsResponse:
         """Lists the objects of a type that a user has a relation to, sorted by id,
@@ -400,6 +406,7 @@ class AuthzClient:
                 page_token=page_token,
                 contextual_tuples=contextual_tuples,
                 authorization_model_id=authorization_model_id,
+                context=context,
             ),
             _authz.ListObjectsResponse,
             call_options,
@@ -417,6 +424,7 @@ class AuthzClient:
         page_size: int = 0,
         page_token: str = "",
         authorization_model_id: str = "",
+        context: dict[str, Any] | None = None,
         call_options: CallOptions | None = None,
     ) -> _authz.ListUsersResponse:
         """Lists the users of a type that have a relation on an object, or the
@@ -438,6 +446,7 @@ class AuthzClient:
                 page_size=page_size,
                 page_token=page_token,
                 authorization_model_id=authorization_model_id,
+                context=context,
             ),
             _authz.ListUsersResponse,
             call_options,

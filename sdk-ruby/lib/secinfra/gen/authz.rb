@@ -29,7 +29,8 @@ module Secinfra
       FIELDS = [
         Secinfra::RPC::Field.new(:user, "user", :string),
         Secinfra::RPC::Field.new(:relation, "relation", :string),
-        Secinfra::RPC::Field.new(:object, "object", :string)
+        Secinfra::RPC::Field.new(:object, "object", :string),
+        Secinfra::RPC::Field.new(:condition, "condition", :message, type: "Secinfra::V1::RelationshipCondition", presence: true)
       ].freeze
 
       # @return [String] "type:id", "type:id#relation" (a userset) or "type:*" (a wildcard).
@@ -41,14 +42,45 @@ module Secinfra
       # @return [String] "type:id".
       attr_reader :object
 
+      # @return [Secinfra::V1::RelationshipCondition, nil] The condition the tuple holds under, for a relation whose type restriction names one ([user with in_office]). Not set: unconditional.
+      attr_reader :condition
+
       # @param user [String] "type:id", "type:id#relation" (a userset) or "type:*" (a wildcard).
       # @param relation [String] The relation name.
       # @param object [String] "type:id".
-      def initialize(user: "", relation: "", object: "")
+      # @param condition [Secinfra::V1::RelationshipCondition, nil] The condition the tuple holds under, for a relation whose type restriction names one ([user with in_office]). Not set: unconditional.
+      def initialize(user: "", relation: "", object: "", condition: nil)
         super()
         @user = user
         @relation = relation
         @object = object
+        @condition = condition
+        freeze
+      end
+    end
+
+    # A condition a tuple is written with: the model's condition name and part of
+    # its context. At check time the request's context fills the other
+    # parameters; for a parameter given in both, the tuple's value wins.
+    class RelationshipCondition < Secinfra::RPC::Message
+      # Wire fields, in declaration order.
+      FIELDS = [
+        Secinfra::RPC::Field.new(:name, "name", :string),
+        Secinfra::RPC::Field.new(:context, "context", :struct, presence: true)
+      ].freeze
+
+      # @return [String] The name of a condition the model declares.
+      attr_reader :name
+
+      # @return [Hash{String => Object}, nil] Parameter values (each of the parameter's declared type; only declared parameters).
+      attr_reader :context
+
+      # @param name [String] The name of a condition the model declares.
+      # @param context [Hash{String => Object}, nil] Parameter values (each of the parameter's declared type; only declared parameters).
+      def initialize(name: "", context: nil)
+        super()
+        @name = name
+        @context = context
         freeze
       end
     end
@@ -302,7 +334,8 @@ module Secinfra
         Secinfra::RPC::Field.new(:consistency, "consistency", :enum, type: "Secinfra::V1::Consistency"),
         Secinfra::RPC::Field.new(:revision, "revision", :string),
         Secinfra::RPC::Field.new(:contextual_tuples, "contextual_tuples", :message, type: "Secinfra::V1::TupleKey", repeated: true),
-        Secinfra::RPC::Field.new(:authorization_model_id, "authorization_model_id", :string)
+        Secinfra::RPC::Field.new(:authorization_model_id, "authorization_model_id", :string),
+        Secinfra::RPC::Field.new(:context, "context", :struct, presence: true)
       ].freeze
 
       # @return [Secinfra::V1::TupleKey, nil] The relationship to check.
@@ -320,18 +353,23 @@ module Secinfra
       # @return [String] The model version to use: an id from WriteAuthorizationModel or ListAuthorizationModels. Empty: the current model.
       attr_reader :authorization_model_id
 
+      # @return [Hash{String => Object}, nil] Values for the parameters of the conditions the answer depends on (a tuple's own context wins). A missing or ill-typed parameter that the answer depends on is invalid_argument.
+      attr_reader :context
+
       # @param tuple_key [Secinfra::V1::TupleKey, nil] The relationship to check.
       # @param consistency [String (Secinfra::V1::Consistency)] How fresh the answer must be.
       # @param revision [String] With at_least_as_fresh: the revision token of a write.
       # @param contextual_tuples [Array<Secinfra::V1::TupleKey>] Tuples that hold for this request only, as if written, and are never stored (at most 100); each must fit the model as a write must.
       # @param authorization_model_id [String] The model version to use: an id from WriteAuthorizationModel or ListAuthorizationModels. Empty: the current model.
-      def initialize(tuple_key: nil, consistency: Secinfra::V1::Consistency::UNSPECIFIED, revision: "", contextual_tuples: [], authorization_model_id: "")
+      # @param context [Hash{String => Object}, nil] Values for the parameters of the conditions the answer depends on (a tuple's own context wins). A missing or ill-typed parameter that the answer depends on is invalid_argument.
+      def initialize(tuple_key: nil, consistency: Secinfra::V1::Consistency::UNSPECIFIED, revision: "", contextual_tuples: [], authorization_model_id: "", context: nil)
         super()
         @tuple_key = tuple_key
         @consistency = consistency
         @revision = revision
         @contextual_tuples = contextual_tuples
         @authorization_model_id = authorization_model_id
+        @context = context
         freeze
       end
     end
@@ -366,7 +404,8 @@ module Secinfra
       FIELDS = [
         Secinfra::RPC::Field.new(:correlation_id, "correlation_id", :string),
         Secinfra::RPC::Field.new(:tuple_key, "tuple_key", :message, type: "Secinfra::V1::TupleKey", presence: true),
-        Secinfra::RPC::Field.new(:contextual_tuples, "contextual_tuples", :message, type: "Secinfra::V1::TupleKey", repeated: true)
+        Secinfra::RPC::Field.new(:contextual_tuples, "contextual_tuples", :message, type: "Secinfra::V1::TupleKey", repeated: true),
+        Secinfra::RPC::Field.new(:context, "context", :struct, presence: true)
       ].freeze
 
       # @return [String] Your id for this check; the result is keyed by it. Unique in the batch.
@@ -378,14 +417,19 @@ module Secinfra
       # @return [Array<Secinfra::V1::TupleKey>] Tuples that hold for this request only, as if written, and are never stored (at most 100); each must fit the model as a write must.
       attr_reader :contextual_tuples
 
+      # @return [Hash{String => Object}, nil] Values for condition parameters, for this check only (see CheckRequest.context).
+      attr_reader :context
+
       # @param correlation_id [String] Your id for this check; the result is keyed by it. Unique in the batch.
       # @param tuple_key [Secinfra::V1::TupleKey, nil] The relationship to check.
       # @param contextual_tuples [Array<Secinfra::V1::TupleKey>] Tuples that hold for this request only, as if written, and are never stored (at most 100); each must fit the model as a write must.
-      def initialize(correlation_id: "", tuple_key: nil, contextual_tuples: [])
+      # @param context [Hash{String => Object}, nil] Values for condition parameters, for this check only (see CheckRequest.context).
+      def initialize(correlation_id: "", tuple_key: nil, contextual_tuples: [], context: nil)
         super()
         @correlation_id = correlation_id
         @tuple_key = tuple_key
         @contextual_tuples = contextual_tuples
+        @context = context
         freeze
       end
     end
@@ -486,7 +530,8 @@ module Secinfra
         Secinfra::RPC::Field.new(:page_size, "page_size", :int32),
         Secinfra::RPC::Field.new(:page_token, "page_token", :string),
         Secinfra::RPC::Field.new(:contextual_tuples, "contextual_tuples", :message, type: "Secinfra::V1::TupleKey", repeated: true),
-        Secinfra::RPC::Field.new(:authorization_model_id, "authorization_model_id", :string)
+        Secinfra::RPC::Field.new(:authorization_model_id, "authorization_model_id", :string),
+        Secinfra::RPC::Field.new(:context, "context", :struct, presence: true)
       ].freeze
 
       # @return [String] The object type.
@@ -516,6 +561,9 @@ module Secinfra
       # @return [String] The model version to use: an id from WriteAuthorizationModel or ListAuthorizationModels. Empty: the current model.
       attr_reader :authorization_model_id
 
+      # @return [Hash{String => Object}, nil] Values for condition parameters (see CheckRequest.context). A candidate whose condition cannot be evaluated is left out; the call fails with that error only if the page is not full without it.
+      attr_reader :context
+
       # @param type [String] The object type.
       # @param relation [String] The relation.
       # @param user [String] The user, "type:id".
@@ -525,7 +573,8 @@ module Secinfra
       # @param page_token [String] The next_page_token of the previous page.
       # @param contextual_tuples [Array<Secinfra::V1::TupleKey>] Tuples that hold for this request only, as if written, and are never stored (at most 100); each must fit the model as a write must.
       # @param authorization_model_id [String] The model version to use: an id from WriteAuthorizationModel or ListAuthorizationModels. Empty: the current model.
-      def initialize(type: "", relation: "", user: "", consistency: Secinfra::V1::Consistency::UNSPECIFIED, revision: "", page_size: 0, page_token: "", contextual_tuples: [], authorization_model_id: "")
+      # @param context [Hash{String => Object}, nil] Values for condition parameters (see CheckRequest.context). A candidate whose condition cannot be evaluated is left out; the call fails with that error only if the page is not full without it.
+      def initialize(type: "", relation: "", user: "", consistency: Secinfra::V1::Consistency::UNSPECIFIED, revision: "", page_size: 0, page_token: "", contextual_tuples: [], authorization_model_id: "", context: nil)
         super()
         @type = type
         @relation = relation
@@ -536,6 +585,7 @@ module Secinfra
         @page_token = page_token
         @contextual_tuples = contextual_tuples
         @authorization_model_id = authorization_model_id
+        @context = context
         freeze
       end
     end
@@ -576,7 +626,8 @@ module Secinfra
         Secinfra::RPC::Field.new(:contextual_tuples, "contextual_tuples", :message, type: "Secinfra::V1::TupleKey", repeated: true),
         Secinfra::RPC::Field.new(:page_size, "page_size", :int32),
         Secinfra::RPC::Field.new(:page_token, "page_token", :string),
-        Secinfra::RPC::Field.new(:authorization_model_id, "authorization_model_id", :string)
+        Secinfra::RPC::Field.new(:authorization_model_id, "authorization_model_id", :string),
+        Secinfra::RPC::Field.new(:context, "context", :struct, presence: true)
       ].freeze
 
       # @return [String] "type:id".
@@ -606,6 +657,9 @@ module Secinfra
       # @return [String] The model version to use: an id from WriteAuthorizationModel or ListAuthorizationModels. Empty: the current model.
       attr_reader :authorization_model_id
 
+      # @return [Hash{String => Object}, nil] Values for condition parameters (see CheckRequest.context). A condition that cannot be evaluated fails the call.
+      attr_reader :context
+
       # @param object [String] "type:id".
       # @param relation [String] The relation.
       # @param user_filter [String] Which users: a type ("user": its objects, and "user:*" when the relation is public) or a userset type ("group#member": usersets such as "group:eng#member" that have the relation).
@@ -615,7 +669,8 @@ module Secinfra
       # @param page_size [Integer] At most this many per page (default and at most 1000).
       # @param page_token [String] The next_page_token of the previous page.
       # @param authorization_model_id [String] The model version to use: an id from WriteAuthorizationModel or ListAuthorizationModels. Empty: the current model.
-      def initialize(object: "", relation: "", user_filter: "", consistency: Secinfra::V1::Consistency::UNSPECIFIED, revision: "", contextual_tuples: [], page_size: 0, page_token: "", authorization_model_id: "")
+      # @param context [Hash{String => Object}, nil] Values for condition parameters (see CheckRequest.context). A condition that cannot be evaluated fails the call.
+      def initialize(object: "", relation: "", user_filter: "", consistency: Secinfra::V1::Consistency::UNSPECIFIED, revision: "", contextual_tuples: [], page_size: 0, page_token: "", authorization_model_id: "", context: nil)
         super()
         @object = object
         @relation = relation
@@ -626,6 +681,7 @@ module Secinfra
         @page_size = page_size
         @page_token = page_token
         @authorization_model_id = authorization_model_id
+        @context = context
         freeze
       end
     end

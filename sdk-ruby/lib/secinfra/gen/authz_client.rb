@@ -100,7 +100,7 @@ module Secinfra
         path: "/v1/authz:check",
         path_params: [].freeze,
         query_params: [].freeze,
-        body_fields: ["tuple_key", "consistency", "revision", "contextual_tuples", "authorization_model_id"].freeze,
+        body_fields: ["tuple_key", "consistency", "revision", "contextual_tuples", "authorization_model_id", "context"].freeze,
         idempotency: :read_only,
         auth: :mtls,
         cache: Secinfra::RPC::CachePolicy.new(resource: "authz", key_field: ""),
@@ -132,7 +132,7 @@ module Secinfra
         path: "/v1/authz:list-objects",
         path_params: [].freeze,
         query_params: [].freeze,
-        body_fields: ["type", "relation", "user", "consistency", "revision", "page_size", "page_token", "contextual_tuples", "authorization_model_id"].freeze,
+        body_fields: ["type", "relation", "user", "consistency", "revision", "page_size", "page_token", "contextual_tuples", "authorization_model_id", "context"].freeze,
         idempotency: :read_only,
         auth: :mtls,
         cache: nil,
@@ -148,7 +148,7 @@ module Secinfra
         path: "/v1/authz:list-users",
         path_params: [].freeze,
         query_params: [].freeze,
-        body_fields: ["object", "relation", "user_filter", "consistency", "revision", "contextual_tuples", "page_size", "page_token", "authorization_model_id"].freeze,
+        body_fields: ["object", "relation", "user_filter", "consistency", "revision", "contextual_tuples", "page_size", "page_token", "authorization_model_id", "context"].freeze,
         idempotency: :read_only,
         auth: :mtls,
         cache: nil,
@@ -265,11 +265,12 @@ module Secinfra
       # @param revision [String] With at_least_as_fresh: the revision token of a write.
       # @param contextual_tuples [Array<Secinfra::V1::TupleKey>] Tuples that hold for this request only, as if written, and are never stored (at most 100); each must fit the model as a write must.
       # @param authorization_model_id [String] The model version to use: an id from WriteAuthorizationModel or ListAuthorizationModels. Empty: the current model.
+      # @param context [Hash{String => Object}, nil] Values for the parameters of the conditions the answer depends on (a tuple's own context wins). A missing or ill-typed parameter that the answer depends on is invalid_argument.
       # @param call_options [Secinfra::CallOptions, nil] overrides for this call only
       # @return [Secinfra::V1::CheckResponse]
       # @raise [Secinfra::Error] on any failure (see Secinfra::Error's subclasses)
-      def check(tuple_key: nil, consistency: Secinfra::V1::Consistency::UNSPECIFIED, revision: "", contextual_tuples: [], authorization_model_id: "", call_options: nil)
-        request = Secinfra::V1::CheckRequest.new(tuple_key: tuple_key, consistency: consistency, revision: revision, contextual_tuples: contextual_tuples, authorization_model_id: authorization_model_id)
+      def check(tuple_key: nil, consistency: Secinfra::V1::Consistency::UNSPECIFIED, revision: "", contextual_tuples: [], authorization_model_id: "", context: nil, call_options: nil)
+        request = Secinfra::V1::CheckRequest.new(tuple_key: tuple_key, consistency: consistency, revision: revision, contextual_tuples: contextual_tuples, authorization_model_id: authorization_model_id, context: context)
         @invoker.invoke(CHECK, request, Secinfra::V1::CheckResponse, call_options)
       end
 
@@ -303,11 +304,12 @@ module Secinfra
       # @param page_token [String] The next_page_token of the previous page.
       # @param contextual_tuples [Array<Secinfra::V1::TupleKey>] Tuples that hold for this request only, as if written, and are never stored (at most 100); each must fit the model as a write must.
       # @param authorization_model_id [String] The model version to use: an id from WriteAuthorizationModel or ListAuthorizationModels. Empty: the current model.
+      # @param context [Hash{String => Object}, nil] Values for condition parameters (see CheckRequest.context). A candidate whose condition cannot be evaluated is left out; the call fails with that error only if the page is not full without it.
       # @param call_options [Secinfra::CallOptions, nil] overrides for this call only
       # @return [Secinfra::V1::ListObjectsResponse]
       # @raise [Secinfra::Error] on any failure (see Secinfra::Error's subclasses)
-      def list_objects(type: "", relation: "", user: "", consistency: Secinfra::V1::Consistency::UNSPECIFIED, revision: "", page_size: 0, page_token: "", contextual_tuples: [], authorization_model_id: "", call_options: nil)
-        request = Secinfra::V1::ListObjectsRequest.new(type: type, relation: relation, user: user, consistency: consistency, revision: revision, page_size: page_size, page_token: page_token, contextual_tuples: contextual_tuples, authorization_model_id: authorization_model_id)
+      def list_objects(type: "", relation: "", user: "", consistency: Secinfra::V1::Consistency::UNSPECIFIED, revision: "", page_size: 0, page_token: "", contextual_tuples: [], authorization_model_id: "", context: nil, call_options: nil)
+        request = Secinfra::V1::ListObjectsRequest.new(type: type, relation: relation, user: user, consistency: consistency, revision: revision, page_size: page_size, page_token: page_token, contextual_tuples: contextual_tuples, authorization_model_id: authorization_model_id, context: context)
         @invoker.invoke(LIST_OBJECTS, request, Secinfra::V1::ListObjectsResponse, call_options)
       end
 
@@ -327,11 +329,12 @@ module Secinfra
       # @param page_size [Integer] At most this many per page (default and at most 1000).
       # @param page_token [String] The next_page_token of the previous page.
       # @param authorization_model_id [String] The model version to use: an id from WriteAuthorizationModel or ListAuthorizationModels. Empty: the current model.
+      # @param context [Hash{String => Object}, nil] Values for condition parameters (see CheckRequest.context). A condition that cannot be evaluated fails the call.
       # @param call_options [Secinfra::CallOptions, nil] overrides for this call only
       # @return [Secinfra::V1::ListUsersResponse]
       # @raise [Secinfra::Error] on any failure (see Secinfra::Error's subclasses)
-      def list_users(object: "", relation: "", user_filter: "", consistency: Secinfra::V1::Consistency::UNSPECIFIED, revision: "", contextual_tuples: [], page_size: 0, page_token: "", authorization_model_id: "", call_options: nil)
-        request = Secinfra::V1::ListUsersRequest.new(object: object, relation: relation, user_filter: user_filter, consistency: consistency, revision: revision, contextual_tuples: contextual_tuples, page_size: page_size, page_token: page_token, authorization_model_id: authorization_model_id)
+      def list_users(object: "", relation: "", user_filter: "", consistency: Secinfra::V1::Consistency::UNSPECIFIED, revision: "", contextual_tuples: [], page_size: 0, page_token: "", authorization_model_id: "", context: nil, call_options: nil)
+        request = Secinfra::V1::ListUsersRequest.new(object: object, relation: relation, user_filter: user_filter, consistency: consistency, revision: revision, contextual_tuples: contextual_tuples, page_size: page_size, page_token: page_token, authorization_model_id: authorization_model_id, context: context)
         @invoker.invoke(LIST_USERS, request, Secinfra::V1::ListUsersResponse, call_options)
       end
 

@@ -19,16 +19,24 @@ The resolver walks the model's userset rewrites, reading tuples through a
 
 Tuples whose user does not match the relation's directly related user types
 (left over from an older model, say) are ignored.
+
+A tuple written with a condition holds only while its condition does, given
+the tuple's context merged with the request's (see :mod:`._conditions`). A
+condition that cannot be evaluated (a missing parameter, say) is an error, but
+like a resolution that is too complex it does not hide another branch of a
+union that grants, or of an intersection that denies: OpenFGA's rule.
 """
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Final
 
-from ._errors import AuthzError, RequestError, ResolutionTooComplex
+from ._conditions import Context, EvaluationBudget
+from ._errors import AuthzError, ConditionError, RequestError, ResolutionTooComplex
 from ._model import (
     AuthorizationModel,
     ComputedUserset,
@@ -63,23 +71,34 @@ _DENIED: Final = _Outcome(False)
 _ALLOWED: Final = _Outcome(True)
 
 _Thunk = Callable[[], _Outcome]
+#: Errors that stop one branch, not its siblings.
+_BranchError = ResolutionTooComplex | ConditionError
 
 
 class Resolver:
     """Resolves checks against one model and one reader, memoizing across calls.
 
     Not thread-safe: use one per thread (the module-level functions create one
-    per call). Reuse one only while the tuples it reads do not change.
+    per call). Reuse one only while the tuples it reads do not change. Its
+    answers hold for one request ``context`` (the values conditions read).
     """
 
     def __init__(
-        self, model: AuthorizationModel, reader: TupleReader, max_depth: int = MAX_DEPTH
+        self,
+        model: AuthorizationModel,
+        reader: TupleReader,
+        max_depth: int = MAX_DEPTH,
+        *,
+        context: Context | None = None,
+        budget: EvaluationBudget | None = None,
     ) -> None:
         if max_depth < 1:
             raise RequestError(f"max_depth must be at least 1, got {max_depth}")
         self._model = model
         self._reader = reader
         self._max_depth = max_depth
+        self._context: Context = context or {}
+        self._budget = budget or EvaluationBudget()
         self._memo: dict[_NodeKey, bool] = {}
         self._path: set[_NodeKey] = set()
 
@@ -130,21 +149,46 @@ class Resolver:
         )
 
     def _direct(self, obj: ObjectRef, rel: Relation, user: UserRef, depth: int) -> _Outcome:
-        usersets: list[tuple[ObjectRef, str]] = []
+        conditional: list[_Thunk] = []
+        usersets: list[_Thunk] = []
         for key in self._reader.read(obj.type, obj.id, rel.name):
             ref = key.user_ref
-            if not rel.allows(ref.reference()):
+            if not rel.allows(key.reference()):
                 continue  # stale: the model no longer allows this kind of user here
             if _matches(ref, user):
-                return _ALLOWED
-            if ref.relation is not None:
-                usersets.append((ref.object, ref.relation))
-        return _any(
-            [
-                _bind_check(self._check, userset, relation, user, depth + 1)
-                for userset, relation in usersets
-            ]
-        )
+                if key.condition is None:
+                    return _ALLOWED
+                conditional.append(self._when(key, lambda: _ALLOWED))
+            elif ref.relation is not None:
+                then = _bind_check(self._check, ref.object, ref.relation, user, depth + 1)
+                usersets.append(self._when(key, then))
+        return _any(conditional + usersets)
+
+    def _when(self, key: TupleKey, then: _Thunk) -> _Thunk:
+        """``then``, behind ``key``'s condition if it has one."""
+        cond = key.condition
+        if cond is None:
+            return then
+
+        def guarded() -> _Outcome:
+            return then() if self.holds(key) else _DENIED
+
+        return guarded
+
+    def holds(self, key: TupleKey) -> bool:
+        """Whether ``key``'s condition (if any) holds in this resolver's context.
+
+        Raises:
+            ConditionError: the condition is not in the model (a tuple left from an
+                older model) or cannot be evaluated.
+        """
+        cond = key.condition
+        if cond is None:
+            return True
+        condition = self._model.condition(cond.name)
+        if condition is None:
+            raise ConditionError(cond.name, f"tuple {key} names a condition the model lacks")
+        return condition.evaluate(cond.context, self._context, self._budget, at=f"'{key}'")
 
     def _tuple_to_userset(
         self, obj: ObjectRef, rewrite: TupleToUserset, user: UserRef, depth: int
@@ -152,16 +196,17 @@ class Resolver:
         tupleset = self._model.relation(obj.type, rewrite.tupleset)
         if tupleset is None:
             return _DENIED
-        parents = [
-            key.user_ref.object
-            for key in self._reader.read(obj.type, obj.id, rewrite.tupleset)
-            if tupleset.allows(key.user_ref.reference())
-            and self._model.relation(key.user_ref.type, rewrite.computed_relation) is not None
-        ]
         return _any(
             [
-                _bind_check(self._check, parent, rewrite.computed_relation, user, depth + 1)
-                for parent in parents
+                self._when(
+                    key,
+                    _bind_check(
+                        self._check, key.user_ref.object, rewrite.computed_relation, user, depth + 1
+                    ),
+                )
+                for key in self._reader.read(obj.type, obj.id, rewrite.tupleset)
+                if tupleset.allows(key.reference())
+                and self._model.relation(key.user_ref.type, rewrite.computed_relation) is not None
             ]
         )
 
@@ -199,20 +244,20 @@ def _bind_check(
     return lambda: fn(obj, relation, user, depth)
 
 
-def _run(thunk: _Thunk) -> _Outcome | ResolutionTooComplex:
+def _run(thunk: _Thunk) -> _Outcome | _BranchError:
     try:
         return thunk()
-    except ResolutionTooComplex as exc:
+    except (ResolutionTooComplex, ConditionError) as exc:
         return exc
 
 
 def _any(thunks: Iterable[_Thunk]) -> _Outcome:
-    """Union: the first branch that grants decides; too-complex only if none grants."""
+    """Union: the first branch that grants decides; an error only if none grants."""
     cuts: frozenset[_NodeKey] = frozenset()
-    error: ResolutionTooComplex | None = None
+    error: _BranchError | None = None
     for thunk in thunks:
         outcome = _run(thunk)
-        if isinstance(outcome, ResolutionTooComplex):
+        if not isinstance(outcome, _Outcome):
             error = error or outcome
             continue
         if outcome.allowed:
@@ -224,12 +269,12 @@ def _any(thunks: Iterable[_Thunk]) -> _Outcome:
 
 
 def _all(thunks: Iterable[_Thunk]) -> _Outcome:
-    """Intersection: the first branch that denies decides; too-complex only if none does."""
+    """Intersection: the first branch that denies decides; an error only if none does."""
     cuts: frozenset[_NodeKey] = frozenset()
-    error: ResolutionTooComplex | None = None
+    error: _BranchError | None = None
     for thunk in thunks:
         outcome = _run(thunk)
-        if isinstance(outcome, ResolutionTooComplex):
+        if not isinstance(outcome, _Outcome):
             error = error or outcome
             continue
         if not outcome.allowed:
@@ -253,9 +298,9 @@ def _difference(base: _Thunk, subtract: _Thunk) -> _Outcome:
     # within the subtracted side leaves no cut and excludes nothing).
     if isinstance(sub_outcome, _Outcome) and (sub_outcome.allowed or sub_outcome.cuts):
         return _Outcome(False, sub_outcome.cuts)
-    if isinstance(base_outcome, ResolutionTooComplex):
+    if not isinstance(base_outcome, _Outcome):
         raise base_outcome
-    if isinstance(sub_outcome, ResolutionTooComplex):
+    if not isinstance(sub_outcome, _Outcome):
         raise sub_outcome
     return _Outcome(True, base_outcome.cuts | sub_outcome.cuts)
 
@@ -269,20 +314,25 @@ def check(
     tuple_key: TupleKey,
     *,
     max_depth: int = MAX_DEPTH,
+    context: Context | None = None,
 ) -> bool:
     """Whether ``tuple_key.user`` has ``tuple_key.relation`` on ``tuple_key.object``.
 
     The user may be an object (``user:anne``), a userset (``group:eng#member``:
     does every member have it, via a tuple naming that userset) or a wildcard
-    (``user:*``: is it public).
+    (``user:*``: is it public). ``context`` holds the values conditions read
+    (a tuple's own context wins over it).
 
     Raises:
         TupleError: the object type, relation or user type is not in the model.
         ResolutionTooComplex: resolution needed more than ``max_depth`` nested steps.
+        ConditionError: a condition the answer depends on could not be evaluated
+            (a missing parameter, a value of the wrong type, a failed expression)
+            or ran past its budget (:class:`ConditionTooComplex`).
         RequestError: ``max_depth`` is below 1.
     """
     _validate_check(model, tuple_key)
-    resolver = Resolver(model, reader, max_depth)
+    resolver = Resolver(model, reader, max_depth, context=context)
     return resolver.check(tuple_key.object_ref, tuple_key.relation, tuple_key.user_ref)
 
 
@@ -294,10 +344,12 @@ def _validate_check(model: AuthorizationModel, tuple_key: TupleKey) -> None:
 @dataclass(frozen=True)
 class BatchCheckItem:
     """One check of a batch; ``correlation_id`` keys its result (1-36 characters of
-    letters, digits, ``_`` and ``-``, unique in the batch)."""
+    letters, digits, ``_`` and ``-``, unique in the batch); ``context`` is its own
+    request context, as in OpenFGA's BatchCheck."""
 
     tuple_key: TupleKey
     correlation_id: str
+    context: Mapping[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -319,20 +371,29 @@ def batch_check(
     """Run up to :data:`MAX_BATCH_CHECK` checks; results are keyed by correlation id.
 
     An item that fails (a tuple that does not fit the model, a resolution that is
-    too complex) gets a result carrying its error; the other items still run.
-    Answers are memoized across the batch, which reads one snapshot.
+    too complex, a condition that cannot be evaluated) gets a result carrying its
+    error; the other items still run. Answers are memoized across the items
+    that share one context; the batch reads one snapshot.
 
     Raises:
         RequestError: more than :data:`MAX_BATCH_CHECK` items, or a correlation id
             that is malformed or used twice.
     """
     _validate_batch(items)
-    resolver = Resolver(model, reader, max_depth)
+    resolvers: dict[str, Resolver] = {}
+    budget = EvaluationBudget()
     results: dict[str, BatchCheckResult] = {}
     for item in items:
         key = item.tuple_key
         try:
             _validate_check(model, key)
+            context_key = json.dumps(
+                item.context, sort_keys=True, separators=(",", ":"), default=str
+            )
+            resolver = resolvers.get(context_key)
+            if resolver is None:
+                resolver = Resolver(model, reader, max_depth, context=item.context, budget=budget)
+                resolvers[context_key] = resolver
             allowed = resolver.check(key.object_ref, key.relation, key.user_ref)
         except AuthzError as exc:
             results[item.correlation_id] = BatchCheckResult(False, exc)

@@ -14,21 +14,30 @@
         define editor: [user]
         define parent: [folder]
         define can_view: (viewer or viewer from parent) but not blocked
+        define reader: [user with in_office]
+
+    condition in_office(ip: ipaddress, office: string) {
+      ip.in_cidr(office)
+    }
 
 Operators: ``or``, ``and``, ``but not``, ``X from Y``; one operator kind per level
 (mix them with parentheses); ``but not`` takes exactly two operands; one ``[...]``
 per definition. An expression may continue on the next lines while a parenthesis
 or bracket is open. ``#`` starts a comment at the start of a line or after
-whitespace. Indentation is not significant. Conditions (``with``, ``condition``)
-and modules are not supported. Every error names its line.
+whitespace. Indentation is not significant. ``[user with c]`` makes a conditional
+type restriction; ``condition name(param: type, ...) { <CEL> }`` declares ``c`` at
+the top level (its CEL expression may span lines; parameter types as in
+:mod:`._conditions`). Modules are not supported. Every error names its line.
 """
 
 from __future__ import annotations
 
 import re
+import textwrap
 from dataclasses import dataclass, field
 from typing import Final
 
+from ._conditions import Condition, ParameterType, parse_parameter_type
 from ._errors import ModelError
 from ._model import (
     MAX_REWRITE_DEPTH,
@@ -92,8 +101,6 @@ def _statements(text: str) -> list[_Statement]:
     depth = 0
     current: _Statement | None = None
     for number, raw in enumerate(text.splitlines(), start=1):
-        if depth == 0 and raw.split()[:1] == ["condition"]:
-            raise ModelError("conditions are not supported", line=number)
         tokens = _tokenize_line(raw, number)
         if not tokens:
             continue
@@ -245,7 +252,9 @@ class _ExprParser:
             ref = RelationReference(type_name, wildcard=True)
         token = self._peek()
         if token is not None and token.text == "with":
-            raise self.fail("conditions ('with') are not supported", token)
+            self._pos += 1
+            condition = self._name("a condition name after 'with'").text
+            ref = RelationReference(ref.type, ref.relation, ref.wildcard, condition)
         return ref
 
 
@@ -261,8 +270,9 @@ class _TypeBuilder:
 class _ModelParser:
     """Statement-level parser: model header, types, relations blocks, definitions."""
 
-    def __init__(self, statements: list[_Statement]) -> None:
+    def __init__(self, statements: list[_Statement], conditions: list[_ConditionBlock]) -> None:
         self._statements = statements
+        self._conditions = conditions
         self._types: list[_TypeBuilder] = []
         self._type_lines: dict[str, int] = {}
 
@@ -270,9 +280,11 @@ class _ModelParser:
         self._header()
         for stmt in self._statements[2:]:
             self._statement(stmt)
+        conditions = tuple(block.build() for block in self._conditions)
         try:
             return AuthorizationModel(
-                tuple(TypeDefinition(t.name, tuple(t.relations)) for t in self._types)
+                tuple(TypeDefinition(t.name, tuple(t.relations)) for t in self._types),
+                conditions=conditions,
             )
         except ModelError as exc:
             raise exc.with_line(self._line_of(exc)) from exc
@@ -281,6 +293,9 @@ class _ModelParser:
         for builder in self._types:
             if builder.name == exc.type_name:
                 return builder.relation_lines.get(exc.relation or "", builder.line)
+        for block in self._conditions:
+            if f'condition "{block.name}"' in exc.reason:
+                return block.line
         return self._statements[0].line
 
     def _header(self) -> None:
@@ -361,6 +376,83 @@ class _ModelParser:
         builder.relations.append(Relation(name, rewrite, parser.direct or ()))
 
 
+_CONDITION_RE: Final = re.compile(
+    r"\s*condition\s+(?P<name>[A-Za-z0-9_]+)\s*\((?P<params>[^)]*)\)\s*\{(?P<body>.*)\}\s*",
+    re.DOTALL,
+)
+
+
+@dataclass(frozen=True)
+class _ConditionBlock:
+    """A ``condition name(...) { ... }`` block, cut out of the text before tokenizing."""
+
+    line: int
+    text: str
+
+    @property
+    def name(self) -> str:
+        match = _CONDITION_RE.fullmatch(self.text)
+        return match.group("name") if match is not None else ""
+
+    def build(self) -> Condition:
+        match = _CONDITION_RE.fullmatch(self.text)
+        if match is None:
+            raise ModelError(
+                "expected 'condition <name>(<param>: <type>, ...) { <CEL expression> }'",
+                line=self.line,
+            )
+        params: list[tuple[str, ParameterType]] = []
+        for part in match.group("params").split(","):
+            if not part.strip():
+                raise ModelError("expected '<param>: <type>' in the parameter list", line=self.line)
+            pname, colon, ptype = part.partition(":")
+            if not colon or not pname.strip():
+                raise ModelError(
+                    f"expected '<param>: <type>', got '{part.strip()}'", line=self.line
+                )
+            try:
+                params.append((pname.strip(), parse_parameter_type(ptype)))
+            except ModelError as exc:
+                raise exc.with_line(self.line) from None
+        try:
+            body = textwrap.dedent(match.group("body").strip("\n")).strip()
+            return Condition(match.group("name"), body, tuple(params))
+        except ModelError as exc:
+            raise exc.with_line(self.line) from None
+
+
+def _cut_conditions(text: str) -> tuple[str, list[_ConditionBlock]]:
+    """Return the text with every condition block blanked (line numbers kept) and
+    the blocks. A block ends at the ``}`` that balances its first ``{``; braces in
+    CEL string literals are skipped."""
+    lines = text.splitlines()
+    blocks: list[_ConditionBlock] = []
+    index = 0
+    while index < len(lines):
+        if lines[index].split()[:1] != ["condition"]:
+            index += 1
+            continue
+        start, depth, opened, quote = index, 0, False, ""
+        while index < len(lines):
+            for char in lines[index]:
+                if quote:
+                    quote = "" if char == quote else quote
+                elif char in "'\"":
+                    quote = char
+                elif char == "{":
+                    depth, opened = depth + 1, True
+                elif char == "}":
+                    depth -= 1
+            index += 1
+            if opened and depth <= 0:
+                break
+        if not opened or depth > 0:
+            raise ModelError("condition block has no closing '}'", line=start + 1)
+        blocks.append(_ConditionBlock(start + 1, "\n".join(lines[start:index])))
+        lines[start:index] = [""] * (index - start)
+    return "\n".join(lines), blocks
+
+
 def parse_dsl(text: str) -> AuthorizationModel:
     """Parse and validate a model written in the OpenFGA DSL (schema 1.1).
 
@@ -368,4 +460,5 @@ def parse_dsl(text: str) -> AuthorizationModel:
         ModelError: a syntax or model error; the message names the line (and the
             type and relation, where there is one).
     """
-    return _ModelParser(_statements(text)).parse()
+    rest, conditions = _cut_conditions(text)
+    return _ModelParser(_statements(rest), conditions).parse()

@@ -6,10 +6,12 @@ One base class, one subclass per family::
     ├── ModelError              invalid_argument: a model (JSON or DSL) is malformed
     ├── TupleError              invalid_argument: a tuple or check request does not fit
     ├── RequestError            invalid_argument: an engine call breaks a limit
+    ├── ConditionError          invalid_argument: a condition could not be evaluated
+    │   └── ConditionTooComplex invalid_argument: it ran past its evaluation budget
     └── ResolutionTooComplex    failed_precondition: resolution exceeded the depth bound
 
 Every message starts with ``secinfra: authz: `` followed by the family
-(``model``, ``tuple``, ``request``, ``resolution``).
+(``model``, ``tuple``, ``request``, ``condition``, ``resolution``).
 """
 
 from __future__ import annotations
@@ -123,3 +125,29 @@ class ResolutionTooComplex(AuthzError):
             f"{max_depth} nested steps while resolving {at}"
         )
         self.max_depth = max_depth
+
+
+class ConditionError(AuthzError):
+    """A condition could not be evaluated: a context parameter is missing or has
+    the wrong type, or the expression failed (OpenFGA: "failed to evaluate
+    relationship condition", a validation error).
+
+    Attributes:
+        condition: the condition's name.
+        reason: the message without prefix and condition.
+    """
+
+    code = INVALID_ARGUMENT
+
+    def __init__(self, condition: str, reason: str) -> None:
+        super().__init__(f'{_PREFIX}condition "{condition}": {reason}')
+        self.condition = condition
+        self.reason = reason
+
+
+class ConditionTooComplex(ConditionError):
+    """A condition ran past its evaluation budget (CEL's iteration budget, or the
+    time one request may spend in conditions): refused, never left running."""
+
+    def __init__(self, condition: str, reason: str) -> None:
+        super().__init__(condition, f"too complex: {reason}")

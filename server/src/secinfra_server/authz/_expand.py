@@ -29,14 +29,20 @@ from ._tuples import ObjectRef, parse_object, require_relation
 @dataclass(frozen=True)
 class UsersLeaf:
     """The users written directly in tuples (``user:anne``, ``group:eng#member``,
-    ``user:*``), sorted."""
+    ``user:*``), sorted; ``conditions`` names, per user whose tuple has one, the
+    condition it holds under (Expand evaluates none: it shows them)."""
 
     name: str
     users: tuple[str, ...]
+    conditions: tuple[tuple[str, str], ...] = ()
 
     def to_dict(self) -> JSONObject:
-        """Render as ``{"name", "leaf": {"users": {"users": [...]}}}``."""
-        return {"name": self.name, "leaf": {"users": {"users": list(self.users)}}}
+        """Render as ``{"name", "leaf": {"users": {"users": [...]}}}``, plus
+        ``"conditions": {user: condition}`` beside ``users`` when any tuple has one."""
+        users: JSONObject = {"users": list(self.users)}
+        if self.conditions:
+            users["conditions"] = dict(self.conditions)
+        return {"name": self.name, "leaf": {"users": users}}
 
 
 @dataclass(frozen=True)
@@ -147,12 +153,11 @@ def _node(
 ) -> UsersetTreeNode:
     name = f"{obj}#{rel.name}"
     if isinstance(rewrite, This):
-        users = {
-            key.user
-            for key in reader.read(obj.type, obj.id, rel.name)
-            if rel.allows(key.user_ref.reference())
-        }
-        return UsersLeaf(name, tuple(sorted(users)))
+        keys = [
+            key for key in reader.read(obj.type, obj.id, rel.name) if rel.allows(key.reference())
+        ]
+        conditions = sorted((k.user, k.condition.name) for k in keys if k.condition is not None)
+        return UsersLeaf(name, tuple(sorted({k.user for k in keys})), tuple(conditions))
     if isinstance(rewrite, ComputedUserset):
         return ComputedLeaf(name, f"{obj}#{rewrite.relation}")
     if isinstance(rewrite, TupleToUserset):
@@ -183,7 +188,7 @@ def _tuple_to_userset_leaf(
         parent = key.user_ref
         if (
             tupleset is not None
-            and tupleset.allows(parent.reference())
+            and tupleset.allows(key.reference())
             and model.relation(parent.type, rewrite.computed_relation) is not None
         ):
             computed.add(f"{parent}#{rewrite.computed_relation}")

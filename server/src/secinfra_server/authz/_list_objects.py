@@ -12,6 +12,10 @@ Two phases, both driven by the user rather than by the number of objects:
 2. Each candidate of the wanted type and relation is confirmed with a check
    (sharing one memo), in id order, until ``max_results`` are found; one more
    confirmed candidate says whether there is a next page.
+
+Conditions are evaluated in phase 2 only. As in OpenFGA, a candidate whose
+check fails on a condition (a missing parameter, say) is left out, and the
+call fails with that error only if the page is not full without it.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from ._check import MAX_DEPTH, Resolver
-from ._errors import RequestError
+from ._conditions import Context
+from ._errors import ConditionError, RequestError
 from ._model import (
     AuthorizationModel,
     ComputedUserset,
@@ -74,7 +79,7 @@ def _reverse_edges(model: AuthorizationModel) -> _ReverseEdges:
                 if ref.relation is not None:
                     edges.usersets.setdefault((ref.type, ref.relation), []).append(target)
                 else:
-                    edges.direct.setdefault(str(ref), []).append(target)
+                    edges.direct.setdefault(ref.subject, []).append(target)
             for node in _granting(rel.rewrite):
                 _add_rewrite_edge(model, edges, type_def.name, rel.name, node)
     return edges
@@ -160,25 +165,29 @@ def list_objects_page(
     max_results: int = DEFAULT_MAX_RESULTS,
     after: str | None = None,
     max_depth: int = MAX_DEPTH,
+    context: Context | None = None,
 ) -> ObjectPage:
     """The objects of ``object_type`` on which ``user`` has ``relation``: the
     first ``max_results`` by id whose id sorts after ``after`` (a page), and
     whether there are more. Never a silent cut: ``more`` is true exactly when
     another confirmed object follows the page.
 
-    ``user`` is ``type:id``, ``type:id#relation`` or ``type:*``.
+    ``user`` is ``type:id``, ``type:id#relation`` or ``type:*``; ``context``
+    holds the values conditions read.
 
     Raises:
         TupleError: the type, relation or user does not fit the model.
         RequestError: ``max_results`` or ``max_depth`` is below 1.
         ResolutionTooComplex: confirming a candidate exceeded ``max_depth``.
+        ConditionError: a candidate's condition could not be evaluated and the
+            page is not full without it.
     """
     if max_results < 1:
         raise RequestError(f"max_results must be at least 1, got {max_results}")
     require_relation(model, object_type, relation)
     user_ref = parse_user(user)
     validate_user(model, user_ref)
-    resolver = Resolver(model, reader, max_depth)
+    resolver = Resolver(model, reader, max_depth, context=context)
     reached = _ReverseExpansion(model, reader).run(user_ref)
     candidates = sorted(
         i
@@ -186,11 +195,19 @@ def list_objects_page(
         if t == object_type and r == relation and (after is None or i > after)
     )
     found: list[str] = []
+    failed: ConditionError | None = None
     for object_id in candidates:
-        if resolver.check(ObjectRef(object_type, object_id), relation, user_ref):
+        try:
+            allowed = resolver.check(ObjectRef(object_type, object_id), relation, user_ref)
+        except ConditionError as exc:
+            failed = failed or exc
+            continue
+        if allowed:
             if len(found) == max_results:
                 return ObjectPage(found, more=True)
             found.append(f"{object_type}:{object_id}")
+    if failed is not None and len(found) < max_results:
+        raise failed
     return ObjectPage(found, more=False)
 
 
@@ -203,10 +220,18 @@ def list_objects(
     *,
     max_results: int = DEFAULT_MAX_RESULTS,
     max_depth: int = MAX_DEPTH,
+    context: Context | None = None,
 ) -> list[str]:
     """The first page of :func:`list_objects_page`, as a list: at most
     ``max_results`` objects, the first by id."""
     page = list_objects_page(
-        model, reader, object_type, relation, user, max_results=max_results, max_depth=max_depth
+        model,
+        reader,
+        object_type,
+        relation,
+        user,
+        max_results=max_results,
+        max_depth=max_depth,
+        context=context,
     )
     return page.objects

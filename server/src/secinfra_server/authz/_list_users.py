@@ -11,7 +11,8 @@ way round:
    the answer; each node is visited once, so cycles terminate.
 2. Each candidate of the filter's kind is confirmed with a check (sharing one
    memo), in order, so the answer is exactly what Check says, ``but not``
-   and cycles included.
+   and cycles included. A condition that cannot be evaluated while confirming
+   fails the call, as in OpenFGA's ListUsers.
 
 The filter is a type (``user``: objects of that type, and ``user:*`` when the
 relation is public) or a userset type (``group#member``: usersets such as
@@ -24,6 +25,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from ._check import MAX_DEPTH, Resolver
+from ._conditions import Context
 from ._errors import RequestError, TupleError
 from ._list_objects import DEFAULT_MAX_RESULTS
 from ._model import (
@@ -136,16 +138,19 @@ def list_users(
     max_results: int = DEFAULT_MAX_RESULTS,
     after: str | None = None,
     max_depth: int = MAX_DEPTH,
+    context: Context | None = None,
 ) -> UserPage:
     """The users of ``user_filter`` that have ``relation`` on ``object``: the first
     ``max_results`` (sorted) after ``after``, and whether there are more.
 
-    ``user_filter`` is a type (``user``) or a userset type (``group#member``).
+    ``user_filter`` is a type (``user``) or a userset type (``group#member``);
+    ``context`` holds the values conditions read.
 
     Raises:
         TupleError: the object, relation or filter does not fit the model.
         RequestError: ``max_results`` or ``max_depth`` is below 1.
         ResolutionTooComplex: confirming a candidate exceeded ``max_depth``.
+        ConditionError: a condition could not be evaluated.
     """
     if max_results < 1:
         raise RequestError(f"max_results must be at least 1, got {max_results}")
@@ -158,7 +163,7 @@ def list_users(
         require_relation(model, filter_type, filter_relation)
     wanted = filter_relation if sep else None
     reached = _ForwardExpansion(model, reader).run((obj.type, obj.id, relation))
-    resolver = Resolver(model, reader, max_depth)
+    resolver = Resolver(model, reader, max_depth, context=context)
     target = ObjectRef(obj.type, obj.id)
     wildcard = f"{filter_type}:*"
     # As in OpenFGA: a user met only behind two or more subtracted sides (an

@@ -10,9 +10,14 @@ The JSON shape is OpenFGA's ``schema_version: "1.1"`` authorization model::
                           {"computedUserset": {"object": "", "relation": "editor"}}]}}},
          "metadata": {"relations": {"viewer": {"directly_related_user_types": [
                           {"type": "user"}, {"type": "group", "relation": "member"},
-                          {"type": "user", "wildcard": {}}]}}}}]}
+                          {"type": "user", "wildcard": {}},
+                          {"type": "user", "condition": "in_office"}]}}}}],
+     "conditions": {"in_office": {"name": "in_office",
+                                  "expression": "ip.in_cidr(office)",
+                                  "parameters": {"ip": {"type_name": "TYPE_NAME_IPADDRESS"},
+                                                 "office": {"type_name": "TYPE_NAME_STRING"}}}}}
 
-Conditions are not supported: a model that declares any is rejected.
+Conditions (:mod:`._conditions`) are compiled when the model is built.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, TypeAlias
 
+from ._conditions import Condition, parameter_type_from_dict
 from ._errors import ModelError
 
 SCHEMA_VERSION: Final = "1.1"
@@ -100,14 +106,23 @@ class RelationReference:
     """One entry of a relation's directly related user types.
 
     ``RelationReference("user")`` is ``user``; ``RelationReference("group", "member")``
-    is ``group#member``; ``RelationReference("user", wildcard=True)`` is ``user:*``.
+    is ``group#member``; ``RelationReference("user", wildcard=True)`` is ``user:*``;
+    ``RelationReference("user", condition="c")`` is ``user with c`` (a tuple for it
+    must carry condition ``c``, and holds only while ``c`` does).
     """
 
     type: str
     relation: str | None = None
     wildcard: bool = False
+    condition: str | None = None
 
     def __str__(self) -> str:
+        text = self.subject
+        return f"{text} with {self.condition}" if self.condition is not None else text
+
+    @property
+    def subject(self) -> str:
+        """The user type part, without the condition: ``user``, ``group#member``, ``user:*``."""
         if self.wildcard:
             return f"{self.type}:*"
         if self.relation is not None:
@@ -153,13 +168,22 @@ class AuthorizationModel:
 
     type_definitions: tuple[TypeDefinition, ...]
     schema_version: str = SCHEMA_VERSION
+    conditions: tuple[Condition, ...] = ()
     _by_name: Mapping[str, TypeDefinition] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _conditions: Mapping[str, Condition] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_name", {t.name: t for t in self.type_definitions})
+        object.__setattr__(self, "_conditions", {c.name: c for c in self.conditions})
         _validate(self)
+
+    def condition(self, name: str) -> Condition | None:
+        """Return the condition called ``name``, or None."""
+        return self._conditions.get(name)
 
     def type(self, name: str) -> TypeDefinition | None:
         """Return the type definition called ``name``, or None."""
@@ -175,7 +199,7 @@ class AuthorizationModel:
         return {
             "schema_version": self.schema_version,
             "type_definitions": [_type_to_dict(t) for t in self.type_definitions],
-            "conditions": {},
+            "conditions": {c.name: c.to_dict() for c in self.conditions},
         }
 
 
@@ -213,6 +237,8 @@ def _reference_to_dict(ref: RelationReference) -> JSONObject:
         out["relation"] = ref.relation
     if ref.wildcard:
         out["wildcard"] = {}
+    if ref.condition is not None:
+        out["condition"] = ref.condition
     return out
 
 
@@ -248,12 +274,37 @@ def parse_model(data: Mapping[str, object]) -> AuthorizationModel:
     version = data.get("schema_version")
     if version != SCHEMA_VERSION:
         raise ModelError(f'schema_version must be "{SCHEMA_VERSION}", got {version!r}')
-    if data.get("conditions"):
-        raise ModelError("conditions are not supported")
     raw_types = data.get("type_definitions")
     if not isinstance(raw_types, list) or not raw_types:
         raise ModelError("type_definitions must be a non-empty list")
-    return AuthorizationModel(tuple(_parse_type(raw) for raw in raw_types))
+    types = tuple(_parse_type(raw) for raw in raw_types)
+    return AuthorizationModel(types, conditions=_parse_conditions(data.get("conditions")))
+
+
+def _parse_conditions(raw: object) -> tuple[Condition, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, Mapping):
+        raise ModelError("conditions must be a JSON object keyed by condition name")
+    out = []
+    for key, body in raw.items():
+        if not isinstance(body, Mapping):
+            raise ModelError(f'condition "{key}" must be a JSON object')
+        name = body.get("name", key)
+        if name != key:
+            raise ModelError(f'condition "{key}" has a different name inside: {name!r}')
+        expression = body.get("expression")
+        if not isinstance(expression, str):
+            raise ModelError(f'condition "{key}": expression must be a string')
+        params = body.get("parameters") or {}
+        if not isinstance(params, Mapping):
+            raise ModelError(f'condition "{key}": parameters must be a JSON object')
+        try:
+            parsed = tuple((str(p), parameter_type_from_dict(t)) for p, t in params.items())
+        except ModelError as exc:
+            raise ModelError(f'condition "{key}": {exc.reason}') from None
+        out.append(Condition(str(key), expression, parsed))
+    return tuple(out)
 
 
 def _parse_type(raw: object) -> TypeDefinition:
@@ -314,8 +365,9 @@ def _parse_reference(raw: object, type_name: str, relation: str) -> RelationRefe
 
     if not isinstance(raw, Mapping):
         raise fail("each directly related user type must be a JSON object")
-    if raw.get("condition"):
-        raise fail("conditions are not supported")
+    condition = raw.get("condition") or None
+    if condition is not None and not isinstance(condition, str):
+        raise fail("a directly related user type's condition must be a string")
     ref_type = raw.get("type")
     if not isinstance(ref_type, str):
         raise fail(f"directly related user type has no type name: {dict(raw)!r}")
@@ -325,7 +377,7 @@ def _parse_reference(raw: object, type_name: str, relation: str) -> RelationRefe
     wildcard = raw.get("wildcard") is not None
     if wildcard and ref_relation is not None:
         raise fail(f'directly related user type "{ref_type}" cannot be both userset and wildcard')
-    return RelationReference(ref_type, ref_relation, wildcard)
+    return RelationReference(ref_type, ref_relation, wildcard, condition)
 
 
 _REWRITE_KEYS: Final = (
@@ -398,6 +450,9 @@ def _validate(model: AuthorizationModel) -> None:
         raise ModelError(f'schema_version must be "{SCHEMA_VERSION}", got {model.schema_version!r}')
     if not model.type_definitions:
         raise ModelError("the model defines no types")
+    names = [c.name for c in model.conditions]
+    if len(set(names)) != len(names):
+        raise ModelError("a condition is defined more than once")
     seen: set[str] = set()
     for type_def in model.type_definitions:
         _check_type_name(type_def.name)
@@ -507,6 +562,8 @@ def _validate_references(model: AuthorizationModel, rel: Relation, fail: _Fail) 
         if ref in seen:
             raise fail(f'directly related user type "{ref}" is listed more than once')
         seen.add(ref)
+        if ref.condition is not None and model.condition(ref.condition) is None:
+            raise fail(f'directly related user type "{ref}" names undefined condition')
         if model.type(ref.type) is None:
             raise fail(f'directly related user type "{ref}" names undefined type "{ref.type}"')
         if ref.relation is not None and model.relation(ref.type, ref.relation) is None:

@@ -35,6 +35,12 @@ def render_dsl(model: AuthorizationModel) -> str:
             lines.append("  relations")
             for rel in type_def.relations:
                 lines.append(f"    define {rel.name}: {_expression(rel, rel.rewrite)}")
+    for condition in model.conditions:
+        params = ", ".join(f"{name}: {ptype}" for name, ptype in condition.parameters)
+        lines.append("")
+        lines.append(f"condition {condition.name}({params}) {{")
+        lines.extend(f"  {line}" for line in condition.expression.splitlines())
+        lines.append("}")
     return "\n".join(lines) + "\n"
 
 

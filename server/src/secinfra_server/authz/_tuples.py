@@ -16,7 +16,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Final
 
-from ._errors import TupleError
+from ._conditions import TupleCondition
+from ._errors import ConditionError, TupleError
 from ._model import (
     MAX_RELATION_NAME_LENGTH,
     MAX_TYPE_NAME_LENGTH,
@@ -122,7 +123,9 @@ class TupleKey:
     """A relationship tuple: ``user`` has ``relation`` on ``object``.
 
     Building one checks the syntax of all three parts (not the model: see
-    :func:`validate_tuple`).
+    :func:`validate_tuple`). ``condition`` is the condition it is written with,
+    if any; it is not part of the tuple's identity (one tuple per object,
+    relation and user, as in OpenFGA).
 
     Raises:
         TupleError: a part is malformed.
@@ -131,6 +134,7 @@ class TupleKey:
     user: str
     relation: str
     object: str
+    condition: TupleCondition | None = field(default=None, compare=False)
     user_ref: UserRef = field(init=False, repr=False, compare=False)
     object_ref: ObjectRef = field(init=False, repr=False, compare=False)
 
@@ -150,16 +154,26 @@ class TupleKey:
         """The object's id."""
         return self.object_ref.id
 
+    def reference(self) -> RelationReference:
+        """The directly-related-user-type entry this tuple needs, condition included."""
+        ref = self.user_ref.reference()
+        if self.condition is None:
+            return ref
+        return RelationReference(ref.type, ref.relation, ref.wildcard, self.condition.name)
+
     def __str__(self) -> str:
-        return f"{self.object}#{self.relation}@{self.user}"
+        text = f"{self.object}#{self.relation}@{self.user}"
+        return f"{text} with {self.condition.name}" if self.condition is not None else text
 
 
 def validate_tuple(model: AuthorizationModel, key: TupleKey) -> None:
     """Check that ``key`` may be written under ``model``.
 
     The object's type must exist, the relation must exist on it and be directly
-    assignable, and the user's type / userset / wildcard must be one of the
-    relation's directly related user types.
+    assignable, and the user's type / userset / wildcard (with the tuple's
+    condition, if any) must be one of the relation's directly related user types.
+    A condition must be defined in the model, and its context may name only the
+    condition's parameters, each with a value of its type.
 
     Raises:
         TupleError: naming the type and relation at fault.
@@ -177,7 +191,9 @@ def validate_tuple(model: AuthorizationModel, key: TupleKey) -> None:
             type_name=object_type,
             relation=relation,
         )
-    ref = key.user_ref.reference()
+    if key.condition is not None:
+        _validate_condition(model, key, key.condition)
+    ref = key.reference()
     if not rel.allows(ref):
         allowed = ", ".join(str(r) for r in rel.directly_related_user_types)
         raise TupleError(
@@ -185,6 +201,24 @@ def validate_tuple(model: AuthorizationModel, key: TupleKey) -> None:
             type_name=object_type,
             relation=relation,
         )
+
+
+def _validate_condition(model: AuthorizationModel, key: TupleKey, cond: TupleCondition) -> None:
+    condition = model.condition(cond.name)
+    if condition is None:
+        raise TupleError(
+            f'condition "{cond.name}" is not defined in the model',
+            type_name=key.object_type,
+            relation=key.relation,
+        )
+    try:
+        condition.validate_context(cond.context, what="the tuple's context")
+    except ConditionError as exc:
+        raise TupleError(
+            exc.message.removeprefix("secinfra: authz: "),
+            type_name=key.object_type,
+            relation=key.relation,
+        ) from None
 
 
 def require_relation(model: AuthorizationModel, object_type: str, relation: str) -> Relation:

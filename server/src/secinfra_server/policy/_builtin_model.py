@@ -124,7 +124,9 @@ def merge_user_model(
         assert model is not None
         merged = _merge_json(model)
     user_types = [t for t in merged.type_definitions if t.name not in BUILTIN_TYPES]
-    return AuthorizationModel((*BUILTIN_MODEL.type_definitions, *user_types))
+    return AuthorizationModel(
+        (*BUILTIN_MODEL.type_definitions, *user_types), conditions=merged.conditions
+    )
 
 
 def _merge_json(model: Mapping[str, object]) -> AuthorizationModel:

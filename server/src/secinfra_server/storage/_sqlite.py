@@ -161,6 +161,11 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     ALTER TABLE audit_log ADD COLUMN chain TEXT NOT NULL DEFAULT 'sha256';
     ALTER TABLE audit_log ADD COLUMN key_id TEXT NOT NULL DEFAULT ''
     """,
+    # 5: conditional tuples: the condition a tuple was written with, canonical
+    # JSON {"name": ..., "context": {...}}, '' for none (not part of the key).
+    """
+    ALTER TABLE authz_tuples ADD COLUMN condition_json TEXT NOT NULL DEFAULT ''
+    """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 

@@ -6,7 +6,9 @@ inside :meth:`SqliteStorage.read` (one snapshot) or :meth:`SqliteStorage.write`
 tuple write and its audit entry, are one unit.
 
 Tables (migration 2): ``authz_tuples(object_type, object_id, relation, user,
-revision)`` keyed by the whole tuple, with a second index ``(object_type,
+revision, condition_json)`` keyed by the whole tuple (``condition_json``,
+migration 5, is the condition a tuple was written with: canonical JSON, '' for
+none; not part of the key), with a second index ``(object_type,
 relation, user)``, which are exactly the two lookups of
 :class:`~secinfra_server.authz.TupleReader`; ``authz_models(id, model_json,
 created_ms)``; meta keys ``authz_revision`` (the counter behind revision
@@ -27,12 +29,13 @@ deeply a secret is nested (the engine bounds the depth of a resolution).
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
-from ..authz import TupleKey
+from ..authz import TupleCondition, TupleKey
 
 #: Meta key of the revision counter.
 REVISION_KEY: Final = "authz_revision"
@@ -58,6 +61,26 @@ STRUCTURAL_RELATIONS: Final = frozenset(
     }
 )
 _FOLDER_PREFIX: Final = f"{FOLDER_TYPE}:"
+
+
+def condition_json(key: TupleKey) -> str:
+    """The stored form of ``key``'s condition: canonical JSON, '' for none."""
+    if key.condition is None:
+        return ""
+    return json.dumps(
+        key.condition.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+
+
+def _condition(text: str) -> TupleCondition | None:
+    if not text:
+        return None
+    data: dict[str, Any] = json.loads(text)
+    return TupleCondition(str(data["name"]), dict(data.get("context") or {}))
+
+
+def _stored(user: str, relation: str, obj: str, cond: str) -> TupleKey:
+    return TupleKey(user, relation, obj, _condition(cond))
 
 
 def is_structural(object_type: str, relation: str) -> bool:
@@ -109,11 +132,11 @@ class SqliteTupleReader:
                 for folder in enclosing_folders(object_id)
             ]
         rows = self._conn.execute(
-            'SELECT "user" FROM authz_tuples WHERE object_type = ? AND object_id = ?'
-            " AND relation = ?",
+            'SELECT "user", condition_json FROM authz_tuples WHERE object_type = ?'
+            " AND object_id = ? AND relation = ?",
             (object_type, object_id, relation),
         )
-        return [TupleKey(str(user), relation, obj) for (user,) in rows]
+        return [_stored(str(user), relation, obj, str(cond)) for (user, cond) in rows]
 
     def read_objects(self, object_type: str, relation: str, user: str) -> list[str]:
         """See :meth:`~secinfra_server.authz.TupleReader.read_objects`.
@@ -226,7 +249,10 @@ def apply_tuple_changes(
 ) -> TupleChange:
     """Delete then write tuples with set semantics, inside the caller's transaction.
 
-    Writing a stored tuple or deleting a missing one is a no-op. The revision
+    Writing a stored tuple (with the same condition) or deleting a missing one
+    is a no-op; writing a stored tuple with another condition raises
+    :class:`ConditionConflict` (delete it first: a tuple's condition changes
+    only by a delete and a write). The revision
     advances by one if anything changed, and every written tuple records it;
     otherwise the revision stays and is returned unchanged. Atomicity is the
     caller's transaction: it commits all of this or none.
@@ -241,18 +267,36 @@ def apply_tuple_changes(
         )
         deleted += cursor.rowcount
     written = 0
-    for key in writes:
+    for index, key in enumerate(writes):
+        cond = condition_json(key)
         cursor = conn.execute(
-            'INSERT INTO authz_tuples (object_type, object_id, relation, "user", revision)'
-            " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            (key.object_type, key.object_id, key.relation, key.user, revision),
+            'INSERT INTO authz_tuples (object_type, object_id, relation, "user", revision,'
+            " condition_json) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (key.object_type, key.object_id, key.relation, key.user, revision, cond),
         )
+        if not cursor.rowcount:
+            row = conn.execute(
+                "SELECT condition_json FROM authz_tuples WHERE object_type = ?"
+                ' AND object_id = ? AND relation = ? AND "user" = ?',
+                (key.object_type, key.object_id, key.relation, key.user),
+            ).fetchone()
+            if row is not None and str(row[0]) != cond:
+                raise ConditionConflict(index, key)
         written += cursor.rowcount
     if written or deleted:
         _set_meta(conn, REVISION_KEY, str(revision))
     else:
         revision -= 1
     return TupleChange(written, deleted, revision)
+
+
+class ConditionConflict(Exception):
+    """A write names a stored tuple with a different condition (or none)."""
+
+    def __init__(self, index: int, key: TupleKey) -> None:
+        super().__init__(f"tuple {key} is stored with a different condition")
+        self.index = index
+        self.key = key
 
 
 @dataclass(frozen=True)
@@ -291,18 +335,20 @@ def read_tuples(
     if after is not None:
         clauses.append('(object_type, object_id, relation, "user") > (?, ?, ?, ?)')
         params.extend(after)
-    sql = 'SELECT object_type, object_id, relation, "user" FROM authz_tuples'
+    sql = 'SELECT object_type, object_id, relation, "user", condition_json FROM authz_tuples'
     if clauses:
         sql += " WHERE " + " AND ".join(clauses)
     sql += ' ORDER BY object_type, object_id, relation, "user" LIMIT ?'
     params.append(limit + 1)
     rows = [tuple(str(v) for v in row) for row in conn.execute(sql, params)]
     page = rows[:limit]
-    tuples = [TupleKey(user, relation, f"{otype}:{oid}") for otype, oid, relation, user in page]
+    tuples = [
+        _stored(user, relation, f"{otype}:{oid}", cond) for otype, oid, relation, user, cond in page
+    ]
     more = len(rows) > limit
     cursor: TupleCursor | None = None
     if more and page:
-        otype, oid, relation, user = page[-1]
+        otype, oid, relation, user, _ = page[-1]
         cursor = (otype, oid, relation, user)
     return tuples, cursor
 

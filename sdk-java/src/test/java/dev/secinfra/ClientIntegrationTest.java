@@ -174,7 +174,7 @@ class ClientIntegrationTest {
 
   @Test
   void checkSeesOwnWriteThroughTheRevisionMark() {
-    TupleKey tuple = new TupleKey("workload:" + workload, "reader", "secret:rw/only");
+    TupleKey tuple = new TupleKey("workload:" + workload, "reader", "secret:rw/only", null);
     CheckRequest check = CheckRequest.builder().tupleKey(tuple).build();
     assertFalse(admin.authz().check(check).allowed());
     // The admin's own cache holds the denial; its write must make the next check ask again.
@@ -187,7 +187,7 @@ class ClientIntegrationTest {
 
   @Test
   void concurrentMissesShareOneRequest() throws Exception {
-    TupleKey tuple = new TupleKey("workload:" + workload, "reader", "secret:java/flight");
+    TupleKey tuple = new TupleKey("workload:" + workload, "reader", "secret:java/flight", null);
     CheckRequest check = CheckRequest.builder().tupleKey(tuple).build();
     server.script("Check", "[{\"pass\": true, \"delay_ms\": 300}]");
     int before = server.requests("Check").size();

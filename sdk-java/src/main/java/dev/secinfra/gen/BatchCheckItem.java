@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.secinfra.rpc.Wire;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 
 /**
@@ -15,13 +16,15 @@ import java.util.Set;
  * @param correlationId Your id for this check; the result is keyed by it. Unique in the batch.
  * @param tupleKey The relationship to check.
  * @param contextualTuples Tuples that hold for this request only, as if written, and are never stored (at most 100); each must fit the model as a write must.
+ * @param context Values for condition parameters, for this check only (see CheckRequest.context).
  */
 public record BatchCheckItem(
     String correlationId,
     TupleKey tupleKey,
-    List<TupleKey> contextualTuples) {
+    List<TupleKey> contextualTuples,
+    Map<String, Object> context) {
 
-  private static final Set<String> KNOWN_FIELDS = Set.of("correlation_id", "tuple_key", "contextual_tuples");
+  private static final Set<String> KNOWN_FIELDS = Set.of("correlation_id", "tuple_key", "contextual_tuples", "context");
 
   /**
    * Normalises absent values: null lists, maps, strings and enums become their defaults.
@@ -29,6 +32,7 @@ public record BatchCheckItem(
    * @param correlationId Your id for this check; the result is keyed by it. Unique in the batch.
    * @param tupleKey The relationship to check.
    * @param contextualTuples Tuples that hold for this request only, as if written, and are never stored (at most 100); each must fit the model as a write must.
+   * @param context Values for condition parameters, for this check only (see CheckRequest.context).
    */
   public BatchCheckItem {
     correlationId = correlationId == null ? "" : correlationId;
@@ -54,6 +58,7 @@ public record BatchCheckItem(
     builder.correlationId = this.correlationId;
     builder.tupleKey = this.tupleKey;
     builder.contextualTuples = this.contextualTuples;
+    builder.context = this.context;
     return builder;
   }
 
@@ -69,6 +74,9 @@ public record BatchCheckItem(
       out.set("tuple_key", this.tupleKey.toJson());
     }
     out.set("contextual_tuples", Wire.encList(this.contextualTuples, TupleKey::toJson));
+    if (this.context != null) {
+      out.set("context", Wire.encStruct(this.context));
+    }
     return out;
   }
 
@@ -92,7 +100,8 @@ public record BatchCheckItem(
     return new BatchCheckItem(
         Wire.decField(obj, "correlation_id", path, Wire::decString, ""),
         Wire.decOptional(obj, "tuple_key", path, (n, p) -> TupleKey.fromJson(n, strict, p)),
-        Wire.decList(obj, "contextual_tuples", path, (n, p) -> TupleKey.fromJson(n, strict, p)));
+        Wire.decList(obj, "contextual_tuples", path, (n, p) -> TupleKey.fromJson(n, strict, p)),
+        Wire.decOptional(obj, "context", path, Wire::decStruct));
   }
 
   /**
@@ -105,7 +114,8 @@ public record BatchCheckItem(
     return "BatchCheckItem{"
         + "correlationId=" + this.correlationId + ", "
         + "tupleKey=" + this.tupleKey + ", "
-        + "contextualTuples=" + this.contextualTuples
+        + "contextualTuples=" + this.contextualTuples + ", "
+        + "context=" + this.context
         + "}";
   }
 
@@ -114,6 +124,7 @@ public record BatchCheckItem(
     private String correlationId;
     private TupleKey tupleKey;
     private List<TupleKey> contextualTuples;
+    private Map<String, Object> context;
 
     private Builder() {}
 
@@ -151,12 +162,23 @@ public record BatchCheckItem(
     }
 
     /**
+     * Sets {@code context}: Values for condition parameters, for this check only (see CheckRequest.context).
+     *
+     * @param value the new value; null clears it
+     * @return this builder
+     */
+    public Builder context(Map<String, Object> value) {
+      this.context = value;
+      return this;
+    }
+
+    /**
      * The message.
      *
      * @return a new {@link BatchCheckItem}
      */
     public BatchCheckItem build() {
-      return new BatchCheckItem(correlationId, tupleKey, contextualTuples);
+      return new BatchCheckItem(correlationId, tupleKey, contextualTuples, context);
     }
   }
 }

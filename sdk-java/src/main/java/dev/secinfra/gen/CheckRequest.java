@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.secinfra.rpc.Wire;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 
 /**
@@ -17,15 +18,17 @@ import java.util.Set;
  * @param revision With at_least_as_fresh: the revision token of a write.
  * @param contextualTuples Tuples that hold for this request only, as if written, and are never stored (at most 100); each must fit the model as a write must.
  * @param authorizationModelId The model version to use: an id from WriteAuthorizationModel or ListAuthorizationModels. Empty: the current model.
+ * @param context Values for the parameters of the conditions the answer depends on (a tuple's own context wins). A missing or ill-typed parameter that the answer depends on is invalid_argument.
  */
 public record CheckRequest(
     TupleKey tupleKey,
     Consistency consistency,
     String revision,
     List<TupleKey> contextualTuples,
-    String authorizationModelId) {
+    String authorizationModelId,
+    Map<String, Object> context) {
 
-  private static final Set<String> KNOWN_FIELDS = Set.of("tuple_key", "consistency", "revision", "contextual_tuples", "authorization_model_id");
+  private static final Set<String> KNOWN_FIELDS = Set.of("tuple_key", "consistency", "revision", "contextual_tuples", "authorization_model_id", "context");
 
   /**
    * Normalises absent values: null lists, maps, strings and enums become their defaults.
@@ -35,6 +38,7 @@ public record CheckRequest(
    * @param revision With at_least_as_fresh: the revision token of a write.
    * @param contextualTuples Tuples that hold for this request only, as if written, and are never stored (at most 100); each must fit the model as a write must.
    * @param authorizationModelId The model version to use: an id from WriteAuthorizationModel or ListAuthorizationModels. Empty: the current model.
+   * @param context Values for the parameters of the conditions the answer depends on (a tuple's own context wins). A missing or ill-typed parameter that the answer depends on is invalid_argument.
    */
   public CheckRequest {
     consistency = consistency == null ? Consistency.UNSPECIFIED : consistency;
@@ -64,6 +68,7 @@ public record CheckRequest(
     builder.revision = this.revision;
     builder.contextualTuples = this.contextualTuples;
     builder.authorizationModelId = this.authorizationModelId;
+    builder.context = this.context;
     return builder;
   }
 
@@ -81,6 +86,9 @@ public record CheckRequest(
     out.set("revision", Wire.encString(this.revision));
     out.set("contextual_tuples", Wire.encList(this.contextualTuples, TupleKey::toJson));
     out.set("authorization_model_id", Wire.encString(this.authorizationModelId));
+    if (this.context != null) {
+      out.set("context", Wire.encStruct(this.context));
+    }
     return out;
   }
 
@@ -106,7 +114,8 @@ public record CheckRequest(
         Wire.decField(obj, "consistency", path, (n, p) -> Consistency.fromWire(n, strict, p), Consistency.UNSPECIFIED),
         Wire.decField(obj, "revision", path, Wire::decString, ""),
         Wire.decList(obj, "contextual_tuples", path, (n, p) -> TupleKey.fromJson(n, strict, p)),
-        Wire.decField(obj, "authorization_model_id", path, Wire::decString, ""));
+        Wire.decField(obj, "authorization_model_id", path, Wire::decString, ""),
+        Wire.decOptional(obj, "context", path, Wire::decStruct));
   }
 
   /**
@@ -121,7 +130,8 @@ public record CheckRequest(
         + "consistency=" + this.consistency + ", "
         + "revision=" + this.revision + ", "
         + "contextualTuples=" + this.contextualTuples + ", "
-        + "authorizationModelId=" + this.authorizationModelId
+        + "authorizationModelId=" + this.authorizationModelId + ", "
+        + "context=" + this.context
         + "}";
   }
 
@@ -132,6 +142,7 @@ public record CheckRequest(
     private String revision;
     private List<TupleKey> contextualTuples;
     private String authorizationModelId;
+    private Map<String, Object> context;
 
     private Builder() {}
 
@@ -191,12 +202,23 @@ public record CheckRequest(
     }
 
     /**
+     * Sets {@code context}: Values for the parameters of the conditions the answer depends on (a tuple's own context wins). A missing or ill-typed parameter that the answer depends on is invalid_argument.
+     *
+     * @param value the new value; null clears it
+     * @return this builder
+     */
+    public Builder context(Map<String, Object> value) {
+      this.context = value;
+      return this;
+    }
+
+    /**
      * The message.
      *
      * @return a new {@link CheckRequest}
      */
     public CheckRequest build() {
-      return new CheckRequest(tupleKey, consistency, revision, contextualTuples, authorizationModelId);
+      return new CheckRequest(tupleKey, consistency, revision, contextualTuples, authorizationModelId, context);
     }
   }
 }

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.secinfra.rpc.Wire;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 
 /**
@@ -21,6 +22,7 @@ import java.util.Set;
  * @param pageToken The next_page_token of the previous page.
  * @param contextualTuples Tuples that hold for this request only, as if written, and are never stored (at most 100); each must fit the model as a write must.
  * @param authorizationModelId The model version to use: an id from WriteAuthorizationModel or ListAuthorizationModels. Empty: the current model.
+ * @param context Values for condition parameters (see CheckRequest.context). A candidate whose condition cannot be evaluated is left out; the call fails with that error only if the page is not full without it.
  */
 public record ListObjectsRequest(
     String type,
@@ -31,9 +33,10 @@ public record ListObjectsRequest(
     int pageSize,
     String pageToken,
     List<TupleKey> contextualTuples,
-    String authorizationModelId) {
+    String authorizationModelId,
+    Map<String, Object> context) {
 
-  private static final Set<String> KNOWN_FIELDS = Set.of("type", "relation", "user", "consistency", "revision", "page_size", "page_token", "contextual_tuples", "authorization_model_id");
+  private static final Set<String> KNOWN_FIELDS = Set.of("type", "relation", "user", "consistency", "revision", "page_size", "page_token", "contextual_tuples", "authorization_model_id", "context");
 
   /**
    * Normalises absent values: null lists, maps, strings and enums become their defaults.
@@ -47,6 +50,7 @@ public record ListObjectsRequest(
    * @param pageToken The next_page_token of the previous page.
    * @param contextualTuples Tuples that hold for this request only, as if written, and are never stored (at most 100); each must fit the model as a write must.
    * @param authorizationModelId The model version to use: an id from WriteAuthorizationModel or ListAuthorizationModels. Empty: the current model.
+   * @param context Values for condition parameters (see CheckRequest.context). A candidate whose condition cannot be evaluated is left out; the call fails with that error only if the page is not full without it.
    */
   public ListObjectsRequest {
     type = type == null ? "" : type;
@@ -84,6 +88,7 @@ public record ListObjectsRequest(
     builder.pageToken = this.pageToken;
     builder.contextualTuples = this.contextualTuples;
     builder.authorizationModelId = this.authorizationModelId;
+    builder.context = this.context;
     return builder;
   }
 
@@ -103,6 +108,9 @@ public record ListObjectsRequest(
     out.set("page_token", Wire.encString(this.pageToken));
     out.set("contextual_tuples", Wire.encList(this.contextualTuples, TupleKey::toJson));
     out.set("authorization_model_id", Wire.encString(this.authorizationModelId));
+    if (this.context != null) {
+      out.set("context", Wire.encStruct(this.context));
+    }
     return out;
   }
 
@@ -132,7 +140,8 @@ public record ListObjectsRequest(
         Wire.decField(obj, "page_size", path, Wire::decInt32, 0),
         Wire.decField(obj, "page_token", path, Wire::decString, ""),
         Wire.decList(obj, "contextual_tuples", path, (n, p) -> TupleKey.fromJson(n, strict, p)),
-        Wire.decField(obj, "authorization_model_id", path, Wire::decString, ""));
+        Wire.decField(obj, "authorization_model_id", path, Wire::decString, ""),
+        Wire.decOptional(obj, "context", path, Wire::decStruct));
   }
 
   /**
@@ -151,7 +160,8 @@ public record ListObjectsRequest(
         + "pageSize=" + this.pageSize + ", "
         + "pageToken=" + this.pageToken + ", "
         + "contextualTuples=" + this.contextualTuples + ", "
-        + "authorizationModelId=" + this.authorizationModelId
+        + "authorizationModelId=" + this.authorizationModelId + ", "
+        + "context=" + this.context
         + "}";
   }
 
@@ -166,6 +176,7 @@ public record ListObjectsRequest(
     private String pageToken;
     private List<TupleKey> contextualTuples;
     private String authorizationModelId;
+    private Map<String, Object> context;
 
     private Builder() {}
 
@@ -269,12 +280,23 @@ public record ListObjectsRequest(
     }
 
     /**
+     * Sets {@code context}: Values for condition parameters (see CheckRequest.context). A candidate whose condition cannot be evaluated is left out; the call fails with that error only if the page is not full without it.
+     *
+     * @param value the new value; null clears it
+     * @return this builder
+     */
+    public Builder context(Map<String, Object> value) {
+      this.context = value;
+      return this;
+    }
+
+    /**
      * The message.
      *
      * @return a new {@link ListObjectsRequest}
      */
     public ListObjectsRequest build() {
-      return new ListObjectsRequest(type, relation, user, consistency, revision, pageSize, pageToken, contextualTuples, authorizationModelId);
+      return new ListObjectsRequest(type, relation, user, consistency, revision, pageSize, pageToken, contextualTuples, authorizationModelId, context);
     }
   }
 }

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.secinfra.rpc.Wire;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 
 /**
@@ -21,6 +22,7 @@ import java.util.Set;
  * @param pageSize At most this many per page (default and at most 1000).
  * @param pageToken The next_page_token of the previous page.
  * @param authorizationModelId The model version to use: an id from WriteAuthorizationModel or ListAuthorizationModels. Empty: the current model.
+ * @param context Values for condition parameters (see CheckRequest.context). A condition that cannot be evaluated fails the call.
  */
 public record ListUsersRequest(
     String object,
@@ -31,9 +33,10 @@ public record ListUsersRequest(
     List<TupleKey> contextualTuples,
     int pageSize,
     String pageToken,
-    String authorizationModelId) {
+    String authorizationModelId,
+    Map<String, Object> context) {
 
-  private static final Set<String> KNOWN_FIELDS = Set.of("object", "relation", "user_filter", "consistency", "revision", "contextual_tuples", "page_size", "page_token", "authorization_model_id");
+  private static final Set<String> KNOWN_FIELDS = Set.of("object", "relation", "user_filter", "consistency", "revision", "contextual_tuples", "page_size", "page_token", "authorization_model_id", "context");
 
   /**
    * Normalises absent values: null lists, maps, strings and enums become their defaults.
@@ -47,6 +50,7 @@ public record ListUsersRequest(
    * @param pageSize At most this many per page (default and at most 1000).
    * @param pageToken The next_page_token of the previous page.
    * @param authorizationModelId The model version to use: an id from WriteAuthorizationModel or ListAuthorizationModels. Empty: the current model.
+   * @param context Values for condition parameters (see CheckRequest.context). A condition that cannot be evaluated fails the call.
    */
   public ListUsersRequest {
     object = object == null ? "" : object;
@@ -84,6 +88,7 @@ public record ListUsersRequest(
     builder.pageSize = this.pageSize;
     builder.pageToken = this.pageToken;
     builder.authorizationModelId = this.authorizationModelId;
+    builder.context = this.context;
     return builder;
   }
 
@@ -103,6 +108,9 @@ public record ListUsersRequest(
     out.set("page_size", Wire.encInt32(this.pageSize));
     out.set("page_token", Wire.encString(this.pageToken));
     out.set("authorization_model_id", Wire.encString(this.authorizationModelId));
+    if (this.context != null) {
+      out.set("context", Wire.encStruct(this.context));
+    }
     return out;
   }
 
@@ -132,7 +140,8 @@ public record ListUsersRequest(
         Wire.decList(obj, "contextual_tuples", path, (n, p) -> TupleKey.fromJson(n, strict, p)),
         Wire.decField(obj, "page_size", path, Wire::decInt32, 0),
         Wire.decField(obj, "page_token", path, Wire::decString, ""),
-        Wire.decField(obj, "authorization_model_id", path, Wire::decString, ""));
+        Wire.decField(obj, "authorization_model_id", path, Wire::decString, ""),
+        Wire.decOptional(obj, "context", path, Wire::decStruct));
   }
 
   /**
@@ -151,7 +160,8 @@ public record ListUsersRequest(
         + "contextualTuples=" + this.contextualTuples + ", "
         + "pageSize=" + this.pageSize + ", "
         + "pageToken=" + this.pageToken + ", "
-        + "authorizationModelId=" + this.authorizationModelId
+        + "authorizationModelId=" + this.authorizationModelId + ", "
+        + "context=" + this.context
         + "}";
   }
 
@@ -166,6 +176,7 @@ public record ListUsersRequest(
     private int pageSize;
     private String pageToken;
     private String authorizationModelId;
+    private Map<String, Object> context;
 
     private Builder() {}
 
@@ -269,12 +280,23 @@ public record ListUsersRequest(
     }
 
     /**
+     * Sets {@code context}: Values for condition parameters (see CheckRequest.context). A condition that cannot be evaluated fails the call.
+     *
+     * @param value the new value; null clears it
+     * @return this builder
+     */
+    public Builder context(Map<String, Object> value) {
+      this.context = value;
+      return this;
+    }
+
+    /**
      * The message.
      *
      * @return a new {@link ListUsersRequest}
      */
     public ListUsersRequest build() {
-      return new ListUsersRequest(object, relation, userFilter, consistency, revision, contextualTuples, pageSize, pageToken, authorizationModelId);
+      return new ListUsersRequest(object, relation, userFilter, consistency, revision, contextualTuples, pageSize, pageToken, authorizationModelId, context);
     }
   }
 }

@@ -14,13 +14,15 @@ import java.util.Set;
  * @param user "type:id", "type:id#relation" (a userset) or "type:*" (a wildcard).
  * @param relation The relation name.
  * @param object "type:id".
+ * @param condition The condition the tuple holds under, for a relation whose type restriction names one ([user with in_office]). Not set: unconditional.
  */
 public record TupleKey(
     String user,
     String relation,
-    String object) {
+    String object,
+    RelationshipCondition condition) {
 
-  private static final Set<String> KNOWN_FIELDS = Set.of("user", "relation", "object");
+  private static final Set<String> KNOWN_FIELDS = Set.of("user", "relation", "object", "condition");
 
   /**
    * Normalises absent values: null lists, maps, strings and enums become their defaults.
@@ -28,6 +30,7 @@ public record TupleKey(
    * @param user "type:id", "type:id#relation" (a userset) or "type:*" (a wildcard).
    * @param relation The relation name.
    * @param object "type:id".
+   * @param condition The condition the tuple holds under, for a relation whose type restriction names one ([user with in_office]). Not set: unconditional.
    */
   public TupleKey {
     user = user == null ? "" : user;
@@ -54,6 +57,7 @@ public record TupleKey(
     builder.user = this.user;
     builder.relation = this.relation;
     builder.object = this.object;
+    builder.condition = this.condition;
     return builder;
   }
 
@@ -67,6 +71,9 @@ public record TupleKey(
     out.set("user", Wire.encString(this.user));
     out.set("relation", Wire.encString(this.relation));
     out.set("object", Wire.encString(this.object));
+    if (this.condition != null) {
+      out.set("condition", this.condition.toJson());
+    }
     return out;
   }
 
@@ -90,7 +97,8 @@ public record TupleKey(
     return new TupleKey(
         Wire.decField(obj, "user", path, Wire::decString, ""),
         Wire.decField(obj, "relation", path, Wire::decString, ""),
-        Wire.decField(obj, "object", path, Wire::decString, ""));
+        Wire.decField(obj, "object", path, Wire::decString, ""),
+        Wire.decOptional(obj, "condition", path, (n, p) -> RelationshipCondition.fromJson(n, strict, p)));
   }
 
   /**
@@ -103,7 +111,8 @@ public record TupleKey(
     return "TupleKey{"
         + "user=" + this.user + ", "
         + "relation=" + this.relation + ", "
-        + "object=" + this.object
+        + "object=" + this.object + ", "
+        + "condition=" + this.condition
         + "}";
   }
 
@@ -112,6 +121,7 @@ public record TupleKey(
     private String user;
     private String relation;
     private String object;
+    private RelationshipCondition condition;
 
     private Builder() {}
 
@@ -149,12 +159,23 @@ public record TupleKey(
     }
 
     /**
+     * Sets {@code condition}: The condition the tuple holds under, for a relation whose type restriction names one ([user with in_office]). Not set: unconditional.
+     *
+     * @param value the new value; null clears it
+     * @return this builder
+     */
+    public Builder condition(RelationshipCondition value) {
+      this.condition = value;
+      return this;
+    }
+
+    /**
      * The message.
      *
      * @return a new {@link TupleKey}
      */
     public TupleKey build() {
-      return new TupleKey(user, relation, object);
+      return new TupleKey(user, relation, object, condition);
     }
   }
 }

@@ -197,7 +197,7 @@ public final class ReferenceServer implements AutoCloseable {
           .authz()
           .writeTuples(
               WriteTuplesRequest.builder()
-                  .writes(List.of(new TupleKey("workload:" + spiffeId, relation, object)))
+                  .writes(List.of(new TupleKey("workload:" + spiffeId, relation, object, null)))
                   .build())
           .revision();
     }

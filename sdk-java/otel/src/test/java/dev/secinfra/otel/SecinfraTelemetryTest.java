@@ -84,7 +84,7 @@ class SecinfraTelemetryTest {
         .authz()
         .writeTuples(
             WriteTuplesRequest.builder()
-                .writes(List.of(new TupleKey("workload:" + WORKLOAD, "reader", "folder:otel/")))
+                .writes(List.of(new TupleKey("workload:" + WORKLOAD, "reader", "folder:otel/", null)))
                 .build());
   }
 

@@ -41,8 +41,8 @@ class ResponseCacheTest {
 
   @Test
   void cacheKeysAreCanonicalAndDistinguishEveryField() {
-    CheckRequest a = CheckRequest.builder().tupleKey(new TupleKey("user:a#b", "c", "d")).build();
-    CheckRequest b = CheckRequest.builder().tupleKey(new TupleKey("user:a", "b#c", "d")).build();
+    CheckRequest a = CheckRequest.builder().tupleKey(new TupleKey("user:a#b", "c", "d", null)).build();
+    CheckRequest b = CheckRequest.builder().tupleKey(new TupleKey("user:a", "b#c", "d", null)).build();
     ResponseCache.Key keyA = ResponseCache.key("secinfra.v1.AuthzService/Check", a.toJson());
     assertEquals(keyA, ResponseCache.key("secinfra.v1.AuthzService/Check", a.toJson()));
     assertEquals(keyA.hashCode(), ResponseCache.key("secinfra.v1.AuthzService/Check", a.toJson()).hashCode());
