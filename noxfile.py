@@ -29,6 +29,7 @@ nox.options.sessions = [
     "tests-interop-python",
     "tests-go",
     "tests-interop-go",
+    "tests-proxy",
     "tests-java",
     "tests-ruby",
     "conformance",
@@ -213,6 +214,21 @@ def tests_interop_go(session: nox.Session) -> None:
     """
     env = reference_server(session)
     session.chdir(ROOT / "interop" / "go-spiffe")
+    unformatted = session.run("gofmt", "-l", ".", external=True, silent=True)
+    if unformatted:
+        session.error(f"gofmt would reformat:\n{unformatted}")
+    session.run("go", "vet", "./...", external=True)
+    session.run(
+        "go", "test", "-race", "-count=1", *(session.posargs or ["./..."]), external=True, env=env
+    )
+
+
+@nox.session(name="tests-proxy", python=False)
+def tests_proxy(session: nox.Session) -> None:
+    """secinfra-proxy (proxy/, a module of its own on the Go SDK): gofmt, go vet and the
+    race-enabled tests, which run the built proxy against a real reference server."""
+    env = reference_server(session)
+    session.chdir(ROOT / "proxy")
     unformatted = session.run("gofmt", "-l", ".", external=True, silent=True)
     if unformatted:
         session.error(f"gofmt would reformat:\n{unformatted}")
