@@ -18,12 +18,18 @@ var durationBuckets = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
 // histogram, which does not need a client library.
 type metrics struct {
 	mu        sync.Mutex
-	requests  map[[3]string]uint64 // route, code, decision
+	requests  map[requestKey]uint64
 	durations map[string]*histogram
 	authzErrs map[[2]string]uint64 // route, outcome (denied, allowed)
 	reloads   map[string]uint64    // result
 	rejected  map[string]uint64    // reason a caller's certificate was refused per request
 	gauges    func() map[string]float64
+}
+
+type requestKey struct {
+	route    string
+	code     int
+	decision string
 }
 
 type histogram struct {
@@ -34,7 +40,7 @@ type histogram struct {
 
 func newMetrics(gauges func() map[string]float64) *metrics {
 	return &metrics{
-		requests: map[[3]string]uint64{}, durations: map[string]*histogram{},
+		requests: map[requestKey]uint64{}, durations: map[string]*histogram{},
 		authzErrs: map[[2]string]uint64{}, reloads: map[string]uint64{}, rejected: map[string]uint64{},
 		gauges: gauges,
 	}
@@ -43,7 +49,7 @@ func newMetrics(gauges func() map[string]float64) *metrics {
 func (m *metrics) request(route string, code int, decision string, d time.Duration) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.requests[[3]string{route, fmt.Sprint(code), decision}]++
+	m.requests[requestKey{route, code, decision}]++
 	h := m.durations[route]
 	if h == nil {
 		h = &histogram{counts: make([]uint64, len(durationBuckets)+1)}
@@ -94,9 +100,9 @@ func (m *metrics) write(w io.Writer) {
 	defer m.mu.Unlock()
 	fmt.Fprintln(w, "# HELP secinfra_proxy_requests_total Requests answered, by route, status code and decision.")
 	fmt.Fprintln(w, "# TYPE secinfra_proxy_requests_total counter")
-	for _, k := range sortedMap(m.requests, func(k [3]string) string { return strings.Join(k[:], "\x00") }) {
-		fmt.Fprintf(w, "secinfra_proxy_requests_total{route=\"%s\",code=\"%s\",decision=\"%s\"} %d\n",
-			label(k[0]), k[1], k[2], m.requests[k])
+	for _, k := range sortedMap(m.requests, func(k requestKey) string { return fmt.Sprint(k.route, "\x00", k.code, "\x00", k.decision) }) {
+		fmt.Fprintf(w, "secinfra_proxy_requests_total{route=\"%s\",code=\"%d\",decision=\"%s\"} %d\n",
+			label(k.route), k.code, k.decision, m.requests[k])
 	}
 	fmt.Fprintln(w, "# HELP secinfra_proxy_request_duration_seconds Time from the request's headers to the end of its response, by route.")
 	fmt.Fprintln(w, "# TYPE secinfra_proxy_request_duration_seconds histogram")

@@ -6,6 +6,7 @@
 // One subject per file: proxy.go (start, reload, shutdown), handler.go
 // (one request: caller, route, decision), routes.go (the routing table
 // and the reverse proxies), headers.go (the identity headers),
+// accesslog.go (the buffered access log),
 // revocation.go (the CRL), metrics.go (Prometheus), admin.go (health).
 package server
 
@@ -58,10 +59,12 @@ func Run(ctx context.Context, path string, stdout, stderr io.Writer) error {
 		return err
 	}
 	opsHandler := slog.NewJSONHandler(stderr, nil)
+	accessOut := newBufferedLog(stdout)
+	defer accessOut.close() // after the servers drained: every line is written
 	p := &Proxy{
 		path: path, trustDomain: cfg.TrustDomain,
 		log:         slog.New(opsHandler),
-		access:      slog.New(slog.NewJSONHandler(stdout, nil)),
+		access:      slog.New(slog.NewJSONHandler(accessOut, nil)),
 		stdErrorLog: slog.NewLogLogger(opsHandler, slog.LevelWarn),
 	}
 	p.metrics = newMetrics(p.gauges)
