@@ -314,8 +314,8 @@ def docs(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Server hot paths, replicas on PostgreSQL, SDK calls and per-SDK mTLS benchmarks (JSON);
-    not part of the test run."""
+    """Server hot paths, replicas on PostgreSQL, SDK calls, per-SDK mTLS benchmarks and
+    secinfra-proxy against HAProxy (JSON); not part of the test run."""
     install(session, "-e", "sdk-python", "-e", "server")
     # server_replicas.py starts a throwaway PostgreSQL, as the server tests do.
     session.run("bash", str(ROOT / "scripts" / "ensure-postgresql.sh"), external=True)
@@ -346,6 +346,9 @@ def bench(session: nox.Session) -> None:
         external=True,
     )
     session.run("bash", "benchmarks/sdk_go_calls.sh", "--out", f"{out}/sdk_go.json", external=True)
+    session.run(
+        "bash", "benchmarks/proxy_bench.sh", "--out", str(out / "proxy.json"), external=True
+    )
     session.run(
         "ruby",
         "-I",
