@@ -181,6 +181,18 @@ def reference_server(session: nox.Session) -> dict[str, str]:
     }
 
 
+def go_checks(session: nox.Session, module: Path, env: dict[str, str]) -> None:
+    """gofmt, go vet and the race-enabled tests (posargs: what to test) of one Go module."""
+    session.chdir(module)
+    unformatted = session.run("gofmt", "-l", ".", external=True, silent=True)
+    if unformatted:
+        session.error(f"gofmt would reformat:\n{unformatted}")
+    session.run("go", "vet", "./...", external=True)
+    session.run(
+        "go", "test", "-race", "-count=1", *(session.posargs or ["./..."]), external=True, env=env
+    )
+
+
 @nox.session(name="tests-go", python=False)
 def tests_go(session: nox.Session) -> None:
     """Go SDK: gofmt, go vet and the race-enabled tests (examples included).
@@ -191,14 +203,7 @@ def tests_go(session: nox.Session) -> None:
     name what to test.
     """
     env = reference_server(session)
-    session.chdir(ROOT / "sdk-go")
-    unformatted = session.run("gofmt", "-l", ".", external=True, silent=True)
-    if unformatted:
-        session.error(f"gofmt would reformat:\n{unformatted}")
-    session.run("go", "vet", "./...", external=True)
-    session.run(
-        "go", "test", "-race", "-count=1", *(session.posargs or ["./..."]), external=True, env=env
-    )
+    go_checks(session, ROOT / "sdk-go", env)
     if not session.posargs:
         session.chdir(ROOT / "sdk-go" / "otel")
         session.run("go", "vet", "./...", external=True)
@@ -212,30 +217,14 @@ def tests_interop_go(session: nox.Session) -> None:
     interop/go-spiffe is a module of its own (go-spiffe pinned in its go.mod
     and go.sum), so the SDK itself stays standard-library only.
     """
-    env = reference_server(session)
-    session.chdir(ROOT / "interop" / "go-spiffe")
-    unformatted = session.run("gofmt", "-l", ".", external=True, silent=True)
-    if unformatted:
-        session.error(f"gofmt would reformat:\n{unformatted}")
-    session.run("go", "vet", "./...", external=True)
-    session.run(
-        "go", "test", "-race", "-count=1", *(session.posargs or ["./..."]), external=True, env=env
-    )
+    go_checks(session, ROOT / "interop" / "go-spiffe", reference_server(session))
 
 
 @nox.session(name="tests-proxy", python=False)
 def tests_proxy(session: nox.Session) -> None:
     """secinfra-proxy (proxy/, a module of its own on the Go SDK): gofmt, go vet and the
     race-enabled tests, which run the built proxy against a real reference server."""
-    env = reference_server(session)
-    session.chdir(ROOT / "proxy")
-    unformatted = session.run("gofmt", "-l", ".", external=True, silent=True)
-    if unformatted:
-        session.error(f"gofmt would reformat:\n{unformatted}")
-    session.run("go", "vet", "./...", external=True)
-    session.run(
-        "go", "test", "-race", "-count=1", *(session.posargs or ["./..."]), external=True, env=env
-    )
+    go_checks(session, ROOT / "proxy", reference_server(session))
 
 
 @nox.session(name="tests-java", python=False)
@@ -346,9 +335,7 @@ def bench(session: nox.Session) -> None:
         external=True,
     )
     session.run("bash", "benchmarks/sdk_go_calls.sh", "--out", f"{out}/sdk_go.json", external=True)
-    session.run(
-        "bash", "benchmarks/proxy_bench.sh", "--out", str(out / "proxy.json"), external=True
-    )
+    session.run("bash", "benchmarks/proxy_bench.sh", str(out / "proxy.json"), external=True)
     session.run(
         "ruby",
         "-I",

@@ -1,19 +1,12 @@
 #!/usr/bin/env bash
 # secinfra-proxy against HAProxy (benchmarks/proxy-bench/bench_test.go says what is measured),
-# in one run, as JSON on stdout and in --out FILE. Installs Debian's haproxy package when it is
-# missing (apt-get update + apt-get install -y), and the reference server through
-# scripts/ensure-server.sh. Other arguments (nox -s bench passes its posargs to every benchmark)
-# are ignored; PROXY_BENCH_ROUNDS (3), PROXY_BENCH_SECONDS (4) and PROXY_BENCH_CONNECTIONS (32)
-# set the run's size.
+# in one run, as JSON on stdout and in the file given as the one argument (optional). Installs
+# Debian's haproxy package when it is missing (apt-get update + apt-get install -y), and the
+# reference server through scripts/ensure-server.sh. PROXY_BENCH_ROUNDS (3), PROXY_BENCH_SECONDS
+# (4) and PROXY_BENCH_CONNECTIONS (32) set the run's size.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-out=""
-while [[ $# -gt 0 ]]; do
-  case "$1" in
-    --out) out="$2"; shift 2 ;;
-    *) shift ;;
-  esac
-done
+out="${1:-}"
 if ! command -v haproxy >/dev/null 2>&1; then
   sudo=""
   [[ "$(id -u)" == 0 ]] || sudo="sudo"
