@@ -5,6 +5,8 @@
 //     loop: C kept-alive HTTP/1.1 mTLS connections, each sending its next
 //     request when the last one is answered), median over R rounds that
 //     alternate which proxy goes first;
+//   - CPU per request: the CPU time each proxy process used in those runs,
+//     divided by the requests it forwarded;
 //   - added latency: at half load (half the throughput of the slower of the
 //     two, paced: C workers on a fixed schedule, each request timed from
 //     when it was sent), p50 and p99 through each proxy less p50 and p99 of
@@ -83,8 +85,9 @@ func TestProxyVsHAProxy(t *testing.T) {
 	upstream := startUpstream(t)
 	dir := t.TempDir()
 
-	proxyURL := startSecinfraProxy(t, srv, upstream, dir)
-	haproxyURL := startHAProxy(t, haproxyBin, srv, upstream, dir)
+	proxyURL, proxyPID := startSecinfraProxy(t, srv, upstream, dir)
+	haproxyURL, haproxyPID := startHAProxy(t, haproxyBin, srv, upstream, dir)
+	pids := map[string]int{"secinfra_proxy": proxyPID, "haproxy": haproxyPID}
 	proxyClient := mtlsClient(t, caller, secinfratest.SpiffeID("bench/proxy"), conns)
 	haproxyClient := mtlsClient(t, caller, secinfratest.SpiffeID("bench/haproxy"), conns)
 	direct := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: conns, MaxIdleConns: conns, MaxConnsPerHost: conns}}
@@ -104,6 +107,7 @@ func TestProxyVsHAProxy(t *testing.T) {
 	}
 
 	throughput := map[string][]float64{}
+	cpuPerRequest := map[string][]float64{} // the proxy process's CPU µs per request
 	for r := 0; r < rounds; r++ {
 		order := []string{"secinfra_proxy", "haproxy"}
 		if r%2 == 1 {
@@ -111,11 +115,15 @@ func TestProxyVsHAProxy(t *testing.T) {
 		}
 		for _, name := range order {
 			s := setups[name]
+			cpuBefore := processCPU(t, pids[name])
+			begin := time.Now()
 			rps, err := closedLoop(s.client, s.url, conns, duration)
 			if err != nil {
 				t.Fatalf("%s, round %d: %v", name, r, err)
 			}
+			requests := rps * time.Since(begin).Seconds()
 			throughput[name] = append(throughput[name], rps)
+			cpuPerRequest[name] = append(cpuPerRequest[name], round3((processCPU(t, pids[name])-cpuBefore).Seconds()*1e6/requests))
 		}
 	}
 	proxyRPS, haproxyRPS := median(throughput["secinfra_proxy"]), median(throughput["haproxy"])
@@ -151,6 +159,13 @@ func TestProxyVsHAProxy(t *testing.T) {
 		"throughput_rps": map[string]any{
 			"secinfra_proxy": round3(proxyRPS), "haproxy": round3(haproxyRPS), "ratio": ratio,
 			"rounds": throughput, "target_ratio": targetThroughputRatio, "meets_target": ratio >= targetThroughputRatio,
+		},
+		// How much CPU each proxy process spent per request at full load:
+		// on a machine shared with the load generator and the upstream,
+		// the proxy that needs less CPU gets more requests through.
+		"cpu_us_per_request": map[string]any{
+			"secinfra_proxy": median(cpuPerRequest["secinfra_proxy"]), "haproxy": median(cpuPerRequest["haproxy"]),
+			"rounds": cpuPerRequest,
 		},
 		"half_load": map[string]any{
 			"rate_rps": round3(half), "latency_ms": latency,
@@ -201,7 +216,7 @@ func startUpstream(t *testing.T) string {
 }
 
 // startSecinfraProxy builds and runs the proxy with one authz route.
-func startSecinfraProxy(t *testing.T, srv *secinfratest.Server, upstream, dir string) string {
+func startSecinfraProxy(t *testing.T, srv *secinfratest.Server, upstream, dir string) (string, int) {
 	t.Helper()
 	bin := filepath.Join(dir, "secinfra-proxy")
 	build := exec.Command("go", "build", "-o", bin, "./cmd/secinfra-proxy")
@@ -257,16 +272,16 @@ routes:
 		if a == "" {
 			t.Fatal("secinfra-proxy exited")
 		}
-		return "https://" + a
+		return "https://" + a, cmd.Process.Pid
 	case <-time.After(60 * time.Second):
 		t.Fatal("secinfra-proxy did not start")
 	}
-	return ""
+	return "", 0
 }
 
 // startHAProxy runs HAProxy with an SVID of the same CA, verifying clients
 // against the same bundle.
-func startHAProxy(t *testing.T, bin string, srv *secinfratest.Server, upstream, dir string) string {
+func startHAProxy(t *testing.T, bin string, srv *secinfratest.Server, upstream, dir string) (string, int) {
 	t.Helper()
 	svid := srv.StaticIdentity(t, secinfratest.SpiffeID("bench/haproxy")).Snapshot()
 	key, err := svid.KeyPEM()
@@ -312,7 +327,22 @@ backend app
 			t.Fatal("haproxy did not listen")
 		}
 	}
-	return "https://" + addr
+	return "https://" + addr, cmd.Process.Pid
+}
+
+// processCPU is the user and system CPU time pid has used so far
+// (/proc/<pid>/stat, in clock ticks of 1/100 s).
+func processCPU(t *testing.T, pid int) time.Duration {
+	t.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The fields after the command name, which is in parentheses.
+	fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
+	utime, _ := strconv.Atoi(fields[11])
+	stime, _ := strconv.Atoi(fields[12])
+	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
 func haproxyVersion(bin string) string {
