@@ -5,6 +5,8 @@
 //     loop: C kept-alive HTTP/1.1 mTLS connections, each sending its next
 //     request when the last one is answered), median over R rounds that
 //     alternate which proxy goes first;
+//   - the same for secinfra-proxy on a route with an allow list instead of
+//     the check (what the authorization costs);
 //   - CPU per request: the CPU time each proxy process used in those runs,
 //     divided by the requests it forwarded;
 //   - added latency: at half load (half the throughput of the slower of the
@@ -87,7 +89,7 @@ func TestProxyVsHAProxy(t *testing.T) {
 
 	proxyURL, proxyPID := startSecinfraProxy(t, srv, upstream, dir)
 	haproxyURL, haproxyPID := startHAProxy(t, haproxyBin, srv, upstream, dir)
-	pids := map[string]int{"secinfra_proxy": proxyPID, "haproxy": haproxyPID}
+	pids := map[string]int{"secinfra_proxy": proxyPID, "secinfra_proxy_allow_list": proxyPID, "haproxy": haproxyPID}
 	proxyClient := mtlsClient(t, caller, secinfratest.SpiffeID("bench/proxy"), conns)
 	haproxyClient := mtlsClient(t, caller, secinfratest.SpiffeID("bench/haproxy"), conns)
 	direct := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: conns, MaxIdleConns: conns, MaxConnsPerHost: conns}}
@@ -98,6 +100,9 @@ func TestProxyVsHAProxy(t *testing.T) {
 		"secinfra_proxy": {proxyClient, proxyURL + "/dashboards/ops"},
 		"haproxy":        {haproxyClient, haproxyURL + "/dashboards/ops"},
 		"direct":         {direct, upstream + "/dashboards/ops"},
+		// The same proxy with an allow list instead of the check: what
+		// the authorization costs.
+		"secinfra_proxy_allow_list": {proxyClient, proxyURL + "/listed/ops"},
 	}
 	// Warm every path (connections, the decision cache).
 	for name, s := range setups {
@@ -109,7 +114,7 @@ func TestProxyVsHAProxy(t *testing.T) {
 	throughput := map[string][]float64{}
 	cpuPerRequest := map[string][]float64{} // the proxy process's CPU µs per request
 	for r := 0; r < rounds; r++ {
-		order := []string{"secinfra_proxy", "haproxy"}
+		order := []string{"secinfra_proxy", "haproxy", "secinfra_proxy_allow_list"}
 		if r%2 == 1 {
 			slices.Reverse(order)
 		}
@@ -159,13 +164,16 @@ func TestProxyVsHAProxy(t *testing.T) {
 		"throughput_rps": map[string]any{
 			"secinfra_proxy": round3(proxyRPS), "haproxy": round3(haproxyRPS), "ratio": ratio,
 			"rounds": throughput, "target_ratio": targetThroughputRatio, "meets_target": ratio >= targetThroughputRatio,
+			"secinfra_proxy_allow_list": round3(median(throughput["secinfra_proxy_allow_list"])),
+			"authz_on_vs_allow_list":    round3(proxyRPS / median(throughput["secinfra_proxy_allow_list"])),
 		},
 		// How much CPU each proxy process spent per request at full load:
 		// on a machine shared with the load generator and the upstream,
 		// the proxy that needs less CPU gets more requests through.
 		"cpu_us_per_request": map[string]any{
 			"secinfra_proxy": median(cpuPerRequest["secinfra_proxy"]), "haproxy": median(cpuPerRequest["haproxy"]),
-			"rounds": cpuPerRequest,
+			"secinfra_proxy_allow_list": median(cpuPerRequest["secinfra_proxy_allow_list"]),
+			"rounds":                    cpuPerRequest,
 		},
 		"half_load": map[string]any{
 			"rate_rps": round3(half), "latency_ms": latency,
@@ -238,7 +246,12 @@ routes:
     methods: [GET]
     upstream: app
     authz: {relation: viewer, object: "dashboard:{name}"}
-`, srv.URL, id, upstream)
+  - name: allow-list
+    path: /listed/{name}
+    methods: [GET]
+    upstream: app
+    allow: {spiffe_ids: [%s]}
+`, srv.URL, id, upstream, secinfratest.SpiffeID("bench/caller"))
 	mustWrite(t, filepath.Join(dir, "proxy.yaml"), []byte(cfg), 0o644)
 	mustWrite(t, filepath.Join(dir, "token"), []byte(srv.JoinToken(t, id)), 0o600)
 	mustWrite(t, filepath.Join(dir, "bundle.pem"), srv.BundlePEM(t), 0o644)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -107,10 +108,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			route = "-"
 		}
 		p.metrics.request(route, status, ex.decision, elapsed)
-		p.access.Info("request", "request_id", ex.id, "caller", ex.caller, "caller_kind", ex.kind,
-			"route", ex.route, "method", r.Method, "host", r.Host, "path", r.URL.Path, "proto", r.Proto,
-			"status", status, "bytes", rec.bytes, "duration_ms", float64(elapsed.Microseconds())/1000,
-			"decision", ex.decision, "authz", ex.authz, "remote", r.RemoteAddr)
+		p.access.LogAttrs(context.Background(), slog.LevelInfo, "request",
+			slog.String("request_id", ex.id), slog.String("caller", ex.caller), slog.String("caller_kind", ex.kind),
+			slog.String("route", ex.route), slog.String("method", r.Method), slog.String("host", r.Host),
+			slog.String("path", r.URL.Path), slog.String("proto", r.Proto), slog.Int("status", status),
+			slog.Int64("bytes", rec.bytes), slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
+			slog.String("decision", ex.decision), slog.String("authz", ex.authz), slog.String("remote", r.RemoteAddr))
 	}()
 	if !p.checkCaller(rec, r, ex) {
 		return
