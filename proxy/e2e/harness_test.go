@@ -90,6 +90,9 @@ func startUpstream(t *testing.T) *upstream {
 					}
 				}
 			}
+			if strings.HasSuffix(r.URL.Path, "/slow") {
+				time.Sleep(1500 * time.Millisecond) // past the test proxy's upstream_header timeout
+			}
 			n, _ := io.Copy(io.Discard, r.Body)
 			w.Header().Set("Content-Type", "application/json")
 			_ = json.NewEncoder(w).Encode(seen{Path: r.URL.Path, Host: r.Host, Proto: r.Proto, Header: r.Header, Body: int(n), Network: network})
@@ -174,7 +177,7 @@ listen: 127.0.0.1:0
 admin_listen: 127.0.0.1:0
 authz_timeout: 1500ms
 revocation_refresh: 500ms
-upstreams:
+{{.Extra}}upstreams:
   app:
     url: {{.Upstream}}
   app-h2c:
@@ -215,7 +218,7 @@ routes:
     upstream: app
     allow:
       spiffe_ids: [{{.Billing}}]
-{{.Extra}}`
+`
 
 type params struct {
 	Server, ProxyID, Upstream, Socket, Billing, Extra string

@@ -25,7 +25,7 @@ func TestProxy(t *testing.T) {
 	srv := secinfratest.Start(t)
 	writeModel(t, srv)
 	up := startUpstream(t)
-	proxy := startProxy(t, srv, up, "")
+	proxy := startProxy(t, srv, up, "timeouts:\n  upstream_header: 500ms\n")
 	billingID, ledgerID := secinfratest.SpiffeID("billing"), secinfratest.SpiffeID("ledger")
 	billing := srv.StaticIdentity(t, billingID)
 	ledger := srv.StaticIdentity(t, ledgerID)
@@ -162,6 +162,17 @@ func TestProxy(t *testing.T) {
 		a, _ = do(t, billingClient, http.MethodPost, proxy.URL+"/api/upload", strings.NewReader(body[:512]), billingHost)
 		if a.Status != http.StatusOK || a.Seen.Body != 512 {
 			t.Fatalf("under the limit: %+v", a)
+		}
+	})
+
+	t.Run("an upstream slower than timeouts.upstream_header gets 502", func(t *testing.T) {
+		start := time.Now()
+		a, err := do(t, billingClient, http.MethodGet, proxy.URL+"/api/slow", nil, billingHost)
+		if err != nil || a.Status != http.StatusBadGateway || a.Code != "unavailable" {
+			t.Fatalf("%+v, %v", a, err)
+		}
+		if took := time.Since(start); took > 1400*time.Millisecond {
+			t.Fatalf("the proxy answered after %s, not at its 500 ms timeout", took)
 		}
 	})
 
