@@ -14,7 +14,7 @@ const AccessLogFlushInterval = 100 * time.Millisecond
 // bufferedLog batches access log lines into few writes (one write system
 // call per request costs a fair share of a proxied request); lines reach
 // the output within AccessLogFlushInterval, and all of them on close. A
-// line is written whole: slog hands over one line per Write.
+// crash loses what is in the buffer, and can cut its last line short.
 type bufferedLog struct {
 	mu   sync.Mutex
 	w    *bufio.Writer
