@@ -29,6 +29,7 @@ nox.options.sessions = [
     "tests-interop-python",
     "tests-go",
     "tests-interop-go",
+    "tests-proxy",
     "tests-java",
     "tests-ruby",
     "conformance",
@@ -180,6 +181,18 @@ def reference_server(session: nox.Session) -> dict[str, str]:
     }
 
 
+def go_checks(session: nox.Session, module: Path, env: dict[str, str]) -> None:
+    """gofmt, go vet and the race-enabled tests (posargs: what to test) of one Go module."""
+    session.chdir(module)
+    unformatted = session.run("gofmt", "-l", ".", external=True, silent=True)
+    if unformatted:
+        session.error(f"gofmt would reformat:\n{unformatted}")
+    session.run("go", "vet", "./...", external=True)
+    session.run(
+        "go", "test", "-race", "-count=1", *(session.posargs or ["./..."]), external=True, env=env
+    )
+
+
 @nox.session(name="tests-go", python=False)
 def tests_go(session: nox.Session) -> None:
     """Go SDK: gofmt, go vet and the race-enabled tests (examples included).
@@ -190,14 +203,7 @@ def tests_go(session: nox.Session) -> None:
     name what to test.
     """
     env = reference_server(session)
-    session.chdir(ROOT / "sdk-go")
-    unformatted = session.run("gofmt", "-l", ".", external=True, silent=True)
-    if unformatted:
-        session.error(f"gofmt would reformat:\n{unformatted}")
-    session.run("go", "vet", "./...", external=True)
-    session.run(
-        "go", "test", "-race", "-count=1", *(session.posargs or ["./..."]), external=True, env=env
-    )
+    go_checks(session, ROOT / "sdk-go", env)
     if not session.posargs:
         session.chdir(ROOT / "sdk-go" / "otel")
         session.run("go", "vet", "./...", external=True)
@@ -211,15 +217,14 @@ def tests_interop_go(session: nox.Session) -> None:
     interop/go-spiffe is a module of its own (go-spiffe pinned in its go.mod
     and go.sum), so the SDK itself stays standard-library only.
     """
-    env = reference_server(session)
-    session.chdir(ROOT / "interop" / "go-spiffe")
-    unformatted = session.run("gofmt", "-l", ".", external=True, silent=True)
-    if unformatted:
-        session.error(f"gofmt would reformat:\n{unformatted}")
-    session.run("go", "vet", "./...", external=True)
-    session.run(
-        "go", "test", "-race", "-count=1", *(session.posargs or ["./..."]), external=True, env=env
-    )
+    go_checks(session, ROOT / "interop" / "go-spiffe", reference_server(session))
+
+
+@nox.session(name="tests-proxy", python=False)
+def tests_proxy(session: nox.Session) -> None:
+    """secinfra-proxy (proxy/, a module of its own on the Go SDK): gofmt, go vet and the
+    race-enabled tests, which run the built proxy against a real reference server."""
+    go_checks(session, ROOT / "proxy", reference_server(session))
 
 
 @nox.session(name="tests-java", python=False)
@@ -298,8 +303,8 @@ def docs(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Server hot paths, replicas on PostgreSQL, SDK calls and per-SDK mTLS benchmarks (JSON);
-    not part of the test run."""
+    """Server hot paths and load, replicas on PostgreSQL, SDK calls, per-SDK mTLS benchmarks
+    and secinfra-proxy against HAProxy (JSON); not part of the test run."""
     # py-spy records the server in server_load.py --profile (benchmarks/README.md).
     install(session, "-e", "sdk-python", "-e", "server", "py-spy")
     # server_replicas.py starts a throwaway PostgreSQL, as the server tests do.
@@ -337,6 +342,7 @@ def bench(session: nox.Session) -> None:
         external=True,
     )
     session.run("bash", "benchmarks/sdk_go_calls.sh", "--out", f"{out}/sdk_go.json", external=True)
+    session.run("bash", "benchmarks/proxy_bench.sh", str(out / "proxy.json"), external=True)
     session.run(
         "ruby",
         "-I",

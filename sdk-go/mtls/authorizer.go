@@ -34,6 +34,25 @@ type invalidAuthorizer struct{ err error }
 // Authorize refuses every peer; a configuration never holds one.
 func (a invalidAuthorizer) Authorize(string, [][]*x509.Certificate) error { return a.err }
 
+// CheckAuthorizer reports whether a is an authorizer a configuration
+// accepts: not nil, and not built from an invalid argument (a malformed
+// SPIFFE ID, trust domain or path). ServerConfig and ClientConfig return
+// the same error; CheckAuthorizer lets a program that builds authorizers
+// from its own configuration file refuse a typo when it loads the file.
+func CheckAuthorizer(a Authorizer) error {
+	switch a := a.(type) {
+	case nil:
+		return errors.New("secinfra: mtls: an authorizer is required; no default accepts every peer (AuthorizeAny says so when any member of the trust domain will do)")
+	case AuthorizerFunc:
+		if a == nil {
+			return errors.New("secinfra: mtls: the AuthorizerFunc is nil")
+		}
+	case invalidAuthorizer:
+		return fmt.Errorf("secinfra: mtls: invalid authorizer: %w", a.err)
+	}
+	return nil
+}
+
 // AuthorizeAny accepts every peer with a valid X509-SVID of the source's
 // trust domain. It is never a default: a service that means it says so.
 func AuthorizeAny() Authorizer {

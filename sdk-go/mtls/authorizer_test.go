@@ -102,3 +102,36 @@ func TestConfigsRefuseAMissingOrInvalidAuthorizer(t *testing.T) {
 		t.Fatal("a nil clock was accepted")
 	}
 }
+
+// CheckAuthorizer refuses what ServerConfig would refuse, when a program
+// builds its authorizers, before it has a source.
+func TestCheckAuthorizer(t *testing.T) {
+	tests := []struct {
+		name       string
+		authorizer mtls.Authorizer
+		wantErr    string
+	}{
+		{"id", mtls.AuthorizeID("spiffe://example.org/billing"), ""},
+		{"path prefix", mtls.AuthorizePathPrefix("example.org", "/user"), ""},
+		{"any", mtls.AuthorizeAny(), ""},
+		{"nil", nil, "an authorizer is required"},
+		{"nil func", mtls.AuthorizerFunc(nil), "the AuthorizerFunc is nil"},
+		{"malformed id", mtls.AuthorizeID("spiffe://example.org/a//b"), `invalid authorizer: AuthorizeID: "spiffe://example.org/a//b" is not a SPIFFE ID`},
+		{"malformed prefix", mtls.AuthorizePathPrefix("example.org", "user"), `invalid authorizer: AuthorizePathPrefix: the path "user" does not start with '/'`},
+		{"no ids", mtls.AuthorizeOneOf(), "AuthorizeOneOf: no SPIFFE ID given"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := mtls.CheckAuthorizer(tt.authorizer)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("err = %v, want nil", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}

@@ -83,15 +83,8 @@ func newVerifier(source identity.Source, authorizer Authorizer, usage x509.ExtKe
 	if source == nil {
 		return nil, errors.New("secinfra: mtls: an identity source is required")
 	}
-	switch a := authorizer.(type) {
-	case nil:
-		return nil, errors.New("secinfra: mtls: an authorizer is required; no default accepts every peer (AuthorizeAny says so when any member of the trust domain will do)")
-	case AuthorizerFunc:
-		if a == nil {
-			return nil, errors.New("secinfra: mtls: the AuthorizerFunc is nil")
-		}
-	case invalidAuthorizer:
-		return nil, fmt.Errorf("secinfra: mtls: invalid authorizer: %w", a.err)
+	if err := CheckAuthorizer(authorizer); err != nil {
+		return nil, err
 	}
 	td, err := identity.TrustDomainOf(source.ServerID())
 	if err != nil {
