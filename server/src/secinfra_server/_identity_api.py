@@ -51,12 +51,15 @@ ATTESTATION_FAILURE_REASONS: Final[Mapping[type[attest.AttestationError], str]] 
     attest.DisallowedAlgorithm: "jwt_disallowed_algorithm",
     attest.UnknownKeyId: "jwt_unknown_key",
     attest.BadSignature: "jwt_bad_signature",
+    attest.UnknownIssuer: "jwt_unknown_issuer",
     attest.WrongIssuer: "jwt_wrong_issuer",
     attest.WrongAudience: "jwt_wrong_audience",
     attest.TokenExpired: "jwt_expired",
     attest.TokenNotYetValid: "jwt_not_yet_valid",
     attest.MissingClaim: "jwt_missing_claim",
     attest.InvalidClaim: "jwt_invalid_claim",
+    attest.NotMapped: "jwt_not_mapped",
+    attest.KeysUnavailable: "jwt_keys_unavailable",
 }
 #: Reasons that are a wrong guess at a join token id: they charge the id's bucket.
 GUESS_REASONS: Final = frozenset(
@@ -155,7 +158,7 @@ class IdentityApi:
         storage: Storage,
         clock: Clock,
         admin: AdminPolicy,
-        jwt_attestor: attest.JWTAttestor | None,
+        jwt_attestor: attest.KubernetesAttestors | None,
         audit: AuditLog,
         enrolment_guard: EnrolmentGuard,
     ) -> None:
@@ -335,7 +338,9 @@ class IdentityApi:
                     "failed_precondition",
                     "secinfra: identity: JWT attestation is not configured on this server",
                 )
-            spiffe_id = str(self._jwt.attest(req.jwt or "", now=now).spiffe_id)
+            # Off the event loop: a discovered JWK Set may be fetched.
+            attested = await asyncio.to_thread(self._jwt.attest, req.jwt or "", now=now)
+            spiffe_id = str(attested.spiffe_id)
             self._check_enrollable(spiffe_id)
         answer: _Answer[m.IssueCertificateResponse] | None = None
 
