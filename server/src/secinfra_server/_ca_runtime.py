@@ -438,8 +438,10 @@ class CaRuntime:
         *,
         kind: str,
         also: Callable[[IssuedSvid], InTransaction] | None = None,
+        ttl: timedelta | None = None,
     ) -> IssuedSvid:
-        """Sign a workload's SVID (IssueCertificate, RenewCertificate) with the leaf TTL.
+        """Sign a workload's SVID (IssueCertificate, RenewCertificate) with the leaf
+        TTL, or ``ttl`` (user certificates have their own).
 
         The one signing path test mode can alter (see :meth:`arm_issuance_fault`):
         the server's own certificate and the admin identity never come from here.
@@ -462,7 +464,12 @@ class CaRuntime:
         try:
             with self._tracing.signing(signer.id, kind, certified) as span:
                 cert = await asyncio.to_thread(
-                    ca.sign_svid, signer, csr_pem, certified, ttl=self.leaf_ttl, now=now
+                    ca.sign_svid,
+                    signer,
+                    csr_pem,
+                    certified,
+                    ttl=self.leaf_ttl if ttl is None else ttl,
+                    now=now,
                 )
                 span.signed(cert.serial_number)
             issued = IssuedSvid(certificate=cert, spiffe_id=certified)

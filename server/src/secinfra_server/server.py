@@ -52,6 +52,7 @@ from ._identity_api import IdentityApi
 from ._issuance_faults import IssuanceFault
 from ._kek_rotation import load_keyring
 from ._listener import ConnectionGate, ConnectionLimits, ConnectionListener
+from ._login_api import UserLogin
 from ._metrics import Metrics
 from ._rpc import Handler, ServiceContext
 from ._secrets_api import SecretsApi
@@ -139,6 +140,30 @@ def _jwt_attestor(config: ServerConfig, jwt: JwtAttestationConfig) -> attest.JWT
                 for rule in jwt.rules
             ),
         )
+    )
+
+
+def load_oidc_verifier(config: ServerConfig) -> attest.OidcVerifier | None:
+    """The ID token verifier the ``[login]`` table describes, or None."""
+    login = config.login
+    if login is None:
+        return None
+    return attest.OidcVerifier(
+        issuer=login.issuer,
+        client_id=login.client_id,
+        keys=discovered_keys(
+            config,
+            login.issuer,
+            login.algorithms,
+            login.ca_file,
+            login.jwks_min_refresh_seconds,
+            login.jwks_max_age_seconds,
+        ),
+        trust_domain=config.trust_domain,
+        user_claim=login.user_claim,
+        groups_claim=login.groups_claim,
+        algorithms=tuple(login.algorithms),
+        leeway=timedelta(seconds=login.leeway_seconds),
     )
 
 
@@ -232,6 +257,7 @@ class Server:
         """Every RPC handler by name; RPCs without one answer ``unimplemented``."""
         handlers: dict[str, Handler] = {}
         assert self.enrolment_guard is not None
+        user_login = UserLogin(ctx, load_oidc_verifier(ctx.config))
         identity = IdentityApi(
             config=ctx.config,
             ca_runtime=ctx.ca_runtime,
@@ -241,8 +267,10 @@ class Server:
             jwt_attestor=load_jwt_attestor(ctx.config),
             audit=ctx.audit,
             enrolment_guard=self.enrolment_guard,
+            user_login=user_login,
         )
         handlers.update(identity.handlers())
+        handlers.update(user_login.handlers())
         handlers.update(SecretsApi(ctx).handlers())
         handlers.update(AuthzApi(ctx).handlers())
         return handlers

@@ -54,6 +54,7 @@ from ._jwt import (
     KubernetesAttestors,
     MappingRule,
 )
+from ._oidc import USER_PATH_PREFIX, OidcVerifier, UserIdentity, key_nonce
 
 __all__ = [
     "DEFAULT_ALGORITHMS",
@@ -61,6 +62,7 @@ __all__ = [
     "DEFAULT_LEEWAY",
     "DEFAULT_SPIFFE_ID_TEMPLATE",
     "JOIN_TOKEN_PREFIX",
+    "USER_PATH_PREFIX",
     "AttestationError",
     "AttestationRejected",
     "BadSignature",
@@ -86,16 +88,19 @@ __all__ = [
     "MappingRule",
     "MissingClaim",
     "NotMapped",
+    "OidcVerifier",
     "StaticJwks",
     "TokenExpired",
     "TokenNotYetValid",
     "UnknownIssuer",
     "UnknownJoinToken",
     "UnknownKeyId",
+    "UserIdentity",
     "WrongAudience",
     "WrongIssuer",
     "WrongNonce",
     "generate_join_token",
     "join_token_id",
+    "key_nonce",
     "verify_join_token",
 ]
