@@ -1224,7 +1224,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_LOGIN_TIMEOUT_SECONDS,
         help="seconds to wait for the sign-in",
     )
-    _command(commands, "logout", _cmd_logout, "delete the key and certificate login wrote")
+    # Local only: no connection flags (a --server given to logout is a mistake).
+    logout = _command(
+        commands,
+        "logout",
+        _cmd_logout,
+        "delete the key and certificate login wrote",
+        connects=False,
+    )
+    logout.add_argument("--login-dir", metavar="DIR", help=f"[{ENV_LOGIN_DIR}]")
+    logout.add_argument("--json", action="store_true", help="print JSON for scripts")
 
     secrets = _group(commands, "secrets", "read and write secrets")
     get = _command(secrets, "get", _cmd_secrets_get, "print a secret's value (raw bytes)")
