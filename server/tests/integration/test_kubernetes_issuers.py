@@ -15,7 +15,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from .harness import Client, RunningServer, csr_pem, new_key
+from .harness import RunningServer, issue_with_jwt
 from .jwks_issuer import JwksIssuer, running_issuer
 
 STAGING_ISSUER = "https://staging.k8s.example"
@@ -80,14 +80,7 @@ def server(
         running.stop()
 
 
-def _issue(server: RunningServer, token: str) -> Any:
-    client = Client(server.port, server.bundle_pem())
-    try:
-        return client.request(
-            "POST", "/v1/identity:issue", {"csr_pem": csr_pem(new_key()), "jwt": token}
-        )
-    finally:
-        client.close()
+_issue = issue_with_jwt
 
 
 def _staging_token(key: Any, **overrides: Any) -> str:
