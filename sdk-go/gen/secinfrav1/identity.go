@@ -134,7 +134,11 @@ func (m IssueCertificateRequest) String() string {
 	} else {
 		b.WriteString(" JWT:[redacted]")
 	}
-	fmt.Fprintf(&b, " OidcIDToken:%v", m.OidcIDToken)
+	if m.OidcIDToken == nil {
+		b.WriteString(" OidcIDToken:<nil>")
+	} else {
+		b.WriteString(" OidcIDToken:[redacted]")
+	}
 	b.WriteString("}")
 	return b.String()
 }

@@ -115,7 +115,7 @@ public record IssueCertificateRequest(
         + "csrPem=" + (this.csrPem == null || this.csrPem.isEmpty() ? "\"\"" : "<redacted>") + ", "
         + "joinToken=" + (this.joinToken == null || this.joinToken.isEmpty() ? "\"\"" : "<redacted>") + ", "
         + "jwt=" + (this.jwt == null || this.jwt.isEmpty() ? "\"\"" : "<redacted>") + ", "
-        + "oidcIdToken=" + this.oidcIdToken
+        + "oidcIdToken=" + (this.oidcIdToken == null || this.oidcIdToken.isEmpty() ? "\"\"" : "<redacted>")
         + "}";
   }
 
