@@ -61,9 +61,23 @@ def dex_binary() -> Path:
 class Dex:
     """A running Dex; ``issuer`` is its URL, ``ca_file`` the CA of its HTTPS."""
 
-    def __init__(self, directory: Path, *, id_token_lifetime: str = "10m") -> None:
-        self.ca_file, cert, key = loopback_tls(directory / "tls")
-        port = free_port()
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        id_token_lifetime: str = "10m",
+        users: dict[str, dict[str, Any]] | None = None,
+        replaces: Dex | None = None,
+    ) -> None:
+        """``replaces``: a stopped Dex whose issuer URL and TLS this one takes
+        over (a provider restarted with new signing keys and users)."""
+        directory.mkdir(parents=True, exist_ok=True)
+        if replaces is not None:
+            self.tls, port = replaces.tls, replaces.port
+        else:
+            self.tls, port = loopback_tls(directory / "tls"), free_port()
+        self.ca_file, cert, key = self.tls
+        self.port = port
         self.issuer = f"https://127.0.0.1:{port}/dex"
         config: dict[str, Any] = {
             "issuer": self.issuer,
@@ -81,7 +95,7 @@ class Dex:
                     "emailVerified": True,
                     **user,
                 }
-                for email, user in USERS.items()
+                for email, user in (users or USERS).items()
             ],
             "staticClients": [
                 {"id": CLIENT_ID, "name": "secinfra CLI", "public": True},

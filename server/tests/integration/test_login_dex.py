@@ -291,3 +291,38 @@ class _short_lived_dex:  # noqa: N801 - a context manager used like a function
 
     def __exit__(self, *exc: object) -> None:
         self._dex.stop()
+
+
+def test_a_login_without_a_group_takes_its_tuples_away(tmp_path: Path) -> None:
+    alice = {"alice@example.com": {"userID": "alice-0001", "groups": ["payments-eng"]}}
+    first = Dex(tmp_path / "dex-1", users=alice)
+    settings = {**_login_settings(first), "jwks_min_refresh_seconds": 0.1}
+    running = RunningServer(tmp_path / "data", login=settings).start()
+    admin = Client(running.port, running.bundle_pem(), running.admin, tmp_path / "admin")
+    check = {
+        "tuple_key": {
+            "user": f"workload:{ALICE_ID}",
+            "relation": "reader",
+            "object": f"secret:{SECRET}",
+        }
+    }
+    try:
+        workstation = Workstation.new()
+        token = _id_token(first, CLIENT_ID, workstation.nonce, "alice@example.com")
+        assert _enrol_with(running, workstation.csr_pem, token).status == 200
+        assert admin.request("POST", "/v1/authz:check", check).json()["allowed"] is True
+        # Alice leaves payments-eng at the provider (same issuer, new keys).
+        first.stop()
+        alice["alice@example.com"]["groups"] = []
+        second = Dex(tmp_path / "dex-2", users=alice, replaces=first)
+        try:
+            workstation = Workstation.new()
+            token = _id_token(second, CLIENT_ID, workstation.nonce, "alice@example.com")
+            resp = _enrol_with(running, workstation.csr_pem, token)
+            assert resp.status == 200, resp.body
+            assert admin.request("POST", "/v1/authz:check", check).json()["allowed"] is False
+        finally:
+            second.stop()
+    finally:
+        admin.close()
+        running.stop()
