@@ -238,6 +238,8 @@ class IdentityApi:
             response = await self._issue(ctx, req)
         except Exception as exc:
             reason, outcome = _failure_reason(exc)
+            if reason == "jwt_not_configured" and req.oidc_id_token:
+                reason = "login_not_configured"
             if token_wait and reason in GUESS_REASONS:
                 raise await self._rate_limited(
                     ctx, source, token_id, "join_token", token_wait

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -326,3 +327,22 @@ def test_a_login_without_a_group_takes_its_tuples_away(tmp_path: Path) -> None:
     finally:
         admin.close()
         running.stop()
+
+
+def test_login_on_a_server_without_login_is_refused_and_audited(tmp_path: Path) -> None:
+    running = RunningServer(tmp_path / "data").start()
+    token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
+    try:
+        resp = _enrol_with(running, Workstation.new().csr_pem, token)
+    finally:
+        running.stop()
+    assert resp.status == 412, resp.body
+    assert "login is not configured" in resp.json()["error"]["message"]
+    conn = sqlite3.connect(tmp_path / "data" / "secinfra.db")
+    try:
+        rows = [json.loads(d) for (d,) in conn.execute("SELECT details FROM audit_log")]
+    finally:
+        conn.close()
+    refused = [d for d in rows if d.get("via") == "oidc"]
+    assert [d["reason"] for d in refused] == ["login_not_configured"]
+    assert token not in json.dumps(rows)
