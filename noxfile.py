@@ -100,6 +100,7 @@ def tests_server(session: nox.Session) -> None:
     cannot start. Includes the schema-driven fuzz run (server/tests/fuzz,
     schemathesis), bounded to a few minutes, and the chaos test
     (server/tests/chaos: three replicas under the Python SDK's load, SIGKILLs).
+    People's login runs against Dex, a real OpenID provider (dex_binary).
 
     Without the `otel` extra, and a test fails if OpenTelemetry is importable
     anyway: the whole suite is the proof that the server needs none of it
@@ -111,8 +112,20 @@ def tests_server(session: nox.Session) -> None:
         "pytest",
         "server/tests",
         *session.posargs,
-        env={"SECINFRA_REQUIRE_POSTGRES": "1", "SECINFRA_REQUIRE_NO_OTEL": "1"},
+        env={
+            "SECINFRA_REQUIRE_POSTGRES": "1",
+            "SECINFRA_REQUIRE_NO_OTEL": "1",
+            "SECINFRA_DEX": dex_binary(session),
+        },
     )
+
+
+def dex_binary(session: nox.Session) -> str:
+    """The Dex OpenID provider the login tests start (server/tests/integration/
+    test_login_dex.py): scripts/ensure-dex.sh builds it once from the Go module
+    proxy, pinned by interop/dex/go.mod and go.sum, into .cache/dex/<version>/."""
+    out = session.run("bash", str(ROOT / "scripts" / "ensure-dex.sh"), external=True, silent=True)
+    return str(out).strip().splitlines()[-1]
 
 
 @nox.session(name="tests-server-otel", python=PYTHON)

@@ -37,8 +37,8 @@ from docutils.statemachine import StringList
 from sphinx.application import Sphinx
 from sphinx.util.docutils import SphinxDirective
 
-#: ServerConfig fields that are not settings of their own.
-NOT_SETTINGS: Final = frozenset({"jwt", "extra"})
+#: ServerConfig fields that are not settings of their own (tables).
+NOT_SETTINGS: Final = frozenset({"jwt", "jwt_issuers", "login", "extra"})
 ENTRY: Final = re.compile(r"^(?P<name>[a-z_]+(?:\.[a-z_]+)?):\s*(?P<text>.*)$")
 
 
@@ -107,6 +107,8 @@ def settings() -> list[Setting]:
             )
         )
     for field in dataclasses.fields(config.JwtAttestationConfig):
+        if field.name == "rules":  # [[jwt_issuers.rules]] only, described in the text
+            continue
         found.append(
             Setting(
                 name=f"jwt.{field.name}",
@@ -114,6 +116,16 @@ def settings() -> list[Setting]:
                 flags=(),
                 type=_type_text(field.type),
                 default=_default_text(field),
+            )
+        )
+    for field in dataclasses.fields(config.LoginConfig):
+        found.append(
+            Setting(
+                name=f"login.{field.name}",
+                env="",  # the [login] table is in the TOML file only
+                flags=(),
+                type="table" if field.name == "groups" else _type_text(field.type),
+                default="(none)" if field.name == "groups" else _default_text(field),
             )
         )
     return found
@@ -164,8 +176,9 @@ class ServerSettings(SphinxDirective):
         ]
         for s in known:
             flag = ", ".join(f"`{f}`" for f in s.flags) if s.flags else "(none)"
+            env = f"`{s.env}`" if s.env else "(none)"
             lines.append(
-                f"| `{s.name}` | `{s.env}` | {flag} | {s.type} | {s.default} |"
+                f"| `{s.name}` | {env} | {flag} | {s.type} | {s.default} |"
                 f" {meanings[s.name].replace('|', chr(92) + '|')} |"
             )
         container = nodes.container()

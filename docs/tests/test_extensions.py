@@ -89,13 +89,15 @@ def test_a_wrong_python_name_is_reported() -> None:
     ]
 
 
-def test_every_setting_of_the_server_has_a_flag_except_the_jwt_table() -> None:
+def test_every_setting_of_the_server_has_a_flag_except_the_tables() -> None:
     found = server_settings.settings()
     names = {s.name for s in found}
-    assert {"data_dir", "leaf_ttl_seconds", "jwt.issuer"} <= names
+    assert {"data_dir", "leaf_ttl_seconds", "jwt.issuer", "login.issuer"} <= names
     for setting in found:
         if setting.name.startswith("jwt."):
             assert setting.flags == ()
+        elif setting.name.startswith("login."):
+            assert (setting.flags, setting.env) == ((), "")  # TOML only
         else:
             assert setting.flags, setting.name
             assert setting.env == "SECINFRA_" + setting.name.upper()

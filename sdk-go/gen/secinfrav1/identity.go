@@ -108,6 +108,14 @@ type IssueCertificateRequest struct {
 	//
 	// Member of the oneof attestation.
 	JWT *string `json:"jwt,omitempty"`
+	// A person's OpenID Connect ID token from the provider the server's
+	// `[login]` configures (`secinfra login`). Verified (issuer, audience,
+	// signature, expiry; a nonce, if present, must bind it to the CSR's key)
+	// and answered with a short-lived user certificate,
+	// `spiffe://<td>/user/...`; the user's groups become relationship tuples.
+	//
+	// Member of the oneof attestation.
+	OidcIDToken *string `json:"oidc_id_token,omitempty"`
 }
 
 // String formats m with its bytes and credential fields redacted: they may
@@ -125,6 +133,11 @@ func (m IssueCertificateRequest) String() string {
 		b.WriteString(" JWT:<nil>")
 	} else {
 		b.WriteString(" JWT:[redacted]")
+	}
+	if m.OidcIDToken == nil {
+		b.WriteString(" OidcIDToken:<nil>")
+	} else {
+		b.WriteString(" OidcIDToken:[redacted]")
 	}
 	b.WriteString("}")
 	return b.String()
@@ -422,4 +435,21 @@ type LiftRevocationResponse struct {
 	// The serials of the certificates the SPIFFE ID held when it was revoked
 	// (unexpired now): they stay on the deny-list and the CRL.
 	SerialsKeptRevoked []string `json:"serials_kept_revoked,omitempty"`
+}
+
+// Login configuration request (no fields).
+type GetLoginConfigRequest struct {
+}
+
+// How `secinfra login` signs people in.
+type LoginConfig struct {
+	// Whether the server issues user certificates at all.
+	Enabled bool `json:"enabled"`
+	// The OpenID provider's issuer URL (its discovery document is at
+	// `<issuer>/.well-known/openid-configuration`).
+	Issuer string `json:"issuer"`
+	// The public OAuth client the CLI uses (no secret; PKCE).
+	ClientID string `json:"client_id"`
+	// The scopes to ask for.
+	Scopes []string `json:"scopes,omitempty"`
 }

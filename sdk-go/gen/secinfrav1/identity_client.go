@@ -16,7 +16,7 @@ var descIdentityServiceIssueCertificate = rpc.Descriptor{
 	Path:        "/v1/identity:issue",
 	PathParams:  nil,
 	QueryParams: nil,
-	BodyFields:  []string{"csr_pem", "join_token", "jwt"},
+	BodyFields:  []string{"csr_pem", "join_token", "jwt", "oidc_id_token"},
 	Idempotency: rpc.NonIdempotent,
 	Auth:        rpc.AuthNone,
 	Cache:       nil,
@@ -232,6 +232,21 @@ var descIdentityServiceLiftRevocation = rpc.Descriptor{
 	Cache:       nil,
 	Invalidates: nil,
 	Admin:       true,
+}
+
+var descIdentityServiceGetLoginConfig = rpc.Descriptor{
+	Service:     "secinfra.v1.IdentityService",
+	Name:        "GetLoginConfig",
+	HTTPMethod:  "GET",
+	Path:        "/v1/identity/login",
+	PathParams:  nil,
+	QueryParams: nil,
+	BodyFields:  nil,
+	Idempotency: rpc.ReadOnly,
+	Auth:        rpc.AuthNone,
+	Cache:       nil,
+	Invalidates: nil,
+	Admin:       false,
 }
 
 // Issues, renews and revokes workload certificates and manages the CA.
@@ -503,6 +518,24 @@ func (c *IdentityClient) LiftRevocation(ctx context.Context, req *LiftRevocation
 	return resp, nil
 }
 
+// GetLoginConfig calls secinfra.v1.IdentityService/GetLoginConfig.
+//
+// Tells `secinfra login` how people sign in: the OpenID provider and the
+// OAuth client to use. Needs no client certificate. `enabled` is false on
+// a server without a `[login]` configuration.
+//
+// HTTP: GET /v1/identity/login. Idempotency: read_only. Auth: none.
+func (c *IdentityClient) GetLoginConfig(ctx context.Context, req *GetLoginConfigRequest, opts ...rpc.CallOption) (*LoginConfig, error) {
+	if req == nil {
+		req = &GetLoginConfigRequest{}
+	}
+	resp := &LoginConfig{}
+	if err := c.invoker.Invoke(ctx, &descIdentityServiceGetLoginConfig, req, resp, opts...); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
 // IdentityDescriptors returns copies of the descriptors of secinfra.v1.IdentityService's
 // RPCs, in declaration order (for tools and tests; calls go through IdentityClient).
 func IdentityDescriptors() []rpc.Descriptor {
@@ -522,5 +555,6 @@ func IdentityDescriptors() []rpc.Descriptor {
 		descIdentityServiceActivateCa,
 		descIdentityServiceRetireCa,
 		descIdentityServiceLiftRevocation,
+		descIdentityServiceGetLoginConfig,
 	}
 }

@@ -2,6 +2,7 @@
 
 ::
 
+    secinfra login            # or: secinfra login --device
     secinfra whoami
     secinfra secrets get payments/db/password > password.txt
     printf %s "$VALUE" | secinfra secrets put payments/db/password
@@ -62,6 +63,15 @@ from ._identity._file_sink import (
 )
 from ._identity._snapshot import X509Identity, parse_identity
 from ._identity._static import StaticIdentity
+from ._login import (
+    DEFAULT_LOGIN_TIMEOUT_SECONDS,
+    LoginError,
+    LoginStore,
+    Provider,
+    Session,
+    Workstation,
+    default_login_dir,
+)
 from ._runtime._transport import UNTRUSTED_SERVER
 from .errors import SecinfraError
 
@@ -81,6 +91,8 @@ ENV_CERT: Final = "SECINFRA_CERT"
 ENV_KEY: Final = "SECINFRA_KEY"
 ENV_IDENTITY_DIR: Final = "SECINFRA_IDENTITY_DIR"
 ENV_JOIN_TOKEN: Final = "SECINFRA_JOIN_TOKEN"
+ENV_LOGIN_CA: Final = "SECINFRA_LOGIN_CA"
+ENV_LOGIN_DIR: Final = "SECINFRA_LOGIN_DIR"
 
 PROG: Final = "secinfra"
 
@@ -134,9 +146,17 @@ def _settings(args: argparse.Namespace) -> _Settings:
         cert, key, identity_dir = env(ENV_CERT), env(ENV_KEY), env(ENV_IDENTITY_DIR)
     elif not identity_dir:  # --cert and/or --key: the environment fills in the other
         cert, key = cert or env(ENV_CERT), key or env(ENV_KEY)
+    server, bundle = flag("server") or env(ENV_SERVER), flag("bundle") or env(ENV_BUNDLE)
+    login = _login_identity(args)
+    if login is not None and not (cert or key or identity_dir):
+        # Nothing else configured: the identity `secinfra login` left.
+        store, session = login
+        cert, key = str(store.cert_file), str(store.key_file)
+        server = server or session.server
+        bundle = bundle or str(store.bundle_file)
     return _Settings(
-        server=flag("server") or env(ENV_SERVER),
-        bundle=flag("bundle") or env(ENV_BUNDLE),
+        server=server,
+        bundle=bundle,
         cert=cert,
         key=key,
         identity_dir=identity_dir,
@@ -1042,6 +1062,109 @@ def _cmd_agent(args: argparse.Namespace, settings: _Settings) -> int:
         return agent.run(stop)
 
 
+# -- people: login, logout (a user certificate from OpenID Connect) ---------------------------
+def _login_store(args: argparse.Namespace) -> LoginStore:
+    given = getattr(args, "login_dir", None)
+    return LoginStore(Path(given).expanduser() if given else default_login_dir())
+
+
+def _login_identity(args: argparse.Namespace) -> tuple[LoginStore, Session] | None:
+    """The identity and session ``secinfra login`` left, if any (not for login itself)."""
+    if getattr(args, "handler", None) in (_cmd_login, _cmd_logout):
+        return None
+    store = _login_store(args)
+    session = store.session()
+    if session is None or not store.has_identity():
+        return None
+    return store, session
+
+
+def _cmd_login(args: argparse.Namespace, settings: _Settings) -> int:
+    store = _login_store(args)
+    session = store.session()
+    if not settings.server and session is not None:
+        settings = dataclasses.replace(settings, server=session.server)
+    if not settings.bundle and store.bundle_file.exists():
+        settings = dataclasses.replace(settings, bundle=str(store.bundle_file))
+    url = _require_server(settings)
+    bundle_pem = _read(_require_bundle(settings), "trust bundle")
+    issuer_ca = args.issuer_ca or os.environ.get(ENV_LOGIN_CA)
+    with _client(dataclasses.replace(settings, cert=None, key=None), anonymous=True) as client:
+        config = client.identity.get_login_config()
+        if not config.enabled:
+            raise UsageError(f"the server at {url} does not offer login (no [login] configured)")
+        workstation = Workstation.new()
+        try:
+            provider = Provider(
+                config.issuer, config.client_id, list(config.scopes), verify=issuer_ca or True
+            )
+            if args.device:
+                id_token = provider.device_flow(announce=_announce_device, timeout=args.timeout)
+            else:
+                id_token = provider.code_flow(
+                    workstation.nonce,
+                    announce=_announce_url,
+                    open_browser=args.browser,
+                    timeout=args.timeout,
+                )
+        except LoginError as exc:
+            raise UsageError(f"login: {exc}") from exc
+        issued = client.identity.issue_certificate(
+            csr_pem=workstation.csr_pem, oidc_id_token=id_token
+        )
+    svid = issued.svid
+    assert svid is not None
+    not_after = _time(svid.not_after)
+    store.save(
+        workstation.key_pem(),
+        svid.cert_chain_pem,
+        bundle_pem,
+        Session(server=url, spiffe_id=svid.spiffe_id, not_after=not_after),
+    )
+    if args.json:
+        _print_json(
+            {
+                "spiffe_id": svid.spiffe_id,
+                "serial": svid.serial,
+                "not_after": not_after,
+                "cert_file": str(store.cert_file),
+                "key_file": str(store.key_file),
+            }
+        )
+    else:
+        print(f"logged in as {svid.spiffe_id}")
+        print(f"expires {not_after}{_until(svid.not_after)}; then run '{PROG} login' again")
+    return EXIT_OK
+
+
+def _announce_url(url: str) -> None:
+    print(f"{PROG}: open this URL to sign in:\n  {url}", file=sys.stderr, flush=True)
+
+
+def _announce_device(uri: str, user_code: str) -> None:
+    print(
+        f"{PROG}: on any device, open {uri}\n  and confirm the code {user_code}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _cmd_logout(args: argparse.Namespace, settings: _Settings) -> int:
+    store = _login_store(args)
+    removed = store.remove()
+    # Nothing to tell the server: no refresh token is held, and the user
+    # certificate (short-lived, never renewed) simply expires.
+    if args.json:
+        _print_json({"removed": [str(path) for path in removed]})
+    elif removed:
+        print(
+            f"logged out: removed {', '.join(path.name for path in removed)} from {store.directory}"
+        )
+    else:
+        print(f"not logged in ({store.directory} holds no login)")
+    return EXIT_OK
+
+
 # -- the parser -------------------------------------------------------------------------------
 def _connection_flags(
     parser: argparse.ArgumentParser, *, top: bool, json_flag: bool = True
@@ -1061,6 +1184,13 @@ def _connection_flags(
         metavar="DIR",
         default=default,
         help=f"a directory kept by 'secinfra agent' [{ENV_IDENTITY_DIR}]",
+    )
+    group.add_argument(
+        "--login-dir",
+        metavar="DIR",
+        default=default,
+        help="the identity 'secinfra login' keeps, used when no other is given"
+        f" [{ENV_LOGIN_DIR}, default ~/.config/secinfra/login]",
     )
     if not json_flag:
         return
@@ -1133,6 +1263,34 @@ def build_parser() -> argparse.ArgumentParser:
     enrol.add_argument("--jwt-file", metavar="FILE", help="a JWT attestation, read from FILE")
 
     _command(commands, "whoami", _cmd_whoami, "show the identity the server sees")
+    login = _command(
+        commands, "login", _cmd_login, "sign in with the OpenID provider; get a user certificate"
+    )
+    login.add_argument(
+        "--device", action="store_true", help="the device grant: approve on another device"
+    )
+    login.add_argument("--browser", action="store_true", help="open the sign-in URL in a browser")
+    login.add_argument(
+        "--issuer-ca",
+        metavar="FILE",
+        help=f"CA certificates for the provider's HTTPS [{ENV_LOGIN_CA}]",
+    )
+    login.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_LOGIN_TIMEOUT_SECONDS,
+        help="seconds to wait for the sign-in",
+    )
+    # Local only: no connection flags (a --server given to logout is a mistake).
+    logout = _command(
+        commands,
+        "logout",
+        _cmd_logout,
+        "delete the key and certificate login wrote",
+        connects=False,
+    )
+    logout.add_argument("--login-dir", metavar="DIR", help=f"[{ENV_LOGIN_DIR}]")
+    logout.add_argument("--json", action="store_true", help="print JSON for scripts")
 
     secrets = _group(commands, "secrets", "read and write secrets")
     get = _command(secrets, "get", _cmd_secrets_get, "print a secret's value (raw bytes)")

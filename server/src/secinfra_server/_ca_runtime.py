@@ -450,7 +450,8 @@ class CaRuntime:
         also: Callable[[IssuedSvid], InTransaction] | None = None,
     ) -> IssuedSvid:
         """Sign a workload's SVID (IssueCertificate, RenewCertificate) with the leaf
-        TTL, or ``ttl`` (the admin identity's renewals).
+        TTL, or ``ttl`` (the admin identity's renewals, and user certificates, have
+        their own).
 
         The one signing path test mode can alter (see :meth:`arm_issuance_fault`):
         the server's own certificate and the admin identity never come from here.
@@ -473,7 +474,12 @@ class CaRuntime:
         try:
             with self._tracing.signing(signer.id, kind, certified) as span:
                 cert = await asyncio.to_thread(
-                    ca.sign_svid, signer, csr_pem, certified, ttl=ttl or self.leaf_ttl, now=now
+                    ca.sign_svid,
+                    signer,
+                    csr_pem,
+                    certified,
+                    ttl=self.leaf_ttl if ttl is None else ttl,
+                    now=now,
                 )
                 span.signed(cert.serial_number)
             issued = IssuedSvid(certificate=cert, spiffe_id=certified)

@@ -24,8 +24,10 @@ from ._ca_runtime import CaRuntime, IssuedSvid
 from ._clock import Clock
 from ._enrolment_guard import EnrolmentGuard, source_of
 from ._gen import identity as m
+from ._login_api import UserLogin
 from ._rate_limit import retry_after_seconds
 from ._rpc import Handler, Reply, RequestContext, none_match
+from ._svid_message import svid_message
 from .audit import AuditEvent, AuditLog
 from .config import ServerConfig
 from .errors import ApiError
@@ -51,12 +53,16 @@ ATTESTATION_FAILURE_REASONS: Final[Mapping[type[attest.AttestationError], str]] 
     attest.DisallowedAlgorithm: "jwt_disallowed_algorithm",
     attest.UnknownKeyId: "jwt_unknown_key",
     attest.BadSignature: "jwt_bad_signature",
+    attest.UnknownIssuer: "jwt_unknown_issuer",
     attest.WrongIssuer: "jwt_wrong_issuer",
     attest.WrongAudience: "jwt_wrong_audience",
     attest.TokenExpired: "jwt_expired",
     attest.TokenNotYetValid: "jwt_not_yet_valid",
     attest.MissingClaim: "jwt_missing_claim",
     attest.InvalidClaim: "jwt_invalid_claim",
+    attest.NotMapped: "jwt_not_mapped",
+    attest.WrongNonce: "oidc_wrong_nonce",
+    attest.KeysUnavailable: "jwt_keys_unavailable",
 }
 #: Reasons that are a wrong guess at a join token id: they charge the id's bucket.
 GUESS_REASONS: Final = frozenset(
@@ -78,16 +84,6 @@ class AdminPolicy(Protocol):
     async def is_admin(self, spiffe_id: str) -> bool:
         """Whether ``spiffe_id`` holds the admin relation."""
         ...
-
-
-def _svid(cert: x509.Certificate, spiffe_id: str) -> m.X509Svid:
-    return m.X509Svid(
-        spiffe_id=spiffe_id,
-        cert_chain_pem=cert.public_bytes(serialization.Encoding.PEM).decode(),
-        serial=f"{cert.serial_number:x}",
-        not_before=cert.not_valid_before_utc,
-        not_after=cert.not_valid_after_utc,
-    )
 
 
 def _state(value: str) -> m.CaState:
@@ -155,10 +151,12 @@ class IdentityApi:
         storage: Storage,
         clock: Clock,
         admin: AdminPolicy,
-        jwt_attestor: attest.JWTAttestor | None,
+        jwt_attestor: attest.KubernetesAttestors | None,
         audit: AuditLog,
         enrolment_guard: EnrolmentGuard,
+        user_login: UserLogin | None = None,
     ) -> None:
+        self._user_login = user_login
         self._audit = audit
         self._guard = enrolment_guard
         self._config = config
@@ -240,6 +238,8 @@ class IdentityApi:
             response = await self._issue(ctx, req)
         except Exception as exc:
             reason, outcome = _failure_reason(exc)
+            if reason == "jwt_not_configured" and req.oidc_id_token:
+                reason = "login_not_configured"
             if token_wait and reason in GUESS_REASONS:
                 raise await self._rate_limited(
                     ctx, source, token_id, "join_token", token_wait
@@ -287,7 +287,15 @@ class IdentityApi:
     ) -> None:
         """Write the failed attempt's audit entry before it is answered; never
         the token, its secret or the JWT."""
-        via = "join_token" if req.join_token else "jwt" if req.jwt else "none"
+        via = (
+            "join_token"
+            if req.join_token
+            else "jwt"
+            if req.jwt
+            else "oidc"
+            if req.oidc_id_token
+            else "none"
+        )
         details: dict[str, Any] = {"reason": reason, "source": source, "via": via}
         if token_id is not None:
             details["token_id"] = token_id
@@ -315,12 +323,20 @@ class IdentityApi:
                 "secinfra: identity: csr_pem is required",
                 details={"field": "csr_pem"},
             )
-        if bool(req.join_token) == bool(req.jwt):
+        if [bool(req.join_token), bool(req.jwt), bool(req.oidc_id_token)].count(True) != 1:
             raise ApiError(
                 "invalid_argument",
-                "secinfra: identity: give exactly one attestation: join_token or jwt",
+                "secinfra: identity: give exactly one attestation: join_token, jwt or"
+                " oidc_id_token",
                 details={"field": "attestation"},
             )
+        if req.oidc_id_token:
+            if self._user_login is None:
+                raise ApiError(
+                    "failed_precondition",
+                    "secinfra: identity: people's login is not configured on this server",
+                )
+            return await self._user_login.issue(ctx, req)
         # Check the CSR before spending a one-time token on it.
         await asyncio.to_thread(ca.load_csr, req.csr_pem)
         now = self._clock.now()
@@ -335,14 +351,16 @@ class IdentityApi:
                     "failed_precondition",
                     "secinfra: identity: JWT attestation is not configured on this server",
                 )
-            spiffe_id = str(self._jwt.attest(req.jwt or "", now=now).spiffe_id)
+            # Off the event loop: a discovered JWK Set may be fetched.
+            attested = await asyncio.to_thread(self._jwt.attest, req.jwt or "", now=now)
+            spiffe_id = str(attested.spiffe_id)
             self._check_enrollable(spiffe_id)
         answer: _Answer[m.IssueCertificateResponse] | None = None
 
         def with_certificate(issued: IssuedSvid) -> InTransaction:
             nonlocal answer
             response = m.IssueCertificateResponse(
-                svid=_svid(issued.certificate, issued.spiffe_id),
+                svid=svid_message(issued.certificate, issued.spiffe_id),
                 bundle_refresh_hint=self._config.bundle_refresh_hint_seconds,
             )
             answer = _Answer(ctx, lambda _conn: response)
@@ -419,6 +437,12 @@ class IdentityApi:
                 "secinfra: identity: csr_pem is required",
                 details={"field": "csr_pem"},
             )
+        if ca.SpiffeId.parse(ctx.peer.spiffe_id).path.startswith(attest.USER_PATH_PREFIX):
+            raise ApiError(
+                "permission_denied",
+                "secinfra: identity: a user certificate is not renewed; run `secinfra login`"
+                " for a new one",
+            )
         csr = await asyncio.to_thread(ca.load_csr, req.csr_pem)
         presented = ctx.http.transport.get_extra_info("ssl_object") if ctx.http.transport else None
         der = presented.getpeercert(binary_form=True) if presented is not None else None
@@ -434,7 +458,9 @@ class IdentityApi:
 
         def with_certificate(issued: IssuedSvid) -> InTransaction:
             nonlocal answer
-            response = m.RenewCertificateResponse(svid=_svid(issued.certificate, issued.spiffe_id))
+            response = m.RenewCertificateResponse(
+                svid=svid_message(issued.certificate, issued.spiffe_id)
+            )
             answer = _Answer(ctx, lambda _conn: response)
             event = self._event(ctx, issued.spiffe_id, serial=_serial(issued))
             return _in_order(self._with_audit(event), answer)

@@ -51,6 +51,7 @@ from .audit import verify as audit_verify
 from .config import (
     ENV_PREFIX,
     SETTING_HELP,
+    TABLE_SETTINGS,
     ConfigError,
     ServerConfig,
     admin_files,
@@ -297,7 +298,7 @@ def _parser() -> argparse.ArgumentParser:
                 f" {DEV_DATA_DIR}, print a join token",
             )
         for field in dataclasses.fields(ServerConfig):
-            if field.name in ("jwt", "extra"):
+            if field.name in TABLE_SETTINGS:
                 continue
             flag = "--" + field.name.replace("_", "-")
             help_text = _setting_help(field)
@@ -498,7 +499,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     flags: dict[str, Any] = {
         f.name: getattr(args, f.name, None)
         for f in dataclasses.fields(ServerConfig)
-        if f.name not in ("jwt", "extra")
+        if f.name not in TABLE_SETTINGS
     }
     dev = bool(getattr(args, "dev", False))
     dev_defaults = (

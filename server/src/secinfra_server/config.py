@@ -5,6 +5,10 @@ Each setting has one name. In the TOML file it is a top-level key
 table. In the environment it is ``SECINFRA_`` plus the upper-cased name
 (``SECINFRA_LEAF_TTL_SECONDS=3600``; ``SECINFRA_JWT_ISSUER`` for the table).
 On the command line it is ``--leaf-ttl-seconds 3600``. A later source wins.
+
+Lists of tables exist in the TOML file only: ``[[jwt_issuers]]`` (one per
+Kubernetes cluster, each with its own ``[[jwt_issuers.rules]]``) and the
+``[login]`` table (people's OIDC login, with ``[login.groups]``).
 """
 
 from __future__ import annotations
@@ -41,15 +45,63 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class JwtMappingRule:
+    """One ``[[jwt_issuers.rules]]`` entry: glob patterns and a SPIFFE ID template."""
+
+    spiffe_id: str
+    namespace: str = "*"
+    service_account: str = "*"
+
+
+@dataclass(frozen=True)
 class JwtAttestationConfig:
-    """Verifying Kubernetes projected service-account tokens for enrolment."""
+    """Verifying one Kubernetes cluster's projected service-account tokens.
+
+    Keys come from ``jwks_file`` when it is set, else from the issuer's OpenID
+    discovery document (fetched over HTTPS, trusting ``ca_file`` if set, else
+    the system's CAs), cached in ``<data_dir>/jwks-cache/``.
+    """
 
     issuer: str
     audiences: tuple[str, ...]
-    jwks_file: Path
+    jwks_file: Path | None = None
+    #: The cluster's name: the ``{cluster}`` placeholder and the audit's ``cluster``.
+    name: str = "default"
     spiffe_id_template: str = "spiffe://{trust_domain}/ns/{namespace}/sa/{service_account}"
+    rules: tuple[JwtMappingRule, ...] = ()
     algorithms: tuple[str, ...] = ("RS256", "ES256")
     leeway_seconds: int = 30
+    ca_file: Path | None = None
+    #: A discovered JWK Set is fetched again at most this often, also for a
+    #: token naming an unknown ``kid``.
+    jwks_min_refresh_seconds: float = 30.0
+    #: ... and at least this often.
+    jwks_max_age_seconds: float = 3600.0
+
+
+@dataclass(frozen=True)
+class LoginConfig:
+    """People's login (``secinfra login``): one OpenID provider, its ID tokens."""
+
+    issuer: str
+    #: The OAuth client the CLI uses; ID tokens must name it in ``aud``.
+    client_id: str
+    #: Which claim names the user in the certificate: ``sub`` or ``email``.
+    user_claim: str = "sub"
+    #: Lifetime of user certificates.
+    certificate_ttl_seconds: int = 43200
+    #: The ID token claim holding the user's groups.
+    groups_claim: str = "groups"
+    #: Group name -> relationship tuples (``relation object``) the user is
+    #: given at login, e.g. ``{"payments-eng" = ["reader secret:payments"]}``.
+    groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Scopes the CLI asks for.
+    scopes: tuple[str, ...] = ("openid", "email", "profile", "groups")
+    algorithms: tuple[str, ...] = ("RS256", "ES256")
+    leeway_seconds: int = 30
+    ca_file: Path | None = None
+    jwks_min_refresh_seconds: float = 30.0
+    jwks_max_age_seconds: float = 3600.0
 
 
 @dataclass(frozen=True)
@@ -140,7 +192,15 @@ class ServerConfig:
     tracing: bool = False
     dns_names: tuple[str, ...] = ("localhost",)
     jwt: JwtAttestationConfig | None = None
+    #: More Kubernetes clusters, one ``[[jwt_issuers]]`` table each.
+    jwt_issuers: tuple[JwtAttestationConfig, ...] = ()
+    login: LoginConfig | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def kubernetes_issuers(self) -> tuple[JwtAttestationConfig, ...]:
+        """Every configured cluster: the ``[jwt]`` table's first, then ``[[jwt_issuers]]``."""
+        return ((self.jwt,) if self.jwt is not None else ()) + self.jwt_issuers
 
     @property
     def kek_path(self) -> Path:
@@ -198,8 +258,15 @@ def admin_files(data_dir: Path) -> tuple[Path, Path, Path]:
     return admin / "cert.pem", admin / "key.pem", admin / "bundle.pem"
 
 
+#: Settings that are tables, not flags or environment variables.
+TABLE_SETTINGS: Final = frozenset({"jwt", "jwt_issuers", "login", "extra"})
 _SCALARS: Final = {f.name: f for f in dataclasses.fields(ServerConfig)} | {}
 _JWT_FIELDS: Final = {f.name: f for f in dataclasses.fields(JwtAttestationConfig)}
+#: What the ``[jwt]`` table (and its environment variables) may set: one issuer
+#: with one template; several rules need ``[[jwt_issuers]]``.
+_LEGACY_JWT_FIELDS: Final = {k: v for k, v in _JWT_FIELDS.items() if k != "rules"}
+_RULE_FIELDS: Final = {f.name: f for f in dataclasses.fields(JwtMappingRule)}
+_LOGIN_FIELDS: Final = {f.name: f for f in dataclasses.fields(LoginConfig)}
 
 
 def _convert(name: str, kind: Any, raw: Any) -> Any:
@@ -245,21 +312,70 @@ def _collect(sources: list[Mapping[str, Any]]) -> tuple[dict[str, Any], dict[str
                 continue
             if key == "jwt" and isinstance(value, Mapping):
                 for jkey, jvalue in value.items():
-                    if jkey not in _JWT_FIELDS:
-                        raise ConfigError(f"secinfra: config: unknown setting jwt.{jkey}")
+                    if jkey not in _LEGACY_JWT_FIELDS:
+                        hint = " (several rules need [[jwt_issuers]])" if jkey == "rules" else ""
+                        raise ConfigError(f"secinfra: config: unknown setting jwt.{jkey}{hint}")
                     jwt[jkey] = jvalue
-            elif key.startswith("jwt_") and key[4:] in _JWT_FIELDS:
+            elif key in ("jwt_issuers", "login"):
+                top[key] = value
+            elif key.startswith("jwt_") and key[4:] in _LEGACY_JWT_FIELDS:
                 jwt[key[4:]] = value
-            elif key in _SCALARS and key not in ("jwt", "extra"):
+            elif key in _SCALARS and key not in TABLE_SETTINGS:
                 top[key] = value
             else:
                 raise ConfigError(f"secinfra: config: unknown setting {key!r}")
     return top, jwt
 
 
+def _table(name: str, raw: Any, fields: Mapping[str, dataclasses.Field[Any]]) -> dict[str, Any]:
+    """Convert one TOML table's values by its dataclass's fields (nested ones aside)."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"secinfra: config: {name} must be a table")
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise ConfigError(f"secinfra: config: unknown setting {name}.{unknown[0]}")
+    return {
+        key: _convert(f"{name}.{key}", fields[key].type, value)
+        for key, value in raw.items()
+        if key not in ("rules", "groups")
+    }
+
+
+def _jwt_issuer(name: str, raw: Mapping[str, Any]) -> JwtAttestationConfig:
+    values = _table(name, raw, _JWT_FIELDS)
+    missing = [key for key in ("issuer", "audiences") if key not in values]
+    if missing:
+        raise ConfigError(f"secinfra: config: {name}: missing {', '.join(missing)}")
+    rules_raw = raw.get("rules", [])
+    if not isinstance(rules_raw, list):
+        raise ConfigError(f"secinfra: config: {name}.rules must be a list of tables")
+    rules = []
+    for index, rule_raw in enumerate(rules_raw):
+        rule_values = _table(f"{name}.rules[{index}]", rule_raw, _RULE_FIELDS)
+        if "spiffe_id" not in rule_values:
+            raise ConfigError(f"secinfra: config: {name}.rules[{index}]: missing spiffe_id")
+        rules.append(JwtMappingRule(**rule_values))
+    return JwtAttestationConfig(**values, rules=tuple(rules))
+
+
+def _login(raw: Any) -> LoginConfig:
+    values = _table("login", raw, _LOGIN_FIELDS)
+    missing = [key for key in ("issuer", "client_id") if key not in values]
+    if missing:
+        raise ConfigError(f"secinfra: config: login: missing {', '.join(missing)}")
+    groups_raw = raw.get("groups", {})
+    if not isinstance(groups_raw, Mapping):
+        raise ConfigError("secinfra: config: login.groups must be a table of group = [tuples]")
+    groups = {
+        str(group): _convert(f"login.groups.{group}", "tuple[str, ...]", tuples)
+        for group, tuples in groups_raw.items()
+    }
+    return LoginConfig(**values, groups=groups)
+
+
 def env_settings(environ: Mapping[str, str]) -> dict[str, Any]:
     """Settings found in the environment (``SECINFRA_*``), by setting name."""
-    names = set(_SCALARS) - {"jwt", "extra"} | {f"jwt_{name}" for name in _JWT_FIELDS}
+    names = set(_SCALARS) - TABLE_SETTINGS | {f"jwt_{name}" for name in _LEGACY_JWT_FIELDS}
     found: dict[str, Any] = {}
     for name in names:
         value = environ.get(ENV_PREFIX + name.upper())
@@ -294,16 +410,22 @@ def load_config(
         raise ConfigError(
             "secinfra: config: data_dir is required (--data-dir, SECINFRA_DATA_DIR or data_dir)"
         )
-    values = {name: _convert(name, _SCALARS[name].type, raw) for name, raw in top.items()}
+    issuers_raw = top.pop("jwt_issuers", [])
+    login_raw = top.pop("login", None)
+    values: dict[str, Any] = {
+        name: _convert(name, _SCALARS[name].type, raw) for name, raw in top.items()
+    }
     if jwt_raw:
-        missing = [name for name in ("issuer", "audiences", "jwks_file") if name not in jwt_raw]
-        if missing:
-            raise ConfigError(f"secinfra: config: jwt: missing {', '.join(missing)}")
-        jwt_values = {
-            name: _convert(f"jwt.{name}", _JWT_FIELDS[name].type, raw)
-            for name, raw in jwt_raw.items()
-        }
-        values["jwt"] = JwtAttestationConfig(**jwt_values)
+        values["jwt"] = _jwt_issuer("jwt", jwt_raw)
+    if not isinstance(issuers_raw, list | tuple):
+        raise ConfigError(
+            "secinfra: config: jwt_issuers must be a list of tables ([[jwt_issuers]])"
+        )
+    values["jwt_issuers"] = tuple(
+        _jwt_issuer(f"jwt_issuers[{index}]", raw) for index, raw in enumerate(issuers_raw)
+    )
+    if login_raw is not None:
+        values["login"] = _login(login_raw)
     config = ServerConfig(**values)
     validate(config)
     return config
@@ -395,11 +517,54 @@ def validate(config: ServerConfig) -> None:
         fail("database_dsn and database_dsn_file: set one, not both")
     if config.log_level not in ("debug", "info", "warning", "error"):
         fail(f"log_level: {config.log_level!r} is not one of debug, info, warning, error")
+    _validate_attestors(config, fail)
     if config.tracing and not _tracing.available():
         fail(
             "tracing: OpenTelemetry is not installed; install secinfra-server[otel]"
             " or turn tracing off"
         )
+
+
+def _validate_attestors(config: ServerConfig, fail: Any) -> None:
+    issuers: set[str] = set()
+    names: set[str] = set()
+    for index, jwt in enumerate(config.kubernetes_issuers):
+        where = "jwt" if config.jwt is jwt else f"jwt_issuers[{index - (config.jwt is not None)}]"
+        if jwt.issuer in issuers:
+            fail(f"{where}.issuer: {jwt.issuer!r} is configured twice")
+        if jwt.name in names:
+            fail(f"{where}.name: {jwt.name!r} is used twice; give each cluster its own name")
+        issuers.add(jwt.issuer)
+        names.add(jwt.name)
+        if jwt.jwks_file is None and not jwt.issuer.startswith("https://"):
+            fail(
+                f"{where}: without jwks_file the keys come from the issuer's discovery"
+                f" document, which needs an https:// issuer (got {jwt.issuer!r})"
+            )
+        if not 0 < jwt.jwks_min_refresh_seconds <= jwt.jwks_max_age_seconds:
+            fail(
+                f"{where}: jwks_min_refresh_seconds must be positive and at most"
+                " jwks_max_age_seconds"
+            )
+    login = config.login
+    if login is None:
+        return
+    if not login.issuer.startswith("https://"):
+        fail(f"login.issuer: {login.issuer!r} must be an https:// URL")
+    if login.user_claim not in ("sub", "email"):
+        fail(f"login.user_claim: {login.user_claim!r} is not one of sub, email")
+    if not 60 <= login.certificate_ttl_seconds <= 7 * 86400:
+        fail("login.certificate_ttl_seconds: must be between 60 seconds and 7 days")
+    if "openid" not in login.scopes:
+        fail("login.scopes: must include openid")
+    for group, tuples in login.groups.items():
+        for entry in tuples:
+            parts = entry.split()
+            if len(parts) != 2 or ":" not in parts[1]:
+                fail(
+                    f"login.groups.{group}: {entry!r} is not 'relation type:object'"
+                    " (e.g. 'reader secret:payments')"
+                )
 
 
 #: One line of ``--help`` per setting (``secinfra-server serve --help``); the

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -26,7 +27,8 @@ import signal
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Final
+from pathlib import Path
+from typing import Any, Final
 
 from aiohttp import web
 from cryptography import x509
@@ -50,6 +52,7 @@ from ._identity_api import IdentityApi
 from ._issuance_faults import IssuanceFault, ServingFault
 from ._kek_rotation import load_keyring
 from ._listener import ConnectionGate, ConnectionLimits, ConnectionListener
+from ._login_api import UserLogin
 from ._metrics import Metrics
 from ._rpc import Handler, ServiceContext
 from ._secrets_api import SecretsApi
@@ -57,7 +60,7 @@ from ._testhooks import TestHooks
 from ._tls import ServingTls
 from ._tracing import NO_TRACING, Tracing
 from .audit import AuditChain, AuditLog, QueueSettings, load_audit_key_for
-from .config import ServerConfig
+from .config import JwtAttestationConfig, ServerConfig
 from .errors import ApiError
 from .policy import AccessPolicy, AuthzEngine, EnginePolicy
 from .storage import SqliteStorage, Storage
@@ -91,21 +94,97 @@ async def open_storage(
     )
 
 
-def load_jwt_attestor(config: ServerConfig) -> attest.JWTAttestor | None:
-    """The JWT attestor from config, or None when JWT attestation is off."""
-    if config.jwt is None:
+def load_jwt_attestor(config: ServerConfig) -> attest.KubernetesAttestors | None:
+    """The Kubernetes attestors from config (one per cluster), or None when JWT
+    attestation is off. A static ``jwks_file`` is read now; discovered keys are
+    fetched on first use, and cached in ``<data_dir>/jwks-cache``."""
+    if not config.kubernetes_issuers:
         return None
-    jwks = json.loads(config.jwt.jwks_file.read_text(encoding="utf-8"))
+    return attest.KubernetesAttestors(
+        [_jwt_attestor(config, jwt) for jwt in config.kubernetes_issuers]
+    )
+
+
+def _jwt_attestor(config: ServerConfig, jwt: JwtAttestationConfig) -> attest.JWTAttestor:
+    jwks: Any = None
+    source: attest.KeySource | None = None
+    if jwt.jwks_file is not None:
+        try:
+            jwks = json.loads(jwt.jwks_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise attest.InvalidAttestorConfig(
+                f"cluster {jwt.name!r}: cannot read jwks_file {jwt.jwks_file}"
+            ) from exc
+    else:
+        source = discovered_keys(
+            config,
+            jwt.issuer,
+            jwt.algorithms,
+            jwt.ca_file,
+            jwt.jwks_min_refresh_seconds,
+            jwt.jwks_max_age_seconds,
+        )
     return attest.JWTAttestor(
         attest.JWTAttestorConfig(
-            issuer=config.jwt.issuer,
-            audiences=config.jwt.audiences,
+            name=jwt.name,
+            issuer=jwt.issuer,
+            audiences=jwt.audiences,
             jwks=jwks,
+            key_source=source,
             trust_domain=config.trust_domain,
-            allowed_algorithms=config.jwt.algorithms,
-            leeway=timedelta(seconds=config.jwt.leeway_seconds),
-            spiffe_id_template=config.jwt.spiffe_id_template,
+            allowed_algorithms=jwt.algorithms,
+            leeway=timedelta(seconds=jwt.leeway_seconds),
+            spiffe_id_template=jwt.spiffe_id_template,
+            rules=tuple(
+                attest.MappingRule(rule.spiffe_id, rule.namespace, rule.service_account)
+                for rule in jwt.rules
+            ),
         )
+    )
+
+
+def load_oidc_verifier(config: ServerConfig) -> attest.OidcVerifier | None:
+    """The ID token verifier the ``[login]`` table describes, or None."""
+    login = config.login
+    if login is None:
+        return None
+    return attest.OidcVerifier(
+        issuer=login.issuer,
+        client_id=login.client_id,
+        keys=discovered_keys(
+            config,
+            login.issuer,
+            login.algorithms,
+            login.ca_file,
+            login.jwks_min_refresh_seconds,
+            login.jwks_max_age_seconds,
+        ),
+        trust_domain=config.trust_domain,
+        user_claim=login.user_claim,
+        groups_claim=login.groups_claim,
+        algorithms=tuple(login.algorithms),
+        leeway=timedelta(seconds=login.leeway_seconds),
+    )
+
+
+def discovered_keys(
+    config: ServerConfig,
+    issuer: str,
+    algorithms: tuple[str, ...],
+    ca_file: Path | None,
+    min_refresh_seconds: float,
+    max_age_seconds: float,
+) -> attest.DiscoveredJwks:
+    """An issuer's keys from its discovery document, cached in the data dir
+    (``jwks-cache/<sha256 of the issuer>.json``)."""
+    digest = hashlib.sha256(issuer.encode()).hexdigest()[:32]
+    return attest.DiscoveredJwks(
+        issuer,
+        tuple(algorithms),
+        cache_file=config.data_dir / "jwks-cache" / f"{digest}.json",
+        ca_file=ca_file,
+        min_refresh_interval=timedelta(seconds=min_refresh_seconds),
+        max_age=timedelta(seconds=max_age_seconds),
     )
 
 
@@ -178,6 +257,7 @@ class Server:
         """Every RPC handler by name; RPCs without one answer ``unimplemented``."""
         handlers: dict[str, Handler] = {}
         assert self.enrolment_guard is not None
+        user_login = UserLogin(ctx, load_oidc_verifier(ctx.config))
         identity = IdentityApi(
             config=ctx.config,
             ca_runtime=ctx.ca_runtime,
@@ -187,8 +267,10 @@ class Server:
             jwt_attestor=load_jwt_attestor(ctx.config),
             audit=ctx.audit,
             enrolment_guard=self.enrolment_guard,
+            user_login=user_login,
         )
         handlers.update(identity.handlers())
+        handlers.update(user_login.handlers())
         handlers.update(SecretsApi(ctx).handlers())
         handlers.update(AuthzApi(ctx).handlers())
         return handlers

@@ -462,7 +462,7 @@ CONFIG_ERRORS: list[tuple[str, dict[str, Any], str]] = [
     ("bad-trust-domain", {"trust_domain": "Example.org"}, "trust domain"),
     (
         "template-unknown-field",
-        {"spiffe_id_template": "spiffe://{trust_domain}/{pod}"},
+        {"spiffe_id_template": "spiffe://{trust_domain}/{node}"},
         "placeholders",
     ),
     (

@@ -200,6 +200,17 @@ def enrol(server: RunningServer, tmp: Path, spiffe_path: str = "/workload/a") ->
     return Identity(resp.json()["svid"]["cert_chain_pem"].encode(), key_pem(key))
 
 
+def issue_with_jwt(server: RunningServer, token: str) -> Response:
+    """IssueCertificate for a fresh key with a JWT attestation, no client certificate."""
+    client = Client(server.port, server.bundle_pem())
+    try:
+        return client.request(
+            "POST", "/v1/identity:issue", {"csr_pem": csr_pem(new_key()), "jwt": token}
+        )
+    finally:
+        client.close()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

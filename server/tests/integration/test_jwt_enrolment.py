@@ -12,7 +12,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from .harness import Client, RunningServer, csr_pem, new_key
+from .harness import Client, RunningServer, issue_with_jwt
 
 ISSUER = "https://kubernetes.default.svc"
 AUDIENCE = "secinfra"
@@ -56,14 +56,7 @@ def _token(key: Any, *, alg: str = "RS256", kid: str = KID, **overrides: Any) ->
     return jwt.encode(claims, key, algorithm=alg, headers={"kid": kid})
 
 
-def _issue(server: RunningServer, token: str) -> Any:
-    client = Client(server.port, server.bundle_pem())
-    try:
-        return client.request(
-            "POST", "/v1/identity:issue", {"csr_pem": csr_pem(new_key()), "jwt": token}
-        )
-    finally:
-        client.close()
+_issue = issue_with_jwt
 
 
 def test_a_valid_token_enrols_the_mapped_identity(

@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 
 from secinfra_server.cli import _parser, main
-from secinfra_server.config import SETTING_HELP, ServerConfig
+from secinfra_server.config import SETTING_HELP, TABLE_SETTINGS, ServerConfig
 
 
 def _commands(parser: argparse.ArgumentParser) -> list[tuple[str, argparse.ArgumentParser]]:
@@ -31,7 +31,7 @@ def test_every_flag_of_every_command_has_help() -> None:
 
 
 def test_every_setting_has_one_line_of_help() -> None:
-    flags = {f.name for f in dataclasses.fields(ServerConfig)} - {"jwt", "extra"}
+    flags = {f.name for f in dataclasses.fields(ServerConfig)} - TABLE_SETTINGS
     assert set(SETTING_HELP) == flags
     assert all("\n" not in text for text in SETTING_HELP.values())
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,72 @@ def test_jwt_table(tmp_path: Path) -> None:
     config = load_config(config_file=file, environ={})
     assert config.jwt is not None
     assert config.jwt.audiences == ("secinfra",)
+
+
+CLUSTERS_TOML = """
+data_dir = "d"
+[jwt]
+issuer = "https://old.k8s"
+audiences = ["secinfra"]
+jwks_file = "j.json"
+
+[[jwt_issuers]]
+name = "prod"
+issuer = "https://prod.k8s"
+audiences = ["secinfra-prod"]
+ca_file = "prod-ca.pem"
+
+[[jwt_issuers.rules]]
+namespace = "payments"
+service_account = "api-*"
+spiffe_id = "spiffe://{trust_domain}/k8s/{cluster}/ns/{namespace}/sa/{service_account}"
+
+[login]
+issuer = "https://dex.example"
+client_id = "secinfra-cli"
+user_claim = "email"
+
+[login.groups]
+payments-eng = ["reader secret:payments", "member group:payments"]
+"""
+
+
+def test_several_clusters_and_the_old_jwt_table_together(tmp_path: Path) -> None:
+    file = tmp_path / "c.toml"
+    file.write_text(CLUSTERS_TOML)
+    config = load_config(config_file=file, environ={})
+    old, prod = config.kubernetes_issuers
+    assert (old.name, old.jwks_file) == ("default", Path("j.json"))
+    assert (prod.name, prod.jwks_file, prod.ca_file) == ("prod", None, Path("prod-ca.pem"))
+    assert prod.rules[0].service_account == "api-*"
+    assert config.login is not None
+    assert config.login.user_claim == "email"
+    assert config.login.groups["payments-eng"] == (
+        "reader secret:payments",
+        "member group:payments",
+    )
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (('name = "prod"', 'name = "default"'), "'default' is used twice"),
+        (('"https://prod.k8s"', '"https://old.k8s"'), "is configured twice"),
+        (('"https://prod.k8s"', '"http://prod.k8s"'), "needs an https:// issuer"),
+        (('user_claim = "email"', 'user_claim = "name"'), "login.user_claim"),
+        (('"reader secret:payments"', '"reader"'), "is not 'relation type:object'"),
+        (('spiffe_id = "spiffe', 'spiffe = "spiffe'), "unknown setting jwt_issuers[0].rules[0]"),
+        (('jwks_file = "j.json"', 'jwks_file = "j.json"\nrules = []'), "need [[jwt_issuers]]"),
+        (('client_id = "secinfra-cli"', ""), "login: missing client_id"),
+    ],
+)
+def test_cluster_and_login_mistakes_are_named(
+    tmp_path: Path, edit: tuple[str, str], message: str
+) -> None:
+    file = tmp_path / "c.toml"
+    file.write_text(CLUSTERS_TOML.replace(*edit))
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(config_file=file, environ={})
 
 
 @pytest.mark.parametrize(

@@ -56,9 +56,9 @@ _INITIALISMS = frozenset(
     }
 )  # fmt: skip
 
-# String fields that hold credentials (join tokens, JWTs): String() redacts
+# String fields that hold credentials (join tokens, JWTs, ID tokens): String() redacts
 # them like bytes fields (spec 8.7.7, 11.6.2). Matched by proto field name.
-SENSITIVE_STRING_FIELDS = frozenset({"token", "join_token", "jwt"})
+SENSITIVE_STRING_FIELDS = frozenset({"token", "join_token", "jwt", "oidc_id_token"})
 
 # Method names generated on every message type (a field must not take them).
 _METHODS = frozenset({"MarshalJSON", "UnmarshalJSON", "String", "GoString"})

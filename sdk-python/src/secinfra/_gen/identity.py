@@ -31,6 +31,7 @@ __all__ = [
     "GetCallerIdentityResponse",
     "GetCrlRequest",
     "GetCrlResponse",
+    "GetLoginConfigRequest",
     "GetTrustBundleRequest",
     "IssueCertificateRequest",
     "IssueCertificateResponse",
@@ -42,6 +43,7 @@ __all__ = [
     "ListJoinTokensResponse",
     "ListRevocationsRequest",
     "ListRevocationsResponse",
+    "LoginConfig",
     "PrepareCaRotationRequest",
     "RenewCertificateRequest",
     "RenewCertificateResponse",
@@ -139,8 +141,16 @@ class IssueCertificateRequest:
     against the configured JWKS and mapped to a SPIFFE ID by rule.
     """
 
+    oidc_id_token: str | None = None
+    """A person's OpenID Connect ID token from the provider the server's
+    `[login]` configures (`secinfra login`). Verified (issuer, audience,
+    signature, expiry; a nonce, if present, must bind it to the CSR's key)
+    and answered with a short-lived user certificate,
+    `spiffe://<td>/user/...`; the user's groups become relationship tuples.
+    """
+
     def __post_init__(self) -> None:
-        _wire.check_oneof_set(self, "attestation", ("join_token", "jwt"))
+        _wire.check_oneof_set(self, "attestation", ("join_token", "jwt", "oidc_id_token"))
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object for this message; fields that are None are omitted."""
@@ -150,6 +160,8 @@ class IssueCertificateRequest:
             out["join_token"] = self.join_token
         if self.jwt is not None:
             out["jwt"] = self.jwt
+        if self.oidc_id_token is not None:
+            out["oidc_id_token"] = self.oidc_id_token
         return out
 
     @classmethod
@@ -160,12 +172,13 @@ class IssueCertificateRequest:
         """
         obj = _wire.expect_object(data, path)
         if strict:
-            _wire.reject_unknown(obj, path, ("csr_pem", "join_token", "jwt"))
-        _wire.check_oneof(obj, path, "attestation", ("join_token", "jwt"))
+            _wire.reject_unknown(obj, path, ("csr_pem", "join_token", "jwt", "oidc_id_token"))
+        _wire.check_oneof(obj, path, "attestation", ("join_token", "jwt", "oidc_id_token"))
         return cls(
             csr_pem=_wire.field(obj, "csr_pem", path, _wire.decode_string, ""),
             join_token=_wire.optional(obj, "join_token", path, _wire.decode_string),
             jwt=_wire.optional(obj, "jwt", path, _wire.decode_string),
+            oidc_id_token=_wire.optional(obj, "oidc_id_token", path, _wire.decode_string),
         )
 
 
@@ -1100,4 +1113,69 @@ class LiftRevocationResponse:
             serials_kept_revoked=_wire.field(
                 obj, "serials_kept_revoked", path, _wire.list_of(_wire.decode_string), ()
             ),
+        )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class GetLoginConfigRequest:
+    """Login configuration request (no fields)."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object for this message; fields that are None are omitted."""
+        out: dict[str, Any] = {}
+        return out
+
+    @classmethod
+    def from_json(cls, data: Any, *, strict: bool = False, path: str = "$") -> Self:
+        """Decode parsed JSON; raise _wire.DecodeError naming the bad field's path.
+
+        strict=True also rejects unknown fields and unknown enum strings.
+        """
+        obj = _wire.expect_object(data, path)
+        if strict:
+            _wire.reject_unknown(obj, path, ())
+        return cls()
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class LoginConfig:
+    """How `secinfra login` signs people in."""
+
+    enabled: bool = False
+    """Whether the server issues user certificates at all."""
+
+    issuer: str = ""
+    """The OpenID provider's issuer URL (its discovery document is at
+    `<issuer>/.well-known/openid-configuration`).
+    """
+
+    client_id: str = ""
+    """The public OAuth client the CLI uses (no secret; PKCE)."""
+
+    scopes: Sequence[str] = ()
+    """The scopes to ask for."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object for this message; fields that are None are omitted."""
+        out: dict[str, Any] = {}
+        out["enabled"] = self.enabled
+        out["issuer"] = self.issuer
+        out["client_id"] = self.client_id
+        out["scopes"] = list(self.scopes)
+        return out
+
+    @classmethod
+    def from_json(cls, data: Any, *, strict: bool = False, path: str = "$") -> Self:
+        """Decode parsed JSON; raise _wire.DecodeError naming the bad field's path.
+
+        strict=True also rejects unknown fields and unknown enum strings.
+        """
+        obj = _wire.expect_object(data, path)
+        if strict:
+            _wire.reject_unknown(obj, path, ("enabled", "issuer", "client_id", "scopes"))
+        return cls(
+            enabled=_wire.field(obj, "enabled", path, _wire.decode_bool, False),
+            issuer=_wire.field(obj, "issuer", path, _wire.decode_string, ""),
+            client_id=_wire.field(obj, "client_id", path, _wire.decode_string, ""),
+            scopes=_wire.field(obj, "scopes", path, _wire.list_of(_wire.decode_string), ()),
         )

@@ -22,7 +22,7 @@ IDENTITY_SERVICE_ISSUE_CERTIFICATE: Final = MethodDescriptor(
     path="/v1/identity:issue",
     path_params=(),
     query_params=(),
-    body_fields=("csr_pem", "join_token", "jwt"),
+    body_fields=("csr_pem", "join_token", "jwt", "oidc_id_token"),
     idempotency=Idempotency.NON_IDEMPOTENT,
     auth=Auth.NONE,
     cache=None,
@@ -240,6 +240,21 @@ IDENTITY_SERVICE_LIFT_REVOCATION: Final = MethodDescriptor(
     admin=True,
 )
 
+IDENTITY_SERVICE_GET_LOGIN_CONFIG: Final = MethodDescriptor(
+    service="secinfra.v1.IdentityService",
+    name="GetLoginConfig",
+    http_method="GET",
+    path="/v1/identity/login",
+    path_params=(),
+    query_params=(),
+    body_fields=(),
+    idempotency=Idempotency.READ_ONLY,
+    auth=Auth.NONE,
+    cache=None,
+    invalidates=None,
+    admin=False,
+)
+
 
 class IdentityClient:
     """Issues, renews and revokes workload certificates and manages the CA.
@@ -256,6 +271,7 @@ class IdentityClient:
         csr_pem: str = "",
         join_token: str | None = None,
         jwt: str | None = None,
+        oidc_id_token: str | None = None,
         call_options: CallOptions | None = None,
     ) -> _identity.IssueCertificateResponse:
         """Enrols a workload: signs its CSR after checking an attestation (a
@@ -265,7 +281,9 @@ class IdentityClient:
         """
         return self._invoker.invoke(
             IDENTITY_SERVICE_ISSUE_CERTIFICATE,
-            _identity.IssueCertificateRequest(csr_pem=csr_pem, join_token=join_token, jwt=jwt),
+            _identity.IssueCertificateRequest(
+                csr_pem=csr_pem, join_token=join_token, jwt=jwt, oidc_id_token=oidc_id_token
+            ),
             _identity.IssueCertificateResponse,
             call_options,
         )
@@ -517,5 +535,23 @@ class IdentityClient:
             IDENTITY_SERVICE_LIFT_REVOCATION,
             _identity.LiftRevocationRequest(spiffe_id=spiffe_id, reason=reason),
             _identity.LiftRevocationResponse,
+            call_options,
+        )
+
+    def get_login_config(
+        self,
+        *,
+        call_options: CallOptions | None = None,
+    ) -> _identity.LoginConfig:
+        """Tells `secinfra login` how people sign in: the OpenID provider and the
+        OAuth client to use. Needs no client certificate. `enabled` is false on
+        a server without a `[login]` configuration.
+
+        HTTP: ``GET /v1/identity/login``
+        """
+        return self._invoker.invoke(
+            IDENTITY_SERVICE_GET_LOGIN_CONFIG,
+            _identity.GetLoginConfigRequest(),
+            _identity.LoginConfig,
             call_options,
         )

@@ -74,7 +74,8 @@ module Secinfra
       FIELDS = [
         Secinfra::RPC::Field.new(:csr_pem, "csr_pem", :string),
         Secinfra::RPC::Field.new(:join_token, "join_token", :string, presence: true, oneof: "attestation"),
-        Secinfra::RPC::Field.new(:jwt, "jwt", :string, presence: true, oneof: "attestation")
+        Secinfra::RPC::Field.new(:jwt, "jwt", :string, presence: true, oneof: "attestation"),
+        Secinfra::RPC::Field.new(:oidc_id_token, "oidc_id_token", :string, presence: true, oneof: "attestation")
       ].freeze
 
       # @return [String] PKCS#10 CSR in PEM. It must not request a SAN or any extension.
@@ -86,14 +87,19 @@ module Secinfra
       # @return [String, nil] A JWT (Kubernetes projected service-account token shape) verified against the configured JWKS and mapped to a SPIFFE ID by rule.
       attr_reader :jwt
 
+      # @return [String, nil] A person's OpenID Connect ID token from the provider the server's `[login]` configures (`secinfra login`). Verified (issuer, audience, signature, expiry; a nonce, if present, must bind it to the CSR's key) and answered with a short-lived user certificate, `spiffe://<td>/user/...`; the user's groups become relationship tuples.
+      attr_reader :oidc_id_token
+
       # @param csr_pem [String] PKCS#10 CSR in PEM. It must not request a SAN or any extension.
       # @param join_token [String, nil] A one-time join token created by an admin.
       # @param jwt [String, nil] A JWT (Kubernetes projected service-account token shape) verified against the configured JWKS and mapped to a SPIFFE ID by rule.
-      def initialize(csr_pem: "", join_token: nil, jwt: nil)
+      # @param oidc_id_token [String, nil] A person's OpenID Connect ID token from the provider the server's `[login]` configures (`secinfra login`). Verified (issuer, audience, signature, expiry; a nonce, if present, must bind it to the CSR's key) and answered with a short-lived user certificate, `spiffe://<td>/user/...`; the user's groups become relationship tuples.
+      def initialize(csr_pem: "", join_token: nil, jwt: nil, oidc_id_token: nil)
         super()
         @csr_pem = csr_pem
         @join_token = join_token
         @jwt = jwt
+        @oidc_id_token = oidc_id_token
         check_oneofs!
         freeze
       end
@@ -762,6 +768,54 @@ module Secinfra
         super()
         @lifted = lifted
         @serials_kept_revoked = serials_kept_revoked
+        freeze
+      end
+    end
+
+    # Login configuration request (no fields).
+    class GetLoginConfigRequest < Secinfra::RPC::Message
+      # Wire fields, in declaration order.
+      FIELDS = [].freeze
+
+      # A message without fields.
+      def initialize
+        super()
+        freeze
+      end
+    end
+
+    # How `secinfra login` signs people in.
+    class LoginConfig < Secinfra::RPC::Message
+      # Wire fields, in declaration order.
+      FIELDS = [
+        Secinfra::RPC::Field.new(:enabled, "enabled", :bool),
+        Secinfra::RPC::Field.new(:issuer, "issuer", :string),
+        Secinfra::RPC::Field.new(:client_id, "client_id", :string),
+        Secinfra::RPC::Field.new(:scopes, "scopes", :string, repeated: true)
+      ].freeze
+
+      # @return [Boolean] Whether the server issues user certificates at all.
+      attr_reader :enabled
+
+      # @return [String] The OpenID provider's issuer URL (its discovery document is at `<issuer>/.well-known/openid-configuration`).
+      attr_reader :issuer
+
+      # @return [String] The public OAuth client the CLI uses (no secret; PKCE).
+      attr_reader :client_id
+
+      # @return [Array<String>] The scopes to ask for.
+      attr_reader :scopes
+
+      # @param enabled [Boolean] Whether the server issues user certificates at all.
+      # @param issuer [String] The OpenID provider's issuer URL (its discovery document is at `<issuer>/.well-known/openid-configuration`).
+      # @param client_id [String] The public OAuth client the CLI uses (no secret; PKCE).
+      # @param scopes [Array<String>] The scopes to ask for.
+      def initialize(enabled: false, issuer: "", client_id: "", scopes: [])
+        super()
+        @enabled = enabled
+        @issuer = issuer
+        @client_id = client_id
+        @scopes = scopes
         freeze
       end
     end

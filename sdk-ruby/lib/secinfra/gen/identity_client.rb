@@ -20,7 +20,7 @@ module Secinfra
         path: "/v1/identity:issue",
         path_params: [].freeze,
         query_params: [].freeze,
-        body_fields: ["csr_pem", "join_token", "jwt"].freeze,
+        body_fields: ["csr_pem", "join_token", "jwt", "oidc_id_token"].freeze,
         idempotency: :non_idempotent,
         auth: :none,
         cache: nil,
@@ -252,6 +252,22 @@ module Secinfra
         admin: true
       )
 
+      # Descriptor of GetLoginConfig: what the invoker needs to call it.
+      GET_LOGIN_CONFIG = Secinfra::RPC::MethodDescriptor.new(
+        service: "secinfra.v1.IdentityService",
+        name: "GetLoginConfig",
+        http_method: "GET",
+        path: "/v1/identity/login",
+        path_params: [].freeze,
+        query_params: [].freeze,
+        body_fields: [].freeze,
+        idempotency: :read_only,
+        auth: :none,
+        cache: nil,
+        invalidates: nil,
+        admin: false
+      )
+
       # @param invoker [Secinfra::RPC::Invoker] makes the calls (the client's call pipeline)
       def initialize(invoker)
         @invoker = invoker
@@ -265,11 +281,12 @@ module Secinfra
       # @param csr_pem [String] PKCS#10 CSR in PEM. It must not request a SAN or any extension.
       # @param join_token [String, nil] A one-time join token created by an admin.
       # @param jwt [String, nil] A JWT (Kubernetes projected service-account token shape) verified against the configured JWKS and mapped to a SPIFFE ID by rule.
+      # @param oidc_id_token [String, nil] A person's OpenID Connect ID token from the provider the server's `[login]` configures (`secinfra login`). Verified (issuer, audience, signature, expiry; a nonce, if present, must bind it to the CSR's key) and answered with a short-lived user certificate, `spiffe://<td>/user/...`; the user's groups become relationship tuples.
       # @param call_options [Secinfra::CallOptions, nil] overrides for this call only
       # @return [Secinfra::V1::IssueCertificateResponse]
       # @raise [Secinfra::Error] on any failure (see Secinfra::Error's subclasses)
-      def issue_certificate(csr_pem: "", join_token: nil, jwt: nil, call_options: nil)
-        request = Secinfra::V1::IssueCertificateRequest.new(csr_pem: csr_pem, join_token: join_token, jwt: jwt)
+      def issue_certificate(csr_pem: "", join_token: nil, jwt: nil, oidc_id_token: nil, call_options: nil)
+        request = Secinfra::V1::IssueCertificateRequest.new(csr_pem: csr_pem, join_token: join_token, jwt: jwt, oidc_id_token: oidc_id_token)
         @invoker.invoke(ISSUE_CERTIFICATE, request, Secinfra::V1::IssueCertificateResponse, call_options)
       end
 
@@ -465,6 +482,20 @@ module Secinfra
       def lift_revocation(spiffe_id: "", reason: "", call_options: nil)
         request = Secinfra::V1::LiftRevocationRequest.new(spiffe_id: spiffe_id, reason: reason)
         @invoker.invoke(LIFT_REVOCATION, request, Secinfra::V1::LiftRevocationResponse, call_options)
+      end
+
+      # Tells `secinfra login` how people sign in: the OpenID provider and the
+      # OAuth client to use. Needs no client certificate. `enabled` is false on
+      # a server without a `[login]` configuration.
+      #
+      # HTTP: +GET /v1/identity/login+ (read-only; auth: none (no client certificate))
+      #
+      # @param call_options [Secinfra::CallOptions, nil] overrides for this call only
+      # @return [Secinfra::V1::LoginConfig]
+      # @raise [Secinfra::Error] on any failure (see Secinfra::Error's subclasses)
+      def get_login_config(call_options: nil)
+        request = Secinfra::V1::GetLoginConfigRequest.new()
+        @invoker.invoke(GET_LOGIN_CONFIG, request, Secinfra::V1::LoginConfig, call_options)
       end
     end
   end

@@ -8,6 +8,8 @@ Messages never contain the token, its secret, or claim values taken from it::
     │   ├── MalformedJoinToken
     │   ├── MalformedJWT
     │   └── InvalidAttestorConfig       (operator configuration, at startup)
+    ├── KeysUnavailable                 code unavailable (issuer's keys not fetched yet)
+    ├── NotMapped                       code permission_denied (no mapping rule matches)
     └── AttestationRejected             code unauthenticated
         ├── UnknownJoinToken
         │   └── JoinTokenRevoked        (told apart only in the audit log)
@@ -18,11 +20,13 @@ Messages never contain the token, its secret, or claim values taken from it::
         ├── UnknownKeyId
         ├── BadSignature
         ├── WrongIssuer
+        │   └── UnknownIssuer           (no configured issuer has that ``iss``)
         ├── WrongAudience
         ├── TokenExpired
         ├── TokenNotYetValid
         ├── MissingClaim
-        └── InvalidClaim
+        ├── InvalidClaim
+        └── WrongNonce                  (login: the ID token is not for this key)
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 
 ErrorCode = Literal[
-    "invalid_argument", "unauthenticated", "permission_denied", "failed_precondition"
+    "invalid_argument", "unauthenticated", "permission_denied", "failed_precondition", "unavailable"
 ]
 
 _PREFIX = "secinfra: attest: "
@@ -62,6 +66,18 @@ class MalformedJWT(InvalidArgument):
 
 class InvalidAttestorConfig(InvalidArgument):
     """The JWT attestor configuration is unusable (checked at startup)."""
+
+
+class KeysUnavailable(AttestationError):
+    """The issuer's signing keys could not be fetched and none are cached."""
+
+    code = "unavailable"
+
+
+class NotMapped(AttestationError):
+    """A valid token that no mapping rule of its issuer turns into an identity."""
+
+    code = "permission_denied"
 
 
 class AttestationRejected(AttestationError):
@@ -107,6 +123,10 @@ class WrongIssuer(AttestationRejected):
     """The JWT's ``iss`` is not the configured issuer."""
 
 
+class UnknownIssuer(WrongIssuer):
+    """The JWT's ``iss`` is none of the configured issuers."""
+
+
 class WrongAudience(AttestationRejected):
     """The JWT's ``aud`` holds none of the configured audiences."""
 
@@ -125,3 +145,7 @@ class MissingClaim(AttestationRejected):
 
 class InvalidClaim(AttestationRejected):
     """A claim has the wrong type or value (e.g. ``sub`` does not match the SA)."""
+
+
+class WrongNonce(AttestationRejected):
+    """The ID token's ``nonce`` is not the one bound to the CSR's public key."""

@@ -28,7 +28,7 @@ public final class IdentityClient {
           "/v1/identity:issue",
           List.of(),
           List.of(),
-          List.of("csr_pem", "join_token", "jwt"),
+          List.of("csr_pem", "join_token", "jwt", "oidc_id_token"),
           Idempotency.NON_IDEMPOTENT,
           Auth.NONE,
           null,
@@ -286,6 +286,24 @@ public final class IdentityClient {
           null,
           null,
           true);
+
+  /**
+   * The descriptor of {@code GetLoginConfig}.
+   */
+  public static final MethodDescriptor GET_LOGIN_CONFIG =
+      new MethodDescriptor(
+          "secinfra.v1.IdentityService",
+          "GetLoginConfig",
+          "GET",
+          "/v1/identity/login",
+          List.of(),
+          List.of(),
+          List.of(),
+          Idempotency.READ_ONLY,
+          Auth.NONE,
+          null,
+          null,
+          false);
 
   private final Invoker invoker;
 
@@ -1093,5 +1111,60 @@ public final class IdentityClient {
       LiftRevocationRequest request, CallOptions options) {
     return invoker.invokeAsync(
         LIFT_REVOCATION, request.toJson(), options, json -> LiftRevocationResponse.fromJson(json, false));
+  }
+
+  /**
+   * Tells `secinfra login` how people sign in: the OpenID provider and the
+   * OAuth client to use. Needs no client certificate. `enabled` is false on
+   * a server without a `[login]` configuration.
+   *
+   * <p>HTTP: {@code GET /v1/identity/login}; read-only; auth none.
+   *
+   * @param request the request
+   * @return the response
+   * @throws dev.secinfra.errors.SecinfraException when the call fails
+   */
+  public LoginConfig getLoginConfig(GetLoginConfigRequest request) {
+    return getLoginConfig(request, CallOptions.DEFAULTS);
+  }
+
+  /**
+   * Tells `secinfra login` how people sign in: the OpenID provider and the
+   * OAuth client to use. Needs no client certificate. `enabled` is false on
+   * a server without a `[login]` configuration.
+   *
+   * <p>HTTP: {@code GET /v1/identity/login}; read-only; auth none.
+   *
+   * @param request the request
+   * @param options per-call options over the client's defaults
+   * @return the response
+   * @throws dev.secinfra.errors.SecinfraException when the call fails
+   */
+  public LoginConfig getLoginConfig(GetLoginConfigRequest request, CallOptions options) {
+    return invoker.invoke(
+        GET_LOGIN_CONFIG, request.toJson(), options, json -> LoginConfig.fromJson(json, false));
+  }
+
+  /**
+   * Asynchronous {@link #getLoginConfig(GetLoginConfigRequest)}.
+   *
+   * @param request the request
+   * @return the response, or a future completed exceptionally with a {@link dev.secinfra.errors.SecinfraException}
+   */
+  public CompletableFuture<LoginConfig> getLoginConfigAsync(GetLoginConfigRequest request) {
+    return getLoginConfigAsync(request, CallOptions.DEFAULTS);
+  }
+
+  /**
+   * Asynchronous {@link #getLoginConfig(GetLoginConfigRequest, CallOptions)}.
+   *
+   * @param request the request
+   * @param options per-call options over the client's defaults
+   * @return the response, or a future completed exceptionally with a {@link dev.secinfra.errors.SecinfraException}
+   */
+  public CompletableFuture<LoginConfig> getLoginConfigAsync(
+      GetLoginConfigRequest request, CallOptions options) {
+    return invoker.invokeAsync(
+        GET_LOGIN_CONFIG, request.toJson(), options, json -> LoginConfig.fromJson(json, false));
   }
 }

@@ -14,13 +14,15 @@ import java.util.Set;
  * @param csrPem PKCS#10 CSR in PEM. It must not request a SAN or any extension.
  * @param joinToken A one-time join token created by an admin.
  * @param jwt A JWT (Kubernetes projected service-account token shape) verified against the configured JWKS and mapped to a SPIFFE ID by rule.
+ * @param oidcIdToken A person's OpenID Connect ID token from the provider the server's `[login]` configures (`secinfra login`). Verified (issuer, audience, signature, expiry; a nonce, if present, must bind it to the CSR's key) and answered with a short-lived user certificate, `spiffe://&lt;td&gt;/user/...`; the user's groups become relationship tuples.
  */
 public record IssueCertificateRequest(
     String csrPem,
     String joinToken,
-    String jwt) {
+    String jwt,
+    String oidcIdToken) {
 
-  private static final Set<String> KNOWN_FIELDS = Set.of("csr_pem", "join_token", "jwt");
+  private static final Set<String> KNOWN_FIELDS = Set.of("csr_pem", "join_token", "jwt", "oidc_id_token");
 
   /**
    * Normalises absent values: null lists, maps, strings and enums become their defaults.
@@ -28,10 +30,11 @@ public record IssueCertificateRequest(
    * @param csrPem PKCS#10 CSR in PEM. It must not request a SAN or any extension.
    * @param joinToken A one-time join token created by an admin.
    * @param jwt A JWT (Kubernetes projected service-account token shape) verified against the configured JWKS and mapped to a SPIFFE ID by rule.
+   * @param oidcIdToken A person's OpenID Connect ID token from the provider the server's `[login]` configures (`secinfra login`). Verified (issuer, audience, signature, expiry; a nonce, if present, must bind it to the CSR's key) and answered with a short-lived user certificate, `spiffe://&lt;td&gt;/user/...`; the user's groups become relationship tuples.
    */
   public IssueCertificateRequest {
     csrPem = csrPem == null ? "" : csrPem;
-    Wire.checkOneof("attestation", joinToken, jwt);
+    Wire.checkOneof("attestation", joinToken, jwt, oidcIdToken);
   }
 
   /**
@@ -53,6 +56,7 @@ public record IssueCertificateRequest(
     builder.csrPem = this.csrPem;
     builder.joinToken = this.joinToken;
     builder.jwt = this.jwt;
+    builder.oidcIdToken = this.oidcIdToken;
     return builder;
   }
 
@@ -69,6 +73,9 @@ public record IssueCertificateRequest(
     }
     if (this.jwt != null) {
       out.set("jwt", Wire.encString(this.jwt));
+    }
+    if (this.oidcIdToken != null) {
+      out.set("oidc_id_token", Wire.encString(this.oidcIdToken));
     }
     return out;
   }
@@ -93,7 +100,8 @@ public record IssueCertificateRequest(
     return new IssueCertificateRequest(
         Wire.decField(obj, "csr_pem", path, Wire::decString, ""),
         Wire.decOptional(obj, "join_token", path, Wire::decString),
-        Wire.decOptional(obj, "jwt", path, Wire::decString));
+        Wire.decOptional(obj, "jwt", path, Wire::decString),
+        Wire.decOptional(obj, "oidc_id_token", path, Wire::decString));
   }
 
   /**
@@ -106,7 +114,8 @@ public record IssueCertificateRequest(
     return "IssueCertificateRequest{"
         + "csrPem=" + (this.csrPem == null || this.csrPem.isEmpty() ? "\"\"" : "<redacted>") + ", "
         + "joinToken=" + (this.joinToken == null || this.joinToken.isEmpty() ? "\"\"" : "<redacted>") + ", "
-        + "jwt=" + (this.jwt == null || this.jwt.isEmpty() ? "\"\"" : "<redacted>")
+        + "jwt=" + (this.jwt == null || this.jwt.isEmpty() ? "\"\"" : "<redacted>") + ", "
+        + "oidcIdToken=" + (this.oidcIdToken == null || this.oidcIdToken.isEmpty() ? "\"\"" : "<redacted>")
         + "}";
   }
 
@@ -115,6 +124,7 @@ public record IssueCertificateRequest(
     private String csrPem;
     private String joinToken;
     private String jwt;
+    private String oidcIdToken;
 
     private Builder() {}
 
@@ -152,12 +162,23 @@ public record IssueCertificateRequest(
     }
 
     /**
+     * Sets {@code oidc_id_token}: A person's OpenID Connect ID token from the provider the server's `[login]` configures (`secinfra login`). Verified (issuer, audience, signature, expiry; a nonce, if present, must bind it to the CSR's key) and answered with a short-lived user certificate, `spiffe://&lt;td&gt;/user/...`; the user's groups become relationship tuples.
+     *
+     * @param value the new value; null clears it
+     * @return this builder
+     */
+    public Builder oidcIdToken(String value) {
+      this.oidcIdToken = value;
+      return this;
+    }
+
+    /**
      * The message.
      *
      * @return a new {@link IssueCertificateRequest}
      */
     public IssueCertificateRequest build() {
-      return new IssueCertificateRequest(csrPem, joinToken, jwt);
+      return new IssueCertificateRequest(csrPem, joinToken, jwt, oidcIdToken);
     }
   }
 }
