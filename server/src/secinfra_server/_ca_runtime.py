@@ -438,8 +438,12 @@ class CaRuntime:
         *,
         kind: str,
         also: Callable[[IssuedSvid], InTransaction] | None = None,
+        ttl: timedelta | None = None,
+        dns_names: tuple[str, ...] = (),
     ) -> IssuedSvid:
-        """Sign a workload's SVID (IssueCertificate, RenewCertificate) with the leaf TTL.
+        """Sign a workload's SVID (IssueCertificate, RenewCertificate, and
+        SignWorkloadSvid with a registration entry's ``ttl`` and ``dns_names``)
+        with the leaf TTL unless ``ttl``.
 
         The one signing path test mode can alter (see :meth:`arm_issuance_fault`):
         the server's own certificate and the admin identity never come from here.
@@ -462,7 +466,15 @@ class CaRuntime:
         try:
             with self._tracing.signing(signer.id, kind, certified) as span:
                 cert = await asyncio.to_thread(
-                    ca.sign_svid, signer, csr_pem, certified, ttl=self.leaf_ttl, now=now
+                    functools.partial(
+                        ca.sign_svid,
+                        signer,
+                        csr_pem,
+                        certified,
+                        ttl=ttl if ttl is not None else self.leaf_ttl,
+                        now=now,
+                        dns_names=dns_names,
+                    )
                 )
                 span.signed(cert.serial_number)
             issued = IssuedSvid(certificate=cert, spiffe_id=certified)

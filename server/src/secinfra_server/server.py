@@ -36,6 +36,7 @@ from ._authz_api import AuthzApi
 from ._ca_runtime import CaRuntime, ServerIdentity
 from ._clock import Clock
 from ._enrolment_guard import EnrolmentGuard, EnrolmentLimits
+from ._entries_api import EntriesApi
 from ._http import (
     API_PATHS,
     Dispatcher,
@@ -191,6 +192,7 @@ class Server:
         handlers.update(identity.handlers())
         handlers.update(SecretsApi(ctx).handlers())
         handlers.update(AuthzApi(ctx).handlers())
+        handlers.update(EntriesApi(ctx).handlers())
         return handlers
 
     def make_policy(self, engine: AuthzEngine) -> AccessPolicy:

@@ -17,9 +17,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from secinfra_server import ca
+from secinfra_server import audit, ca
 from secinfra_server.cli import initialise
 from secinfra_server.config import admin_files, load_config
+from secinfra_server.crypto import load_audit_key
 from secinfra_server.server import Server
 
 T = TypeVar("T")
@@ -198,3 +199,20 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def audit_actions(server: RunningServer) -> list[tuple[str, str, str]]:
+    """Every audit entry's (action, resource, outcome), after the read queue is
+    written and the chain verified."""
+    assert server.server.storage is not None
+    assert server.server.audit is not None
+    server.call(server.server.audit.flush())
+    key = load_audit_key(server.config.audit_key_path)
+
+    def read(conn: Any) -> tuple[audit.VerifyResult, list[tuple[str, str, str]]]:
+        rows = conn.execute("SELECT action, resource, outcome FROM audit_log ORDER BY seq")
+        return audit.verify(conn, key), [(str(a), str(r), str(o)) for a, r, o in rows.fetchall()]
+
+    result, rows = server.call(server.server.storage.read(read))
+    assert result.ok, result.reason
+    return rows
