@@ -29,6 +29,7 @@ nox.options.sessions = [
     "tests-interop-python",
     "tests-go",
     "tests-interop-go",
+    "tests-agent",
     "tests-java",
     "tests-ruby",
     "conformance",
@@ -213,6 +214,24 @@ def tests_interop_go(session: nox.Session) -> None:
     """
     env = reference_server(session)
     session.chdir(ROOT / "interop" / "go-spiffe")
+    unformatted = session.run("gofmt", "-l", ".", external=True, silent=True)
+    if unformatted:
+        session.error(f"gofmt would reformat:\n{unformatted}")
+    session.run("go", "vet", "./...", external=True)
+    session.run(
+        "go", "test", "-race", "-count=1", *(session.posargs or ["./..."]), external=True, env=env
+    )
+
+
+@nox.session(name="tests-agent", python=False)
+def tests_agent(session: nox.Session) -> None:
+    """secinfra-agent (agent/, a Go module of its own: gRPC and go-spiffe pinned in
+    its go.mod and go.sum): gofmt, go vet, and the race-enabled tests. agent/test
+    builds the real binary and runs it against the reference server, with
+    go-spiffe v2's workloadapi as the workload; as root it also runs clients
+    under other uids (about 30 s in all)."""
+    env = reference_server(session)
+    session.chdir(ROOT / "agent")
     unformatted = session.run("gofmt", "-l", ".", external=True, silent=True)
     if unformatted:
         session.error(f"gofmt would reformat:\n{unformatted}")
