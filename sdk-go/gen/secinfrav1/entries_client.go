@@ -9,8 +9,8 @@ import (
 	"github.com/secinfra/secinfra/sdk-go/rpc"
 )
 
-var descEntryServiceCreateEntry = rpc.Descriptor{
-	Service:     "secinfra.v1.EntryService",
+var descEntriesServiceCreateEntry = rpc.Descriptor{
+	Service:     "secinfra.v1.EntriesService",
 	Name:        "CreateEntry",
 	HTTPMethod:  "POST",
 	Path:        "/v1/entries",
@@ -24,8 +24,8 @@ var descEntryServiceCreateEntry = rpc.Descriptor{
 	Admin:       true,
 }
 
-var descEntryServiceGetEntry = rpc.Descriptor{
-	Service:     "secinfra.v1.EntryService",
+var descEntriesServiceGetEntry = rpc.Descriptor{
+	Service:     "secinfra.v1.EntriesService",
 	Name:        "GetEntry",
 	HTTPMethod:  "GET",
 	Path:        "/v1/entries/{id}",
@@ -39,8 +39,8 @@ var descEntryServiceGetEntry = rpc.Descriptor{
 	Admin:       true,
 }
 
-var descEntryServiceListEntries = rpc.Descriptor{
-	Service:     "secinfra.v1.EntryService",
+var descEntriesServiceListEntries = rpc.Descriptor{
+	Service:     "secinfra.v1.EntriesService",
 	Name:        "ListEntries",
 	HTTPMethod:  "GET",
 	Path:        "/v1/entries",
@@ -54,8 +54,8 @@ var descEntryServiceListEntries = rpc.Descriptor{
 	Admin:       true,
 }
 
-var descEntryServiceListNodeEntries = rpc.Descriptor{
-	Service:     "secinfra.v1.EntryService",
+var descEntriesServiceListNodeEntries = rpc.Descriptor{
+	Service:     "secinfra.v1.EntriesService",
 	Name:        "ListNodeEntries",
 	HTTPMethod:  "GET",
 	Path:        "/v1/node/entries",
@@ -69,8 +69,8 @@ var descEntryServiceListNodeEntries = rpc.Descriptor{
 	Admin:       false,
 }
 
-var descEntryServiceSignWorkloadSvid = rpc.Descriptor{
-	Service:     "secinfra.v1.EntryService",
+var descEntriesServiceSignWorkloadSvid = rpc.Descriptor{
+	Service:     "secinfra.v1.EntriesService",
 	Name:        "SignWorkloadSvid",
 	HTTPMethod:  "POST",
 	Path:        "/v1/entries/{entry_id}:sign",
@@ -84,8 +84,8 @@ var descEntryServiceSignWorkloadSvid = rpc.Descriptor{
 	Admin:       false,
 }
 
-var descEntryServiceDeleteEntry = rpc.Descriptor{
-	Service:     "secinfra.v1.EntryService",
+var descEntriesServiceDeleteEntry = rpc.Descriptor{
+	Service:     "secinfra.v1.EntriesService",
 	Name:        "DeleteEntry",
 	HTTPMethod:  "DELETE",
 	Path:        "/v1/entries/{id}",
@@ -101,85 +101,85 @@ var descEntryServiceDeleteEntry = rpc.Descriptor{
 
 // Manages registration entries and signs workload SVIDs for node agents.
 //
-// EntryClient calls secinfra.v1.EntryService; it is safe for concurrent use.
-type EntryClient struct {
+// EntriesClient calls secinfra.v1.EntriesService; it is safe for concurrent use.
+type EntriesClient struct {
 	invoker rpc.Invoker
 }
 
-// NewEntryClient returns a client that sends its calls through invoker
+// NewEntriesClient returns a client that sends its calls through invoker
 // (normally the secinfra.Client's runtime).
-func NewEntryClient(invoker rpc.Invoker) *EntryClient {
-	return &EntryClient{invoker: invoker}
+func NewEntriesClient(invoker rpc.Invoker) *EntriesClient {
+	return &EntriesClient{invoker: invoker}
 }
 
-// CreateEntry calls secinfra.v1.EntryService/CreateEntry.
+// CreateEntry calls secinfra.v1.EntriesService/CreateEntry.
 //
 // Creates a registration entry. The server assigns its id and records, in
 // the authorization engine, that the parent node may sign for it.
 //
 // HTTP: POST /v1/entries. Idempotency: non_idempotent. Auth: mtls. Admin only.
-func (c *EntryClient) CreateEntry(ctx context.Context, req *CreateEntryRequest, opts ...rpc.CallOption) (*Entry, error) {
+func (c *EntriesClient) CreateEntry(ctx context.Context, req *CreateEntryRequest, opts ...rpc.CallOption) (*Entry, error) {
 	if req == nil {
 		req = &CreateEntryRequest{}
 	}
 	resp := &Entry{}
-	if err := c.invoker.Invoke(ctx, &descEntryServiceCreateEntry, req, resp, opts...); err != nil {
+	if err := c.invoker.Invoke(ctx, &descEntriesServiceCreateEntry, req, resp, opts...); err != nil {
 		return nil, err
 	}
 	return resp, nil
 }
 
-// GetEntry calls secinfra.v1.EntryService/GetEntry.
+// GetEntry calls secinfra.v1.EntriesService/GetEntry.
 //
 // Returns one registration entry.
 //
 // HTTP: GET /v1/entries/{id}. Idempotency: read_only. Auth: mtls. Admin only.
-func (c *EntryClient) GetEntry(ctx context.Context, req *GetEntryRequest, opts ...rpc.CallOption) (*Entry, error) {
+func (c *EntriesClient) GetEntry(ctx context.Context, req *GetEntryRequest, opts ...rpc.CallOption) (*Entry, error) {
 	if req == nil {
 		req = &GetEntryRequest{}
 	}
 	resp := &Entry{}
-	if err := c.invoker.Invoke(ctx, &descEntryServiceGetEntry, req, resp, opts...); err != nil {
+	if err := c.invoker.Invoke(ctx, &descEntriesServiceGetEntry, req, resp, opts...); err != nil {
 		return nil, err
 	}
 	return resp, nil
 }
 
-// ListEntries calls secinfra.v1.EntryService/ListEntries.
+// ListEntries calls secinfra.v1.EntriesService/ListEntries.
 //
 // Lists registration entries, oldest first, optionally only those of one
 // parent node or one SPIFFE ID.
 //
 // HTTP: GET /v1/entries. Idempotency: read_only. Auth: mtls. Admin only.
-func (c *EntryClient) ListEntries(ctx context.Context, req *ListEntriesRequest, opts ...rpc.CallOption) (*ListEntriesResponse, error) {
+func (c *EntriesClient) ListEntries(ctx context.Context, req *ListEntriesRequest, opts ...rpc.CallOption) (*ListEntriesResponse, error) {
 	if req == nil {
 		req = &ListEntriesRequest{}
 	}
 	resp := &ListEntriesResponse{}
-	if err := c.invoker.Invoke(ctx, &descEntryServiceListEntries, req, resp, opts...); err != nil {
+	if err := c.invoker.Invoke(ctx, &descEntriesServiceListEntries, req, resp, opts...); err != nil {
 		return nil, err
 	}
 	return resp, nil
 }
 
-// ListNodeEntries calls secinfra.v1.EntryService/ListNodeEntries.
+// ListNodeEntries calls secinfra.v1.EntriesService/ListNodeEntries.
 //
 // Lists the entries whose parent is the caller: what a node agent may
 // serve. Authenticated by the node's SVID; no admin relation needed.
 //
 // HTTP: GET /v1/node/entries. Idempotency: read_only. Auth: mtls.
-func (c *EntryClient) ListNodeEntries(ctx context.Context, req *ListNodeEntriesRequest, opts ...rpc.CallOption) (*ListNodeEntriesResponse, error) {
+func (c *EntriesClient) ListNodeEntries(ctx context.Context, req *ListNodeEntriesRequest, opts ...rpc.CallOption) (*ListNodeEntriesResponse, error) {
 	if req == nil {
 		req = &ListNodeEntriesRequest{}
 	}
 	resp := &ListNodeEntriesResponse{}
-	if err := c.invoker.Invoke(ctx, &descEntryServiceListNodeEntries, req, resp, opts...); err != nil {
+	if err := c.invoker.Invoke(ctx, &descEntriesServiceListNodeEntries, req, resp, opts...); err != nil {
 		return nil, err
 	}
 	return resp, nil
 }
 
-// SignWorkloadSvid calls secinfra.v1.EntryService/SignWorkloadSvid.
+// SignWorkloadSvid calls secinfra.v1.EntriesService/SignWorkloadSvid.
 //
 // Signs a workload SVID for an entry: the entry's SPIFFE ID and DNS names,
 // its TTL, for the public key in the CSR. Only the entry's parent node may
@@ -187,44 +187,44 @@ func (c *EntryClient) ListNodeEntries(ctx context.Context, req *ListNodeEntriesR
 // relation); every signing and every refusal is audited.
 //
 // HTTP: POST /v1/entries/{entry_id}:sign. Idempotency: non_idempotent. Auth: mtls.
-func (c *EntryClient) SignWorkloadSvid(ctx context.Context, req *SignWorkloadSvidRequest, opts ...rpc.CallOption) (*SignWorkloadSvidResponse, error) {
+func (c *EntriesClient) SignWorkloadSvid(ctx context.Context, req *SignWorkloadSvidRequest, opts ...rpc.CallOption) (*SignWorkloadSvidResponse, error) {
 	if req == nil {
 		req = &SignWorkloadSvidRequest{}
 	}
 	resp := &SignWorkloadSvidResponse{}
-	if err := c.invoker.Invoke(ctx, &descEntryServiceSignWorkloadSvid, req, resp, opts...); err != nil {
+	if err := c.invoker.Invoke(ctx, &descEntriesServiceSignWorkloadSvid, req, resp, opts...); err != nil {
 		return nil, err
 	}
 	return resp, nil
 }
 
-// DeleteEntry calls secinfra.v1.EntryService/DeleteEntry.
+// DeleteEntry calls secinfra.v1.EntriesService/DeleteEntry.
 //
 // Deletes a registration entry and the parent's right to sign for it.
 // SVIDs already signed stay valid until they expire (revoke them by
 // SPIFFE ID to cut them off at once).
 //
 // HTTP: DELETE /v1/entries/{id}. Idempotency: idempotent. Auth: mtls. Admin only.
-func (c *EntryClient) DeleteEntry(ctx context.Context, req *DeleteEntryRequest, opts ...rpc.CallOption) (*Entry, error) {
+func (c *EntriesClient) DeleteEntry(ctx context.Context, req *DeleteEntryRequest, opts ...rpc.CallOption) (*Entry, error) {
 	if req == nil {
 		req = &DeleteEntryRequest{}
 	}
 	resp := &Entry{}
-	if err := c.invoker.Invoke(ctx, &descEntryServiceDeleteEntry, req, resp, opts...); err != nil {
+	if err := c.invoker.Invoke(ctx, &descEntriesServiceDeleteEntry, req, resp, opts...); err != nil {
 		return nil, err
 	}
 	return resp, nil
 }
 
-// EntryDescriptors returns copies of the descriptors of secinfra.v1.EntryService's
-// RPCs, in declaration order (for tools and tests; calls go through EntryClient).
-func EntryDescriptors() []rpc.Descriptor {
+// EntriesDescriptors returns copies of the descriptors of secinfra.v1.EntriesService's
+// RPCs, in declaration order (for tools and tests; calls go through EntriesClient).
+func EntriesDescriptors() []rpc.Descriptor {
 	return []rpc.Descriptor{
-		descEntryServiceCreateEntry,
-		descEntryServiceGetEntry,
-		descEntryServiceListEntries,
-		descEntryServiceListNodeEntries,
-		descEntryServiceSignWorkloadSvid,
-		descEntryServiceDeleteEntry,
+		descEntriesServiceCreateEntry,
+		descEntriesServiceGetEntry,
+		descEntriesServiceListEntries,
+		descEntriesServiceListNodeEntries,
+		descEntriesServiceSignWorkloadSvid,
+		descEntriesServiceDeleteEntry,
 	}
 }

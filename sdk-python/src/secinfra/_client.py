@@ -9,7 +9,7 @@ from types import TracebackType
 from typing import Any, TypedDict, Unpack
 
 from ._gen.authz_client import AuthzClient
-from ._gen.entries_client import EntryClient
+from ._gen.entries_client import EntriesClient
 from ._gen.identity_client import IdentityClient
 from ._gen.secrets_client import SecretsClient
 from ._identity._bundle import load_bundle
@@ -165,7 +165,7 @@ class Client:
         self.secrets = SecretsClient(self._pipeline)
         self.authz = AuthzClient(self._pipeline)
         self.identity = IdentityClient(self._pipeline)
-        self.entries = EntryClient(self._pipeline)
+        self.entries = EntriesClient(self._pipeline)
 
     @classmethod
     def enrol(

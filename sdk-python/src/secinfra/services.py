@@ -16,8 +16,8 @@ are generated from ``api/secinfra/v1`` (``nox -s codegen``).
 """
 
 from ._gen.authz_client import AuthzClient
-from ._gen.entries_client import EntryClient
+from ._gen.entries_client import EntriesClient
 from ._gen.identity_client import IdentityClient
 from ._gen.secrets_client import SecretsClient
 
-__all__ = ["AuthzClient", "EntryClient", "IdentityClient", "SecretsClient"]
+__all__ = ["AuthzClient", "EntriesClient", "IdentityClient", "SecretsClient"]

@@ -1,4 +1,4 @@
-"""Handlers for secinfra.v1.EntryService: registration entries and the
+"""Handlers for secinfra.v1.EntriesService: registration entries and the
 workload SVIDs node agents get signed for them.
 
 Admins create, read, list and delete entries (the admin relation, decided by
@@ -68,7 +68,7 @@ def _invalid(field: str, message: str) -> ApiError:
 
 
 class EntriesApi:
-    """The EntryService RPCs."""
+    """The EntriesService RPCs."""
 
     def __init__(self, ctx: ServiceContext) -> None:
         self._ctx = ctx

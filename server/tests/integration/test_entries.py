@@ -185,4 +185,4 @@ def test_node_tuple_cannot_be_written_directly(server: RunningServer, admin: Cli
     }
     refused = admin.request("POST", "/v1/authz/tuples:write", {"writes": [tuple_]})
     assert refused.status == 400, refused.body
-    assert "EntryService" in refused.json()["error"]["message"]
+    assert "EntriesService" in refused.json()["error"]["message"]

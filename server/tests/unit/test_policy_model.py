@@ -119,7 +119,7 @@ def test_model_stored_before_a_builtin_type_gets_it_on_load() -> None:
 
 def test_entry_node_tuple_is_managed_by_the_entry_service() -> None:
     key = TupleKey("workload:spiffe://td/node", "node", "registration_entry:" + "a" * 32)
-    with pytest.raises(TupleError, match="EntryService"):
+    with pytest.raises(TupleError, match="EntriesService"):
         validate_builtin_tuple(key)
 
 

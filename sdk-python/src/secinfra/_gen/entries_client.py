@@ -15,8 +15,8 @@ from .._rpc import (
 )
 from . import entries as _entries
 
-ENTRY_SERVICE_CREATE_ENTRY: Final = MethodDescriptor(
-    service="secinfra.v1.EntryService",
+ENTRIES_SERVICE_CREATE_ENTRY: Final = MethodDescriptor(
+    service="secinfra.v1.EntriesService",
     name="CreateEntry",
     http_method="POST",
     path="/v1/entries",
@@ -30,8 +30,8 @@ ENTRY_SERVICE_CREATE_ENTRY: Final = MethodDescriptor(
     admin=True,
 )
 
-ENTRY_SERVICE_GET_ENTRY: Final = MethodDescriptor(
-    service="secinfra.v1.EntryService",
+ENTRIES_SERVICE_GET_ENTRY: Final = MethodDescriptor(
+    service="secinfra.v1.EntriesService",
     name="GetEntry",
     http_method="GET",
     path="/v1/entries/{id}",
@@ -45,8 +45,8 @@ ENTRY_SERVICE_GET_ENTRY: Final = MethodDescriptor(
     admin=True,
 )
 
-ENTRY_SERVICE_LIST_ENTRIES: Final = MethodDescriptor(
-    service="secinfra.v1.EntryService",
+ENTRIES_SERVICE_LIST_ENTRIES: Final = MethodDescriptor(
+    service="secinfra.v1.EntriesService",
     name="ListEntries",
     http_method="GET",
     path="/v1/entries",
@@ -60,8 +60,8 @@ ENTRY_SERVICE_LIST_ENTRIES: Final = MethodDescriptor(
     admin=True,
 )
 
-ENTRY_SERVICE_LIST_NODE_ENTRIES: Final = MethodDescriptor(
-    service="secinfra.v1.EntryService",
+ENTRIES_SERVICE_LIST_NODE_ENTRIES: Final = MethodDescriptor(
+    service="secinfra.v1.EntriesService",
     name="ListNodeEntries",
     http_method="GET",
     path="/v1/node/entries",
@@ -75,8 +75,8 @@ ENTRY_SERVICE_LIST_NODE_ENTRIES: Final = MethodDescriptor(
     admin=False,
 )
 
-ENTRY_SERVICE_SIGN_WORKLOAD_SVID: Final = MethodDescriptor(
-    service="secinfra.v1.EntryService",
+ENTRIES_SERVICE_SIGN_WORKLOAD_SVID: Final = MethodDescriptor(
+    service="secinfra.v1.EntriesService",
     name="SignWorkloadSvid",
     http_method="POST",
     path="/v1/entries/{entry_id}:sign",
@@ -90,8 +90,8 @@ ENTRY_SERVICE_SIGN_WORKLOAD_SVID: Final = MethodDescriptor(
     admin=False,
 )
 
-ENTRY_SERVICE_DELETE_ENTRY: Final = MethodDescriptor(
-    service="secinfra.v1.EntryService",
+ENTRIES_SERVICE_DELETE_ENTRY: Final = MethodDescriptor(
+    service="secinfra.v1.EntriesService",
     name="DeleteEntry",
     http_method="DELETE",
     path="/v1/entries/{id}",
@@ -106,10 +106,10 @@ ENTRY_SERVICE_DELETE_ENTRY: Final = MethodDescriptor(
 )
 
 
-class EntryClient:
+class EntriesClient:
     """Manages registration entries and signs workload SVIDs for node agents.
 
-    Client of secinfra.v1.EntryService.
+    Client of secinfra.v1.EntriesService.
     """
 
     def __init__(self, invoker: Invoker) -> None:
@@ -131,7 +131,7 @@ class EntryClient:
         HTTP: ``POST /v1/entries``
         """
         return self._invoker.invoke(
-            ENTRY_SERVICE_CREATE_ENTRY,
+            ENTRIES_SERVICE_CREATE_ENTRY,
             _entries.CreateEntryRequest(
                 spiffe_id=spiffe_id,
                 parent_id=parent_id,
@@ -154,7 +154,7 @@ class EntryClient:
         HTTP: ``GET /v1/entries/{id}``
         """
         return self._invoker.invoke(
-            ENTRY_SERVICE_GET_ENTRY,
+            ENTRIES_SERVICE_GET_ENTRY,
             _entries.GetEntryRequest(id=id),
             _entries.Entry,
             call_options,
@@ -175,7 +175,7 @@ class EntryClient:
         HTTP: ``GET /v1/entries``
         """
         return self._invoker.invoke(
-            ENTRY_SERVICE_LIST_ENTRIES,
+            ENTRIES_SERVICE_LIST_ENTRIES,
             _entries.ListEntriesRequest(
                 parent_id=parent_id, spiffe_id=spiffe_id, page_size=page_size, page_token=page_token
             ),
@@ -194,7 +194,7 @@ class EntryClient:
         HTTP: ``GET /v1/node/entries``
         """
         return self._invoker.invoke(
-            ENTRY_SERVICE_LIST_NODE_ENTRIES,
+            ENTRIES_SERVICE_LIST_NODE_ENTRIES,
             _entries.ListNodeEntriesRequest(),
             _entries.ListNodeEntriesResponse,
             call_options,
@@ -215,7 +215,7 @@ class EntryClient:
         HTTP: ``POST /v1/entries/{entry_id}:sign``
         """
         return self._invoker.invoke(
-            ENTRY_SERVICE_SIGN_WORKLOAD_SVID,
+            ENTRIES_SERVICE_SIGN_WORKLOAD_SVID,
             _entries.SignWorkloadSvidRequest(entry_id=entry_id, csr_pem=csr_pem),
             _entries.SignWorkloadSvidResponse,
             call_options,
@@ -234,7 +234,7 @@ class EntryClient:
         HTTP: ``DELETE /v1/entries/{id}``
         """
         return self._invoker.invoke(
-            ENTRY_SERVICE_DELETE_ENTRY,
+            ENTRIES_SERVICE_DELETE_ENTRY,
             _entries.DeleteEntryRequest(id=id),
             _entries.Entry,
             call_options,

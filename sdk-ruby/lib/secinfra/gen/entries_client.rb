@@ -9,12 +9,12 @@ module Secinfra
   module V1
     # Manages registration entries and signs workload SVIDs for node agents.
     #
-    # Client of secinfra.v1.EntryService: one method per RPC. Thread-safe; get it from
+    # Client of secinfra.v1.EntriesService: one method per RPC. Thread-safe; get it from
     # the client (it shares the client's invoker: its cache, retry budget and connections).
-    class EntryClient
+    class EntriesClient
       # Descriptor of CreateEntry: what the invoker needs to call it.
       CREATE_ENTRY = Secinfra::RPC::MethodDescriptor.new(
-        service: "secinfra.v1.EntryService",
+        service: "secinfra.v1.EntriesService",
         name: "CreateEntry",
         http_method: "POST",
         path: "/v1/entries",
@@ -30,7 +30,7 @@ module Secinfra
 
       # Descriptor of GetEntry: what the invoker needs to call it.
       GET_ENTRY = Secinfra::RPC::MethodDescriptor.new(
-        service: "secinfra.v1.EntryService",
+        service: "secinfra.v1.EntriesService",
         name: "GetEntry",
         http_method: "GET",
         path: "/v1/entries/{id}",
@@ -46,7 +46,7 @@ module Secinfra
 
       # Descriptor of ListEntries: what the invoker needs to call it.
       LIST_ENTRIES = Secinfra::RPC::MethodDescriptor.new(
-        service: "secinfra.v1.EntryService",
+        service: "secinfra.v1.EntriesService",
         name: "ListEntries",
         http_method: "GET",
         path: "/v1/entries",
@@ -62,7 +62,7 @@ module Secinfra
 
       # Descriptor of ListNodeEntries: what the invoker needs to call it.
       LIST_NODE_ENTRIES = Secinfra::RPC::MethodDescriptor.new(
-        service: "secinfra.v1.EntryService",
+        service: "secinfra.v1.EntriesService",
         name: "ListNodeEntries",
         http_method: "GET",
         path: "/v1/node/entries",
@@ -78,7 +78,7 @@ module Secinfra
 
       # Descriptor of SignWorkloadSvid: what the invoker needs to call it.
       SIGN_WORKLOAD_SVID = Secinfra::RPC::MethodDescriptor.new(
-        service: "secinfra.v1.EntryService",
+        service: "secinfra.v1.EntriesService",
         name: "SignWorkloadSvid",
         http_method: "POST",
         path: "/v1/entries/{entry_id}:sign",
@@ -94,7 +94,7 @@ module Secinfra
 
       # Descriptor of DeleteEntry: what the invoker needs to call it.
       DELETE_ENTRY = Secinfra::RPC::MethodDescriptor.new(
-        service: "secinfra.v1.EntryService",
+        service: "secinfra.v1.EntriesService",
         name: "DeleteEntry",
         http_method: "DELETE",
         path: "/v1/entries/{id}",

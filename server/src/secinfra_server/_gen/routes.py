@@ -299,7 +299,7 @@ ROUTES: tuple[Route, ...] = (
         response_type=_authz.ExpandResponse,
     ),
     Route(
-        service="secinfra.v1.EntryService",
+        service="secinfra.v1.EntriesService",
         rpc="CreateEntry",
         handler="create_entry",
         http_method="POST",
@@ -317,7 +317,7 @@ ROUTES: tuple[Route, ...] = (
         response_type=_entries.Entry,
     ),
     Route(
-        service="secinfra.v1.EntryService",
+        service="secinfra.v1.EntriesService",
         rpc="GetEntry",
         handler="get_entry",
         http_method="GET",
@@ -335,7 +335,7 @@ ROUTES: tuple[Route, ...] = (
         response_type=_entries.Entry,
     ),
     Route(
-        service="secinfra.v1.EntryService",
+        service="secinfra.v1.EntriesService",
         rpc="ListEntries",
         handler="list_entries",
         http_method="GET",
@@ -353,7 +353,7 @@ ROUTES: tuple[Route, ...] = (
         response_type=_entries.ListEntriesResponse,
     ),
     Route(
-        service="secinfra.v1.EntryService",
+        service="secinfra.v1.EntriesService",
         rpc="ListNodeEntries",
         handler="list_node_entries",
         http_method="GET",
@@ -371,7 +371,7 @@ ROUTES: tuple[Route, ...] = (
         response_type=_entries.ListNodeEntriesResponse,
     ),
     Route(
-        service="secinfra.v1.EntryService",
+        service="secinfra.v1.EntriesService",
         rpc="SignWorkloadSvid",
         handler="sign_workload_svid",
         http_method="POST",
@@ -389,7 +389,7 @@ ROUTES: tuple[Route, ...] = (
         response_type=_entries.SignWorkloadSvidResponse,
     ),
     Route(
-        service="secinfra.v1.EntryService",
+        service="secinfra.v1.EntriesService",
         rpc="DeleteEntry",
         handler="delete_entry",
         http_method="DELETE",

@@ -4,7 +4,7 @@ An entry gives a SPIFFE ID to the workloads on one node (its parent, a node
 agent's SPIFFE ID) that show every one of its selectors. :func:`parse_selector`
 is the one strict rule for a selector (``unix:uid:1000``); a node agent
 reports the same selectors for a caller, so matching is set inclusion
-(:func:`matches`). The EntryService (``_entries_api``) stores entries and signs
+(:func:`matches`). The EntriesService (``_entries_api``) stores entries and signs
 their SVIDs; this package decides only what is well-formed.
 """
 

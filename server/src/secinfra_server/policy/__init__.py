@@ -13,7 +13,7 @@ decides with:
   (``secret:payments/db/password`` from ``folder:payments/db/`` and
   ``folder:payments/``). Folder ids are secret-name prefixes ending in ``/``.
 - ``registration_entry``: ``node`` is the node agent that may get SVIDs signed
-  for the entry. The EntryService writes it with the entry and deletes it with
+  for the entry. The EntriesService writes it with the entry and deletes it with
   the entry, in the same transaction; WriteTuples refuses to write it.
 
 The ``parent`` and ``system`` links of folders and secrets are **structural**:

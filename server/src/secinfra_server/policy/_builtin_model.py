@@ -198,7 +198,7 @@ def validate_builtin_tuple(key: TupleKey) -> None:
         )
     if key.object_type == ENTRY_TYPE:
         raise TupleError(
-            "relation is managed by the EntryService: CreateEntry writes it and DeleteEntry"
+            "relation is managed by the EntriesService: CreateEntry writes it and DeleteEntry"
             " deletes it; it cannot be written directly",
             type_name=key.object_type,
             relation=key.relation,

@@ -7,7 +7,7 @@ spiffe_id, selectors)`` refuses a second entry that would match the same
 workloads on the same node for the same ID. Entries are listed oldest first,
 by ``(created_ms, id)``; a page continues after the last one it returned.
 
-The EntryService runs these inside the transaction that also writes (or
+The EntriesService runs these inside the transaction that also writes (or
 deletes) the entry's ``node`` tuple and its audit entry, so an entry, the
 node's right to sign for it and its record are never apart. The SQL is the
 subset SQLite and PostgreSQL share.

@@ -1,7 +1,7 @@
 package dev.secinfra;
 
 import dev.secinfra.gen.AuthzClient;
-import dev.secinfra.gen.EntryClient;
+import dev.secinfra.gen.EntriesClient;
 import dev.secinfra.gen.IdentityClient;
 import dev.secinfra.gen.SecretsClient;
 import dev.secinfra.identity.IdentitySnapshot;
@@ -62,7 +62,7 @@ public final class SecinfraClient implements AutoCloseable {
   private final SecretsClient secrets;
   private final AuthzClient authz;
   private final IdentityClient identity;
-  private final EntryClient entries;
+  private final EntriesClient entries;
 
   private SecinfraClient(Builder b) {
     this.endpoints =
@@ -124,7 +124,7 @@ public final class SecinfraClient implements AutoCloseable {
     this.secrets = new SecretsClient(pipeline);
     this.authz = new AuthzClient(pipeline);
     this.identity = new IdentityClient(pipeline);
-    this.entries = new EntryClient(pipeline);
+    this.entries = new EntriesClient(pipeline);
     identitySource.attach(identity, transport, cache::clear);
     b.listeners.forEach(identitySource::subscribe);
     dev.secinfra.identity.FileSink sink = null;
@@ -241,7 +241,7 @@ public final class SecinfraClient implements AutoCloseable {
    *
    * @return its client
    */
-  public EntryClient entries() {
+  public EntriesClient entries() {
     return entries;
   }
 

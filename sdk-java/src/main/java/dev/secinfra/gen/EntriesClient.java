@@ -13,15 +13,15 @@ import java.util.concurrent.CompletableFuture;
 /**
  * Manages registration entries and signs workload SVIDs for node agents.
  *
- * <p>Client of {@code secinfra.v1.EntryService}; obtain it from the SDK client.
+ * <p>Client of {@code secinfra.v1.EntriesService}; obtain it from the SDK client.
  */
-public final class EntryClient {
+public final class EntriesClient {
   /**
    * The descriptor of {@code CreateEntry}.
    */
   public static final MethodDescriptor CREATE_ENTRY =
       new MethodDescriptor(
-          "secinfra.v1.EntryService",
+          "secinfra.v1.EntriesService",
           "CreateEntry",
           "POST",
           "/v1/entries",
@@ -39,7 +39,7 @@ public final class EntryClient {
    */
   public static final MethodDescriptor GET_ENTRY =
       new MethodDescriptor(
-          "secinfra.v1.EntryService",
+          "secinfra.v1.EntriesService",
           "GetEntry",
           "GET",
           "/v1/entries/{id}",
@@ -57,7 +57,7 @@ public final class EntryClient {
    */
   public static final MethodDescriptor LIST_ENTRIES =
       new MethodDescriptor(
-          "secinfra.v1.EntryService",
+          "secinfra.v1.EntriesService",
           "ListEntries",
           "GET",
           "/v1/entries",
@@ -75,7 +75,7 @@ public final class EntryClient {
    */
   public static final MethodDescriptor LIST_NODE_ENTRIES =
       new MethodDescriptor(
-          "secinfra.v1.EntryService",
+          "secinfra.v1.EntriesService",
           "ListNodeEntries",
           "GET",
           "/v1/node/entries",
@@ -93,7 +93,7 @@ public final class EntryClient {
    */
   public static final MethodDescriptor SIGN_WORKLOAD_SVID =
       new MethodDescriptor(
-          "secinfra.v1.EntryService",
+          "secinfra.v1.EntriesService",
           "SignWorkloadSvid",
           "POST",
           "/v1/entries/{entry_id}:sign",
@@ -111,7 +111,7 @@ public final class EntryClient {
    */
   public static final MethodDescriptor DELETE_ENTRY =
       new MethodDescriptor(
-          "secinfra.v1.EntryService",
+          "secinfra.v1.EntriesService",
           "DeleteEntry",
           "DELETE",
           "/v1/entries/{id}",
@@ -131,7 +131,7 @@ public final class EntryClient {
    *
    * @param invoker what makes the calls
    */
-  public EntryClient(Invoker invoker) {
+  public EntriesClient(Invoker invoker) {
     this.invoker = Objects.requireNonNull(invoker, "invoker");
   }
 
