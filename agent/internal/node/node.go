@@ -11,6 +11,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -131,11 +132,7 @@ func (n *Identity) enrol(ctx context.Context, serverURL, token string) error {
 		return err
 	}
 	defer client.Close()
-	key, err := identity.NewKey()
-	if err != nil {
-		return err
-	}
-	csr, err := identity.CreateCSR(key)
+	key, csr, err := KeyAndCSR()
 	if err != nil {
 		return err
 	}
@@ -247,11 +244,7 @@ func (n *Identity) Run(ctx context.Context, client *secinfra.Client) {
 }
 
 func (n *Identity) renew(ctx context.Context, client *secinfra.Client) error {
-	key, err := identity.NewKey()
-	if err != nil {
-		return err
-	}
-	csr, err := identity.CreateCSR(key)
+	key, csr, err := KeyAndCSR()
 	if err != nil {
 		return err
 	}
@@ -268,6 +261,20 @@ func (n *Identity) renew(ctx context.Context, client *secinfra.Client) error {
 	}
 	n.log.Info("node SVID renewed", "serial", snap.Serial, "not_after", snap.NotAfter)
 	return nil
+}
+
+// KeyAndCSR makes a new ECDSA P-256 key in this process and a CSR for it:
+// every node and workload SVID the agent asks for has a key of its own.
+func KeyAndCSR() (*ecdsa.PrivateKey, string, error) {
+	key, err := identity.NewKey()
+	if err != nil {
+		return nil, "", err
+	}
+	csr, err := identity.CreateCSR(key)
+	if err != nil {
+		return nil, "", err
+	}
+	return key, csr, nil
 }
 
 // WriteFileAtomic writes data to a temporary file in path's directory, syncs

@@ -20,6 +20,7 @@ import (
 	"github.com/secinfra/secinfra/sdk-go/identity"
 
 	"github.com/secinfra/secinfra/agent/internal/attest"
+	"github.com/secinfra/secinfra/agent/internal/node"
 )
 
 // Defaults of Config.
@@ -297,11 +298,7 @@ func (m *Manager) rotate(ctx context.Context, next *State, dirty *bool) {
 }
 
 func (m *Manager) sign(ctx context.Context, e Entry) (*SVID, error) {
-	key, err := identity.NewKey()
-	if err != nil {
-		return nil, err
-	}
-	csr, err := identity.CreateCSR(key)
+	key, csr, err := node.KeyAndCSR()
 	if err != nil {
 		return nil, err
 	}

@@ -23,14 +23,14 @@ import secrets
 import sqlite3
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any, Final
+from typing import Final
 
 from . import ca, entries
 from ._ca_runtime import CaRuntime, IssuedSvid
 from ._gen import entries as m
+from ._handler_audit import AuditedHandlers
 from ._identity_api import _Answer, _in_order, _svid, is_reserved_path
 from ._rpc import Handler, RequestContext, ServiceContext
-from .audit import AuditEvent
 from .authz import TupleKey
 from .errors import ApiError
 from .policy import ENTRY_ID_PATTERN, ENTRY_TYPE, NODE_RELATION, WORKLOAD_TYPE
@@ -67,12 +67,17 @@ def _invalid(field: str, message: str) -> ApiError:
     return ApiError("invalid_argument", f"secinfra: entries: {message}", details={"field": field})
 
 
-class EntriesApi:
+class EntriesApi(AuditedHandlers):
     """The EntriesService RPCs."""
+
+    audit_prefix = "entries"
 
     def __init__(self, ctx: ServiceContext) -> None:
         self._ctx = ctx
         self._ca: CaRuntime = ctx.ca_runtime
+        self._audit = ctx.audit
+        self._clock = ctx.clock
+        self._admin = ctx.policy
 
     def handlers(self) -> Mapping[str, Handler]:
         """Handlers by RPC handler name (snake_case)."""
@@ -84,35 +89,6 @@ class EntriesApi:
             "sign_workload_svid": self.sign_workload_svid,
             "delete_entry": self.delete_entry,
         }
-
-    # -- audit and access -----------------------------------------------------------
-    def _event(
-        self, ctx: RequestContext, resource: str, outcome: str = "allowed", **details: Any
-    ) -> AuditEvent:
-        return AuditEvent(
-            actor=ctx.peer.spiffe_id if ctx.peer is not None else "anonymous",
-            action=f"entries.{ctx.route.handler}",
-            resource=resource,
-            outcome=outcome,
-            request_id=ctx.request_id,
-            details=details,
-        )
-
-    def _with_audit(self, event: AuditEvent) -> InTransaction:
-        def append(conn: sqlite3.Connection) -> None:
-            self._ctx.audit.chain.append(conn, event, self._ctx.clock.now())
-
-        return append
-
-    async def _require_admin(self, ctx: RequestContext, resource: str) -> None:
-        assert ctx.peer is not None
-        if not await self._ctx.policy.is_admin(ctx.peer.spiffe_id):
-            await self._ctx.audit.record(self._event(ctx, resource, "denied"))
-            raise ApiError(
-                "permission_denied",
-                f"secinfra: auth: {ctx.peer.spiffe_id} may not call"
-                f" {ctx.route.rpc}; it needs the admin relation",
-            )
 
     # -- validation -----------------------------------------------------------------
     def _workload_id(self, field: str, value: str) -> str:
