@@ -185,14 +185,18 @@ func createEntry(t *testing.T, admin *secinfra.Client, spiffeID, parent string, 
 	}
 }
 
-// world makes dir and its parents up to / traversable by other uids.
+// world makes dir and its parents below the temporary directory traversable
+// by other uids (the temporary directory itself, e.g. /tmp, is left as it is).
 func world(t *testing.T, dir string) {
-	for d := dir; d != "/" && d != "."; d = filepath.Dir(d) {
+	top := filepath.Clean(os.TempDir())
+	for d := filepath.Clean(dir); d != top && strings.HasPrefix(d, top+"/"); d = filepath.Dir(d) {
 		info, err := os.Stat(d)
 		if err != nil {
 			t.Fatal(err)
 		}
-		os.Chmod(d, info.Mode().Perm()|0o055)
+		if err := os.Chmod(d, info.Mode().Perm()|0o055); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -367,6 +371,27 @@ func TestAgentServesTheWorkloadAPI(t *testing.T) {
 		}
 		t.Logf("restart: socket served after %s, first SVID served after %s; VmRSS %s",
 			listening, time.Since(restarted), again.rssKiB(t))
+	})
+
+	t.Run("sigkill-mid-rotation-leaves-matching-pairs", func(t *testing.T) {
+		// SIGKILL at points spread over a renewal period (node and workload
+		// SVIDs renew every 4 s): each time the agent must start again from
+		// node.pem without a token (a torn file would need one) and serve an
+		// SVID whose key matches its certificate.
+		for i := range 3 {
+			time.Sleep(time.Duration(700+1100*i) * time.Millisecond)
+			a.cmd.Process.Kill()
+			<-a.done
+			again, _ := startAgent(parent, srv, dir, bundle, "")
+			a = again
+			svid, err := workloadapi.FetchX509SVID(ctx, workloadapi.WithAddr("unix://"+sock))
+			if err != nil {
+				t.Fatalf("after SIGKILL %d: %v\n%s", i, err, again.logs)
+			}
+			if !publicKeysMatch(svid.Certificates[0].PublicKey, svid.PrivateKey.Public()) {
+				t.Fatalf("after SIGKILL %d: key and certificate do not match", i)
+			}
+		}
 	})
 
 	t.Run("revoked-node-is-evicted", func(t *testing.T) {
