@@ -223,14 +223,18 @@ def tests_interop_go(session: nox.Session) -> None:
     )
 
 
-@nox.session(name="tests-agent", python=False)
+@nox.session(name="tests-agent", python=PYTHON)
 def tests_agent(session: nox.Session) -> None:
     """secinfra-agent (agent/, a Go module of its own: gRPC and go-spiffe pinned in
     its go.mod and go.sum): gofmt, go vet, and the race-enabled tests. agent/test
     builds the real binary and runs it against the reference server, with
-    go-spiffe v2's workloadapi as the workload; as root it also runs clients
-    under other uids (about 30 s in all)."""
-    env = reference_server(session)
+    go-spiffe v2's workloadapi and py-spiffe's client (installed here, pinned) as
+    workloads; as root it also runs clients under other uids (about a minute)."""
+    install(session, "spiffe")
+    env = {
+        **reference_server(session),
+        "SECINFRA_AGENT_TEST_PYTHON": str(Path(session.bin) / "python"),
+    }
     session.chdir(ROOT / "agent")
     unformatted = session.run("gofmt", "-l", ".", external=True, silent=True)
     if unformatted:

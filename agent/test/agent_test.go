@@ -35,6 +35,8 @@ import (
 )
 
 const (
+	// pythonEnv names a Python interpreter with py-spiffe installed.
+	pythonEnv = "SECINFRA_AGENT_TEST_PYTHON"
 	// childEnv makes the test binary a Workload API client (see TestMain).
 	childEnv     = "SECINFRA_AGENT_TEST_CHILD"
 	nobody       = 65534
@@ -300,6 +302,41 @@ func TestAgentServesTheWorkloadAPI(t *testing.T) {
 			time.Sleep(200 * time.Millisecond)
 		}
 		t.Logf("agent memory after rotation: VmRSS %s", a.rssKiB(t))
+	})
+
+	t.Run("py-spiffe-gets-the-svid-and-bundle", func(t *testing.T) {
+		python := os.Getenv(pythonEnv)
+		if python == "" {
+			t.Skipf("%s is not set: nox -s tests-agent sets it to a Python with py-spiffe", pythonEnv)
+		}
+		// The caller is the interpreter: /proc/<pid>/exe is its real binary.
+		exe, err := filepath.EvalSymlinks(python)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := secinfratest.SpiffeID("/workload/py-spiffe")
+		createEntry(t, admin, want, nodeID, fmt.Sprintf("unix:uid:%d", os.Getuid()), "unix:path:"+exe)
+		var got map[string]any
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			out, err := exec.Command(python, "py_spiffe_client.py", "unix://"+sock).CombinedOutput()
+			if err == nil {
+				if err := json.Unmarshal(out, &got); err != nil {
+					t.Fatalf("py-spiffe client printed %q: %v", out, err)
+				}
+				break
+			}
+			// The agent picks the new entry up at its next sync: denied until then.
+			if time.Now().After(deadline) {
+				t.Fatalf("py-spiffe client: %v\n%s\n%s", err, out, a.logs)
+			}
+			time.Sleep(300 * time.Millisecond)
+		}
+		if got["spiffe_id"] != want || got["key_matches"] != true {
+			t.Fatalf("py-spiffe got %v, want %s with a matching key", got, want)
+		}
+		if domains, _ := got["bundles"].([]any); len(domains) != 1 || domains[0] != secinfratest.TrustDomain {
+			t.Fatalf("py-spiffe bundles %v, want [%s]", got["bundles"], secinfratest.TrustDomain)
+		}
 	})
 
 	t.Run("missing-security-header-is-invalid-argument", func(t *testing.T) {
