@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -84,9 +85,10 @@ func child(sock string) int {
 
 // agent is one running secinfra-agent process.
 type agent struct {
-	cmd  *exec.Cmd
-	logs *syncBuffer
-	done chan struct{}
+	cmd    *exec.Cmd
+	logs   *syncBuffer
+	done   chan struct{}
+	health string // host:port of /healthz, /readyz and /metrics
 }
 
 type syncBuffer struct {
@@ -112,6 +114,7 @@ func startAgent(t *testing.T, srv *secinfratest.Server, dir, bundle, token strin
 	args := []string{
 		"-server", srv.URL, "-bundle", bundle, "-data-dir", filepath.Join(dir, "data"),
 		"-socket", filepath.Join(dir, "agent.sock"), "-sync-interval", "500ms",
+		"-health-addr", "127.0.0.1:0",
 	}
 	cmd := exec.Command(agentBinary, args...)
 	cmd.Env = append(os.Environ(), "SECINFRA_JOIN_TOKEN="+token)
@@ -132,6 +135,10 @@ func startAgent(t *testing.T, srv *secinfratest.Server, dir, bundle, token strin
 		for scan.Scan() {
 			line := scan.Text()
 			fmt.Fprintln(a.logs, line)
+			var entry struct{ Msg, Addr string }
+			if json.Unmarshal([]byte(line), &entry) == nil && entry.Msg == "health endpoint listening" {
+				a.setHealth(entry.Addr)
+			}
 			if strings.Contains(line, `"msg":"serving the Workload API"`) {
 				once.Do(func() { close(serving) })
 			}
@@ -147,6 +154,27 @@ func startAgent(t *testing.T, srv *secinfratest.Server, dir, bundle, token strin
 		t.Fatalf("agent did not serve within 30 s:\n%s", a.logs)
 	}
 	return a, time.Since(started)
+}
+
+func (a *agent) setHealth(addr string) {
+	a.logs.mu.Lock()
+	defer a.logs.mu.Unlock()
+	a.health = addr
+}
+
+// get fetches path from the health listener.
+func (a *agent) get(t *testing.T, path string) (int, string) {
+	t.Helper()
+	a.logs.mu.Lock()
+	addr := a.health
+	a.logs.mu.Unlock()
+	resp, err := http.Get("http://" + addr + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
 }
 
 func (a *agent) stop() {
@@ -386,6 +414,25 @@ func TestAgentServesTheWorkloadAPI(t *testing.T) {
 	})
 
 	parent := t
+	t.Run("health-and-metrics", func(t *testing.T) {
+		if code, body := a.get(t, "/readyz"); code != http.StatusOK {
+			t.Fatalf("/readyz %d %s", code, body)
+		}
+		_, metrics := a.get(t, "/metrics")
+		for _, want := range []string{
+			"# TYPE secinfra_agent_svids_signed_total counter",
+			`secinfra_agent_workload_calls_total{outcome="invalid_argument"} 1`,
+			"# TYPE secinfra_agent_node_svid_not_after_seconds gauge",
+		} {
+			if !strings.Contains(metrics, want) {
+				t.Fatalf("/metrics lacks %q:\n%s", want, metrics)
+			}
+		}
+		if strings.Contains(metrics, "secinfra_agent_svids_signed_total 0\n") {
+			t.Fatalf("no SVID counted as signed:\n%s", metrics)
+		}
+	})
+
 	t.Run("restart-needs-no-token", func(t *testing.T) {
 		a.stop()
 		info, err := os.Stat(filepath.Join(dir, "data", "node.pem"))

@@ -29,6 +29,7 @@ import (
 	"github.com/secinfra/secinfra/sdk-go/identity"
 
 	"github.com/secinfra/secinfra/agent/internal/attest"
+	"github.com/secinfra/secinfra/agent/internal/metrics"
 	"github.com/secinfra/secinfra/agent/internal/node"
 	"github.com/secinfra/secinfra/agent/internal/svids"
 	"github.com/secinfra/secinfra/agent/internal/workload"
@@ -49,7 +50,7 @@ func main() {
 	flag.StringVar(&o.dataDir, "data-dir", "/var/lib/secinfra-agent", "where the node identity and bundle are kept (0700)")
 	flag.StringVar(&o.socket, "socket", "/run/secinfra/agent.sock", "the Workload API socket")
 	flag.StringVar(&o.joinToken, "join-token", "", "one-time join token for the first start [$"+EnvJoinToken+"]")
-	flag.StringVar(&o.healthAddr, "health-addr", "", "serve /healthz and /readyz on this loopback address (e.g. 127.0.0.1:8088); empty: off")
+	flag.StringVar(&o.healthAddr, "health-addr", "", "serve /healthz, /readyz and /metrics on this loopback address (e.g. 127.0.0.1:8088); empty: off")
 	flag.DurationVar(&o.syncInterval, "sync-interval", svids.DefaultSyncInterval, "how often entries are fetched from the server")
 	flag.Parse()
 	if o.joinToken == "" {
@@ -88,7 +89,8 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 		return err
 	}
 	defer client.Close()
-	manager, err := svids.New(svids.Config{Client: client, Node: self, SyncInterval: o.syncInterval, Log: log})
+	counts := &metrics.Agent{}
+	manager, err := svids.New(svids.Config{Client: client, Node: self, SyncInterval: o.syncInterval, Log: log, Metrics: counts})
 	if err != nil {
 		return err
 	}
@@ -97,11 +99,11 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 		return err
 	}
 	g := grpc.NewServer(grpc.Creds(attest.PeerCredentials{}))
-	(&workload.Server{Source: manager, ProcRoot: "/proc", Log: log}).Register(g)
-	go self.Run(ctx, client)
+	(&workload.Server{Source: manager, ProcRoot: "/proc", Log: log, Metrics: counts}).Register(g)
+	go self.Run(ctx, client, counts)
 	go manager.Run(ctx)
 	if o.healthAddr != "" {
-		if err := serveHealth(ctx, o.healthAddr, self, manager, log); err != nil {
+		if err := serveHealth(ctx, o.healthAddr, self, manager, counts, log); err != nil {
 			return err
 		}
 	}
@@ -138,7 +140,7 @@ func listen(path string) (net.Listener, error) {
 	return l, nil
 }
 
-func serveHealth(ctx context.Context, addr string, self *node.Identity, m *svids.Manager, log *slog.Logger) error {
+func serveHealth(ctx context.Context, addr string, self *node.Identity, m *svids.Manager, counts *metrics.Agent, log *slog.Logger) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("secinfra-agent: -health-addr: %w", err)
@@ -152,6 +154,10 @@ func serveHealth(ctx context.Context, addr string, self *node.Identity, m *svids
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+	mux.HandleFunc("/metrics", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		counts.Write(w)
+	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		state, _ := m.Current()
 		checks := map[string]string{"node_svid": "ok", "entries": "ok"}

@@ -24,6 +24,8 @@ import (
 	secinfra "github.com/secinfra/secinfra/sdk-go"
 	secinfrav1 "github.com/secinfra/secinfra/sdk-go/gen/secinfrav1"
 	"github.com/secinfra/secinfra/sdk-go/identity"
+
+	"github.com/secinfra/secinfra/agent/internal/metrics"
 )
 
 const (
@@ -219,7 +221,8 @@ func RenewAt(s *identity.Snapshot) time.Time {
 // retries with backoff until it expires. A revoked node gets
 // unauthenticated: it keeps trying (an admin may lift the revocation) and
 // says so in the log.
-func (n *Identity) Run(ctx context.Context, client *secinfra.Client) {
+func (n *Identity) Run(ctx context.Context, client *secinfra.Client, m *metrics.Agent) {
+	m.NodeSVIDNotAfter.Store(n.Snapshot().NotAfter.Unix())
 	delay := RetryMin
 	for {
 		snap := n.Snapshot()
@@ -230,6 +233,7 @@ func (n *Identity) Run(ctx context.Context, client *secinfra.Client) {
 		case <-time.After(wait):
 		}
 		if err := n.renew(ctx, client); err != nil {
+			m.NodeRenewFailed.Add(1)
 			n.log.Warn("node renewal failed", "error", err.Error(), "retry_in", delay.String(), "not_after", snap.NotAfter)
 			select {
 			case <-ctx.Done():
@@ -240,6 +244,8 @@ func (n *Identity) Run(ctx context.Context, client *secinfra.Client) {
 			continue
 		}
 		delay = RetryMin
+		m.NodeRenewals.Add(1)
+		m.NodeSVIDNotAfter.Store(n.Snapshot().NotAfter.Unix())
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/secinfra/secinfra/sdk-go/identity"
 
 	"github.com/secinfra/secinfra/agent/internal/attest"
+	"github.com/secinfra/secinfra/agent/internal/metrics"
 	"github.com/secinfra/secinfra/agent/internal/node"
 )
 
@@ -106,6 +107,7 @@ type Config struct {
 	Node         BundleKeeper
 	SyncInterval time.Duration
 	Log          *slog.Logger
+	Metrics      *metrics.Agent
 }
 
 // BundleKeeper holds the trust bundle (the node identity keeps it on disk).
@@ -129,6 +131,9 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.SyncInterval <= 0 {
 		cfg.SyncInterval = DefaultSyncInterval
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = &metrics.Agent{}
+	}
 	b := cfg.Node.Bundle()
 	td, err := identity.TrustDomainFromBundle(b)
 	if err != nil {
@@ -150,6 +155,8 @@ func (m *Manager) Current() (*State, <-chan struct{}) {
 }
 
 func (m *Manager) publish(next *State) {
+	m.cfg.Metrics.Entries.Store(int64(len(next.Entries)))
+	m.cfg.Metrics.SVIDs.Store(int64(len(next.SVIDs)))
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.state = next
@@ -219,6 +226,7 @@ func (m *Manager) refreshBundle(ctx context.Context, next *State, dirty *bool) t
 func (m *Manager) syncEntries(ctx context.Context, next *State, dirty *bool) bool {
 	answer, err := m.cfg.Client.Entries.ListNodeEntries(ctx, &secinfrav1.ListNodeEntriesRequest{})
 	if err != nil {
+		m.cfg.Metrics.SyncFailures.Add(1)
 		m.cfg.Log.Warn("entry sync failed; serving the entries held", "error", err.Error())
 		return false
 	}
@@ -287,10 +295,12 @@ func (m *Manager) rotate(ctx context.Context, next *State, dirty *bool) {
 		svid, err := m.sign(ctx, e)
 		if err != nil {
 			m.failed[e.ID] = now
+			m.cfg.Metrics.SigningFailures.Add(1)
 			m.cfg.Log.Warn("workload SVID signing failed", "entry_id", e.ID, "spiffe_id", e.SpiffeID, "error", err.Error())
 			continue
 		}
 		delete(m.failed, e.ID)
+		m.cfg.Metrics.SVIDsSigned.Add(1)
 		next.SVIDs[e.ID] = svid
 		*dirty = true
 		m.cfg.Log.Info("workload SVID signed", "entry_id", e.ID, "spiffe_id", svid.SpiffeID, "serial", svid.Serial, "not_after", svid.NotAfter)

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/secinfra/secinfra/agent/internal/attest"
+	"github.com/secinfra/secinfra/agent/internal/metrics"
 	"github.com/secinfra/secinfra/agent/internal/svids"
 )
 
@@ -42,6 +43,7 @@ type Server struct {
 	Source   Source
 	ProcRoot string
 	Log      *slog.Logger
+	Metrics  *metrics.Agent
 }
 
 // Register adds the Workload API to g.
@@ -51,6 +53,7 @@ func (s *Server) Register(g *grpc.Server) { workloadpb.RegisterSpiffeWorkloadAPI
 func (s *Server) caller(ctx context.Context) (attest.Caller, []attest.Selector, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
 	if v := md.Get(HeaderKey); len(v) != 1 || v[0] != HeaderValue {
+		s.Metrics.CallsInvalid.Add(1)
 		return attest.Caller{}, nil, status.Error(codes.InvalidArgument, "security header missing from request: set metadata workload.spiffe.io: true")
 	}
 	p, ok := peer.FromContext(ctx)
@@ -65,6 +68,7 @@ func (s *Server) caller(ctx context.Context) (attest.Caller, []attest.Selector, 
 }
 
 func (s *Server) denied(c attest.Caller, sel []attest.Selector, method string) error {
+	s.Metrics.CallsDenied.Add(1)
 	s.Log.Info("workload denied: no entry matches", "method", method, "pid", c.PID, "uid", c.UID, "gid", c.GID, "selectors", selectorText(sel))
 	return status.Error(codes.PermissionDenied, "no identity issued: no registration entry of this node matches the caller")
 }
@@ -98,6 +102,7 @@ func (s *Server) FetchX509SVID(_ *workloadpb.X509SVIDRequest, stream grpc.Server
 					return err
 				}
 				if last == nil {
+					s.Metrics.CallsServed.Add(1)
 					s.Log.Info("workload attested", "pid", c.PID, "uid", c.UID, "svids", len(found), "spiffe_id", found[0].SpiffeID)
 				}
 				last = resp
