@@ -3,8 +3,8 @@
 An entry gives a SPIFFE ID to the workloads on one node (its parent, a node
 agent's SPIFFE ID) that show every one of its selectors. :func:`parse_selector`
 is the one strict rule for a selector (``unix:uid:1000``); a node agent
-reports the same selectors for a caller, so matching is set inclusion
-(:func:`matches`). The EntriesService (``_entries_api``) stores entries and signs
+reports the same selectors for a caller and serves it the entries whose
+selectors it shows all of. The EntriesService (``_entries_api``) stores entries and signs
 their SVIDs; this package decides only what is well-formed.
 """
 
@@ -13,7 +13,6 @@ from ._selectors import (
     SELECTOR_KINDS,
     InvalidSelector,
     Selector,
-    matches,
     parse_selector,
 )
 from ._validate import MAX_DNS_NAMES, MIN_TTL_SECONDS, InvalidEntry, check_dns_names, check_ttl
@@ -28,6 +27,5 @@ __all__ = [
     "Selector",
     "check_dns_names",
     "check_ttl",
-    "matches",
     "parse_selector",
 ]

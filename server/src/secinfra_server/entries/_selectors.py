@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -100,9 +100,3 @@ def parse_selector(type_: str, value: str) -> Selector:
     if problem is not None:
         raise InvalidSelector(f"selector {type_}:{key} needs {problem}")
     return Selector(type_, value)
-
-
-def matches(entry: Iterable[Selector], observed: Iterable[Selector]) -> bool:
-    """Whether a workload showing ``observed`` matches an entry's selectors:
-    it shows every one of them."""
-    return set(entry) <= set(observed)
