@@ -108,11 +108,17 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// startAgent runs the agent and waits until it serves the socket.
+// startAgent runs the agent against srv and waits until it serves the socket.
 func startAgent(t *testing.T, srv *secinfratest.Server, dir, bundle, token string) (*agent, time.Duration) {
 	t.Helper()
+	return startAgentAt(t, srv.URL, dir, bundle, token)
+}
+
+// startAgentAt runs the agent against the server at url.
+func startAgentAt(t *testing.T, url, dir, bundle, token string) (*agent, time.Duration) {
+	t.Helper()
 	args := []string{
-		"-server", srv.URL, "-bundle", bundle, "-data-dir", filepath.Join(dir, "data"),
+		"-server", url, "-bundle", bundle, "-data-dir", filepath.Join(dir, "data"),
 		"-socket", filepath.Join(dir, "agent.sock"), "-sync-interval", "500ms",
 		"-health-addr", "127.0.0.1:0",
 	}

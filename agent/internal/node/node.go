@@ -218,7 +218,7 @@ func RenewAt(s *identity.Snapshot) time.Time {
 }
 
 // Run renews the node SVID at half-life with the SVID itself (mTLS), and
-// retries with backoff until it expires. A revoked node gets
+// retries with backoff (never past a third of the time left) until it expires. A revoked node gets
 // unauthenticated: it keeps trying (an admin may lift the revocation) and
 // says so in the log.
 func (n *Identity) Run(ctx context.Context, client *secinfra.Client, m *metrics.Agent) {
@@ -234,11 +234,13 @@ func (n *Identity) Run(ctx context.Context, client *secinfra.Client, m *metrics.
 		}
 		if err := n.renew(ctx, client); err != nil {
 			m.NodeRenewFailed.Add(1)
-			n.log.Warn("node renewal failed", "error", err.Error(), "retry_in", delay.String(), "not_after", snap.NotAfter)
+			// Never back off past the expiry: try again at least twice in what is left.
+			wait := min(delay, max(time.Until(snap.NotAfter)/3, RetryMin/10))
+			n.log.Warn("node renewal failed", "error", err.Error(), "retry_in", wait.String(), "not_after", snap.NotAfter)
 			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(delay):
+			case <-time.After(wait):
 			}
 			delay = min(2*delay, RetryMax)
 			continue
