@@ -183,15 +183,19 @@ func (a *agent) get(t *testing.T, path string) (int, string) {
 	return resp.StatusCode, string(body)
 }
 
-func (a *agent) stop() {
-	if a.cmd.ProcessState == nil {
-		a.cmd.Process.Signal(syscall.SIGTERM)
+func (a *agent) stop() { stopProcess(a.cmd, a.done, 10*time.Second) }
+
+// stopProcess sends SIGTERM to a process this test started (unless it has
+// ended), waits up to grace for done (its log reader's end), then kills it.
+func stopProcess(cmd *exec.Cmd, done <-chan struct{}, grace time.Duration) {
+	if cmd.ProcessState == nil {
+		cmd.Process.Signal(syscall.SIGTERM)
 	}
 	select {
-	case <-a.done:
-	case <-time.After(10 * time.Second):
-		a.cmd.Process.Kill()
-		<-a.done
+	case <-done:
+	case <-time.After(grace):
+		cmd.Process.Kill()
+		<-done
 	}
 }
 

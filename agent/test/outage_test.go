@@ -75,15 +75,8 @@ func (s *refServer) start(t *testing.T) {
 }
 
 func (s *refServer) stop() {
-	if s.cmd == nil || s.cmd.ProcessState != nil {
-		return
-	}
-	s.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-s.done:
-	case <-time.After(15 * time.Second):
-		s.cmd.Process.Kill()
-		<-s.done
+	if s.cmd != nil {
+		stopProcess(s.cmd, s.done, 15*time.Second)
 	}
 }
 

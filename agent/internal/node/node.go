@@ -36,6 +36,8 @@ const (
 	// RetryMin and RetryMax bound the backoff after a failed renewal.
 	RetryMin = time.Second
 	RetryMax = 30 * time.Second
+	// CallTimeout bounds one renewal call, the SDK's retries included.
+	CallTimeout = 10 * time.Second
 )
 
 // ErrNoIdentity: no usable node identity on disk and no join token to enrol with.
@@ -256,6 +258,8 @@ func (n *Identity) renew(ctx context.Context, client *secinfra.Client) error {
 	if err != nil {
 		return err
 	}
+	ctx, cancel := context.WithTimeout(ctx, CallTimeout)
+	defer cancel()
 	answer, err := client.Identity.RenewCertificate(ctx, &secinfrav1.RenewCertificateRequest{CSRPEM: csr})
 	if err != nil {
 		return err

@@ -30,6 +30,9 @@ const (
 	DefaultTick         = 500 * time.Millisecond
 	// RetryAfterFailure is the least time between two signing tries of one entry.
 	RetryAfterFailure = time.Second
+	// CallTimeout bounds each call to the server (the SDK's retries included),
+	// so that one unreachable server does not stall renewals for 30 s.
+	CallTimeout = 5 * time.Second
 )
 
 // Entry is a registration entry as the agent matches it.
@@ -202,6 +205,8 @@ func (m *Manager) Run(ctx context.Context) {
 }
 
 func (m *Manager) refreshBundle(ctx context.Context, next *State, dirty *bool) time.Duration {
+	ctx, cancel := context.WithTimeout(ctx, CallTimeout)
+	defer cancel()
 	wire, err := m.cfg.Client.Identity.GetTrustBundle(ctx, &secinfrav1.GetTrustBundleRequest{})
 	if err != nil {
 		m.cfg.Log.Warn("bundle refresh failed; serving the bundle held", "error", err.Error())
@@ -224,6 +229,8 @@ func (m *Manager) refreshBundle(ctx context.Context, next *State, dirty *bool) t
 }
 
 func (m *Manager) syncEntries(ctx context.Context, next *State, dirty *bool) bool {
+	ctx, cancel := context.WithTimeout(ctx, CallTimeout)
+	defer cancel()
 	answer, err := m.cfg.Client.Entries.ListNodeEntries(ctx, &secinfrav1.ListNodeEntriesRequest{})
 	if err != nil {
 		m.cfg.Metrics.SyncFailures.Add(1)
@@ -312,6 +319,8 @@ func (m *Manager) sign(ctx context.Context, e Entry) (*SVID, error) {
 	if err != nil {
 		return nil, err
 	}
+	ctx, cancel := context.WithTimeout(ctx, CallTimeout)
+	defer cancel()
 	answer, err := m.cfg.Client.Entries.SignWorkloadSvid(ctx, &secinfrav1.SignWorkloadSvidRequest{EntryID: e.ID, CSRPEM: csr})
 	if err != nil {
 		return nil, err
