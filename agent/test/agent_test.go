@@ -23,6 +23,7 @@ import (
 	"time"
 
 	workloadpb "github.com/spiffe/go-spiffe/v2/proto/spiffe/workload"
+	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 	"github.com/spiffe/go-spiffe/v2/workloadapi"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -296,21 +297,12 @@ func TestAgentServesTheWorkloadAPI(t *testing.T) {
 	a, firstStart := startAgent(t, srv, dir, bundle, srv.JoinToken(t, nodeID))
 	t.Logf("first start (enrolment) to serving: %s", firstStart)
 	sock := filepath.Join(dir, "agent.sock")
-	addr := workloadapi.WithClientOptions(workloadapi.WithAddr("unix://" + sock))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
 	t.Run("x509-source-gets-the-svid-and-sees-a-rotation", func(t *testing.T) {
-		source, err := workloadapi.NewX509Source(ctx, addr)
-		if err != nil {
-			t.Fatalf("X509Source: %v\n%s", err, a.logs)
-		}
-		defer source.Close()
-		first, err := source.GetX509SVID()
-		if err != nil {
-			t.Fatal(err)
-		}
+		source, first := openSource(ctx, t, sock, a)
 		if first.ID.String() != me {
 			t.Fatalf("SPIFFE ID %s, want %s", first.ID, me)
 		}
@@ -321,24 +313,7 @@ func TestAgentServesTheWorkloadAPI(t *testing.T) {
 		if err != nil || len(bundles.X509Authorities()) == 0 {
 			t.Fatalf("bundle: %v", err)
 		}
-		deadline := time.Now().Add(15 * time.Second)
-		for {
-			now, err := source.GetX509SVID()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if now.Certificates[0].SerialNumber.Cmp(first.Certificates[0].SerialNumber) != 0 {
-				// A new chain with its own key: never a new certificate with the old key.
-				if !publicKeysMatch(now.Certificates[0].PublicKey, now.PrivateKey.Public()) {
-					t.Fatal("rotated SVID's key does not match its certificate")
-				}
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("no rotation pushed within 15 s (leaf TTL %s s)\n%s", leafTTL, a.logs)
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
+		awaitRotation(t, source, first, 15*time.Second, a)
 		t.Logf("agent memory after rotation: VmRSS %s", a.rssKiB(t))
 	})
 
@@ -512,6 +487,47 @@ func TestAgentServesTheWorkloadAPI(t *testing.T) {
 			t.Fatalf("no refused signing in the agent's log\n%s", a.logs)
 		}
 	})
+}
+
+// openSource opens a go-spiffe X509Source on the agent's socket (closed at
+// the end of the test) and returns its first SVID.
+func openSource(ctx context.Context, t *testing.T, sock string, a *agent) (*workloadapi.X509Source, *x509svid.SVID) {
+	t.Helper()
+	addr := workloadapi.WithClientOptions(workloadapi.WithAddr("unix://" + sock))
+	source, err := workloadapi.NewX509Source(ctx, addr)
+	if err != nil {
+		t.Fatalf("X509Source: %v\n%s", err, a.logs)
+	}
+	t.Cleanup(func() { source.Close() })
+	first, err := source.GetX509SVID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return source, first
+}
+
+// awaitRotation waits up to within for the source to hold an SVID other
+// than old, whose key matches its certificate (never a new chain with the
+// old key).
+func awaitRotation(t *testing.T, source *workloadapi.X509Source, old *x509svid.SVID, within time.Duration, a *agent) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		now, err := source.GetX509SVID()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if now.Certificates[0].SerialNumber.Cmp(old.Certificates[0].SerialNumber) != 0 {
+			if !publicKeysMatch(now.Certificates[0].PublicKey, now.PrivateKey.Public()) {
+				t.Fatal("the new SVID's key does not match its certificate")
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no new SVID pushed within %s\n%s", within, a.logs)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 func publicKeysMatch(a, b crypto.PublicKey) bool {
