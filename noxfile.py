@@ -30,6 +30,7 @@ nox.options.sessions = [
     "tests-go",
     "tests-interop-go",
     "tests-proxy",
+    "tests-agent",
     "tests-java",
     "tests-ruby",
     "conformance",
@@ -238,6 +239,28 @@ def tests_proxy(session: nox.Session) -> None:
     """secinfra-proxy (proxy/, a module of its own on the Go SDK): gofmt, go vet and the
     race-enabled tests, which run the built proxy against a real reference server."""
     go_checks(session, ROOT / "proxy", reference_server(session))
+
+
+@nox.session(name="tests-agent", python=PYTHON)
+def tests_agent(session: nox.Session) -> None:
+    """secinfra-agent (agent/, a Go module of its own: gRPC and go-spiffe pinned in
+    its go.mod and go.sum): gofmt, go vet, and the race-enabled tests. agent/test
+    builds the real binary and runs it against the reference server, with
+    go-spiffe v2's workloadapi and py-spiffe's client (installed here, pinned) as
+    workloads; as root it also runs clients under other uids (about a minute)."""
+    install(session, "spiffe")
+    env = {
+        **reference_server(session),
+        "SECINFRA_AGENT_TEST_PYTHON": str(Path(session.bin) / "python"),
+    }
+    session.chdir(ROOT / "agent")
+    unformatted = session.run("gofmt", "-l", ".", external=True, silent=True)
+    if unformatted:
+        session.error(f"gofmt would reformat:\n{unformatted}")
+    session.run("go", "vet", "./...", external=True)
+    session.run(
+        "go", "test", "-race", "-count=1", *(session.posargs or ["./..."]), external=True, env=env
+    )
 
 
 @nox.session(name="tests-java", python=False)

@@ -104,6 +104,8 @@ type Client struct {
 	Authz *secinfrav1.AuthzClient
 	// Identity calls secinfra.v1.IdentityService.
 	Identity *secinfrav1.IdentityClient
+	// Entries calls secinfra.v1.EntriesService (registration entries).
+	Entries *secinfrav1.EntriesClient
 
 	transport *transport.Transport
 	pipeline  *call.Pipeline
@@ -472,6 +474,7 @@ func build(serverURL string, source identity.Source, s *settings) (*Client, erro
 		Secrets:   secinfrav1.NewSecretsClient(p),
 		Authz:     secinfrav1.NewAuthzClient(p),
 		Identity:  secinfrav1.NewIdentityClient(p),
+		Entries:   secinfrav1.NewEntriesClient(p),
 		transport: t,
 		pipeline:  p,
 		source:    source,

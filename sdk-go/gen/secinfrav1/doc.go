@@ -5,6 +5,7 @@
 //
 // Generated from:
 //   - secinfra/v1/authz.proto
+//   - secinfra/v1/entries.proto
 //   - secinfra/v1/errors.proto
 //   - secinfra/v1/identity.proto
 //   - secinfra/v1/secrets.proto

@@ -9,6 +9,7 @@ from types import TracebackType
 from typing import Any, TypedDict, Unpack
 
 from ._gen.authz_client import AuthzClient
+from ._gen.entries_client import EntriesClient
 from ._gen.identity_client import IdentityClient
 from ._gen.secrets_client import SecretsClient
 from ._identity._bundle import load_bundle
@@ -62,7 +63,7 @@ class ClientSettings(TypedDict, total=False):
 class Client:
     """Talks to a secinfra server as one workload identity.
 
-    Service clients: :attr:`secrets`, :attr:`authz`, :attr:`identity` (one
+    Service clients: :attr:`secrets`, :attr:`authz`, :attr:`identity`, :attr:`entries` (one
     method per RPC). Thread-safe; create one per process and share it. Every
     default can be set here: retries, deadline and attempt timeout
     (``retry_policy``), the retry budget (``budget_capacity``, ``retry_cost``,
@@ -164,6 +165,7 @@ class Client:
         self.secrets = SecretsClient(self._pipeline)
         self.authz = AuthzClient(self._pipeline)
         self.identity = IdentityClient(self._pipeline)
+        self.entries = EntriesClient(self._pipeline)
 
     @classmethod
     def enrol(

@@ -8,6 +8,8 @@
     printf %s "$VALUE" | secinfra secrets put payments/db/password
     secinfra authz check workload:spiffe://secinfra.local/api reader secret:payments/db
     secinfra agent --out /run/secinfra --join-token "$TOKEN" --exec nginx -s reload
+    secinfra entry create --spiffe-id spiffe://secinfra.local/billing \\
+        --parent-id spiffe://secinfra.local/node/web-1 --selector unix:uid:1000
 
 Connection settings come from flags or the environment: ``--server``
 (``SECINFRA_SERVER``), ``--bundle`` (``SECINFRA_BUNDLE``), and an identity:
@@ -51,6 +53,7 @@ from ._admin_renewal import renew_files, renewal_due
 from ._agent import DEFAULT_EXEC_TIMEOUT_SECONDS, LOG_FIELDS, Agent, utc_text
 from ._client import Client
 from ._gen.authz import BatchCheckItem, Consistency, TupleKey
+from ._gen.entries import Entry, Selector
 from ._gen.secrets import SecretMetadata
 from ._identity._bundle import TrustBundle, bundle_from_wire, load_bundle
 from ._identity._file_sink import (
@@ -881,6 +884,69 @@ def _cmd_join_token_revoke(args: argparse.Namespace, settings: _Settings) -> int
     return _report(args, token, f"revoked join token {token.id} ({token.spiffe_id})")
 
 
+def _selector(text: str) -> Selector:
+    """``unix:uid:1000`` as the API's selector (type ``unix``, value ``uid:1000``);
+    the server checks the value's rule."""
+    type_, sep, value = text.partition(":")
+    if not sep or not type_ or not value:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not TYPE:KEY:VALUE, for example unix:uid:1000 or k8s:ns:payments"
+        )
+    return Selector(type=type_, value=value)
+
+
+def _entry_rows(entries: Sequence[Entry]) -> None:
+    _table(
+        [
+            (
+                e.id,
+                e.spiffe_id,
+                e.parent_id,
+                " ".join(f"{s.type}:{s.value}" for s in e.selectors),
+                str(e.ttl_seconds or "default"),
+                ",".join(e.dns_names) or "-",
+            )
+            for e in entries
+        ],
+        ("ID", "SPIFFE ID", "PARENT", "SELECTORS", "TTL", "DNS NAMES"),
+    )
+
+
+def _cmd_entry(args: argparse.Namespace, settings: _Settings) -> int:
+    with _client(settings) as client:
+        if args.entry_command == "create":
+            entry = client.entries.create_entry(
+                spiffe_id=args.spiffe_id,
+                parent_id=args.parent_id,
+                selectors=args.selector,
+                ttl_seconds=args.ttl,
+                dns_names=args.dns_name or [],
+            )
+        elif args.entry_command == "show":
+            entry = client.entries.get_entry(id=args.id)
+        elif args.entry_command == "delete":
+            entry = client.entries.delete_entry(id=args.id)
+        else:
+            found, _ = _every_page(
+                lambda page: client.entries.list_entries(
+                    parent_id=args.parent_id, spiffe_id=args.spiffe_id, page_token=page
+                ),
+                lambda answer: answer.entries,
+            )
+            if args.json:
+                _print_json({"entries": [_doc(e) for e in found]})
+            elif found:
+                _entry_rows(found)
+            return EXIT_OK
+    if args.json:
+        _print_json(_doc(entry))
+    elif args.entry_command == "delete":
+        print(f"deleted entry {entry.id} ({entry.spiffe_id} on {entry.parent_id})")
+    else:
+        _entry_rows([entry])
+    return EXIT_OK
+
+
 def _cmd_ca(args: argparse.Namespace, settings: _Settings) -> int:
     with _client(settings, refresh_bundle=args.ca_command != "status") as client:
         if args.ca_command == "status":
@@ -1387,6 +1453,35 @@ def build_parser() -> argparse.ArgumentParser:
     _command(tokens, "list", _cmd_join_token_list, "list join tokens (never the tokens)")
     revoke_token = _command(tokens, "revoke", _cmd_join_token_revoke, "revoke an unused token")
     revoke_token.add_argument("id", metavar="ID")
+
+    entry = _group(commands, "entry", "registration entries for node agents (admin)")
+    entry_create = _command(entry, "create", _cmd_entry, "create a registration entry")
+    entry_create.add_argument("--spiffe-id", required=True, metavar="ID", help="the workload's ID")
+    entry_create.add_argument(
+        "--parent-id", required=True, metavar="ID", help="the node agent's SPIFFE ID"
+    )
+    entry_create.add_argument(
+        "--selector",
+        required=True,
+        action="append",
+        type=_selector,
+        metavar="TYPE:KEY:VALUE",
+        help="unix:uid:N, unix:gid:N, unix:path:/bin/x, unix:sha256:HEX, k8s:ns:NS, k8s:sa:SA;"
+        " repeat: a workload must show all",
+    )
+    entry_create.add_argument(
+        "--ttl", type=int, default=0, metavar="S", help="SVID lifetime (server default)"
+    )
+    entry_create.add_argument(
+        "--dns-name", action="append", metavar="NAME", help="a DNS SAN; repeat for more"
+    )
+    entry_list = _command(entry, "list", _cmd_entry, "list entries, oldest first")
+    entry_list.add_argument("--parent-id", default="", metavar="ID", help="only this node's")
+    entry_list.add_argument("--spiffe-id", default="", metavar="ID", help="only for this ID")
+    entry_show = _command(entry, "show", _cmd_entry, "show one entry")
+    entry_show.add_argument("id", metavar="ID")
+    entry_delete = _command(entry, "delete", _cmd_entry, "delete an entry")
+    entry_delete.add_argument("id", metavar="ID")
 
     ca = _group(commands, "ca", "CA status and rotation (admin)")
     _command(ca, "status", _cmd_ca, "the CAs and their states")

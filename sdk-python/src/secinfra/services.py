@@ -1,7 +1,7 @@
 """The service clients: one class per API service, one method per RPC.
 
 A :class:`secinfra.Client` holds one of each (``client.secrets``,
-``client.authz``, ``client.identity``); they are listed here for their
+``client.authz``, ``client.identity``, ``client.entries``); they are listed here for their
 methods and for type annotations, not to be built by hand::
 
     from secinfra.services import SecretsClient
@@ -16,7 +16,8 @@ are generated from ``api/secinfra/v1`` (``nox -s codegen``).
 """
 
 from ._gen.authz_client import AuthzClient
+from ._gen.entries_client import EntriesClient
 from ._gen.identity_client import IdentityClient
 from ._gen.secrets_client import SecretsClient
 
-__all__ = ["AuthzClient", "IdentityClient", "SecretsClient"]
+__all__ = ["AuthzClient", "EntriesClient", "IdentityClient", "SecretsClient"]

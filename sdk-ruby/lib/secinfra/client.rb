@@ -36,6 +36,8 @@ module Secinfra
     attr_reader :authz
     # @return [Secinfra::V1::IdentityClient]
     attr_reader :identity
+    # @return [Secinfra::V1::EntriesClient]
+    attr_reader :entries
     # @return [StaticIdentity, RotatingIdentity] where the identity and bundle come from
     attr_reader :source
 
@@ -95,6 +97,7 @@ module Secinfra
       @secrets = V1::SecretsClient.new(@pipeline)
       @authz = V1::AuthzClient.new(@pipeline)
       @identity = V1::IdentityClient.new(@pipeline)
+      @entries = V1::EntriesClient.new(@pipeline)
     end
 
     # Enrols a new in-process key with a join token or a JWT, then keeps it rotated.

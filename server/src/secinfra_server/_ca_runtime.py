@@ -448,10 +448,12 @@ class CaRuntime:
         kind: str,
         ttl: timedelta | None = None,
         also: Callable[[IssuedSvid], InTransaction] | None = None,
+        dns_names: tuple[str, ...] = (),
     ) -> IssuedSvid:
-        """Sign a workload's SVID (IssueCertificate, RenewCertificate) with the leaf
-        TTL, or ``ttl`` (the admin identity's renewals, and user certificates, have
-        their own).
+        """Sign a workload's SVID (IssueCertificate, RenewCertificate, and
+        SignWorkloadSvid with a registration entry's ``ttl`` and ``dns_names``)
+        with the leaf TTL unless ``ttl`` (the admin identity's renewals and user
+        certificates have their own too).
 
         The one signing path test mode can alter (see :meth:`arm_issuance_fault`):
         the server's own certificate and the admin identity never come from here.
@@ -474,12 +476,15 @@ class CaRuntime:
         try:
             with self._tracing.signing(signer.id, kind, certified) as span:
                 cert = await asyncio.to_thread(
-                    ca.sign_svid,
-                    signer,
-                    csr_pem,
-                    certified,
-                    ttl=self.leaf_ttl if ttl is None else ttl,
-                    now=now,
+                    functools.partial(
+                        ca.sign_svid,
+                        signer,
+                        csr_pem,
+                        certified,
+                        ttl=ttl if ttl is not None else self.leaf_ttl,
+                        now=now,
+                        dns_names=dns_names,
+                    )
                 )
                 span.signed(cert.serial_number)
             issued = IssuedSvid(certificate=cert, spiffe_id=certified)

@@ -14,7 +14,7 @@ import re
 import sqlite3
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any, Final, Generic, Protocol, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -24,11 +24,12 @@ from ._ca_runtime import CaRuntime, IssuedSvid
 from ._clock import Clock
 from ._enrolment_guard import EnrolmentGuard, source_of
 from ._gen import identity as m
+from ._handler_audit import AdminPolicy, AuditedHandlers
 from ._login_api import UserLogin
 from ._rate_limit import retry_after_seconds
 from ._rpc import Handler, Reply, RequestContext, none_match
 from ._svid_message import svid_message
-from .audit import AuditEvent, AuditLog
+from .audit import AuditLog
 from .config import ServerConfig
 from .errors import ApiError
 from .policy import RevocationTarget, leaves_an_admin, unexpired_leaves
@@ -76,14 +77,6 @@ T = TypeVar("T")
 def is_reserved_path(path: str) -> bool:
     """Whether a SPIFFE ID path belongs to the server (``/secinfra`` and below)."""
     return (path.rstrip("/") + "/").startswith(RESERVED_PATH_PREFIX)
-
-
-class AdminPolicy(Protocol):
-    """Decides whether a caller may use admin RPCs."""
-
-    async def is_admin(self, spiffe_id: str) -> bool:
-        """Whether ``spiffe_id`` holds the admin relation."""
-        ...
 
 
 def _state(value: str) -> m.CaState:
@@ -140,8 +133,10 @@ def _status_in(conn: sqlite3.Connection) -> m.CaStatus:
     )
 
 
-class IdentityApi:
+class IdentityApi(AuditedHandlers):
     """The IdentityService RPCs."""
+
+    audit_prefix = "identity"
 
     def __init__(
         self,
@@ -188,37 +183,6 @@ class IdentityApi:
             "activate_ca": self.activate_ca,
             "retire_ca": self.retire_ca,
         }
-
-    def _event(
-        self, ctx: RequestContext, resource: str, outcome: str = "allowed", **details: Any
-    ) -> AuditEvent:
-        return AuditEvent(
-            actor=ctx.peer.spiffe_id if ctx.peer is not None else "anonymous",
-            action=f"identity.{ctx.route.handler}",
-            resource=resource,
-            outcome=outcome,
-            request_id=ctx.request_id,
-            details=details,
-        )
-
-    def _with_audit(self, event: AuditEvent) -> InTransaction:
-        """The write's audit entry, appended in the write's own transaction."""
-
-        def append(conn: sqlite3.Connection) -> None:
-            self._audit.chain.append(conn, event, self._clock.now())
-
-        return append
-
-    async def _require_admin(self, ctx: RequestContext, resource: str) -> ca.Peer:
-        assert ctx.peer is not None
-        if not await self._admin.is_admin(ctx.peer.spiffe_id):
-            await self._audit.record(self._event(ctx, resource, "denied"))
-            raise ApiError(
-                "permission_denied",
-                f"secinfra: auth: {ctx.peer.spiffe_id} may not call"
-                f" {ctx.route.rpc}; it needs the admin relation",
-            )
-        return ctx.peer
 
     # -- enrolment and renewal -------------------------------------------------------
     async def issue_certificate(

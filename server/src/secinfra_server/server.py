@@ -38,6 +38,7 @@ from ._authz_api import AuthzApi
 from ._ca_runtime import CaRuntime, ServerIdentity
 from ._clock import Clock
 from ._enrolment_guard import EnrolmentGuard, EnrolmentLimits
+from ._entries_api import EntriesApi
 from ._http import (
     API_PATHS,
     Dispatcher,
@@ -273,6 +274,7 @@ class Server:
         handlers.update(user_login.handlers())
         handlers.update(SecretsApi(ctx).handlers())
         handlers.update(AuthzApi(ctx).handlers())
+        handlers.update(EntriesApi(ctx).handlers())
         return handlers
 
     def make_policy(self, engine: AuthzEngine) -> AccessPolicy:

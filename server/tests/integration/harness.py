@@ -227,3 +227,20 @@ def verified_audit_rows(data_dir: Path, query: str, params: tuple[Any, ...]) -> 
         return conn.execute(query, params).fetchall()
     finally:
         conn.close()
+
+
+def audit_actions(server: RunningServer) -> list[tuple[str, str, str]]:
+    """Every audit entry's (action, resource, outcome), after the read queue is
+    written and the chain verified."""
+    assert server.server.storage is not None
+    assert server.server.audit is not None
+    server.call(server.server.audit.flush())
+    key = load_audit_key(server.config.audit_key_path)
+
+    def read(conn: Any) -> tuple[audit.VerifyResult, list[tuple[str, str, str]]]:
+        rows = conn.execute("SELECT action, resource, outcome FROM audit_log ORDER BY seq")
+        return audit.verify(conn, key), [(str(a), str(r), str(o)) for a, r, o in rows.fetchall()]
+
+    result, rows = server.call(server.server.storage.read(read))
+    assert result.ok, result.reason
+    return rows

@@ -99,7 +99,7 @@ def test_the_current_model_starts_as_the_builtin_one(admin: Client, workload: Cl
     body = resp.json()
     assert body["id"] == BUILTIN_MODEL_ID
     names = [t["type"] for t in body["model"]["type_definitions"]]
-    assert names == ["workload", "group", "system", "folder", "secret"]
+    assert names == ["workload", "group", "system", "folder", "secret", "registration_entry"]
     assert parse_dsl(body["dsl"]) == parse_model(body["model"])
 
 
@@ -108,7 +108,8 @@ def test_write_a_dsl_model_then_the_same_in_json(admin: Client) -> None:
     assert resp.status == 200, resp.body
     written = resp.json()
     names = [t["type"] for t in written["model"]["type_definitions"]]
-    assert names == ["workload", "group", "system", "folder", "secret", "document"]
+    builtin = ["workload", "group", "system", "folder", "secret", "registration_entry"]
+    assert names == [*builtin, "document"]
     assert written["id"] != BUILTIN_MODEL_ID
     assert parse_dsl(written["dsl"]) == parse_model(written["model"])
     # Idempotent: the same model again (as DSL, then as JSON) has the same id.

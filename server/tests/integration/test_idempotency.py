@@ -302,6 +302,27 @@ def test_every_keyed_rpc_answers_inside_its_write(
     renewed = twice(
         workload, "RenewCertificate", "POST", "/v1/identity:renew", {"csr_pem": csr_pem(new_key())}
     )
+    # A registration entry whose parent is this workload (as a node): it may
+    # have SVIDs signed for it.
+    entry = twice(
+        admin,
+        "CreateEntry",
+        "POST",
+        "/v1/entries",
+        {
+            "spiffe_id": f"spiffe://{td}/w/entry",
+            "parent_id": f"spiffe://{td}/w/k",
+            "selectors": [{"type": "unix", "value": "uid:1000"}],
+        },
+    )
+    twice(
+        workload,
+        "SignWorkloadSvid",
+        "POST",
+        f"/v1/entries/{entry['id']}:sign",
+        {"csr_pem": csr_pem(new_key())},
+    )
+    twice(admin, "DeleteEntry", "DELETE", f"/v1/entries/{entry['id']}")
     workload.close()
     spare = _create(admin, str(uuid.uuid4())).json()["join_token"]["id"]
     twice(admin, "RevokeJoinToken", "DELETE", f"/v1/join-tokens/{spare}")

@@ -10,10 +10,7 @@ from pathlib import Path
 from backends import ON_EACH_BACKEND
 from cryptography import x509
 
-from secinfra_server import audit
-from secinfra_server.crypto import load_audit_key
-
-from .harness import Client, RunningServer, enrol
+from .harness import Client, RunningServer, audit_actions, enrol
 
 WORKLOAD = "spiffe://secinfra.local/workload/a"
 
@@ -28,24 +25,6 @@ def _crl_serials(client: Client) -> set[int]:
             crl = x509.load_pem_x509_crl(block + b"-----END X509 CRL-----\n")
             serials |= {entry.serial_number for entry in crl}
     return serials
-
-
-def _audit_actions(server: RunningServer) -> list[tuple[str, str, str]]:
-    """Every entry (after the read queue is written and the chain verified)."""
-    assert server.server.storage is not None
-    assert server.server.audit is not None
-    server.call(server.server.audit.flush())
-    key = load_audit_key(server.config.audit_key_path)
-
-    def read(conn: object) -> tuple[audit.VerifyResult, list[tuple[str, str, str]]]:
-        rows = conn.execute(  # type: ignore[attr-defined]
-            "SELECT action, resource, outcome FROM audit_log ORDER BY seq"
-        ).fetchall()
-        return audit.verify(conn, key), [(str(a), str(r), str(o)) for a, r, o in rows]  # type: ignore[arg-type]
-
-    result, rows = server.call(server.server.storage.read(read))
-    assert result.ok, result.reason
-    return rows
 
 
 @ON_EACH_BACKEND
@@ -95,7 +74,7 @@ def test_revoke_lift_and_enrol_again(server: RunningServer, admin: Client, tmp_p
     again = admin.request("POST", "/v1/revocations:lift", {"spiffe_id": WORKLOAD})
     assert again.status == 404
     assert again.code == "not_found"
-    rows = _audit_actions(server)
+    rows = audit_actions(server)
     assert ("identity.lift_revocation", WORKLOAD, "allowed") in rows
     assert ("identity.lift_revocation", WORKLOAD, "error") in rows
     assert metric_lost(server) == 0
@@ -118,4 +97,4 @@ def test_lift_needs_admin_and_a_spiffe_id(
     missing = admin.request("POST", "/v1/revocations:lift", {})
     assert missing.status == 400
     assert missing.json()["error"]["details"]["field"] == "spiffe_id"
-    assert ("identity.lift_revocation", WORKLOAD, "denied") in _audit_actions(server)
+    assert ("identity.lift_revocation", WORKLOAD, "denied") in audit_actions(server)

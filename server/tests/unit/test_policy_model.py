@@ -23,6 +23,7 @@ from secinfra_server.policy import (
     merge_user_model,
     model_id,
     validate_builtin_tuple,
+    with_current_builtins,
 )
 
 USER_DSL = """model
@@ -81,7 +82,14 @@ def test_json_models_render_to_the_same_model() -> None:
 
 
 def test_builtin_model_types_and_default_id() -> None:
-    assert {"workload", "group", "system", "folder", "secret"} == BUILTIN_TYPES
+    assert {
+        "workload",
+        "group",
+        "system",
+        "folder",
+        "secret",
+        "registration_entry",
+    } == BUILTIN_TYPES
     assert model_id(BUILTIN_MODEL) == BUILTIN_MODEL_ID
     assert len(BUILTIN_MODEL_ID) == 64
 
@@ -89,8 +97,30 @@ def test_builtin_model_types_and_default_id() -> None:
 def test_merged_model_has_builtin_types_first_then_the_users() -> None:
     merged = merge_user_model(dsl=USER_DSL)
     names = [t.name for t in merged.type_definitions]
-    assert names == ["workload", "group", "system", "folder", "secret", "document"]
+    builtin = ["workload", "group", "system", "folder", "secret", "registration_entry"]
+    assert names == [*builtin, "document"]
     assert merged.relation("secret", "reader") == BUILTIN_MODEL.relation("secret", "reader")
+
+
+def test_model_stored_before_a_builtin_type_gets_it_on_load() -> None:
+    # A merged model written by an older server: the built-in types of then
+    # (no registration_entry) and the user's. Loaded, it decides the server's
+    # questions with today's built-in types, and keeps the user's.
+    merged: Any = merge_user_model(dsl=USER_DSL).to_dict()
+    merged["type_definitions"] = [
+        t for t in merged["type_definitions"] if t["type"] != "registration_entry"
+    ]
+    old = parse_model(merged)
+    assert "registration_entry" not in {t.name for t in old.type_definitions}
+    loaded = with_current_builtins(old)
+    assert loaded == merge_user_model(dsl=USER_DSL)
+    assert loaded.relation("registration_entry", "node") is not None
+
+
+def test_entry_node_tuple_is_managed_by_the_entry_service() -> None:
+    key = TupleKey("workload:spiffe://td/node", "node", "registration_entry:" + "a" * 32)
+    with pytest.raises(TupleError, match="EntriesService"):
+        validate_builtin_tuple(key)
 
 
 def test_dsl_and_json_of_one_model_get_one_id() -> None:

@@ -4,6 +4,8 @@
 # Loads every generated model and service client.
 require_relative "authz"
 require_relative "authz_client"
+require_relative "entries"
+require_relative "entries_client"
 require_relative "errors"
 require_relative "identity"
 require_relative "identity_client"

@@ -65,8 +65,10 @@ def sign_svid(
     *,
     ttl: timedelta = DEFAULT_SVID_TTL,
     now: datetime,
+    dns_names: Iterable[str] = (),
 ) -> x509.Certificate:
-    """Validate ``csr`` (PEM or DER) and sign an X509-SVID for ``spiffe_id``.
+    """Validate ``csr`` (PEM or DER) and sign an X509-SVID for ``spiffe_id``
+    (plus ``dns_names`` as DNS SANs: a registration entry's names).
 
     Raises an InvalidCSR subclass for a bad CSR, InvalidArgument for a SPIFFE ID
     outside the CA's trust domain, without a path, or equal to the server's own
@@ -74,7 +76,10 @@ def sign_svid(
     is not active or has expired.
     """
     request = load_csr(csr)
-    return _sign_leaf(ca, _public_key(request), _workload_id(ca, spiffe_id), [], ttl=ttl, now=now)
+    extra = _dns_sans(dns_names)
+    return _sign_leaf(
+        ca, _public_key(request), _workload_id(ca, spiffe_id), extra, ttl=ttl, now=now
+    )
 
 
 def sign_server_svid(
@@ -97,10 +102,7 @@ def sign_server_svid(
     (``_issuance_faults.ServingFault``)."""
     request = load_csr(csr)
     extra: list[x509.GeneralName] = [x509.UniformResourceIdentifier(uri) for uri in extra_uris]
-    for name in dns_names:
-        if not name or not name.isascii() or any(c.isspace() for c in name):
-            raise InvalidArgument("DNS names must be non-empty ASCII (A-labels)")
-        extra.append(x509.DNSName(name.lower()))
+    extra += _dns_sans(dns_names)
     for address in ip_addresses:
         try:
             extra.append(x509.IPAddress(ipaddress.ip_address(address)))
@@ -124,6 +126,15 @@ def build_csr(private_key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> by
         .sign(private_key, digest)
     )
     return request.public_bytes(serialization.Encoding.DER)
+
+
+def _dns_sans(dns_names: Iterable[str]) -> list[x509.GeneralName]:
+    names: list[x509.GeneralName] = []
+    for name in dns_names:
+        if not name or not name.isascii() or any(c.isspace() for c in name):
+            raise InvalidArgument("DNS names must be non-empty ASCII (A-labels)")
+        names.append(x509.DNSName(name.lower()))
+    return names
 
 
 def _public_key(request: x509.CertificateSigningRequest) -> AllowedPublicKey:

@@ -12,6 +12,9 @@ decides with:
   ``reader``; both are inherited from every enclosing folder
   (``secret:payments/db/password`` from ``folder:payments/db/`` and
   ``folder:payments/``). Folder ids are secret-name prefixes ending in ``/``.
+- ``registration_entry``: ``node`` is the node agent that may get SVIDs signed
+  for the entry. The EntriesService writes it with the entry and deletes it with
+  the entry, in the same transaction; WriteTuples refuses to write it.
 
 The ``parent`` and ``system`` links of folders and secrets are **structural**:
 the SQLite reader derives them from names (see
@@ -47,7 +50,10 @@ from ._builtin_model import (
     BUILTIN_MODEL,
     BUILTIN_MODEL_ID,
     BUILTIN_TYPES,
+    ENTRY_ID_PATTERN,
+    ENTRY_TYPE,
     GROUP_TYPE,
+    NODE_RELATION,
     READER_RELATION,
     WORKLOAD_TYPE,
     WRITER_RELATION,
@@ -56,6 +62,7 @@ from ._builtin_model import (
     model_id,
     stored_json,
     validate_builtin_tuple,
+    with_current_builtins,
 )
 from ._engine import AuthzEngine, RevisionTooNew, Snapshot
 from ._last_admin import IssuedLeaf, RevocationTarget, leaves_an_admin, unexpired_leaves
@@ -66,7 +73,10 @@ __all__ = [
     "BUILTIN_MODEL",
     "BUILTIN_MODEL_ID",
     "BUILTIN_TYPES",
+    "ENTRY_ID_PATTERN",
+    "ENTRY_TYPE",
     "GROUP_TYPE",
+    "NODE_RELATION",
     "READER_RELATION",
     "WORKLOAD_TYPE",
     "WRITER_RELATION",
@@ -84,4 +94,5 @@ __all__ = [
     "stored_json",
     "unexpired_leaves",
     "validate_builtin_tuple",
+    "with_current_builtins",
 ]

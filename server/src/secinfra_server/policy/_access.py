@@ -27,7 +27,14 @@ from ..storage.authz_tables import (
     SYSTEM_ROOT,
     SYSTEM_TYPE,
 )
-from ._builtin_model import ADMIN_RELATION, READER_RELATION, WORKLOAD_TYPE, WRITER_RELATION
+from ._builtin_model import (
+    ADMIN_RELATION,
+    ENTRY_TYPE,
+    NODE_RELATION,
+    READER_RELATION,
+    WORKLOAD_TYPE,
+    WRITER_RELATION,
+)
 from ._engine import AuthzEngine, Snapshot
 
 log = logging.getLogger("secinfra.authz")
@@ -50,6 +57,11 @@ class AccessPolicy(Protocol):
 
     async def readable_secrets(self, spiffe_id: str, names: Sequence[str]) -> list[str]:
         """The subset of ``names`` the caller may see, in the given order."""
+        ...
+
+    async def can_sign_for_entry(self, spiffe_id: str, entry_id: str) -> bool:
+        """Whether the caller (a node agent) may get SVIDs signed for the
+        registration entry ``entry_id``: whether it is the entry's node."""
         ...
 
 
@@ -80,6 +92,10 @@ class EnginePolicy:
     async def can_write_secret(self, spiffe_id: str, name: str) -> bool:
         """Whether the caller is a ``writer`` of ``secret:<name>``."""
         return await self._decide(spiffe_id, WRITER_RELATION, SECRET_TYPE, f"{SECRET_TYPE}:{name}")
+
+    async def can_sign_for_entry(self, spiffe_id: str, entry_id: str) -> bool:
+        """Whether the caller is the ``node`` of ``registration_entry:<entry_id>``."""
+        return await self._decide(spiffe_id, NODE_RELATION, ENTRY_TYPE, f"{ENTRY_TYPE}:{entry_id}")
 
     async def readable_secrets(self, spiffe_id: str, names: Sequence[str]) -> list[str]:
         """The names the caller may read, in order: one snapshot and one memo for

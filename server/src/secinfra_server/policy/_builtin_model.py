@@ -37,6 +37,11 @@ GROUP_TYPE: Final = "group"
 ADMIN_RELATION: Final = "admin"
 READER_RELATION: Final = "reader"
 WRITER_RELATION: Final = "writer"
+#: A registration entry (see ``_entries_api``); its one relation, ``node``,
+#: is the node agent that may get SVIDs signed for it.
+ENTRY_TYPE: Final = "registration_entry"
+NODE_RELATION: Final = "node"
+ENTRY_ID_PATTERN: Final = re.compile(r"[0-9a-f]{32}")
 
 BUILTIN_DSL: Final = """\
 model
@@ -65,6 +70,10 @@ type secret
     define parent: [folder]
     define writer: [workload, group#member] or writer from parent or admin from system
     define reader: [workload, group#member] or writer or reader from parent
+
+type registration_entry
+  relations
+    define node: [workload]
 """
 
 BUILTIN_MODEL: Final = parse_dsl(BUILTIN_DSL)
@@ -95,6 +104,17 @@ def stored_json(model: AuthorizationModel) -> str:
 BUILTIN_MODEL_ID: Final = model_id(BUILTIN_MODEL)
 
 
+def with_current_builtins(model: AuthorizationModel) -> AuthorizationModel:
+    """A stored merged model with this server's built-in types in place of the
+    ones it was stored with: a model written before a built-in type was added
+    (``registration_entry``) decides the server's own questions as a new one
+    does. User types cannot be named like built-in ones, so none is lost."""
+    user_types = [t for t in model.type_definitions if t.name not in BUILTIN_TYPES]
+    return AuthorizationModel(
+        (*BUILTIN_MODEL.type_definitions, *user_types), conditions=model.conditions
+    )
+
+
 def _builtin_collision(name: str, line: int | None = None) -> ModelError:
     return ModelError(
         "this type is built in: the server defines it and adds it to every model; "
@@ -123,10 +143,7 @@ def merge_user_model(
     else:
         assert model is not None
         merged = _merge_json(model)
-    user_types = [t for t in merged.type_definitions if t.name not in BUILTIN_TYPES]
-    return AuthorizationModel(
-        (*BUILTIN_MODEL.type_definitions, *user_types), conditions=merged.conditions
-    )
+    return with_current_builtins(merged)
 
 
 def _merge_json(model: Mapping[str, object]) -> AuthorizationModel:
@@ -178,6 +195,13 @@ def validate_builtin_tuple(key: TupleKey) -> None:
     if is_structural(key.object_type, key.relation):
         raise TupleError(
             "relation is structural: the server derives it from names; it cannot be written",
+            type_name=key.object_type,
+            relation=key.relation,
+        )
+    if key.object_type == ENTRY_TYPE:
+        raise TupleError(
+            "relation is managed by the EntriesService: CreateEntry writes it and DeleteEntry"
+            " deletes it; it cannot be written directly",
             type_name=key.object_type,
             relation=key.relation,
         )

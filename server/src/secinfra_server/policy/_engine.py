@@ -38,7 +38,13 @@ from ..storage.authz_tables import (
     load_model_json,
     mark_bootstrapped,
 )
-from ._builtin_model import ADMIN_RELATION, BUILTIN_MODEL, BUILTIN_MODEL_ID, WORKLOAD_TYPE
+from ._builtin_model import (
+    ADMIN_RELATION,
+    BUILTIN_MODEL,
+    BUILTIN_MODEL_ID,
+    WORKLOAD_TYPE,
+    with_current_builtins,
+)
 
 log = logging.getLogger("secinfra.authz")
 
@@ -170,7 +176,7 @@ class AuthzEngine:
         text = load_model_json(conn, wanted)
         if text is None:
             return None
-        model = parse_model(json.loads(text))
+        model = with_current_builtins(parse_model(json.loads(text)))
         with self._models_lock:
             self._models[wanted] = model
             while len(self._models) > MODEL_CACHE_SIZE:

@@ -166,6 +166,22 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     """
     ALTER TABLE authz_tuples ADD COLUMN condition_json TEXT NOT NULL DEFAULT ''
     """,
+    # 6: registration entries (see storage/entry_tables.py).
+    """
+    CREATE TABLE registration_entries (
+        id TEXT PRIMARY KEY,
+        spiffe_id TEXT NOT NULL,
+        parent_id TEXT NOT NULL,
+        selectors TEXT NOT NULL,
+        ttl_seconds INTEGER NOT NULL,
+        dns_names TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        UNIQUE (parent_id, spiffe_id, selectors)
+    );
+    CREATE INDEX registration_entries_by_parent
+        ON registration_entries (parent_id, created_ms, id);
+    CREATE INDEX registration_entries_by_age ON registration_entries (created_ms, id)
+    """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 

@@ -1,6 +1,7 @@
 package dev.secinfra;
 
 import dev.secinfra.gen.AuthzClient;
+import dev.secinfra.gen.EntriesClient;
 import dev.secinfra.gen.IdentityClient;
 import dev.secinfra.gen.SecretsClient;
 import dev.secinfra.identity.IdentitySnapshot;
@@ -61,6 +62,7 @@ public final class SecinfraClient implements AutoCloseable {
   private final SecretsClient secrets;
   private final AuthzClient authz;
   private final IdentityClient identity;
+  private final EntriesClient entries;
 
   private SecinfraClient(Builder b) {
     this.endpoints =
@@ -122,6 +124,7 @@ public final class SecinfraClient implements AutoCloseable {
     this.secrets = new SecretsClient(pipeline);
     this.authz = new AuthzClient(pipeline);
     this.identity = new IdentityClient(pipeline);
+    this.entries = new EntriesClient(pipeline);
     identitySource.attach(identity, transport, cache::clear);
     b.listeners.forEach(identitySource::subscribe);
     dev.secinfra.identity.FileSink sink = null;
@@ -231,6 +234,15 @@ public final class SecinfraClient implements AutoCloseable {
    */
   public IdentityClient identity() {
     return identity;
+  }
+
+  /**
+   * The entry service (registration entries for node agents).
+   *
+   * @return its client
+   */
+  public EntriesClient entries() {
+    return entries;
   }
 
   /**
