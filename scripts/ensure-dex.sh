@@ -13,8 +13,12 @@ if [[ -n "${SECINFRA_DEX:-}" ]]; then
 fi
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 out="$REPO_ROOT/.cache/dex/$DEX_VERSION/dex"
+mkdir -p "$(dirname "$out")"
+# One build at a time: scripts/test.sh starts one in the background at the
+# start of the run, and the server tests' call waits here for it to finish.
+exec 9>"$out.lock"
+flock 9
 if [[ ! -x "$out" ]]; then
-  mkdir -p "$(dirname "$out")"
   echo "building Dex $DEX_VERSION into $out (once)" >&2
   (
     cd "$REPO_ROOT/interop/dex"
