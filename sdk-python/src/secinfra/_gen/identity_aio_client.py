@@ -6,14 +6,13 @@ The method descriptors are identity_client's.
 
 from __future__ import annotations
 
-
 from .._rpc import AsyncInvoker, CallOptions
 from . import identity as _identity
 from .identity_client import (
     IDENTITY_SERVICE_ACTIVATE_CA,
     IDENTITY_SERVICE_CREATE_JOIN_TOKEN,
-    IDENTITY_SERVICE_GET_CALLER_IDENTITY,
     IDENTITY_SERVICE_GET_CA_STATUS,
+    IDENTITY_SERVICE_GET_CALLER_IDENTITY,
     IDENTITY_SERVICE_GET_CRL,
     IDENTITY_SERVICE_GET_TRUST_BUNDLE,
     IDENTITY_SERVICE_ISSUE_CERTIFICATE,

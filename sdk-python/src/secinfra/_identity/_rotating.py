@@ -34,7 +34,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from .._rpc import CallOptions
 from .._runtime._clock import Clock, SystemClock
-from .._runtime._steps import run_steps
 from .._runtime._rotation import (
     DEFAULT_ROTATION_POLICY,
     RotationPolicy,
@@ -44,6 +43,7 @@ from .._runtime._rotation import (
     renewal_retry_delay,
     renewal_time,
 )
+from .._runtime._steps import run_steps
 from ..errors import IdentityExpired, SecinfraError
 from ._bundle import TrustBundle, bundle_from_wire, chains_to_bundle, server_id_for
 from ._events import EventDispatcher, RotationEvent, RotationKind, Subscriber
@@ -229,9 +229,7 @@ class RotationRules:
         key = new_private_key()
         answer = yield IdentityRpc("renew_certificate", {"csr_pem": build_csr(key)})
         assert answer.svid is not None
-        identity = yield from self._set_identity(
-            answer.svid.cert_chain_pem, key, renewing=current
-        )
+        identity = yield from self._set_identity(answer.svid.cert_chain_pem, key, renewing=current)
         self._events.emit(RotationEvent(RotationKind.RENEWED, identity, self.bundle()))
 
     def _fetch_bundle(self) -> RotationSteps:

@@ -16,8 +16,8 @@ import logging
 from typing import TYPE_CHECKING, Any, Final
 
 from .._identity._rotating import IdentityRpc, Reenrol, RotationRules, RotationSteps
-from .._runtime._steps import run_steps_async
 from .._identity._snapshot import X509Identity
+from .._runtime._steps import run_steps_async
 from ..errors import SecinfraError
 
 if TYPE_CHECKING:

@@ -234,4 +234,3 @@ async def _connected(
 def _as_verification(exc: BaseException) -> ssl.SSLCertVerificationError:
     """A verification error for a certificate failure aiohttp reports without one."""
     return ssl.SSLCertVerificationError(str(exc))
-
