@@ -95,6 +95,13 @@ class Adapter:
 
     # -- ops -----------------------------------------------------------------------
     def configure(self, msg: protocol.ConfigureRequest) -> tuple[protocol.IdentitySnapshot, None]:
+        url, settings = self.settings(msg)
+        self.client = secinfra.Client.enrol(url, **settings)
+        self.client.on_rotation(self._record)
+        return self.identity()
+
+    def settings(self, msg: protocol.ConfigureRequest) -> tuple[str | list[str], dict[str, Any]]:
+        """The URL(s) and the ``enrol`` keywords ``configure`` asks for."""
         if self.client is not None:
             raise AdapterError("configure was already called")
         options = msg.options or protocol.ClientDefaults()
@@ -133,14 +140,7 @@ class Adapter:
             extra["observers"] = observers
         # Several endpoints (spec 12.1) when the runner gives them; else the one URL.
         url: str | list[str] = list(msg.endpoints) if msg.endpoints else msg.server_url
-        self.client = secinfra.Client.enrol(
-            url,
-            bundle_pem=msg.bundle_pem,
-            retry_policy=policy,
-            **extra,
-        )
-        self.client.on_rotation(self._record)
-        return self.identity()
+        return url, {"bundle_pem": msg.bundle_pem, "retry_policy": policy, **extra}
 
     def _record(self, event: secinfra.RotationEvent) -> None:
         identity = event.identity
@@ -222,8 +222,14 @@ class Adapter:
         result, error = mtls_ops.call(self._client().source, msg)
         return protocol.MtlsCallAnswer(id=msg.id, ok=error is None, result=result, error=error)
 
+    def close(self) -> None:
+        """Stop what the adapter started (at shutdown or end of input)."""
+        self.mtls_stop(0)
+        if self.client is not None:
+            self.client.close()
+
     # -- helpers -------------------------------------------------------------------
-    def _client(self) -> secinfra.Client:
+    def _client(self) -> Any:
         if self.client is None:
             raise AdapterError("configure first")
         return self.client
@@ -261,10 +267,10 @@ def _call_options(options: protocol.CallOverrides | None) -> secinfra.CallOption
 def _captured_call(method: Any, kwargs: dict[str, Any]) -> Answer:
     with secinfra.capture() as captured:
         value = method(**kwargs)
-    return value.to_json(), (_meta(captured.last) if captured.calls else None)
+    return value.to_json(), (meta_of(captured.last) if captured.calls else None)
 
 
-def _meta(meta: secinfra.ResponseMeta) -> protocol.CallMeta:
+def meta_of(meta: secinfra.ResponseMeta) -> protocol.CallMeta:
     return protocol.CallMeta(
         from_cache=meta.from_cache,
         stale=meta.stale,
@@ -314,8 +320,10 @@ def answer(op: str, ident: int, fn: Callable[[], Answer]) -> Any:
     return protocol.IdentityAnswer(id=ident, ok=ok, result=result, error=error)
 
 
-def main() -> int:
-    adapter = Adapter()
+def main(adapter: Adapter | None = None, sdk: str = SDK) -> int:
+    """Serve the protocol on stdin/stdout with ``adapter`` (default: the sync
+    client's) for the matrix column ``sdk``."""
+    adapter = adapter if adapter is not None else Adapter()
     out = sys.stdout
     lock = threading.Lock()
 
@@ -328,7 +336,7 @@ def main() -> int:
         protocol.HelloLine(
             hello=protocol.Hello(
                 protocol=PROTOCOL,
-                sdk=SDK,
+                sdk=sdk,
                 sdk_version=secinfra.__version__,
                 ops=OPS,
                 features=FEATURES,
@@ -378,9 +386,7 @@ def main() -> int:
             send(_adapter_error(ident, "AdapterError", f"{type(exc).__name__}: {exc}"))
             continue
         send(reply)
-    adapter.mtls_stop(0)
-    if adapter.client is not None:
-        adapter.client.close()
+    adapter.close()
     return 0
 
 
