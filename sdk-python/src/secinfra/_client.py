@@ -25,7 +25,7 @@ from ._runtime._budget import (
     RetryBudget,
 )
 from ._runtime._cache import DEFAULT_MAX_ENTRIES, ResponseCache
-from ._runtime._call import CallPipeline
+from ._runtime._call import CallPipeline, CallRules
 from ._runtime._clock import Clock, SystemClock
 from ._runtime._endpoints import (
     ENDPOINT_COOLDOWN,
@@ -155,7 +155,47 @@ class ClientSettings(TypedDict, total=False):
     rng: random.Random | None
 
 
-class Client:
+class ClientViews:
+    """What the sync and asyncio clients show of their parts, alike."""
+
+    _pipeline: CallRules[Any, Any]
+    _rotation_policy: RotationPolicy
+    _source: Any
+
+    @property
+    def budget(self) -> RetryBudget:
+        """This client's retry budget (its own; never shared with another client)."""
+        return self._pipeline.budget
+
+    @property
+    def endpoints(self) -> tuple[EndpointState, ...]:
+        """Every endpoint in this client's order (home first), with its endpoint
+        failures in a row and when its cooldown ends (spec 12.8.4)."""
+        return self._pipeline.endpoints.states()
+
+    @property
+    def cache(self) -> ResponseCache[Any]:
+        """This client's response cache."""
+        return self._pipeline.cache
+
+    @property
+    def rotation_policy(self) -> RotationPolicy:
+        """When this client's identity is renewed and its trust bundle refreshed."""
+        return self._rotation_policy
+
+    @property
+    def source(self) -> Any:
+        """Where this client's identity and trust bundle come from (an
+        `IdentitySource`; in ``secinfra.aio``, its async twin)."""
+        return self._source
+
+    def on_rotation(self, callback: Subscriber) -> None:
+        """Call ``callback(event)`` after every enrolment, renewal, failed renewal,
+        expiry and trust-bundle change."""
+        self._source.subscribe(callback)
+
+
+class Client(ClientViews):
     """Talks to a secinfra server as one workload identity.
 
     Service clients: :attr:`secrets`, :attr:`authz`, :attr:`identity` (one
@@ -308,35 +348,10 @@ class Client:
         return cls(url, source, **settings)
 
     @property
-    def budget(self) -> RetryBudget:
-        """This client's retry budget (its own; never shared with another client)."""
-        return self._pipeline.budget
-
-    @property
-    def endpoints(self) -> tuple[EndpointState, ...]:
-        """Every endpoint in this client's order (home first), with its endpoint
-        failures in a row and when its cooldown ends (spec 12.8.4)."""
-        return self._pipeline.endpoints.states()
-
-    @property
-    def cache(self) -> ResponseCache[Any]:
-        """This client's response cache."""
-        return self._pipeline.cache
-
-    @property
-    def rotation_policy(self) -> RotationPolicy:
-        """When this client's identity is renewed and its trust bundle refreshed."""
-        return self._rotation_policy
-
-    @property
     def source(self) -> IdentitySource:
         """Where this client's identity and trust bundle come from."""
-        return self._source
-
-    def on_rotation(self, callback: Subscriber) -> None:
-        """Call ``callback(event)`` after every enrolment, renewal, failed renewal,
-        expiry and trust-bundle change."""
-        self._source.subscribe(callback)
+        source: IdentitySource = self._source
+        return source
 
     def close(self) -> None:
         """Stop rotating, close connections and drop every cached response."""

@@ -123,6 +123,10 @@ class RotationRules:
         self._bundle_due: datetime = self._clock.now()
         self._expired_reported = False
         self._events = EventDispatcher()
+        self._start_driver()
+
+    def _start_driver(self) -> None:
+        """The driver's own state (its client, loop, re-enrolment flight)."""
 
     @property
     def rotation_policy(self) -> RotationPolicy:
@@ -379,27 +383,7 @@ class RotatingIdentity(RotationRules):
     background thread. Call :meth:`start` once (after :meth:`attach`) and
     :meth:`close` when done."""
 
-    def __init__(
-        self,
-        bundle: TrustBundle,
-        *,
-        join_token: str | None = None,
-        jwt: str | JwtProvider | None = None,
-        server_id: str | None = None,
-        clock: Clock | None = None,
-        rng: random.Random | None = None,
-        rotation_policy: RotationPolicy = DEFAULT_ROTATION_POLICY,
-    ) -> None:
-        """``rotation_policy`` says when to renew, retry and refresh (spec 9, 10)."""
-        super().__init__(
-            bundle,
-            join_token=join_token,
-            jwt=jwt,
-            server_id=server_id,
-            clock=clock,
-            rng=rng,
-            rotation_policy=rotation_policy,
-        )
+    def _start_driver(self) -> None:
         self._reenrolment: Future[X509Identity] | None = None
         """The re-enrolment in flight (spec 9.7.2), or the last one, done."""
         self._client: IdentityClient | None = None

@@ -86,13 +86,20 @@ __all__ = ["CallPipeline", "CallRules", "Hit"]
 R = TypeVar("R", bound=ResponseMessage)
 T = TypeVar("T")
 #: What a transport is to the rules: the sync `HttpTransport` or the asyncio one.
-TransportT = TypeVar("TransportT")
+TransportT = TypeVar("TransportT", bound="_HasEndpoints")
 
 
 class _BundleHolder(Protocol):
     """What the rules read of an identity source (sync or asyncio)."""
 
     def bundle(self) -> TrustBundle: ...
+
+
+class _HasEndpoints(Protocol):
+    """What the rules read of a transport (sync or asyncio)."""
+
+    @property
+    def endpoints(self) -> EndpointSet: ...
 
 
 SourceT = TypeVar("SourceT", bound=_BundleHolder)
@@ -128,13 +135,13 @@ class CallRules(Generic[TransportT, SourceT]):
         transport: TransportT,
         source: SourceT,
         *,
-        endpoints: EndpointSet,
         policy: RetryPolicy = DEFAULT_RETRY_POLICY,
         budget: RetryBudget | None = None,
         cache: ResponseCache[Any] | None = None,
         clock: Clock | None = None,
         rng: random.Random | None = None,
         use_cache: bool = True,
+        endpoints: EndpointSet | None = None,
         observers: Sequence[Observer] = (),
     ) -> None:
         """``use_cache`` is the client-wide default; ``CallOptions.use_cache`` wins per call.
@@ -142,10 +149,11 @@ class CallRules(Generic[TransportT, SourceT]):
         ``source`` is the transport's identity source, asked for a bundle
         refresh when the server's chain fails verification (spec 10.3).
         ``endpoints`` chooses each attempt's endpoint and keeps their cooldowns
-        (spec 12). ``observers`` are told of every call, in this order (spec 14).
+        (spec 12); default: the transport's. ``observers`` are told of every
+        call, in this order (spec 14).
         """
         self._transport = transport
-        self._endpoints = endpoints
+        self._endpoints = endpoints if endpoints is not None else transport.endpoints
         self._source = source
         self._policy = policy
         self._budget = budget if budget is not None else RetryBudget()
@@ -156,6 +164,11 @@ class CallRules(Generic[TransportT, SourceT]):
         self._rng = rng if rng is not None else random.SystemRandom()
         self._use_cache = use_cache
         self._notifier = Notifier(observers) if observers else None
+        self._flights = self._new_flights()
+
+    def _new_flights(self) -> Any:
+        """The driver's single-flight (threads: `SingleFlight`)."""
+        return SingleFlight()
 
     @property
     def cache(self) -> ResponseCache[Any]:
@@ -178,6 +191,22 @@ class CallRules(Generic[TransportT, SourceT]):
         return self._use_cache
 
     # -- the call --------------------------------------------------------------------
+    def _start(
+        self,
+        method: MethodDescriptor,
+        request: RequestMessage,
+        response_type: type[R],
+        options: CallOptions | None,
+    ) -> Hit[R] | Steps[R]:
+        """A fresh cache hit (the hot path, with no observer), else the call's steps."""
+        key: Hashable | None = None
+        if self._notifier is None:
+            hit = self._fresh_hit(method, request, options)
+            if isinstance(hit, Hit):
+                return hit
+            key = hit
+        return self._steps(method, request, response_type, options, key)
+
     def _fresh_hit(
         self,
         method: MethodDescriptor,
@@ -624,35 +653,6 @@ class CallPipeline(CallRules[HttpTransport, IdentitySource]):
     the clock's ``sleep`` and a thread-safe single-flight.
     """
 
-    def __init__(
-        self,
-        transport: HttpTransport,
-        source: IdentitySource,
-        *,
-        policy: RetryPolicy = DEFAULT_RETRY_POLICY,
-        budget: RetryBudget | None = None,
-        cache: ResponseCache[Any] | None = None,
-        clock: Clock | None = None,
-        rng: random.Random | None = None,
-        use_cache: bool = True,
-        endpoints: EndpointSet | None = None,
-        observers: Sequence[Observer] = (),
-    ) -> None:
-        """As `CallRules`; ``endpoints`` defaults to the transport's."""
-        super().__init__(
-            transport,
-            source,
-            endpoints=endpoints if endpoints is not None else transport.endpoints,
-            policy=policy,
-            budget=budget,
-            cache=cache,
-            clock=clock,
-            rng=rng,
-            use_cache=use_cache,
-            observers=observers,
-        )
-        self._flights = SingleFlight()
-
     def close(self) -> None:
         """Drop every cache entry and close every pooled connection (spec 7.11.3)."""
         self._cache.clear()
@@ -666,18 +666,11 @@ class CallPipeline(CallRules[HttpTransport, IdentitySource]):
         options: CallOptions | None,
     ) -> R:
         """Make one RPC call (see the module docstring)."""
-        key: Hashable | None = None
-        if self._notifier is None:
-            hit = self._fresh_hit(method, request, options)
-            if isinstance(hit, Hit):
-                value: R = hit.value
-                return value
-            key = hit
-        return self._run(self._steps(method, request, response_type, options, key))
-
-    def _run(self, steps: Steps[T]) -> T:
-        """Perform ``steps`` with threads, to their result."""
-        return run_steps(steps, self._perform)
+        started = self._start(method, request, response_type, options)
+        if isinstance(started, Hit):
+            value: R = started.value
+            return value
+        return run_steps(started, self._perform)
 
     def _perform(self, step: Step) -> Any:
         if isinstance(step, SendAttempt):
@@ -699,7 +692,9 @@ class CallPipeline(CallRules[HttpTransport, IdentitySource]):
         if isinstance(step, RefreshBundle):
             return self._source.refresh_bundle()
         fetch = step.fetch
-        return self._flights.do(step.key, lambda: self._run(fetch()), timeout=step.timeout)
+        return self._flights.do(
+            step.key, lambda: run_steps(fetch(), self._perform), timeout=step.timeout
+        )
 
 
 def _attempt_code(answer: HttpAnswer, if_none_match: str | None) -> str | None:

@@ -85,6 +85,20 @@ Step = SendAttempt | Sleep | AwaitIdentity | RefreshBundle | JoinFlight
 Steps = Generator[Step, Any, T]
 
 
+def _advance(steps: Generator[Any, Any, Any], outcome: Any, error: BaseException | None) -> Any:
+    """Send ``outcome`` (or throw ``error``) into ``steps``: their next step, or
+    `_Done` with their result."""
+    try:
+        return steps.send(outcome) if error is None else steps.throw(error)
+    except StopIteration as done:
+        return _Done(done.value)
+
+
+@dataclass(frozen=True, slots=True)
+class _Done:
+    value: Any
+
+
 def run_steps(steps: Generator[Any, Any, T], perform: Callable[[Any], Any]) -> T:
     """Perform ``steps`` with ``perform`` until they return their result.
 
@@ -93,17 +107,13 @@ def run_steps(steps: Generator[Any, Any, T], perform: Callable[[Any], Any]) -> T
     """
     outcome: Any = None
     error: BaseException | None = None
-    while True:
+    while not isinstance(step := _advance(steps, outcome, error), _Done):
         try:
-            step = steps.send(outcome) if error is None else steps.throw(error)
-        except StopIteration as done:
-            result: T = done.value
-            return result
-        outcome, error = None, None
-        try:
-            outcome = perform(step)
+            outcome, error = perform(step), None
         except BaseException as exc:  # thrown into the steps, which decide
-            error = exc
+            outcome, error = None, exc
+    result: T = step.value
+    return result
 
 
 async def run_steps_async(
@@ -113,14 +123,10 @@ async def run_steps_async(
     cancellation while a step waits is thrown into the steps like any error."""
     outcome: Any = None
     error: BaseException | None = None
-    while True:
+    while not isinstance(step := _advance(steps, outcome, error), _Done):
         try:
-            step = steps.send(outcome) if error is None else steps.throw(error)
-        except StopIteration as done:
-            result: T = done.value
-            return result
-        outcome, error = None, None
-        try:
-            outcome = await perform(step)
+            outcome, error = await perform(step), None
         except BaseException as exc:  # thrown into the steps, which decide
-            error = exc
+            outcome, error = None, exc
+    result: T = step.value
+    return result

@@ -6,10 +6,11 @@ import random
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Unpack
+from typing import Unpack
 
 from .._client import (
     ClientSettings,
+    ClientViews,
     client_parts,
     enrol_bundle,
     pipeline_settings,
@@ -18,22 +19,19 @@ from .._client import (
 from .._gen.authz_aio_client import AsyncAuthzClient
 from .._gen.identity_aio_client import AsyncIdentityClient
 from .._gen.secrets_aio_client import AsyncSecretsClient
-from .._identity._events import Subscriber
 from .._identity._rotating import JwtProvider
 from .._runtime._budget import (
     BUDGET_CAPACITY,
     RETRY_COST,
     SUCCESS_REFUND,
     TIMEOUT_RETRY_COST,
-    RetryBudget,
 )
-from .._runtime._cache import DEFAULT_MAX_ENTRIES, ResponseCache
+from .._runtime._cache import DEFAULT_MAX_ENTRIES
 from .._runtime._clock import Clock
 from .._runtime._endpoints import (
     ENDPOINT_COOLDOWN,
     ENDPOINT_COOLDOWN_MAX,
     ORDER_RANDOM,
-    EndpointState,
 )
 from .._runtime._observer import Observer
 from .._runtime._retry import DEFAULT_RETRY_POLICY, RetryPolicy
@@ -46,7 +44,7 @@ from ._transport import AsyncHttpTransport
 __all__ = ["Client"]
 
 
-class Client:
+class Client(ClientViews):
     """Talks to a secinfra server as one workload identity, from asyncio.
 
     The same settings, errors, observers and behaviour as
@@ -164,35 +162,10 @@ class Client:
         return cls(url, source, **settings)
 
     @property
-    def budget(self) -> RetryBudget:
-        """This client's retry budget (its own; never shared with another client)."""
-        return self._pipeline.budget
-
-    @property
-    def endpoints(self) -> tuple[EndpointState, ...]:
-        """Every endpoint in this client's order (home first), with its endpoint
-        failures in a row and when its cooldown ends (spec 12.8.4)."""
-        return self._pipeline.endpoints.states()
-
-    @property
-    def cache(self) -> ResponseCache[Any]:
-        """This client's response cache."""
-        return self._pipeline.cache
-
-    @property
-    def rotation_policy(self) -> RotationPolicy:
-        """When this client's identity is renewed and its trust bundle refreshed."""
-        return self._rotation_policy
-
-    @property
     def source(self) -> AsyncIdentitySource:
         """Where this client's identity and trust bundle come from."""
-        return self._source
-
-    def on_rotation(self, callback: Subscriber) -> None:
-        """Call ``callback(event)`` after every enrolment, renewal, failed renewal,
-        expiry and trust-bundle change."""
-        self._source.subscribe(callback)
+        source: AsyncIdentitySource = self._source
+        return source
 
     async def close(self) -> None:
         """Stop rotating, close connections and drop every cached response."""

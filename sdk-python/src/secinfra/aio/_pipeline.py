@@ -16,24 +16,17 @@ other callers share goes on for them.
 from __future__ import annotations
 
 import asyncio
-import random
-from collections.abc import Hashable, Sequence
 from typing import Any, TypeVar
 
 from .._rpc import CallOptions, MethodDescriptor, RequestMessage, ResponseMessage
-from .._runtime._budget import RetryBudget
-from .._runtime._cache import ResponseCache
 from .._runtime._call import CallRules, Hit
-from .._runtime._clock import Clock, SystemClock
-from .._runtime._observer import Observer
-from .._runtime._retry import DEFAULT_RETRY_POLICY, RetryPolicy
+from .._runtime._clock import SystemClock
 from .._runtime._steps import (
     AwaitIdentity,
     RefreshBundle,
     SendAttempt,
     Sleep,
     Step,
-    Steps,
     run_steps_async,
 )
 from ._single_flight import AsyncSingleFlight
@@ -49,32 +42,8 @@ T = TypeVar("T")
 class AsyncCallPipeline(CallRules[AsyncHttpTransport, AsyncIdentitySource]):
     """The runtime behind every generated async client (an ``AsyncInvoker``)."""
 
-    def __init__(
-        self,
-        transport: AsyncHttpTransport,
-        source: AsyncIdentitySource,
-        *,
-        policy: RetryPolicy = DEFAULT_RETRY_POLICY,
-        budget: RetryBudget | None = None,
-        cache: ResponseCache[Any] | None = None,
-        clock: Clock | None = None,
-        rng: random.Random | None = None,
-        use_cache: bool = True,
-        observers: Sequence[Observer] = (),
-    ) -> None:
-        super().__init__(
-            transport,
-            source,
-            endpoints=transport.endpoints,
-            policy=policy,
-            budget=budget,
-            cache=cache,
-            clock=clock,
-            rng=rng,
-            use_cache=use_cache,
-            observers=observers,
-        )
-        self._flights = AsyncSingleFlight()
+    def _new_flights(self) -> AsyncSingleFlight:
+        return AsyncSingleFlight()
 
     async def close(self) -> None:
         """Drop every cache entry and close every pooled connection (spec 7.11.3)."""
@@ -89,18 +58,11 @@ class AsyncCallPipeline(CallRules[AsyncHttpTransport, AsyncIdentitySource]):
         options: CallOptions | None,
     ) -> R:
         """Make one RPC call (``secinfra._runtime._call``'s rules)."""
-        key: Hashable | None = None
-        if self._notifier is None:
-            hit = self._fresh_hit(method, request, options)
-            if isinstance(hit, Hit):
-                value: R = hit.value
-                return value
-            key = hit
-        return await self._run(self._steps(method, request, response_type, options, key))
-
-    async def _run(self, steps: Steps[T]) -> T:
-        """Perform ``steps`` on the event loop, to their result."""
-        return await run_steps_async(steps, self._perform)
+        started = self._start(method, request, response_type, options)
+        if isinstance(started, Hit):
+            value: R = started.value
+            return value
+        return await run_steps_async(started, self._perform)
 
     async def _perform(self, step: Step) -> Any:
         if isinstance(step, SendAttempt):
@@ -125,4 +87,6 @@ class AsyncCallPipeline(CallRules[AsyncHttpTransport, AsyncIdentitySource]):
         if isinstance(step, RefreshBundle):
             return await self._source.refresh_bundle()
         fetch = step.fetch
-        return await self._flights.do(step.key, lambda: self._run(fetch()), timeout=step.timeout)
+        return await self._flights.do(
+            step.key, lambda: run_steps_async(fetch(), self._perform), timeout=step.timeout
+        )

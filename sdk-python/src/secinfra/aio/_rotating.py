@@ -39,8 +39,7 @@ class RotatingIdentity(RotationRules):
     asyncio task. ``await start()`` once (after :meth:`attach`) and
     ``await close()`` when done; takes ``secinfra.RotatingIdentity``'s arguments."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def _start_driver(self) -> None:
         self._client: AsyncIdentityClient | None = None
         self._reenrolment: asyncio.Future[X509Identity] | None = None
         """The re-enrolment in flight (spec 9.7.2), or the last one, done."""

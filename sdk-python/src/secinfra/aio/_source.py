@@ -57,7 +57,26 @@ class AsyncIdentitySource(Protocol):
         ...
 
 
-class StaticIdentity:
+class _Delegate:
+    """The snapshot, bundle and events of the source it wraps."""
+
+    _inner: SyncIdentitySource | AsyncIdentitySource
+
+    @property
+    def server_id(self) -> str:
+        return self._inner.server_id
+
+    def identity(self) -> X509Identity | None:
+        return self._inner.identity()
+
+    def bundle(self) -> TrustBundle:
+        return self._inner.bundle()
+
+    def subscribe(self, callback: Subscriber) -> None:
+        self._inner.subscribe(callback)
+
+
+class StaticIdentity(_Delegate):
     """A fixed identity and bundle for the asyncio client: never renewed.
 
     ``secinfra.StaticIdentity`` behind the async interface (it never waits
@@ -65,7 +84,7 @@ class StaticIdentity:
     """
 
     def __init__(self, static: SyncStaticIdentity) -> None:
-        self._static = static
+        self._static = self._inner = static
 
     @classmethod
     def from_files(
@@ -83,41 +102,18 @@ class StaticIdentity:
             )
         )
 
-    @property
-    def server_id(self) -> str:
-        return self._static.server_id
-
-    def identity(self) -> X509Identity | None:
-        return self._static.identity()
-
-    def bundle(self) -> TrustBundle:
-        return self._static.bundle()
-
     async def ensure_identity(self, timeout: float | None = None) -> X509Identity:
         return self._static.ensure_identity(timeout)
 
     async def refresh_bundle(self) -> bool:
         return self._static.refresh_bundle()
 
-    def subscribe(self, callback: Subscriber) -> None:
-        self._static.subscribe(callback)
 
-
-class _SnapshotView:
+class _SnapshotView(_Delegate):
     """An async source seen synchronously: its current snapshot, never a wait."""
 
     def __init__(self, source: AsyncIdentitySource) -> None:
-        self._source = source
-
-    @property
-    def server_id(self) -> str:
-        return self._source.server_id
-
-    def identity(self) -> X509Identity | None:
-        return self._source.identity()
-
-    def bundle(self) -> TrustBundle:
-        return self._source.bundle()
+        self._source = self._inner = source
 
     def ensure_identity(self, timeout: float | None = None) -> X509Identity:
         identity = self._source.identity()
@@ -134,9 +130,6 @@ class _SnapshotView:
 
     def refresh_bundle(self) -> bool:
         return False  # the async source refreshes on its own schedule
-
-    def subscribe(self, callback: Subscriber) -> None:
-        self._source.subscribe(callback)
 
 
 def snapshot_source(source: AsyncIdentitySource) -> SyncIdentitySource:
