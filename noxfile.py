@@ -74,6 +74,7 @@ def lint(session: nox.Session) -> None:
         "sdk-python/src",
         "conformance/runner",
         "sdk-python/conformance/client.py",
+        "sdk-python/conformance/aio_client.py",
     )
 
 

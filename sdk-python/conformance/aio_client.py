@@ -35,6 +35,7 @@ class AioAdapter(sync_adapter.Adapter):
 
     def __init__(self) -> None:
         super().__init__()
+        self.aio: secinfra.aio.Client | None = None
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self.loop.run_forever, name="secinfra-aio-loop", daemon=True
@@ -47,9 +48,11 @@ class AioAdapter(sync_adapter.Adapter):
 
     # -- ops -----------------------------------------------------------------------
     def configure(self, msg: protocol.ConfigureRequest) -> tuple[protocol.IdentitySnapshot, None]:
+        if self.aio is not None:
+            raise sync_adapter.AdapterError("configure was already called")
         url, settings = self.settings(msg)
-        self.client = self.run(secinfra.aio.Client.enrol(url, **settings))
-        self.client.on_rotation(self._record)
+        self.aio = self.run(secinfra.aio.Client.enrol(url, **settings))
+        self.aio.on_rotation(self._record)
         return self.identity()
 
     def call(self, msg: protocol.CallRequest) -> sync_adapter.Answer:
@@ -91,10 +94,15 @@ class AioAdapter(sync_adapter.Adapter):
 
     def close(self) -> None:
         self.mtls_stop(0)
-        if self.client is not None:
-            self.run(self.client.close())
+        if self.aio is not None:
+            self.run(self.aio.close())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(5)
+
+    def _client(self) -> secinfra.aio.Client:
+        if self.aio is None:
+            raise sync_adapter.AdapterError("configure first")
+        return self.aio
 
 
 async def _captured_call(method: Any, kwargs: dict[str, Any]) -> sync_adapter.Answer:

@@ -277,7 +277,7 @@ class Client(ClientViews):
         self._rotation_policy = parts.rotation_policy
         self._clock = parts.clock
         self._source = source
-        self._pipeline = CallPipeline(
+        self._pipeline: CallPipeline = CallPipeline(
             HttpTransport(parts.endpoints, source, clock=self._clock),
             source,
             **pipeline_settings(

@@ -96,7 +96,7 @@ class Client(ClientViews):
         )
         self._rotation_policy = parts.rotation_policy
         self._source = source
-        self._pipeline = AsyncCallPipeline(
+        self._pipeline: AsyncCallPipeline = AsyncCallPipeline(
             AsyncHttpTransport(parts.endpoints, source),
             source,
             **pipeline_settings(

@@ -136,8 +136,8 @@ class AsyncHttpTransport:
             what = "the attempt timed out"
             raise NoAnswer(what, sent=progress.connected, timeout=True) from exc
         except aiohttp.ClientConnectorCertificateError as exc:
-            rejected = verification_failure(exc.certificate_error) or _as_verification(exc)
-            raise server_rejected(rejected, pool.bundle_pem) from exc
+            refused = verification_failure(exc.certificate_error) or _as_verification(exc)
+            raise server_rejected(refused, pool.bundle_pem) from exc
         except (aiohttp.ClientError, ssl.SSLError, OSError) as exc:
             rejected = verification_failure(exc)
             if rejected is not None:
