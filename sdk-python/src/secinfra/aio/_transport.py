@@ -185,6 +185,11 @@ class AsyncHttpTransport:
             skip_auto_headers=("User-Agent",),
             cookie_jar=aiohttp.DummyCookieJar(),
         )
+        # aiohttp re-sends an idempotent request once by itself when a pooled
+        # connection is reset: an attempt the retry rules never decided
+        # (conformance errors/transport-error). It has no public switch; the
+        # attribute is one of ClientSession's declared ones.
+        session._retry_connection = False
         pool = self._pools[mtls] = _Pool(key, session)
         if held is not None:
             self._retire(held)  # idle connections of the old identity or trust go now
