@@ -19,7 +19,7 @@ import asyncio
 from typing import Any, TypeVar
 
 from .._rpc import CallOptions, MethodDescriptor, RequestMessage, ResponseMessage
-from .._runtime._call import CallRules, Hit
+from .._runtime._call import CallRules
 from .._runtime._clock import SystemClock
 from .._runtime._steps import (
     AwaitIdentity,
@@ -58,11 +58,15 @@ class AsyncCallPipeline(CallRules[AsyncHttpTransport, AsyncIdentitySource]):
         options: CallOptions | None,
     ) -> R:
         """Make one RPC call (``secinfra._runtime._call``'s rules)."""
-        started = self._start(method, request, response_type, options)
-        if isinstance(started, Hit):
-            value: R = started.value
-            return value
-        return await run_steps_async(started, self._perform)
+        key = None
+        if self._notifier is None:
+            key = self._cache_key(method, request, options)
+            entry = self._fresh_entry(method, key, options)
+            if entry is not None:
+                hit: R = entry.value
+                return hit
+        steps = self._steps(method, request, response_type, options, key)
+        return await run_steps_async(steps, self._perform)
 
     async def _perform(self, step: Step) -> Any:
         if isinstance(step, SendAttempt):
