@@ -65,7 +65,7 @@ def lint(session: nox.Session) -> None:
         "-e",
         "server[otel]",
         "-e",
-        "sdk-python[otel]",
+        "sdk-python[aio,otel]",
     )
     session.run("ruff", "check", ".", *session.posargs)
     session.run("ruff", "format", "--check", ".")
@@ -76,6 +76,7 @@ def lint(session: nox.Session) -> None:
         "sdk-python/src",
         "conformance/runner",
         "sdk-python/conformance/client.py",
+        "sdk-python/conformance/aio_client.py",
     )
 
 
@@ -156,7 +157,7 @@ def tests_python(session: nox.Session) -> None:
         *TEST_TOOLS,
         "opentelemetry-sdk",
         "-e",
-        "sdk-python[completion,otel]",
+        "sdk-python[aio,completion,otel]",
         "-e",
         "server",
     )
@@ -302,7 +303,15 @@ def conformance(session: nox.Session) -> None:
     """Test the conformance runner, then run the suite (default: every SDK in its table);
     without arguments, then the cross-language mTLS matrix (docs/conformance/mtls-matrix.md)."""
     install(
-        session, *TEST_TOOLS, "PyYAML", "jsonschema", "requests", "-e", "sdk-python", "-e", "server"
+        session,
+        *TEST_TOOLS,
+        "PyYAML",
+        "jsonschema",
+        "requests",
+        "-e",
+        "sdk-python[aio]",
+        "-e",
+        "server",
     )
     # Replica cases (setup.replicas) run on a throwaway PostgreSQL cluster.
     session.run("bash", str(ROOT / "scripts" / "ensure-postgresql.sh"), external=True)
@@ -321,7 +330,7 @@ def docs(session: nox.Session) -> None:
     written one, else the committed snapshot. docs/tests runs every command
     and quickstart program of docs/quickstart.md against a real dev server.
     """
-    install(session, *DOC_TOOLS, *TEST_TOOLS, "-e", "sdk-python[otel]", "-e", "server")
+    install(session, *DOC_TOOLS, *TEST_TOOLS, "-e", "sdk-python[aio,otel]", "-e", "server")
     # The architecture page's pictures need Graphviz's dot (apt when missing).
     session.run("bash", str(ROOT / "scripts" / "ensure-graphviz.sh"), external=True)
     session.run(

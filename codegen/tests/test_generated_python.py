@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime
 import importlib
+import inspect
 import json
 import math
 import subprocess
@@ -215,6 +217,36 @@ def test_client_builds_request_and_calls_the_invoker(ks: ModuleType, kitchen_pac
     ping = clients.PingClient(RecordingInvoker({"payload": "hi"}))
     assert ping.ping(payload="hi", class_="c").payload == "hi"
     assert clients.PING_SERVICE_PING.auth is rpc.Auth.NONE
+    with pytest.raises(TypeError):
+        client.get_thing()  # the path-bound field is required
+
+
+class AsyncRecordingInvoker(RecordingInvoker):
+    async def invoke(  # type: ignore[override]
+        self, method: Any, request: Any, response_type: Any, options: Any
+    ) -> Any:
+        return RecordingInvoker.invoke(self, method, request, response_type, options)
+
+
+def test_async_client_awaits_the_invoker_with_the_sync_descriptors(
+    ks: ModuleType, kitchen_package: Path
+) -> None:
+    sync = importlib.import_module("ks_sdk._gen.kitchen_sink_client")
+    aio = importlib.import_module("ks_sdk._gen.kitchen_sink_aio_client")
+    invoker = AsyncRecordingInvoker({"name": "a/b"})
+    client = aio.AsyncThingClient(invoker)
+    coroutine = client.get_thing(name="a/b", version=3)
+    assert inspect.iscoroutine(coroutine)
+    assert asyncio.run(coroutine) == ks.Thing(name="a/b")
+    method, request, response_type, passed = invoker.calls[0]
+    # One descriptor per RPC, shared: the async module defines none of its own.
+    assert method is sync.THING_SERVICE_GET_THING
+    assert request == ks.GetThingRequest(name="a/b", version=3)
+    assert response_type is ks.Thing
+    assert passed is None
+    assert not [name for name in vars(aio) if name.isupper() and name not in vars(sync)]
+    sync_methods = {n for n in vars(sync.ThingClient) if not n.startswith("_")}
+    assert {n for n in vars(aio.AsyncThingClient) if not n.startswith("_")} == sync_methods
     with pytest.raises(TypeError):
         client.get_thing()  # the path-bound field is required
 

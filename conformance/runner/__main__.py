@@ -75,6 +75,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--mtls-matrix runs no cases: leave out --cases and --list")
     if args.coverage and (args.cases or args.list or args.mtls_matrix or args.sdk):
         parser.error("--coverage runs no cases: leave out --sdk, --cases, --list and --mtls-matrix")
+    if not args.sdk and args.mtls_matrix:
+        # One column per TLS stack: a language's second client shares its pairs.
+        args.sdk = sorted(name for name, sdk in SDKS.items() if sdk.in_mtls_matrix)
     args.sdk = args.sdk or sorted(SDKS)
     return args
 

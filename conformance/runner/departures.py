@@ -71,7 +71,11 @@ class Departure:
 
 
 def readme_path(sdk: str, root: Path = ROOT) -> Path:
-    return root / f"sdk-{sdk}" / "README.md"
+    """The README that lists ``sdk``'s departures: its folder's (sdks.py)."""
+    from .sdks import SDKS  # (sdks.py imports nothing of this module)
+
+    known = SDKS.get(sdk)
+    return root / (known.folder if known is not None else f"sdk-{sdk}") / "README.md"
 
 
 def parse(text: str, source: str = "README.md") -> list[Departure]:
@@ -150,7 +154,7 @@ def check(
     listed = list(departures)
     failing = set(known_failing)
     problems: list[str] = []
-    where = f"{sdk}: sdk-{sdk}/README.md"
+    where = f"{sdk}: {readme_path(sdk, ROOT).relative_to(ROOT)}"
     for d in listed:
         if d.requirement not in requirements:
             problems.append(f"{where}: {d.requirement} is not a requirement of docs/spec")
@@ -222,7 +226,7 @@ def check_sdk(
     try:
         departures = parse(path.read_text(encoding="utf-8"), str(path.relative_to(root)))
     except FileNotFoundError:
-        return [f"{sdk}: sdk-{sdk}/README.md is missing; it must list departures (spec 1.1.2)"]
+        return [f"{sdk}: {path.relative_to(root)} is missing; it must list departures (spec 1.1.2)"]
     except DeparturesError as exc:
         return [f"{sdk}: {exc}"]
     return check(

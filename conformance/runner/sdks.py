@@ -29,12 +29,32 @@ class Sdk:
     """Starts the conformance client (docs/conformance/adapter-protocol.md)."""
     build: tuple[tuple[str, ...], ...] = ()
     """Steps that make ``command`` runnable; each must be safe to repeat."""
+    directory: str = ""
+    """The SDK's folder (its README lists departures); default ``sdk-<name>``.
+    Two columns can share one: the Python SDK's sync and asyncio clients."""
+    in_mtls_matrix: bool = True
+    """Whether the mTLS matrix (``--mtls-matrix`` without ``--sdk``) pairs it:
+    False for a column whose mtls ops use another column's TLS stack."""
+
+    @property
+    def folder(self) -> str:
+        """The SDK's folder, relative to the repository root."""
+        return self.directory or f"sdk-{self.name}"
 
 
 SDKS: Final[dict[str, Sdk]] = {
     sdk.name: sdk
     for sdk in (
         Sdk("python", (sys.executable, str(ROOT / "sdk-python" / "conformance" / "client.py"))),
+        # The same package's asyncio client (secinfra.aio), a column of its own.
+        Sdk(
+            "python-aio",
+            (sys.executable, str(ROOT / "sdk-python" / "conformance" / "aio_client.py")),
+            directory="sdk-python",
+            # Its mtls ops use secinfra.mtls, the python column's contexts: its
+            # pairs would repeat python's (docs/conformance/mtls-matrix.md).
+            in_mtls_matrix=False,
+        ),
         Sdk(
             "go",
             (str(ROOT / "sdk-go" / "bin" / "secinfra-conformance"),),

@@ -40,10 +40,26 @@ class Language:
     suffixes: tuple[str, ...]
     """Which files of ``examples/quickstart/`` are shown (the program's source)."""
     pygments: str
+    program: str = "examples/quickstart"
+    """The program's folder, under ``folder``."""
+    script: str = "examples/run-quickstart.sh"
+    """The script that builds and runs it, under ``folder``."""
+    sync: str = ""
+    """The tab's sync key; default ``pygments``."""
 
 
 LANGUAGES: Final = (
     Language("Python", "sdk-python", (".py",), "python"),
+    # The same SDK's asyncio client (secinfra.aio), a program of its own.
+    Language(
+        "Python (asyncio)",
+        "sdk-python",
+        (".py",),
+        "python",
+        sync="python-aio",
+        program="examples/quickstart-aio",
+        script="examples/run-quickstart-aio.sh",
+    ),
     Language("Go", "sdk-go", (".go",), "go"),
     Language("Java", "sdk-java", (".java",), "java"),
     Language("Ruby", "sdk-ruby", (".rb",), "ruby"),
@@ -61,11 +77,11 @@ def present(root: Path) -> list[tuple[Language, list[Path]]]:
     found: list[tuple[Language, list[Path]]] = []
     for language in LANGUAGES:
         sdk = root / language.folder
-        if not (sdk / RUN_SCRIPT).is_file():
+        if not (sdk / language.script).is_file():
             continue
         sources = sorted(
             path
-            for path in (sdk / PROGRAM_DIR).rglob("*")
+            for path in (sdk / language.program).rglob("*")
             if path.is_file() and path.suffix in language.suffixes
         )
         if sources:
@@ -86,7 +102,11 @@ class QuickstartTabs(SphinxDirective):
             raise self.error("quickstart-tabs: no sdk-*/examples/run-quickstart.sh found")
         lines: list[str] = ["::::{tab-set}", ":sync-group: lang", ""]
         for language, sources in found:
-            lines += [f":::{{tab-item}} {language.name}", f":sync: {language.pygments}", ""]
+            lines += [
+                f":::{{tab-item}} {language.name}",
+                f":sync: {language.sync or language.pygments}",
+                "",
+            ]
             for source in sources:
                 self.env.note_dependency(str(source))
                 shown = source.relative_to(root).as_posix()
@@ -97,7 +117,7 @@ class QuickstartTabs(SphinxDirective):
                     "```",
                     "",
                 ]
-            script = f"{language.folder}/{RUN_SCRIPT}"
+            script = f"{language.folder}/{language.script}"
             self.env.note_dependency(str(root / script))
             lines += [
                 "Run it from the repository root (it builds what it needs first):",

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Final
 
 import secinfra
+import secinfra.aio
 from secinfra import CallOptions, ClientSettings, RetryPolicy, RotationPolicy
 
 GUIDE: Final = Path(__file__).resolve().parents[1] / "sdk" / "python.md"
@@ -51,6 +52,14 @@ def test_every_secinfra_attribute_used_exists() -> None:
     assert used, "the guide uses secinfra.<name>"
     missing = sorted(name for name in used if not hasattr(secinfra, name))
     assert missing == []
+    aio_used = {
+        node.attr
+        for block in _blocks()
+        for node in ast.walk(ast.parse(block))
+        if isinstance(node, ast.Attribute) and ast.unparse(node.value) == "secinfra.aio"
+    }
+    assert aio_used, "the guide's asyncio section uses secinfra.aio.<name>"
+    assert sorted(n for n in aio_used if not hasattr(secinfra.aio, n)) == []
 
 
 def test_every_setting_in_the_table_exists() -> None:

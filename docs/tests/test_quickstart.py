@@ -41,7 +41,7 @@ ROOT: Final = Path(__file__).resolve().parents[2]
 PAGE: Final = ROOT / "docs" / "quickstart.md"
 sys.path.insert(0, str(ROOT / "docs" / "_ext"))
 
-from quickstart_tabs import RUN_SCRIPT, Language, present  # noqa: E402
+from quickstart_tabs import Language, present  # noqa: E402
 
 PAGE_URL: Final = "https://127.0.0.1:8443"
 PAGE_DATA_DIR: Final = ".dev/data"
@@ -187,13 +187,18 @@ def test_the_page_shows_a_tab_for_python() -> None:
 
 
 @pytest.mark.timeout(SERVER_START_SECONDS + 2 * STEP_SECONDS)
-@pytest.mark.parametrize("language", LANGUAGES, ids=[lang.name.lower() for lang in LANGUAGES])
+@pytest.mark.parametrize(
+    "language", LANGUAGES, ids=[lang.sync or lang.pygments for lang in LANGUAGES]
+)
 def test_quickstart_program_prints_what_the_page_says(
     language: Language, admin_done: DevServer, blocks: dict[str, str]
 ) -> None:
     folder = language.folder
     script = (
-        blocks["cli"] + blocks["admin-env"] + blocks["service"] + f"bash {folder}/{RUN_SCRIPT}\n"
+        blocks["cli"]
+        + blocks["admin-env"]
+        + blocks["service"]
+        + f"bash {folder}/{language.script}\n"
     )
     proc = run_bash(admin_done.localise(script), what=f"the {folder} quickstart")
     expected = blocks["output"].strip().splitlines()

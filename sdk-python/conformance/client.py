@@ -14,6 +14,7 @@ stderr, which the runner keeps with the case's log.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -21,7 +22,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Final
 
 import mtls_ops  # beside this file
@@ -78,6 +79,16 @@ class InvalidSetting(Exception):
     """The SDK refused a setting when the client was created (spec 1.4.4)."""
 
 
+@contextlib.contextmanager
+def settings_checked() -> Iterator[None]:
+    """Inside: making the client. The SDK's ValueError or TypeError there is its
+    refusal of a setting (spec 1.4.4), answered as ``InvalidSetting``."""
+    try:
+        yield
+    except (ValueError, TypeError) as exc:
+        raise InvalidSetting(str(exc)) from exc
+
+
 def snake(name: str) -> str:
     """``GetSecret`` -> ``get_secret``."""
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
@@ -99,6 +110,14 @@ class Adapter:
 
     # -- ops -----------------------------------------------------------------------
     def configure(self, msg: protocol.ConfigureRequest) -> tuple[protocol.IdentitySnapshot, None]:
+        url, settings = self.settings(msg)
+        with settings_checked():
+            self.client = secinfra.Client.enrol(url, **settings)
+        self.client.on_rotation(self._record)
+        return self.identity()
+
+    def settings(self, msg: protocol.ConfigureRequest) -> tuple[str | list[str], dict[str, Any]]:
+        """The URL(s) and the ``enrol`` keywords ``configure`` asks for."""
         if self.client is not None:
             raise AdapterError("configure was already called")
         options = msg.options or protocol.ClientDefaults()
@@ -111,18 +130,8 @@ class Adapter:
             }.items()
             if v is not None
         }
-        try:
-            return self._create(msg, options, defaults)
-        except (ValueError, TypeError) as exc:  # the SDK refusing a setting
-            raise InvalidSetting(str(exc)) from exc
-
-    def _create(
-        self,
-        msg: protocol.ConfigureRequest,
-        options: protocol.ClientDefaults,
-        defaults: dict[str, Any],
-    ) -> tuple[protocol.IdentitySnapshot, None]:
-        policy = secinfra.RetryPolicy(**defaults)
+        with settings_checked():
+            policy = secinfra.RetryPolicy(**defaults)
         extra: dict[str, Any] = {}
         if options.cache_size is not None:
             extra["cache_size"] = options.cache_size
@@ -148,14 +157,7 @@ class Adapter:
             extra["observers"] = observers
         # Several endpoints (spec 12.1) when the runner gives them; else the one URL.
         url: str | list[str] = list(msg.endpoints) if msg.endpoints else msg.server_url
-        self.client = secinfra.Client.enrol(
-            url,
-            bundle_pem=msg.bundle_pem,
-            retry_policy=policy,
-            **extra,
-        )
-        self.client.on_rotation(self._record)
-        return self.identity()
+        return url, {"bundle_pem": msg.bundle_pem, "retry_policy": policy, **extra}
 
     def _record(self, event: secinfra.RotationEvent) -> None:
         identity = event.identity
@@ -237,8 +239,14 @@ class Adapter:
         result, error = mtls_ops.call(self._client().source, msg)
         return protocol.MtlsCallAnswer(id=msg.id, ok=error is None, result=result, error=error)
 
+    def close(self) -> None:
+        """Stop what the adapter started (at shutdown or end of input)."""
+        self.mtls_stop(0)
+        if self.client is not None:
+            self.client.close()
+
     # -- helpers -------------------------------------------------------------------
-    def _client(self) -> secinfra.Client:
+    def _client(self) -> Any:
         if self.client is None:
             raise AdapterError("configure first")
         return self.client
@@ -276,10 +284,10 @@ def _call_options(options: protocol.CallOverrides | None) -> secinfra.CallOption
 def _captured_call(method: Any, kwargs: dict[str, Any]) -> Answer:
     with secinfra.capture() as captured:
         value = method(**kwargs)
-    return value.to_json(), (_meta(captured.last) if captured.calls else None)
+    return value.to_json(), (meta_of(captured.last) if captured.calls else None)
 
 
-def _meta(meta: secinfra.ResponseMeta) -> protocol.CallMeta:
+def meta_of(meta: secinfra.ResponseMeta) -> protocol.CallMeta:
     return protocol.CallMeta(
         from_cache=meta.from_cache,
         stale=meta.stale,
@@ -331,8 +339,10 @@ def answer(op: str, ident: int, fn: Callable[[], Answer]) -> Any:
     return protocol.IdentityAnswer(id=ident, ok=ok, result=result, error=error)
 
 
-def main() -> int:
-    adapter = Adapter()
+def main(adapter: Adapter | None = None, sdk: str = SDK) -> int:
+    """Serve the protocol on stdin/stdout with ``adapter`` (default: the sync
+    client's) for the matrix column ``sdk``."""
+    adapter = adapter if adapter is not None else Adapter()
     out = sys.stdout
     lock = threading.Lock()
 
@@ -345,7 +355,7 @@ def main() -> int:
         protocol.HelloLine(
             hello=protocol.Hello(
                 protocol=PROTOCOL,
-                sdk=SDK,
+                sdk=sdk,
                 sdk_version=secinfra.__version__,
                 ops=OPS,
                 features=FEATURES,
@@ -395,9 +405,7 @@ def main() -> int:
             send(_adapter_error(ident, "AdapterError", f"{type(exc).__name__}: {exc}"))
             continue
         send(reply)
-    adapter.mtls_stop(0)
-    if adapter.client is not None:
-        adapter.client.close()
+    adapter.close()
     return 0
 
 

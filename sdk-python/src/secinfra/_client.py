@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypedDict, Unpack
@@ -12,7 +13,7 @@ from ._gen.authz_client import AuthzClient
 from ._gen.entries_client import EntriesClient
 from ._gen.identity_client import IdentityClient
 from ._gen.secrets_client import SecretsClient
-from ._identity._bundle import load_bundle
+from ._identity._bundle import TrustBundle, load_bundle
 from ._identity._events import Subscriber
 from ._identity._rotating import JwtProvider, RotatingIdentity
 from ._identity._source import IdentitySource
@@ -25,7 +26,7 @@ from ._runtime._budget import (
     RetryBudget,
 )
 from ._runtime._cache import DEFAULT_MAX_ENTRIES, ResponseCache
-from ._runtime._call import CallPipeline
+from ._runtime._call import CallPipeline, CallRules
 from ._runtime._clock import Clock, SystemClock
 from ._runtime._endpoints import (
     ENDPOINT_COOLDOWN,
@@ -38,6 +39,101 @@ from ._runtime._observer import Observer
 from ._runtime._retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from ._runtime._rotation import DEFAULT_ROTATION_POLICY, RotationPolicy
 from ._runtime._transport import HttpTransport
+
+
+@dataclass(frozen=True, slots=True)
+class ClientParts:
+    """What the sync and asyncio clients build alike from their settings."""
+
+    rotation_policy: RotationPolicy
+    clock: Clock
+    endpoints: EndpointSet
+
+
+def client_parts(
+    url: str | Sequence[str],
+    source: object,
+    *,
+    rotation_policy: RotationPolicy | None,
+    endpoint_order: str,
+    endpoint_cooldown: float,
+    endpoint_cooldown_max: float,
+    clock: Clock | None,
+    rng: random.Random | None,
+) -> ClientParts:
+    """The rotation policy (checked against the source's), clock and endpoints."""
+    held: RotationPolicy | None = getattr(source, "rotation_policy", None)
+    if rotation_policy is not None and held is not None and rotation_policy != held:
+        raise ValueError(
+            "secinfra: client: rotation_policy differs from the identity source's;"
+            " give it to the source (RotatingIdentity(rotation_policy=...))"
+        )
+    clock = clock or SystemClock()
+    endpoints = EndpointSet(
+        url,
+        order=endpoint_order,
+        cooldown=endpoint_cooldown,
+        cooldown_max=endpoint_cooldown_max,
+        clock=clock,
+        rng=rng,
+    )
+    return ClientParts(rotation_policy or held or DEFAULT_ROTATION_POLICY, clock, endpoints)
+
+
+def pipeline_settings(
+    parts: ClientParts,
+    *,
+    retry_policy: RetryPolicy,
+    cache_size: int,
+    use_cache: bool,
+    budget_capacity: int,
+    retry_cost: int,
+    timeout_retry_cost: int,
+    success_refund: int,
+    observers: Sequence[Observer],
+    rng: random.Random | None,
+) -> dict[str, Any]:
+    """The keyword arguments of either call pipeline: a budget and a cache of
+    the client's own, and the rest of its settings."""
+    return {
+        "policy": retry_policy,
+        "budget": RetryBudget(
+            capacity=budget_capacity,
+            retry_cost=retry_cost,
+            timeout_retry_cost=timeout_retry_cost,
+            success_refund=success_refund,
+        ),
+        "cache": ResponseCache(max_entries=cache_size, clock=parts.clock),
+        "clock": parts.clock,
+        "rng": rng,
+        "use_cache": use_cache,
+        "observers": observers,
+    }
+
+
+def enrol_bundle(bundle_file: str | Path | None, bundle_pem: str | None) -> TrustBundle:
+    """The trust bundle ``enrol`` verifies the server with before enrolment."""
+    if (bundle_file is None) == (bundle_pem is None):
+        raise ValueError("secinfra: give exactly one of bundle_file or bundle_pem")
+    data = Path(bundle_file).read_bytes() if bundle_file is not None else bundle_pem or ""
+    return load_bundle(data)
+
+
+def rotating_settings(
+    join_token: str | None,
+    jwt: str | JwtProvider | None,
+    server_id: str | None,
+    settings: ClientSettings,
+) -> dict[str, Any]:
+    """The keyword arguments of either rotating identity ``enrol`` creates."""
+    return {
+        "join_token": join_token,
+        "jwt": jwt,
+        "server_id": server_id,
+        "clock": settings.get("clock"),
+        "rng": settings.get("rng"),
+        "rotation_policy": settings.get("rotation_policy") or DEFAULT_ROTATION_POLICY,
+    }
 
 
 class ClientSettings(TypedDict, total=False):
@@ -60,7 +156,47 @@ class ClientSettings(TypedDict, total=False):
     rng: random.Random | None
 
 
-class Client:
+class ClientViews:
+    """What the sync and asyncio clients show of their parts, alike."""
+
+    _pipeline: CallRules[Any, Any]
+    _rotation_policy: RotationPolicy
+    _source: Any
+
+    @property
+    def budget(self) -> RetryBudget:
+        """This client's retry budget (its own; never shared with another client)."""
+        return self._pipeline.budget
+
+    @property
+    def endpoints(self) -> tuple[EndpointState, ...]:
+        """Every endpoint in this client's order (home first), with its endpoint
+        failures in a row and when its cooldown ends (spec 12.8.4)."""
+        return self._pipeline.endpoints.states()
+
+    @property
+    def cache(self) -> ResponseCache[Any]:
+        """This client's response cache."""
+        return self._pipeline.cache
+
+    @property
+    def rotation_policy(self) -> RotationPolicy:
+        """When this client's identity is renewed and its trust bundle refreshed."""
+        return self._rotation_policy
+
+    @property
+    def source(self) -> Any:
+        """Where this client's identity and trust bundle come from (an
+        `IdentitySource`; in ``secinfra.aio``, its async twin)."""
+        return self._source
+
+    def on_rotation(self, callback: Subscriber) -> None:
+        """Call ``callback(event)`` after every enrolment, renewal, failed renewal,
+        expiry and trust-bundle change."""
+        self._source.subscribe(callback)
+
+
+class Client(ClientViews):
     """Talks to a secinfra server as one workload identity.
 
     Service clients: :attr:`secrets`, :attr:`authz`, :attr:`identity`, :attr:`entries` (one
@@ -129,38 +265,34 @@ class Client:
         clock: Clock | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        held: RotationPolicy | None = getattr(source, "rotation_policy", None)
-        if rotation_policy is not None and held is not None and rotation_policy != held:
-            raise ValueError(
-                "secinfra: client: rotation_policy differs from the identity source's;"
-                " give it to the source (RotatingIdentity(rotation_policy=...))"
-            )
-        self._rotation_policy = rotation_policy or held or DEFAULT_ROTATION_POLICY
-        self._clock = clock or SystemClock()
-        self._source = source
-        endpoints = EndpointSet(
+        parts = client_parts(
             url,
-            order=endpoint_order,
-            cooldown=endpoint_cooldown,
-            cooldown_max=endpoint_cooldown_max,
-            clock=self._clock,
+            source,
+            rotation_policy=rotation_policy,
+            endpoint_order=endpoint_order,
+            endpoint_cooldown=endpoint_cooldown,
+            endpoint_cooldown_max=endpoint_cooldown_max,
+            clock=clock,
             rng=rng,
         )
-        self._pipeline = CallPipeline(
-            HttpTransport(endpoints, source, clock=self._clock),
+        self._rotation_policy = parts.rotation_policy
+        self._clock = parts.clock
+        self._source = source
+        self._pipeline: CallPipeline = CallPipeline(
+            HttpTransport(parts.endpoints, source, clock=self._clock),
             source,
-            policy=retry_policy,
-            budget=RetryBudget(
-                capacity=budget_capacity,
+            **pipeline_settings(
+                parts,
+                retry_policy=retry_policy,
+                cache_size=cache_size,
+                use_cache=use_cache,
+                budget_capacity=budget_capacity,
                 retry_cost=retry_cost,
                 timeout_retry_cost=timeout_retry_cost,
                 success_refund=success_refund,
+                observers=observers,
+                rng=rng,
             ),
-            cache=ResponseCache(max_entries=cache_size, clock=self._clock),
-            clock=self._clock,
-            rng=rng,
-            use_cache=use_cache,
-            observers=observers,
         )
         self.secrets = SecretsClient(self._pipeline)
         self.authz = AuthzClient(self._pipeline)
@@ -186,17 +318,9 @@ class Client:
         callable returning a fresh token: then the client re-enrols by itself if
         its certificate ever expires.
         """
-        if (bundle_file is None) == (bundle_pem is None):
-            raise ValueError("secinfra: give exactly one of bundle_file or bundle_pem")
-        data = Path(bundle_file).read_bytes() if bundle_file is not None else bundle_pem or ""
         source = RotatingIdentity(
-            load_bundle(data),
-            join_token=join_token,
-            jwt=jwt,
-            server_id=server_id,
-            clock=settings.get("clock"),
-            rng=settings.get("rng"),
-            rotation_policy=settings.get("rotation_policy") or DEFAULT_ROTATION_POLICY,
+            enrol_bundle(bundle_file, bundle_pem),
+            **rotating_settings(join_token, jwt, server_id, settings),
         )
         client = cls(url, source, **settings)
         source.attach(client.identity)
@@ -226,35 +350,10 @@ class Client:
         return cls(url, source, **settings)
 
     @property
-    def budget(self) -> RetryBudget:
-        """This client's retry budget (its own; never shared with another client)."""
-        return self._pipeline.budget
-
-    @property
-    def endpoints(self) -> tuple[EndpointState, ...]:
-        """Every endpoint in this client's order (home first), with its endpoint
-        failures in a row and when its cooldown ends (spec 12.8.4)."""
-        return self._pipeline.endpoints.states()
-
-    @property
-    def cache(self) -> ResponseCache[Any]:
-        """This client's response cache."""
-        return self._pipeline.cache
-
-    @property
-    def rotation_policy(self) -> RotationPolicy:
-        """When this client's identity is renewed and its trust bundle refreshed."""
-        return self._rotation_policy
-
-    @property
     def source(self) -> IdentitySource:
         """Where this client's identity and trust bundle come from."""
-        return self._source
-
-    def on_rotation(self, callback: Subscriber) -> None:
-        """Call ``callback(event)`` after every enrolment, renewal, failed renewal,
-        expiry and trust-bundle change."""
-        self._source.subscribe(callback)
+        source: IdentitySource = self._source
+        return source
 
     def close(self) -> None:
         """Stop rotating, close connections and drop every cached response."""

@@ -2,7 +2,8 @@
 
 Generated code is thin: a client method builds its request model and hands
 it, with the RPC's `MethodDescriptor` and the caller's `CallOptions`, to an
-`Invoker`, which returns the decoded response. This module is the only one
+`Invoker` (or, in the asyncio clients of ``secinfra.aio``, an `AsyncInvoker`),
+which returns the decoded response. This module is the only one
 generated code imports; the implementation behind `Invoker` (retries, cache,
 identity, connections) lives in ``secinfra._runtime`` and can change without
 regenerating a line.
@@ -22,6 +23,7 @@ from typing import Any, Final, Protocol, Self, TypeVar
 from .errors import InvalidArgument
 
 __all__ = [
+    "AsyncInvoker",
     "Auth",
     "CachePolicy",
     "CallOptions",
@@ -189,6 +191,22 @@ class Invoker(Protocol):
     """
 
     def invoke(
+        self,
+        method: MethodDescriptor,
+        request: RequestMessage,
+        response_type: type[R],
+        options: CallOptions | None,
+    ) -> R: ...
+
+
+class AsyncInvoker(Protocol):
+    """Makes one RPC call from asyncio: what the generated async clients call.
+
+    ``secinfra.aio._pipeline.AsyncCallPipeline`` implements it, with the same
+    rules as `Invoker`'s implementation; tests may pass any object of this shape.
+    """
+
+    async def invoke(
         self,
         method: MethodDescriptor,
         request: RequestMessage,

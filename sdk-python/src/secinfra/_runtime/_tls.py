@@ -41,10 +41,26 @@ def load_cert_chain_from_memory(context: ssl.SSLContext, chain_pem: bytes, key_p
 
 
 def client_context(
-    bundle_pem: str, chain_pem: bytes | None = None, key_pem: bytes | None = None
+    bundle_pem: str,
+    chain_pem: bytes | None = None,
+    key_pem: bytes | None = None,
+    *,
+    server_id: str | None = None,
 ) -> ssl.SSLContext:
-    """A TLS 1.2+ context trusting ``bundle_pem``, presenting the identity if given."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    """A TLS 1.2+ context trusting ``bundle_pem``, presenting the identity if given.
+
+    With ``server_id``, the context's `ssl.SSLObject` connections (asyncio,
+    aiohttp) check the server's SPIFFE ID right after the handshake, before a
+    byte is written (`check_server_id`); urllib3 connections check it in
+    `pool_class` instead.
+    """
+    context: ssl.SSLContext
+    if server_id is None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    else:
+        checking = _ServerCheckingContext(ssl.PROTOCOL_TLS_CLIENT)
+        checking.secinfra_server_id = server_id
+        context = checking
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.check_hostname = False  # the SPIFFE ID is checked instead
     context.verify_mode = ssl.CERT_REQUIRED
@@ -64,6 +80,37 @@ def uri_sans(der: bytes) -> list[str]:
     return list(san.get_values_for_type(x509.UniformResourceIdentifier))
 
 
+def check_server_id(der: bytes | None, expected_server_id: str) -> None:
+    """Raise `ServerIdentityMismatch` unless the certificate ``der`` carries
+    exactly the URI SAN ``expected_server_id``."""
+    found = uri_sans(der) if der else []
+    if found != [expected_server_id]:
+        raise ServerIdentityMismatch(
+            f"secinfra: tls: server presented {found or 'no SPIFFE ID'},"
+            f" expected {expected_server_id}"
+        )
+
+
+class _ServerCheckingObject(ssl.SSLObject):
+    """An asyncio TLS connection that checks the server's SPIFFE ID after its handshake.
+
+    asyncio's SSL protocol calls ``do_handshake`` until it completes; an
+    exception here fails the connection before the request is written.
+    """
+
+    def do_handshake(self) -> None:
+        super().do_handshake()
+        context: Any = self.context
+        check_server_id(self.getpeercert(True), context.secinfra_server_id)
+
+
+class _ServerCheckingContext(ssl.SSLContext):
+    """A client context whose `ssl.SSLObject` connections check the server's SPIFFE ID."""
+
+    sslobject_class = _ServerCheckingObject
+    secinfra_server_id: str
+
+
 def pool_class(expected_server_id: str) -> type[HTTPSConnectionPool]:
     """A urllib3 pool whose connections verify the server's SPIFFE ID."""
 
@@ -73,13 +120,11 @@ def pool_class(expected_server_id: str) -> type[HTTPSConnectionPool]:
             watch(self, sending=False)
             sock: Any = self.sock
             der = sock.getpeercert(binary_form=True) if sock is not None else None
-            found = uri_sans(der) if der else []
-            if found != [expected_server_id]:
+            try:
+                check_server_id(der, expected_server_id)
+            except ServerIdentityMismatch:
                 self.close()
-                raise ServerIdentityMismatch(
-                    f"secinfra: tls: server presented {found or 'no SPIFFE ID'},"
-                    f" expected {expected_server_id}"
-                )
+                raise
 
         def request(self, *args: Any, **kwargs: Any) -> None:
             # A pooled connection is reused without connect(): register here too.

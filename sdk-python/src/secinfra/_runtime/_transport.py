@@ -41,7 +41,15 @@ from ._endpoints import EndpointSet
 from ._tls import ServerIdentityMismatch, client_context, pool_class
 from ._watchdog import AttemptWatchdog
 
-__all__ = ["HttpAnswer", "HttpTransport", "NoAnswer", "ServerRejected"]
+__all__ = [
+    "HttpAnswer",
+    "HttpTransport",
+    "NoAnswer",
+    "ServerRejected",
+    "describe_connection_failure",
+    "server_rejected",
+    "verification_failure",
+]
 
 #: Connections kept per pool (one pool per endpoint).
 POOL_SIZE: Final = 16
@@ -218,13 +226,9 @@ class HttpTransport:
                         raise _watchdog_timeout(watchdog.sent) from exc
                     raise
         except (requests.exceptions.RequestException, ssl.SSLError) as exc:
-            rejected = _verification_failure(exc)
+            rejected = verification_failure(exc)
             if rejected is not None:
-                raise ServerRejected(
-                    _describe(rejected),
-                    chain=not isinstance(rejected, ServerIdentityMismatch),
-                    bundle_pem=bundle_pem,
-                ) from exc
+                raise server_rejected(rejected, bundle_pem) from exc
             raise _no_answer(exc) from exc
         return HttpAnswer(response.status_code, response.headers, content)
 
@@ -349,7 +353,7 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
         todo.extend(e for e in inner if isinstance(e, BaseException))
 
 
-def _verification_failure(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+def verification_failure(exc: BaseException) -> ssl.SSLCertVerificationError | None:
     """The certificate verification error behind ``exc``, if that is what it is."""
     for cause in _causes(exc):
         if isinstance(cause, ssl.SSLCertVerificationError):
@@ -382,6 +386,21 @@ def _before_sending(exc: BaseException) -> bool:
     return False
 
 
+def server_rejected(failure: ssl.SSLCertVerificationError, bundle_pem: str) -> ServerRejected:
+    """The `ServerRejected` of a failed server verification (both transports)."""
+    return ServerRejected(
+        _describe(failure),
+        chain=not isinstance(failure, ServerIdentityMismatch),
+        bundle_pem=bundle_pem,
+    )
+
+
+def describe_connection_failure(failure: BaseException) -> str:
+    """How a connection failure reads in a call's error (both transports)."""
+    innermost = list(_causes(failure))[-1]
+    return f"connection failed ({type(innermost).__name__}: {innermost})"
+
+
 def _describe(failure: BaseException) -> str:
     if isinstance(failure, requests.exceptions.Timeout):
         return "the attempt timed out"
@@ -390,5 +409,4 @@ def _describe(failure: BaseException) -> str:
     if isinstance(failure, ssl.SSLCertVerificationError):
         reason = failure.verify_message or failure.reason or str(failure)
         return f"{UNTRUSTED_SERVER} ({reason})"
-    innermost = list(_causes(failure))[-1]
-    return f"connection failed ({type(innermost).__name__}: {innermost})"
+    return describe_connection_failure(failure)
