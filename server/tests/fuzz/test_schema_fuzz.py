@@ -224,6 +224,7 @@ def test_the_fuzzer_covered_every_operation() -> None:
     assert len(OPERATIONS) >= 29
     assert NO_CLIENT_CERT == [
         "IdentityService_GetCrl",
+        "IdentityService_GetLoginConfig",
         "IdentityService_GetTrustBundle",
         "IdentityService_IssueCertificate",
     ]
