@@ -33,6 +33,10 @@ INT64_TYPES = frozenset({"int64", "sint64", "sfixed64"})
 UINT64_TYPES = frozenset({"uint64", "fixed64"})
 INTEGER_TYPES = INT32_TYPES | UINT32_TYPES | INT64_TYPES | UINT64_TYPES
 SCALAR_TYPES = INTEGER_TYPES | {"double", "float", "bool", "string", "bytes"}
+#: String fields that hold credentials (join tokens, JWTs, ID tokens): every
+#: target's string form of a message redacts them, as it does bytes fields
+#: (spec 8.7.7, 11.6.2). Matched by proto field name.
+SENSITIVE_STRING_FIELDS = frozenset({"token", "join_token", "jwt", "oidc_id_token"})
 
 
 @dataclass(frozen=True)

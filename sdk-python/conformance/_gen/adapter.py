@@ -262,6 +262,10 @@ class ConfigureRequest:
     spec 14). Absent: the client has no observer at all.
     """
 
+    def __repr__(self) -> str:
+        """Every field but secret values and credentials, which show as redacted."""
+        return _wire.redacted_repr(self, ("join_token", "jwt"))
+
     def __post_init__(self) -> None:
         _wire.check_oneof_set(self, "attestation", ("join_token", "jwt"))
 

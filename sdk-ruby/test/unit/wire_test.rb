@@ -20,6 +20,12 @@ class WireTest < Minitest::Test
     refute_includes request.inspect, "sjt_abc.secret"
   end
 
+  def test_id_tokens_are_redacted_in_inspect
+    request = M::IssueCertificateRequest.new(csr_pem: "x", oidc_id_token: "eyJ.secret.sig")
+    refute_includes request.inspect, "eyJ.secret.sig"
+    assert_includes request.inspect, "oidc_id_token=[REDACTED"
+  end
+
   def test_presence_fields
     assert_equal({ "name" => "a", "value" => "" }, M::PutSecretRequest.new(name: "a").to_h)
     assert_equal 0, M::PutSecretRequest.new(name: "a", if_version: 0).to_h["if_version"]

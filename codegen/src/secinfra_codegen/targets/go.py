@@ -56,9 +56,6 @@ _INITIALISMS = frozenset(
     }
 )  # fmt: skip
 
-# String fields that hold credentials (join tokens, JWTs, ID tokens): String() redacts
-# them like bytes fields (spec 8.7.7, 11.6.2). Matched by proto field name.
-SENSITIVE_STRING_FIELDS = frozenset({"token", "join_token", "jwt", "oidc_id_token"})
 
 # Method names generated on every message type (a field must not take them).
 _METHODS = frozenset({"MarshalJSON", "UnmarshalJSON", "String", "GoString"})
@@ -288,7 +285,7 @@ def _models(api: m.Api, file: m.File, package: str) -> str:
             is_secret = (
                 f.type.kind is m.Kind.SCALAR
                 and f.type.scalar == "string"
-                and f.name in SENSITIVE_STRING_FIELDS
+                and f.name in m.SENSITIVE_STRING_FIELDS
                 and f.map_key is None
             )
             if is_bytes and f.map_key is not None:

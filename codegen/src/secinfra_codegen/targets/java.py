@@ -108,7 +108,7 @@ _RESERVED = _KEYWORDS | {
     "finalize",
 }
 # Fields whose values are secrets: toString() never shows them.
-_SENSITIVE_STRINGS = frozenset({"join_token", "jwt", "oidc_id_token", "token", "csr_pem"})
+_SENSITIVE_STRINGS = m.SENSITIVE_STRING_FIELDS | {"csr_pem"}
 
 _PRIMITIVE = {
     **dict.fromkeys(m.INT32_TYPES, ("int", "Integer", "0", "Int32")),

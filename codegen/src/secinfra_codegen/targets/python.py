@@ -287,6 +287,15 @@ def _check_names(file: m.File) -> None:
         raise CodegenError(f"{file.path}: module name {mod!r} shadows a builtin")
 
 
+def _sensitive(f: m.Field) -> bool:
+    """A bytes field (secret values) or a credential string field."""
+    if f.type.kind is not m.Kind.SCALAR:
+        return False
+    return f.type.scalar == "bytes" or (
+        f.type.scalar == "string" and f.name in m.SENSITIVE_STRING_FIELDS
+    )
+
+
 def _models(api: m.Api, file: m.File, package: str) -> str:
     _check_names(file)
     names = _Names(api, file)
@@ -326,6 +335,10 @@ def _models(api: m.Api, file: m.File, package: str) -> str:
                 "doc": docstring(msg.comment, 4),
                 "fields": fields,
                 "known": py_tuple([f.json_name for f in msg.fields]),
+                # Fields repr() must not show: secret values and credentials.
+                "sensitive": py_tuple([attr_name(f.name) for f in msg.fields if _sensitive(f)])
+                if any(_sensitive(f) for f in msg.fields)
+                else None,
                 "oneofs": [
                     {
                         "name": string(o.name),

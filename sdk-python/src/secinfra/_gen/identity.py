@@ -149,6 +149,10 @@ class IssueCertificateRequest:
     `spiffe://<td>/user/...`; the user's groups become relationship tuples.
     """
 
+    def __repr__(self) -> str:
+        """Every field but secret values and credentials, which show as redacted."""
+        return _wire.redacted_repr(self, ("join_token", "jwt", "oidc_id_token"))
+
     def __post_init__(self) -> None:
         _wire.check_oneof_set(self, "attestation", ("join_token", "jwt", "oidc_id_token"))
 
@@ -748,6 +752,10 @@ class CreateJoinTokenResponse:
 
     join_token: JoinToken | None = None
     """Its metadata."""
+
+    def __repr__(self) -> str:
+        """Every field but secret values and credentials, which show as redacted."""
+        return _wire.redacted_repr(self, ("token",))
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object for this message; fields that are None are omitted."""

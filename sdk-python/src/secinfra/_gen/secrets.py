@@ -117,6 +117,10 @@ class PutSecretRequest:
     policy: SecretPolicy | None = None
     """Settings to apply with this write. Unset fields keep their values."""
 
+    def __repr__(self) -> str:
+        """Every field but secret values and credentials, which show as redacted."""
+        return _wire.redacted_repr(self, ("value",))
+
     def to_json(self) -> dict[str, Any]:
         """The JSON object for this message; fields that are None are omitted."""
         out: dict[str, Any] = {}
@@ -230,6 +234,10 @@ class Secret:
 
     create_time: datetime.datetime | None = None
     """When this version was written."""
+
+    def __repr__(self) -> str:
+        """Every field but secret values and credentials, which show as redacted."""
+        return _wire.redacted_repr(self, ("value",))
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object for this message; fields that are None are omitted."""

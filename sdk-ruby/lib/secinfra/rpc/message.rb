@@ -20,7 +20,7 @@ module Secinfra
         int64: (-(2**63)..(2**63) - 1),
         uint64: (0..(2**64) - 1)
       }.freeze
-      SENSITIVE_NAMES = %w[value join_token jwt token secret private_key key_pem].freeze
+      SENSITIVE_NAMES = %w[value join_token jwt oidc_id_token token secret private_key key_pem].freeze
 
       attr_reader :attr, :json, :kind, :map_key, :oneof
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import datetime
 import enum
 import json
@@ -108,6 +109,21 @@ def check_oneof_set(owner: object, group: str, members: tuple[str, ...]) -> None
             f"{type(owner).__name__}: oneof {group!r} has more than one member set: "
             + ", ".join(present)
         )
+
+
+def redacted_repr(message: Any, sensitive: tuple[str, ...]) -> str:
+    """``repr()`` of a message whose ``sensitive`` fields (secret values, credentials)
+    show only that they are set: a model printed or logged never shows them
+    (spec 8.7.7, 11.6.2)."""
+    parts = []
+    for f in dataclasses.fields(message):
+        value = getattr(message, f.name)
+        if f.name in sensitive and value is not None:
+            shown = f"[REDACTED {len(value)} bytes]" if isinstance(value, bytes) else "[REDACTED]"
+        else:
+            shown = repr(value)
+        parts.append(f"{f.name}={shown}")
+    return f"{type(message).__name__}({', '.join(parts)})"
 
 
 def field(obj: Mapping[str, Any], key: str, path: str, decode: Decoder[T], default: T) -> T:

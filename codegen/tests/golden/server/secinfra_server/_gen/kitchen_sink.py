@@ -150,6 +150,10 @@ class Scalars:
     maybe_bool: bool | None = None
     """Optional bool with presence."""
 
+    def __repr__(self) -> str:
+        """Every field but secret values and credentials, which show as redacted."""
+        return _wire.redacted_repr(self, ("bytes_value",))
+
     def to_json(self) -> dict[str, Any]:
         """The JSON object for this message; fields that are None are omitted."""
         out: dict[str, Any] = {}
@@ -383,6 +387,10 @@ class Container:
 
     default_kind: ContainerItemKind = ContainerItemKind.UNSPECIFIED
     """A nested enum from another message."""
+
+    def __repr__(self) -> str:
+        """Every field but secret values and credentials, which show as redacted."""
+        return _wire.redacted_repr(self, ("blobs",))
 
     def __post_init__(self) -> None:
         _wire.check_oneof_set(self, "shape", ("radius", "square", "label"))
